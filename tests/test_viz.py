@@ -1,0 +1,206 @@
+"""Tests for tdpcr_lib.viz: stretch/composite maths, crops, prompt maps, figures, PNG output."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from _viz_fakes import TinyModel, make_dataset, make_sample
+from matplotlib.figure import Figure
+
+from tdpcr_lib import viz
+from tdpcr_lib.bands import COMPOSITES
+from tdpcr_lib.data import percentile_stretch
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def sample() -> dict:
+    return make_sample(0, size=32)
+
+
+@pytest.fixture
+def outputs(sample) -> dict:
+    torch.manual_seed(0)
+    models = {"full": TinyModel(), "no-seg": TinyModel(with_seg=False, with_prompts=False)}
+    return viz.predict_outputs(models, sample)
+
+
+def test_band_composite_hand_computed_stretch():
+    image = np.zeros((13, 1, 101))
+    image[[3, 2, 1]] = np.arange(101.0)  # B04, B03, B02 ramps
+    rgb = viz.band_composite(image, "true", low=10, high=90)
+    assert rgb.shape == (1, 101, 3)
+    # value 10 → 0, 50 → 0.5, 90 → 1, beyond is clipped
+    np.testing.assert_allclose(rgb[0, [0, 10, 50, 90, 100], 0], [0, 0, 0.5, 1, 1], atol=1e-6)
+    # a reference supplies the limits: the same ramp against a ramp twice as bright → halves
+    brighter = viz.band_composite(image, "true", reference=image * 2, low=0, high=100)
+    np.testing.assert_allclose(brighter[0, [0, 50, 100], 1], [0, 0.25, 0.5], atol=1e-6)
+
+
+@pytest.mark.parametrize("name", list(COMPOSITES) + ["true", "nir", "swir", "SWIR"])
+def test_band_composite_uses_the_right_bands(sample, name):
+    target = sample["target"].numpy()
+    rgb = viz.band_composite(target, name, reference=target)
+    assert rgb.shape == (32, 32, 3) and rgb.dtype == np.float32
+    assert 0 <= rgb.min() and rgb.max() <= 1
+    bands = COMPOSITES[viz.resolve_composite(name)]
+    # stretching each chosen band alone gives the same channels
+    np.testing.assert_allclose(rgb, percentile_stretch(target[list(bands)]), atol=1e-6)
+
+
+def test_composite_errors(sample):
+    with pytest.raises(ValueError, match="unknown band composite"):
+        viz.resolve_composite("thermal")
+    with pytest.raises(ValueError, match="13-band"):
+        viz.band_composite(np.zeros((3, 8, 8)))
+
+
+def test_reference_stretch_makes_cloud_white(sample):
+    rgb = viz.band_composite(sample["optical"], "true", reference=sample["target"])
+    cloud = sample["cloud_mask"].numpy().astype(bool)
+    assert np.allclose(rgb[cloud], 1.0)  # cloud brighter than any clear target pixel
+
+
+def test_sar_false_colour(sample):
+    rgb = viz.sar_false_colour(sample["sar"])
+    assert rgb.shape == (32, 32, 3) and 0 <= rgb.min() and rgb.max() <= 1
+    with pytest.raises(ValueError, match="VV, VH"):
+        viz.sar_false_colour(torch.zeros(3, 8, 8))
+
+
+def test_absolute_error_map_hand_computed():
+    target = torch.full((13, 4, 4), 0.5)
+    pred = target + 0.1
+    pred[:, 0, 0] = 2.0  # clamped to 1 → error 0.5
+    err = viz.absolute_error_map(pred.unsqueeze(0), target)
+    assert err.shape == (4, 4)
+    assert err[0, 0] == pytest.approx(0.5) and err[1, 1] == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="differ in shape"):
+        viz.absolute_error_map(pred[:, :2], target)
+
+
+def test_window_centred_stays_inside_and_crop():
+    w = viz.Window.centred(0, 30, 10, (32, 32))
+    assert w == viz.Window(0, 22, 10, 10)
+    image = np.arange(2 * 32 * 32).reshape(2, 32, 32)
+    cropped = viz.crop(image, w)
+    assert cropped.shape == (2, 10, 10) and cropped[0, 0, 0] == image[0, 0, 22]
+    assert viz.crop_rgb(np.zeros((32, 32, 3)), w).shape == (10, 10, 3)
+    with pytest.raises(ValueError, match="does not overlap"):
+        viz.Window(40, 40, 4, 4).clip((32, 32))
+
+
+def test_prompt_maps_nearest_upsampling_and_scaling():
+    level = torch.tensor([[[0.0, 1.0], [2.0, 4.0]]])  # (1, 2, 2)
+    maps = viz.prompt_maps({"prompts": [level, torch.ones(3, 1, 1)]}, (4, 4))
+    assert len(maps) == 2
+    np.testing.assert_allclose(maps[0][:2, :2], 0.0)
+    np.testing.assert_allclose(maps[0][2:, 2:], 1.0)
+    np.testing.assert_allclose(maps[0][0, 3], 0.25)
+    np.testing.assert_allclose(maps[1], 0.0)  # constant map → zeros, not NaN
+    assert viz.prompt_maps({"reconstruction": None}, (4, 4)) == []
+
+
+def test_predicted_labels_argmax():
+    logits = torch.zeros(7, 2, 2)
+    logits[3, 0, 0] = 1
+    logits[6, 1, 1] = 1
+    labels = viz.predicted_labels(logits)
+    assert labels.dtype == np.int64 and labels[0, 0] == 3 and labels[1, 1] == 6
+
+
+def test_predict_outputs_shapes(sample, outputs):
+    full, plain = outputs["full"], outputs["no-seg"]
+    assert full["reconstruction"].shape == (13, 32, 32)
+    assert full["segmentation"].shape == (7, 32, 32)
+    assert [p.shape[-1] for p in full["prompts"]] == [16, 8, 4, 2]
+    assert "segmentation" not in plain and "prompts" not in plain
+
+
+def test_centre_crop_sample(sample):
+    cropped = viz.centre_crop_sample(sample, 16)
+    assert cropped["optical"].shape == (13, 16, 16) and cropped["mask"].shape == (16, 16)
+    assert torch.equal(cropped["target"], sample["target"][:, 8:24, 8:24])
+    assert cropped["id"] == sample["id"]
+    assert viz.centre_crop_sample(sample, 64)["optical"].shape == (13, 32, 32)
+
+
+def test_tile_metrics_perfect_and_cloudy_input(sample):
+    labels = torch.where(sample["mask"] == 255, 0, sample["mask"])  # ignored pixels: any class
+    logits = torch.nn.functional.one_hot(labels, 7).permute(2, 0, 1).float()
+    perfect = {"reconstruction": sample["target"].clone(), "segmentation": logits}
+    good = viz.tile_metrics(sample, perfect)
+    bad = viz.tile_metrics(sample, {"reconstruction": sample["optical"]})
+    assert good["oa"] == pytest.approx(1.0) and good["miou"] == pytest.approx(1.0)
+    assert good["ssim"] == pytest.approx(1.0, abs=1e-4) and good["mae"] == pytest.approx(0.0)
+    assert good["psnr"] > bad["psnr"] and bad["psnr_cloudy"] < bad["psnr"]
+    assert "miou" not in bad
+
+
+def _image_axes(fig: Figure) -> list:
+    return [ax for ax in fig.axes if ax.get_images()]
+
+
+def test_plot_comparison_layout_zoom_and_errors(sample, outputs, tmp_path):
+    metrics = {m: {"psnr": 30.0, "psnr_cloudy": 20.0, "ssim": 0.9, "sam": 3.0, "mae": 0.02}
+               for m in outputs}
+    fig = viz.plot_comparison(sample, outputs, metrics=metrics)
+    # row 0: SAR, input, target, cloud mask, true LC; "full": rec, err, LC, 4 prompts; "no-seg": rec, err
+    assert len(_image_axes(fig)) == 5 + 7 + 2
+    assert "ROIs_01_p0" in fig._suptitle.get_text()
+    zoomed = viz.plot_comparison(sample, outputs, models=["full"], window=(4, 8, 12, 12),
+                                 show_prompts=False, metrics=metrics)
+    assert len(_image_axes(zoomed)) == 5 + 3
+    assert all(ax.get_images()[0].get_array().shape[:2] == (12, 12) for ax in _image_axes(zoomed))
+    with pytest.raises(KeyError, match="no outputs"):
+        viz.plot_comparison(sample, outputs, models=["missing"], metrics=metrics)
+    path = viz.save_figure(fig, tmp_path / "cmp.png")
+    data = path.read_bytes()
+    assert data.startswith(PNG_MAGIC) and len(data) > 10_000
+    assert [p.name for p in tmp_path.iterdir()] == ["cmp.png"]  # no temp file left behind
+
+
+def test_plot_comparison_computes_metrics_itself(sample, outputs):
+    fig = viz.plot_comparison(sample, outputs, models=["full"])
+    texts = " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
+    assert "PSNR" in texts and "mIoU" in texts
+
+
+def test_plot_prompt_maps(sample, outputs):
+    fig = viz.plot_prompt_maps(outputs["full"], sample, window=viz.Window(0, 0, 16, 16))
+    assert len(_image_axes(fig)) == 5
+    with pytest.raises(ValueError, match="no 'prompts'"):
+        viz.plot_prompt_maps(outputs["no-seg"], sample)
+
+
+def test_plot_bucket_metrics_lines_and_errorbars():
+    per_bucket = {
+        "A": {"0-20%": {"psnr": (30, 1), "miou": {"mean": 0.5, "std": 0.1}},
+              "80%-100%": {"psnr": (25, 2), "miou": 0.3}},
+        "B (no seg)": {"0-20%": {"psnr": 29.0}, "40%-60%": {"psnr": float("nan")}},
+    }
+    fig = viz.plot_bucket_metrics(per_bucket)
+    psnr_ax, miou_ax = fig.axes[:2]
+    assert len(psnr_ax.get_lines()) >= 2 and len(psnr_ax.get_legend().get_texts()) == 2
+    assert [t.get_text() for t in miou_ax.get_legend().get_texts()] == ["A"]
+    assert [t.get_text() for t in psnr_ax.get_xticklabels()] == ["0-20%", "40%-60%", "80%-100%"]
+    with pytest.raises(ValueError, match="unknown cloud-cover bucket"):
+        viz.plot_bucket_metrics({"A": {"50%": {"psnr": 1.0}}})
+    with pytest.raises(ValueError, match="empty"):
+        viz.plot_bucket_metrics({})
+
+
+def test_save_tile_comparisons_writes_pngs(tmp_path):
+    dataset = make_dataset(per_bucket=1, size=32)
+    models = {"tiny": TinyModel()}
+    written = viz.save_tile_comparisons(dataset, models, ["ROIs_02_p0"], tmp_path, zoom=2,
+                                        sample_crop=24)
+    pngs = [tmp_path / p for p in written["ROIs_02_p0"]["png"]]
+    assert [p.name for p in pngs] == ["05_compare_ROIs_02_p0.png",
+                                      "05_compare_ROIs_02_p0_zoom2.png"]
+    assert all(p.read_bytes().startswith(PNG_MAGIC) for p in pngs)
+    assert set(written["ROIs_02_p0"]["metrics"]["tiny"]) >= {"psnr", "miou"}
+    with pytest.raises(KeyError, match="nope"):
+        viz.save_tile_comparisons(dataset, models, ["nope"], tmp_path)
