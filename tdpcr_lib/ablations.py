@@ -407,7 +407,7 @@ def run_grid(data_root: str | Path, runs_dir: str | Path, seeds: Sequence[int],
                                   force=force)
             if log is not None:
                 how = "reused" if result["reused"] else f"trained in {time.time() - started:.1f} s"
-                log(f"{name} seed {seed}: {how}; PSNR {result['headline'].get('psnr', float('nan')):.2f}"
+                log(f"{name} seed {seed}: {how}; PSNR {_nan(result['headline'].get('psnr')):.2f}"
                     f" dB, mIoU {100 * _nan(result['headline'].get('miou')):.1f}")
             results.append(result)
     return results
@@ -444,7 +444,8 @@ HEADLINE_KEYS: dict[str, tuple[str, str, str]] = {
 def headline_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
     """The evaluator's nested metrics → flat keys of :data:`HEADLINE_KEYS` plus ``per_bucket``.
 
-    Segmentation keys are NaN for models without a segmentation head.
+    Segmentation keys are NaN for models without a segmentation head (``null`` once written to
+    JSON, so readers must accept both).
     """
     flat: dict[str, Any] = {}
     for key, (task, region, metric) in HEADLINE_KEYS.items():

@@ -52,7 +52,7 @@ from .bands import RGB_INDICES, S1_BANDS, S2_BANDS
 from .io_utils import atomic_write_json, atomic_write_text
 from .legend import Legend, load_legend
 from .normalisation import Normalisation, load_normalisation
-from .paths import DEFAULT_SYNTHETIC_ROOT, MANIFEST_DIR
+from .paths import DATA_DIR, DEFAULT_SYNTHETIC_ROOT, MANIFEST_DIR
 
 #: Cloud-cover buckets, in the order the split protocol visits them.
 BUCKETS: tuple[str, ...] = ("0-20%", "20%-40%", "40%-60%", "60%-80%", "80%-100%")
@@ -61,6 +61,8 @@ MODALITIES: tuple[str, ...] = ("s2", "s2_cloudy", "s1", "land_cover_maps", "clou
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 #: Default manifest of the real data inside the repository.
 LUOJIASET_MANIFEST_DIR = MANIFEST_DIR / "luojiaset_osfcr"
+#: Where notebook 00 looks for a user-placed copy of the real data by default.
+DEFAULT_LUOJIASET_ROOT = DATA_DIR / "LuojiaSET-OSFCR"
 CHECKSUM_FILE = "checksums.sha256"
 LUOJIASET_URL = "https://github.com/RSIIPAC/LuojiaSET-OSFCR"
 
@@ -884,6 +886,97 @@ def dataset_statistics(root: str | Path, manifest: str | Path | None = None,
     }
 
 
+def verify_headers(root: str | Path, manifest: str | Path | None = None,
+                   max_problems: int = 20) -> dict[str, Any]:
+    """Open every file of every split and check band count, dtype and size (pixels not read).
+
+    Cheap structural check of a freshly placed copy; problems are collected, not raised.
+
+    Returns
+    -------
+    dict
+        ``checked`` (files), ``problems`` (up to ``max_problems`` messages naming files) and
+        ``n_problems``.
+    """
+    import rasterio
+    from rasterio.errors import RasterioError
+
+    root = Path(root)
+    manifest_dir = resolve_manifest_dir(root, manifest)
+    problems: list[str] = []
+    n_problems = checked = 0
+
+    def report(message: str) -> None:
+        nonlocal n_problems
+        n_problems += 1
+        if len(problems) < max_problems:
+            problems.append(message)
+
+    for split in SPLITS:
+        csv_path = manifest_dir / f"{split}.csv"
+        if not csv_path.is_file():
+            report(f"{csv_path}: missing split file")
+            continue
+        for record in read_split_csv(csv_path):
+            sizes = set()
+            for modality in MODALITIES:
+                spec, path = MODALITY_SPECS[modality], root / record.paths[modality]
+                checked += 1
+                if not path.is_file():
+                    report(f"{path}: missing {spec.description} file")
+                    continue
+                try:
+                    with rasterio.open(path) as src:
+                        if src.count != spec.bands:
+                            report(f"{path}: {src.count} band(s), expected {spec.bands}")
+                        if src.dtypes[0] not in spec.dtypes:
+                            report(f"{path}: dtype {src.dtypes[0]}, expected "
+                                   f"{' or '.join(spec.dtypes)}")
+                        sizes.add((src.height, src.width))
+                except RasterioError as err:
+                    report(f"{path}: unreadable or corrupt GeoTIFF ({err})")
+            if len(sizes) > 1:
+                report(f"sample {record.id}: modalities differ in size {sorted(sizes)}")
+    return {"checked": checked, "n_problems": n_problems, "problems": problems}
+
+
+def measure_read_speed(dataset: Dataset, n: int = 32) -> float:
+    """Mean milliseconds to load one sample (first ``n`` samples, single process)."""
+    import time
+
+    n = min(n, len(dataset))
+    if n == 0:
+        return float("nan")
+    started = time.perf_counter()
+    for index in range(n):
+        dataset[index]
+    return 1000 * (time.perf_counter() - started) / n
+
+
+def plot_class_histogram(histogram: Mapping[str, int], legend: Legend | None = None,
+                         title: str = "land-cover pixels per class"):
+    """Bar chart of a :func:`dataset_statistics` class histogram in the legend's colours."""
+    import matplotlib.pyplot as plt
+
+    legend = legend or load_legend()
+    keys = [str(c) for c in legend.codes] + ["ignored"]
+    counts = np.array([histogram.get(k, 0) for k in keys], dtype=np.float64)
+    fractions = counts / max(counts.sum(), 1)
+    colors = [np.asarray(c) / 255 for c in legend.colors] + [np.asarray(legend.ignore_color) / 255]
+    labels = [f"{c}: {n}" for c, n in zip(legend.codes, legend.names, strict=True)] + ["ignored"]
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    ax.barh(range(len(keys)), fractions, color=colors, edgecolor="k")
+    ax.set_yticks(range(len(keys)), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, max(float(fractions.max()), 0.01) * 1.2)  # room for the percentages
+    ax.set_xlabel("fraction of labelled pixels")
+    ax.set_title(title, fontsize=10)
+    for y, f in enumerate(fractions):
+        ax.text(f, y, f" {100 * f:.1f}%", va="center", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def read_split_config(manifest_dir: str | Path) -> dict[str, Any]:
     """``split_config.json`` of a manifest folder (empty dict if absent)."""
     path = Path(manifest_dir) / "split_config.json"
@@ -898,5 +991,6 @@ __all__ = [
     "discover_samples", "split_samples", "write_manifest", "read_split_csv", "read_checksums",
     "manifest_hash", "resolve_manifest_dir", "verify_checksums", "sha256_file", "read_modality",
     "plot_sample", "percentile_stretch", "stretch_limits", "dataset_statistics",
-    "read_split_config", "author_reference", "compare_with_author_split",
+    "read_split_config", "author_reference", "compare_with_author_split", "verify_headers",
+    "measure_read_speed", "plot_class_histogram", "DEFAULT_LUOJIASET_ROOT",
 ]

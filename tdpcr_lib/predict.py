@@ -14,9 +14,12 @@
 Design choices (the paper describes no scene-level inference; these are ours, see
 ``docs/design.md``, section "Scene prediction"):
 
-* **Tiling.** Tiles of ``tile`` px (clipped to the scene) start every ``tile - overlap`` px; the
-  last row/column of tiles is shifted to end exactly at the scene edge, so any scene size works
-  and every tile has the same shape (they batch). Default ``overlap = tile // 4``.
+* **Tiling.** Tiles of ``tile`` px (clipped to the scene) start every ``tile - overlap`` px,
+  rounded so every origin is a multiple of the model's ``pad_multiple`` (a network that
+  downsamples by 2**k is only shift-equivariant for such shifts; unaligned tiles differed by
+  hundreds of DN). The last tile may stick out past the scene by less than ``pad_multiple`` px,
+  filled by reflection exactly like the model's own padding. Any scene size works and every tile
+  has the same shape (they batch). Default ``overlap = tile // 4``.
 * **Blending.** Each tile's output is weighted by a separable flat-top window: 1 inside, a
   ``sin²`` ramp over ``overlap`` px at every edge that borders another tile (never at the scene
   edge), floored at :data:`WEIGHT_FLOOR`. Two facing ramps add up to exactly 1, and all outputs are
@@ -26,7 +29,7 @@ Design choices (the paper describes no scene-level inference; these are ours, se
   logits), then arg-maxed.
 * **Bounded memory.** Only one strip (one row of tiles, ``tile`` px tall, full scene width) of
   inputs and accumulators lives in memory; rows are written as soon as no later tile touches
-  them. A 10980 × 10980 S2 scene at ``tile=256`` needs ≈ 0.4 GB of arrays, not ≈ 7 GB.
+  them. A 10980 × 10980 S2 scene at ``tile=256`` needs ≈ 0.5 GB of arrays, not ≈ 10 GB.
 * **S1 on another grid** is resampled onto the S2 grid on the fly with a bilinear
   :class:`rasterio.vrt.WarpedVRT` (interpolation in dB). Pixels outside the S1 footprint or at S1
   nodata get the normalisation's non-finite value (0 in network units), i.e. "no SAR signal".
@@ -887,6 +890,41 @@ def compare_to_reference(outputs: dict[str, Path], reference_s2: str | Path,
     if labelled:
         scores["land_cover_accuracy"] = correct / labelled
     return scores
+
+
+def describe_scene(s2_cloudy: str | Path, s1: str | Path) -> dict[str, Any]:
+    """Grid facts of a scene pair (validated as :func:`predict_scene` would), for display."""
+    with scene_inputs(s2_cloudy, s1) as inputs, rasterio.open(s1) as raw_s1:
+        return {"s2": str(s2_cloudy), "s1": str(s1), "size (rows x cols)": inputs.shape,
+                "crs": str(inputs.s2.crs), "s2 pixel size (m)": inputs.s2.res,
+                "s1 pixel size (m)": raw_s1.res, "s1 crs": str(raw_s1.crs),
+                "s1 resampled onto the s2 grid": inputs.s1_resampled,
+                "s1 coverage of the s2 footprint": round(inputs.s1_coverage, 4),
+                "s2 nodata value": inputs.s2_nodata}
+
+
+def read_summary(outputs: dict[str, Path] | str | Path) -> dict[str, Any]:
+    """The ``prediction.json`` written by :func:`predict_scene` (from its dict or ``out_dir``)."""
+    path = outputs["summary"] if isinstance(outputs, dict) else Path(outputs) / OUTPUT_FILES[
+        "summary"]
+    return json.loads(Path(path).read_text())
+
+
+def describe_outputs(outputs: dict[str, Path]) -> dict[str, dict[str, Any]]:
+    """Layout of each written GeoTIFF (dtype, bands, blocks, overviews, compression, size)."""
+    table = {}
+    for name, path in outputs.items():
+        if Path(path).suffix != ".tif":
+            continue
+        with rasterio.open(path) as src:
+            table[name] = {
+                "dtype": src.dtypes[0], "bands": src.count, "size": f"{src.height}x{src.width}",
+                "nodata": src.nodata, "crs": str(src.crs), "block": src.block_shapes[0],
+                "overviews": src.overviews(1),
+                "layout": src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT", "GTiff"),
+                "compression": src.tags(ns="IMAGE_STRUCTURE").get("COMPRESSION"),
+                "MB": round(Path(path).stat().st_size / 2**20, 2)}
+    return table
 
 
 def _read_overview(path: str | Path, max_size: int, resampling: Resampling) -> np.ndarray:

@@ -55,7 +55,7 @@ from .io_utils import atomic_path, atomic_write_json
 DEFAULT_N_TILES = 250
 DEFAULT_TILE_SIZE = 64
 #: Smoke-test twin.
-SMOKE_N_TILES = 20
+SMOKE_N_TILES = 50  # 10 per bucket: the smallest twin whose val split is not empty (int(0.1 n) >= 1)
 SMOKE_TILE_SIZE = 32
 
 #: Synthetic meaning of land-cover codes 0-6 (the twin's own; not claims about the real legend).
@@ -381,8 +381,8 @@ def _tile_names(index: int) -> tuple[str, str, str]:
 
 
 def _georeference(roi: str, index: int, size: int):
-    from affine import Affine
     from rasterio.crs import CRS
+    from rasterio.transform import Affine
 
     epsg = ROI_EPSG[roi]
     north = epsg < 32700
@@ -435,7 +435,8 @@ def make_synthetic_luojiaset(root: str | Path, n_tiles: int = DEFAULT_N_TILES,
         Everything is a deterministic function of ``(seed, tile index)``.
     overwrite : bool
         Replace an existing twin made with other parameters (only the bucket folders, the
-        ``manifest`` folder and ``synthetic.json`` are removed).
+        ``manifest`` folder and ``synthetic.json`` are removed). A non-empty folder that is not a
+        twin is never touched.
     progress : callable, optional
         Called as ``progress(done, total)`` after each tile.
 
@@ -463,9 +464,10 @@ def make_synthetic_luojiaset(root: str | Path, n_tiles: int = DEFAULT_N_TILES,
             raise FileExistsError(f"{root} holds a synthetic twin made with other parameters "
                                   f"({previous.get('parameters')}); pass overwrite=True "
                                   "(--overwrite) to replace it")
-    elif root.is_dir() and any(root.iterdir()) and not overwrite:
-        raise FileExistsError(f"{root} exists and is not empty; choose an empty folder or pass "
-                              "overwrite=True (--overwrite)")
+    elif root.is_dir() and any(root.iterdir()):
+        raise FileExistsError(f"{root} exists, is not empty and is not a synthetic twin (no "
+                              "synthetic.json); choose an empty or new folder (tdpcr never "
+                              "deletes data it did not write, even with overwrite=True)")
     for owned in (*BUCKETS, "manifest"):
         if (root / owned).is_dir():
             shutil.rmtree(root / owned)

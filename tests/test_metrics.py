@@ -246,11 +246,6 @@ def random_batches(n_batches: int = 4, seed: int = 0):
                 "id": [f"t{b}a", f"t{b}b"]})
 
 
-def assert_results_equal(a, b):
-    assert json.dumps(a, sort_keys=True, default=str).replace("NaN", "nan") == \
-        json.dumps(b, sort_keys=True, default=str).replace("NaN", "nan") or _close(a, b)
-
-
 def _close(a, b) -> bool:
     if isinstance(a, dict):
         assert a.keys() == b.keys()

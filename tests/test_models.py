@@ -215,6 +215,8 @@ def test_config_json_round_trip(config):
 def test_config_resolves_arch_defaults():
     assert ModelConfig().with_seg_decoder is False
     assert ModelConfig(arch="multitask_unet").with_seg_decoder is True
+    assert ModelConfig().replace(arch="multitask_unet").with_seg_decoder is True
+    assert ModelConfig(with_seg_decoder=True).replace(fusion="concat").with_seg_decoder is True
     assert ModelConfig().resolved_sar_widths == tuple(w // 2 for w in ModelConfig().widths)
 
 

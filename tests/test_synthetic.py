@@ -202,9 +202,11 @@ def test_existing_twin_is_reused_or_protected(tmp_path):
 
 def test_foreign_folder_is_not_overwritten(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match="not empty"):
-        make_synthetic_luojiaset(tmp_path, n_tiles=5, size=16)
-    assert (tmp_path / "notes.txt").read_text() == "mine"
+    (tmp_path / "0-20%").mkdir()  # e.g. the real data by mistake
+    for overwrite in (False, True):
+        with pytest.raises(FileExistsError, match="not a synthetic twin"):
+            make_synthetic_luojiaset(tmp_path, n_tiles=5, size=16, overwrite=overwrite)
+    assert (tmp_path / "notes.txt").read_text() == "mine" and (tmp_path / "0-20%").is_dir()
 
 
 @pytest.mark.parametrize(("n_tiles", "size"), [(0, 32), (5, 4)])

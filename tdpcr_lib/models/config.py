@@ -194,7 +194,13 @@ class ModelConfig:
         return cls.from_dict(json.loads(text))
 
     def replace(self, **changes: Any) -> ModelConfig:
-        """A validated copy with some fields changed."""
+        """A validated copy with some fields changed.
+
+        Changing ``arch`` without giving ``with_seg_decoder`` re-resolves the latter to the new
+        arch's default (so ``ModelConfig().replace(arch="multitask_unet")`` just works).
+        """
+        if changes.get("arch", self.arch) != self.arch and "with_seg_decoder" not in changes:
+            changes["with_seg_decoder"] = None
         return dataclasses.replace(self, **changes)
 
     @classmethod

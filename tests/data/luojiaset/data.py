@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from affine import Affine
 from rasterio.crs import CRS
+from rasterio.transform import Affine
 
 BUCKETS = ("0-20%", "20%-40%", "40%-60%", "60%-80%", "80%-100%")
 S2_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11",

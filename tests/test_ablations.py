@@ -1,0 +1,236 @@
+"""Tests for tdpcr_lib.ablations: run identity and reuse, aggregation, noise verdicts, tables."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from tdpcr_lib import ablations
+
+#: Narrow baselines so the grid trains in seconds (part of the config hash, like any budget field).
+NARROW = {"dsen2cr": {"dsen2cr_features": 16, "dsen2cr_blocks": 2},
+          "multitask_unet": {"unet_widths": [8, 16, 16, 32, 32]}}
+SUBSET = ["tdpcr_full", "dsen2cr", "multitask"]
+
+
+def tiny_budget(**changes) -> ablations.AblationBudget:
+    budget = ablations.preset_budget(smoke=True)
+    budget.model_overrides = NARROW
+    for key, value in changes.items():
+        setattr(budget, key, value)
+    return budget
+
+
+# ------------------------------------------------------------------ pure functions
+def test_grid_has_every_required_variant():
+    assert list(ablations.ABLATIONS) == ["tdpcr_full", "pgf_no_prompt", "concat_fusion",
+                                         "optical_only", "joint_single_phase", "seg_decoder_only",
+                                         "dsen2cr", "multitask"]
+    specs = ablations.ABLATIONS
+    assert specs["seg_decoder_only"].trainable == "seg_decoder_only"
+    assert specs["joint_single_phase"].schedule == "joint"
+    assert {specs[n].model["fusion"] for n in list(specs)[:4]} == {
+        "pgf", "pgf_no_prompt", "concat", "optical_only"}
+    with pytest.raises(ValueError, match="schedule"):
+        ablations.AblationSpec("x", "x", {}, "three_phase")
+
+
+def test_config_hash_is_stable_and_sensitive():
+    spec = ablations.ABLATIONS["tdpcr_full"]
+    budget = tiny_budget()
+    base = ablations.config_hash(ablations.run_config(spec, budget, 0, "abc"))
+    assert base == ablations.config_hash(ablations.run_config(spec, tiny_budget(), 0, "abc"))
+    assert len(base) == 16
+    changed = [ablations.run_config(spec, budget, 1, "abc"),
+               ablations.run_config(spec, tiny_budget(phase2_steps=5), 0, "abc"),
+               ablations.run_config(spec, budget, 0, "other-manifest"),
+               ablations.run_config(ablations.ABLATIONS["seg_decoder_only"], budget, 0, "abc")]
+    assert len({base, *map(ablations.config_hash, changed)}) == 5
+
+
+def test_preset_budget_and_seeds():
+    assert ablations.preset_budget(steps=30).phase1_steps == 20
+    assert ablations.preset_budget(steps=30).total_steps == 30
+    assert ablations.default_seeds(5) == [5]
+    assert ablations.default_seeds(0, full=True) == [0, 1, 2]
+    assert ablations.default_seeds(0, n_seeds=2) == [0, 1]
+    full = ablations.preset_budget(full=True)
+    assert full.eval_crop is None and full.max_eval_tiles is None
+    with pytest.raises(ValueError, match="either smoke or full"):
+        ablations.preset_budget(smoke=True, full=True)
+    with pytest.raises(ValueError, match="STEPS"):
+        ablations.preset_budget(steps=1)
+
+
+def test_eval_indices_cover_the_split_evenly():
+    assert ablations.eval_indices(5, None) == [0, 1, 2, 3, 4]
+    assert ablations.eval_indices(50, 5) == [0, 12, 24, 37, 49]
+    assert ablations.eval_indices(3, 10) == [0, 1, 2]
+
+
+def test_mean_std_hand_computed():
+    out = ablations.mean_std([1.0, 2.0, 4.0, float("nan"), None])
+    assert out["n"] == 3 and out["mean"] == pytest.approx(7 / 3)
+    assert out["std"] == pytest.approx(np.std([1, 2, 4], ddof=1))
+    single = ablations.mean_std([3.0])
+    assert single["mean"] == 3.0 and math.isnan(single["std"])
+
+
+@pytest.mark.parametrize(("a", "b", "verdict"), [
+    ([10.0, 10.2, 9.8], [10.1, 9.9, 10.3], "within noise"),
+    ([12.0, 12.1, 11.9], [10.0, 10.1, 9.9], "beyond noise"),
+    ([12.0], [10.0, 10.1], "unknown (1 seed)"),
+    ([float("nan")], [1.0, 2.0], "n/a"),
+])
+def test_compare_verdicts(a, b, verdict):
+    cmp = ablations.compare(a, b)
+    assert cmp["verdict"] == verdict
+    if verdict in ("within noise", "beyond noise"):
+        assert cmp["delta"] == pytest.approx(np.mean(a) - np.mean(b))
+        assert cmp["combined_std"] == pytest.approx(math.hypot(np.std(a, ddof=1),
+                                                               np.std(b, ddof=1)))
+        assert cmp["p_value"] == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def test_headline_metrics_flattens_nested_results():
+    nested = {"cr": {"all": {"psnr": 30.0, "ssim": 0.9, "sam": 3.0, "mae": 0.01},
+                     "cloudy": {"psnr": 25.0, "ssim": 0.8, "sam": 5.0, "mae": 0.03}},
+              "seg": {"all": {"oa": 0.8, "miou": 0.5}, "cloudy": {"oa": 0.7, "miou": 0.4},
+                      "clear": {"oa": 0.9, "miou": 0.6}},
+              "per_bucket": {"0-20%": {"cr": {"all": {"psnr": 31.0}},
+                                       "seg": {"all": {"miou": 0.55}}}}}
+    flat = ablations.headline_metrics(nested)
+    assert flat["psnr_cloudy"] == 25.0 and flat["miou_clear"] == 0.6
+    assert flat["per_bucket"] == {"0-20%": {"psnr": 31.0, "miou": 0.55}}
+    no_seg = ablations.headline_metrics({"cr": nested["cr"]})
+    assert math.isnan(no_seg["miou"]) and no_seg["psnr"] == 30.0
+
+
+def _fake_results(name, label, seeds, psnr, miou, params):
+    out = []
+    for seed, p, m in zip(seeds, psnr, miou, strict=True):
+        headline = {k: 0.5 for k in ablations.HEADLINE_KEYS}
+        headline.update(psnr=p, miou=m, per_bucket={"0-20%": {"psnr": p, "miou": m}})
+        out.append({"name": name, "label": label, "seed": seed, "headline": headline,
+                    "complexity": {"params": params, "trainable_last_phase": params // 2,
+                                   "flops_256": 2e9}})
+    return out
+
+
+@pytest.fixture
+def aggregated():
+    results = (_fake_results("tdpcr_full", "TDP-CR", [0, 1, 2], [30.0, 30.2, 30.4],
+                             [0.50, 0.52, 0.54], 3_000_000)
+               + _fake_results("dsen2cr", "DSen2-CR", [0, 1, 2], [29.9, 30.1, 30.3],
+                               [float("nan")] * 3, 20_000_000)
+               + _fake_results("multitask", "multi-task", [0, 1, 2], [28.0, 28.1, 28.2],
+                               [0.40, 0.41, 0.42], 8_000_000))
+    return ablations.aggregate(results)
+
+
+def test_aggregate_and_table(aggregated):
+    assert aggregated["tdpcr_full"]["metrics"]["psnr"]["mean"] == pytest.approx(30.2)
+    assert aggregated["tdpcr_full"]["metrics"]["psnr"]["std"] == pytest.approx(0.2)
+    table = ablations.ablation_table(aggregated)
+    assert list(table.index) == ["TDP-CR", "DSen2-CR", "multi-task"]
+    assert list(table.columns) == list(ablations.TABLE_COLUMNS)
+    assert table.loc["TDP-CR", "PSNR all (dB)"] == "30.20 ± 0.20"
+    assert table.loc["TDP-CR", "mIoU all (%)"] == "52.0 ± 2.0"
+    assert table.loc["DSen2-CR", "mIoU all (%)"] == "—"
+    assert table.loc["TDP-CR", "params (M)"] == "3.000"
+
+
+def test_paper_claims_are_ours_with_reference_column(aggregated):
+    claims = ablations.paper_claims_table(aggregated)
+    psnr_row = claims.loc["ΔPSNR TDP-CR − DSen2-CR (dB)"]
+    assert psnr_row["ours: Δ mean"] == "+0.10"
+    assert psnr_row["within noise?"] == "within noise"  # 0.1 < hypot(0.2, 0.2)
+    assert psnr_row["TDP-CR / other parameters"] == "15.0 %"
+    assert "0.18" in psnr_row["paper (reference only, not ours)"]
+    miou_row = claims.loc["ΔmIoU TDP-CR − multi-task (points)"]
+    assert miou_row["ours: Δ mean"] == "+11.00" and miou_row["within noise?"] == "beyond noise"
+    # the paper's numbers never leak into our columns
+    ours = claims.drop(columns="paper (reference only, not ours)").to_string()
+    assert "0.18" not in ours and "1.4" not in ours
+    missing = ablations.paper_claims_table({"tdpcr_full": aggregated["tdpcr_full"]})
+    assert set(missing["within noise?"]) == {"not run"}
+
+
+def test_report_and_noise_statements(aggregated, tmp_path):
+    lines = ablations.noise_statements(aggregated)
+    assert any("DSen2-CR vs TDP-CR: ΔPSNR = -0.10 → within noise" in s for s in lines)
+    assert any("multi-task vs TDP-CR: ΔmIoU = -11.00 → beyond noise" in s for s in lines)
+    path = ablations.write_report(aggregated, tmp_path / "ablations.md",
+                                  budget=tiny_budget(), seeds=[0, 1, 2], figures=["figures/x.png"])
+    text = path.read_text()
+    for heading in ("## Results per model", "## The paper's claims", "## Which differences"):
+        assert heading in text
+    assert "![x](figures/x.png)" in text
+    fig = ablations.plot_per_bucket(aggregated)
+    assert len(fig.axes[0].get_legend().get_texts()) == 3  # PSNR: every model
+    assert len(fig.axes[1].get_legend().get_texts()) == 2  # mIoU: not DSen2-CR
+    json.dumps(ablations.results_json(aggregated), default=str)
+
+
+# ------------------------------------------------------------------ training and reuse
+@pytest.fixture(scope="module")
+def grid(tiny_luojiaset_root, tmp_path_factory):
+    runs_dir = tmp_path_factory.mktemp("ablation_runs")
+    results = ablations.run_grid(tiny_luojiaset_root, runs_dir, [0], tiny_budget(), names=SUBSET,
+                                 device="cpu", log=None)
+    return runs_dir, results
+
+
+def test_grid_trains_each_run_into_its_own_folder(grid):
+    runs_dir, results = grid
+    assert [r["name"] for r in results] == SUBSET and not any(r["reused"] for r in results)
+    for r in results:
+        run_dir = ablations.run_dir_for(runs_dir, r["name"], 0)
+        assert (run_dir / r["checkpoint"] / "model.safetensors").is_file()
+        assert (run_dir / "results.json").is_file()
+        assert np.isfinite(r["headline"]["psnr"]) and r["complexity"]["flops_256"] > 0
+    full = results[0]
+    assert full["checkpoint"] == "phase2/last"
+    assert 0 < full["complexity"]["trainable_last_phase"] < full["complexity"]["params"]
+    assert results[1]["headline"]["miou"] is None  # DSen2-CR does not segment (NaN → JSON null)
+    assert np.isfinite(results[2]["headline"]["miou"])
+    found = ablations.discover_checkpoints(runs_dir, seed=0)
+    assert list(found) == ["tdpcr_full (seed 0)", "dsen2cr (seed 0)", "multitask (seed 0)"]
+
+
+def test_rerun_reuses_finished_runs_without_training(grid, tiny_luojiaset_root, monkeypatch):
+    runs_dir, first = grid
+    weights = {r["name"]: ablations.run_dir_for(runs_dir, r["name"], 0) / r["checkpoint"]
+               / "model.safetensors" for r in first}
+    mtimes = {name: path.stat().st_mtime_ns for name, path in weights.items()}
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was retrained")
+
+    monkeypatch.setattr("tdpcr_lib.training.train", no_training)
+    again = ablations.run_grid(tiny_luojiaset_root, runs_dir, [0], tiny_budget(), names=SUBSET,
+                               device="cpu", log=None)
+    assert all(r["reused"] for r in again)
+    assert [r["headline"]["psnr"] for r in again] == [r["headline"]["psnr"] for r in first]
+    assert {n: p.stat().st_mtime_ns for n, p in weights.items()} == mtimes
+
+
+def test_changed_config_retrains_and_replaces_the_folder(grid, tiny_luojiaset_root):
+    runs_dir, first = grid
+    run_dir = ablations.run_dir_for(runs_dir, "dsen2cr", 0)
+    (run_dir / "stale.txt").write_text("from the old config")
+    budget = tiny_budget(phase1_steps=1, phase2_steps=1)
+    result = ablations.run_grid(tiny_luojiaset_root, runs_dir, [0], budget, names=["dsen2cr"],
+                                device="cpu", log=None)[0]
+    assert not result["reused"] and result["config_hash"] != first[1]["config_hash"]
+    assert not (run_dir / "stale.txt").exists()
+    assert (run_dir / "config_hash.txt").read_text().strip() == result["config_hash"]
+
+
+def test_unknown_ablation_name(tiny_luojiaset_root, tmp_path):
+    with pytest.raises(KeyError, match="unknown ablation"):
+        ablations.run_grid(tiny_luojiaset_root, tmp_path, [0], tiny_budget(), names=["nope"])

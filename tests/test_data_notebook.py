@@ -1,0 +1,88 @@
+"""Notebook 00 is generated, committed without outputs, and runs headless (papermill, SMOKE)."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from tdpcr_lib.data import BUCKETS, manifest_hash
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOK = REPO / "notebooks" / "00_get_data.ipynb"
+GENERATOR = REPO / "notebooks" / "_build" / "build_data_notebook.py"
+METRIC_KEYS = {"source", "data_root", "manifest_dir", "manifest_hash", "n_samples", "tile_size",
+               "counts", "class_histogram", "class_fraction", "mean_cloud_fraction",
+               "header_check", "read_ms_per_sample", "generation_seconds"}
+
+
+def test_committed_notebook_matches_its_generator_and_has_no_outputs():
+    spec = {"__name__": "build_data_notebook", "__file__": str(GENERATOR)}
+    exec(compile(GENERATOR.read_text(), str(GENERATOR), "exec"), spec)
+    built = spec["build"]()
+    committed = nbformat.read(NOTEBOOK, as_version=4)
+    assert [c.source for c in committed.cells] == [c.source for c in built.cells]
+    assert committed.cells[0].cell_type == "markdown" and committed.cells[0].source.startswith("# ")
+    code = [c for c in committed.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code)
+    tagged = [c for c in committed.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    for name in ("DATA_ROOT", "SOURCE", "N_TILES", "TILE_SIZE", "SEED", "SMOKE"):
+        assert f"\n{name} = " in "\n" + tagged[0].source
+    assert all("def " not in c.source and "class " not in c.source for c in code)
+
+
+def _run(tmp_path: Path, **parameters) -> dict:
+    import papermill as pm
+
+    reports = tmp_path / "reports"
+    pm.execute_notebook(str(NOTEBOOK), str(tmp_path / "executed.ipynb"),
+                        parameters={"SMOKE": True, "REPORTS_DIR": str(reports), **parameters},
+                        kernel_name="python3", cwd=str(REPO / "notebooks"), progress_bar=False)
+    return json.loads((reports / "metrics" / "00_get_data.json").read_text())
+
+
+def test_notebook_makes_the_twin_in_smoke_mode(tmp_path):
+    root = tmp_path / "twin"
+    record = _run(tmp_path, DATA_ROOT=str(root))
+    metrics = record["metrics"]
+    assert METRIC_KEYS <= set(metrics)
+    assert record["parameters"]["SMOKE"] is True and record["seed"] == 0
+    assert metrics["source"] == "synthetic" and metrics["n_samples"] == 50
+    assert metrics["tile_size"] == 32
+    assert metrics["counts"]["val"] == dict.fromkeys(BUCKETS, 1)
+    assert metrics["header_check"] == {"checked": 250, "n_problems": 0}
+    assert sum(metrics["class_histogram"].values()) == 50 * 32 * 32
+    assert metrics["manifest_hash"] == manifest_hash(root / "manifest")
+    fractions = [metrics["mean_cloud_fraction"][b] for b in BUCKETS]
+    assert fractions == sorted(fractions)
+    figures = tmp_path / "reports" / "figures"
+    assert (figures / "00_get_data_class_histogram.png").stat().st_size > 5_000
+    assert len(list(figures.glob("00_get_data_sample_*.png"))) == 5
+
+
+@pytest.fixture
+def zipped_fake_luojiaset(fake_luojiaset_root, tmp_path) -> Path:
+    """The fake data as a user receives it: a zip with a top folder, without our manifest."""
+    archive = tmp_path / "LuojiaSET-OSFCR.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in fake_luojiaset_root.rglob("*.tif"):
+            zf.write(path, "LuojiaSET-OSFCR/" + path.relative_to(fake_luojiaset_root).as_posix())
+    return archive
+
+
+def test_notebook_prepares_a_real_data_archive(tmp_path, zipped_fake_luojiaset):
+    manifest = tmp_path / "manifest"
+    record = _run(tmp_path, SOURCE="luojiaset", DATA_ROOT=str(zipped_fake_luojiaset),
+                  MANIFEST_DIR=str(manifest))
+    metrics = record["metrics"]
+    assert metrics["source"] == "luojiaset" and metrics["generation_seconds"] is None
+    assert metrics["n_samples"] == 50 and metrics["header_check"]["n_problems"] == 0
+    assert Path(metrics["data_root"]) == tmp_path / "LuojiaSET-OSFCR" / "LuojiaSET-OSFCR"
+    assert metrics["manifest_hash"] == manifest_hash(manifest)
+    config = json.loads((manifest / "split_config.json").read_text())
+    assert config["author_split_check"].startswith("not comparable")
+    assert metrics["class_histogram"]["ignored"] == 10  # codes 7 and 255 in the fake data
