@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from affine import Affine
+from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from .bands import S1_BANDS, S2_BANDS

@@ -593,3 +593,12 @@ def test_dataset_statistics(fake_luojiaset_root):
         assert stats["mean_cloud_fraction"][bucket] == pytest.approx(0.2 * index + 0.1, abs=1e-3)
     capped = dataset_statistics(fake_luojiaset_root, max_tiles_per_split=2)
     assert capped["tiles_read"] == 6 and capped["counts"] == stats["counts"]
+
+
+def test_dataloader_workers_can_load_and_augment(fake_luojiaset_root):
+    ds = LuojiaSETOSFCR(fake_luojiaset_root, "train", transforms=TrainAugment(crop_size=16))
+    loader = DataLoader(ds, batch_size=8, num_workers=2, shuffle=True,
+                        generator=torch.Generator().manual_seed(0))
+    batches = list(loader)
+    assert sum(len(b["id"]) for b in batches) == len(ds) == 40
+    assert batches[0]["optical"].shape == (8, 13, 16, 16)
