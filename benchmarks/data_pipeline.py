@@ -77,7 +77,7 @@ def measure(settings: Settings, device_name: str, work_dir: Path) -> dict[str, A
     from tdpcr_lib.models import ModelConfig, build_model
     from tdpcr_lib.runtime import resolve_device
     from tdpcr_lib.synthetic import make_synthetic_luojiaset
-    from tdpcr_lib.training import Trainer, TrainConfig
+    from tdpcr_lib.training import TrainConfig, Trainer
 
     device = resolve_device(device_name)
     crop, batch_size = settings.train_shape(device.type)

@@ -159,13 +159,12 @@ def measure_inference(name: str, settings: Settings, device_name: str) -> dict[s
 
 def measure_training(name: str, settings: Settings, device_name: str) -> dict[str, Any]:
     """Training samples/s of one model: ``Trainer.train_step`` on a fixed random batch."""
-    import torch
     from torch.utils.data import default_collate
 
     from tdpcr_lib.complexity import count_parameters, flops_per_tile
     from tdpcr_lib.models import build_model
     from tdpcr_lib.runtime import resolve_device, seed_everything
-    from tdpcr_lib.training import Trainer, TrainConfig
+    from tdpcr_lib.training import TrainConfig, Trainer
 
     device = resolve_device(device_name)
     crop, batch_size = settings.train_shape(device.type)

@@ -639,7 +639,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-root", required=True, help="dataset folder")
     parser.add_argument("--split", default="test")
     parser.add_argument("--out", default=None,
-                        help="output prefix (default: <checkpoint>/eval_<split>) → .json and .md")
+                        help="output prefix → PREFIX.json and PREFIX.md (default: "
+                             "<run>/eval_<checkpoint>_<split> beside the checkpoint folder)")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--tile", default="auto",
                         help="sliding-window tile: 'auto' (training crop), 'none', or px")
@@ -678,7 +679,9 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, FileNotFoundError, ValueError) as err:
         print(f"tdpcr evaluate: {err}", file=sys.stderr)
         return 1
-    prefix = Path(args.out) if args.out else Path(args.checkpoint) / f"eval_{args.split}"
+    checkpoint = Path(args.checkpoint)
+    # beside the checkpoint, not inside it (checkpoint folders are replaced as a whole)
+    prefix = Path(args.out) if args.out else checkpoint.parent / f"eval_{checkpoint.name}_{args.split}"
     json_path = prefix.with_name(prefix.name + ".json")
     md_path = prefix.with_name(prefix.name + ".md")
     result.write(json_path, md_path, title=f"Evaluation of {args.checkpoint} ({args.split})")

@@ -389,9 +389,13 @@ class EvaluationAccumulator:
             buckets = [None] * n
         elif isinstance(buckets, str):
             buckets = [buckets] * n
-        ids = batch.get("id") or [None] * n
-        if isinstance(ids, str):
-            ids = [ids]
+        ids = batch.get("id")
+        if ids is None:
+            ids = [None] * n
+        elif isinstance(ids, str):
+            ids = [ids] * n
+        else:
+            ids = [i.item() if isinstance(i, torch.Tensor) else i for i in ids]
         if len(buckets) != n:
             raise ValueError(f"batch['bucket'] has {len(buckets)} entries for {n} images")
 

@@ -29,10 +29,13 @@ def executed(tiny_luojiaset_root, tmp_path_factory):
     work = tmp_path_factory.mktemp("nb_ablations")
     common = {"DATA_ROOT": str(tiny_luojiaset_root), "RUNS_DIR": str(work / "runs"),
               "REPORTS_DIR": str(work / "reports"), "SMOKE": True, "DEVICE": "cpu"}
-    first = _run("04_ablations.ipynb", work, **common)
+    # narrow baselines keep the test fast; the faithful sizes are covered by the model tests
+    narrow = {"dsen2cr": {"dsen2cr_features": 16, "dsen2cr_blocks": 2},
+              "multitask_unet": {"unet_widths": [8, 16, 16, 32, 32]}}
+    first = _run("04_ablations.ipynb", work, **common, MODEL_OVERRIDES=narrow)
     first_record = json.loads((work / "reports" / "metrics" / "04_ablations.json").read_text())
     compare = _run("05_compare_visually.ipynb", work, **common, SAMPLE_CROP=32, ZOOM=2)
-    second = _run("04_ablations.ipynb", work, **common)
+    second = _run("04_ablations.ipynb", work, **common, MODEL_OVERRIDES=narrow)
     return {"work": work, "first": first, "first_record": first_record, "compare": compare,
             "second": second}
 
@@ -57,6 +60,7 @@ def test_04_writes_table_report_and_figure(executed):
     models = record["metrics"]["models"]
     assert list(models) == list(ablations.ABLATIONS)
     assert record["metrics"]["n_runs"] == len(ablations.ABLATIONS)
+    assert record["parameters"]["budget"]["model_overrides"]["dsen2cr"]["dsen2cr_blocks"] == 2
     report = (executed["work"] / "reports" / "ablations.md").read_text()
     header = next(line for line in report.splitlines() if line.startswith("| model"))
     for column in ablations.TABLE_COLUMNS:

@@ -89,7 +89,9 @@ from tdpcr_lib.runtime import resolve_device
 ## Parameters
 `SEEDS` (a list) wins over `N_SEEDS`; by default 1 seed (3 in `FULL` mode). `STEPS` overrides the
 total optimizer steps per model (split 2:1 between phase 1 and phase 2). `ABLATIONS` restricts the
-grid to some rows (`None` = all). `FORCE=True` retrains finished runs.
+grid to some rows (`None` = all). `MODEL_OVERRIDES` changes model sizes per architecture (for a
+quick look only: the faithful sizes are the default, and the overrides are part of each run's
+configuration hash and of the recorded budget). `FORCE=True` retrains finished runs.
 """),
     code("""
 DATA_ROOT = None          # None → the synthetic twin written by 00_get_data
@@ -104,6 +106,7 @@ SEEDS = None
 N_SEEDS = None
 STEPS = None
 ABLATIONS = None
+MODEL_OVERRIDES = None    # e.g. {"dsen2cr": {"dsen2cr_blocks": 4}}: ModelConfig fields per arch
 FORCE = False
 """, tags=["parameters"]),
     code("""
@@ -113,6 +116,7 @@ reports_dir = Path(REPORTS_DIR) if REPORTS_DIR else paths.REPORTS_DIR
 figures_dir = reports_dir / "figures"
 seeds = list(SEEDS) if SEEDS else ablations.default_seeds(SEED, smoke=SMOKE, full=FULL, n_seeds=N_SEEDS)
 budget = ablations.preset_budget(smoke=SMOKE, full=FULL, steps=STEPS)
+budget.model_overrides = dict(MODEL_OVERRIDES or {})
 device = str(resolve_device(DEVICE))
 record = RunRecord("04_ablations", parameters={
     "DATA_ROOT": str(data_root), "SOURCE": SOURCE, "RUNS_DIR": str(runs_dir), "SEEDS": seeds,

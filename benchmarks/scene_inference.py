@@ -1,0 +1,235 @@
+"""Scene inference: megapixels/s of :func:`tdpcr_lib.predict.predict_scene` and its peak RAM at
+two scene sizes.
+
+Synthetic scene pairs come from :func:`tdpcr_lib.scenes.make_synthetic_scene` (S1 on its own,
+slightly larger grid, so the on-the-fly S1 resampling is part of the cost). The model is the
+default TDP-CR with its segmentation decoder (randomly initialised: speed and memory do not
+depend on the weights), passed in memory. Every prediction runs in a fresh child process; its
+peak resident set size minus its size just before ``predict_scene`` is the prediction's own RAM.
+
+**Bounded RAM** means the peak does not grow with the scene the way whole-scene arrays would:
+the check passes when the growth of the peak from the small to the large scene is at most a
+quarter of the growth of the float32 arrays a whole-scene implementation would hold (15 input
+bands + 13 reconstructed bands + 7 class probabilities = 140 bytes per pixel). By design
+(``tdpcr_lib.predict``) the strip buffers grow with the scene *width* only.
+
+On CUDA the time of a full 10980 × 10980 scene is extrapolated linearly in pixels from the large
+scene (tile count and file writing are both linear in pixels); ``--full-scene`` also measures it.
+
+Variants on the small scene (before/after figures for recommended changes, not applied to
+``tdpcr_lib.predict``): ``batch_size=1`` (what batching buys) and a wrapper that feeds the model
+``channels_last`` tensors under bf16 autocast on CUDA (what ``predict_scene`` does not do yet).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from .common import (
+    ChildError,
+    Settings,
+    current_rss_bytes,
+    mib,
+    peak_rss_bytes,
+    run_child,
+    write_child_result,
+)
+
+#: Bytes per pixel of the float32 arrays a whole-scene (non-streaming) prediction would hold.
+WHOLE_SCENE_BYTES_PER_PIXEL = (15 + 13 + 7) * 4
+#: Side of a Sentinel-2 L1C granule at 10 m.
+FULL_SCENE = 10980
+#: Peak growth allowed, as a share of the whole-scene arrays' growth, for "bounded".
+BOUNDED_SHARE = 0.25
+
+
+def scene_dir(work_dir: Path, height: int, width: int) -> Path:
+    return Path(work_dir) / f"scene_{height}x{width}"
+
+
+def ensure_scene(work_dir: Path, height: int, width: int) -> tuple[Path, Path, float]:
+    """The (s2_cloudy, s1) paths of a synthetic scene, generated once; and the seconds it took."""
+    import rasterio
+
+    from tdpcr_lib.scenes import make_synthetic_scene
+
+    folder = scene_dir(work_dir, height, width)
+    s2, s1 = folder / "s2_cloudy.tif", folder / "s1.tif"
+    if s2.is_file() and s1.is_file():
+        with rasterio.open(s2) as src:
+            if (src.height, src.width) == (height, width):
+                return s2, s1, 0.0
+    started = time.perf_counter()
+    scene = make_synthetic_scene(folder, height, width, seed=0, s1_offset=(3.0, -4.0))
+    return scene.s2_cloudy, scene.s1, time.perf_counter() - started
+
+
+def _fast_wrapper(model):
+    """``model`` fed channels-last tensors, under bf16 autocast on CUDA (a candidate change)."""
+    import torch
+    from torch import nn
+
+    class ChannelsLastAutocast(nn.Module):
+        def __init__(self, inner: nn.Module) -> None:
+            super().__init__()
+            self.inner = inner.to(memory_format=torch.channels_last)
+            self.pad_multiple = getattr(inner, "pad_multiple", 1)
+
+        def forward(self, optical, sar):
+            optical = optical.contiguous(memory_format=torch.channels_last)
+            sar = sar.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(optical.device.type, dtype=torch.bfloat16,
+                                enabled=optical.device.type == "cuda"):
+                return self.inner(optical, sar)
+
+    return ChannelsLastAutocast(model)
+
+
+def measure(settings: Settings, device_name: str, s2: Path, s1: Path, variant: str,
+            scratch: Path) -> dict[str, Any]:
+    """One ``predict_scene`` call in this (fresh) process: time, megapixels/s, peak memory."""
+    import rasterio
+    import torch
+
+    from tdpcr_lib.models import build_model, named_configs
+    from tdpcr_lib.predict import predict_scene
+    from tdpcr_lib.runtime import resolve_device, seed_everything
+
+    device = resolve_device(device_name)
+    seed_everything(0)
+    model = build_model(named_configs(small=settings.tiny)["tdpcr"]).to(device).eval()
+    batch_size = 1 if variant == "batch_size=1" else settings.scene_batch
+    if variant == "channels_last+autocast":
+        model = _fast_wrapper(model)
+    with rasterio.open(s2) as src:
+        height, width = src.height, src.width
+    out_dir = Path(tempfile.mkdtemp(prefix="predict-", dir=scratch))
+    rss_before = current_rss_bytes()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    try:
+        started = time.perf_counter()
+        paths = predict_scene(s2, s1, model, out_dir, tile=settings.scene_tile,
+                              overlap=settings.scene_overlap, batch_size=batch_size,
+                              device=device, progress=False)
+        seconds = time.perf_counter() - started
+        summary = json.loads(Path(paths["summary"]).read_text())
+        output_mib = sum(p.stat().st_size for p in out_dir.iterdir()) / 2**20
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    peak = peak_rss_bytes()
+    result: dict[str, Any] = {
+        "variant": variant, "device": str(device), "height": height, "width": width,
+        "megapixels": height * width / 1e6, "tile": settings.scene_tile,
+        "overlap": settings.scene_overlap, "batch_size": batch_size,
+        "n_tiles": summary.get("n_tiles"), "seconds": seconds,
+        "megapixels_per_s": height * width / 1e6 / seconds,
+        "tiles_per_s": (summary.get("n_tiles") or 0) / seconds,
+        "peak_rss_mib": mib(peak), "rss_before_mib": mib(rss_before),
+        "peak_rss_delta_mib": mib(None if peak is None or rss_before is None
+                                  else peak - rss_before),
+        "output_mib": round(output_mib, 2),
+        "whole_scene_arrays_mib": mib(height * width * WHOLE_SCENE_BYTES_PER_PIXEL)}
+    if device.type == "cuda":
+        result["cuda_peak_mib"] = mib(torch.cuda.max_memory_allocated(device))
+    return result
+
+
+def run(settings: Settings, work_dir: Path, devices: list[str], log=print) -> dict[str, Any]:
+    """Both scene sizes on every device (children), variants, bounded-RAM check, extrapolation."""
+    out: dict[str, Any] = {}
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    for device in devices:
+        runs: list[dict[str, Any]] = []
+        variants: dict[str, Any] = {}
+        result: dict[str, Any] = {"runs": runs, "variants": variants}
+        sizes = settings.scene_sizes_for(device)
+        jobs = [(size, "main") for size in sizes]
+        if settings.scene_variants:
+            jobs += [(sizes[0], "batch_size=1"), (sizes[0], "channels_last+autocast")]
+        if device == "cuda" and settings.full_scene and not settings.tiny:
+            jobs.append(((FULL_SCENE, FULL_SCENE), "main"))
+        try:
+            for (height, width), variant in jobs:
+                s2, s1, generated = ensure_scene(work_dir, height, width)
+                log(f"[scene] {height}x{width} {variant} on {device}"
+                    + (f" (scene generated in {generated:.0f} s)" if generated else "") + " ...")
+                measured = run_child(
+                    ["-m", "benchmarks.scene_inference", "--worker", "--device", device,
+                     "--s2", str(s2), "--s1", str(s1), "--variant", variant,
+                     "--scratch", str(work_dir), "--settings", json.dumps(settings.to_dict())],
+                    timeout_s=settings.timeout_s, env=settings.child_env())
+                log(f"          {measured['megapixels_per_s']:.3f} Mpx/s, "
+                    f"{measured['seconds']:.1f} s, peak RSS +{measured['peak_rss_delta_mib']} MiB")
+                (runs if variant == "main" else variants.setdefault(variant, [])).append(measured)
+        except ChildError as err:
+            result["error"] = str(err)
+            log("          ERROR " + str(err).splitlines()[-1][:200])
+        result.update(summarise(runs, variants, device))
+        out[device] = result
+    return out
+
+
+def summarise(runs: list[dict[str, Any]], variants: dict[str, Any], device: str
+              ) -> dict[str, Any]:
+    """Bounded-RAM check between the two main sizes, variant speed-ups, full-scene estimate."""
+    summary: dict[str, Any] = {}
+    mains = sorted((r for r in runs if r["height"] * r["width"] < FULL_SCENE**2),
+                   key=lambda r: r["megapixels"])
+    if len(mains) >= 2 and mains[0]["peak_rss_delta_mib"] is not None:
+        small, large = mains[0], mains[-1]
+        growth = large["peak_rss_delta_mib"] - small["peak_rss_delta_mib"]
+        whole_growth = large["whole_scene_arrays_mib"] - small["whole_scene_arrays_mib"]
+        summary["ram"] = {
+            "small": [small["height"], small["width"]], "large": [large["height"], large["width"]],
+            "pixel_ratio": large["megapixels"] / small["megapixels"],
+            "peak_delta_small_mib": small["peak_rss_delta_mib"],
+            "peak_delta_large_mib": large["peak_rss_delta_mib"],
+            "peak_growth_mib": round(growth, 1), "whole_scene_growth_mib": whole_growth,
+            "growth_share": growth / whole_growth if whole_growth else None,
+            "bounded": bool(whole_growth and growth <= BOUNDED_SHARE * whole_growth)}
+    base = mains[0] if mains else None  # the variants run on the small scene
+    for measured in variants.values():
+        if base and measured:
+            measured[0]["speedup_vs_main"] = measured[0]["megapixels_per_s"] / base["megapixels_per_s"]
+    if mains and device.startswith("cuda"):
+        large = mains[-1]
+        full = [r for r in runs if r["height"] * r["width"] >= FULL_SCENE**2]
+        summary["full_scene"] = {
+            "size": [FULL_SCENE, FULL_SCENE],
+            "extrapolated_s": large["seconds"] * FULL_SCENE**2 / (large["height"] * large["width"]),
+            "extrapolated_from": [large["height"], large["width"]],
+            "measured_s": full[0]["seconds"] if full else None}
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Scene inference benchmark worker "
+                                     "(run benchmarks.run_all for the whole benchmark).")
+    parser.add_argument("--worker", action="store_true", required=True)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--s2", required=True)
+    parser.add_argument("--s1", required=True)
+    parser.add_argument("--variant", default="main",
+                        choices=("main", "batch_size=1", "channels_last+autocast"))
+    parser.add_argument("--scratch", required=True)
+    parser.add_argument("--settings", required=True)
+    parser.add_argument("--json", required=True)
+    args = parser.parse_args(argv)
+    settings = Settings.from_dict(json.loads(args.settings))
+    settings.apply_threads()
+    write_child_result(args.json, measure(settings, args.device, Path(args.s2), Path(args.s1),
+                                          args.variant, Path(args.scratch)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

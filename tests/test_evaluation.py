@@ -1,0 +1,178 @@
+"""Evaluation: sliding window, tables, majority baseline, results page and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from tdpcr_lib.checkpoint import save_checkpoint
+from tdpcr_lib.data import BUCKETS, LuojiaSETOSFCR
+from tdpcr_lib.evaluation import (
+    EvaluationResult,
+    dataframe_to_markdown,
+    evaluate,
+    headline_metrics,
+    main,
+    majority_class_baseline,
+    results_markdown,
+    sliding_window_predict,
+)
+from tdpcr_lib.models import ModelConfig, build_model
+
+
+class PerPixel(nn.Module):
+    """A per-pixel model (1×1 convs): tiling must not change its output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.rec = nn.Conv2d(15, 13, 1)
+        self.seg = nn.Conv2d(15, 7, 1)
+
+    def forward(self, optical, sar):
+        x = torch.cat([optical, sar], 1)
+        return {"reconstruction": self.rec(x), "segmentation": self.seg(x)}
+
+
+class Identity(nn.Module):
+    """Returns the cloudy input as the reconstruction (scores exactly like 'cr_input')."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.config = ModelConfig.small(arch="dsen2cr")
+        self.dummy = nn.Parameter(torch.zeros(1))
+
+    def forward(self, optical, sar):
+        return {"reconstruction": optical + 0 * self.dummy}
+
+
+@pytest.fixture(scope="module")
+def test_set(tiny_luojiaset_root):
+    return LuojiaSETOSFCR(tiny_luojiaset_root, split="test")
+
+
+@pytest.mark.parametrize(("size", "tile", "overlap"), [(40, 16, 4), (37, 16, None), (32, 32, 8)])
+def test_sliding_window_equals_a_single_pass_for_a_per_pixel_model(size, tile, overlap):
+    model = PerPixel().eval()
+    generator = torch.Generator().manual_seed(1)
+    optical = torch.rand(2, 13, size, size + 3, generator=generator)
+    sar = torch.rand(2, 2, size, size + 3, generator=generator)
+    tiled = sliding_window_predict(model, optical, sar, tile=tile, overlap=overlap)
+    whole = sliding_window_predict(model, optical, sar, tile=None)
+    torch.testing.assert_close(tiled["reconstruction"], whole["reconstruction"], atol=1e-5,
+                               rtol=1e-5)
+    assert torch.equal(tiled["segmentation"].argmax(1), whole["segmentation"].argmax(1))
+
+
+def test_sliding_window_blends_tile_dependent_outputs_convexly():
+    class TileMean(nn.Module):  # each tile's output = its own mean: differs from tile to tile
+        def forward(self, optical, sar):
+            return {"reconstruction": optical.mean((-2, -1), keepdim=True).expand_as(optical)}
+
+    optical = torch.linspace(0, 1, 48).repeat(1, 13, 48, 1)
+    out = sliding_window_predict(TileMean(), optical, torch.zeros(1, 2, 48, 48), tile=16,
+                                 overlap=8)["reconstruction"]
+    assert out.shape == optical.shape
+    assert float(out.min()) >= 0 and float(out.max()) <= 1
+    assert float(out[..., 0].mean()) < float(out[..., -1].mean())  # follows the gradient
+    with pytest.raises(ValueError, match="overlap must be"):
+        sliding_window_predict(TileMean(), optical, torch.zeros(1, 2, 48, 48), tile=16,
+                               overlap=16)
+
+
+def test_identity_model_scores_exactly_like_the_cloudy_input(test_set):
+    result = evaluate(Identity(), test_set, device="cpu", tile=None, progress=False)
+    assert result.metrics["n_images"] == len(test_set) == 5
+    for region in ("all", "cloudy", "clear"):
+        for metric in ("psnr", "mae", "rmse"):
+            ours = result.metrics["cr"][region][metric]
+            reference = result.metrics["cr_input"][region][metric]
+            assert ours == pytest.approx(reference, rel=1e-6) or (np.isnan(ours)
+                                                                  and np.isnan(reference))
+    tables = result.tables
+    assert list(tables["cr"].index[:3]) == ["all", "cloudy", "clear"]
+    assert {f"bucket {b}" for b in BUCKETS} <= set(tables["cr"].index)
+    assert "seg" not in tables  # the model does not segment
+    headline = headline_metrics(result)
+    assert headline["psnr_gain_cloudy"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_evaluate_checkpoint_uses_the_training_crop_as_sliding_window(test_set, tmp_path):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig.small(with_seg_decoder=True))
+    save_checkpoint(tmp_path / "ck", model, phase="phase2", epoch=1, step=1,
+                    train_config={"crop_size": 16})
+    result = evaluate(tmp_path / "ck", test_set, device="cpu", progress=False)
+    assert result.meta["tile"] == 16 and result.meta["overlap"] == 4
+    seg = result.tables["seg"]
+    assert set(seg.columns) == {"oa", "macc", "fwiou", "miou"}
+    assert ((seg["oa"] >= 0) & (seg["oa"] <= 1)).all()
+    summary = result.tables["summary"]
+    assert {"psnr", "input_psnr", "psnr_gain", "miou", "oa"} <= set(summary.columns)
+    markdown = result.to_markdown()
+    assert "## Segmentation" in markdown and "| bucket 0-20% |" in markdown
+
+
+def test_majority_baseline_matches_a_hand_count(tiny_luojiaset_root, test_set):
+    train_set = LuojiaSETOSFCR(tiny_luojiaset_root, split="train")
+    counts = np.zeros(7, dtype=np.int64)
+    for i in range(len(train_set)):
+        labels = train_set[i]["mask"].numpy().ravel()
+        counts += np.bincount(labels[labels != 255], minlength=7)[:7]
+    majority = majority_class_baseline(train_set, test_set)
+    assert majority["class"] == int(np.argmax(counts))
+    test_labels = np.concatenate([test_set[i]["mask"].numpy().ravel()
+                                  for i in range(len(test_set))])
+    valid = test_labels[test_labels != 255]
+    assert majority["seg"]["all"]["oa"] == pytest.approx(
+        float(np.mean(valid == majority["class"])), abs=1e-9)
+    assert majority["train_fraction"] == pytest.approx(counts.max() / counts.sum())
+
+
+def test_results_page_keeps_the_paper_apart_from_our_numbers(test_set):
+    result = evaluate(PerPixel(), test_set, device="cpu", tile=None, progress=False)
+    majority = {"class": 6, "class_name": "x", "train_fraction": 0.5,
+                "seg": {"all": {"miou": 0.1, "oa": 0.5}}, "per_bucket": {}}
+    page = results_markdown(result, majority)
+    ours, reference = page.split("## The paper's claims (reference only)")
+    assert "+0.18 dB" not in ours and "+0.18 dB" in reference
+    assert "Paper (reference, not ours)" in reference
+    assert "majority_miou" in ours and "input_psnr" in ours
+
+
+def test_markdown_table_formats_nan_and_numbers():
+    import pandas as pd
+
+    frame = pd.DataFrame({"psnr": [30.123456, float("nan")]}, index=["all", "cloudy"])
+    frame.index.name = "subset"
+    assert dataframe_to_markdown(frame, digits=2).splitlines() == [
+        "| subset | psnr |", "|---|---|", "| all | 30.12 |", "| cloudy | – |"]
+
+
+def test_cli_writes_json_and_markdown(tiny_luojiaset_root, tmp_path, capsys):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig.small())
+    save_checkpoint(tmp_path / "run" / "best", model, phase="phase1", epoch=1, step=1)
+    code = main([str(tmp_path / "run" / "best"), "--data-root", str(tiny_luojiaset_root),
+                 "--out", str(tmp_path / "eval" / "test"), "--no-progress", "--tile", "none"])
+    assert code == 0
+    saved = json.loads((tmp_path / "eval" / "test.json").read_text())
+    assert saved["metrics"]["n_images"] == 5 and saved["meta"]["split"] == "test"
+    assert "## Cloud removal (model)" in (tmp_path / "eval" / "test.md").read_text()
+
+
+def test_cli_reports_a_missing_checkpoint(tiny_luojiaset_root, tmp_path, capsys):
+    code = main([str(tmp_path / "nothing"), "--data-root", str(tiny_luojiaset_root)])
+    assert code == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_evaluation_result_writes_atomically_readable_json(tmp_path):
+    result = EvaluationResult(metrics={"n_images": 1, "cr": {"all": {"psnr": float("nan")}}},
+                              meta={"split": "test"})
+    result.write(tmp_path / "m.json", tmp_path / "m.md")
+    assert json.loads((tmp_path / "m.json").read_text())["metrics"]["cr"]["all"]["psnr"] is None
