@@ -80,8 +80,9 @@ def measure_throughput(model: nn.Module, size: int = 256, batch_size: int = 1,
     """Inference speed in tiles per second (no gradients, eval mode, fixed random inputs).
 
     ``clock="wall"`` measures elapsed time (what a user waits); ``clock="process"`` measures this
-    process's CPU time, which is robust to other jobs sharing the machine (CPU only; with several
-    threads it sums their time, so compare models at the same thread count).
+    process's CPU time, which is robust to other jobs sharing the machine (CPU only; use it with
+    ``torch.set_num_threads(1)``: with several threads it sums their time, including OpenMP
+    spin-waiting when the machine is busy).
     """
     if clock not in ("wall", "process"):
         raise ValueError(f"clock must be 'wall' or 'process', got {clock!r}")

@@ -243,3 +243,19 @@ def test_build_model_accepts_a_dict_and_copies_the_config():
     assert config.with_seg_decoder is False  # the caller's object is not mutated
     with pytest.raises(TypeError):
         build_model("tdpcr")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_cuda_bf16_channels_last_matches_cpu(fusion):
+    model = small_model(fusion).eval()
+    optical, sar = make_inputs(2, 48, 40)
+    with torch.no_grad():
+        reference = model(optical, sar)
+        gpu = model.cuda().to(memory_format=torch.channels_last)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            out = gpu(optical.cuda().contiguous(memory_format=torch.channels_last), sar.cuda())
+    assert out["reconstruction"].dtype == torch.float32
+    assert (out["reconstruction"].cpu() - reference["reconstruction"]).abs().max() < 0.1
+    assert out["segmentation"].shape == reference["segmentation"].shape

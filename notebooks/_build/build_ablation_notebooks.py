@@ -59,12 +59,15 @@ configuration is **reused** when the notebook is rerun, and an interrupted one r
 (full-mode) grid can be continued instead of redone.
 
 **What the default budget can and cannot show.** By default (a 2-core CPU, about 4 minutes for the
-whole grid) each model gets only a couple of dozen optimizer steps on 32² crops, one seed, and
-is scored on ten test tiles. That is enough to check that the machinery works end to end and to
-see gross effects (a model that uses SAR vs one that cannot, a model that learned nothing), **not**
-to rank close variants or to confirm or refute a 0.18 dB difference: with one seed the noise is
-unknown and the table says so. Use `FULL=True` on a GPU (≥ 3 seeds, thousands of steps) for a
-meaningful comparison.
+whole grid) each model gets only 15 optimizer steps (10 + 5 for two-phase runs) of batch 2 on
+32² crops, one seed, and is scored on eight test tiles. That is enough to check that the machinery
+works end to end and to see gross effects — every model should already beat the cloudy input's
+PSNR, and DSen2-CR, whose long skip starts it at the input, tends to lead at this budget — but
+**not** to rank close variants or to confirm or refute a 0.18 dB difference: with one seed the
+noise is unknown and the table says so. The segmentation heads barely start learning in 5 phase-2
+steps (mIoU near chance), so the mIoU columns and the ΔmIoU claim row say nothing at this budget.
+Use `FULL=True` on a GPU (≥ 3 seeds, thousands of steps) for a meaningful comparison. Disk: the
+default grid's checkpoints take about 0.7 GB (DSen2-CR alone ~0.3 GB with its optimizer state).
 """),
     md("""
 ## Prerequisites
@@ -170,7 +173,7 @@ for line in ablations.noise_statements(aggregated):
 ## Metrics by cloud cover
 PSNR and mIoU per cloud-cover bucket for each model (error bars: std over seeds). Models without a
 segmentation head (DSen2-CR) appear only in the PSNR panel. In the default mode each bucket holds
-only two tiles of the evaluation subset, so the curves are indicative at best.
+one or two tiles of the evaluation subset, so the curves are indicative at best.
 """),
     code("""
 fig = ablations.plot_per_bucket(aggregated)
