@@ -63,7 +63,11 @@ class Settings:
         training split is repeated to this length, so worker start-up is amortised as in a real
         epoch) and epochs timed.
     scene_sizes, scene_tile, scene_overlap, scene_batch
-        Scene inference: the two (height, width) scenes and the tiling of ``predict_scene``.
+        Scene inference: the two (height, width) scenes and the tiling of ``predict_scene``
+        (its defaults: 256 px tiles, overlap 64, batches of 8). Both scenes share a width of at
+        least ``scene_batch`` tiles per row, so every forward pass holds a full batch: the
+        activations of one batch are most of the RAM, and a narrow scene that cannot fill a
+        batch would look cheaper than a wide one for that reason alone.
     gpu_scene_sizes
         The two scenes on CUDA (larger; the bigger one is extrapolated to 10980 × 10980).
     full_scene
@@ -99,8 +103,8 @@ class Settings:
     pipeline_tiles: int = 10
     pipeline_epoch_samples: int = 48
     pipeline_epochs: int = 2
-    scene_sizes: tuple[tuple[int, int], ...] = ((640, 640), (1280, 1280))
-    gpu_scene_sizes: tuple[tuple[int, int], ...] = ((2048, 2048), (4096, 4096))
+    scene_sizes: tuple[tuple[int, int], ...] = ((448, 1664), (1344, 1664))
+    gpu_scene_sizes: tuple[tuple[int, int], ...] = ((1024, 2048), (4096, 2048))
     scene_tile: int = 256
     scene_overlap: int = 64
     scene_batch: int = 8
@@ -169,7 +173,7 @@ def settings_for(tiny: bool, device: str) -> Settings:
                     train_crop=32, train_batch=2, gpu_train_crop=32, gpu_train_batch=2,
                     warmup=1, iterations=1, repeats=2, budget_s=5.0, pipeline_tile=32,
                     pipeline_tiles=10, pipeline_epoch_samples=8, pipeline_epochs=1,
-                    scene_sizes=((64, 64), (96, 128)), gpu_scene_sizes=((64, 64), (96, 128)),
+                    scene_sizes=((64, 128), (160, 128)), gpu_scene_sizes=((64, 128), (160, 128)),
                     scene_tile=32, scene_overlap=8, scene_batch=4, scene_variants=False,
                     ddp_steps=1, ddp_warmup=1, ddp_batch=2, ddp_crop=32, timeout_s=300.0)
 

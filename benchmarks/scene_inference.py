@@ -10,15 +10,20 @@ peak resident set size minus its size just before ``predict_scene`` is the predi
 **Bounded RAM** means the peak does not grow with the scene the way whole-scene arrays would:
 the check passes when the growth of the peak from the small to the large scene is at most a
 quarter of the growth of the float32 arrays a whole-scene implementation would hold (15 input
-bands + 13 reconstructed bands + 7 class probabilities = 140 bytes per pixel). By design
-(``tdpcr_lib.predict``) the strip buffers grow with the scene *width* only.
+bands + 13 reconstructed bands + 7 class probabilities = 140 bytes per pixel). The two scenes
+differ in height and share a width wide enough for full batches: by design
+(``tdpcr_lib.predict``) only the strip buffers depend on the scene, on its *width* (about
+36 floats per column per strip row, ≈ 0.4 GB at 10980 px), and the largest single item is the
+activations of one batch of tiles, which depends on ``batch_size`` and the model, not the scene.
 
 On CUDA the time of a full 10980 × 10980 scene is extrapolated linearly in pixels from the large
 scene (tile count and file writing are both linear in pixels); ``--full-scene`` also measures it.
 
-Variants on the small scene (before/after figures for recommended changes, not applied to
-``tdpcr_lib.predict``): ``batch_size=1`` (what batching buys) and a wrapper that feeds the model
-``channels_last`` tensors under bf16 autocast on CUDA (what ``predict_scene`` does not do yet).
+Variants (before/after figures for recommended changes, not applied to ``tdpcr_lib.predict``):
+on the small scene ``batch_size=1`` (what batching buys) and a wrapper that feeds the model
+``channels_last`` tensors under bf16 autocast on CUDA (what ``predict_scene`` does not do yet);
+on both scenes ``GDAL_CACHEMAX=64MB`` (GDAL's block cache, 5 % of the machine's RAM by default,
+keeps written blocks of the streamed outputs and so grows with the scene until that cap).
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ WHOLE_SCENE_BYTES_PER_PIXEL = (15 + 13 + 7) * 4
 FULL_SCENE = 10980
 #: Peak growth allowed, as a share of the whole-scene arrays' growth, for "bounded".
 BOUNDED_SHARE = 0.25
+#: Variant run at both sizes with GDAL's block cache capped (MiB), to show where growth comes from.
+GDAL_VARIANT = "GDAL_CACHEMAX=64MB"
 
 
 def scene_dir(work_dir: Path, height: int, width: int) -> Path:
@@ -129,7 +136,9 @@ def measure(settings: Settings, device_name: str, s2: Path, s1: Path, variant: s
         "variant": variant, "device": str(device), "height": height, "width": width,
         "megapixels": height * width / 1e6, "tile": settings.scene_tile,
         "overlap": settings.scene_overlap, "batch_size": batch_size,
-        "n_tiles": summary.get("n_tiles"), "seconds": seconds,
+        "n_tiles": summary.get("n_tiles"), "tile_grid": summary.get("tile_grid"),
+        "largest_batch": min(batch_size, (summary.get("tile_grid") or [0, batch_size])[1]),
+        "seconds": seconds,
         "megapixels_per_s": height * width / 1e6 / seconds,
         "tiles_per_s": (summary.get("n_tiles") or 0) / seconds,
         "peak_rss_mib": mib(peak), "rss_before_mib": mib(rss_before),
@@ -154,7 +163,8 @@ def run(settings: Settings, work_dir: Path, devices: list[str], log=print) -> di
         sizes = settings.scene_sizes_for(device)
         jobs = [(size, "main") for size in sizes]
         if settings.scene_variants:
-            jobs += [(sizes[0], "batch_size=1"), (sizes[0], "channels_last+autocast")]
+            jobs += [(sizes[0], "batch_size=1"), (sizes[0], "channels_last+autocast"),
+                     (sizes[0], GDAL_VARIANT), (sizes[1], GDAL_VARIANT)]
         if device == "cuda" and settings.full_scene and not settings.tiny:
             jobs.append(((FULL_SCENE, FULL_SCENE), "main"))
         try:
@@ -166,7 +176,9 @@ def run(settings: Settings, work_dir: Path, devices: list[str], log=print) -> di
                     ["-m", "benchmarks.scene_inference", "--worker", "--device", device,
                      "--s2", str(s2), "--s1", str(s1), "--variant", variant,
                      "--scratch", str(work_dir), "--settings", json.dumps(settings.to_dict())],
-                    timeout_s=settings.timeout_s, env=settings.child_env())
+                    timeout_s=settings.timeout_s,
+                    env={**settings.child_env(),
+                         **({"GDAL_CACHEMAX": "64"} if variant == GDAL_VARIANT else {})})
                 log(f"          {measured['megapixels_per_s']:.3f} Mpx/s, "
                     f"{measured['seconds']:.1f} s, peak RSS +{measured['peak_rss_delta_mib']} MiB")
                 (runs if variant == "main" else variants.setdefault(variant, [])).append(measured)
@@ -178,28 +190,44 @@ def run(settings: Settings, work_dir: Path, devices: list[str], log=print) -> di
     return out
 
 
-def summarise(runs: list[dict[str, Any]], variants: dict[str, Any], device: str
-              ) -> dict[str, Any]:
-    """Bounded-RAM check between the two main sizes, variant speed-ups, full-scene estimate."""
-    summary: dict[str, Any] = {}
-    mains = sorted((r for r in runs if r["height"] * r["width"] < FULL_SCENE**2),
-                   key=lambda r: r["megapixels"])
-    if len(mains) >= 2 and mains[0]["peak_rss_delta_mib"] is not None:
-        small, large = mains[0], mains[-1]
-        growth = large["peak_rss_delta_mib"] - small["peak_rss_delta_mib"]
-        whole_growth = large["whole_scene_arrays_mib"] - small["whole_scene_arrays_mib"]
-        summary["ram"] = {
-            "small": [small["height"], small["width"]], "large": [large["height"], large["width"]],
+def ram_check(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Peak-RSS growth from the smallest to the largest run vs the whole-scene arrays' growth."""
+    runs = sorted((r for r in runs if r["height"] * r["width"] < FULL_SCENE**2),
+                  key=lambda r: r["megapixels"])
+    if len(runs) < 2 or runs[0]["peak_rss_delta_mib"] is None:
+        return None
+    small, large = runs[0], runs[-1]
+    growth = large["peak_rss_delta_mib"] - small["peak_rss_delta_mib"]
+    whole_growth = large["whole_scene_arrays_mib"] - small["whole_scene_arrays_mib"]
+    return {"small": [small["height"], small["width"]], "large": [large["height"], large["width"]],
             "pixel_ratio": large["megapixels"] / small["megapixels"],
             "peak_delta_small_mib": small["peak_rss_delta_mib"],
             "peak_delta_large_mib": large["peak_rss_delta_mib"],
-            "peak_growth_mib": round(growth, 1), "whole_scene_growth_mib": whole_growth,
+            "peak_growth_mib": round(growth, 1),
+            "whole_scene_growth_mib": round(whole_growth, 1),
             "growth_share": growth / whole_growth if whole_growth else None,
             "bounded": bool(whole_growth and growth <= BOUNDED_SHARE * whole_growth)}
-    base = mains[0] if mains else None  # the variants run on the small scene
+
+
+def summarise(runs: list[dict[str, Any]], variants: dict[str, Any], device: str
+              ) -> dict[str, Any]:
+    """Bounded-RAM checks (main setting and the bounded-GDAL-cache variant), variant speed-ups
+    against the main run of the same size, full-scene estimate."""
+    summary: dict[str, Any] = {}
+    mains = sorted((r for r in runs if r["height"] * r["width"] < FULL_SCENE**2),
+                   key=lambda r: r["megapixels"])
+    ram = ram_check(runs)
+    if ram:
+        summary["ram"] = ram
+    gdal = ram_check(variants.get(GDAL_VARIANT, []))
+    if gdal:
+        summary["ram_" + GDAL_VARIANT] = gdal
     for measured in variants.values():
-        if base and measured:
-            measured[0]["speedup_vs_main"] = measured[0]["megapixels_per_s"] / base["megapixels_per_s"]
+        for run in measured:
+            base = next((r for r in mains if (r["height"], r["width"]) ==
+                         (run["height"], run["width"])), None)
+            if base:
+                run["speedup_vs_main"] = run["megapixels_per_s"] / base["megapixels_per_s"]
     if mains and device.startswith("cuda"):
         large = mains[-1]
         full = [r for r in runs if r["height"] * r["width"] >= FULL_SCENE**2]
@@ -219,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--s2", required=True)
     parser.add_argument("--s1", required=True)
     parser.add_argument("--variant", default="main",
-                        choices=("main", "batch_size=1", "channels_last+autocast"))
+                        choices=("main", "batch_size=1", "channels_last+autocast",
+                                 GDAL_VARIANT))
     parser.add_argument("--scratch", required=True)
     parser.add_argument("--settings", required=True)
     parser.add_argument("--json", required=True)

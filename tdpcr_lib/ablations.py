@@ -3,7 +3,9 @@
 Each (variant, seed) is one *run* with its own folder ``<runs>/ablations/<name>_seed<k>/``. The run
 is keyed by a hash of everything that determines its result (variant spec, budget, seed, model
 config, data manifest hash); a run whose ``results.json`` is present with the same hash is reused
-on rerun instead of retrained, and a run interrupted mid-training resumes from its ``last/``
+on rerun instead of retrained (the hash includes a fingerprint of the model's parameter names and
+shapes, so a change of architecture in the code forces a retrain), and a run interrupted
+mid-training resumes from its ``last/``
 checkpoint (the trainer's exact resume). A folder holding a run of a *different* config is
 cleared before retraining, so a result never mixes two configs.
 
@@ -220,11 +222,33 @@ def model_config_for(spec: AblationSpec, budget: AblationBudget) -> dict[str, An
     return config.to_dict()
 
 
+def architecture_fingerprint(model_config: Mapping[str, Any]) -> str:
+    """sha256 (16 hex) of the parameter names and shapes of the run's *final* model.
+
+    Built on the ``meta`` device (no memory, milliseconds). It changes when the model code
+    changes the architecture, so a run trained with older code is retrained instead of reused
+    (its weights would no longer load).
+    """
+    import torch
+
+    from .models import ModelConfig, build_model
+
+    config = dict(model_config)
+    if config.get("arch") != "dsen2cr":
+        config["with_seg_decoder"] = True  # the final model segments (phase 2 / joint / multitask)
+    with torch.device("meta"):
+        model = build_model(ModelConfig.from_dict(config))
+    names = sorted(f"{name}:{tuple(t.shape)}" for name, t in model.state_dict().items())
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+
+
 def run_config(spec: AblationSpec, budget: AblationBudget, seed: int,
                manifest_hash: str | None) -> dict[str, Any]:
     """Everything that determines a run's result (hashed by :func:`config_hash`)."""
+    model_config = model_config_for(spec, budget)
     return {"format": ABLATION_FORMAT_VERSION, "spec": spec.to_dict(), "budget": budget.to_dict(),
-            "seed": int(seed), "model_config": model_config_for(spec, budget),
+            "seed": int(seed), "model_config": model_config,
+            "architecture": architecture_fingerprint(model_config),
             "manifest_hash": manifest_hash}
 
 

@@ -68,7 +68,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="any ModelConfig field")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-resume", action="store_true",
-                        help="refuse to continue an existing run folder (default: resume)")
+                        help="start afresh even if OUT/last holds a run (it is replaced); by "
+                             "default a compatible run is continued and an incompatible one is "
+                             "an error")
     parser.add_argument("--no-progress", action="store_true")
     return parser
 

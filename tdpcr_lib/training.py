@@ -90,7 +90,8 @@ class TrainConfig:
     batch_size
         Global batch (split over DDP ranks).
     crop_size
-        Random training crop (``None`` = whole tiles). Validation uses whole tiles.
+        Random training crop (``None`` = whole tiles). Validation predicts tiles larger than
+        the crop with an overlapping sliding window of the crop size (as the evaluation does).
     lr, weight_decay, schedule, warmup_steps, min_lr_ratio, milestones, gamma
         AdamW and schedule settings (see the module docstring).
     grad_clip
@@ -491,7 +492,8 @@ class Trainer:
     train_transform
         Random augmentation applied per sample with a ``(seed, epoch, index)`` RNG.
     callbacks
-        Called as ``callback(trainer, step)`` after every optimizer step.
+        Called as ``callback(trainer, step)`` after every optimizer step (and after the
+        checkpoint of that step, if one is due).
     resume
         Continue from ``out_dir/last`` if it holds trainer state (refuses a config mismatch).
     run_info
@@ -708,7 +710,14 @@ class Trainer:
         if self.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         config = self.config
-        while self.epoch < config.epochs and self.step < self.total_steps:
+        # An epoch already begun is always finished (validated, logged) even when its last
+        # step was the run's last: a run killed between that step's checkpoint and the epoch
+        # end must resume into the same final state.
+        while self.epoch < config.epochs and (self.step < self.total_steps
+                                              or self.step_in_epoch > 0):
+            if self.step >= self.total_steps:
+                self._end_epoch(throughput=0.0)
+                continue
             loader = self._train_loader()
             self._set_train_mode()
             epoch_steps = min(self.steps_per_epoch,
@@ -734,10 +743,10 @@ class Trainer:
                 bar.set_postfix(loss=f"{parts['loss']:.4f}", lr=f"{lr:.2e}",
                                 img_s=f"{throughput:.1f}", refresh=False)
                 bar.update(1)
-                for callback in self.callbacks:
-                    callback(self, self.step)
                 if config.checkpoint_every and self.step % config.checkpoint_every == 0:
                     self.save_last()
+                for callback in self.callbacks:
+                    callback(self, self.step)
                 if self.step >= self.total_steps:
                     break
             bar.close()
@@ -803,6 +812,7 @@ class Trainer:
             self.model, self.val_dataset, device=self.device,
             batch_size=self.config.eval_batch_size or self.local_batch,
             max_batches=self.config.val_max_batches, rank=self.rank, world_size=self.world_size,
+            tile=self.config.crop_size,  # tiles larger than the crop: sliding window
             autocast_dtype=self.autocast_dtype, channels_last=self.use_channels_last)
         if self.distributed:
             accumulator.all_reduce()
@@ -1158,9 +1168,9 @@ def preset_config(phase: str, *, smoke: bool = False, full: bool = False,
                     warmup_steps=0 if second else 500, checkpoint_every=1000, num_workers=4,
                     eval_batch_size=16)
     else:
-        base.update(epochs=5 if second else 8, batch_size=8, crop_size=128,
-                    lr=2e-3, warmup_steps=10, log_every=5, eval_batch_size=25,
-                    checkpoint_every=50)
+        base.update(epochs=8 if second else 12, batch_size=8, crop_size=128,
+                    lr=1e-3 if second else 2e-3, warmup_steps=10, log_every=5,
+                    eval_batch_size=25, checkpoint_every=50)
     if epochs is not None:
         base["epochs"] = int(epochs)
     if max_steps is not None:

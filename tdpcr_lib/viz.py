@@ -353,7 +353,9 @@ def plot_comparison(sample: Mapping[str, Any], outputs: Mapping[str, Mapping[str
     for row, name in enumerate(models, start=1):
         out = outputs[name]
         show(axes[row, 0], band_composite(out["reconstruction"], composite, reference=target),
-             f"{name}: reconstruction")
+             "reconstruction")
+        # the model name as the row label: long names stay readable (titles would be clipped)
+        axes[row, 0].set_ylabel(name, fontsize=8, fontweight="bold")
         im = axes[row, 1].imshow(crop(errors[name], window), cmap="magma", vmin=0, vmax=err_max,
                                  interpolation="nearest")
         axes[row, 1].set_title("|error| (band mean)", fontsize=8)
@@ -463,8 +465,10 @@ def plot_bucket_metrics(per_bucket: Mapping[str, Mapping[str, Mapping[str, Any]]
                     es.append(std)
             if not xs or not np.isfinite(ys).any():
                 continue
-            ax.errorbar(xs, ys, yerr=es if any(es) else None, marker="o", ms=4, capsize=3,
-                        label=model)
+            k = list(per_bucket).index(model)  # same colour/marker for a model in every panel
+            ax.errorbar(xs, ys, yerr=es if any(es) else None, color=f"C{k % 10}",
+                        marker="osD^v<>ph*"[k % 10], ms=4, capsize=3, label=model,
+                        linestyle="-" if k < 10 else "--")
             drawn += 1
         ax.set_xlabel("cloud cover (%)")
         ax.set_ylabel(label)

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from scipy import stats
 
 from tdpcr_lib import ablations
@@ -50,6 +51,23 @@ def test_config_hash_is_stable_and_sensitive():
                ablations.run_config(spec, budget, 0, "other-manifest"),
                ablations.run_config(ablations.ABLATIONS["seg_decoder_only"], budget, 0, "abc")]
     assert len({base, *map(ablations.config_hash, changed)}) == 5
+
+
+def test_architecture_change_changes_the_hash(monkeypatch):
+    spec = ablations.ABLATIONS["tdpcr_full"]
+    before = ablations.config_hash(ablations.run_config(spec, tiny_budget(), 0, "abc"))
+    import tdpcr_lib.models as models
+
+    original = models.build_model
+
+    def build_with_extra_layer(config):
+        model = original(config)
+        model.extra = torch.nn.Linear(2, 2)
+        return model
+
+    monkeypatch.setattr(models, "build_model", build_with_extra_layer)
+    after = ablations.config_hash(ablations.run_config(spec, tiny_budget(), 0, "abc"))
+    assert after != before
 
 
 def test_preset_budget_and_seeds():

@@ -79,14 +79,16 @@ def test_tiny_run_measures_every_model_task_and_benchmark(tiny_report):
     assert model["training"]["cpu"]["multitask_unet"]["objective"] == "multitask"
 
     loaders = report["data_pipeline"]["cpu"]["loaders"]
-    assert {"num_workers=0", "num_workers=1", "num_workers=1, persistent"} <= set(loaders)
+    assert {"num_workers=0", "num_workers=1", "num_workers=1, persistent",
+            "num_workers=0, memory-mapped cache"} <= set(loaders)
     assert all(loader["samples"] > 0 for loader in loaders.values())
     ratio = report["loader_vs_training"]["cpu"]
     assert ratio["same_crop_and_batch"] is True
     assert ratio["target_loader"] == "num_workers=0"
 
     scene = report["scene_inference"]["cpu"]
-    assert [(r["height"], r["width"]) for r in scene["runs"]] == [(64, 64), (96, 128)]
+    assert [(r["height"], r["width"]) for r in scene["runs"]] == [(64, 128), (160, 128)]
+    assert all(r["largest_batch"] == 4 for r in scene["runs"])  # full batches in both scenes
     assert scene["runs"][1]["n_tiles"] > scene["runs"][0]["n_tiles"]
     assert set(scene["ram"]) >= {"peak_growth_mib", "whole_scene_growth_mib", "bounded"}
 
@@ -191,7 +193,7 @@ def test_settings_round_trip_through_json():
     settings.threads = 3
     again = common.Settings.from_dict(json.loads(json.dumps(settings.to_dict())))
     assert again == settings
-    assert again.scene_sizes == ((640, 640), (1280, 1280))
+    assert again.scene_sizes == ((448, 1664), (1344, 1664))
     assert again.child_env(processes=2) == {"OMP_NUM_THREADS": "1"}
     assert again.train_shape("cuda") == (128, 16) and again.train_shape("cpu") == (64, 4)
 

@@ -14,15 +14,15 @@ from safetensors.torch import load_file
 
 from tdpcr_lib.checkpoint import read_meta
 
-# 40 training tiles / batch 4 = 10 steps per epoch, 2 epochs; `last/` every 3 steps.
+# 40 training tiles / batch 4 = 10 steps per epoch, 2 epochs; `last/` every 4 steps.
 TRAIN_ARGS = ["--phase", "phase1", "--small-model", "--epochs", "2", "--batch-size", "4",
-              "--crop-size", "16", "--lr", "2e-3", "--checkpoint-every", "3", "--seed", "7",
+              "--crop-size", "16", "--lr", "2e-3", "--checkpoint-every", "4", "--seed", "7",
               "--set", "val_max_batches=1", "--set", "warmup_steps=2", "--device", "cpu",
               "--no-progress"]
 
-# Same CLI configuration, plus a callback that SIGKILLs this very process after step N
-# (after the optimizer step, before any checkpoint of that step: the work since the last
-# checkpoint is lost, as in a real crash).
+# Same CLI configuration, plus a callback that SIGKILLs this very process after step N (after
+# that step's checkpoint if one was due): the work since the last checkpoint is lost, as in a
+# real crash.
 KILLER = textwrap.dedent("""
     import os, signal, sys
     from tdpcr_lib import train as cli, training
@@ -60,7 +60,9 @@ def uninterrupted(tiny_luojiaset_root, tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("kill_at", [5, 14])  # mid epoch 1; mid epoch 2 (after a validation)
+# mid epoch 1; mid epoch 2 (after a validation); right after the last step's checkpoint but
+# before that epoch's validation
+@pytest.mark.parametrize("kill_at", [5, 14, 20])
 def test_sigkilled_run_resumes_to_identical_weights(kill_at, uninterrupted, tiny_luojiaset_root,
                                                    tmp_path):
     out = tmp_path / "killed"
@@ -68,7 +70,7 @@ def test_sigkilled_run_resumes_to_identical_weights(kill_at, uninterrupted, tiny
                              str(tiny_luojiaset_root), "--out", str(out), *TRAIN_ARGS],
                             capture_output=True, text=True, env=_env(), timeout=300)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    last_step = kill_at // 3 * 3
+    last_step = kill_at // 4 * 4
     meta = read_meta(out / "last")
     assert meta["step"] == last_step  # the newest checkpoint before the kill survived intact
 

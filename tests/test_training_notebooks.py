@@ -54,6 +54,16 @@ def test_notebook_structure_is_pythia_style_and_committed_without_outputs(name):
     assert len(imports) == 1
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_notebooks_declare_the_shared_parameters(name, recwarn):
+    from tdpcr_lib.reproduce import declared_parameters
+
+    declared = set(declared_parameters(NOTEBOOKS_DIR / f"{name}.ipynb"))
+    shared = {"DATA_ROOT", "SOURCE", "RUNS_DIR", "REPORTS_DIR", "SEED", "DEVICE", "SMOKE", "FULL"}
+    training = {"EPOCHS", "MAX_STEPS", "CONFIG"} if name != "03_evaluate" else set()
+    assert shared | training <= declared
+
+
 def test_phase1_notebook_records_training_metrics(executed):
     record = _metrics(executed, "01_train_phase1")
     assert record["parameters"]["SMOKE"] is True and record["seed"] == 0

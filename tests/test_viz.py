@@ -150,6 +150,7 @@ def test_plot_comparison_layout_zoom_and_errors(sample, outputs, tmp_path):
     # row 0: SAR, input, target, cloud mask, true LC; "full": rec, err, LC, 4 prompts; "no-seg": rec, err
     assert len(_image_axes(fig)) == 5 + 7 + 2
     assert "ROIs_01_p0" in fig._suptitle.get_text()
+    assert [fig.axes[k].get_ylabel() for k in (8, 16)] == ["full", "no-seg"]  # 8 columns
     zoomed = viz.plot_comparison(sample, outputs, models=["full"], window=(4, 8, 12, 12),
                                  show_prompts=False, metrics=metrics)
     assert len(_image_axes(zoomed)) == 5 + 3
@@ -185,6 +186,10 @@ def test_plot_bucket_metrics_lines_and_errorbars():
     psnr_ax, miou_ax = fig.axes[:2]
     assert len(psnr_ax.get_lines()) >= 2 and len(psnr_ax.get_legend().get_texts()) == 2
     assert [t.get_text() for t in miou_ax.get_legend().get_texts()] == ["A"]
+    # a model keeps its colour across panels even when another model is missing from one
+    first_missing = viz.plot_bucket_metrics({"B": per_bucket["B (no seg)"], "A": per_bucket["A"]})
+    psnr_lines, miou_lines = (ax.get_lines() for ax in first_missing.axes[:2])
+    assert psnr_lines[-1].get_color() == miou_lines[0].get_color() == "C1"  # A, 2nd model
     assert [t.get_text() for t in psnr_ax.get_xticklabels()] == ["0-20%", "40%-60%", "80%-100%"]
     with pytest.raises(ValueError, match="unknown cloud-cover bucket"):
         viz.plot_bucket_metrics({"A": {"50%": {"psnr": 1.0}}})

@@ -19,15 +19,15 @@ SOURCE = "synthetic"  # "synthetic" (generated if missing) or "luojiaset" (the r
 RUNS_DIR = str(paths.RUNS_DIR)  # run folders and checkpoints
 REPORTS_DIR = str(paths.REPORTS_DIR)  # metrics/, figures/ (and results.md) go here
 SEED = 0
-DEVICE = "auto"  # "auto" = CUDA if available, else CPU
+DEVICE = "auto"  # auto: CUDA if available, else CPU
 SMOKE = False  # a few steps only: checks the pipeline
 FULL = False  # the recipe's full budget (GPU)
 '''
 
 TRAIN_PARAMETERS = PARAMETERS + '''\
-EPOCHS = None  # None = the preset's (SMOKE / default / FULL)
-MAX_STEPS = None  # stop after this many optimizer steps (None = no limit)
-CONFIG = {}  # TrainConfig overrides, e.g. {"lr": 1e-3, "model": {"widths": [16, 32, 64, 96]}}
+EPOCHS = None  # None: the preset of the mode (SMOKE, default or FULL)
+MAX_STEPS = None  # stop after this many optimizer steps (None: no limit)
+CONFIG = {}  # TrainConfig overrides and a "model" dict of ModelConfig overrides
 '''
 
 PREREQ_HEADER = "| Concepts | Importance | Notes |\n|---|---|---|\n"
@@ -291,7 +291,7 @@ from tdpcr_lib.data import LuojiaSETOSFCR
 from tdpcr_lib.reporting import RunRecord
 """),
         _md("## Parameters"),
-        _code(PARAMETERS + 'CHECKPOINT = None  # None = RUNS_DIR/phase2/best\n'
+        _code(PARAMETERS + 'CHECKPOINT = None  # None: RUNS_DIR/phase2/best\n'
               'BATCH_SIZE = 8\n', tags=["parameters"]),
         _code("""
 record = RunRecord("03_evaluate", parameters={"DATA_ROOT": DATA_ROOT, "SOURCE": SOURCE,
