@@ -231,6 +231,12 @@ def test_scene_summary_bounded_check_and_extrapolation():
     assert summary["ram"]["bounded"] is True
     assert summary["full_scene"]["extrapolated_s"] == pytest.approx(10980**2 / 2048**2)
 
+    capped = {scene_inference.GDAL_VARIANT: [_scene_run(1024, 1024, 90.0, seconds=1.0),
+                                             _scene_run(2048, 2048, 90.0)]}
+    summary = scene_inference.summarise(runs, capped, "cpu")
+    assert summary["ram_" + scene_inference.GDAL_VARIANT]["peak_growth_mib"] == 0.0
+    assert capped[scene_inference.GDAL_VARIANT][0]["speedup_vs_main"] == pytest.approx(2.0)
+
     growing = [_scene_run(1024, 1024, 100.0), _scene_run(2048, 2048, 100.0 + whole_growth)]
     assert scene_inference.summarise(growing, {}, "cpu")["ram"]["bounded"] is False
     assert "full_scene" not in scene_inference.summarise(growing, {}, "cpu")
