@@ -430,9 +430,13 @@ def _to_cog(src_path: Path, dst_path: Path, resampling: str, blocksize: int) -> 
 # --------------------------------------------------------------------------------------------
 # Prediction
 # --------------------------------------------------------------------------------------------
+#: GDAL block-cache cap (MB) during prediction.
+GDAL_CACHE_MB = 128
+
+
 def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
                   out_dir: str | Path, tile: int = 256, overlap: int | None = None,
-                  batch_size: int = 8, device: str | torch.device = "auto",
+                  batch_size: int | None = None, device: str | torch.device = "auto",
                   write_prompt: bool = False, progress: bool = True,
                   blocksize: int = 512) -> dict[str, Path]:
     """Predict a cloud-free image and a land-cover map for a whole scene, tile by tile.
@@ -455,8 +459,9 @@ def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
         the scene in one piece.
     overlap : int, optional
         Overlap between neighbouring tiles in px (default ``tile // 4``); ``0 <= overlap < tile``.
-    batch_size : int
-        Tiles per forward pass.
+    batch_size : int, optional
+        Tiles per forward pass. Default: 2 on the CPU (larger batches only add activation memory
+        there; measured in ``benchmarks/``), 16 on CUDA.
     device : str or torch.device
         ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda:0"``, ...
     write_prompt : bool
@@ -484,7 +489,7 @@ def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
     if tile < 1 or not 0 <= overlap < tile:
         raise PredictionInputError(f"need tile >= 1 and 0 <= overlap < tile, got tile={tile}, "
                                    f"overlap={overlap}")
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise PredictionInputError(f"batch_size must be >= 1, got {batch_size}")
     out_dir = Path(out_dir)
     started = time.time()
@@ -492,8 +497,12 @@ def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
         scratch = Path(scratch_name)
         s2_path = _materialise(s2_cloudy, "Sentinel-2", scratch)
         s1_path = _materialise(s1, "Sentinel-1", scratch)
-        with scene_inputs(s2_path, s1_path) as inputs:
+        # GDAL's block cache would otherwise grow with the scene (up to 5 % of RAM); a small cap
+        # keeps peak memory independent of scene size (measured in benchmarks/scene_inference).
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), scene_inputs(s2_path, s1_path) as inputs:
             model, meta = load_predictor(checkpoint, device)
+            if batch_size is None:
+                batch_size = 16 if _model_device(model).type == "cuda" else 2
             out_dir.mkdir(parents=True, exist_ok=True)
             was_training = model.training
             model.eval()
@@ -521,6 +530,24 @@ def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
     }
     paths["summary"] = atomic_write_json(out_dir / OUTPUT_FILES["summary"], summary)
     return paths
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    param = next(iter(model.parameters()), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+def _autocast(device: torch.device):
+    """bf16 autocast on CUDA (outputs are cast back to float32 before blending); none on CPU."""
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def _to_device(batch: np.ndarray, device: torch.device) -> torch.Tensor:
+    """NumPy tile batch → tensor on ``device`` in channels_last (faster convolutions)."""
+    tensor = torch.from_numpy(batch)
+    if device.type == "cuda":
+        tensor = tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.contiguous(memory_format=torch.channels_last)
 
 
 def _describe(obj: Any) -> str:
@@ -587,9 +614,8 @@ def _predict_into(inputs: SceneInputs, model: nn.Module, out_dir: Path, *, tile:
                 cols = list(range(b0, min(b0 + batch_size, len(xs))))
                 opt_b = np.stack([optical[:, :, xs[c]:xs[c] + tw] for c in cols])
                 sar_b = np.stack([sar[:, :, xs[c]:xs[c] + tw] for c in cols])
-                with torch.inference_mode():
-                    out = model(torch.from_numpy(opt_b).to(device),
-                                torch.from_numpy(sar_b).to(device))
+                with torch.inference_mode(), _autocast(device):
+                    out = model(_to_device(opt_b, device), _to_device(sar_b, device))
                 rec = out.get("reconstruction") if isinstance(out, dict) else None
                 if rec is None or tuple(rec.shape) != (len(cols), len(S2_BANDS), th, tw):
                     raise ValueError(
@@ -753,7 +779,7 @@ def open_prediction(outputs: dict[str, Path] | str | Path, load: bool = False) -
 
 
 def predict_dataarrays(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module, *,
-                       tile: int = 256, overlap: int | None = None, batch_size: int = 8,
+                       tile: int = 256, overlap: int | None = None, batch_size: int | None = None,
                        device: str | torch.device = "auto", include_prompt: bool = False,
                        progress: bool = True) -> dict[str, Any]:
     """Like :func:`predict_scene`, but returns in-memory DataArrays (for notebook users).
@@ -995,7 +1021,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tile", type=int, default=256, help="tile size in px (default 256)")
     parser.add_argument("--overlap", type=int, default=None,
                         help="tile overlap in px (default tile // 4)")
-    parser.add_argument("--batch-size", type=int, default=8, help="tiles per forward pass")
+    parser.add_argument("--batch-size", type=int, default=None, help="tiles per forward pass (default: 2 on CPU, 16 on CUDA)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--write-prompt", action="store_true",
                         help="also write degradation_prompt.tif")

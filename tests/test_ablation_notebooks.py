@@ -19,7 +19,8 @@ def _run(name: str, out_dir: Path, **parameters) -> nbformat.NotebookNode:
 
     output = out_dir / name
     papermill.execute_notebook(str(NOTEBOOKS_DIR / name), str(output), parameters=parameters,
-                               kernel_name="python3", progress_bar=False, cwd=str(NOTEBOOKS_DIR))
+                               kernel_name="python3", progress_bar=False, cwd=str(NOTEBOOKS_DIR),
+                               execution_timeout=600)  # a hung cell fails instead of blocking
     return nbformat.read(output, as_version=4)
 
 
