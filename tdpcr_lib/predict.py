@@ -522,8 +522,7 @@ def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
         "checkpoint_phase": meta.get("phase"),
         "checkpoint_epoch": meta.get("epoch"),
         "tile": tile, "overlap": overlap, "batch_size": batch_size,
-        "device": str(next(iter(model.parameters())).device) if any(
-            True for _ in model.parameters()) else str(resolve_device(device)),
+        "device": str(_model_device(model)),
         "wall_time_s": round(time.time() - started, 3),
         **{k: v for k, v in stats.items() if k != "products"},
         "outputs": {k: str(v) for k, v in paths.items()},
@@ -569,8 +568,7 @@ def _predict_into(inputs: SceneInputs, model: nn.Module, out_dir: Path, *, tile:
     ramp = tile - tile_stride(tile, overlap, align)  # effective overlap of regular neighbours
     wys, wxs = _axis_windows(ys, th, ramp), _axis_windows(xs, tw, ramp)
     canvas_width = xs[-1] + tw
-    device = next(iter(model.parameters())).device if any(True for _ in model.parameters()) \
-        else torch.device("cpu")
+    device = _model_device(model)
 
     acc_rec = np.zeros((len(S2_BANDS), th, canvas_width), dtype=np.float32)
     acc_w = np.zeros((th, canvas_width), dtype=np.float32)
@@ -1021,7 +1019,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tile", type=int, default=256, help="tile size in px (default 256)")
     parser.add_argument("--overlap", type=int, default=None,
                         help="tile overlap in px (default tile // 4)")
-    parser.add_argument("--batch-size", type=int, default=None, help="tiles per forward pass (default: 2 on CPU, 16 on CUDA)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="tiles per forward pass (default: 2 on CPU, 16 on CUDA)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--write-prompt", action="store_true",
                         help="also write degradation_prompt.tif")
