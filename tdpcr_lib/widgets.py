@@ -20,11 +20,12 @@ Model outputs are cached per (tile, model), so changing composite or zoom does n
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ipywidgets as widgets
-from IPython.display import display
+from IPython.display import Image
 from matplotlib.figure import Figure
 
 from .bands import COMPOSITES
@@ -193,19 +194,22 @@ class ComparisonViewer:
         Errors (e.g. a model failing on a tile) are shown in the output and kept in
         ``last_error`` instead of breaking the widget.
         """
-        self.output.clear_output(wait=True)
+        # Replace the Output's contents directly instead of `clear_output` + `with output:`:
+        # the context-manager route depends on kernel message routing and once stalled under
+        # papermill; setting `outputs` behaves the same in JupyterLab, papermill and plain Python.
+        self.output.outputs = ()
         try:
             fig = self.build_figure()
         except Exception as exc:  # shown to the user; the widget must stay usable
             self.last_error = f"{type(exc).__name__}: {exc}"
-            with self.output:
-                print(f"could not draw tile {self.tile_id}: {self.last_error}")
+            self.output.append_stdout(f"could not draw tile {self.tile_id}: {self.last_error}\n")
             return None
         self.last_error = None
         self.figure = fig
         self.render_count += 1
-        with self.output:
-            display(fig)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=fig.dpi, bbox_inches="tight")
+        self.output.append_display_data(Image(data=buffer.getvalue(), format="png"))
         return fig
 
     def build_figure(self) -> Figure:
