@@ -27,7 +27,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 def seed_everything(seed: int, deterministic: bool = False) -> None:
     """Seed Python, NumPy and torch; optionally ask torch for deterministic kernels."""
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 -- third-party code may use the legacy global RNG
     torch.manual_seed(seed)
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")

@@ -5,31 +5,15 @@ Run from the repository root:  ``python notebooks/_build/build_ablation_notebook
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared cell helpers beside us
+from nbcells import PREREQ_HEADER, code, md, notebook  # noqa: E402
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent
-
-
-def md(text: str):
-    return new_markdown_cell(text.strip())
-
-
-def code(text: str, tags: list[str] | None = None):
-    cell = new_code_cell(text.strip())
-    if tags:
-        cell.metadata["tags"] = tags
-    return cell
-
-
-def notebook(cells: list) -> nbformat.NotebookNode:
-    nb = new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (tdpcr)",
-                                 "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
-    return nb
 
 
 ABLATIONS_NB = [
@@ -351,7 +335,7 @@ def main() -> None:
     for name, cells in (("04_ablations.ipynb", ABLATIONS_NB),
                         ("05_compare_visually.ipynb", COMPARE_NB)):
         path = NOTEBOOKS / name
-        nbformat.write(notebook(cells), path)
+        nbformat.write(notebook(cells, path.stem), path)
         print(f"wrote {path}")
 
 

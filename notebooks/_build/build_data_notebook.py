@@ -6,10 +6,13 @@ The notebook is thin: every code cell only imports and calls ``tdpcr_lib``.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared cell helpers beside us
+from nbcells import PREREQ_HEADER, code, md, notebook  # noqa: E402
 
 NOTEBOOKS = Path(__file__).resolve().parents[1]
 NAME = "00_get_data"
@@ -26,23 +29,9 @@ MANIFEST_DIR = None  # luojiaset: where the split CSVs go (None: data_manifests/
 REPORTS_DIR = None  # None: reports/ (metrics/ and figures/ go here)
 '''
 
-PREREQ_HEADER = "| Concepts | Importance | Notes |\n|---|---|---|\n"
-
-
-def _md(text: str):
-    return new_markdown_cell(text.strip("\n"))
-
-
-def _code(text: str, tags: list[str] | None = None):
-    cell = new_code_cell(text.strip("\n"))
-    if tags:
-        cell.metadata["tags"] = tags
-    return cell
-
-
 def build() -> nbformat.NotebookNode:
-    nb = new_notebook(cells=[
-        _md("""
+    return notebook([
+        md("""
 # 00 · Get the data: LuojiaSET-OSFCR or its synthetic twin
 
 ## Overview
@@ -58,7 +47,7 @@ content is a real (learnable) problem. Every later notebook runs on either.
 3. Count tiles per bucket and split; plot the class histogram and one sample per bucket.
 4. Record everything in `reports/metrics/00_get_data.json`.
 """),
-        _md(PREREQ_HEADER + """\
+        md(PREREQ_HEADER + """\
 | Sentinel-1 / Sentinel-2 basics | Helpful | bands, DN and dB; see the band table in `tdpcr_lib.bands` |
 | GeoTIFF and `rasterio` | Helpful | only to look at the files yourself |
 | PyTorch `Dataset` | Helpful | `tdpcr_lib.data.LuojiaSETOSFCR` is one |
@@ -66,8 +55,8 @@ content is a real (learnable) problem. Every later notebook runs on either.
 - **Time to learn**: 5 minutes to read; about a minute to run on 2 CPU cores (default twin).
 - **System requirements**: CPU only; the default twin takes about 70 MB of disk.
 """),
-        _md("## Imports"),
-        _code("""
+        md("## Imports"),
+        code("""
 from pathlib import Path
 
 import pandas as pd
@@ -77,13 +66,13 @@ from tdpcr_lib import data, paths, synthetic
 from tdpcr_lib.reporting import RunRecord
 from tdpcr_lib.viz import save_figure
 """),
-        _md("""
+        md("""
 ## Parameters
 Papermill (and `tdpcr reproduce`) overrides these. `SOURCE="luojiaset"` with `DATA_ROOT`
 pointing at your copy (folder or archive) prepares the real data instead of the twin.
 """),
-        _code(PARAMETERS, tags=["parameters"]),
-        _code("""
+        code(PARAMETERS, tags=["parameters"]),
+        code("""
 if SOURCE not in ("synthetic", "luojiaset"):
     raise ValueError(f"SOURCE must be 'synthetic' or 'luojiaset', got {SOURCE!r}")
 if SMOKE:
@@ -95,7 +84,7 @@ record = RunRecord("00_get_data", parameters={
     "SEED": SEED, "SMOKE": SMOKE, "MANIFEST_DIR": MANIFEST_DIR, "REPORTS_DIR": REPORTS_DIR},
     seed=SEED, device="cpu", metrics_dir=reports_dir / "metrics")
 """),
-        _md("""
+        md("""
 ## The synthetic twin (`SOURCE = "synthetic"`)
 `make_synthetic_luojiaset` writes the real layout: `<bucket>/{s1,s2,s2_cloudy,land_cover_maps,
 cloud_detection_results}/ROIs_XX_..._pN.tif`, S2 as uint16 DN with the +1000 offset and band
@@ -109,7 +98,7 @@ sees the land cover under clouds); thick, thin and mixed clouds with shadows fro
 its bucket. The split manifest goes to `<DATA_ROOT>/manifest/`. A folder that already holds a twin
 made with the same parameters is reused.
 """),
-        _code("""
+        code("""
 if SOURCE == "synthetic":
     root = synthetic.make_synthetic_luojiaset(DATA_ROOT or paths.DEFAULT_SYNTHETIC_ROOT,
                                               n_tiles=N_TILES, size=TILE_SIZE, seed=SEED,
@@ -119,7 +108,7 @@ if SOURCE == "synthetic":
     print(f"{root}: {N_TILES} tiles of {TILE_SIZE} px, generated in "
           f"{twin['generation_seconds']} s; cloud types {twin['cloud_kinds']}")
 """),
-        _md("""
+        md("""
 ## The real data (`SOURCE = "luojiaset"`)
 LuojiaSET-OSFCR cannot be downloaded automatically. Request it through the questionnaire linked
 from the README of [RSIIPAC/LuojiaSET-OSFCR](https://github.com/RSIIPAC/LuojiaSET-OSFCR)
@@ -134,7 +123,7 @@ The cell below locates the data and writes the split manifest with a sha256 for 
 per bucket, the name-sorted file list is shuffled by one `random.Random(42)` and cut 80/10/10;
 `author_split_check` says whether the result starts like the author's published `test.csv`.
 """),
-        _code("""
+        code("""
 if SOURCE == "luojiaset":
     root = data.prepare_luojiaset(DATA_ROOT or data.DEFAULT_LUOJIASET_ROOT)
     manifest_dir = data.write_manifest(root, out=MANIFEST_DIR, checksums=not SMOKE)
@@ -142,23 +131,23 @@ if SOURCE == "luojiaset":
     print(f"{root}: {split_config['indexed_samples']} complete samples; manifest in "
           f"{manifest_dir}; author_split_check: {split_config['author_split_check']}")
 """),
-        _md("""
+        md("""
 ## Verify the files
 Every file of every split is opened and its band count, data type and size are checked against
 the real format (pixels are not read here; the loader checks NaNs when it reads a tile).
 """),
-        _code("""
+        code("""
 header_check = data.verify_headers(root, manifest=manifest_dir)
 print(f"{header_check['checked']} files checked, {header_check['n_problems']} problem(s)")
 for problem in header_check["problems"]:
     print("  -", problem)
 """),
-        _md("""
+        md("""
 ## Tiles per bucket and split
 The split is stratified by cloud-cover bucket, so every bucket appears in train, val and test in
 the same 80/10/10 proportion.
 """),
-        _code("""
+        code("""
 stats = data.dataset_statistics(root, manifest=manifest_dir,
                                 max_tiles_per_split=None if SOURCE == "synthetic" else 400)
 counts = pd.DataFrame(stats["counts"]).loc[list(data.BUCKETS)]
@@ -166,24 +155,24 @@ counts.loc["total"] = counts.sum()
 display(counts)
 pd.Series(stats["mean_cloud_fraction"], name="mean cloud fraction of the mask")
 """),
-        _md("""
+        md("""
 ## Class histogram
 Land-cover codes 0–6 with the colours of `data_manifests/legend.json`; any other code is ignored
 (255) by the loader. On the twin the codes mean road, water, built-up, cropland, bare soil,
 grassland and forest (its own choice; the real legend's names are unknown). On the real data the
 histogram shows which codes are actually present.
 """),
-        _code("""
+        code("""
 figure = data.plot_class_histogram(stats["class_histogram"])
 save_figure(figure, figures_dir / "00_get_data_class_histogram.png")
 figure
 """),
-        _md("""
+        md("""
 ## One test tile per bucket
 Cloudy input, SAR false colour (VV, VH, VV−VH), clear target (both optical images on the target's
 stretch), land cover and cloud mask, as `LuojiaSETOSFCR` delivers them.
 """),
-        _code("""
+        code("""
 test_set = data.LuojiaSETOSFCR(root, split="test", manifest=manifest_dir)
 for bucket in data.BUCKETS:
     if bucket in test_set.buckets:
@@ -191,12 +180,12 @@ for bucket in data.BUCKETS:
         save_figure(figure, figures_dir / f"00_get_data_sample_{bucket.replace('%', 'pc')}.png")
         display(figure)
 """),
-        _md("""
+        md("""
 ## Record the metrics
 Read speed is measured on the training split (single process); later notebooks compare it with
 the training throughput.
 """),
-        _code("""
+        code("""
 train_set = data.LuojiaSETOSFCR(root, split="train", manifest=manifest_dir)
 metrics = {
     "source": SOURCE,
@@ -216,7 +205,7 @@ metrics = {
 record.write(metrics)
 {key: metrics[key] for key in ("n_samples", "tile_size", "read_ms_per_sample", "manifest_hash")}
 """),
-        _md("""
+        md("""
 ## Summary
 The dataset folder (twin or real) is ready: its split manifest lists every tile of train, val and
 test with a sha256 per file, the headers are verified, and the counts, class histogram and sample
@@ -231,12 +220,7 @@ tiles are in `reports/`. `LuojiaSETOSFCR(root, split)` now delivers normalised t
 - Normalisation and the +1000 DN offset caveat: `data_manifests/normalisation.json`.
 - Split protocol: `data_manifests/luojiaset_osfcr/split_config.json`.
 """),
-    ])
-    for index, cell in enumerate(nb.cells):
-        cell.id = f"{NAME}-{index:02d}"  # stable ids: regenerating gives the same file
-    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
-    nb.metadata["language_info"] = {"name": "python"}
-    return nb
+    ], NAME)
 
 
 def main() -> Path:

@@ -6,10 +6,13 @@ The notebook is thin: every code cell only imports and calls ``tdpcr_lib``.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared cell helpers beside us
+from nbcells import PREREQ_HEADER, code, md, notebook  # noqa: E402
 
 NOTEBOOKS = Path(__file__).resolve().parents[1]
 NAME = "06_predict_own_scene"
@@ -31,20 +34,9 @@ SEED = 0
 '''
 
 
-def _md(text: str):
-    return new_markdown_cell(text.strip("\n"))
-
-
-def _code(text: str, tags: list[str] | None = None):
-    cell = new_code_cell(text.strip("\n"))
-    if tags:
-        cell.metadata["tags"] = tags
-    return cell
-
-
 def build() -> nbformat.NotebookNode:
     cells = [
-        _md("""
+        md("""
 # 06 · Predict your own scene
 
 ## Overview
@@ -59,9 +51,7 @@ Sentinel-2 L1C GeoTIFF plus a Sentinel-1 GeoTIFF in, georeferenced products out.
 4. Look at the cloudy input, the SAR, the cloud-free result, the land-cover map and the prompt.
 5. Inspect the GeoTIFFs (Cloud-Optimized GeoTIFF layout) and open them as xarray DataArrays.
 """),
-        _md("""
-| Concepts | Importance | Notes |
-|---|---|---|
+        md(PREREQ_HEADER + """\
 | [02 · Phase 2](02_train_phase2.ipynb) | Necessary | writes `runs/phase2/best` (or run with `SMOKE = True`) |
 | GeoTIFF, CRS and affine transforms | Helpful | outputs use the Sentinel-2 input's grid |
 | [rioxarray](https://corteva.github.io/rioxarray/) | Helpful | to work with the products as DataArrays |
@@ -71,23 +61,23 @@ Sentinel-2 L1C GeoTIFF plus a Sentinel-1 GeoTIFF in, georeferenced products out.
   bounded by one strip of tiles, so a full 10980 × 10980 Sentinel-2 tile also works.
 - **From the command line**: `tdpcr predict --s2 S2.tif --s1 S1.tif --checkpoint runs/phase2/best --out out/`.
 """),
-        _md("## Imports"),
-        _code("""
+        md("## Imports"),
+        code("""
 from pathlib import Path
 
 from tdpcr_lib import paths, predict, scenes
 from tdpcr_lib.reporting import RunRecord
 from tdpcr_lib.viz import save_figure
 """),
-        _md("""
+        md("""
 ## Parameters
 `S2_PATH`/`S1_PATH` left at `None` make a synthetic scene (with its clear-sky truth, so the result
 can be scored). In `SMOKE` mode the scene and the tiles are small, and a missing checkpoint is
 replaced by a freshly initialised tiny model so the notebook runs standalone (its output is then
 meaningless, and the notebook says so).
 """),
-        _code(PARAMETERS, tags=["parameters"]),
-        _code("""
+        code(PARAMETERS, tags=["parameters"]),
+        code("""
 record = RunRecord(NAME, parameters={
     "S2_PATH": S2_PATH, "S1_PATH": S1_PATH, "CHECKPOINT": CHECKPOINT, "OUT_DIR": OUT_DIR,
     "TILE": TILE, "OVERLAP": OVERLAP, "BATCH_SIZE": BATCH_SIZE, "DEVICE": DEVICE,
@@ -96,7 +86,7 @@ record = RunRecord(NAME, parameters={
 if SMOKE:
     SCENE_SIZE, TILE, OVERLAP = [150, 190], 64, 16
 """.replace("NAME", repr(NAME))),
-        _md("""
+        md("""
 ## Inputs
 Without paths, `scenes.make_synthetic_scene` writes a scene whose landscape (classes, spectra,
 backscatter, clouds and shadows) follows the synthetic LuojiaSET twin the model was trained on.
@@ -104,7 +94,7 @@ Sentinel-1 is written on a 20 m grid shifted by a fraction of a pixel, so it mus
 (bilinear, through a GDAL warped VRT) onto the 10 m Sentinel-2 grid; a corner of the Sentinel-2
 scene is left as nodata, as at the edge of a swath.
 """),
-        _code("""
+        code("""
 scene = None
 if S2_PATH is None or S1_PATH is None:
     scene = scenes.make_synthetic_scene(Path(OUT_DIR) / "input_scene", *SCENE_SIZE, seed=SEED,
@@ -113,68 +103,68 @@ if S2_PATH is None or S1_PATH is None:
     S2_PATH, S1_PATH = str(scene.s2_cloudy), str(scene.s1)
 predict.describe_scene(S2_PATH, S1_PATH)
 """),
-        _md("""
+        md("""
 ## Checkpoint
 The phase-2 checkpoint holds the reconstruction network and the segmentation decoder. If it is
 missing, the next cell stops with a message saying how to create it (unless `SMOKE` is set).
 """),
-        _code("""
+        code("""
 checkpoint, checkpoint_note = predict.prepare_checkpoint(CHECKPOINT, smoke=SMOKE,
                                                          scratch_dir=OUT_DIR, seed=SEED)
 print(checkpoint_note)
 """),
-        _md("""
+        md("""
 ## Predict
 Tiles of `TILE` px overlap by `OVERLAP` px (rounded so tiles stay on the network's downsampling
 grid); each tile's outputs are weighted by a flat-top window with `sin²` ramps where tiles meet,
 so there are no seams. Rows are written as soon as they are complete; each product is published
 as a Cloud-Optimized GeoTIFF only when the whole scene is done.
 """),
-        _code("""
+        code("""
 outputs = predict.predict_scene(S2_PATH, S1_PATH, checkpoint, OUT_DIR, tile=TILE,
                                 overlap=OVERLAP, batch_size=BATCH_SIZE, device=DEVICE,
                                 write_prompt=WRITE_PROMPT)
 outputs
 """),
-        _md("""
+        md("""
 ## Before and after
 Cloudy input and cloud-free output share one colour stretch. The land-cover colours are the
 legend's (`data_manifests/legend.json`); the prompt panel shows the PGF injection gate at full
 resolution: bright where the model relied on SAR.
 """),
-        _code("""
+        code("""
 figure = predict.plot_scene_prediction(S2_PATH, outputs, s1=S1_PATH)
 save_figure(figure, Path(REPORTS_DIR) / "figures" / f"{record.notebook}.png")
 figure
 """),
-        _md("""
+        md("""
 ## The GeoTIFFs
 All products have the Sentinel-2 input's CRS and transform. `cloud_free.tif` is 13-band uint16 DN
 (bands named `B01 … B12, B8A`, nodata 0), `land_cover.tif` uint8 with the legend's colour table
 and class names in its metadata (nodata 255). As DataArrays they carry `band` coordinates and the
 CRS, ready for `.rio` operations.
 """),
-        _code("""
+        code("""
 predict.describe_outputs(outputs)
 """),
-        _code("""
+        code("""
 arrays = predict.open_prediction(outputs)
 arrays["cloud_free"]
 """),
-        _md("""
+        md("""
 ## Score against the truth (synthetic scene only)
 The synthetic scene comes with its clear-sky image and land-cover map. The cloudy input itself is
 the "do nothing" baseline the prediction should beat (with a trained checkpoint).
 """),
-        _code("""
+        code("""
 scores = {}
 if scene is not None:
     scores = predict.compare_to_reference(outputs, scene.s2_clear, cloudy_s2=scene.s2_cloudy,
                                           reference_land_cover=scene.land_cover)
 scores
 """),
-        _md("## Record the metrics"),
-        _code("""
+        md("## Record the metrics"),
+        code("""
 summary = predict.read_summary(outputs)
 record.write({"scene": {"height": summary["height"], "width": summary["width"],
                         "n_tiles": summary["n_tiles"], "valid_fraction": summary["valid_fraction"],
@@ -186,7 +176,7 @@ record.write({"scene": {"height": summary["height"], "width": summary["width"],
 for array in arrays.values():
     array.close()
 """),
-        _md("""
+        md("""
 ## Summary
 A trained TDP-CR checkpoint turned a cloudy Sentinel-2 scene and a Sentinel-1 scene on another
 grid into georeferenced, seamless products: a 13-band cloud-free image in DN, a land-cover map with
@@ -201,11 +191,7 @@ Sentinel-2 grid. The same function runs from the command line (`tdpcr predict`) 
 - Design notes: `docs/design.md`, section "Scene prediction".
 """),
     ]
-    nb = new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python",
-                                 "name": "python3"}
-    nb.metadata["language_info"] = {"name": "python"}
-    return nb
+    return notebook(cells, NAME)
 
 
 def main() -> None:

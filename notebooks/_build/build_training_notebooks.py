@@ -6,10 +6,13 @@ The notebooks are thin: every code cell only imports and calls ``tdpcr_lib``.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared cell helpers beside us
+from nbcells import PREREQ_HEADER, code, md, notebook  # noqa: E402
 
 NOTEBOOKS = Path(__file__).resolve().parents[1]
 
@@ -30,31 +33,9 @@ MAX_STEPS = None  # stop after this many optimizer steps (None: no limit)
 CONFIG = {}  # TrainConfig overrides and a "model" dict of ModelConfig overrides
 '''
 
-PREREQ_HEADER = "| Concepts | Importance | Notes |\n|---|---|---|\n"
-
-
-def _md(text: str):
-    return new_markdown_cell(text.strip("\n"))
-
-
-def _code(text: str, tags: list[str] | None = None):
-    cell = new_code_cell(text.strip("\n"))
-    if tags:
-        cell.metadata["tags"] = tags
-    return cell
-
-
-def _notebook(cells) -> nbformat.NotebookNode:
-    nb = new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python",
-                                 "name": "python3"}
-    nb.metadata["language_info"] = {"name": "python"}
-    return nb
-
-
 def phase1() -> nbformat.NotebookNode:
-    return _notebook([
-        _md("""
+    return notebook([
+        md("""
 # 01 · Train TDP-CR, phase 1: cloud removal
 
 ## Overview
@@ -68,7 +49,7 @@ the first author's cloud-removal recipe, `L_rec = 0.9·L1 + 0.1·(1 − SSIM)` o
 3. Train, validating every epoch; the best epoch by validation PSNR is kept in `runs/phase1/best`.
 4. Plot the training curves and record the metrics.
 """),
-        _md(PREREQ_HEADER + """\
+        md(PREREQ_HEADER + """\
 | [00 · Get the data](00_get_data.ipynb) | Helpful | writes the synthetic twin; 01 also makes it if missing |
 | Cloud-removal metrics (PSNR, SSIM, SAM) | Helpful | computed by `tdpcr_lib.metrics` |
 | PyTorch training loops | Helpful | all of it lives in `tdpcr_lib.training` |
@@ -76,8 +57,8 @@ the first author's cloud-removal recipe, `L_rec = 0.9·L1 + 0.1·(1 − SSIM)` o
 - **Time to learn**: 5 minutes to read; about 3 minutes to run on a 2-core CPU (default).
 - **System requirements**: CPU is enough; a GPU is used automatically (bf16) when present.
 """),
-        _md("## Imports"),
-        _code("""
+        md("## Imports"),
+        code("""
 from pathlib import Path
 
 from IPython.display import display
@@ -86,14 +67,14 @@ from tdpcr_lib import paths, training
 from tdpcr_lib.reporting import RunRecord
 from tdpcr_lib.viz import save_figure
 """),
-        _md("""
+        md("""
 ## Parameters
 Papermill (and `tdpcr reproduce`) overrides these. Changing only `DATA_ROOT` and `SOURCE` runs
 the same pipeline on the real LuojiaSET-OSFCR: its 256 px tiles are then trained on random crops
 and validated with a sliding window.
 """),
-        _code(TRAIN_PARAMETERS, tags=["parameters"]),
-        _code("""
+        code(TRAIN_PARAMETERS, tags=["parameters"]),
+        code("""
 record = RunRecord("01_train_phase1", parameters={"DATA_ROOT": DATA_ROOT, "SOURCE": SOURCE,
                    "RUNS_DIR": RUNS_DIR, "SEED": SEED, "DEVICE": DEVICE, "SMOKE": SMOKE,
                    "FULL": FULL, "EPOCHS": EPOCHS, "MAX_STEPS": MAX_STEPS, "CONFIG": CONFIG},
@@ -101,11 +82,11 @@ record = RunRecord("01_train_phase1", parameters={"DATA_ROOT": DATA_ROOT, "SOURC
 figures_dir = Path(REPORTS_DIR) / "figures"
 run_dir = Path(RUNS_DIR) / "phase1"
 """),
-        _md("""
+        md("""
 ## Data
 The splits come from the dataset's manifest (the first author's 80/10/10 protocol).
 """),
-        _code("""
+        code("""
 data_root = training.ensure_dataset(DATA_ROOT, SOURCE)
 train_config, model_config = training.notebook_configs(
     "phase1", smoke=SMOKE, full=FULL, epochs=EPOCHS, max_steps=MAX_STEPS, seed=SEED,
@@ -113,43 +94,43 @@ train_config, model_config = training.notebook_configs(
 train_set, val_set = training.build_datasets(data_root, train_config)
 print(train_set, val_set, sep="\\n")
 """),
-        _md("""
+        md("""
 ## Configuration
 The training settings (`TrainConfig`) and the architecture (`ModelConfig`). The default preset
 uses a slimmer TDP-CR so that both phases fit a few CPU minutes; `FULL` uses the full-width model.
 """),
-        _code("""
+        code("""
 display(train_config.to_dict())
 display(model_config)
 """),
-        _md("""
+        md("""
 ## Train
 `training.train` resumes `runs/phase1/last` when it holds a compatible, unfinished run (and does
 not retrain a finished one); otherwise it starts afresh. The progress bar shows the live loss,
 learning rate and throughput.
 """),
-        _code("""
+        code("""
 result = training.train(train_config, data_root, run_dir, model_config=model_config,
                         device=DEVICE, source=SOURCE, datasets=(train_set, val_set))
 result.history_frame()
 """),
-        _md("""
+        md("""
 ## Training curves
 Loss per logged step (log scale) and, per epoch, the validation PSNR over all pixels and inside
 clouds, next to the PSNR of the cloudy input itself: reconstruction must beat it.
 """),
-        _code("""
+        code("""
 figure = training.plot_training_curves(run_dir)
 save_figure(figure, figures_dir / "01_train_phase1_curves.png")
 figure
 """),
-        _md("## Record the metrics"),
-        _code("""
+        md("## Record the metrics"),
+        code("""
 summary = training.run_summary(result)
 record.write(summary)
 summary["validation"]
 """),
-        _md("""
+        md("""
 ## Summary
 Phase 1 trained the reconstruction path of TDP-CR; its best checkpoint (by validation PSNR) is in
 `runs/phase1/best` with the full configuration, data-manifest hash and metrics in `config.json`.
@@ -158,12 +139,12 @@ Phase 1 trained the reconstruction path of TDP-CR; its best checkpoint (by valid
 [02 · Phase 2](02_train_phase2.ipynb) attaches the segmentation decoder to this checkpoint and
 trains it (with the prompts and PGF) for land-cover segmentation.
 """),
-    ])
+    ], "01_train_phase1")
 
 
 def phase2() -> nbformat.NotebookNode:
-    return _notebook([
-        _md("""
+    return notebook([
+        md("""
 # 02 · Train TDP-CR, phase 2: attach the segmentation decoder
 
 ## Overview
@@ -179,14 +160,14 @@ are the variants.
 2. Count total and trainable parameters.
 3. Train, keeping the best epoch by validation mIoU in `runs/phase2/best`.
 """),
-        _md(PREREQ_HEADER + """\
+        md(PREREQ_HEADER + """\
 | [01 · Phase 1](01_train_phase1.ipynb) | Necessary | writes `runs/phase1/best` |
 | Semantic segmentation (CE, mIoU) | Helpful | |
 
 - **Time to learn**: 5 minutes to read; about 2–3 minutes to run on a 2-core CPU (default).
 """),
-        _md("## Imports"),
-        _code("""
+        md("## Imports"),
+        code("""
 from pathlib import Path
 
 import pandas as pd
@@ -196,9 +177,9 @@ from tdpcr_lib import paths, training
 from tdpcr_lib.reporting import RunRecord
 from tdpcr_lib.viz import save_figure
 """),
-        _md("## Parameters"),
-        _code(TRAIN_PARAMETERS, tags=["parameters"]),
-        _code("""
+        md("## Parameters"),
+        code(TRAIN_PARAMETERS, tags=["parameters"]),
+        code("""
 record = RunRecord("02_train_phase2", parameters={"DATA_ROOT": DATA_ROOT, "SOURCE": SOURCE,
                    "RUNS_DIR": RUNS_DIR, "SEED": SEED, "DEVICE": DEVICE, "SMOKE": SMOKE,
                    "FULL": FULL, "EPOCHS": EPOCHS, "MAX_STEPS": MAX_STEPS, "CONFIG": CONFIG},
@@ -207,8 +188,8 @@ figures_dir = Path(REPORTS_DIR) / "figures"
 phase1_best = Path(RUNS_DIR) / "phase1" / "best"
 run_dir = Path(RUNS_DIR) / "phase2"
 """),
-        _md("## Data and configuration"),
-        _code("""
+        md("## Data and configuration"),
+        code("""
 data_root = training.ensure_dataset(DATA_ROOT, SOURCE)
 train_config, _ = training.notebook_configs(
     "phase2", smoke=SMOKE, full=FULL, epochs=EPOCHS, max_steps=MAX_STEPS, seed=SEED,
@@ -216,37 +197,37 @@ train_config, _ = training.notebook_configs(
 train_set, val_set = training.build_datasets(data_root, train_config)
 display(train_config.to_dict())
 """),
-        _md("""
+        md("""
 ## Trainable parameters
 The parameter count of each module group, and how many of them phase 2 trains.
 """),
-        _code("""
+        code("""
 report = training.trainable_parameter_table(train_config)
 report
 """),
-        _md("## Train"),
-        _code("""
+        md("## Train"),
+        code("""
 result = training.train(train_config, data_root, run_dir, device=DEVICE, source=SOURCE,
                         datasets=(train_set, val_set))
 result.history_frame()
 """),
-        _md("""
+        md("""
 ## Training curves
 CE + λ·L_rec per step; per epoch the validation mIoU (right axis) and PSNR, which should stay
 close to phase 1's because the reconstruction term is kept.
 """),
-        _code("""
+        code("""
 figure = training.plot_training_curves(run_dir)
 save_figure(figure, figures_dir / "02_train_phase2_curves.png")
 figure
 """),
-        _md("## Record the metrics"),
-        _code("""
+        md("## Record the metrics"),
+        code("""
 summary = training.run_summary(result)
 record.write(summary)
 pd.Series(summary["validation"])
 """),
-        _md("""
+        md("""
 ## Summary
 The phase-2 model (phase-1 network + segmentation decoder) is in `runs/phase2/best`. Only the
 trainable fraction shown above was updated.
@@ -255,12 +236,12 @@ trainable fraction shown above was updated.
 [03 · Evaluate](03_evaluate.ipynb) scores it on the test split, per cloud-cover bucket and inside
 and outside clouds, and writes `reports/results.md`.
 """),
-    ])
+    ], "02_train_phase2")
 
 
 def evaluate() -> nbformat.NotebookNode:
-    return _notebook([
-        _md("""
+    return notebook([
+        md("""
 # 03 · Evaluate TDP-CR on the test split
 
 ## Overview
@@ -275,14 +256,14 @@ pixels, and per cloud-cover bucket. Two references we compute ourselves frame th
 Tiles larger than the training crop are predicted with an overlapping sliding window.
 The paper's own claims are listed separately in `reports/results.md`, never mixed with ours.
 """),
-        _md(PREREQ_HEADER + """\
+        md(PREREQ_HEADER + """\
 | [02 · Phase 2](02_train_phase2.ipynb) | Necessary | writes `runs/phase2/best` |
 | Metric definitions | Helpful | `docs/design.md` |
 
 - **Time to learn**: 5 minutes; about 1 minute to run on a 2-core CPU (default).
 """),
-        _md("## Imports"),
-        _code("""
+        md("## Imports"),
+        code("""
 from pathlib import Path
 
 from tdpcr_lib import evaluation, paths, training, viz
@@ -290,10 +271,10 @@ from tdpcr_lib.checkpoint import load_model
 from tdpcr_lib.data import LuojiaSETOSFCR
 from tdpcr_lib.reporting import RunRecord
 """),
-        _md("## Parameters"),
-        _code(PARAMETERS + 'CHECKPOINT = None  # None: RUNS_DIR/phase2/best\n'
+        md("## Parameters"),
+        code(PARAMETERS + 'CHECKPOINT = None  # None: RUNS_DIR/phase2/best\n'
               'BATCH_SIZE = 8\n', tags=["parameters"]),
-        _code("""
+        code("""
 record = RunRecord("03_evaluate", parameters={"DATA_ROOT": DATA_ROOT, "SOURCE": SOURCE,
                    "RUNS_DIR": RUNS_DIR, "SEED": SEED, "DEVICE": DEVICE, "SMOKE": SMOKE,
                    "FULL": FULL, "CHECKPOINT": CHECKPOINT, "BATCH_SIZE": BATCH_SIZE},
@@ -301,58 +282,58 @@ record = RunRecord("03_evaluate", parameters={"DATA_ROOT": DATA_ROOT, "SOURCE": 
 figures_dir = Path(REPORTS_DIR) / "figures"
 checkpoint = Path(CHECKPOINT) if CHECKPOINT else Path(RUNS_DIR) / "phase2" / "best"
 """),
-        _md("## Data"),
-        _code("""
+        md("## Data"),
+        code("""
 data_root = training.ensure_dataset(DATA_ROOT, SOURCE)
 test_set = LuojiaSETOSFCR(data_root, split="test")
 train_set = LuojiaSETOSFCR(data_root, split="train")
 test_set
 """),
-        _md("""
+        md("""
 ## Evaluate
 `max_batches` limits a `SMOKE` run to a couple of batches.
 """),
-        _code("""
+        code("""
 result = evaluation.evaluate(checkpoint, test_set, device=DEVICE, batch_size=BATCH_SIZE,
                              max_batches=2 if SMOKE else None)
 result.tables["summary"]
 """),
-        _md("""
+        md("""
 ### Reconstruction and segmentation tables
 One row per subset: all pixels, cloudy pixels, clear pixels, then each cloud-cover bucket.
 """),
-        _code("""
+        code("""
 result.tables["cr"]
 """),
-        _code("""
+        code("""
 result.tables["seg"]
 """),
-        _md("""
+        md("""
 ## Majority-class baseline
 Predicting the most frequent training class everywhere; a segmentation model must beat it.
 """),
-        _code("""
+        code("""
 majority = evaluation.majority_class_baseline(train_set, test_set,
                                               max_batches=2 if SMOKE else None)
 evaluation.majority_table(majority)
 """),
-        _md("""
+        md("""
 ## Per-bucket figures
 Reconstruction PSNR (ours vs the cloudy input) and mIoU (ours vs the majority class) against cloud
 cover.
 """),
-        _code("""
+        code("""
 figure = viz.plot_bucket_metrics(evaluation.bucket_curves(result, majority),
                                  title="Test split, per cloud-cover bucket")
 viz.save_figure(figure, figures_dir / "03_evaluate_buckets.png")
 figure
 """),
-        _md("""
+        md("""
 ## An example tile
 The cloudiest test tile among the first batch: input, target, our reconstruction and error,
 predicted land cover and the PGF prompt maps.
 """),
-        _code("""
+        code("""
 model, _ = load_model(checkpoint, device="cpu")
 index = evaluation.cloudiest_index(test_set, limit=8)
 sample = test_set[index]
@@ -361,12 +342,12 @@ figure = viz.plot_comparison(sample, outputs)
 viz.save_figure(figure, figures_dir / "03_evaluate_example.png")
 figure
 """),
-        _md("""
+        md("""
 ## Results page and metrics record
 `reports/results.md` holds our numbers per bucket and for cloudy/clear pixels, and — in a separate
 table — the paper's claims for reference.
 """),
-        _code("""
+        code("""
 results_path = evaluation.write_results(result, majority, Path(REPORTS_DIR) / "results.md",
                                         checkpoint=checkpoint)
 headline = evaluation.headline_metrics(result, majority)
@@ -374,7 +355,7 @@ record.write({**headline, "evaluation": result.metrics, "majority": majority},
              meta=result.meta)
 headline
 """),
-        _md("""
+        md("""
 ## Summary
 The reconstruction is compared with the cloudy input inside clouds (`psnr_gain_cloudy > 0` means
 it removes clouds rather than copying them) and the segmentation with the majority class
@@ -384,7 +365,7 @@ it removes clouds rather than copying them) and the segmentation with the majori
 The following notebooks run the ablations and baselines behind the paper's claims, compare models
 tile by tile, and apply a checkpoint to your own GeoTIFFs.
 """),
-    ])
+    ], "03_evaluate")
 
 
 def main() -> None:

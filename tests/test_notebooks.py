@@ -1,0 +1,75 @@
+"""Every numbered notebook: committed clean, papermill-ready, Pythia-shaped, thin, and generated."""
+
+from __future__ import annotations
+
+import ast
+import runpy
+from pathlib import Path
+
+import nbformat
+import pytest
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NUMBERED = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+GENERATORS = sorted((NOTEBOOKS / "_build").glob("build_*.py"))
+
+
+def test_the_pipeline_has_all_seven_notebooks_in_order():
+    assert [p.stem[:2] for p in NUMBERED] == ["00", "01", "02", "03", "04", "05", "06"]
+
+
+@pytest.fixture(params=NUMBERED, ids=[p.stem for p in NUMBERED])
+def notebook(request) -> nbformat.NotebookNode:
+    nb = nbformat.read(request.param, as_version=4)
+    nbformat.validate(nb)
+    return nb
+
+
+def test_committed_without_outputs(notebook):
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            assert not cell.outputs and cell.execution_count is None
+
+
+def test_exactly_one_parameters_cell(notebook):
+    tagged = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and tagged[0].cell_type == "code"
+    assert "SEED" in tagged[0].source or "SEED" in "".join(c.source for c in notebook.cells)
+
+
+def test_pythia_structure(notebook):
+    markdown = [c.source for c in notebook.cells if c.cell_type == "markdown"]
+    assert markdown and markdown[0].startswith("# ")  # one H1 title first
+    assert sum(s.startswith("# ") for s in markdown) == 1
+    text = "\n".join(markdown)
+    for section in ("Overview", "Prerequisites", "Summary"):
+        assert f"## {section}" in text, f"missing section {section!r}"
+
+
+def test_thin_cells_define_no_classes_or_functions(notebook):
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        tree = ast.parse(cell.source)
+        defined = [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef | ast.FunctionDef)]
+        assert not defined, f"notebook code must call tdpcr_lib, not define: {cell.source[:80]}"
+
+
+def test_imports_live_in_one_imports_cell(notebook):
+    with_imports = [c for c in notebook.cells if c.cell_type == "code"
+                    and any(isinstance(n, ast.Import | ast.ImportFrom)
+                            for n in ast.walk(ast.parse(c.source)))]
+    assert len(with_imports) == 1
+
+
+@pytest.mark.parametrize("generator", GENERATORS, ids=[p.stem for p in GENERATORS])
+def test_generators_reproduce_the_committed_notebooks(generator, tmp_path, monkeypatch):
+    """Regenerating must not change a committed notebook (edit the generator, not the .ipynb)."""
+    written: dict[Path, nbformat.NotebookNode] = {}
+    monkeypatch.setattr(nbformat, "write", lambda nb, path, *a, **k: written.__setitem__(Path(path), nb))
+    runpy.run_path(str(generator), run_name="__main__")
+    assert written
+    for path, built in written.items():
+        committed = nbformat.read(path, as_version=4)
+        assert [(c.cell_type, c.source) for c in committed.cells] == \
+            [(c.cell_type, c.source) for c in built.cells], path.name
