@@ -62,3 +62,15 @@ def tiny_luojiaset_root(tmp_path_factory) -> Path:
 
     return make_synthetic_luojiaset(tmp_path_factory.mktemp("twin") / "synthetic_luojiaset",
                                     n_tiles=TINY_N_TILES, size=TINY_TILE_SIZE, seed=0)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_intra_op_thread():
+    """One torch thread for in-process tests: on a 2-core CI machine that also runs notebook
+    kernels and loader workers, OpenMP spin-waiting makes two threads several times slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -24,14 +24,6 @@ from tdpcr_lib.evaluation import (
 from tdpcr_lib.models import ModelConfig, build_model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine OpenMP spin-waits make 2 threads slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 class PerPixel(nn.Module):
     """A per-pixel model (1×1 convs): tiling must not change its output."""
 

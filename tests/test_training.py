@@ -31,15 +31,6 @@ def tiny_config(**changes) -> TrainConfig:
     return TrainConfig(**base)
 
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine OpenMP spin-waits make 2 threads slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 # ------------------------------------------------------------------------------ config
 @pytest.mark.parametrize(("changes", "match"), [
     ({"phase": "phase3"}, "phase must be one of"),
