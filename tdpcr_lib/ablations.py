@@ -141,8 +141,8 @@ class AblationBudget:
         of the config hash.
     """
 
-    phase1_steps: int = 10
-    phase2_steps: int = 5
+    phase1_steps: int = 40
+    phase2_steps: int = 20
     batch_size: int = 2
     crop_size: int = 32
     lr_phase1: float = 2e-3
@@ -171,10 +171,10 @@ def preset_budget(smoke: bool = False, full: bool = False,
     """The budget of notebook 04.
 
     * ``smoke``: 2 + 1 steps, batch 2, 32² crops, 4 test tiles of 32² (checks the plumbing only).
-    * default (2-core CPU, about 4 min for the 8 runs of one seed): 10 + 5 steps, batch 2, 32²
+    * default (2-core CPU, about 3 min for the 8 runs of one seed): 40 + 20 steps, batch 2, 32²
       crops, 8 test tiles centre-cropped to 64². Enough to see every model improve on the
       cloudy input (PSNR) and to exercise the whole pipeline, not to rank close variants; the
-      segmentation heads barely start learning in 5 steps.
+      segmentation heads only start learning in 20 steps.
     * ``full`` (a GPU): 3000 + 1500 steps, batch 16, 128² crops, whole test split and tiles.
 
     ``steps`` overrides the total step count (split 2:1 between the phases).

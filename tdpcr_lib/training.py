@@ -1168,7 +1168,7 @@ def preset_config(phase: str, *, smoke: bool = False, full: bool = False,
                     warmup_steps=0 if second else 500, checkpoint_every=1000, num_workers=4,
                     eval_batch_size=16)
     else:
-        base.update(epochs=12, batch_size=8, crop_size=128, lr=2e-3, warmup_steps=10, log_every=5,
+        base.update(epochs=16 if second else 24, batch_size=8, crop_size=128, lr=2e-3, warmup_steps=10, log_every=5,
                     eval_batch_size=25, checkpoint_every=50)
     if epochs is not None:
         base["epochs"] = int(epochs)

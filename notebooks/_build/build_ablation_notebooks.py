@@ -42,14 +42,15 @@ Every run has its own folder `runs/ablations/<name>_seed<k>/`; a finished run wi
 configuration is **reused** when the notebook is rerun, and an interrupted one resumes, so a long
 (full-mode) grid can be continued instead of redone.
 
-**What the default budget can and cannot show.** By default (a 2-core CPU, about 4 minutes for the
-whole grid) each model gets only 15 optimizer steps (10 + 5 for two-phase runs) of batch 2 on
+**What the default budget can and cannot show.** By default (a 2-core CPU, about 3 minutes for the
+whole grid) each model gets only 60 optimizer steps (40 + 20 for two-phase runs) of batch 2 on
 32² crops, one seed, and is scored on eight test tiles. That is enough to check that the machinery
 works end to end and to see gross effects — every model should already beat the cloudy input's
 PSNR, and DSen2-CR, whose long skip starts it at the input, tends to lead at this budget — but
 **not** to rank close variants or to confirm or refute a 0.18 dB difference: with one seed the
-noise is unknown and the table says so. The segmentation heads barely start learning in 5 phase-2
-steps (mIoU near chance), so the mIoU columns and the ΔmIoU claim row say nothing at this budget.
+noise is unknown and the table says so. The segmentation heads only start learning in 20 phase-2
+steps (mIoU not far above chance), so the mIoU columns and the ΔmIoU claim row say little at this
+budget.
 Use `FULL=True` on a GPU (≥ 3 seeds, thousands of steps) for a meaningful comparison. Disk: the
 default grid's checkpoints take about 0.7 GB (DSen2-CR alone ~0.3 GB with its optimizer state).
 """),
@@ -60,7 +61,7 @@ default grid's checkpoints take about 0.7 GB (DSen2-CR alone ~0.3 GB with its op
 |---|---|
 | the dataset (synthetic twin by default) | `00_get_data.ipynb` |
 | `tdpcr_lib` installed (`make setup`) | README |
-| time | ≈ 4 min (default, 2-core CPU) · < 1 min (`SMOKE`) · hours on a GPU (`FULL`) |
+| time | ≈ 3 min (default, 2-core CPU) · < 1 min (`SMOKE`) · hours on a GPU (`FULL`) |
 """),
     md("## Imports"),
     code("""
