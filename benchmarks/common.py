@@ -64,7 +64,8 @@ class Settings:
         epoch) and epochs timed.
     scene_sizes, scene_tile, scene_overlap, scene_batch
         Scene inference: the two (height, width) scenes and the tiling of ``predict_scene``
-        (its defaults: 256 px tiles, overlap 64, batches of 8). Both scenes share a width of at
+        (its defaults: 256 px tiles, overlap 64, its own batch default — 2 tiles on CPU, 16 on CUDA —
+        when ``scene_batch`` is None). Both scenes share a width of at
         least ``scene_batch`` tiles per row, so every forward pass holds a full batch: the
         activations of one batch are most of the RAM, and a narrow scene that cannot fill a
         batch would look cheaper than a wide one for that reason alone.
@@ -107,7 +108,7 @@ class Settings:
     gpu_scene_sizes: tuple[tuple[int, int], ...] = ((1024, 2048), (4096, 2048))
     scene_tile: int = 256
     scene_overlap: int = 64
-    scene_batch: int = 8
+    scene_batch: int | None = None
     full_scene: bool = False
     scene_variants: bool = True
     ddp_steps: int = 4
