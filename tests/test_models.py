@@ -151,6 +151,18 @@ def test_residual_output_starts_from_the_cloudy_input():
     assert direct(optical, sar)["reconstruction"].abs().max() == 0
 
 
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_fresh_residual_model_starts_near_the_identity(fusion):
+    """Near-identity init: an untrained model changes the cloudy input only slightly."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig.small(fusion=fusion))
+    optical, sar = make_inputs(2, 32, 32)
+    with torch.no_grad():
+        change = (model(optical, sar)["reconstruction"] - optical).abs().mean()
+    assert 0 < change < 0.02  # a random (unscaled) head changes it by ~0.1-0.5
+    assert model.reconstruction_head.bias.abs().max() == 0
+
+
 def test_default_model_meets_the_parameter_and_flop_budget():
     with torch.device("meta"):
         model = build_model(ModelConfig(with_seg_decoder=True))
