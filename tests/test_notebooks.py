@@ -31,6 +31,29 @@ def test_committed_without_outputs(notebook):
             assert not cell.outputs and cell.execution_count is None
 
 
+#: Parameters each notebook must declare (what the issues and the README promise users).
+DECLARED = {
+    "00_get_data": {"DATA_ROOT", "SOURCE", "N_TILES", "TILE_SIZE", "SEED", "SMOKE"},
+    "01_train_phase1": {"DATA_ROOT", "SOURCE", "RUNS_DIR", "SEED", "DEVICE", "SMOKE", "FULL",
+                        "EPOCHS", "MAX_STEPS", "CONFIG"},
+    "02_train_phase2": {"DATA_ROOT", "SOURCE", "RUNS_DIR", "SEED", "DEVICE", "SMOKE", "FULL",
+                        "EPOCHS", "MAX_STEPS", "CONFIG"},
+    "03_evaluate": {"DATA_ROOT", "SOURCE", "RUNS_DIR", "SEED", "DEVICE", "SMOKE", "FULL"},
+    "04_ablations": {"DATA_ROOT", "SOURCE", "RUNS_DIR", "SEED", "DEVICE", "SMOKE", "FULL"},
+    "05_compare_visually": {"DATA_ROOT", "SOURCE", "RUNS_DIR", "SEED", "DEVICE", "SMOKE", "FULL"},
+    "06_predict_own_scene": {"S2_PATH", "S1_PATH", "CHECKPOINT", "OUT_DIR", "TILE", "OVERLAP",
+                             "DEVICE", "SMOKE", "SEED"},
+}
+
+
+@pytest.mark.parametrize("path", NUMBERED, ids=[p.stem for p in NUMBERED])
+def test_declares_the_documented_parameters(path):
+    import papermill as pm
+
+    declared = set(pm.inspect_notebook(str(path)))
+    assert DECLARED[path.stem] <= declared, DECLARED[path.stem] - declared
+
+
 def test_exactly_one_parameters_cell(notebook):
     tagged = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1 and tagged[0].cell_type == "code"
