@@ -9,7 +9,7 @@ Choices (the paper is silent; see ``docs/design.md`` § Training):
 * ``L_rec = 0.9·L1 + 0.1·(1 − SSIM)`` on all 13 bands, the first author's ECRformer recipe.
 * ``L_seg`` = pixel-wise cross-entropy with ``ignore_index = 255``. A batch whose labels are all
   ignored contributes 0 (not NaN), so a crop without valid labels cannot poison training.
-* Phase 2 and single-phase joint training: ``L_seg + λ·L_rec`` (λ = ``rec_weight``, default 1) so
+* Phase 2 and single-phase joint training: ``L_seg + λ·L_rec`` (λ = ``rec_weight``; the trainer's default is 10) so
   the reconstruction is not destroyed while the prompts adapt to the segmentation task.
 * The multi-task competitor (CloudSeg-style, Xu et al. 2024): ``CE + w_cr·Charbonnier`` with the
   Charbonnier term ``((x − y)² + ε²)^0.45`` weighted 6 inside clouds and 1 outside, as in the
