@@ -1,0 +1,221 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 00 · Get the data: LuojiaSET-OSFCR or its synthetic twin
+#
+# ## Overview
+# TDP-CR is trained and evaluated on **LuojiaSET-OSFCR**: 20 000 co-registered 256 × 256 px tiles
+# at 10 m, each with a cloudy Sentinel-2 image (13 bands), the clear Sentinel-2 target, Sentinel-1
+# SAR (VV, VH), a land-cover map and a cloud mask, sorted into five cloud-cover buckets
+# (`0-20%` … `80%-100%`). The dataset is **gated**, so by default this notebook builds a
+# **synthetic twin** with exactly the same folders, file names, GeoTIFF headers and units, whose
+# content is a real (learnable) problem. Every later notebook runs on either.
+#
+# 1. Make the twin, or locate / extract / verify your copy of the real data.
+# 2. Write the split manifest (the first author's 80/10/10 protocol, with a sha256 per file).
+# 3. Count tiles per bucket and split; plot the class histogram and one sample per bucket.
+# 4. Record everything in `reports/metrics/00_get_data.json`.
+
+# %% [markdown]
+# ## Prerequisites
+#
+# | Concepts | Importance | Notes |
+# |---|---|---|
+# | Sentinel-1 / Sentinel-2 basics | Helpful | bands, DN and dB; see the band table in `tdpcr_lib.bands` |
+# | GeoTIFF and `rasterio` | Helpful | only to look at the files yourself |
+# | PyTorch `Dataset` | Helpful | `tdpcr_lib.data.LuojiaSETOSFCR` is one |
+#
+# - **Time to learn**: 5 minutes to read; about a minute to run on 2 CPU cores (default twin).
+# - **System requirements**: CPU only; the default twin takes about 70 MB of disk.
+
+# %% [markdown]
+# ## Imports
+
+# %%
+from pathlib import Path
+
+import pandas as pd
+from IPython.display import display
+
+from tdpcr_lib import data, paths, synthetic
+from tdpcr_lib.reporting import RunRecord
+from tdpcr_lib.viz import save_figure
+
+# %% [markdown]
+# ## Parameters
+# Papermill (and `tdpcr reproduce`) overrides these. `SOURCE="luojiaset"` with `DATA_ROOT`
+# pointing at your copy (folder or archive) prepares the real data instead of the twin.
+
+# %% tags=["parameters"]
+DATA_ROOT = None  # None: data/synthetic_luojiaset (synthetic) or data/LuojiaSET-OSFCR (luojiaset);
+#                   for "luojiaset" also the folder above it, or the .zip/.tar archive you received
+SOURCE = "synthetic"  # "synthetic" (generate the twin) or "luojiaset" (the real, gated data)
+N_TILES = 250  # synthetic: number of tiles, spread evenly over the 5 cloud-cover buckets
+TILE_SIZE = 64  # synthetic: tile side in pixels (the real tiles are 256)
+SEED = 0  # synthetic: everything is a deterministic function of the seed
+SMOKE = False  # tiny twin (50 tiles of 32 px) / no checksums: checks the pipeline in seconds
+MANIFEST_DIR = None  # luojiaset: where the split CSVs go (None: data_manifests/luojiaset_osfcr/)
+REPORTS_DIR = None  # None: reports/ (metrics/ and figures/ go here)
+
+# %%
+if SOURCE not in ("synthetic", "luojiaset"):
+    raise ValueError(f"SOURCE must be 'synthetic' or 'luojiaset', got {SOURCE!r}")
+if SMOKE:
+    N_TILES, TILE_SIZE = synthetic.SMOKE_N_TILES, synthetic.SMOKE_TILE_SIZE
+reports_dir = Path(REPORTS_DIR) if REPORTS_DIR else paths.REPORTS_DIR
+figures_dir = reports_dir / "figures"
+record = RunRecord("00_get_data", parameters={
+    "DATA_ROOT": DATA_ROOT, "SOURCE": SOURCE, "N_TILES": N_TILES, "TILE_SIZE": TILE_SIZE,
+    "SEED": SEED, "SMOKE": SMOKE, "MANIFEST_DIR": MANIFEST_DIR, "REPORTS_DIR": REPORTS_DIR},
+    seed=SEED, device="cpu", metrics_dir=reports_dir / "metrics")
+
+# %% [markdown]
+# ## The synthetic twin (`SOURCE = "synthetic"`)
+# `make_synthetic_luojiaset` writes the real layout: `<bucket>/{s1,s2,s2_cloudy,land_cover_maps,
+# cloud_detection_results}/ROIs_XX_..._pN.tif`, S2 as uint16 DN with the +1000 offset and band
+# descriptions B01…B12 (with B8A), S1 as float32 dB, land cover as uint8 (every third file without a
+# CRS, like the real maps) and the cloud mask as float32 {0, 1}, in UTM with a 10 m grid.
+#
+# Each tile is a small landscape: smooth land-cover patches with rivers and roads; per-class
+# spectra and texture for the clear image; per-class backscatter with speckle for SAR (so SAR still
+# sees the land cover under clouds); thick, thin and mixed clouds with shadows from the
+# `satellite-cloud-generator` package for the cloudy image, each tile's cloud fraction drawn inside
+# its bucket. The split manifest goes to `<DATA_ROOT>/manifest/`. A folder that already holds a twin
+# made with the same parameters is reused.
+
+# %%
+if SOURCE == "synthetic":
+    root = synthetic.make_synthetic_luojiaset(DATA_ROOT or paths.DEFAULT_SYNTHETIC_ROOT,
+                                              n_tiles=N_TILES, size=TILE_SIZE, seed=SEED,
+                                              overwrite=True)
+    manifest_dir = root / "manifest"
+    twin = synthetic.read_synthetic_info(root)
+    print(f"{root}: {N_TILES} tiles of {TILE_SIZE} px, generated in "
+          f"{twin['generation_seconds']} s; cloud types {twin['cloud_kinds']}")
+
+# %% [markdown]
+# ## The real data (`SOURCE = "luojiaset"`)
+# LuojiaSET-OSFCR cannot be downloaded automatically. Request it through the questionnaire linked
+# from the README of [RSIIPAC/LuojiaSET-OSFCR](https://github.com/RSIIPAC/LuojiaSET-OSFCR)
+# (contacts: panjun1215@whu.edu.cn, dd_xjg@whu.edu.cn). There is no stated licence; do not
+# redistribute it. Then set `DATA_ROOT` to
+#
+# * the unpacked folder (the one holding `0-20%/`, …, `80%-100%/`) or any folder above it, or
+# * the `.zip` / `.tar(.gz)` archive: it is extracted beside itself (safely: no paths outside).
+#
+# The cell below locates the data and writes the split manifest with a sha256 for every file
+# (skipped in `SMOKE` mode; hashing all 84 GB takes a while). The split is the first author's:
+# per bucket, the name-sorted file list is shuffled by one `random.Random(42)` and cut 80/10/10;
+# `author_split_check` says whether the result starts like the author's published `test.csv`.
+
+# %%
+if SOURCE == "luojiaset":
+    root = data.prepare_luojiaset(DATA_ROOT or data.DEFAULT_LUOJIASET_ROOT)
+    manifest_dir = data.write_manifest(root, out=MANIFEST_DIR, checksums=not SMOKE)
+    split_config = data.read_split_config(manifest_dir)
+    print(f"{root}: {split_config['indexed_samples']} complete samples; manifest in "
+          f"{manifest_dir}; author_split_check: {split_config['author_split_check']}")
+
+# %% [markdown]
+# ## Verify the files
+# Every file of every split is opened and its band count, data type and size are checked against
+# the real format (pixels are not read here; the loader checks NaNs when it reads a tile).
+
+# %%
+header_check = data.verify_headers(root, manifest=manifest_dir)
+print(f"{header_check['checked']} files checked, {header_check['n_problems']} problem(s)")
+for problem in header_check["problems"]:
+    print("  -", problem)
+
+# %% [markdown]
+# ## Tiles per bucket and split
+# The split is stratified by cloud-cover bucket, so every bucket appears in train, val and test in
+# the same 80/10/10 proportion.
+
+# %%
+stats = data.dataset_statistics(root, manifest=manifest_dir,
+                                max_tiles_per_split=None if SOURCE == "synthetic" else 400)
+counts = pd.DataFrame(stats["counts"]).loc[list(data.BUCKETS)]
+counts.loc["total"] = counts.sum()
+display(counts)
+pd.Series(stats["mean_cloud_fraction"], name="mean cloud fraction of the mask")
+
+# %% [markdown]
+# ## Class histogram
+# Land-cover codes 0–6 with the colours of `data_manifests/legend.json`; any other code is ignored
+# (255) by the loader. On the twin the codes mean road, water, built-up, cropland, bare soil,
+# grassland and forest (its own choice; the real legend's names are unknown). On the real data the
+# histogram shows which codes are actually present.
+
+# %%
+figure = data.plot_class_histogram(stats["class_histogram"])
+save_figure(figure, figures_dir / "00_get_data_class_histogram.png")
+figure
+
+# %% [markdown]
+# ## One test tile per bucket
+# Cloudy input, SAR false colour (VV, VH, VV−VH), clear target (both optical images on the target's
+# stretch), land cover and cloud mask, as `LuojiaSETOSFCR` delivers them.
+
+# %%
+test_set = data.LuojiaSETOSFCR(root, split="test", manifest=manifest_dir)
+for bucket in data.BUCKETS:
+    if bucket in test_set.buckets:
+        figure = test_set.plot(test_set[test_set.buckets.index(bucket)])
+        save_figure(figure, figures_dir / f"00_get_data_sample_{bucket.replace('%', 'pc')}.png")
+        display(figure)
+
+# %% [markdown]
+# ## Record the metrics
+# Read speed is measured on the training split (single process); later notebooks compare it with
+# the training throughput.
+
+# %%
+train_set = data.LuojiaSETOSFCR(root, split="train", manifest=manifest_dir)
+metrics = {
+    "source": SOURCE,
+    "data_root": str(root),
+    "manifest_dir": str(manifest_dir),
+    "manifest_hash": stats["manifest_hash"],
+    "n_samples": stats["n_samples"],
+    "tile_size": int(train_set[0]["optical"].shape[-1]),
+    "counts": stats["counts"],
+    "class_histogram": stats["class_histogram"],
+    "class_fraction": stats["class_fraction"],
+    "mean_cloud_fraction": stats["mean_cloud_fraction"],
+    "header_check": {"checked": header_check["checked"], "n_problems": header_check["n_problems"]},
+    "read_ms_per_sample": data.measure_read_speed(train_set, n=32),
+    "generation_seconds": twin["generation_seconds"] if SOURCE == "synthetic" else None,
+}
+record.write(metrics)
+{key: metrics[key] for key in ("n_samples", "tile_size", "read_ms_per_sample", "manifest_hash")}
+
+# %% [markdown]
+# ## Summary
+# The dataset folder (twin or real) is ready: its split manifest lists every tile of train, val and
+# test with a sha256 per file, the headers are verified, and the counts, class histogram and sample
+# tiles are in `reports/`. `LuojiaSETOSFCR(root, split)` now delivers normalised tensors
+# (`optical`, `sar`, `target`, `mask`, `cloud_mask`).
+#
+# ## What's next
+# [01 · Phase 1](01_train_phase1.ipynb) trains the cloud-removal path of TDP-CR on this data.
+#
+# ## Resources
+# - Paper notes: `../shared/reference/tdp-cr-paper-notes.md` §4 (the dataset).
+# - Normalisation and the +1000 DN offset caveat: `data_manifests/normalisation.json`.
+# - Split protocol: `data_manifests/luojiaset_osfcr/split_config.json`.

@@ -1,0 +1,153 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 · Compare models visually
+#
+# ## Overview
+# Numbers average away *where* a model fails. The paper's motivation is that cloud-removal networks
+# over-smooth textures and boundaries; this notebook puts the models side by side on single test
+# tiles: SAR (VV, VH, VV−VH), the cloudy input, each model's reconstruction and its absolute-error
+# map, the target, the cloud mask, the prompt/gate map at each PGF level (where the model decided to
+# trust SAR), the predicted and true land cover, and the tile's metrics — with a zoom to inspect
+# texture and edges.
+#
+# The same figures are written as PNGs to `reports/figures/` for a fixed list of tiles, so readers
+# without a running kernel (and CI) see them; the interactive viewer at the end needs a live kernel.
+
+# %% [markdown]
+# ## Prerequisites
+#
+# | needs | from |
+# |---|---|
+# | the dataset (synthetic twin by default) | `00_get_data.ipynb` |
+# | at least one trained model: `runs/phase2/best` and/or finished ablation runs | `02_train_phase2.ipynb`, `04_ablations.ipynb` |
+# | time | well under a minute (default) |
+
+# %% [markdown]
+# ## Imports
+
+# %%
+from pathlib import Path
+
+from IPython.display import Image, display
+
+from tdpcr_lib import ablations, paths, viz, widgets
+from tdpcr_lib.data import LuojiaSETOSFCR
+from tdpcr_lib.reporting import RunRecord
+from tdpcr_lib.runtime import resolve_device
+
+# %% [markdown]
+# ## Parameters
+# `CHECKPOINTS` maps display names to checkpoint folders; `None` finds `runs/phase2/best` plus every
+# finished ablation run of seed `SEED`. `TILE_IDS` lists the tiles written as static PNGs (`None` =
+# the first test tile of each cloud-cover bucket). `SAMPLE_CROP` centre-crops tiles before the models
+# run (DSen2-CR needs ~2.5 TFLOP for a 256² tile — slow on a CPU); `None` shows whole tiles.
+# `ZOOM` also writes a centre zoom of each tile.
+
+# %% tags=["parameters"]
+DATA_ROOT = None          # None → the synthetic twin written by 00_get_data
+SOURCE = "synthetic"
+RUNS_DIR = None           # None → runs/
+REPORTS_DIR = None        # None → reports/
+SEED = 0
+DEVICE = "auto"
+SMOKE = False
+FULL = False
+CHECKPOINTS = None
+TILE_IDS = None
+SAMPLE_CROP = 64
+ZOOM = 4
+COMPOSITE = "true colour (B04/B03/B02)"
+
+# %%
+data_root = Path(DATA_ROOT) if DATA_ROOT else paths.DEFAULT_SYNTHETIC_ROOT
+runs_dir = Path(RUNS_DIR) if RUNS_DIR else paths.RUNS_DIR
+reports_dir = Path(REPORTS_DIR) if REPORTS_DIR else paths.REPORTS_DIR
+device = str(resolve_device(DEVICE))
+sample_crop = None if FULL else SAMPLE_CROP
+checkpoints = dict(CHECKPOINTS) if CHECKPOINTS else ablations.discover_checkpoints(runs_dir, seed=SEED)
+if not checkpoints:
+    raise FileNotFoundError(f"no trained model under {runs_dir}: run 02_train_phase2 or 04_ablations first")
+models = ablations.load_models(checkpoints, device=device)
+test_set = LuojiaSETOSFCR(data_root, split="test")
+tile_ids = list(TILE_IDS) if TILE_IDS else viz.default_tile_ids(test_set, per_bucket=1)
+if SMOKE:
+    tile_ids = tile_ids[:2]
+record = RunRecord("05_compare_visually", parameters={
+    "DATA_ROOT": str(data_root), "SOURCE": SOURCE, "RUNS_DIR": str(runs_dir), "DEVICE": device,
+    "SMOKE": SMOKE, "FULL": FULL, "CHECKPOINTS": {k: str(v) for k, v in checkpoints.items()},
+    "TILE_IDS": tile_ids, "SAMPLE_CROP": sample_crop, "ZOOM": ZOOM, "COMPOSITE": COMPOSITE},
+    seed=SEED, device=device, metrics_dir=reports_dir / "metrics")
+print("models:", *checkpoints, sep="\n  ")
+print("tiles:", tile_ids)
+
+# %% [markdown]
+# ## Static comparison figures
+# One figure per listed tile (and a centre zoom), written to `reports/figures/05_compare_<tile>.png`.
+# All optical panels share the target's 2–98 % stretch, so clouds saturate to white and colour
+# differences between panels are real; the error maps share one colour scale across models.
+
+# %%
+written = viz.save_tile_comparisons(test_set, models, tile_ids, reports_dir / "figures",
+                                    composite=COMPOSITE, zoom=ZOOM, device=device,
+                                    sample_crop=sample_crop)
+for item in written.values():
+    for png in item["png"]:
+        display(Image(filename=png))
+
+# %% [markdown]
+# ## What the prompt attends to
+# The prompt/gate maps of a PGF model beside the cloud mask. If the degradation prompt does its job,
+# high values should follow the clouds (where SAR is needed). With the default tiny training budget
+# this correspondence may be weak or absent — that is a finding about the budget, not a rendering
+# bug.
+
+# %%
+prompt_models = [name for name in models if getattr(models[name].config, "fusion", "") == "pgf"
+                 and models[name].config.arch == "tdpcr"]
+if prompt_models:
+    sample = viz.centre_crop_sample(test_set[viz.index_of_tile(test_set, tile_ids[-1])], sample_crop)
+    outputs = viz.predict_outputs({prompt_models[0]: models[prompt_models[0]]}, sample, device=device)
+    fig = viz.plot_prompt_maps(outputs[prompt_models[0]], sample, title=f"{prompt_models[0]} · tile {tile_ids[-1]}")
+    viz.save_figure(fig, reports_dir / "figures" / "05_prompt_maps.png")
+    display(fig)
+else:
+    print("no PGF model among the checkpoints")
+
+# %% [markdown]
+# ## Interactive viewer
+# Choose the cloud-cover bucket and tile, the band composite, which models to show, the zoom factor
+# and its centre. (Needs a live kernel; in an executed copy only the last rendering is visible.)
+
+# %%
+viewer = widgets.build_viewer(test_set, models, device=device, sample_crop=sample_crop)
+viewer.show()
+
+# %%
+record.write({"tiles": {t: item["metrics"] for t, item in written.items()},
+              "figures": [p for item in written.values() for p in item["png"]],
+              "models": list(checkpoints), "viewer_renders": viewer.render_count})
+
+# %% [markdown]
+# ## Summary
+# * Static comparison PNGs for the listed tiles are in `reports/figures/05_compare_*.png`, with
+#   per-tile metrics recorded in `reports/metrics/05_compare_visually.json`.
+# * The viewer compares any test tile, composite and zoom across the trained models.
+#
+# ## What's next
+# * `06_predict_own_scene.ipynb` applies a trained model to your own Sentinel-1/-2 GeoTIFFs.
