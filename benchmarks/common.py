@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tdpcr_lib.paths import REPO_ROOT
+from tdpcr_lib.core.paths import REPO_ROOT
 
 #: The three models every benchmark compares, by their ``tdpcr_lib.models.named_configs`` name.
 MODEL_NAMES: tuple[str, ...] = ("tdpcr", "dsen2cr", "multitask_unet")
@@ -304,7 +304,7 @@ def run_child(argv: Sequence[str], *, timeout_s: float, env: dict[str, str] | No
 
 def write_child_result(path: str | Path, result: dict[str, Any]) -> None:
     """What a child writes for :func:`run_child` (atomically)."""
-    from tdpcr_lib.io_utils import atomic_write_json
+    from tdpcr_lib.core.io import atomic_write_json
 
     atomic_write_json(path, result)
 
@@ -328,7 +328,7 @@ def machine_info(device: str) -> dict[str, Any]:
     """CPU, cores, memory, torch/Python versions, GPU (if measured) and the git revision."""
     import torch
 
-    from tdpcr_lib.runtime import git_sha
+    from tdpcr_lib.core.runtime import git_sha
 
     try:
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

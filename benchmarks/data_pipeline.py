@@ -1,9 +1,9 @@
 """Data pipeline: samples/s the training DataLoader delivers vs samples/s a training step consumes.
 
-The loader is the one training uses: :meth:`tdpcr_lib.training.Trainer._train_loader` of a
+The loader is the one training uses: :meth:`tdpcr_lib.training.trainer.Trainer._train_loader` of a
 ``Trainer`` built with the run's ``TrainConfig`` (its ``num_workers``; pinned memory on CUDA;
 a new ``DataLoader`` every epoch, as ``Trainer.fit`` does), over
-:class:`tdpcr_lib.data.LuojiaSETOSFCR` reading a synthetic twin with the real GeoTIFF layout,
+:class:`tdpcr_lib.datasets.luojiaset.LuojiaSETOSFCR` reading a synthetic twin with the real GeoTIFF layout,
 with the run's random crop/flip/rot90 augmentation. On CUDA each batch is also copied to the GPU
 (``Trainer._to_device``), since that copy is part of what a step waits for.
 
@@ -11,7 +11,7 @@ Measured for ``num_workers`` = the default/notebook preset's value and the full 
 value, plus, for a worker count > 0, the same loader with ``persistent_workers=True`` made once
 for all epochs (a candidate change to ``Trainer``). A per-sample breakdown (GeoTIFF decoding,
 normalisation, augmentation) says whether decoding is the limit. Finally the same loader over the
-optional memory-mapped cache of the split (:mod:`tdpcr_lib.cache`; built once, its build time is
+optional memory-mapped cache of the split (:mod:`tdpcr_lib.datasets.cache`; built once, its build time is
 reported and not counted), which skips the GeoTIFF decoding.
 
 The twin's training split is repeated to ``pipeline_epoch_samples`` per epoch, so worker start-up
@@ -33,7 +33,7 @@ from .common import ChildError, Settings, run_child, write_child_result
 
 def preset_workers() -> dict[str, int]:
     """``num_workers`` of the training presets (default/notebook and full GPU recipe)."""
-    from tdpcr_lib.training import preset_config
+    from tdpcr_lib.training.presets import preset_config
 
     return {"default": preset_config("phase1").num_workers,
             "full": preset_config("phase1", full=True).num_workers}
@@ -75,12 +75,14 @@ def measure(settings: Settings, device_name: str, work_dir: Path) -> dict[str, A
     import torch
     from torch.utils.data import DataLoader, Subset
 
-    from tdpcr_lib.cache import ensure_cache
-    from tdpcr_lib.data import LuojiaSETOSFCR, TrainAugment
+    from tdpcr_lib.core.runtime import resolve_device
+    from tdpcr_lib.datasets.cache import ensure_cache
+    from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
+    from tdpcr_lib.datasets.synthetic.tiles import make_synthetic_luojiaset
     from tdpcr_lib.models import ModelConfig, build_model
-    from tdpcr_lib.runtime import resolve_device
-    from tdpcr_lib.synthetic import make_synthetic_luojiaset
-    from tdpcr_lib.training import TrainConfig, Trainer
+    from tdpcr_lib.training.config import TrainConfig
+    from tdpcr_lib.training.trainer import Trainer
+    from tdpcr_lib.transforms import TrainAugment
 
     device = resolve_device(device_name)
     crop, batch_size = settings.train_shape(device.type)
@@ -133,7 +135,7 @@ def measure(settings: Settings, device_name: str, work_dir: Path) -> dict[str, A
                     "num_workers": workers, "pin_memory": device.type == "cuda",
                     "persistent_workers": True,
                     **_time_loader(trainer, settings.pipeline_epochs, device, factory)}
-        # The optional memory-mapped cache (tdpcr_lib.cache), with the preset's workers.
+        # The optional memory-mapped cache (tdpcr_lib.datasets.cache), with the preset's workers.
         started = time.perf_counter()
         cached = ensure_cache(root, "train", cache_dir=Path(work_dir) / f"{root.name}_cache")
         cache_seconds = time.perf_counter() - started

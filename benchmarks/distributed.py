@@ -2,8 +2,8 @@
 
 Both runs are launched with PyTorch's own launcher (``python -m torch.distributed.run
 --standalone --nproc_per_node=N -m benchmarks.distributed --worker``) and set up exactly as
-``tdpcr train`` does under torchrun (:func:`tdpcr_lib.train.init_distributed`: gloo on CPUs,
-NCCL on GPUs; :class:`tdpcr_lib.training.Trainer` wraps the model in
+``tdpcr train`` does under torchrun (:func:`tdpcr_lib.cli.train.init_distributed`: gloo on CPUs,
+NCCL on GPUs; :class:`tdpcr_lib.training.trainer.Trainer` wraps the model in
 ``DistributedDataParallel`` and splits the *global* batch over the ranks). Each rank times
 ``Trainer.train_step`` on its share of a fixed random batch (the same samples for N = 1 and 2),
 between barriers; global samples/s = global batch × steps / time of the slowest rank.
@@ -33,9 +33,10 @@ def worker(settings: Settings, device_name: str, json_path: str) -> None:
     import torch.distributed as dist
     from torch.utils.data import default_collate
 
+    from tdpcr_lib.cli.train import init_distributed
     from tdpcr_lib.models import build_model, named_configs
-    from tdpcr_lib.train import init_distributed
-    from tdpcr_lib.training import TrainConfig, Trainer
+    from tdpcr_lib.training.config import TrainConfig
+    from tdpcr_lib.training.trainer import Trainer
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     distributed, device_name = init_distributed(device_name)

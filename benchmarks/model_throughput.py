@@ -6,12 +6,12 @@ memory.
   autocast on CUDA; batches of ``inference_batch`` tiles of ``inference_size`` px (the same
   seeded random tensors for every model). TDP-CR is also timed without ``channels_last`` (and in
   fp32 on CUDA) as the before/after of those choices, and with ``torch.compile`` where asked.
-* **Training**: one optimizer step of :meth:`tdpcr_lib.training.Trainer.train_step` (forward,
+* **Training**: one optimizer step of :meth:`tdpcr_lib.training.trainer.Trainer.train_step` (forward,
   the run's loss, backward, gradient clipping, AdamW, LR schedule) exactly as training runs it:
   TDP-CR with its segmentation decoder as a ``joint`` run (every parameter trainable, CE + L_rec),
   the baselines as ``baseline`` runs with their own losses. Training FLOPs are counted as 3× the
   forward FLOPs (forward + backward for activations and weights), the usual convention.
-* FLOPs per tile from :func:`tdpcr_lib.complexity.flops_per_tile` (2 per multiply-add); achieved
+* FLOPs per tile from :func:`tdpcr_lib.models.complexity.flops_per_tile` (2 per multiply-add); achieved
   FLOP/s = FLOPs per sample × samples/s.
 
 Each (model, task, device) runs in its own child process (``--worker``), so its peak memory is
@@ -85,9 +85,9 @@ def measure_inference(name: str, settings: Settings, device_name: str) -> dict[s
     """Inference tiles/s of one model on one device (plus TDP-CR's before/after variants)."""
     import torch
 
-    from tdpcr_lib.complexity import count_parameters, flops_per_tile
+    from tdpcr_lib.core.runtime import resolve_device, seed_everything
     from tdpcr_lib.models import build_model
-    from tdpcr_lib.runtime import resolve_device, seed_everything
+    from tdpcr_lib.models.complexity import count_parameters, flops_per_tile
 
     device = resolve_device(device_name)
     seed_everything(0)
@@ -161,10 +161,11 @@ def measure_training(name: str, settings: Settings, device_name: str) -> dict[st
     """Training samples/s of one model: ``Trainer.train_step`` on a fixed random batch."""
     from torch.utils.data import default_collate
 
-    from tdpcr_lib.complexity import count_parameters, flops_per_tile
+    from tdpcr_lib.core.runtime import resolve_device, seed_everything
     from tdpcr_lib.models import build_model
-    from tdpcr_lib.runtime import resolve_device, seed_everything
-    from tdpcr_lib.training import TrainConfig, Trainer
+    from tdpcr_lib.models.complexity import count_parameters, flops_per_tile
+    from tdpcr_lib.training.config import TrainConfig
+    from tdpcr_lib.training.trainer import Trainer
 
     device = resolve_device(device_name)
     crop, batch_size = settings.train_shape(device.type)
@@ -257,8 +258,8 @@ def default_complexity() -> dict[str, Any]:
     """Parameters and GFLOPs per 13×256×256 tile of the *default* configs (always full size)."""
     import torch
 
-    from tdpcr_lib.complexity import count_parameters, flops_per_tile
     from tdpcr_lib.models import build_model, named_configs
+    from tdpcr_lib.models.complexity import count_parameters, flops_per_tile
 
     configs = named_configs()
     out = {}

@@ -319,7 +319,7 @@ def notes_for(report: dict[str, Any]) -> list[str]:
             if loader.get("cache"):
                 plain = loaders.get(name.replace(", memory-mapped cache", ""))
                 if plain:
-                    notes.append(f"{device}: the memory-mapped cache (tdpcr_lib.cache, built once "
+                    notes.append(f"{device}: the memory-mapped cache (tdpcr_lib.datasets.cache, built once "
                                  f"in {loader['cache_build_seconds']} s) delivers "
                                  f"{loader['samples_per_s'] / plain['samples_per_s']:.2f}x the "
                                  "samples/s of the GeoTIFF loader with the same workers.")
@@ -337,7 +337,7 @@ def notes_for(report: dict[str, Any]) -> list[str]:
 # Main
 # --------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    from tdpcr_lib.paths import DATA_DIR, REPORTS_DIR
+    from tdpcr_lib.core.paths import DATA_DIR, REPORTS_DIR
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run_all",
                                      description="Run the tdpcr performance benchmarks and "
@@ -422,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     report["notes"] = notes_for(report)
     failures = _child_errors(report)
 
-    from tdpcr_lib.io_utils import atomic_write_json, atomic_write_text
+    from tdpcr_lib.core.io import atomic_write_json, atomic_write_text
 
     json_path = atomic_write_json(out_dir / "benchmarks.json", report)
     md_path = atomic_write_text(out_dir / "benchmarks.md", render_markdown(report))

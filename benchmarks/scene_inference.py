@@ -1,7 +1,7 @@
-"""Scene inference: megapixels/s of :func:`tdpcr_lib.predict.predict_scene` and its peak RAM at
+"""Scene inference: megapixels/s of :func:`tdpcr_lib.inference.scene.predict_scene` and its peak RAM at
 two scene sizes.
 
-Synthetic scene pairs come from :func:`tdpcr_lib.scenes.make_synthetic_scene` (S1 on its own,
+Synthetic scene pairs come from :func:`tdpcr_lib.datasets.synthetic.scenes.make_synthetic_scene` (S1 on its own,
 slightly larger grid, so the on-the-fly S1 resampling is part of the cost). The model is the
 default TDP-CR with its segmentation decoder (randomly initialised: speed and memory do not
 depend on the weights), passed in memory. Every prediction runs in a fresh child process; its
@@ -12,14 +12,14 @@ the check passes when the growth of the peak from the small to the large scene i
 quarter of the growth of the float32 arrays a whole-scene implementation would hold (15 input
 bands + 13 reconstructed bands + 7 class probabilities = 140 bytes per pixel). The two scenes
 differ in height and share a width wide enough for full batches: by design
-(``tdpcr_lib.predict``) only the strip buffers depend on the scene, on its *width* (about
+(``tdpcr_lib.inference.scene``) only the strip buffers depend on the scene, on its *width* (about
 36 floats per column per strip row, ≈ 0.4 GB at 10980 px), and the largest single item is the
 activations of one batch of tiles, which depends on ``batch_size`` and the model, not the scene.
 
 On CUDA the time of a full 10980 × 10980 scene is extrapolated linearly in pixels from the large
 scene (tile count and file writing are both linear in pixels); ``--full-scene`` also measures it.
 
-Variants (before/after figures for changes applied to ``tdpcr_lib.predict``): on the small scene
+Variants (before/after figures for changes applied to ``tdpcr_lib.inference.scene``): on the small scene
 ``batch_size=8`` (the earlier default; ``main`` uses the library's default, 2 tiles on CPU) and a
 wrapper that feeds the model ``channels_last`` tensors under bf16 autocast (``predict_scene``
 now does this on CUDA); on both scenes ``GDAL_CACHEMAX=64MB`` (``predict_scene`` now caps
@@ -66,7 +66,7 @@ def ensure_scene(work_dir: Path, height: int, width: int) -> tuple[Path, Path, f
     """The (s2_cloudy, s1) paths of a synthetic scene, generated once; and the seconds it took."""
     import rasterio
 
-    from tdpcr_lib.scenes import make_synthetic_scene
+    from tdpcr_lib.datasets.synthetic.scenes import make_synthetic_scene
 
     folder = scene_dir(work_dir, height, width)
     s2, s1 = folder / "s2_cloudy.tif", folder / "s1.tif"
@@ -106,9 +106,9 @@ def measure(settings: Settings, device_name: str, s2: Path, s1: Path, variant: s
     import rasterio
     import torch
 
+    from tdpcr_lib.core.runtime import resolve_device, seed_everything
+    from tdpcr_lib.inference.scene import predict_scene
     from tdpcr_lib.models import build_model, named_configs
-    from tdpcr_lib.predict import predict_scene
-    from tdpcr_lib.runtime import resolve_device, seed_everything
 
     device = resolve_device(device_name)
     seed_everything(0)

@@ -36,9 +36,9 @@
 #
 # | Concepts | Importance | Notes |
 # |---|---|---|
-# | Sentinel-1 / Sentinel-2 basics | Helpful | bands, DN and dB; see the band table in `tdpcr_lib.bands` |
+# | Sentinel-1 / Sentinel-2 basics | Helpful | bands, DN and dB; see the band table in `tdpcr_lib.core.bands` |
 # | GeoTIFF and `rasterio` | Helpful | only to look at the files yourself |
-# | PyTorch `Dataset` | Helpful | `tdpcr_lib.data.LuojiaSETOSFCR` is one |
+# | PyTorch `Dataset` | Helpful | `tdpcr_lib.datasets.luojiaset.LuojiaSETOSFCR` is one |
 #
 # - **Time to learn**: 5 minutes to read; about a minute to run on 2 CPU cores (default twin).
 # - **System requirements**: CPU only; the default twin takes about 70 MB of disk.
@@ -52,9 +52,21 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import display
 
-from tdpcr_lib import data, paths, synthetic
-from tdpcr_lib.reporting import RunRecord
-from tdpcr_lib.viz import save_figure
+from tdpcr_lib.core import paths
+from tdpcr_lib.datasets.acquire import DEFAULT_LUOJIASET_ROOT, prepare_luojiaset
+from tdpcr_lib.datasets.layout import BUCKETS
+from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
+from tdpcr_lib.datasets.manifest import read_split_config, write_manifest
+from tdpcr_lib.datasets.summary import dataset_statistics, measure_read_speed, verify_headers
+from tdpcr_lib.datasets.synthetic.tiles import (
+    SMOKE_N_TILES,
+    SMOKE_TILE_SIZE,
+    make_synthetic_luojiaset,
+    read_synthetic_info,
+)
+from tdpcr_lib.notebook.record import RunRecord
+from tdpcr_lib.plot.composites import save_figure
+from tdpcr_lib.plot.sample import plot_class_histogram
 
 # %% [markdown]
 # ## Parameters
@@ -76,7 +88,7 @@ REPORTS_DIR = None  # None: reports/ (metrics/ and figures/ go here)
 if SOURCE not in ("synthetic", "luojiaset"):
     raise ValueError(f"SOURCE must be 'synthetic' or 'luojiaset', got {SOURCE!r}")
 if SMOKE:
-    N_TILES, TILE_SIZE = synthetic.SMOKE_N_TILES, synthetic.SMOKE_TILE_SIZE
+    N_TILES, TILE_SIZE = SMOKE_N_TILES, SMOKE_TILE_SIZE
 reports_dir = Path(REPORTS_DIR) if REPORTS_DIR else paths.REPORTS_DIR
 figures_dir = reports_dir / "figures"
 record = RunRecord("00_get_data", parameters={
@@ -100,11 +112,11 @@ record = RunRecord("00_get_data", parameters={
 
 # %%
 if SOURCE == "synthetic":
-    root = synthetic.make_synthetic_luojiaset(DATA_ROOT or paths.DEFAULT_SYNTHETIC_ROOT,
+    root = make_synthetic_luojiaset(DATA_ROOT or paths.DEFAULT_SYNTHETIC_ROOT,
                                               n_tiles=N_TILES, size=TILE_SIZE, seed=SEED,
                                               overwrite=True)
     manifest_dir = root / "manifest"
-    twin = synthetic.read_synthetic_info(root)
+    twin = read_synthetic_info(root)
     print(f"{root}: {N_TILES} tiles of {TILE_SIZE} px, generated in "
           f"{twin['generation_seconds']} s; cloud types {twin['cloud_kinds']}")
 
@@ -125,9 +137,9 @@ if SOURCE == "synthetic":
 
 # %%
 if SOURCE == "luojiaset":
-    root = data.prepare_luojiaset(DATA_ROOT or data.DEFAULT_LUOJIASET_ROOT)
-    manifest_dir = data.write_manifest(root, out=MANIFEST_DIR, checksums=not SMOKE)
-    split_config = data.read_split_config(manifest_dir)
+    root = prepare_luojiaset(DATA_ROOT or DEFAULT_LUOJIASET_ROOT)
+    manifest_dir = write_manifest(root, out=MANIFEST_DIR, checksums=not SMOKE)
+    split_config = read_split_config(manifest_dir)
     print(f"{root}: {split_config['indexed_samples']} complete samples; manifest in "
           f"{manifest_dir}; author_split_check: {split_config['author_split_check']}")
 
@@ -137,7 +149,7 @@ if SOURCE == "luojiaset":
 # the real format (pixels are not read here; the loader checks NaNs when it reads a tile).
 
 # %%
-header_check = data.verify_headers(root, manifest=manifest_dir)
+header_check = verify_headers(root, manifest=manifest_dir)
 print(f"{header_check['checked']} files checked, {header_check['n_problems']} problem(s)")
 for problem in header_check["problems"]:
     print("  -", problem)
@@ -148,22 +160,22 @@ for problem in header_check["problems"]:
 # the same 80/10/10 proportion.
 
 # %%
-stats = data.dataset_statistics(root, manifest=manifest_dir,
+stats = dataset_statistics(root, manifest=manifest_dir,
                                 max_tiles_per_split=None if SOURCE == "synthetic" else 400)
-counts = pd.DataFrame(stats["counts"]).loc[list(data.BUCKETS)]
+counts = pd.DataFrame(stats["counts"]).loc[list(BUCKETS)]
 counts.loc["total"] = counts.sum()
 display(counts)
 pd.Series(stats["mean_cloud_fraction"], name="mean cloud fraction of the mask")
 
 # %% [markdown]
 # ## Class histogram
-# Land-cover codes 0–6 with the colours of `data_manifests/legend.json`; any other code is ignored
+# Land-cover codes 0–6 with the colours of `tdpcr_lib/resources/legend.json`; any other code is ignored
 # (255) by the loader. On the twin the codes mean road, water, built-up, cropland, bare soil,
 # grassland and forest (its own choice; the real legend's names are unknown). On the real data the
 # histogram shows which codes are actually present.
 
 # %%
-figure = data.plot_class_histogram(stats["class_histogram"])
+figure = plot_class_histogram(stats["class_histogram"])
 save_figure(figure, figures_dir / "00_get_data_class_histogram.png")
 figure
 
@@ -173,8 +185,8 @@ figure
 # stretch), land cover and cloud mask, as `LuojiaSETOSFCR` delivers them.
 
 # %%
-test_set = data.LuojiaSETOSFCR(root, split="test", manifest=manifest_dir)
-for bucket in data.BUCKETS:
+test_set = LuojiaSETOSFCR(root, split="test", manifest=manifest_dir)
+for bucket in BUCKETS:
     if bucket in test_set.buckets:
         figure = test_set.plot(test_set[test_set.buckets.index(bucket)])
         save_figure(figure, figures_dir / f"00_get_data_sample_{bucket.replace('%', 'pc')}.png")
@@ -186,7 +198,7 @@ for bucket in data.BUCKETS:
 # the training throughput.
 
 # %%
-train_set = data.LuojiaSETOSFCR(root, split="train", manifest=manifest_dir)
+train_set = LuojiaSETOSFCR(root, split="train", manifest=manifest_dir)
 metrics = {
     "source": SOURCE,
     "data_root": str(root),
@@ -199,7 +211,7 @@ metrics = {
     "class_fraction": stats["class_fraction"],
     "mean_cloud_fraction": stats["mean_cloud_fraction"],
     "header_check": {"checked": header_check["checked"], "n_problems": header_check["n_problems"]},
-    "read_ms_per_sample": data.measure_read_speed(train_set, n=32),
+    "read_ms_per_sample": measure_read_speed(train_set, n=32),
     "generation_seconds": twin["generation_seconds"] if SOURCE == "synthetic" else None,
 }
 record.write(metrics)
@@ -217,5 +229,5 @@ record.write(metrics)
 #
 # ## Resources
 # - Paper notes: `../shared/reference/tdp-cr-paper-notes.md` §4 (the dataset).
-# - Normalisation and the +1000 DN offset caveat: `data_manifests/normalisation.json`.
+# - Normalisation and the +1000 DN offset caveat: `tdpcr_lib/resources/normalisation.json`.
 # - Split protocol: `data_manifests/luojiaset_osfcr/split_config.json`.

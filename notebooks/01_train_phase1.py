@@ -35,8 +35,8 @@
 # | Concepts | Importance | Notes |
 # |---|---|---|
 # | [00 · Get the data](00_get_data.ipynb) | Helpful | writes the synthetic twin; 01 also makes it if missing |
-# | Cloud-removal metrics (PSNR, SSIM, SAM) | Helpful | computed by `tdpcr_lib.metrics` |
-# | PyTorch training loops | Helpful | all of it lives in `tdpcr_lib.training` |
+# | Cloud-removal metrics (PSNR, SSIM, SAM) | Helpful | computed by `tdpcr_lib.metrics.functional` |
+# | PyTorch training loops | Helpful | all of it lives in `tdpcr_lib.training.trainer` |
 #
 # - **Time to learn**: 5 minutes to read; about 3 minutes to run on a 2-core CPU (default).
 # - **System requirements**: CPU is enough; a GPU is used automatically (bf16) when present.
@@ -49,9 +49,12 @@ from pathlib import Path
 
 from IPython.display import display
 
-from tdpcr_lib import paths, training
-from tdpcr_lib.reporting import RunRecord
-from tdpcr_lib.viz import save_figure
+from tdpcr_lib.core import paths
+from tdpcr_lib.notebook.record import RunRecord
+from tdpcr_lib.plot.composites import save_figure
+from tdpcr_lib.plot.curves import plot_training_curves
+from tdpcr_lib.training.presets import notebook_configs
+from tdpcr_lib.training.run import build_datasets, ensure_dataset, run_summary, train
 
 # %% [markdown]
 # ## Parameters
@@ -85,11 +88,11 @@ run_dir = Path(RUNS_DIR) / "phase1"
 # The splits come from the dataset's manifest (the first author's 80/10/10 protocol).
 
 # %%
-data_root = training.ensure_dataset(DATA_ROOT, SOURCE)
-train_config, model_config = training.notebook_configs(
+data_root = ensure_dataset(DATA_ROOT, SOURCE)
+train_config, model_config = notebook_configs(
     "phase1", smoke=SMOKE, full=FULL, epochs=EPOCHS, max_steps=MAX_STEPS, seed=SEED,
     config=CONFIG)
-train_set, val_set = training.build_datasets(data_root, train_config)
+train_set, val_set = build_datasets(data_root, train_config)
 print(train_set, val_set, sep="\n")
 
 # %% [markdown]
@@ -108,7 +111,7 @@ display(model_config)
 # learning rate and throughput.
 
 # %%
-result = training.train(train_config, data_root, run_dir, model_config=model_config,
+result = train(train_config, data_root, run_dir, model_config=model_config,
                         device=DEVICE, source=SOURCE, datasets=(train_set, val_set))
 result.history_frame()
 
@@ -118,7 +121,7 @@ result.history_frame()
 # clouds, next to the PSNR of the cloudy input itself: reconstruction must beat it.
 
 # %%
-figure = training.plot_training_curves(run_dir)
+figure = plot_training_curves(run_dir)
 save_figure(figure, figures_dir / "01_train_phase1_curves.png")
 figure
 
@@ -126,7 +129,7 @@ figure
 # ## Record the metrics
 
 # %%
-summary = training.run_summary(result)
+summary = run_summary(result)
 record.write(summary)
 summary["validation"]
 

@@ -50,9 +50,18 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import display
 
-from tdpcr_lib import paths, training
-from tdpcr_lib.reporting import RunRecord
-from tdpcr_lib.viz import save_figure
+from tdpcr_lib.core import paths
+from tdpcr_lib.notebook.record import RunRecord
+from tdpcr_lib.plot.composites import save_figure
+from tdpcr_lib.plot.curves import plot_training_curves
+from tdpcr_lib.training.presets import notebook_configs
+from tdpcr_lib.training.run import (
+                   build_datasets,
+                   ensure_dataset,
+                   run_summary,
+                   train,
+                   trainable_parameter_table,
+)
 
 # %% [markdown]
 # ## Parameters
@@ -83,11 +92,11 @@ run_dir = Path(RUNS_DIR) / "phase2"
 # ## Data and configuration
 
 # %%
-data_root = training.ensure_dataset(DATA_ROOT, SOURCE)
-train_config, _ = training.notebook_configs(
+data_root = ensure_dataset(DATA_ROOT, SOURCE)
+train_config, _ = notebook_configs(
     "phase2", smoke=SMOKE, full=FULL, epochs=EPOCHS, max_steps=MAX_STEPS, seed=SEED,
     init_from=phase1_best, config=CONFIG)
-train_set, val_set = training.build_datasets(data_root, train_config)
+train_set, val_set = build_datasets(data_root, train_config)
 display(train_config.to_dict())
 
 # %% [markdown]
@@ -95,14 +104,14 @@ display(train_config.to_dict())
 # The parameter count of each module group, and how many of them phase 2 trains.
 
 # %%
-report = training.trainable_parameter_table(train_config)
+report = trainable_parameter_table(train_config)
 report
 
 # %% [markdown]
 # ## Train
 
 # %%
-result = training.train(train_config, data_root, run_dir, device=DEVICE, source=SOURCE,
+result = train(train_config, data_root, run_dir, device=DEVICE, source=SOURCE,
                         datasets=(train_set, val_set))
 result.history_frame()
 
@@ -112,7 +121,7 @@ result.history_frame()
 # close to phase 1's because the reconstruction term is kept.
 
 # %%
-figure = training.plot_training_curves(run_dir)
+figure = plot_training_curves(run_dir)
 save_figure(figure, figures_dir / "02_train_phase2_curves.png")
 figure
 
@@ -120,7 +129,7 @@ figure
 # ## Record the metrics
 
 # %%
-summary = training.run_summary(result)
+summary = run_summary(result)
 record.write(summary)
 pd.Series(summary["validation"])
 

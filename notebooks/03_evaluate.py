@@ -20,7 +20,7 @@
 #
 # ## Overview
 # The phase-2 checkpoint is scored on the **test** split with the project's metric definitions
-# (`tdpcr_lib.metrics`): PSNR, SSIM, SAM, MAE, RMSE of the 13-band reconstruction and OA, mean
+# (`tdpcr_lib.metrics.functional`): PSNR, SSIM, SAM, MAE, RMSE of the 13-band reconstruction and OA, mean
 # class accuracy, FWIoU and mIoU of the land-cover map, for all pixels, cloudy pixels and clear
 # pixels, and per cloud-cover bucket. Two references we compute ourselves frame the numbers:
 #
@@ -46,10 +46,23 @@
 # %%
 from pathlib import Path
 
-from tdpcr_lib import evaluation, paths, training, viz
-from tdpcr_lib.checkpoint import load_model
-from tdpcr_lib.data import LuojiaSETOSFCR
-from tdpcr_lib.reporting import RunRecord
+from tdpcr_lib.core import paths
+from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
+from tdpcr_lib.evaluation.evaluate import evaluate
+from tdpcr_lib.evaluation.majority import majority_class_baseline, majority_table
+from tdpcr_lib.evaluation.report import (
+                   bucket_curves,
+                   cloudiest_index,
+                   headline_metrics,
+                   write_results,
+)
+from tdpcr_lib.models.checkpoint import load_model
+from tdpcr_lib.notebook.record import RunRecord
+from tdpcr_lib.plot.compare import plot_comparison
+from tdpcr_lib.plot.composites import save_figure
+from tdpcr_lib.plot.curves import plot_bucket_metrics
+from tdpcr_lib.plot.tiles import predict_outputs
+from tdpcr_lib.training.run import ensure_dataset
 
 # %% [markdown]
 # ## Parameters
@@ -78,7 +91,7 @@ checkpoint = Path(CHECKPOINT) if CHECKPOINT else Path(RUNS_DIR) / "phase2" / "be
 # ## Data
 
 # %%
-data_root = training.ensure_dataset(DATA_ROOT, SOURCE)
+data_root = ensure_dataset(DATA_ROOT, SOURCE)
 test_set = LuojiaSETOSFCR(data_root, split="test")
 train_set = LuojiaSETOSFCR(data_root, split="train")
 test_set
@@ -88,7 +101,7 @@ test_set
 # `max_batches` limits a `SMOKE` run to a couple of batches.
 
 # %%
-result = evaluation.evaluate(checkpoint, test_set, device=DEVICE, batch_size=BATCH_SIZE,
+result = evaluate(checkpoint, test_set, device=DEVICE, batch_size=BATCH_SIZE,
                              max_batches=2 if SMOKE else None)
 result.tables["summary"]
 
@@ -107,9 +120,9 @@ result.tables["seg"]
 # Predicting the most frequent training class everywhere; a segmentation model must beat it.
 
 # %%
-majority = evaluation.majority_class_baseline(train_set, test_set,
+majority = majority_class_baseline(train_set, test_set,
                                               max_batches=2 if SMOKE else None)
-evaluation.majority_table(majority)
+majority_table(majority)
 
 # %% [markdown]
 # ## Per-bucket figures
@@ -117,9 +130,9 @@ evaluation.majority_table(majority)
 # cover.
 
 # %%
-figure = viz.plot_bucket_metrics(evaluation.bucket_curves(result, majority),
+figure = plot_bucket_metrics(bucket_curves(result, majority),
                                  title="Test split, per cloud-cover bucket")
-viz.save_figure(figure, figures_dir / "03_evaluate_buckets.png")
+save_figure(figure, figures_dir / "03_evaluate_buckets.png")
 figure
 
 # %% [markdown]
@@ -129,11 +142,11 @@ figure
 
 # %%
 model, _ = load_model(checkpoint, device="cpu")
-index = evaluation.cloudiest_index(test_set, limit=8)
+index = cloudiest_index(test_set, limit=8)
 sample = test_set[index]
-outputs = viz.predict_outputs({"TDP-CR": model}, sample)
-figure = viz.plot_comparison(sample, outputs)
-viz.save_figure(figure, figures_dir / "03_evaluate_example.png")
+outputs = predict_outputs({"TDP-CR": model}, sample)
+figure = plot_comparison(sample, outputs)
+save_figure(figure, figures_dir / "03_evaluate_example.png")
 figure
 
 # %% [markdown]
@@ -142,9 +155,9 @@ figure
 # table — the paper's claims for reference.
 
 # %%
-results_path = evaluation.write_results(result, majority, Path(REPORTS_DIR) / "results.md",
+results_path = write_results(result, majority, Path(REPORTS_DIR) / "results.md",
                                         checkpoint=checkpoint)
-headline = evaluation.headline_metrics(result, majority)
+headline = headline_metrics(result, majority)
 record.write({**headline, "evaluation": result.metrics, "majority": majority},
              meta=result.meta)
 headline

@@ -69,9 +69,21 @@ from pathlib import Path
 
 from IPython.display import Markdown, display
 
-from tdpcr_lib import ablations, paths, viz
-from tdpcr_lib.reporting import RunRecord
-from tdpcr_lib.runtime import resolve_device
+from tdpcr_lib.core import paths
+from tdpcr_lib.core.runtime import resolve_device
+from tdpcr_lib.evaluation.ablations.grid import run_grid
+from tdpcr_lib.evaluation.ablations.report import (
+    ablation_table,
+    aggregate,
+    noise_statements,
+    paper_claims_table,
+    results_json,
+    write_report,
+)
+from tdpcr_lib.evaluation.ablations.spec import default_seeds, preset_budget
+from tdpcr_lib.notebook.record import RunRecord
+from tdpcr_lib.plot.composites import save_figure
+from tdpcr_lib.plot.curves import plot_per_bucket
 
 # %% [markdown]
 # ## Parameters
@@ -102,8 +114,8 @@ data_root = Path(DATA_ROOT) if DATA_ROOT else paths.DEFAULT_SYNTHETIC_ROOT
 runs_dir = Path(RUNS_DIR) if RUNS_DIR else paths.RUNS_DIR
 reports_dir = Path(REPORTS_DIR) if REPORTS_DIR else paths.REPORTS_DIR
 figures_dir = reports_dir / "figures"
-seeds = list(SEEDS) if SEEDS else ablations.default_seeds(SEED, smoke=SMOKE, full=FULL, n_seeds=N_SEEDS)
-budget = ablations.preset_budget(smoke=SMOKE, full=FULL, steps=STEPS)
+seeds = list(SEEDS) if SEEDS else default_seeds(SEED, smoke=SMOKE, full=FULL, n_seeds=N_SEEDS)
+budget = preset_budget(smoke=SMOKE, full=FULL, steps=STEPS)
 budget.model_overrides = dict(MODEL_OVERRIDES or {})
 device = str(resolve_device(DEVICE))
 record = RunRecord("04_ablations", parameters={
@@ -118,9 +130,9 @@ print(f"data: {data_root}\nseeds: {seeds}\ndevice: {device}\nbudget: {budget}")
 # configuration.
 
 # %%
-results = ablations.run_grid(data_root, runs_dir, seeds, budget, names=ABLATIONS, device=device,
+results = run_grid(data_root, runs_dir, seeds, budget, names=ABLATIONS, device=device,
                              force=FORCE)
-aggregated = ablations.aggregate(results)
+aggregated = aggregate(results)
 n_reused = sum(r["reused"] for r in results)
 print(f"{len(results)} runs, {n_reused} reused")
 
@@ -132,7 +144,7 @@ print(f"{len(results)} runs, {n_reused} reused")
 # "parameter-efficient" claim.
 
 # %%
-table = ablations.ablation_table(aggregated)
+table = ablation_table(aggregated)
 table
 
 # %% [markdown]
@@ -141,7 +153,7 @@ table
 # column as a reference and are never used in a computation.
 
 # %%
-claims = ablations.paper_claims_table(aggregated)
+claims = paper_claims_table(aggregated)
 claims
 
 # %% [markdown]
@@ -151,7 +163,7 @@ claims
 # (the default) no difference can be told from noise — every verdict says *unknown (1 seed)*.
 
 # %%
-for line in ablations.noise_statements(aggregated):
+for line in noise_statements(aggregated):
     print("•", line)
 
 # %% [markdown]
@@ -161,20 +173,20 @@ for line in ablations.noise_statements(aggregated):
 # one or two tiles of the evaluation subset, so the curves are indicative at best.
 
 # %%
-fig = ablations.plot_per_bucket(aggregated)
-bucket_png = viz.save_figure(fig, figures_dir / "04_ablations_per_bucket.png")
+fig = plot_per_bucket(aggregated)
+bucket_png = save_figure(fig, figures_dir / "04_ablations_per_bucket.png")
 fig
 
 # %% [markdown]
 # ## Write the report
 
 # %%
-report = ablations.write_report(
+report = write_report(
     aggregated, reports_dir / "ablations.md", budget=budget, seeds=seeds,
     figures=[str(bucket_png.relative_to(reports_dir))],
     notes="Budget mode: " + ("smoke (plumbing check only)" if SMOKE else "full" if FULL
                              else "default (tiny CPU budget: indicative only, see notebook 04)"))
-record.write({**ablations.results_json(aggregated), "n_runs": len(results), "n_reused": n_reused,
+record.write({**results_json(aggregated), "n_runs": len(results), "n_reused": n_reused,
               "budget": budget.to_dict(), "figures": [str(bucket_png)]})
 display(Markdown(report.read_text()))
 

@@ -46,10 +46,21 @@ from pathlib import Path
 
 from IPython.display import Image, display
 
-from tdpcr_lib import ablations, paths, viz, widgets
-from tdpcr_lib.data import LuojiaSETOSFCR
-from tdpcr_lib.reporting import RunRecord
-from tdpcr_lib.runtime import resolve_device
+from tdpcr_lib.core import paths
+from tdpcr_lib.core.runtime import resolve_device
+from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
+from tdpcr_lib.evaluation.ablations.grid import discover_checkpoints, load_models
+from tdpcr_lib.notebook.record import RunRecord
+from tdpcr_lib.plot.compare import plot_prompt_maps
+from tdpcr_lib.plot.composites import save_figure
+from tdpcr_lib.plot.tiles import (
+    default_tile_ids,
+    index_of_tile,
+    predict_outputs,
+    save_tile_comparisons,
+)
+from tdpcr_lib.plot.widgets import build_viewer
+from tdpcr_lib.transforms import centre_crop_sample
 
 # %% [markdown]
 # ## Parameters
@@ -80,12 +91,12 @@ runs_dir = Path(RUNS_DIR) if RUNS_DIR else paths.RUNS_DIR
 reports_dir = Path(REPORTS_DIR) if REPORTS_DIR else paths.REPORTS_DIR
 device = str(resolve_device(DEVICE))
 sample_crop = None if FULL else SAMPLE_CROP
-checkpoints = dict(CHECKPOINTS) if CHECKPOINTS else ablations.discover_checkpoints(runs_dir, seed=SEED)
+checkpoints = dict(CHECKPOINTS) if CHECKPOINTS else discover_checkpoints(runs_dir, seed=SEED)
 if not checkpoints:
     raise FileNotFoundError(f"no trained model under {runs_dir}: run 02_train_phase2 or 04_ablations first")
-models = ablations.load_models(checkpoints, device=device)
+models = load_models(checkpoints, device=device)
 test_set = LuojiaSETOSFCR(data_root, split="test")
-tile_ids = list(TILE_IDS) if TILE_IDS else viz.default_tile_ids(test_set, per_bucket=1)
+tile_ids = list(TILE_IDS) if TILE_IDS else default_tile_ids(test_set, per_bucket=1)
 if SMOKE:
     tile_ids = tile_ids[:2]
 record = RunRecord("05_compare_visually", parameters={
@@ -103,7 +114,7 @@ print("tiles:", tile_ids)
 # differences between panels are real; the error maps share one colour scale across models.
 
 # %%
-written = viz.save_tile_comparisons(test_set, models, tile_ids, reports_dir / "figures",
+written = save_tile_comparisons(test_set, models, tile_ids, reports_dir / "figures",
                                     composite=COMPOSITE, zoom=ZOOM, device=device,
                                     sample_crop=sample_crop)
 for item in written.values():
@@ -121,10 +132,10 @@ for item in written.values():
 prompt_models = [name for name in models if getattr(models[name].config, "fusion", "") == "pgf"
                  and models[name].config.arch == "tdpcr"]
 if prompt_models:
-    sample = viz.centre_crop_sample(test_set[viz.index_of_tile(test_set, tile_ids[-1])], sample_crop)
-    outputs = viz.predict_outputs({prompt_models[0]: models[prompt_models[0]]}, sample, device=device)
-    fig = viz.plot_prompt_maps(outputs[prompt_models[0]], sample, title=f"{prompt_models[0]} · tile {tile_ids[-1]}")
-    viz.save_figure(fig, reports_dir / "figures" / "05_prompt_maps.png")
+    sample = centre_crop_sample(test_set[index_of_tile(test_set, tile_ids[-1])], sample_crop)
+    outputs = predict_outputs({prompt_models[0]: models[prompt_models[0]]}, sample, device=device)
+    fig = plot_prompt_maps(outputs[prompt_models[0]], sample, title=f"{prompt_models[0]} · tile {tile_ids[-1]}")
+    save_figure(fig, reports_dir / "figures" / "05_prompt_maps.png")
     display(fig)
 else:
     print("no PGF model among the checkpoints")
@@ -135,7 +146,7 @@ else:
 # and its centre. (Needs a live kernel; in an executed copy only the last rendering is visible.)
 
 # %%
-viewer = widgets.build_viewer(test_set, models, device=device, sample_crop=sample_crop)
+viewer = build_viewer(test_set, models, device=device, sample_crop=sample_crop)
 viewer.show()
 
 # %%

@@ -50,9 +50,15 @@
 # %%
 from pathlib import Path
 
-from tdpcr_lib import paths, predict, scenes
-from tdpcr_lib.reporting import RunRecord
-from tdpcr_lib.viz import save_figure
+from tdpcr_lib.core import paths
+from tdpcr_lib.datasets.synthetic.scenes import make_synthetic_scene
+from tdpcr_lib.inference.inputs import describe_scene
+from tdpcr_lib.inference.products import describe_outputs, open_prediction, read_summary
+from tdpcr_lib.inference.scene import predict_scene
+from tdpcr_lib.notebook.predict import compare_to_reference, prepare_checkpoint
+from tdpcr_lib.notebook.record import RunRecord
+from tdpcr_lib.plot.composites import save_figure
+from tdpcr_lib.plot.scene import plot_scene_prediction
 
 # %% [markdown]
 # ## Parameters
@@ -96,11 +102,11 @@ if SMOKE:
 # %%
 scene = None
 if S2_PATH is None or S1_PATH is None:
-    scene = scenes.make_synthetic_scene(Path(OUT_DIR) / "input_scene", *SCENE_SIZE, seed=SEED,
+    scene = make_synthetic_scene(Path(OUT_DIR) / "input_scene", *SCENE_SIZE, seed=SEED,
                                         s1_offset=(13.0, -7.0), s1_resolution=20.0,
                                         nodata_corner=SCENE_SIZE[0] // 5)
     S2_PATH, S1_PATH = str(scene.s2_cloudy), str(scene.s1)
-predict.describe_scene(S2_PATH, S1_PATH)
+describe_scene(S2_PATH, S1_PATH)
 
 # %% [markdown]
 # ## Checkpoint
@@ -108,7 +114,7 @@ predict.describe_scene(S2_PATH, S1_PATH)
 # missing, the next cell stops with a message saying how to create it (unless `SMOKE` is set).
 
 # %%
-checkpoint, checkpoint_note = predict.prepare_checkpoint(CHECKPOINT, smoke=SMOKE,
+checkpoint, checkpoint_note = prepare_checkpoint(CHECKPOINT, smoke=SMOKE,
                                                          scratch_dir=OUT_DIR, seed=SEED)
 print(checkpoint_note)
 
@@ -120,7 +126,7 @@ print(checkpoint_note)
 # as a Cloud-Optimized GeoTIFF only when the whole scene is done.
 
 # %%
-outputs = predict.predict_scene(S2_PATH, S1_PATH, checkpoint, OUT_DIR, tile=TILE,
+outputs = predict_scene(S2_PATH, S1_PATH, checkpoint, OUT_DIR, tile=TILE,
                                 overlap=OVERLAP, batch_size=BATCH_SIZE, device=DEVICE,
                                 write_prompt=WRITE_PROMPT)
 outputs
@@ -128,11 +134,11 @@ outputs
 # %% [markdown]
 # ## Before and after
 # Cloudy input and cloud-free output share one colour stretch. The land-cover colours are the
-# legend's (`data_manifests/legend.json`); the prompt panel shows the PGF injection gate at full
+# legend's (`tdpcr_lib/resources/legend.json`); the prompt panel shows the PGF injection gate at full
 # resolution: bright where the model relied on SAR.
 
 # %%
-figure = predict.plot_scene_prediction(S2_PATH, outputs, s1=S1_PATH)
+figure = plot_scene_prediction(S2_PATH, outputs, s1=S1_PATH)
 save_figure(figure, Path(REPORTS_DIR) / "figures" / f"{record.notebook}.png")
 figure
 
@@ -144,10 +150,10 @@ figure
 # CRS, ready for `.rio` operations.
 
 # %%
-predict.describe_outputs(outputs)
+describe_outputs(outputs)
 
 # %%
-arrays = predict.open_prediction(outputs)
+arrays = open_prediction(outputs)
 arrays["cloud_free"]
 
 # %% [markdown]
@@ -158,7 +164,7 @@ arrays["cloud_free"]
 # %%
 scores = {}
 if scene is not None:
-    scores = predict.compare_to_reference(outputs, scene.s2_clear, cloudy_s2=scene.s2_cloudy,
+    scores = compare_to_reference(outputs, scene.s2_clear, cloudy_s2=scene.s2_cloudy,
                                           reference_land_cover=scene.land_cover)
 scores
 
@@ -166,14 +172,14 @@ scores
 # ## Record the metrics
 
 # %%
-summary = predict.read_summary(outputs)
+summary = read_summary(outputs)
 record.write({"scene": {"height": summary["height"], "width": summary["width"],
                         "n_tiles": summary["n_tiles"], "valid_fraction": summary["valid_fraction"],
                         "s1_resampled": summary["s1_resampled"]},
               "prediction_wall_time_s": summary["wall_time_s"],
               "class_fractions": summary.get("class_fractions", {}),
               "scores_vs_truth": scores, "checkpoint": checkpoint_note,
-              "outputs": predict.describe_outputs(outputs)})
+              "outputs": describe_outputs(outputs)})
 for array in arrays.values():
     array.close()
 

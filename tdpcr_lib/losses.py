@@ -1,7 +1,7 @@
 """Training objectives for TDP-CR, its ablations and the baselines.
 
 All losses take the model's output dict (``reconstruction``, optionally ``segmentation``) and the
-batch dict from :class:`tdpcr_lib.data.LuojiaSETOSFCR` (``target``, ``mask``, ``cloud_mask``) and
+batch dict from :class:`tdpcr_lib.datasets.luojiaset.LuojiaSETOSFCR` (``target``, ``mask``, ``cloud_mask``) and
 return ``(total, parts)`` where ``parts`` holds detached floats for logging.
 
 Choices (the paper is silent; see ``docs/design.md`` § Training):
@@ -23,10 +23,12 @@ from typing import Literal
 import torch.nn.functional as F
 from torch import Tensor
 
-from .metrics import ssim
+from tdpcr_lib.metrics.functional import ssim
 
 #: Objective names accepted by :func:`compute_loss`.
 Objective = Literal["rec", "seg_rec", "multitask"]
+
+
 OBJECTIVES: tuple[str, ...] = ("rec", "seg_rec", "multitask")
 
 

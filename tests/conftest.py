@@ -42,7 +42,7 @@ def fake_data_module():
 @pytest.fixture(scope="session")
 def fake_luojiaset_root(tmp_path_factory, fake_data_module) -> Path:
     """Fake LuojiaSET-OSFCR (10 tiles × 5 buckets, 32 px) with ``<root>/manifest/``."""
-    from tdpcr_lib.data import write_manifest
+    from tdpcr_lib.datasets.manifest import write_manifest
 
     root = fake_data_module.write_fake_luojiaset(tmp_path_factory.mktemp("fake") / "LuojiaSET-OSFCR")
     write_manifest(root, out=root / "manifest")
@@ -58,7 +58,7 @@ def fake_luojiaset_copy(fake_luojiaset_root, tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_luojiaset_root(tmp_path_factory) -> Path:
     """Synthetic twin: 50 tiles of 32 px, seed 0, with ``<root>/manifest/`` (8/1/1 per bucket)."""
-    from tdpcr_lib.synthetic import make_synthetic_luojiaset
+    from tdpcr_lib.datasets.synthetic.tiles import make_synthetic_luojiaset
 
     return make_synthetic_luojiaset(tmp_path_factory.mktemp("twin") / "synthetic_luojiaset",
                                     n_tiles=TINY_N_TILES, size=TINY_TILE_SIZE, seed=0)

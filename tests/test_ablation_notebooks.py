@@ -8,8 +8,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tdpcr_lib import ablations
-from tdpcr_lib.paths import NOTEBOOKS_DIR
+from tdpcr_lib.core.paths import NOTEBOOKS_DIR
+from tdpcr_lib.evaluation.ablations import report as ablations_report
+from tdpcr_lib.evaluation.ablations import spec as ablations
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -64,7 +65,7 @@ def test_04_writes_table_report_and_figure(executed):
     assert record["parameters"]["budget"]["model_overrides"]["dsen2cr"]["dsen2cr_blocks"] == 2
     report = (executed["work"] / "reports" / "ablations.md").read_text()
     header = next(line for line in report.splitlines() if line.startswith("| model"))
-    for column in ablations.TABLE_COLUMNS:
+    for column in ablations_report.TABLE_COLUMNS:
         assert column in header
     for spec in ablations.ABLATIONS.values():
         assert f"| {spec.label} |" in report

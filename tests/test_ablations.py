@@ -1,4 +1,4 @@
-"""Tests for tdpcr_lib.ablations: run identity and reuse, aggregation, noise verdicts, tables."""
+"""Tests for tdpcr_lib.evaluation.ablations.grid: run identity and reuse, aggregation, noise verdicts, tables."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ import pytest
 import torch
 from scipy import stats
 
-from tdpcr_lib import ablations
+from tdpcr_lib.evaluation.ablations import grid as ablations_grid
+from tdpcr_lib.evaluation.ablations import report as ablations_report
+from tdpcr_lib.evaluation.ablations import spec as ablations
+from tdpcr_lib.plot import curves as ablations_curves
 
 #: Narrow baselines so the grid trains in seconds (part of the config hash, like any budget field).
 NARROW = {"dsen2cr": {"dsen2cr_features": 16, "dsen2cr_blocks": 2},
@@ -85,16 +88,16 @@ def test_preset_budget_and_seeds():
 
 
 def test_eval_indices_cover_the_split_evenly():
-    assert ablations.eval_indices(5, None) == [0, 1, 2, 3, 4]
-    assert ablations.eval_indices(50, 5) == [0, 12, 24, 37, 49]
-    assert ablations.eval_indices(3, 10) == [0, 1, 2]
+    assert ablations_grid.eval_indices(5, None) == [0, 1, 2, 3, 4]
+    assert ablations_grid.eval_indices(50, 5) == [0, 12, 24, 37, 49]
+    assert ablations_grid.eval_indices(3, 10) == [0, 1, 2]
 
 
 def test_mean_std_hand_computed():
-    out = ablations.mean_std([1.0, 2.0, 4.0, float("nan"), None])
+    out = ablations_report.mean_std([1.0, 2.0, 4.0, float("nan"), None])
     assert out["n"] == 3 and out["mean"] == pytest.approx(7 / 3)
     assert out["std"] == pytest.approx(np.std([1, 2, 4], ddof=1))
-    single = ablations.mean_std([3.0])
+    single = ablations_report.mean_std([3.0])
     assert single["mean"] == 3.0 and math.isnan(single["std"])
 
 
@@ -105,7 +108,7 @@ def test_mean_std_hand_computed():
     ([float("nan")], [1.0, 2.0], "n/a"),
 ])
 def test_compare_verdicts(a, b, verdict):
-    cmp = ablations.compare(a, b)
+    cmp = ablations_report.compare(a, b)
     assert cmp["verdict"] == verdict
     if verdict in ("within noise", "beyond noise"):
         assert cmp["delta"] == pytest.approx(np.mean(a) - np.mean(b))
@@ -121,17 +124,17 @@ def test_headline_metrics_flattens_nested_results():
                       "clear": {"oa": 0.9, "miou": 0.6}},
               "per_bucket": {"0-20%": {"cr": {"all": {"psnr": 31.0}},
                                        "seg": {"all": {"miou": 0.55}}}}}
-    flat = ablations.headline_metrics(nested)
+    flat = ablations_report.headline_metrics(nested)
     assert flat["psnr_cloudy"] == 25.0 and flat["miou_clear"] == 0.6
     assert flat["per_bucket"] == {"0-20%": {"psnr": 31.0, "miou": 0.55}}
-    no_seg = ablations.headline_metrics({"cr": nested["cr"]})
+    no_seg = ablations_report.headline_metrics({"cr": nested["cr"]})
     assert math.isnan(no_seg["miou"]) and no_seg["psnr"] == 30.0
 
 
 def _fake_results(name, label, seeds, psnr, miou, params):
     out = []
     for seed, p, m in zip(seeds, psnr, miou, strict=True):
-        headline = {k: 0.5 for k in ablations.HEADLINE_KEYS}
+        headline = {k: 0.5 for k in ablations_report.HEADLINE_KEYS}
         headline.update(psnr=p, miou=m, per_bucket={"0-20%": {"psnr": p, "miou": m}})
         out.append({"name": name, "label": label, "seed": seed, "headline": headline,
                     "complexity": {"params": params, "trainable_last_phase": params // 2,
@@ -147,15 +150,15 @@ def aggregated():
                                [float("nan")] * 3, 20_000_000)
                + _fake_results("multitask", "multi-task", [0, 1, 2], [28.0, 28.1, 28.2],
                                [0.40, 0.41, 0.42], 8_000_000))
-    return ablations.aggregate(results)
+    return ablations_report.aggregate(results)
 
 
 def test_aggregate_and_table(aggregated):
     assert aggregated["tdpcr_full"]["metrics"]["psnr"]["mean"] == pytest.approx(30.2)
     assert aggregated["tdpcr_full"]["metrics"]["psnr"]["std"] == pytest.approx(0.2)
-    table = ablations.ablation_table(aggregated)
+    table = ablations_report.ablation_table(aggregated)
     assert list(table.index) == ["TDP-CR", "DSen2-CR", "multi-task"]
-    assert list(table.columns) == list(ablations.TABLE_COLUMNS)
+    assert list(table.columns) == list(ablations_report.TABLE_COLUMNS)
     assert table.loc["TDP-CR", "PSNR all (dB)"] == "30.20 ± 0.20"
     assert table.loc["TDP-CR", "mIoU all (%)"] == "52.0 ± 2.0"
     assert table.loc["DSen2-CR", "mIoU all (%)"] == "—"
@@ -163,7 +166,7 @@ def test_aggregate_and_table(aggregated):
 
 
 def test_paper_claims_are_ours_with_reference_column(aggregated):
-    claims = ablations.paper_claims_table(aggregated)
+    claims = ablations_report.paper_claims_table(aggregated)
     psnr_row = claims.loc["ΔPSNR TDP-CR − DSen2-CR (dB)"]
     assert psnr_row["ours: Δ mean"] == "+0.10"
     assert psnr_row["within noise?"] == "within noise"  # 0.1 < hypot(0.2, 0.2)
@@ -174,31 +177,31 @@ def test_paper_claims_are_ours_with_reference_column(aggregated):
     # the paper's numbers never leak into our columns
     ours = claims.drop(columns="paper (reference only, not ours)").to_string()
     assert "0.18" not in ours and "1.4" not in ours
-    missing = ablations.paper_claims_table({"tdpcr_full": aggregated["tdpcr_full"]})
+    missing = ablations_report.paper_claims_table({"tdpcr_full": aggregated["tdpcr_full"]})
     assert set(missing["within noise?"]) == {"not run"}
 
 
 def test_report_and_noise_statements(aggregated, tmp_path):
-    lines = ablations.noise_statements(aggregated)
+    lines = ablations_report.noise_statements(aggregated)
     assert any("DSen2-CR vs TDP-CR: ΔPSNR = -0.10 → within noise" in s for s in lines)
     assert any("multi-task vs TDP-CR: ΔmIoU = -11.00 → beyond noise" in s for s in lines)
-    path = ablations.write_report(aggregated, tmp_path / "ablations.md",
+    path = ablations_report.write_report(aggregated, tmp_path / "ablations.md",
                                   budget=tiny_budget(), seeds=[0, 1, 2], figures=["figures/x.png"])
     text = path.read_text()
     for heading in ("## Results per model", "## The paper's claims", "## Which differences"):
         assert heading in text
     assert "![x](figures/x.png)" in text
-    fig = ablations.plot_per_bucket(aggregated)
+    fig = ablations_curves.plot_per_bucket(aggregated)
     assert len(fig.axes[0].get_legend().get_texts()) == 3  # PSNR: every model
     assert len(fig.axes[1].get_legend().get_texts()) == 2  # mIoU: not DSen2-CR
-    json.dumps(ablations.results_json(aggregated), default=str)
+    json.dumps(ablations_report.results_json(aggregated), default=str)
 
 
 # ------------------------------------------------------------------ training and reuse
 @pytest.fixture(scope="module")
 def grid(tiny_luojiaset_root, tmp_path_factory):
     runs_dir = tmp_path_factory.mktemp("ablation_runs")
-    results = ablations.run_grid(tiny_luojiaset_root, runs_dir, [0], tiny_budget(), names=SUBSET,
+    results = ablations_grid.run_grid(tiny_luojiaset_root, runs_dir, [0], tiny_budget(), names=SUBSET,
                                  device="cpu", log=None)
     return runs_dir, results
 
@@ -216,7 +219,7 @@ def test_grid_trains_each_run_into_its_own_folder(grid):
     assert 0 < full["complexity"]["trainable_last_phase"] < full["complexity"]["params"]
     assert results[1]["headline"]["miou"] is None  # DSen2-CR does not segment (NaN → JSON null)
     assert np.isfinite(results[2]["headline"]["miou"])
-    found = ablations.discover_checkpoints(runs_dir, seed=0)
+    found = ablations_grid.discover_checkpoints(runs_dir, seed=0)
     assert list(found) == ["tdpcr_full (seed 0)", "dsen2cr (seed 0)", "multitask (seed 0)"]
 
 
@@ -229,8 +232,8 @@ def test_rerun_reuses_finished_runs_without_training(grid, tiny_luojiaset_root, 
     def no_training(*args, **kwargs):
         raise AssertionError("a finished run was retrained")
 
-    monkeypatch.setattr("tdpcr_lib.training.train", no_training)
-    again = ablations.run_grid(tiny_luojiaset_root, runs_dir, [0], tiny_budget(), names=SUBSET,
+    monkeypatch.setattr("tdpcr_lib.training.run.train", no_training)
+    again = ablations_grid.run_grid(tiny_luojiaset_root, runs_dir, [0], tiny_budget(), names=SUBSET,
                                device="cpu", log=None)
     assert all(r["reused"] for r in again)
     assert [r["headline"]["psnr"] for r in again] == [r["headline"]["psnr"] for r in first]
@@ -242,7 +245,7 @@ def test_changed_config_retrains_and_replaces_the_folder(grid, tiny_luojiaset_ro
     run_dir = ablations.run_dir_for(runs_dir, "dsen2cr", 0)
     (run_dir / "stale.txt").write_text("from the old config")
     budget = tiny_budget(phase1_steps=1, phase2_steps=1)
-    result = ablations.run_grid(tiny_luojiaset_root, runs_dir, [0], budget, names=["dsen2cr"],
+    result = ablations_grid.run_grid(tiny_luojiaset_root, runs_dir, [0], budget, names=["dsen2cr"],
                                 device="cpu", log=None)[0]
     assert not result["reused"] and result["config_hash"] != first[1]["config_hash"]
     assert not (run_dir / "stale.txt").exists()
@@ -251,4 +254,4 @@ def test_changed_config_retrains_and_replaces_the_folder(grid, tiny_luojiaset_ro
 
 def test_unknown_ablation_name(tiny_luojiaset_root, tmp_path):
     with pytest.raises(KeyError, match="unknown ablation"):
-        ablations.run_grid(tiny_luojiaset_root, tmp_path, [0], tiny_budget(), names=["nope"])
+        ablations_grid.run_grid(tiny_luojiaset_root, tmp_path, [0], tiny_budget(), names=["nope"])

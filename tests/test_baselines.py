@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tdpcr_lib.baselines import DSen2CR, MultiTaskUNet
-from tdpcr_lib.complexity import count_parameters
 from tdpcr_lib.models import ModelConfig, build_model
+from tdpcr_lib.models.baselines import DSen2CR, MultiTaskUNet
+from tdpcr_lib.models.complexity import count_parameters
 
 DSEN2CR_PAPER_PARAMS = 18.95e6
 

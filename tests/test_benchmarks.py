@@ -2,7 +2,7 @@
 
 No test asserts a timing: figures depend on the machine. The tiny run checks that the command
 runs, writes both report files with every section and key, and that the deterministic figures
-(parameter and FLOP targets) match what ``tdpcr_lib.complexity`` computes.
+(parameter and FLOP targets) match what ``tdpcr_lib.models.complexity`` computes.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from tdpcr_lib.paths import REPO_ROOT
+from tdpcr_lib.core.paths import REPO_ROOT
 
 if str(REPO_ROOT) not in sys.path:  # ``benchmarks`` is a top-level folder, not installed
     sys.path.insert(0, str(REPO_ROOT))
@@ -103,8 +103,8 @@ def test_tiny_run_targets_use_the_default_model_sizes(tiny_report):
     are skipped there."""
     import torch
 
-    from tdpcr_lib.complexity import count_parameters, flops_per_tile
     from tdpcr_lib.models import build_model, named_configs
+    from tdpcr_lib.models.complexity import count_parameters, flops_per_tile
 
     report, _ = tiny_report
     targets = {t["target"]: t for t in report["targets"]}

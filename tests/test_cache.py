@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from tdpcr_lib.cache import (
+from tdpcr_lib.datasets.cache import (
     INDEX_FILE,
     CachedLuojiaSETOSFCR,
     build_cache,
@@ -17,7 +17,10 @@ from tdpcr_lib.cache import (
     read_index,
     verify_cache,
 )
-from tdpcr_lib.data import MODALITIES, DataIntegrityError, LuojiaSETOSFCR, TrainAugment
+from tdpcr_lib.datasets.errors import DataIntegrityError
+from tdpcr_lib.datasets.layout import MODALITIES
+from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
+from tdpcr_lib.transforms import TrainAugment
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from tdpcr_lib import checkpoint as ckpt
-from tdpcr_lib.checkpoint import (
+from tdpcr_lib.core.runtime import capture_rng_state, restore_rng_state
+from tdpcr_lib.models import ModelConfig, build_model
+from tdpcr_lib.models import checkpoint as ckpt
+from tdpcr_lib.models.checkpoint import (
     CheckpointError,
     flatten_state,
     load_model,
@@ -20,8 +22,6 @@ from tdpcr_lib.checkpoint import (
     save_checkpoint,
     unflatten_state,
 )
-from tdpcr_lib.models import ModelConfig, build_model
-from tdpcr_lib.training import capture_rng_state, restore_rng_state
 
 
 @pytest.fixture()

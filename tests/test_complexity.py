@@ -8,14 +8,14 @@ import pytest
 import torch
 from torch import nn
 
-from tdpcr_lib.complexity import (
+from tdpcr_lib.models import ModelConfig, build_model, named_configs
+from tdpcr_lib.models.complexity import (
     complexity_table,
     count_parameters,
     flops_per_tile,
     measure_throughput,
     write_complexity_json,
 )
-from tdpcr_lib.models import ModelConfig, build_model, named_configs
 
 
 def dsen2cr_flops(size: int, features: int = 256, blocks: int = 16) -> int:

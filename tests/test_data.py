@@ -1,4 +1,4 @@
-"""Tests of the LuojiaSET-OSFCR data layer (tdpcr_lib.data) on fake data with the real headers."""
+"""Tests of the LuojiaSET-OSFCR data layer (tdpcr_lib.datasets.luojiaset) on fake data with the real headers."""
 
 from __future__ import annotations
 
@@ -15,28 +15,29 @@ import torch
 from matplotlib.figure import Figure
 from torch.utils.data import DataLoader
 
-from tdpcr_lib.data import (
+from tdpcr_lib.core.normalisation import load_normalisation
+from tdpcr_lib.datasets.acquire import prepare_luojiaset
+from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError
+from tdpcr_lib.datasets.layout import (
     BUCKETS,
-    LUOJIASET_MANIFEST_DIR,
     MODALITIES,
-    DataIntegrityError,
-    DatasetNotFoundError,
-    LuojiaSETOSFCR,
     SampleRecord,
-    TrainAugment,
-    dataset_statistics,
     discover_samples,
-    manifest_hash,
     modality_filename,
     parse_s2_name,
-    prepare_luojiaset,
+    sample_relpaths,
+)
+from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
+from tdpcr_lib.datasets.manifest import (
+    LUOJIASET_MANIFEST_DIR,
+    manifest_hash,
     read_split_csv,
     resolve_manifest_dir,
-    sample_relpaths,
     split_samples,
     write_manifest,
 )
-from tdpcr_lib.normalisation import load_normalisation
+from tdpcr_lib.datasets.summary import dataset_statistics
+from tdpcr_lib.transforms import TrainAugment
 
 N_PER_BUCKET = 10  # tests/data/luojiaset/data.py default
 SIZE = 32

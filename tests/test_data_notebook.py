@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tdpcr_lib.data import BUCKETS, manifest_hash
+from tdpcr_lib.datasets.layout import BUCKETS
+from tdpcr_lib.datasets.manifest import manifest_hash
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "00_get_data.ipynb"

@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tdpcr_lib.checkpoint import read_meta
+from tdpcr_lib.models.checkpoint import read_meta
 
 # 40 training tiles, global batch 4 → 10 steps per epoch; 3 steps keep the comparison tight
 # (Adam amplifies float-rounding differences over many steps).
@@ -35,14 +35,14 @@ def _env() -> dict[str, str]:
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed missing")
 def test_two_gloo_processes_match_one_process(tiny_luojiaset_root, tmp_path):
     single = tmp_path / "single"
-    done = subprocess.run([sys.executable, "-m", "tdpcr_lib.train", "--data-root",
+    done = subprocess.run([sys.executable, "-m", "tdpcr_lib.cli.train", "--data-root",
                            str(tiny_luojiaset_root), "--out", str(single), *TRAIN_ARGS],
                           capture_output=True, text=True, env=_env(), timeout=300)
     assert done.returncode == 0, done.stderr
 
     ddp = tmp_path / "ddp"
     done = subprocess.run([*_torchrun(), "--standalone", "--nproc_per_node=2", "-m",
-                           "tdpcr_lib.train", "--data-root", str(tiny_luojiaset_root), "--out",
+                           "tdpcr_lib.cli.train", "--data-root", str(tiny_luojiaset_root), "--out",
                            str(ddp), *TRAIN_ARGS], capture_output=True, text=True,
                           env=_env(), timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

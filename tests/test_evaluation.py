@@ -9,19 +9,16 @@ import pytest
 import torch
 from torch import nn
 
-from tdpcr_lib.checkpoint import save_checkpoint
-from tdpcr_lib.data import BUCKETS, LuojiaSETOSFCR
-from tdpcr_lib.evaluation import (
-    EvaluationResult,
-    dataframe_to_markdown,
-    evaluate,
-    headline_metrics,
-    main,
-    majority_class_baseline,
-    results_markdown,
-    sliding_window_predict,
-)
+from tdpcr_lib.cli.evaluate import main
+from tdpcr_lib.datasets.layout import BUCKETS
+from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
+from tdpcr_lib.evaluation.evaluate import EvaluationResult, evaluate
+from tdpcr_lib.evaluation.majority import majority_class_baseline
+from tdpcr_lib.evaluation.report import headline_metrics, results_markdown
+from tdpcr_lib.evaluation.tables import dataframe_to_markdown
+from tdpcr_lib.inference.tiling import sliding_window_predict
 from tdpcr_lib.models import ModelConfig, build_model
+from tdpcr_lib.models.checkpoint import save_checkpoint
 
 
 class PerPixel(nn.Module):

@@ -15,11 +15,10 @@ from torchmetrics.functional.image import (
     structural_similarity_index_measure,
 )
 
-from tdpcr_lib.metrics import (
-    EvaluationAccumulator,
+from tdpcr_lib.metrics.accumulator import EvaluationAccumulator, merge_all
+from tdpcr_lib.metrics.functional import (
     confusion_matrix,
     mae,
-    merge_all,
     psnr,
     rmse,
     sam_degrees,

@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from tdpcr_lib.complexity import count_parameters, flops_per_tile
 from tdpcr_lib.models import FUSIONS, TDPCR, ModelConfig, ModelConfigError, build_model
+from tdpcr_lib.models.complexity import count_parameters, flops_per_tile
 from tdpcr_lib.models.pgf import PromptGuidedFusion
 
 GROUP_KEYS = {"sar_encoder", "optical_encoder", "prompt_generator", "pgf", "shared_decoder",

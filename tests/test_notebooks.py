@@ -1,9 +1,8 @@
-"""Every numbered notebook: committed clean, papermill-ready, Pythia-shaped, thin, and generated."""
+"""Every numbered notebook: committed clean, papermill-ready, Pythia-shaped, thin, and paired."""
 
 from __future__ import annotations
 
 import ast
-import runpy
 from pathlib import Path
 
 import nbformat
@@ -11,7 +10,6 @@ import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 NUMBERED = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
-GENERATORS = sorted((NOTEBOOKS / "_build").glob("build_*.py"))
 
 
 def test_the_pipeline_has_all_seven_notebooks_in_order():
@@ -85,14 +83,29 @@ def test_imports_live_in_one_imports_cell(notebook):
     assert len(with_imports) == 1
 
 
-@pytest.mark.parametrize("generator", GENERATORS, ids=[p.stem for p in GENERATORS])
-def test_generators_reproduce_the_committed_notebooks(generator, tmp_path, monkeypatch):
-    """Regenerating must not change a committed notebook (edit the generator, not the .ipynb)."""
-    written: dict[Path, nbformat.NotebookNode] = {}
-    monkeypatch.setattr(nbformat, "write", lambda nb, path, *a, **k: written.__setitem__(Path(path), nb))
-    runpy.run_path(str(generator), run_name="__main__")
-    assert written
-    for path, built in written.items():
-        committed = nbformat.read(path, as_version=4)
-        assert [(c.cell_type, c.source) for c in committed.cells] == \
-            [(c.cell_type, c.source) for c in built.cells], path.name
+PAIRS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.py"))
+
+
+def test_every_notebook_has_its_jupytext_pair():
+    assert [p.stem for p in PAIRS] == [p.stem for p in NUMBERED]
+
+
+def test_pairing_is_configured_for_jupyterlab():
+    """jupytext.toml pairs every notebook, so saving either side in JupyterLab updates the other."""
+    config = (NOTEBOOKS.parent / "jupytext.toml").read_text()
+    assert 'formats = "ipynb,py:percent"' in config
+
+
+@pytest.mark.parametrize("path", NUMBERED, ids=[p.stem for p in NUMBERED])
+def test_pair_is_in_sync(path):
+    """The .py (percent format) and the .ipynb hold the same cells (edit either, then sync)."""
+    import jupytext
+
+    from_py = jupytext.read(path.with_suffix(".py"))
+    committed = nbformat.read(path, as_version=4)
+    assert [(c.cell_type, c.source) for c in committed.cells] == \
+        [(c.cell_type, c.source) for c in from_py.cells], (
+            f"{path.name} and {path.with_suffix('.py').name} differ: run "
+            f"'jupytext --sync {path.with_suffix('.py')}'")
+    params = [c for c in from_py.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1

@@ -13,10 +13,16 @@ import torch
 from affine import Affine
 from torch import nn
 
-from tdpcr_lib import predict as P
-from tdpcr_lib.bands import S2_BANDS
-from tdpcr_lib.legend import load_legend
-from tdpcr_lib.scenes import make_synthetic_scene
+from tdpcr_lib.cli import predict as P_cli
+from tdpcr_lib.core.bands import S2_BANDS
+from tdpcr_lib.core.legend import load_legend
+from tdpcr_lib.datasets.synthetic.scenes import make_synthetic_scene
+from tdpcr_lib.inference import inputs as P_inputs
+from tdpcr_lib.inference import scene as P
+from tdpcr_lib.inference import tiling as P_tiling
+from tdpcr_lib.inference import xarray as P_xarray
+from tdpcr_lib.models import presets as P_presets
+from tdpcr_lib.notebook import predict as P_predict
 
 HEIGHT, WIDTH = 300, 350  # odd size: not a multiple of any tile used below
 
@@ -116,13 +122,13 @@ def _write(path: Path, array: np.ndarray, crs: str | None = "EPSG:32755",
     (257, 256, 0, 1, [0, 1]),
 ])
 def test_tile_origins_hand_computed(length, tile, overlap, align, expected):
-    assert P.tile_origins(length, tile, overlap, align) == expected
+    assert P_tiling.tile_origins(length, tile, overlap, align) == expected
 
 
 @pytest.mark.parametrize("length", [33, 64, 65, 300, 350, 1001])
 @pytest.mark.parametrize(("tile", "overlap", "align"), [(64, 16, 1), (64, 16, 8), (48, 20, 16)])
 def test_tiles_cover_every_pixel_on_the_grid(length, tile, overlap, align):
-    origins = P.tile_origins(length, tile, overlap, align)
+    origins = P_tiling.tile_origins(length, tile, overlap, align)
     size = min(tile, length)
     covered = np.zeros(length + align, dtype=int)
     for o in origins:
@@ -137,13 +143,13 @@ def test_tiles_cover_every_pixel_on_the_grid(length, tile, overlap, align):
 
 def test_blend_window_ramps_cross_fade_to_one():
     overlap, size = 16, 64
-    left = P.blend_window(size, overlap, taper_start=False, taper_end=True)
-    right = P.blend_window(size, overlap, taper_start=True, taper_end=False)
+    left = P_tiling.blend_window(size, overlap, taper_start=False, taper_end=True)
+    right = P_tiling.blend_window(size, overlap, taper_start=True, taper_end=False)
     np.testing.assert_allclose(left[-overlap:] + right[:overlap], 1.0, atol=1e-6)
     assert left[0] == 1.0 and right[-1] == 1.0  # scene edges are never tapered
     assert np.all(np.diff(right[:overlap]) > 0)  # smooth monotone ramp
-    assert P.blend_window(size, 0, True, True).tolist() == [1.0] * size
-    assert P.blend_window(size, overlap, True, True).min() >= P.WEIGHT_FLOOR
+    assert P_tiling.blend_window(size, 0, True, True).tolist() == [1.0] * size
+    assert P_tiling.blend_window(size, overlap, True, True).min() >= P_tiling.WEIGHT_FLOOR
 
 
 # --------------------------------------------------------------------- georeferenced outputs
@@ -235,7 +241,7 @@ def tiny_tdpcr():
     from tdpcr_lib.models import ModelConfig, build_model
 
     torch.manual_seed(0)
-    return build_model(ModelConfig(**P.tiny_model_kwargs())).eval()
+    return build_model(ModelConfig(**P_presets.tiny_model_kwargs())).eval()
 
 
 def test_real_tdpcr_tiled_agrees_with_untiled(scene, tiny_tdpcr, tmp_path):
@@ -285,7 +291,7 @@ def test_s1_is_bilinearly_resampled_onto_the_s2_grid(tmp_path):
     vv = np.broadcast_to(-20.0 + 0.01 * (xs - 1000.0), (30, 30))
     s1 = _write(tmp_path / "s1.tif", np.stack([vv, vv - 5]).astype(np.float32),
                 transform=s1_transform)
-    with P.scene_inputs(s2, s1) as inputs:
+    with P_inputs.scene_inputs(s2, s1) as inputs:
         assert inputs.s1_resampled
         resampled = inputs.s1.read(out_dtype="float32")
     centres = s2_transform.c + (np.arange(w) + 0.5) * 10.0
@@ -297,14 +303,14 @@ def test_s1_is_bilinearly_resampled_onto_the_s2_grid(tmp_path):
 def test_s1_on_the_same_grid_is_read_directly(tmp_path):
     s2 = _write(tmp_path / "s2.tif", np.full((13, 20, 20), 3000, dtype=np.uint16))
     s1 = _write(tmp_path / "s1.tif", np.full((2, 20, 20), -12.0, dtype=np.float32))
-    with P.scene_inputs(s2, s1) as inputs:
+    with P_inputs.scene_inputs(s2, s1) as inputs:
         assert not inputs.s1_resampled
 
 
 def test_partial_s1_coverage_warns(tmp_path):
     sc = make_synthetic_scene(tmp_path, 40, 40, seed=2, s1_offset=(200.0, 0.0), s1_margin=0.0)
     with pytest.warns(UserWarning, match="covers only 50"):
-        P.open_scene_inputs(sc.s2_cloudy, sc.s1).close()
+        P_inputs.open_scene_inputs(sc.s2_cloudy, sc.s1).close()
 
 
 # ---------------------------------------------------------------------------- bad inputs
@@ -347,7 +353,7 @@ def test_bad_inputs_raise_clear_errors(tmp_path, good_pair, kind, role, message)
     s2, s1 = good_pair
     bad = _bad(tmp_path, kind)
     args = (bad, s1) if role == "s2" else (s2, bad)
-    with pytest.raises(P.PredictionInputError, match=message) as info:
+    with pytest.raises(P_inputs.PredictionInputError, match=message) as info:
         P.predict_scene(*args, PixelModel(), tmp_path / "out", progress=False)
     assert str(bad) in str(info.value)  # the message names the file
     assert not (tmp_path / "out" / "cloud_free.tif").exists()
@@ -367,12 +373,12 @@ def test_missing_files_and_checkpoint(tmp_path, good_pair):
     ({"batch_size": 0}, "batch_size"),
 ])
 def test_bad_tiling_arguments(good_pair, tmp_path, kwargs, message):
-    with pytest.raises(P.PredictionInputError, match=message):
+    with pytest.raises(P_inputs.PredictionInputError, match=message):
         P.predict_scene(*good_pair, PixelModel(), tmp_path, **kwargs)
 
 
 def test_prompt_requested_from_a_model_without_prompts(good_pair, tmp_path):
-    with pytest.raises(P.PredictionInputError, match="returns no 'prompts'"):
+    with pytest.raises(P_inputs.PredictionInputError, match="returns no 'prompts'"):
         P.predict_scene(*good_pair, PixelModel(with_prompts=False), tmp_path, write_prompt=True,
                         progress=False)
 
@@ -391,7 +397,7 @@ def test_interrupted_run_leaves_no_partial_outputs(scene, tmp_path):
 def test_memory_stays_bounded_to_a_strip(tmp_path, monkeypatch):
     """Inputs are read one strip at a time, and peak NumPy memory does not grow with height."""
     heights: list[int] = []
-    original = P._read_strip
+    original = P_inputs._read_strip
 
     def spy(inputs, y0, height, canvas_width):
         heights.append(height)
@@ -409,7 +415,7 @@ def test_memory_stays_bounded_to_a_strip(tmp_path, monkeypatch):
             peaks[rows] = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
-        assert set(heights) == {64} and len(heights) == len(P.tile_origins(rows, 64, 16))
+        assert set(heights) == {64} and len(heights) == len(P_tiling.tile_origins(rows, 64, 16))
     assert peaks[1600] < 1.3 * peaks[400]  # 4× the rows, about the same peak
     assert peaks[1600] < 0.5 * 13 * 1600 * 128 * 4  # well below one float32 copy of the scene
 
@@ -417,7 +423,7 @@ def test_memory_stays_bounded_to_a_strip(tmp_path, monkeypatch):
 # ------------------------------------------------------------- checkpoints, xarray, CLI
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tiny_tdpcr, tmp_path_factory):
-    from tdpcr_lib.checkpoint import save_checkpoint
+    from tdpcr_lib.models.checkpoint import save_checkpoint
 
     return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "best", tiny_tdpcr, phase="phase2",
                            epoch=0, step=0)
@@ -439,7 +445,7 @@ def test_xarray_api_returns_georeferenced_dataarrays(scene, tiled_outputs):
     import rioxarray
 
     with rioxarray.open_rasterio(scene.s2_cloudy) as s2, rioxarray.open_rasterio(scene.s1) as s1:
-        arrays = P.predict_dataarrays(s2.load(), s1.load(), PixelModel(), tile=64, overlap=16,
+        arrays = P_xarray.predict_dataarrays(s2.load(), s1.load(), PixelModel(), tile=64, overlap=16,
                                       include_prompt=True, progress=False)
         crs, transform = s2.rio.crs, s2.rio.transform()
     cf, lc = arrays["cloud_free"], arrays["land_cover"]
@@ -457,12 +463,12 @@ def test_xarray_input_without_crs_is_rejected(scene, tmp_path):
 
     with rioxarray.open_rasterio(scene.s2_cloudy) as s2:
         no_crs = s2.load().drop_vars("spatial_ref")
-    with pytest.raises(P.PredictionInputError, match="has no CRS"):
+    with pytest.raises(P_inputs.PredictionInputError, match="has no CRS"):
         P.predict_scene(no_crs, scene.s1, PixelModel(), tmp_path)
 
 
 def test_cli_writes_products_and_reports_errors(scene, tiny_checkpoint, tmp_path, capsys):
-    from tdpcr_lib import cli
+    from tdpcr_lib.cli import main as cli
 
     out = tmp_path / "cli"
     code = cli.main(["predict", "--s2", str(scene.s2_cloudy), "--s1", str(scene.s1),
@@ -472,18 +478,18 @@ def test_cli_writes_products_and_reports_errors(scene, tiny_checkpoint, tmp_path
     printed = capsys.readouterr().out
     for name in ("cloud_free.tif", "land_cover.tif", "degradation_prompt.tif", "prediction.json"):
         assert (out / name).exists() and name in printed
-    code = P.main(["--s2", str(scene.s2_cloudy), "--s1", str(scene.s1), "--checkpoint",
+    code = P_cli.main(["--s2", str(scene.s2_cloudy), "--s1", str(scene.s1), "--checkpoint",
                    str(tmp_path / "no_such_checkpoint"), "--out", str(tmp_path / "x")])
     assert code == 2
     assert "no_such_checkpoint does not exist" in capsys.readouterr().err
 
 
 def test_prepare_checkpoint(tmp_path, tiny_checkpoint):
-    path, note = P.prepare_checkpoint(tiny_checkpoint, smoke=False, scratch_dir=tmp_path)
+    path, note = P_predict.prepare_checkpoint(tiny_checkpoint, smoke=False, scratch_dir=tmp_path)
     assert path == tiny_checkpoint and "trained" in note
     with pytest.raises(FileNotFoundError, match="Run the training notebooks"):
-        P.prepare_checkpoint(tmp_path / "missing", smoke=False, scratch_dir=tmp_path)
-    path, note = P.prepare_checkpoint(tmp_path / "missing", smoke=True, scratch_dir=tmp_path)
+        P_predict.prepare_checkpoint(tmp_path / "missing", smoke=False, scratch_dir=tmp_path)
+    path, note = P_predict.prepare_checkpoint(tmp_path / "missing", smoke=True, scratch_dir=tmp_path)
     assert (path / "model.safetensors").exists() and "meaningless" in note
 
 
@@ -491,9 +497,9 @@ def test_prepare_checkpoint(tmp_path, tiny_checkpoint):
 def test_compare_to_reference_scores_the_identity(scene, tmp_path):
     out = P.predict_scene(scene.s2_cloudy, scene.s1, ReconstructionOnly(), tmp_path, tile=64,
                           overlap=16, progress=False)
-    scores = P.compare_to_reference(out, scene.s2_cloudy, cloudy_s2=scene.s2_cloudy)
+    scores = P_predict.compare_to_reference(out, scene.s2_cloudy, cloudy_s2=scene.s2_cloudy)
     assert scores["mae_prediction"] < 1e-4 and scores["mae_cloudy_input"] == 0.0
-    against_clear = P.compare_to_reference(out, scene.s2_clear, cloudy_s2=scene.s2_cloudy)
+    against_clear = P_predict.compare_to_reference(out, scene.s2_clear, cloudy_s2=scene.s2_cloudy)
     assert against_clear["mae_prediction"] == pytest.approx(against_clear["mae_cloudy_input"],
                                                             abs=1e-4)
 

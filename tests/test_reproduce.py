@@ -8,7 +8,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from tdpcr_lib.reproduce import main, numbered_notebooks, parameters_for
+from tdpcr_lib.cli.reproduce import main
+from tdpcr_lib.notebook.reproduce import numbered_notebooks, parameters_for
 
 
 def _write(path, parameters: str, body: str) -> None:

@@ -12,7 +12,7 @@ import textwrap
 import pytest
 from safetensors.torch import load_file
 
-from tdpcr_lib.checkpoint import read_meta
+from tdpcr_lib.models.checkpoint import read_meta
 
 # 40 training tiles / batch 4 = 10 steps per epoch, 2 epochs; `last/` every 4 steps.
 TRAIN_ARGS = ["--phase", "phase1", "--small-model", "--epochs", "2", "--batch-size", "4",
@@ -25,7 +25,8 @@ TRAIN_ARGS = ["--phase", "phase1", "--small-model", "--epochs", "2", "--batch-si
 # real crash.
 KILLER = textwrap.dedent("""
     import os, signal, sys
-    from tdpcr_lib import train as cli, training
+    from tdpcr_lib.cli import train as cli
+    from tdpcr_lib.training.run import train
 
     kill_at, argv = int(sys.argv[1]), sys.argv[2:]
     args = cli._parser().parse_args(argv)
@@ -35,7 +36,7 @@ KILLER = textwrap.dedent("""
         if step == kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    training.train(config, args.data_root, args.out, model_config=model_config, device="cpu",
+    train(config, args.data_root, args.out, model_config=model_config, device="cpu",
                    callbacks=[kill])
 """)
 
@@ -47,7 +48,7 @@ def _env() -> dict[str, str]:
 
 
 def _run_cli(root, out) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tdpcr_lib.train", "--data-root", str(root),
+    return subprocess.run([sys.executable, "-m", "tdpcr_lib.cli.train", "--data-root", str(root),
                            "--out", str(out), *TRAIN_ARGS], capture_output=True, text=True,
                           env=_env(), timeout=300)
 

@@ -1,4 +1,4 @@
-"""Tests of the synthetic LuojiaSET-OSFCR twin (tdpcr_lib.synthetic) and ``tdpcr data``."""
+"""Tests of the synthetic LuojiaSET-OSFCR twin (tdpcr_lib.datasets.synthetic.tiles) and ``tdpcr data``."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ import pytest
 import rasterio
 from scipy.ndimage import uniform_filter
 
-from tdpcr_lib import cli
-from tdpcr_lib.bands import S1_BANDS, S2_BANDS
-from tdpcr_lib.data import BUCKETS, MODALITIES, LuojiaSETOSFCR, discover_samples, read_split_csv
-from tdpcr_lib.data_cli import main as data_main
-from tdpcr_lib.synthetic import (
+from tdpcr_lib.cli import main as cli
+from tdpcr_lib.cli.data import main as data_main
+from tdpcr_lib.core.bands import S1_BANDS, S2_BANDS
+from tdpcr_lib.datasets.layout import BUCKETS, MODALITIES, discover_samples
+from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
+from tdpcr_lib.datasets.manifest import read_split_csv
+from tdpcr_lib.datasets.synthetic.tiles import (
     CLASS_SPECTRA,
     bucket_fraction_range,
     generate_tile,

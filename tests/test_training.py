@@ -7,19 +7,14 @@ import json
 import pytest
 import torch
 
-from tdpcr_lib.checkpoint import CheckpointError, load_model, read_meta
 from tdpcr_lib.models import ModelConfig, build_model
-from tdpcr_lib.training import (
-    ResumableSampler,
-    SeededAugmentDataset,
-    TrainConfig,
-    apply_trainable_set,
-    lr_factor,
-    notebook_configs,
-    parameter_report,
-    resolve_objective,
-    train,
-)
+from tdpcr_lib.models.checkpoint import CheckpointError, load_model, read_meta
+from tdpcr_lib.samplers import ResumableSampler
+from tdpcr_lib.training.config import TrainConfig, resolve_objective
+from tdpcr_lib.training.freezing import apply_trainable_set, lr_factor, parameter_report
+from tdpcr_lib.training.presets import notebook_configs
+from tdpcr_lib.training.run import train
+from tdpcr_lib.transforms import SeededAugmentDataset
 
 SMALL = ModelConfig.small().to_dict()
 

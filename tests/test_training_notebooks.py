@@ -11,8 +11,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tdpcr_lib.paths import NOTEBOOKS_DIR
-from tdpcr_lib.reproduce import run_notebooks
+from tdpcr_lib.core.paths import NOTEBOOKS_DIR
+from tdpcr_lib.notebook.reproduce import run_notebooks
 
 NAMES = ("01_train_phase1", "02_train_phase2", "03_evaluate")
 
@@ -56,7 +56,7 @@ def test_notebook_structure_is_pythia_style_and_committed_without_outputs(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_notebooks_declare_the_shared_parameters(name, recwarn):
-    from tdpcr_lib.reproduce import declared_parameters
+    from tdpcr_lib.notebook.reproduce import declared_parameters
 
     declared = set(declared_parameters(NOTEBOOKS_DIR / f"{name}.ipynb"))
     shared = {"DATA_ROOT", "SOURCE", "RUNS_DIR", "REPORTS_DIR", "SEED", "DEVICE", "SMOKE", "FULL"}

@@ -1,4 +1,4 @@
-"""Tests for tdpcr_lib.viz: stretch/composite maths, crops, prompt maps, figures, PNG output."""
+"""Tests for tdpcr_lib.plot.compare: stretch/composite maths, crops, prompt maps, figures, PNG output."""
 
 from __future__ import annotations
 
@@ -8,9 +8,13 @@ import torch
 from _viz_fakes import TinyModel, make_dataset, make_sample
 from matplotlib.figure import Figure
 
-from tdpcr_lib import viz
-from tdpcr_lib.bands import COMPOSITES
-from tdpcr_lib.data import percentile_stretch
+from tdpcr_lib import transforms as viz_transforms
+from tdpcr_lib.core.bands import COMPOSITES
+from tdpcr_lib.plot import compare as viz_compare
+from tdpcr_lib.plot import composites as viz
+from tdpcr_lib.plot import curves as viz_curves
+from tdpcr_lib.plot import tiles as viz_tiles
+from tdpcr_lib.plot.sample import percentile_stretch
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -24,7 +28,7 @@ def sample() -> dict:
 def outputs(sample) -> dict:
     torch.manual_seed(0)
     models = {"full": TinyModel(), "no-seg": TinyModel(with_seg=False, with_prompts=False)}
-    return viz.predict_outputs(models, sample)
+    return viz_tiles.predict_outputs(models, sample)
 
 
 def test_band_composite_hand_computed_stretch():
@@ -120,19 +124,19 @@ def test_predict_outputs_shapes(sample, outputs):
 
 
 def test_centre_crop_sample(sample):
-    cropped = viz.centre_crop_sample(sample, 16)
+    cropped = viz_transforms.centre_crop_sample(sample, 16)
     assert cropped["optical"].shape == (13, 16, 16) and cropped["mask"].shape == (16, 16)
     assert torch.equal(cropped["target"], sample["target"][:, 8:24, 8:24])
     assert cropped["id"] == sample["id"]
-    assert viz.centre_crop_sample(sample, 64)["optical"].shape == (13, 32, 32)
+    assert viz_transforms.centre_crop_sample(sample, 64)["optical"].shape == (13, 32, 32)
 
 
 def test_tile_metrics_perfect_and_cloudy_input(sample):
     labels = torch.where(sample["mask"] == 255, 0, sample["mask"])  # ignored pixels: any class
     logits = torch.nn.functional.one_hot(labels, 7).permute(2, 0, 1).float()
     perfect = {"reconstruction": sample["target"].clone(), "segmentation": logits}
-    good = viz.tile_metrics(sample, perfect)
-    bad = viz.tile_metrics(sample, {"reconstruction": sample["optical"]})
+    good = viz_compare.tile_metrics(sample, perfect)
+    bad = viz_compare.tile_metrics(sample, {"reconstruction": sample["optical"]})
     assert good["oa"] == pytest.approx(1.0) and good["miou"] == pytest.approx(1.0)
     assert good["ssim"] == pytest.approx(1.0, abs=1e-4) and good["mae"] == pytest.approx(0.0)
     assert good["psnr"] > bad["psnr"] and bad["psnr_cloudy"] < bad["psnr"]
@@ -146,17 +150,17 @@ def _image_axes(fig: Figure) -> list:
 def test_plot_comparison_layout_zoom_and_errors(sample, outputs, tmp_path):
     metrics = {m: {"psnr": 30.0, "psnr_cloudy": 20.0, "ssim": 0.9, "sam": 3.0, "mae": 0.02}
                for m in outputs}
-    fig = viz.plot_comparison(sample, outputs, metrics=metrics)
+    fig = viz_compare.plot_comparison(sample, outputs, metrics=metrics)
     # row 0: SAR, input, target, cloud mask, true LC; "full": rec, err, LC, 4 prompts; "no-seg": rec, err
     assert len(_image_axes(fig)) == 5 + 7 + 2
     assert "ROIs_01_p0" in fig._suptitle.get_text()
     assert [fig.axes[k].get_ylabel() for k in (8, 16)] == ["full", "no-seg"]  # 8 columns
-    zoomed = viz.plot_comparison(sample, outputs, models=["full"], window=(4, 8, 12, 12),
+    zoomed = viz_compare.plot_comparison(sample, outputs, models=["full"], window=(4, 8, 12, 12),
                                  show_prompts=False, metrics=metrics)
     assert len(_image_axes(zoomed)) == 5 + 3
     assert all(ax.get_images()[0].get_array().shape[:2] == (12, 12) for ax in _image_axes(zoomed))
     with pytest.raises(KeyError, match="no outputs"):
-        viz.plot_comparison(sample, outputs, models=["missing"], metrics=metrics)
+        viz_compare.plot_comparison(sample, outputs, models=["missing"], metrics=metrics)
     path = viz.save_figure(fig, tmp_path / "cmp.png")
     data = path.read_bytes()
     assert data.startswith(PNG_MAGIC) and len(data) > 10_000
@@ -164,16 +168,16 @@ def test_plot_comparison_layout_zoom_and_errors(sample, outputs, tmp_path):
 
 
 def test_plot_comparison_computes_metrics_itself(sample, outputs):
-    fig = viz.plot_comparison(sample, outputs, models=["full"])
+    fig = viz_compare.plot_comparison(sample, outputs, models=["full"])
     texts = " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
     assert "PSNR" in texts and "mIoU" in texts
 
 
 def test_plot_prompt_maps(sample, outputs):
-    fig = viz.plot_prompt_maps(outputs["full"], sample, window=viz.Window(0, 0, 16, 16))
+    fig = viz_compare.plot_prompt_maps(outputs["full"], sample, window=viz.Window(0, 0, 16, 16))
     assert len(_image_axes(fig)) == 5
     with pytest.raises(ValueError, match="no 'prompts'"):
-        viz.plot_prompt_maps(outputs["no-seg"], sample)
+        viz_compare.plot_prompt_maps(outputs["no-seg"], sample)
 
 
 def test_plot_bucket_metrics_lines_and_errorbars():
@@ -182,25 +186,25 @@ def test_plot_bucket_metrics_lines_and_errorbars():
               "80%-100%": {"psnr": (25, 2), "miou": 0.3}},
         "B (no seg)": {"0-20%": {"psnr": 29.0}, "40%-60%": {"psnr": float("nan")}},
     }
-    fig = viz.plot_bucket_metrics(per_bucket)
+    fig = viz_curves.plot_bucket_metrics(per_bucket)
     psnr_ax, miou_ax = fig.axes[:2]
     assert len(psnr_ax.get_lines()) >= 2 and len(psnr_ax.get_legend().get_texts()) == 2
     assert [t.get_text() for t in miou_ax.get_legend().get_texts()] == ["A"]
     # a model keeps its colour across panels even when another model is missing from one
-    first_missing = viz.plot_bucket_metrics({"B": per_bucket["B (no seg)"], "A": per_bucket["A"]})
+    first_missing = viz_curves.plot_bucket_metrics({"B": per_bucket["B (no seg)"], "A": per_bucket["A"]})
     psnr_lines, miou_lines = (ax.get_lines() for ax in first_missing.axes[:2])
     assert psnr_lines[-1].get_color() == miou_lines[0].get_color() == "C1"  # A, 2nd model
     assert [t.get_text() for t in psnr_ax.get_xticklabels()] == ["0-20%", "40%-60%", "80%-100%"]
     with pytest.raises(ValueError, match="unknown cloud-cover bucket"):
-        viz.plot_bucket_metrics({"A": {"50%": {"psnr": 1.0}}})
+        viz_curves.plot_bucket_metrics({"A": {"50%": {"psnr": 1.0}}})
     with pytest.raises(ValueError, match="empty"):
-        viz.plot_bucket_metrics({})
+        viz_curves.plot_bucket_metrics({})
 
 
 def test_save_tile_comparisons_writes_pngs(tmp_path):
     dataset = make_dataset(per_bucket=1, size=32)
     models = {"tiny": TinyModel()}
-    written = viz.save_tile_comparisons(dataset, models, ["ROIs_02_p0"], tmp_path, zoom=2,
+    written = viz_tiles.save_tile_comparisons(dataset, models, ["ROIs_02_p0"], tmp_path, zoom=2,
                                         sample_crop=24)
     pngs = [tmp_path / p for p in written["ROIs_02_p0"]["png"]]
     assert [p.name for p in pngs] == ["05_compare_ROIs_02_p0.png",
@@ -208,4 +212,4 @@ def test_save_tile_comparisons_writes_pngs(tmp_path):
     assert all(p.read_bytes().startswith(PNG_MAGIC) for p in pngs)
     assert set(written["ROIs_02_p0"]["metrics"]["tiny"]) >= {"psnr", "miou"}
     with pytest.raises(KeyError, match="nope"):
-        viz.save_tile_comparisons(dataset, models, ["nope"], tmp_path)
+        viz_tiles.save_tile_comparisons(dataset, models, ["nope"], tmp_path)

@@ -6,8 +6,8 @@ import matplotlib
 import pytest
 from _viz_fakes import TinyModel, make_dataset
 
-from tdpcr_lib.bands import COMPOSITES
-from tdpcr_lib.widgets import ComparisonViewer, build_viewer
+from tdpcr_lib.core.bands import COMPOSITES
+from tdpcr_lib.plot.widgets import ComparisonViewer, build_viewer
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import conv3x3
+from tdpcr_lib.models.blocks import conv3x3
 
 
 class PromptGuidedFusion(nn.Module):

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import conv3x3
+from tdpcr_lib.models.blocks import conv3x3
 
 
 class PromptGenerator(nn.Module):

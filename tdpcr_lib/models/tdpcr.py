@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import (
+from tdpcr_lib.models.blocks import (
     Downsample,
     LayerNorm2d,
     Upsample,
@@ -42,9 +42,9 @@ from .blocks import (
     pad_to_multiple,
     residual_stack,
 )
-from .config import ModelConfig
-from .pgf import ConcatFusion, PromptGuidedFusion
-from .prompt import PromptGenerator
+from tdpcr_lib.models.config import ModelConfig
+from tdpcr_lib.models.pgf import ConcatFusion, PromptGuidedFusion
+from tdpcr_lib.models.prompt import PromptGenerator
 
 NUM_LEVELS = 4
 

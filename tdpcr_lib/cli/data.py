@@ -1,0 +1,80 @@
+"""``tdpcr data``: make the synthetic twin or the split manifest of a LuojiaSET-OSFCR folder.
+
+Examples
+--------
+::
+
+    tdpcr data synth data/synthetic_luojiaset                 # 250 tiles of 64 px, seed 0
+    tdpcr data synth /tmp/twin --n-tiles 20 --size 32 --seed 1
+    tdpcr data manifest /data/LuojiaSET-OSFCR                 # → data_manifests/luojiaset_osfcr/
+    tdpcr data manifest /data/LuojiaSET-OSFCR --out /data/LuojiaSET-OSFCR/manifest
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from tdpcr_lib.core.paths import DEFAULT_SYNTHETIC_ROOT
+from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError
+from tdpcr_lib.datasets.manifest import LUOJIASET_MANIFEST_DIR, write_manifest
+from tdpcr_lib.datasets.synthetic.tiles import (
+    DEFAULT_N_TILES,
+    DEFAULT_TILE_SIZE,
+    make_synthetic_luojiaset,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tdpcr data", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="action", required=True)
+
+    synth = sub.add_parser("synth", help="write a synthetic LuojiaSET-OSFCR twin (real layout)")
+    synth.add_argument("root", nargs="?", default=str(DEFAULT_SYNTHETIC_ROOT),
+                       help=f"output folder (default {DEFAULT_SYNTHETIC_ROOT})")
+    synth.add_argument("--n-tiles", type=int, default=DEFAULT_N_TILES,
+                       help=f"number of tiles, spread evenly over 5 buckets (default {DEFAULT_N_TILES})")
+    synth.add_argument("--size", type=int, default=DEFAULT_TILE_SIZE,
+                       help=f"tile side in pixels (default {DEFAULT_TILE_SIZE}; real tiles are 256)")
+    synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    synth.add_argument("--overwrite", action="store_true",
+                       help="replace a twin made with other parameters")
+
+    manifest = sub.add_parser("manifest", help="write train/val/test.csv + sha256 for a dataset "
+                                                "(author's 80/10/10 protocol, seed 42)")
+    manifest.add_argument("root", help="LuojiaSET-OSFCR folder (holding the five bucket folders)")
+    manifest.add_argument("--out", default=None,
+                          help=f"manifest folder (default {LUOJIASET_MANIFEST_DIR})")
+    manifest.add_argument("--seed", type=int, default=42, help="split seed (default 42, author's)")
+    manifest.add_argument("--no-checksums", action="store_true",
+                          help="skip hashing every file (hashing the full dataset takes minutes)")
+    manifest.add_argument("--workers", type=int, default=4, help="hashing threads (default 4)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``tdpcr data``; returns a process exit code."""
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    started = time.perf_counter()
+    try:
+        if args.action == "synth":
+            root = make_synthetic_luojiaset(args.root, n_tiles=args.n_tiles, size=args.size,
+                                            seed=args.seed, overwrite=args.overwrite)
+            print(f"synthetic twin: {root} ({args.n_tiles} tiles of {args.size} px, seed "
+                  f"{args.seed}) in {time.perf_counter() - started:.1f} s; manifest in "
+                  f"{root / 'manifest'}")
+        else:
+            out = write_manifest(args.root, out=args.out, seed=args.seed,
+                                 checksums=not args.no_checksums, workers=args.workers)
+            print(f"split manifest: {out} (train.csv, val.csv, test.csv"
+                  f"{', checksums.sha256' if not args.no_checksums else ''}, split_config.json) "
+                  f"in {time.perf_counter() - started:.1f} s")
+    except (DatasetNotFoundError, DataIntegrityError, FileExistsError, ValueError) as err:
+        print(f"tdpcr data {args.action}: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

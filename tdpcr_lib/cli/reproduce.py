@@ -1,0 +1,79 @@
+"""``tdpcr reproduce``: run every numbered notebook in order with papermill."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from tdpcr_lib.core.paths import NOTEBOOKS_DIR, REPORTS_DIR
+from tdpcr_lib.notebook.reproduce import NotebookFailed, numbered_notebooks, run_notebooks
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tdpcr reproduce",
+        description="Run every numbered notebook (notebooks/NN_*.ipynb) in order with papermill; "
+                    "executed copies go to reports/executed/.")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--smoke", action="store_true", help="a few steps per notebook (minutes)")
+    mode.add_argument("--full", action="store_true", help="the recipe's full budget (GPU)")
+    parser.add_argument("--data-root", default=None,
+                        help="dataset folder (default: each notebook's own, the synthetic twin)")
+    parser.add_argument("--source", default=None,
+                        help="data source passed as SOURCE (e.g. synthetic or luojiaset)")
+    parser.add_argument("--runs-dir", default=None, help="RUNS_DIR for the training notebooks")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--device", default=None, help="DEVICE (auto, cpu, cuda)")
+    parser.add_argument("--only", nargs="+", default=None, metavar="NN",
+                        help="run only notebooks whose names start with these prefixes")
+    parser.add_argument("--notebooks-dir", default=str(NOTEBOOKS_DIR))
+    parser.add_argument("--output-dir", default=str(REPORTS_DIR / "executed"))
+    parser.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra parameter for the notebooks that declare it (JSON value)")
+    parser.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the notebooks; returns 0, or 1 naming the failed notebook."""
+    import json
+
+    args = _parser().parse_args(argv)
+    parameters: dict[str, Any] = {"SMOKE": bool(args.smoke), "FULL": bool(args.full)}
+    for name, value in (("DATA_ROOT", args.data_root), ("SOURCE", args.source),
+                        ("RUNS_DIR", args.runs_dir), ("SEED", args.seed),
+                        ("DEVICE", args.device)):
+        if value is not None:
+            parameters[name] = value
+    for item in args.parameter:
+        if "=" not in item:
+            print(f"tdpcr reproduce: -p expects NAME=VALUE, got {item!r}", file=sys.stderr)
+            return 2
+        name, value = item.split("=", 1)
+        try:
+            parameters[name] = json.loads(value)
+        except json.JSONDecodeError:
+            parameters[name] = value
+    try:
+        notebooks = numbered_notebooks(args.notebooks_dir, args.only)
+    except FileNotFoundError as err:
+        print(f"tdpcr reproduce: {err}", file=sys.stderr)
+        return 1
+    started = time.time()
+    try:
+        records = run_notebooks(notebooks, parameters, args.output_dir,
+                                progress=not args.no_progress)
+    except NotebookFailed as err:
+        print(f"tdpcr reproduce: {err}", file=sys.stderr)
+        return 1
+    total = time.time() - started
+    print(f"[tdpcr reproduce] {len(records)} notebooks in {total / 60:.1f} min:")
+    for record in records:
+        print(f"  {record['notebook']:<40} {record['seconds']:8.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,79 @@
+"""The land-cover class legend shared by the loader, the metrics, the plots and the GeoTIFF writer."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from importlib.resources import as_file, files
+
+
+@dataclass(frozen=True)
+class Legend:
+    """Class codes, names and colours (``the packaged tdpcr_lib/resources/legend.json``)."""
+
+    codes: tuple[int, ...]
+    names: tuple[str, ...]
+    colors: tuple[tuple[int, int, int], ...]
+    ignore_index: int = 255
+    ignore_color: tuple[int, int, int] = (255, 255, 255)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.codes)
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> Legend:
+        spec = json.loads(Path(path).read_text())
+        classes = sorted(spec["classes"], key=lambda c: c["code"])
+        codes = tuple(int(c["code"]) for c in classes)
+        if codes != tuple(range(len(codes))):
+            raise ValueError(f"{path}: class codes must be 0..K-1 without gaps, got {codes}")
+        return cls(
+            codes=codes,
+            names=tuple(c["name"] for c in classes),
+            colors=tuple(tuple(int(v) for v in c["color"]) for c in classes),
+            ignore_index=int(spec.get("ignore_index", 255)),
+            ignore_color=tuple(spec.get("ignore_color", (255, 255, 255))),
+        )
+
+    def sanitise(self, labels: np.ndarray) -> np.ndarray:
+        """Map any code outside ``0..K-1`` to ``ignore_index``; returns int64."""
+        labels = np.asarray(labels).astype(np.int64)
+        return np.where((labels >= 0) & (labels < self.num_classes), labels, self.ignore_index)
+
+    def colorize(self, labels: np.ndarray) -> np.ndarray:
+        """Label map (H, W) → uint8 RGB image (H, W, 3); ignored pixels get ``ignore_color``."""
+        lut = np.zeros((256, 3), dtype=np.uint8)
+        lut[:] = self.ignore_color
+        lut[: self.num_classes] = self.colors
+        return lut[np.clip(np.asarray(labels), 0, 255).astype(np.uint8)]
+
+    def cmap(self):
+        """A matplotlib colormap/norm pair for ``imshow(labels, cmap=..., norm=...)``."""
+        from matplotlib.colors import BoundaryNorm, ListedColormap
+
+        cmap = ListedColormap(np.asarray(self.colors) / 255.0, name="tdpcr_landcover")
+        cmap.set_over(np.asarray(self.ignore_color) / 255.0)
+        norm = BoundaryNorm(np.arange(-0.5, self.num_classes + 0.5), cmap.N)
+        return cmap, norm
+
+    def rasterio_colormap(self) -> dict[int, tuple[int, int, int, int]]:
+        """Colour table for a uint8 GeoTIFF (``dataset.write_colormap(1, ...)``)."""
+        table = {code: (*color, 255) for code, color in zip(self.codes, self.colors, strict=True)}
+        table[self.ignore_index] = (*self.ignore_color, 0)
+        return table
+
+
+@lru_cache(maxsize=4)
+def load_legend(path: str | Path | None = None) -> Legend:
+    """Load the project's legend (by default the packaged ``tdpcr_lib/resources/legend.json``)."""
+    if path is not None:
+        return Legend.from_json(path)
+    # importlib.resources: the file ships inside the package, so this works from a wheel too.
+    with as_file(files("tdpcr_lib.resources") / "legend.json") as packaged:
+        return Legend.from_json(packaged)

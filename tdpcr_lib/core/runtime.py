@@ -1,0 +1,87 @@
+"""core.runtime."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+from typing import Any
+
+import numpy as np
+import torch
+
+from tdpcr_lib.core.paths import REPO_ROOT
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` → CUDA if available, else CPU; anything else is passed to ``torch.device``."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device={device!r} was requested but CUDA is not available")
+    return dev
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed Python, NumPy and torch; optionally ask torch for deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 -- third-party code may use the legacy global RNG
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def git_sha(short: bool = False) -> str:
+    """The checkout's commit (``"unknown"`` outside git); ``+dirty`` when there are changes."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                             text=True, check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=REPO_ROOT, capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    sha = sha[:10] if short else sha
+    return sha + ("+dirty" if dirty.strip() else "")
+
+
+def device_description(device: torch.device) -> str:
+    """Human-readable device name (the GPU model on CUDA)."""
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    return f"cpu ({os.cpu_count()} cores, torch {torch.__version__})"
+
+
+# --------------------------------------------------------------------------------------------
+# RNG state (for the model's own randomness, e.g. dropout)
+# --------------------------------------------------------------------------------------------
+def capture_rng_state() -> dict[str, Any]:
+    """Torch (CPU and CUDA), NumPy and Python RNG states in a pickle-free form."""
+    numpy_state = np.random.get_state()  # noqa: NPY002 (the legacy global RNG is what we save/restore)
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"name": numpy_state[0], "keys": numpy_state[1].astype(np.int64),
+                  "pos": int(numpy_state[2]), "has_gauss": int(numpy_state[3]),
+                  "cached_gaussian": float(numpy_state[4])},
+        "python": [list(random.getstate()[1]), random.getstate()[0], random.getstate()[2]],
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Inverse of :func:`capture_rng_state`."""
+    torch.set_rng_state(state["torch"])
+    numpy_state = state["numpy"]
+    np.random.set_state((numpy_state["name"], numpy_state["keys"].astype(np.uint32),  # noqa: NPY002 (the legacy global RNG is what we save/restore)
+                         numpy_state["pos"], numpy_state["has_gauss"],
+                         numpy_state["cached_gaussian"]))
+    internal, version, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(list(state["cuda"]))

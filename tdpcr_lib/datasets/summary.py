@@ -1,0 +1,130 @@
+"""Dataset summaries: per-split statistics, header checks and read speed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from tdpcr_lib.core.legend import load_legend
+from tdpcr_lib.datasets.layout import BUCKETS, MODALITIES, MODALITY_SPECS, SPLITS, read_modality
+from tdpcr_lib.datasets.manifest import manifest_hash, read_split_csv, resolve_manifest_dir
+
+
+# --------------------------------------------------------------------------------------------
+# Summaries (for notebooks/00_get_data.ipynb)
+# --------------------------------------------------------------------------------------------
+def dataset_statistics(root: str | Path, manifest: str | Path | None = None,
+                       max_tiles_per_split: int | None = None) -> dict[str, Any]:
+    """Counts per split and bucket, land-cover histogram and cloud fraction per bucket.
+
+    Only the land-cover and cloud-mask files are read. ``max_tiles_per_split`` caps how many tiles
+    per split are read for the histograms (evenly spaced; counts always cover all samples).
+    """
+    legend = load_legend()
+    root = Path(root)
+    manifest_dir = resolve_manifest_dir(root, manifest)
+    counts: dict[str, dict[str, int]] = {}
+    histogram = np.zeros(256, dtype=np.int64)
+    cloud_sum: dict[str, float] = dict.fromkeys(BUCKETS, 0.0)
+    cloud_n: dict[str, int] = dict.fromkeys(BUCKETS, 0)
+    tiles_read = 0
+    for split in SPLITS:
+        csv_path = manifest_dir / f"{split}.csv"
+        records = read_split_csv(csv_path) if csv_path.is_file() else []
+        counts[split] = {b: sum(r.bucket == b for r in records) for b in BUCKETS}
+        if max_tiles_per_split is not None and len(records) > max_tiles_per_split:
+            picks = np.linspace(0, len(records) - 1, max_tiles_per_split).round().astype(int)
+            records = [records[i] for i in picks]
+        for record in records:
+            labels = read_modality(root / record.paths["land_cover_maps"], "land_cover_maps")
+            histogram += np.bincount(np.clip(labels.ravel().astype(np.int64), 0, 255),
+                                     minlength=256)
+            cloud = read_modality(root / record.paths["cloud_detection_results"],
+                                  "cloud_detection_results")
+            cloud_sum[record.bucket] += float((cloud >= 0.5).mean())
+            cloud_n[record.bucket] += 1
+            tiles_read += 1
+    known = {str(c): int(histogram[c]) for c in legend.codes}
+    other = int(histogram.sum() - sum(known.values()))
+    return {
+        "manifest_dir": str(manifest_dir),
+        "manifest_hash": manifest_hash(manifest_dir),
+        "counts": counts,
+        "n_samples": int(sum(sum(c.values()) for c in counts.values())),
+        "class_histogram": {**known, "ignored": other},
+        "class_fraction": {k: v / max(1, int(histogram.sum())) for k, v in {**known,
+                                                                         "ignored": other}.items()},
+        "mean_cloud_fraction": {b: (cloud_sum[b] / cloud_n[b] if cloud_n[b] else None)
+                                for b in BUCKETS},
+        "tiles_read": tiles_read,
+    }
+
+
+def verify_headers(root: str | Path, manifest: str | Path | None = None,
+                   max_problems: int = 20) -> dict[str, Any]:
+    """Open every file of every split and check band count, dtype and size (pixels not read).
+
+    Cheap structural check of a freshly placed copy; problems are collected, not raised.
+
+    Returns
+    -------
+    dict
+        ``checked`` (files), ``problems`` (up to ``max_problems`` messages naming files) and
+        ``n_problems``.
+    """
+    import rasterio
+    from rasterio.errors import RasterioError
+
+    root = Path(root)
+    manifest_dir = resolve_manifest_dir(root, manifest)
+    problems: list[str] = []
+    n_problems = checked = 0
+
+    def report(message: str) -> None:
+        nonlocal n_problems
+        n_problems += 1
+        if len(problems) < max_problems:
+            problems.append(message)
+
+    for split in SPLITS:
+        csv_path = manifest_dir / f"{split}.csv"
+        if not csv_path.is_file():
+            report(f"{csv_path}: missing split file")
+            continue
+        for record in read_split_csv(csv_path):
+            sizes = set()
+            for modality in MODALITIES:
+                spec, path = MODALITY_SPECS[modality], root / record.paths[modality]
+                checked += 1
+                if not path.is_file():
+                    report(f"{path}: missing {spec.description} file")
+                    continue
+                try:
+                    with rasterio.open(path) as src:
+                        if src.count != spec.bands:
+                            report(f"{path}: {src.count} band(s), expected {spec.bands}")
+                        if src.dtypes[0] not in spec.dtypes:
+                            report(f"{path}: dtype {src.dtypes[0]}, expected "
+                                   f"{' or '.join(spec.dtypes)}")
+                        sizes.add((src.height, src.width))
+                except RasterioError as err:
+                    report(f"{path}: unreadable or corrupt GeoTIFF ({err})")
+            if len(sizes) > 1:
+                report(f"sample {record.id}: modalities differ in size {sorted(sizes)}")
+    return {"checked": checked, "n_problems": n_problems, "problems": problems}
+
+
+def measure_read_speed(dataset: Dataset, n: int = 32) -> float:
+    """Mean milliseconds to load one sample (first ``n`` samples, single process)."""
+    import time
+
+    n = min(n, len(dataset))
+    if n == 0:
+        return float("nan")
+    started = time.perf_counter()
+    for index in range(n):
+        dataset[index]
+    return 1000 * (time.perf_counter() - started) / n

@@ -1,0 +1,254 @@
+"""The ablation grid: every variant and baseline trained on the same data, crop, budget and seeds.
+
+Each (variant, seed) is one *run* with its own folder ``<runs>/ablations/<name>_seed<k>/``. The run
+is keyed by a hash of everything that determines its result (variant spec, budget, seed, model
+config, data manifest hash); a run whose ``results.json`` is present with the same hash is reused
+on rerun instead of retrained (the hash includes a fingerprint of the model's parameter names and
+shapes, so a change of architecture in the code forces a retrain), and a run interrupted
+mid-training resumes from its ``last/``
+checkpoint (the trainer's exact resume). A folder holding a run of a *different* config is
+cleared before retraining, so a result never mixes two configs.
+
+Design choices (the paper publishes no ablation protocol; these are ours):
+
+* **Same budget for everyone**: the same number of optimizer steps, batch, crop and learning
+  rate schedule. A two-phase run spends ``phase1_steps`` on phase 1 and ``phase2_steps`` on
+  phase 2; single-phase runs (joint training and the two baselines) get the sum.
+* **Final weights, not "best"**: runs train without validation and are scored at their last
+  step, so no variant gets an extra model-selection advantage (and it is faster).
+* **Evaluation** on the test split, optionally centre-cropped (``eval_crop``) and thinned to
+  ``max_eval_tiles`` evenly spaced tiles (so all cloud-cover buckets stay represented): DSen2-CR
+  costs ~2.5 TFLOP per 256² tile, which a CPU cannot afford for a whole split in minutes.
+* **Noise**: mean ± sample std (ddof=1) over seeds; a difference is called *within noise* when
+  ``|Δmean| < sqrt(std_a² + std_b²)`` (the spread of a difference of two single runs), and a
+  Welch t-test p-value is given when both sides have ≥ 2 seeds. With one seed nothing can be
+  told from noise and the report says so.
+* **Paper claims** are recomputed from *our* numbers (ΔPSNR of TDP-CR vs DSen2-CR with the
+  parameter ratio; ΔmIoU vs the multi-task competitor). The paper's values (+0.18 dB at 15 % of
+  the parameters; +1.4 mIoU) appear only in a separate column labelled as reference.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tdpcr_lib import __version__
+from tdpcr_lib.core.io import atomic_write_json, atomic_write_text
+from tdpcr_lib.evaluation.ablations.report import _nan, headline_metrics
+from tdpcr_lib.evaluation.ablations.spec import (
+    ABLATIONS,
+    RESULTS_FILE,
+    AblationBudget,
+    AblationSpec,
+    config_hash,
+    run_config,
+    run_dir_for,
+)
+from tdpcr_lib.samplers import _Subset
+
+
+def read_completed(run_dir: str | Path, expected_hash: str) -> dict[str, Any] | None:
+    """The run's results if it finished with this config hash and its checkpoint exists."""
+    path = Path(run_dir) / RESULTS_FILE
+    if not path.is_file():
+        return None
+    try:
+        results = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+    if results.get("config_hash") != expected_hash:
+        return None
+    checkpoint = Path(run_dir) / results.get("checkpoint", "")
+    if not (checkpoint / "model.safetensors").is_file():
+        return None
+    return results
+
+
+# --------------------------------------------------------------------------------------------
+# Training and evaluation of one run
+# --------------------------------------------------------------------------------------------
+def _train_config(phase: str, steps: int, lr: float, budget: AblationBudget, seed: int,
+                  **extra: Any):
+    from tdpcr_lib.training.config import TrainConfig
+
+    return TrainConfig(phase=phase, epochs=10_000, max_steps=steps, batch_size=budget.batch_size,
+                       crop_size=budget.crop_size, lr=lr, warmup_steps=min(budget.warmup_steps,
+                                                                           steps - 1),
+                       seed=seed, progress=False, log_every=max(1, steps), **extra)
+
+
+def eval_indices(n: int, max_tiles: int | None) -> list[int]:
+    """``max_tiles`` evenly spaced indices of ``range(n)`` (all when ``None`` or ≥ n).
+
+    Splits are stored bucket by bucket, so even spacing keeps every bucket represented.
+    """
+    if max_tiles is None or max_tiles >= n:
+        return list(range(n))
+    if max_tiles < 1:
+        raise ValueError(f"max_eval_tiles must be >= 1, got {max_tiles}")
+    return sorted({int(round(i)) for i in np.linspace(0, n - 1, max_tiles)})
+
+
+def build_eval_dataset(data_root: str | Path, budget: AblationBudget, split: str = "test") -> Any:
+    """The evaluation set of a grid: the split, centre-cropped and thinned per the budget."""
+    from functools import partial
+
+    from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
+    from tdpcr_lib.transforms import centre_crop_sample
+
+    transform = partial(centre_crop_sample, size=budget.eval_crop) if budget.eval_crop else None
+    base = LuojiaSETOSFCR(data_root, split=split, transforms=transform)
+    return _Subset(base, eval_indices(len(base), budget.max_eval_tiles))
+
+
+def _train_run(spec: AblationSpec, budget: AblationBudget, seed: int, run_dir: Path,
+               train_set: Any, device: str, model_config: dict[str, Any]) -> tuple[Path, dict]:
+    """Train one run; returns (final checkpoint folder, parameter report of the last phase)."""
+    from tdpcr_lib.training.run import train
+
+    datasets = (train_set, None)  # no validation: every run is scored at its last step
+    if spec.schedule == "two_phase":
+        cfg1 = _train_config("phase1", budget.phase1_steps, budget.lr_phase1, budget, seed)
+        train(cfg1, train_set.root if hasattr(train_set, "root") else ".", run_dir / "phase1",
+              model_config=model_config, device=device, datasets=datasets)
+        cfg2 = _train_config("phase2", budget.phase2_steps, budget.lr_phase2, budget, seed,
+                             trainable=spec.trainable,
+                             init_from=str(run_dir / "phase1" / "last"))
+        result = train(cfg2, ".", run_dir / "phase2", device=device, datasets=datasets)
+        return run_dir / "phase2" / "last", result.parameters
+    phase = "joint" if spec.schedule == "joint" else "baseline"
+    cfg = _train_config(phase, budget.total_steps, budget.lr_phase1, budget, seed)
+    result = train(cfg, ".", run_dir / phase, model_config=model_config, device=device,
+                   datasets=datasets)
+    return run_dir / phase / "last", result.parameters
+
+
+def run_ablation(spec: AblationSpec, budget: AblationBudget, seed: int, *, train_set: Any,
+                 eval_set: Any, runs_dir: str | Path, device: str = "auto",
+                 force: bool = False) -> dict[str, Any]:
+    """Train and evaluate one (variant, seed), or reuse it when it already finished.
+
+    Returns the run's results dict (as written to ``results.json``) with ``"reused"`` set to
+    whether it was read back instead of trained.
+    """
+    import torch
+
+    from tdpcr_lib.evaluation.evaluate import evaluate
+    from tdpcr_lib.models.checkpoint import load_model
+    from tdpcr_lib.models.complexity import count_parameters, flops_per_tile
+
+    config = run_config(spec, budget, seed, getattr(train_set, "manifest_hash", None))
+    digest = config_hash(config)
+    run_dir = run_dir_for(runs_dir, spec.name, seed)
+    if not force:
+        done = read_completed(run_dir, digest)
+        if done is not None:
+            return {**done, "reused": True}
+    marker = run_dir / "config_hash.txt"
+    if run_dir.exists() and (force or not marker.is_file() or marker.read_text().strip() != digest):
+        shutil.rmtree(run_dir)  # a different config lived here: never resume across configs
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(marker, digest + "\n")
+    atomic_write_json(run_dir / "run_config.json", config)
+
+    started = time.time()
+    checkpoint, train_params = _train_run(spec, budget, seed, run_dir, train_set, device,
+                                          config["model_config"])
+    train_seconds = time.time() - started
+    started = time.time()
+    evaluation = evaluate(checkpoint, eval_set, device=device, batch_size=budget.eval_batch_size,
+                          tile=None, progress=False)
+    eval_seconds = time.time() - started
+    model, _ = load_model(checkpoint, device="cpu")
+    counts = count_parameters(model)
+    with torch.no_grad():
+        flops = flops_per_tile(model, size=256)
+    results = {
+        "name": spec.name, "label": spec.label, "seed": int(seed), "config_hash": digest,
+        "config": config, "checkpoint": str(checkpoint.relative_to(run_dir)),
+        "metrics": evaluation.metrics, "headline": headline_metrics(evaluation.metrics),
+        "complexity": {"params": int(counts["total"]),
+                       "trainable_last_phase": int(train_params.get("trainable", counts["total"])),
+                       "flops_256": int(flops)},
+        "n_eval_images": evaluation.metrics.get("n_images"),
+        "train_seconds": round(train_seconds, 2), "eval_seconds": round(eval_seconds, 2),
+        "tdpcr_version": __version__,
+    }
+    atomic_write_json(run_dir / RESULTS_FILE, results)
+    return {**json.loads((run_dir / RESULTS_FILE).read_text()), "reused": False}
+
+
+def run_grid(data_root: str | Path, runs_dir: str | Path, seeds: Sequence[int],
+             budget: AblationBudget, *, names: Sequence[str] | None = None,
+             specs: Mapping[str, AblationSpec] | None = None, device: str = "auto",
+             force: bool = False, log: Callable[[str], None] | None = print) -> list[dict[str, Any]]:
+    """Run (or reuse) every (variant, seed) of the grid; returns their results in grid order."""
+    from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
+
+    specs = dict(specs or ABLATIONS)
+    names = list(names) if names is not None else list(specs)
+    unknown = [n for n in names if n not in specs]
+    if unknown:
+        raise KeyError(f"unknown ablation(s) {unknown}; choose from {list(specs)}")
+    train_set = LuojiaSETOSFCR(data_root, split="train")
+    eval_set = build_eval_dataset(data_root, budget)
+    results = []
+    for seed in seeds:
+        for name in names:
+            started = time.time()
+            result = run_ablation(specs[name], budget, seed, train_set=train_set,
+                                  eval_set=eval_set, runs_dir=runs_dir, device=device,
+                                  force=force)
+            if log is not None:
+                how = "reused" if result["reused"] else f"trained in {time.time() - started:.1f} s"
+                log(f"{name} seed {seed}: {how}; PSNR {_nan(result['headline'].get('psnr')):.2f}"
+                    f" dB, mIoU {100 * _nan(result['headline'].get('miou')):.1f}")
+            results.append(result)
+    return results
+
+
+def discover_checkpoints(runs_dir: str | Path, seed: int | None = None,
+                         include_main: bool = True) -> dict[str, Path]:
+    """Display name → checkpoint folder of every finished model under ``runs_dir``.
+
+    ``runs/phase2/best`` (the main pipeline's model) first, then each finished ablation run
+    (of ``seed`` only, when given), in grid order.
+    """
+    runs_dir = Path(runs_dir)
+    found: dict[str, Path] = {}
+    main = runs_dir / "phase2" / "best"
+    if include_main and (main / "model.safetensors").is_file():
+        found["TDP-CR (runs/phase2/best)"] = main
+    order = {name: k for k, name in enumerate(ABLATIONS)}
+    runs = []
+    for results_path in sorted((runs_dir / "ablations").glob(f"*/{RESULTS_FILE}")):
+        try:
+            results = json.loads(results_path.read_text())
+        except json.JSONDecodeError:
+            continue
+        checkpoint = results_path.parent / results.get("checkpoint", "")
+        if (checkpoint / "model.safetensors").is_file() and (seed is None
+                                                            or results.get("seed") == seed):
+            runs.append((order.get(results["name"], len(order)), results["seed"],
+                         f"{results['name']} (seed {results['seed']})", checkpoint))
+    for _, _, name, checkpoint in sorted(runs):
+        found[name] = checkpoint
+    return found
+
+
+def load_models(checkpoints: Mapping[str, str | Path], device: str = "cpu") -> dict[str, Any]:
+    """Load each checkpoint folder (``tdpcr_lib.models.checkpoint.load_model``) in eval mode."""
+    from tdpcr_lib.models.checkpoint import load_model
+
+    models = {}
+    for name, path in checkpoints.items():
+        model, _ = load_model(path, device=device)
+        models[name] = model.eval()
+    return models

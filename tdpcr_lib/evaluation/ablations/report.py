@@ -1,0 +1,268 @@
+"""Aggregating ablation runs into tables, claims and the report."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tdpcr_lib.core.io import atomic_write_text
+from tdpcr_lib.evaluation.ablations.spec import PAPER_CLAIMS, REFERENCE, AblationBudget
+
+
+# --------------------------------------------------------------------------------------------
+# Metrics: flatten, aggregate over seeds, noise
+# --------------------------------------------------------------------------------------------
+def _nan(value: Any) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _block(block: Any, region: str) -> dict[str, Any]:
+    if not isinstance(block, Mapping):
+        return {}
+    inner = block.get(region)
+    if isinstance(inner, Mapping):
+        return dict(inner)
+    return dict(block) if region == "all" and "all" not in block else {}
+
+
+#: Flat metric key → (task, region, metric) in the evaluator's nested dict.
+HEADLINE_KEYS: dict[str, tuple[str, str, str]] = {
+    "psnr": ("cr", "all", "psnr"), "ssim": ("cr", "all", "ssim"), "sam": ("cr", "all", "sam"),
+    "mae": ("cr", "all", "mae"), "psnr_cloudy": ("cr", "cloudy", "psnr"),
+    "ssim_cloudy": ("cr", "cloudy", "ssim"), "sam_cloudy": ("cr", "cloudy", "sam"),
+    "mae_cloudy": ("cr", "cloudy", "mae"), "oa": ("seg", "all", "oa"),
+    "oa_cloudy": ("seg", "cloudy", "oa"), "oa_clear": ("seg", "clear", "oa"),
+    "miou": ("seg", "all", "miou"), "miou_cloudy": ("seg", "cloudy", "miou"),
+    "miou_clear": ("seg", "clear", "miou"),
+}
+
+
+def headline_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The evaluator's nested metrics → flat keys of :data:`HEADLINE_KEYS` plus ``per_bucket``.
+
+    Segmentation keys are NaN for models without a segmentation head (``null`` once written to
+    JSON, so readers must accept both).
+    """
+    flat: dict[str, Any] = {}
+    for key, (task, region, metric) in HEADLINE_KEYS.items():
+        flat[key] = _nan(_block(metrics.get(task), region).get(metric))
+    per_bucket = {}
+    for bucket, block in (metrics.get("per_bucket") or {}).items():
+        per_bucket[bucket] = {"psnr": _nan(_block(block.get("cr"), "all").get("psnr")),
+                              "miou": _nan(_block(block.get("seg"), "all").get("miou"))}
+    flat["per_bucket"] = per_bucket
+    return flat
+
+
+def mean_std(values: Sequence[float]) -> dict[str, Any]:
+    """``{"mean", "std", "n", "values"}`` over the finite values (std: ddof=1, NaN when n < 2)."""
+    finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    n = len(finite)
+    mean = float(np.mean(finite)) if n else float("nan")
+    std = float(np.std(finite, ddof=1)) if n >= 2 else float("nan")
+    return {"mean": mean, "std": std, "n": n, "values": finite}
+
+
+def aggregate(results: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Results of many runs → per variant: metric → mean/std/n over seeds, complexity, buckets."""
+    grouped: dict[str, list[Mapping[str, Any]]] = {}
+    for result in results:
+        grouped.setdefault(result["name"], []).append(result)
+    out: dict[str, dict[str, Any]] = {}
+    for name, runs in grouped.items():
+        entry: dict[str, Any] = {"label": runs[0]["label"], "seeds": [r["seed"] for r in runs],
+                                 "metrics": {}, "per_bucket": {}}
+        for key in HEADLINE_KEYS:
+            entry["metrics"][key] = mean_std([r["headline"].get(key) for r in runs])
+        buckets = sorted({b for r in runs for b in r["headline"].get("per_bucket", {})})
+        for bucket in buckets:
+            entry["per_bucket"][bucket] = {
+                m: mean_std([r["headline"]["per_bucket"].get(bucket, {}).get(m) for r in runs])
+                for m in ("psnr", "miou")}
+        entry["complexity"] = dict(runs[0]["complexity"])
+        entry["train_seconds"] = mean_std([r.get("train_seconds") for r in runs])
+        out[name] = entry
+    return out
+
+
+def compare(a_values: Sequence[float], b_values: Sequence[float]) -> dict[str, Any]:
+    """Is ``mean(a) − mean(b)`` distinguishable from seed noise?
+
+    Returns ``delta``, ``combined_std`` (``sqrt(std_a² + std_b²)``), ``p_value`` (Welch's t-test,
+    NaN unless both sides have ≥ 2 seeds) and ``verdict``: ``"within noise"`` when
+    ``|delta| < combined_std``, ``"beyond noise"`` otherwise, ``"unknown (1 seed)"`` when a side
+    has fewer than 2 seeds, ``"n/a"`` when a side has no value.
+    """
+    a, b = mean_std(a_values), mean_std(b_values)
+    delta = a["mean"] - b["mean"]
+    out = {"delta": delta, "combined_std": float("nan"), "p_value": float("nan"),
+           "n_a": a["n"], "n_b": b["n"]}
+    if not a["n"] or not b["n"]:
+        return {**out, "verdict": "n/a"}
+    if a["n"] < 2 or b["n"] < 2:
+        return {**out, "verdict": "unknown (1 seed)"}
+    combined = math.hypot(a["std"], b["std"])
+    out["combined_std"] = combined
+    if combined > 0:
+        from scipy import stats
+
+        out["p_value"] = float(stats.ttest_ind(a["values"], b["values"], equal_var=False).pvalue)
+    out["verdict"] = "within noise" if abs(delta) < combined else "beyond noise"
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Tables and report
+# --------------------------------------------------------------------------------------------
+#: Table column → (source, key, scale, digits). source "c": complexity, "m": metrics.
+TABLE_COLUMNS: dict[str, tuple[str, str, float, int]] = {
+    "params (M)": ("c", "params", 1e-6, 3),
+    "phase-2 trainable (M)": ("c", "trainable_last_phase", 1e-6, 3),
+    "GFLOPs / 256² tile": ("c", "flops_256", 1e-9, 1),
+    "PSNR all (dB)": ("m", "psnr", 1, 2), "PSNR cloudy (dB)": ("m", "psnr_cloudy", 1, 2),
+    "SSIM all": ("m", "ssim", 1, 3), "SSIM cloudy": ("m", "ssim_cloudy", 1, 3),
+    "SAM all (°)": ("m", "sam", 1, 2), "SAM cloudy (°)": ("m", "sam_cloudy", 1, 2),
+    "MAE all": ("m", "mae", 1, 4), "MAE cloudy": ("m", "mae_cloudy", 1, 4),
+    "OA all (%)": ("m", "oa", 100, 1), "OA cloudy (%)": ("m", "oa_cloudy", 100, 1),
+    "OA clear (%)": ("m", "oa_clear", 100, 1), "mIoU all (%)": ("m", "miou", 100, 1),
+    "mIoU cloudy (%)": ("m", "miou_cloudy", 100, 1), "mIoU clear (%)": ("m", "miou_clear", 100, 1),
+}
+
+
+def format_mean_std(stat: Mapping[str, Any], scale: float = 1.0, digits: int = 2) -> str:
+    """``"m ± s"`` (``"m"`` with one seed, ``"—"`` without a value)."""
+    mean = stat.get("mean", float("nan"))
+    if mean is None or not math.isfinite(mean):
+        return "—"
+    std = stat.get("std", float("nan"))
+    text = f"{mean * scale:.{digits}f}"
+    if std is not None and math.isfinite(std):
+        text += f" ± {std * scale:.{digits}f}"
+    return text
+
+
+def ablation_table(aggregated: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per variant (grid order), one column per :data:`TABLE_COLUMNS`; strings."""
+    rows = {}
+    for entry in aggregated.values():
+        row = {}
+        for column, (source, key, scale, digits) in TABLE_COLUMNS.items():
+            if source == "c":
+                value = entry["complexity"].get(key)
+                row[column] = "—" if value is None else f"{value * scale:.{digits}f}"
+            else:
+                row[column] = format_mean_std(entry["metrics"][key], scale, digits)
+        rows[entry["label"]] = row
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "model"
+    return frame
+
+
+def paper_claims_table(aggregated: Mapping[str, Mapping[str, Any]],
+                       reference: str = REFERENCE) -> pd.DataFrame:
+    """The two headline claims recomputed from our runs; paper values in a separate column."""
+    rows = {}
+    ref = aggregated.get(reference)
+    specs = (("delta_psnr_vs_dsen2cr", "ΔPSNR TDP-CR − DSen2-CR (dB)", "dsen2cr", "psnr", 1.0),
+             ("delta_miou_vs_multitask", "ΔmIoU TDP-CR − multi-task (points)", "multitask", "miou",
+              100.0))
+    for key, label, other_name, metric, scale in specs:
+        other = aggregated.get(other_name)
+        if ref is None or other is None:
+            rows[label] = {"ours: Δ mean": "—", "combined std": "—", "within noise?": "not run",
+                           "TDP-CR / other parameters": "—",
+                           "paper (reference only, not ours)": PAPER_CLAIMS[key]}
+            continue
+        cmp = compare(ref["metrics"][metric]["values"], other["metrics"][metric]["values"])
+        ratio = ref["complexity"]["params"] / other["complexity"]["params"]
+        std = cmp["combined_std"]
+        rows[label] = {
+            "ours: Δ mean": "—" if not math.isfinite(cmp["delta"]) else f"{cmp['delta'] * scale:+.2f}",
+            "combined std": f"{std * scale:.2f}" if math.isfinite(std) else "n/a",
+            "within noise?": cmp["verdict"],
+            "TDP-CR / other parameters": f"{100 * ratio:.1f} %",
+            "paper (reference only, not ours)": PAPER_CLAIMS[key]}
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "claim"
+    return frame
+
+
+def noise_statements(aggregated: Mapping[str, Mapping[str, Any]], reference: str = REFERENCE,
+                     metrics: Sequence[tuple[str, str, float]] = (("psnr", "PSNR", 1.0),
+                                                                  ("miou", "mIoU", 100.0))
+                     ) -> list[str]:
+    """One sentence per (variant, metric): the difference to the reference and its verdict."""
+    if reference not in aggregated:
+        return [f"the reference run {reference!r} is not in the results"]
+    lines = []
+    ref = aggregated[reference]
+    for name, entry in aggregated.items():
+        if name == reference:
+            continue
+        for key, label, scale in metrics:
+            cmp = compare(entry["metrics"][key]["values"], ref["metrics"][key]["values"])
+            if cmp["verdict"] == "n/a":
+                continue
+            extra = ""
+            if math.isfinite(cmp["combined_std"]):
+                extra = f" (combined std {cmp['combined_std'] * scale:.2f}"
+                extra += f", Welch p = {cmp['p_value']:.2f})" if math.isfinite(cmp["p_value"]) \
+                    else ")"
+            lines.append(f"{entry['label']} vs {ref['label']}: Δ{label} = "
+                         f"{cmp['delta'] * scale:+.2f} → {cmp['verdict']}{extra}")
+    return lines
+
+
+def per_bucket_for_plot(aggregated: Mapping[str, Mapping[str, Any]]) -> dict[str, dict]:
+    """``{label: {bucket: {"psnr": {mean, std}, "miou": {mean, std}}}}`` for the bucket plot."""
+    out = {}
+    for entry in aggregated.values():
+        out[entry["label"]] = {
+            bucket: {m: {"mean": s["mean"] * (100 if m == "miou" else 1),
+                         "std": (s["std"] if math.isfinite(s["std"]) else 0.0)
+                         * (100 if m == "miou" else 1)}
+                     for m, s in stats.items()}
+            for bucket, stats in entry["per_bucket"].items()}
+    return out
+
+
+def write_report(aggregated: Mapping[str, Mapping[str, Any]], path: str | Path, *,
+                 budget: AblationBudget, seeds: Sequence[int], figures: Sequence[str] = (),
+                 notes: str = "") -> Path:
+    """Write ``reports/ablations.md``: budget, main table, claim rows, noise statements."""
+    from tdpcr_lib.evaluation.tables import dataframe_to_markdown
+
+    lines = ["# Ablations and baseline comparison", "",
+             f"Seeds: {list(seeds)} · budget: {budget.phase1_steps} + {budget.phase2_steps} steps "
+             f"(single-phase runs: {budget.total_steps}), batch {budget.batch_size}, "
+             f"crop {budget.crop_size}², evaluation on "
+             f"{'all' if budget.max_eval_tiles is None else f'≤ {budget.max_eval_tiles}'} test tiles"
+             f"{'' if budget.eval_crop is None else f' centre-cropped to {budget.eval_crop}²'}.",
+             "Values are mean ± std over seeds (std only with ≥ 2 seeds). Parameters and FLOPs are "
+             "of the evaluated model at a 256² tile; 'phase-2 trainable' is the number of "
+             "parameters trained in the run's last phase (all of them for single-phase runs).", ""]
+    if notes:
+        lines += [notes, ""]
+    lines += ["## Results per model", "", dataframe_to_markdown(ablation_table(aggregated)), "",
+              "## The paper's claims, recomputed from our runs", "",
+              "Our numbers are in the 'ours' columns; the last column is the paper's claim, for "
+              "reference only.", "", dataframe_to_markdown(paper_claims_table(aggregated)), "",
+              "## Which differences are within noise", ""]
+    lines += [f"- {s}" for s in noise_statements(aggregated)] or ["- (no comparisons)"]
+    if figures:
+        lines += ["", "## Figures", ""]
+        lines += [f"![{Path(f).stem}]({f})" for f in figures]
+    return atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def results_json(aggregated: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """What ``reports/metrics/04_ablations.json`` records besides the RunRecord fields."""
+    return {"models": aggregated,
+            "claims": paper_claims_table(aggregated).to_dict(orient="index"),
+            "noise": noise_statements(aggregated),
+            "paper_reference": PAPER_CLAIMS}

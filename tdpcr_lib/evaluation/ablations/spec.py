@@ -1,0 +1,233 @@
+"""What an ablation is: the variants, their budgets, and how a run is identified."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: Version of the run layout / results format; part of the config hash.
+ABLATION_FORMAT_VERSION = 1
+
+
+RESULTS_FILE = "results.json"
+
+
+SCHEDULES = ("two_phase", "joint", "baseline")
+
+
+#: What the paper claims (reference only; never mixed with our numbers).
+PAPER_CLAIMS: dict[str, str] = {
+    "delta_psnr_vs_dsen2cr": "+0.18 dB at 15 % of the parameters (vs heavy SOTA CR baselines)",
+    "delta_miou_vs_multitask": "+1.4 mIoU (vs multi-task competitors)",
+}
+
+
+@dataclass(frozen=True)
+class AblationSpec:
+    """One row of the ablation grid.
+
+    Attributes
+    ----------
+    name
+        Folder-safe key (``runs/ablations/<name>_seed<k>``).
+    label
+        Row label in tables and figures.
+    model
+        ``ModelConfig`` overrides (``arch``, ``fusion``).
+    schedule
+        ``"two_phase"`` (phase 1 reconstruction, then phase 2 with ``trainable``), ``"joint"``
+        (single phase, everything from scratch, CE + L_rec) or ``"baseline"`` (the baseline's own
+        loss, single phase).
+    trainable
+        Phase-2 trainable set (two-phase runs only).
+    """
+
+    name: str
+    label: str
+    model: Mapping[str, Any]
+    schedule: str
+    trainable: str = "prompt_pgf_seg"
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"AblationSpec {self.name!r}: schedule must be one of {SCHEDULES}, "
+                             f"got {self.schedule!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "label": self.label, "model": dict(self.model),
+                "schedule": self.schedule,
+                "trainable": self.trainable if self.schedule == "two_phase" else None}
+
+
+#: The grid, in table order. ``tdpcr_full`` is the reference every other row is compared with.
+ABLATIONS: dict[str, AblationSpec] = {spec.name: spec for spec in (
+    AblationSpec("tdpcr_full", "TDP-CR (PGF + prompt, two-phase)", {"arch": "tdpcr", "fusion": "pgf"},
+                 "two_phase", "prompt_pgf_seg"),
+    AblationSpec("pgf_no_prompt", "PGF without prompt", {"arch": "tdpcr", "fusion": "pgf_no_prompt"},
+                 "two_phase", "prompt_pgf_seg"),
+    AblationSpec("concat_fusion", "concat fusion (no PGF)", {"arch": "tdpcr", "fusion": "concat"},
+                 "two_phase", "prompt_pgf_seg"),
+    AblationSpec("optical_only", "optical only (no SAR)", {"arch": "tdpcr", "fusion": "optical_only"},
+                 "two_phase", "prompt_pgf_seg"),
+    AblationSpec("joint_single_phase", "single-phase joint training", {"arch": "tdpcr", "fusion": "pgf"},
+                 "joint"),
+    AblationSpec("seg_decoder_only", "phase 2: seg decoder only", {"arch": "tdpcr", "fusion": "pgf"},
+                 "two_phase", "seg_decoder_only"),
+    AblationSpec("dsen2cr", "DSen2-CR (heavy CR baseline)", {"arch": "dsen2cr"}, "baseline"),
+    AblationSpec("multitask", "multi-task competitor (CloudSeg-style)", {"arch": "multitask_unet"},
+                 "baseline"),
+)}
+
+
+REFERENCE = "tdpcr_full"
+
+
+@dataclass
+class AblationBudget:
+    """The shared training/evaluation budget of every run of a grid.
+
+    Attributes
+    ----------
+    phase1_steps, phase2_steps
+        Optimizer steps of the two phases; single-phase runs get their sum.
+    batch_size, crop_size
+        Training batch and random crop.
+    lr_phase1, lr_phase2
+        Peak learning rates (single-phase runs use ``lr_phase1``).
+    warmup_steps
+        Linear warm-up steps of every phase.
+    eval_crop
+        Centre crop of each test tile (``None`` = whole tiles).
+    max_eval_tiles
+        Evaluate on at most this many evenly spaced test tiles (``None`` = all).
+    eval_batch_size
+        Tiles per forward pass in evaluation.
+    model_overrides
+        Extra ``ModelConfig`` fields per ``arch`` (e.g. a narrow DSen2-CR for unit tests). Part
+        of the config hash.
+    """
+
+    phase1_steps: int = 40
+    phase2_steps: int = 20
+    batch_size: int = 2
+    crop_size: int = 32
+    lr_phase1: float = 2e-3
+    lr_phase2: float = 1e-3
+    warmup_steps: int = 2
+    eval_crop: int | None = 64
+    max_eval_tiles: int | None = 8
+    eval_batch_size: int = 2
+    model_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for key in ("phase1_steps", "phase2_steps", "batch_size", "crop_size"):
+            if int(getattr(self, key)) < 1:
+                raise ValueError(f"AblationBudget.{key} must be >= 1, got {getattr(self, key)!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def total_steps(self) -> int:
+        return self.phase1_steps + self.phase2_steps
+
+
+def preset_budget(smoke: bool = False, full: bool = False,
+                  steps: int | None = None) -> AblationBudget:
+    """The budget of notebook 04.
+
+    * ``smoke``: 2 + 1 steps, batch 2, 32² crops, 4 test tiles of 32² (checks the plumbing only).
+    * default (2-core CPU, about 3 min for the 8 runs of one seed): 40 + 20 steps, batch 2, 32²
+      crops, 8 test tiles centre-cropped to 64². Enough to see every model improve on the
+      cloudy input (PSNR) and to exercise the whole pipeline, not to rank close variants; the
+      segmentation heads only start learning in 20 steps.
+    * ``full`` (a GPU): 3000 + 1500 steps, batch 16, 128² crops, whole test split and tiles.
+
+    ``steps`` overrides the total step count (split 2:1 between the phases).
+    """
+    if smoke and full:
+        raise ValueError("choose either smoke or full, not both")
+    if smoke:
+        budget = AblationBudget(phase1_steps=2, phase2_steps=1, batch_size=2, crop_size=32,
+                                warmup_steps=0, eval_crop=32, max_eval_tiles=4)
+    elif full:
+        budget = AblationBudget(phase1_steps=3000, phase2_steps=1500, batch_size=16,
+                                crop_size=128, lr_phase2=3e-4, warmup_steps=200, eval_crop=None,
+                                max_eval_tiles=None, eval_batch_size=8)
+    else:
+        budget = AblationBudget()
+    if steps is not None:
+        if steps < 2:
+            raise ValueError(f"STEPS must be >= 2 (one per phase), got {steps}")
+        budget.phase1_steps = max(1, round(steps * 2 / 3))
+        budget.phase2_steps = max(1, steps - budget.phase1_steps)
+    return budget
+
+
+def default_seeds(seed: int = 0, smoke: bool = False, full: bool = False,
+                  n_seeds: int | None = None) -> list[int]:
+    """Seeds of notebook 04: 1 by default and in smoke mode, 3 in full mode (``n_seeds`` wins)."""
+    n = n_seeds if n_seeds is not None else (3 if full else 1)
+    if n < 1:
+        raise ValueError(f"N_SEEDS must be >= 1, got {n}")
+    return [seed + k for k in range(n)]
+
+
+# --------------------------------------------------------------------------------------------
+# Run identity
+# --------------------------------------------------------------------------------------------
+def model_config_for(spec: AblationSpec, budget: AblationBudget) -> dict[str, Any]:
+    """The full ``ModelConfig`` dict of a run (defaults + spec + budget overrides)."""
+    from tdpcr_lib.models import ModelConfig
+
+    overrides = {**dict(spec.model), **budget.model_overrides.get(spec.model.get("arch", "tdpcr"),
+                                                                   {})}
+    base = ModelConfig().to_dict()
+    base.pop("with_seg_decoder")
+    config = ModelConfig.from_dict({**base, **overrides, "name": spec.name})
+    return config.to_dict()
+
+
+def architecture_fingerprint(model_config: Mapping[str, Any]) -> str:
+    """sha256 (16 hex) of the parameter names and shapes of the run's *final* model.
+
+    Built on the ``meta`` device (no memory, milliseconds). It changes when the model code
+    changes the architecture, so a run trained with older code is retrained instead of reused
+    (its weights would no longer load).
+    """
+    import torch
+
+    from tdpcr_lib.models import ModelConfig, build_model
+
+    config = dict(model_config)
+    if config.get("arch") != "dsen2cr":
+        config["with_seg_decoder"] = True  # the final model segments (phase 2 / joint / multitask)
+    with torch.device("meta"):
+        model = build_model(ModelConfig.from_dict(config))
+    names = sorted(f"{name}:{tuple(t.shape)}" for name, t in model.state_dict().items())
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+
+
+def run_config(spec: AblationSpec, budget: AblationBudget, seed: int,
+               manifest_hash: str | None) -> dict[str, Any]:
+    """Everything that determines a run's result (hashed by :func:`config_hash`)."""
+    model_config = model_config_for(spec, budget)
+    return {"format": ABLATION_FORMAT_VERSION, "spec": spec.to_dict(), "budget": budget.to_dict(),
+            "seed": int(seed), "model_config": model_config,
+            "architecture": architecture_fingerprint(model_config),
+            "manifest_hash": manifest_hash}
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """sha256 (first 16 hex digits) of the canonical JSON of a run config."""
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def run_dir_for(runs_dir: str | Path, name: str, seed: int) -> Path:
+    """``<runs_dir>/ablations/<name>_seed<seed>``."""
+    return Path(runs_dir) / "ablations" / f"{name}_seed{seed}"

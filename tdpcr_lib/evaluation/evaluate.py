@@ -1,0 +1,193 @@
+"""Evaluate a checkpoint (or an in-memory model) on a LuojiaSET-OSFCR split.
+
+:func:`evaluate` returns an :class:`EvaluationResult` with the nested metrics of
+:class:`tdpcr_lib.metrics.accumulator.EvaluationAccumulator` and pandas tables: reconstruction (CR) metrics of
+the model and of the cloudy input itself, and segmentation metrics, for all / cloudy / clear pixels
+and per cloud-cover bucket. ``tdpcr evaluate`` writes them as JSON + markdown.
+
+Design choices (see ``docs/design.md`` § Training):
+
+* **Sliding window.** Inputs larger than the training crop are predicted tile by tile
+  (``tile = crop``, overlap ``tile // 4`` by default) and blended with the same ``sin²``
+  cross-fade as scene prediction (:func:`tdpcr_lib.inference.tiling.blend_window`): reconstructions are
+  averaged, segmentation is averaged as softmax probabilities. ``tile=None`` feeds whole images.
+* **Majority-class baseline.** :func:`majority_class_baseline` predicts, everywhere, the most
+  frequent valid class of the *training* labels and scores it with the same accumulator; a
+  segmentation model that does not beat it has learned nothing spatial.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from tdpcr_lib.core.io import atomic_write_json, atomic_write_text
+from tdpcr_lib.core.runtime import resolve_device
+from tdpcr_lib.evaluation.tables import dataframe_to_markdown, metrics_tables
+from tdpcr_lib.inference.tiling import sliding_window_predict
+from tdpcr_lib.samplers import _IndexSubset
+
+
+# --------------------------------------------------------------------------------------------
+# Prediction
+# --------------------------------------------------------------------------------------------
+def _model_device(model: nn.Module) -> torch.device:
+    for parameter in model.parameters():
+        return parameter.device
+    return torch.device("cpu")
+
+
+def accumulate_metrics(model: nn.Module, dataset: Dataset, *, device: torch.device | str | None
+                       = None, batch_size: int = 4, max_batches: int | None = None,
+                       rank: int = 0, world_size: int = 1, tile: int | None = None,
+                       overlap: int | None = None, autocast_dtype: torch.dtype | None = None,
+                       channels_last: bool = False, num_workers: int = 0,
+                       progress: bool = False):
+    """Run ``model`` over this rank's shard of ``dataset`` and fill an ``EvaluationAccumulator``.
+
+    The shard is every ``world_size``-th sample from ``rank`` (no padding); merge shards with
+    ``accumulator.all_reduce()``. ``max_batches`` caps the batches per rank (smoke runs).
+    """
+    from tqdm import tqdm
+
+    from tdpcr_lib.core.legend import load_legend
+    from tdpcr_lib.metrics.accumulator import EvaluationAccumulator
+
+    device = _model_device(model) if device is None else resolve_device(device)
+    legend = load_legend()
+    num_classes = getattr(getattr(model, "config", None), "num_classes", legend.num_classes)
+    accumulator = EvaluationAccumulator(num_classes=num_classes,
+                                        ignore_index=legend.ignore_index)
+    shard = _IndexSubset(dataset, range(rank, len(dataset), world_size))
+    loader = DataLoader(shard, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    was_training = model.training
+    model.eval()
+    total = len(loader) if max_batches is None else min(len(loader), max_batches)
+    try:
+        for index, batch in enumerate(tqdm(loader, total=total, desc="evaluate",
+                                           disable=not progress, mininterval=1.0)):
+            if max_batches is not None and index >= max_batches:
+                break
+            batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v
+                     for k, v in batch.items()}
+            optical, sar = batch["optical"], batch["sar"]
+            if channels_last:
+                optical = optical.contiguous(memory_format=torch.channels_last)
+                sar = sar.contiguous(memory_format=torch.channels_last)
+            outputs = sliding_window_predict(model, optical, sar, tile, overlap, autocast_dtype)
+            accumulator.update(outputs, batch)
+    finally:
+        model.train(was_training)
+    return accumulator
+
+
+@dataclass
+class EvaluationResult:
+    """Metrics and tables of one evaluation."""
+
+    metrics: dict[str, Any]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tables(self) -> dict[str, Any]:
+        return metrics_tables(self.metrics)
+
+    def to_markdown(self, title: str = "Evaluation") -> str:
+        """All tables as one markdown document."""
+        parts = [f"# {title}", ""]
+        for key in ("checkpoint", "split", "n_images", "tile", "overlap", "device"):
+            if key in self.meta:
+                parts.append(f"- **{key}**: {self.meta[key]}")
+        captions = {"summary": "Summary (PSNR in dB; `input_psnr` = the cloudy input itself)",
+                    "cr": "Cloud removal (model)", "cr_input": "Cloudy input vs clear target",
+                    "seg": "Segmentation"}
+        for key, frame in self.tables.items():
+            parts += ["", f"## {captions.get(key, key)}", "", dataframe_to_markdown(frame)]
+        return "\n".join(parts) + "\n"
+
+    def write(self, json_path: str | Path, markdown_path: str | Path | None = None,
+              title: str = "Evaluation") -> None:
+        """Write the metrics (+ meta) as JSON and, optionally, the tables as markdown."""
+        atomic_write_json(json_path, {"meta": self.meta, "metrics": self.metrics})
+        if markdown_path is not None:
+            atomic_write_text(markdown_path, self.to_markdown(title))
+
+
+def _train_crop(meta: dict[str, Any]) -> int | None:
+    train_config = meta.get("train_config") or {}
+    return train_config.get("crop_size")
+
+
+def evaluate(checkpoint_or_model: str | Path | nn.Module, dataset: Dataset, *,
+             device: str | torch.device = "auto", batch_size: int = 4,
+             tile: int | str | None = "auto", overlap: int | None = None,
+             max_batches: int | None = None, num_workers: int = 0,
+             progress: bool = True) -> EvaluationResult:
+    """Score a model on a dataset: CR + segmentation metrics, all/cloudy/clear and per bucket.
+
+    Parameters
+    ----------
+    checkpoint_or_model
+        A checkpoint folder (e.g. ``runs/phase2/best``) or a model.
+    dataset
+        A :class:`tdpcr_lib.datasets.luojiaset.LuojiaSETOSFCR` split (whole tiles, no augmentation).
+    device
+        ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    batch_size
+        Images per forward pass.
+    tile, overlap
+        Sliding-window size: ``"auto"`` = the checkpoint's training crop (whole images for a
+        model without one), an int, or ``None`` for whole images.
+    max_batches
+        Stop early (smoke runs).
+    progress
+        Show a tqdm bar.
+
+    Returns
+    -------
+    EvaluationResult
+        ``.metrics`` (nested dict), ``.tables`` (pandas), ``.meta`` (what was run).
+    """
+    from tdpcr_lib.models.checkpoint import load_model
+
+    device = resolve_device(device)
+    if isinstance(checkpoint_or_model, nn.Module):
+        model, meta = checkpoint_or_model.to(device), {}
+        source = f"in-memory {type(checkpoint_or_model).__name__}"
+    else:
+        model, meta = load_model(checkpoint_or_model, device=device)
+        source = str(checkpoint_or_model)
+    if tile == "auto":
+        tile = _train_crop(meta)
+    elif isinstance(tile, str):
+        raise ValueError(f"tile must be 'auto', an int or None, got {tile!r}")
+    autocast_dtype = torch.bfloat16 if device.type == "cuda" else None
+    started = time.time()
+    accumulator = accumulate_metrics(model, dataset, device=device, batch_size=batch_size,
+                                     max_batches=max_batches, tile=tile, overlap=overlap,
+                                     autocast_dtype=autocast_dtype, num_workers=num_workers,
+                                     progress=progress)
+    metrics = accumulator.compute()
+    from tdpcr_lib.core.runtime import device_description
+
+    meta_out = {"checkpoint": source, "split": getattr(dataset, "split", None),
+                "n_images": metrics.get("n_images"), "tile": tile,
+                "overlap": (tile // 4 if overlap is None else overlap) if tile else None,
+                "device": device_description(device),
+                "seconds": round(time.time() - started, 2),
+                "model_config": meta.get("model_config") or _config_dict(model),
+                "checkpoint_phase": meta.get("phase"), "checkpoint_epoch": meta.get("epoch"),
+                "checkpoint_step": meta.get("step"),
+                "manifest_hash": getattr(dataset, "manifest_hash", None)}
+    return EvaluationResult(metrics=metrics, meta=meta_out)
+
+
+def _config_dict(model: nn.Module) -> dict[str, Any] | None:
+    config = getattr(model, "config", None)
+    return config.to_dict() if hasattr(config, "to_dict") else None

@@ -1,0 +1,234 @@
+"""Opening and checking a user's Sentinel-1/-2 GeoTIFF scene, strip by strip."""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioIOError
+from rasterio.vrt import WarpedVRT
+from rasterio.warp import transform_bounds
+from rasterio.windows import Window
+
+from tdpcr_lib.core.bands import S1_BANDS, S2_BANDS
+from tdpcr_lib.core.normalisation import load_normalisation
+
+
+class PredictionInputError(ValueError):
+    """An input scene cannot be used (unreadable, wrong bands, no CRS, no overlap, ...)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs
+# --------------------------------------------------------------------------------------------
+def _is_dataarray(obj: Any) -> bool:
+    try:
+        import xarray as xr
+    except ImportError:  # pragma: no cover - xarray is a dependency
+        return False
+    return isinstance(obj, xr.DataArray)
+
+
+def _materialise(obj: Any, role: str, scratch: Path) -> Path:
+    """A path for ``obj``: the path itself, or a DataArray written to a scratch GeoTIFF."""
+    if _is_dataarray(obj):
+        if obj.rio.crs is None:
+            raise PredictionInputError(
+                f"{role} DataArray has no CRS; set one with da.rio.write_crs(...) first")
+        if obj.ndim != 3:
+            raise PredictionInputError(
+                f"{role} DataArray must have dims (band, y, x), got dims {obj.dims}")
+        path = scratch / f"{role}.tif"
+        obj.rio.to_raster(path)
+        return path
+    path = Path(obj)
+    if not path.exists():
+        raise FileNotFoundError(f"{role} file {path} does not exist")
+    if not path.is_file():
+        raise PredictionInputError(f"{role} {path} is not a file")
+    return path
+
+
+def _open(path: Path, role: str) -> rasterio.DatasetReader:
+    try:
+        return rasterio.open(path)
+    except RasterioIOError as err:
+        raise PredictionInputError(f"{role} file {path} cannot be read as a raster: {err}") from err
+
+
+def _check(src: rasterio.DatasetReader, path: Path, role: str, bands: Sequence[str]) -> None:
+    if src.count != len(bands):
+        raise PredictionInputError(
+            f"{role} file {path} has {src.count} band(s); expected {len(bands)} "
+            f"({', '.join(bands)})")
+    if src.crs is None:
+        raise PredictionInputError(
+            f"{role} file {path} has no CRS (coordinate reference system); georeference it "
+            "(e.g. gdal_edit.py -a_srs EPSG:...) so it can be placed on the Sentinel-2 grid")
+
+
+@dataclass
+class SceneInputs:
+    """Open handles on a scene pair, with S1 already on the S2 grid.
+
+    Attributes
+    ----------
+    s2 : rasterio dataset
+        The cloudy Sentinel-2 scene (defines the output grid).
+    s1 : rasterio dataset or WarpedVRT
+        Sentinel-1 on the S2 grid (float32, NaN outside its footprint/nodata).
+    s2_nodata : float
+        The S2 value meaning "no data" (declared nodata, else 0).
+    s1_coverage : float
+        Fraction of the S2 footprint inside the S1 footprint (from the bounds).
+    s1_resampled : bool
+        Whether S1 had to be warped onto the S2 grid.
+    """
+
+    s2: Any
+    s1: Any
+    s2_path: Path
+    s1_path: Path
+    s2_nodata: float
+    s1_coverage: float
+    s1_resampled: bool
+    _stack: contextlib.ExitStack = field(repr=False, default_factory=contextlib.ExitStack)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.s2.height, self.s2.width
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+def _same_grid(a: Any, b: Any) -> bool:
+    return (a.crs == b.crs and a.width == b.width and a.height == b.height
+            and a.transform.almost_equals(b.transform, precision=1e-9))
+
+
+def open_scene_inputs(s2_path: str | Path, s1_path: str | Path) -> SceneInputs:
+    """Open and validate a scene pair; call ``.close()`` (or use :func:`scene_inputs`) after.
+
+    Raises
+    ------
+    FileNotFoundError
+        A path does not exist.
+    PredictionInputError
+        A file cannot be read, has the wrong number of bands, has no CRS, or the two footprints
+        do not overlap. Messages name the file.
+    """
+    s2_path, s1_path = Path(s2_path), Path(s1_path)
+    for role, path in (("Sentinel-2", s2_path), ("Sentinel-1", s1_path)):
+        if not path.exists():
+            raise FileNotFoundError(f"{role} file {path} does not exist")
+    stack = contextlib.ExitStack()
+    try:
+        s2 = stack.enter_context(_open(s2_path, "Sentinel-2"))
+        _check(s2, s2_path, "Sentinel-2", S2_BANDS)
+        s1 = stack.enter_context(_open(s1_path, "Sentinel-1"))
+        _check(s1, s1_path, "Sentinel-1", S1_BANDS)
+
+        left, bottom, right, top = transform_bounds(s1.crs, s2.crs, *s1.bounds, densify_pts=21)
+        s2b = s2.bounds
+        ix = max(0.0, min(right, s2b.right) - max(left, s2b.left))
+        iy = max(0.0, min(top, s2b.top) - max(bottom, s2b.bottom))
+        if ix * iy <= 0.0:
+            raise PredictionInputError(
+                f"Sentinel-1 file {s1_path} does not overlap Sentinel-2 file {s2_path}: in "
+                f"{s2.crs} the S1 bounds are ({left:.1f}, {bottom:.1f}, {right:.1f}, {top:.1f}) "
+                f"and the S2 bounds are ({s2b.left:.1f}, {s2b.bottom:.1f}, {s2b.right:.1f}, "
+                f"{s2b.top:.1f})")
+        coverage = (ix * iy) / ((s2b.right - s2b.left) * (s2b.top - s2b.bottom))
+        if coverage < 0.999:
+            warnings.warn(f"Sentinel-1 file {s1_path} covers only {coverage:.1%} of the "
+                          f"Sentinel-2 scene; pixels without SAR are predicted from optical "
+                          "data alone (SAR set to the normalisation's non-finite value)",
+                          stacklevel=2)
+
+        resampled = not _same_grid(s1, s2)
+        s1_grid: Any = s1
+        if resampled:
+            s1_grid = stack.enter_context(WarpedVRT(
+                s1, crs=s2.crs, transform=s2.transform, width=s2.width, height=s2.height,
+                resampling=Resampling.bilinear, dtype="float32", nodata=float("nan")))
+        nodata = s2.nodata if s2.nodata is not None else 0.0
+        return SceneInputs(s2=s2, s1=s1_grid, s2_path=s2_path, s1_path=s1_path,
+                           s2_nodata=float(nodata), s1_coverage=float(min(coverage, 1.0)),
+                           s1_resampled=resampled, _stack=stack)
+    except BaseException:
+        stack.close()
+        raise
+
+
+@contextlib.contextmanager
+def scene_inputs(s2_path: str | Path, s1_path: str | Path) -> Iterator[SceneInputs]:
+    """Context-manager form of :func:`open_scene_inputs`."""
+    inputs = open_scene_inputs(s2_path, s1_path)
+    try:
+        yield inputs
+    finally:
+        inputs.close()
+
+
+def _reflect_pad(array: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """Pad the last two axes at the bottom/right by reflection (edge copy if too small)."""
+    if rows == 0 and cols == 0:
+        return array
+    h, w = array.shape[-2:]
+    mode = "reflect" if rows < h and cols < w else "edge"
+    pad = [(0, 0)] * (array.ndim - 2) + [(0, rows), (0, cols)]
+    return np.pad(array, pad, mode=mode)
+
+
+def _read_strip(inputs: SceneInputs, y0: int, height: int, canvas_width: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows ``[y0, y0 + height)``: optical and SAR in [0, 1] and the validity mask.
+
+    Rows/columns past the scene edge (up to ``canvas_width``) are filled by reflection for the
+    network inputs and marked invalid in the mask.
+    """
+    norm = load_normalisation()
+    rows = min(height, inputs.s2.height - y0)
+    window = Window(0, y0, inputs.s2.width, rows)
+    raw = inputs.s2.read(window=window)
+    if np.issubdtype(raw.dtype, np.floating):
+        finite = np.isfinite(raw).all(axis=0)
+    else:
+        finite = np.ones(raw.shape[1:], dtype=bool)
+    valid = finite & ~(raw == inputs.s2_nodata).all(axis=0)
+    optical = norm.s2_to_unit(raw)
+    optical[:, ~valid] = 0.0
+    s1 = inputs.s1.read(window=window, out_dtype="float32")
+    if not inputs.s1_resampled and inputs.s1.nodata is not None and not np.isnan(inputs.s1.nodata):
+        s1[s1 == inputs.s1.nodata] = np.nan
+    sar = norm.s1_to_unit(s1)
+    pad_rows, pad_cols = height - rows, canvas_width - inputs.s2.width
+    valid = np.pad(valid, [(0, pad_rows), (0, pad_cols)], constant_values=False)
+    return _reflect_pad(optical, pad_rows, pad_cols), _reflect_pad(sar, pad_rows, pad_cols), valid
+
+
+def _warn_if_units_look_wrong(optical: np.ndarray, s2_path: Path, valid: np.ndarray) -> None:
+    # Reflectance in [0, 1] divided by 10000 is <= 1e-4 everywhere: almost surely wrong units.
+    if valid.any() and float(optical[:, valid].max()) <= 2e-4:
+        warnings.warn(f"Sentinel-2 file {s2_path} looks like reflectance in [0, 1]; tdpcr "
+                      "expects L1C digital numbers (reflectance x 10000)", stacklevel=3)
+
+
+def describe_scene(s2_cloudy: str | Path, s1: str | Path) -> dict[str, Any]:
+    """Grid facts of a scene pair (validated as :func:`predict_scene` would), for display."""
+    with scene_inputs(s2_cloudy, s1) as inputs, rasterio.open(s1) as raw_s1:
+        return {"s2": str(s2_cloudy), "s1": str(s1), "size (rows x cols)": inputs.shape,
+                "crs": str(inputs.s2.crs), "s2 pixel size (m)": inputs.s2.res,
+                "s1 pixel size (m)": raw_s1.res, "s1 crs": str(raw_s1.crs),
+                "s1 resampled onto the s2 grid": inputs.s1_resampled,
+                "s1 coverage of the s2 footprint": round(inputs.s1_coverage, 4),
+                "s2 nodata value": inputs.s2_nodata}

@@ -1,0 +1,430 @@
+"""Apply a trained model to your own Sentinel-2/Sentinel-1 scene: georeferenced, tiled, seamless.
+
+``predict_scene`` reads a cloudy Sentinel-2 L1C GeoTIFF (13 bands, DN) and a Sentinel-1 GeoTIFF
+(VV, VH in dB) of any size, runs the model tile by tile and writes, on the Sentinel-2 grid:
+
+* ``cloud_free.tif``: 13-band uint16 DN (inverse of :mod:`tdpcr_lib.core.normalisation`), band
+  descriptions ``B01 … B12, B8A`` in L1C order, nodata 0;
+* ``land_cover.tif``: uint8 class codes with the legend's colour table and class names in the
+  metadata, nodata 255 (the legend's ``ignore_index``); only for models with a segmentation head;
+* ``degradation_prompt.tif`` (``write_prompt=True``): float32 map of the model's prompt/gate,
+  nodata NaN;
+* ``prediction.json``: what was run (inputs, checkpoint, tiling, timings, class fractions).
+
+Design choices (the paper describes no scene-level inference; these are ours, see
+``docs/design.md``, section "Scene prediction"):
+
+* **Tiling.** Tiles of ``tile`` px (clipped to the scene) start every ``tile - overlap`` px,
+  rounded so every origin is a multiple of the model's ``pad_multiple`` (a network that
+  downsamples by 2**k is only shift-equivariant for such shifts; unaligned tiles differed by
+  hundreds of DN). The last tile may stick out past the scene by less than ``pad_multiple`` px,
+  filled by reflection exactly like the model's own padding. Any scene size works and every tile
+  has the same shape (they batch). Default ``overlap = tile // 4``.
+* **Blending.** Each tile's output is weighted by a separable flat-top window: 1 inside, a
+  ``sin²`` ramp over ``overlap`` px at every edge that borders another tile (never at the scene
+  edge), floored at :data:`WEIGHT_FLOOR`. Two facing ramps add up to exactly 1, and all outputs are
+  divided by the accumulated weight, so the blend is a convex combination with smoothly varying
+  coefficients: no seams, and a model that is a per-pixel function gives identical tiled and
+  untiled results. Segmentation is blended as softmax *probabilities* (scale-free, unlike
+  logits), then arg-maxed.
+* **Bounded memory.** Only one strip (one row of tiles, ``tile`` px tall, full scene width) of
+  inputs and accumulators lives in memory; rows are written as soon as no later tile touches
+  them. A 10980 × 10980 S2 scene at ``tile=256`` needs ≈ 0.5 GB of arrays, not ≈ 10 GB.
+* **S1 on another grid** is resampled onto the S2 grid on the fly with a bilinear
+  :class:`rasterio.vrt.WarpedVRT` (interpolation in dB). Pixels outside the S1 footprint or at S1
+  nodata get the normalisation's non-finite value (0 in network units), i.e. "no SAR signal".
+* **Nodata.** An S2 pixel is nodata when *all 13 bands* equal the file's nodata value (0 — the L1C
+  "NO_DATA" value — when the file declares none) or any band is non-finite. Nodata pixels are fed
+  to the network as 0 and written as nodata (``cloud_free`` 0, ``land_cover`` 255,
+  ``degradation_prompt`` NaN). Valid reconstructed pixels are clipped to DN ≥ 1 so that 0 is never
+  ambiguous.
+* **File layout.** Rows are streamed into a tiled (256 × 256), deflate-compressed intermediate
+  GTiff; it is then copied with GDAL's **COG driver** (Cloud-Optimized GeoTIFF: ``blocksize``
+  tiles, internal overviews — average for reflectance and prompt, mode for classes — deflate with
+  predictor) into a temporary file that is renamed onto the final name
+  (:func:`tdpcr_lib.core.io.atomic_path`). An interrupted run leaves no output under a final name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+import torch
+import torch.nn.functional as F
+from rasterio.windows import Window
+from torch import nn
+
+from tdpcr_lib import __version__
+from tdpcr_lib.core.bands import S2_BANDS
+from tdpcr_lib.core.io import atomic_write_json
+from tdpcr_lib.core.legend import load_legend
+from tdpcr_lib.core.normalisation import load_normalisation
+from tdpcr_lib.core.runtime import resolve_device
+from tdpcr_lib.inference.inputs import (
+    PredictionInputError,
+    SceneInputs,
+    _is_dataarray,
+    _materialise,
+    _read_strip,
+    _warn_if_units_look_wrong,
+    scene_inputs,
+)
+from tdpcr_lib.inference.products import (
+    CLOUD_FREE_NODATA,
+    OUTPUT_FILES,
+    _intermediate_profile,
+    _to_cog,
+)
+from tdpcr_lib.inference.tiling import _axis_windows, tile_origins, tile_stride
+
+
+# --------------------------------------------------------------------------------------------
+# Model
+# --------------------------------------------------------------------------------------------
+def load_predictor(checkpoint: str | Path | nn.Module,
+                   device: str | torch.device = "auto") -> tuple[nn.Module, dict[str, Any]]:
+    """The model to predict with: a checkpoint folder (loaded) or a module (used as is).
+
+    Raises
+    ------
+    FileNotFoundError
+        The checkpoint folder does not exist (the message says how to get one).
+    tdpcr_lib.models.checkpoint.CheckpointError
+        The folder exists but is not a readable tdpcr checkpoint.
+    """
+    device = resolve_device(device)
+    if isinstance(checkpoint, nn.Module):
+        return checkpoint.to(device), {"source": f"in-memory {type(checkpoint).__name__}"}
+    from tdpcr_lib.models.checkpoint import CheckpointError, load_model, resolve_checkpoint_dir
+
+    path = Path(checkpoint)
+    try:
+        resolve_checkpoint_dir(path)
+    except CheckpointError as err:
+        if not path.exists():
+            raise FileNotFoundError(
+                f"checkpoint {path} does not exist; train one first (notebooks 03/04 or "
+                "`tdpcr train`, which write runs/phase2/best) or pass the folder of a trained "
+                "checkpoint (it holds model.safetensors and config.json)") from err
+        raise
+    model, meta = load_model(path, device=device)
+    meta = dict(meta)
+    meta["source"] = str(path)
+    return model, meta
+
+
+def _prompt_map(prompts: Sequence[torch.Tensor], height: int, width: int) -> torch.Tensor:
+    """Finest prompt level, averaged over channels, bilinearly upsampled: (B, h, w)."""
+    finest = max(prompts, key=lambda p: p.shape[-2] * p.shape[-1])
+    gate = finest.float().mean(dim=1, keepdim=True)
+    if gate.shape[-2:] != (height, width):
+        gate = F.interpolate(gate, size=(height, width), mode="bilinear", align_corners=False)
+    return gate[:, 0]
+
+
+# --------------------------------------------------------------------------------------------
+# Prediction
+# --------------------------------------------------------------------------------------------
+#: GDAL block-cache cap (MB) during prediction.
+GDAL_CACHE_MB = 128
+
+
+def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
+                  out_dir: str | Path, tile: int = 256, overlap: int | None = None,
+                  batch_size: int | None = None, device: str | torch.device = "auto",
+                  write_prompt: bool = False, progress: bool = True,
+                  blocksize: int = 512) -> dict[str, Path]:
+    """Predict a cloud-free image and a land-cover map for a whole scene, tile by tile.
+
+    Parameters
+    ----------
+    s2_cloudy : path or xarray.DataArray
+        Cloudy Sentinel-2 L1C scene, 13 bands in :data:`tdpcr_lib.core.bands.S2_BANDS` order, DN
+        (reflectance × 10000). Defines the output grid. A DataArray (dims ``band, y, x`` with a
+        CRS) is written to a scratch GeoTIFF first.
+    s1 : path or xarray.DataArray
+        Sentinel-1 (VV, VH) in dB, on any grid/resolution that overlaps the S2 scene.
+    checkpoint : path or torch.nn.Module
+        A checkpoint folder (e.g. ``runs/phase2/best``) or a model following the forward contract
+        ``model(optical, sar) -> {"reconstruction", ["segmentation"], ["prompts"]}``.
+    out_dir : path
+        Output folder (created). Existing products of the same names are replaced.
+    tile : int
+        Tile size in px (multiples of 16 avoid internal padding). ``tile >= max(H, W)`` predicts
+        the scene in one piece.
+    overlap : int, optional
+        Overlap between neighbouring tiles in px (default ``tile // 4``); ``0 <= overlap < tile``.
+    batch_size : int, optional
+        Tiles per forward pass. Default: 2 on the CPU (larger batches only add activation memory
+        there; measured in ``benchmarks/``), 16 on CUDA.
+    device : str or torch.device
+        ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda:0"``, ...
+    write_prompt : bool
+        Also write ``degradation_prompt.tif`` (needs a model that returns ``prompts``).
+    progress : bool
+        Show a tqdm progress bar over tiles.
+    blocksize : int
+        Internal tile size of the output COGs (256 or 512 are usual).
+
+    Returns
+    -------
+    dict of str to Path
+        ``cloud_free``, ``land_cover`` (if the model segments), ``degradation_prompt`` (if
+        asked) and ``summary`` (``prediction.json``).
+
+    Raises
+    ------
+    FileNotFoundError
+        An input file or the checkpoint folder does not exist.
+    PredictionInputError
+        Unreadable input, wrong band count, missing CRS, no overlap, bad tiling arguments, or a
+        model without prompts when ``write_prompt`` is set.
+    """
+    overlap = tile // 4 if overlap is None else int(overlap)
+    if tile < 1 or not 0 <= overlap < tile:
+        raise PredictionInputError(f"need tile >= 1 and 0 <= overlap < tile, got tile={tile}, "
+                                   f"overlap={overlap}")
+    if batch_size is not None and batch_size < 1:
+        raise PredictionInputError(f"batch_size must be >= 1, got {batch_size}")
+    out_dir = Path(out_dir)
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="tdpcr-predict-") as scratch_name:
+        scratch = Path(scratch_name)
+        s2_path = _materialise(s2_cloudy, "Sentinel-2", scratch)
+        s1_path = _materialise(s1, "Sentinel-1", scratch)
+        # GDAL's block cache would otherwise grow with the scene (up to 5 % of RAM); a small cap
+        # keeps peak memory independent of scene size (measured in benchmarks/scene_inference).
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), scene_inputs(s2_path, s1_path) as inputs:
+            model, meta = load_predictor(checkpoint, device)
+            if batch_size is None:
+                batch_size = 16 if _model_device(model).type == "cuda" else 2
+            out_dir.mkdir(parents=True, exist_ok=True)
+            was_training = model.training
+            model.eval()
+            try:
+                stats = _predict_into(inputs, model, out_dir, tile=tile, overlap=overlap,
+                                      batch_size=batch_size, write_prompt=write_prompt,
+                                      progress=progress, blocksize=blocksize,
+                                      sources={"s2": s2_cloudy, "s1": s1,
+                                               "checkpoint": meta.get("source")})
+            finally:
+                model.train(was_training)
+    paths = {name: out_dir / OUTPUT_FILES[name] for name in stats["products"]}
+    summary = {
+        "tdpcr_version": __version__,
+        "inputs": {"s2": _describe(s2_cloudy), "s1": _describe(s1)},
+        "checkpoint": meta.get("source"),
+        "checkpoint_phase": meta.get("phase"),
+        "checkpoint_epoch": meta.get("epoch"),
+        "tile": tile, "overlap": overlap, "batch_size": batch_size,
+        "device": str(_model_device(model)),
+        "wall_time_s": round(time.time() - started, 3),
+        **{k: v for k, v in stats.items() if k != "products"},
+        "outputs": {k: str(v) for k, v in paths.items()},
+    }
+    paths["summary"] = atomic_write_json(out_dir / OUTPUT_FILES["summary"], summary)
+    return paths
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    param = next(iter(model.parameters()), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+def _autocast(device: torch.device):
+    """bf16 autocast on CUDA (outputs are cast back to float32 before blending); none on CPU."""
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def _to_device(batch: np.ndarray, device: torch.device) -> torch.Tensor:
+    """NumPy tile batch → tensor on ``device`` in channels_last (faster convolutions)."""
+    tensor = torch.from_numpy(batch)
+    if device.type == "cuda":
+        tensor = tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.contiguous(memory_format=torch.channels_last)
+
+
+def _describe(obj: Any) -> str:
+    return "<xarray.DataArray>" if _is_dataarray(obj) else str(obj)
+
+
+def _predict_into(inputs: SceneInputs, model: nn.Module, out_dir: Path, *, tile: int,
+                  overlap: int, batch_size: int, write_prompt: bool, progress: bool,
+                  blocksize: int, sources: dict[str, Any]) -> dict[str, Any]:
+    """Run the strip loop, stream into intermediates, then publish COGs. Returns statistics."""
+    from tqdm.auto import tqdm
+
+    norm = load_normalisation()
+    legend = load_legend()
+    height, width = inputs.shape
+    align = int(getattr(model, "pad_multiple", 1))
+    th, tw = min(tile, height), min(tile, width)
+    ys, xs = tile_origins(height, tile, overlap, align), tile_origins(width, tile, overlap, align)
+    ramp = tile - tile_stride(tile, overlap, align)  # effective overlap of regular neighbours
+    wys, wxs = _axis_windows(ys, th, ramp), _axis_windows(xs, tw, ramp)
+    canvas_width = xs[-1] + tw
+    device = _model_device(model)
+
+    acc_rec = np.zeros((len(S2_BANDS), th, canvas_width), dtype=np.float32)
+    acc_w = np.zeros((th, canvas_width), dtype=np.float32)
+    acc_seg: np.ndarray | None = None
+    acc_prompt: np.ndarray | None = None
+    class_counts = np.zeros(legend.num_classes, dtype=np.int64)
+    n_valid = 0
+
+    tmp_files: dict[str, Path] = {}
+    writers: dict[str, Any] = {}
+    described = {k: _describe(v) for k, v in sources.items()}
+    common_tags = {"TDPCR_VERSION": __version__, "SOURCE_S2": described["s2"],
+                   "SOURCE_S1": described["s1"], "CHECKPOINT": str(described["checkpoint"]),
+                   "TILE": str(tile), "OVERLAP": str(overlap)}
+
+    def open_writer(name: str, count: int, dtype: str, nodata: float | None) -> Any:
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial.tif", dir=out_dir)
+        os.close(fd)
+        tmp_files[name] = Path(tmp)
+        dst = rasterio.open(tmp, "w", **_intermediate_profile(inputs.s2, count, dtype, nodata))
+        writers[name] = dst
+        return dst
+
+    try:
+        cf = open_writer("cloud_free", len(S2_BANDS), "uint16", CLOUD_FREE_NODATA)
+        for i, name in enumerate(S2_BANDS, start=1):
+            cf.set_band_description(i, name)
+        cf.update_tags(PRODUCT="cloud-free Sentinel-2 reconstruction",
+                       UNITS="L1C digital number (TOA reflectance x 10000, offset as in input)",
+                       NODATA_MEANING="0 = no data in the Sentinel-2 input", **common_tags)
+
+        bar = tqdm(total=len(ys) * len(xs), unit="tile", disable=not progress,
+                   desc="tdpcr predict")
+        checked_units = False
+        for r, y0 in enumerate(ys):
+            optical, sar, valid = _read_strip(inputs, y0, th, canvas_width)
+            if not checked_units:
+                _warn_if_units_look_wrong(optical, inputs.s2_path, valid)
+                checked_units = True
+            for b0 in range(0, len(xs), batch_size):
+                cols = list(range(b0, min(b0 + batch_size, len(xs))))
+                opt_b = np.stack([optical[:, :, xs[c]:xs[c] + tw] for c in cols])
+                sar_b = np.stack([sar[:, :, xs[c]:xs[c] + tw] for c in cols])
+                with torch.inference_mode(), _autocast(device):
+                    out = model(_to_device(opt_b, device), _to_device(sar_b, device))
+                rec = out.get("reconstruction") if isinstance(out, dict) else None
+                if rec is None or tuple(rec.shape) != (len(cols), len(S2_BANDS), th, tw):
+                    raise ValueError(
+                        f"{type(model).__name__} must return a dict with 'reconstruction' of "
+                        f"shape {(len(cols), len(S2_BANDS), th, tw)}, got "
+                        f"{None if rec is None else tuple(rec.shape)}")
+                rec = rec.float().clamp(0.0, 1.0).cpu().numpy()
+                seg = out.get("segmentation")
+                probs = None
+                if seg is not None:
+                    probs = torch.softmax(seg.float(), dim=1).cpu().numpy()
+                    if acc_seg is None:
+                        acc_seg = np.zeros((probs.shape[1], th, canvas_width), dtype=np.float32)
+                prompt = None
+                if write_prompt:
+                    prompts = out.get("prompts")
+                    if not prompts:
+                        raise PredictionInputError(
+                            f"write_prompt=True but {type(model).__name__} returns no 'prompts' "
+                            "(baselines and the optical_only/concat variants have none)")
+                    prompt = _prompt_map(prompts, th, tw).cpu().numpy()
+                    if acc_prompt is None:
+                        acc_prompt = np.zeros((th, canvas_width), dtype=np.float32)
+                for k, c in enumerate(cols):
+                    x0 = xs[c]
+                    weight = wys[r][:, None] * wxs[c][None, :]
+                    acc_rec[:, :, x0:x0 + tw] += rec[k] * weight
+                    acc_w[:, x0:x0 + tw] += weight
+                    if probs is not None and acc_seg is not None:
+                        acc_seg[:, :, x0:x0 + tw] += probs[k] * weight
+                    if prompt is not None and acc_prompt is not None:
+                        acc_prompt[:, x0:x0 + tw] += prompt[k] * weight
+                bar.update(len(cols))
+
+            # Rows before the next strip's origin receive no more contributions: write them.
+            n_final = (ys[r + 1] - y0) if r + 1 < len(ys) else height - y0
+            window = Window(0, y0, width, n_final)
+            ok = valid[:n_final, :width]
+            n_valid += int(ok.sum())
+            total_w = acc_w[:n_final, :width]
+            dn = norm.s2_to_dn(acc_rec[:, :n_final, :width] / total_w)
+            dn = np.where(ok, np.maximum(dn, 1), CLOUD_FREE_NODATA).astype(np.uint16)
+            cf.write(dn, window=window)
+            if acc_seg is not None:
+                if "land_cover" not in writers:
+                    lc = open_writer("land_cover", 1, "uint8", legend.ignore_index)
+                    lc.set_band_description(1, "land_cover")
+                    lc.write_colormap(1, legend.rasterio_colormap())
+                    lc.update_tags(
+                        PRODUCT="land-cover classes (argmax of blended probabilities)",
+                        LEGEND=json.dumps(dict(zip(map(str, legend.codes), legend.names,
+                                                   strict=True))),
+                        NODATA_MEANING=f"{legend.ignore_index} = no data in the Sentinel-2 input",
+                        **{f"CLASS_{c}": n for c, n in zip(legend.codes, legend.names,
+                                                            strict=True)},
+                        **common_tags)
+                labels = acc_seg[:, :n_final, :width].argmax(axis=0)
+                class_counts += np.bincount(labels[ok], minlength=legend.num_classes)[
+                    :legend.num_classes]
+                labels = np.where(ok, labels, legend.ignore_index).astype(np.uint8)
+                writers["land_cover"].write(labels[None], window=window)
+            if acc_prompt is not None:
+                if "degradation_prompt" not in writers:
+                    pr = open_writer("degradation_prompt", 1, "float32", float("nan"))
+                    pr.set_band_description(1, "degradation_prompt")
+                    pr.update_tags(PRODUCT="model prompt/gate map (finest level, channel mean, "
+                                           "blended like the other outputs)", **common_tags)
+                gate = np.where(ok, acc_prompt[:n_final, :width] / total_w, np.nan).astype(np.float32)
+                writers["degradation_prompt"].write(gate[None], window=window)
+
+            # Slide the strip buffers down to the next strip's origin.
+            for acc in (acc_rec, acc_seg, acc_prompt, acc_w):
+                if acc is None or r + 1 == len(ys):
+                    continue
+                acc[..., : th - n_final, :] = acc[..., n_final:, :]
+                acc[..., th - n_final:, :] = 0.0
+        bar.close()
+        if write_prompt and acc_prompt is None:  # pragma: no cover - guarded in the loop
+            raise PredictionInputError("no prompt map was produced")
+
+        for dst in writers.values():
+            dst.close()
+        resampling = {"cloud_free": "AVERAGE", "land_cover": "MODE",
+                      "degradation_prompt": "AVERAGE"}
+        for name, tmp in tmp_files.items():
+            _to_cog(tmp, out_dir / OUTPUT_FILES[name], resampling[name], blocksize)
+    finally:
+        for dst in writers.values():
+            if not dst.closed:
+                dst.close()
+        for tmp in tmp_files.values():
+            tmp.unlink(missing_ok=True)
+
+    n_pixels = height * width
+    stats: dict[str, Any] = {
+        "products": list(tmp_files),
+        "height": height, "width": width, "crs": str(inputs.s2.crs),
+        "n_tiles": len(ys) * len(xs), "tile_grid": [len(ys), len(xs)],
+        "valid_fraction": n_valid / n_pixels,
+        "s1_resampled": inputs.s1_resampled, "s1_coverage": inputs.s1_coverage,
+    }
+    if "land_cover" in tmp_files:
+        fractions = class_counts / max(1, class_counts.sum())
+        stats["class_fractions"] = {name: float(f) for name, f in
+                                    zip(legend.names, fractions, strict=True)}
+    else:
+        warnings.warn(f"{type(model).__name__} has no segmentation head; land_cover.tif was not "
+                      "written (use a phase-2 checkpoint)", stacklevel=3)
+    return stats

@@ -1,0 +1,370 @@
+"""Checkpoints as folders of safetensors + JSON (no pickles anywhere).
+
+A checkpoint is a folder::
+
+    <dir>/model.safetensors        weights (``model.state_dict()``)
+    <dir>/config.json              model config, train config, phase, epoch, step, metrics,
+                                   data-manifest hash, tdpcr version, git SHA, format version
+    <dir>/trainer_state.safetensors  optimizer/scheduler/RNG tensors  (only for resumable ones)
+    <dir>/trainer_state.json         the rest of that state, tensors replaced by references
+
+The folder is written complete into a hidden sibling and swapped in with two renames; if a crash
+happens between them the previous version is still found under ``.<name>.old`` and used
+(:func:`resolve_checkpoint_dir`). Loading never calls ``torch.load``: a checkpoint from an
+untrusted source can carry tensors and JSON but no code.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from tdpcr_lib import __version__
+from tdpcr_lib.core.io import atomic_path, atomic_write_json
+from tdpcr_lib.core.runtime import git_sha
+
+#: Bumped when the folder layout or the meaning of a field changes.
+CHECKPOINT_FORMAT_VERSION = 1
+
+
+MODEL_FILE = "model.safetensors"
+
+
+CONFIG_FILE = "config.json"
+
+
+STATE_TENSORS_FILE = "trainer_state.safetensors"
+
+
+STATE_JSON_FILE = "trainer_state.json"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint folder is missing, incomplete, or does not match what is asked of it."""
+
+
+# --------------------------------------------------------------------------------------------
+# Pickle-free serialisation of nested state (optimizer / scheduler / RNG state dicts)
+# --------------------------------------------------------------------------------------------
+def flatten_state(obj: Any) -> tuple[Any, dict[str, torch.Tensor]]:
+    """Split a nested Python/tensor structure into JSON-able data and a flat tensor dict.
+
+    Tensors become ``{"__tensor__": key}``; tuples ``{"__tuple__": [...]}``; dicts whose keys are
+    not all strings ``{"__items__": [[k, v], ...]}``; NumPy arrays ``{"__ndarray__": key}``.
+    :func:`unflatten_state` inverts it exactly (dtypes, key types and tuple-ness preserved).
+    """
+    tensors: dict[str, torch.Tensor] = {}
+
+    def encode(value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            key = f"t{len(tensors)}"
+            tensors[key] = value.detach().cpu().contiguous()
+            return {"__tensor__": key}
+        if isinstance(value, np.ndarray):
+            key = f"t{len(tensors)}"
+            tensors[key] = torch.from_numpy(np.ascontiguousarray(value).copy())
+            return {"__ndarray__": key}
+        if isinstance(value, tuple):
+            return {"__tuple__": [encode(v) for v in value]}
+        if isinstance(value, list):
+            return [encode(v) for v in value]
+        if isinstance(value, dict):
+            if all(isinstance(k, str) for k in value) and not any(k.startswith("__") for k in value):
+                return {k: encode(v) for k, v in value.items()}
+            return {"__items__": [[encode(k), encode(v)] for k, v in value.items()]}
+        if isinstance(value, np.generic):
+            return value.item()
+        if value is None or isinstance(value, bool | int | float | str):
+            if isinstance(value, float) and not np.isfinite(value):
+                return {"__float__": repr(value)}
+            return value
+        raise TypeError(f"cannot serialise {type(value).__name__} into a checkpoint without "
+                        "pickling; convert it to tensors/numbers/strings first")
+
+    return encode(obj), tensors
+
+
+def unflatten_state(data: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """Inverse of :func:`flatten_state`."""
+    if isinstance(data, list):
+        return [unflatten_state(v, tensors) for v in data]
+    if isinstance(data, dict):
+        if "__tensor__" in data:
+            return tensors[data["__tensor__"]]
+        if "__ndarray__" in data:
+            return tensors[data["__ndarray__"]].numpy()
+        if "__tuple__" in data:
+            return tuple(unflatten_state(v, tensors) for v in data["__tuple__"])
+        if "__items__" in data:
+            return {unflatten_state(k, tensors): unflatten_state(v, tensors)
+                    for k, v in data["__items__"]}
+        if "__float__" in data:
+            return float(data["__float__"])
+        return {k: unflatten_state(v, tensors) for k, v in data.items()}
+    return data
+
+
+# --------------------------------------------------------------------------------------------
+# Saving
+# --------------------------------------------------------------------------------------------
+def resolve_checkpoint_dir(directory: str | Path) -> Path:
+    """The folder to read: ``directory`` or, after a crash mid-swap, its ``.old`` sibling."""
+    directory = Path(directory)
+    if (directory / CONFIG_FILE).is_file():
+        return directory
+    previous = directory.parent / f".{directory.name}.old"
+    if (previous / CONFIG_FILE).is_file():
+        return previous
+    if directory.exists():
+        raise CheckpointError(f"{directory}: not a tdpcr checkpoint (no {CONFIG_FILE})")
+    raise CheckpointError(f"{directory}: checkpoint folder does not exist")
+
+
+def save_checkpoint(directory: str | Path, model: nn.Module, *, phase: str, epoch: int,
+                    step: int, train_config: dict[str, Any] | None = None,
+                    metrics: dict[str, Any] | None = None, manifest_hash: str | None = None,
+                    trainer_state: dict[str, Any] | None = None,
+                    extra: dict[str, Any] | None = None) -> Path:
+    """Write a checkpoint folder atomically (see the module docstring for the layout).
+
+    Parameters
+    ----------
+    directory
+        The checkpoint folder (replaced if it exists).
+    model
+        A tdpcr model (has ``.config`` with ``to_dict()``); a DDP wrapper is unwrapped.
+    phase, epoch, step
+        Where in training this checkpoint was taken (``epoch`` = completed epochs,
+        ``step`` = optimizer steps so far).
+    train_config
+        The :class:`tdpcr_lib.training.trainer.config.TrainConfig` as a dict.
+    metrics
+        Validation metrics at this point (nested dict).
+    manifest_hash
+        ``dataset.manifest_hash`` of the training data.
+    trainer_state
+        Optimizer/scheduler/RNG/progress state for exact resume (any nesting of tensors,
+        NumPy arrays, numbers, strings, lists, tuples and dicts).
+    extra
+        More JSON-able fields for ``config.json``.
+    """
+    directory = Path(directory)
+    model = unwrap_model(model)
+    if not hasattr(model, "config"):
+        raise TypeError("save_checkpoint needs a tdpcr model with a .config (ModelConfig)")
+    staging = directory.parent / f".{directory.name}.tmp-{uuid.uuid4().hex[:8]}"
+    staging.mkdir(parents=True)
+    try:
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        with atomic_path(staging / MODEL_FILE) as tmp:
+            save_file(state, str(tmp), metadata={"format": "tdpcr", "version": __version__})
+        if trainer_state is not None:
+            data, tensors = flatten_state(trainer_state)
+            with atomic_path(staging / STATE_TENSORS_FILE) as tmp:
+                save_file(tensors, str(tmp))
+            atomic_write_json(staging / STATE_JSON_FILE, data)
+        meta = {
+            "format_version": CHECKPOINT_FORMAT_VERSION,
+            "tdpcr_version": __version__,
+            "git_sha": git_sha(),
+            "model_config": model.config.to_dict(),
+            "train_config": train_config,
+            "phase": phase,
+            "epoch": int(epoch),
+            "step": int(step),
+            "metrics": metrics or {},
+            "manifest_hash": manifest_hash,
+            "num_parameters": int(sum(p.numel() for p in model.parameters())),
+            "parameter_names_hash": _names_hash(state),
+            **(extra or {}),
+        }
+        atomic_write_json(staging / CONFIG_FILE, meta)  # written last: marks the folder complete
+        _swap_in(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return directory
+
+
+def _swap_in(staging: Path, directory: Path) -> None:
+    previous = directory.parent / f".{directory.name}.old"
+    shutil.rmtree(previous, ignore_errors=True)
+    if directory.exists():
+        directory.rename(previous)
+    staging.rename(directory)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def _names_hash(state: dict[str, torch.Tensor]) -> str:
+    import hashlib
+
+    text = "\n".join(f"{k}:{tuple(v.shape)}" for k, v in sorted(state.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The plain model inside a DDP / ``torch.compile`` wrapper."""
+    while True:
+        if isinstance(model, nn.parallel.DistributedDataParallel):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            return model
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+def read_meta(directory: str | Path) -> dict[str, Any]:
+    """``config.json`` of a checkpoint, validated for the format version."""
+    directory = resolve_checkpoint_dir(directory)
+    path = directory / CONFIG_FILE
+    try:
+        meta = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path}: not valid JSON ({err})") from err
+    version = meta.get("format_version")
+    if version != CHECKPOINT_FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format version {version!r}, this tdpcr "
+                              f"reads version {CHECKPOINT_FORMAT_VERSION}")
+    for key in ("model_config", "phase", "epoch", "step"):
+        if key not in meta:
+            raise CheckpointError(f"{path}: missing field {key!r}")
+    return meta
+
+
+def load_state_dict_file(directory: str | Path, device: str | torch.device = "cpu"
+                         ) -> dict[str, torch.Tensor]:
+    """The raw weights of a checkpoint (safetensors only)."""
+    path = resolve_checkpoint_dir(directory) / MODEL_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{path}: weights file missing")
+    try:
+        return load_file(str(path), device=str(device))
+    except Exception as err:  # safetensors raises its own error types
+        raise CheckpointError(f"{path}: cannot read weights ({err})") from err
+
+
+def load_weights_into(model: nn.Module, directory: str | Path,
+                      check_config: bool = True) -> dict[str, Any]:
+    """Load a checkpoint's weights into an existing model, refusing any mismatch.
+
+    Parameters
+    ----------
+    model
+        The model to fill (DDP wrappers are unwrapped).
+    directory
+        The checkpoint folder.
+    check_config
+        Compare ``model.config`` with the stored model config first and raise a
+        :class:`CheckpointError` listing the differing fields.
+
+    Returns
+    -------
+    dict
+        The checkpoint's ``config.json``.
+    """
+    meta = read_meta(directory)
+    model = unwrap_model(model)
+    if check_config:
+        differences = config_differences(meta["model_config"], model.config.to_dict())
+        if differences:
+            raise CheckpointError(
+                f"{resolve_checkpoint_dir(directory)}: model config does not match the "
+                f"checkpoint ({'; '.join(differences)})")
+    device = next(iter(model.parameters())).device if any(True for _ in model.parameters()) \
+        else torch.device("cpu")
+    state = load_state_dict_file(directory, device)
+    _check_state_matches(model, state, resolve_checkpoint_dir(directory))
+    model.load_state_dict(state, strict=True)
+    return meta
+
+
+def _check_state_matches(model: nn.Module, state: dict[str, torch.Tensor], where: Path) -> None:
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+              for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing tensors (e.g. {missing[:3]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[:3]})")
+        if shapes:
+            parts.append(f"{len(shapes)} shape mismatches (e.g. {shapes[:3]})")
+        raise CheckpointError(f"{where}: weights do not fit the architecture: "
+                              + "; ".join(parts))
+
+
+def config_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Human-readable ``field: stored → current`` lines for differing config fields."""
+    keys = sorted(set(stored) | set(current))
+    return [f"{k}: checkpoint={stored.get(k, '<absent>')!r} vs requested="
+            f"{current.get(k, '<absent>')!r}" for k in keys if stored.get(k) != current.get(k)]
+
+
+def load_model(directory: str | Path, device: str | torch.device = "cpu",
+               expected_config: dict[str, Any] | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model stored in a checkpoint folder and load its weights.
+
+    Parameters
+    ----------
+    directory
+        Checkpoint folder (e.g. ``runs/phase2/best``).
+    device
+        Where to put the model (``"auto"`` allowed).
+    expected_config
+        If given, a (partial) model-config dict the checkpoint must match; any differing field
+        raises :class:`CheckpointError` naming the fields.
+
+    Returns
+    -------
+    model, meta
+        The model in eval mode and the checkpoint's ``config.json`` contents.
+    """
+    from tdpcr_lib.core.runtime import resolve_device
+    from tdpcr_lib.models import ModelConfig, build_model
+
+    meta = read_meta(directory)
+    stored = meta["model_config"]
+    if expected_config is not None:
+        differences = config_differences({k: stored.get(k, "<absent>") for k in expected_config},
+                                         dict(expected_config))
+        if differences:
+            raise CheckpointError(f"{resolve_checkpoint_dir(directory)}: checkpoint does not "
+                                  f"match the expected model config ({'; '.join(differences)})")
+    try:
+        config = ModelConfig.from_dict(stored)
+    except (TypeError, ValueError, KeyError) as err:
+        raise CheckpointError(f"{resolve_checkpoint_dir(directory)}/{CONFIG_FILE}: model config "
+                              f"cannot be rebuilt with this tdpcr version ({err})") from err
+    model = build_model(config).to(resolve_device(device))
+    load_weights_into(model, directory, check_config=False)
+    model.eval()
+    return model, meta
+
+
+def load_trainer_state(directory: str | Path) -> dict[str, Any]:
+    """The resumable trainer state (optimizer, scheduler, RNG, progress) of a checkpoint."""
+    directory = resolve_checkpoint_dir(directory)
+    json_path, tensor_path = directory / STATE_JSON_FILE, directory / STATE_TENSORS_FILE
+    if not json_path.is_file() or not tensor_path.is_file():
+        raise CheckpointError(f"{directory}: no trainer state (a weights-only checkpoint such as "
+                              "'best' cannot be resumed; resume from 'last')")
+    try:
+        data = json.loads(json_path.read_text())
+        tensors = load_file(str(tensor_path))
+    except Exception as err:
+        raise CheckpointError(f"{directory}: cannot read trainer state ({err})") from err
+    return unflatten_state(data, tensors)

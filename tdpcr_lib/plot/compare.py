@@ -1,0 +1,273 @@
+"""Figures for comparing models tile by tile: pure functions that return matplotlib Figures.
+
+Everything here takes a *sample dict* (the data layer's contract: ``optical``, ``sar``, ``target``,
+``mask``, ``cloud_mask``, ``bucket``, ``id``; tensors or arrays, with or without a batch dimension
+of 1) and *model output dicts* (``reconstruction``, optionally ``segmentation`` logits and
+``prompts``). Figures are built with ``matplotlib.figure.Figure`` directly, not pyplot, so no
+global figure state accumulates and nothing needs a display; :func:`save_figure` writes PNGs
+atomically. In a notebook, ``display(fig)`` shows them. The
+interactive viewer (:mod:`tdpcr_lib.plot.widgets`) and the notebooks only call these functions.
+
+Display choices (the paper shows no figures we could copy, so these are ours):
+
+* **One stretch for all optical panels of a tile** (the data layer's ``stretch_limits`` /
+  ``percentile_stretch``, reused). The 2-98 % per-channel percentiles are taken
+  from the clear target and applied to the cloudy input and to every reconstruction, so colours
+  are comparable between panels (clouds saturate to white, which is what they are).
+* **SAR false colour**: R = VV, G = VH, B = VV − VH (all in dB), each 2-98 % stretched.
+* **Absolute error**: mean over the 13 bands of ``|reconstruction − target|`` in reflectance units,
+  on a shared colour scale (0 … 99th percentile over all models shown) so models can be compared.
+* **Prompt/gate maps**: each level's map is averaged over channels, min-max scaled per level
+  (its absolute scale has no unit), and upsampled to the tile by nearest neighbour so the zoom
+  window applies to it too.
+* **Per-tile metrics** are computed on the whole tile (not the zoom window) with the project's
+  :class:`tdpcr_lib.metrics.accumulator.EvaluationAccumulator`, i.e. exactly the evaluation definitions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch, Rectangle
+
+from tdpcr_lib.core.legend import Legend, load_legend
+from tdpcr_lib.plot.composites import (
+    DEFAULT_COMPOSITE,
+    Window,
+    _hw,
+    absolute_error_map,
+    band_composite,
+    crop,
+    crop_rgb,
+    predicted_labels,
+    prompt_maps,
+    resolve_composite,
+    sar_false_colour,
+    to_numpy,
+)
+
+
+# ----------------------------------------------------------------------------- metrics
+def tile_metrics(sample: Mapping[str, Any], output: Mapping[str, Any],
+                 num_classes: int | None = None) -> dict[str, float]:
+    """Metrics of one model on one tile, with the evaluation's own definitions.
+
+    Returns a flat dict: ``psnr``, ``ssim``, ``sam``, ``mae`` (whole tile), ``psnr_cloudy`` (inside
+    the cloud mask; NaN when the tile has no cloud) and, when the model segments, ``oa`` and
+    ``miou``.
+    """
+    import torch
+
+    from tdpcr_lib.metrics.accumulator import EvaluationAccumulator
+
+    def batched(x: Any) -> torch.Tensor:
+        t = torch.as_tensor(to_numpy(x))
+        return t.unsqueeze(0)
+
+    batch = {key: batched(sample[key]) for key in ("optical", "target", "cloud_mask", "mask")}
+    batch["bucket"] = [str(sample.get("bucket", "all"))]
+    out = {"reconstruction": batched(output["reconstruction"]).float()}
+    if output.get("segmentation") is not None:
+        out["segmentation"] = batched(output["segmentation"]).float()
+    legend = load_legend()
+    acc = EvaluationAccumulator(num_classes=num_classes or legend.num_classes,
+                                ignore_index=legend.ignore_index)
+    acc.update(out, batch)
+    result = acc.compute()
+    metrics: dict[str, float] = {}
+    cr_all = result["cr"]["all"]
+    for key in ("psnr", "ssim", "sam", "mae"):
+        metrics[key] = float(cr_all[key])
+    metrics["psnr_cloudy"] = _nan_if_none(result["cr"].get("cloudy", {}).get("psnr"))
+    if "segmentation" in out and result.get("seg"):
+        metrics["oa"] = float(result["seg"]["all"]["oa"])
+        metrics["miou"] = float(result["seg"]["all"]["miou"])
+    return metrics
+
+
+def _nan_if_none(value: Any) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def format_metrics(metrics: Mapping[str, float]) -> str:
+    """Metrics dict → a few short lines for a figure panel (NaN shown as ``n/a``)."""
+    def fmt(key: str, spec: str, scale: float = 1.0) -> str:
+        value = metrics.get(key)
+        if value is None or not math.isfinite(value):
+            return "n/a"
+        return format(value * scale, spec)
+
+    lines = [f"PSNR {fmt('psnr', '.2f')} dB", f"  in cloud {fmt('psnr_cloudy', '.2f')} dB",
+             f"SSIM {fmt('ssim', '.3f')}", f"SAM {fmt('sam', '.2f')}°", f"MAE {fmt('mae', '.4f')}"]
+    if "miou" in metrics:
+        lines += [f"OA {fmt('oa', '.1f', 100)} %", f"mIoU {fmt('miou', '.1f', 100)} %"]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- figures
+def _off(ax: Axes) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _legend_handles(legend: Legend, labels: Sequence[np.ndarray]) -> list[Patch]:
+    present = set()
+    for lab in labels:
+        present.update(int(v) for v in np.unique(lab) if 0 <= int(v) < legend.num_classes)
+    codes = sorted(present) or list(legend.codes)
+    return [Patch(facecolor=np.asarray(legend.colors[c]) / 255.0, edgecolor="k",
+                  label=f"{c}: {legend.names[c]}") for c in codes]
+
+
+def plot_comparison(sample: Mapping[str, Any], outputs: Mapping[str, Mapping[str, Any]],
+                    composite: str = DEFAULT_COMPOSITE, models: Sequence[str] | None = None,
+                    window: Window | tuple[int, int, int, int] | None = None,
+                    show_prompts: bool = True, metrics: Mapping[str, Mapping[str, float]] | None = None,
+                    panel_size: float = 2.1) -> Figure:
+    """The full side-by-side comparison of one tile.
+
+    Row 0: SAR false colour, cloudy input, target, cloud mask, true land cover, class legend.
+    One row per model: reconstruction, absolute-error map, predicted land cover (when the model
+    segments), the prompt/gate map of each PGF level (when it has prompts and ``show_prompts``),
+    and the tile's metrics.
+
+    Parameters
+    ----------
+    sample : dict
+        A dataset sample (batch dimension of 1 allowed).
+    outputs : dict
+        Model name → that model's output dict on this sample.
+    composite : str
+        Band composite (see :func:`resolve_composite`).
+    models : sequence of str, optional
+        Which of ``outputs`` to show, in order (default: all).
+    window : Window, optional
+        Zoom/crop window in tile pixels; the target panel marks it when zoomed.
+    show_prompts : bool
+        Draw the prompt/gate maps.
+    metrics : dict, optional
+        Model name → :func:`tile_metrics` result; computed when not given.
+    """
+    models = list(outputs) if models is None else list(models)
+    unknown = [m for m in models if m not in outputs]
+    if unknown:
+        raise KeyError(f"no outputs for model(s) {unknown}; available: {list(outputs)}")
+    legend = load_legend()
+    shape = _hw(sample["target"])
+    window = Window(*window).clip(shape) if window is not None else None
+    target = to_numpy(sample["target"])
+    composite = resolve_composite(composite)
+
+    n_prompt_cols = 0
+    if show_prompts:
+        n_prompt_cols = max([len(outputs[m].get("prompts") or []) for m in models] + [0])
+    n_cols = max(6, 3 + n_prompt_cols + 1)
+    n_rows = 1 + len(models)
+    fig = Figure(figsize=(panel_size * n_cols, panel_size * n_rows * 1.05), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(n_rows, n_cols, squeeze=False))
+    for ax in axes.ravel():
+        _off(ax)
+        ax.set_frame_on(False)
+
+    def show(ax: Axes, image: np.ndarray, title: str, rgb: bool = True, **kw: Any) -> None:
+        ax.imshow(crop_rgb(image, window) if rgb else crop(image, window), interpolation="nearest",
+                  **kw)
+        ax.set_title(title, fontsize=8)
+        ax.set_frame_on(True)
+
+    true_labels = legend.sanitise(to_numpy(sample["mask"]))
+    show(axes[0, 0], sar_false_colour(sample["sar"]), "SAR (VV, VH, VV−VH)")
+    show(axes[0, 1], band_composite(sample["optical"], composite, reference=target),
+         "cloudy input")
+    show(axes[0, 2], band_composite(target, composite, reference=target), "target (clear)")
+    show(axes[0, 3], to_numpy(sample["cloud_mask"]).astype(np.float32), "cloud mask", rgb=False,
+         cmap="gray", vmin=0, vmax=1)
+    show(axes[0, 4], legend.colorize(true_labels), "true land cover")
+
+    predicted = {m: predicted_labels(outputs[m]["segmentation"]) for m in models
+                 if outputs[m].get("segmentation") is not None}
+    handles = _legend_handles(legend, [true_labels, *predicted.values()])
+    axes[0, 5].legend(handles=handles, loc="center", fontsize=7, frameon=False,
+                      title="land cover", title_fontsize=8)
+    bucket, tile_id = sample.get("bucket", "?"), sample.get("id", "?")
+    bucket = bucket[0] if isinstance(bucket, list | tuple) else bucket
+    tile_id = tile_id[0] if isinstance(tile_id, list | tuple) else tile_id
+    zoom = f", zoom rows {window.row}:{window.row + window.height}, cols " \
+           f"{window.col}:{window.col + window.width}" if window else ""
+    fig.suptitle(f"tile {tile_id} (cloud cover {bucket}) — {composite}{zoom}", fontsize=10)
+
+    errors = {m: absolute_error_map(outputs[m]["reconstruction"], target) for m in models}
+    err_max = max([float(np.percentile(crop(e, window), 99)) for e in errors.values()] + [1e-6])
+    for row, name in enumerate(models, start=1):
+        out = outputs[name]
+        show(axes[row, 0], band_composite(out["reconstruction"], composite, reference=target),
+             "reconstruction")
+        # the model name as the row label: long names stay readable (titles would be clipped)
+        axes[row, 0].set_ylabel(name, fontsize=8, fontweight="bold")
+        im = axes[row, 1].imshow(crop(errors[name], window), cmap="magma", vmin=0, vmax=err_max,
+                                 interpolation="nearest")
+        axes[row, 1].set_title("|error| (band mean)", fontsize=8)
+        axes[row, 1].set_frame_on(True)
+        fig.colorbar(im, ax=axes[row, 1], fraction=0.046, pad=0.02).ax.tick_params(labelsize=6)
+        if name in predicted:
+            show(axes[row, 2], legend.colorize(predicted[name]), "predicted land cover")
+        else:
+            axes[row, 2].text(0.5, 0.5, "no segmentation\nhead", ha="center", va="center",
+                              fontsize=7, transform=axes[row, 2].transAxes)
+        if show_prompts:
+            maps = prompt_maps(out, shape)
+            for level, pmap in enumerate(maps):
+                show(axes[row, 3 + level], pmap, f"prompt/gate L{level + 1}", rgb=False,
+                     cmap="viridis", vmin=0, vmax=1)
+            if not maps and n_prompt_cols:
+                axes[row, 3].text(0.5, 0.5, "no prompt", ha="center", va="center", fontsize=7,
+                                  transform=axes[row, 3].transAxes)
+        tile = metrics[name] if metrics and name in metrics else tile_metrics(sample, out)
+        axes[row, n_cols - 1].text(0.02, 0.5, format_metrics(tile), ha="left", va="center",
+                                   fontsize=7, family="monospace",
+                                   transform=axes[row, n_cols - 1].transAxes)
+    if window is not None:
+        axes[0, 2].set_title("target (clear, zoomed)", fontsize=8)
+    return fig
+
+
+def plot_overview_with_window(sample: Mapping[str, Any], window: Window | None,
+                              composite: str = DEFAULT_COMPOSITE, panel_size: float = 3.0) -> Figure:
+    """The whole target tile with the zoom window outlined (orientation for a zoomed view)."""
+    target = to_numpy(sample["target"])
+    fig = Figure(figsize=(panel_size, panel_size), layout="constrained")
+    ax = fig.subplots()
+    ax.imshow(band_composite(target, composite, reference=target), interpolation="nearest")
+    if window is not None:
+        w = Window(*window).clip(target.shape[-2:])
+        ax.add_patch(Rectangle((w.col - 0.5, w.row - 0.5), w.width, w.height, fill=False,
+                               edgecolor="red", linewidth=1.5))
+    ax.set_title("target, zoom window in red", fontsize=8)
+    _off(ax)
+    return fig
+
+
+def plot_prompt_maps(output: Mapping[str, Any], sample: Mapping[str, Any],
+                     window: Window | None = None, title: str = "") -> Figure:
+    """Prompt/gate map of every PGF level beside the cloud mask, for one model."""
+    shape = _hw(sample["target"])
+    maps = prompt_maps(output, shape)
+    if not maps:
+        raise ValueError("this model's outputs have no 'prompts' (only PGF variants produce them)")
+    fig = Figure(figsize=(2.4 * (len(maps) + 1), 2.6), layout="constrained")
+    axes = fig.subplots(1, len(maps) + 1, squeeze=False)[0]
+    axes[0].imshow(crop(to_numpy(sample["cloud_mask"]), window), cmap="gray", vmin=0, vmax=1)
+    axes[0].set_title("cloud mask", fontsize=8)
+    for level, (ax, pmap) in enumerate(zip(axes[1:], maps, strict=True)):
+        ax.imshow(crop(pmap, window), cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(f"level {level + 1}", fontsize=8)
+    for ax in axes:
+        _off(ax)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig

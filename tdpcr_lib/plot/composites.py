@@ -1,0 +1,176 @@
+"""Band composites, crops and per-pixel maps used by every figure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from tdpcr_lib.core.bands import COMPOSITES
+from tdpcr_lib.core.io import atomic_path
+from tdpcr_lib.core.normalisation import load_normalisation
+from tdpcr_lib.plot.sample import percentile_stretch, stretch_limits
+
+#: Short names accepted wherever a composite is asked for.
+COMPOSITE_ALIASES: dict[str, str] = {
+    "true": "true colour (B04/B03/B02)",
+    "rgb": "true colour (B04/B03/B02)",
+    "nir": "NIR false colour (B08/B04/B03)",
+    "swir": "SWIR (B12/B8A/B04)",
+}
+
+
+DEFAULT_COMPOSITE = "true colour (B04/B03/B02)"
+
+
+class Window(NamedTuple):
+    """A zoom/crop window in tile pixels: top-left ``row``, ``col`` and its ``height``, ``width``."""
+
+    row: int
+    col: int
+    height: int
+    width: int
+
+    @classmethod
+    def centred(cls, centre_row: float, centre_col: float, size: int,
+                shape: tuple[int, int]) -> Window:
+        """A ``size``×``size`` window centred on a point, shifted to stay inside ``shape``."""
+        height, width = shape
+        size = int(max(1, min(size, height, width)))
+        row = int(round(centre_row - size / 2))
+        col = int(round(centre_col - size / 2))
+        return cls(min(max(row, 0), height - size), min(max(col, 0), width - size), size, size)
+
+    def clip(self, shape: tuple[int, int]) -> Window:
+        """The part of the window inside an image of ``shape``; an empty overlap is an error."""
+        height, width = shape
+        row0, col0 = max(self.row, 0), max(self.col, 0)
+        row1, col1 = min(self.row + self.height, height), min(self.col + self.width, width)
+        if row1 <= row0 or col1 <= col0:
+            raise ValueError(f"window {tuple(self)} does not overlap an image of shape {shape}")
+        return Window(row0, col0, row1 - row0, col1 - col0)
+
+
+# ----------------------------------------------------------------------------- array helpers
+def to_numpy(x: Any) -> np.ndarray:
+    """Tensor or array → NumPy, dropping a leading batch dimension of 1 and any autograd graph."""
+    if hasattr(x, "detach"):
+        x = x.detach().float().cpu().numpy() if x.is_floating_point() else x.detach().cpu().numpy()
+    arr = np.asarray(x)
+    return arr[0] if arr.ndim == 4 and arr.shape[0] == 1 else arr
+
+
+def _hw(x: Any) -> tuple[int, int]:
+    arr = to_numpy(x)
+    return int(arr.shape[-2]), int(arr.shape[-1])
+
+
+def crop(array: np.ndarray, window: Window | None) -> np.ndarray:
+    """Crop the last two (spatial) axes of ``array`` to ``window`` (``None`` → unchanged).
+
+    For channels-last RGB images ``(H, W, 3)`` use :func:`crop_rgb`.
+    """
+    if window is None:
+        return array
+    w = Window(*window).clip(array.shape[-2:])
+    return array[..., w.row:w.row + w.height, w.col:w.col + w.width]
+
+
+def crop_rgb(image: np.ndarray, window: Window | None) -> np.ndarray:
+    """Crop a channels-last image ``(H, W, 3)`` to ``window``."""
+    if window is None:
+        return image
+    w = Window(*window).clip(image.shape[:2])
+    return image[w.row:w.row + w.height, w.col:w.col + w.width]
+
+
+def resolve_composite(name: str) -> str:
+    """Accept a full :data:`tdpcr_lib.core.bands.COMPOSITES` key, an alias or a unique prefix."""
+    if name in COMPOSITES:
+        return name
+    key = name.strip().lower()
+    if key in COMPOSITE_ALIASES:
+        return COMPOSITE_ALIASES[key]
+    matches = [k for k in COMPOSITES if k.lower().startswith(key)]
+    if len(matches) == 1:
+        return matches[0]
+    raise ValueError(f"unknown band composite {name!r}; choose one of {list(COMPOSITES)} "
+                     f"or an alias {list(COMPOSITE_ALIASES)}")
+
+
+def band_composite(image: Any, composite: str = DEFAULT_COMPOSITE,
+                   reference: Any | None = None, low: float = 2.0,
+                   high: float = 98.0) -> np.ndarray:
+    """A 13-band S2 image → a stretched RGB composite ``(H, W, 3)`` in [0, 1].
+
+    ``reference`` (another 13-band image, typically the clear target) supplies the stretch limits
+    so that input, reconstructions and target are displayed identically.
+    """
+    bands = list(COMPOSITES[resolve_composite(composite)])
+    image = to_numpy(image)
+    if image.ndim != 3 or image.shape[0] <= max(bands):
+        raise ValueError(f"expected a 13-band image (13, H, W), got shape {image.shape}")
+    source = to_numpy(reference)[bands] if reference is not None else image[bands]
+    lo, hi = stretch_limits(source, (low, high))
+    return percentile_stretch(image[bands], lo, hi).astype(np.float32)
+
+
+def sar_false_colour(sar: Any, low: float = 2.0, high: float = 98.0) -> np.ndarray:
+    """SAR in network units (2, H, W) → RGB (R = VV, G = VH, B = VV − VH, in dB), 2-98 % stretched."""
+    sar = to_numpy(sar)
+    if sar.ndim != 3 or sar.shape[0] != 2:
+        raise ValueError(f"expected SAR (2, H, W) with VV, VH, got shape {sar.shape}")
+    db = load_normalisation().s1_to_db(sar)
+    stack = np.stack([db[0], db[1], db[0] - db[1]])
+    return percentile_stretch(stack, percentiles=(low, high)).astype(np.float32)
+
+
+def absolute_error_map(prediction: Any, target: Any) -> np.ndarray:
+    """Mean over bands of ``|prediction − target|`` (reflectance units), shape ``(H, W)``.
+
+    The prediction is clamped to [0, 1] first, as in the metrics.
+    """
+    prediction, target = to_numpy(prediction), to_numpy(target)
+    if prediction.shape != target.shape:
+        raise ValueError(f"prediction {prediction.shape} and target {target.shape} differ in shape")
+    return np.abs(np.clip(prediction, 0.0, 1.0) - target).mean(axis=0).astype(np.float32)
+
+
+def predicted_labels(segmentation: Any) -> np.ndarray:
+    """Segmentation logits ``(K, H, W)`` → class codes ``(H, W)`` (int64, argmax over classes)."""
+    logits = to_numpy(segmentation)
+    if logits.ndim != 3:
+        raise ValueError(f"expected logits (K, H, W), got shape {logits.shape}")
+    return logits.argmax(axis=0).astype(np.int64)
+
+
+def prompt_maps(output: Mapping[str, Any], shape: tuple[int, int]) -> list[np.ndarray]:
+    """The model's per-level prompt/gate maps, channel-averaged, min-max scaled and upsampled.
+
+    Returns one ``(H, W)`` float array in [0, 1] per PGF level (an empty list when the model has
+    no prompts, e.g. the baselines or ``optical_only``).
+    """
+    prompts = output.get("prompts") or []
+    height, width = shape
+    maps = []
+    for level in prompts:
+        arr = to_numpy(level)
+        arr = arr.mean(axis=0) if arr.ndim == 3 else arr
+        h, w = arr.shape
+        rows = np.minimum(np.arange(height) * h // height, h - 1)
+        cols = np.minimum(np.arange(width) * w // width, w - 1)
+        up = arr[np.ix_(rows, cols)].astype(np.float64)
+        lo, hi = float(np.nanmin(up)), float(np.nanmax(up))
+        maps.append(((up - lo) / (hi - lo) if hi > lo else np.zeros_like(up)).astype(np.float32))
+    return maps
+
+
+def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
+    """Write ``fig`` as PNG atomically (temp file + rename) and return the path."""
+    path = Path(path)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    return path

@@ -1,0 +1,76 @@
+"""Samplers and index subsets: resumable shuffling, DDP shards, fixed subsets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from torch.utils.data import Dataset, DistributedSampler, Sampler
+
+
+class ResumableSampler(Sampler[int]):
+    """``DistributedSampler`` order for (rank, world), minus the first ``skip`` samples.
+
+    With ``world_size=1`` it is a seeded shuffle; with several ranks rank ``r`` gets positions
+    ``r, r+W, ...`` of the same permutation, so a global batch of ``B`` (``B/W`` per rank) holds
+    the same samples as a one-process batch ``B``.
+    """
+
+    def __init__(self, dataset: Dataset, seed: int, rank: int = 0, world_size: int = 1,
+                 shuffle: bool = True) -> None:
+        self.inner = DistributedSampler(dataset, num_replicas=world_size, rank=rank,
+                                        shuffle=shuffle, seed=seed, drop_last=True)
+        self.skip = 0
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        self.inner.set_epoch(epoch)
+        self.skip = int(skip)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(list(self.inner)[self.skip:])
+
+    def __len__(self) -> int:
+        return max(len(self.inner) - self.skip, 0)
+
+
+class ShardSampler(Sampler[int]):
+    """Every ``world_size``-th index starting at ``rank`` (no padding, so no sample is counted
+    twice when per-rank metrics are merged)."""
+
+    def __init__(self, length: int, rank: int = 0, world_size: int = 1) -> None:
+        self.indices = list(range(rank, length, world_size))
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+# --------------------------------------------------------------------------------------------
+# Metric accumulation
+# --------------------------------------------------------------------------------------------
+class _IndexSubset(Dataset):
+    def __init__(self, base: Dataset, indices: Sequence[int]) -> None:
+        self.base, self.indices = base, list(indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.base[self.indices[i]]
+
+
+class _Subset:
+    """Index subset that keeps the base's ``manifest_hash`` and ``split`` (for evaluation)."""
+
+    def __init__(self, base: Any, indices: Sequence[int]) -> None:
+        self.base, self.indices = base, list(indices)
+        self.split = getattr(base, "split", None)
+        self.manifest_hash = getattr(base, "manifest_hash", None)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.base[self.indices[i]]

@@ -1,0 +1,69 @@
+"""Training budgets for the notebooks: smoke, default (CPU) and full (GPU)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tdpcr_lib.models.presets import MODEL_PRESETS
+from tdpcr_lib.training.config import TrainConfig
+
+
+def preset_config(phase: str, *, smoke: bool = False, full: bool = False,
+                  epochs: int | None = None, max_steps: int | None = None, seed: int = 0,
+                  init_from: str | Path | None = None,
+                  overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """The :class:`TrainConfig` of a notebook run.
+
+    * ``smoke``: a few steps on small crops, to check the pipeline end to end.
+    * default: sized for the synthetic twin on a 2-core CPU (a few minutes per phase).
+    * ``full``: the recipe's full budget for a GPU (paper notes §3.2: phase 1 100 epochs of
+      AdamW 2e-3, wd 1e-3, clip 0.5, crop 128, batch 16, the author's multistep schedule;
+      phase 2 40 epochs at 3e-4, cosine).
+
+    ``epochs``/``max_steps`` and ``overrides`` (any :class:`TrainConfig` field) win over the preset.
+    """
+    if smoke and full:
+        raise ValueError("choose either SMOKE or FULL, not both")
+    base: dict[str, Any] = {"phase": phase, "seed": seed,
+                            "init_from": str(init_from) if init_from else None}
+    second = phase == "phase2"
+    if smoke:
+        base.update(epochs=1, max_steps=3, batch_size=2, crop_size=32, val_max_batches=2,
+                    eval_batch_size=4, lr=1e-3, log_every=1)
+    elif full:
+        base.update(epochs=40 if second else 100, batch_size=16, crop_size=128,
+                    lr=3e-4 if second else 2e-3, schedule="cosine" if second else "multistep",
+                    warmup_steps=0 if second else 500, checkpoint_every=1000, num_workers=4,
+                    eval_batch_size=16)
+    else:
+        base.update(epochs=16 if second else 24, batch_size=8, crop_size=128, lr=2e-3, warmup_steps=10, log_every=5,
+                    eval_batch_size=25, checkpoint_every=50)
+    if epochs is not None:
+        base["epochs"] = int(epochs)
+    if max_steps is not None:
+        base["max_steps"] = int(max_steps)
+    base.update(overrides or {})
+    return TrainConfig.from_dict(base)
+
+
+def notebook_configs(phase: str, *, smoke: bool = False, full: bool = False,
+                     epochs: int | None = None, max_steps: int | None = None, seed: int = 0,
+                     init_from: str | Path | None = None, config: dict[str, Any] | None = None
+                     ) -> tuple[TrainConfig, dict[str, Any]]:
+    """``(TrainConfig, model-config dict)`` from a notebook's parameters.
+
+    ``config`` is the notebook's ``CONFIG`` dict: :class:`TrainConfig` fields, plus an optional
+    ``"model"`` dict of ``ModelConfig`` fields (ignored in phase 2, which inherits phase 1's).
+    """
+    from tdpcr_lib.models import ModelConfig
+
+    overrides = dict(config or {})
+    model_overrides = dict(overrides.pop("model", {}) or {})
+    train_config = preset_config(phase, smoke=smoke, full=full, epochs=epochs,
+                                 max_steps=max_steps, seed=seed, init_from=init_from,
+                                 overrides=overrides)
+    mode = "smoke" if smoke else "full" if full else "default"
+    model_config = ModelConfig.from_dict({**ModelConfig().to_dict(), **MODEL_PRESETS[mode],
+                                          **model_overrides}).to_dict()
+    return train_config, model_config

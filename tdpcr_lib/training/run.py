@@ -1,0 +1,274 @@
+"""One training run: datasets, model, resume checks, and the ``train()`` entry point."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import Dataset
+
+from tdpcr_lib.core.runtime import seed_everything
+from tdpcr_lib.models.checkpoint import (
+    CheckpointError,
+    load_model,
+    read_meta,
+    resolve_checkpoint_dir,
+    unwrap_model,
+)
+from tdpcr_lib.training.config import RESUME_MUTABLE_FIELDS, TrainConfig, _headline_metrics
+from tdpcr_lib.training.freezing import apply_trainable_set, parameter_report
+from tdpcr_lib.training.trainer import StepCallback, Trainer, TrainResult
+
+
+# --------------------------------------------------------------------------------------------
+# High-level entry point: build model + data, train
+# --------------------------------------------------------------------------------------------
+def ensure_dataset(data_root: str | Path, source: str | None = "synthetic") -> Path:
+    """The dataset folder to train on, made ready for :class:`tdpcr_lib.datasets.luojiaset.LuojiaSETOSFCR`.
+
+    ``source="synthetic"``: generate the default synthetic twin at ``data_root`` if it is not
+    there yet (what notebook 00 does). ``"luojiaset"`` (or anything else): the real data;
+    an archive is extracted and the folder holding the bucket folders is located
+    (:func:`tdpcr_lib.datasets.acquire.prepare_luojiaset`). A missing split manifest raises with the command
+    that writes one.
+    """
+    data_root = Path(data_root).expanduser()
+    if source in (None, "synthetic"):
+        from tdpcr_lib.datasets.layout import BUCKETS
+
+        if not any((data_root / bucket).is_dir() for bucket in BUCKETS):
+            from tdpcr_lib.datasets.synthetic.tiles import make_synthetic_luojiaset
+
+            print(f"no dataset at {data_root}: generating the synthetic twin there", flush=True)
+            make_synthetic_luojiaset(data_root)
+        return data_root
+    from tdpcr_lib.datasets.acquire import prepare_luojiaset
+
+    return prepare_luojiaset(data_root)
+
+
+def build_datasets(data_root: str | Path, config: TrainConfig
+                   ) -> tuple[Dataset, Dataset | None]:
+    """Training and validation splits (whole tiles; augmentation is applied by the trainer)."""
+    from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
+
+    train_set = LuojiaSETOSFCR(data_root, split=config.train_split)
+    val_set: Dataset | None = LuojiaSETOSFCR(data_root, split=config.val_split)
+    if len(train_set) == 0:
+        raise ValueError(f"{data_root}: the {config.train_split!r} split is empty")
+    if val_set is not None and len(val_set) == 0:
+        val_set = None
+    return train_set, val_set
+
+
+def fit_crop_to_data(config: TrainConfig, dataset: Dataset) -> TrainConfig:
+    """Clip ``crop_size`` to the tile size of ``dataset`` (a 128 crop on 64 px tiles → 64)."""
+    if config.crop_size is None or len(dataset) == 0:
+        return config
+    height, width = dataset[0]["optical"].shape[-2:]
+    if config.crop_size <= min(height, width):
+        return config
+    return config.replace(crop_size=int(min(height, width)))
+
+
+def build_model_for(config: TrainConfig, model_config: Any | None = None,
+                    device: str | torch.device = "cpu") -> nn.Module:
+    """The model a run starts from (phase 2: the phase-1 checkpoint + a seg decoder)."""
+    from tdpcr_lib.models import ModelConfig, build_model
+
+    if config.phase == "phase2":
+        model, meta = load_model(config.init_from, device=device)
+        if meta["model_config"].get("arch") != "tdpcr":
+            raise CheckpointError(f"{config.init_from}: phase 2 needs a TDP-CR checkpoint, got "
+                                  f"arch={meta['model_config'].get('arch')!r}")
+        model.attach_segmentation_decoder()
+        return model
+    if model_config is None:
+        model_config = ModelConfig()
+    elif isinstance(model_config, dict):
+        model_config = ModelConfig.from_dict({**ModelConfig().to_dict(), **model_config})
+    if config.phase == "phase1":
+        if model_config.arch != "tdpcr":
+            raise ValueError("phase1 trains TDP-CR; use phase='baseline' for other architectures")
+        model_config = model_config.replace(with_seg_decoder=False)
+    elif config.phase == "joint":
+        if model_config.arch != "tdpcr":
+            raise ValueError("joint training is the TDP-CR ablation; use phase='baseline' for "
+                             "other architectures")
+        model_config = model_config.replace(with_seg_decoder=True)
+    if config.init_from:
+        model, _ = load_model(config.init_from, device=device,
+                              expected_config=model_config.to_dict())
+        return model
+    return build_model(model_config)
+
+
+def init_fingerprint(config: TrainConfig) -> str | None:
+    """sha256 of the starting checkpoint's weights (a resumed phase 2 must start from it)."""
+    if not config.init_from:
+        return None
+    import hashlib
+
+    path = resolve_checkpoint_dir(config.init_from) / "model.safetensors"
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def resume_problems(out_dir: str | Path, config: TrainConfig, model: nn.Module,
+                    manifest_hash: str | None, fingerprint: str | None) -> list[str] | None:
+    """Why ``out_dir/last`` cannot be resumed by this run (``[]`` = it can; ``None`` = no state).
+    """
+    last = Path(out_dir) / "last"
+    if not _has_resumable_state(last):
+        return None
+    meta = read_meta(last)
+    problems = []
+    stored = dict(meta.get("train_config") or {})
+    current = config.to_dict()
+    problems += [f"train config {k}: checkpoint={stored.get(k)!r} vs now={current.get(k)!r}"
+                 for k in sorted(set(stored) | set(current))
+                 if k not in RESUME_MUTABLE_FIELDS and stored.get(k) != current.get(k)]
+    model_config = unwrap_model(model).config.to_dict()
+    if meta["model_config"] != model_config:
+        from tdpcr_lib.models.checkpoint import config_differences
+
+        problems += [f"model config {d}" for d in config_differences(meta["model_config"],
+                                                                     model_config)]
+    if meta.get("manifest_hash") != manifest_hash:
+        problems.append("the data split manifest changed")
+    if meta.get("init_fingerprint") != fingerprint:
+        problems.append(f"the starting checkpoint {config.init_from} changed")
+    return problems
+
+
+def _has_resumable_state(last_dir: Path) -> bool:
+    try:
+        directory = resolve_checkpoint_dir(last_dir)
+    except CheckpointError:
+        return False
+    return (directory / "trainer_state.json").is_file()
+
+
+RUN_FILES = ("last", "best", ".last.old", ".best.old", "history.json", "history.csv",
+             "steps.csv", "loss_curve.png")
+
+
+def clear_run(out_dir: str | Path) -> None:
+    """Remove a previous run's checkpoints and logs from ``out_dir`` (only tdpcr's own files)."""
+    import shutil
+
+    out_dir = Path(out_dir)
+    for name in RUN_FILES:
+        path = out_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def train(config: TrainConfig, data_root: str | Path, out_dir: str | Path, *,
+          model_config: Any | None = None, device: str | torch.device = "auto",
+          resume: bool | str = "auto", callbacks: Sequence[StepCallback] = (),
+          source: str | None = None, datasets: tuple[Dataset, Dataset | None] | None = None
+          ) -> TrainResult:
+    """Train one run end to end (what ``tdpcr train`` and notebooks 01/02 call).
+
+    Parameters
+    ----------
+    config
+        The run settings. ``crop_size`` larger than the tiles is clipped to the tile size.
+    data_root
+        LuojiaSET-OSFCR folder (the synthetic twin or the real data).
+    out_dir
+        Run folder (e.g. ``runs/phase1``).
+    model_config
+        ``ModelConfig`` or a dict of overrides (ignored for phase 2, which takes the phase-1
+        checkpoint's architecture).
+    device
+        ``"auto"``, ``"cpu"``, ``"cuda"``.
+    resume
+        ``True``: continue ``out_dir/last`` (an incompatible one is an error); ``"auto"``:
+        continue it when it is compatible (same configs, data manifest and starting checkpoint),
+        otherwise start afresh, replacing the old run; ``False``: always start afresh. A finished
+        compatible run is not retrained.
+    callbacks
+        Per-step callbacks (see :class:`Trainer`).
+    source
+        Data source label, recorded in the checkpoint.
+    datasets
+        Pre-built ``(train, val)`` datasets instead of reading ``data_root``.
+
+    Returns
+    -------
+    TrainResult
+    """
+    if resume not in (True, False, "auto"):
+        raise ValueError(f"resume must be True, False or 'auto', got {resume!r}")
+    from tdpcr_lib.transforms import TrainAugment
+
+    train_set, val_set = datasets if datasets is not None else build_datasets(data_root, config)
+    config = fit_crop_to_data(config, train_set)
+    seed_everything(config.seed, config.deterministic)  # model initialisation is seeded too
+    model = build_model_for(config, model_config, device="cpu")
+    fingerprint = init_fingerprint(config)
+    manifest_hash = getattr(train_set, "manifest_hash", None)
+    problems = resume_problems(out_dir, config, model, manifest_hash, fingerprint)
+    is_main = not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+    do_resume = False
+    if resume and problems is not None:
+        if not problems:
+            do_resume = True
+        elif resume is True:
+            raise CheckpointError(f"{Path(out_dir) / 'last'}: cannot resume: "
+                                  + "; ".join(problems) + " (use a new output folder or "
+                                  "resume=False / --no-resume to start afresh)")
+        elif is_main:
+            print(f"{out_dir}: previous run is not compatible ({'; '.join(problems[:3])}); "
+                  "starting afresh", flush=True)
+    if not do_resume and is_main:
+        clear_run(out_dir)
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+    trainer = Trainer(model, config, train_set, val_set, out_dir, device=device,
+                      train_transform=TrainAugment(config.crop_size), callbacks=callbacks,
+                      resume=do_resume,
+                      run_info={"init_fingerprint": fingerprint, "source": source,
+                                "data_root": str(data_root)})
+    return trainer.fit()
+
+
+def trainable_parameter_table(config: TrainConfig, model_config: Any | None = None):
+    """Total and trainable parameters per module group for a run's config (a pandas table).
+
+    Builds the run's starting model (phase 2: the phase-1 checkpoint + seg decoder) and applies
+    the trainable set; the last row, ``total``, sums every group.
+    """
+    import pandas as pd
+
+    model = build_model_for(config, model_config)
+    apply_trainable_set(model, config)
+    report = parameter_report(model)
+    rows = dict(report["groups"]) or {}
+    rows["total"] = {"total": report["total"], "trainable": report["trainable"]}
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame["trainable_%"] = (100 * frame["trainable"] / frame["total"].clip(lower=1)).round(2)
+    frame.index.name = "module group"
+    return frame
+
+
+def run_summary(result: TrainResult) -> dict[str, Any]:
+    """What notebooks 01/02 record: run facts plus the best checkpoint's headline val metrics."""
+    summary = result.summary()
+    best_metrics: dict[str, Any] = {}
+    if result.best_dir is not None:
+        best_metrics = read_meta(result.best_dir).get("metrics") or {}
+    summary["validation"] = _headline_metrics(best_metrics) if best_metrics else {}
+    summary["history"] = result.history
+    return summary

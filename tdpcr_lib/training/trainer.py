@@ -1,0 +1,477 @@
+"""The trainer: phase 1, phase 2, single-phase joint training and the baselines.
+
+One :class:`Trainer` drives every run; what differs between runs is a :class:`TrainConfig`
+(``phase``, ``objective``, ``trainable``) and the model. :func:`train` builds the model and the
+datasets from a data folder and is what ``tdpcr train`` and the notebooks call.
+
+Design choices (the paper gives none of them; see ``docs/design.md`` § Training):
+
+* **Optimiser** AdamW (β = 0.9/0.999), weight decay only on weight matrices/kernels (not on
+  biases, norms or the prompt embeddings' 1-D parameters), gradient-norm clipping 0.5.
+* **Schedule** per optimizer step: ``"cosine"`` (default: linear warm-up then cosine decay to
+  ``min_lr_ratio·lr``), ``"multistep"`` (the author's ECRformer recipe: ×``gamma`` at
+  ``milestones`` given as fractions of the run), or ``"constant"``.
+* **Determinism and exact resume.** Data order comes from ``DistributedSampler`` seeded with
+  ``seed`` and reshuffled with ``set_epoch`` (also with one process), and every sample's random
+  augmentation is drawn from an RNG seeded by ``(seed, epoch, index)``. A checkpoint taken after
+  ``k`` batches of an epoch therefore resumes by skipping those ``k`` batches, and the resumed run
+  reaches the same weights as an uninterrupted one. Model RNG (and NumPy / Python RNG) state is
+  saved too.
+* **Distributed**: under ``torchrun`` the model is wrapped in ``DistributedDataParallel``; the
+  configured ``batch_size`` is the *global* batch, split evenly over ranks; validation metrics
+  are merged with ``EvaluationAccumulator.all_reduce``; only rank 0 writes files.
+* **Precision**: bf16 autocast on CUDA (``precision="auto"``), fp32 on CPU; losses are computed
+  in fp32. ``channels_last`` memory format (CPU and CUDA).
+* **Phase 2 trainable sets**: ``"prompt_pgf_seg"`` (default: segmentation decoder + prompt
+  generator + PGF blocks; everything else frozen and kept in eval mode), ``"seg_decoder_only"``,
+  ``"all"``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from tdpcr_lib.core.io import atomic_path, atomic_write_json, atomic_write_text
+from tdpcr_lib.core.runtime import (
+    capture_rng_state,
+    resolve_device,
+    restore_rng_state,
+    seed_everything,
+)
+from tdpcr_lib.losses import compute_loss
+from tdpcr_lib.models.checkpoint import (
+    CheckpointError,
+    load_trainer_state,
+    read_meta,
+    resolve_checkpoint_dir,
+    save_checkpoint,
+)
+from tdpcr_lib.plot.curves import plot_training_curves
+from tdpcr_lib.samplers import ResumableSampler
+from tdpcr_lib.training.config import (
+    RESUME_MUTABLE_FIELDS,
+    TrainConfig,
+    _headline_metrics,
+    metric_at,
+    resolve_best_metric,
+    resolve_objective,
+)
+from tdpcr_lib.training.freezing import (
+    apply_trainable_set,
+    build_optimizer,
+    lr_factor,
+    parameter_report,
+)
+from tdpcr_lib.transforms import SeededAugmentDataset
+
+
+# --------------------------------------------------------------------------------------------
+# The trainer
+# --------------------------------------------------------------------------------------------
+@dataclass
+class TrainResult:
+    """What a finished run leaves behind."""
+
+    out_dir: Path
+    best_dir: Path | None
+    last_dir: Path
+    best_metric: str
+    best_value: float | None
+    best_epoch: int | None
+    history: list[dict[str, Any]]
+    parameters: dict[str, Any]
+    steps: int
+    wall_time_s: float
+    final_metrics: dict[str, Any] = field(default_factory=dict)
+
+    def history_frame(self):
+        """The per-epoch log as a pandas DataFrame."""
+        import pandas as pd
+
+        return pd.DataFrame(self.history)
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-able summary for metrics records."""
+        return {"best_metric": self.best_metric, "best_value": self.best_value,
+                "best_epoch": self.best_epoch, "steps": self.steps,
+                "epochs_run": len(self.history), "wall_time_s": round(self.wall_time_s, 2),
+                "parameters": self.parameters, "best_dir": str(self.best_dir) if self.best_dir
+                else None, "last_dir": str(self.last_dir)}
+
+
+StepCallback = Callable[["Trainer", int], None]
+
+
+class Trainer:
+    """Train one model under one :class:`TrainConfig` (any phase, any architecture).
+
+    Parameters
+    ----------
+    model
+        A tdpcr model (``forward(optical, sar) -> dict``, ``.config``).
+    config
+        The run's settings.
+    train_dataset
+        Yields sample dicts; random augmentation, if any, is passed as ``train_transform``.
+    val_dataset
+        Validation samples (whole tiles), or ``None`` to skip validation.
+    out_dir
+        Run folder: ``last/``, ``best/``, ``history.{csv,json}``, ``steps.csv``,
+        ``loss_curve.png``.
+    device
+        ``"auto"`` / ``"cpu"`` / ``"cuda"``; under ``torchrun`` the local rank's GPU.
+    train_transform
+        Random augmentation applied per sample with a ``(seed, epoch, index)`` RNG.
+    callbacks
+        Called as ``callback(trainer, step)`` after every optimizer step (and after the
+        checkpoint of that step, if one is due).
+    resume
+        Continue from ``out_dir/last`` if it holds trainer state (refuses a config mismatch).
+    run_info
+        Extra JSON fields stored in every checkpoint's ``config.json`` (e.g. the starting
+        checkpoint's fingerprint, the data source).
+    """
+
+    def __init__(self, model: nn.Module, config: TrainConfig, train_dataset: Dataset,
+                 val_dataset: Dataset | None, out_dir: str | Path, device: str | torch.device =
+                 "auto", train_transform: Callable[[dict], dict] | None = None,
+                 callbacks: Sequence[StepCallback] = (), resume: bool = False,
+                 run_info: dict[str, Any] | None = None) -> None:
+        self.config = config
+        self.run_info = dict(run_info or {})
+        self.out_dir = Path(out_dir)
+        self.distributed = dist.is_available() and dist.is_initialized()
+        self.rank = dist.get_rank() if self.distributed else 0
+        self.world_size = dist.get_world_size() if self.distributed else 1
+        self.is_main = self.rank == 0
+        self.device = resolve_device(device)
+        if config.batch_size % self.world_size:
+            raise ValueError(f"batch_size {config.batch_size} is not divisible by the "
+                             f"{self.world_size} processes")
+        self.local_batch = config.batch_size // self.world_size
+        self.callbacks = list(callbacks)
+        seed_everything(config.seed, config.deterministic)
+
+        self.model = model.to(self.device)
+        self.use_channels_last = config.channels_last  # 1.2x faster on CPU too (docs/design.md)
+        if self.use_channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.frozen_groups = apply_trainable_set(self.model, config)
+        self.objective = resolve_objective(config, self.model)
+        self.best_metric = resolve_best_metric(config, self.model)
+        self.parameters = parameter_report(self.model)
+        self.autocast_dtype = (torch.bfloat16 if config.precision == "bf16" or
+                               (config.precision == "auto" and self.device.type == "cuda")
+                               else None)
+
+        self.train_data = SeededAugmentDataset(train_dataset, train_transform, config.seed)
+        self.sampler = ResumableSampler(self.train_data, config.seed, self.rank, self.world_size)
+        per_rank = len(self.sampler.inner)
+        if per_rank < 1:
+            raise ValueError(f"the training set has {len(train_dataset)} samples, fewer than "
+                             f"the {self.world_size} processes")
+        self.drop_last = per_rank >= self.local_batch
+        self.steps_per_epoch = (per_rank // self.local_batch if self.drop_last else 1)
+        self.total_steps = self.steps_per_epoch * config.epochs
+        if config.max_steps is not None:
+            self.total_steps = min(self.total_steps, config.max_steps)
+        self.val_dataset = val_dataset
+        self.manifest_hash = getattr(train_dataset, "manifest_hash", None)
+
+        self.optimizer = build_optimizer(self.model, config)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: lr_factor(step, self.total_steps, config))
+        if self.distributed:
+            ddp_kwargs = {"device_ids": [self.device.index]} if self.device.type == "cuda" else {}
+            self.ddp_model: nn.Module = nn.parallel.DistributedDataParallel(self.model,
+                                                                            **ddp_kwargs)
+        else:
+            self.ddp_model = self.model
+
+        # progress state (all of it is checkpointed)
+        self.step = 0
+        self.epoch = 0  # completed epochs
+        self.step_in_epoch = 0
+        self.epoch_loss_sums: dict[str, float] = {}
+        self.epoch_batches = 0
+        self.best_value: float | None = None
+        self.best_epoch: int | None = None
+        self.history: list[dict[str, Any]] = []
+        self.step_log: list[dict[str, Any]] = []
+        self.last_metrics: dict[str, Any] = {}
+        self.wall_time_before = 0.0
+        if resume:
+            self._maybe_resume()
+
+    # ------------------------------------------------------------------ checkpoint state
+    @property
+    def last_dir(self) -> Path:
+        return self.out_dir / "last"
+
+    @property
+    def best_dir(self) -> Path:
+        return self.out_dir / "best"
+
+    def trainer_state(self) -> dict[str, Any]:
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": capture_rng_state(),
+            "progress": {"step": self.step, "epoch": self.epoch,
+                         "step_in_epoch": self.step_in_epoch,
+                         "epoch_loss_sums": self.epoch_loss_sums,
+                         "epoch_batches": self.epoch_batches, "best_value": self.best_value,
+                         "best_epoch": self.best_epoch, "wall_time_s": self._wall_time()},
+            "history": self.history,
+            "step_log": self.step_log,
+            "last_metrics": self.last_metrics,
+            "world_size": self.world_size,
+        }
+
+    def _maybe_resume(self) -> None:
+        try:
+            directory = resolve_checkpoint_dir(self.last_dir)
+        except CheckpointError:
+            return  # nothing to resume: fresh start
+        meta = read_meta(directory)
+        stored = dict(meta.get("train_config") or {})
+        current = self.config.to_dict()
+        differing = [f"{k}: checkpoint={stored.get(k)!r} vs now={current.get(k)!r}"
+                     for k in sorted(set(stored) | set(current))
+                     if k not in RESUME_MUTABLE_FIELDS and stored.get(k) != current.get(k)]
+        if differing:
+            raise CheckpointError(f"{directory}: cannot resume, the training config changed "
+                                  f"({'; '.join(differing)}); use a new output folder")
+        from tdpcr_lib.models.checkpoint import load_weights_into
+
+        load_weights_into(self.model, directory)
+        state = load_trainer_state(directory)
+        if state.get("world_size", 1) != self.world_size:
+            raise CheckpointError(f"{directory}: saved with {state.get('world_size')} processes,"
+                                  f" resuming with {self.world_size}; exact resume needs the same")
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        restore_rng_state(state["rng"])
+        progress = state["progress"]
+        self.step, self.epoch = progress["step"], progress["epoch"]
+        self.step_in_epoch = progress["step_in_epoch"]
+        self.epoch_loss_sums = dict(progress["epoch_loss_sums"])
+        self.epoch_batches = progress["epoch_batches"]
+        self.best_value, self.best_epoch = progress["best_value"], progress["best_epoch"]
+        self.wall_time_before = progress.get("wall_time_s", 0.0)
+        self.history = list(state["history"])
+        self.step_log = list(state["step_log"])
+        self.last_metrics = state.get("last_metrics", {})
+        if self.is_main:
+            print(f"resuming {self.out_dir} at epoch {self.epoch}, step {self.step} "
+                  f"({self.step_in_epoch} batches into the epoch)", flush=True)
+
+    def _wall_time(self) -> float:
+        return self.wall_time_before + (time.time() - self._started if hasattr(self, "_started")
+                                        else 0.0)
+
+    def save_last(self) -> None:
+        """Write ``last/`` with the full trainer state (rank 0 only)."""
+        if self.is_main:
+            save_checkpoint(self.last_dir, self.model, phase=self.config.phase, epoch=self.epoch,
+                            step=self.step, train_config=self.config.to_dict(),
+                            metrics=self.last_metrics, manifest_hash=self.manifest_hash,
+                            trainer_state=self.trainer_state(),
+                            extra=self._checkpoint_extra())
+            self._write_logs()
+        self._barrier()
+
+    def _checkpoint_extra(self) -> dict[str, Any]:
+        return {**self.run_info, "parameters": self.parameters, "objective": self.objective,
+                "frozen_groups": self.frozen_groups, "world_size": self.world_size}
+
+    def _barrier(self) -> None:
+        if self.distributed:
+            dist.barrier()
+
+    # ------------------------------------------------------------------ training
+    def _to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
+        out = {}
+        for key, value in batch.items():
+            if isinstance(value, torch.Tensor):
+                value = value.to(self.device, non_blocking=True)
+                if self.use_channels_last and value.ndim == 4:
+                    value = value.contiguous(memory_format=torch.channels_last)
+            out[key] = value
+        return out
+
+    def _set_train_mode(self) -> None:
+        self.model.train()
+        if self.frozen_groups:
+            groups = self.model.module_groups()
+            for name in self.frozen_groups:
+                groups[name].eval()  # frozen BatchNorm statistics stay fixed
+
+    def _train_loader(self) -> DataLoader:
+        self.train_data.set_epoch(self.epoch)
+        self.sampler.set_epoch(self.epoch, skip=self.step_in_epoch * self.local_batch)
+        return DataLoader(self.train_data, batch_size=self.local_batch, sampler=self.sampler,
+                          num_workers=self.config.num_workers, drop_last=self.drop_last,
+                          pin_memory=self.device.type == "cuda")
+
+    def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
+        """One forward/backward/optimizer step; returns the loss parts."""
+        batch = self._to_device(batch)
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
+                            enabled=self.autocast_dtype is not None):
+            outputs = self.ddp_model(batch["optical"], batch["sar"])
+        loss, parts = compute_loss(outputs, batch, self.objective, rec_weight=self.config.rec_weight)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite loss {float(loss)} at step {self.step}; "
+                                     "lower the learning rate or check the data")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip:
+            parts["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(
+                [p for p in self.model.parameters() if p.requires_grad], self.config.grad_clip))
+        self.optimizer.step()
+        self.scheduler.step()
+        return parts
+
+    def fit(self) -> TrainResult:
+        """Run (or finish) the training; returns a :class:`TrainResult`."""
+        from tqdm import tqdm
+
+        self._started = time.time()
+        if self.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        config = self.config
+        # An epoch already begun is always finished (validated, logged) even when its last
+        # step was the run's last: a run killed between that step's checkpoint and the epoch
+        # end must resume into the same final state.
+        while self.epoch < config.epochs and (self.step < self.total_steps
+                                              or self.step_in_epoch > 0):
+            if self.step >= self.total_steps:
+                self._end_epoch(throughput=0.0)
+                continue
+            loader = self._train_loader()
+            self._set_train_mode()
+            epoch_steps = min(self.steps_per_epoch,
+                              self.step_in_epoch + self.total_steps - self.step)
+            bar = tqdm(total=epoch_steps, initial=self.step_in_epoch,
+                       desc=f"{config.phase} epoch {self.epoch + 1}/{config.epochs}",
+                       disable=not (config.progress and self.is_main), mininterval=1.0,
+                       dynamic_ncols=True, leave=True)
+            tick, images = time.time(), 0
+            for batch in loader:
+                parts = self.train_step(batch)
+                self.step += 1
+                self.step_in_epoch += 1
+                self.epoch_batches += 1
+                for key, value in parts.items():
+                    self.epoch_loss_sums[key] = self.epoch_loss_sums.get(key, 0.0) + value
+                images += batch["optical"].shape[0] * self.world_size
+                throughput = images / max(time.time() - tick, 1e-9)
+                lr = self.optimizer.param_groups[0]["lr"]
+                if self.step % max(config.log_every, 1) == 0 or self.step == 1:
+                    self.step_log.append({"step": self.step, "epoch": self.epoch + 1,
+                                          "lr": lr, **parts})
+                bar.set_postfix(loss=f"{parts['loss']:.4f}", lr=f"{lr:.2e}",
+                                img_s=f"{throughput:.1f}", refresh=False)
+                bar.update(1)
+                if config.checkpoint_every and self.step % config.checkpoint_every == 0:
+                    self.save_last()
+                for callback in self.callbacks:
+                    callback(self, self.step)
+                if self.step >= self.total_steps:
+                    break
+            bar.close()
+            self._end_epoch(throughput=images / max(time.time() - tick, 1e-9))
+        if self.is_main and self.history:
+            self._write_logs()
+        self._barrier()
+        return TrainResult(out_dir=self.out_dir,
+                           best_dir=self.best_dir if (self.best_dir / "config.json").exists()
+                           else None,
+                           last_dir=self.last_dir, best_metric=self.best_metric,
+                           best_value=self.best_value, best_epoch=self.best_epoch,
+                           history=self.history, parameters=self.parameters, steps=self.step,
+                           wall_time_s=self._wall_time(), final_metrics=self.last_metrics)
+
+    def _end_epoch(self, throughput: float) -> None:
+        sums = dict(self.epoch_loss_sums)
+        batches = self.epoch_batches
+        if self.distributed:  # mean of the per-rank losses
+            keys = sorted(sums)
+            packed = torch.tensor([sums[k] for k in keys] + [batches], dtype=torch.float64)
+            dist.all_reduce(packed)
+            sums = {k: float(v) / self.world_size for k, v in zip(keys, packed[:-1], strict=True)}
+            batches = int(packed[-1]) // self.world_size
+        row: dict[str, Any] = {"epoch": self.epoch + 1, "step": self.step,
+                               "lr": self.optimizer.param_groups[0]["lr"],
+                               "images_per_s": round(throughput, 2)}
+        row.update({f"train_{k}": v / max(batches, 1) for k, v in sums.items()})
+        if self.val_dataset is not None:
+            metrics = self.validate()
+            self.last_metrics = metrics
+            row.update(_headline_metrics(metrics))
+            value = metric_at(metrics, self.best_metric)
+            better = self.best_value is None or (
+                value > self.best_value if self.config.best_mode == "max" else
+                value < self.best_value)
+        else:
+            value, better = None, True
+        row["wall_time_s"] = round(self._wall_time(), 2)
+        self.history.append(row)
+        self.epoch += 1
+        self.step_in_epoch = 0
+        self.epoch_loss_sums, self.epoch_batches = {}, 0
+        if better:
+            self.best_value, self.best_epoch = value, self.epoch
+            if self.is_main:
+                save_checkpoint(self.best_dir, self.model, phase=self.config.phase,
+                                epoch=self.epoch, step=self.step,
+                                train_config=self.config.to_dict(), metrics=self.last_metrics,
+                                manifest_hash=self.manifest_hash,
+                                extra={**self._checkpoint_extra(),
+                                       "best_metric": self.best_metric, "best_value": value})
+        self.save_last()
+        if self.is_main and self.config.progress:
+            shown = {k: round(v, 4) for k, v in row.items() if isinstance(v, float)}
+            print(f"epoch {self.epoch}: {shown}", flush=True)
+
+    def validate(self) -> dict[str, Any]:
+        """Metrics on the validation set, merged over ranks."""
+        from tdpcr_lib.evaluation.evaluate import accumulate_metrics
+
+        accumulator = accumulate_metrics(
+            self.model, self.val_dataset, device=self.device,
+            batch_size=self.config.eval_batch_size or self.local_batch,
+            max_batches=self.config.val_max_batches, rank=self.rank, world_size=self.world_size,
+            tile=self.config.crop_size,  # tiles larger than the crop: sliding window
+            autocast_dtype=self.autocast_dtype, channels_last=self.use_channels_last)
+        if self.distributed:
+            accumulator.all_reduce()
+        return accumulator.compute()
+
+    # ------------------------------------------------------------------ logs
+    def _write_logs(self) -> None:
+        import pandas as pd
+
+        atomic_write_json(self.out_dir / "history.json", {
+            "phase": self.config.phase, "objective": self.objective,
+            "best_metric": self.best_metric, "best_value": self.best_value,
+            "best_epoch": self.best_epoch, "parameters": self.parameters,
+            "train_config": self.config.to_dict(), "epochs": self.history,
+            "steps": self.step_log})
+        for name, rows in (("history.csv", self.history), ("steps.csv", self.step_log)):
+            if rows:
+                atomic_write_text(self.out_dir / name, pd.DataFrame(rows).to_csv(index=False))
+        if self.history:
+            figure = plot_training_curves(self.out_dir)
+            with atomic_path(self.out_dir / "loss_curve.png", suffix=".png") as tmp:
+                figure.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
