@@ -8,11 +8,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib.resources import as_file, files
 from pathlib import Path
 
 import numpy as np
-
-from importlib.resources import as_file, files
 
 
 @dataclass(frozen=True)
