@@ -1,0 +1,84 @@
+"""The package's shape: layers point one way, imports live at the top, modules stay small.
+
+The layer contract is ``.importlinter`` (run by import-linter's ``lint-imports``); the layer
+diagram and what each subpackage owns are in ``docs/design.md``.
+"""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "tdpcr_lib"
+MODULES = sorted(PACKAGE.rglob("*.py"))
+MAX_LINES = 400
+
+#: Function-local imports that are deliberate: a heavy optional dependency imported on use.
+LAZY_OK: set[tuple[str, str]] = set()
+
+
+def _rel(path: Path) -> str:
+    return path.relative_to(REPO).as_posix()
+
+
+def test_import_layers_contract_holds():
+    lint = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or \
+        shutil.which("lint-imports")
+    assert lint, "import-linter is a dev dependency: pip install -e '.[dev]'"
+    done = subprocess.run([lint, "--config", str(REPO / ".importlinter")], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("path", MODULES, ids=_rel)
+def test_no_function_local_imports_between_package_modules(path):
+    tree = ast.parse(path.read_text())
+    local = []
+    for func in ast.walk(tree):
+        if not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        for node in ast.walk(func):
+            if isinstance(node, ast.ImportFrom):
+                module = node.module or ""
+                if node.level > 0 or module == "tdpcr_lib" or module.startswith("tdpcr_lib."):
+                    local.append((module, node.lineno))
+            elif isinstance(node, ast.Import):
+                local += [(a.name, node.lineno) for a in node.names
+                          if a.name.startswith("tdpcr_lib")]
+    local = [(m, line) for m, line in local if (_rel(path), m) not in LAZY_OK]
+    assert not local, f"{_rel(path)}: move these imports to the top of the module: {local}"
+
+
+@pytest.mark.parametrize("path", MODULES, ids=_rel)
+def test_modules_stay_small_enough_to_read(path):
+    lines = len(path.read_text().splitlines())
+    assert lines <= MAX_LINES, f"{_rel(path)} has {lines} lines (> {MAX_LINES}): split it"
+
+
+#: Each concept of the paper, found by its name (docs/design.md maps them to the figure).
+PAPER_CONCEPTS = {
+    "PromptGenerator": "tdpcr_lib/models/prompt.py",
+    "PromptGuidedFusion": "tdpcr_lib/models/pgf.py",
+    "Encoder": "tdpcr_lib/models/tdpcr.py",
+    "SharedDecoder": "tdpcr_lib/models/tdpcr.py",
+    "SegmentationDecoder": "tdpcr_lib/models/tdpcr.py",
+    "reconstruction_loss": "tdpcr_lib/losses.py",
+    "segmentation_loss": "tdpcr_lib/losses.py",
+    "TRAINABLE_SETS": "tdpcr_lib/training/config.py",
+}
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_CONCEPTS))
+def test_each_paper_concept_is_found_by_its_name(name):
+    tree = ast.parse((REPO / PAPER_CONCEPTS[name]).read_text())
+    defined = {n.name for n in tree.body if isinstance(n, ast.ClassDef | ast.FunctionDef)}
+    defined |= {t.id for n in tree.body if isinstance(n, ast.Assign | ast.AnnAssign)
+                for t in (n.targets if isinstance(n, ast.Assign) else [n.target])
+                if isinstance(t, ast.Name)}
+    assert name in defined
