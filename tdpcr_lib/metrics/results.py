@@ -275,6 +275,8 @@ def wide(frame: pd.DataFrame, index: str | Sequence[str] = ("bucket", "region"),
     if metrics is not None:
         frame = frame[frame["metric"].isin(list(metrics))]
     keys = index + [columns]
+    if frame.empty:
+        return pd.DataFrame(columns=list(metrics or []), dtype=float)
     # None labels (model/seed/split not given) must still form groups
     grouped = frame.astype({k: object for k in keys}).fillna({k: "" for k in keys})
     means = grouped.groupby(keys, sort=False, dropna=False)["value"].mean()
