@@ -229,6 +229,9 @@ def parse_column_name(name: str) -> tuple[str, str, str]:
     return name, region, bucket or ALL
 
 
+#: Prefix of the validation columns of training logs (``val_psnr``, ``val_miou_cloudy``, …).
+VAL_PREFIX = "val_"
+
 #: What training logs, run summaries and ablation tables show first: ``(metric, region)``.
 HEADLINE: tuple[tuple[str, str], ...] = (
     ("psnr", "all"), ("ssim", "all"), ("sam", "all"), ("mae", "all"), ("psnr", "cloudy"),
