@@ -56,6 +56,7 @@ from tdpcr_lib.evaluation.report import (
                    headline_metrics,
                    write_results,
 )
+from tdpcr_lib.metrics.results import CR_METRICS, to_records, value, wide
 from tdpcr_lib.models.checkpoint import load_model
 from tdpcr_lib.notebook.record import RunRecord
 from tdpcr_lib.plot.compare import plot_comparison
@@ -104,6 +105,17 @@ test_set
 result = evaluate(checkpoint, test_set, device=DEVICE, batch_size=BATCH_SIZE,
                              max_batches=2 if SMOKE else None)
 result.tables["summary"]
+
+# %% [markdown]
+# ### The result frame
+# Every number above comes from one tidy table, `result.frame`: one row per (region, bucket,
+# metric) with the columns `model, seed, split, region, bucket, metric, value`. `value` reads one
+# number from it, `wide` pivots it for display.
+
+# %%
+print(f"{len(result.frame)} rows; PSNR inside clouds: "
+      f"{value(result.frame, 'psnr', region='cloudy'):.2f} dB")
+wide(result.frame[result.frame["bucket"] == "all"], index="region", metrics=CR_METRICS)
 
 # %% [markdown]
 # ### Reconstruction and segmentation tables
@@ -158,8 +170,8 @@ figure
 results_path = write_results(result, majority, Path(REPORTS_DIR) / "results.md",
                                         checkpoint=checkpoint)
 headline = headline_metrics(result, majority)
-record.write({**headline, "evaluation": result.metrics, "majority": majority},
-             meta=result.meta)
+record.write({**headline, "evaluation": to_records(result.frame),
+              "majority": majority.to_dict()}, meta=result.meta)
 headline
 
 # %% [markdown]

@@ -13,6 +13,7 @@ from scipy import stats
 from tdpcr_lib.evaluation.ablations import grid as ablations_grid
 from tdpcr_lib.evaluation.ablations import report as ablations_report
 from tdpcr_lib.evaluation.ablations import spec as ablations
+from tdpcr_lib.metrics.results import from_records, make_frame, value
 from tdpcr_lib.plot import curves as ablations_curves
 
 #: Narrow baselines so the grid trains in seconds (part of the config hash, like any budget field).
@@ -24,8 +25,8 @@ SUBSET = ["tdpcr_full", "dsen2cr", "multitask"]
 def tiny_budget(**changes) -> ablations.AblationBudget:
     budget = ablations.preset_budget(smoke=True)
     budget.model_overrides = NARROW
-    for key, value in changes.items():
-        setattr(budget, key, value)
+    for key, setting in changes.items():
+        setattr(budget, key, setting)
     return budget
 
 
@@ -117,18 +118,21 @@ def test_compare_verdicts(a, b, verdict):
         assert cmp["p_value"] == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
-def test_headline_metrics_flattens_nested_results():
-    nested = {"cr": {"all": {"psnr": 30.0, "ssim": 0.9, "sam": 3.0, "mae": 0.01},
-                     "cloudy": {"psnr": 25.0, "ssim": 0.8, "sam": 5.0, "mae": 0.03}},
-              "seg": {"all": {"oa": 0.8, "miou": 0.5}, "cloudy": {"oa": 0.7, "miou": 0.4},
-                      "clear": {"oa": 0.9, "miou": 0.6}},
-              "per_bucket": {"0-20%": {"cr": {"all": {"psnr": 31.0}},
-                                       "seg": {"all": {"miou": 0.55}}}}}
-    flat = ablations_report.headline_metrics(nested)
+def test_headline_metrics_reads_the_result_frame():
+    rows = [("all", "all", "psnr", 30.0), ("all", "all", "ssim", 0.9), ("all", "all", "sam", 3.0),
+            ("all", "all", "mae", 0.01), ("cloudy", "all", "psnr", 25.0),
+            ("cloudy", "all", "ssim", 0.8), ("cloudy", "all", "sam", 5.0),
+            ("cloudy", "all", "mae", 0.03), ("all", "0-20%", "psnr", 31.0)]
+    seg = [("all", "all", "oa", 0.8), ("all", "all", "miou", 0.5), ("cloudy", "all", "oa", 0.7),
+           ("cloudy", "all", "miou", 0.4), ("clear", "all", "oa", 0.9),
+           ("clear", "all", "miou", 0.6), ("all", "0-20%", "miou", 0.55)]
+    flat = ablations_report.headline_metrics(make_frame(rows + seg, model="m", seed=0))
     assert flat["psnr_cloudy"] == 25.0 and flat["miou_clear"] == 0.6
     assert flat["per_bucket"] == {"0-20%": {"psnr": 31.0, "miou": 0.55}}
-    no_seg = ablations_report.headline_metrics({"cr": nested["cr"]})
+    assert set(flat) == {*ablations_report.HEADLINE_KEYS, "per_bucket"}
+    no_seg = ablations_report.headline_metrics(make_frame(rows))
     assert math.isnan(no_seg["miou"]) and no_seg["psnr"] == 30.0
+    assert math.isnan(no_seg["per_bucket"]["0-20%"]["miou"])
 
 
 def _fake_results(name, label, seeds, psnr, miou, params):
@@ -219,6 +223,9 @@ def test_grid_trains_each_run_into_its_own_folder(grid):
     assert 0 < full["complexity"]["trainable_last_phase"] < full["complexity"]["params"]
     assert results[1]["headline"]["miou"] is None  # DSen2-CR does not segment (NaN → JSON null)
     assert np.isfinite(results[2]["headline"]["miou"])
+    stored = from_records(results[2]["metrics"])  # the whole result frame, labelled
+    assert set(stored["model"]) == {"multitask"} and set(stored["seed"]) == {0}
+    assert value(stored, "miou") == pytest.approx(results[2]["headline"]["miou"])
     found = ablations_grid.discover_checkpoints(runs_dir, seed=0)
     assert list(found) == ["tdpcr_full (seed 0)", "dsen2cr (seed 0)", "multitask (seed 0)"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -13,10 +14,11 @@ from tdpcr_lib.cli.evaluate import main
 from tdpcr_lib.datasets.layout import BUCKETS
 from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
 from tdpcr_lib.evaluation.evaluate import EvaluationResult, evaluate
-from tdpcr_lib.evaluation.majority import majority_class_baseline
+from tdpcr_lib.evaluation.majority import MajorityBaseline, majority_class_baseline
 from tdpcr_lib.evaluation.report import headline_metrics, results_markdown
 from tdpcr_lib.evaluation.tables import dataframe_to_markdown
 from tdpcr_lib.inference.tiling import sliding_window_predict
+from tdpcr_lib.metrics.results import REGIONS, has, label, make_frame, select, value
 from tdpcr_lib.models import ModelConfig, build_model
 from tdpcr_lib.models.checkpoint import save_checkpoint
 
@@ -36,7 +38,7 @@ class PerPixel(nn.Module):
 
 
 class Identity(nn.Module):
-    """Returns the cloudy input as the reconstruction (scores exactly like 'cr_input')."""
+    """Returns the cloudy input as the reconstruction (scores exactly like the 'input_*' metrics)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -83,11 +85,11 @@ def test_sliding_window_blends_tile_dependent_outputs_convexly():
 
 def test_identity_model_scores_exactly_like_the_cloudy_input(test_set):
     result = evaluate(Identity(), test_set, device="cpu", tile=None, progress=False)
-    assert result.metrics["n_images"] == len(test_set) == 5
-    for region in ("all", "cloudy", "clear"):
+    assert result.n_images == len(test_set) == 5
+    for region in REGIONS:
         for metric in ("psnr", "mae", "rmse"):
-            ours = result.metrics["cr"][region][metric]
-            reference = result.metrics["cr_input"][region][metric]
+            ours = result.value(metric, region)
+            reference = result.value("input_" + metric, region)
             assert ours == pytest.approx(reference, rel=1e-6) or (np.isnan(ours)
                                                                   and np.isnan(reference))
     tables = result.tables
@@ -121,29 +123,33 @@ def test_majority_baseline_matches_a_hand_count(tiny_luojiaset_root, test_set):
         labels = train_set[i]["mask"].numpy().ravel()
         counts += np.bincount(labels[labels != 255], minlength=7)[:7]
     majority = majority_class_baseline(train_set, test_set)
-    assert majority["class"] == int(np.argmax(counts))
+    assert majority.class_index == int(np.argmax(counts))
     test_labels = np.concatenate([test_set[i]["mask"].numpy().ravel()
                                   for i in range(len(test_set))])
     valid = test_labels[test_labels != 255]
-    assert majority["seg"]["all"]["oa"] == pytest.approx(
-        float(np.mean(valid == majority["class"])), abs=1e-9)
-    assert majority["train_fraction"] == pytest.approx(counts.max() / counts.sum())
+    assert value(majority.frame, "oa") == pytest.approx(
+        float(np.mean(valid == majority.class_index)), abs=1e-9)
+    assert majority.train_fraction == pytest.approx(counts.max() / counts.sum())
+    assert set(majority.frame["model"]) == {"majority class"} and not has(majority.frame, "psnr")
+    assert json.loads(json.dumps(majority.to_dict()))["class"] == majority.class_index
 
 
 def test_results_page_keeps_the_paper_apart_from_our_numbers(test_set):
     result = evaluate(PerPixel(), test_set, device="cpu", tile=None, progress=False)
-    majority = {"class": 6, "class_name": "x", "train_fraction": 0.5,
-                "seg": {"all": {"miou": 0.1, "oa": 0.5}}, "per_bucket": {}}
+    seg_rows = select(result.frame, region=None, bucket=None)
+    seg_rows = seg_rows[seg_rows["metric"].isin(["miou", "oa"])].assign(value=0.25)
+    majority = MajorityBaseline(6, "x", 0.5, label(seg_rows, model="majority class"))
     page = results_markdown(result, majority)
     ours, reference = page.split("## The paper's claims (reference only)")
     assert "+0.18 dB" not in ours and "+0.18 dB" in reference
     assert "Paper (reference, not ours)" in reference
     assert "majority_miou" in ours and "input_psnr" in ours
+    headline = headline_metrics(result, majority)
+    assert headline["majority_miou"] == 0.25
+    assert headline["miou_gain_over_majority"] == pytest.approx(headline["miou"] - 0.25)
 
 
 def test_markdown_table_formats_nan_and_numbers():
-    import pandas as pd
-
     frame = pd.DataFrame({"psnr": [30.123456, float("nan")]}, index=["all", "cloudy"])
     frame.index.name = "subset"
     assert dataframe_to_markdown(frame, digits=2).splitlines() == [
@@ -158,7 +164,8 @@ def test_cli_writes_json_and_markdown(tiny_luojiaset_root, tmp_path, capsys):
                  "--out", str(tmp_path / "eval" / "test"), "--no-progress", "--tile", "none"])
     assert code == 0
     saved = json.loads((tmp_path / "eval" / "test.json").read_text())
-    assert saved["metrics"]["n_images"] == 5 and saved["meta"]["split"] == "test"
+    assert saved["meta"]["split"] == "test" and saved["meta"]["n_images"] == 5
+    assert EvaluationResult.read(tmp_path / "eval" / "test.json").n_images == 5
     assert "## Cloud removal (model)" in (tmp_path / "eval" / "test.md").read_text()
 
 
@@ -169,7 +176,12 @@ def test_cli_reports_a_missing_checkpoint(tiny_luojiaset_root, tmp_path, capsys)
 
 
 def test_evaluation_result_writes_atomically_readable_json(tmp_path):
-    result = EvaluationResult(metrics={"n_images": 1, "cr": {"all": {"psnr": float("nan")}}},
-                              meta={"split": "test"})
+    frame = make_frame([("all", "all", "n_images", 1.0), ("all", "all", "psnr", float("nan"))],
+                       model="m", split="test")
+    result = EvaluationResult(frame=frame, meta={"split": "test"})
     result.write(tmp_path / "m.json", tmp_path / "m.md")
-    assert json.loads((tmp_path / "m.json").read_text())["metrics"]["cr"]["all"]["psnr"] is None
+    rows = json.loads((tmp_path / "m.json").read_text())["metrics"]
+    assert rows[1] == {"model": "m", "seed": None, "split": "test", "region": "all",
+                       "bucket": "all", "metric": "psnr", "value": None}
+    again = EvaluationResult.read(tmp_path / "m.json")
+    pd.testing.assert_frame_equal(again.frame, frame)

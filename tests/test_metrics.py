@@ -6,6 +6,7 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torchmetrics.classification import MulticlassJaccardIndex
@@ -15,7 +16,7 @@ from torchmetrics.functional.image import (
     structural_similarity_index_measure,
 )
 
-from tdpcr_lib.metrics.accumulator import EvaluationAccumulator, merge_all
+from tdpcr_lib.metrics.accumulator import EvaluationAccumulator
 from tdpcr_lib.metrics.functional import (
     confusion_matrix,
     mae,
@@ -24,6 +25,20 @@ from tdpcr_lib.metrics.functional import (
     sam_degrees,
     segmentation_scores,
     ssim,
+)
+from tdpcr_lib.metrics.results import (
+    COLUMNS,
+    CR_METRICS,
+    REGIONS,
+    SEG_METRICS,
+    buckets,
+    from_records,
+    has,
+    iou_class,
+    metric_spec,
+    select,
+    to_records,
+    value,
 )
 
 
@@ -202,29 +217,32 @@ def test_cloudy_and_clear_breakdown_on_a_hand_made_case():
     acc = EvaluationAccumulator()
     acc.update(outputs, batch)
     res = acc.compute()
-    assert res["n_images"] == 1
-    assert res["cr"]["cloudy"]["mae"] == pytest.approx(0.2)
-    assert res["cr"]["clear"]["mae"] == pytest.approx(0.0)
-    assert res["cr"]["all"]["mae"] == pytest.approx(0.1)
-    assert res["cr"]["cloudy"]["psnr"] == pytest.approx(10 * math.log10(1 / 0.04), rel=1e-5)
-    assert res["cr"]["clear"]["psnr"] == 100.0
-    assert res["cr"]["all"]["psnr"] == pytest.approx(10 * math.log10(1 / 0.02), rel=1e-5)
-    assert res["cr"]["all"]["sam"] == pytest.approx(0.0, abs=1e-6)  # flat spectra: same direction
-    assert res["cr_input"]["cloudy"]["mae"] == pytest.approx(0.5)
-    assert res["cr_input"]["clear"]["mae"] == pytest.approx(0.0)
+    assert value(res, "n_images") == 1
+    assert value(res, "mae", "cloudy") == pytest.approx(0.2)
+    assert value(res, "mae", "clear") == pytest.approx(0.0)
+    assert value(res, "mae") == pytest.approx(0.1)
+    assert value(res, "psnr", "cloudy") == pytest.approx(10 * math.log10(1 / 0.04), rel=1e-5)
+    assert value(res, "psnr", "clear") == 100.0
+    assert value(res, "psnr") == pytest.approx(10 * math.log10(1 / 0.02), rel=1e-5)
+    assert value(res, "sam") == pytest.approx(0.0, abs=1e-6)  # flat spectra: same direction
+    assert value(res, "input_mae", "cloudy") == pytest.approx(0.5)
+    assert value(res, "input_mae", "clear") == pytest.approx(0.0)
     # segmentation: cloudy = left half (columns < 8): truth 1 in the top rows, predicted 0 → miss
-    cloudy_cm = acc.confusion("cloudy").numpy()
+    cloudy_cm = acc.confusion_matrix("cloudy").numpy()
     assert cloudy_cm[1, 1] == 0 and cloudy_cm[1, 0] == 8 * 8 - 1  # minus the ignored pixel
     assert cloudy_cm[0, 0] == 8 * 8
-    clear_cm = acc.confusion("clear").numpy()
+    clear_cm = acc.confusion_matrix("clear").numpy()
     assert clear_cm[1, 1] == 64 and clear_cm[0, 0] == 64 and clear_cm.sum() == 128
-    assert res["seg"]["clear"]["oa"] == 1.0
-    assert res["seg"]["cloudy"]["oa"] == pytest.approx(64 / 127)
-    assert res["seg"]["all"]["oa"] == pytest.approx((64 + 128) / 255)
-    assert list(res["per_bucket"]) == ["40%-60%"]
-    assert res["per_bucket"]["40%-60%"]["cr"] == res["cr"]
+    assert value(res, "oa", "clear") == 1.0
+    assert value(res, "oa", "cloudy") == pytest.approx(64 / 127)
+    assert value(res, "oa") == pytest.approx((64 + 128) / 255)
+    assert buckets(res) == ["40%-60%"]
+    in_bucket = res[res["bucket"] == "40%-60%"].drop(columns="bucket").reset_index(drop=True)
+    overall = res[res["bucket"] == "all"].drop(columns="bucket").reset_index(drop=True)
+    pd.testing.assert_frame_equal(in_bucket, overall)
     record = acc.per_image().iloc[0]
     assert record["id"] == "tile-a" and record["cloud_fraction"] == 0.5
+    assert record["bucket"] == "40%-60%" and record["input_mae"] == pytest.approx(0.25)
 
 
 def random_batches(n_batches: int = 4, seed: int = 0):
@@ -245,16 +263,8 @@ def random_batches(n_batches: int = 4, seed: int = 0):
                 "id": [f"t{b}a", f"t{b}b"]})
 
 
-def _close(a, b) -> bool:
-    if isinstance(a, dict):
-        assert a.keys() == b.keys()
-        return all(_close(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return all(_close(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, float):
-        assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b, rel=1e-9, abs=1e-12)
-        return True
-    assert a == b
+def _same(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    pd.testing.assert_frame_equal(a, b, rtol=1e-9, atol=1e-12)
     return True
 
 
@@ -265,42 +275,69 @@ def test_merge_equals_one_accumulator_over_all_data():
     for i, (outputs, batch) in enumerate(batches):
         whole.update(outputs, batch)
         (first if i < 2 else second).update(outputs, batch)
-    merged = merge_all([first, second])
-    assert _close(merged.compute(), whole.compute())
-    assert len(merged.per_image()) == len(whole.per_image()) == 8
+    first.merge_state(second)
+    assert _same(first.compute(), whole.compute())
+    assert len(first.per_image()) == len(whole.per_image()) == 8
+    assert sorted(first.per_image()["id"]) == sorted(whole.per_image()["id"])
     # the image without clouds is excluded from the cloudy average, not counted as NaN/0
-    assert not math.isnan(whole.compute()["cr"]["cloudy"]["psnr"])
+    assert not math.isnan(value(whole.compute(), "psnr", "cloudy"))
 
 
-def test_state_dict_round_trips_through_json():
+def test_halves_of_one_batch_merge_to_the_whole_batch():
+    outputs, batch = next(random_batches(1))
+
+    def half(part: slice) -> tuple[dict, dict]:
+        return ({k: v[part] for k, v in outputs.items()},
+                {k: v[part] for k, v in batch.items()})
+
+    whole, first, second = EvaluationAccumulator(), EvaluationAccumulator(), EvaluationAccumulator()
+    whole.update(outputs, batch)
+    first.update(*half(slice(0, 1)))
+    second.update(*half(slice(1, 2)))
+    first.merge_state(second)
+    assert _same(first.to_frame(model="m", seed=0, split="val"),
+                 whole.to_frame(model="m", seed=0, split="val"))
+
+
+def test_export_state_round_trips_through_json():
     acc = EvaluationAccumulator()
     for outputs, batch in random_batches(2):
         acc.update(outputs, batch)
-    restored = EvaluationAccumulator.from_state_dict(json.loads(json.dumps(acc.state_dict())))
-    assert _close(restored.compute(), acc.compute())
+    restored = EvaluationAccumulator.from_export(json.loads(json.dumps(acc.export_state())))
+    assert _same(restored.compute(), acc.compute())
+    pd.testing.assert_frame_equal(restored.per_image(), acc.per_image())
 
 
 def test_results_have_the_documented_layout_and_buckets_in_order():
     acc = EvaluationAccumulator()
     for outputs, batch in random_batches():
         acc.update(outputs, batch)
-    res = acc.compute()
-    assert set(res) == {"cr", "cr_input", "seg", "per_bucket", "n_images"}
-    for part in ("cr", "cr_input"):
-        assert set(res[part]) == {"all", "cloudy", "clear"}
-        assert set(res[part]["all"]) == {"psnr", "ssim", "sam", "mae", "rmse"}
-    assert set(res["seg"]["cloudy"]) == {"oa", "macc", "fwiou", "miou", "per_class_iou"}
-    assert list(res["per_bucket"]) == ["0-20%", "20%-40%", "80%-100%"]
-    assert sum(v["n_images"] for v in res["per_bucket"].values()) == res["n_images"] == 8
+    res = acc.to_frame(model="tdpcr", seed=3, split="test")
+    assert list(res.columns) == list(COLUMNS)
+    assert set(res["region"]) == set(REGIONS)
+    assert not res.duplicated(["region", "bucket", "metric"]).any()  # one row per number
+    cr = set(CR_METRICS) | {"input_" + m for m in CR_METRICS}
+    seg = set(SEG_METRICS) | {iou_class(k) for k in range(7)}
+    for region in REGIONS:
+        assert set(res[(res.region == region) & (res.bucket == "all")]["metric"]) == (
+            cr | seg | ({"n_images"} if region == "all" else set()))
+    assert all(metric_spec(m) for m in res["metric"])  # every name is in the vocabulary
+    assert buckets(res) == ["0-20%", "20%-40%", "80%-100%"]
+    counts = select(res, "n_images", bucket=None)
+    assert counts["value"].sum() == 2 * value(res, "n_images") == 16
+    assert set(res["model"]) == {"tdpcr"} and set(res["seed"]) == {3}
     # the reconstruction (small noise) beats the cloudy input (large positive offset)
-    assert res["cr"]["all"]["psnr"] > res["cr_input"]["all"]["psnr"]
+    assert value(res, "psnr") > value(res, "input_psnr")
 
 
 def test_reconstruction_only_models_report_no_segmentation():
     acc = EvaluationAccumulator()
     outputs, batch = next(random_batches(1))
     acc.update({"reconstruction": outputs["reconstruction"]}, batch)
-    assert "seg" not in acc.compute()
+    res = acc.compute()
+    assert not has(res, "miou") and has(res, "psnr")
+    with pytest.raises(KeyError, match="miou"):
+        value(res, "miou")
 
 
 def test_accumulator_reports_missing_inputs():
@@ -310,10 +347,12 @@ def test_accumulator_reports_missing_inputs():
         acc.update(outputs, {k: v for k, v in batch.items() if k != "cloud_mask"})
     with pytest.raises(KeyError, match="'mask'"):
         acc.update(outputs, {k: v for k, v in batch.items() if k != "mask"})
-    with pytest.raises(RuntimeError, match="no batch"):
+    with pytest.raises(ValueError, match="not one of"):
+        acc.update(outputs, {**batch, "bucket": ["0-20%", "elsewhere"]})
+    with pytest.warns(UserWarning), pytest.raises(RuntimeError, match="no batch"):
         EvaluationAccumulator().compute()
     with pytest.raises(ValueError, match="num_classes"):
-        EvaluationAccumulator(num_classes=7).merge(EvaluationAccumulator(num_classes=5))
+        EvaluationAccumulator(num_classes=7).merge_state(EvaluationAccumulator(num_classes=5))
 
 
 def _all_reduce_worker(rank: int, world: int, init_file: str, out_file: str) -> None:
@@ -325,15 +364,16 @@ def _all_reduce_worker(rank: int, world: int, init_file: str, out_file: str) -> 
         for i, (outputs, batch) in enumerate(random_batches()):
             if i % world == rank:
                 acc.update(outputs, batch)
-        acc.all_reduce()
+        frame = acc.compute()  # torchmetrics sums the states over the ranks
+        ids = list(acc.per_image()["id"])  # rank-local again after compute (unsynced)
         if rank == 0:
             with open(out_file, "w") as handle:
-                json.dump(acc.compute(), handle)
+                json.dump({"frame": to_records(frame), "local_ids": ids}, handle)
     finally:
         dist.destroy_process_group()
 
 
-def test_all_reduce_across_two_processes_equals_one_process(tmp_path):
+def test_ddp_reduction_across_two_processes_equals_one_process(tmp_path):
     import torch.multiprocessing as mp
 
     out_file = tmp_path / "reduced.json"
@@ -341,13 +381,13 @@ def test_all_reduce_across_two_processes_equals_one_process(tmp_path):
     whole = EvaluationAccumulator()
     for outputs, batch in random_batches():
         whole.update(outputs, batch)
-    expected = json.loads(json.dumps(whole.compute()))
-    assert _close(json.loads(out_file.read_text()), expected)
+    saved = json.loads(out_file.read_text())
+    assert _same(from_records(saved["frame"]), from_records(to_records(whole.compute())))
+    assert saved["local_ids"] == ["t0a", "t0b", "t2a", "t2b"]
 
 
-def test_all_reduce_without_distributed_is_a_no_op():
+def test_compute_without_distributed_needs_no_process_group():
     acc = EvaluationAccumulator()
     outputs, batch = next(random_batches(1))
     acc.update(outputs, batch)
-    before = acc.compute()
-    assert _close(acc.all_reduce().compute(), before)
+    assert _same(acc.compute(), acc.compute())

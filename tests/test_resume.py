@@ -89,4 +89,4 @@ def test_sigkilled_run_resumes_to_identical_weights(kill_at, uninterrupted, tiny
     resumed_history = json.loads((out / "history.json").read_text())["epochs"]
     for a, b in zip(straight_history, resumed_history, strict=True):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-9)
-        assert a["val_cr_all_psnr"] == pytest.approx(b["val_cr_all_psnr"], rel=1e-9)
+        assert a["val_psnr"] == pytest.approx(b["val_psnr"], rel=1e-9)

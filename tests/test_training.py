@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from tdpcr_lib.metrics.results import from_records, value
 from tdpcr_lib.models import ModelConfig, build_model
 from tdpcr_lib.models.checkpoint import CheckpointError, load_model, read_meta
 from tdpcr_lib.samplers import ResumableSampler
@@ -153,13 +154,17 @@ def test_phase1_run_writes_checkpoints_logs_and_figure(phase1_run):
     assert result.steps == 20 and len(result.history) == 2  # 40 train tiles / batch 4 × 2 epochs
     history = json.loads((out / "history.json").read_text())
     assert [row["epoch"] for row in history["epochs"]] == [1, 2]
-    assert {"train_loss", "val_cr_all_psnr", "val_cr_cloudy_psnr", "lr"} <= set(history["epochs"][0])
+    assert {"train_loss", "val_psnr", "val_psnr_cloudy", "val_input_psnr_cloudy",
+            "lr"} <= set(history["epochs"][0])
     assert all(0 < row["train_loss"] < 2 for row in history["epochs"])
     meta = read_meta(out / "best")
     assert meta["phase"] == "phase1" and meta["epoch"] == result.best_epoch
     assert meta["train_config"]["crop_size"] == 16 and meta["manifest_hash"]
-    best_psnr = max(row["val_cr_all_psnr"] for row in history["epochs"])
-    assert meta["metrics"]["cr"]["all"]["psnr"] == pytest.approx(best_psnr)
+    best_psnr = max(row["val_psnr"] for row in history["epochs"])
+    stored = from_records(meta["metrics"])
+    assert value(stored, "psnr") == pytest.approx(best_psnr)
+    assert set(stored["split"]) == {"val"} and result.best_metric == "psnr"
+    assert value(result.final_metrics, "psnr") == pytest.approx(history["epochs"][-1]["val_psnr"])
     assert meta["model_config"]["with_seg_decoder"] is False
 
 
@@ -199,7 +204,7 @@ def test_phase2_updates_only_the_trainable_set(phase1_run, tiny_luojiaset_root, 
     changed = {name.split(".")[0] for name in before if not torch.equal(before[name], after[name])}
     assert changed == {"prompt_generator", "pgf"}  # (the seg decoder is new, not in `before`)
     assert result.parameters["trainable"] < result.parameters["total"]
-    assert "seg.all.miou" == result.best_metric
+    assert "miou" == result.best_metric
 
 
 @pytest.mark.parametrize(("phase", "arch"), [("joint", "tdpcr"), ("baseline", "dsen2cr"),

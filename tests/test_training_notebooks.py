@@ -12,6 +12,7 @@ import nbformat
 import pytest
 
 from tdpcr_lib.core.paths import NOTEBOOKS_DIR
+from tdpcr_lib.metrics.results import from_records, value
 from tdpcr_lib.notebook.reproduce import run_notebooks
 
 NAMES = ("01_train_phase1", "02_train_phase2", "03_evaluate")
@@ -69,9 +70,9 @@ def test_phase1_notebook_records_training_metrics(executed):
     assert record["parameters"]["SMOKE"] is True and record["seed"] == 0
     assert record["git_sha"] and record["wall_time_s"] > 0 and record["device"].startswith("cpu")
     metrics = record["metrics"]
-    assert metrics["best_metric"] == "cr.all.psnr" and metrics["steps"] == 3
-    assert 0 < metrics["validation"]["val_cr_all_psnr"] < 60
-    assert 0 <= metrics["validation"]["val_cr_all_ssim"] <= 1
+    assert metrics["best_metric"] == "psnr" and metrics["steps"] == 3
+    assert 0 < metrics["validation"]["val_psnr"] < 60
+    assert 0 <= metrics["validation"]["val_ssim"] <= 1
     assert metrics["parameters"]["trainable"] == metrics["parameters"]["total"] > 0
     assert (executed / "runs" / "phase1" / "best" / "model.safetensors").is_file()
     assert (executed / "reports" / "figures" / "01_train_phase1_curves.png").stat().st_size > 0
@@ -79,24 +80,28 @@ def test_phase1_notebook_records_training_metrics(executed):
 
 def test_phase2_notebook_trains_a_fraction_of_the_parameters(executed):
     metrics = _metrics(executed, "02_train_phase2")["metrics"]
-    assert metrics["best_metric"] == "seg.all.miou"
+    assert metrics["best_metric"] == "miou"
     assert 0 < metrics["parameters"]["trainable"] < metrics["parameters"]["total"]
     assert metrics["parameters"]["groups"]["optical_encoder"]["trainable"] == 0
-    assert 0 <= metrics["validation"]["val_seg_all_miou"] <= 1
-    assert 0 <= metrics["validation"]["val_seg_all_oa"] <= 1
+    assert 0 <= metrics["validation"]["val_miou"] <= 1
+    assert 0 <= metrics["validation"]["val_oa"] <= 1
 
 
 def test_evaluation_notebook_writes_metrics_figures_and_results_page(executed):
     record = _metrics(executed, "03_evaluate")
     metrics = record["metrics"]
-    for key in ("psnr_all", "psnr_cloudy", "input_psnr_cloudy", "psnr_gain_cloudy", "ssim_all",
-                "sam_all", "miou_all", "oa_all", "majority_miou_all", "majority_oa_all",
+    for key in ("psnr", "psnr_cloudy", "input_psnr_cloudy", "psnr_gain_cloudy", "ssim",
+                "sam", "miou", "oa", "majority_miou", "majority_oa",
                 "miou_gain_over_majority"):
         assert key in metrics and metrics[key] is not None and math.isfinite(metrics[key]), key
-    assert 0 < metrics["psnr_all"] < 60 and 0 <= metrics["ssim_all"] <= 1
-    assert 0 <= metrics["miou_all"] <= 1 and 0 <= metrics["majority_oa_all"] <= 1
-    assert set(metrics["evaluation"]["per_bucket"]) <= {"0-20%", "20%-40%", "40%-60%",
-                                                       "60%-80%", "80%-100%"}
+    assert 0 < metrics["psnr"] < 60 and 0 <= metrics["ssim"] <= 1
+    assert 0 <= metrics["miou"] <= 1 and 0 <= metrics["majority_oa"] <= 1
+    evaluation = from_records(metrics["evaluation"])
+    assert value(evaluation, "psnr") == pytest.approx(metrics["psnr"])
+    assert set(evaluation["bucket"]) - {"all"} <= {"0-20%", "20%-40%", "40%-60%",
+                                                   "60%-80%", "80%-100%"}
+    majority = from_records(metrics["majority"]["metrics"])
+    assert value(majority, "miou") == pytest.approx(metrics["majority_miou"])
     figures = executed / "reports" / "figures"
     assert (figures / "03_evaluate_buckets.png").is_file()
     assert (figures / "03_evaluate_example.png").is_file()

@@ -68,8 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     md_path = prefix.with_name(prefix.name + ".md")
     result.write(json_path, md_path, title=f"Evaluation of {args.checkpoint} ({args.split})")
     print(json.dumps({"json": str(json_path), "markdown": str(md_path),
-                      "summary": {k: v for k, v in result.metrics.items()
-                                  if k in ("n_images",)}}, indent=2))
+                      "summary": {"n_images": result.n_images}}, indent=2))
     print(result.to_markdown(title="Evaluation"))
     return 0
 

@@ -1,7 +1,8 @@
 """Evaluate a checkpoint (or an in-memory model) on a LuojiaSET-OSFCR split.
 
-:func:`evaluate` returns an :class:`EvaluationResult` with the nested metrics of
-:class:`tdpcr_lib.metrics.accumulator.EvaluationAccumulator` and pandas tables: reconstruction (CR) metrics of
+:func:`evaluate` returns an :class:`EvaluationResult` holding the result frame of
+:class:`tdpcr_lib.metrics.accumulator.EvaluationAccumulator` (:mod:`tdpcr_lib.metrics.results`) and
+display tables: reconstruction (CR) metrics of
 the model and of the cloudy input itself, and segmentation metrics, for all / cloudy / clear pixels
 and per cloud-cover bucket. ``tdpcr evaluate`` writes them as JSON + markdown.
 
@@ -18,19 +19,25 @@ Design choices (see ``docs/design.md`` § Training):
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from tdpcr_lib.core.io import atomic_write_json, atomic_write_text
-from tdpcr_lib.core.runtime import resolve_device
+from tdpcr_lib.core.legend import load_legend
+from tdpcr_lib.core.runtime import device_description, resolve_device
 from tdpcr_lib.evaluation.tables import dataframe_to_markdown, metrics_tables
 from tdpcr_lib.inference.tiling import sliding_window_predict
+from tdpcr_lib.metrics.accumulator import EvaluationAccumulator
+from tdpcr_lib.metrics.results import ALL, COUNT_METRIC, from_records, to_records, value
+from tdpcr_lib.models.checkpoint import load_model
 from tdpcr_lib.samplers import _IndexSubset
 
 
@@ -48,22 +55,22 @@ def accumulate_metrics(model: nn.Module, dataset: Dataset, *, device: torch.devi
                        rank: int = 0, world_size: int = 1, tile: int | None = None,
                        overlap: int | None = None, autocast_dtype: torch.dtype | None = None,
                        channels_last: bool = False, num_workers: int = 0,
-                       progress: bool = False):
+                       progress: bool = False) -> EvaluationAccumulator:
     """Run ``model`` over this rank's shard of ``dataset`` and fill an ``EvaluationAccumulator``.
 
-    The shard is every ``world_size``-th sample from ``rank`` (no padding); merge shards with
-    ``accumulator.all_reduce()``. ``max_batches`` caps the batches per rank (smoke runs).
+    The shard is every ``world_size``-th sample from ``rank`` (no padding). With
+    ``world_size > 1`` the accumulator's ``compute()`` sums the shards over the
+    ``torch.distributed`` ranks (torchmetrics sync; every rank must call it); with one process it
+    never touches ``torch.distributed``. ``max_batches`` caps the batches per rank (smoke runs).
     """
     from tqdm import tqdm
-
-    from tdpcr_lib.core.legend import load_legend
-    from tdpcr_lib.metrics.accumulator import EvaluationAccumulator
 
     device = _model_device(model) if device is None else resolve_device(device)
     legend = load_legend()
     num_classes = getattr(getattr(model, "config", None), "num_classes", legend.num_classes)
-    accumulator = EvaluationAccumulator(num_classes=num_classes,
-                                        ignore_index=legend.ignore_index)
+    # the states live on the evaluation device: NCCL can only reduce CUDA tensors
+    accumulator = EvaluationAccumulator(num_classes=num_classes, ignore_index=legend.ignore_index,
+                                        sync_on_compute=world_size > 1).to(device)
     shard = _IndexSubset(dataset, range(rank, len(dataset), world_size))
     loader = DataLoader(shard, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     was_training = model.training
@@ -89,14 +96,30 @@ def accumulate_metrics(model: nn.Module, dataset: Dataset, *, device: torch.devi
 
 @dataclass
 class EvaluationResult:
-    """Metrics and tables of one evaluation."""
+    """The result frame (:mod:`tdpcr_lib.metrics.results`) and provenance of one evaluation."""
 
-    metrics: dict[str, Any]
+    frame: pd.DataFrame
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def tables(self) -> dict[str, Any]:
-        return metrics_tables(self.metrics)
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """Display tables (:func:`tdpcr_lib.evaluation.tables.metrics_tables`)."""
+        return metrics_tables(self.frame)
+
+    @property
+    def n_images(self) -> int:
+        """Images scored."""
+        return int(value(self.frame, COUNT_METRIC))
+
+    def value(self, metric: str, region: str = ALL, bucket: str = ALL) -> float:
+        """One number (:func:`tdpcr_lib.metrics.results.value`)."""
+        return value(self.frame, metric, region, bucket)
+
+    @classmethod
+    def read(cls, json_path: str | Path) -> EvaluationResult:
+        """Read a result written by :meth:`write`."""
+        saved = json.loads(Path(json_path).read_text())
+        return cls(frame=from_records(saved["metrics"]), meta=saved.get("meta") or {})
 
     def to_markdown(self, title: str = "Evaluation") -> str:
         """All tables as one markdown document."""
@@ -113,8 +136,9 @@ class EvaluationResult:
 
     def write(self, json_path: str | Path, markdown_path: str | Path | None = None,
               title: str = "Evaluation") -> None:
-        """Write the metrics (+ meta) as JSON and, optionally, the tables as markdown."""
-        atomic_write_json(json_path, {"meta": self.meta, "metrics": self.metrics})
+        """Write the meta and the result frame's rows as JSON and, optionally, the tables as
+        markdown."""
+        atomic_write_json(json_path, {"meta": self.meta, "metrics": to_records(self.frame)})
         if markdown_path is not None:
             atomic_write_text(markdown_path, self.to_markdown(title))
 
@@ -128,7 +152,8 @@ def evaluate(checkpoint_or_model: str | Path | nn.Module, dataset: Dataset, *,
              device: str | torch.device = "auto", batch_size: int = 4,
              tile: int | str | None = "auto", overlap: int | None = None,
              max_batches: int | None = None, num_workers: int = 0,
-             progress: bool = True) -> EvaluationResult:
+             progress: bool = True, model_name: str | None = None,
+             seed: int | None = None) -> EvaluationResult:
     """Score a model on a dataset: CR + segmentation metrics, all/cloudy/clear and per bucket.
 
     Parameters
@@ -148,14 +173,15 @@ def evaluate(checkpoint_or_model: str | Path | nn.Module, dataset: Dataset, *,
         Stop early (smoke runs).
     progress
         Show a tqdm bar.
+    model_name, seed
+        The ``model`` and ``seed`` labels of the result frame (``model`` defaults to the
+        checkpoint path or the model's class name).
 
     Returns
     -------
     EvaluationResult
-        ``.metrics`` (nested dict), ``.tables`` (pandas), ``.meta`` (what was run).
+        ``.frame`` (the tidy result), ``.tables`` (pandas, for display), ``.meta`` (what was run).
     """
-    from tdpcr_lib.models.checkpoint import load_model
-
     device = resolve_device(device)
     if isinstance(checkpoint_or_model, nn.Module):
         model, meta = checkpoint_or_model.to(device), {}
@@ -173,11 +199,10 @@ def evaluate(checkpoint_or_model: str | Path | nn.Module, dataset: Dataset, *,
                                      max_batches=max_batches, tile=tile, overlap=overlap,
                                      autocast_dtype=autocast_dtype, num_workers=num_workers,
                                      progress=progress)
-    metrics = accumulator.compute()
-    from tdpcr_lib.core.runtime import device_description
-
-    meta_out = {"checkpoint": source, "split": getattr(dataset, "split", None),
-                "n_images": metrics.get("n_images"), "tile": tile,
+    split = getattr(dataset, "split", None)
+    frame = accumulator.to_frame(model=model_name or source, seed=seed, split=split)
+    meta_out = {"checkpoint": source, "split": split,
+                "n_images": int(value(frame, COUNT_METRIC)), "tile": tile,
                 "overlap": (tile // 4 if overlap is None else overlap) if tile else None,
                 "device": device_description(device),
                 "seconds": round(time.time() - started, 2),
@@ -185,7 +210,7 @@ def evaluate(checkpoint_or_model: str | Path | nn.Module, dataset: Dataset, *,
                 "checkpoint_phase": meta.get("phase"), "checkpoint_epoch": meta.get("epoch"),
                 "checkpoint_step": meta.get("step"),
                 "manifest_hash": getattr(dataset, "manifest_hash", None)}
-    return EvaluationResult(metrics=metrics, meta=meta_out)
+    return EvaluationResult(frame=frame, meta=meta_out)
 
 
 def _config_dict(model: nn.Module) -> dict[str, Any] | None:

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from tdpcr_lib.core.legend import load_legend
+from tdpcr_lib.datasets.layout import read_modality
 from tdpcr_lib.evaluation.evaluate import accumulate_metrics
-from tdpcr_lib.evaluation.tables import REGIONS, SEG_COLUMNS, _region_block
+from tdpcr_lib.evaluation.tables import subset_table
+from tdpcr_lib.metrics.results import SEG_METRICS, metric_spec, to_records
+
+#: The ``model`` label of the majority-class rows.
+MAJORITY_MODEL = "majority class"
 
 
 # --------------------------------------------------------------------------------------------
@@ -24,9 +32,6 @@ def label_histogram(dataset: Dataset, num_classes: int, ignore_index: int = 255,
     For :class:`tdpcr_lib.datasets.luojiaset.LuojiaSETOSFCR` only the land-cover files are read (not the
     other four modalities), which matters on the real data's 16 000 training tiles.
     """
-    from tdpcr_lib.core.legend import load_legend
-    from tdpcr_lib.datasets.layout import read_modality
-
     counts = np.zeros(num_classes, dtype=np.int64)
     records = getattr(dataset, "records", None)
     root = getattr(dataset, "root", None)
@@ -58,9 +63,24 @@ class _ConstantClassModel(nn.Module):
         return {"reconstruction": optical.float(), "segmentation": logits}
 
 
+@dataclass
+class MajorityBaseline:
+    """The majority-class baseline: which class, how frequent, and its segmentation scores."""
+
+    class_index: int
+    class_name: str
+    train_fraction: float
+    frame: pd.DataFrame  # segmentation rows of the result frame, model = MAJORITY_MODEL
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (the frame as :func:`tdpcr_lib.metrics.results.to_records` rows)."""
+        return {"class": self.class_index, "class_name": self.class_name,
+                "train_fraction": self.train_fraction, "metrics": to_records(self.frame)}
+
+
 def majority_class_baseline(train_dataset: Dataset, eval_dataset: Dataset,
                             num_classes: int | None = None, batch_size: int = 8,
-                            max_batches: int | None = None) -> dict[str, Any]:
+                            max_batches: int | None = None) -> MajorityBaseline:
     """Score "the most frequent training class everywhere" on ``eval_dataset``.
 
     Parameters
@@ -75,12 +95,9 @@ def majority_class_baseline(train_dataset: Dataset, eval_dataset: Dataset,
 
     Returns
     -------
-    dict
-        ``{"class": int, "class_name": str, "train_fraction": float, "seg": {...},
-        "per_bucket": {bucket: seg block}}``.
+    MajorityBaseline
+        Its ``frame`` holds only segmentation metrics (the reconstruction is the cloudy input).
     """
-    from tdpcr_lib.core.legend import load_legend
-
     legend = load_legend()
     num_classes = num_classes or legend.num_classes
     counts = label_histogram(train_dataset, num_classes, legend.ignore_index,
@@ -90,22 +107,16 @@ def majority_class_baseline(train_dataset: Dataset, eval_dataset: Dataset,
     majority = int(np.argmax(counts))
     accumulator = accumulate_metrics(_ConstantClassModel(majority, num_classes), eval_dataset,
                                      device="cpu", batch_size=batch_size, max_batches=max_batches)
-    metrics = accumulator.compute()
-    return {"class": majority, "class_name": legend.names[majority],
-            "train_fraction": float(counts[majority] / counts.sum()), "seg": metrics["seg"],
-            "per_bucket": {b: v.get("seg") for b, v in metrics.get("per_bucket", {}).items()}}
+    frame = accumulator.to_frame(model=MAJORITY_MODEL, split=getattr(eval_dataset, "split", None))
+    # its reconstruction is the cloudy input: only the segmentation rows say anything
+    frame = frame[frame["metric"].map(lambda m: metric_spec(m).task == "seg")]
+    return MajorityBaseline(class_index=majority, class_name=legend.names[majority],
+                            train_fraction=float(counts[majority] / counts.sum()),
+                            frame=frame.reset_index(drop=True))
 
 
-def majority_table(majority: dict[str, Any]):
+def majority_table(majority: MajorityBaseline) -> pd.DataFrame:
     """The majority-class baseline as a table (rows: all/cloudy/clear and buckets)."""
-    import pandas as pd
-
-    rows = {region: {c: (majority["seg"].get(region) or {}).get(c) for c in SEG_COLUMNS}
-            for region in REGIONS if isinstance(majority["seg"].get(region), dict)}
-    for bucket, block in (majority.get("per_bucket") or {}).items():
-        flat = _region_block(block)
-        if flat is not None:
-            rows[f"bucket {bucket}"] = {c: flat.get(c) for c in SEG_COLUMNS}
-    frame = pd.DataFrame.from_dict(rows, orient="index", columns=list(SEG_COLUMNS)).astype(float)
-    frame.index.name = f"majority class {majority['class']} ({majority['class_name']})"
+    frame = subset_table(majority.frame, SEG_METRICS)
+    frame.index.name = f"majority class {majority.class_index} ({majority.class_name})"
     return frame

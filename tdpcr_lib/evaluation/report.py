@@ -7,39 +7,47 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from torch import nn
 from torch.utils.data import Dataset
 
 from tdpcr_lib.core.io import atomic_write_text
 from tdpcr_lib.evaluation.evaluate import EvaluationResult
-from tdpcr_lib.evaluation.tables import CR_COLUMNS, REGIONS, _region_block, dataframe_to_markdown
+from tdpcr_lib.evaluation.majority import MajorityBaseline, majority_table
+from tdpcr_lib.evaluation.tables import dataframe_to_markdown
+from tdpcr_lib.metrics.results import (
+    ALL,
+    COUNT_METRIC,
+    CR_METRICS,
+    INPUT_PREFIX,
+    REGIONS,
+    buckets,
+    has,
+    headline,
+    value,
+)
+from tdpcr_lib.models.checkpoint import read_meta
 
 
-def bucket_curves(result: EvaluationResult, majority: dict[str, Any] | None = None
+def bucket_curves(result: EvaluationResult, majority: MajorityBaseline | None = None
                   ) -> dict[str, dict[str, dict[str, float]]]:
     """``{series: {bucket: {"psnr"|"miou": value}}}`` for :func:`tdpcr_lib.plot.curves.plot_bucket_metrics`.
 
     Series: ``"TDP-CR"`` (our model), ``"cloudy input"`` (PSNR of doing nothing) and
     ``"majority class"`` (mIoU of the constant prediction).
     """
-    curves: dict[str, dict[str, dict[str, float]]] = {"TDP-CR": {}, "cloudy input": {}}
-    for bucket, block in (result.metrics.get("per_bucket") or {}).items():
-        cr, cr_input, seg = (_region_block(block.get(k)) for k in ("cr", "cr_input", "seg"))
-        ours: dict[str, float] = {}
-        if cr is not None:
-            ours["psnr"] = cr.get("psnr")
-        if seg is not None:
-            ours["miou"] = seg.get("miou")
-        curves["TDP-CR"][bucket] = ours
-        if cr_input is not None:
-            curves["cloudy input"][bucket] = {"psnr": cr_input.get("psnr")}
+    series = [("TDP-CR", result.frame, (("psnr", "psnr"), ("miou", "miou"))),
+              ("cloudy input", result.frame, (("psnr", INPUT_PREFIX + "psnr"),))]
     if majority is not None:
-        curves["majority class"] = {}
-        for bucket, block in (majority.get("per_bucket") or {}).items():
-            flat = _region_block(block)
-            if flat is not None:
-                curves["majority class"][bucket] = {"miou": flat.get("miou")}
-    return {k: v for k, v in curves.items() if v}
+        series.append(("majority class", majority.frame, (("miou", "miou"),)))
+    curves: dict[str, dict[str, dict[str, float]]] = {}
+    for name, frame, wanted in series:
+        for bucket in buckets(frame):
+            point = {key: value(frame, metric, ALL, bucket) for key, metric in wanted
+                     if has(frame, metric, ALL, bucket)}
+            if point:
+                curves.setdefault(name, {})[bucket] = point
+    return curves
 
 
 def cloudiest_index(dataset: Dataset, limit: int = 8) -> int:
@@ -51,42 +59,24 @@ def cloudiest_index(dataset: Dataset, limit: int = 8) -> int:
     return int(np.argmax(fractions))
 
 
-def _get(metrics: dict[str, Any], *path: str) -> float | None:
-    value: Any = metrics
-    for key in path:
-        if not isinstance(value, dict) or key not in value:
-            return None
-        value = value[key]
-    try:
-        return None if value is None else float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def headline_metrics(result: EvaluationResult, majority: dict[str, Any] | None = None
+def headline_metrics(result: EvaluationResult, majority: MajorityBaseline | None = None
                      ) -> dict[str, Any]:
-    """The few numbers a reader checks first (flat dict, JSON-able).
+    """The few numbers a reader checks first (flat dict, JSON-able; keys are
+    :func:`tdpcr_lib.metrics.results.column_name` s such as ``psnr_cloudy``).
 
     ``psnr_gain_cloudy`` = our PSNR − the cloudy input's PSNR inside clouds;
     ``miou_gain_over_majority`` = our mIoU − the majority-class mIoU (all pixels).
     """
-    m = result.metrics
-    out: dict[str, Any] = {"n_images": m.get("n_images")}
-    for region in REGIONS:
-        for metric in CR_COLUMNS:
-            out[f"{metric}_{region}"] = _get(m, "cr", region, metric)
-        out[f"input_psnr_{region}"] = _get(m, "cr_input", region, "psnr")
-        for metric in ("miou", "oa"):
-            out[f"{metric}_{region}"] = _get(m, "seg", region, metric)
-    if out["psnr_cloudy"] is not None and out["input_psnr_cloudy"] is not None:
+    pairs = [(m, r) for r in REGIONS for m in (*CR_METRICS, INPUT_PREFIX + "psnr", "miou", "oa")]
+    out: dict[str, Any] = {COUNT_METRIC: result.n_images, **headline(result.frame, pairs)}
+    if {"psnr_cloudy", "input_psnr_cloudy"} <= set(out):
         out["psnr_gain_cloudy"] = out["psnr_cloudy"] - out["input_psnr_cloudy"]
     if majority is not None:
-        out["majority_class"] = majority["class"]
-        out["majority_miou_all"] = _get(majority, "seg", "all", "miou")
-        out["majority_oa_all"] = _get(majority, "seg", "all", "oa")
-        if out["miou_all"] is not None and out["majority_miou_all"] is not None:
-            out["miou_gain_over_majority"] = out["miou_all"] - out["majority_miou_all"]
-            out["oa_gain_over_majority"] = out["oa_all"] - out["majority_oa_all"]
+        out["majority_class"] = majority.class_index
+        for metric in ("miou", "oa"):
+            out[f"majority_{metric}"] = value(majority.frame, metric)
+            if metric in out:
+                out[f"{metric}_gain_over_majority"] = out[metric] - out[f"majority_{metric}"]
     return out
 
 
@@ -101,18 +91,16 @@ PAPER_CLAIMS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def write_results(result: EvaluationResult, majority: dict[str, Any] | None,
+def write_results(result: EvaluationResult, majority: MajorityBaseline | None,
                   path: str | Path, checkpoint: str | Path | None = None) -> Path:
     """Write ``reports/results.md`` (see :func:`results_markdown`) atomically."""
     parameters = None
     if checkpoint is not None and not isinstance(checkpoint, nn.Module):
-        from tdpcr_lib.models.checkpoint import read_meta
-
         parameters = read_meta(checkpoint).get("parameters")
     return atomic_write_text(path, results_markdown(result, majority, parameters=parameters))
 
 
-def results_markdown(result: EvaluationResult, majority: dict[str, Any] | None = None,
+def results_markdown(result: EvaluationResult, majority: MajorityBaseline | None = None,
                      parameters: dict[str, Any] | None = None, title: str = "TDP-CR results",
                      notes: Sequence[str] = ()) -> str:
     """The ``reports/results.md`` page: our numbers, then the paper's claims, kept apart.
@@ -121,12 +109,10 @@ def results_markdown(result: EvaluationResult, majority: dict[str, Any] | None =
     baseline as references we computed) never contain a paper number; the paper's claims are in
     their own table with a "Paper (reference, not ours)" column.
     """
-    import pandas as pd
-
     tables = result.tables
     lines = [f"# {title}", "",
              "All numbers in the first sections are **ours**, measured by `03_evaluate` on the "
-             f"`{result.meta.get('split')}` split ({result.meta.get('n_images')} images) from "
+             f"`{result.meta.get('split')}` split ({result.n_images} images) from "
              f"checkpoint `{result.meta.get('checkpoint')}`. The paper's claims are listed "
              "separately at the end for reference and are not our results.", ""]
     lines += [f"- {note}" for note in notes]
@@ -145,22 +131,14 @@ def results_markdown(result: EvaluationResult, majority: dict[str, Any] | None =
     if seg is not None:
         frame = seg.copy()
         if majority is not None:
-            base_rows = {}
-            for region in REGIONS:
-                block = (majority.get("seg") or {}).get(region)
-                if isinstance(block, dict):
-                    base_rows[region] = block
-            for bucket, block in (majority.get("per_bucket") or {}).items():
-                flat = _region_block(block)
-                if flat is not None:
-                    base_rows[f"bucket {bucket}"] = flat
-            frame["majority_miou"] = pd.Series({k: v.get("miou") for k, v in base_rows.items()})
-            frame["majority_oa"] = pd.Series({k: v.get("oa") for k, v in base_rows.items()})
+            baseline = majority_table(majority)
+            for metric in ("miou", "oa"):
+                frame[f"majority_{metric}"] = baseline[metric].reindex(frame.index)
         lines += ["## Land-cover segmentation (ours)", ""]
         if majority is not None:
             lines += [f"`majority_*`: predicting the most frequent training class "
-                      f"({majority['class']} = {majority['class_name']}, "
-                      f"{100 * majority['train_fraction']:.1f} % of training pixels) everywhere.",
+                      f"({majority.class_index} = {majority.class_name}, "
+                      f"{100 * majority.train_fraction:.1f} % of training pixels) everywhere.",
                       ""]
         lines += [dataframe_to_markdown(frame), ""]
     if parameters:

@@ -7,69 +7,61 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-CR_COLUMNS: tuple[str, ...] = ("psnr", "ssim", "sam", "mae", "rmse")
+from tdpcr_lib.metrics.results import (
+    ALL,
+    CR_METRICS,
+    INPUT_PREFIX,
+    REGIONS,
+    SEG_METRICS,
+    select,
+    wide,
+)
 
-
-SEG_COLUMNS: tuple[str, ...] = ("oa", "macc", "fwiou", "miou")
-
-
-REGIONS: tuple[str, ...] = ("all", "cloudy", "clear")
+#: Columns of the ``summary`` table (``psnr_gain`` = ``psnr`` − ``input_psnr``).
+SUMMARY_COLUMNS: tuple[str, ...] = ("psnr", "input_psnr", "psnr_gain", "ssim", "sam", "mae",
+                                    "miou", "oa")
 
 
 # --------------------------------------------------------------------------------------------
 # Tables
 # --------------------------------------------------------------------------------------------
-def _region_rows(block: dict[str, Any] | None, columns: Sequence[str]) -> dict[str, dict]:
-    """``{"all": {...}, "cloudy": ..., "clear": ...}`` → rows keyed by region (missing skipped)."""
-    rows = {}
-    for region in REGIONS:
-        values = (block or {}).get(region)
-        if isinstance(values, dict):
-            rows[region] = {c: values.get(c) for c in columns}
-    return rows
+def subset_table(frame: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
+    """One row per subset: ``all``, ``cloudy``, ``clear`` pixels, then ``bucket <name>`` rows
+    (all pixels of the bucket); one column per metric present in ``frame``."""
+    present = [m for m in metrics if m in set(frame["metric"])]
+    overall = wide(select(frame, region=None, bucket=ALL), index="region", metrics=present)
+    overall = overall.reindex([r for r in REGIONS if r in overall.index])
+    in_buckets = select(frame, region=ALL, bucket=None)
+    in_buckets = wide(in_buckets[in_buckets["bucket"] != ALL], index="bucket", metrics=present)
+    in_buckets.index = [f"bucket {b}" for b in in_buckets.index]
+    table = pd.concat([overall, in_buckets]).reindex(columns=present).astype(float)
+    table.index.name = "subset"
+    return table
 
 
-def metrics_tables(metrics: dict[str, Any]):
-    """Turn the nested metrics dict into pandas tables.
+def metrics_tables(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """One evaluation's result frame as display tables.
 
     Returns
     -------
     dict[str, pandas.DataFrame]
         ``"cr"`` (model reconstruction), ``"cr_input"`` (the cloudy input scored against the
-        clear target) and ``"seg"`` (if the model segments): one row per subset
-        (``all``, ``cloudy``, ``clear``, then ``bucket <name>`` rows; a bucket row uses the
-        bucket's ``all`` pixels), metric columns; plus ``"summary"`` (PSNR of model vs input,
-        SSIM, SAM, MAE, mIoU, OA per subset).
+        clear target, ``input_*`` columns) and ``"seg"`` (if the model segments), each a
+        :func:`subset_table`; plus ``"summary"`` (:data:`SUMMARY_COLUMNS` per subset).
     """
-    import pandas as pd
-
-    tables: dict[str, Any] = {}
-    per_bucket = metrics.get("per_bucket", {}) or {}
-    for kind, columns in (("cr", CR_COLUMNS), ("cr_input", CR_COLUMNS), ("seg", SEG_COLUMNS)):
-        rows = _region_rows(metrics.get(kind), columns)
-        for bucket, values in per_bucket.items():
-            block = values.get(kind) if isinstance(values, dict) else None
-            if not isinstance(block, dict):
-                continue
-            flat = _region_block(block)  # per-bucket blocks may or may not split regions
-            if flat is not None:
-                rows[f"bucket {bucket}"] = {c: flat.get(c) for c in columns}
-        if rows:
-            frame = pd.DataFrame.from_dict(rows, orient="index", columns=list(columns))
-            frame.index.name = "subset"
-            tables[kind] = frame.astype(float)
+    tables: dict[str, pd.DataFrame] = {}
+    for kind, metrics in (("cr", CR_METRICS), ("cr_input", [INPUT_PREFIX + m for m in CR_METRICS]),
+                          ("seg", SEG_METRICS)):
+        table = subset_table(frame, metrics)
+        if len(table.columns):
+            tables[kind] = table
     if "cr" in tables:
-        summary = pd.DataFrame(index=tables["cr"].index)
-        summary["psnr"] = tables["cr"]["psnr"]
-        if "cr_input" in tables:
-            summary["input_psnr"] = tables["cr_input"]["psnr"].reindex(summary.index)
-            summary["psnr_gain"] = summary["psnr"] - summary["input_psnr"]
-        for column in ("ssim", "sam", "mae"):
-            summary[column] = tables["cr"][column]
-        if "seg" in tables:
-            summary["miou"] = tables["seg"]["miou"].reindex(summary.index)
-            summary["oa"] = tables["seg"]["oa"].reindex(summary.index)
+        summary = subset_table(frame, [c for c in SUMMARY_COLUMNS if c != "psnr_gain"])
+        if "input_psnr" in summary:
+            summary.insert(summary.columns.get_loc("input_psnr") + 1, "psnr_gain",
+                           summary["psnr"] - summary["input_psnr"])
         tables["summary"] = summary
     return tables
 
@@ -88,9 +80,3 @@ def dataframe_to_markdown(frame, digits: int = 4, index: bool = True) -> str:
         cells = ([str(label)] if index else []) + [fmt(v) for v in row.tolist()]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-def _region_block(block: Any) -> dict[str, Any] | None:
-    if not isinstance(block, dict):
-        return None
-    return block.get("all", block) if isinstance(block.get("all", block), dict) else None

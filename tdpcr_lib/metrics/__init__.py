@@ -1,1 +1,1 @@
-"""metrics."""
+"""Metrics: functional definitions, the streaming accumulator and the tidy result frame."""

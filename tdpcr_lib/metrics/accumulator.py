@@ -1,33 +1,49 @@
-"""Streaming accumulation of cloud-removal and segmentation metrics over a dataset."""
+"""Streaming accumulation of cloud-removal and segmentation metrics over a dataset.
+
+:class:`EvaluationAccumulator` is a :class:`torchmetrics.Metric`: its states are sums (per
+cloud-cover bucket: CR metric sums and counts, confusion matrices, image counts) that
+torchmetrics sums over DDP ranks on :meth:`compute` and over accumulators with
+:meth:`merge_state`. :meth:`compute` returns the tidy result frame of
+:mod:`tdpcr_lib.metrics.results`.
+"""
 
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import pandas as pd
 import torch
+import torch.distributed as dist
+from torchmetrics import Metric
+from torchmetrics.utilities.distributed import gather_all_tensors
 
+from tdpcr_lib.datasets.layout import BUCKETS
 from tdpcr_lib.metrics.functional import (
-    CR_METRICS,
-    REGIONS,
     confusion_matrix,
     cr_metrics_by_region,
     segmentation_scores,
 )
+from tdpcr_lib.metrics.results import (
+    ALL,
+    COUNT_METRIC,
+    CR_METRICS,
+    INPUT_PREFIX,
+    REGIONS,
+    SEG_METRICS,
+    iou_class,
+    label,
+    make_frame,
+)
+
+#: Per-image record columns kept in the ``images`` state (besides ``id``), in order.
+_IMAGE_COLUMNS: tuple[str, ...] = ("bucket", "cloud_fraction", *CR_METRICS,
+                                   *(INPUT_PREFIX + m for m in CR_METRICS), "pixel_accuracy")
 
 
-# ----------------------------------------------------------------------------------------------
-# accumulator
-# ----------------------------------------------------------------------------------------------
-def _bucket_sort_key(name: str) -> tuple[float, str]:
-    match = re.match(r"\s*(\d+(?:\.\d+)?)", name)
-    return (float(match.group(1)) if match else math.inf, name)
-
-
-class EvaluationAccumulator:
-    """Accumulates cloud-removal and segmentation metrics over batches, mergeable across processes.
+class EvaluationAccumulator(Metric):
+    """Accumulates cloud-removal and segmentation metrics over batches (a torchmetrics Metric).
 
     Parameters
     ----------
@@ -38,47 +54,66 @@ class EvaluationAccumulator:
     keep_per_image
         Also keep one record per image (id, bucket, cloud fraction and the five CR metrics of the
         reconstruction and of the input, all pixels) for :meth:`per_image`.
+    buckets
+        The cloud-cover bucket names a batch may carry (default: LuojiaSET's five); the states
+        have one slot per bucket, which is what lets torchmetrics sum them over ranks.
+    **kwargs
+        Passed to :class:`torchmetrics.Metric` (e.g. ``sync_on_compute=False`` when only one
+        rank evaluates under ``torch.distributed``).
 
     Examples
     --------
     >>> acc = EvaluationAccumulator()
     >>> for batch in loader:  # doctest: +SKIP
     ...     acc.update(model(batch["optical"], batch["sar"]), batch)
-    >>> results = acc.compute()  # doctest: +SKIP
-    >>> results["cr"]["cloudy"]["psnr"], results["seg"]["all"]["miou"]  # doctest: +SKIP
+    >>> frame = acc.to_frame(model="tdpcr", split="test")  # doctest: +SKIP
+    >>> value(frame, "psnr", "cloudy"), value(frame, "miou")  # doctest: +SKIP
     """
 
-    def __init__(self, num_classes: int = 7, ignore_index: int = 255, keep_per_image: bool = True) -> None:
+    # every state is a sum: merging and DDP reduction need no full recomputation
+    full_state_update = False
+    is_differentiable = False
+
+    def __init__(self, num_classes: int = 7, ignore_index: int = 255, keep_per_image: bool = True,
+                 buckets: Sequence[str] = BUCKETS, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.num_classes = int(num_classes)
         self.ignore_index = int(ignore_index)
         self.keep_per_image = keep_per_image
-        self.reset()
-
-    def reset(self) -> None:
-        # per group ("all" or a bucket name): CR sums/counts (source x region x metric) and seg CMs
-        self._cr_sum: dict[str, torch.Tensor] = {}
-        self._cr_count: dict[str, torch.Tensor] = {}
-        self._confusion: dict[str, torch.Tensor] = {}
-        self._n_images: dict[str, int] = {}
-        self._records: list[dict[str, Any]] = []
-        self._seen_segmentation = False
-
-    # -- bookkeeping -------------------------------------------------------------------------
-    def _ensure(self, group: str) -> None:
-        if group not in self._cr_sum:
-            shape = (2, len(REGIONS), len(CR_METRICS))
-            self._cr_sum[group] = torch.zeros(shape, dtype=torch.float64)
-            self._cr_count[group] = torch.zeros(shape, dtype=torch.float64)
-            self._confusion[group] = torch.zeros(len(REGIONS), self.num_classes, self.num_classes,
-                                                 dtype=torch.int64)
-            self._n_images[group] = 0
+        self.buckets = tuple(str(b) for b in buckets)
+        groups = 1 + len(self.buckets)  # group 0 = every image, then one per bucket
+        cr_shape = (groups, 2, len(REGIONS), len(CR_METRICS))  # source: reconstruction, input
+        self.add_state("cr_sum", torch.zeros(cr_shape, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("cr_count", torch.zeros(cr_shape, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("confusion", torch.zeros(groups, len(REGIONS), self.num_classes,
+                                                self.num_classes, dtype=torch.int64),
+                       dist_reduce_fx="sum")
+        self.add_state("n_images", torch.zeros(groups, dtype=torch.int64), dist_reduce_fx="sum")
+        self.add_state("seen_segmentation", torch.zeros((), dtype=torch.int64), dist_reduce_fx="sum")
+        self.add_state("images", [], dist_reduce_fx="cat")
+        # image ids are strings (no tensor state); gathered beside ``images`` in _sync_dist
+        self._ids: list[str | None] = []
+        self._ids_cache: list[str | None] | None = None
 
     @property
     def has_segmentation(self) -> bool:
         """Whether any batch carried a segmentation output."""
-        return self._seen_segmentation
+        return bool(self.seen_segmentation > 0)
+
+    def reset(self) -> None:
+        super().reset()
+        self._ids, self._ids_cache = [], None
 
     # -- updating ----------------------------------------------------------------------------
+    def _group(self, bucket: Any) -> int | None:
+        if bucket is None:
+            return None
+        try:
+            return 1 + self.buckets.index(str(bucket))
+        except ValueError:
+            raise ValueError(f"EvaluationAccumulator: bucket {bucket!r} is not one of "
+                             f"{self.buckets} (pass buckets=... to the constructor)") from None
+
     @torch.no_grad()
     def update(self, outputs: dict[str, Any], batch: dict[str, Any]) -> None:
         """Add one batch.
@@ -109,28 +144,24 @@ class EvaluationAccumulator:
         cloud = (cloud > 0.5).float()
         n = target.shape[0]
         buckets = batch.get("bucket")
-        if buckets is None:
-            buckets = [None] * n
-        elif isinstance(buckets, str):
+        if buckets is None or isinstance(buckets, str):
             buckets = [buckets] * n
         ids = batch.get("id")
-        if ids is None:
-            ids = [None] * n
-        elif isinstance(ids, str):
+        if ids is None or isinstance(ids, str):
             ids = [ids] * n
         else:
             ids = [i.item() if isinstance(i, torch.Tensor) else i for i in ids]
         if len(buckets) != n:
             raise ValueError(f"batch['bucket'] has {len(buckets)} entries for {n} images")
+        groups = [self._group(b) for b in buckets]
 
         region_masks = {"all": None, "cloudy": cloud, "clear": 1.0 - cloud}
-        # values[source][region][metric] -> (B,)
         values = [cr_metrics_by_region(prediction, target, region_masks)
                   for prediction in (recon, cloudy_input)]
         stacked = torch.stack([torch.stack([torch.stack([values[s][r][k] for k in CR_METRICS])
                                             for r in REGIONS]) for s in range(2)])  # (2, 3, 5, B)
-        stacked = stacked.double().cpu()
-        defined = ~torch.isnan(stacked)
+        stacked = stacked.double().to(self.device)
+        defined = ~torch.isnan(stacked)  # NaN = region empty in that image: left out of the mean
         sums = torch.where(defined, stacked, torch.zeros_like(stacked))
 
         confusions = None
@@ -138,184 +169,139 @@ class EvaluationAccumulator:
             if "mask" not in batch:
                 raise KeyError("EvaluationAccumulator.update: outputs have 'segmentation' but the "
                                "batch has no 'mask' (labels)")
-            self._seen_segmentation = True
+            self.seen_segmentation += 1
             seg = outputs["segmentation"].detach()
-            labels = seg.argmax(dim=1) if seg.ndim == 4 else seg
-            labels = labels.to(target.device)
+            labels = (seg.argmax(dim=1) if seg.ndim == 4 else seg).to(target.device)
             truth = batch["mask"].to(target.device)
-            confusions = [
-                [confusion_matrix(labels[i], truth[i], self.num_classes, self.ignore_index,
-                                  None if m is None else m[i]).cpu() for m in region_masks.values()]
-                for i in range(n)]
+            confusions = torch.stack([torch.stack([
+                confusion_matrix(labels[i], truth[i], self.num_classes, self.ignore_index,
+                                 None if m is None else m[i]) for m in region_masks.values()])
+                for i in range(n)]).to(self.device)  # (B, 3, K, K)
 
         for i in range(n):
-            groups = ["all"] + ([str(buckets[i])] if buckets[i] is not None else [])
-            for group in groups:
-                self._ensure(group)
-                self._cr_sum[group] += sums[..., i]
-                self._cr_count[group] += defined[..., i].double()
-                self._n_images[group] += 1
+            for group in (0, groups[i]):
+                if group is None:
+                    continue
+                self.cr_sum[group] += sums[..., i]
+                self.cr_count[group] += defined[..., i].double()
+                self.n_images[group] += 1
                 if confusions is not None:
-                    self._confusion[group] += torch.stack(confusions[i])
-            if self.keep_per_image:
-                record: dict[str, Any] = {"id": None if ids[i] is None else str(ids[i]),
-                                          "bucket": None if buckets[i] is None else str(buckets[i]),
-                                          "cloud_fraction": float(cloud[i].mean())}
-                for k, metric in enumerate(CR_METRICS):
-                    record[metric] = float(stacked[0, 0, k, i])
-                    record[f"input_{metric}"] = float(stacked[1, 0, k, i])
-                if confusions is not None:
-                    record["pixel_accuracy"] = segmentation_scores(confusions[i][0])["oa"]
-                self._records.append(record)
+                    self.confusion[group] += confusions[i]
+        if self.keep_per_image:
+            accuracy = [segmentation_scores(confusions[i][0])["oa"] if confusions is not None
+                        else math.nan for i in range(n)]
+            records = torch.stack([
+                torch.tensor([-1.0 if g is None else float(g - 1) for g in groups],
+                             dtype=torch.float64, device=self.device),
+                cloud.double().flatten(1).mean(dim=1).to(self.device),
+                *stacked[0, 0], *stacked[1, 0],
+                torch.tensor(accuracy, dtype=torch.float64, device=self.device)], dim=1)
+            self.images.append(records)
+            self._ids.extend(None if i is None else str(i) for i in ids)
 
     # -- combining ---------------------------------------------------------------------------
-    def merge(self, other: EvaluationAccumulator) -> EvaluationAccumulator:
-        """Add another accumulator's data into this one (in place) and return ``self``."""
-        if (other.num_classes, other.ignore_index) != (self.num_classes, self.ignore_index):
-            raise ValueError("cannot merge accumulators with different num_classes/ignore_index: "
-                             f"{(self.num_classes, self.ignore_index)} vs "
-                             f"{(other.num_classes, other.ignore_index)}")
-        for group in other._cr_sum:
-            self._ensure(group)
-            self._cr_sum[group] += other._cr_sum[group]
-            self._cr_count[group] += other._cr_count[group]
-            self._confusion[group] += other._confusion[group]
-            self._n_images[group] += other._n_images[group]
-        self._records.extend(other._records)
-        self._seen_segmentation = self._seen_segmentation or other._seen_segmentation
-        return self
+    def merge_state(self, incoming_state: dict[str, Any] | Metric) -> None:
+        """Add another accumulator's state into this one (torchmetrics' merge, plus image ids)."""
+        if isinstance(incoming_state, EvaluationAccumulator):
+            mine = (self.num_classes, self.ignore_index, self.buckets)
+            theirs = (incoming_state.num_classes, incoming_state.ignore_index,
+                      incoming_state.buckets)
+            if mine != theirs:
+                raise ValueError("cannot merge accumulators with different num_classes/"
+                                 f"ignore_index/buckets: {mine} vs {theirs}")
+            incoming_ids = list(incoming_state._ids)
+        else:
+            incoming_ids = [None] * sum(len(t) for t in incoming_state.get("images", []))
+        super().merge_state(incoming_state)
+        # torchmetrics puts the incoming list state first; keep the ids aligned with it
+        self._ids = incoming_ids + self._ids
 
-    def all_reduce(self, device: str | torch.device | None = None) -> EvaluationAccumulator:
-        """Sum the state over all ``torch.distributed`` processes (in place; every rank ends equal).
+    def _sync_dist(self, dist_sync_fn: Callable = gather_all_tensors,
+                   process_group: Any | None = None) -> None:
+        super()._sync_dist(dist_sync_fn, process_group)
+        group = process_group or self.process_group
+        gathered: list[Any] = [None] * dist.get_world_size(group)
+        dist.all_gather_object(gathered, self._ids, group=group)  # rank order, like the tensors
+        self._ids_cache = self._ids
+        self._ids = [i for ids in gathered for i in ids]
 
-        A no-op when ``torch.distributed`` is not initialised. Bucket names are gathered first so
-        ranks that saw different buckets still agree. ``device`` is where the reduction runs
-        (default: the current CUDA device for the NCCL backend, else CPU).
-        """
-        import torch.distributed as dist
-
-        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-            return self
-        if device is None:
-            device = (torch.device("cuda", torch.cuda.current_device())
-                      if dist.get_backend() == "nccl" else torch.device("cpu"))
-        world = dist.get_world_size()
-        gathered: list[Any] = [None] * world
-        dist.all_gather_object(gathered, (sorted(self._cr_sum), self._records, self._seen_segmentation))
-        groups = sorted({g for names, _, _ in gathered for g in names})
-        for group in groups:
-            self._ensure(group)
-        flat = torch.cat([torch.cat([self._cr_sum[g].flatten(), self._cr_count[g].flatten(),
-                                     self._confusion[g].double().flatten(),
-                                     torch.tensor([float(self._n_images[g])], dtype=torch.float64)])
-                          for g in groups]).to(device)
-        dist.all_reduce(flat)
-        flat = flat.cpu()
-        offset = 0
-        for group in groups:
-            for store in (self._cr_sum, self._cr_count):
-                size = store[group].numel()
-                store[group] = flat[offset: offset + size].reshape(store[group].shape).clone()
-                offset += size
-            size = self._confusion[group].numel()
-            self._confusion[group] = flat[offset: offset + size].round().long().reshape(
-                self._confusion[group].shape)
-            offset += size
-            self._n_images[group] = int(round(float(flat[offset])))
-            offset += 1
-        self._records = [r for _, records, _ in gathered for r in records]
-        self._seen_segmentation = any(seen for _, _, seen in gathered)
-        return self
+    def unsync(self, should_unsync: bool = True) -> None:
+        super().unsync(should_unsync)
+        if should_unsync and self._ids_cache is not None:
+            self._ids, self._ids_cache = self._ids_cache, None
 
     # -- results -----------------------------------------------------------------------------
-    def _cr_results(self, group: str, source: int) -> dict[str, dict[str, float]]:
-        sums, counts = self._cr_sum[group][source], self._cr_count[group][source]
+    def _group_rows(self, group: int, name: str, with_seg: bool) -> list[tuple[str, str, str, float]]:
+        sums, counts = self.cr_sum[group].cpu(), self.cr_count[group].cpu()
         means = torch.where(counts > 0, sums / counts.clamp_min(1), torch.full_like(sums, math.nan))
-        return {region: {metric: float(means[r, k]) for k, metric in enumerate(CR_METRICS)}
-                for r, region in enumerate(REGIONS)}
-
-    def _seg_results(self, group: str) -> dict[str, dict[str, Any]]:
-        return {region: segmentation_scores(self._confusion[group][r]) for r, region in enumerate(REGIONS)}
-
-    def compute(self) -> dict[str, Any]:
-        """Final metrics as a nested dict (JSON-ready; undefined values are NaN).
-
-        Returns
-        -------
-        dict
-            ``{"cr": {region: {psnr, ssim, sam, mae, rmse}}, "cr_input": {...},
-            "seg": {region: {oa, macc, fwiou, miou, per_class_iou}}`` (only when segmentation
-            was scored), ``"per_bucket": {bucket: {"cr", "cr_input", "seg"?, "n_images"}},
-            "n_images": int}`` with ``region`` in ``all``, ``cloudy``, ``clear``.
-        """
-        if "all" not in self._cr_sum:
-            raise RuntimeError("EvaluationAccumulator.compute: no batch was added")
-        with_seg = self._seen_segmentation
-
-        def block(group: str) -> dict[str, Any]:
-            out: dict[str, Any] = {"cr": self._cr_results(group, 0),
-                                   "cr_input": self._cr_results(group, 1)}
+        rows = [(ALL, name, COUNT_METRIC, float(self.n_images[group]))]
+        for r, region in enumerate(REGIONS):
+            for source, prefix in enumerate(("", INPUT_PREFIX)):
+                rows += [(region, name, prefix + metric, float(means[source, r, k]))
+                         for k, metric in enumerate(CR_METRICS)]
             if with_seg:
-                out["seg"] = self._seg_results(group)
-            out["n_images"] = self._n_images[group]
-            return out
+                scores = segmentation_scores(self.confusion[group, r])
+                rows += [(region, name, metric, scores[metric]) for metric in SEG_METRICS]
+                rows += [(region, name, iou_class(k), v)
+                         for k, v in enumerate(scores["per_class_iou"])]
+        return rows
 
-        results = block("all")
-        buckets = sorted((g for g in self._cr_sum if g != "all"), key=_bucket_sort_key)
-        results["per_bucket"] = {bucket: block(bucket) for bucket in buckets}
-        return results
+    def compute(self) -> pd.DataFrame:
+        """The metrics as a result frame (:mod:`tdpcr_lib.metrics.results`), labels unset.
 
-    def confusion(self, region: str = "all", bucket: str | None = None) -> torch.Tensor:
+        One row per (region, bucket, metric): bucket ``all`` and every bucket that received an
+        image; segmentation rows only when some batch was segmented. Undefined values are NaN.
+        """
+        if int(self.n_images[0]) == 0:
+            raise RuntimeError("EvaluationAccumulator.compute: no batch was added")
+        with_seg = self.has_segmentation
+        rows = self._group_rows(0, ALL, with_seg)
+        for g, bucket in enumerate(self.buckets, start=1):
+            if int(self.n_images[g]) > 0:
+                rows += self._group_rows(g, bucket, with_seg)
+        return make_frame(rows)
+
+    def to_frame(self, *, model: str | None = None, seed: int | None = None,
+                 split: str | None = None) -> pd.DataFrame:
+        """:meth:`compute` with the ``model``/``seed``/``split`` columns filled in."""
+        return label(self.compute(), model=model, seed=seed, split=split)
+
+    def confusion_matrix(self, region: str = ALL, bucket: str = ALL) -> torch.Tensor:
         """The accumulated (K, K) confusion matrix for a region (and bucket)."""
-        return self._confusion[bucket or "all"][REGIONS.index(region)].clone()
+        group = 0 if bucket == ALL else self._group(bucket)
+        return self.confusion[group, REGIONS.index(region)].cpu().clone()
 
-    def per_image(self):
-        """One row per image (a pandas DataFrame); requires ``keep_per_image=True``."""
-        import pandas as pd
-
-        return pd.DataFrame(self._records)
+    def per_image(self) -> pd.DataFrame:
+        """One row per image; requires ``keep_per_image=True``."""
+        values = (torch.cat(self.images) if isinstance(self.images, list) and self.images
+                  else self.images if isinstance(self.images, torch.Tensor)
+                  else torch.zeros(0, len(_IMAGE_COLUMNS), dtype=torch.float64))
+        frame = pd.DataFrame(values.cpu().numpy(), columns=list(_IMAGE_COLUMNS))
+        frame["bucket"] = [None if b < 0 else self.buckets[int(b)] for b in frame["bucket"]]
+        frame.insert(0, "id", self._ids[: len(frame)])
+        return frame
 
     # -- (de)serialisation -------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
+    def export_state(self) -> dict[str, Any]:
         """Plain-Python state (lists and numbers), e.g. to save partial evaluations as JSON."""
-        return {
-            "num_classes": self.num_classes,
-            "ignore_index": self.ignore_index,
-            "seen_segmentation": self._seen_segmentation,
-            "groups": {g: {"cr_sum": self._cr_sum[g].tolist(), "cr_count": self._cr_count[g].tolist(),
-                           "confusion": self._confusion[g].tolist(), "n_images": self._n_images[g]}
-                       for g in self._cr_sum},
-            "records": list(self._records),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict` output (replaces the current state)."""
-        if (state["num_classes"], state["ignore_index"]) != (self.num_classes, self.ignore_index):
-            raise ValueError("state was saved with num_classes/ignore_index "
-                             f"{(state['num_classes'], state['ignore_index'])}, this accumulator "
-                             f"has {(self.num_classes, self.ignore_index)}")
-        self.reset()
-        self._seen_segmentation = bool(state["seen_segmentation"])
-        for group, g in state["groups"].items():
-            self._cr_sum[group] = torch.tensor(g["cr_sum"], dtype=torch.float64)
-            self._cr_count[group] = torch.tensor(g["cr_count"], dtype=torch.float64)
-            self._confusion[group] = torch.tensor(g["confusion"], dtype=torch.int64)
-            self._n_images[group] = int(g["n_images"])
-        self._records = list(state["records"])
+        images = torch.cat(self.images) if self.images else torch.zeros(0, len(_IMAGE_COLUMNS))
+        return {"num_classes": self.num_classes, "ignore_index": self.ignore_index,
+                "buckets": list(self.buckets),
+                **{name: getattr(self, name).tolist() for name in
+                   ("cr_sum", "cr_count", "confusion", "n_images", "seen_segmentation")},
+                "images": images.tolist(), "ids": list(self._ids)}
 
     @classmethod
-    def from_state_dict(cls, state: dict[str, Any], keep_per_image: bool = True) -> EvaluationAccumulator:
-        acc = cls(state["num_classes"], state["ignore_index"], keep_per_image)
-        acc.load_state_dict(state)
+    def from_export(cls, state: dict[str, Any], keep_per_image: bool = True,
+                    **kwargs: Any) -> EvaluationAccumulator:
+        """An accumulator holding an :meth:`export_state` state."""
+        acc = cls(state["num_classes"], state["ignore_index"], keep_per_image,
+                  buckets=state["buckets"], **kwargs)
+        acc.merge_state({
+            **{name: torch.tensor(state[name], dtype=getattr(acc, name).dtype)
+               for name in ("cr_sum", "cr_count", "confusion", "n_images", "seen_segmentation")},
+            "images": [torch.tensor(state["images"], dtype=torch.float64)
+                       .reshape(-1, len(_IMAGE_COLUMNS))]})
+        acc._ids = list(state["ids"])
+        acc._update_count = max(acc._update_count, 1)  # it holds data: compute() may run
         return acc
-
-
-def merge_all(accumulators: Sequence[EvaluationAccumulator]) -> EvaluationAccumulator:
-    """A new accumulator holding the sum of ``accumulators``."""
-    if not accumulators:
-        raise ValueError("merge_all needs at least one accumulator")
-    first = accumulators[0]
-    out = EvaluationAccumulator(first.num_classes, first.ignore_index, first.keep_per_image)
-    for acc in accumulators:
-        out.merge(acc)
-    return out

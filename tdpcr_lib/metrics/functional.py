@@ -1,4 +1,4 @@
-"""Cloud-removal and segmentation metrics, and a mergeable accumulator for whole evaluations.
+"""Cloud-removal and segmentation metric functions (per image and from confusion matrices).
 
 Conventions (paper notes §5.3, the first author's evaluation code; documented in ``docs/design.md``):
 
@@ -27,7 +27,8 @@ Conventions (paper notes §5.3, the first author's evaluation code; documented i
 
 * **Breakdowns**: ``all`` pixels, ``cloudy`` pixels (cloud mask = 1) and ``clear`` pixels (cloud
   mask = 0), for both tasks, overall and per cloud-cover bucket; plus the same cloud-removal
-  metrics for the cloudy **input** itself (``cr_input``), the baseline any reconstruction must beat.
+  metrics for the cloudy **input** itself (``input_<metric>``), the baseline any reconstruction
+  must beat. Metric and region names are defined once, in :mod:`tdpcr_lib.metrics.results`.
 """
 
 from __future__ import annotations
@@ -47,15 +48,6 @@ SSIM_WINDOW = 11
 
 
 SSIM_SIGMA = 1.5
-
-
-CR_METRICS: tuple[str, ...] = ("psnr", "ssim", "sam", "mae", "rmse")
-
-
-REGIONS: tuple[str, ...] = ("all", "cloudy", "clear")
-
-
-SEG_METRICS: tuple[str, ...] = ("oa", "macc", "fwiou", "miou", "per_class_iou")
 
 
 Reduction = Literal["none", "mean"]

@@ -130,7 +130,8 @@ def resolve_checkpoint_dir(directory: str | Path) -> Path:
 
 def save_checkpoint(directory: str | Path, model: nn.Module, *, phase: str, epoch: int,
                     step: int, train_config: dict[str, Any] | None = None,
-                    metrics: dict[str, Any] | None = None, manifest_hash: str | None = None,
+                    metrics: list[dict[str, Any]] | dict[str, Any] | None = None,
+                    manifest_hash: str | None = None,
                     trainer_state: dict[str, Any] | None = None,
                     extra: dict[str, Any] | None = None) -> Path:
     """Write a checkpoint folder atomically (see the module docstring for the layout).
@@ -147,7 +148,8 @@ def save_checkpoint(directory: str | Path, model: nn.Module, *, phase: str, epoc
     train_config
         The :class:`tdpcr_lib.training.trainer.config.TrainConfig` as a dict.
     metrics
-        Validation metrics at this point (nested dict).
+        Validation metrics at this point: the result frame's JSON rows
+        (:func:`tdpcr_lib.metrics.results.to_records`), stored as given.
     manifest_hash
         ``dataset.manifest_hash`` of the training data.
     trainer_state
@@ -180,7 +182,7 @@ def save_checkpoint(directory: str | Path, model: nn.Module, *, phase: str, epoc
             "phase": phase,
             "epoch": int(epoch),
             "step": int(step),
-            "metrics": metrics or {},
+            "metrics": metrics if metrics is not None else [],
             "manifest_hash": manifest_hash,
             "num_parameters": int(sum(p.numel() for p in model.parameters())),
             "parameter_names_hash": _names_hash(state),

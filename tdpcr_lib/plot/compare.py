@@ -31,11 +31,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
 from tdpcr_lib.core.legend import Legend, load_legend
+from tdpcr_lib.metrics.accumulator import EvaluationAccumulator
+from tdpcr_lib.metrics.results import headline
 from tdpcr_lib.plot.composites import (
     DEFAULT_COMPOSITE,
     Window,
@@ -51,43 +54,36 @@ from tdpcr_lib.plot.composites import (
     to_numpy,
 )
 
-
 # ----------------------------------------------------------------------------- metrics
+#: What :func:`tile_metrics` reports, ``(metric, region)`` (segmentation only when predicted).
+TILE_METRICS: tuple[tuple[str, str], ...] = (
+    ("psnr", "all"), ("ssim", "all"), ("sam", "all"), ("mae", "all"), ("psnr", "cloudy"),
+    ("oa", "all"), ("miou", "all"),
+)
+
+
 def tile_metrics(sample: Mapping[str, Any], output: Mapping[str, Any],
                  num_classes: int | None = None) -> dict[str, float]:
     """Metrics of one model on one tile, with the evaluation's own definitions.
 
-    Returns a flat dict: ``psnr``, ``ssim``, ``sam``, ``mae`` (whole tile), ``psnr_cloudy`` (inside
-    the cloud mask; NaN when the tile has no cloud) and, when the model segments, ``oa`` and
-    ``miou``.
+    Returns a flat dict keyed by :func:`tdpcr_lib.metrics.results.column_name`: ``psnr``,
+    ``ssim``, ``sam``, ``mae`` (whole tile), ``psnr_cloudy`` (inside the cloud mask; NaN when
+    the tile has no cloud) and, when the model segments, ``oa`` and ``miou``.
     """
-    import torch
-
-    from tdpcr_lib.metrics.accumulator import EvaluationAccumulator
-
     def batched(x: Any) -> torch.Tensor:
-        t = torch.as_tensor(to_numpy(x))
-        return t.unsqueeze(0)
+        return torch.as_tensor(to_numpy(x)).unsqueeze(0)
 
+    # no bucket: one tile's numbers are its "all" rows whatever its bucket is called
     batch = {key: batched(sample[key]) for key in ("optical", "target", "cloud_mask", "mask")}
-    batch["bucket"] = [str(sample.get("bucket", "all"))]
     out = {"reconstruction": batched(output["reconstruction"]).float()}
     if output.get("segmentation") is not None:
         out["segmentation"] = batched(output["segmentation"]).float()
     legend = load_legend()
     acc = EvaluationAccumulator(num_classes=num_classes or legend.num_classes,
-                                ignore_index=legend.ignore_index)
+                                ignore_index=legend.ignore_index, keep_per_image=False,
+                                sync_on_compute=False)
     acc.update(out, batch)
-    result = acc.compute()
-    metrics: dict[str, float] = {}
-    cr_all = result["cr"]["all"]
-    for key in ("psnr", "ssim", "sam", "mae"):
-        metrics[key] = float(cr_all[key])
-    metrics["psnr_cloudy"] = _nan_if_none(result["cr"].get("cloudy", {}).get("psnr"))
-    if "segmentation" in out and result.get("seg"):
-        metrics["oa"] = float(result["seg"]["all"]["oa"])
-        metrics["miou"] = float(result["seg"]["all"]["miou"])
-    return metrics
+    return headline(acc.compute(), TILE_METRICS)
 
 
 def _nan_if_none(value: Any) -> float:

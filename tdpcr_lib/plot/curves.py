@@ -11,6 +11,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from tdpcr_lib.evaluation.ablations.report import per_bucket_for_plot
+from tdpcr_lib.metrics.results import VAL_PREFIX, column_name
 from tdpcr_lib.plot.compare import _nan_if_none
 
 
@@ -50,17 +51,19 @@ def plot_training_curves(run_dir_or_history: str | Path | dict[str, Any]):
                 title=f"{history.get('phase', '')} training loss ({history.get('objective', '')})")
     ax_loss.legend(fontsize=8)
     plotted = False
-    for key, label in (("val_cr_all_psnr", "PSNR all (dB)"),
-                       ("val_cr_cloudy_psnr", "PSNR cloudy (dB)"),
-                       ("val_cr_input_cloudy_psnr", "cloudy input PSNR (dB)")):
+    for metric, region, label in (("psnr", "all", "PSNR all (dB)"),
+                                  ("psnr", "cloudy", "PSNR cloudy (dB)"),
+                                  ("input_psnr", "cloudy", "cloudy input PSNR (dB)")):
+        key = VAL_PREFIX + column_name(metric, region)
         values = [(r["epoch"], r[key]) for r in epochs if r.get(key) is not None]
         if values:
             ax_val.plot(*zip(*values, strict=True), "o-", label=label)
             plotted = True
     ax_val.set(xlabel="epoch", ylabel="dB", title="validation")
-    if any(r.get("val_seg_all_miou") is not None for r in epochs):
+    miou = VAL_PREFIX + column_name("miou")
+    if any(r.get(miou) is not None for r in epochs):
         ax_seg = ax_val.twinx()
-        ax_seg.plot([r["epoch"] for r in epochs], [r.get("val_seg_all_miou") for r in epochs],
+        ax_seg.plot([r["epoch"] for r in epochs], [r.get(miou) for r in epochs],
                     "s--", color="tab:red", label="mIoU")
         ax_seg.set_ylabel("mIoU", color="tab:red")
         plotted = True

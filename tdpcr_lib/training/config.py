@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+import pandas as pd
 from torch import nn
 
 from tdpcr_lib.losses import OBJECTIVES
+from tdpcr_lib.metrics.results import parse_column_name, value
 from tdpcr_lib.models.checkpoint import (
     unwrap_model,
 )
@@ -72,7 +74,8 @@ class TrainConfig:
     checkpoint_every
         Also write ``last/`` every N optimizer steps (0 = only at epoch ends).
     best_metric, best_mode
-        Validation metric path (e.g. ``"cr.all.psnr"``, ``"seg.all.miou"``; ``"auto"`` picks
+        Validation metric, a result column name (e.g. ``"psnr"``, ``"miou"``,
+        ``"psnr_cloudy"``; ``"auto"`` picks
         mIoU when the model segments, else PSNR) and ``"max"``/``"min"``.
     val_max_batches, eval_batch_size
         Cap validation batches (smoke runs) and the validation batch size.
@@ -182,31 +185,15 @@ def _has_segmentation(model: nn.Module) -> bool:
 
 
 def resolve_best_metric(config: TrainConfig, model: nn.Module) -> str:
-    """The validation metric path used to pick ``best/``."""
+    """The validation metric that picks ``best/``: a
+    :func:`tdpcr_lib.metrics.results.column_name` such as ``"psnr"``, ``"miou"`` or
+    ``"psnr_cloudy"`` (checked against the metric vocabulary)."""
     if config.best_metric != "auto":
+        parse_column_name(config.best_metric)  # unknown names fail now, not after an epoch
         return config.best_metric
-    return "seg.all.miou" if resolve_objective(config, model) != "rec" else "cr.all.psnr"
+    return "miou" if resolve_objective(config, model) != "rec" else "psnr"
 
 
-def metric_at(metrics: dict[str, Any], path: str) -> float:
-    """Look up ``"cr.all.psnr"``-style paths in a nested metrics dict."""
-    value: Any = metrics
-    for part in path.split("."):
-        if not isinstance(value, dict) or part not in value:
-            raise KeyError(f"metric {path!r} not in the validation metrics "
-                           f"(top-level keys: {sorted(metrics)})")
-        value = value[part]
-    return float(value)
-
-
-def _headline_metrics(metrics: dict[str, Any]) -> dict[str, float]:
-    """A flat selection of validation metrics for the per-epoch log."""
-    wanted = ["cr.all.psnr", "cr.all.ssim", "cr.all.sam", "cr.all.mae", "cr.cloudy.psnr",
-              "cr_input.cloudy.psnr", "seg.all.miou", "seg.all.oa", "seg.cloudy.miou"]
-    out = {}
-    for path in wanted:
-        try:
-            out["val_" + path.replace(".", "_")] = metric_at(metrics, path)
-        except (KeyError, TypeError, ValueError):
-            continue
-    return out
+def best_metric_value(frame: pd.DataFrame, name: str) -> float:
+    """The value of a :func:`resolve_best_metric` name in a validation result frame."""
+    return value(frame, *parse_column_name(name))

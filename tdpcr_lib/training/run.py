@@ -12,6 +12,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from tdpcr_lib.core.runtime import seed_everything
+from tdpcr_lib.metrics.results import VAL_PREFIX, from_records, headline
 from tdpcr_lib.models.checkpoint import (
     CheckpointError,
     load_model,
@@ -19,7 +20,7 @@ from tdpcr_lib.models.checkpoint import (
     resolve_checkpoint_dir,
     unwrap_model,
 )
-from tdpcr_lib.training.config import RESUME_MUTABLE_FIELDS, TrainConfig, _headline_metrics
+from tdpcr_lib.training.config import RESUME_MUTABLE_FIELDS, TrainConfig
 from tdpcr_lib.training.freezing import apply_trainable_set, parameter_report
 from tdpcr_lib.training.trainer import StepCallback, Trainer, TrainResult
 
@@ -266,9 +267,11 @@ def trainable_parameter_table(config: TrainConfig, model_config: Any | None = No
 def run_summary(result: TrainResult) -> dict[str, Any]:
     """What notebooks 01/02 record: run facts plus the best checkpoint's headline val metrics."""
     summary = result.summary()
-    best_metrics: dict[str, Any] = {}
+    best_metrics: Any = None
     if result.best_dir is not None:
-        best_metrics = read_meta(result.best_dir).get("metrics") or {}
-    summary["validation"] = _headline_metrics(best_metrics) if best_metrics else {}
+        best_metrics = read_meta(result.best_dir).get("metrics")
+    # a checkpoint stores its validation result frame as rows (older ones: a nested dict)
+    summary["validation"] = (headline(from_records(best_metrics), prefix=VAL_PREFIX)
+                             if isinstance(best_metrics, list) and best_metrics else {})
     summary["history"] = result.history
     return summary

@@ -19,7 +19,8 @@ Design choices (the paper gives none of them; see ``docs/design.md`` § Training
   saved too.
 * **Distributed**: under ``torchrun`` the model is wrapped in ``DistributedDataParallel``; the
   configured ``batch_size`` is the *global* batch, split evenly over ranks; validation metrics
-  are merged with ``EvaluationAccumulator.all_reduce``; only rank 0 writes files.
+  are summed over ranks by torchmetrics (``EvaluationAccumulator`` is a ``Metric``); only
+  rank 0 writes files.
 * **Precision**: bf16 autocast on CUDA (``precision="auto"``), fp32 on CPU; losses are computed
   in fp32. ``channels_last`` memory format (CPU and CUDA).
 * **Phase 2 trainable sets**: ``"prompt_pgf_seg"`` (default: segmentation decoder + prompt
@@ -31,10 +32,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -48,6 +50,7 @@ from tdpcr_lib.core.runtime import (
     seed_everything,
 )
 from tdpcr_lib.losses import compute_loss
+from tdpcr_lib.metrics.results import VAL_PREFIX, from_records, headline, to_records
 from tdpcr_lib.models.checkpoint import (
     CheckpointError,
     load_trainer_state,
@@ -60,8 +63,7 @@ from tdpcr_lib.samplers import ResumableSampler
 from tdpcr_lib.training.config import (
     RESUME_MUTABLE_FIELDS,
     TrainConfig,
-    _headline_metrics,
-    metric_at,
+    best_metric_value,
     resolve_best_metric,
     resolve_objective,
 )
@@ -91,12 +93,10 @@ class TrainResult:
     parameters: dict[str, Any]
     steps: int
     wall_time_s: float
-    final_metrics: dict[str, Any] = field(default_factory=dict)
+    final_metrics: pd.DataFrame | None = None  # the last validation's result frame
 
     def history_frame(self):
         """The per-epoch log as a pandas DataFrame."""
-        import pandas as pd
-
         return pd.DataFrame(self.history)
 
     def summary(self) -> dict[str, Any]:
@@ -207,7 +207,8 @@ class Trainer:
         self.best_epoch: int | None = None
         self.history: list[dict[str, Any]] = []
         self.step_log: list[dict[str, Any]] = []
-        self.last_metrics: dict[str, Any] = {}
+        # the last validation's result frame as JSON rows (stored in checkpoints)
+        self.last_metrics: list[dict[str, Any]] = []
         self.wall_time_before = 0.0
         if resume:
             self._maybe_resume()
@@ -270,7 +271,8 @@ class Trainer:
         self.wall_time_before = progress.get("wall_time_s", 0.0)
         self.history = list(state["history"])
         self.step_log = list(state["step_log"])
-        self.last_metrics = state.get("last_metrics", {})
+        last = state.get("last_metrics")
+        self.last_metrics = list(last) if isinstance(last, list) else []  # older: a nested dict
         if self.is_main:
             print(f"resuming {self.out_dir} at epoch {self.epoch}, step {self.step} "
                   f"({self.step_in_epoch} batches into the epoch)", flush=True)
@@ -400,7 +402,9 @@ class Trainer:
                            last_dir=self.last_dir, best_metric=self.best_metric,
                            best_value=self.best_value, best_epoch=self.best_epoch,
                            history=self.history, parameters=self.parameters, steps=self.step,
-                           wall_time_s=self._wall_time(), final_metrics=self.last_metrics)
+                           wall_time_s=self._wall_time(),
+                           final_metrics=from_records(self.last_metrics) if self.last_metrics
+                           else None)
 
     def _end_epoch(self, throughput: float) -> None:
         sums = dict(self.epoch_loss_sums)
@@ -416,10 +420,10 @@ class Trainer:
                                "images_per_s": round(throughput, 2)}
         row.update({f"train_{k}": v / max(batches, 1) for k, v in sums.items()})
         if self.val_dataset is not None:
-            metrics = self.validate()
-            self.last_metrics = metrics
-            row.update(_headline_metrics(metrics))
-            value = metric_at(metrics, self.best_metric)
+            frame = self.validate()
+            self.last_metrics = to_records(frame)
+            row.update(headline(frame, prefix=VAL_PREFIX))
+            value = best_metric_value(frame, self.best_metric)
             better = self.best_value is None or (
                 value > self.best_value if self.config.best_mode == "max" else
                 value < self.best_value)
@@ -444,8 +448,8 @@ class Trainer:
             shown = {k: round(v, 4) for k, v in row.items() if isinstance(v, float)}
             print(f"epoch {self.epoch}: {shown}", flush=True)
 
-    def validate(self) -> dict[str, Any]:
-        """Metrics on the validation set, merged over ranks."""
+    def validate(self) -> pd.DataFrame:
+        """The validation result frame (:mod:`tdpcr_lib.metrics.results`), summed over ranks."""
         from tdpcr_lib.evaluation.evaluate import accumulate_metrics
 
         accumulator = accumulate_metrics(
@@ -454,14 +458,11 @@ class Trainer:
             max_batches=self.config.val_max_batches, rank=self.rank, world_size=self.world_size,
             tile=self.config.crop_size,  # tiles larger than the crop: sliding window
             autocast_dtype=self.autocast_dtype, channels_last=self.use_channels_last)
-        if self.distributed:
-            accumulator.all_reduce()
-        return accumulator.compute()
+        # with several ranks compute() syncs the states (every rank gets here)
+        return accumulator.to_frame(split="val")
 
     # ------------------------------------------------------------------ logs
     def _write_logs(self) -> None:
-        import pandas as pd
-
         atomic_write_json(self.out_dir / "history.json", {
             "phase": self.config.phase, "objective": self.objective,
             "best_metric": self.best_metric, "best_value": self.best_value,

@@ -51,6 +51,7 @@ from tdpcr_lib.evaluation.ablations.spec import (
     run_config,
     run_dir_for,
 )
+from tdpcr_lib.metrics.results import to_records
 from tdpcr_lib.samplers import _Subset
 
 
@@ -164,7 +165,7 @@ def run_ablation(spec: AblationSpec, budget: AblationBudget, seed: int, *, train
     train_seconds = time.time() - started
     started = time.time()
     evaluation = evaluate(checkpoint, eval_set, device=device, batch_size=budget.eval_batch_size,
-                          tile=None, progress=False)
+                          tile=None, progress=False, model_name=spec.name, seed=int(seed))
     eval_seconds = time.time() - started
     model, _ = load_model(checkpoint, device="cpu")
     counts = count_parameters(model)
@@ -173,11 +174,11 @@ def run_ablation(spec: AblationSpec, budget: AblationBudget, seed: int, *, train
     results = {
         "name": spec.name, "label": spec.label, "seed": int(seed), "config_hash": digest,
         "config": config, "checkpoint": str(checkpoint.relative_to(run_dir)),
-        "metrics": evaluation.metrics, "headline": headline_metrics(evaluation.metrics),
+        "metrics": to_records(evaluation.frame), "headline": headline_metrics(evaluation.frame),
         "complexity": {"params": int(counts["total"]),
                        "trainable_last_phase": int(train_params.get("trainable", counts["total"])),
                        "flops_256": int(flops)},
-        "n_eval_images": evaluation.metrics.get("n_images"),
+        "n_eval_images": evaluation.n_images,
         "train_seconds": round(train_seconds, 2), "eval_seconds": round(eval_seconds, 2),
         "tdpcr_version": __version__,
     }

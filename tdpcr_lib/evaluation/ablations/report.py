@@ -12,6 +12,8 @@ import pandas as pd
 
 from tdpcr_lib.core.io import atomic_write_text
 from tdpcr_lib.evaluation.ablations.spec import PAPER_CLAIMS, REFERENCE, AblationBudget
+from tdpcr_lib.evaluation.tables import dataframe_to_markdown
+from tdpcr_lib.metrics.results import ALL, buckets, column_name, has, value
 
 
 # --------------------------------------------------------------------------------------------
@@ -21,41 +23,32 @@ def _nan(value: Any) -> float:
     return float("nan") if value is None else float(value)
 
 
-def _block(block: Any, region: str) -> dict[str, Any]:
-    if not isinstance(block, Mapping):
-        return {}
-    inner = block.get(region)
-    if isinstance(inner, Mapping):
-        return dict(inner)
-    return dict(block) if region == "all" and "all" not in block else {}
+#: The ablation metrics, ``(metric, region)``; aggregated under their column names.
+HEADLINE_PAIRS: tuple[tuple[str, str], ...] = (
+    ("psnr", "all"), ("ssim", "all"), ("sam", "all"), ("mae", "all"), ("psnr", "cloudy"),
+    ("ssim", "cloudy"), ("sam", "cloudy"), ("mae", "cloudy"), ("oa", "all"), ("oa", "cloudy"),
+    ("oa", "clear"), ("miou", "all"), ("miou", "cloudy"), ("miou", "clear"),
+)
+
+#: Flat keys of :func:`headline_metrics` (``psnr``, ``psnr_cloudy``, ``miou_clear``, …).
+HEADLINE_KEYS: tuple[str, ...] = tuple(column_name(m, r) for m, r in HEADLINE_PAIRS)
+
+#: Metrics kept per cloud-cover bucket (all pixels of the bucket).
+BUCKET_METRICS: tuple[str, ...] = ("psnr", "miou")
 
 
-#: Flat metric key → (task, region, metric) in the evaluator's nested dict.
-HEADLINE_KEYS: dict[str, tuple[str, str, str]] = {
-    "psnr": ("cr", "all", "psnr"), "ssim": ("cr", "all", "ssim"), "sam": ("cr", "all", "sam"),
-    "mae": ("cr", "all", "mae"), "psnr_cloudy": ("cr", "cloudy", "psnr"),
-    "ssim_cloudy": ("cr", "cloudy", "ssim"), "sam_cloudy": ("cr", "cloudy", "sam"),
-    "mae_cloudy": ("cr", "cloudy", "mae"), "oa": ("seg", "all", "oa"),
-    "oa_cloudy": ("seg", "cloudy", "oa"), "oa_clear": ("seg", "clear", "oa"),
-    "miou": ("seg", "all", "miou"), "miou_cloudy": ("seg", "cloudy", "miou"),
-    "miou_clear": ("seg", "clear", "miou"),
-}
-
-
-def headline_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
-    """The evaluator's nested metrics → flat keys of :data:`HEADLINE_KEYS` plus ``per_bucket``.
+def headline_metrics(frame: pd.DataFrame) -> dict[str, Any]:
+    """One run's result frame → :data:`HEADLINE_KEYS` plus ``per_bucket`` (JSON-able).
 
     Segmentation keys are NaN for models without a segmentation head (``null`` once written to
     JSON, so readers must accept both).
     """
-    flat: dict[str, Any] = {}
-    for key, (task, region, metric) in HEADLINE_KEYS.items():
-        flat[key] = _nan(_block(metrics.get(task), region).get(metric))
-    per_bucket = {}
-    for bucket, block in (metrics.get("per_bucket") or {}).items():
-        per_bucket[bucket] = {"psnr": _nan(_block(block.get("cr"), "all").get("psnr")),
-                              "miou": _nan(_block(block.get("seg"), "all").get("miou"))}
-    flat["per_bucket"] = per_bucket
+    flat: dict[str, Any] = {column_name(m, r): value(frame, m, r) if has(frame, m, r)
+                            else float("nan") for m, r in HEADLINE_PAIRS}
+    flat["per_bucket"] = {
+        bucket: {m: value(frame, m, ALL, bucket) if has(frame, m, ALL, bucket) else float("nan")
+                 for m in BUCKET_METRICS}
+        for bucket in buckets(frame)}
     return flat
 
 
@@ -83,7 +76,7 @@ def aggregate(results: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]
         for bucket in buckets:
             entry["per_bucket"][bucket] = {
                 m: mean_std([r["headline"]["per_bucket"].get(bucket, {}).get(m) for r in runs])
-                for m in ("psnr", "miou")}
+                for m in BUCKET_METRICS}
         entry["complexity"] = dict(runs[0]["complexity"])
         entry["train_seconds"] = mean_std([r.get("train_seconds") for r in runs])
         out[name] = entry
@@ -153,8 +146,8 @@ def ablation_table(aggregated: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
         row = {}
         for column, (source, key, scale, digits) in TABLE_COLUMNS.items():
             if source == "c":
-                value = entry["complexity"].get(key)
-                row[column] = "—" if value is None else f"{value * scale:.{digits}f}"
+                number = entry["complexity"].get(key)
+                row[column] = "—" if number is None else f"{number * scale:.{digits}f}"
             else:
                 row[column] = format_mean_std(entry["metrics"][key], scale, digits)
         rows[entry["label"]] = row
@@ -235,8 +228,6 @@ def write_report(aggregated: Mapping[str, Mapping[str, Any]], path: str | Path, 
                  budget: AblationBudget, seeds: Sequence[int], figures: Sequence[str] = (),
                  notes: str = "") -> Path:
     """Write ``reports/ablations.md``: budget, main table, claim rows, noise statements."""
-    from tdpcr_lib.evaluation.tables import dataframe_to_markdown
-
     lines = ["# Ablations and baseline comparison", "",
              f"Seeds: {list(seeds)} · budget: {budget.phase1_steps} + {budget.phase2_steps} steps "
              f"(single-phase runs: {budget.total_steps}), batch {budget.batch_size}, "
