@@ -228,4 +228,5 @@ record.write(metrics)
 # ## Resources
 # - The dataset as the code knows it (layout, headers, units, split): [`docs/dataset.md`](../docs/dataset.md).
 # - Normalisation and the +1000 DN offset caveat: `tdpcr_lib/resources/normalisation.json`.
-# - Split protocol: `data_manifests/luojiaset_osfcr/split_config.json`.
+# - Split protocol: `<DATA_ROOT>/manifest/split_config.json` (written above) and
+#   `data_manifests/luojiaset_osfcr/README.md`.

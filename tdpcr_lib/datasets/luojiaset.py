@@ -65,7 +65,7 @@ class LuojiaSETOSFCR(Dataset):
     split : {"train", "val", "test"}
     manifest : path, optional
         Folder with the split CSVs. Default: ``<root>/manifest/`` if it exists (the synthetic twin
-        writes one there), else ``data_manifests/luojiaset_osfcr/``.
+        and ``tdpcr data manifest`` write one there), else ``data_manifests/luojiaset_osfcr/``.
     transforms : callable, optional
         Applied to the sample dict (e.g. :class:`TrainAugment`).
     checksum : bool
