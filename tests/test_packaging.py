@@ -2,7 +2,8 @@
 
 The fast tests check ``pyproject.toml`` and the path rules; ``test_wheel_end_to_end`` (``slow``:
 ``pytest -m slow tests/test_packaging.py``) builds the wheel, installs it into a fresh venv and
-runs the CLI from a temporary folder.
+runs the CLI (data synth/manifest, train, evaluate, predict, reproduce of notebook 00) from a
+temporary folder.
 """
 
 from __future__ import annotations
@@ -206,4 +207,16 @@ def test_wheel_end_to_end(tmp_path):
           "--device", "cpu", "--no-progress"], cwd=work, env=env)
     assert (work / "pred" / "cloud_free.tif").is_file() and (work / "pred" / "land_cover.tif").is_file()
     lap("predict")
+
+    # notebooks from a folder outside any checkout; outputs land in the current directory
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    shutil.copy(REPO / "notebooks" / "00_get_data.ipynb", notebooks)
+    _run([str(tdpcr), "reproduce", "--notebooks", str(notebooks), "--only", "00", "--smoke",
+          "--no-progress"], cwd=work, env=env)
+    record = json.loads((work / "reports" / "metrics" / "00_get_data.json").read_text())
+    assert record["parameters"]["SMOKE"] is True and record["git_sha"] == "unknown"
+    assert (work / "reports" / "executed" / "00_get_data.ipynb").is_file()
+    assert sorted(p.name for p in notebooks.iterdir()) == ["00_get_data.ipynb"]
+    lap("reproduce 00")
     print(f"wheel end to end: {sum(timings.values()):.0f} s {timings}")
