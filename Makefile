@@ -7,15 +7,15 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.tdpcr-installed
 
-.PHONY: setup reproduce reproduce-full test test-all lint bench clean
+.PHONY: setup reproduce reproduce-full test test-all test-wheel lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH_SPEC)
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
-	# satellite-cloud-generator declares torchvision but never imports it; installing it with
-	# its dependencies would replace the CPU torch by a multi-GB CUDA build.
+	# satellite-cloud-generator (pyproject's optional `synth` extra) declares torchvision but never
+	# imports it; installing it with its dependencies would replace the CPU torch by a CUDA build.
 	$(BIN)/python -m pip install -q --no-deps satellite-cloud-generator==0.4
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 > /dev/null
 	touch $@
@@ -33,6 +33,10 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ""
+
+# Build the wheel, install it into a fresh venv and run the CLI from a temporary folder.
+test-wheel: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow tests/test_packaging.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -81,7 +81,7 @@ N_TILES = 250  # synthetic: number of tiles, spread evenly over the 5 cloud-cove
 TILE_SIZE = 64  # synthetic: tile side in pixels (the real tiles are 256)
 SEED = 0  # synthetic: everything is a deterministic function of the seed
 SMOKE = False  # tiny twin (50 tiles of 32 px) / no checksums: checks the pipeline in seconds
-MANIFEST_DIR = None  # luojiaset: where the split CSVs go (None: data_manifests/luojiaset_osfcr/)
+MANIFEST_DIR = None  # luojiaset: where the split CSVs go (None: <DATA_ROOT>/manifest/, beside the data)
 REPORTS_DIR = None  # None: reports/ (metrics/ and figures/ go here)
 
 # %%
@@ -91,10 +91,8 @@ if SMOKE:
     N_TILES, TILE_SIZE = SMOKE_N_TILES, SMOKE_TILE_SIZE
 reports_dir = Path(REPORTS_DIR) if REPORTS_DIR else paths.REPORTS_DIR
 figures_dir = reports_dir / "figures"
-record = RunRecord("00_get_data", parameters={
-    "DATA_ROOT": DATA_ROOT, "SOURCE": SOURCE, "N_TILES": N_TILES, "TILE_SIZE": TILE_SIZE,
-    "SEED": SEED, "SMOKE": SMOKE, "MANIFEST_DIR": MANIFEST_DIR, "REPORTS_DIR": REPORTS_DIR},
-    seed=SEED, device="cpu", metrics_dir=reports_dir / "metrics")
+record = RunRecord.from_parameters_cell("00_get_data", globals(), device="cpu",
+                                        metrics_dir=reports_dir / "metrics")
 
 # %% [markdown]
 # ## The synthetic twin (`SOURCE = "synthetic"`)
@@ -228,6 +226,7 @@ record.write(metrics)
 # [01 · Phase 1](01_train_phase1.ipynb) trains the cloud-removal path of TDP-CR on this data.
 #
 # ## Resources
-# - Paper notes: `../shared/reference/tdp-cr-paper-notes.md` §4 (the dataset).
+# - The dataset as the code knows it (layout, headers, units, split): [`docs/dataset.md`](../docs/dataset.md).
 # - Normalisation and the +1000 DN offset caveat: `tdpcr_lib/resources/normalisation.json`.
-# - Split protocol: `data_manifests/luojiaset_osfcr/split_config.json`.
+# - Split protocol: `<DATA_ROOT>/manifest/split_config.json` (written above) and
+#   `data_manifests/luojiaset_osfcr/README.md`.

@@ -76,10 +76,7 @@ MAX_STEPS = None  # stop after this many optimizer steps (None: no limit)
 CONFIG = {}  # TrainConfig overrides and a "model" dict of ModelConfig overrides
 
 # %%
-record = RunRecord("01_train_phase1", parameters={"DATA_ROOT": DATA_ROOT, "SOURCE": SOURCE,
-                   "RUNS_DIR": RUNS_DIR, "SEED": SEED, "DEVICE": DEVICE, "SMOKE": SMOKE,
-                   "FULL": FULL, "EPOCHS": EPOCHS, "MAX_STEPS": MAX_STEPS, "CONFIG": CONFIG},
-                   seed=SEED, device=DEVICE, metrics_dir=Path(REPORTS_DIR) / "metrics")
+record = RunRecord.from_parameters_cell("01_train_phase1", globals())
 figures_dir = Path(REPORTS_DIR) / "figures"
 run_dir = Path(RUNS_DIR) / "phase1"
 

@@ -81,10 +81,7 @@ CHECKPOINT = None  # None: RUNS_DIR/phase2/best
 BATCH_SIZE = 8
 
 # %%
-record = RunRecord("03_evaluate", parameters={"DATA_ROOT": DATA_ROOT, "SOURCE": SOURCE,
-                   "RUNS_DIR": RUNS_DIR, "SEED": SEED, "DEVICE": DEVICE, "SMOKE": SMOKE,
-                   "FULL": FULL, "CHECKPOINT": CHECKPOINT, "BATCH_SIZE": BATCH_SIZE},
-                   seed=SEED, device=DEVICE, metrics_dir=Path(REPORTS_DIR) / "metrics")
+record = RunRecord.from_parameters_cell("03_evaluate", globals())
 figures_dir = Path(REPORTS_DIR) / "figures"
 checkpoint = Path(CHECKPOINT) if CHECKPOINT else Path(RUNS_DIR) / "phase2" / "best"
 

@@ -118,10 +118,10 @@ seeds = list(SEEDS) if SEEDS else default_seeds(SEED, smoke=SMOKE, full=FULL, n_
 budget = preset_budget(smoke=SMOKE, full=FULL, steps=STEPS)
 budget.model_overrides = dict(MODEL_OVERRIDES or {})
 device = str(resolve_device(DEVICE))
-record = RunRecord("04_ablations", parameters={
-    "DATA_ROOT": str(data_root), "SOURCE": SOURCE, "RUNS_DIR": str(runs_dir), "SEEDS": seeds,
-    "DEVICE": device, "SMOKE": SMOKE, "FULL": FULL, "STEPS": STEPS, "ABLATIONS": ABLATIONS,
-    "budget": budget.to_dict()}, seed=SEED, device=device, metrics_dir=reports_dir / "metrics")
+record = RunRecord.from_parameters_cell(
+    "04_ablations", globals(), device=device, metrics_dir=reports_dir / "metrics",
+    resolved={"data_root": data_root, "runs_dir": runs_dir, "seeds": seeds, "device": device,
+              "budget": budget.to_dict()})
 print(f"data: {data_root}\nseeds: {seeds}\ndevice: {device}\nbudget: {budget}")
 
 # %% [markdown]

@@ -99,11 +99,11 @@ test_set = LuojiaSETOSFCR(data_root, split="test")
 tile_ids = list(TILE_IDS) if TILE_IDS else default_tile_ids(test_set, per_bucket=1)
 if SMOKE:
     tile_ids = tile_ids[:2]
-record = RunRecord("05_compare_visually", parameters={
-    "DATA_ROOT": str(data_root), "SOURCE": SOURCE, "RUNS_DIR": str(runs_dir), "DEVICE": device,
-    "SMOKE": SMOKE, "FULL": FULL, "CHECKPOINTS": {k: str(v) for k, v in checkpoints.items()},
-    "TILE_IDS": tile_ids, "SAMPLE_CROP": sample_crop, "ZOOM": ZOOM, "COMPOSITE": COMPOSITE},
-    seed=SEED, device=device, metrics_dir=reports_dir / "metrics")
+record = RunRecord.from_parameters_cell(
+    "05_compare_visually", globals(), device=device, metrics_dir=reports_dir / "metrics",
+    resolved={"data_root": data_root, "runs_dir": runs_dir, "device": device,
+              "checkpoints": {k: str(v) for k, v in checkpoints.items()}, "tile_ids": tile_ids,
+              "sample_crop": sample_crop})
 print("models:", *checkpoints, sep="\n  ")
 print("tiles:", tile_ids)
 

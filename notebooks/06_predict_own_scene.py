@@ -83,11 +83,7 @@ SMOKE = False  # small scene and tiles; an untrained tiny model if CHECKPOINT is
 SEED = 0
 
 # %%
-record = RunRecord('06_predict_own_scene', parameters={
-    "S2_PATH": S2_PATH, "S1_PATH": S1_PATH, "CHECKPOINT": CHECKPOINT, "OUT_DIR": OUT_DIR,
-    "TILE": TILE, "OVERLAP": OVERLAP, "BATCH_SIZE": BATCH_SIZE, "DEVICE": DEVICE,
-    "WRITE_PROMPT": WRITE_PROMPT, "SCENE_SIZE": list(SCENE_SIZE), "SMOKE": SMOKE, "SEED": SEED},
-    seed=SEED, device=DEVICE, metrics_dir=Path(REPORTS_DIR) / "metrics")
+record = RunRecord.from_parameters_cell("06_predict_own_scene", globals())
 if SMOKE:
     SCENE_SIZE, TILE, OVERLAP = [150, 190], 64, 16
 

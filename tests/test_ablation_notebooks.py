@@ -62,7 +62,7 @@ def test_04_writes_table_report_and_figure(executed):
     models = record["metrics"]["models"]
     assert list(models) == list(ablations.ABLATIONS)
     assert record["metrics"]["n_runs"] == len(ablations.ABLATIONS)
-    assert record["parameters"]["budget"]["model_overrides"]["dsen2cr"]["dsen2cr_blocks"] == 2
+    assert record["resolved"]["budget"]["model_overrides"]["dsen2cr"]["dsen2cr_blocks"] == 2
     report = (executed["work"] / "reports" / "ablations.md").read_text()
     header = next(line for line in report.splitlines() if line.startswith("| model"))
     for column in ablations_report.TABLE_COLUMNS:

@@ -2,8 +2,9 @@
 
 environment.yml (conda route) may additionally list: ``python``, ``pip``, ``torchvision`` (declared
 but never imported by satellite-cloud-generator), the ``dev``/``test`` extras, ``-e .`` and
-``satellite-cloud-generator`` (installed with ``--no-deps`` by the Makefile so pip never swaps the
-CPU torch for a CUDA build). The conda name ``pytorch`` is pip's ``torch``.
+``satellite-cloud-generator`` (pyproject's optional ``synth`` extra; the Makefile and the one-line
+hint of ``tdpcr data synth`` install it with ``--no-deps`` so pip never swaps the CPU torch for a
+CUDA build). The conda name ``pytorch`` is pip's ``torch``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 from packaging.requirements import Requirement
+
+from tdpcr_lib.datasets.synthetic.tiles import CLOUD_GENERATOR_INSTALL
 
 REPO = Path(__file__).resolve().parents[1]
 CONDA_TO_PIP = {"pytorch": "torch"}
@@ -111,6 +114,10 @@ def test_no_deps_package_is_pinned_alike_in_makefile_and_environment():
     assert re.search(rf"pip install[^\n]*--no-deps[^\n]*{NO_DEPS_PIP}{re.escape(pin)}", makefile), \
         f"the Makefile must install {NO_DEPS_PIP}{pin} with --no-deps"
     assert NO_DEPS_PIP not in _pyproject_deps()  # else pip would pull torchvision (and CUDA torch)
+    synth = {_norm(r.name): str(r.specifier)
+             for r in map(Requirement, _pyproject()["optional-dependencies"]["synth"])}
+    assert synth == {NO_DEPS_PIP: pin}, "pyproject's synth extra must pin the same version"
+    assert CLOUD_GENERATOR_INSTALL == f"pip install --no-deps {NO_DEPS_PIP}{pin}"
 
 
 def _imported_distributions() -> dict[str, set[str]]:

@@ -170,7 +170,7 @@ def test_outputs_keep_the_sentinel2_grid_and_layout(scene, tiled_outputs):
         assert (lc.crs, lc.transform, lc.shape) == (crs, transform, (HEIGHT, WIDTH))
         assert lc.count == 1 and lc.dtypes[0] == "uint8" and lc.nodata == 255
         colormap = lc.colormap(1)
-        for code, colour in enumerate(legend.colors):
+        for code, colour in enumerate(legend.colours):
             assert colormap[code][:3] == tuple(colour)
         tags = lc.tags()
         assert json.loads(tags["LEGEND"]) == {str(c): n for c, n in enumerate(legend.names)}

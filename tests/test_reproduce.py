@@ -1,15 +1,19 @@
-"""``tdpcr reproduce``: order, declared parameters only, executed copies, failure reporting."""
+"""``tdpcr reproduce``: order, declared parameters only, executed copies, failure reporting;
+``RunRecord.from_parameters_cell``: the record lists what the parameters cell declares."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from tdpcr_lib.cli.reproduce import main
-from tdpcr_lib.notebook.reproduce import numbered_notebooks, parameters_for
+from tdpcr_lib.core import paths
+from tdpcr_lib.notebook.record import RunRecord, parameters_cell_names, read_metrics
+from tdpcr_lib.notebook.reproduce import numbered_notebooks, parameters_for, run_notebooks
 
 
 def _write(path, parameters: str, body: str) -> None:
@@ -55,7 +59,7 @@ def test_only_declared_parameters_are_passed(notebook_dir):
 
 def test_reproduce_runs_in_order_and_writes_executed_copies(notebook_dir, tmp_path, capsys):
     executed = tmp_path / "executed"
-    code = main(["--smoke", "--data-root", "/data/real", "--seed", "5", "--notebooks-dir",
+    code = main(["--smoke", "--data-root", "/data/real", "--seed", "5", "--notebooks",
                  str(notebook_dir), "--output-dir", str(executed), "--no-progress"])
     assert code == 0, capsys.readouterr().err
     first = json.loads((tmp_path / "first.json").read_text())
@@ -76,3 +80,60 @@ def test_a_failing_notebook_stops_the_run_and_is_named(notebook_dir, tmp_path, c
     assert "notebook 00_zero.ipynb failed" in err and "boom: no data" in err
     assert str(tmp_path / "ex" / "00_zero.ipynb") in err
     assert not (tmp_path / "first.json").exists()  # later notebooks did not run
+
+
+def test_a_missing_notebooks_folder_is_one_line_naming_the_option(tmp_path, capsys):
+    assert main(["--notebooks", str(tmp_path / "nowhere"), "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--notebooks DIR" in err and "nowhere" in err
+
+
+RECORD_CELL = ("from tdpcr_lib.notebook.record import RunRecord\n"
+               "import os\n"
+               "CONFIG['later'] = 'mutated after the record was made'\n"
+               "record = RunRecord.from_parameters_cell('00_rec', globals(), metrics_dir=METRICS,\n"
+               "                                        resolved={'home': os.environ['TDPCR_HOME']})\n"
+               "CONFIG['later'] = 'again'\n"
+               "record.write({'ok': 1})")
+
+
+def test_record_takes_the_parameters_cell_with_injected_values(tmp_path, monkeypatch):
+    monkeypatch.delenv("TDPCR_HOME", raising=False)
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    metrics = tmp_path / "metrics"
+    _write(folder / "00_rec.ipynb",
+           f'METRICS = "{metrics}"\nSEED = 3\nDEVICE = "cpu"\nA, B = 1, 2\nCONFIG = {{}}\n'
+           'SMOKE = False', "UNDECLARED = 5\n" + RECORD_CELL)
+    assert parameters_cell_names(folder / "00_rec.ipynb") == ["METRICS", "SEED", "DEVICE", "A",
+                                                              "B", "CONFIG", "SMOKE"]
+    run_notebooks([folder / "00_rec.ipynb"], {"SMOKE": True, "SEED": 7}, tmp_path / "executed",
+                  progress=False, log=lambda *a: None, home=tmp_path / "home")
+    record = read_metrics("00_rec", metrics)
+    assert record["parameters"] == {"METRICS": str(metrics), "SEED": 7, "DEVICE": "cpu", "A": 1,
+                                    "B": 2, "CONFIG": {"later": "mutated after the record was made"},
+                                    "SMOKE": True}
+    assert record["seed"] == 7 and record["metrics"] == {"ok": 1}
+    assert record["resolved"] == {"home": str(tmp_path / "home")}  # kernels get TDPCR_HOME
+    assert {"git_sha", "device", "wall_time_s"} <= set(record)
+
+
+def test_record_reads_a_jupytext_notebook_and_falls_back_with_a_warning(tmp_path, monkeypatch):
+    (tmp_path / "00_text.py").write_text('# %% tags=["parameters"]\nSEED = 2\nOUT = None\n\n'
+                                         '# %%\nx = 1\n')
+    monkeypatch.chdir(tmp_path)
+    namespace = {"SEED": 5, "OUT": None, "x": 1, "OTHER": 3}
+    record = RunRecord.from_parameters_cell("00_text", namespace, metrics_dir=tmp_path)
+    assert record.parameters == {"SEED": 5, "OUT": None} and record.seed == 5
+    with pytest.warns(UserWarning, match="not found"):
+        record = RunRecord.from_parameters_cell("99_missing", namespace, metrics_dir=tmp_path)
+    assert record.parameters == {"SEED": 5, "OUT": None, "OTHER": 3}
+
+
+@pytest.mark.parametrize("path", sorted(paths.NOTEBOOKS_DIR.glob("[0-9][0-9]_*.py")),
+                         ids=lambda p: p.stem)
+def test_every_notebook_records_its_parameters_cell(path):
+    text = path.read_text()
+    assert re.search(rf'RunRecord\.from_parameters_cell\(\s*"{path.stem}", globals\(\)', text)
+    assert "RunRecord(" not in text  # no hand-written parameter lists
+    assert parameters_cell_names(path) == parameters_cell_names(path.with_suffix(".ipynb"))

@@ -4,10 +4,14 @@ Examples
 --------
 ::
 
-    tdpcr data synth data/synthetic_luojiaset                 # 250 tiles of 64 px, seed 0
+    tdpcr data synth                                          # → data/synthetic_luojiaset
     tdpcr data synth /tmp/twin --n-tiles 20 --size 32 --seed 1
-    tdpcr data manifest /data/LuojiaSET-OSFCR                 # → data_manifests/luojiaset_osfcr/
-    tdpcr data manifest /data/LuojiaSET-OSFCR --out /data/LuojiaSET-OSFCR/manifest
+    tdpcr data manifest /data/LuojiaSET-OSFCR                 # → /data/LuojiaSET-OSFCR/manifest/
+    tdpcr data manifest /readonly/LuojiaSET-OSFCR --out manifests/luojiaset
+
+Default folders are relative to the tdpcr home (:mod:`tdpcr_lib.core.paths`): the checkout, or
+the current directory when tdpcr is installed from a wheel. ``synth`` needs the optional
+``satellite-cloud-generator`` (``pip install --no-deps satellite-cloud-generator==0.4``).
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ import time
 
 from tdpcr_lib.core.paths import DEFAULT_SYNTHETIC_ROOT
 from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError
-from tdpcr_lib.datasets.manifest import LUOJIASET_MANIFEST_DIR, write_manifest
+from tdpcr_lib.datasets.manifest import LOCAL_MANIFEST, write_manifest
 from tdpcr_lib.datasets.synthetic.tiles import (
     DEFAULT_N_TILES,
     DEFAULT_TILE_SIZE,
+    CloudGeneratorMissing,
     make_synthetic_luojiaset,
 )
 
@@ -45,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "(author's 80/10/10 protocol, seed 42)")
     manifest.add_argument("root", help="LuojiaSET-OSFCR folder (holding the five bucket folders)")
     manifest.add_argument("--out", default=None,
-                          help=f"manifest folder (default {LUOJIASET_MANIFEST_DIR})")
+                          help=f"manifest folder (default ROOT/{LOCAL_MANIFEST}/, beside the data, "
+                               "where LuojiaSETOSFCR(ROOT) looks first; give another folder for a "
+                               "read-only dataset and pass it as manifest=DIR)")
     manifest.add_argument("--seed", type=int, default=42, help="split seed (default 42, author's)")
     manifest.add_argument("--no-checksums", action="store_true",
                           help="skip hashing every file (hashing the full dataset takes minutes)")
@@ -70,8 +77,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"split manifest: {out} (train.csv, val.csv, test.csv"
                   f"{', checksums.sha256' if not args.no_checksums else ''}, split_config.json) "
                   f"in {time.perf_counter() - started:.1f} s")
-    except (DatasetNotFoundError, DataIntegrityError, FileExistsError, ValueError) as err:
+    except (DatasetNotFoundError, DataIntegrityError, FileExistsError, ValueError,
+            CloudGeneratorMissing) as err:
         print(f"tdpcr data {args.action}: error: {err}", file=sys.stderr)
+        return 1
+    except PermissionError as err:
+        print(f"tdpcr data {args.action}: error: {err}; choose a writable folder"
+              + (" with --out DIR" if args.action == "manifest" else ""), file=sys.stderr)
         return 1
     return 0
 

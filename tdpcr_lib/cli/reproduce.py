@@ -1,13 +1,19 @@
-"""``tdpcr reproduce``: run every numbered notebook in order with papermill."""
+"""``tdpcr reproduce``: run every numbered notebook in order with papermill.
+
+The notebooks live in a checkout's ``notebooks/`` folder; a wheel does not ship them, so from an
+installed package pass ``--notebooks DIR`` (a folder holding ``NN_*.ipynb``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
-from tdpcr_lib.core.paths import NOTEBOOKS_DIR, REPORTS_DIR
+from tdpcr_lib.core.paths import IN_CHECKOUT, NOTEBOOKS_DIR, REPORTS_DIR
 from tdpcr_lib.notebook.reproduce import NotebookFailed, numbered_notebooks, run_notebooks
 
 
@@ -28,7 +34,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default=None, help="DEVICE (auto, cpu, cuda)")
     parser.add_argument("--only", nargs="+", default=None, metavar="NN",
                         help="run only notebooks whose names start with these prefixes")
-    parser.add_argument("--notebooks-dir", default=str(NOTEBOOKS_DIR))
+    parser.add_argument("--notebooks", "--notebooks-dir", dest="notebooks_dir", metavar="DIR",
+                        default=str(NOTEBOOKS_DIR),
+                        help=f"folder holding the NN_*.ipynb notebooks (default {NOTEBOOKS_DIR}; "
+                             "a wheel ships none: point this at a checkout's notebooks/)")
     parser.add_argument("--output-dir", default=str(REPORTS_DIR / "executed"))
     parser.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
                         help="extra parameter for the notebooks that declare it (JSON value)")
@@ -38,8 +47,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the notebooks; returns 0, or 1 naming the failed notebook."""
-    import json
-
     args = _parser().parse_args(argv)
     parameters: dict[str, Any] = {"SMOKE": bool(args.smoke), "FULL": bool(args.full)}
     for name, value in (("DATA_ROOT", args.data_root), ("SOURCE", args.source),
@@ -56,6 +63,12 @@ def main(argv: list[str] | None = None) -> int:
             parameters[name] = json.loads(value)
         except json.JSONDecodeError:
             parameters[name] = value
+    if not Path(args.notebooks_dir).is_dir():
+        where = "this checkout has" if IN_CHECKOUT else "tdpcr installed from a wheel ships"
+        print(f"tdpcr reproduce: no notebooks folder at {args.notebooks_dir} ({where} no "
+              "notebooks/); pass --notebooks DIR, a folder holding the NN_*.ipynb notebooks "
+              "of a tdpcr checkout", file=sys.stderr)
+        return 1
     try:
         notebooks = numbered_notebooks(args.notebooks_dir, args.only)
     except FileNotFoundError as err:

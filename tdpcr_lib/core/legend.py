@@ -17,9 +17,9 @@ class Legend:
 
     codes: tuple[int, ...]
     names: tuple[str, ...]
-    colors: tuple[tuple[int, int, int], ...]
+    colours: tuple[tuple[int, int, int], ...]
     ignore_index: int = 255
-    ignore_color: tuple[int, int, int] = (255, 255, 255)
+    ignore_colour: tuple[int, int, int] = (255, 255, 255)
 
     @property
     def num_classes(self) -> int:
@@ -35,9 +35,9 @@ class Legend:
         return cls(
             codes=codes,
             names=tuple(c["name"] for c in classes),
-            colors=tuple(tuple(int(v) for v in c["color"]) for c in classes),
+            colours=tuple(tuple(int(v) for v in c["colour"]) for c in classes),
             ignore_index=int(spec.get("ignore_index", 255)),
-            ignore_color=tuple(spec.get("ignore_color", (255, 255, 255))),
+            ignore_colour=tuple(spec.get("ignore_colour", (255, 255, 255))),
         )
 
     def sanitise(self, labels: np.ndarray) -> np.ndarray:
@@ -45,26 +45,26 @@ class Legend:
         labels = np.asarray(labels).astype(np.int64)
         return np.where((labels >= 0) & (labels < self.num_classes), labels, self.ignore_index)
 
-    def colorize(self, labels: np.ndarray) -> np.ndarray:
-        """Label map (H, W) → uint8 RGB image (H, W, 3); ignored pixels get ``ignore_color``."""
+    def colourise(self, labels: np.ndarray) -> np.ndarray:
+        """Label map (H, W) → uint8 RGB image (H, W, 3); ignored pixels get ``ignore_colour``."""
         lut = np.zeros((256, 3), dtype=np.uint8)
-        lut[:] = self.ignore_color
-        lut[: self.num_classes] = self.colors
+        lut[:] = self.ignore_colour
+        lut[: self.num_classes] = self.colours
         return lut[np.clip(np.asarray(labels), 0, 255).astype(np.uint8)]
 
     def cmap(self):
         """A matplotlib colormap/norm pair for ``imshow(labels, cmap=..., norm=...)``."""
         from matplotlib.colors import BoundaryNorm, ListedColormap
 
-        cmap = ListedColormap(np.asarray(self.colors) / 255.0, name="tdpcr_landcover")
-        cmap.set_over(np.asarray(self.ignore_color) / 255.0)
+        cmap = ListedColormap(np.asarray(self.colours) / 255.0, name="tdpcr_landcover")
+        cmap.set_over(np.asarray(self.ignore_colour) / 255.0)
         norm = BoundaryNorm(np.arange(-0.5, self.num_classes + 0.5), cmap.N)
         return cmap, norm
 
     def rasterio_colormap(self) -> dict[int, tuple[int, int, int, int]]:
         """Colour table for a uint8 GeoTIFF (``dataset.write_colormap(1, ...)``)."""
-        table = {code: (*color, 255) for code, color in zip(self.codes, self.colors, strict=True)}
-        table[self.ignore_index] = (*self.ignore_color, 0)
+        table = {code: (*colour, 255) for code, colour in zip(self.codes, self.colours, strict=True)}
+        table[self.ignore_index] = (*self.ignore_colour, 0)
         return table
 
 

@@ -38,6 +38,8 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
 
 def git_sha(short: bool = False) -> str:
     """The checkout's commit (``"unknown"`` outside git); ``+dirty`` when there are changes."""
+    if REPO_ROOT is None:  # installed from a wheel: no checkout (never report the cwd's repository)
+        return "unknown"
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
                              text=True, check=True, timeout=10).stdout.strip()

@@ -65,7 +65,7 @@ class LuojiaSETOSFCR(Dataset):
     split : {"train", "val", "test"}
     manifest : path, optional
         Folder with the split CSVs. Default: ``<root>/manifest/`` if it exists (the synthetic twin
-        writes one there), else ``data_manifests/luojiaset_osfcr/``.
+        and ``tdpcr data manifest`` write one there), else ``data_manifests/luojiaset_osfcr/``.
     transforms : callable, optional
         Applied to the sample dict (e.g. :class:`TrainAugment`).
     checksum : bool
@@ -103,8 +103,8 @@ class LuojiaSETOSFCR(Dataset):
         csv_path = self.manifest_dir / f"{split}.csv"
         if not csv_path.is_file():
             raise DatasetNotFoundError(f"split file {csv_path} does not exist; create the split "
-                                       f"manifest with `tdpcr data manifest {root} --out "
-                                       f"{self.manifest_dir}`")
+                                       f"manifest with `tdpcr data manifest {root}` (writes "
+                                       f"{root / 'manifest'}; or --out DIR and manifest=DIR)")
         self.records = read_split_csv(csv_path)
         self.transforms = transforms
         self.normalisation: Normalisation = load_normalisation()

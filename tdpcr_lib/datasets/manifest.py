@@ -11,6 +11,7 @@ import warnings
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,15 @@ from tdpcr_lib.datasets.layout import (
     sample_id,
 )
 
-#: Default manifest of the real data inside the repository.
+#: The split-protocol notes of the real data (``data_manifests/luojiaset_osfcr/`` of a checkout).
+#: The split CSVs are not shipped; :func:`resolve_manifest_dir` falls back to this folder only when
+#: ``<root>/manifest/`` does not exist, e.g. if you drop the author's published CSVs here.
 LUOJIASET_MANIFEST_DIR = MANIFEST_DIR / "luojiaset_osfcr"
+
+
+#: Folder name of a dataset's own manifest: ``<root>/manifest/`` (the default of
+#: :func:`write_manifest` and ``tdpcr data manifest``; found by ``LuojiaSETOSFCR(root)``).
+LOCAL_MANIFEST = "manifest"
 
 
 CHECKSUM_FILE = "checksums.sha256"
@@ -89,8 +97,9 @@ def write_manifest(root: str | Path, out: str | Path | None = None,
     root : path
         Dataset root (a folder above it is searched for the bucket folders).
     out : path, optional
-        Manifest folder; default ``data_manifests/luojiaset_osfcr/`` (the real data's home in
-        the repository). The synthetic twin writes its own to ``<root>/manifest/``.
+        Manifest folder; default ``<root>/manifest/`` beside the data (where
+        ``LuojiaSETOSFCR(root)`` looks first, as for the synthetic twin). Pass another folder when
+        the dataset is read-only, and give it to ``LuojiaSETOSFCR(root, manifest=...)``.
     ratios, seed
         Split protocol (the author's: 80/10/10, seed 42); see :func:`split_samples`.
     checksums : bool
@@ -104,7 +113,7 @@ def write_manifest(root: str | Path, out: str | Path | None = None,
         The manifest folder.
     """
     root = find_dataset_root(root)
-    out = Path(out) if out is not None else LUOJIASET_MANIFEST_DIR
+    out = Path(out) if out is not None else root / LOCAL_MANIFEST
     samples, missing = discover_samples(root)
     if not samples:
         raise DatasetNotFoundError(f"{root}: no complete samples found (looked for "
@@ -155,9 +164,12 @@ def write_manifest(root: str | Path, out: str | Path | None = None,
 
 
 def author_reference() -> dict[str, Any]:
-    """What is known of the first author's published split (``author_reference`` in the
-    repository's ``data_manifests/luojiaset_osfcr/split_config.json``)."""
-    return dict(read_split_config(LUOJIASET_MANIFEST_DIR).get("author_reference", {}))
+    """What is known of the first author's published split (number of indexed samples, first
+    rows of their ``test.csv``): the packaged ``tdpcr_lib/resources/luojiaset_author_split.json``."""
+    text = (files("tdpcr_lib.resources") / "luojiaset_author_split.json").read_text()
+    reference = json.loads(text)
+    reference.pop("description", None)
+    return reference
 
 
 def compare_with_author_split(splits: Mapping[str, Sequence[SampleRecord]],
@@ -229,10 +241,11 @@ def manifest_hash(manifest_dir: str | Path) -> str:
 
 
 def resolve_manifest_dir(root: str | Path, manifest: str | Path | None = None) -> Path:
-    """``manifest`` if given; else ``<root>/manifest/`` if it exists; else the repository's."""
+    """``manifest`` if given; else ``<root>/manifest/`` if it exists; else
+    :data:`LUOJIASET_MANIFEST_DIR` (where the author's published CSVs may be dropped)."""
     if manifest is not None:
         return Path(manifest)
-    local = Path(root) / "manifest"
+    local = Path(root) / LOCAL_MANIFEST
     return local if local.is_dir() else LUOJIASET_MANIFEST_DIR
 
 

@@ -69,7 +69,7 @@ def open_prediction(outputs: dict[str, Path] | str | Path, load: bool = False) -
     -------
     dict of str to xarray.DataArray
         ``cloud_free`` (dims ``band, y, x``, ``band`` = ``B01 … B12, B8A``, uint16 DN),
-        ``land_cover`` (``y, x``, uint8; ``attrs["class_names"]``, ``attrs["class_colors"]``),
+        ``land_cover`` (``y, x``, uint8; ``attrs["class_names"]``, ``attrs["class_colours"]``),
         ``degradation_prompt`` (``y, x``, float32) — whichever exist.
     """
     import rioxarray
@@ -96,7 +96,7 @@ def open_prediction(outputs: dict[str, Path] | str | Path, load: bool = False) -
             da = da.squeeze("band", drop=True)
         if name == "land_cover":
             da.attrs["class_names"] = list(legend.names)
-            da.attrs["class_colors"] = [list(c) for c in legend.colors]
+            da.attrs["class_colours"] = [list(c) for c in legend.colours]
         da.name = name
         arrays[name] = da
     return arrays

@@ -113,8 +113,9 @@ def load_predictor(checkpoint: str | Path | nn.Module,
     except CheckpointError as err:
         if not path.exists():
             raise FileNotFoundError(
-                f"checkpoint {path} does not exist; train one first (notebooks 03/04 or "
-                "`tdpcr train`, which write runs/phase2/best) or pass the folder of a trained "
+                f"checkpoint {path} does not exist; train one first (notebooks 01_train_phase1 "
+                "and 02_train_phase2 or `tdpcr train`, which write runs/phase2/best) or pass the "
+                "folder of a trained "
                 "checkpoint (it holds model.safetensors and config.json)") from err
         raise
     model, meta = load_model(path, device=device)

@@ -41,7 +41,7 @@ def prepare_checkpoint(checkpoint: str | Path, *, smoke: bool, scratch_dir: str 
         if not smoke:
             raise FileNotFoundError(
                 f"checkpoint {path} does not exist. Run the training notebooks first "
-                "(03_train_phase1 and 04_train_phase2 write runs/phase2/best), or set CHECKPOINT "
+                "(01_train_phase1 and 02_train_phase2 write runs/phase2/best), or set CHECKPOINT "
                 "to a trained checkpoint folder, or set SMOKE=True to try the pipeline with an "
                 "untrained tiny model.") from err
     from tdpcr_lib.core.runtime import seed_everything

@@ -7,19 +7,26 @@ of the shared convention (``DATA_ROOT``, ``SOURCE``, ``RUNS_DIR``, ``SEED``, ``D
 ``SMOKE``, ``FULL``, ...). The first failing notebook stops the run with a message naming it and
 the executed copy that holds the traceback.
 
+Each kernel inherits ``TDPCR_HOME`` (set to this process's :data:`~tdpcr_lib.core.paths.HOME`
+unless already set), so a notebook run from a folder outside the checkout, e.g. with tdpcr
+installed from a wheel and ``--notebooks DIR``, writes ``data/``, ``runs/`` and ``reports/``
+where ``tdpcr reproduce`` was started, not beside the notebooks.
+
 Modes: the default run fits a 2-core CPU in about 15 minutes on the synthetic twin; ``--smoke``
 only checks the pipeline (a few steps each); ``--full`` uses the recipe's full budget for a GPU.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from tdpcr_lib.core.paths import NOTEBOOKS_DIR
+from tdpcr_lib.core.paths import HOME, NOTEBOOKS_DIR
 
 NOTEBOOK_PATTERN = re.compile(r"^\d\d_.+\.ipynb$")
 
@@ -56,7 +63,7 @@ def numbered_notebooks(notebooks_dir: str | Path = NOTEBOOKS_DIR,
 
 def declared_parameters(notebook: str | Path) -> dict[str, Any]:
     """The parameters a notebook declares in its ``parameters`` cell (name → papermill info)."""
-    import papermill
+    import papermill  # lazily: slow to import, and only needed when notebooks are inspected or run
 
     return dict(papermill.inspect_notebook(str(notebook)))
 
@@ -67,17 +74,33 @@ def parameters_for(notebook: str | Path, candidates: dict[str, Any]) -> dict[str
     return {k: v for k, v in candidates.items() if k in declared}
 
 
+@contextlib.contextmanager
+def _home_for_kernels(home: str | Path) -> Iterator[None]:
+    """Set ``TDPCR_HOME`` for the kernels started inside (unless the caller set it already)."""
+    if os.environ.get("TDPCR_HOME"):
+        yield
+        return
+    os.environ["TDPCR_HOME"] = str(home)
+    try:
+        yield
+    finally:
+        os.environ.pop("TDPCR_HOME", None)
+
+
 def run_notebooks(notebooks: Sequence[Path], parameters: dict[str, Any], output_dir: str | Path,
                   cwd: str | Path | None = None, kernel: str = KERNEL,
-                  progress: bool = True, log=print) -> list[dict[str, Any]]:
+                  progress: bool = True, log=print, home: str | Path = HOME) -> list[dict[str, Any]]:
     """Execute notebooks in order; raise :class:`NotebookFailed` at the first failure.
+
+    Kernels run in ``cwd`` (default: each notebook's folder) with ``TDPCR_HOME=home`` unless
+    ``TDPCR_HOME`` is already set.
 
     Returns
     -------
     list of dict
         Per notebook: ``notebook``, ``executed``, ``parameters``, ``seconds``.
     """
-    import papermill
+    import papermill  # lazily: slow to import, and only needed when notebooks are run
     from papermill.exceptions import PapermillExecutionError
 
     output_dir = Path(output_dir)
@@ -89,9 +112,10 @@ def run_notebooks(notebooks: Sequence[Path], parameters: dict[str, Any], output_
         log(f"[tdpcr reproduce] {notebook.name} with {passed or 'its defaults'}")
         started = time.time()
         try:
-            papermill.execute_notebook(str(notebook), str(executed), parameters=passed,
-                                       kernel_name=kernel, cwd=str(cwd or notebook.parent),
-                                       progress_bar=progress, log_output=False)
+            with _home_for_kernels(home):
+                papermill.execute_notebook(str(notebook), str(executed), parameters=passed,
+                                           kernel_name=kernel, cwd=str(cwd or notebook.parent),
+                                           progress_bar=progress, log_output=False)
         except PapermillExecutionError as err:
             raise NotebookFailed(notebook, executed, err) from err
         except Exception as err:  # kernel died, missing kernel, bad notebook JSON, ...

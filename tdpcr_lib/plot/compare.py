@@ -116,7 +116,7 @@ def _legend_handles(legend: Legend, labels: Sequence[np.ndarray]) -> list[Patch]
     for lab in labels:
         present.update(int(v) for v in np.unique(lab) if 0 <= int(v) < legend.num_classes)
     codes = sorted(present) or list(legend.codes)
-    return [Patch(facecolor=np.asarray(legend.colors[c]) / 255.0, edgecolor="k",
+    return [Patch(facecolor=np.asarray(legend.colours[c]) / 255.0, edgecolor="k",
                   label=f"{c}: {legend.names[c]}") for c in codes]
 
 
@@ -183,7 +183,7 @@ def plot_comparison(sample: Mapping[str, Any], outputs: Mapping[str, Mapping[str
     show(axes[0, 2], band_composite(target, composite, reference=target), "target (clear)")
     show(axes[0, 3], to_numpy(sample["cloud_mask"]).astype(np.float32), "cloud mask", rgb=False,
          cmap="gray", vmin=0, vmax=1)
-    show(axes[0, 4], legend.colorize(true_labels), "true land cover")
+    show(axes[0, 4], legend.colourise(true_labels), "true land cover")
 
     predicted = {m: predicted_labels(outputs[m]["segmentation"]) for m in models
                  if outputs[m].get("segmentation") is not None}
@@ -211,7 +211,7 @@ def plot_comparison(sample: Mapping[str, Any], outputs: Mapping[str, Mapping[str
         axes[row, 1].set_frame_on(True)
         fig.colorbar(im, ax=axes[row, 1], fraction=0.046, pad=0.02).ax.tick_params(labelsize=6)
         if name in predicted:
-            show(axes[row, 2], legend.colorize(predicted[name]), "predicted land cover")
+            show(axes[row, 2], legend.colourise(predicted[name]), "predicted land cover")
         else:
             axes[row, 2].text(0.5, 0.5, "no segmentation\nhead", ha="center", va="center",
                               fontsize=7, transform=axes[row, 2].transAxes)

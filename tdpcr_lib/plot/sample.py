@@ -76,7 +76,7 @@ def plot_sample(sample: Mapping[str, Any], prediction: Any = None, *, legend: Le
         ("cloudy S2 (B04/B03/B02)", percentile_stretch(_numpy(sample["optical"])[rgb], lo, hi), {}),
         ("S1 false colour (VV, VH, VV−VH)", percentile_stretch(sar_rgb), {}),
         ("clear S2 target", percentile_stretch(target, lo, hi), {}),
-        ("land cover", legend.colorize(labels), {}),
+        ("land cover", legend.colourise(labels), {}),
         ("cloud mask", _numpy(sample["cloud_mask"]), {"cmap": "gray", "vmin": 0, "vmax": 1}),
     ]
     if prediction is not None:
@@ -87,7 +87,7 @@ def plot_sample(sample: Mapping[str, Any], prediction: Any = None, *, legend: Le
         if pred.get("segmentation") is not None:
             seg = _numpy(pred["segmentation"])
             seg = seg.argmax(0) if seg.ndim == 3 else seg
-            panels.append(("predicted land cover", legend.colorize(seg.astype(np.int64)), {}))
+            panels.append(("predicted land cover", legend.colourise(seg.astype(np.int64)), {}))
 
     fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 3.0), squeeze=False)
     for ax, (title, image, kwargs) in zip(axes[0], panels, strict=True):
@@ -96,7 +96,7 @@ def plot_sample(sample: Mapping[str, Any], prediction: Any = None, *, legend: Le
         if show_titles:
             ax.set_title(title, fontsize=8)
     present = sorted(set(np.unique(labels).tolist()) & set(legend.codes))
-    handles = [Patch(facecolor=np.asarray(legend.colors[c]) / 255, edgecolor="k",
+    handles = [Patch(facecolor=np.asarray(legend.colours[c]) / 255, edgecolor="k",
                      label=f"{c}: {legend.names[c]}") for c in present]
     if handles:
         fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), fontsize=7,
@@ -118,7 +118,7 @@ def plot_class_histogram(histogram: Mapping[str, int], legend: Legend | None = N
     keys = [str(c) for c in legend.codes] + ["ignored"]
     counts = np.array([histogram.get(k, 0) for k in keys], dtype=np.float64)
     fractions = counts / max(counts.sum(), 1)
-    colors = [np.asarray(c) / 255 for c in legend.colors] + [np.asarray(legend.ignore_color) / 255]
+    colors = [np.asarray(c) / 255 for c in legend.colours] + [np.asarray(legend.ignore_colour) / 255]
     labels = [f"{c}: {n}" for c, n in zip(legend.codes, legend.names, strict=True)] + ["ignored"]
     fig, ax = plt.subplots(figsize=(7, 3.2))
     ax.barh(range(len(keys)), fractions, color=colors, edgecolor="k")

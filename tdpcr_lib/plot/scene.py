@@ -47,7 +47,7 @@ def plot_scene_prediction(s2_cloudy: str | Path, outputs: dict[str, Path],
     panels.append(("predicted cloud-free", band_composite(clear, reference=clear), {}))
     if "land_cover" in outputs:
         labels = _read_overview(outputs["land_cover"], max_size, Resampling.nearest)[0]
-        panels.append(("predicted land cover", legend.colorize(labels), {}))
+        panels.append(("predicted land cover", legend.colourise(labels), {}))
     if "degradation_prompt" in outputs:
         gate = _read_overview(outputs["degradation_prompt"], max_size, Resampling.average)[0]
         panels.append(("degradation prompt", gate, {"cmap": "magma"}))
@@ -59,6 +59,6 @@ def plot_scene_prediction(s2_cloudy: str | Path, outputs: dict[str, Path],
         ax.set_axis_off()
     if "land_cover" in outputs:
         handles = [Patch(color=np.asarray(c) / 255.0, label=n)
-                   for c, n in zip(legend.colors, legend.names, strict=True)]
+                   for c, n in zip(legend.colours, legend.names, strict=True)]
         fig.legend(handles=handles, loc="outside lower center", ncol=4, fontsize=8)
     return fig

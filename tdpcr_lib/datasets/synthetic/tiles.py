@@ -36,6 +36,7 @@ How a tile is made (choices documented in ``docs/design.md``):
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import time
@@ -57,6 +58,30 @@ DEFAULT_N_TILES = 250
 
 
 DEFAULT_TILE_SIZE = 64
+
+
+#: The one command that adds the cloud simulator without touching torch: its real imports (torch,
+#: numpy, kornia, matplotlib) are tdpcr's own dependencies; it also declares torchvision, which it
+#: never imports and which would make pip fetch a second (CUDA) torch build.
+CLOUD_GENERATOR_INSTALL = "pip install --no-deps satellite-cloud-generator==0.4"
+
+
+class CloudGeneratorMissing(ModuleNotFoundError):
+    """``satellite-cloud-generator`` (needed to make the synthetic twin's clouds) is not installed."""
+
+
+def require_cloud_generator() -> None:
+    """Raise :class:`CloudGeneratorMissing` with the install command unless the package is present.
+
+    Raises
+    ------
+    CloudGeneratorMissing
+        Its message is one line naming :data:`CLOUD_GENERATOR_INSTALL`.
+    """
+    if importlib.util.find_spec("satellite_cloud_generator") is None:
+        raise CloudGeneratorMissing(
+            "the synthetic twin's clouds need satellite-cloud-generator, which is not installed; "
+            f"install it with: {CLOUD_GENERATOR_INSTALL}", name="satellite_cloud_generator")
 
 
 #: Smoke-test twin.
@@ -218,6 +243,7 @@ def make_sar_db(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def _perlin_field(size: int, seed: int, locality: int, decay: float) -> np.ndarray:
     """Product of ``locality`` normalised Perlin fields from satellite-cloud-generator, in [0, 1]."""
+    # optional dependency, imported lazily (see require_cloud_generator)
     from satellite_cloud_generator.noise import generate_perlin
 
     with torch.random.fork_rng(devices=[]):
@@ -247,6 +273,7 @@ def _shift(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
 
 def _local_blur(image: torch.Tensor, modulator: torch.Tensor, strip: int = 64) -> torch.Tensor:
     """The package's thickness-dependent Gaussian blur, in row strips to bound memory."""
+    # optional dependency, imported lazily (see require_cloud_generator)
     from satellite_cloud_generator.LocalGaussianBlur import local_gaussian_blur
 
     height = image.shape[-2]
@@ -285,6 +312,8 @@ def simulate_clouds(clear: np.ndarray, cloud_fraction: float, rng: np.random.Gen
     info : dict
         The drawn cloud parameters.
     """
+    require_cloud_generator()
+    # optional dependency, imported lazily (see require_cloud_generator)
     from satellite_cloud_generator.CloudSimulator import mix
 
     bands, height, width = clear.shape
@@ -498,6 +527,7 @@ def make_synthetic_luojiaset(root: str | Path, n_tiles: int = DEFAULT_N_TILES,
         raise FileExistsError(f"{root} exists, is not empty and is not a synthetic twin (no "
                               "synthetic.json); choose an empty or new folder (tdpcr never "
                               "deletes data it did not write, even with overwrite=True)")
+    require_cloud_generator()  # before anything is removed or written
     for owned in (*BUCKETS, "manifest"):
         if (root / owned).is_dir():
             shutil.rmtree(root / owned)

@@ -2,7 +2,7 @@
 """Write fake LuojiaSET-OSFCR data with the real layout, file names and GeoTIFF headers.
 
 torchgeo-style test data: values are random (fixed seed), not learnable, but every header fact of
-the real tiles is reproduced (see ../shared/reference/tdp-cr-paper-notes.md §4.3): five bucket
+the real tiles is reproduced (see docs/dataset.md, "File headers"): five bucket
 folders × five modality folders; S2 13-band uint16 DN with the +1000 offset (B10 ≈ 1006–1013);
 S1 2-band float32 dB; land cover uint8 (some files without CRS, a few out-of-legend codes);
 cloud mask float32 {0, 1} with a fraction inside the bucket; UTM CRS and a 10 m transform;
