@@ -59,16 +59,16 @@ def test_config_hash_is_stable_and_sensitive():
 def test_architecture_change_changes_the_hash(monkeypatch):
     spec = ablations.ABLATIONS["tdpcr_full"]
     before = ablations.config_hash(ablations.run_config(spec, tiny_budget(), 0, "abc"))
-    import tdpcr_lib.models as models
+    from tdpcr_lib.models import fingerprint
 
-    original = models.build_model
+    original = fingerprint.build_model
 
     def build_with_extra_layer(config):
         model = original(config)
         model.extra = torch.nn.Linear(2, 2)
         return model
 
-    monkeypatch.setattr(models, "build_model", build_with_extra_layer)
+    monkeypatch.setattr(fingerprint, "build_model", build_with_extra_layer)
     after = ablations.config_hash(ablations.run_config(spec, tiny_budget(), 0, "abc"))
     assert after != before
 

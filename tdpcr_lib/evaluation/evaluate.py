@@ -8,9 +8,10 @@ and per cloud-cover bucket. ``tdpcr evaluate`` writes them as JSON + markdown.
 Design choices (see ``docs/design.md`` § Training):
 
 * **Sliding window.** Inputs larger than the training crop are predicted tile by tile
-  (``tile = crop``, overlap ``tile // 4`` by default) and blended with the same ``sin²``
-  cross-fade as scene prediction (:func:`tdpcr_lib.inference.tiling.blend_window`): reconstructions are
-  averaged, segmentation is averaged as softmax probabilities. ``tile=None`` feeds whole images.
+  (``tile = crop``, overlap ``tile // 4`` by default) on the same pad-aligned grid and with the
+  same ``sin²`` cross-fade as scene prediction (:mod:`tdpcr_lib.inference.tiling`):
+  reconstructions are averaged, segmentation is averaged as softmax probabilities.
+  ``tile=None`` feeds whole images.
 * **Majority-class baseline.** :func:`majority_class_baseline` predicts, everywhere, the most
   frequent valid class of the *training* labels and scores it with the same accumulator; a
   segmentation model that does not beat it has learned nothing spatial.
@@ -26,23 +27,21 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
 
 from tdpcr_lib.core.io import atomic_write_json, atomic_write_text
-from tdpcr_lib.core.runtime import resolve_device
+from tdpcr_lib.core.legend import load_legend
+from tdpcr_lib.core.runtime import device_description, model_device, resolve_device
 from tdpcr_lib.evaluation.tables import dataframe_to_markdown, metrics_tables
 from tdpcr_lib.inference.tiling import sliding_window_predict
-from tdpcr_lib.samplers import _IndexSubset
+from tdpcr_lib.metrics.accumulator import EvaluationAccumulator
+from tdpcr_lib.models.checkpoint import load_model
+from tdpcr_lib.samplers import IndexSubset
 
 
 # --------------------------------------------------------------------------------------------
 # Prediction
 # --------------------------------------------------------------------------------------------
-def _model_device(model: nn.Module) -> torch.device:
-    for parameter in model.parameters():
-        return parameter.device
-    return torch.device("cpu")
-
-
 def accumulate_metrics(model: nn.Module, dataset: Dataset, *, device: torch.device | str | None
                        = None, batch_size: int = 4, max_batches: int | None = None,
                        rank: int = 0, world_size: int = 1, tile: int | None = None,
@@ -54,17 +53,12 @@ def accumulate_metrics(model: nn.Module, dataset: Dataset, *, device: torch.devi
     The shard is every ``world_size``-th sample from ``rank`` (no padding); merge shards with
     ``accumulator.all_reduce()``. ``max_batches`` caps the batches per rank (smoke runs).
     """
-    from tqdm import tqdm
-
-    from tdpcr_lib.core.legend import load_legend
-    from tdpcr_lib.metrics.accumulator import EvaluationAccumulator
-
-    device = _model_device(model) if device is None else resolve_device(device)
+    device = model_device(model) if device is None else resolve_device(device)
     legend = load_legend()
     num_classes = getattr(getattr(model, "config", None), "num_classes", legend.num_classes)
     accumulator = EvaluationAccumulator(num_classes=num_classes,
                                         ignore_index=legend.ignore_index)
-    shard = _IndexSubset(dataset, range(rank, len(dataset), world_size))
+    shard = IndexSubset.shard(dataset, rank, world_size)
     loader = DataLoader(shard, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     was_training = model.training
     model.eval()
@@ -154,8 +148,6 @@ def evaluate(checkpoint_or_model: str | Path | nn.Module, dataset: Dataset, *,
     EvaluationResult
         ``.metrics`` (nested dict), ``.tables`` (pandas), ``.meta`` (what was run).
     """
-    from tdpcr_lib.models.checkpoint import load_model
-
     device = resolve_device(device)
     if isinstance(checkpoint_or_model, nn.Module):
         model, meta = checkpoint_or_model.to(device), {}
@@ -174,8 +166,6 @@ def evaluate(checkpoint_or_model: str | Path | nn.Module, dataset: Dataset, *,
                                      autocast_dtype=autocast_dtype, num_workers=num_workers,
                                      progress=progress)
     metrics = accumulator.compute()
-    from tdpcr_lib.core.runtime import device_description
-
     meta_out = {"checkpoint": source, "split": getattr(dataset, "split", None),
                 "n_images": metrics.get("n_images"), "tile": tile,
                 "overlap": (tile // 4 if overlap is None else overlap) if tile else None,
