@@ -255,3 +255,18 @@ def test_changed_config_retrains_and_replaces_the_folder(grid, tiny_luojiaset_ro
 def test_unknown_ablation_name(tiny_luojiaset_root, tmp_path):
     with pytest.raises(KeyError, match="unknown ablation"):
         ablations_grid.run_grid(tiny_luojiaset_root, tmp_path, [0], tiny_budget(), names=["nope"])
+
+
+def test_model_sizes_come_from_the_named_presets():
+    from tdpcr_lib.models.config import ModelConfig
+    from tdpcr_lib.models.presets import MODEL_PRESETS
+
+    spec = ablations.ABLATIONS["tdpcr_full"]
+    full = ablations.model_config_for(spec, ablations.AblationBudget())
+    small = ablations.model_config_for(spec, ablations.AblationBudget(model_size="small"))
+    assert isinstance(full, ModelConfig) and full.widths == ModelConfig().widths
+    assert small.widths == MODEL_PRESETS["small"]["widths"] == ModelConfig.small().widths
+    assert "model_size" not in ablations.AblationBudget().to_dict()  # old run hashes still match
+    assert ablations.AblationBudget(model_size="small").to_dict()["model_size"] == "small"
+    with pytest.raises(KeyError, match="unknown model size"):
+        ablations.AblationBudget(model_size="huge")
