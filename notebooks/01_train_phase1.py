@@ -99,7 +99,7 @@ print(train_set, val_set, sep="\n")
 
 # %%
 display(train_config.to_dict())
-display(model_config)
+display(model_config.to_dict())
 
 # %% [markdown]
 # ## Train
@@ -108,8 +108,8 @@ display(model_config)
 # learning rate and throughput.
 
 # %%
-result = train(train_config, data_root, run_dir, model_config=model_config,
-                        device=DEVICE, source=SOURCE, datasets=(train_set, val_set))
+result = train(train_config, model_config, train_set, val_set, run_dir, device=DEVICE,
+               source=SOURCE)
 result.history_frame()
 
 # %% [markdown]

@@ -108,8 +108,7 @@ report
 # ## Train
 
 # %%
-result = train(train_config, data_root, run_dir, device=DEVICE, source=SOURCE,
-                        datasets=(train_set, val_set))
+result = train(train_config, None, train_set, val_set, run_dir, device=DEVICE, source=SOURCE)
 result.history_frame()
 
 # %% [markdown]

@@ -1,4 +1,11 @@
-"""Samplers and index subsets: resumable shuffling, DDP shards, fixed subsets."""
+"""Samplers and index subsets: resumable (DDP-sharded) shuffling and fixed index subsets.
+
+Sharding across DDP ranks has one rule everywhere: rank ``r`` of ``W`` takes positions
+``r, r+W, ...``. Training gets them from :class:`ResumableSampler` (positions of a seeded
+permutation, as ``DistributedSampler`` does); evaluation from :meth:`IndexSubset.shard`
+(positions of the dataset itself, no padding, so no sample is counted twice when per-rank
+metrics are merged).
+"""
 
 from __future__ import annotations
 
@@ -33,41 +40,22 @@ class ResumableSampler(Sampler[int]):
         return max(len(self.inner) - self.skip, 0)
 
 
-class ShardSampler(Sampler[int]):
-    """Every ``world_size``-th index starting at ``rank`` (no padding, so no sample is counted
-    twice when per-rank metrics are merged)."""
+class IndexSubset(Dataset):
+    """The samples ``indices`` of ``base``, keeping its ``split`` and ``manifest_hash``.
 
-    def __init__(self, length: int, rank: int = 0, world_size: int = 1) -> None:
-        self.indices = list(range(rank, length, world_size))
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.indices)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-
-# --------------------------------------------------------------------------------------------
-# Metric accumulation
-# --------------------------------------------------------------------------------------------
-class _IndexSubset(Dataset):
-    def __init__(self, base: Dataset, indices: Sequence[int]) -> None:
-        self.base, self.indices = base, list(indices)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, i: int) -> dict:
-        return self.base[self.indices[i]]
-
-
-class _Subset:
-    """Index subset that keeps the base's ``manifest_hash`` and ``split`` (for evaluation)."""
+    Evaluation reads both attributes (they are recorded with the metrics), so a subset must not
+    hide them the way ``torch.utils.data.Subset`` does.
+    """
 
     def __init__(self, base: Any, indices: Sequence[int]) -> None:
         self.base, self.indices = base, list(indices)
         self.split = getattr(base, "split", None)
         self.manifest_hash = getattr(base, "manifest_hash", None)
+
+    @classmethod
+    def shard(cls, base: Any, rank: int = 0, world_size: int = 1) -> IndexSubset:
+        """Rank ``rank``'s shard of ``base``: every ``world_size``-th sample from ``rank``."""
+        return cls(base, range(rank, len(base), world_size))
 
     def __len__(self) -> int:
         return len(self.indices)

@@ -60,16 +60,16 @@ def test_config_hash_is_stable_and_sensitive():
 def test_architecture_change_changes_the_hash(monkeypatch):
     spec = ablations.ABLATIONS["tdpcr_full"]
     before = ablations.config_hash(ablations.run_config(spec, tiny_budget(), 0, "abc"))
-    import tdpcr_lib.models as models
+    from tdpcr_lib.models import fingerprint
 
-    original = models.build_model
+    original = fingerprint.build_model
 
     def build_with_extra_layer(config):
         model = original(config)
         model.extra = torch.nn.Linear(2, 2)
         return model
 
-    monkeypatch.setattr(models, "build_model", build_with_extra_layer)
+    monkeypatch.setattr(fingerprint, "build_model", build_with_extra_layer)
     after = ablations.config_hash(ablations.run_config(spec, tiny_budget(), 0, "abc"))
     assert after != before
 
@@ -262,3 +262,18 @@ def test_changed_config_retrains_and_replaces_the_folder(grid, tiny_luojiaset_ro
 def test_unknown_ablation_name(tiny_luojiaset_root, tmp_path):
     with pytest.raises(KeyError, match="unknown ablation"):
         ablations_grid.run_grid(tiny_luojiaset_root, tmp_path, [0], tiny_budget(), names=["nope"])
+
+
+def test_model_sizes_come_from_the_named_presets():
+    from tdpcr_lib.models.config import ModelConfig
+    from tdpcr_lib.models.presets import MODEL_PRESETS
+
+    spec = ablations.ABLATIONS["tdpcr_full"]
+    full = ablations.model_config_for(spec, ablations.AblationBudget())
+    small = ablations.model_config_for(spec, ablations.AblationBudget(model_size="small"))
+    assert isinstance(full, ModelConfig) and full.widths == ModelConfig().widths
+    assert small.widths == MODEL_PRESETS["small"]["widths"] == ModelConfig.small().widths
+    assert "model_size" not in ablations.AblationBudget().to_dict()  # old run hashes still match
+    assert ablations.AblationBudget(model_size="small").to_dict()["model_size"] == "small"
+    with pytest.raises(KeyError, match="unknown model size"):
+        ablations.AblationBudget(model_size="huge")

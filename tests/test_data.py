@@ -19,9 +19,11 @@ from tdpcr_lib.core.normalisation import load_normalisation
 from tdpcr_lib.datasets.acquire import prepare_luojiaset
 from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError
 from tdpcr_lib.datasets.layout import (
+    BUCKET_CENTRES,
     BUCKETS,
     MODALITIES,
     SampleRecord,
+    bucket_sort_key,
     discover_samples,
     modality_filename,
     parse_s2_name,
@@ -88,6 +90,14 @@ def _read(path: Path) -> np.ndarray:
 def test_modality_filenames_follow_the_real_quirks(modality, expected):
     assert modality_filename("04", "p321", modality) == expected
     assert sample_relpaths("0-20%", "04", "p321")[modality] == f"0-20%/{modality}/{expected}"
+
+
+def test_bucket_centres_and_order_derive_from_buckets():
+    assert list(BUCKET_CENTRES) == list(BUCKETS)
+    assert BUCKET_CENTRES == {"0-20%": 10.0, "20%-40%": 30.0, "40%-60%": 50.0, "60%-80%": 70.0,
+                              "80%-100%": 90.0}
+    shuffled = ["other", *reversed(BUCKETS)]
+    assert sorted(shuffled, key=bucket_sort_key) == [*BUCKETS, "other"]
 
 
 @pytest.mark.parametrize("name", ["ROIs_04_s1_p321.tif", "roi_04_s2_p1.tif", "ROIs_04_s2_p1.png"])

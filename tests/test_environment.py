@@ -20,7 +20,7 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 
-from tdpcr_lib.datasets.synthetic.tiles import CLOUD_GENERATOR_INSTALL
+from tdpcr_lib.datasets.synthetic.clouds import CLOUD_GENERATOR_INSTALL
 
 REPO = Path(__file__).resolve().parents[1]
 CONDA_TO_PIP = {"pytorch": "torch"}

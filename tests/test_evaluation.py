@@ -17,10 +17,11 @@ from tdpcr_lib.evaluation.evaluate import EvaluationResult, evaluate
 from tdpcr_lib.evaluation.majority import MajorityBaseline, majority_class_baseline
 from tdpcr_lib.evaluation.report import headline_metrics, results_markdown
 from tdpcr_lib.evaluation.tables import dataframe_to_markdown
-from tdpcr_lib.inference.tiling import sliding_window_predict
+from tdpcr_lib.inference.tiling import TileGrid, sliding_window_predict
 from tdpcr_lib.metrics.results import REGIONS, has, label, make_frame, select, value
 from tdpcr_lib.models import ModelConfig, build_model
 from tdpcr_lib.models.checkpoint import save_checkpoint
+from tdpcr_lib.samplers import IndexSubset
 
 
 class PerPixel(nn.Module):
@@ -65,6 +66,31 @@ def test_sliding_window_equals_a_single_pass_for_a_per_pixel_model(size, tile, o
     torch.testing.assert_close(tiled["reconstruction"], whole["reconstruction"], atol=1e-5,
                                rtol=1e-5)
     assert torch.equal(tiled["segmentation"].argmax(1), whole["segmentation"].argmax(1))
+
+
+@pytest.mark.parametrize(("size", "tile", "overlap"), [(37, 16, 4), (61, 24, None)])
+def test_pad_aligned_sliding_window_equals_a_single_pass_for_a_per_pixel_model(size, tile,
+                                                                                 overlap):
+    """With ``pad_multiple`` the origins snap to the grid and the last tile is reflect-padded."""
+    model = PerPixel().eval()
+    model.pad_multiple = 8
+    generator = torch.Generator().manual_seed(2)
+    optical = torch.rand(1, 13, size, size + 5, generator=generator)
+    sar = torch.rand(1, 2, size, size + 5, generator=generator)
+    grid = TileGrid.plan(size, size + 5, tile, overlap, align=8)
+    assert all(y % 8 == 0 for y in grid.ys) and grid.canvas_height > size  # sticks out
+    tiled = sliding_window_predict(model, optical, sar, tile=tile, overlap=overlap)
+    whole = sliding_window_predict(model, optical, sar, tile=None)
+    assert tiled["reconstruction"].shape == whole["reconstruction"].shape
+    torch.testing.assert_close(tiled["reconstruction"], whole["reconstruction"], atol=1e-5,
+                               rtol=1e-5)
+
+
+def test_index_subset_shards_partition_the_dataset_and_keep_its_identity(test_set):
+    shards = [IndexSubset.shard(test_set, rank, 2) for rank in range(2)]
+    assert sorted(shards[0].indices + shards[1].indices) == list(range(len(test_set)))
+    assert all(s.split == "test" and s.manifest_hash == test_set.manifest_hash for s in shards)
+    assert shards[1][0]["id"] == test_set[1]["id"]
 
 
 def test_sliding_window_blends_tile_dependent_outputs_convexly():

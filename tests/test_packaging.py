@@ -24,7 +24,7 @@ import pytest
 
 from tdpcr_lib.core import paths
 from tdpcr_lib.datasets.synthetic import tiles
-from tdpcr_lib.datasets.synthetic.tiles import CLOUD_GENERATOR_INSTALL
+from tdpcr_lib.datasets.synthetic.clouds import CLOUD_GENERATOR_INSTALL
 
 REPO = Path(__file__).resolve().parents[1]
 RESOURCES = REPO / "tdpcr_lib" / "resources"

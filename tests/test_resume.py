@@ -26,7 +26,7 @@ TRAIN_ARGS = ["--phase", "phase1", "--small-model", "--epochs", "2", "--batch-si
 KILLER = textwrap.dedent("""
     import os, signal, sys
     from tdpcr_lib.cli import train as cli
-    from tdpcr_lib.training.run import train
+    from tdpcr_lib.training.run import train_on_folder
 
     kill_at, argv = int(sys.argv[1]), sys.argv[2:]
     args = cli._parser().parse_args(argv)
@@ -36,8 +36,8 @@ KILLER = textwrap.dedent("""
         if step == kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    train(config, args.data_root, args.out, model_config=model_config, device="cpu",
-                   callbacks=[kill])
+    train_on_folder(config, model_config, args.data_root, args.out, device="cpu",
+                    callbacks=[kill])
 """)
 
 

@@ -16,13 +16,13 @@ from tdpcr_lib.core.bands import S1_BANDS, S2_BANDS
 from tdpcr_lib.datasets.layout import BUCKETS, MODALITIES, discover_samples
 from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
 from tdpcr_lib.datasets.manifest import read_split_csv
+from tdpcr_lib.datasets.synthetic.clouds import simulate_clouds
+from tdpcr_lib.datasets.synthetic.landscape import CLASS_SPECTRA
 from tdpcr_lib.datasets.synthetic.tiles import (
-    CLASS_SPECTRA,
     bucket_fraction_range,
     generate_tile,
     make_synthetic_luojiaset,
     read_synthetic_info,
-    simulate_clouds,
 )
 
 N_TILES, SIZE = 50, 32  # tests/conftest.py tiny_luojiaset_root

@@ -14,10 +14,10 @@ from tdpcr_lib.samplers import ResumableSampler
 from tdpcr_lib.training.config import TrainConfig, resolve_objective
 from tdpcr_lib.training.freezing import apply_trainable_set, lr_factor, parameter_report
 from tdpcr_lib.training.presets import notebook_configs
-from tdpcr_lib.training.run import train
+from tdpcr_lib.training.run import build_datasets, train, train_on_folder
 from tdpcr_lib.transforms import SeededAugmentDataset
 
-SMALL = ModelConfig.small().to_dict()
+SMALL = ModelConfig.small()
 
 
 def tiny_config(**changes) -> TrainConfig:
@@ -142,7 +142,8 @@ def test_resumable_sampler_skips_consumed_samples_and_shards_like_one_process():
 def phase1_run(tiny_luojiaset_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "phase1"
     config = tiny_config(epochs=2, max_steps=None, checkpoint_every=3)
-    result = train(config, tiny_luojiaset_root, out, model_config=SMALL, device="cpu")
+    train_set, val_set = build_datasets(tiny_luojiaset_root, config)
+    result = train(config, SMALL, train_set, val_set, out, device="cpu")  # the core call
     return config, result, out
 
 
@@ -171,7 +172,7 @@ def test_phase1_run_writes_checkpoints_logs_and_figure(phase1_run):
 def test_finished_compatible_run_is_not_retrained(phase1_run, tiny_luojiaset_root):
     config, result, out = phase1_run
     before = (out / "last" / "model.safetensors").read_bytes()
-    again = train(config, tiny_luojiaset_root, out, model_config=SMALL, device="cpu")
+    again = train_on_folder(config, SMALL, tiny_luojiaset_root, out, device="cpu")
     assert again.steps == result.steps
     assert (out / "last" / "model.safetensors").read_bytes() == before
 
@@ -185,16 +186,16 @@ def test_incompatible_run_folder_is_refused_or_replaced(phase1_run, tiny_luojias
     shutil.copytree(out, copy)
     changed = config.replace(lr=5e-4, max_steps=1)
     with pytest.raises(CheckpointError, match="train config lr"):
-        train(changed, tiny_luojiaset_root, copy, model_config=SMALL, device="cpu", resume=True)
-    result = train(changed, tiny_luojiaset_root, copy, model_config=SMALL, device="cpu",
-                   resume="auto")
+        train_on_folder(changed, SMALL, tiny_luojiaset_root, copy, device="cpu", resume=True)
+    result = train_on_folder(changed, SMALL, tiny_luojiaset_root, copy, device="cpu",
+                             resume="auto")
     assert result.steps == 1 and read_meta(copy / "last")["train_config"]["lr"] == 5e-4
 
 
 def test_phase2_updates_only_the_trainable_set(phase1_run, tiny_luojiaset_root, tmp_path):
     _, _, phase1_dir = phase1_run
     config = tiny_config(phase="phase2", init_from=str(phase1_dir / "best"))
-    result = train(config, tiny_luojiaset_root, tmp_path / "phase2", device="cpu")
+    result = train_on_folder(config, None, tiny_luojiaset_root, tmp_path / "phase2", device="cpu")
     start, _ = load_model(phase1_dir / "best")
     trained, meta = load_model(tmp_path / "phase2" / "last")
     assert meta["model_config"]["with_seg_decoder"] is True
@@ -212,8 +213,9 @@ def test_phase2_updates_only_the_trainable_set(phase1_run, tiny_luojiaset_root, 
 def test_single_phase_and_baselines_train_through_the_same_trainer(phase, arch,
                                                                    tiny_luojiaset_root, tmp_path):
     config = tiny_config(phase=phase, max_steps=1)
-    result = train(config, tiny_luojiaset_root, tmp_path / phase, device="cpu",
-                   model_config={**SMALL, "arch": arch, "with_seg_decoder": phase == "joint" or None})
+    model_config = SMALL.replace(arch=arch, with_seg_decoder=phase == "joint" or None)
+    result = train_on_folder(config, model_config, tiny_luojiaset_root, tmp_path / phase,
+                             device="cpu")
     meta = read_meta(tmp_path / phase / "last")
     assert meta["model_config"]["arch"] == arch
     assert result.parameters["trainable"] == result.parameters["total"]
@@ -227,6 +229,7 @@ def test_notebook_presets_keep_the_modes_apart():
                                         config={"lr": 1e-4, "model": {"seg_width": 8}})
     assert smoke.max_steps is not None and default.max_steps is None
     assert full.epochs >= 30 and full.lr == 1e-4 and full.init_from == "runs/phase1/best"
-    assert model["widths"] == [8, 16, 32, 64] and full_model["seg_width"] == 8
+    assert isinstance(model, ModelConfig) and isinstance(full_model, ModelConfig)
+    assert model.widths == (8, 16, 32, 64) and full_model.seg_width == 8
     with pytest.raises(ValueError, match="either SMOKE or FULL"):
         notebook_configs("phase1", smoke=True, full=True)

@@ -23,10 +23,10 @@ import time
 from tdpcr_lib.core.paths import DEFAULT_SYNTHETIC_ROOT
 from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError
 from tdpcr_lib.datasets.manifest import LOCAL_MANIFEST, write_manifest
+from tdpcr_lib.datasets.synthetic.clouds import CloudGeneratorMissing
 from tdpcr_lib.datasets.synthetic.tiles import (
     DEFAULT_N_TILES,
     DEFAULT_TILE_SIZE,
-    CloudGeneratorMissing,
     make_synthetic_luojiaset,
 )
 

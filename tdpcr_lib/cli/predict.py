@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tdpcr_lib.inference.inputs import PredictionInputError
 from tdpcr_lib.inference.scene import predict_scene
+from tdpcr_lib.models.checkpoint import CheckpointError
 
 
 # --------------------------------------------------------------------------------------------
@@ -40,8 +41,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """``tdpcr predict --s2 … --s1 … --checkpoint … --out …``; returns the exit status."""
-    from tdpcr_lib.models.checkpoint import CheckpointError
-
     args = build_parser().parse_args(argv)
     try:
         paths = predict_scene(args.s2, args.s1, args.checkpoint, args.out, tile=args.tile,

@@ -27,9 +27,10 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from tdpcr_lib.models.config import ModelConfig
 from tdpcr_lib.training.config import PHASES, TRAINABLE_SETS, TrainConfig
 from tdpcr_lib.training.presets import preset_config
-from tdpcr_lib.training.run import train
+from tdpcr_lib.training.run import train_on_folder
 
 
 def _parse_value(text: str) -> Any:
@@ -87,8 +88,12 @@ def _key_values(items: list[str], what: str) -> dict[str, Any]:
     return out
 
 
-def build_configs(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, Any] | None]:
-    """The TrainConfig and model-config overrides described by parsed CLI arguments."""
+def build_configs(args: argparse.Namespace) -> tuple[TrainConfig, ModelConfig | None]:
+    """The TrainConfig and ModelConfig described by parsed CLI arguments.
+
+    The model config is ``None`` (the default ``ModelConfig()``) unless ``--small-model``,
+    ``--arch`` or ``--model`` say otherwise.
+    """
     overrides: dict[str, Any] = {}
     for name in ("trainable", "epochs", "max_steps", "batch_size", "crop_size", "lr", "seed",
                  "checkpoint_every", "init_from"):
@@ -108,15 +113,13 @@ def build_configs(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, Any]
     model_overrides = _key_values(args.model, "--model")
     if args.arch:
         model_overrides["arch"] = args.arch
-    model_config: dict[str, Any] | None = None
-    if model_overrides or args.small_model:
-        from tdpcr_lib.models import ModelConfig
-
-        base = ModelConfig.small() if args.small_model else ModelConfig()
-        arch = model_overrides.get("arch", base.arch)
-        base_dict = {**base.to_dict(), "arch": arch, "with_seg_decoder": None}
-        model_config = {**base_dict, **model_overrides}
-        model_config = ModelConfig.from_dict(model_config).to_dict()
+    if not (model_overrides or args.small_model):
+        return config, None
+    base = ModelConfig.small() if args.small_model else ModelConfig()
+    # from_dict validates the --model fields (unknown names, bad values) with a clear message;
+    # with_seg_decoder is re-resolved for the chosen arch unless given.
+    model_config = ModelConfig.from_dict({**base.to_dict(), "with_seg_decoder": None,
+                                          **model_overrides})
     return config, model_config
 
 
@@ -146,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     distributed, device = init_distributed(args.device)
     try:
-        result = train(config, args.data_root, Path(args.out), model_config=model_config,
-                       device=device, resume=not args.no_resume, source=args.source)
+        result = train_on_folder(config, model_config, args.data_root, Path(args.out),
+                                 device=device, resume=not args.no_resume, source=args.source)
         if not distributed or dist.get_rank() == 0:
             print(json.dumps(result.summary(), indent=2, default=str))
     except (ValueError, FileNotFoundError, KeyError) as err:

@@ -1,4 +1,4 @@
-"""core.runtime."""
+"""Runtime helpers: devices, seeding, RNG state, the git revision."""
 
 from __future__ import annotations
 
@@ -23,6 +23,12 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device={device!r} was requested but CUDA is not available")
     return dev
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device of ``model``'s first parameter (CPU for a model without parameters)."""
+    parameter = next(iter(model.parameters()), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:

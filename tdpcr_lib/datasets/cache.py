@@ -22,14 +22,13 @@ All tiles of a split must share one size (they do in LuojiaSET-OSFCR: 256 px).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tdpcr_lib.core.io import atomic_path, atomic_write_json
+from tdpcr_lib.core.io import atomic_path, atomic_write_json, sha256_file
 from tdpcr_lib.core.legend import load_legend
 from tdpcr_lib.core.normalisation import load_normalisation
 from tdpcr_lib.datasets.errors import DataIntegrityError
@@ -49,14 +48,6 @@ _SINGLE_BAND = ("land_cover_maps", "cloud_detection_results")
 def default_cache_dir(root: str | Path, split: str) -> Path:
     """``<root>/.tdpcr_cache/<split>`` (pass another folder when the data root is read-only)."""
     return Path(root).expanduser() / ".tdpcr_cache" / split
-
-
-def _sha256(path: Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def build_cache(root: str | Path, split: str = "train", cache_dir: str | Path | None = None,
@@ -120,7 +111,7 @@ def build_cache(root: str | Path, split: str = "train", cache_dir: str | Path | 
         for array in arrays.values():
             array.flush()
         arrays.clear()  # close the memory maps before the files are renamed
-    checksums = {m: _sha256(cache_dir / f"{m}.npy") for m in MODALITIES}
+    checksums = {m: sha256_file(cache_dir / f"{m}.npy") for m in MODALITIES}
     atomic_write_json(cache_dir / INDEX_FILE, {
         "format": CACHE_FORMAT, "split": split, "n": n, "height": int(height),
         "width": int(width), "manifest_hash": dataset.manifest_hash,
@@ -151,7 +142,7 @@ def verify_cache(cache_dir: str | Path) -> None:
         path = cache_dir / f"{modality}.npy"
         if not path.is_file():
             raise DataIntegrityError(f"{path}: missing array of the cache")
-        if _sha256(path) != expected:
+        if sha256_file(path) != expected:
             raise DataIntegrityError(f"{path}: checksum mismatch (the cache was modified or "
                                      "is corrupt); rebuild it with build_cache")
 

@@ -17,6 +17,23 @@ from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError
 BUCKETS: tuple[str, ...] = ("0-20%", "20%-40%", "40%-60%", "60%-80%", "80%-100%")
 
 
+def bucket_bounds(bucket: str) -> tuple[float, float]:
+    """Lower and upper cloud cover (%) of a bucket name such as ``"20%-40%"``."""
+    numbers = re.findall(r"\d+(?:\.\d+)?", bucket)
+    if len(numbers) != 2:
+        raise ValueError(f"{bucket!r} is not a cloud-cover bucket like '20%-40%'")
+    return float(numbers[0]), float(numbers[1])
+
+
+#: Each bucket with the cover (%) at its centre (x axes of per-bucket plots), in bucket order.
+BUCKET_CENTRES: dict[str, float] = {b: sum(bucket_bounds(b)) / 2 for b in BUCKETS}
+
+
+def bucket_sort_key(bucket: str) -> tuple[int, str]:
+    """Sort key putting the :data:`BUCKETS` in their order and any other name after them."""
+    return (BUCKETS.index(bucket) if bucket in BUCKETS else len(BUCKETS), bucket)
+
+
 #: Modality folders, in the column order of the split CSVs (the first author's order).
 MODALITIES: tuple[str, ...] = ("s2", "s2_cloudy", "s1", "land_cover_maps", "cloud_detection_results")
 

@@ -15,7 +15,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from tdpcr_lib.core.io import atomic_write_json, atomic_write_text
+from tdpcr_lib.core.io import atomic_write_json, atomic_write_text, sha256_file
 from tdpcr_lib.core.paths import MANIFEST_DIR
 from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError
 from tdpcr_lib.datasets.layout import (
@@ -67,15 +67,6 @@ def split_samples(samples: Sequence[SampleRecord], ratios: tuple[float, float, f
         splits["val"] += group[n_train:n_train + n_val]
         splits["test"] += group[n_train + n_val:]
     return splits
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _csv_text(records: Iterable[SampleRecord]) -> str:

@@ -9,9 +9,10 @@ and per cloud-cover bucket. ``tdpcr evaluate`` writes them as JSON + markdown.
 Design choices (see ``docs/design.md`` § Training):
 
 * **Sliding window.** Inputs larger than the training crop are predicted tile by tile
-  (``tile = crop``, overlap ``tile // 4`` by default) and blended with the same ``sin²``
-  cross-fade as scene prediction (:func:`tdpcr_lib.inference.tiling.blend_window`): reconstructions are
-  averaged, segmentation is averaged as softmax probabilities. ``tile=None`` feeds whole images.
+  (``tile = crop``, overlap ``tile // 4`` by default) on the same pad-aligned grid and with the
+  same ``sin²`` cross-fade as scene prediction (:mod:`tdpcr_lib.inference.tiling`):
+  reconstructions are averaged, segmentation is averaged as softmax probabilities.
+  ``tile=None`` feeds whole images.
 * **Majority-class baseline.** :func:`majority_class_baseline` predicts, everywhere, the most
   frequent valid class of the *training* labels and scores it with the same accumulator; a
   segmentation model that does not beat it has learned nothing spatial.
@@ -29,27 +30,22 @@ import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
 
 from tdpcr_lib.core.io import atomic_write_json, atomic_write_text
 from tdpcr_lib.core.legend import load_legend
-from tdpcr_lib.core.runtime import device_description, resolve_device
+from tdpcr_lib.core.runtime import device_description, model_device, resolve_device
 from tdpcr_lib.evaluation.tables import dataframe_to_markdown, metrics_tables
 from tdpcr_lib.inference.tiling import sliding_window_predict
 from tdpcr_lib.metrics.accumulator import EvaluationAccumulator
 from tdpcr_lib.metrics.results import ALL, COUNT_METRIC, from_records, to_records, value
 from tdpcr_lib.models.checkpoint import load_model
-from tdpcr_lib.samplers import _IndexSubset
+from tdpcr_lib.samplers import IndexSubset
 
 
 # --------------------------------------------------------------------------------------------
 # Prediction
 # --------------------------------------------------------------------------------------------
-def _model_device(model: nn.Module) -> torch.device:
-    for parameter in model.parameters():
-        return parameter.device
-    return torch.device("cpu")
-
-
 def accumulate_metrics(model: nn.Module, dataset: Dataset, *, device: torch.device | str | None
                        = None, batch_size: int = 4, max_batches: int | None = None,
                        rank: int = 0, world_size: int = 1, tile: int | None = None,
@@ -63,15 +59,13 @@ def accumulate_metrics(model: nn.Module, dataset: Dataset, *, device: torch.devi
     ``torch.distributed`` ranks (torchmetrics sync; every rank must call it); with one process it
     never touches ``torch.distributed``. ``max_batches`` caps the batches per rank (smoke runs).
     """
-    from tqdm import tqdm
-
-    device = _model_device(model) if device is None else resolve_device(device)
+    device = model_device(model) if device is None else resolve_device(device)
     legend = load_legend()
     num_classes = getattr(getattr(model, "config", None), "num_classes", legend.num_classes)
     # the states live on the evaluation device: NCCL can only reduce CUDA tensors
     accumulator = EvaluationAccumulator(num_classes=num_classes, ignore_index=legend.ignore_index,
                                         sync_on_compute=world_size > 1).to(device)
-    shard = _IndexSubset(dataset, range(rank, len(dataset), world_size))
+    shard = IndexSubset.shard(dataset, rank, world_size)
     loader = DataLoader(shard, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     was_training = model.training
     model.eval()

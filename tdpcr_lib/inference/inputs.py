@@ -30,7 +30,7 @@ class PredictionInputError(ValueError):
 # Inputs
 # --------------------------------------------------------------------------------------------
 def _is_dataarray(obj: Any) -> bool:
-    try:
+    try:  # lazy: importing xarray costs ~0.5 s and only DataArray inputs need it
         import xarray as xr
     except ImportError:  # pragma: no cover - xarray is a dependency
         return False

@@ -72,7 +72,7 @@ def open_prediction(outputs: dict[str, Path] | str | Path, load: bool = False) -
         ``land_cover`` (``y, x``, uint8; ``attrs["class_names"]``, ``attrs["class_colours"]``),
         ``degradation_prompt`` (``y, x``, float32) — whichever exist.
     """
-    import rioxarray
+    import rioxarray  # lazy: heavy (xarray + pyproj), and only the DataArray API needs it
 
     if not isinstance(outputs, dict):
         folder = Path(outputs)

@@ -14,19 +14,9 @@
 Design choices (the paper describes no scene-level inference; these are ours, see
 ``docs/design.md``, section "Scene prediction"):
 
-* **Tiling.** Tiles of ``tile`` px (clipped to the scene) start every ``tile - overlap`` px,
-  rounded so every origin is a multiple of the model's ``pad_multiple`` (a network that
-  downsamples by 2**k is only shift-equivariant for such shifts; unaligned tiles differed by
-  hundreds of DN). The last tile may stick out past the scene by less than ``pad_multiple`` px,
-  filled by reflection exactly like the model's own padding. Any scene size works and every tile
-  has the same shape (they batch). Default ``overlap = tile // 4``.
-* **Blending.** Each tile's output is weighted by a separable flat-top window: 1 inside, a
-  ``sin²`` ramp over ``overlap`` px at every edge that borders another tile (never at the scene
-  edge), floored at :data:`WEIGHT_FLOOR`. Two facing ramps add up to exactly 1, and all outputs are
-  divided by the accumulated weight, so the blend is a convex combination with smoothly varying
-  coefficients: no seams, and a model that is a per-pixel function gives identical tiled and
-  untiled results. Segmentation is blended as softmax *probabilities* (scale-free, unlike
-  logits), then arg-maxed.
+* **Tiling and blending** are those of :mod:`tdpcr_lib.inference.tiling` (pad-aligned
+  origins, ``sin²`` cross-fade, probabilities blended for segmentation), shared with
+  evaluation's sliding window.
 * **Bounded memory.** Only one strip (one row of tiles, ``tile`` px tall, full scene width) of
   inputs and accumulators lives in memory; rows are written as soon as no later tile touches
   them. A 10980 × 10980 S2 scene at ``tile=256`` needs ≈ 0.5 GB of arrays, not ≈ 10 GB.
@@ -52,7 +42,6 @@ import os
 import tempfile
 import time
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,16 +49,16 @@ import numpy as np
 import rasterio
 import rasterio.shutil
 import torch
-import torch.nn.functional as F
 from rasterio.windows import Window
 from torch import nn
+from tqdm.auto import tqdm
 
 from tdpcr_lib import __version__
 from tdpcr_lib.core.bands import S2_BANDS
 from tdpcr_lib.core.io import atomic_write_json
 from tdpcr_lib.core.legend import load_legend
 from tdpcr_lib.core.normalisation import load_normalisation
-from tdpcr_lib.core.runtime import resolve_device
+from tdpcr_lib.core.runtime import model_device
 from tdpcr_lib.inference.inputs import (
     PredictionInputError,
     SceneInputs,
@@ -79,59 +68,14 @@ from tdpcr_lib.inference.inputs import (
     _warn_if_units_look_wrong,
     scene_inputs,
 )
+from tdpcr_lib.inference.predictor import load_predictor, predict_tile_batch, prompt_map
 from tdpcr_lib.inference.products import (
     CLOUD_FREE_NODATA,
     OUTPUT_FILES,
     _intermediate_profile,
     _to_cog,
 )
-from tdpcr_lib.inference.tiling import _axis_windows, tile_origins, tile_stride
-
-
-# --------------------------------------------------------------------------------------------
-# Model
-# --------------------------------------------------------------------------------------------
-def load_predictor(checkpoint: str | Path | nn.Module,
-                   device: str | torch.device = "auto") -> tuple[nn.Module, dict[str, Any]]:
-    """The model to predict with: a checkpoint folder (loaded) or a module (used as is).
-
-    Raises
-    ------
-    FileNotFoundError
-        The checkpoint folder does not exist (the message says how to get one).
-    tdpcr_lib.models.checkpoint.CheckpointError
-        The folder exists but is not a readable tdpcr checkpoint.
-    """
-    device = resolve_device(device)
-    if isinstance(checkpoint, nn.Module):
-        return checkpoint.to(device), {"source": f"in-memory {type(checkpoint).__name__}"}
-    from tdpcr_lib.models.checkpoint import CheckpointError, load_model, resolve_checkpoint_dir
-
-    path = Path(checkpoint)
-    try:
-        resolve_checkpoint_dir(path)
-    except CheckpointError as err:
-        if not path.exists():
-            raise FileNotFoundError(
-                f"checkpoint {path} does not exist; train one first (notebooks 01_train_phase1 "
-                "and 02_train_phase2 or `tdpcr train`, which write runs/phase2/best) or pass the "
-                "folder of a trained "
-                "checkpoint (it holds model.safetensors and config.json)") from err
-        raise
-    model, meta = load_model(path, device=device)
-    meta = dict(meta)
-    meta["source"] = str(path)
-    return model, meta
-
-
-def _prompt_map(prompts: Sequence[torch.Tensor], height: int, width: int) -> torch.Tensor:
-    """Finest prompt level, averaged over channels, bilinearly upsampled: (B, h, w)."""
-    finest = max(prompts, key=lambda p: p.shape[-2] * p.shape[-1])
-    gate = finest.float().mean(dim=1, keepdim=True)
-    if gate.shape[-2:] != (height, width):
-        gate = F.interpolate(gate, size=(height, width), mode="bilinear", align_corners=False)
-    return gate[:, 0]
-
+from tdpcr_lib.inference.tiling import TileGrid, check_tiling, model_alignment
 
 # --------------------------------------------------------------------------------------------
 # Prediction
@@ -191,10 +135,10 @@ def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
         Unreadable input, wrong band count, missing CRS, no overlap, bad tiling arguments, or a
         model without prompts when ``write_prompt`` is set.
     """
-    overlap = tile // 4 if overlap is None else int(overlap)
-    if tile < 1 or not 0 <= overlap < tile:
-        raise PredictionInputError(f"need tile >= 1 and 0 <= overlap < tile, got tile={tile}, "
-                                   f"overlap={overlap}")
+    try:
+        overlap = check_tiling(tile, overlap)
+    except ValueError as err:
+        raise PredictionInputError(str(err)) from None
     if batch_size is not None and batch_size < 1:
         raise PredictionInputError(f"batch_size must be >= 1, got {batch_size}")
     out_dir = Path(out_dir)
@@ -208,7 +152,7 @@ def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
         with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), scene_inputs(s2_path, s1_path) as inputs:
             model, meta = load_predictor(checkpoint, device)
             if batch_size is None:
-                batch_size = 16 if _model_device(model).type == "cuda" else 2
+                batch_size = 16 if model_device(model).type == "cuda" else 2
             out_dir.mkdir(parents=True, exist_ok=True)
             was_training = model.training
             model.eval()
@@ -228,31 +172,13 @@ def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
         "checkpoint_phase": meta.get("phase"),
         "checkpoint_epoch": meta.get("epoch"),
         "tile": tile, "overlap": overlap, "batch_size": batch_size,
-        "device": str(_model_device(model)),
+        "device": str(model_device(model)),
         "wall_time_s": round(time.time() - started, 3),
         **{k: v for k, v in stats.items() if k != "products"},
         "outputs": {k: str(v) for k, v in paths.items()},
     }
     paths["summary"] = atomic_write_json(out_dir / OUTPUT_FILES["summary"], summary)
     return paths
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    param = next(iter(model.parameters()), None)
-    return param.device if param is not None else torch.device("cpu")
-
-
-def _autocast(device: torch.device):
-    """bf16 autocast on CUDA (outputs are cast back to float32 before blending); none on CPU."""
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-
-
-def _to_device(batch: np.ndarray, device: torch.device) -> torch.Tensor:
-    """NumPy tile batch → tensor on ``device`` in channels_last (faster convolutions)."""
-    tensor = torch.from_numpy(batch)
-    if device.type == "cuda":
-        tensor = tensor.pin_memory().to(device, non_blocking=True)
-    return tensor.contiguous(memory_format=torch.channels_last)
 
 
 def _describe(obj: Any) -> str:
@@ -263,18 +189,12 @@ def _predict_into(inputs: SceneInputs, model: nn.Module, out_dir: Path, *, tile:
                   overlap: int, batch_size: int, write_prompt: bool, progress: bool,
                   blocksize: int, sources: dict[str, Any]) -> dict[str, Any]:
     """Run the strip loop, stream into intermediates, then publish COGs. Returns statistics."""
-    from tqdm.auto import tqdm
-
     norm = load_normalisation()
     legend = load_legend()
     height, width = inputs.shape
-    align = int(getattr(model, "pad_multiple", 1))
-    th, tw = min(tile, height), min(tile, width)
-    ys, xs = tile_origins(height, tile, overlap, align), tile_origins(width, tile, overlap, align)
-    ramp = tile - tile_stride(tile, overlap, align)  # effective overlap of regular neighbours
-    wys, wxs = _axis_windows(ys, th, ramp), _axis_windows(xs, tw, ramp)
-    canvas_width = xs[-1] + tw
-    device = _model_device(model)
+    grid = TileGrid.plan(height, width, tile, overlap, model_alignment(model))
+    ys, xs, th, tw, canvas_width = grid.ys, grid.xs, grid.th, grid.tw, grid.canvas_width
+    device = model_device(model)
 
     acc_rec = np.zeros((len(S2_BANDS), th, canvas_width), dtype=np.float32)
     acc_w = np.zeros((th, canvas_width), dtype=np.float32)
@@ -318,15 +238,8 @@ def _predict_into(inputs: SceneInputs, model: nn.Module, out_dir: Path, *, tile:
                 cols = list(range(b0, min(b0 + batch_size, len(xs))))
                 opt_b = np.stack([optical[:, :, xs[c]:xs[c] + tw] for c in cols])
                 sar_b = np.stack([sar[:, :, xs[c]:xs[c] + tw] for c in cols])
-                with torch.inference_mode(), _autocast(device):
-                    out = model(_to_device(opt_b, device), _to_device(sar_b, device))
-                rec = out.get("reconstruction") if isinstance(out, dict) else None
-                if rec is None or tuple(rec.shape) != (len(cols), len(S2_BANDS), th, tw):
-                    raise ValueError(
-                        f"{type(model).__name__} must return a dict with 'reconstruction' of "
-                        f"shape {(len(cols), len(S2_BANDS), th, tw)}, got "
-                        f"{None if rec is None else tuple(rec.shape)}")
-                rec = rec.float().clamp(0.0, 1.0).cpu().numpy()
+                out = predict_tile_batch(model, opt_b, sar_b, device)
+                rec = out["reconstruction"].float().clamp(0.0, 1.0).cpu().numpy()
                 seg = out.get("segmentation")
                 probs = None
                 if seg is not None:
@@ -340,12 +253,12 @@ def _predict_into(inputs: SceneInputs, model: nn.Module, out_dir: Path, *, tile:
                         raise PredictionInputError(
                             f"write_prompt=True but {type(model).__name__} returns no 'prompts' "
                             "(baselines and the optical_only/concat variants have none)")
-                    prompt = _prompt_map(prompts, th, tw).cpu().numpy()
+                    prompt = prompt_map(prompts, th, tw).cpu().numpy()
                     if acc_prompt is None:
                         acc_prompt = np.zeros((th, canvas_width), dtype=np.float32)
                 for k, c in enumerate(cols):
                     x0 = xs[c]
-                    weight = wys[r][:, None] * wxs[c][None, :]
+                    weight = grid.weight(r, c)
                     acc_rec[:, :, x0:x0 + tw] += rec[k] * weight
                     acc_w[:, x0:x0 + tw] += weight
                     if probs is not None and acc_seg is not None:
@@ -417,7 +330,7 @@ def _predict_into(inputs: SceneInputs, model: nn.Module, out_dir: Path, *, tile:
     stats: dict[str, Any] = {
         "products": list(tmp_files),
         "height": height, "width": width, "crs": str(inputs.s2.crs),
-        "n_tiles": len(ys) * len(xs), "tile_grid": [len(ys), len(xs)],
+        "n_tiles": grid.n_tiles, "tile_grid": [len(ys), len(xs)],
         "valid_fraction": n_valid / n_pixels,
         "s1_resampled": inputs.s1_resampled, "s1_coverage": inputs.s1_coverage,
     }

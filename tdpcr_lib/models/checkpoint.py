@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import shutil
 import uuid
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,10 @@ from torch import nn
 
 from tdpcr_lib import __version__
 from tdpcr_lib.core.io import atomic_path, atomic_write_json
-from tdpcr_lib.core.runtime import git_sha
+from tdpcr_lib.core.runtime import git_sha, model_device, resolve_device
+from tdpcr_lib.models.build import build_model
+from tdpcr_lib.models.config import ModelConfig
+from tdpcr_lib.models.fingerprint import parameter_fingerprint
 
 #: Bumped when the folder layout or the meaning of a field changes.
 CHECKPOINT_FORMAT_VERSION = 1
@@ -185,7 +189,7 @@ def save_checkpoint(directory: str | Path, model: nn.Module, *, phase: str, epoc
             "metrics": metrics if metrics is not None else [],
             "manifest_hash": manifest_hash,
             "num_parameters": int(sum(p.numel() for p in model.parameters())),
-            "parameter_names_hash": _names_hash(state),
+            "parameter_names_hash": parameter_fingerprint(state),
             **(extra or {}),
         }
         atomic_write_json(staging / CONFIG_FILE, meta)  # written last: marks the folder complete
@@ -203,13 +207,6 @@ def _swap_in(staging: Path, directory: Path) -> None:
         directory.rename(previous)
     staging.rename(directory)
     shutil.rmtree(previous, ignore_errors=True)
-
-
-def _names_hash(state: dict[str, torch.Tensor]) -> str:
-    import hashlib
-
-    text = "\n".join(f"{k}:{tuple(v.shape)}" for k, v in sorted(state.items()))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -283,9 +280,7 @@ def load_weights_into(model: nn.Module, directory: str | Path,
             raise CheckpointError(
                 f"{resolve_checkpoint_dir(directory)}: model config does not match the "
                 f"checkpoint ({'; '.join(differences)})")
-    device = next(iter(model.parameters())).device if any(True for _ in model.parameters()) \
-        else torch.device("cpu")
-    state = load_state_dict_file(directory, device)
+    state = load_state_dict_file(directory, model_device(model))
     _check_state_matches(model, state, resolve_checkpoint_dir(directory))
     model.load_state_dict(state, strict=True)
     return meta
@@ -309,15 +304,23 @@ def _check_state_matches(model: nn.Module, state: dict[str, torch.Tensor], where
                               + "; ".join(parts))
 
 
-def config_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """Human-readable ``field: stored → current`` lines for differing config fields."""
-    keys = sorted(set(stored) | set(current))
+def config_differences(stored: Mapping[str, Any], current: Mapping[str, Any], *,
+                       ignore: Collection[str] = ()) -> list[str]:
+    """Human-readable ``field: checkpoint=… vs requested=…`` lines for differing fields.
+
+    The one comparison of a stored config with the current one: loading a checkpoint into a
+    model (model configs), resuming a run (:func:`tdpcr_lib.training.run.resume_problems`: train
+    and model configs) both use it. Fields in ``ignore`` may differ (e.g. the train-config fields
+    a resumed run may change).
+    """
+    keys = sorted((set(stored) | set(current)) - set(ignore))
     return [f"{k}: checkpoint={stored.get(k, '<absent>')!r} vs requested="
             f"{current.get(k, '<absent>')!r}" for k in keys if stored.get(k) != current.get(k)]
 
 
 def load_model(directory: str | Path, device: str | torch.device = "cpu",
-               expected_config: dict[str, Any] | None = None) -> tuple[nn.Module, dict[str, Any]]:
+               expected_config: ModelConfig | Mapping[str, Any] | None = None
+               ) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model stored in a checkpoint folder and load its weights.
 
     Parameters
@@ -327,19 +330,18 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu",
     device
         Where to put the model (``"auto"`` allowed).
     expected_config
-        If given, a (partial) model-config dict the checkpoint must match; any differing field
-        raises :class:`CheckpointError` naming the fields.
+        If given, the :class:`ModelConfig` (or a partial model-config dict) the checkpoint
+        must match; any differing field raises :class:`CheckpointError` naming the fields.
 
     Returns
     -------
     model, meta
         The model in eval mode and the checkpoint's ``config.json`` contents.
     """
-    from tdpcr_lib.core.runtime import resolve_device
-    from tdpcr_lib.models import ModelConfig, build_model
-
     meta = read_meta(directory)
     stored = meta["model_config"]
+    if isinstance(expected_config, ModelConfig):
+        expected_config = expected_config.to_dict()  # compared in its serialised (stored) form
     if expected_config is not None:
         differences = config_differences({k: stored.get(k, "<absent>") for k in expected_config},
                                          dict(expected_config))

@@ -22,6 +22,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from tdpcr_lib.core.io import atomic_write_json
+from tdpcr_lib.core.runtime import model_device
 from tdpcr_lib.models import ModelConfig, build_model, named_configs
 
 
@@ -59,7 +60,7 @@ def flops_per_tile(model: nn.Module, size: int = 256, batch_size: int = 1,
     config = model.config
     if on_meta:
         model = copy.deepcopy(model).to(device="meta")
-    device = next(model.parameters()).device
+    device = model_device(model)
     optical = torch.zeros(batch_size, config.in_optical, size, size, device=device)
     sar = torch.zeros(batch_size, config.in_sar, size, size, device=device)
     counter = FlopCounterMode(display=False)

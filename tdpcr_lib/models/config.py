@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from tdpcr_lib.models.presets import preset_fields
+
 ARCHES: tuple[str, ...] = ("tdpcr", "dsen2cr", "multitask_unet")
 FUSIONS: tuple[str, ...] = ("pgf", "pgf_no_prompt", "concat", "optical_only")
 
@@ -204,27 +206,36 @@ class ModelConfig:
         return dataclasses.replace(self, **changes)
 
     @classmethod
+    def preset(cls, size: str, **overrides: Any) -> ModelConfig:
+        """The config of a named size (:data:`tdpcr_lib.models.presets.MODEL_PRESETS`).
+
+        ``overrides`` (any field, e.g. ``arch="dsen2cr"``) are applied on top.
+        """
+        return cls(**{**preset_fields(size), **overrides})
+
+    @classmethod
     def small(cls, **overrides: Any) -> ModelConfig:
-        """A tiny configuration of the same topology, for tests and smoke runs (CPU, seconds).
+        """The ``"small"`` preset: the same topology, for tests and smoke runs (CPU, seconds).
 
         Every architecture is shrunk (TDP-CR widths (8, 16, 32, 64), a 16-wide 2-block DSen2-CR,
         an (8 … 128) U-Net); ``overrides`` are applied on top (e.g. ``arch="dsen2cr"``).
         """
-        small = dict(widths=(8, 16, 32, 64), encoder_depths=(1, 1, 1, 1),
-                     decoder_depths=(1, 1, 1, 1), prompt_channels=8, prompt_components=2,
-                     pgf_hidden=8, seg_width=16, dsen2cr_features=16, dsen2cr_blocks=2,
-                     unet_widths=(8, 16, 32, 64, 128))
-        small.update(overrides)
-        return cls(**small)
+        return cls.preset("small", **overrides)
 
 
-def named_configs(small: bool = False) -> dict[str, ModelConfig]:
+def named_configs(small: bool = False, size: str | None = None) -> dict[str, ModelConfig]:
     """The models compared in the paper's claims and ablations, by name.
 
     ``tdpcr`` is the full model (with the phase-2 segmentation decoder), ``tdpcr_phase1`` the same
     network before the decoder is attached, then the three fusion ablations and the two baselines.
+    ``size`` names a preset (:data:`tdpcr_lib.models.presets.MODEL_PRESETS`); ``small=True`` is
+    ``size="small"``; the default is ``"full"`` (the paper's sizes).
     """
-    make = ModelConfig.small if small else ModelConfig
+    size = size or ("small" if small else "full")
+
+    def make(**fields: Any) -> ModelConfig:
+        return ModelConfig.preset(size, **fields)
+
     return {
         "tdpcr": make(arch="tdpcr", fusion="pgf", with_seg_decoder=True, name="tdpcr"),
         "tdpcr_phase1": make(arch="tdpcr", fusion="pgf", with_seg_decoder=False, name="tdpcr_phase1"),

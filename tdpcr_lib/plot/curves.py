@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from tdpcr_lib.datasets.layout import BUCKET_CENTRES
 from tdpcr_lib.evaluation.ablations.report import per_bucket_for_plot
 from tdpcr_lib.metrics.results import VAL_PREFIX, column_name
 from tdpcr_lib.plot.compare import _nan_if_none
@@ -79,12 +80,6 @@ def plot_per_bucket(aggregated: Mapping[str, Mapping[str, Any]]):
     return plot_bucket_metrics(per_bucket_for_plot(aggregated),
                                metrics=(("psnr", "PSNR (dB)"), ("miou", "mIoU (%)")),
                                title="Ablations: metrics by cloud cover (mean ± std over seeds)")
-
-
-#: Cloud-cover buckets of LuojiaSET-OSFCR with the cover (%) at their centre, for x axes.
-BUCKET_CENTRES: dict[str, float] = {
-    "0-20%": 10.0, "20%-40%": 30.0, "40%-60%": 50.0, "60%-80%": 70.0, "80%-100%": 90.0,
-}
 
 
 def _mean_std(value: Any) -> tuple[float, float]:

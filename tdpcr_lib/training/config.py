@@ -25,7 +25,9 @@ TRAINABLE_SETS: dict[str, tuple[str, ...] | None] = {
 }
 
 
-SCHEDULES: tuple[str, ...] = ("cosine", "multistep", "constant")
+#: Learning-rate schedules of a training phase (not to be confused with the ablations'
+#: training schedules, :data:`tdpcr_lib.evaluation.ablations.spec.TRAINING_SCHEDULES`).
+LR_SCHEDULES: tuple[str, ...] = ("cosine", "multistep", "constant")
 
 
 #: Train-config fields that may differ between a checkpoint and the run resuming it.
@@ -129,8 +131,8 @@ class TrainConfig:
         if self.trainable not in TRAINABLE_SETS:
             raise ValueError(f"TrainConfig.trainable must be one of {tuple(TRAINABLE_SETS)}, "
                              f"got {self.trainable!r}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"TrainConfig.schedule must be one of {SCHEDULES}, "
+        if self.schedule not in LR_SCHEDULES:
+            raise ValueError(f"TrainConfig.schedule must be one of {LR_SCHEDULES}, "
                              f"got {self.schedule!r}")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise ValueError(f"TrainConfig.precision must be auto|bf16|fp32, got {self.precision!r}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tdpcr_lib.models.presets import MODEL_PRESETS
+from tdpcr_lib.models.config import ModelConfig
 from tdpcr_lib.training.config import TrainConfig
 
 
@@ -50,20 +50,19 @@ def preset_config(phase: str, *, smoke: bool = False, full: bool = False,
 def notebook_configs(phase: str, *, smoke: bool = False, full: bool = False,
                      epochs: int | None = None, max_steps: int | None = None, seed: int = 0,
                      init_from: str | Path | None = None, config: dict[str, Any] | None = None
-                     ) -> tuple[TrainConfig, dict[str, Any]]:
-    """``(TrainConfig, model-config dict)`` from a notebook's parameters.
+                     ) -> tuple[TrainConfig, ModelConfig]:
+    """``(TrainConfig, ModelConfig)`` from a notebook's parameters.
 
-    ``config`` is the notebook's ``CONFIG`` dict: :class:`TrainConfig` fields, plus an optional
-    ``"model"`` dict of ``ModelConfig`` fields (ignored in phase 2, which inherits phase 1's).
+    The model has the size preset of the mode (``"smoke"``, ``"default"`` or ``"full"`` in
+    :data:`tdpcr_lib.models.presets.MODEL_PRESETS`). ``config`` is the notebook's ``CONFIG``
+    dict: :class:`TrainConfig` fields, plus an optional ``"model"`` dict of ``ModelConfig``
+    fields (ignored in phase 2, which inherits phase 1's).
     """
-    from tdpcr_lib.models import ModelConfig
-
     overrides = dict(config or {})
     model_overrides = dict(overrides.pop("model", {}) or {})
     train_config = preset_config(phase, smoke=smoke, full=full, epochs=epochs,
                                  max_steps=max_steps, seed=seed, init_from=init_from,
                                  overrides=overrides)
     mode = "smoke" if smoke else "full" if full else "default"
-    model_config = ModelConfig.from_dict({**ModelConfig().to_dict(), **MODEL_PRESETS[mode],
-                                          **model_overrides}).to_dict()
+    model_config = ModelConfig.preset(mode, **model_overrides)
     return train_config, model_config

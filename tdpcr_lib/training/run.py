@@ -1,28 +1,45 @@
-"""One training run: datasets, model, resume checks, and the ``train()`` entry point."""
+"""One training run: datasets, model, resume checks, and the ``train()`` entry point.
+
+:func:`train` is the core call: ``train(config, model_config, train_set, val_set, out_dir)``
+with ``ModelConfig`` and dataset objects. :func:`train_on_folder` is the convenience for a
+LuojiaSET-OSFCR folder (it builds the splits with :func:`build_datasets`).
+"""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.utils.data import Dataset
 
+from tdpcr_lib.core.io import sha256_file
 from tdpcr_lib.core.runtime import seed_everything
+from tdpcr_lib.datasets.acquire import prepare_luojiaset
+from tdpcr_lib.datasets.layout import BUCKETS
+from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
+from tdpcr_lib.datasets.synthetic.tiles import make_synthetic_luojiaset
 from tdpcr_lib.metrics.results import VAL_PREFIX, from_records, headline
+from tdpcr_lib.models.build import build_model
 from tdpcr_lib.models.checkpoint import (
+    MODEL_FILE,
     CheckpointError,
+    config_differences,
     load_model,
     read_meta,
     resolve_checkpoint_dir,
     unwrap_model,
 )
+from tdpcr_lib.models.config import ModelConfig
 from tdpcr_lib.training.config import RESUME_MUTABLE_FIELDS, TrainConfig
 from tdpcr_lib.training.freezing import apply_trainable_set, parameter_report
 from tdpcr_lib.training.trainer import StepCallback, Trainer, TrainResult
+from tdpcr_lib.transforms import TrainAugment
 
 
 # --------------------------------------------------------------------------------------------
@@ -39,24 +56,16 @@ def ensure_dataset(data_root: str | Path, source: str | None = "synthetic") -> P
     """
     data_root = Path(data_root).expanduser()
     if source in (None, "synthetic"):
-        from tdpcr_lib.datasets.layout import BUCKETS
-
         if not any((data_root / bucket).is_dir() for bucket in BUCKETS):
-            from tdpcr_lib.datasets.synthetic.tiles import make_synthetic_luojiaset
-
             print(f"no dataset at {data_root}: generating the synthetic twin there", flush=True)
             make_synthetic_luojiaset(data_root)
         return data_root
-    from tdpcr_lib.datasets.acquire import prepare_luojiaset
-
     return prepare_luojiaset(data_root)
 
 
 def build_datasets(data_root: str | Path, config: TrainConfig
                    ) -> tuple[Dataset, Dataset | None]:
     """Training and validation splits (whole tiles; augmentation is applied by the trainer)."""
-    from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
-
     train_set = LuojiaSETOSFCR(data_root, split=config.train_split)
     val_set: Dataset | None = LuojiaSETOSFCR(data_root, split=config.val_split)
     if len(train_set) == 0:
@@ -76,11 +85,16 @@ def fit_crop_to_data(config: TrainConfig, dataset: Dataset) -> TrainConfig:
     return config.replace(crop_size=int(min(height, width)))
 
 
-def build_model_for(config: TrainConfig, model_config: Any | None = None,
+def build_model_for(config: TrainConfig, model_config: ModelConfig | None = None,
                     device: str | torch.device = "cpu") -> nn.Module:
-    """The model a run starts from (phase 2: the phase-1 checkpoint + a seg decoder)."""
-    from tdpcr_lib.models import ModelConfig, build_model
+    """The model a run starts from (phase 2: the phase-1 checkpoint + a seg decoder).
 
+    ``model_config`` (default ``ModelConfig()``) is ignored in phase 2, which takes the phase-1
+    checkpoint's architecture; phase 1 and joint training set ``with_seg_decoder`` themselves.
+    """
+    if model_config is not None and not isinstance(model_config, ModelConfig):
+        raise TypeError(f"model_config must be a ModelConfig, got {type(model_config).__name__}"
+                        " (build one with ModelConfig.from_dict / ModelConfig.preset)")
     if config.phase == "phase2":
         model, meta = load_model(config.init_from, device=device)
         if meta["model_config"].get("arch") != "tdpcr":
@@ -90,8 +104,6 @@ def build_model_for(config: TrainConfig, model_config: Any | None = None,
         return model
     if model_config is None:
         model_config = ModelConfig()
-    elif isinstance(model_config, dict):
-        model_config = ModelConfig.from_dict({**ModelConfig().to_dict(), **model_config})
     if config.phase == "phase1":
         if model_config.arch != "tdpcr":
             raise ValueError("phase1 trains TDP-CR; use phase='baseline' for other architectures")
@@ -102,8 +114,7 @@ def build_model_for(config: TrainConfig, model_config: Any | None = None,
                              "other architectures")
         model_config = model_config.replace(with_seg_decoder=True)
     if config.init_from:
-        model, _ = load_model(config.init_from, device=device,
-                              expected_config=model_config.to_dict())
+        model, _ = load_model(config.init_from, device=device, expected_config=model_config)
         return model
     return build_model(model_config)
 
@@ -112,14 +123,7 @@ def init_fingerprint(config: TrainConfig) -> str | None:
     """sha256 of the starting checkpoint's weights (a resumed phase 2 must start from it)."""
     if not config.init_from:
         return None
-    import hashlib
-
-    path = resolve_checkpoint_dir(config.init_from) / "model.safetensors"
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return sha256_file(resolve_checkpoint_dir(config.init_from) / MODEL_FILE)
 
 
 def resume_problems(out_dir: str | Path, config: TrainConfig, model: nn.Module,
@@ -130,18 +134,10 @@ def resume_problems(out_dir: str | Path, config: TrainConfig, model: nn.Module,
     if not _has_resumable_state(last):
         return None
     meta = read_meta(last)
-    problems = []
-    stored = dict(meta.get("train_config") or {})
-    current = config.to_dict()
-    problems += [f"train config {k}: checkpoint={stored.get(k)!r} vs now={current.get(k)!r}"
-                 for k in sorted(set(stored) | set(current))
-                 if k not in RESUME_MUTABLE_FIELDS and stored.get(k) != current.get(k)]
-    model_config = unwrap_model(model).config.to_dict()
-    if meta["model_config"] != model_config:
-        from tdpcr_lib.models.checkpoint import config_differences
-
-        problems += [f"model config {d}" for d in config_differences(meta["model_config"],
-                                                                     model_config)]
+    problems = [f"train config {d}" for d in config_differences(
+        meta.get("train_config") or {}, config.to_dict(), ignore=RESUME_MUTABLE_FIELDS)]
+    problems += [f"model config {d}" for d in config_differences(
+        meta["model_config"], unwrap_model(model).config.to_dict())]
     if meta.get("manifest_hash") != manifest_hash:
         problems.append("the data split manifest changed")
     if meta.get("init_fingerprint") != fingerprint:
@@ -163,8 +159,6 @@ RUN_FILES = ("last", "best", ".last.old", ".best.old", "history.json", "history.
 
 def clear_run(out_dir: str | Path) -> None:
     """Remove a previous run's checkpoints and logs from ``out_dir`` (only tdpcr's own files)."""
-    import shutil
-
     out_dir = Path(out_dir)
     for name in RUN_FILES:
         path = out_dir / name
@@ -174,24 +168,24 @@ def clear_run(out_dir: str | Path) -> None:
             path.unlink()
 
 
-def train(config: TrainConfig, data_root: str | Path, out_dir: str | Path, *,
-          model_config: Any | None = None, device: str | torch.device = "auto",
+def train(config: TrainConfig, model_config: ModelConfig | None, train_set: Dataset,
+          val_set: Dataset | None, out_dir: str | Path, *, device: str | torch.device = "auto",
           resume: bool | str = "auto", callbacks: Sequence[StepCallback] = (),
-          source: str | None = None, datasets: tuple[Dataset, Dataset | None] | None = None
-          ) -> TrainResult:
-    """Train one run end to end (what ``tdpcr train`` and notebooks 01/02 call).
+          source: str | None = None) -> TrainResult:
+    """Train one run end to end on the given datasets (the core call).
 
     Parameters
     ----------
     config
         The run settings. ``crop_size`` larger than the tiles is clipped to the tile size.
-    data_root
-        LuojiaSET-OSFCR folder (the synthetic twin or the real data).
+    model_config
+        The architecture (``None``: ``ModelConfig()``); ignored for phase 2, which takes the
+        phase-1 checkpoint's architecture.
+    train_set, val_set
+        Training split and validation split (``None``: no validation; runs are then scored at
+        their last step). :func:`build_datasets` builds both from a folder.
     out_dir
         Run folder (e.g. ``runs/phase1``).
-    model_config
-        ``ModelConfig`` or a dict of overrides (ignored for phase 2, which takes the phase-1
-        checkpoint's architecture).
     device
         ``"auto"``, ``"cpu"``, ``"cuda"``.
     resume
@@ -203,8 +197,6 @@ def train(config: TrainConfig, data_root: str | Path, out_dir: str | Path, *,
         Per-step callbacks (see :class:`Trainer`).
     source
         Data source label, recorded in the checkpoint.
-    datasets
-        Pre-built ``(train, val)`` datasets instead of reading ``data_root``.
 
     Returns
     -------
@@ -212,9 +204,6 @@ def train(config: TrainConfig, data_root: str | Path, out_dir: str | Path, *,
     """
     if resume not in (True, False, "auto"):
         raise ValueError(f"resume must be True, False or 'auto', got {resume!r}")
-    from tdpcr_lib.transforms import TrainAugment
-
-    train_set, val_set = datasets if datasets is not None else build_datasets(data_root, config)
     config = fit_crop_to_data(config, train_set)
     seed_everything(config.seed, config.deterministic)  # model initialisation is seeded too
     model = build_model_for(config, model_config, device="cpu")
@@ -241,18 +230,35 @@ def train(config: TrainConfig, data_root: str | Path, out_dir: str | Path, *,
                       train_transform=TrainAugment(config.crop_size), callbacks=callbacks,
                       resume=do_resume,
                       run_info={"init_fingerprint": fingerprint, "source": source,
-                                "data_root": str(data_root)})
+                                "data_root": _data_root_of(train_set)})
     return trainer.fit()
 
 
-def trainable_parameter_table(config: TrainConfig, model_config: Any | None = None):
+def _data_root_of(dataset: Dataset) -> str | None:
+    """The folder a dataset reads (recorded in the checkpoint), through index subsets."""
+    while not hasattr(dataset, "root") and hasattr(dataset, "base"):
+        dataset = dataset.base
+    root = getattr(dataset, "root", None)
+    return None if root is None else str(root)
+
+
+def train_on_folder(config: TrainConfig, model_config: ModelConfig | None,
+                    data_root: str | Path, out_dir: str | Path, **kwargs: Any) -> TrainResult:
+    """:func:`train` on the splits of a LuojiaSET-OSFCR folder (what ``tdpcr train`` runs).
+
+    ``kwargs`` are :func:`train`'s keyword arguments (``device``, ``resume``, ...).
+    """
+    train_set, val_set = build_datasets(data_root, config)
+    return train(config, model_config, train_set, val_set, out_dir, **kwargs)
+
+
+def trainable_parameter_table(config: TrainConfig, model_config: ModelConfig | None = None
+                              ) -> pd.DataFrame:
     """Total and trainable parameters per module group for a run's config (a pandas table).
 
     Builds the run's starting model (phase 2: the phase-1 checkpoint + seg decoder) and applies
     the trainable set; the last row, ``total``, sums every group.
     """
-    import pandas as pd
-
     model = build_model_for(config, model_config)
     apply_trainable_set(model, config)
     report = parameter_report(model)

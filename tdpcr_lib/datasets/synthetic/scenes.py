@@ -33,12 +33,12 @@ from rasterio.windows import Window
 from tdpcr_lib.core.bands import S1_BANDS, S2_BANDS
 from tdpcr_lib.core.io import atomic_path
 from tdpcr_lib.core.legend import load_legend
-from tdpcr_lib.datasets.synthetic.tiles import (
+from tdpcr_lib.datasets.synthetic.clouds import CLOUD_SPECTRUM
+from tdpcr_lib.datasets.synthetic.landscape import (
     CLASS_S1_DB,
     CLASS_S1_VARIATION_DB,
     CLASS_SPECTRA,
     CLASS_TEXTURE,
-    CLOUD_SPECTRUM,
     SYNTHETIC_CLASSES,
     reflectance_to_dn,
 )

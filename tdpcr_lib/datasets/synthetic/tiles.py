@@ -32,11 +32,14 @@ How a tile is made (choices documented in ``docs/design.md``):
 * **Buckets**: tile ``i`` goes to bucket ``i mod 5``; its target cloud fraction is drawn uniformly
   from that bucket's range shrunk by 2 points on each side, so tiles spread evenly over buckets and
   each mask's fraction lies inside its bucket.
+
+Code: the landscape (land cover, clear S2, S1) is in
+:mod:`tdpcr_lib.datasets.synthetic.landscape`, the cloud simulation in
+:mod:`tdpcr_lib.datasets.synthetic.clouds`; this module makes a tile and writes the twin.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import time
@@ -45,13 +48,27 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import rasterio
 import torch
-from scipy.ndimage import gaussian_filter
+from rasterio.crs import CRS
+from rasterio.transform import Affine
 
+from tdpcr_lib import __version__
 from tdpcr_lib.core.bands import S1_BANDS, S2_BANDS
 from tdpcr_lib.core.io import atomic_path, atomic_write_json
 from tdpcr_lib.datasets.layout import BUCKETS, modality_filename
 from tdpcr_lib.datasets.manifest import write_manifest
+from tdpcr_lib.datasets.synthetic.clouds import (
+    require_cloud_generator,
+    simulate_clouds,
+)
+from tdpcr_lib.datasets.synthetic.landscape import (
+    SYNTHETIC_CLASSES,
+    make_clear_reflectance,
+    make_land_cover,
+    make_sar_db,
+    reflectance_to_dn,
+)
 
 #: The small twin the notebooks and ``tdpcr data synth`` make by default (about a minute on 2 cores).
 DEFAULT_N_TILES = 250
@@ -60,94 +77,11 @@ DEFAULT_N_TILES = 250
 DEFAULT_TILE_SIZE = 64
 
 
-#: The one command that adds the cloud simulator without touching torch: its real imports (torch,
-#: numpy, kornia, matplotlib) are tdpcr's own dependencies; it also declares torchvision, which it
-#: never imports and which would make pip fetch a second (CUDA) torch build.
-CLOUD_GENERATOR_INSTALL = "pip install --no-deps satellite-cloud-generator==0.4"
-
-
-class CloudGeneratorMissing(ModuleNotFoundError):
-    """``satellite-cloud-generator`` (needed to make the synthetic twin's clouds) is not installed."""
-
-
-def require_cloud_generator() -> None:
-    """Raise :class:`CloudGeneratorMissing` with the install command unless the package is present.
-
-    Raises
-    ------
-    CloudGeneratorMissing
-        Its message is one line naming :data:`CLOUD_GENERATOR_INSTALL`.
-    """
-    if importlib.util.find_spec("satellite_cloud_generator") is None:
-        raise CloudGeneratorMissing(
-            "the synthetic twin's clouds need satellite-cloud-generator, which is not installed; "
-            f"install it with: {CLOUD_GENERATOR_INSTALL}", name="satellite_cloud_generator")
-
-
 #: Smoke-test twin.
 SMOKE_N_TILES = 50  # 10 per bucket: the smallest twin whose val split is not empty (int(0.1 n) >= 1)
 
 
 SMOKE_TILE_SIZE = 32
-
-
-#: Synthetic meaning of land-cover codes 0-6 (the twin's own; not claims about the real legend).
-SYNTHETIC_CLASSES: dict[int, str] = {
-    0: "road", 1: "water", 2: "built-up", 3: "cropland", 4: "bare soil",
-    5: "grassland (less vegetated)", 6: "forest (densely vegetated)",
-}
-
-
-#: Band centre wavelengths (nm) in ``S2_BANDS`` order.
-S2_WAVELENGTHS_NM = np.array([443, 490, 560, 665, 705, 740, 783, 842, 865, 945, 1375, 1610, 2190],
-                             dtype=np.float32)
-
-
-#: TOA reflectance signatures (rows: class codes 0-6; columns: ``S2_BANDS``).
-CLASS_SPECTRA = np.array([
-    # B01   B02   B03   B04   B05   B06   B07   B08   B8A   B09   B10     B11   B12
-    [0.110, 0.100, 0.100, 0.110, 0.115, 0.120, 0.125, 0.130, 0.132, 0.050, 0.0008, 0.150, 0.140],  # road
-    [0.100, 0.080, 0.060, 0.040, 0.032, 0.026, 0.022, 0.018, 0.016, 0.006, 0.0006, 0.008, 0.005],  # water
-    [0.130, 0.120, 0.120, 0.130, 0.140, 0.150, 0.160, 0.170, 0.172, 0.070, 0.0010, 0.210, 0.190],  # built-up
-    [0.100, 0.085, 0.095, 0.080, 0.130, 0.230, 0.280, 0.310, 0.320, 0.110, 0.0008, 0.230, 0.140],  # cropland
-    [0.120, 0.110, 0.130, 0.160, 0.180, 0.200, 0.210, 0.220, 0.230, 0.090, 0.0010, 0.310, 0.260],  # bare soil
-    [0.095, 0.075, 0.085, 0.065, 0.110, 0.190, 0.220, 0.240, 0.250, 0.090, 0.0008, 0.200, 0.110],  # grassland
-    [0.085, 0.065, 0.060, 0.035, 0.075, 0.200, 0.255, 0.280, 0.290, 0.100, 0.0008, 0.140, 0.060],  # forest
-], dtype=np.float32)
-
-
-#: Mean backscatter in dB (rows: class codes; columns: VV, VH).
-CLASS_S1_DB = np.array([
-    [-17.0, -25.0],  # road: smooth surface, specular
-    [-21.0, -28.0],  # water
-    [-4.0, -11.0],   # built-up: double bounce
-    [-10.0, -17.0],  # cropland
-    [-13.0, -21.0],  # bare soil
-    [-11.0, -18.0],  # grassland
-    [-7.5, -13.0],   # forest: volume scattering (high VH)
-], dtype=np.float32)
-
-
-#: Per-class amplitude of fine optical texture (relative) and of smooth SAR variation (dB).
-CLASS_TEXTURE = np.array([0.03, 0.02, 0.12, 0.04, 0.06, 0.05, 0.08], dtype=np.float32)
-
-
-CLASS_S1_VARIATION_DB = np.array([0.5, 0.8, 2.0, 1.0, 1.0, 0.8, 1.0], dtype=np.float32)
-
-
-#: Prior logits of the area classes 1-6 (codes 1..6); roads are drawn as lines.
-AREA_CLASS_PRIOR = np.array([-0.9, -0.6, 0.0, -0.5, 0.4, 0.7], dtype=np.float32)
-
-
-#: Reflectance of an opaque cloud per band (bright and flat in VNIR, darker in B09/SWIR, seen in B10).
-CLOUD_SPECTRUM = np.array([0.80, 0.78, 0.76, 0.74, 0.74, 0.74, 0.73, 0.72, 0.72, 0.45, 0.30,
-                           0.45, 0.28], dtype=np.float32)
-
-
-S2_DN_OFFSET = 1000
-
-
-SPECKLE_LOOKS = 4.4
 
 
 #: ROI id → UTM EPSG code (ROI 01 is western Tasmania, UTM 55S, like the real sample tiles).
@@ -161,218 +95,8 @@ PIXEL_SIZE_M = 10.0
 
 
 # --------------------------------------------------------------------------------------------
-# Content
+# Tiles
 # --------------------------------------------------------------------------------------------
-def _smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: float) -> np.ndarray:
-    """Gaussian-filtered white noise over the last two axes, rescaled to unit std."""
-    sigmas = (0,) * (len(shape) - 2) + (sigma, sigma)
-    field = gaussian_filter(rng.standard_normal(shape).astype(np.float32), sigmas, mode="reflect")
-    axes = (-2, -1)
-    field -= field.mean(axis=axes, keepdims=True)
-    field /= field.std(axis=axes, keepdims=True) + 1e-6
-    return field
-
-
-def _line_distance(size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Distance of every pixel to a random straight line, and the along-line coordinate."""
-    y, x = np.mgrid[0:size, 0:size].astype(np.float32)
-    x0, y0 = rng.uniform(0, size, 2)
-    theta = rng.uniform(0, np.pi)
-    along = (x - x0) * np.cos(theta) + (y - y0) * np.sin(theta)
-    across = -(x - x0) * np.sin(theta) + (y - y0) * np.cos(theta)
-    return across, along
-
-
-def make_land_cover(size: int, rng: np.random.Generator) -> np.ndarray:
-    """A (size, size) uint8 land-cover map: smooth patches plus a river and roads."""
-    patch_sigma = max(2.5, size / 10)
-    logits = _smooth_noise(rng, (6, size, size), patch_sigma)
-    logits += (AREA_CLASS_PRIOR + rng.normal(0, 0.6, 6).astype(np.float32))[:, None, None]
-
-    roads = np.zeros((size, size), dtype=bool)
-    near_road = np.zeros((size, size), dtype=np.float32)
-    for _ in range(rng.choice([0, 1, 2], p=[0.35, 0.45, 0.2])):
-        across, _ = _line_distance(size, rng)
-        roads |= np.abs(across) < rng.uniform(0.5, 1.1)
-        near_road = np.maximum(near_road, np.exp(-np.abs(across) / (size / 6)))
-    logits[1] += 1.8 * near_road  # built-up (code 2 = index 1) grows along roads
-
-    labels = (np.argmax(logits, axis=0) + 1).astype(np.uint8)
-    if rng.random() < 0.35:
-        across, along = _line_distance(size, rng)
-        amplitude = rng.uniform(0.03, 0.12) * size
-        wavelength = rng.uniform(0.5, 1.5) * size
-        centre = amplitude * np.sin(2 * np.pi * along / wavelength + rng.uniform(0, 2 * np.pi))
-        labels[np.abs(across - centre) < rng.uniform(0.75, 2.0)] = 1
-    labels[roads] = 0
-    return labels
-
-
-def make_clear_reflectance(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Clear-sky TOA reflectance (13, H, W) float32 from a land-cover map."""
-    size = labels.shape[0]
-    refl = CLASS_SPECTRA[labels].transpose(2, 0, 1).copy()
-    vegetated = np.isin(labels, (3, 5, 6))
-    vigour = 0.18 * _smooth_noise(rng, labels.shape, max(2.0, size / 12)) * vegetated
-    refl[4:9] *= 1 + vigour  # red edge and NIR follow vigour
-    refl[3] *= 1 - 0.8 * vigour  # red absorbed more by vigorous vegetation
-    fine = _smooth_noise(rng, labels.shape, 0.7)
-    refl *= 1 + CLASS_TEXTURE[labels] * fine
-    y, x = np.mgrid[0:size, 0:size].astype(np.float32)
-    angle = rng.uniform(0, np.pi)
-    period = rng.uniform(3.5, 7.0)
-    stripes = np.sign(np.sin(2 * np.pi * (x * np.cos(angle) + y * np.sin(angle)) / period))
-    refl *= 1 + 0.08 * stripes * (labels == 3)
-    refl = gaussian_filter(refl, (0, 0.5, 0.5))  # mixed pixels at boundaries
-    refl *= rng.uniform(0.92, 1.08)  # illumination / season
-    refl += rng.normal(0, 1, refl.shape).astype(np.float32) * (0.008 * refl + 0.0003)
-    return np.clip(refl, 0, None).astype(np.float32)
-
-
-def make_sar_db(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Sentinel-1 VV/VH backscatter (2, H, W) float32 in dB with speckle."""
-    size = labels.shape[0]
-    db = CLASS_S1_DB[labels].transpose(2, 0, 1).copy()
-    db += CLASS_S1_VARIATION_DB[labels] * _smooth_noise(rng, (2, size, size), max(1.5, size / 16))
-    ramp = np.linspace(-0.75, 0.75, size, dtype=np.float32)[None, None, :]
-    db += ramp if rng.random() < 0.5 else ramp[..., ::-1]  # incidence angle across the swath
-    linear = gaussian_filter(10 ** (db / 10), (0, 0.7, 0.7))  # ~20 m resolution of GRD
-    linear *= rng.gamma(SPECKLE_LOOKS, 1 / SPECKLE_LOOKS, linear.shape)
-    return (10 * np.log10(np.maximum(linear, 1e-6))).astype(np.float32)
-
-
-def _perlin_field(size: int, seed: int, locality: int, decay: float) -> np.ndarray:
-    """Product of ``locality`` normalised Perlin fields from satellite-cloud-generator, in [0, 1]."""
-    # optional dependency, imported lazily (see require_cloud_generator)
-    from satellite_cloud_generator.noise import generate_perlin
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        field = torch.ones(size, size)
-        for _ in range(locality):
-            noise = generate_perlin(shape=(size, size), batch=1, device="cpu", const_scale=True,
-                                    decay_factor=decay)[0]
-            noise = (noise - noise.min()) / (noise.max() - noise.min() + 1e-8)
-            field *= noise
-    return field.numpy().astype(np.float32)
-
-
-def _smoothstep(x: np.ndarray) -> np.ndarray:
-    x = np.clip(x, 0, 1)
-    return x * x * (3 - 2 * x)
-
-
-def _shift(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    """Shift a 2-D array by whole pixels, filling with zeros (no wrap-around)."""
-    out = np.zeros_like(image)
-    h, w = image.shape
-    out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
-        image[max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)]
-    return out
-
-
-def _local_blur(image: torch.Tensor, modulator: torch.Tensor, strip: int = 64) -> torch.Tensor:
-    """The package's thickness-dependent Gaussian blur, in row strips to bound memory."""
-    # optional dependency, imported lazily (see require_cloud_generator)
-    from satellite_cloud_generator.LocalGaussianBlur import local_gaussian_blur
-
-    height = image.shape[-2]
-    if height <= 2 * strip:
-        return local_gaussian_blur(image, modulator)
-    halo = 5  # the package's 11×11 kernel reaches 5 pixels
-    out = torch.empty_like(image)
-    for r0 in range(0, height, strip):
-        r1 = min(height, r0 + strip)
-        a, b = max(0, r0 - halo), min(height, r1 + halo)
-        part = local_gaussian_blur(image[..., a:b, :].contiguous(), modulator[..., a:b, :].contiguous())
-        out[..., r0:r1, :] = part[..., r0 - a:r1 - a, :]
-    return out
-
-
-def simulate_clouds(clear: np.ndarray, cloud_fraction: float, rng: np.random.Generator,
-                    kind: str | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Add clouds and shadows to a clear reflectance image.
-
-    Parameters
-    ----------
-    clear : ndarray (13, H, W)
-        Clear TOA reflectance.
-    cloud_fraction : float
-        Fraction of pixels the cloud footprint covers (the returned mask hits it to within ties).
-    rng : numpy Generator
-    kind : {"thick", "thin", "mixed"}, optional
-        Cloud type; random (0.5 / 0.2 / 0.3) if omitted.
-
-    Returns
-    -------
-    cloudy : ndarray (13, H, W) float32
-        Cloudy reflectance.
-    mask : ndarray (H, W) float32
-        Cloud footprint in {0, 1}.
-    info : dict
-        The drawn cloud parameters.
-    """
-    require_cloud_generator()
-    # optional dependency, imported lazily (see require_cloud_generator)
-    from satellite_cloud_generator.CloudSimulator import mix
-
-    bands, height, width = clear.shape
-    size = max(height, width)
-    kind = kind or str(rng.choice(["thick", "thin", "mixed"], p=[0.5, 0.2, 0.3]))
-    field = _perlin_field(size, int(rng.integers(2**31)), int(rng.integers(1, 3)),
-                          float(rng.uniform(0.8, 1.3)))[:height, :width]
-    fraction = float(np.clip(cloud_fraction, 0.0, 1.0))
-    if fraction <= 0:
-        mask = np.zeros((height, width), dtype=bool)
-        threshold = float(field.max())
-    else:
-        threshold = float(np.quantile(field, 1 - fraction)) if fraction < 1 else -1.0
-        mask = field > threshold
-    if kind == "thick":
-        base, top, alpha = rng.uniform(0.15, 0.3), rng.uniform(0.85, 1.0), rng.uniform(0.0, 0.2)
-        core = threshold
-    elif kind == "thin":
-        base, top, alpha = rng.uniform(0.08, 0.15), rng.uniform(0.3, 0.55), rng.uniform(0.5, 1.2)
-        core = threshold
-    elif kind == "mixed":
-        base, top, alpha = rng.uniform(0.2, 0.4), rng.uniform(0.85, 1.0), rng.uniform(0.2, 0.6)
-        share = rng.uniform(0.3, 0.7)
-        core = float(np.quantile(field, 1 - fraction * share)) if fraction > 0 else threshold
-    else:
-        raise ValueError(f"kind must be 'thick', 'thin' or 'mixed', got {kind!r}")
-    softness = rng.uniform(0.2, 0.5) * max(float(field.max()) - core, 1e-6)
-    thickness = mask * (base + (top - base) * _smoothstep((field - core) / softness))
-
-    # Thin cloud scatters more at short wavelengths: per-band weight (560 nm / λ)^alpha, jittered.
-    weights = (560.0 / S2_WAVELENGTHS_NM) ** alpha * rng.uniform(0.95, 1.05, bands)
-    per_band = np.clip(thickness[None] * weights[:, None, None], 0, 1).astype(np.float32)
-
-    opaque = _smoothstep((thickness - 0.45) / 0.4)
-    direction = rng.uniform(0, 2 * np.pi)
-    offset = rng.uniform(0.05, 0.15) * size
-    dy, dx = int(round(offset * np.sin(direction))), int(round(offset * np.cos(direction)))
-    shadow = gaussian_filter(_shift(opaque.astype(np.float32), dy, dx), 1.0)
-    shadow *= rng.uniform(0.35, 0.65)
-
-    other_date = clear * rng.normal(1.0, 0.015, bands).astype(np.float32)[:, None, None]
-    image = torch.from_numpy(other_date.astype(np.float32))[None]
-    cloud = torch.from_numpy(per_band)[None]
-    blurred = _local_blur(image, 2.0 * cloud.mean(1))
-    brightness = torch.from_numpy(CLOUD_SPECTRUM * rng.uniform(0.85, 1.05))
-    shadow_t = torch.from_numpy(shadow.astype(np.float32))[None, None].expand(1, bands, height, width)
-    with torch.no_grad():
-        cloudy = mix(blurred, cloud, shadow=shadow_t, channel_magnitude=brightness[None],
-                     blur_scaling=0.0, cloud_color=True)
-    info = {"kind": kind, "target_fraction": fraction, "top_thickness": float(top),
-            "alpha": float(alpha), "shadow_offset_px": [dy, dx]}
-    return cloudy[0].numpy().astype(np.float32), mask.astype(np.float32), info
-
-
-def reflectance_to_dn(reflectance: np.ndarray) -> np.ndarray:
-    """TOA reflectance → uint16 L1C DN with the +1000 offset of processing baseline ≥ 04.00."""
-    return np.clip(np.rint(reflectance * 10000 + S2_DN_OFFSET), 0, 65535).astype(np.uint16)
-
-
 def bucket_fraction_range(bucket: str, margin: float = 0.02) -> tuple[float, float]:
     """Cloud-fraction interval a bucket's tiles are drawn from (bucket range shrunk by ``margin``)."""
     index = BUCKETS.index(bucket)
@@ -418,8 +142,6 @@ def write_geotiff(path: Path, array: np.ndarray, crs: Any, transform: Any,
                   descriptions: tuple[str, ...] | None = None, tags: dict[str, str] | None = None
                   ) -> None:
     """Write (bands, H, W) as an uncompressed, strip-organised GeoTIFF, atomically."""
-    import rasterio
-
     profile = {"driver": "GTiff", "height": array.shape[1], "width": array.shape[2],
                "count": array.shape[0], "dtype": array.dtype.name, "transform": transform}
     if crs is not None:
@@ -439,10 +161,7 @@ def _tile_names(index: int) -> tuple[str, str, str]:
     return bucket, roi, f"p{index + 1}"
 
 
-def _georeference(roi: str, index: int, size: int):
-    from rasterio.crs import CRS
-    from rasterio.transform import Affine
-
+def _georeference(roi: str, index: int, size: int) -> tuple[CRS, Affine]:
     epsg = ROI_EPSG[roi]
     north = epsg < 32700
     column, row = index % 40, index // 40
@@ -470,8 +189,6 @@ def _write_tile(root: Path, index: int, size: int, seed: int, fractions: dict[st
 
 
 def _generation_params(n_tiles: int, size: int, seed: int) -> dict[str, Any]:
-    from tdpcr_lib import __version__
-
     return {"n_tiles": int(n_tiles), "size": int(size), "seed": int(seed),
             "tdpcr_version": __version__, "format": 1}
 

@@ -34,13 +34,17 @@ import json
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from torch.utils.data import Dataset
 
 from tdpcr_lib import __version__
 from tdpcr_lib.core.io import atomic_write_json, atomic_write_text
+from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
 from tdpcr_lib.evaluation.ablations.report import _nan, headline_metrics
 from tdpcr_lib.evaluation.ablations.spec import (
     ABLATIONS,
@@ -48,11 +52,19 @@ from tdpcr_lib.evaluation.ablations.spec import (
     AblationBudget,
     AblationSpec,
     config_hash,
+    model_config_for,
     run_config,
     run_dir_for,
 )
+from tdpcr_lib.evaluation.evaluate import evaluate
 from tdpcr_lib.metrics.results import to_records
-from tdpcr_lib.samplers import _Subset
+from tdpcr_lib.models.checkpoint import load_model
+from tdpcr_lib.models.complexity import count_parameters, flops_per_tile
+from tdpcr_lib.models.config import ModelConfig
+from tdpcr_lib.samplers import IndexSubset
+from tdpcr_lib.training import run as training_run
+from tdpcr_lib.training.config import TrainConfig
+from tdpcr_lib.transforms import centre_crop_sample
 
 
 def read_completed(run_dir: str | Path, expected_hash: str) -> dict[str, Any] | None:
@@ -76,9 +88,7 @@ def read_completed(run_dir: str | Path, expected_hash: str) -> dict[str, Any] | 
 # Training and evaluation of one run
 # --------------------------------------------------------------------------------------------
 def _train_config(phase: str, steps: int, lr: float, budget: AblationBudget, seed: int,
-                  **extra: Any):
-    from tdpcr_lib.training.config import TrainConfig
-
+                  **extra: Any) -> TrainConfig:
     return TrainConfig(phase=phase, epochs=10_000, max_steps=steps, batch_size=budget.batch_size,
                        crop_size=budget.crop_size, lr=lr, warmup_steps=min(budget.warmup_steps,
                                                                            steps - 1),
@@ -97,37 +107,36 @@ def eval_indices(n: int, max_tiles: int | None) -> list[int]:
     return sorted({int(round(i)) for i in np.linspace(0, n - 1, max_tiles)})
 
 
-def build_eval_dataset(data_root: str | Path, budget: AblationBudget, split: str = "test") -> Any:
+def build_eval_dataset(data_root: str | Path, budget: AblationBudget,
+                       split: str = "test") -> IndexSubset:
     """The evaluation set of a grid: the split, centre-cropped and thinned per the budget."""
-    from functools import partial
-
-    from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
-    from tdpcr_lib.transforms import centre_crop_sample
-
     transform = partial(centre_crop_sample, size=budget.eval_crop) if budget.eval_crop else None
     base = LuojiaSETOSFCR(data_root, split=split, transforms=transform)
-    return _Subset(base, eval_indices(len(base), budget.max_eval_tiles))
+    return IndexSubset(base, eval_indices(len(base), budget.max_eval_tiles))
 
 
 def _train_run(spec: AblationSpec, budget: AblationBudget, seed: int, run_dir: Path,
-               train_set: Any, device: str, model_config: dict[str, Any]) -> tuple[Path, dict]:
-    """Train one run; returns (final checkpoint folder, parameter report of the last phase)."""
-    from tdpcr_lib.training.run import train
+               train_set: Dataset, device: str, model_config: ModelConfig
+               ) -> tuple[Path, dict]:
+    """Train one run; returns (final checkpoint folder, parameter report of the last phase).
 
-    datasets = (train_set, None)  # no validation: every run is scored at its last step
+    No validation set: every run is scored at its last step. ``train`` is looked up on its
+    module at call time so that tests can replace it.
+    """
     if spec.schedule == "two_phase":
         cfg1 = _train_config("phase1", budget.phase1_steps, budget.lr_phase1, budget, seed)
-        train(cfg1, train_set.root if hasattr(train_set, "root") else ".", run_dir / "phase1",
-              model_config=model_config, device=device, datasets=datasets)
+        training_run.train(cfg1, model_config, train_set, None, run_dir / "phase1",
+                           device=device)
         cfg2 = _train_config("phase2", budget.phase2_steps, budget.lr_phase2, budget, seed,
                              trainable=spec.trainable,
                              init_from=str(run_dir / "phase1" / "last"))
-        result = train(cfg2, ".", run_dir / "phase2", device=device, datasets=datasets)
+        result = training_run.train(cfg2, None, train_set, None, run_dir / "phase2",
+                                    device=device)
         return run_dir / "phase2" / "last", result.parameters
     phase = "joint" if spec.schedule == "joint" else "baseline"
     cfg = _train_config(phase, budget.total_steps, budget.lr_phase1, budget, seed)
-    result = train(cfg, ".", run_dir / phase, model_config=model_config, device=device,
-                   datasets=datasets)
+    result = training_run.train(cfg, model_config, train_set, None, run_dir / phase,
+                                device=device)
     return run_dir / phase / "last", result.parameters
 
 
@@ -139,12 +148,6 @@ def run_ablation(spec: AblationSpec, budget: AblationBudget, seed: int, *, train
     Returns the run's results dict (as written to ``results.json``) with ``"reused"`` set to
     whether it was read back instead of trained.
     """
-    import torch
-
-    from tdpcr_lib.evaluation.evaluate import evaluate
-    from tdpcr_lib.models.checkpoint import load_model
-    from tdpcr_lib.models.complexity import count_parameters, flops_per_tile
-
     config = run_config(spec, budget, seed, getattr(train_set, "manifest_hash", None))
     digest = config_hash(config)
     run_dir = run_dir_for(runs_dir, spec.name, seed)
@@ -161,7 +164,7 @@ def run_ablation(spec: AblationSpec, budget: AblationBudget, seed: int, *, train
 
     started = time.time()
     checkpoint, train_params = _train_run(spec, budget, seed, run_dir, train_set, device,
-                                          config["model_config"])
+                                          model_config_for(spec, budget))
     train_seconds = time.time() - started
     started = time.time()
     evaluation = evaluate(checkpoint, eval_set, device=device, batch_size=budget.eval_batch_size,
@@ -191,8 +194,6 @@ def run_grid(data_root: str | Path, runs_dir: str | Path, seeds: Sequence[int],
              specs: Mapping[str, AblationSpec] | None = None, device: str = "auto",
              force: bool = False, log: Callable[[str], None] | None = print) -> list[dict[str, Any]]:
     """Run (or reuse) every (variant, seed) of the grid; returns their results in grid order."""
-    from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
-
     specs = dict(specs or ABLATIONS)
     names = list(names) if names is not None else list(specs)
     unknown = [n for n in names if n not in specs]
@@ -246,8 +247,6 @@ def discover_checkpoints(runs_dir: str | Path, seed: int | None = None,
 
 def load_models(checkpoints: Mapping[str, str | Path], device: str = "cpu") -> dict[str, Any]:
     """Load each checkpoint folder (``tdpcr_lib.models.checkpoint.load_model``) in eval mode."""
-    from tdpcr_lib.models.checkpoint import load_model
-
     models = {}
     for name, path in checkpoints.items():
         model, _ = load_model(path, device=device)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from tdpcr_lib.core.io import atomic_write_text
-from tdpcr_lib.evaluation.ablations.spec import PAPER_CLAIMS, REFERENCE, AblationBudget
+from tdpcr_lib.evaluation.ablations.spec import PAPER_ABLATION_CLAIMS, REFERENCE, AblationBudget
 from tdpcr_lib.evaluation.tables import dataframe_to_markdown
 from tdpcr_lib.metrics.results import ALL, buckets, column_name, has, value
 
@@ -169,7 +169,7 @@ def paper_claims_table(aggregated: Mapping[str, Mapping[str, Any]],
         if ref is None or other is None:
             rows[label] = {"ours: Δ mean": "—", "combined std": "—", "within noise?": "not run",
                            "TDP-CR / other parameters": "—",
-                           "paper (reference only, not ours)": PAPER_CLAIMS[key]}
+                           "paper (reference only, not ours)": PAPER_ABLATION_CLAIMS[key]}
             continue
         cmp = compare(ref["metrics"][metric]["values"], other["metrics"][metric]["values"])
         ratio = ref["complexity"]["params"] / other["complexity"]["params"]
@@ -179,7 +179,7 @@ def paper_claims_table(aggregated: Mapping[str, Mapping[str, Any]],
             "combined std": f"{std * scale:.2f}" if math.isfinite(std) else "n/a",
             "within noise?": cmp["verdict"],
             "TDP-CR / other parameters": f"{100 * ratio:.1f} %",
-            "paper (reference only, not ours)": PAPER_CLAIMS[key]}
+            "paper (reference only, not ours)": PAPER_ABLATION_CLAIMS[key]}
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.index.name = "claim"
     return frame
@@ -256,4 +256,4 @@ def results_json(aggregated: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     return {"models": aggregated,
             "claims": paper_claims_table(aggregated).to_dict(orient="index"),
             "noise": noise_statements(aggregated),
-            "paper_reference": PAPER_CLAIMS}
+            "paper_reference": PAPER_ABLATION_CLAIMS}

@@ -9,6 +9,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tdpcr_lib.models.config import ModelConfig
+from tdpcr_lib.models.fingerprint import architecture_fingerprint
+from tdpcr_lib.models.presets import preset_fields
+
 #: Version of the run layout / results format; part of the config hash.
 ABLATION_FORMAT_VERSION = 1
 
@@ -16,11 +20,15 @@ ABLATION_FORMAT_VERSION = 1
 RESULTS_FILE = "results.json"
 
 
-SCHEDULES = ("two_phase", "joint", "baseline")
+#: How an ablation run is trained (not to be confused with the learning-rate schedules,
+#: :data:`tdpcr_lib.training.config.LR_SCHEDULES`).
+TRAINING_SCHEDULES: tuple[str, ...] = ("two_phase", "joint", "baseline")
 
 
-#: What the paper claims (reference only; never mixed with our numbers).
-PAPER_CLAIMS: dict[str, str] = {
+#: What the paper claims about the ablation comparisons, keyed like our recomputed claims
+#: (reference only; never mixed with our numbers). The results page's claim table is
+#: :data:`tdpcr_lib.evaluation.report.PAPER_CLAIMS`.
+PAPER_ABLATION_CLAIMS: dict[str, str] = {
     "delta_psnr_vs_dsen2cr": "+0.18 dB at 15 % of the parameters (vs heavy SOTA CR baselines)",
     "delta_miou_vs_multitask": "+1.4 mIoU (vs multi-task competitors)",
 }
@@ -53,8 +61,9 @@ class AblationSpec:
     trainable: str = "prompt_pgf_seg"
 
     def __post_init__(self) -> None:
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"AblationSpec {self.name!r}: schedule must be one of {SCHEDULES}, "
+        if self.schedule not in TRAINING_SCHEDULES:
+            raise ValueError(f"AblationSpec {self.name!r}: schedule must be one of "
+                             f"{TRAINING_SCHEDULES}, "
                              f"got {self.schedule!r}")
 
     def to_dict(self) -> dict[str, Any]:
@@ -106,9 +115,12 @@ class AblationBudget:
         Evaluate on at most this many evenly spaced test tiles (``None`` = all).
     eval_batch_size
         Tiles per forward pass in evaluation.
+    model_size
+        Name of the model-size preset every run uses
+        (:data:`tdpcr_lib.models.presets.MODEL_PRESETS`; ``"full"`` = the paper's sizes).
     model_overrides
-        Extra ``ModelConfig`` fields per ``arch`` (e.g. a narrow DSen2-CR for unit tests). Part
-        of the config hash.
+        Extra ``ModelConfig`` fields per ``arch`` on top of ``model_size`` (e.g. a narrow
+        DSen2-CR for a quick look). Part of the config hash.
     """
 
     phase1_steps: int = 40
@@ -122,14 +134,20 @@ class AblationBudget:
     max_eval_tiles: int | None = 8
     eval_batch_size: int = 2
     model_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    model_size: str = "full"
 
     def __post_init__(self) -> None:
         for key in ("phase1_steps", "phase2_steps", "batch_size", "crop_size"):
             if int(getattr(self, key)) < 1:
                 raise ValueError(f"AblationBudget.{key} must be >= 1, got {getattr(self, key)!r}")
+        preset_fields(self.model_size)  # an unknown size name fails here, not mid-grid
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if data["model_size"] == "full":
+            # Runs keyed before this field existed used the full sizes: keep their hash.
+            del data["model_size"]
+        return data
 
     @property
     def total_steps(self) -> int:
@@ -180,45 +198,35 @@ def default_seeds(seed: int = 0, smoke: bool = False, full: bool = False,
 # --------------------------------------------------------------------------------------------
 # Run identity
 # --------------------------------------------------------------------------------------------
-def model_config_for(spec: AblationSpec, budget: AblationBudget) -> dict[str, Any]:
-    """The full ``ModelConfig`` dict of a run (defaults + spec + budget overrides)."""
-    from tdpcr_lib.models import ModelConfig
-
-    overrides = {**dict(spec.model), **budget.model_overrides.get(spec.model.get("arch", "tdpcr"),
-                                                                   {})}
-    base = ModelConfig().to_dict()
-    base.pop("with_seg_decoder")
-    config = ModelConfig.from_dict({**base, **overrides, "name": spec.name})
-    return config.to_dict()
+def model_config_for(spec: AblationSpec, budget: AblationBudget) -> ModelConfig:
+    """The ``ModelConfig`` of a run: the budget's size preset + the spec + budget overrides."""
+    arch = spec.model.get("arch", "tdpcr")
+    overrides = {**dict(spec.model), **budget.model_overrides.get(arch, {})}
+    # from_dict validates the overrides (they come from notebook parameters) with clear messages;
+    # with_seg_decoder is left to the arch's default (the training phase sets it).
+    return ModelConfig.from_dict({**preset_fields(budget.model_size), **overrides,
+                                  "name": spec.name})
 
 
-def architecture_fingerprint(model_config: Mapping[str, Any]) -> str:
-    """sha256 (16 hex) of the parameter names and shapes of the run's *final* model.
-
-    Built on the ``meta`` device (no memory, milliseconds). It changes when the model code
-    changes the architecture, so a run trained with older code is retrained instead of reused
-    (its weights would no longer load).
-    """
-    import torch
-
-    from tdpcr_lib.models import ModelConfig, build_model
-
-    config = dict(model_config)
-    if config.get("arch") != "dsen2cr":
-        config["with_seg_decoder"] = True  # the final model segments (phase 2 / joint / multitask)
-    with torch.device("meta"):
-        model = build_model(ModelConfig.from_dict(config))
-    names = sorted(f"{name}:{tuple(t.shape)}" for name, t in model.state_dict().items())
-    return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+def final_model_config(model_config: ModelConfig) -> ModelConfig:
+    """The config of the run's *final* model: it segments (phase 2 / joint / multitask)."""
+    if model_config.arch == "dsen2cr":
+        return model_config
+    return model_config.replace(with_seg_decoder=True)
 
 
 def run_config(spec: AblationSpec, budget: AblationBudget, seed: int,
                manifest_hash: str | None) -> dict[str, Any]:
-    """Everything that determines a run's result (hashed by :func:`config_hash`)."""
+    """Everything that determines a run's result (hashed by :func:`config_hash`).
+
+    ``architecture`` is the final model's parameter fingerprint: it changes when the model code
+    changes the architecture, so a run trained with older code is retrained instead of reused
+    (its weights would no longer load).
+    """
     model_config = model_config_for(spec, budget)
     return {"format": ABLATION_FORMAT_VERSION, "spec": spec.to_dict(), "budget": budget.to_dict(),
-            "seed": int(seed), "model_config": model_config,
-            "architecture": architecture_fingerprint(model_config),
+            "seed": int(seed), "model_config": model_config.to_dict(),
+            "architecture": architecture_fingerprint(final_model_config(model_config)),
             "manifest_hash": manifest_hash}
 
 
