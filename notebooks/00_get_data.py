@@ -57,6 +57,7 @@ from tdpcr_lib.datasets.acquire import DEFAULT_LUOJIASET_ROOT, prepare_luojiaset
 from tdpcr_lib.datasets.layout import BUCKETS
 from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
 from tdpcr_lib.datasets.manifest import read_split_config, write_manifest
+from tdpcr_lib.datasets.plot import plot_class_histogram
 from tdpcr_lib.datasets.summary import dataset_statistics, measure_read_speed, verify_headers
 from tdpcr_lib.datasets.synthetic.tiles import (
     SMOKE_N_TILES,
@@ -66,7 +67,6 @@ from tdpcr_lib.datasets.synthetic.tiles import (
 )
 from tdpcr_lib.notebook.record import RunRecord
 from tdpcr_lib.plot.composites import save_figure
-from tdpcr_lib.plot.sample import plot_class_histogram
 
 # %% [markdown]
 # ## Parameters

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from tdpcr_lib.plot.composites import Window, _hw
+from tdpcr_lib.core.arrays import Window, spatial_shape
 
 
 # --------------------------------------------------------------------------------------------
@@ -139,7 +139,7 @@ def centre_crop_sample(sample: Mapping[str, Any], size: int | None) -> dict[str,
     out = dict(sample)
     if size is None:
         return out
-    height, width = _hw(sample["target"])
+    height, width = spatial_shape(sample["target"])
     if size >= height and size >= width:
         return out
     window = Window.centred(height / 2, width / 2, int(size), (height, width))

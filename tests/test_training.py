@@ -10,6 +10,7 @@ import torch
 from tdpcr_lib.metrics.results import from_records, value
 from tdpcr_lib.models import ModelConfig, build_model
 from tdpcr_lib.models.checkpoint import CheckpointError, load_model, read_meta
+from tdpcr_lib.plot.curves import write_loss_curve
 from tdpcr_lib.samplers import ResumableSampler
 from tdpcr_lib.training.config import TrainConfig, resolve_objective
 from tdpcr_lib.training.freezing import apply_trainable_set, lr_factor, parameter_report
@@ -143,7 +144,8 @@ def phase1_run(tiny_luojiaset_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "phase1"
     config = tiny_config(epochs=2, max_steps=None, checkpoint_every=3)
     train_set, val_set = build_datasets(tiny_luojiaset_root, config)
-    result = train(config, SMALL, train_set, val_set, out, device="cpu")  # the core call
+    result = train(config, SMALL, train_set, val_set, out, device="cpu",  # the core call
+                   log_callbacks=[write_loss_curve])
     return config, result, out
 
 

@@ -9,12 +9,12 @@ from _viz_fakes import TinyModel, make_dataset, make_sample
 from matplotlib.figure import Figure
 
 from tdpcr_lib import transforms as viz_transforms
+from tdpcr_lib.core.arrays import percentile_stretch
 from tdpcr_lib.core.bands import COMPOSITES
 from tdpcr_lib.plot import compare as viz_compare
 from tdpcr_lib.plot import composites as viz
 from tdpcr_lib.plot import curves as viz_curves
 from tdpcr_lib.plot import tiles as viz_tiles
-from tdpcr_lib.plot.sample import percentile_stretch
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

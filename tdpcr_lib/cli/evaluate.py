@@ -7,7 +7,9 @@ import json
 import sys
 from pathlib import Path
 
+from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
 from tdpcr_lib.evaluation.evaluate import evaluate
+from tdpcr_lib.models.checkpoint import CheckpointError
 
 
 # --------------------------------------------------------------------------------------------
@@ -37,8 +39,6 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """``tdpcr evaluate CHECKPOINT --data-root DIR [--split test] [--out PREFIX]``."""
     args = _parser().parse_args(argv)
-    from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
-    from tdpcr_lib.models.checkpoint import CheckpointError
 
     tile: int | str | None
     if args.tile == "auto":

@@ -28,6 +28,7 @@ import torch
 import torch.distributed as dist
 
 from tdpcr_lib.models.config import ModelConfig
+from tdpcr_lib.plot.curves import write_loss_curve
 from tdpcr_lib.training.config import PHASES, TRAINABLE_SETS, TrainConfig
 from tdpcr_lib.training.presets import preset_config
 from tdpcr_lib.training.run import train_on_folder
@@ -150,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     distributed, device = init_distributed(args.device)
     try:
         result = train_on_folder(config, model_config, args.data_root, Path(args.out),
-                                 device=device, resume=not args.no_resume, source=args.source)
+                                 device=device, resume=not args.no_resume, source=args.source,
+                                 log_callbacks=[write_loss_curve])
         if not distributed or dist.get_rank() == 0:
             print(json.dumps(result.summary(), indent=2, default=str))
     except (ValueError, FileNotFoundError, KeyError) as err:

@@ -52,7 +52,7 @@ from tdpcr_lib.datasets.manifest import (
     resolve_manifest_dir,
     verify_checksums,
 )
-from tdpcr_lib.plot.sample import plot_sample
+from tdpcr_lib.datasets.plot import plot_sample
 
 
 class LuojiaSETOSFCR(Dataset):

@@ -40,6 +40,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tdpcr_lib.models.blocks import autocast_disabled
+
 #: PSNR of identical images: MSE is floored at this value, i.e. a 100 dB cap for data range 1.
 MSE_FLOOR = 1e-10
 
@@ -167,7 +169,6 @@ def ssim_map(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) 
     pad = SSIM_WINDOW // 2
     if min(pred.shape[-2:]) <= pad:
         raise ValueError(f"SSIM needs images larger than {pad} px, got {tuple(pred.shape[-2:])}")
-    from tdpcr_lib.models.blocks import autocast_disabled
 
     with autocast_disabled(pred.device.type):
         pred, target = pred.float(), target.float()

@@ -12,8 +12,11 @@ from rasterio.windows import Window
 
 from tdpcr_lib.core.legend import load_legend
 from tdpcr_lib.core.normalisation import load_normalisation
+from tdpcr_lib.core.runtime import seed_everything
 from tdpcr_lib.inference.inputs import PredictionInputError
 from tdpcr_lib.inference.products import CLOUD_FREE_NODATA
+from tdpcr_lib.models import ModelConfig, build_model
+from tdpcr_lib.models.checkpoint import CheckpointError, resolve_checkpoint_dir, save_checkpoint
 from tdpcr_lib.models.presets import tiny_model_kwargs
 
 
@@ -29,8 +32,6 @@ def prepare_checkpoint(checkpoint: str | Path, *, smoke: bool, scratch_dir: str 
     pipeline can run standalone — its outputs are meaningless and the sentence says so. If it is
     missing and ``smoke`` is false, :class:`FileNotFoundError` explains how to get one.
     """
-    from tdpcr_lib.models.checkpoint import CheckpointError, resolve_checkpoint_dir, save_checkpoint
-
     path = Path(checkpoint)
     try:
         resolve_checkpoint_dir(path)
@@ -44,8 +45,6 @@ def prepare_checkpoint(checkpoint: str | Path, *, smoke: bool, scratch_dir: str 
                 "(01_train_phase1 and 02_train_phase2 write runs/phase2/best), or set CHECKPOINT "
                 "to a trained checkpoint folder, or set SMOKE=True to try the pipeline with an "
                 "untrained tiny model.") from err
-    from tdpcr_lib.core.runtime import seed_everything
-    from tdpcr_lib.models import ModelConfig, build_model
 
     seed_everything(seed)
     model = build_model(ModelConfig(**tiny_model_kwargs()))

@@ -36,22 +36,18 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
+from tdpcr_lib.core.arrays import Window, crop, crop_rgb, spatial_shape, to_numpy
 from tdpcr_lib.core.legend import Legend, load_legend
 from tdpcr_lib.metrics.accumulator import EvaluationAccumulator
 from tdpcr_lib.metrics.results import headline
 from tdpcr_lib.plot.composites import (
     DEFAULT_COMPOSITE,
-    Window,
-    _hw,
     absolute_error_map,
     band_composite,
-    crop,
-    crop_rgb,
     predicted_labels,
     prompt_maps,
     resolve_composite,
     sar_false_colour,
-    to_numpy,
 )
 
 # ----------------------------------------------------------------------------- metrics
@@ -154,7 +150,7 @@ def plot_comparison(sample: Mapping[str, Any], outputs: Mapping[str, Mapping[str
     if unknown:
         raise KeyError(f"no outputs for model(s) {unknown}; available: {list(outputs)}")
     legend = load_legend()
-    shape = _hw(sample["target"])
+    shape = spatial_shape(sample["target"])
     window = Window(*window).clip(shape) if window is not None else None
     target = to_numpy(sample["target"])
     composite = resolve_composite(composite)
@@ -251,7 +247,7 @@ def plot_overview_with_window(sample: Mapping[str, Any], window: Window | None,
 def plot_prompt_maps(output: Mapping[str, Any], sample: Mapping[str, Any],
                      window: Window | None = None, title: str = "") -> Figure:
     """Prompt/gate map of every PGF level beside the cloud mask, for one model."""
-    shape = _hw(sample["target"])
+    shape = spatial_shape(sample["target"])
     maps = prompt_maps(output, shape)
     if not maps:
         raise ValueError("this model's outputs have no 'prompts' (only PGF variants produce them)")

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
+from tdpcr_lib.core.arrays import (
+    percentile_stretch,
+    stretch_limits,
+    to_numpy,
+)
 from tdpcr_lib.core.bands import COMPOSITES
 from tdpcr_lib.core.io import atomic_path
 from tdpcr_lib.core.normalisation import load_normalisation
-from tdpcr_lib.plot.sample import percentile_stretch, stretch_limits
 
 #: Short names accepted wherever a composite is asked for.
 COMPOSITE_ALIASES: dict[str, str] = {
@@ -24,67 +28,6 @@ COMPOSITE_ALIASES: dict[str, str] = {
 
 
 DEFAULT_COMPOSITE = "true colour (B04/B03/B02)"
-
-
-class Window(NamedTuple):
-    """A zoom/crop window in tile pixels: top-left ``row``, ``col`` and its ``height``, ``width``."""
-
-    row: int
-    col: int
-    height: int
-    width: int
-
-    @classmethod
-    def centred(cls, centre_row: float, centre_col: float, size: int,
-                shape: tuple[int, int]) -> Window:
-        """A ``size``×``size`` window centred on a point, shifted to stay inside ``shape``."""
-        height, width = shape
-        size = int(max(1, min(size, height, width)))
-        row = int(round(centre_row - size / 2))
-        col = int(round(centre_col - size / 2))
-        return cls(min(max(row, 0), height - size), min(max(col, 0), width - size), size, size)
-
-    def clip(self, shape: tuple[int, int]) -> Window:
-        """The part of the window inside an image of ``shape``; an empty overlap is an error."""
-        height, width = shape
-        row0, col0 = max(self.row, 0), max(self.col, 0)
-        row1, col1 = min(self.row + self.height, height), min(self.col + self.width, width)
-        if row1 <= row0 or col1 <= col0:
-            raise ValueError(f"window {tuple(self)} does not overlap an image of shape {shape}")
-        return Window(row0, col0, row1 - row0, col1 - col0)
-
-
-# ----------------------------------------------------------------------------- array helpers
-def to_numpy(x: Any) -> np.ndarray:
-    """Tensor or array → NumPy, dropping a leading batch dimension of 1 and any autograd graph."""
-    if hasattr(x, "detach"):
-        x = x.detach().float().cpu().numpy() if x.is_floating_point() else x.detach().cpu().numpy()
-    arr = np.asarray(x)
-    return arr[0] if arr.ndim == 4 and arr.shape[0] == 1 else arr
-
-
-def _hw(x: Any) -> tuple[int, int]:
-    arr = to_numpy(x)
-    return int(arr.shape[-2]), int(arr.shape[-1])
-
-
-def crop(array: np.ndarray, window: Window | None) -> np.ndarray:
-    """Crop the last two (spatial) axes of ``array`` to ``window`` (``None`` → unchanged).
-
-    For channels-last RGB images ``(H, W, 3)`` use :func:`crop_rgb`.
-    """
-    if window is None:
-        return array
-    w = Window(*window).clip(array.shape[-2:])
-    return array[..., w.row:w.row + w.height, w.col:w.col + w.width]
-
-
-def crop_rgb(image: np.ndarray, window: Window | None) -> np.ndarray:
-    """Crop a channels-last image ``(H, W, 3)`` to ``window``."""
-    if window is None:
-        return image
-    w = Window(*window).clip(image.shape[:2])
-    return image[w.row:w.row + w.height, w.col:w.col + w.width]
 
 
 def resolve_composite(name: str) -> str:

@@ -14,6 +14,7 @@ from tdpcr_lib.datasets.layout import BUCKET_CENTRES
 from tdpcr_lib.evaluation.ablations.report import per_bucket_for_plot
 from tdpcr_lib.metrics.results import VAL_PREFIX, column_name
 from tdpcr_lib.plot.compare import _nan_if_none
+from tdpcr_lib.plot.composites import save_figure
 
 
 def plot_training_curves(run_dir_or_history: str | Path | dict[str, Any]):
@@ -28,8 +29,6 @@ def plot_training_curves(run_dir_or_history: str | Path | dict[str, Any]):
     -------
     matplotlib.figure.Figure
     """
-    from matplotlib.figure import Figure
-
     if isinstance(run_dir_or_history, dict):
         history = run_dir_or_history
     else:
@@ -73,10 +72,20 @@ def plot_training_curves(run_dir_or_history: str | Path | dict[str, Any]):
     return figure
 
 
+def write_loss_curve(run_dir: str | Path) -> Path | None:
+    """Redraw ``run_dir/loss_curve.png`` from the run's history (a ``train`` log callback).
+
+    Returns the PNG's path, or ``None`` while the run has no epoch logged yet.
+    """
+    run_dir = Path(run_dir)
+    history = json.loads((run_dir / "history.json").read_text())
+    if not history.get("epochs"):
+        return None
+    return save_figure(plot_training_curves(history), run_dir / "loss_curve.png", dpi=110)
+
+
 def plot_per_bucket(aggregated: Mapping[str, Mapping[str, Any]]):
     """PSNR and mIoU vs cloud cover, one line per model (error bars: std over seeds)."""
-    from tdpcr_lib.plot.curves import plot_bucket_metrics
-
     return plot_bucket_metrics(per_bucket_for_plot(aggregated),
                                metrics=(("psnr", "PSNR (dB)"), ("miou", "mIoU (%)")),
                                title="Ablations: metrics by cloud cover (mean ± std over seeds)")

@@ -8,10 +8,13 @@ from typing import Any
 import numpy as np
 import rasterio
 import rasterio.shutil
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 from rasterio.enums import Resampling
 
 from tdpcr_lib.core.legend import load_legend
 from tdpcr_lib.core.normalisation import load_normalisation
+from tdpcr_lib.plot.composites import band_composite, sar_false_colour
 
 
 def _read_overview(path: str | Path, max_size: int, resampling: Resampling) -> np.ndarray:
@@ -29,11 +32,6 @@ def plot_scene_prediction(s2_cloudy: str | Path, outputs: dict[str, Path],
     Reads decimated versions (COG overviews) so it is cheap for full scenes. Both optical panels
     share one 2-98 % stretch taken from the cloud-free output, so colours are comparable.
     """
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Patch
-
-    from tdpcr_lib.plot.composites import band_composite, sar_false_colour
-
     norm = load_normalisation()
     legend = load_legend()
     cloudy = norm.s2_to_unit(_read_overview(s2_cloudy, max_size, Resampling.average))

@@ -7,8 +7,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tdpcr_lib.core.arrays import Window, spatial_shape, to_numpy
+from tdpcr_lib.core.runtime import resolve_device
 from tdpcr_lib.plot.compare import plot_comparison, tile_metrics
-from tdpcr_lib.plot.composites import DEFAULT_COMPOSITE, Window, _hw, save_figure, to_numpy
+from tdpcr_lib.plot.composites import DEFAULT_COMPOSITE, save_figure
 from tdpcr_lib.plot.curves import BUCKET_CENTRES
 from tdpcr_lib.transforms import centre_crop_sample
 
@@ -59,7 +61,6 @@ def predict_outputs(models: Mapping[str, Any], sample: Mapping[str, Any],
     """
     import torch
 
-    from tdpcr_lib.core.runtime import resolve_device
 
     dev = resolve_device(device)
     optical = torch.as_tensor(to_numpy(sample["optical"])).float().unsqueeze(0).to(dev)
@@ -114,7 +115,7 @@ def save_tile_comparisons(dataset: Any, models: Mapping[str, Any], tile_ids: Seq
                                              metrics=metrics),
                              out_dir / f"{prefix}_{safe}.png")]
         if zoom > 1:
-            height, width = _hw(sample["target"])
+            height, width = spatial_shape(sample["target"])
             window = Window.centred(height / 2, width / 2, max(8, min(height, width) // zoom),
                                     (height, width))
             paths.append(save_figure(plot_comparison(sample, outputs, composite=composite,

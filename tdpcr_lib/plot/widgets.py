@@ -28,9 +28,10 @@ import ipywidgets as widgets
 from IPython.display import Image
 from matplotlib.figure import Figure
 
+from tdpcr_lib.core.arrays import Window
 from tdpcr_lib.core.bands import COMPOSITES
 from tdpcr_lib.plot.compare import plot_comparison
-from tdpcr_lib.plot.composites import DEFAULT_COMPOSITE, Window, resolve_composite
+from tdpcr_lib.plot.composites import DEFAULT_COMPOSITE, resolve_composite
 from tdpcr_lib.plot.tiles import index_tiles, predict_outputs
 from tdpcr_lib.transforms import centre_crop_sample
 

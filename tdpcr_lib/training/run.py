@@ -38,7 +38,8 @@ from tdpcr_lib.models.checkpoint import (
 from tdpcr_lib.models.config import ModelConfig
 from tdpcr_lib.training.config import RESUME_MUTABLE_FIELDS, TrainConfig
 from tdpcr_lib.training.freezing import apply_trainable_set, parameter_report
-from tdpcr_lib.training.trainer import StepCallback, Trainer, TrainResult
+from tdpcr_lib.training.result import LogCallback, StepCallback, TrainResult
+from tdpcr_lib.training.trainer import Trainer
 from tdpcr_lib.transforms import TrainAugment
 
 
@@ -171,7 +172,7 @@ def clear_run(out_dir: str | Path) -> None:
 def train(config: TrainConfig, model_config: ModelConfig | None, train_set: Dataset,
           val_set: Dataset | None, out_dir: str | Path, *, device: str | torch.device = "auto",
           resume: bool | str = "auto", callbacks: Sequence[StepCallback] = (),
-          source: str | None = None) -> TrainResult:
+          log_callbacks: Sequence[LogCallback] = (), source: str | None = None) -> TrainResult:
     """Train one run end to end on the given datasets (the core call).
 
     Parameters
@@ -195,6 +196,8 @@ def train(config: TrainConfig, model_config: ModelConfig | None, train_set: Data
         compatible run is not retrained.
     callbacks
         Per-step callbacks (see :class:`Trainer`).
+    log_callbacks
+        Called with ``out_dir`` whenever the logs are rewritten (see :class:`Trainer`).
     source
         Data source label, recorded in the checkpoint.
 
@@ -228,7 +231,7 @@ def train(config: TrainConfig, model_config: ModelConfig | None, train_set: Data
         dist.barrier()
     trainer = Trainer(model, config, train_set, val_set, out_dir, device=device,
                       train_transform=TrainAugment(config.crop_size), callbacks=callbacks,
-                      resume=do_resume,
+                      log_callbacks=log_callbacks, resume=do_resume,
                       run_info={"init_fingerprint": fingerprint, "source": source,
                                 "data_root": _data_root_of(train_set)})
     return trainer.fit()

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,26 +41,19 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from tdpcr_lib.core.io import atomic_path, atomic_write_json, atomic_write_text
+from tdpcr_lib.core.io import atomic_write_json, atomic_write_text
 from tdpcr_lib.core.runtime import (
-    capture_rng_state,
     resolve_device,
-    restore_rng_state,
     seed_everything,
 )
+from tdpcr_lib.inference.scoring import accumulate_metrics
 from tdpcr_lib.losses import compute_loss
 from tdpcr_lib.metrics.results import VAL_PREFIX, from_records, headline, to_records
 from tdpcr_lib.models.checkpoint import (
-    CheckpointError,
-    load_trainer_state,
-    read_meta,
-    resolve_checkpoint_dir,
     save_checkpoint,
 )
-from tdpcr_lib.plot.curves import plot_training_curves
 from tdpcr_lib.samplers import ResumableSampler
 from tdpcr_lib.training.config import (
-    RESUME_MUTABLE_FIELDS,
     TrainConfig,
     best_metric_value,
     resolve_best_metric,
@@ -73,42 +65,9 @@ from tdpcr_lib.training.freezing import (
     lr_factor,
     parameter_report,
 )
+from tdpcr_lib.training.result import LogCallback, StepCallback, TrainResult
+from tdpcr_lib.training.resume import capture_trainer_state, resume_from_last
 from tdpcr_lib.transforms import SeededAugmentDataset
-
-
-# --------------------------------------------------------------------------------------------
-# The trainer
-# --------------------------------------------------------------------------------------------
-@dataclass
-class TrainResult:
-    """What a finished run leaves behind."""
-
-    out_dir: Path
-    best_dir: Path | None
-    last_dir: Path
-    best_metric: str
-    best_value: float | None
-    best_epoch: int | None
-    history: list[dict[str, Any]]
-    parameters: dict[str, Any]
-    steps: int
-    wall_time_s: float
-    final_metrics: pd.DataFrame | None = None  # the last validation's result frame
-
-    def history_frame(self):
-        """The per-epoch log as a pandas DataFrame."""
-        return pd.DataFrame(self.history)
-
-    def summary(self) -> dict[str, Any]:
-        """JSON-able summary for metrics records."""
-        return {"best_metric": self.best_metric, "best_value": self.best_value,
-                "best_epoch": self.best_epoch, "steps": self.steps,
-                "epochs_run": len(self.history), "wall_time_s": round(self.wall_time_s, 2),
-                "parameters": self.parameters, "best_dir": str(self.best_dir) if self.best_dir
-                else None, "last_dir": str(self.last_dir)}
-
-
-StepCallback = Callable[["Trainer", int], None]
 
 
 class Trainer:
@@ -125,8 +84,8 @@ class Trainer:
     val_dataset
         Validation samples (whole tiles), or ``None`` to skip validation.
     out_dir
-        Run folder: ``last/``, ``best/``, ``history.{csv,json}``, ``steps.csv``,
-        ``loss_curve.png``.
+        Run folder: ``last/``, ``best/``, ``history.{csv,json}``, ``steps.csv`` (and whatever
+        ``log_callbacks`` write, e.g. ``loss_curve.png``).
     device
         ``"auto"`` / ``"cpu"`` / ``"cuda"``; under ``torchrun`` the local rank's GPU.
     train_transform
@@ -134,6 +93,10 @@ class Trainer:
     callbacks
         Called as ``callback(trainer, step)`` after every optimizer step (and after the
         checkpoint of that step, if one is due).
+    log_callbacks
+        Called as ``callback(out_dir)`` on the main process after the logs are rewritten
+        (the training layer draws nothing itself: the CLI passes
+        :func:`tdpcr_lib.plot.curves.write_loss_curve`).
     resume
         Continue from ``out_dir/last`` if it holds trainer state (refuses a config mismatch).
     run_info
@@ -144,7 +107,8 @@ class Trainer:
     def __init__(self, model: nn.Module, config: TrainConfig, train_dataset: Dataset,
                  val_dataset: Dataset | None, out_dir: str | Path, device: str | torch.device =
                  "auto", train_transform: Callable[[dict], dict] | None = None,
-                 callbacks: Sequence[StepCallback] = (), resume: bool = False,
+                 callbacks: Sequence[StepCallback] = (),
+                 log_callbacks: Sequence[LogCallback] = (), resume: bool = False,
                  run_info: dict[str, Any] | None = None) -> None:
         self.config = config
         self.run_info = dict(run_info or {})
@@ -159,6 +123,7 @@ class Trainer:
                              f"{self.world_size} processes")
         self.local_batch = config.batch_size // self.world_size
         self.callbacks = list(callbacks)
+        self.log_callbacks = list(log_callbacks)
         seed_everything(config.seed, config.deterministic)
 
         self.model = model.to(self.device)
@@ -223,61 +188,13 @@ class Trainer:
         return self.out_dir / "best"
 
     def trainer_state(self) -> dict[str, Any]:
-        return {
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "rng": capture_rng_state(),
-            "progress": {"step": self.step, "epoch": self.epoch,
-                         "step_in_epoch": self.step_in_epoch,
-                         "epoch_loss_sums": self.epoch_loss_sums,
-                         "epoch_batches": self.epoch_batches, "best_value": self.best_value,
-                         "best_epoch": self.best_epoch, "wall_time_s": self._wall_time()},
-            "history": self.history,
-            "step_log": self.step_log,
-            "last_metrics": self.last_metrics,
-            "world_size": self.world_size,
-        }
+        """Optimizer, scheduler, RNG and progress: everything an exact resume needs."""
+        return capture_trainer_state(self)
 
     def _maybe_resume(self) -> None:
-        try:
-            directory = resolve_checkpoint_dir(self.last_dir)
-        except CheckpointError:
-            return  # nothing to resume: fresh start
-        meta = read_meta(directory)
-        stored = dict(meta.get("train_config") or {})
-        current = self.config.to_dict()
-        differing = [f"{k}: checkpoint={stored.get(k)!r} vs now={current.get(k)!r}"
-                     for k in sorted(set(stored) | set(current))
-                     if k not in RESUME_MUTABLE_FIELDS and stored.get(k) != current.get(k)]
-        if differing:
-            raise CheckpointError(f"{directory}: cannot resume, the training config changed "
-                                  f"({'; '.join(differing)}); use a new output folder")
-        from tdpcr_lib.models.checkpoint import load_weights_into
+        resume_from_last(self)
 
-        load_weights_into(self.model, directory)
-        state = load_trainer_state(directory)
-        if state.get("world_size", 1) != self.world_size:
-            raise CheckpointError(f"{directory}: saved with {state.get('world_size')} processes,"
-                                  f" resuming with {self.world_size}; exact resume needs the same")
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        restore_rng_state(state["rng"])
-        progress = state["progress"]
-        self.step, self.epoch = progress["step"], progress["epoch"]
-        self.step_in_epoch = progress["step_in_epoch"]
-        self.epoch_loss_sums = dict(progress["epoch_loss_sums"])
-        self.epoch_batches = progress["epoch_batches"]
-        self.best_value, self.best_epoch = progress["best_value"], progress["best_epoch"]
-        self.wall_time_before = progress.get("wall_time_s", 0.0)
-        self.history = list(state["history"])
-        self.step_log = list(state["step_log"])
-        last = state.get("last_metrics")
-        self.last_metrics = list(last) if isinstance(last, list) else []  # older: a nested dict
-        if self.is_main:
-            print(f"resuming {self.out_dir} at epoch {self.epoch}, step {self.step} "
-                  f"({self.step_in_epoch} batches into the epoch)", flush=True)
-
-    def _wall_time(self) -> float:
+    def elapsed_wall_time(self) -> float:
         return self.wall_time_before + (time.time() - self._started if hasattr(self, "_started")
                                         else 0.0)
 
@@ -402,7 +319,7 @@ class Trainer:
                            last_dir=self.last_dir, best_metric=self.best_metric,
                            best_value=self.best_value, best_epoch=self.best_epoch,
                            history=self.history, parameters=self.parameters, steps=self.step,
-                           wall_time_s=self._wall_time(),
+                           wall_time_s=self.elapsed_wall_time(),
                            final_metrics=from_records(self.last_metrics) if self.last_metrics
                            else None)
 
@@ -429,7 +346,7 @@ class Trainer:
                 value < self.best_value)
         else:
             value, better = None, True
-        row["wall_time_s"] = round(self._wall_time(), 2)
+        row["wall_time_s"] = round(self.elapsed_wall_time(), 2)
         self.history.append(row)
         self.epoch += 1
         self.step_in_epoch = 0
@@ -450,8 +367,6 @@ class Trainer:
 
     def validate(self) -> pd.DataFrame:
         """The validation result frame (:mod:`tdpcr_lib.metrics.results`), summed over ranks."""
-        from tdpcr_lib.evaluation.evaluate import accumulate_metrics
-
         accumulator = accumulate_metrics(
             self.model, self.val_dataset, device=self.device,
             batch_size=self.config.eval_batch_size or self.local_batch,
@@ -472,7 +387,5 @@ class Trainer:
         for name, rows in (("history.csv", self.history), ("steps.csv", self.step_log)):
             if rows:
                 atomic_write_text(self.out_dir / name, pd.DataFrame(rows).to_csv(index=False))
-        if self.history:
-            figure = plot_training_curves(self.out_dir)
-            with atomic_path(self.out_dir / "loss_curve.png", suffix=".png") as tmp:
-                figure.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+        for callback in self.log_callbacks:
+            callback(self.out_dir)

@@ -1,4 +1,8 @@
-"""Stretches and the figure of one dataset sample."""
+"""Figures of the dataset itself: one sample (with an optional prediction) and class histograms.
+
+They live in the dataset layer so that ``LuojiaSETOSFCR.plot()`` (torchgeo style) needs nothing
+from the layers above.
+"""
 
 from __future__ import annotations
 
@@ -6,41 +10,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import torch
 
+from tdpcr_lib.core.arrays import percentile_stretch, stretch_limits, to_numpy
 from tdpcr_lib.core.bands import RGB_INDICES
 from tdpcr_lib.core.legend import Legend, load_legend
-
-
-# --------------------------------------------------------------------------------------------
-# Plotting
-# --------------------------------------------------------------------------------------------
-def _numpy(x: Any) -> np.ndarray:
-    if torch.is_tensor(x):
-        x = x.detach().cpu().float().numpy() if x.is_floating_point() else x.detach().cpu().numpy()
-    return np.asarray(x)
-
-
-def percentile_stretch(image: np.ndarray, lo: np.ndarray | None = None, hi: np.ndarray | None = None,
-                       percentiles: tuple[float, float] = (2.0, 98.0)) -> np.ndarray:
-    """Per-channel linear stretch of (C, H, W) to [0, 1] → (H, W, C).
-
-    ``lo``/``hi`` default to the channel percentiles of ``image``; pass the target's limits to
-    show cloudy, clear and reconstructed images on the same scale.
-    """
-    image = np.nan_to_num(np.asarray(image, dtype=np.float32))
-    if lo is None or hi is None:
-        lo, hi = stretch_limits(image, percentiles)
-    out = (image - lo[:, None, None]) / np.maximum(hi - lo, 1e-6)[:, None, None]
-    return np.clip(out, 0, 1).transpose(1, 2, 0)
-
-
-def stretch_limits(image: np.ndarray, percentiles: tuple[float, float] = (2.0, 98.0)
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel percentile limits of a (C, H, W) image."""
-    flat = np.nan_to_num(np.asarray(image, dtype=np.float32)).reshape(image.shape[0], -1)
-    lo, hi = np.percentile(flat, percentiles, axis=1)
-    return lo, hi
 
 
 def plot_sample(sample: Mapping[str, Any], prediction: Any = None, *, legend: Legend | None = None,
@@ -66,26 +39,26 @@ def plot_sample(sample: Mapping[str, Any], prediction: Any = None, *, legend: Le
 
     legend = legend or load_legend()
     rgb = list(RGB_INDICES)
-    target = _numpy(sample["target"])[rgb]
+    target = to_numpy(sample["target"])[rgb]
     lo, hi = stretch_limits(target)
-    sar = _numpy(sample["sar"])
+    sar = to_numpy(sample["sar"])
     sar_rgb = np.stack([sar[0], sar[1], np.clip(sar[0] - sar[1] + 0.5, 0, 1)])
-    labels = _numpy(sample["mask"]).astype(np.int64)
+    labels = to_numpy(sample["mask"]).astype(np.int64)
 
     panels: list[tuple[str, np.ndarray, dict[str, Any]]] = [
-        ("cloudy S2 (B04/B03/B02)", percentile_stretch(_numpy(sample["optical"])[rgb], lo, hi), {}),
+        ("cloudy S2 (B04/B03/B02)", percentile_stretch(to_numpy(sample["optical"])[rgb], lo, hi), {}),
         ("S1 false colour (VV, VH, VV−VH)", percentile_stretch(sar_rgb), {}),
         ("clear S2 target", percentile_stretch(target, lo, hi), {}),
         ("land cover", legend.colourise(labels), {}),
-        ("cloud mask", _numpy(sample["cloud_mask"]), {"cmap": "gray", "vmin": 0, "vmax": 1}),
+        ("cloud mask", to_numpy(sample["cloud_mask"]), {"cmap": "gray", "vmin": 0, "vmax": 1}),
     ]
     if prediction is not None:
         pred = prediction if isinstance(prediction, Mapping) else {"reconstruction": prediction}
         if pred.get("reconstruction") is not None:
-            recon = _numpy(pred["reconstruction"])
+            recon = to_numpy(pred["reconstruction"])
             panels.append(("reconstruction", percentile_stretch(recon[rgb], lo, hi), {}))
         if pred.get("segmentation") is not None:
-            seg = _numpy(pred["segmentation"])
+            seg = to_numpy(pred["segmentation"])
             seg = seg.argmax(0) if seg.ndim == 3 else seg
             panels.append(("predicted land cover", legend.colourise(seg.astype(np.int64)), {}))
 
