@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from tdpcr_lib.core import paths
-from tdpcr_lib.datasets.synthetic import tiles
+from tdpcr_lib.datasets.synthetic import clouds
 from tdpcr_lib.datasets.synthetic.clouds import CLOUD_GENERATOR_INSTALL
 
 REPO = Path(__file__).resolve().parents[1]
@@ -94,8 +94,8 @@ def test_tdpcr_home_overrides_every_default(tmp_path):
 def test_synth_without_the_cloud_generator_says_how_to_install_it(monkeypatch, tmp_path, capsys):
     from tdpcr_lib.cli.data import main
 
-    real_find_spec = tiles.importlib.util.find_spec
-    monkeypatch.setattr(tiles.importlib.util, "find_spec",
+    real_find_spec = clouds.importlib.util.find_spec
+    monkeypatch.setattr(clouds.importlib.util, "find_spec",
                         lambda name, *a: None if name == "satellite_cloud_generator"
                         else real_find_spec(name, *a))
     assert main(["synth", str(tmp_path / "twin"), "--n-tiles", "5", "--size", "16"]) == 1

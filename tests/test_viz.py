@@ -9,6 +9,7 @@ from _viz_fakes import TinyModel, make_dataset, make_sample
 from matplotlib.figure import Figure
 
 from tdpcr_lib import transforms as viz_transforms
+from tdpcr_lib.core import arrays
 from tdpcr_lib.core.arrays import percentile_stretch
 from tdpcr_lib.core.bands import COMPOSITES
 from tdpcr_lib.plot import compare as viz_compare
@@ -86,14 +87,14 @@ def test_absolute_error_map_hand_computed():
 
 
 def test_window_centred_stays_inside_and_crop():
-    w = viz.Window.centred(0, 30, 10, (32, 32))
-    assert w == viz.Window(0, 22, 10, 10)
+    w = arrays.Window.centred(0, 30, 10, (32, 32))
+    assert w == arrays.Window(0, 22, 10, 10)
     image = np.arange(2 * 32 * 32).reshape(2, 32, 32)
-    cropped = viz.crop(image, w)
+    cropped = arrays.crop(image, w)
     assert cropped.shape == (2, 10, 10) and cropped[0, 0, 0] == image[0, 0, 22]
-    assert viz.crop_rgb(np.zeros((32, 32, 3)), w).shape == (10, 10, 3)
+    assert arrays.crop_rgb(np.zeros((32, 32, 3)), w).shape == (10, 10, 3)
     with pytest.raises(ValueError, match="does not overlap"):
-        viz.Window(40, 40, 4, 4).clip((32, 32))
+        arrays.Window(40, 40, 4, 4).clip((32, 32))
 
 
 def test_prompt_maps_nearest_upsampling_and_scaling():
@@ -174,7 +175,7 @@ def test_plot_comparison_computes_metrics_itself(sample, outputs):
 
 
 def test_plot_prompt_maps(sample, outputs):
-    fig = viz_compare.plot_prompt_maps(outputs["full"], sample, window=viz.Window(0, 0, 16, 16))
+    fig = viz_compare.plot_prompt_maps(outputs["full"], sample, window=arrays.Window(0, 0, 16, 16))
     assert len(_image_axes(fig)) == 5
     with pytest.raises(ValueError, match="no 'prompts'"):
         viz_compare.plot_prompt_maps(outputs["no-seg"], sample)

@@ -145,7 +145,7 @@ def find_dataset_root(path: str | Path, max_depth: int = 3) -> Path:
 
 
 # --------------------------------------------------------------------------------------------
-# Split manifests
+# Samples: one row of a split
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SampleRecord:

@@ -40,7 +40,7 @@ from tdpcr_lib.models.checkpoint import load_model
 
 
 # --------------------------------------------------------------------------------------------
-# Prediction
+# Evaluating a model or checkpoint
 # --------------------------------------------------------------------------------------------
 @dataclass
 class EvaluationResult:

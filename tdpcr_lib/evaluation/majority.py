@@ -23,7 +23,7 @@ MAJORITY_MODEL = "majority class"
 
 
 # --------------------------------------------------------------------------------------------
-# Reference baseline and the results page
+# The majority-class reference
 # --------------------------------------------------------------------------------------------
 def label_histogram(dataset: Dataset, num_classes: int, ignore_index: int = 255,
                     max_samples: int | None = None) -> np.ndarray:

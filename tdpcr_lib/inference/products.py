@@ -52,7 +52,7 @@ def _to_cog(src_path: Path, dst_path: Path, resampling: str, blocksize: int) -> 
 
 
 # --------------------------------------------------------------------------------------------
-# xarray API
+# Reading products back (rioxarray)
 # --------------------------------------------------------------------------------------------
 def open_prediction(outputs: dict[str, Path] | str | Path, load: bool = False) -> dict[str, Any]:
     """Open written products as rioxarray DataArrays with band coordinates and CRS.

@@ -1,6 +1,6 @@
 """Prompt-Guided Fusion (PGF) and the ablation fusions.
 
-PGF at scale l (paper notes §2.3; equations are ours, the two named components are the paper's):
+PGF at scale l (``docs/design.md`` § Model; equations are ours, the two named components are the paper's):
 
 1. global channel context: ``g = W2 · GELU(W1 · [GAP(O); GAP(S); GAP(P)])`` (channel logits, C),
 2. local prompt-conditioned spatial bias: ``b = Conv3×3(GELU(Conv3×3([O; S; P])))`` (1 channel),

@@ -1,8 +1,8 @@
 """The Prompt Generator: a learnable degradation prompt computed from the cloudy optical image.
 
 The paper says only that the prompt is *learnable*, is generated from the cloudy optical input and
-is meant to encode *cloud thickness and spatial uncertainty*. Our reading (paper notes §2.3, option
-(b) plus learnable components), documented in ``docs/design.md``:
+is meant to encode *cloud thickness and spatial uncertainty*. Our reading (a spatial prompt map per
+scale plus learnable components), documented in ``docs/design.md``:
 
 * a light CNN on the cloudy image gives a **spatial** prompt map at each of the four scales
   (full, 1/2, 1/4, 1/8 resolution), so the prompt can say *where* the optics are corrupted;

@@ -21,7 +21,7 @@ from tdpcr_lib.models.presets import tiny_model_kwargs
 
 
 # --------------------------------------------------------------------------------------------
-# Helpers for the notebook: checkpoint choice, reference scores, figure
+# Helpers for notebook 06: checkpoint choice and reference scores
 # --------------------------------------------------------------------------------------------
 def prepare_checkpoint(checkpoint: str | Path, *, smoke: bool, scratch_dir: str | Path,
                        seed: int = 0) -> tuple[Path, str]:

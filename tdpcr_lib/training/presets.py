@@ -17,7 +17,7 @@ def preset_config(phase: str, *, smoke: bool = False, full: bool = False,
 
     * ``smoke``: a few steps on small crops, to check the pipeline end to end.
     * default: sized for the synthetic twin on a 2-core CPU (a few minutes per phase).
-    * ``full``: the recipe's full budget for a GPU (paper notes §3.2: phase 1 100 epochs of
+    * ``full``: the recipe's full budget for a GPU (the first author's ECRformer recipe, see ``docs/design.md`` § Training: phase 1 100 epochs of
       AdamW 2e-3, wd 1e-3, clip 0.5, crop 128, batch 16, the author's multistep schedule;
       phase 2 40 epochs at 3e-4, cosine).
 
