@@ -22,7 +22,6 @@ from tdpcr_lib.inference import inputs as P_inputs
 from tdpcr_lib.inference import scene as P
 from tdpcr_lib.inference import tiling as P_tiling
 from tdpcr_lib.inference import xarray as P_xarray
-from tdpcr_lib.models import presets as P_presets
 from tdpcr_lib.notebook import predict as P_predict
 
 HEIGHT, WIDTH = 300, 350  # odd size: not a multiple of any tile used below
@@ -242,7 +241,7 @@ def tiny_tdpcr():
     from tdpcr_lib.models import ModelConfig, build_model
 
     torch.manual_seed(0)
-    return build_model(ModelConfig(**P_presets.tiny_model_kwargs())).eval()
+    return build_model(ModelConfig.preset("tiny", with_seg_decoder=True)).eval()
 
 
 def test_real_tdpcr_tiled_agrees_with_untiled(scene, tiny_tdpcr, tmp_path):

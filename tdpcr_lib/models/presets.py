@@ -40,9 +40,3 @@ def preset_fields(name: str) -> dict[str, Any]:
     if name not in MODEL_PRESETS:
         raise KeyError(f"unknown model size {name!r}; choose from {list(MODEL_PRESETS)}")
     return dict(MODEL_PRESETS[name])
-
-
-def tiny_model_kwargs() -> dict[str, Any]:
-    """``ModelConfig`` fields of the smallest TDP-CR (with its segmentation decoder)."""
-    return {"arch": "tdpcr", "fusion": "pgf", "with_seg_decoder": True,
-            **preset_fields("tiny"), "name": "tiny (smoke runs and tests)"}

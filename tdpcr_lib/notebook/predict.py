@@ -17,7 +17,6 @@ from tdpcr_lib.inference.inputs import PredictionInputError
 from tdpcr_lib.inference.products import CLOUD_FREE_NODATA
 from tdpcr_lib.models import ModelConfig, build_model
 from tdpcr_lib.models.checkpoint import CheckpointError, resolve_checkpoint_dir, save_checkpoint
-from tdpcr_lib.models.presets import tiny_model_kwargs
 
 
 # --------------------------------------------------------------------------------------------
@@ -47,7 +46,8 @@ def prepare_checkpoint(checkpoint: str | Path, *, smoke: bool, scratch_dir: str 
                 "untrained tiny model.") from err
 
     seed_everything(seed)
-    model = build_model(ModelConfig(**tiny_model_kwargs()))
+    model = build_model(ModelConfig.preset("tiny", with_seg_decoder=True,
+                                           name="tiny (smoke runs and tests)"))
     if hasattr(model, "attach_segmentation_decoder"):
         model.attach_segmentation_decoder()
     target = Path(scratch_dir) / "untrained_tiny_checkpoint"
