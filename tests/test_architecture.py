@@ -7,6 +7,8 @@ diagram and what each subpackage owns are in ``docs/design.md``.
 from __future__ import annotations
 
 import ast
+import importlib
+import re
 import shutil
 import subprocess
 import sys
@@ -82,3 +84,29 @@ def test_each_paper_concept_is_found_by_its_name(name):
                 for t in (n.targets if isinstance(n, ast.Assign) else [n.target])
                 if isinstance(t, ast.Name)}
     assert name in defined
+
+
+def _resolves(dotted: str) -> bool:
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for name in parts[cut:]:
+            if not hasattr(obj, name):
+                return False
+            obj = getattr(obj, name)
+        return True
+    return False
+
+
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_documented_names_exist(doc):
+    """Every ``tdpcr_lib.x.y`` a document names can be imported (no stale module paths)."""
+    names = {m.rstrip(".") for m in re.findall(r"tdpcr_lib(?:\.[A-Za-z_]\w*)+\.?", doc.read_text())}
+    stale = sorted(n for n in names if not _resolves(n))
+    assert not stale, f"{doc.name} names what does not exist: {stale}"
