@@ -246,13 +246,14 @@ def load_state_dict_file(directory: str | Path, device: str | torch.device = "cp
     path = folder / MODEL_FILE
     if not path.is_file():
         raise CheckpointError(f"{path}: weights file missing")
-    problem = verify_file(folder, MODEL_FILE, read_meta(folder))
-    if problem:
-        raise CheckpointError(problem)
     try:
-        return load_file(str(path), device=str(device))
+        state = load_file(str(path), device=str(device))
     except Exception as err:  # safetensors raises its own error types
         raise CheckpointError(f"{path}: cannot read weights ({err})") from err
+    problem = verify_file(folder, MODEL_FILE, read_meta(folder))  # same length, flipped bytes
+    if problem:
+        raise CheckpointError(problem)
+    return state
 
 
 def load_weights_into(model: nn.Module, directory: str | Path,
