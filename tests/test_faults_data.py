@@ -35,6 +35,7 @@ import rasterio
 import torch
 from safetensors.torch import load_file
 
+from tdpcr_lib.cli import data as data_cli
 from tdpcr_lib.datasets.acquire import (
     EXTRACTION_MARKER,
     ExtractionRefused,
@@ -500,8 +501,7 @@ SYNTH_KILLER = textwrap.dedent("""
 @pytest.fixture(scope="module")
 def straight_twin(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("twin") / "twin"
-    done = _python("-m", "tdpcr_lib.cli.data", "synth", str(root), *SYNTH_ARGS)
-    assert done.returncode == 0, done.stderr
+    assert data_cli.main(["synth", str(root), *SYNTH_ARGS]) == 0
     return root
 
 
@@ -510,18 +510,17 @@ def _twin_files(root: Path) -> dict[str, str]:
     return {k: v for k, v in _tree(root).items() if k.endswith((".tif", ".csv", ".sha256"))}
 
 
-@pytest.mark.parametrize("moment", ["between_tiles", "mid_file"])
-@pytest.mark.parametrize("overwrite", [False, True])
-def test_interrupted_synth_resumes(straight_twin, tmp_path, moment, overwrite):
+@pytest.mark.parametrize(("moment", "overwrite"), [("between_tiles", False), ("mid_file", True)])
+def test_interrupted_synth_resumes(straight_twin, tmp_path, moment, overwrite, capsys):
     root = tmp_path / "twin"
     killed = _python("-c", SYNTH_KILLER, moment, str(root))
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert json.loads((root / "synthetic.json").read_text())["status"] == "generating"
 
-    again = _python("-m", "tdpcr_lib.cli.data", "synth", str(root), *SYNTH_ARGS,
-                    *(["--overwrite"] if overwrite else []))
-    assert again.returncode == 0, again.stderr
-    assert "resuming an interrupted generation" in again.stdout
+    # the same command again (in-process: a second interpreter start costs seconds)
+    assert data_cli.main(["synth", str(root), *SYNTH_ARGS,
+                          *(["--overwrite"] if overwrite else [])]) == 0
+    assert "resuming an interrupted generation" in capsys.readouterr().out
     assert _twin_files(root) == _twin_files(straight_twin)
     assert not [p for p in root.rglob(".*") if p.is_file()]  # no temporaries, no progress log
     info = json.loads((root / "synthetic.json").read_text())
@@ -530,12 +529,12 @@ def test_interrupted_synth_resumes(straight_twin, tmp_path, moment, overwrite):
         (straight_twin / "synthetic.json").read_text())["cloud_kinds"]
 
 
-def test_synth_still_refuses_a_foreign_folder(tmp_path):
+def test_synth_still_refuses_a_foreign_folder(tmp_path, capsys):
     root = tmp_path / "mine"
     root.mkdir()
     (root / "paper.pdf").write_text("mine")
-    done = _python("-m", "tdpcr_lib.cli.data", "synth", str(root), *SYNTH_ARGS, "--overwrite")
-    assert done.returncode != 0 and "not a synthetic twin" in done.stderr
+    assert data_cli.main(["synth", str(root), *SYNTH_ARGS, "--overwrite"]) != 0
+    assert "not a synthetic twin" in capsys.readouterr().err
     assert sorted(p.name for p in root.iterdir()) == ["paper.pdf"]
 
 
