@@ -111,6 +111,23 @@ def test_archive_never_replaces_a_folder_tdpcr_did_not_write(dataset_zip, tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["X.zip", target.name])
 
 
+def test_notebook_00_never_replaces_a_folder_tdpcr_did_not_write(dataset_zip, tmp_path):
+    import papermill as pm  # noqa: PLC0415 - heavy, only this test runs a notebook
+
+    archive = shutil.copy(dataset_zip, tmp_path / "X.zip")
+    before = _user_folder(tmp_path / "X")
+    with pytest.raises(pm.PapermillExecutionError, match="ExtractionRefused"):
+        pm.execute_notebook(str(REPO / "notebooks" / "00_get_data.ipynb"),
+                            str(tmp_path / "executed.ipynb"),
+                            parameters={"SMOKE": True, "SOURCE": "luojiaset",
+                                        "DATA_ROOT": str(archive),
+                                        "REPORTS_DIR": str(tmp_path / "reports"),
+                                        "MANIFEST_DIR": str(tmp_path / "manifest")},
+                            kernel_name="python3", cwd=str(REPO / "notebooks"),
+                            progress_bar=False)
+    assert _tree(tmp_path / "X") == before
+
+
 @pytest.mark.parametrize("state", ["empty", "earlier_tdpcr_extraction", "overwrite_flag"])
 def test_archive_replaces_only_what_it_may(dataset_zip, tmp_path, state, capsys):
     archive = shutil.copy(dataset_zip, tmp_path / "X.zip")
