@@ -57,7 +57,7 @@ from tdpcr_lib.models.checkpoint import (
 )
 from tdpcr_lib.models.checkpoint_files import recover_checkpoint, staging_dirs
 from tdpcr_lib.models.config import ModelConfig
-from tdpcr_lib.training.run import clear_run, recover_run
+from tdpcr_lib.training.run import clear_run, ensure_dataset, recover_run
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 120
@@ -527,16 +527,20 @@ def _twin_files(root: Path) -> dict[str, str]:
     return {k: v for k, v in _tree(root).items() if k.endswith((".tif", ".csv", ".sha256"))}
 
 
-@pytest.mark.parametrize(("moment", "overwrite"), [("between_tiles", False), ("mid_file", True)])
-def test_interrupted_synth_resumes(straight_twin, tmp_path, moment, overwrite, capsys):
+@pytest.mark.parametrize(("moment", "rerun"), [("between_tiles", "synth"),
+                                              ("mid_file", "synth --overwrite"),
+                                              ("between_tiles", "train's ensure_dataset")])
+def test_interrupted_synth_resumes(straight_twin, tmp_path, moment, rerun, capsys):
     root = tmp_path / "twin"
     killed = _python("-c", SYNTH_KILLER, moment, str(root))
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert json.loads((root / "synthetic.json").read_text())["status"] == "generating"
 
     # the same command again (in-process: a second interpreter start costs seconds)
-    assert data_cli.main(["synth", str(root), *SYNTH_ARGS,
-                          *(["--overwrite"] if overwrite else [])]) == 0
+    if rerun.startswith("synth"):
+        assert data_cli.main(["synth", str(root), *SYNTH_ARGS, *rerun.split()[1:]]) == 0
+    else:  # `tdpcr train --data-root ROOT` / notebooks 01, 02 on the interrupted twin
+        assert ensure_dataset(root) == root
     assert "resuming an interrupted generation" in capsys.readouterr().out
     assert _twin_files(root) == _twin_files(straight_twin)
     assert not [p for p in root.rglob(".*") if p.is_file()]  # no temporaries, no progress log

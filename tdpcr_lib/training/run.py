@@ -23,7 +23,7 @@ from tdpcr_lib.core.runtime import seed_everything
 from tdpcr_lib.datasets.acquire import prepare_luojiaset
 from tdpcr_lib.datasets.layout import BUCKETS
 from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
-from tdpcr_lib.datasets.synthetic.tiles import make_synthetic_luojiaset
+from tdpcr_lib.datasets.synthetic.tiles import make_synthetic_luojiaset, read_synthetic_info
 from tdpcr_lib.metrics.results import VAL_PREFIX, from_records, headline
 from tdpcr_lib.models.build import build_model
 from tdpcr_lib.models.checkpoint import (
@@ -58,7 +58,13 @@ def ensure_dataset(data_root: str | Path, source: str | None = "synthetic") -> P
     """
     data_root = Path(data_root).expanduser()
     if source in (None, "synthetic"):
-        if not any((data_root / bucket).is_dir() for bucket in BUCKETS):
+        info = read_synthetic_info(data_root)
+        if info is not None and info.get("status") == "generating":
+            # a generation was killed: finish it with its own parameters (resumable)
+            params = info.get("parameters", {})
+            make_synthetic_luojiaset(data_root, n_tiles=params["n_tiles"], size=params["size"],
+                                     seed=params["seed"])
+        elif not any((data_root / bucket).is_dir() for bucket in BUCKETS):
             print(f"no dataset at {data_root}: generating the synthetic twin there", flush=True)
             make_synthetic_luojiaset(data_root)
         return data_root
