@@ -44,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"tile side in pixels (default {DEFAULT_TILE_SIZE}; real tiles are 256)")
     synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     synth.add_argument("--overwrite", action="store_true",
-                       help="replace a twin made with other parameters")
+                       help="replace a twin made with other parameters (an interrupted "
+                            "generation with the same parameters is resumed, with or without "
+                            "this flag; a folder that is not a twin is never touched)")
 
     manifest = sub.add_parser("manifest", help="write train/val/test.csv + sha256 for a dataset "
                                                 "(author's 80/10/10 protocol, seed 42)")

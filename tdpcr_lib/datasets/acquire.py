@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import tarfile
+import uuid
 import zipfile
 from pathlib import Path
+from typing import Any
 
+from tdpcr_lib import __version__
+from tdpcr_lib.core.io import atomic_write_json, sha256_file
 from tdpcr_lib.core.paths import DATA_DIR
 from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError
 from tdpcr_lib.datasets.layout import find_dataset_root, how_to_get_luojiaset
@@ -23,19 +28,84 @@ def is_archive(path: str | Path) -> bool:
     return Path(path).name.lower().endswith(_ARCHIVE_SUFFIXES)
 
 
-def extract_archive(archive: str | Path, destination: str | Path) -> Path:
+#: Written into every folder :func:`extract_archive` makes: which archive it came from. Only a
+#: folder holding this marker is ever replaced without ``overwrite=True``.
+EXTRACTION_MARKER = ".tdpcr-extracted.json"
+
+
+class ExtractionRefused(DataIntegrityError):
+    """The extraction target exists and holds data tdpcr did not write; nothing was changed."""
+
+
+def _archive_record(archive: Path) -> dict[str, Any]:
+    stat = archive.stat()
+    return {"archive": archive.name, "path": str(archive.resolve()), "size": stat.st_size,
+            "sha256": sha256_file(archive), "tdpcr_version": __version__}
+
+
+def written_by_extraction(folder: str | Path) -> dict[str, Any] | None:
+    """The marker of a folder :func:`extract_archive` made (None: tdpcr did not make it)."""
+    try:
+        record = json.loads((Path(folder) / EXTRACTION_MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and "archive" in record else None
+
+
+def _remove_leftovers(destination: Path) -> None:
+    """Remove temporary folders of interrupted extractions into ``destination`` (ours only)."""
+    for tmp in destination.parent.glob(f".{destination.name}.extracting-*"):
+        if tmp.is_dir() and (tmp / EXTRACTION_MARKER).is_file():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def extract_archive(archive: str | Path, destination: str | Path, overwrite: bool = False
+                    ) -> Path:
     """Extract a zip or tar archive safely (no absolute paths, no ``..``, no links out).
 
     Extraction goes to a temporary sibling folder renamed onto ``destination`` at the end, so an
-    interrupted extraction never looks complete.
+    interrupted extraction never looks complete; the temporary folders of interrupted
+    extractions are removed by the next call. The result holds a marker file
+    (:data:`EXTRACTION_MARKER`: the archive's name, size and sha256).
+
+    Parameters
+    ----------
+    archive : path
+        The ``.zip`` / ``.tar[.gz|.bz2|.xz]`` file.
+    destination : path
+        The folder to create. If it exists it is replaced only when it is empty or was made by
+        this function (it holds the marker); otherwise :class:`ExtractionRefused` is raised
+        before anything is written, unless ``overwrite=True``. A message says what is replaced.
+    overwrite : bool
+        Also replace an existing non-empty folder that tdpcr did not write (its files are
+        deleted).
     """
     archive, destination = Path(archive), Path(destination)
     if not archive.is_file():
         raise DatasetNotFoundError(f"archive {archive} does not exist. " + how_to_get_luojiaset())
-    tmp = destination.with_name(f".{destination.name}.extracting")
-    shutil.rmtree(tmp, ignore_errors=True)
+    replacing = None
+    if destination.exists() or destination.is_symlink():
+        if not destination.is_dir() or destination.is_symlink():
+            raise ExtractionRefused(f"{destination} exists and is not a folder; remove it or "
+                                    "extract elsewhere (extract_to=...)")
+        if written_by_extraction(destination) is not None:
+            replacing = "the earlier extraction tdpcr made there"
+        elif any(destination.iterdir()):
+            if not overwrite:
+                raise ExtractionRefused(
+                    f"{destination} exists, holds files and was not written by tdpcr; nothing was "
+                    f"changed. Extract {archive.name} elsewhere (extract_to=...), move the folder "
+                    "away, or pass overwrite=True to delete it and extract there")
+            replacing = "a folder tdpcr did not write (overwrite=True)"
+    if replacing is not None:  # said before anything is written
+        print(f"{archive.name}: extracting into {destination}; it will replace {replacing}",
+              flush=True)
+    _remove_leftovers(destination)
+    tmp = destination.with_name(f".{destination.name}.extracting-{uuid.uuid4().hex[:8]}")
     tmp.mkdir(parents=True)
     try:
+        # the marker goes in first, so a temporary folder left by a kill is recognised as ours
+        atomic_write_json(tmp / EXTRACTION_MARKER, {"archive": archive.name, "complete": False})
         if archive.name.lower().endswith(".zip"):
             with zipfile.ZipFile(archive) as zf:
                 for member in zf.namelist():
@@ -46,19 +116,25 @@ def extract_archive(archive: str | Path, destination: str | Path) -> Path:
         else:
             with tarfile.open(archive) as tf:
                 tf.extractall(tmp, filter="data")  # refuses absolute paths, '..' and odd links
+        atomic_write_json(tmp / EXTRACTION_MARKER, _archive_record(archive))
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as err:
         shutil.rmtree(tmp, ignore_errors=True)
         raise DataIntegrityError(f"{archive}: cannot extract the archive ({err})") from err
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if destination.exists():
-        shutil.rmtree(destination)
-    tmp.rename(destination)
+    if destination.is_dir():
+        aside = destination.with_name(f".{destination.name}.replaced-{uuid.uuid4().hex[:8]}")
+        destination.rename(aside)  # renamed aside, not deleted, until the new one is in place
+        tmp.rename(destination)
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        tmp.rename(destination)
     return destination
 
 
-def prepare_luojiaset(source: str | Path, extract_to: str | Path | None = None) -> Path:
+def prepare_luojiaset(source: str | Path, extract_to: str | Path | None = None,
+                      overwrite: bool = False) -> Path:
     """Locate a user-provided LuojiaSET-OSFCR folder or extract an archive; return the dataset root.
 
     Parameters
@@ -66,8 +142,13 @@ def prepare_luojiaset(source: str | Path, extract_to: str | Path | None = None) 
     source : path
         The unpacked folder (or a folder above it), or a ``.zip`` / ``.tar[.gz|.bz2|.xz]`` archive.
     extract_to : path, optional
-        Where an archive is extracted (default: beside it, named after it). An existing extraction
-        that already holds the bucket folders is reused.
+        Where an archive is extracted (default: beside it, named after it). An existing folder
+        that already holds the bucket folders is reused as it is. An existing folder that does
+        not is replaced only if tdpcr extracted it (or it is empty); a folder with other files
+        raises :class:`ExtractionRefused` and is left untouched.
+    overwrite : bool
+        Replace an existing ``extract_to`` folder even though tdpcr did not write it (deletes
+        its files).
     """
     source = Path(source).expanduser()
     if source.is_dir():
@@ -86,6 +167,6 @@ def prepare_luojiaset(source: str | Path, extract_to: str | Path | None = None) 
         try:
             return find_dataset_root(destination)
         except DatasetNotFoundError:
-            pass  # incomplete or unrelated folder: extract afresh
-    extract_archive(source, destination)
+            pass  # incomplete or unrelated: extract_archive decides whether it may replace it
+    extract_archive(source, destination, overwrite=overwrite)
     return find_dataset_root(destination)

@@ -32,13 +32,18 @@ Design choices (the paper describes no scene-level inference; these are ours, se
   GTiff; it is then copied with GDAL's **COG driver** (Cloud-Optimized GeoTIFF: ``blocksize``
   tiles, internal overviews — average for reflectance and prompt, mode for classes — deflate with
   predictor) into a temporary file that is renamed onto the final name
-  (:func:`tdpcr_lib.core.io.atomic_path`). An interrupted run leaves no output under a final name.
+  (:func:`tdpcr_lib.core.io.atomic_path`). All of it happens in a hidden staging folder inside
+  ``out_dir``; the finished set is published as one unit (:mod:`tdpcr_lib.inference.publish`):
+  products an earlier run wrote and this one does not are removed, ``prediction.json`` always
+  describes exactly the products beside it, files tdpcr did not write are never replaced, and the
+  leftovers of a killed run are cleaned by the next prediction into the same folder.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import time
 import warnings
@@ -75,6 +80,7 @@ from tdpcr_lib.inference.products import (
     _intermediate_profile,
     _to_cog,
 )
+from tdpcr_lib.inference.publish import check_replaceable, new_staging, publish, recover_products
 from tdpcr_lib.inference.tiling import TileGrid, check_tiling, model_alignment
 
 # --------------------------------------------------------------------------------------------
@@ -103,7 +109,9 @@ def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
         A checkpoint folder (e.g. ``runs/phase2/best``) or a model following the forward contract
         ``model(optical, sar) -> {"reconstruction", ["segmentation"], ["prompts"]}``.
     out_dir : path
-        Output folder (created). Existing products of the same names are replaced.
+        Output folder (created). The products of an earlier tdpcr prediction there are replaced
+        as a set (also those this run does not write); a file of a product's name that tdpcr did
+        not write raises :class:`PredictionInputError` before any work. Other files stay.
     tile : int
         Tile size in px (multiples of 16 avoid internal padding). ``tile >= max(H, W)`` predicts
         the scene in one piece.
@@ -154,14 +162,22 @@ def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
             if batch_size is None:
                 batch_size = 16 if model_device(model).type == "cuda" else 2
             out_dir.mkdir(parents=True, exist_ok=True)
+            check_replaceable(out_dir)  # before any work: never replace a file tdpcr did not write
+            for action in recover_products(out_dir):
+                print(f"{out_dir}: {action}", flush=True)
+            # products are made in a staging folder and published together (inference.publish)
+            staging = new_staging(out_dir)
             was_training = model.training
             model.eval()
             try:
-                stats = _predict_into(inputs, model, out_dir, tile=tile, overlap=overlap,
+                stats = _predict_into(inputs, model, staging, tile=tile, overlap=overlap,
                                       batch_size=batch_size, write_prompt=write_prompt,
                                       progress=progress, blocksize=blocksize,
                                       sources={"s2": s2_cloudy, "s1": s1,
                                                "checkpoint": meta.get("source")})
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
             finally:
                 model.train(was_training)
     paths = {name: out_dir / OUTPUT_FILES[name] for name in stats["products"]}
@@ -177,7 +193,14 @@ def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
         **{k: v for k, v in stats.items() if k != "products"},
         "outputs": {k: str(v) for k, v in paths.items()},
     }
-    paths["summary"] = atomic_write_json(out_dir / OUTPUT_FILES["summary"], summary)
+    try:
+        atomic_write_json(staging / OUTPUT_FILES["summary"], summary)  # last: staging complete
+        publish(staging, out_dir)
+    except BaseException:
+        if not (staging / OUTPUT_FILES["summary"]).is_file():
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
+    paths["summary"] = out_dir / OUTPUT_FILES["summary"]
     return paths
 
 

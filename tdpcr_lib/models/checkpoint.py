@@ -10,7 +10,9 @@ A checkpoint is a folder::
 
 The folder is written complete into a hidden sibling and swapped in with two renames; if a crash
 happens between them the previous version is still found under ``.<name>.old`` and used
-(:func:`resolve_checkpoint_dir`). Loading never calls ``torch.load``: a checkpoint from an
+(:func:`resolve_checkpoint_dir`); :func:`~tdpcr_lib.models.checkpoint_files.recover_checkpoint`
+(run by training before it reads a run folder) promotes a complete staging folder and removes
+incomplete ones. ``config.json`` records the sha256 of every other file; loading verifies it. Loading never calls ``torch.load``: a checkpoint from an
 untrusted source can carry tensors and JSON but no code.
 """
 
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import uuid
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
@@ -32,23 +33,22 @@ from tdpcr_lib import __version__
 from tdpcr_lib.core.io import atomic_path, atomic_write_json
 from tdpcr_lib.core.runtime import git_sha, model_device, resolve_device
 from tdpcr_lib.models.build import build_model
+from tdpcr_lib.models.checkpoint_files import (
+    CONFIG_FILE,
+    HASHES_FIELD,
+    MODEL_FILE,
+    STATE_JSON_FILE,
+    STATE_TENSORS_FILE,
+    file_hashes,
+    staging_dir,
+    swap_in,
+    verify_file,
+)
 from tdpcr_lib.models.config import ModelConfig
 from tdpcr_lib.models.fingerprint import parameter_fingerprint
 
 #: Bumped when the folder layout or the meaning of a field changes.
 CHECKPOINT_FORMAT_VERSION = 1
-
-
-MODEL_FILE = "model.safetensors"
-
-
-CONFIG_FILE = "config.json"
-
-
-STATE_TENSORS_FILE = "trainer_state.safetensors"
-
-
-STATE_JSON_FILE = "trainer_state.json"
 
 
 class CheckpointError(ValueError):
@@ -166,7 +166,7 @@ def save_checkpoint(directory: str | Path, model: nn.Module, *, phase: str, epoc
     model = unwrap_model(model)
     if not hasattr(model, "config"):
         raise TypeError("save_checkpoint needs a tdpcr model with a .config (ModelConfig)")
-    staging = directory.parent / f".{directory.name}.tmp-{uuid.uuid4().hex[:8]}"
+    staging = staging_dir(directory)
     staging.mkdir(parents=True)
     try:
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -191,22 +191,15 @@ def save_checkpoint(directory: str | Path, model: nn.Module, *, phase: str, epoc
             "num_parameters": int(sum(p.numel() for p in model.parameters())),
             "parameter_names_hash": parameter_fingerprint(state),
             **(extra or {}),
+            # verified on load: a flipped byte in the weights is an error, not silent garbage
+            HASHES_FIELD: file_hashes(staging),
         }
         atomic_write_json(staging / CONFIG_FILE, meta)  # written last: marks the folder complete
-        _swap_in(staging, directory)
+        swap_in(staging, directory)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return directory
-
-
-def _swap_in(staging: Path, directory: Path) -> None:
-    previous = directory.parent / f".{directory.name}.old"
-    shutil.rmtree(previous, ignore_errors=True)
-    if directory.exists():
-        directory.rename(previous)
-    staging.rename(directory)
-    shutil.rmtree(previous, ignore_errors=True)
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -243,14 +236,24 @@ def read_meta(directory: str | Path) -> dict[str, Any]:
 
 def load_state_dict_file(directory: str | Path, device: str | torch.device = "cpu"
                          ) -> dict[str, torch.Tensor]:
-    """The raw weights of a checkpoint (safetensors only)."""
-    path = resolve_checkpoint_dir(directory) / MODEL_FILE
+    """The raw weights of a checkpoint (safetensors only), verified against ``config.json``.
+
+    The file's sha256 must equal the one recorded in ``config.json`` when it was saved; a
+    mismatch raises :class:`CheckpointError` naming the file. Checkpoints written before
+    hashes were recorded (no ``sha256`` field) still load, unverified.
+    """
+    folder = resolve_checkpoint_dir(directory)
+    path = folder / MODEL_FILE
     if not path.is_file():
         raise CheckpointError(f"{path}: weights file missing")
     try:
-        return load_file(str(path), device=str(device))
+        state = load_file(str(path), device=str(device))
     except Exception as err:  # safetensors raises its own error types
         raise CheckpointError(f"{path}: cannot read weights ({err})") from err
+    problem = verify_file(folder, MODEL_FILE, read_meta(folder))  # same length, flipped bytes
+    if problem:
+        raise CheckpointError(problem)
+    return state
 
 
 def load_weights_into(model: nn.Module, directory: str | Path,
@@ -366,6 +369,11 @@ def load_trainer_state(directory: str | Path) -> dict[str, Any]:
     if not json_path.is_file() or not tensor_path.is_file():
         raise CheckpointError(f"{directory}: no trainer state (a weights-only checkpoint such as "
                               "'best' cannot be resumed; resume from 'last')")
+    meta = read_meta(directory)
+    for name in (STATE_JSON_FILE, STATE_TENSORS_FILE):
+        problem = verify_file(directory, name, meta)
+        if problem:
+            raise CheckpointError(problem)
     try:
         data = json.loads(json_path.read_text())
         tensors = load_file(str(tensor_path))

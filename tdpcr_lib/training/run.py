@@ -23,7 +23,7 @@ from tdpcr_lib.core.runtime import seed_everything
 from tdpcr_lib.datasets.acquire import prepare_luojiaset
 from tdpcr_lib.datasets.layout import BUCKETS
 from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
-from tdpcr_lib.datasets.synthetic.tiles import make_synthetic_luojiaset
+from tdpcr_lib.datasets.synthetic.tiles import make_synthetic_luojiaset, read_synthetic_info
 from tdpcr_lib.metrics.results import VAL_PREFIX, from_records, headline
 from tdpcr_lib.models.build import build_model
 from tdpcr_lib.models.checkpoint import (
@@ -35,6 +35,7 @@ from tdpcr_lib.models.checkpoint import (
     resolve_checkpoint_dir,
     unwrap_model,
 )
+from tdpcr_lib.models.checkpoint_files import recover_checkpoint, staging_dirs
 from tdpcr_lib.models.config import ModelConfig
 from tdpcr_lib.training.config import RESUME_MUTABLE_FIELDS, TrainConfig
 from tdpcr_lib.training.freezing import apply_trainable_set, parameter_report
@@ -57,7 +58,13 @@ def ensure_dataset(data_root: str | Path, source: str | None = "synthetic") -> P
     """
     data_root = Path(data_root).expanduser()
     if source in (None, "synthetic"):
-        if not any((data_root / bucket).is_dir() for bucket in BUCKETS):
+        info = read_synthetic_info(data_root)
+        if info is not None and info.get("status") == "generating":
+            # a generation was killed: finish it with its own parameters (resumable)
+            params = info.get("parameters", {})
+            make_synthetic_luojiaset(data_root, n_tiles=params["n_tiles"], size=params["size"],
+                                     seed=params["seed"])
+        elif not any((data_root / bucket).is_dir() for bucket in BUCKETS):
             print(f"no dataset at {data_root}: generating the synthetic twin there", flush=True)
             make_synthetic_luojiaset(data_root)
         return data_root
@@ -159,7 +166,12 @@ RUN_FILES = ("last", "best", ".last.old", ".best.old", "history.json", "history.
 
 
 def clear_run(out_dir: str | Path) -> None:
-    """Remove a previous run's checkpoints and logs from ``out_dir`` (only tdpcr's own files)."""
+    """Remove a previous run's checkpoints and logs from ``out_dir`` (only tdpcr's own files).
+
+    Also removes what interrupted saves left: checkpoint staging folders (``.last.tmp-*``,
+    ``.best.tmp-*``) and the hidden temporaries of atomic log writes (``.history.json.*.tmp``).
+    Any other file in ``out_dir`` stays.
+    """
     out_dir = Path(out_dir)
     for name in RUN_FILES:
         path = out_dir / name
@@ -167,6 +179,39 @@ def clear_run(out_dir: str | Path) -> None:
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
+    for path in _leftovers(out_dir):
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _leftovers(out_dir: Path) -> list[Path]:
+    """Staging folders and atomic-write temporaries of this run's own files."""
+    found = [*staging_dirs(out_dir / "last"), *staging_dirs(out_dir / "best")]
+    if out_dir.is_dir():
+        for name in RUN_FILES:
+            # core.io.atomic_path names its temporaries ".<name>.<random><suffix>"
+            found += [p for p in out_dir.glob(f".{name}.*") if p.is_file()
+                      and p.name.endswith((".tmp", ".png"))]
+    return found
+
+
+def recover_run(out_dir: str | Path) -> list[str]:
+    """Bring ``out_dir`` back to a consistent state after a crash; returns what was done.
+
+    For ``last/`` and ``best/``: a complete, verified staging folder left in the swap window is
+    promoted, incomplete staging folders are removed
+    (:func:`tdpcr_lib.models.checkpoint_files.recover_checkpoint`); hidden temporaries of the
+    logs are removed. Nothing the run did not write is touched.
+    """
+    out_dir = Path(out_dir)
+    actions = [*recover_checkpoint(out_dir / "last"), *recover_checkpoint(out_dir / "best")]
+    for path in _leftovers(out_dir):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+            actions.append(f"removed the temporary {path.name}")
+    return actions
 
 
 def train(config: TrainConfig, model_config: ModelConfig | None, train_set: Dataset,
@@ -212,8 +257,13 @@ def train(config: TrainConfig, model_config: ModelConfig | None, train_set: Data
     model = build_model_for(config, model_config, device="cpu")
     fingerprint = init_fingerprint(config)
     manifest_hash = getattr(train_set, "manifest_hash", None)
-    problems = resume_problems(out_dir, config, model, manifest_hash, fingerprint)
     is_main = not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+    if is_main:  # before anything reads the folder: a killed run may have left a half swap
+        for action in recover_run(out_dir):
+            print(f"{out_dir}: recovering after an interrupted run: {action}", flush=True)
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+    problems = resume_problems(out_dir, config, model, manifest_hash, fingerprint)
     do_resume = False
     if resume and problems is not None:
         if not problems:

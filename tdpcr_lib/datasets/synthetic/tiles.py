@@ -170,22 +170,61 @@ def _georeference(roi: str, index: int, size: int) -> tuple[CRS, Affine]:
     return CRS.from_epsg(epsg), Affine(PIXEL_SIZE_M, 0.0, x0, 0.0, -PIXEL_SIZE_M, y0)
 
 
-def _write_tile(root: Path, index: int, size: int, seed: int, fractions: dict[str, list[float]],
-                kinds: dict[str, int]) -> None:
+def _tile_paths(root: Path, index: int) -> list[Path]:
+    bucket, roi, patch = _tile_names(index)
+    return [root / bucket / modality / modality_filename(roi, patch, modality)
+            for modality in _DESCRIPTIONS]
+
+
+def _write_tile(root: Path, index: int, size: int, seed: int) -> dict[str, Any]:
+    """Write tile ``index`` (all five files, each atomically); returns its progress record."""
     bucket, roi, patch = _tile_names(index)
     rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
     lo, hi = bucket_fraction_range(bucket)
     tile = generate_tile(size, rng, float(rng.uniform(lo, hi)))
     crs, transform = _georeference(roi, index, size)
-    for modality, descriptions in _DESCRIPTIONS.items():
+    for path, (modality, descriptions) in zip(_tile_paths(root, index), _DESCRIPTIONS.items(),
+                                              strict=True):
         tile_crs = crs
         if modality == "land_cover_maps" and index % 3 == 0:
             tile_crs = None  # the real land-cover maps often carry no CRS
-        write_geotiff(root / bucket / modality / modality_filename(roi, patch, modality),
-                      tile[modality], tile_crs, transform, descriptions,
+        write_geotiff(path, tile[modality], tile_crs, transform, descriptions,
                       {"SOURCE": "tdpcr synthetic LuojiaSET-OSFCR twin"})
-    fractions[bucket].append(float(tile["cloud_detection_results"].mean()))
-    kinds[tile["info"]["kind"]] = kinds.get(tile["info"]["kind"], 0) + 1
+    return {"index": index, "bucket": bucket,
+            "fraction": float(tile["cloud_detection_results"].mean()),
+            "kind": tile["info"]["kind"]}
+
+
+#: Progress log of a twin being generated: one JSON line per finished tile (removed at the end).
+PROGRESS_FILE = ".synthetic-progress.jsonl"
+
+
+def _finished_tiles(root: Path) -> dict[int, dict[str, Any]]:
+    """Tiles a previous, interrupted generation finished (logged and all five files present)."""
+    done: dict[int, dict[str, Any]] = {}
+    try:
+        lines = (root / PROGRESS_FILE).read_text().splitlines()
+    except OSError:
+        return done
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by the kill: that tile is simply made again
+        index = record.get("index") if isinstance(record, dict) else None
+        if isinstance(index, int) and all(p.is_file() for p in _tile_paths(root, index)):
+            done[index] = record
+    return done
+
+
+def _remove_partial_files(root: Path) -> None:
+    """Hidden temporaries of atomic writes killed midway (inside the twin's own folders)."""
+    for bucket in BUCKETS:
+        for modality in _DESCRIPTIONS:
+            folder = root / bucket / modality
+            if folder.is_dir():
+                for tmp in folder.glob(".*.tif"):
+                    tmp.unlink(missing_ok=True)
 
 
 def _generation_params(n_tiles: int, size: int, seed: int) -> dict[str, Any]:
@@ -201,7 +240,11 @@ def make_synthetic_luojiaset(root: str | Path, n_tiles: int = DEFAULT_N_TILES,
     Parameters
     ----------
     root : path
-        Output folder. If it already holds a twin made with the same parameters, it is reused.
+        Output folder. If it already holds a twin made with the same parameters, it is reused;
+        if a generation with the same parameters was interrupted (``synthetic.json`` says
+        ``"status": "generating"``; it is written before the first tile), it is resumed: tiles
+        are a deterministic function of ``(seed, index)``, finished ones are kept and the
+        result is identical to an uninterrupted run.
     n_tiles : int
         Number of tiles, spread evenly over the five buckets (default 250: 50 per bucket).
     size : int
@@ -234,9 +277,10 @@ def make_synthetic_luojiaset(root: str | Path, n_tiles: int = DEFAULT_N_TILES,
     params = _generation_params(n_tiles, size, seed)
     if info_path.is_file():
         previous = json.loads(info_path.read_text())
-        if previous.get("parameters") == params and (root / "manifest" / "test.csv").is_file():
+        if (previous.get("parameters") == params and previous.get("status") != "generating"
+                and (root / "manifest" / "test.csv").is_file()):
             return root
-        if not overwrite:
+        if previous.get("parameters") != params and not overwrite:
             raise FileExistsError(f"{root} holds a synthetic twin made with other parameters "
                                   f"({previous.get('parameters')}); pass overwrite=True "
                                   "(--overwrite) to replace it")
@@ -245,29 +289,46 @@ def make_synthetic_luojiaset(root: str | Path, n_tiles: int = DEFAULT_N_TILES,
                               "synthetic.json); choose an empty or new folder (tdpcr never "
                               "deletes data it did not write, even with overwrite=True)")
     require_cloud_generator()  # before anything is removed or written
-    for owned in (*BUCKETS, "manifest"):
-        if (root / owned).is_dir():
-            shutil.rmtree(root / owned)
-    info_path.unlink(missing_ok=True)
+    resuming = info_path.is_file() and json.loads(info_path.read_text()).get(
+        "parameters") == params
+    if not resuming:
+        for owned in (*BUCKETS, "manifest"):
+            if (root / owned).is_dir():
+                shutil.rmtree(root / owned)
+        (root / PROGRESS_FILE).unlink(missing_ok=True)
+        # written first: a folder left by a killed generation is recognised as this twin's
+        atomic_write_json(info_path, {"status": "generating", "parameters": params})
+    done = _finished_tiles(root)
+    _remove_partial_files(root)
+    if done:
+        print(f"{root}: resuming an interrupted generation ({len(done)} of {n_tiles} tiles "
+              "already written)", flush=True)
 
     started = time.perf_counter()
-    fractions: dict[str, list[float]] = {b: [] for b in BUCKETS}
-    kinds: dict[str, int] = {}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiles are small: one thread is ~3x faster than two (overhead)
     try:
-        for index in range(n_tiles):
-            _write_tile(root, index, size, seed, fractions, kinds)
-            if progress is not None:
-                progress(index + 1, n_tiles)
+        with open(root / PROGRESS_FILE, "a") as log:
+            for index in range(n_tiles):
+                if index not in done:
+                    done[index] = _write_tile(root, index, size, seed)
+                    log.write(json.dumps(done[index]) + "\n")
+                    log.flush()
+                if progress is not None:
+                    progress(index + 1, n_tiles)
     finally:
         torch.set_num_threads(threads)
     generation_s = time.perf_counter() - started
-
+    fractions: dict[str, list[float]] = {b: [] for b in BUCKETS}
+    kinds: dict[str, int] = {}
+    for index in range(n_tiles):
+        fractions[done[index]["bucket"]].append(done[index]["fraction"])
+        kinds[done[index]["kind"]] = kinds.get(done[index]["kind"], 0) + 1
 
     write_manifest(root, out=root / "manifest", extra_config={"source": "synthetic", **params})
     atomic_write_json(info_path, {
         "description": "Synthetic twin of LuojiaSET-OSFCR made by tdpcr_lib.datasets.synthetic.tiles",
+        "status": "complete",
         "parameters": params,
         "classes": {str(k): v for k, v in SYNTHETIC_CLASSES.items()},
         "cloud_kinds": kinds,
@@ -278,6 +339,7 @@ def make_synthetic_luojiaset(root: str | Path, n_tiles: int = DEFAULT_N_TILES,
         "generation_seconds": round(generation_s, 2),
         "total_seconds": round(time.perf_counter() - started, 2),
     })
+    (root / PROGRESS_FILE).unlink(missing_ok=True)
     return root
 
 
