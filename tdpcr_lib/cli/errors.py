@@ -148,6 +148,10 @@ def classify(err: BaseException) -> tuple[int, str]:
         return EXIT_BAD_INPUT, f"raster error: {_one_line(err.__cause__ or err)}"
     if isinstance(err, OSError):
         return EXIT_OS, _os_message(err, type(err).__name__)
+    if isinstance(err, ImportError | ValueError):
+        # an optional package is missing (the message says how to install it), or a value the
+        # command's own checks did not foresee: the package's messages name what is wrong
+        return EXIT_FAILURE, _one_line(err)
     if isinstance(err, MemoryError):
         return EXIT_FAILURE, "out of memory; lower --batch-size or --tile"
     return EXIT_FAILURE, f"{type(err).__name__}: {_one_line(err)} (rerun with --debug for the " \
