@@ -81,8 +81,9 @@ S2_DTYPES: tuple[str, ...] = ("uint16", "float32", "float64")
 S1_DTYPES: tuple[str, ...] = ("float32", "float64")
 
 
-#: Side (px) of the decimated read that checks the S2 content before any prediction.
-CONTENT_SAMPLE_PX = 1024
+#: Side (px) of the decimated read that checks the S2 content before any prediction (small, so
+#: the check adds no memory that grows with the scene).
+CONTENT_SAMPLE_PX = 256
 
 
 def _reason(err: BaseException) -> str:
@@ -99,6 +100,30 @@ def _check_dtype(src: rasterio.DatasetReader, path: Path, role: str, allowed: Se
             f"{' or '.join(allowed)} ({expected})")
 
 
+def _valid_pixels(raw: np.ndarray, nodata: float) -> np.ndarray:
+    """(H, W) mask of S2 pixels with data: finite in every band and not nodata in all bands."""
+    finite = np.isfinite(raw).all(axis=0) if raw.dtype.kind == "f" else True
+    return finite & ~(raw == nodata).all(axis=0)
+
+
+def _s2_read(src: rasterio.DatasetReader, path: Path, **kwargs: Any) -> np.ndarray:
+    try:
+        return src.read(**kwargs)
+    except RasterioError as err:
+        raise PredictionInputError(f"Sentinel-2 file {path} cannot be read (truncated or "
+                                   f"corrupt?): {_reason(err)}") from err
+
+
+def _has_valid_pixel(src: rasterio.DatasetReader, path: Path, nodata: float) -> bool:
+    # Full-resolution scan, 64 rows at a time, stopping at the first valid pixel: only run when
+    # the decimated sample found none, so a normal scene never pays for it.
+    for y0 in range(0, src.height, 64):
+        window = Window(0, y0, src.width, min(64, src.height - y0))
+        if _valid_pixels(_s2_read(src, path, window=window), nodata).any():
+            return True
+    return False
+
+
 def _check_s2_content(src: rasterio.DatasetReader, path: Path, nodata: float) -> None:
     """Refuse an S2 scene without a single usable pixel; warn on implausible values.
 
@@ -106,36 +131,26 @@ def _check_s2_content(src: rasterio.DatasetReader, path: Path, nodata: float) ->
     cheap for a full 10980 px scene; it also meets a truncated file before the model is loaded.
     """
     height, width = min(src.height, CONTENT_SAMPLE_PX), min(src.width, CONTENT_SAMPLE_PX)
-    exact = (height, width) == (src.height, src.width)
-    try:
-        sample = src.read(out_shape=(src.count, height, width), resampling=Resampling.nearest)
-    except RasterioError as err:
-        raise PredictionInputError(f"Sentinel-2 file {path} cannot be read (truncated or "
-                                   f"corrupt?): {_reason(err)}") from err
-    finite = np.isfinite(sample).all(axis=0) if sample.dtype.kind == "f" else True
-    valid = finite & ~(sample == nodata).all(axis=0)
-    where = "" if exact else f" (in a {height}x{width} decimated read)"
-    if not np.any(valid):
-        message = (f"Sentinel-2 file {path} holds no valid pixel{where}: every pixel is nodata "
-                   f"({nodata:g} in all 13 bands) or NaN/inf; nothing to predict")
-        if exact:
-            raise PredictionInputError(message)
-        warnings.warn(message, stacklevel=3)
-        return
+    sample = _s2_read(src, path, out_shape=(src.count, height, width),
+                      resampling=Resampling.nearest)
+    valid = _valid_pixels(sample, nodata)
+    if not valid.any() and not _has_valid_pixel(src, path, nodata):
+        raise PredictionInputError(
+            f"Sentinel-2 file {path} holds no valid pixel: every pixel is nodata ({nodata:g} in "
+            "all 13 bands) or NaN/inf; nothing to predict")
     values = sample[:, valid]
-    if not values.any():
+    if values.size and not values.any():
         raise PredictionInputError(f"Sentinel-2 file {path} is zero in every band of every "
-                                   f"valid pixel{where}; nothing to predict")
-    if float(values.min()) < 0:
+                                   "valid pixel; nothing to predict")
+    if values.size and float(values.min()) < 0:
         warnings.warn(f"Sentinel-2 file {path} has negative values (min {values.min():g}); "
                       "L1C digital numbers are >= 0, negative ones are clipped to 0",
                       stacklevel=3)
-    norm = load_normalisation()
-    saturated = float(np.mean(values.max(axis=0) > norm.s2_clip[1]))
-    if saturated > 0.5:
-        warnings.warn(f"Sentinel-2 file {path}: {saturated:.0%} of the valid pixels exceed "
-                      f"{norm.s2_clip[1]:g} DN in some band (max {values.max():g}); expected "
-                      "L1C digital numbers (reflectance x 10000)", stacklevel=3)
+    clip_max = load_normalisation().s2_clip[1]
+    if values.size and float(np.mean(values.max(axis=0) > clip_max)) > 0.5:
+        warnings.warn(f"Sentinel-2 file {path}: most valid pixels exceed {clip_max:g} DN in some "
+                      f"band (max {values.max():g}); expected L1C digital numbers (reflectance "
+                      "x 10000)", stacklevel=3)
 
 
 @dataclass
