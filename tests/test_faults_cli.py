@@ -115,8 +115,8 @@ def _run_in_process(argv: list[str], capsys) -> tuple[int, str]:
 
 def _subprocess(argv: list[str], timeout: float = 120, **env_extra: str
                 ) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", **env_extra}
-    env.pop("TDPCR_DEBUG", None) if "TDPCR_DEBUG" not in env_extra else None
+    env = {k: v for k, v in os.environ.items() if k != "TDPCR_DEBUG"}
+    env.update(PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", **env_extra)
     return subprocess.run([sys.executable, "-m", "tdpcr_lib.cli.main", *argv], env=env,
                           capture_output=True, text=True, timeout=timeout)
 
@@ -280,8 +280,8 @@ def test_subprocess_predict_int8_sentinel2(scene, checkpoint, bad, tmp_path):
 
 
 def test_subprocess_module_entry_point_uses_the_same_handler(fake_luojiaset_root, tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    env.pop("TDPCR_DEBUG", None)
+    env = {k: v for k, v in os.environ.items() if k != "TDPCR_DEBUG"}
+    env.update(PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, "-m", "tdpcr_lib.cli.train", "--data-root",
                            str(fake_luojiaset_root), "--out", str(tmp_path / "r"), "--set",
                            "batch_size=eight"], env=env, capture_output=True, text=True,
