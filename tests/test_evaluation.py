@@ -197,7 +197,7 @@ def test_cli_writes_json_and_markdown(tiny_luojiaset_root, tmp_path, capsys):
 
 def test_cli_reports_a_missing_checkpoint(tiny_luojiaset_root, tmp_path, capsys):
     code = main([str(tmp_path / "nothing"), "--data-root", str(tiny_luojiaset_root)])
-    assert code == 1
+    assert code == 3  # not found (docs/errors.md)
     assert "does not exist" in capsys.readouterr().err
 
 

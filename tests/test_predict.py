@@ -503,7 +503,7 @@ def test_cli_writes_products_and_reports_errors(scene, tiny_checkpoint, tmp_path
         assert (out / name).exists() and name in printed
     code = P_cli.main(["--s2", str(scene.s2_cloudy), "--s1", str(scene.s1), "--checkpoint",
                    str(tmp_path / "no_such_checkpoint"), "--out", str(tmp_path / "x")])
-    assert code == 2
+    assert code == 3  # not found (docs/errors.md)
     assert "no_such_checkpoint does not exist" in capsys.readouterr().err
 
 

@@ -233,12 +233,12 @@ def test_cli_synth_then_manifest(tmp_path, capsys):
 
 
 def test_cli_reports_errors(tmp_path, capsys):
-    assert data_main(["manifest", str(tmp_path / "missing"), "--out", str(tmp_path / "m")]) == 1
+    assert data_main(["manifest", str(tmp_path / "missing"), "--out", str(tmp_path / "m")]) == 3
     err = capsys.readouterr().err
     assert "questionnaire" in err and str(tmp_path / "missing") in err
     (tmp_path / "occupied").mkdir()
     (tmp_path / "occupied" / "x.txt").write_text("x")
-    assert data_main(["synth", str(tmp_path / "occupied"), "--n-tiles", "5", "--size", "16"]) == 1
+    assert data_main(["synth", str(tmp_path / "occupied"), "--n-tiles", "5", "--size", "16"]) == 2
     assert "not empty" in capsys.readouterr().err
 
 

@@ -20,10 +20,9 @@ import argparse
 import sys
 import time
 
+from tdpcr_lib.cli.errors import CliParser, check_int, check_output_folder, run_command
 from tdpcr_lib.core.paths import DEFAULT_SYNTHETIC_ROOT
-from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError
 from tdpcr_lib.datasets.manifest import LOCAL_MANIFEST, write_manifest
-from tdpcr_lib.datasets.synthetic.clouds import CloudGeneratorMissing
 from tdpcr_lib.datasets.synthetic.tiles import (
     DEFAULT_N_TILES,
     DEFAULT_TILE_SIZE,
@@ -32,7 +31,7 @@ from tdpcr_lib.datasets.synthetic.tiles import (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tdpcr data", description=__doc__.split("\n")[0])
+    parser = CliParser(prog="tdpcr data", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="action", required=True)
 
     synth = sub.add_parser("synth", help="write a synthetic LuojiaSET-OSFCR twin (real layout)")
@@ -62,32 +61,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _data(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    started = time.perf_counter()
+    if args.action == "synth":
+        check_int("--n-tiles", args.n_tiles, 1)
+        check_int("--size", args.size, 8)
+        check_output_folder(args.root, "ROOT")
+        root = make_synthetic_luojiaset(args.root, n_tiles=args.n_tiles, size=args.size,
+                                        seed=args.seed, overwrite=args.overwrite)
+        print(f"synthetic twin: {root} ({args.n_tiles} tiles of {args.size} px, seed "
+              f"{args.seed}) in {time.perf_counter() - started:.1f} s; manifest in "
+              f"{root / 'manifest'}")
+    else:
+        check_int("--workers", args.workers, 1)
+        if args.out is not None:
+            check_output_folder(args.out, "--out")
+        out = write_manifest(args.root, out=args.out, seed=args.seed,
+                             checksums=not args.no_checksums, workers=args.workers)
+        print(f"split manifest: {out} (train.csv, val.csv, test.csv"
+              f"{', checksums.sha256' if not args.no_checksums else ''}, split_config.json) "
+              f"in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``tdpcr data``; returns a process exit code."""
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    started = time.perf_counter()
-    try:
-        if args.action == "synth":
-            root = make_synthetic_luojiaset(args.root, n_tiles=args.n_tiles, size=args.size,
-                                            seed=args.seed, overwrite=args.overwrite)
-            print(f"synthetic twin: {root} ({args.n_tiles} tiles of {args.size} px, seed "
-                  f"{args.seed}) in {time.perf_counter() - started:.1f} s; manifest in "
-                  f"{root / 'manifest'}")
-        else:
-            out = write_manifest(args.root, out=args.out, seed=args.seed,
-                                 checksums=not args.no_checksums, workers=args.workers)
-            print(f"split manifest: {out} (train.csv, val.csv, test.csv"
-                  f"{', checksums.sha256' if not args.no_checksums else ''}, split_config.json) "
-                  f"in {time.perf_counter() - started:.1f} s")
-    except (DatasetNotFoundError, DataIntegrityError, FileExistsError, ValueError,
-            CloudGeneratorMissing) as err:
-        print(f"tdpcr data {args.action}: error: {err}", file=sys.stderr)
-        return 1
-    except PermissionError as err:
-        print(f"tdpcr data {args.action}: error: {err}; choose a writable folder"
-              + (" with --out DIR" if args.action == "manifest" else ""), file=sys.stderr)
-        return 1
-    return 0
+    argv = sys.argv[1:] if argv is None else argv
+    action = next((a for a in argv if a in ("synth", "manifest")), "")
+    return run_command(f"tdpcr data {action}".rstrip(), _data, argv)
 
 
 if __name__ == "__main__":

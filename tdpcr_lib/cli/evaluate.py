@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
-import sys
 from pathlib import Path
 
+from tdpcr_lib.cli.errors import (
+    CliParser,
+    UsageError,
+    check_int,
+    check_output_folder,
+    run_command,
+)
+from tdpcr_lib.core.runtime import resolve_device
 from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
 from tdpcr_lib.evaluation.evaluate import evaluate
-from tdpcr_lib.models.checkpoint import CheckpointError
+from tdpcr_lib.models.checkpoint import resolve_checkpoint_dir
 
 
 # --------------------------------------------------------------------------------------------
 # Command line
 # --------------------------------------------------------------------------------------------
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CliParser(
         prog="tdpcr evaluate",
         description="Evaluate a checkpoint on a LuojiaSET-OSFCR split; writes JSON + markdown.")
     parser.add_argument("checkpoint", help="checkpoint folder (e.g. runs/phase2/best)")
@@ -36,34 +44,41 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``tdpcr evaluate CHECKPOINT --data-root DIR [--split test] [--out PREFIX]``."""
-    args = _parser().parse_args(argv)
-
-    tile: int | str | None
-    if args.tile == "auto":
-        tile = "auto"
-    elif args.tile.lower() == "none":
-        tile = None
-    else:
-        try:
-            tile = int(args.tile)
-        except ValueError:
-            print(f"tdpcr evaluate: --tile must be 'auto', 'none' or an int, got {args.tile!r}",
-                  file=sys.stderr)
-            return 2
+def _parse_tile(text: str) -> int | str | None:
+    if text == "auto":
+        return "auto"
+    if text.lower() == "none":
+        return None
     try:
-        dataset = LuojiaSETOSFCR(args.data_root, split=args.split)
-        result = evaluate(args.checkpoint, dataset, device=args.device,
-                          batch_size=args.batch_size, tile=tile, overlap=args.overlap,
-                          max_batches=args.max_batches, num_workers=args.num_workers,
-                          progress=not args.no_progress)
-    except (CheckpointError, FileNotFoundError, ValueError) as err:
-        print(f"tdpcr evaluate: {err}", file=sys.stderr)
-        return 1
+        tile = int(text)
+    except ValueError:
+        raise UsageError(f"--tile must be 'auto', 'none' or an int, got {text!r}") from None
+    check_int("--tile", tile, 16)
+    return tile
+
+
+def _evaluate(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    tile = _parse_tile(args.tile)
+    check_int("--batch-size", args.batch_size, 1)
+    check_int("--overlap", args.overlap, 0)
+    check_int("--max-batches", args.max_batches, 1)
+    check_int("--num-workers", args.num_workers, 0)
+    resolve_device(args.device)
     checkpoint = Path(args.checkpoint)
+    if not checkpoint.exists():
+        raise FileNotFoundError(errno.ENOENT, "checkpoint folder does not exist; train one with "
+                                "`tdpcr train` (or notebooks 01_train_phase1/02_train_phase2)",
+                                str(checkpoint))
+    resolve_checkpoint_dir(checkpoint)  # not a checkpoint: fail before the dataset is opened
     # beside the checkpoint, not inside it (checkpoint folders are replaced as a whole)
     prefix = Path(args.out) if args.out else checkpoint.parent / f"eval_{checkpoint.name}_{args.split}"
+    check_output_folder(prefix.parent, "--out")
+    dataset = LuojiaSETOSFCR(args.data_root, split=args.split)
+    result = evaluate(args.checkpoint, dataset, device=args.device,
+                      batch_size=args.batch_size, tile=tile, overlap=args.overlap,
+                      max_batches=args.max_batches, num_workers=args.num_workers,
+                      progress=not args.no_progress)
     json_path = prefix.with_name(prefix.name + ".json")
     md_path = prefix.with_name(prefix.name + ".md")
     result.write(json_path, md_path, title=f"Evaluation of {args.checkpoint} ({args.split})")
@@ -71,6 +86,11 @@ def main(argv: list[str] | None = None) -> int:
                       "summary": {"n_images": result.n_images}}, indent=2))
     print(result.to_markdown(title="Evaluation"))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``tdpcr evaluate CHECKPOINT --data-root DIR [--split test] [--out PREFIX]``."""
+    return run_command("tdpcr evaluate", _evaluate, argv)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,17 @@
 """The ``tdpcr`` command line: one entry point, subcommands owned by their modules.
 
 Each subcommand is implemented by a ``main(argv)`` function in the module that owns the concept,
-so ``tdpcr train ...`` and ``python -m tdpcr_lib.cli.train ...`` are the same thing.
+so ``tdpcr train ...`` and ``python -m tdpcr_lib.cli.train ...`` are the same thing. Every failure
+is one line on stderr and an exit code of :data:`tdpcr_lib.cli.errors.EXIT_CODES`; the global
+``--debug`` flag (``tdpcr --debug predict ...``, or ``TDPCR_DEBUG=1``) also prints the traceback.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+
+from tdpcr_lib.cli.errors import EXIT_USAGE, run_command
 
 #: subcommand → (module with ``main(argv) -> int``, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -20,23 +24,32 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 
 def _usage() -> str:
-    lines = ["usage: tdpcr <command> [options]", "", "commands:"]
+    lines = ["usage: tdpcr [--debug] <command> [options]", "", "commands:"]
     lines += [f"  {name:<10} {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
-    lines += ["", "Run 'tdpcr <command> --help' for a command's options."]
+    lines += ["", "Run 'tdpcr <command> --help' for a command's options. --debug (or TDPCR_DEBUG=1)",
+              "prints the traceback of a failure; exit codes are listed in docs/errors.md."]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``tdpcr [--debug] <command> ...``; returns the exit code of the subcommand."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = [a for a in argv if a == "--debug"]
+    argv = [a for a in argv if a != "--debug"]
     if not argv or argv[0] in {"-h", "--help"}:
         print(_usage())
         return 0
-    name, rest = argv[0], argv[1:]
+    name, rest = argv[0], argv[1:] + debug  # the subcommand's own handler reads --debug
     if name not in SUBCOMMANDS:
-        print(f"tdpcr: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
-        return 2
-    module = importlib.import_module(SUBCOMMANDS[name][0])
-    return int(module.main(rest) or 0)
+        print(f"tdpcr: error: unknown command {name!r}; choose one of "
+              f"{', '.join(SUBCOMMANDS)} (see tdpcr --help)", file=sys.stderr)
+        return EXIT_USAGE
+
+    def run(_: list[str]) -> int:
+        # importing a subcommand can fail too (a broken install): same one-line handling
+        return int(importlib.import_module(SUBCOMMANDS[name][0]).main(rest) or 0)
+
+    return run_command("tdpcr", run, debug)
 
 
 if __name__ == "__main__":

@@ -1,21 +1,39 @@
-"""``tdpcr predict``: apply a checkpoint to your own Sentinel-1/-2 GeoTIFFs."""
+"""``tdpcr predict``: apply a checkpoint to your own Sentinel-1/-2 GeoTIFFs.
+
+Every numeric argument, the device and the output folder are checked before the checkpoint is
+loaded or a pixel is read; failures are one line and an exit code (:mod:`tdpcr_lib.cli.errors`).
+"""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from tdpcr_lib.inference.inputs import PredictionInputError
+from tdpcr_lib.cli.errors import (
+    CliParser,
+    UsageError,
+    check_int,
+    check_output_folder,
+    run_command,
+)
+from tdpcr_lib.core.runtime import resolve_device
 from tdpcr_lib.inference.scene import predict_scene
-from tdpcr_lib.models.checkpoint import CheckpointError
+from tdpcr_lib.inference.tiling import check_tiling
+
+#: Smallest tile: the largest ``pad_multiple`` of the package's networks (DSen2-CR 16, TDP-CR 8),
+#: so every tile holds at least one aligned block whatever the checkpoint.
+MIN_TILE = 16
+
+#: COG block sizes GDAL accepts: TIFF tiles are multiples of 16; larger blocks than this only
+#: cost memory (a 0 or huge block size aborted GDAL with std::bad_alloc).
+BLOCKSIZE_MULTIPLE, MAX_BLOCKSIZE = 16, 4096
 
 
 # --------------------------------------------------------------------------------------------
 # Command line
 # --------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CliParser(
         prog="tdpcr predict",
         description="Apply a tdpcr checkpoint to your own Sentinel-2 (cloudy, 13-band L1C DN) "
                     "and Sentinel-1 (VV, VH dB) GeoTIFFs; writes cloud_free.tif, land_cover.tif "
@@ -26,33 +44,60 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", required=True, type=Path,
                         help="checkpoint folder, e.g. runs/phase2/best")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
-    parser.add_argument("--tile", type=int, default=256, help="tile size in px (default 256)")
+    parser.add_argument("--tile", type=int, default=256, help=f"tile size in px, >= {MIN_TILE} (default 256)")
     parser.add_argument("--overlap", type=int, default=None,
-                        help="tile overlap in px (default tile // 4)")
+                        help="tile overlap in px, 0 <= overlap < tile (default tile // 4)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="tiles per forward pass (default: 2 on CPU, 16 on CUDA)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--write-prompt", action="store_true",
                         help="also write degradation_prompt.tif")
-    parser.add_argument("--blocksize", type=int, default=512, help="COG block size (px)")
+    parser.add_argument("--blocksize", type=int, default=512, help=f"COG block size in px, a multiple of {BLOCKSIZE_MULTIPLE} up to "
+                             f"{MAX_BLOCKSIZE} (default 512)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``tdpcr predict --s2 … --s1 … --checkpoint … --out …``; returns the exit status."""
-    args = build_parser().parse_args(argv)
+def check_arguments(args: argparse.Namespace) -> None:
+    """Refuse bad numbers, an unknown or absent device and an unusable ``--out`` up front.
+
+    Raises
+    ------
+    UsageError
+        Naming the option and the rule it breaks.
+    tdpcr_lib.core.runtime.DeviceError
+        ``--device`` is not a device of this machine (the message lists those there are).
+    PermissionError
+        ``--out`` cannot be created or written.
+    """
+    check_int("--tile", args.tile, MIN_TILE)
     try:
-        paths = predict_scene(args.s2, args.s1, args.checkpoint, args.out, tile=args.tile,
-                              overlap=args.overlap, batch_size=args.batch_size,
-                              device=args.device, write_prompt=args.write_prompt,
-                              progress=not args.no_progress, blocksize=args.blocksize)
-    except (FileNotFoundError, PredictionInputError, CheckpointError) as err:
-        print(f"tdpcr predict: error: {err}", file=sys.stderr)
-        return 2
+        check_tiling(args.tile, args.overlap)
+    except ValueError:
+        raise UsageError(f"--overlap must satisfy 0 <= overlap < tile (--tile {args.tile}), "
+                         f"got {args.overlap}") from None
+    check_int("--batch-size", args.batch_size, 1)
+    check_int("--blocksize", args.blocksize, BLOCKSIZE_MULTIPLE, BLOCKSIZE_MULTIPLE,
+              MAX_BLOCKSIZE)
+    resolve_device(args.device)
+    check_output_folder(args.out, "--out")
+
+
+def _predict(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    check_arguments(args)
+    paths = predict_scene(args.s2, args.s1, args.checkpoint, args.out, tile=args.tile,
+                          overlap=args.overlap, batch_size=args.batch_size,
+                          device=args.device, write_prompt=args.write_prompt,
+                          progress=not args.no_progress, blocksize=args.blocksize)
     for name, path in paths.items():
         print(f"{name}: {path}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``tdpcr predict --s2 … --s1 … --checkpoint … --out …``; returns the exit status."""
+    return run_command("tdpcr predict", _predict, argv)
 
 
 if __name__ == "__main__":

@@ -13,12 +13,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tdpcr_lib.cli.errors import CliParser, UsageError, run_command
 from tdpcr_lib.core.paths import IN_CHECKOUT, NOTEBOOKS_DIR, REPORTS_DIR
 from tdpcr_lib.notebook.reproduce import NotebookFailed, numbered_notebooks, run_notebooks
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CliParser(
         prog="tdpcr reproduce",
         description="Run every numbered notebook (notebooks/NN_*.ipynb) in order with papermill; "
                     "executed copies go to reports/executed/.")
@@ -46,7 +47,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the notebooks; returns 0, or 1 naming the failed notebook."""
+    """Run the notebooks; returns 0, or 1 naming the failed notebook (see :mod:`.errors`)."""
+    return run_command("tdpcr reproduce", _reproduce, argv)
+
+
+def _reproduce(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     parameters: dict[str, Any] = {"SMOKE": bool(args.smoke), "FULL": bool(args.full)}
     for name, value in (("DATA_ROOT", args.data_root), ("SOURCE", args.source),
@@ -56,8 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             parameters[name] = value
     for item in args.parameter:
         if "=" not in item:
-            print(f"tdpcr reproduce: -p expects NAME=VALUE, got {item!r}", file=sys.stderr)
-            return 2
+            raise UsageError(f"-p expects NAME=VALUE, got {item!r}")
         name, value = item.split("=", 1)
         try:
             parameters[name] = json.loads(value)

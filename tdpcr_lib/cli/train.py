@@ -20,13 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
+from tdpcr_lib.cli.errors import CliParser, UsageError, check_output_folder, run_command
+from tdpcr_lib.core.runtime import resolve_device
 from tdpcr_lib.models.config import ModelConfig
 from tdpcr_lib.plot.curves import write_loss_curve
 from tdpcr_lib.training.config import PHASES, TRAINABLE_SETS, TrainConfig
@@ -42,7 +43,7 @@ def _parse_value(text: str) -> Any:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CliParser(
         prog="tdpcr train", description="Train TDP-CR (phase 1/2, joint) or a baseline.",
         epilog="Any TrainConfig field can be set with --set field=value (JSON values), any "
                "ModelConfig field with --model field=value. Under torchrun the run is "
@@ -83,7 +84,7 @@ def _key_values(items: list[str], what: str) -> dict[str, Any]:
     out = {}
     for item in items:
         if "=" not in item:
-            raise ValueError(f"{what} expects FIELD=VALUE, got {item!r}")
+            raise UsageError(f"{what} expects FIELD=VALUE, got {item!r}")
         key, value = item.split("=", 1)
         out[key.strip().replace("-", "_")] = _parse_value(value)
     return out
@@ -140,14 +141,17 @@ def init_distributed(device: str) -> tuple[bool, str]:
     return True, device
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse arguments, train, print a JSON summary (rank 0). Returns the exit code."""
+def _train(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    # Everything about the command line is checked before a process group, a dataset or a model
+    # exists: config fields (types, ranges, NaN), the device and the run folder.
     try:
         config, model_config = build_configs(args)
-    except ValueError as err:
-        print(f"tdpcr train: {err}", file=sys.stderr)
-        return 2
+    except ValueError as err:  # config validation (TrainConfig, ModelConfig, presets): exit 2
+        raise UsageError(str(err)) from err
+    if args.device != "auto":
+        resolve_device(args.device)
+    check_output_folder(args.out, "--out")
     distributed, device = init_distributed(args.device)
     try:
         result = train_on_folder(config, model_config, args.data_root, Path(args.out),
@@ -155,13 +159,15 @@ def main(argv: list[str] | None = None) -> int:
                                  log_callbacks=[write_loss_curve])
         if not distributed or dist.get_rank() == 0:
             print(json.dumps(result.summary(), indent=2, default=str))
-    except (ValueError, FileNotFoundError, KeyError) as err:
-        print(f"tdpcr train: {err}", file=sys.stderr)
-        return 1
     finally:
         if distributed and dist.is_initialized():
             dist.destroy_process_group()
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, train, print a JSON summary (rank 0). Returns the exit code."""
+    return run_command("tdpcr train", _train, argv)
 
 
 if __name__ == "__main__":

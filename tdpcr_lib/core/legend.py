@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.resources import as_file, files
@@ -40,10 +41,26 @@ class Legend:
             ignore_colour=tuple(spec.get("ignore_colour", (255, 255, 255))),
         )
 
-    def sanitise(self, labels: np.ndarray) -> np.ndarray:
-        """Map any code outside ``0..K-1`` to ``ignore_index``; returns int64."""
+    def sanitise(self, labels: np.ndarray, source: str | Path | None = None) -> np.ndarray:
+        """Map any code outside ``0..K-1`` to ``ignore_index``; returns int64.
+
+        Parameters
+        ----------
+        labels : array
+            Class codes.
+        source : path, optional
+            The file the labels came from. When given, pixels with a code that is neither a
+            class nor ``ignore_index`` are counted and reported once per file with
+            :func:`warnings.warn` (they are ignored by the loss and the metrics, which silently
+            shrinks the evaluated area).
+        """
         labels = np.asarray(labels).astype(np.int64)
-        return np.where((labels >= 0) & (labels < self.num_classes), labels, self.ignore_index)
+        known = (labels >= 0) & (labels < self.num_classes)
+        if source is not None:
+            unknown = ~known & (labels != self.ignore_index)
+            if unknown.any():
+                _report_unknown_codes(str(source), labels[unknown], self)
+        return np.where(known, labels, self.ignore_index)
 
     def colourise(self, labels: np.ndarray) -> np.ndarray:
         """Label map (H, W) → uint8 RGB image (H, W, 3); ignored pixels get ``ignore_colour``."""
@@ -66,6 +83,21 @@ class Legend:
         table = {code: (*colour, 255) for code, colour in zip(self.codes, self.colours, strict=True)}
         table[self.ignore_index] = (*self.ignore_colour, 0)
         return table
+
+
+#: Files whose unknown land-cover codes were already reported (once per file and process).
+_REPORTED_SOURCES: set[str] = set()
+
+
+def _report_unknown_codes(source: str, codes: np.ndarray, legend: Legend) -> None:
+    if source in _REPORTED_SOURCES:
+        return
+    _REPORTED_SOURCES.add(source)
+    values = np.unique(codes)
+    shown = ", ".join(str(v) for v in values[:8]) + (", ..." if values.size > 8 else "")
+    warnings.warn(f"{source}: {codes.size} pixel(s) with land-cover code(s) outside the legend "
+                  f"0..{legend.num_classes - 1} ({shown}) are ignored (set to "
+                  f"{legend.ignore_index}, not counted by the loss or the metrics)", stacklevel=3)
 
 
 @lru_cache(maxsize=4)

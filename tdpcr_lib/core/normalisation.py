@@ -54,10 +54,18 @@ class Normalisation:
         return np.nan_to_num(x, nan=self.nonfinite_value, posinf=self.nonfinite_value,
                              neginf=self.nonfinite_value)
 
+    def _nonfinite_to_value(self, x: np.ndarray, raw: np.ndarray) -> np.ndarray:
+        # Decided on the *raw* values: clipping first would turn +inf into the clip maximum
+        # (1.0 after scaling) and -inf into 0, whereas NaN/inf must become ``nonfinite_value``.
+        if np.issubdtype(raw.dtype, np.floating):
+            x = np.where(np.isfinite(raw), x, np.float32(self.nonfinite_value))
+        return self._finite(x)
+
     def s2_to_unit(self, dn: np.ndarray) -> np.ndarray:
-        """Sentinel-2 DN (bands first) → float32 in [0, 1]."""
-        x = np.clip(np.asarray(dn, dtype=np.float32), *self.s2_clip) / self.s2_scale
-        return self._finite(x).astype(np.float32, copy=False)
+        """Sentinel-2 DN (bands first) → float32 in [0, 1]; NaN and ±inf → ``nonfinite_value``."""
+        raw = np.asarray(dn)
+        x = np.clip(raw.astype(np.float32, copy=False), *self.s2_clip) / self.s2_scale
+        return self._nonfinite_to_value(x, raw).astype(np.float32, copy=False)
 
     def s2_to_dn(self, x: np.ndarray) -> np.ndarray:
         """[0, 1] reflectance (bands first) → uint16 DN (inverse of :meth:`s2_to_unit`)."""
@@ -71,11 +79,12 @@ class Normalisation:
         return lo, hi
 
     def s1_to_unit(self, db: np.ndarray) -> np.ndarray:
-        """Sentinel-1 (VV, VH) in dB, bands first → float32 in [0, 1]."""
-        db = np.asarray(db, dtype=np.float32)
+        """Sentinel-1 (VV, VH) in dB, bands first → float32 in [0, 1]; NaN/±inf → ``nonfinite_value``."""
+        raw = np.asarray(db)
+        db = raw.astype(np.float32, copy=False)
         lo, hi = self._s1_bounds(db.ndim)
         x = (np.clip(db, lo, hi) - lo) / (hi - lo)
-        return self._finite(x).astype(np.float32, copy=False)
+        return self._nonfinite_to_value(x, raw).astype(np.float32, copy=False)
 
     def s1_to_db(self, x: np.ndarray) -> np.ndarray:
         """[0, 1] SAR (bands first) → dB (inverse of :meth:`s1_to_unit` inside the clip range)."""

@@ -13,15 +13,50 @@ import torch
 from tdpcr_lib.core.paths import REPO_ROOT
 
 
+class DeviceError(ValueError):
+    """A requested device is unknown or not present on this machine."""
+
+
+def available_devices() -> list[str]:
+    """The devices this machine can run on, e.g. ``["cpu", "cuda:0 (NVIDIA H200)"]``."""
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        devices += [f"cuda:{i} ({torch.cuda.get_device_name(i)})"
+                    for i in range(torch.cuda.device_count())]
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        devices.append("mps")
+    return devices
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` → CUDA if available, else CPU; anything else is passed to ``torch.device``."""
+    """``"auto"`` → CUDA if available, else CPU; anything else is checked and passed on.
+
+    Raises
+    ------
+    DeviceError
+        The name is not a device (``"banana"``) or the device is absent (``"cuda"`` without a
+        GPU, ``"cuda:3"`` on a machine with one GPU); the message lists the devices there are.
+    """
     if isinstance(device, torch.device):
         return device
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device={device!r} was requested but CUDA is not available")
+    here = ", ".join(available_devices())
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise DeviceError(f"device {device!r} is not a device name; use auto, cpu, cuda or "
+                          f"cuda:N (this machine has: {here})") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"device {device!r} was requested but there is no usable CUDA GPU "
+                              f"here (torch {torch.__version__}); available: {here}")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise DeviceError(f"device {device!r} does not exist; available: {here}")
+    elif dev.type == "mps" and "mps" not in here:
+        raise DeviceError(f"device {device!r} is not available here; available: {here}")
+    elif dev.type not in ("cpu", "cuda", "mps", "meta"):
+        raise DeviceError(f"device {device!r} is not supported by tdpcr; available: {here}")
     return dev
 
 

@@ -157,7 +157,8 @@ class LuojiaSETOSFCR(Dataset):
             "optical": torch.from_numpy(norm.s2_to_unit(raw["s2_cloudy"])),
             "sar": torch.from_numpy(norm.s1_to_unit(raw["s1"])),
             "target": torch.from_numpy(norm.s2_to_unit(raw["s2"])),
-            "mask": torch.from_numpy(self.legend.sanitise(raw["land_cover_maps"][0])),
+            "mask": torch.from_numpy(self.legend.sanitise(
+                raw["land_cover_maps"][0], source=self.root / record.paths["land_cover_maps"])),
             "cloud_mask": torch.from_numpy(
                 (raw["cloud_detection_results"][0] >= 0.5).astype(np.float32)),
             "bucket": record.bucket,

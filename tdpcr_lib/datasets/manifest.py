@@ -246,8 +246,12 @@ def verify_checksums(root: str | Path, manifest_dir: str | Path,
     root, manifest_dir = Path(root), Path(manifest_dir)
     table_path = manifest_dir / CHECKSUM_FILE
     if not table_path.is_file():
-        raise DataIntegrityError(f"checksum=True but {table_path} does not exist; run "
-                                 f"`tdpcr data manifest {root} --out {manifest_dir}` to create it")
+        # never advise writing into the package's own manifest folder: point beside the data
+        where = (f"`tdpcr data manifest {root}` (writes {root / LOCAL_MANIFEST})"
+                 if Path(manifest_dir).resolve() == LUOJIASET_MANIFEST_DIR.resolve()
+                 else f"`tdpcr data manifest {root} --out {manifest_dir}`")
+        raise DataIntegrityError(f"checksum=True but {table_path} does not exist; run {where} "
+                                 "to create it")
     table = read_checksums(table_path)
     relpaths = [p for r in records for p in r.paths.values()]
     for rel in relpaths:

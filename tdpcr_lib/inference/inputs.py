@@ -13,7 +13,7 @@ import numpy as np
 import rasterio
 import rasterio.shutil
 from rasterio.enums import Resampling
-from rasterio.errors import RasterioIOError
+from rasterio.errors import RasterioError, RasterioIOError
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
@@ -75,6 +75,84 @@ def _check(src: rasterio.DatasetReader, path: Path, role: str, bands: Sequence[s
             "(e.g. gdal_edit.py -a_srs EPSG:...) so it can be placed on the Sentinel-2 grid")
 
 
+#: Data types accepted per input (as the dataset loader, :mod:`tdpcr_lib.datasets.layout`, plus
+#: float64): S2 holds L1C digital numbers, S1 backscatter in dB, which integers cannot carry.
+S2_DTYPES: tuple[str, ...] = ("uint16", "float32", "float64")
+S1_DTYPES: tuple[str, ...] = ("float32", "float64")
+
+
+#: Side (px) of the decimated read that checks the S2 content before any prediction (small, so
+#: the check adds no memory that grows with the scene).
+CONTENT_SAMPLE_PX = 256
+
+
+def _reason(err: BaseException) -> str:
+    # rasterio's read error says only "Read failed. See previous exception"; GDAL's cause is useful
+    return " ".join(str(err.__cause__ or err).split())
+
+
+def _check_dtype(src: rasterio.DatasetReader, path: Path, role: str, allowed: Sequence[str],
+                 expected: str) -> None:
+    dtypes = sorted(set(src.dtypes))
+    if any(d not in allowed for d in dtypes):
+        raise PredictionInputError(
+            f"{role} file {path} has data type {'/'.join(dtypes)}; expected "
+            f"{' or '.join(allowed)} ({expected})")
+
+
+def _valid_pixels(raw: np.ndarray, nodata: float) -> np.ndarray:
+    """(H, W) mask of S2 pixels with data: finite in every band and not nodata in all bands."""
+    finite = np.isfinite(raw).all(axis=0) if raw.dtype.kind == "f" else True
+    return finite & ~(raw == nodata).all(axis=0)
+
+
+def _s2_read(src: rasterio.DatasetReader, path: Path, **kwargs: Any) -> np.ndarray:
+    try:
+        return src.read(**kwargs)
+    except RasterioError as err:
+        raise PredictionInputError(f"Sentinel-2 file {path} cannot be read (truncated or "
+                                   f"corrupt?): {_reason(err)}") from err
+
+
+def _has_valid_pixel(src: rasterio.DatasetReader, path: Path, nodata: float) -> bool:
+    # Full-resolution scan, 64 rows at a time, stopping at the first valid pixel: only run when
+    # the decimated sample found none, so a normal scene never pays for it.
+    for y0 in range(0, src.height, 64):
+        window = Window(0, y0, src.width, min(64, src.height - y0))
+        if _valid_pixels(_s2_read(src, path, window=window), nodata).any():
+            return True
+    return False
+
+
+def _check_s2_content(src: rasterio.DatasetReader, path: Path, nodata: float) -> None:
+    """Refuse an S2 scene without a single usable pixel; warn on implausible values.
+
+    A decimated read (at most :data:`CONTENT_SAMPLE_PX` px a side, nearest neighbour) keeps this
+    cheap for a full 10980 px scene; it also meets a truncated file before the model is loaded.
+    """
+    height, width = min(src.height, CONTENT_SAMPLE_PX), min(src.width, CONTENT_SAMPLE_PX)
+    sample = _s2_read(src, path, out_shape=(src.count, height, width),
+                      resampling=Resampling.nearest)
+    valid = _valid_pixels(sample, nodata)
+    if not valid.any() and not _has_valid_pixel(src, path, nodata):
+        raise PredictionInputError(
+            f"Sentinel-2 file {path} holds no valid pixel: every pixel is nodata ({nodata:g} in "
+            "all 13 bands) or NaN/inf; nothing to predict")
+    values = sample[:, valid]
+    if values.size and not values.any():
+        raise PredictionInputError(f"Sentinel-2 file {path} is zero in every band of every "
+                                   "valid pixel; nothing to predict")
+    if values.size and float(values.min()) < 0:
+        warnings.warn(f"Sentinel-2 file {path} has negative values (min {values.min():g}); "
+                      "L1C digital numbers are >= 0, negative ones are clipped to 0",
+                      stacklevel=3)
+    clip_max = load_normalisation().s2_clip[1]
+    if values.size and float(np.mean(values.max(axis=0) > clip_max)) > 0.5:
+        warnings.warn(f"Sentinel-2 file {path}: most valid pixels exceed {clip_max:g} DN in some "
+                      f"band (max {values.max():g}); expected L1C digital numbers (reflectance "
+                      "x 10000)", stacklevel=3)
+
+
 @dataclass
 class SceneInputs:
     """Open handles on a scene pair, with S1 already on the S2 grid.
@@ -123,8 +201,8 @@ def open_scene_inputs(s2_path: str | Path, s1_path: str | Path) -> SceneInputs:
     FileNotFoundError
         A path does not exist.
     PredictionInputError
-        A file cannot be read, has the wrong number of bands, has no CRS, or the two footprints
-        do not overlap. Messages name the file.
+        A file cannot be read, has the wrong number of bands or data type, has no CRS, holds no
+        valid Sentinel-2 pixel, or the two footprints do not overlap. Messages name the file.
     """
     s2_path, s1_path = Path(s2_path), Path(s1_path)
     for role, path in (("Sentinel-2", s2_path), ("Sentinel-1", s1_path)):
@@ -134,8 +212,12 @@ def open_scene_inputs(s2_path: str | Path, s1_path: str | Path) -> SceneInputs:
     try:
         s2 = stack.enter_context(_open(s2_path, "Sentinel-2"))
         _check(s2, s2_path, "Sentinel-2", S2_BANDS)
+        _check_dtype(s2, s2_path, "Sentinel-2", S2_DTYPES, "L1C digital numbers")
+        nodata = s2.nodata if s2.nodata is not None else 0.0
+        _check_s2_content(s2, s2_path, float(nodata))
         s1 = stack.enter_context(_open(s1_path, "Sentinel-1"))
         _check(s1, s1_path, "Sentinel-1", S1_BANDS)
+        _check_dtype(s1, s1_path, "Sentinel-1", S1_DTYPES, "backscatter in dB")
 
         left, bottom, right, top = transform_bounds(s1.crs, s2.crs, *s1.bounds, densify_pts=21)
         s2b = s2.bounds
@@ -160,7 +242,6 @@ def open_scene_inputs(s2_path: str | Path, s1_path: str | Path) -> SceneInputs:
             s1_grid = stack.enter_context(WarpedVRT(
                 s1, crs=s2.crs, transform=s2.transform, width=s2.width, height=s2.height,
                 resampling=Resampling.bilinear, dtype="float32", nodata=float("nan")))
-        nodata = s2.nodata if s2.nodata is not None else 0.0
         return SceneInputs(s2=s2, s1=s1_grid, s2_path=s2_path, s1_path=s1_path,
                            s2_nodata=float(nodata), s1_coverage=float(min(coverage, 1.0)),
                            s1_resampled=resampled, _stack=stack)
@@ -189,6 +270,16 @@ def _reflect_pad(array: np.ndarray, rows: int, cols: int) -> np.ndarray:
     return np.pad(array, pad, mode=mode)
 
 
+def _read_window(src: Any, path: Path, role: str, window: Window, **kwargs: Any) -> np.ndarray:
+    """``src.read`` whose failure (a truncated or corrupt file met mid-scene) names the file."""
+    try:
+        return src.read(window=window, **kwargs)
+    except RasterioError as err:
+        raise PredictionInputError(f"{role} file {path} cannot be read at rows "
+                                   f"{window.row_off}-{window.row_off + window.height} "
+                                   f"(truncated or corrupt?): {_reason(err)}") from err
+
+
 def _read_strip(inputs: SceneInputs, y0: int, height: int, canvas_width: int
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows ``[y0, y0 + height)``: optical and SAR in [0, 1] and the validity mask.
@@ -199,7 +290,7 @@ def _read_strip(inputs: SceneInputs, y0: int, height: int, canvas_width: int
     norm = load_normalisation()
     rows = min(height, inputs.s2.height - y0)
     window = Window(0, y0, inputs.s2.width, rows)
-    raw = inputs.s2.read(window=window)
+    raw = _read_window(inputs.s2, inputs.s2_path, "Sentinel-2", window)
     if np.issubdtype(raw.dtype, np.floating):
         finite = np.isfinite(raw).all(axis=0)
     else:
@@ -207,7 +298,7 @@ def _read_strip(inputs: SceneInputs, y0: int, height: int, canvas_width: int
     valid = finite & ~(raw == inputs.s2_nodata).all(axis=0)
     optical = norm.s2_to_unit(raw)
     optical[:, ~valid] = 0.0
-    s1 = inputs.s1.read(window=window, out_dtype="float32")
+    s1 = _read_window(inputs.s1, inputs.s1_path, "Sentinel-1", window, out_dtype="float32")
     if not inputs.s1_resampled and inputs.s1.nodata is not None and not np.isnan(inputs.s1.nodata):
         s1[s1 == inputs.s1.nodata] = np.nan
     sar = norm.s1_to_unit(s1)

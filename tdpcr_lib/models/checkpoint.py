@@ -221,9 +221,15 @@ def read_meta(directory: str | Path) -> dict[str, Any]:
     directory = resolve_checkpoint_dir(directory)
     path = directory / CONFIG_FILE
     try:
-        meta = json.loads(path.read_text())
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise CheckpointError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); "
+                              "the checkpoint is corrupt") from err
     except json.JSONDecodeError as err:
         raise CheckpointError(f"{path}: not valid JSON ({err})") from err
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: expected a JSON object, found a JSON "
+                              f"{type(meta).__name__}; the checkpoint is corrupt")
     version = meta.get("format_version")
     if version != CHECKPOINT_FORMAT_VERSION:
         raise CheckpointError(f"{path}: checkpoint format version {version!r}, this tdpcr "

@@ -131,8 +131,11 @@ class ModelConfig:
             raise ModelConfigError(f"ModelConfig.residual must be true/false, got {self.residual!r}")
         for key in ("expansion", "dsen2cr_res_scale"):
             value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise ModelConfigError(f"ModelConfig.{key} must be a positive number, got {value!r}")
+            # ``not value > 0`` also refuses NaN; inf would build no network
+            if (isinstance(value, bool) or not isinstance(value, int | float) or not value > 0
+                    or value == float("inf")):
+                raise ModelConfigError(f"ModelConfig.{key} must be a positive number (finite), "
+                                       f"got {value!r}")
         lengths = {"widths": 4, "encoder_depths": 4, "decoder_depths": 4, "unet_widths": 5}
         if self.sar_widths is not None:
             lengths["sar_widths"] = 4

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -32,6 +33,56 @@ LR_SCHEDULES: tuple[str, ...] = ("cosine", "multistep", "constant")
 
 #: Train-config fields that may differ between a checkpoint and the run resuming it.
 RESUME_MUTABLE_FIELDS = frozenset({"progress", "num_workers", "log_every", "checkpoint_every"})
+
+
+class TrainConfigError(ValueError):
+    """A training configuration has an unknown field, a value of the wrong type or out of range."""
+
+
+#: Numeric fields → (type, allows None, lower bound, lower bound inclusive, upper bound).
+#: Checked before any work so that ``lr=nan`` or ``batch_size="eight"`` fail with one line that
+#: names the field, not deep inside the optimiser or the DataLoader.
+_NUMERIC_FIELDS: dict[str, tuple[type, bool, float, bool, float | None]] = {
+    "epochs": (int, False, 1, True, None),
+    "max_steps": (int, True, 1, True, None),
+    "batch_size": (int, False, 1, True, None),
+    "crop_size": (int, True, 1, True, None),
+    "lr": (float, False, 0.0, False, None),
+    "weight_decay": (float, False, 0.0, True, None),
+    "warmup_steps": (int, False, 0, True, None),
+    "min_lr_ratio": (float, False, 0.0, True, 1.0),
+    "gamma": (float, False, 0.0, False, None),
+    "grad_clip": (float, True, 0.0, True, None),
+    "rec_weight": (float, False, 0.0, True, None),
+    "seed": (int, False, -(2**63), True, None),
+    "num_workers": (int, False, 0, True, None),
+    "checkpoint_every": (int, False, 0, True, None),
+    "val_max_batches": (int, True, 1, True, None),
+    "eval_batch_size": (int, True, 1, True, None),
+    "log_every": (int, False, 1, True, None),
+}
+
+
+#: Fields that must be true/false.
+_BOOL_FIELDS = ("deterministic", "channels_last", "progress")
+
+
+def _check_number(name: str, value: Any) -> Any:
+    kind, optional, low, inclusive, high = _NUMERIC_FIELDS[name]
+    if value is None and optional:
+        return None
+    what = "an int" if kind is int else "a number"
+    if isinstance(value, bool) or not isinstance(value, int | float) or (
+            kind is int and isinstance(value, float) and not value.is_integer()):
+        raise TrainConfigError(f"TrainConfig.{name} must be {what}"
+                               f"{' or null' if optional else ''}, got {value!r}")
+    if not math.isfinite(value):
+        raise TrainConfigError(f"TrainConfig.{name} must be finite, got {value!r}")
+    value = int(value) if kind is int else float(value)
+    if value < low or (value == low and not inclusive) or (high is not None and value > high):
+        bound = f"{'>=' if inclusive else '>'} {low:g}" + (f" and <= {high:g}" if high else "")
+        raise TrainConfigError(f"TrainConfig.{name} must be {bound}, got {value!r}")
+    return value
 
 
 @dataclass
@@ -122,28 +173,39 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        for name in _NUMERIC_FIELDS:
+            setattr(self, name, _check_number(name, getattr(self, name)))
+        for name in _BOOL_FIELDS:
+            if not isinstance(getattr(self, name), bool):
+                raise TrainConfigError(f"TrainConfig.{name} must be true or false, "
+                                       f"got {getattr(self, name)!r}")
+        if isinstance(self.milestones, str | bytes) or not all(
+                isinstance(m, int | float) and not isinstance(m, bool) and 0 <= m <= 1
+                for m in self.milestones):
+            raise TrainConfigError("TrainConfig.milestones must be fractions of the run in "
+                                   f"[0, 1], got {self.milestones!r}")
         self.milestones = tuple(float(m) for m in self.milestones)
         if self.phase not in PHASES:
-            raise ValueError(f"TrainConfig.phase must be one of {PHASES}, got {self.phase!r}")
+            raise TrainConfigError(f"TrainConfig.phase must be one of {PHASES}, got {self.phase!r}")
         if self.objective != "auto" and self.objective not in OBJECTIVES:
-            raise ValueError(f"TrainConfig.objective must be 'auto' or one of {OBJECTIVES}, "
+            raise TrainConfigError(f"TrainConfig.objective must be 'auto' or one of {OBJECTIVES}, "
                              f"got {self.objective!r}")
         if self.trainable not in TRAINABLE_SETS:
-            raise ValueError(f"TrainConfig.trainable must be one of {tuple(TRAINABLE_SETS)}, "
+            raise TrainConfigError(f"TrainConfig.trainable must be one of {tuple(TRAINABLE_SETS)}, "
                              f"got {self.trainable!r}")
         if self.schedule not in LR_SCHEDULES:
-            raise ValueError(f"TrainConfig.schedule must be one of {LR_SCHEDULES}, "
+            raise TrainConfigError(f"TrainConfig.schedule must be one of {LR_SCHEDULES}, "
                              f"got {self.schedule!r}")
         if self.precision not in ("auto", "bf16", "fp32"):
-            raise ValueError(f"TrainConfig.precision must be auto|bf16|fp32, got {self.precision!r}")
+            raise TrainConfigError(f"TrainConfig.precision must be auto|bf16|fp32, got {self.precision!r}")
         if self.best_mode not in ("max", "min"):
-            raise ValueError(f"TrainConfig.best_mode must be max|min, got {self.best_mode!r}")
+            raise TrainConfigError(f"TrainConfig.best_mode must be max|min, got {self.best_mode!r}")
         if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("TrainConfig.epochs and batch_size must be >= 1")
+            raise TrainConfigError("TrainConfig.epochs and batch_size must be >= 1")
         if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError("TrainConfig.max_steps must be >= 1 or None")
+            raise TrainConfigError("TrainConfig.max_steps must be >= 1 or None")
         if self.phase == "phase2" and not self.init_from:
-            raise ValueError("phase2 needs init_from= a phase-1 checkpoint folder "
+            raise TrainConfigError("phase2 needs init_from= a phase-1 checkpoint folder "
                              "(e.g. runs/phase1/best)")
 
     def to_dict(self) -> dict[str, Any]:
@@ -158,7 +220,7 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"unknown TrainConfig fields {unknown}; known: {sorted(known)}")
+            raise TrainConfigError(f"unknown TrainConfig fields {unknown}; known: {sorted(known)}")
         return cls(**data)
 
     def replace(self, **changes: Any) -> TrainConfig:
