@@ -39,6 +39,8 @@ from tdpcr_lib.cli.errors import (
 from tdpcr_lib.core.legend import load_legend
 from tdpcr_lib.core.normalisation import load_normalisation
 from tdpcr_lib.datasets.synthetic.scenes import make_synthetic_scene
+from tdpcr_lib.inference.inputs import PredictionInputError
+from tdpcr_lib.inference.scene import predict_scene
 from tdpcr_lib.models.build import build_model
 from tdpcr_lib.models.checkpoint import CheckpointError, read_meta, save_checkpoint
 from tdpcr_lib.models.config import ModelConfig
@@ -458,3 +460,12 @@ def test_missing_manifest_hints_never_point_into_the_package(tiny_luojiaset_root
         verify_checksums(root, LUOJIASET_MANIFEST_DIR, [])
     assert f"--out {LUOJIASET_MANIFEST_DIR}" not in str(info.value)
     assert f"tdpcr data manifest {root}" in str(info.value)
+
+
+@pytest.mark.parametrize("blocksize", [0, 100, 8192])
+def test_predict_scene_api_refuses_a_bad_blocksize_before_any_work(tmp_path, blocksize):
+    """The Python API checks the COG block size up front, like the CLI (no model is loaded)."""
+    with pytest.raises(PredictionInputError, match="blocksize must be a multiple of 16"):
+        predict_scene(tmp_path / "missing_s2.tif", tmp_path / "missing_s1.tif",
+                      tmp_path / "no_checkpoint", tmp_path / "out", blocksize=blocksize)
+    assert not (tmp_path / "out").exists()

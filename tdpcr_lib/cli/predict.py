@@ -17,6 +17,7 @@ from tdpcr_lib.cli.errors import (
     run_command,
 )
 from tdpcr_lib.core.runtime import resolve_device
+from tdpcr_lib.inference.products import BLOCKSIZE_MULTIPLE, MAX_BLOCKSIZE
 from tdpcr_lib.inference.scene import predict_scene
 from tdpcr_lib.inference.tiling import check_tiling
 
@@ -24,9 +25,6 @@ from tdpcr_lib.inference.tiling import check_tiling
 #: so every tile holds at least one aligned block whatever the checkpoint.
 MIN_TILE = 16
 
-#: COG block sizes GDAL accepts: TIFF tiles are multiples of 16; larger blocks than this only
-#: cost memory (a 0 or huge block size aborted GDAL with std::bad_alloc).
-BLOCKSIZE_MULTIPLE, MAX_BLOCKSIZE = 16, 4096
 
 
 # --------------------------------------------------------------------------------------------

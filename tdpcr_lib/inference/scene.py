@@ -79,6 +79,7 @@ from tdpcr_lib.inference.products import (
     OUTPUT_FILES,
     _intermediate_profile,
     _to_cog,
+    check_blocksize,
 )
 from tdpcr_lib.inference.publish import check_replaceable, new_staging, publish, recover_products
 from tdpcr_lib.inference.tiling import TileGrid, check_tiling, model_alignment
@@ -149,6 +150,10 @@ def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
         raise PredictionInputError(str(err)) from None
     if batch_size is not None and batch_size < 1:
         raise PredictionInputError(f"batch_size must be >= 1, got {batch_size}")
+    try:  # before any work: a bad block size used to fail only after the whole prediction
+        check_blocksize(blocksize)
+    except ValueError as err:
+        raise PredictionInputError(str(err)) from None
     out_dir = Path(out_dir)
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="tdpcr-predict-") as scratch_name:
