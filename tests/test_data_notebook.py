@@ -7,6 +7,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from _notebook_outputs import assert_figures_inline
 
 from tdpcr_lib.datasets.layout import BUCKETS
 from tdpcr_lib.datasets.manifest import manifest_hash
@@ -45,6 +46,7 @@ def test_notebook_makes_the_twin_in_smoke_mode(tmp_path):
     figures = tmp_path / "reports" / "figures"
     assert (figures / "00_get_data_class_histogram.png").stat().st_size > 5_000
     assert len(list(figures.glob("00_get_data_sample_*.png"))) == 5
+    assert_figures_inline(tmp_path / "executed.ipynb")  # histogram and samples are images
 
 
 @pytest.fixture
