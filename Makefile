@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.tdpcr-installed
 
-.PHONY: setup reproduce reproduce-full test test-all test-wheel lint bench clean
+.PHONY: setup lab git-filter reproduce reproduce-full test test-all test-browser test-wheel lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,10 +17,28 @@ $(STAMP): pyproject.toml constraints.txt
 	# satellite-cloud-generator (pyproject's optional `synth` extra) declares torchvision but never
 	# imports it; installing it with its dependencies would replace the CPU torch by a CUDA build.
 	$(BIN)/python -m pip install -q --no-deps satellite-cloud-generator==0.4
+	# The kernel the notebooks name (python3), installed into the venv, where JupyterLab finds it.
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 > /dev/null
+	$(MAKE) --no-print-directory git-filter
 	touch $@
 
 setup: $(STAMP)
+
+# Keep notebooks output-free in git: .gitattributes routes *.ipynb through the nbstripout filter
+# defined here (in .git/config), so `git add`/`git status` see notebooks without outputs.
+# --keep-id keeps the cell ids jupytext wrote. Idempotent; a copy without .git (a tarball) skips it.
+git-filter:
+	@if git rev-parse --is-inside-work-tree > /dev/null 2>&1; then \
+	  git config filter.nbstripout.clean '"$(abspath $(BIN))/python" -m nbstripout --keep-id' && \
+	  git config filter.nbstripout.smudge cat && \
+	  git config diff.ipynb.textconv '"$(abspath $(BIN))/python" -m nbstripout -t --keep-id' && \
+	  echo "git filter nbstripout installed (notebooks are committed without outputs)"; \
+	fi
+
+# JupyterLab on this checkout, opened at notebooks/; jupytext (installed with it) keeps each
+# .ipynb and its .py twin in step on save (jupytext.toml). Pass options with LAB_ARGS="--port 8890".
+lab: $(STAMP)
+	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/notebooks $(LAB_ARGS)
 
 reproduce: $(STAMP)
 	$(BIN)/tdpcr reproduce
@@ -31,8 +49,13 @@ reproduce-full: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# Everything, slow, GPU and browser tests included (those that cannot run here skip with a reason).
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ""
+
+# The real-browser check of notebook 05 (needs Debian's chromium and chromium-driver).
+test-browser: $(STAMP)
+	$(BIN)/python -m pytest -q -m browser -rs tests/test_browser.py
 
 # Build the wheel, install it into a fresh venv and run the CLI from a temporary folder.
 test-wheel: $(STAMP)
@@ -45,4 +68,4 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run_all
 
 clean:
-	rm -rf $(VENV) reports/executed reports/metrics reports/figures
+	rm -rf $(VENV) reports/executed reports/metrics reports/figures reports/smoke

@@ -47,7 +47,6 @@
 # ## Imports
 
 # %%
-from pathlib import Path
 
 import pandas as pd
 from IPython.display import display
@@ -65,8 +64,11 @@ from tdpcr_lib.datasets.synthetic.tiles import (
     make_synthetic_luojiaset,
     read_synthetic_info,
 )
-from tdpcr_lib.notebook.record import RunRecord
+from tdpcr_lib.notebook.display import show_figures_inline
+from tdpcr_lib.notebook.record import RunRecord, resolve_reports_dir
 from tdpcr_lib.plot.composites import save_figure
+
+show_figures_inline()  # figures show as images, live and in executed copies
 
 # %% [markdown]
 # ## Parameters
@@ -82,14 +84,14 @@ TILE_SIZE = 64  # synthetic: tile side in pixels (the real tiles are 256)
 SEED = 0  # synthetic: everything is a deterministic function of the seed
 SMOKE = False  # tiny twin (50 tiles of 32 px) / no checksums: checks the pipeline in seconds
 MANIFEST_DIR = None  # luojiaset: where the split CSVs go (None: <DATA_ROOT>/manifest/, beside the data)
-REPORTS_DIR = None  # None: reports/ (metrics/ and figures/ go here)
+REPORTS_DIR = None  # None: reports/, or reports/smoke/ when SMOKE (metrics/, figures/, pages)
 
 # %%
 if SOURCE not in ("synthetic", "luojiaset"):
     raise ValueError(f"SOURCE must be 'synthetic' or 'luojiaset', got {SOURCE!r}")
 if SMOKE:
     N_TILES, TILE_SIZE = SMOKE_N_TILES, SMOKE_TILE_SIZE
-reports_dir = Path(REPORTS_DIR) if REPORTS_DIR else paths.REPORTS_DIR
+reports_dir = resolve_reports_dir(REPORTS_DIR, smoke=SMOKE)
 figures_dir = reports_dir / "figures"
 record = RunRecord.from_parameters_cell("00_get_data", globals(), device="cpu",
                                         metrics_dir=reports_dir / "metrics")

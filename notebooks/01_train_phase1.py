@@ -50,11 +50,14 @@ from pathlib import Path
 from IPython.display import display
 
 from tdpcr_lib.core import paths
-from tdpcr_lib.notebook.record import RunRecord
+from tdpcr_lib.notebook.display import show_figures_inline
+from tdpcr_lib.notebook.record import RunRecord, resolve_reports_dir
 from tdpcr_lib.plot.composites import save_figure
 from tdpcr_lib.plot.curves import plot_training_curves
 from tdpcr_lib.training.presets import notebook_configs
 from tdpcr_lib.training.run import build_datasets, ensure_dataset, run_summary, train
+
+show_figures_inline()  # figures show as images, live and in executed copies
 
 # %% [markdown]
 # ## Parameters
@@ -66,7 +69,7 @@ from tdpcr_lib.training.run import build_datasets, ensure_dataset, run_summary, 
 DATA_ROOT = str(paths.DEFAULT_SYNTHETIC_ROOT)  # dataset folder: the synthetic twin or LuojiaSET-OSFCR
 SOURCE = "synthetic"  # "synthetic" (generated if missing) or "luojiaset" (the real data)
 RUNS_DIR = str(paths.RUNS_DIR)  # run folders and checkpoints
-REPORTS_DIR = str(paths.REPORTS_DIR)  # metrics/, figures/ (and results.md) go here
+REPORTS_DIR = None  # None: reports/, or reports/smoke/ when SMOKE (metrics/, figures/, pages)
 SEED = 0
 DEVICE = "auto"  # auto: CUDA if available, else CPU
 SMOKE = False  # a few steps only: checks the pipeline
@@ -76,8 +79,10 @@ MAX_STEPS = None  # stop after this many optimizer steps (None: no limit)
 CONFIG = {}  # TrainConfig overrides and a "model" dict of ModelConfig overrides
 
 # %%
-record = RunRecord.from_parameters_cell("01_train_phase1", globals())
-figures_dir = Path(REPORTS_DIR) / "figures"
+reports_dir = resolve_reports_dir(REPORTS_DIR, smoke=SMOKE)
+record = RunRecord.from_parameters_cell("01_train_phase1", globals(),
+                                        metrics_dir=reports_dir / "metrics")
+figures_dir = reports_dir / "figures"
 run_dir = Path(RUNS_DIR) / "phase1"
 
 # %% [markdown]

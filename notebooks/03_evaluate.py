@@ -58,12 +58,15 @@ from tdpcr_lib.evaluation.report import (
 )
 from tdpcr_lib.metrics.results import CR_METRICS, to_records, value, wide
 from tdpcr_lib.models.checkpoint import load_model
-from tdpcr_lib.notebook.record import RunRecord
+from tdpcr_lib.notebook.display import show_figures_inline
+from tdpcr_lib.notebook.record import RunRecord, resolve_reports_dir
 from tdpcr_lib.plot.compare import plot_comparison
 from tdpcr_lib.plot.composites import save_figure
 from tdpcr_lib.plot.curves import plot_bucket_metrics
 from tdpcr_lib.plot.tiles import predict_outputs
 from tdpcr_lib.training.run import ensure_dataset
+
+show_figures_inline()  # figures show as images, live and in executed copies
 
 # %% [markdown]
 # ## Parameters
@@ -72,7 +75,7 @@ from tdpcr_lib.training.run import ensure_dataset
 DATA_ROOT = str(paths.DEFAULT_SYNTHETIC_ROOT)  # dataset folder: the synthetic twin or LuojiaSET-OSFCR
 SOURCE = "synthetic"  # "synthetic" (generated if missing) or "luojiaset" (the real data)
 RUNS_DIR = str(paths.RUNS_DIR)  # run folders and checkpoints
-REPORTS_DIR = str(paths.REPORTS_DIR)  # metrics/, figures/ (and results.md) go here
+REPORTS_DIR = None  # None: reports/, or reports/smoke/ when SMOKE (metrics/, figures/, pages)
 SEED = 0
 DEVICE = "auto"  # auto: CUDA if available, else CPU
 SMOKE = False  # a few steps only: checks the pipeline
@@ -81,8 +84,10 @@ CHECKPOINT = None  # None: RUNS_DIR/phase2/best
 BATCH_SIZE = 8
 
 # %%
-record = RunRecord.from_parameters_cell("03_evaluate", globals())
-figures_dir = Path(REPORTS_DIR) / "figures"
+reports_dir = resolve_reports_dir(REPORTS_DIR, smoke=SMOKE)
+record = RunRecord.from_parameters_cell("03_evaluate", globals(),
+                                        metrics_dir=reports_dir / "metrics")
+figures_dir = reports_dir / "figures"
 checkpoint = Path(CHECKPOINT) if CHECKPOINT else Path(RUNS_DIR) / "phase2" / "best"
 
 # %% [markdown]
@@ -164,7 +169,7 @@ figure
 # table — the paper's claims for reference.
 
 # %%
-results_path = write_results(result, majority, Path(REPORTS_DIR) / "results.md",
+results_path = write_results(result, majority, reports_dir / "results.md",
                                         checkpoint=checkpoint)
 headline = headline_metrics(result, majority)
 record.write({**headline, "evaluation": to_records(result.frame),

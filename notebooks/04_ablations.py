@@ -81,9 +81,12 @@ from tdpcr_lib.evaluation.ablations.report import (
     write_report,
 )
 from tdpcr_lib.evaluation.ablations.spec import default_seeds, preset_budget
-from tdpcr_lib.notebook.record import RunRecord
+from tdpcr_lib.notebook.display import show_figures_inline
+from tdpcr_lib.notebook.record import RunRecord, resolve_reports_dir
 from tdpcr_lib.plot.composites import save_figure
 from tdpcr_lib.plot.curves import plot_per_bucket
+
+show_figures_inline()  # figures show as images, live and in executed copies
 
 # %% [markdown]
 # ## Parameters
@@ -97,7 +100,7 @@ from tdpcr_lib.plot.curves import plot_per_bucket
 DATA_ROOT = None          # None → the synthetic twin written by 00_get_data
 SOURCE = "synthetic"      # "synthetic" | "luojiaset" (recorded; the folder layout is the same)
 RUNS_DIR = None           # None → runs/
-REPORTS_DIR = None        # None → reports/
+REPORTS_DIR = None  # None: reports/, or reports/smoke/ when SMOKE (metrics/, figures/, pages)
 SEED = 0
 DEVICE = "auto"
 SMOKE = False
@@ -112,7 +115,7 @@ FORCE = False
 # %%
 data_root = Path(DATA_ROOT) if DATA_ROOT else paths.DEFAULT_SYNTHETIC_ROOT
 runs_dir = Path(RUNS_DIR) if RUNS_DIR else paths.RUNS_DIR
-reports_dir = Path(REPORTS_DIR) if REPORTS_DIR else paths.REPORTS_DIR
+reports_dir = resolve_reports_dir(REPORTS_DIR, smoke=SMOKE)
 figures_dir = reports_dir / "figures"
 seeds = list(SEEDS) if SEEDS else default_seeds(SEED, smoke=SMOKE, full=FULL, n_seeds=N_SEEDS)
 budget = preset_budget(smoke=SMOKE, full=FULL, steps=STEPS)

@@ -50,7 +50,8 @@ from tdpcr_lib.core import paths
 from tdpcr_lib.core.runtime import resolve_device
 from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
 from tdpcr_lib.evaluation.ablations.grid import discover_checkpoints, load_models
-from tdpcr_lib.notebook.record import RunRecord
+from tdpcr_lib.notebook.display import show_figures_inline
+from tdpcr_lib.notebook.record import RunRecord, resolve_reports_dir
 from tdpcr_lib.plot.compare import plot_prompt_maps
 from tdpcr_lib.plot.composites import save_figure
 from tdpcr_lib.plot.tiles import (
@@ -61,6 +62,8 @@ from tdpcr_lib.plot.tiles import (
 )
 from tdpcr_lib.plot.widgets import build_viewer
 from tdpcr_lib.transforms import centre_crop_sample
+
+show_figures_inline()  # figures show as images, live and in executed copies
 
 # %% [markdown]
 # ## Parameters
@@ -74,7 +77,7 @@ from tdpcr_lib.transforms import centre_crop_sample
 DATA_ROOT = None          # None → the synthetic twin written by 00_get_data
 SOURCE = "synthetic"
 RUNS_DIR = None           # None → runs/
-REPORTS_DIR = None        # None → reports/
+REPORTS_DIR = None  # None: reports/, or reports/smoke/ when SMOKE (metrics/, figures/, pages)
 SEED = 0
 DEVICE = "auto"
 SMOKE = False
@@ -88,7 +91,7 @@ COMPOSITE = "true colour (B04/B03/B02)"
 # %%
 data_root = Path(DATA_ROOT) if DATA_ROOT else paths.DEFAULT_SYNTHETIC_ROOT
 runs_dir = Path(RUNS_DIR) if RUNS_DIR else paths.RUNS_DIR
-reports_dir = Path(REPORTS_DIR) if REPORTS_DIR else paths.REPORTS_DIR
+reports_dir = resolve_reports_dir(REPORTS_DIR, smoke=SMOKE)
 device = str(resolve_device(DEVICE))
 sample_crop = None if FULL else SAMPLE_CROP
 checkpoints = dict(CHECKPOINTS) if CHECKPOINTS else discover_checkpoints(runs_dir, seed=SEED)

@@ -55,10 +55,13 @@ from tdpcr_lib.datasets.synthetic.scenes import make_synthetic_scene
 from tdpcr_lib.inference.inputs import describe_scene
 from tdpcr_lib.inference.products import describe_outputs, open_prediction, read_summary
 from tdpcr_lib.inference.scene import predict_scene
+from tdpcr_lib.notebook.display import show_figures_inline
 from tdpcr_lib.notebook.predict import compare_to_reference, prepare_checkpoint
-from tdpcr_lib.notebook.record import RunRecord
+from tdpcr_lib.notebook.record import RunRecord, resolve_reports_dir
 from tdpcr_lib.plot.composites import save_figure
 from tdpcr_lib.plot.scene import plot_scene_prediction
+
+show_figures_inline()  # figures show as images, live and in executed copies
 
 # %% [markdown]
 # ## Parameters
@@ -72,7 +75,7 @@ S2_PATH = None  # cloudy Sentinel-2 L1C GeoTIFF (13 bands, DN), or None for a sy
 S1_PATH = None  # Sentinel-1 GeoTIFF (VV, VH in dB) on any grid overlapping S2, or None
 CHECKPOINT = str(paths.RUNS_DIR / "phase2" / "best")  # written by 02_train_phase2
 OUT_DIR = str(paths.DATA_DIR / "predictions" / "06_predict_own_scene")  # products go here
-REPORTS_DIR = str(paths.REPORTS_DIR)  # metrics/ and figures/ go here
+REPORTS_DIR = None  # None: reports/, or reports/smoke/ when SMOKE (metrics/, figures/, pages)
 TILE = 256  # tile size in px (multiples of 16 avoid padding)
 OVERLAP = 64  # overlap between tiles in px (blended smoothly)
 BATCH_SIZE = 8  # tiles per forward pass
@@ -83,7 +86,9 @@ SMOKE = False  # small scene and tiles; an untrained tiny model if CHECKPOINT is
 SEED = 0
 
 # %%
-record = RunRecord.from_parameters_cell("06_predict_own_scene", globals())
+reports_dir = resolve_reports_dir(REPORTS_DIR, smoke=SMOKE)
+record = RunRecord.from_parameters_cell("06_predict_own_scene", globals(),
+                                        metrics_dir=reports_dir / "metrics")
 if SMOKE:
     SCENE_SIZE, TILE, OVERLAP = [150, 190], 64, 16
 
@@ -135,7 +140,7 @@ outputs
 
 # %%
 figure = plot_scene_prediction(S2_PATH, outputs, s1=S1_PATH)
-save_figure(figure, Path(REPORTS_DIR) / "figures" / f"{record.notebook}.png")
+save_figure(figure, reports_dir / "figures" / f"{record.notebook}.png")
 figure
 
 # %% [markdown]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from _notebook_outputs import assert_figures_inline
 
 from tdpcr_lib.core.paths import NOTEBOOKS_DIR
 from tdpcr_lib.evaluation.ablations import report as ablations_report
@@ -74,6 +75,12 @@ def test_04_writes_table_report_and_figure(executed):
     assert png.read_bytes().startswith(PNG_MAGIC) and png.stat().st_size > 10_000
     for name in ablations.ABLATIONS:
         assert (executed["work"] / "runs" / "ablations" / f"{name}_seed0" / "results.json").is_file()
+
+
+def test_04_and_05_show_every_figure_inline(executed):
+    """The per-bucket figure (04), the comparisons and the prompt maps (05) are images."""
+    work = executed["work"]
+    assert_figures_inline(work / "04_ablations.ipynb", work / "05_compare_visually.ipynb")
 
 
 def test_04_rerun_reuses_every_run(executed):

@@ -7,6 +7,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from _notebook_outputs import assert_figures_inline
 
 from tdpcr_lib.datasets.layout import BUCKETS
 from tdpcr_lib.datasets.manifest import manifest_hash
@@ -45,6 +46,22 @@ def test_notebook_makes_the_twin_in_smoke_mode(tmp_path):
     figures = tmp_path / "reports" / "figures"
     assert (figures / "00_get_data_class_histogram.png").stat().st_size > 5_000
     assert len(list(figures.glob("00_get_data_sample_*.png"))) == 5
+    assert_figures_inline(tmp_path / "executed.ipynb")  # histogram and samples are images
+
+
+def test_a_smoke_run_leaves_the_default_reports_alone(tmp_path, monkeypatch):
+    """Without REPORTS_DIR a smoke run writes under <TDPCR_HOME>/reports/smoke/, not reports/."""
+    import papermill as pm
+
+    monkeypatch.setenv("TDPCR_HOME", str(tmp_path))  # inherited by the kernel
+    pm.execute_notebook(str(NOTEBOOK), str(tmp_path / "executed.ipynb"),
+                        parameters={"SMOKE": True, "DATA_ROOT": str(tmp_path / "twin")},
+                        kernel_name="python3", cwd=str(REPO / "notebooks"), progress_bar=False)
+    smoke = tmp_path / "reports" / "smoke"
+    assert json.loads((smoke / "metrics" / "00_get_data.json").read_text())["parameters"]["SMOKE"]
+    assert (smoke / "figures" / "00_get_data_class_histogram.png").is_file()
+    assert "mean nothing" in (smoke / "README.md").read_text()
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["smoke"]
 
 
 @pytest.fixture

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ast
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -109,3 +112,46 @@ def test_pair_is_in_sync(path):
             f"'jupytext --sync {path.with_suffix('.py')}'")
     params = [c for c in from_py.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1
+
+
+REPO = NOTEBOOKS.parent
+
+
+def test_the_set_up_installs_jupyterlab_and_make_lab_opens_the_notebooks():
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    dev = " ".join(project["optional-dependencies"]["dev"])
+    assert "jupyterlab" in dev and "jupytext" in " ".join(project["dependencies"])
+    makefile = (REPO / "Makefile").read_text()
+    stamp = makefile.split("$(STAMP):", 1)[1].split("\nsetup:", 1)[0]
+    assert "ipykernel install --sys-prefix --name python3" in stamp
+    assert "git-filter" in stamp and "'.[dev]'" in stamp
+    lab = makefile.split("\nlab:", 1)[1].split("\n\n", 1)[0]
+    assert "jupyter lab" in lab and "/lab/tree/notebooks" in lab
+
+
+@pytest.mark.skipif(not (shutil.which("git") and shutil.which("make")), reason="needs git and make")
+def test_git_filter_strips_outputs_and_is_idempotent(tmp_path):
+    """`make git-filter` (run by the set-up) makes git store notebooks without outputs."""
+    def run(*command: str) -> str:
+        done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    for name in ("Makefile", ".gitattributes"):
+        shutil.copy(REPO / name, tmp_path / name)
+    run("git", "init", "-q")
+    venv = Path(sys.executable).parent.parent  # the Makefile's VENV: this interpreter's prefix
+    for _ in range(2):  # idempotent
+        run("make", "--no-print-directory", "git-filter", f"VENV={venv}")
+    assert "nbstripout --keep-id" in run("git", "config", "filter.nbstripout.clean")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")])
+    nb.cells[0].outputs = [nbformat.v4.new_output("execute_result", {"text/plain": "2"},
+                                                  execution_count=1)]
+    nb.cells[0].execution_count = 1
+    nbformat.write(nb, tmp_path / "nb.ipynb")
+    run("git", "add", "nb.ipynb")
+    stored = nbformat.reads(run("git", "show", ":nb.ipynb"), as_version=4)
+    assert stored.cells[0].outputs == [] and stored.cells[0].execution_count is None
+    assert stored.cells[0].id == nb.cells[0].id  # cell ids kept (jupytext writes them)

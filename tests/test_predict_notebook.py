@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import rasterio
+from _notebook_outputs import assert_figures_inline
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "06_predict_own_scene.ipynb"
@@ -37,6 +38,8 @@ def test_notebook_runs_in_smoke_mode(tmp_path):
     assert set(metrics["scores_vs_truth"]) >= {"mae_prediction", "mae_cloudy_input",
                                               "land_cover_accuracy"}
     assert (reports / "figures" / "06_predict_own_scene.png").stat().st_size > 10_000
+    # the scene figure is an image and the tile bar ends at 100 %, not frozen at 0 %
+    assert_figures_inline(tmp_path / "executed.ipynb")
 
 
 def test_notebook_explains_a_missing_checkpoint(tmp_path):

@@ -10,9 +10,16 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
+from tdpcr_lib.cli import reproduce as reproduce_cli
 from tdpcr_lib.cli.reproduce import main
 from tdpcr_lib.core import paths
-from tdpcr_lib.notebook.record import RunRecord, parameters_cell_names, read_metrics
+from tdpcr_lib.notebook import record as record_module
+from tdpcr_lib.notebook.record import (
+    RunRecord,
+    parameters_cell_names,
+    read_metrics,
+    resolve_reports_dir,
+)
 from tdpcr_lib.notebook.reproduce import numbered_notebooks, parameters_for, run_notebooks
 
 
@@ -137,3 +144,36 @@ def test_every_notebook_records_its_parameters_cell(path):
     assert re.search(rf'RunRecord\.from_parameters_cell\(\s*"{path.stem}", globals\(\)', text)
     assert "RunRecord(" not in text  # no hand-written parameter lists
     assert parameters_cell_names(path) == parameters_cell_names(path.with_suffix(".ipynb"))
+
+
+def test_smoke_runs_report_to_their_own_folder(tmp_path, monkeypatch):
+    """SMOKE without an explicit REPORTS_DIR → reports/smoke/ (with a README saying so)."""
+    monkeypatch.setattr(record_module, "REPORTS_DIR", tmp_path / "reports")
+    assert resolve_reports_dir(None, smoke=False) == tmp_path / "reports"
+    smoke = resolve_reports_dir(None, smoke=True)
+    assert smoke == tmp_path / "reports" / "smoke"
+    assert (smoke / "README.md").read_text().startswith("# Smoke-run outputs: not results")
+    assert resolve_reports_dir(tmp_path / "mine", smoke=True) == tmp_path / "mine"
+    assert not (tmp_path / "reports" / "metrics").exists()
+
+
+def test_reproduce_smoke_keeps_its_executed_copies_apart(notebook_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(reproduce_cli, "REPORTS_DIR", tmp_path / "reports")
+    assert main(["--smoke", "--notebooks", str(notebook_dir), "--no-progress"]) == 0
+    smoke = tmp_path / "reports" / "smoke" / "executed"
+    assert sorted(p.name for p in smoke.iterdir()) == ["00_zero.ipynb", "01_first.ipynb"]
+    assert not (tmp_path / "reports" / "executed").exists()
+    assert main(["--notebooks", str(notebook_dir), "--no-progress", "--only", "00"]) == 0
+    assert [p.name for p in (tmp_path / "reports" / "executed").iterdir()] == ["00_zero.ipynb"]
+
+
+@pytest.mark.parametrize("path", sorted(paths.NOTEBOOKS_DIR.glob("[0-9][0-9]_*.py")),
+                         ids=lambda p: p.stem)
+def test_every_notebook_sends_smoke_reports_to_their_own_folder(path):
+    """REPORTS_DIR defaults to None and every write goes through resolve_reports_dir."""
+    text = path.read_text()
+    assert re.search(r"^REPORTS_DIR = None\b", text, re.M)
+    assert "reports_dir = resolve_reports_dir(REPORTS_DIR, smoke=SMOKE)" in text
+    assert "Path(REPORTS_DIR)" not in text and "paths.REPORTS_DIR" not in text
+    assert re.search(r'from_parameters_cell\(\s*"\w+", globals\(\),[^;]*?metrics_dir=reports_dir / "metrics"',
+                     text)

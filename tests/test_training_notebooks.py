@@ -10,6 +10,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from _notebook_outputs import assert_figures_inline
 
 from tdpcr_lib.core.paths import NOTEBOOKS_DIR
 from tdpcr_lib.metrics.results import from_records, value
@@ -108,6 +109,13 @@ def test_evaluation_notebook_writes_metrics_figures_and_results_page(executed):
     page = (executed / "reports" / "results.md").read_text()
     ours, reference = page.split("## The paper's claims (reference only)")
     assert "majority_miou" in ours and "+0.18 dB" in reference and "+0.18" not in ours
+
+
+def test_executed_notebooks_show_every_figure_inline(executed):
+    """Curves (01, 02), per-bucket and example figures (03) are images, not ``<Figure ...>``."""
+    files = sorted((executed / "executed").glob("0*.ipynb"))
+    assert len(files) == 3
+    assert_figures_inline(*files)
 
 
 def test_executed_notebooks_pass_nbval_lax(executed):

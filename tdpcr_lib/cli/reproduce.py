@@ -15,6 +15,7 @@ from typing import Any
 
 from tdpcr_lib.cli.errors import CliParser, UsageError, run_command
 from tdpcr_lib.core.paths import IN_CHECKOUT, NOTEBOOKS_DIR, REPORTS_DIR
+from tdpcr_lib.notebook.record import SMOKE_REPORTS
 from tdpcr_lib.notebook.reproduce import NotebookFailed, numbered_notebooks, run_notebooks
 
 
@@ -22,7 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = CliParser(
         prog="tdpcr reproduce",
         description="Run every numbered notebook (notebooks/NN_*.ipynb) in order with papermill; "
-                    "executed copies go to reports/executed/.")
+                    "executed copies go to reports/executed/ (reports/smoke/executed/ with --smoke).")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--smoke", action="store_true", help="a few steps per notebook (minutes)")
     mode.add_argument("--full", action="store_true", help="the recipe's full budget (GPU)")
@@ -39,7 +40,10 @@ def _parser() -> argparse.ArgumentParser:
                         default=str(NOTEBOOKS_DIR),
                         help=f"folder holding the NN_*.ipynb notebooks (default {NOTEBOOKS_DIR}; "
                              "a wheel ships none: point this at a checkout's notebooks/)")
-    parser.add_argument("--output-dir", default=str(REPORTS_DIR / "executed"))
+    parser.add_argument("--output-dir", default=None,
+                        help=f"where the executed copies go (default {REPORTS_DIR / 'executed'}; "
+                             f"with --smoke {REPORTS_DIR / SMOKE_REPORTS / 'executed'}, so a smoke "
+                             "run never overwrites the default run's copies)")
     parser.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
                         help="extra parameter for the notebooks that declare it (JSON value)")
     parser.add_argument("--no-progress", action="store_true")
@@ -78,9 +82,13 @@ def _reproduce(argv: list[str]) -> int:
     except FileNotFoundError as err:
         print(f"tdpcr reproduce: {err}", file=sys.stderr)
         return 1
+    # Smoke runs keep to reports/smoke/ (the notebooks do the same with their metrics, figures
+    # and pages), so the default run's reports are never replaced by meaningless numbers.
+    output_dir = args.output_dir or str(
+        REPORTS_DIR / SMOKE_REPORTS / "executed" if args.smoke else REPORTS_DIR / "executed")
     started = time.time()
     try:
-        records = run_notebooks(notebooks, parameters, args.output_dir,
+        records = run_notebooks(notebooks, parameters, output_dir,
                                 progress=not args.no_progress)
     except NotebookFailed as err:
         print(f"tdpcr reproduce: {err}", file=sys.stderr)

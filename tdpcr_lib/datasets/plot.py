@@ -34,7 +34,7 @@ def plot_sample(sample: Mapping[str, Any], prediction: Any = None, *, legend: Le
     -------
     matplotlib.figure.Figure
     """
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: no global figure list, no auto-display
     from matplotlib.patches import Patch
 
     legend = legend or load_legend()
@@ -62,7 +62,8 @@ def plot_sample(sample: Mapping[str, Any], prediction: Any = None, *, legend: Le
             seg = seg.argmax(0) if seg.ndim == 3 else seg
             panels.append(("predicted land cover", legend.colourise(seg.astype(np.int64)), {}))
 
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 3.0), squeeze=False)
+    fig = Figure(figsize=(2.6 * len(panels), 3.0))
+    axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, (title, image, kwargs) in zip(axes[0], panels, strict=True):
         ax.imshow(image, interpolation="nearest", **kwargs)
         ax.set_axis_off()
@@ -85,7 +86,7 @@ def plot_sample(sample: Mapping[str, Any], prediction: Any = None, *, legend: Le
 def plot_class_histogram(histogram: Mapping[str, int], legend: Legend | None = None,
                          title: str = "land-cover pixels per class"):
     """Bar chart of a :func:`dataset_statistics` class histogram in the legend's colours."""
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: no global figure list, no auto-display
 
     legend = legend or load_legend()
     keys = [str(c) for c in legend.codes] + ["ignored"]
@@ -93,7 +94,8 @@ def plot_class_histogram(histogram: Mapping[str, int], legend: Legend | None = N
     fractions = counts / max(counts.sum(), 1)
     colors = [np.asarray(c) / 255 for c in legend.colours] + [np.asarray(legend.ignore_colour) / 255]
     labels = [f"{c}: {n}" for c, n in zip(legend.codes, legend.names, strict=True)] + ["ignored"]
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    fig = Figure(figsize=(7, 3.2))
+    ax = fig.subplots()
     ax.barh(range(len(keys)), fractions, color=colors, edgecolor="k")
     ax.set_yticks(range(len(keys)), labels, fontsize=8)
     ax.invert_yaxis()

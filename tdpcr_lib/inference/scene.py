@@ -56,13 +56,13 @@ import rasterio.shutil
 import torch
 from rasterio.windows import Window
 from torch import nn
-from tqdm.auto import tqdm
 
 from tdpcr_lib import __version__
 from tdpcr_lib.core.bands import S2_BANDS
 from tdpcr_lib.core.io import atomic_write_json
 from tdpcr_lib.core.legend import load_legend
 from tdpcr_lib.core.normalisation import load_normalisation
+from tdpcr_lib.core.progress import tqdm
 from tdpcr_lib.core.runtime import model_device
 from tdpcr_lib.inference.inputs import (
     PredictionInputError,

@@ -8,9 +8,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from tdpcr_lib.core.legend import load_legend
+from tdpcr_lib.core.progress import tqdm
 from tdpcr_lib.core.runtime import model_device, resolve_device
 from tdpcr_lib.inference.tiling import sliding_window_predict
 from tdpcr_lib.metrics.accumulator import EvaluationAccumulator

@@ -20,12 +20,42 @@ from typing import Any
 
 import jupytext
 
-from tdpcr_lib.core.io import atomic_write_json
-from tdpcr_lib.core.paths import METRICS_DIR, NOTEBOOKS_DIR
+from tdpcr_lib.core.io import atomic_write_json, atomic_write_text
+from tdpcr_lib.core.paths import METRICS_DIR, NOTEBOOKS_DIR, REPORTS_DIR
 from tdpcr_lib.core.runtime import device_description, git_sha, resolve_device
 
 #: Tag of the cell that declares a notebook's parameters (papermill's convention).
 PARAMETERS_TAG = "parameters"
+
+#: Sub-folder of ``reports/`` that smoke runs write to, so they never overwrite the default run's.
+SMOKE_REPORTS = "smoke"
+
+_SMOKE_README = """# Smoke-run outputs: not results
+
+Everything in this folder was written by a SMOKE run (`tdpcr reproduce --smoke`,
+`papermill ... -p SMOKE True`, or a notebook run with `SMOKE = True`): a few training steps on a
+tiny twin, only to check that the pipeline runs. The numbers and figures here mean nothing. The
+default run's reports are one folder up, in `reports/`, and a smoke run never touches them.
+"""
+
+
+def resolve_reports_dir(reports_dir: str | Path | None, *, smoke: bool) -> Path:
+    """The folder a notebook writes ``metrics/``, ``figures/`` and its pages to.
+
+    ``reports_dir`` given: that folder, whatever the mode (tests and users who chose a folder
+    get what they asked for). ``None``: :data:`~tdpcr_lib.core.paths.REPORTS_DIR`, or
+    ``REPORTS_DIR/smoke`` in smoke mode — a smoke run's meaningless numbers must never replace
+    the default run's ``results.md`` or metrics. The smoke folder gets a ``README.md`` saying so.
+    """
+    if reports_dir:
+        return Path(reports_dir)
+    if not smoke:
+        return REPORTS_DIR
+    folder = REPORTS_DIR / SMOKE_REPORTS
+    readme = folder / "README.md"
+    if not readme.is_file():
+        atomic_write_text(readme, _SMOKE_README)
+    return folder
 
 
 def find_notebook(notebook: str, search: Sequence[str | Path] | None = None) -> Path:

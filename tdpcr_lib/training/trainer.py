@@ -42,6 +42,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from tdpcr_lib.core.io import atomic_write_json, atomic_write_text
+from tdpcr_lib.core.progress import tqdm
 from tdpcr_lib.core.runtime import (
     resolve_device,
     seed_everything,
@@ -263,8 +264,6 @@ class Trainer:
 
     def fit(self) -> TrainResult:
         """Run (or finish) the training; returns a :class:`TrainResult`."""
-        from tqdm import tqdm
-
         self._started = time.time()
         if self.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
