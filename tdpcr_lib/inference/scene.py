@@ -69,6 +69,7 @@ from tdpcr_lib.inference.inputs import (
     scene_inputs,
 )
 from tdpcr_lib.inference.predictor import load_predictor, predict_tile_batch, prompt_map
+from tdpcr_lib.inference.metadata import portable
 from tdpcr_lib.inference.products import (
     CLOUD_FREE_NODATA,
     OUTPUT_FILES,
@@ -177,7 +178,7 @@ def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
         **{k: v for k, v in stats.items() if k != "products"},
         "outputs": {k: str(v) for k, v in paths.items()},
     }
-    paths["summary"] = atomic_write_json(out_dir / OUTPUT_FILES["summary"], summary)
+    paths["summary"] = atomic_write_json(out_dir / OUTPUT_FILES["summary"], portable(summary, out_dir))
     return paths
 
 
