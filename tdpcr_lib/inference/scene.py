@@ -68,8 +68,8 @@ from tdpcr_lib.inference.inputs import (
     _warn_if_units_look_wrong,
     scene_inputs,
 )
-from tdpcr_lib.inference.predictor import load_predictor, predict_tile_batch, prompt_map
 from tdpcr_lib.inference.metadata import portable
+from tdpcr_lib.inference.predictor import load_predictor, predict_tile_batch, prompt_map
 from tdpcr_lib.inference.products import (
     CLOUD_FREE_NODATA,
     OUTPUT_FILES,
