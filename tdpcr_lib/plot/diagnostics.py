@@ -52,5 +52,5 @@ def plot_band_error(table: pd.DataFrame, title: str = "Reconstruction error unde
     ax.set_xticks(x, bands, fontsize=8)
     ax.set_ylabel("reflectance", fontsize=8)
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, frameon=False)
+    ax.legend(fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3)
     return fig
