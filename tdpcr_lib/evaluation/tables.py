@@ -26,7 +26,8 @@ from tdpcr_lib.metrics.results import (
 )
 
 #: Metrics reported in percent everywhere (tables, results.md, ablations.md, figures).
-PERCENT_METRICS: frozenset[str] = frozenset({"miou", "oa", "majority_miou", "majority_oa"})
+PERCENT_METRICS: frozenset[str] = frozenset({"miou", "oa", "macc", "fwiou", "majority_miou",
+                                            "majority_oa"})
 
 
 def as_percent(table: pd.DataFrame) -> pd.DataFrame:
