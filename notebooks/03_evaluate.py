@@ -56,6 +56,12 @@ from tdpcr_lib.evaluation.report import (
                    headline_metrics,
                    write_results,
 )
+from tdpcr_lib.evaluation.tables import (
+                   band_error_under_clouds,
+                   class_names,
+                   normalised_confusion,
+                   per_class_iou_table,
+)
 from tdpcr_lib.metrics.results import CR_METRICS, to_records, value, wide
 from tdpcr_lib.models.checkpoint import load_model
 from tdpcr_lib.notebook.display import show_figures_inline
@@ -63,6 +69,7 @@ from tdpcr_lib.notebook.record import RunRecord, resolve_reports_dir
 from tdpcr_lib.plot.compare import plot_comparison
 from tdpcr_lib.plot.composites import save_figure
 from tdpcr_lib.plot.curves import plot_bucket_metrics
+from tdpcr_lib.plot.diagnostics import plot_band_error, plot_confusion
 from tdpcr_lib.plot.tiles import predict_outputs
 from tdpcr_lib.training.run import ensure_dataset
 
@@ -130,6 +137,22 @@ result.tables["cr"]
 result.tables["seg"]
 
 # %% [markdown]
+# ### Per-class IoU and confusion matrix
+# Class names are the synthetic twin's own classes on the twin (its `synthetic.json`), the legend's
+# elsewhere ("class N" where the real dataset's class is not known). IoU in percent; the confusion
+# matrix is normalised per true class (rows sum to 100 %), so its diagonal is each class's recall.
+
+# %%
+names = class_names(data_root)
+per_class_iou_table(result.frame, names)
+
+# %%
+confusion = normalised_confusion(result.meta["confusion"], names)
+figure = plot_confusion(confusion, title="Test split, all pixels: normalised confusion matrix")
+save_figure(figure, figures_dir / "03_evaluate_confusion.png")
+figure
+
+# %% [markdown]
 # ## Majority-class baseline
 # Predicting the most frequent training class everywhere; a segmentation model must beat it.
 
@@ -159,9 +182,28 @@ model, _ = load_model(checkpoint, device="cpu")
 index = cloudiest_index(test_set, limit=8)
 sample = test_set[index]
 outputs = predict_outputs({"TDP-CR": model}, sample)
-figure = plot_comparison(sample, outputs)
+figure = plot_comparison(sample, outputs, class_names=names)
 save_figure(figure, figures_dir / "03_evaluate_example.png")
 figure
+
+# %% [markdown]
+# ## Which bands are wrong under clouds
+# Mean error (bias: reconstruction − target) and mean absolute error per band inside the cloud mask
+# over a few test tiles, beside each band's 2–98 % range in the target. A positive bias in the
+# short-wavelength bands (B01–B03) is haze the model leaves behind; under a per-channel stretch the
+# narrow blue range turned it into saturated cyan/blue blobs, so the figures above share one gain for
+# all three channels instead (`tdpcr_lib.core.arrays.stretch_limits(common=True)`).
+
+# %%
+tiles = [test_set[i] for i in range(min(len(test_set), 4 if SMOKE else 16))]
+pairs = [(tile, predict_outputs({"TDP-CR": model}, tile)["TDP-CR"]) for tile in tiles]
+band_error = band_error_under_clouds(pairs)
+figure = plot_band_error(band_error, title="Test tiles: reconstruction error under clouds, per band")
+save_figure(figure, figures_dir / "03_evaluate_band_error.png")
+figure
+
+# %%
+band_error.round(4)
 
 # %% [markdown]
 # ## Results page and metrics record
@@ -170,10 +212,11 @@ figure
 
 # %%
 results_path = write_results(result, majority, reports_dir / "results.md",
-                                        checkpoint=checkpoint)
+                                         checkpoint=checkpoint, class_names=names)
 headline = headline_metrics(result, majority)
 record.write({**headline, "evaluation": to_records(result.frame),
-              "majority": majority.to_dict()}, meta=result.meta)
+              "majority": majority.to_dict(), "class_names": names,
+              "band_error_under_clouds": band_error.to_dict(orient="index")}, meta=result.meta)
 headline
 
 # %% [markdown]

@@ -50,6 +50,7 @@ from tdpcr_lib.core import paths
 from tdpcr_lib.core.runtime import resolve_device
 from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
 from tdpcr_lib.evaluation.ablations.grid import discover_checkpoints, load_models
+from tdpcr_lib.evaluation.tables import class_names
 from tdpcr_lib.notebook.display import show_figures_inline
 from tdpcr_lib.notebook.record import RunRecord, resolve_reports_dir
 from tdpcr_lib.plot.compare import plot_prompt_maps
@@ -58,6 +59,7 @@ from tdpcr_lib.plot.tiles import (
     default_tile_ids,
     index_of_tile,
     predict_outputs,
+    row_titles,
     save_tile_comparisons,
 )
 from tdpcr_lib.plot.widgets import build_viewer
@@ -107,27 +109,34 @@ record = RunRecord.from_parameters_cell(
     resolved={"data_root": data_root, "runs_dir": runs_dir, "device": device,
               "checkpoints": {k: str(v) for k, v in checkpoints.items()}, "tile_ids": tile_ids,
               "sample_crop": sample_crop})
-print("models:", *checkpoints, sep="\n  ")
+# each row says what the run was trained with: the main run and the ablations differ in budget
+titles = row_titles(checkpoints)
+names = class_names(data_root)
+print("models:", *(t.replace("\n", " — ") for t in titles.values()), sep="\n  ")
 print("tiles:", tile_ids)
 
 # %% [markdown]
 # ## Static comparison figures
 # One figure per listed tile (and a centre zoom), written to `reports/figures/05_compare_<tile>.png`.
-# All optical panels share the target's 2–98 % stretch, so clouds saturate to white and colour
-# differences between panels are real; the error maps share one colour scale across models.
+# All optical panels share one stretch taken from the target — one gain for all three channels, so a
+# small excess in one band stays a faint tint instead of a saturated colour, clouds saturate to
+# white, and colour differences between panels are real; the error maps share one colour scale
+# across models, and each row title gives the run's training budget (phase, steps, parameters).
 
 # %%
 written = save_tile_comparisons(test_set, models, tile_ids, reports_dir / "figures",
                                     composite=COMPOSITE, zoom=ZOOM, device=device,
-                                    sample_crop=sample_crop)
+                                    sample_crop=sample_crop, row_titles=titles,
+                                    class_names=names)
 for item in written.values():
     for png in item["png"]:
         display(Image(filename=png))
 
 # %% [markdown]
 # ## What the prompt attends to
-# The prompt/gate maps of a PGF model beside the cloud mask. If the degradation prompt does its job,
-# high values should follow the clouds (where SAR is needed). With the default tiny training budget
+# The gate maps of a PGF model beside the cloud mask: at each level, the weight the fusion gives to
+# SAR (0 = optical features kept, 1 = SAR fully injected; colour bar). If the degradation prompt does
+# its job, high values should follow the clouds (where SAR is needed). With the default tiny training budget
 # this correspondence may be weak or absent — that is a finding about the budget, not a rendering
 # bug.
 
@@ -146,10 +155,13 @@ else:
 # %% [markdown]
 # ## Interactive viewer
 # Choose the cloud-cover bucket and tile, the band composite, which models to show, the zoom factor
-# and its centre. (Needs a live kernel; in an executed copy only the last rendering is visible.)
+# and its centre. A new tile runs each model once (a busy line shows meanwhile); every other change
+# redraws from the cached outputs in about a second. The tile's metrics are the table on the right.
+# (Needs a live kernel; in an executed copy only the last rendering is visible.)
 
 # %%
-viewer = build_viewer(test_set, models, device=device, sample_crop=sample_crop)
+viewer = build_viewer(test_set, models, device=device, sample_crop=sample_crop,
+                      row_titles=titles, class_names=names)
 viewer.show()
 
 # %%

@@ -16,7 +16,13 @@ from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
 from tdpcr_lib.evaluation.evaluate import EvaluationResult, evaluate
 from tdpcr_lib.evaluation.majority import MajorityBaseline, majority_class_baseline
 from tdpcr_lib.evaluation.report import headline_metrics, results_markdown
-from tdpcr_lib.evaluation.tables import dataframe_to_markdown
+from tdpcr_lib.evaluation.tables import (
+    band_error_under_clouds,
+    class_names,
+    dataframe_to_markdown,
+    normalised_confusion,
+    per_class_iou_table,
+)
 from tdpcr_lib.inference.tiling import TileGrid, sliding_window_predict
 from tdpcr_lib.metrics.results import REGIONS, has, label, make_frame, select, value
 from tdpcr_lib.models import ModelConfig, build_model
@@ -173,6 +179,39 @@ def test_results_page_keeps_the_paper_apart_from_our_numbers(test_set):
     headline = headline_metrics(result, majority)
     assert headline["majority_miou"] == 0.25
     assert headline["miou_gain_over_majority"] == pytest.approx(headline["miou"] - 0.25)
+    # one unit: OA and mIoU in percent, as in ablations.md; per-class IoU and confusion matrix
+    assert "majority_miou %" in ours and "| 25.0 |" in ours
+    assert "### Per-class IoU" in ours and "### Normalised confusion matrix" in ours
+    assert result.meta["confusion"] is not None
+
+
+def test_per_class_and_confusion_tables_are_hand_checkable():
+    confusion = np.array([[3, 1], [0, 4]])
+    table = normalised_confusion(confusion, ["water", "forest"])
+    np.testing.assert_allclose(table.to_numpy(), [[75.0, 25.0], [0.0, 100.0]])
+    assert list(table.index) == ["0: water", "1: forest"]
+    frame = make_frame([{"region": "all", "bucket": "all", "metric": "iou_class_1",
+                         "value": 0.5}])
+    iou = per_class_iou_table(frame, ["water", "forest"])
+    assert iou.loc["1: forest", "IoU %"] == 50.0 and "0: water" not in iou.index
+
+
+def test_class_names_come_from_the_twin(tiny_luojiaset_root, tmp_path):
+    (tmp_path / "synthetic.json").write_text(json.dumps({"classes": {"1": "water"}}))
+    names = class_names(tmp_path)
+    assert names[1] == "water" and names[0] == "class 0"
+    assert class_names(None)[0] == "class 0"
+
+
+def test_band_error_under_clouds_reports_bias_per_band():
+    target = torch.full((13, 4, 4), 0.1)
+    cloud = torch.zeros(4, 4)
+    cloud[:2] = 1
+    rec = target.clone()
+    rec[1] += 0.02  # B02 too bright everywhere: only cloudy pixels count, all of them +0.02
+    table = band_error_under_clouds([({"target": target, "cloud_mask": cloud},
+                                      {"reconstruction": rec})])
+    assert table.loc["B02", "bias"] == pytest.approx(0.02) and table.loc["B04", "mae"] == 0
 
 
 def test_markdown_table_formats_nan_and_numbers():

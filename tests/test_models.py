@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from tdpcr_lib.models import FUSIONS, TDPCR, ModelConfig, ModelConfigError, build_model
+from tdpcr_lib.models.blocks import Upsample
 from tdpcr_lib.models.complexity import count_parameters, flops_per_tile
 from tdpcr_lib.models.pgf import PromptGuidedFusion
 
@@ -271,3 +272,12 @@ def test_cuda_bf16_channels_last_matches_cpu(fusion):
     assert out["reconstruction"].dtype == torch.float32
     assert (out["reconstruction"].cpu() - reference["reconstruction"]).abs().max() < 0.1
     assert out["segmentation"].shape == reference["segmentation"].shape
+
+
+def test_upsampling_starts_without_a_checkerboard():
+    """ICNR init: a constant input gives a constant output (no period-2 dot pattern)."""
+    torch.manual_seed(0)
+    out = Upsample(8, 4)(torch.ones(1, 8, 6, 6))
+    assert out.shape == (1, 4, 12, 12)
+    # every 2×2 sub-pixel block equals its neighbours: constant per channel
+    assert torch.allclose(out, out[..., :1, :1].expand_as(out), atol=1e-6)

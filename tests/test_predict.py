@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import tracemalloc
 from pathlib import Path
 
@@ -460,7 +462,9 @@ def test_checkpoint_folder_and_module_give_the_same_result(scene, tiny_tdpcr, ti
     from_module = P.predict_scene(scene.s2_cloudy, scene.s1, tiny_tdpcr, tmp_path / "b", **kwargs)
     np.testing.assert_array_equal(_read(from_dir["cloud_free"]), _read(from_module["cloud_free"]))
     summary = json.loads(from_dir["summary"].read_text())
-    assert summary["checkpoint"] == str(tiny_checkpoint) and summary["checkpoint_phase"] == "phase2"
+    # the checkpoint's run id (last two path parts), not the absolute local path
+    assert summary["checkpoint"] == str(Path(*Path(tiny_checkpoint).parts[-2:]))
+    assert summary["checkpoint_phase"] == "phase2"
     assert from_dir["degradation_prompt"].exists()
 
 
@@ -543,3 +547,40 @@ def test_synthetic_scene_is_deterministic_and_on_the_requested_grids(tmp_path):
     mask = _read(a.cloud_mask)[0] > 0.5
     if mask.any():  # clouds brighten the visible bands where the mask says so
         assert (cloudy[1:4, mask] - clear[1:4, mask]).mean() > 1000
+
+
+# ---------------------------------------------------------------------------- GIS metadata
+def test_products_are_gis_ready(tiled_outputs):
+    """Category names and colours, an RGB hint and the scale, and no absolute local paths."""
+    with rasterio.open(tiled_outputs["cloud_free"]) as cf:
+        interp = [c.name for c in cf.colorinterp]
+        assert (interp[3], interp[2], interp[1]) == ("red", "green", "blue")  # B04/B03/B02
+        assert cf.descriptions[8] == "B8A" and cf.scales == (1e-4,) * 13
+        assert "(DN - OFFSET) / 10000" in cf.tags()["REFLECTANCE"]
+    sidecar = Path(f"{tiled_outputs['land_cover']}.aux.xml")
+    assert sidecar.is_file() and "<CategoryNames>" in sidecar.read_text()
+    with rasterio.open(tiled_outputs["degradation_prompt"]) as pr:
+        assert "weight given to SAR" in pr.tags()["MEANING"]
+    for name, path in tiled_outputs.items():
+        with open(path, "rb") as f:
+            content = f.read()
+        assert str(Path(path).parent).encode() not in content, name
+        assert b"/tmp/" not in content and b"/pytest-" not in content, name
+
+
+def test_gdal_reads_category_names(tiled_outputs):
+    gdalinfo = shutil.which("gdalinfo")
+    if gdalinfo is None:
+        pytest.skip("gdalinfo (gdal-bin) is not installed")
+    text = subprocess.run([gdalinfo, str(tiled_outputs["land_cover"])], capture_output=True,
+                          text=True, check=True).stdout
+    legend = load_legend()
+    assert "Categories:" in text and legend.names[6] in text
+    assert "Color Table" in text
+
+
+def test_products_are_valid_cogs(tiled_outputs):
+    cogeo = pytest.importorskip("rio_cogeo.cogeo", reason="rio-cogeo (dev extra) not installed")
+    for name in ("cloud_free", "land_cover", "degradation_prompt"):
+        valid, errors, _ = cogeo.cog_validate(str(tiled_outputs[name]))
+        assert valid, (name, errors)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import rasterio
 import torch
 from _viz_fakes import TinyModel, make_dataset, make_sample
+from affine import Affine
 from matplotlib.figure import Figure
 
 from tdpcr_lib import transforms as viz_transforms
@@ -16,6 +18,8 @@ from tdpcr_lib.plot import compare as viz_compare
 from tdpcr_lib.plot import composites as viz
 from tdpcr_lib.plot import curves as viz_curves
 from tdpcr_lib.plot import tiles as viz_tiles
+from tdpcr_lib.plot.mosaic import PANEL, plot_comparison_mosaic
+from tdpcr_lib.plot.scene import plot_scene_prediction
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -47,12 +51,30 @@ def test_band_composite_hand_computed_stretch():
 @pytest.mark.parametrize("name", list(COMPOSITES) + ["true", "nir", "swir", "SWIR"])
 def test_band_composite_uses_the_right_bands(sample, name):
     target = sample["target"].numpy()
-    rgb = viz.band_composite(target, name, reference=target)
+    rgb = viz.band_composite(target, name, reference=target, common=False)
     assert rgb.shape == (32, 32, 3) and rgb.dtype == np.float32
     assert 0 <= rgb.min() and rgb.max() <= 1
     bands = COMPOSITES[viz.resolve_composite(name)]
     # stretching each chosen band alone gives the same channels
     np.testing.assert_allclose(rgb, percentile_stretch(target[list(bands)]), atol=1e-6)
+
+
+def test_common_stretch_keeps_a_small_band_excess_small():
+    """The cause of the cyan/blue blobs: a per-channel stretch gives the narrow blue band a large
+    gain; the common stretch (the default) shows a +0.02 blue excess as a faint tint."""
+    rng = np.random.default_rng(0)
+    target = np.zeros((13, 16, 16), dtype=np.float32)
+    target[3] = rng.uniform(0.05, 0.25, (16, 16))  # B04: wide range
+    target[2] = rng.uniform(0.06, 0.14, (16, 16))  # B03
+    target[1] = rng.uniform(0.08, 0.12, (16, 16))  # B02: narrow range (0.04)
+    hazy = target.copy()
+    hazy[1] += 0.02
+    shift = {common: (viz.band_composite(hazy, "true", reference=target, common=common)
+                      - viz.band_composite(target, "true", reference=target, common=common))
+             [..., 2].mean() for common in (False, True)}
+    assert shift[False] > 0.3 and shift[True] < 0.15
+    lo, hi = arrays.stretch_limits(target[[3, 2, 1]], common=True)
+    assert len(set(lo)) == 1 and len(set(hi)) == 1  # one gain and offset for all channels
 
 
 def test_composite_errors(sample):
@@ -98,13 +120,15 @@ def test_window_centred_stays_inside_and_crop():
 
 
 def test_prompt_maps_nearest_upsampling_and_scaling():
-    level = torch.tensor([[[0.0, 1.0], [2.0, 4.0]]])  # (1, 2, 2)
-    maps = viz.prompt_maps({"prompts": [level, torch.ones(3, 1, 1)]}, (4, 4))
+    level = torch.tensor([[[0.0, 0.25], [0.5, 1.0]]])  # (1, 2, 2) gate values
+    maps = viz.prompt_maps({"prompts": [level, torch.full((3, 1, 1), 0.7)]}, (4, 4))
     assert len(maps) == 2
     np.testing.assert_allclose(maps[0][:2, :2], 0.0)
     np.testing.assert_allclose(maps[0][2:, 2:], 1.0)
     np.testing.assert_allclose(maps[0][0, 3], 0.25)
-    np.testing.assert_allclose(maps[1], 0.0)  # constant map → zeros, not NaN
+    np.testing.assert_allclose(maps[1], 0.7)  # the gate's own 0-1 scale, not min-max scaled
+    scaled = viz.prompt_maps({"prompts": [level * 0.5]}, (4, 4), normalise=True)
+    np.testing.assert_allclose(scaled[0][2:, 2:], 1.0)
     assert viz.prompt_maps({"reconstruction": None}, (4, 4)) == []
 
 
@@ -214,3 +238,49 @@ def test_save_tile_comparisons_writes_pngs(tmp_path):
     assert set(written["ROIs_02_p0"]["metrics"]["tiny"]) >= {"psnr", "miou"}
     with pytest.raises(KeyError, match="nope"):
         viz_tiles.save_tile_comparisons(dataset, models, ["nope"], tmp_path)
+
+
+def test_comparison_has_colour_bars_legends_and_row_titles(sample, outputs):
+    fig = viz_compare.plot_comparison(sample, outputs, row_titles={"full": "full\nphase2 · 9 steps"})
+    labels = [ax.get_ylabel() for ax in fig.axes]
+    assert "full\nphase2 · 9 steps" in labels
+    bar_labels = " ".join(ax.get_ylabel() for ax in fig.axes)
+    assert "weight given to SAR" in bar_labels and "reflectance" in bar_labels
+    legends = [t.get_text() for ax in fig.axes for lg in [ax.get_legend()] if lg
+               for t in [lg.get_title()]]
+    assert "cloud mask" in legends
+    titles = " ".join(ax.get_title() for ax in fig.axes)
+    assert "dB" in titles  # the SAR panel gives its dB ranges
+
+
+def test_metrics_frame_units_and_missing_values():
+    table = viz_compare.metrics_frame({"a": {"psnr": 30.0, "miou": 0.5}, "b": {"psnr": 20.0}})
+    assert table.loc["a", "mIoU %"] == "50.0" and table.loc["b", "mIoU %"] == "n/a"
+    assert table.loc["a", "PSNR dB"] == "30.00"
+
+
+def test_mosaic_draws_every_panel_in_one_image(sample, outputs):
+    fig = plot_comparison_mosaic(sample, outputs, row_titles={"full": "full run"})
+    assert not fig.axes and len(fig.images) == 1
+    texts = [t.get_text() for t in fig.texts]
+    assert "full run" in texts and "gate L1" in texts and "no segmentation head" in texts
+    assert any("weight given to SAR" in t for t in texts)
+    assert fig.images[0].get_array().shape[0] > 3 * PANEL
+
+
+def test_scene_figure_has_map_coordinates_and_scale_bar(tmp_path):
+    transform = Affine(10.0, 0, 400000.0, 0, -10.0, 5300000.0)
+    paths = {}
+    for name, count, dtype in (("s2", 13, "uint16"), ("cloud_free", 13, "uint16"),
+                               ("degradation_prompt", 1, "float32")):
+        paths[name] = tmp_path / f"{name}.tif"
+        with rasterio.open(paths[name], "w", driver="GTiff", width=32, height=32, count=count,
+                           dtype=dtype, crs="EPSG:32755", transform=transform) as dst:
+            dst.write((np.random.default_rng(0).random((count, 32, 32)) * 3000).astype(dtype)
+                      if dtype == "uint16" else np.full((1, 32, 32), 0.5, dtype))
+    fig = plot_scene_prediction(paths["s2"], {"cloud_free": paths["cloud_free"],
+                                              "degradation_prompt": paths["degradation_prompt"]})
+    ax = fig.axes[0]
+    assert ax.get_xlim()[0] == pytest.approx(400000.0) and "easting" in ax.get_xlabel()
+    assert any(t.get_text().endswith(" m") for t in ax.texts)  # the scale bar's label
+    assert "EPSG:32755" in fig._suptitle.get_text()

@@ -85,9 +85,28 @@ def percentile_stretch(image: np.ndarray, lo: np.ndarray | None = None, hi: np.n
     return np.clip(out, 0, 1).transpose(1, 2, 0)
 
 
-def stretch_limits(image: np.ndarray, percentiles: tuple[float, float] = (2.0, 98.0)
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel percentile limits of a (C, H, W) image."""
-    flat = np.nan_to_num(np.asarray(image, dtype=np.float32)).reshape(image.shape[0], -1)
-    lo, hi = np.percentile(flat, percentiles, axis=1)
+def stretch_limits(image: np.ndarray, percentiles: tuple[float, float] = (2.0, 98.0),
+                   common: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile limits of a (C, H, W) image, one ``(lo, hi)`` per channel.
+
+    Parameters
+    ----------
+    image : ndarray
+        ``(C, H, W)``.
+    percentiles : (float, float)
+        Lower and upper percentile.
+    common : bool
+        ``False``: each channel's own percentiles (maximum contrast, but a channel with a
+        narrow range — the blue band of a clear scene — gets a large gain, so a small excess
+        in it saturates as a strong colour). ``True``: one ``lo``/``hi`` for every channel —
+        the lower percentile of each pixel's darkest channel and the upper percentile of its
+        brightest — so all channels share one gain and offset, relative band differences keep
+        their physical size (a 0.02 blue excess stays a faint tint) and clouds stay white.
+    """
+    arr = np.nan_to_num(np.asarray(image, dtype=np.float32))
+    if common:
+        lo = np.percentile(arr.min(axis=0), percentiles[0])
+        hi = np.percentile(arr.max(axis=0), percentiles[1])
+        return np.full(arr.shape[0], lo, np.float32), np.full(arr.shape[0], hi, np.float32)
+    lo, hi = np.percentile(arr.reshape(arr.shape[0], -1), percentiles, axis=1)
     return lo, hi

@@ -40,7 +40,7 @@ def plot_sample(sample: Mapping[str, Any], prediction: Any = None, *, legend: Le
     legend = legend or load_legend()
     rgb = list(RGB_INDICES)
     target = to_numpy(sample["target"])[rgb]
-    lo, hi = stretch_limits(target)
+    lo, hi = stretch_limits(target, common=True)  # one gain for R, G, B: see plot.compare
     sar = to_numpy(sample["sar"])
     sar_rgb = np.stack([sar[0], sar[1], np.clip(sar[0] - sar[1] + 0.5, 0, 1)])
     labels = to_numpy(sample["mask"]).astype(np.int64)

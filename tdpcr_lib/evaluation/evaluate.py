@@ -157,7 +157,11 @@ def evaluate(checkpoint_or_model: str | Path | nn.Module, dataset: Dataset, *,
                 "model_config": meta.get("model_config") or _config_dict(model),
                 "checkpoint_phase": meta.get("phase"), "checkpoint_epoch": meta.get("epoch"),
                 "checkpoint_step": meta.get("step"),
-                "manifest_hash": getattr(dataset, "manifest_hash", None)}
+                "manifest_hash": getattr(dataset, "manifest_hash", None),
+                # (K, K) pixel counts, rows = true class, all pixels and buckets: per-class
+                # errors and the normalised confusion matrix of the report
+                "confusion": accumulator.confusion_matrix().tolist()
+                if accumulator.has_segmentation else None}
     return EvaluationResult(frame=frame, meta=meta_out)
 
 

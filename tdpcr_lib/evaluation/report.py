@@ -14,7 +14,12 @@ from torch.utils.data import Dataset
 from tdpcr_lib.core.io import atomic_write_text
 from tdpcr_lib.evaluation.evaluate import EvaluationResult
 from tdpcr_lib.evaluation.majority import MajorityBaseline, majority_table
-from tdpcr_lib.evaluation.tables import dataframe_to_markdown
+from tdpcr_lib.evaluation.tables import (
+    as_percent,
+    dataframe_to_markdown,
+    normalised_confusion,
+    per_class_iou_table,
+)
 from tdpcr_lib.metrics.results import (
     ALL,
     COUNT_METRIC,
@@ -92,22 +97,25 @@ PAPER_CLAIMS: tuple[tuple[str, str, str], ...] = (
 
 
 def write_results(result: EvaluationResult, majority: MajorityBaseline | None,
-                  path: str | Path, checkpoint: str | Path | None = None) -> Path:
+                  path: str | Path, checkpoint: str | Path | None = None,
+                  class_names: Sequence[str] | None = None) -> Path:
     """Write ``reports/results.md`` (see :func:`results_markdown`) atomically."""
     parameters = None
     if checkpoint is not None and not isinstance(checkpoint, nn.Module):
         parameters = read_meta(checkpoint).get("parameters")
-    return atomic_write_text(path, results_markdown(result, majority, parameters=parameters))
+    return atomic_write_text(path, results_markdown(result, majority, parameters=parameters,
+                                                    class_names=class_names))
 
 
 def results_markdown(result: EvaluationResult, majority: MajorityBaseline | None = None,
                      parameters: dict[str, Any] | None = None, title: str = "TDP-CR results",
-                     notes: Sequence[str] = ()) -> str:
+                     notes: Sequence[str] = (), class_names: Sequence[str] | None = None) -> str:
     """The ``reports/results.md`` page: our numbers, then the paper's claims, kept apart.
 
     Our tables (overall, cloudy/clear, per bucket; the cloudy input and the majority-class
     baseline as references we computed) never contain a paper number; the paper's claims are in
-    their own table with a "Paper (reference, not ours)" column.
+    their own table with a "Paper (reference, not ours)" column. OA, mIoU and per-class IoU are
+    in percent (as in ``ablations.md``); ``class_names`` (default: the legend's) label classes.
     """
     tables = result.tables
     lines = [f"# {title}", "",
@@ -134,13 +142,26 @@ def results_markdown(result: EvaluationResult, majority: MajorityBaseline | None
             baseline = majority_table(majority)
             for metric in ("miou", "oa"):
                 frame[f"majority_{metric}"] = baseline[metric].reindex(frame.index)
-        lines += ["## Land-cover segmentation (ours)", ""]
+        lines += ["## Land-cover segmentation (ours)", "", "OA and mIoU in percent.", ""]
         if majority is not None:
+            name = (class_names[majority.class_index] if class_names is not None
+                    else majority.class_name)
             lines += [f"`majority_*`: predicting the most frequent training class "
-                      f"({majority.class_index} = {majority.class_name}, "
+                      f"({majority.class_index} = {name}, "
                       f"{100 * majority.train_fraction:.1f} % of training pixels) everywhere.",
                       ""]
-        lines += [dataframe_to_markdown(frame), ""]
+        lines += [dataframe_to_markdown(as_percent(frame), digits=1), ""]
+        per_class = per_class_iou_table(result.frame, class_names)
+        if len(per_class):
+            lines += ["### Per-class IoU (ours, all pixels, %)", "",
+                      dataframe_to_markdown(per_class, digits=1), ""]
+        confusion = result.meta.get("confusion")
+        if confusion is not None:
+            lines += ["### Normalised confusion matrix (ours, all pixels)", "",
+                      "Rows: true class; columns: predicted class; each row is the share (%) of "
+                      "that class's pixels given each label (rows sum to 100).", "",
+                      dataframe_to_markdown(normalised_confusion(confusion, class_names),
+                                            digits=1), ""]
     if parameters:
         lines += ["## Model size (ours)", "",
                   f"- total parameters: {parameters.get('total'):,}",

@@ -3,21 +3,117 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from tdpcr_lib.core.arrays import to_numpy
+from tdpcr_lib.core.bands import S2_BANDS
+from tdpcr_lib.core.legend import load_legend
+from tdpcr_lib.datasets.synthetic.tiles import read_synthetic_info
 from tdpcr_lib.metrics.results import (
     ALL,
     CR_METRICS,
     INPUT_PREFIX,
     REGIONS,
     SEG_METRICS,
+    iou_class,
     select,
     wide,
 )
+
+#: Metrics reported in percent everywhere (tables, results.md, ablations.md, figures).
+PERCENT_METRICS: frozenset[str] = frozenset({"miou", "oa", "macc", "fwiou", "majority_miou",
+                                            "majority_oa"})
+
+
+def as_percent(table: pd.DataFrame) -> pd.DataFrame:
+    """A copy with the :data:`PERCENT_METRICS` columns (fractions) × 100 and ``" %"`` in their
+    names: one unit for OA and mIoU wherever they are shown."""
+    out = table.copy()
+    for column in [c for c in out.columns if str(c) in PERCENT_METRICS or
+                   str(c).startswith("iou_class_")]:
+        out[column] = out[column].astype(float) * 100.0
+        out = out.rename(columns={column: f"{column} %"})
+    return out
+
+
+def class_names(data_root: str | Path | None = None) -> list[str]:
+    """Land-cover class names by code: the synthetic twin's own classes when ``data_root`` is
+    a twin (``synthetic.json``), otherwise the packaged legend's (``"class N"`` where the real
+    dataset's class is not known)."""
+    legend = load_legend()
+    info = read_synthetic_info(data_root) if data_root is not None else None
+    if info and info.get("classes"):
+        named = {int(k): v for k, v in info["classes"].items()}
+        return [named.get(k, legend.names[k]) for k in legend.codes]
+    return list(legend.names)
+
+
+def per_class_iou_table(frame: pd.DataFrame, names: Sequence[str] | None = None,
+                        region: str = ALL) -> pd.DataFrame:
+    """IoU of each class in percent (rows: ``code: name``), over all buckets of ``region``."""
+    names = list(names) if names is not None else list(load_legend().names)
+    rows = {}
+    for k, name in enumerate(names):
+        part = select(frame, metric=iou_class(k), region=region, bucket=ALL)
+        if len(part):
+            rows[f"{k}: {name}"] = 100.0 * float(part["value"].iloc[0])
+    table = pd.DataFrame({"IoU %": pd.Series(rows, dtype=float)})
+    table.index.name = "class"
+    return table
+
+
+def normalised_confusion(confusion: Any, names: Sequence[str] | None = None) -> pd.DataFrame:
+    """A (K, K) confusion matrix (rows: true class, columns: predicted) as row percentages:
+    each row sums to 100 (the share of that true class's pixels given each label).
+
+    Rows are the true class, as in :func:`tdpcr_lib.metrics.functional.confusion_matrix` and
+    the accumulator's ``confusion_matrix()``.
+    """
+    matrix = np.asarray(to_numpy(confusion), dtype=float)
+    names = list(names) if names is not None else list(load_legend().names)
+    labels = [f"{k}: {n}" for k, n in enumerate(names[:matrix.shape[0]])]
+    totals = matrix.sum(axis=1, keepdims=True)
+    share = np.divide(100.0 * matrix, totals, out=np.full_like(matrix, np.nan), where=totals > 0)
+    table = pd.DataFrame(share, index=pd.Index(labels, name="true class"), columns=labels)
+    table.columns.name = "predicted class (% of true-class pixels)"
+    return table
+
+
+def band_error_under_clouds(pairs: Iterable[tuple[Mapping[str, Any], Mapping[str, Any]]]
+                            ) -> pd.DataFrame:
+    """Per-band reconstruction error inside the cloud mask, over (sample, output) pairs.
+
+    Columns: ``bias`` (mean of reconstruction − target: > 0 means too bright, e.g. haze left in
+    the short-wavelength bands), ``mae`` (mean absolute error) and ``target_range`` (2–98 %
+    spread of the target in that band — an error is visible in a figure in proportion to it),
+    all in reflectance units; rows in :data:`tdpcr_lib.core.bands.S2_BANDS` order.
+    """
+    sums, abs_sums, count, ranges = np.zeros(len(S2_BANDS)), np.zeros(len(S2_BANDS)), 0, []
+    for sample, output in pairs:
+        target = to_numpy(sample["target"]).astype(np.float64)
+        rec = np.clip(to_numpy(output["reconstruction"]).astype(np.float64), 0.0, 1.0)
+        cloud = to_numpy(sample["cloud_mask"]).astype(bool)
+        if not cloud.any():
+            continue
+        diff = (rec - target)[:, cloud]
+        sums += diff.sum(axis=1)
+        abs_sums += np.abs(diff).sum(axis=1)
+        count += int(cloud.sum())
+        lo, hi = np.percentile(target.reshape(len(S2_BANDS), -1), (2, 98), axis=1)
+        ranges.append(hi - lo)
+    if count == 0:
+        raise ValueError("no cloudy pixel in the given samples")
+    table = pd.DataFrame({"bias": sums / count, "mae": abs_sums / count,
+                          "target_range": np.mean(ranges, axis=0)},
+                         index=pd.Index(S2_BANDS, name="band"))
+    table["mae / range"] = table["mae"] / table["target_range"]
+    return table
+
 
 #: Columns of the ``summary`` table (``psnr_gain`` = ``psnr`` − ``input_psnr``).
 SUMMARY_COLUMNS: tuple[str, ...] = ("psnr", "input_psnr", "psnr_gain", "ssim", "sam", "mae",

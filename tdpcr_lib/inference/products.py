@@ -12,6 +12,7 @@ import rasterio.shutil
 from tdpcr_lib.core.bands import S2_BANDS
 from tdpcr_lib.core.io import atomic_path
 from tdpcr_lib.core.legend import load_legend
+from tdpcr_lib.inference.metadata import apply_product_metadata, write_category_sidecar
 
 #: File names of the products inside ``out_dir``.
 OUTPUT_FILES: dict[str, str] = {
@@ -59,11 +60,17 @@ def check_blocksize(blocksize: int) -> int:
 
 
 def _to_cog(src_path: Path, dst_path: Path, resampling: str, blocksize: int) -> None:
-    """Copy a finished intermediate GTiff into a COG at ``dst_path`` atomically."""
+    """Copy a finished intermediate GTiff into a COG at ``dst_path`` atomically.
+
+    The GIS metadata (:mod:`tdpcr_lib.inference.metadata`) is added to the intermediate first
+    (a COG must not be edited in place); a land-cover COG gets its category-name side-car.
+    """
+    apply_product_metadata(src_path, Path(dst_path).stem)
     with atomic_path(dst_path, suffix=".tif") as tmp:
         rasterio.shutil.copy(src_path, tmp, driver="COG", compress="DEFLATE", predictor="YES",
                              blocksize=blocksize, overview_resampling=resampling,
                              bigtiff="IF_SAFER", num_threads="ALL_CPUS")
+    write_category_sidecar(dst_path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -83,7 +90,7 @@ def open_prediction(outputs: dict[str, Path] | str | Path, load: bool = False) -
     Returns
     -------
     dict of str to xarray.DataArray
-        ``cloud_free`` (dims ``band, y, x``, ``band`` = ``B01 … B12, B8A``, uint16 DN),
+        ``cloud_free`` (dims ``band, y, x``, ``band`` = ``B01 … B08, B8A, B09 … B12``, uint16 DN),
         ``land_cover`` (``y, x``, uint8; ``attrs["class_names"]``, ``attrs["class_colours"]``),
         ``degradation_prompt`` (``y, x``, float32) — whichever exist.
     """

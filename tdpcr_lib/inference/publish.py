@@ -45,6 +45,8 @@ STAGING_SUFFIX = ".staging"
 
 #: TIFF tag every product carries (``scene.py`` writes it).
 PRODUCT_TAG = "TDPCR_VERSION"
+#: GDAL writes metadata it cannot keep inside a GeoTIFF (category names) to ``<file>.aux.xml``.
+SIDECAR_SUFFIX = ".aux.xml"
 
 
 RASTER_PRODUCTS = tuple(k for k in OUTPUT_FILES if k != "summary")
@@ -104,10 +106,17 @@ def roll_forward(out_dir: Path) -> None:
             old_summary.unlink()  # first: no prediction.json may describe a mixed set
         for name in RASTER_PRODUCTS:
             target = out_dir / OUTPUT_FILES[name]
+            # GDAL's side file (category names of land_cover.tif) travels with its raster
+            sidecar = target.with_name(target.name + SIDECAR_SUFFIX)
             if (pending / OUTPUT_FILES[name]).is_file():
+                if (pending / sidecar.name).is_file():
+                    os.replace(pending / sidecar.name, sidecar)
+                elif sidecar.is_file():
+                    sidecar.unlink()
                 os.replace(pending / OUTPUT_FILES[name], target)
             elif name not in new and target.is_file() and written_by_tdpcr(target):
                 target.unlink()  # a product of an earlier run the new one does not write
+                sidecar.unlink(missing_ok=True)
         os.replace(summary, out_dir / OUTPUT_FILES["summary"])  # last: the set is complete
     shutil.rmtree(pending, ignore_errors=True)
 

@@ -73,6 +73,7 @@ from tdpcr_lib.inference.inputs import (
     _warn_if_units_look_wrong,
     scene_inputs,
 )
+from tdpcr_lib.inference.metadata import portable
 from tdpcr_lib.inference.predictor import load_predictor, predict_tile_batch, prompt_map
 from tdpcr_lib.inference.products import (
     CLOUD_FREE_NODATA,
@@ -199,7 +200,8 @@ def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
         "outputs": {k: str(v) for k, v in paths.items()},
     }
     try:
-        atomic_write_json(staging / OUTPUT_FILES["summary"], summary)  # last: staging complete
+        # last: the staging folder is complete once prediction.json is in it
+        atomic_write_json(staging / OUTPUT_FILES["summary"], portable(summary, out_dir))
         publish(staging, out_dir)
     except BaseException:
         if not (staging / OUTPUT_FILES["summary"]).is_file():

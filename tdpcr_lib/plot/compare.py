@@ -10,16 +10,18 @@ interactive viewer (:mod:`tdpcr_lib.plot.widgets`) and the notebooks only call t
 
 Display choices (the paper shows no figures we could copy, so these are ours):
 
-* **One stretch for all optical panels of a tile** (the data layer's ``stretch_limits`` /
-  ``percentile_stretch``, reused). The 2-98 % per-channel percentiles are taken
-  from the clear target and applied to the cloudy input and to every reconstruction, so colours
-  are comparable between panels (clouds saturate to white, which is what they are).
-* **SAR false colour**: R = VV, G = VH, B = VV − VH (all in dB), each 2-98 % stretched.
+* **One stretch for all optical panels of a tile** (:func:`tdpcr_lib.core.arrays.stretch_limits`
+  with ``common=True``): one gain and offset for all three channels, taken from the clear
+  target (2 % of the darkest, 98 % of the brightest channel) and applied to the cloudy input and
+  to every reconstruction, so colours are comparable between panels and a small excess in one
+  band stays a faint tint instead of saturating (clouds saturate to white, which is what they are).
+* **SAR false colour**: R = VV, G = VH, B = VV − VH (all in dB), each 2-98 % stretched; the
+  dB range of each channel is in the panel title.
 * **Absolute error**: mean over the 13 bands of ``|reconstruction − target|`` in reflectance units,
   on a shared colour scale (0 … 99th percentile over all models shown) so models can be compared.
-* **Prompt/gate maps**: each level's map is averaged over channels, min-max scaled per level
-  (its absolute scale has no unit), and upsampled to the tile by nearest neighbour so the zoom
-  window applies to it too.
+* **Gate maps** (the models' ``prompts`` output): each PGF level's injection gate, averaged over
+  channels, on its absolute 0–1 scale (the weight given to SAR), with a colour bar, upsampled to
+  the tile by nearest neighbour so the zoom window applies to it too.
 * **Per-tile metrics** are computed on the whole tile (not the zoom window) with the project's
   :class:`tdpcr_lib.metrics.accumulator.EvaluationAccumulator`, i.e. exactly the evaluation definitions.
 """
@@ -31,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -42,11 +45,13 @@ from tdpcr_lib.metrics.accumulator import EvaluationAccumulator
 from tdpcr_lib.metrics.results import headline
 from tdpcr_lib.plot.composites import (
     DEFAULT_COMPOSITE,
+    GATE_LABEL,
     absolute_error_map,
     band_composite,
     predicted_labels,
     prompt_maps,
     resolve_composite,
+    sar_caption,
     sar_false_colour,
 )
 
@@ -101,32 +106,62 @@ def format_metrics(metrics: Mapping[str, float]) -> str:
     return "\n".join(lines)
 
 
+#: Table columns of :func:`metrics_frame`: (key, column heading with unit, scale, format).
+METRIC_COLUMNS: tuple[tuple[str, str, float, str], ...] = (
+    ("psnr", "PSNR dB", 1.0, "{:.2f}"), ("psnr_cloudy", "PSNR in cloud dB", 1.0, "{:.2f}"),
+    ("ssim", "SSIM", 1.0, "{:.3f}"), ("sam", "SAM °", 1.0, "{:.2f}"),
+    ("mae", "MAE refl.", 1.0, "{:.4f}"), ("oa", "OA %", 100.0, "{:.1f}"),
+    ("miou", "mIoU %", 100.0, "{:.1f}"),
+)
+
+
+def metrics_frame(metrics: Mapping[str, Mapping[str, float]],
+                  row_titles: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Per-tile metrics of several models as a table (rows: models; columns with units).
+
+    OA and mIoU are in percent (the project's unit for them everywhere); a metric a model does
+    not produce (segmentation of a reconstruction-only baseline) is shown as ``n/a``.
+    """
+    rows = {}
+    for name, values in metrics.items():
+        row = {}
+        for key, heading, scale, spec in METRIC_COLUMNS:
+            value = values.get(key)
+            row[heading] = spec.format(value * scale) if value is not None and \
+                math.isfinite(value) else "n/a"
+        rows[(row_titles or {}).get(name, name)] = row
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
 # ----------------------------------------------------------------------------- figures
 def _off(ax: Axes) -> None:
     ax.set_xticks([])
     ax.set_yticks([])
 
 
-def _legend_handles(legend: Legend, labels: Sequence[np.ndarray]) -> list[Patch]:
+def _legend_handles(legend: Legend, labels: Sequence[np.ndarray],
+                    names: Sequence[str] | None = None) -> list[Patch]:
     present = set()
     for lab in labels:
         present.update(int(v) for v in np.unique(lab) if 0 <= int(v) < legend.num_classes)
     codes = sorted(present) or list(legend.codes)
     return [Patch(facecolor=np.asarray(legend.colours[c]) / 255.0, edgecolor="k",
-                  label=f"{c}: {legend.names[c]}") for c in codes]
+                  label=f"{c}: {(names or legend.names)[c]}") for c in codes]
 
 
 def plot_comparison(sample: Mapping[str, Any], outputs: Mapping[str, Mapping[str, Any]],
                     composite: str = DEFAULT_COMPOSITE, models: Sequence[str] | None = None,
                     window: Window | tuple[int, int, int, int] | None = None,
                     show_prompts: bool = True, metrics: Mapping[str, Mapping[str, float]] | None = None,
-                    panel_size: float = 2.1) -> Figure:
+                    panel_size: float = 2.1, show_metrics: bool = True,
+                    row_titles: Mapping[str, str] | None = None,
+                    class_names: Sequence[str] | None = None) -> Figure:
     """The full side-by-side comparison of one tile.
 
-    Row 0: SAR false colour, cloudy input, target, cloud mask, true land cover, class legend.
-    One row per model: reconstruction, absolute-error map, predicted land cover (when the model
-    segments), the prompt/gate map of each PGF level (when it has prompts and ``show_prompts``),
-    and the tile's metrics.
+    Row 0: SAR false colour, cloudy input, target, cloud mask, true land cover, legends (land
+    cover and cloud mask). One row per model: reconstruction, absolute-error map, predicted land
+    cover (when the model segments), the gate map of each PGF level (when it has gates and
+    ``show_prompts``) with one 0–1 colour bar, and (``show_metrics``) the tile's metrics.
 
     Parameters
     ----------
@@ -141,15 +176,23 @@ def plot_comparison(sample: Mapping[str, Any], outputs: Mapping[str, Mapping[str
     window : Window, optional
         Zoom/crop window in tile pixels; the target panel marks it when zoomed.
     show_prompts : bool
-        Draw the prompt/gate maps.
+        Draw the gate maps.
     metrics : dict, optional
-        Model name → :func:`tile_metrics` result; computed when not given.
+        Model name → :func:`tile_metrics` result; computed when not given (and needed).
+    show_metrics : bool
+        Draw a metrics column (the viewer shows them as a table widget beside the figure
+        instead, and skips this column).
+    row_titles : dict, optional
+        Model name → row label (e.g. with the run's training budget); default the name.
+    class_names : sequence of str, optional
+        Land-cover class names by code (default: the packaged legend's).
     """
     models = list(outputs) if models is None else list(models)
     unknown = [m for m in models if m not in outputs]
     if unknown:
         raise KeyError(f"no outputs for model(s) {unknown}; available: {list(outputs)}")
     legend = load_legend()
+    names = list(class_names) if class_names is not None else list(legend.names)
     shape = spatial_shape(sample["target"])
     window = Window(*window).clip(shape) if window is not None else None
     target = to_numpy(sample["target"])
@@ -158,22 +201,33 @@ def plot_comparison(sample: Mapping[str, Any], outputs: Mapping[str, Mapping[str
     n_prompt_cols = 0
     if show_prompts:
         n_prompt_cols = max([len(outputs[m].get("prompts") or []) for m in models] + [0])
-    n_cols = max(6, 3 + n_prompt_cols + 1)
+    n_cols = max(6, 3 + n_prompt_cols + int(show_metrics))
     n_rows = 1 + len(models)
-    fig = Figure(figsize=(panel_size * n_cols, panel_size * n_rows * 1.05), layout="constrained")
+    # layout="constrained" costs seconds with ~70 axes and colour bars (it re-solves the layout
+    # on every draw); a fixed grid is drawn in a fraction of that and the panels are all square.
+    fig = Figure(figsize=(panel_size * n_cols, panel_size * n_rows * 1.1))
+    fig.subplots_adjust(left=0.06, right=0.97, bottom=0.02, top=1 - 0.55 / (panel_size * n_rows * 1.1),
+                        wspace=0.25, hspace=0.3)
     axes = np.atleast_2d(fig.subplots(n_rows, n_cols, squeeze=False))
     for ax in axes.ravel():
         _off(ax)
         ax.set_frame_on(False)
 
-    def show(ax: Axes, image: np.ndarray, title: str, rgb: bool = True, **kw: Any) -> None:
-        ax.imshow(crop_rgb(image, window) if rgb else crop(image, window), interpolation="nearest",
-                  **kw)
+    def show(ax: Axes, image: np.ndarray, title: str, rgb: bool = True, **kw: Any) -> Any:
+        im = ax.imshow(crop_rgb(image, window) if rgb else crop(image, window),
+                       interpolation="nearest", **kw)
         ax.set_title(title, fontsize=8)
         ax.set_frame_on(True)
+        return im
+
+    def colour_bar(im: Any, ax: Axes, label: str) -> None:
+        bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+        bar.ax.tick_params(labelsize=6)
+        bar.set_label(label, fontsize=6)
 
     true_labels = legend.sanitise(to_numpy(sample["mask"]))
-    show(axes[0, 0], sar_false_colour(sample["sar"]), "SAR (VV, VH, VV−VH)")
+    show(axes[0, 0], sar_false_colour(sample["sar"]), sar_caption(sample["sar"]).replace(", ", "\n", 1))
+    axes[0, 0].title.set_fontsize(6)
     show(axes[0, 1], band_composite(sample["optical"], composite, reference=target),
          "cloudy input")
     show(axes[0, 2], band_composite(target, composite, reference=target), "target (clear)")
@@ -183,15 +237,21 @@ def plot_comparison(sample: Mapping[str, Any], outputs: Mapping[str, Mapping[str
 
     predicted = {m: predicted_labels(outputs[m]["segmentation"]) for m in models
                  if outputs[m].get("segmentation") is not None}
-    handles = _legend_handles(legend, [true_labels, *predicted.values()])
-    axes[0, 5].legend(handles=handles, loc="center", fontsize=7, frameon=False,
-                      title="land cover", title_fontsize=8)
+    handles = _legend_handles(legend, [true_labels, *predicted.values()], names)
+    first = axes[0, 5].legend(handles=handles, loc="upper center", fontsize=7, frameon=False,
+                              title="land cover", title_fontsize=8)
+    axes[0, 5].add_artist(first)
+    axes[0, 5].legend(handles=[Patch(facecolor="white", edgecolor="k", label="cloud"),
+                               Patch(facecolor="black", edgecolor="k", label="clear")],
+                      loc="lower center", fontsize=7, frameon=False, title="cloud mask",
+                      title_fontsize=8, ncol=2)
     bucket, tile_id = sample.get("bucket", "?"), sample.get("id", "?")
     bucket = bucket[0] if isinstance(bucket, list | tuple) else bucket
     tile_id = tile_id[0] if isinstance(tile_id, list | tuple) else tile_id
     zoom = f", zoom rows {window.row}:{window.row + window.height}, cols " \
            f"{window.col}:{window.col + window.width}" if window else ""
-    fig.suptitle(f"tile {tile_id} (cloud cover {bucket}) — {composite}{zoom}", fontsize=10)
+    fig.suptitle(f"tile {tile_id} (cloud cover {bucket}) — {composite}, one stretch for all "
+                 f"optical panels{zoom}", fontsize=10)
 
     errors = {m: absolute_error_map(outputs[m]["reconstruction"], target) for m in models}
     err_max = max([float(np.percentile(crop(e, window), 99)) for e in errors.values()] + [1e-6])
@@ -199,13 +259,12 @@ def plot_comparison(sample: Mapping[str, Any], outputs: Mapping[str, Mapping[str
         out = outputs[name]
         show(axes[row, 0], band_composite(out["reconstruction"], composite, reference=target),
              "reconstruction")
-        # the model name as the row label: long names stay readable (titles would be clipped)
-        axes[row, 0].set_ylabel(name, fontsize=8, fontweight="bold")
-        im = axes[row, 1].imshow(crop(errors[name], window), cmap="magma", vmin=0, vmax=err_max,
-                                 interpolation="nearest")
-        axes[row, 1].set_title("|error| (band mean)", fontsize=8)
-        axes[row, 1].set_frame_on(True)
-        fig.colorbar(im, ax=axes[row, 1], fraction=0.046, pad=0.02).ax.tick_params(labelsize=6)
+        # the model name (and budget) as the row label: titles of long names would be clipped
+        axes[row, 0].set_ylabel((row_titles or {}).get(name, name), fontsize=7,
+                                fontweight="bold")
+        im = show(axes[row, 1], errors[name], "|error| (band mean)", rgb=False, cmap="magma",
+                  vmin=0, vmax=err_max)
+        colour_bar(im, axes[row, 1], "reflectance")
         if name in predicted:
             show(axes[row, 2], legend.colourise(predicted[name]), "predicted land cover")
         else:
@@ -213,16 +272,20 @@ def plot_comparison(sample: Mapping[str, Any], outputs: Mapping[str, Mapping[str
                               fontsize=7, transform=axes[row, 2].transAxes)
         if show_prompts:
             maps = prompt_maps(out, shape)
+            im = None
             for level, pmap in enumerate(maps):
-                show(axes[row, 3 + level], pmap, f"prompt/gate L{level + 1}", rgb=False,
-                     cmap="viridis", vmin=0, vmax=1)
+                im = show(axes[row, 3 + level], pmap, f"gate L{level + 1}", rgb=False,
+                          cmap="viridis", vmin=0, vmax=1)
+            if im is not None:
+                colour_bar(im, axes[row, 2 + len(maps)], GATE_LABEL.replace(" (", "\n("))
             if not maps and n_prompt_cols:
-                axes[row, 3].text(0.5, 0.5, "no prompt", ha="center", va="center", fontsize=7,
-                                  transform=axes[row, 3].transAxes)
-        tile = metrics[name] if metrics and name in metrics else tile_metrics(sample, out)
-        axes[row, n_cols - 1].text(0.02, 0.5, format_metrics(tile), ha="left", va="center",
-                                   fontsize=7, family="monospace",
-                                   transform=axes[row, n_cols - 1].transAxes)
+                axes[row, 3].text(0.5, 0.5, "no gate\n(no PGF)", ha="center", va="center",
+                                  fontsize=7, transform=axes[row, 3].transAxes)
+        if show_metrics:
+            tile = metrics[name] if metrics and name in metrics else tile_metrics(sample, out)
+            axes[row, n_cols - 1].text(0.3, 0.5, format_metrics(tile), ha="left", va="center",
+                                       fontsize=8, family="monospace",
+                                       transform=axes[row, n_cols - 1].transAxes)
     if window is not None:
         axes[0, 2].set_title("target (clear, zoomed)", fontsize=8)
     return fig
@@ -246,7 +309,7 @@ def plot_overview_with_window(sample: Mapping[str, Any], window: Window | None,
 
 def plot_prompt_maps(output: Mapping[str, Any], sample: Mapping[str, Any],
                      window: Window | None = None, title: str = "") -> Figure:
-    """Prompt/gate map of every PGF level beside the cloud mask, for one model."""
+    """Gate map (weight given to SAR, 0–1) of every PGF level beside the cloud mask, for one model."""
     shape = spatial_shape(sample["target"])
     maps = prompt_maps(output, shape)
     if not maps:
@@ -255,11 +318,19 @@ def plot_prompt_maps(output: Mapping[str, Any], sample: Mapping[str, Any],
     axes = fig.subplots(1, len(maps) + 1, squeeze=False)[0]
     axes[0].imshow(crop(to_numpy(sample["cloud_mask"]), window), cmap="gray", vmin=0, vmax=1)
     axes[0].set_title("cloud mask", fontsize=8)
+    axes[0].legend(handles=[Patch(facecolor="white", edgecolor="k", label="cloud"),
+                            Patch(facecolor="black", edgecolor="k", label="clear")],
+                   loc="upper center", bbox_to_anchor=(0.5, -0.02), fontsize=7, ncol=2,
+                   frameon=False)
+    im = None
     for level, (ax, pmap) in enumerate(zip(axes[1:], maps, strict=True)):
-        ax.imshow(crop(pmap, window), cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(f"level {level + 1}", fontsize=8)
+        im = ax.imshow(crop(pmap, window), cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(f"gate, level {level + 1} (1/{2 ** level} res.)", fontsize=8)
     for ax in axes:
         _off(ax)
+    bar = fig.colorbar(im, ax=list(axes[1:]), fraction=0.03, pad=0.02)
+    bar.set_label(GATE_LABEL.replace(" (", "\n("), fontsize=7)
+    bar.ax.tick_params(labelsize=6)
     if title:
         fig.suptitle(title, fontsize=9)
     return fig

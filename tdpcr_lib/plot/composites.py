@@ -46,18 +46,21 @@ def resolve_composite(name: str) -> str:
 
 def band_composite(image: Any, composite: str = DEFAULT_COMPOSITE,
                    reference: Any | None = None, low: float = 2.0,
-                   high: float = 98.0) -> np.ndarray:
+                   high: float = 98.0, common: bool = True) -> np.ndarray:
     """A 13-band S2 image → a stretched RGB composite ``(H, W, 3)`` in [0, 1].
 
     ``reference`` (another 13-band image, typically the clear target) supplies the stretch limits
-    so that input, reconstructions and target are displayed identically.
+    so that input, reconstructions and target are displayed identically. ``common=True`` (the
+    default) gives all three channels one gain and offset (:func:`stretch_limits` with
+    ``common=True``): a per-channel stretch multiplied a 0.02 excess in the narrow-range blue
+    band of a clear target into a saturated cyan/blue blob; ``common=False`` restores it.
     """
     bands = list(COMPOSITES[resolve_composite(composite)])
     image = to_numpy(image)
     if image.ndim != 3 or image.shape[0] <= max(bands):
         raise ValueError(f"expected a 13-band image (13, H, W), got shape {image.shape}")
     source = to_numpy(reference)[bands] if reference is not None else image[bands]
-    lo, hi = stretch_limits(source, (low, high))
+    lo, hi = stretch_limits(source, (low, high), common=common)
     return percentile_stretch(image[bands], lo, hi).astype(np.float32)
 
 
@@ -90,11 +93,15 @@ def predicted_labels(segmentation: Any) -> np.ndarray:
     return logits.argmax(axis=0).astype(np.int64)
 
 
-def prompt_maps(output: Mapping[str, Any], shape: tuple[int, int]) -> list[np.ndarray]:
-    """The model's per-level prompt/gate maps, channel-averaged, min-max scaled and upsampled.
+def prompt_maps(output: Mapping[str, Any], shape: tuple[int, int],
+                normalise: bool = False) -> list[np.ndarray]:
+    """The model's per-level gate maps, channel-averaged and upsampled to ``shape``.
 
-    Returns one ``(H, W)`` float array in [0, 1] per PGF level (an empty list when the model has
-    no prompts, e.g. the baselines or ``optical_only``).
+    The models' ``prompts`` output is the PGF injection gate ``A`` (channel mean), in [0, 1]:
+    the weight given to the SAR features at that pixel (0 = optics only, 1 = SAR fully
+    injected). It is shown on that absolute 0–1 scale (so levels and models are comparable);
+    ``normalise=True`` min-max scales each level instead. Returns one ``(H, W)`` float array
+    per PGF level (an empty list when the model has no gate, e.g. the baselines).
     """
     prompts = output.get("prompts") or []
     height, width = shape
@@ -106,9 +113,31 @@ def prompt_maps(output: Mapping[str, Any], shape: tuple[int, int]) -> list[np.nd
         rows = np.minimum(np.arange(height) * h // height, h - 1)
         cols = np.minimum(np.arange(width) * w // width, w - 1)
         up = arr[np.ix_(rows, cols)].astype(np.float64)
-        lo, hi = float(np.nanmin(up)), float(np.nanmax(up))
-        maps.append(((up - lo) / (hi - lo) if hi > lo else np.zeros_like(up)).astype(np.float32))
+        if normalise:
+            lo, hi = float(np.nanmin(up)), float(np.nanmax(up))
+            up = (up - lo) / (hi - lo) if hi > lo else np.zeros_like(up)
+        maps.append(np.clip(up, 0.0, 1.0).astype(np.float32))
     return maps
+
+
+#: Colour-bar label of every gate map (what 0 and 1 mean).
+GATE_LABEL = "gate: weight given to SAR (0 optics … 1 SAR)"
+
+
+def sar_db_limits(sar: Any, low: float = 2.0, high: float = 98.0) -> dict[str, tuple[float, float]]:
+    """The dB range each channel of :func:`sar_false_colour` is stretched over (for captions)."""
+    db = load_normalisation().s1_to_db(to_numpy(sar))
+    stack = {"VV": db[0], "VH": db[1], "VV−VH": db[0] - db[1]}
+    return {k: (float(np.percentile(v, low)), float(np.percentile(v, high)))
+            for k, v in stack.items()}
+
+
+def sar_caption(sar: Any) -> str:
+    """``"SAR R=VV −18…−5 dB, G=VH …, B=VV−VH …"`` for a figure title."""
+    limits = sar_db_limits(sar)
+    parts = [f"{c}={k} {lo:.0f}…{hi:.0f}" for c, (k, (lo, hi)) in zip("RGB", limits.items(),
+                                                                       strict=True)]
+    return "SAR " + ", ".join(parts) + " dB"
 
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> Path:

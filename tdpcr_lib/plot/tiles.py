@@ -9,6 +9,7 @@ from typing import Any
 
 from tdpcr_lib.core.arrays import Window, spatial_shape, to_numpy
 from tdpcr_lib.core.runtime import resolve_device
+from tdpcr_lib.models.checkpoint import read_meta
 from tdpcr_lib.plot.compare import plot_comparison, tile_metrics
 from tdpcr_lib.plot.composites import DEFAULT_COMPOSITE, save_figure
 from tdpcr_lib.plot.curves import BUCKET_CENTRES
@@ -16,6 +17,24 @@ from tdpcr_lib.transforms import centre_crop_sample
 
 
 # ----------------------------------------------------------------------------- model helpers
+def checkpoint_budget(checkpoint_dir: str | Path) -> str:
+    """A one-line training budget of a checkpoint: phase, optimizer steps, parameters.
+
+    E.g. ``"phase2 · 1200 steps · 0.29 M params"``, from its ``config.json``; used as row titles
+    so that runs of different budgets are not compared unawares.
+    """
+    meta = read_meta(checkpoint_dir)
+    params = meta.get("num_parameters")
+    size = f" · {params / 1e6:.2f} M params" if params else ""
+    return f"{meta.get('phase', '?')} · {int(meta.get('step', 0))} steps{size}"
+
+
+def row_titles(checkpoints: Mapping[str, str | Path]) -> dict[str, str]:
+    """Display name → ``"name\\nbudget"`` for every checkpoint (see :func:`checkpoint_budget`)."""
+    return {name: f"{name}\n{checkpoint_budget(path)}" for name, path in checkpoints.items()}
+
+
+
 def index_tiles(dataset: Any) -> OrderedDict[str, list[tuple[int, str]]]:
     """Bucket → ``[(dataset index, tile id), ...]`` in dataset order.
 
@@ -82,7 +101,9 @@ def predict_outputs(models: Mapping[str, Any], sample: Mapping[str, Any],
 def save_tile_comparisons(dataset: Any, models: Mapping[str, Any], tile_ids: Sequence[str],
                           out_dir: str | Path, composite: str = DEFAULT_COMPOSITE,
                           zoom: int = 1, device: str = "cpu", sample_crop: int | None = None,
-                          prefix: str = "05_compare") -> dict[str, dict[str, Any]]:
+                          prefix: str = "05_compare", row_titles: Mapping[str, str] | None = None,
+                          class_names: Sequence[str] | None = None
+                          ) -> dict[str, dict[str, Any]]:
     """Write the comparison figure of each listed tile as PNG (for readers without a kernel).
 
     Parameters
@@ -93,6 +114,9 @@ def save_tile_comparisons(dataset: Any, models: Mapping[str, Any], tile_ids: Seq
         Tiles to draw; an id not in the split raises ``KeyError`` naming it.
     zoom : int
         1 draws the whole tile; k > 1 also writes a centre zoom (``..._zoom{k}.png``).
+    row_titles, class_names : optional
+        Passed to :func:`tdpcr_lib.plot.compare.plot_comparison` (row labels with budgets,
+        land-cover names).
 
     Returns
     -------
@@ -111,15 +135,15 @@ def save_tile_comparisons(dataset: Any, models: Mapping[str, Any], tile_ids: Seq
         outputs = predict_outputs(models, sample, device=device)
         metrics = {name: tile_metrics(sample, out) for name, out in outputs.items()}
         safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in tile_id)
-        paths = [save_figure(plot_comparison(sample, outputs, composite=composite,
-                                             metrics=metrics),
+        style = {"composite": composite, "metrics": metrics, "row_titles": row_titles,
+                 "class_names": class_names}
+        paths = [save_figure(plot_comparison(sample, outputs, **style),
                              out_dir / f"{prefix}_{safe}.png")]
         if zoom > 1:
             height, width = spatial_shape(sample["target"])
             window = Window.centred(height / 2, width / 2, max(8, min(height, width) // zoom),
                                     (height, width))
-            paths.append(save_figure(plot_comparison(sample, outputs, composite=composite,
-                                                     window=window, metrics=metrics),
+            paths.append(save_figure(plot_comparison(sample, outputs, window=window, **style),
                                      out_dir / f"{prefix}_{safe}_zoom{zoom}.png"))
         written[tile_id] = {"png": [str(p) for p in paths], "metrics": metrics}
     return written

@@ -1,21 +1,24 @@
 """An ipywidgets viewer that compares models tile by tile on a dataset split.
 
 The viewer is a thin controller: each control's change calls :meth:`ComparisonViewer.render`,
-which asks :mod:`tdpcr_lib.plot.compare` for a Figure and shows it in an ``Output`` widget. All state lives
-on the object (``render_count``, ``figure``, ``last_error``), so tests drive it by setting widget
-values, with no browser or display (matplotlib's Agg canvas).
+which asks :mod:`tdpcr_lib.plot.compare` for a Figure and shows it in an ``Output`` widget, with
+the tile's metrics as an HTML table beside it. All state lives on the object (``render_count``,
+``figure``, ``last_error``, ``model_calls``), so tests drive it by setting widget values, with no
+browser or display (matplotlib's Agg canvas).
 
 Controls
 --------
-* **bucket** (dropdown) and **tile** (slider over the tiles of that bucket; the tile id is shown
-  beside it),
+* **bucket** (dropdown) and **tile** (slider numbered 1…N over the tiles of that bucket; "of N"
+  and the tile id are shown beside it),
 * **composite** (true colour, NIR false colour, SWIR — :data:`tdpcr_lib.core.bands.COMPOSITES`),
 * **models** (multi-select: which models' rows to draw),
 * **zoom** (1×, 2×, 4×, 8×) with the zoom **centre** (row, column sliders) — for looking at
   texture and boundaries, where over-smoothing shows,
 * **prompts** (checkbox: draw the per-level prompt/gate maps).
 
-Model outputs are cached per (tile, model), so changing composite or zoom does not rerun models.
+Model outputs and per-tile metrics are cached per (tile, model): a view-only change (composite,
+zoom, centre, models shown, gates on/off) only redraws; a new tile runs each selected model once,
+with a busy line ("running 3 models on tile …") above the last picture until the new one is ready.
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ from matplotlib.figure import Figure
 
 from tdpcr_lib.core.arrays import Window
 from tdpcr_lib.core.bands import COMPOSITES
-from tdpcr_lib.plot.compare import plot_comparison
+from tdpcr_lib.plot.compare import metrics_frame, tile_metrics
 from tdpcr_lib.plot.composites import DEFAULT_COMPOSITE, resolve_composite
+from tdpcr_lib.plot.mosaic import plot_comparison_mosaic
 from tdpcr_lib.plot.tiles import index_tiles, predict_outputs
 from tdpcr_lib.transforms import centre_crop_sample
 
@@ -56,11 +60,18 @@ class ComparisonViewer:
         Models selected at start (default: all).
     render_on_change : bool
         Re-render when a control changes (on by default; off lets a caller batch changes).
+    row_titles : dict, optional
+        Model name → row title (e.g. with its training budget, :func:`tdpcr_lib.plot.tiles.
+        checkpoint_budget`), so runs of different budgets are not compared unawares.
+    class_names : sequence of str, optional
+        Land-cover names by code (e.g. the synthetic twin's); default the packaged legend's.
     """
 
     def __init__(self, dataset: Any, models: Mapping[str, Any], device: str = "cpu",
                  sample_crop: int | None = None, initial_models: Sequence[str] | None = None,
-                 composite: str = DEFAULT_COMPOSITE, render_on_change: bool = True) -> None:
+                 composite: str = DEFAULT_COMPOSITE, render_on_change: bool = True,
+                 row_titles: Mapping[str, str] | None = None,
+                 class_names: Sequence[str] | None = None) -> None:
         if not models:
             raise ValueError("give at least one model to compare")
         self.dataset = dataset
@@ -75,17 +86,24 @@ class ComparisonViewer:
         self._cache_index: int | None = None
         self._sample: dict[str, Any] | None = None
         self._outputs: dict[str, dict[str, Any]] = {}
+        self._metrics: dict[str, dict[str, float]] = {}
         self._suspend = False
+        self.row_titles = {m: (row_titles or {}).get(m, m) for m in self.models}
+        self.class_names = class_names
+        #: Forward calls per model so far (each model runs once per tile it is shown on).
+        self.model_calls: dict[str, int] = dict.fromkeys(self.models, 0)
+        wide = {"description_width": "initial"}
 
         first_bucket = next(iter(self.tiles))
         self.bucket = widgets.Dropdown(options=list(self.tiles), value=first_bucket,
-                                       description="cloud cover")
-        self.tile = widgets.IntSlider(min=0, max=len(self.tiles[first_bucket]) - 1, value=0,
-                                      description="tile", continuous_update=False)
+                                       description="cloud cover", style=wide)
+        # 1-based, like the "of N" beside it: the slider and its label show the same number
+        self.tile = widgets.IntSlider(min=1, max=max(1, len(self.tiles[first_bucket])), value=1,
+                                      description="tile", continuous_update=False, style=wide)
         self.tile_label = widgets.Label()
         self.composite = widgets.Dropdown(options=list(COMPOSITES),
                                           value=resolve_composite(composite),
-                                          description="bands")
+                                          description="bands", style=wide)
         chosen = list(initial_models) if initial_models is not None else list(self.models)
         missing = [m for m in chosen if m not in self.models]
         if missing:
@@ -95,12 +113,17 @@ class ComparisonViewer:
                                                    rows=min(len(self.models), 8))
         self.zoom = widgets.SelectionSlider(options=list(ZOOM_FACTORS), value=1,
                                             description="zoom ×")
-        self.centre_row = widgets.IntSlider(min=0, max=100, value=50, description="centre row %",
-                                            continuous_update=False)
-        self.centre_col = widgets.IntSlider(min=0, max=100, value=50, description="centre col %",
-                                            continuous_update=False)
-        self.show_prompts = widgets.Checkbox(value=True, description="prompt/gate maps")
+        self.centre_row = widgets.IntSlider(min=0, max=100, value=50,
+                                            description="zoom centre, row %",
+                                            continuous_update=False, style=wide)
+        self.centre_col = widgets.IntSlider(min=0, max=100, value=50,
+                                            description="zoom centre, column %",
+                                            continuous_update=False, style=wide)
+        self.show_prompts = widgets.Checkbox(value=True, description="gate maps (weight to SAR)",
+                                             style=wide)
+        self.status = widgets.HTML()
         self.output = widgets.Output()
+        self.metrics_table = widgets.HTML()
 
         self.bucket.observe(self._on_bucket, names="value")
         for control in (self.tile, self.composite, self.model_select, self.zoom, self.centre_row,
@@ -112,7 +135,8 @@ class ComparisonViewer:
             widgets.HBox([self.composite, self.show_prompts]),
             widgets.HBox([self.model_select,
                           widgets.VBox([self.zoom, self.centre_row, self.centre_col])]),
-            self.output,
+            self.status,
+            widgets.HBox([self.output, self.metrics_table]),
         ])
 
     # ------------------------------------------------------------------ state
@@ -126,11 +150,12 @@ class ComparisonViewer:
     @property
     def dataset_index(self) -> int:
         """Index into the dataset of the tile currently shown."""
-        return self.tiles[self.bucket.value][self.tile.value][0]
+        return self.tiles[self.bucket.value][self.tile.value - 1][0]
 
     @property
     def tile_id(self) -> str:
-        return self.tiles[self.bucket.value][self.tile.value][1]
+        """Id of the tile currently shown."""
+        return self.tiles[self.bucket.value][self.tile.value - 1][1]
 
     def current_sample(self) -> dict[str, Any]:
         """The shown tile's sample (centre-cropped when ``sample_crop`` is set), cached."""
@@ -140,6 +165,7 @@ class ComparisonViewer:
             self._sample = centre_crop_sample(sample, self.sample_crop) if self.sample_crop \
                 else sample
             self._outputs = {}
+            self._metrics = {}
             self._cache_index = index
         return self._sample
 
@@ -148,8 +174,23 @@ class ComparisonViewer:
         sample = self.current_sample()
         todo = {m: self.models[m] for m in self.model_select.value if m not in self._outputs}
         if todo:
-            self._outputs.update(predict_outputs(todo, sample, device=self.device))
+            s = "s" if len(todo) > 1 else ""
+            self.status.value = (f"<b>⏳ running {len(todo)} model{s} on tile {self.tile_id}…</b>"
+                                 " (the picture below is the previous one)")
+            try:
+                for name, model in todo.items():
+                    self._outputs.update(predict_outputs({name: model}, sample, device=self.device))
+                    self.model_calls[name] += 1
+                    # metrics once per (tile, model) as well: they cost as much as a redraw
+                    self._metrics[name] = tile_metrics(sample, self._outputs[name])
+            finally:
+                self.status.value = ""
         return {m: self._outputs[m] for m in self.model_select.value}
+
+    def current_metrics(self) -> dict[str, dict[str, float]]:
+        """Cached per-tile metrics of the selected models (after :meth:`current_outputs`)."""
+        self.current_outputs()
+        return {m: self._metrics[m] for m in self.model_select.value}
 
     def current_window(self) -> Window | None:
         """The zoom window from the zoom factor and centre sliders (``None`` at 1×)."""
@@ -164,15 +205,14 @@ class ComparisonViewer:
 
     # ------------------------------------------------------------------ callbacks
     def _update_tile_label(self) -> None:
-        self.tile_label.value = f"id {self.tile_id} ({self.tile.value + 1}/" \
-                                f"{len(self.tiles[self.bucket.value])})"
+        self.tile_label.value = f"of {len(self.tiles[self.bucket.value])} · id {self.tile_id}"
 
     def _on_bucket(self, change: dict[str, Any]) -> None:
         # Changing the bucket moves the tile slider; render once, not twice.
         self._suspend = True
         try:
-            self.tile.value = 0
-            self.tile.max = len(self.tiles[change["new"]]) - 1
+            self.tile.value = 1
+            self.tile.max = max(1, len(self.tiles[change["new"]]))
         finally:
             self._suspend = False
         self._on_change(change)
@@ -190,22 +230,29 @@ class ComparisonViewer:
         Errors (e.g. a model failing on a tile) are shown in the output and kept in
         ``last_error`` instead of breaking the widget.
         """
+        # The old picture stays until the new one is ready (no blank output while models run).
         # Replace the Output's contents directly instead of `clear_output` + `with output:`:
         # the context-manager route depends on kernel message routing and once stalled under
         # papermill; setting `outputs` behaves the same in JupyterLab, papermill and plain Python.
-        self.output.outputs = ()
         try:
             fig = self.build_figure()
+            buffer = io.BytesIO()
+            # fast zlib level: the default level 6 took a third of a redraw for ~2 Mpx mosaics
+            fig.savefig(buffer, format="png", dpi=fig.dpi, pil_kwargs={"compress_level": 1})
         except Exception as exc:  # shown to the user; the widget must stay usable
             self.last_error = f"{type(exc).__name__}: {exc}"
+            self.output.outputs = ()
+            self.metrics_table.value = ""
             self.output.append_stdout(f"could not draw tile {self.tile_id}: {self.last_error}\n")
             return None
         self.last_error = None
         self.figure = fig
         self.render_count += 1
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=fig.dpi, bbox_inches="tight")
+        self.output.outputs = ()
         self.output.append_display_data(Image(data=buffer.getvalue(), format="png"))
+        self.metrics_table.value = (
+            f"<b>tile {self.tile_id}, whole tile</b>"
+            + metrics_frame(self.current_metrics(), self.row_titles).to_html(border=0))
         return fig
 
     def build_figure(self) -> Figure:
@@ -213,9 +260,13 @@ class ComparisonViewer:
         selected = list(self.model_select.value)
         if not selected:
             raise ValueError("no model selected")
-        return plot_comparison(self.current_sample(), self.current_outputs(),
-                               composite=self.composite.value, models=selected,
-                               window=self.current_window(), show_prompts=self.show_prompts.value)
+        # the one-axes mosaic: a view-only change redraws in well under a second (see
+        # tdpcr_lib.plot.mosaic); the static PNGs use the per-panel plot_comparison
+        return plot_comparison_mosaic(self.current_sample(), self.current_outputs(),
+                                      composite=self.composite.value, models=selected,
+                                      window=self.current_window(),
+                                      show_prompts=self.show_prompts.value,
+                                      row_titles=self.row_titles, class_names=self.class_names)
 
     def show(self) -> widgets.VBox:
         """Render once and return the widget (the last expression of a notebook cell)."""
