@@ -45,6 +45,7 @@ from tdpcr_lib.datasets.acquire import (
 from tdpcr_lib.datasets.errors import DataIntegrityError
 from tdpcr_lib.datasets.synthetic.scenes import make_synthetic_scene
 from tdpcr_lib.inference.inputs import PredictionInputError
+from tdpcr_lib.inference.metadata import portable_path
 from tdpcr_lib.inference.publish import PUBLISH_DIR, STAGING_PREFIX
 from tdpcr_lib.inference.scene import predict_scene
 from tdpcr_lib.models.build import build_model
@@ -392,11 +393,11 @@ def _assert_consistent(out: Path, checkpoint: Path | None = None) -> None:
     if summary.is_file():
         data = json.loads(summary.read_text())
         assert {Path(p).name for p in data["outputs"].values()} == products
-        if checkpoint is not None:
-            assert data["checkpoint"] == str(checkpoint)
+        if checkpoint is not None:  # products name the checkpoint by its portable run id
+            assert data["checkpoint"] == portable_path(str(checkpoint), out)
             for name in products:
                 with rasterio.open(out / name) as src:
-                    assert src.tags()["CHECKPOINT"] == str(checkpoint)
+                    assert src.tags()["CHECKPOINT"] == portable_path(str(checkpoint), out)
 
 
 def test_phase1_into_a_phase2_folder_removes_the_old_land_cover(scene_and_checkpoints,
