@@ -163,7 +163,11 @@ def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
         s1_path = _materialise(s1, "Sentinel-1", scratch)
         # GDAL's block cache would otherwise grow with the scene (up to 5 % of RAM); a small cap
         # keeps peak memory independent of scene size (measured in benchmarks/scene_inference).
-        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), scene_inputs(s2_path, s1_path) as inputs:
+        # rasterio hands an int to GDALSetCacheMax, i.e. *bytes*: GDAL_CACHEMAX=128 was a 128-byte
+        # cache, which made decimated reads re-decompress every block per output row (22 s for a
+        # 300x350 scene); say MiB explicitly.
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 1024 * 1024), \
+                scene_inputs(s2_path, s1_path) as inputs:
             model, meta = load_predictor(checkpoint, device)
             if batch_size is None:
                 batch_size = 16 if model_device(model).type == "cuda" else 2
