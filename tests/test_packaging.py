@@ -214,9 +214,11 @@ def test_wheel_end_to_end(tmp_path):
     shutil.copy(REPO / "notebooks" / "00_get_data.ipynb", notebooks)
     _run([str(tdpcr), "reproduce", "--notebooks", str(notebooks), "--only", "00", "--smoke",
           "--no-progress"], cwd=work, env=env)
-    record = json.loads((work / "reports" / "metrics" / "00_get_data.json").read_text())
+    # a smoke run reports under reports/smoke/, never over a default run's reports
+    record = json.loads((work / "reports" / "smoke" / "metrics" / "00_get_data.json").read_text())
     assert record["parameters"]["SMOKE"] is True and record["git_sha"] == "unknown"
-    assert (work / "reports" / "executed" / "00_get_data.ipynb").is_file()
+    assert (work / "reports" / "smoke" / "executed" / "00_get_data.ipynb").is_file()
+    assert not (work / "reports" / "metrics").exists()
     assert sorted(p.name for p in notebooks.iterdir()) == ["00_get_data.ipynb"]
     lap("reproduce 00")
     print(f"wheel end to end: {sum(timings.values()):.0f} s {timings}")
