@@ -48,9 +48,9 @@ from tdpcr_lib.plot.composites import (
     GATE_LABEL,
     absolute_error_map,
     band_composite,
+    comparison_setup,
     predicted_labels,
     prompt_maps,
-    resolve_composite,
     sar_caption,
     sar_false_colour,
 )
@@ -187,16 +187,8 @@ def plot_comparison(sample: Mapping[str, Any], outputs: Mapping[str, Mapping[str
     class_names : sequence of str, optional
         Land-cover class names by code (default: the packaged legend's).
     """
-    models = list(outputs) if models is None else list(models)
-    unknown = [m for m in models if m not in outputs]
-    if unknown:
-        raise KeyError(f"no outputs for model(s) {unknown}; available: {list(outputs)}")
-    legend = load_legend()
-    names = list(class_names) if class_names is not None else list(legend.names)
-    shape = spatial_shape(sample["target"])
-    window = Window(*window).clip(shape) if window is not None else None
-    target = to_numpy(sample["target"])
-    composite = resolve_composite(composite)
+    models, legend, names, shape, window, target, composite = comparison_setup(
+        sample, outputs, models, window, composite, class_names)
 
     n_prompt_cols = 0
     if show_prompts:

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from tdpcr_lib.core.arrays import (
+    Window,
     percentile_stretch,
+    spatial_shape,
     stretch_limits,
     to_numpy,
 )
 from tdpcr_lib.core.bands import COMPOSITES
 from tdpcr_lib.core.io import atomic_path
+from tdpcr_lib.core.legend import Legend, load_legend
 from tdpcr_lib.core.normalisation import load_normalisation
 
 #: Short names accepted wherever a composite is asked for.
@@ -146,3 +149,35 @@ def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=dpi, format="png")
     return path
+
+
+class ComparisonSetup(NamedTuple):
+    """What every comparison figure resolves first from its arguments."""
+
+    models: list[str]
+    legend: Legend
+    names: list[str]
+    shape: tuple[int, int]
+    window: Window | None
+    target: np.ndarray
+    composite: str
+
+
+def comparison_setup(sample: Mapping[str, Any], outputs: Mapping[str, Any],
+                     models: Sequence[str] | None, window: Window | None, composite: str,
+                     class_names: Sequence[str] | None) -> ComparisonSetup:
+    """Check the requested models, clip the window, resolve class names and the composite.
+
+    Shared by :func:`tdpcr_lib.plot.compare.plot_comparison` and the viewer's mosaic, so both
+    read their arguments the same way (``KeyError`` names models without outputs).
+    """
+    models = list(outputs) if models is None else list(models)
+    unknown = [m for m in models if m not in outputs]
+    if unknown:
+        raise KeyError(f"no outputs for model(s) {unknown}; available: {list(outputs)}")
+    legend = load_legend()
+    names = list(class_names) if class_names is not None else list(legend.names)
+    shape = spatial_shape(sample["target"])
+    clipped = Window(*window).clip(shape) if window is not None else None
+    return ComparisonSetup(models, legend, names, shape, clipped, to_numpy(sample["target"]),
+                           resolve_composite(composite))

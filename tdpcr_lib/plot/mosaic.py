@@ -18,16 +18,15 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
-from tdpcr_lib.core.arrays import Window, crop, crop_rgb, spatial_shape, to_numpy
-from tdpcr_lib.core.legend import load_legend
+from tdpcr_lib.core.arrays import Window, crop, crop_rgb, to_numpy
 from tdpcr_lib.plot.composites import (
     DEFAULT_COMPOSITE,
     GATE_LABEL,
     absolute_error_map,
     band_composite,
+    comparison_setup,
     predicted_labels,
     prompt_maps,
-    resolve_composite,
     sar_caption,
     sar_false_colour,
 )
@@ -60,16 +59,8 @@ def plot_comparison_mosaic(sample: Mapping[str, Any], outputs: Mapping[str, Mapp
 
     Parameters are those of :func:`~tdpcr_lib.plot.compare.plot_comparison`.
     """
-    models = list(outputs) if models is None else list(models)
-    unknown = [m for m in models if m not in outputs]
-    if unknown:
-        raise KeyError(f"no outputs for model(s) {unknown}; available: {list(outputs)}")
-    legend = load_legend()
-    names = list(class_names) if class_names is not None else list(legend.names)
-    shape = spatial_shape(sample["target"])
-    window = Window(*window).clip(shape) if window is not None else None
-    target = to_numpy(sample["target"])
-    composite = resolve_composite(composite)
+    models, legend, names, shape, window, target, composite = comparison_setup(
+        sample, outputs, models, window, composite, class_names)
 
     def rgb_panel(image: np.ndarray) -> np.ndarray:
         return _resize(crop_rgb(np.asarray(image, dtype=np.float32), window), PANEL)
