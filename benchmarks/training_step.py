@@ -1,0 +1,389 @@
+"""Training step and training pipeline of the CPU recipe: where a phase-1 step's time goes.
+
+One child process measures, interleaved so that a noisy machine slows every variant alike:
+
+* **Bare step variants**: forward, ``L_rec`` (0.9·L1 + 0.1·(1 − SSIM)), backward, gradient
+  clipping and AdamW on a fixed in-memory batch of the default preset (the notebooks' CPU model,
+  batch and crop). ``before`` is the step as it was (SSIM by a padded 11×11 grouped convolution
+  under autograd, :func:`tdpcr_lib.metrics.ssim_kernel.ssim_map_conv2d`); ``after`` is today's
+  default (:func:`~tdpcr_lib.metrics.ssim_kernel.ssim_map_fused`); the others change one thing of
+  ``after``: no ``channels_last``, bf16 autocast, ``torch.compile`` of the model (compile time
+  reported apart), and an L1-only loss. Each variant has its own copy of the same initial weights;
+  the ``repeats`` rounds run every variant once in turn, the figure is the median.
+* **Pipeline**: :func:`tdpcr_lib.training.run.train` (what notebook 01 calls) on a synthetic twin,
+  for ``short`` and ``long`` epochs; per-step time = (T_long − T_short) / (steps_long −
+  steps_short), so start-up cancels and validation and checkpoints are counted per epoch as in a
+  real phase. ``before`` replays the previous trainer (samples decoded from GeoTIFF at every read,
+  convolution SSIM) by swapping those two functions in this process; ``after`` is the trainer as
+  it is. Pipeline ratio = bare step ÷ pipeline step of the same version.
+* **Profile**: ``torch.profiler`` table of the ``after`` bare step (top operators by self time).
+* **FLOPs**: a training step counted by ``torch.utils.flop_counter.FlopCounterMode`` (forward +
+  backward, 2 per multiply-add) next to the 3 × forward convention.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .common import ChildError, Settings, run_child, write_child_result
+
+#: The bare-step variants: SSIM implementation, channels_last, bf16 autocast, compile, loss.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "before": {"ssim": "conv2d"},
+    "after": {},
+    "after, no channels_last": {"channels_last": False},
+    "after + bf16 autocast": {"bf16": True},
+    "after + torch.compile": {"compile": True},
+    "L1 only (no SSIM)": {"loss": "l1"},
+}
+
+
+def recipe(settings: Settings) -> dict[str, Any]:
+    """Model preset, batch, crop and twin of the measured recipe (tiny: the smoke preset)."""
+    if settings.tiny:
+        return {"preset": "smoke", "batch": 2, "crop": 32, "tiles": 10, "tile": 32,
+                "epochs": (1, 2), "repeats": 1, "iterations": 1}
+    return {"preset": "default", "batch": 8, "crop": 64, "tiles": 100, "tile": 64,
+            "epochs": (1, 3), "repeats": 5, "iterations": 2}
+
+
+def _step_function(model, optimizer, variant: dict[str, Any], batch: dict[str, Any]):
+    import torch
+
+    from tdpcr_lib.metrics.ssim_kernel import ssim_map_conv2d, ssim_map_fused
+
+    ssim_map = ssim_map_conv2d if variant.get("ssim") == "conv2d" else ssim_map_fused
+    forward = torch.compile(model) if variant.get("compile") else model
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def step() -> float:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(variant.get("bf16"))):
+            prediction = forward(batch["optical"], batch["sar"])["reconstruction"]
+        prediction, target = prediction.float(), batch["target"]
+        l1 = (prediction - target).abs().mean()
+        loss = l1 if variant.get("loss") == "l1" else (
+            0.9 * l1 + 0.1 * (1.0 - ssim_map(prediction, target).mean()))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 0.5)
+        optimizer.step()
+        return float(loss.detach())
+
+    return step
+
+
+def _bare_steps(settings: Settings, spec: dict[str, Any], names: list[str],
+                details: bool = True) -> dict[str, Any]:
+    import torch
+
+    from tdpcr_lib.models import ModelConfig, build_model
+    from tdpcr_lib.training.config import TrainConfig
+    from tdpcr_lib.training.freezing import build_optimizer
+
+    torch.manual_seed(0)
+    base = build_model(ModelConfig.preset(spec["preset"], with_seg_decoder=False))
+    shape = (spec["batch"], 13, spec["crop"], spec["crop"])
+    generator = torch.Generator().manual_seed(1)
+    target = torch.rand(shape, generator=generator)
+    raw = {"optical": (target + 0.3 * torch.rand(shape, generator=generator)).clamp(0, 1),
+           "sar": torch.rand((spec["batch"], 2, spec["crop"], spec["crop"]),
+                             generator=generator),
+           "target": target}
+    steps, timings, extra = {}, {name: [] for name in names}, {}
+    for name in names:
+        variant = VARIANTS[name]
+        model = copy.deepcopy(base)
+        layout = torch.channels_last if variant.get("channels_last", True) else \
+            torch.contiguous_format
+        model = model.to(memory_format=layout).train()
+        batch = {k: v.contiguous(memory_format=layout) for k, v in raw.items()}
+        optimizer = build_optimizer(model, TrainConfig())
+        steps[name] = _step_function(model, optimizer, variant, batch)
+        try:
+            started = time.perf_counter()
+            for _ in range(2 if variant.get("compile") else 1):  # warm-up (compile happens here)
+                steps[name]()
+            extra[name] = {"warmup_s": round(time.perf_counter() - started, 2)}
+        except Exception as err:  # torch.compile needs a working C++ toolchain
+            extra[name] = {"error": f"{type(err).__name__}: {err}"[:300]}
+            timings.pop(name)
+    for _ in range(spec["repeats"]):
+        for name in timings:
+            started = time.perf_counter()
+            for _ in range(spec["iterations"]):
+                steps[name]()
+            timings[name].append((time.perf_counter() - started) / spec["iterations"])
+    out = {}
+    for name in names:
+        if name not in timings:
+            out[name] = extra[name]
+            continue
+        seconds = statistics.median(timings[name])
+        out[name] = {"ms_per_step": 1000 * seconds, "samples_per_s": spec["batch"] / seconds,
+                     "block_ms": [round(1000 * t, 1) for t in timings[name]], **extra[name]}
+    reference = out["after"].get("ms_per_step")
+    for row in out.values():
+        if "ms_per_step" in row and reference:
+            row["speedup_vs_after"] = reference / row["ms_per_step"]
+    if not details:
+        return {"variants": out}
+    return {"variants": out, "profile": _profile(steps["after"]),
+            "flops": _flops(base, raw, spec)}
+
+
+def _profile(step, rows: int = 15) -> list[dict[str, Any]]:
+    """Top operators of two ``after`` steps by self CPU time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+        step()
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events) or 1.0
+    return [{"op": e.key, "self_ms_per_step": e.self_cpu_time_total / 2e3,
+             "share": e.self_cpu_time_total / total, "calls_per_step": e.count / 2}
+            for e in events[:rows]]
+
+
+def _flops(model, batch: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    """FLOPs of one training step counted by FlopCounterMode, and the 3 × forward convention."""
+    from tdpcr_lib.models.complexity import flops_per_tile
+
+    counted = training_flops_per_sample(copy.deepcopy(model), batch)
+    forward = flops_per_tile(model, size=spec["crop"])
+    return {"counted_training_flops_per_sample": counted,
+            "forward_flops_per_sample": forward,
+            "three_x_forward_per_sample": 3 * forward,
+            "counted_over_three_x_forward": counted / (3 * forward),
+            "method": "torch.utils.flop_counter.FlopCounterMode over forward + L_rec + "
+                      "backward of one batch (2 FLOPs per multiply-add; convolutions, matrix "
+                      "products; element-wise ops are not counted)"}
+
+
+def training_flops_per_sample(model, batch: dict[str, Any]) -> float:
+    """FLOPs of one forward + backward of ``model`` with ``L_rec`` on ``batch``, per sample."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from tdpcr_lib.losses import reconstruction_loss
+
+    model.train()
+    with FlopCounterMode(display=False) as counter:
+        outputs = model(batch["optical"], batch["sar"])
+        loss, _ = reconstruction_loss(outputs["reconstruction"], batch["target"])
+        loss.backward()
+    return counter.get_total_flops() / batch["optical"].shape[0]
+
+
+@contextmanager
+def _previous_trainer():
+    """The trainer before this change: GeoTIFFs decoded at every read, convolution SSIM."""
+    from tdpcr_lib.metrics import functional
+    from tdpcr_lib.metrics.ssim_kernel import ssim_map_conv2d
+    from tdpcr_lib.training import trainer
+
+    saved = (trainer.hold_in_memory, functional.ssim_map_fused)
+    trainer.hold_in_memory = lambda dataset, max_bytes=0: dataset
+    functional.ssim_map_fused = ssim_map_conv2d
+    try:
+        yield
+    finally:
+        trainer.hold_in_memory, functional.ssim_map_fused = saved
+
+
+@contextmanager
+def _timed(owner, name: str, sink: list[float]):
+    """Add the seconds of every call of ``owner.name`` to ``sink`` while active."""
+    original = getattr(owner, name)
+
+    def wrapper(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            sink.append(time.perf_counter() - started)
+
+    setattr(owner, name, wrapper)
+    try:
+        yield
+    finally:
+        setattr(owner, name, original)
+
+
+def _pipeline(settings: Settings, spec: dict[str, Any], work_dir: Path) -> dict[str, Any]:
+    import contextlib
+
+    from tdpcr_lib.datasets.synthetic.tiles import make_synthetic_luojiaset
+    from tdpcr_lib.training import trainer as trainer_module
+    from tdpcr_lib.training.presets import notebook_configs
+    from tdpcr_lib.training.run import build_datasets, train
+
+    root = make_synthetic_luojiaset(work_dir / f"train_twin_{spec['tiles']}x{spec['tile']}",
+                                    n_tiles=spec["tiles"], size=spec["tile"], seed=0)
+    runs: dict[str, dict[str, Any]] = {"before": {}, "after": {}}
+    for epochs in spec["epochs"]:
+        for version in ("before", "after"):
+            smoke = settings.tiny
+            config, model_config = notebook_configs("phase1", epochs=epochs, smoke=smoke)
+            config = config.replace(progress=False, max_steps=None, batch_size=spec["batch"],
+                                    crop_size=spec["crop"])
+            train_set, val_set = build_datasets(root, config)
+            validation, checkpoints = [], []
+            switch = _previous_trainer() if version == "before" else contextlib.nullcontext()
+            with tempfile.TemporaryDirectory(prefix="tdpcr-bench-pipeline-") as out_dir, \
+                    switch, _timed(trainer_module.Trainer, "validate", validation), \
+                    _timed(trainer_module, "save_checkpoint", checkpoints):
+                started = time.perf_counter()
+                result = train(config, model_config, train_set, val_set, out_dir, device="cpu",
+                               resume=False)
+                seconds = time.perf_counter() - started
+            runs[version][epochs] = {"epochs": epochs, "steps": result.steps,
+                                     "seconds": seconds, "validation_s": sum(validation),
+                                     "checkpoint_s": sum(checkpoints),
+                                     "train_tiles": len(train_set)}
+    out = {"twin_tiles": spec["tiles"], "tile": spec["tile"]}
+    short, long = spec["epochs"]
+    for version, by_epochs in runs.items():
+        a, b = by_epochs[short], by_epochs[long]
+        per_step = (b["seconds"] - a["seconds"]) / max(b["steps"] - a["steps"], 1)
+        out[version] = {"runs": [a, b], "ms_per_step": 1000 * per_step,
+                        "samples_per_s": spec["batch"] / per_step,
+                        "validation_share": b["validation_s"] / b["seconds"],
+                        "checkpoint_share": b["checkpoint_s"] / b["seconds"]}
+    return out
+
+
+def measure(settings: Settings, work_dir: Path) -> dict[str, Any]:
+    """Bare-step variants, pipeline, profile and FLOPs (module docstring)."""
+    import torch
+
+    spec = recipe(settings)
+    names = [n for n in VARIANTS if not (VARIANTS[n].get("compile") and
+                                         (settings.no_compile or settings.tiny))]
+    bare = _bare_steps(settings, spec, names)
+    pipeline = _pipeline(settings, spec, work_dir)
+    # a second round of the two bare steps the pipeline ratio needs, after the pipeline runs
+    again = {} if settings.tiny else _bare_steps(
+        settings, {**spec, "repeats": max(2, spec["repeats"] // 2)}, ["before", "after"],
+        details=False)["variants"]
+    ratios = {}
+    for version in ("before", "after"):
+        blocks = bare["variants"][version]["block_ms"] + again.get(version, {}).get("block_ms", [])
+        bare_ms = statistics.median(blocks)
+        ratios[version] = {"bare_ms_per_step": bare_ms,
+                           "pipeline_ms_per_step": pipeline[version]["ms_per_step"],
+                           "pipeline_over_bare": bare_ms / pipeline[version]["ms_per_step"]}
+    l1 = bare["variants"]["L1 only (no SSIM)"].get("ms_per_step")
+    if l1:
+        ratios["after"]["pipeline_over_bare_l1"] = l1 / pipeline["after"]["ms_per_step"]
+    return {"recipe": {k: list(v) if isinstance(v, tuple) else v for k, v in spec.items()},
+            "torch_threads": torch.get_num_threads(), **bare, "pipeline": pipeline,
+            "ratios": ratios}
+
+
+def run(settings: Settings, work_dir: Path, log=print) -> dict[str, Any]:
+    """Measure in a child process; log the headline figures."""
+    log("[train] bare step variants, pipeline, profile ...")
+    try:
+        result = run_child(["-m", "benchmarks.training_step", "--worker", "--work-dir",
+                            str(work_dir), "--settings", json.dumps(settings.to_dict())],
+                           timeout_s=settings.timeout_s, env=settings.child_env())
+    except ChildError as err:
+        log("          ERROR " + str(err).splitlines()[-1][:200])
+        return {"error": str(err)}
+    for name, row in result["variants"].items():
+        if "ms_per_step" in row:
+            log(f"          {name:28s} {row['ms_per_step']:.1f} ms/step")
+    for version, row in result["ratios"].items():
+        log(f"          pipeline/bare ({version}) {row['pipeline_over_bare']:.3f}")
+    return result
+
+
+#: Targets: pipeline ÷ bare step with the same loss, and ÷ a bare L1 step.
+MIN_PIPELINE_RATIO = 0.9
+MIN_PIPELINE_RATIO_L1 = 0.8
+
+
+def target_rows(result: dict[str, Any] | None) -> list[tuple[str, float | None, float, str | None]]:
+    """``(name, value, threshold, error)`` of the training-pipeline targets."""
+    error = (result or {}).get("error")
+    after = ((result or {}).get("ratios") or {}).get("after", {})
+    return [("Training pipeline / bare step, same loss (cpu)", after.get("pipeline_over_bare"),
+             MIN_PIPELINE_RATIO, error),
+            ("Training pipeline / bare L1 step (cpu)", after.get("pipeline_over_bare_l1"),
+             MIN_PIPELINE_RATIO_L1, error)]
+
+
+def markdown(result: dict[str, Any] | None, fmt, table) -> list[str]:
+    """The report section (``fmt``/``table``: the report's number and table formatters)."""
+    lines = ["## Training step and pipeline", ""]
+    if not result:
+        return lines + ["Not run.", ""]
+    if "error" in result:
+        return lines + ["ERROR: " + result["error"].splitlines()[-1][:200], ""]
+    spec = result["recipe"]
+    lines += [f"TDP-CR `{spec['preset']}` preset, phase 1 (`L_rec`), batch {spec['batch']}, "
+              f"crop {spec['crop']}, {result['torch_threads']} thread(s); bare steps on a fixed "
+              f"in-memory batch, variants interleaved over {spec['repeats']} rounds of "
+              f"{spec['iterations']} steps (median; per-round figures in the JSON show the "
+              "noise).", ""]
+    rows = []
+    for name, row in result["variants"].items():
+        if "error" in row:
+            rows.append([name, "ERROR: " + row["error"][:80], None, None, None])
+        else:
+            rows.append([name, row["ms_per_step"], row["samples_per_s"],
+                         row.get("speedup_vs_after"), row.get("warmup_s")])
+    lines += table(["Bare step", "ms/step", "Samples/s", "Speed vs after", "Warm-up (s)"], rows)
+    pipeline = result["pipeline"]
+    lines += [f"Pipeline: `training.run.train` on a synthetic twin of {pipeline['twin_tiles']} "
+              f"tiles of {pipeline['tile']} px, {spec['epochs'][0]} and {spec['epochs'][1]} "
+              "epochs (per-step time from the difference, so start-up cancels; validation and "
+              "checkpoints included). `before` = samples decoded from GeoTIFF at every read "
+              "and the convolution SSIM.", ""]
+    rows = []
+    for version in ("before", "after"):
+        ratio, run = result["ratios"][version], pipeline[version]
+        rows.append([version, ratio["bare_ms_per_step"], ratio["pipeline_ms_per_step"],
+                     run["samples_per_s"], ratio["pipeline_over_bare"],
+                     run["validation_share"], run["checkpoint_share"]])
+    lines += table(["Version", "Bare ms/step", "Pipeline ms/step", "Pipeline samples/s",
+                    "Pipeline / bare", "Validation share", "Checkpoint share"], rows)
+    flops = result["flops"]
+    lines += [f"FLOPs per training sample: {fmt(flops['counted_training_flops_per_sample'] / 1e9)}"
+              f" G counted by `FlopCounterMode` (forward + backward) vs "
+              f"{fmt(flops['three_x_forward_per_sample'] / 1e9)} G by the 3 × forward "
+              f"convention ({fmt(flops['counted_over_three_x_forward'])}x). Achieved: "
+              f"{fmt(flops['counted_training_flops_per_sample'] * result['variants']['after'].get('samples_per_s', 0) / 1e9)}"
+              " GFLOP/s in the `after` bare step.", ""]
+    lines += ["Top operators of the `after` bare step (torch.profiler, self CPU time):", ""]
+    lines += table(["Operator", "ms/step", "Share", "Calls/step"],
+                   [[r["op"], r["self_ms_per_step"], r["share"], r["calls_per_step"]]
+                    for r in result["profile"]])
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Training step benchmark worker "
+                                     "(run benchmarks.run_all for the whole benchmark).")
+    parser.add_argument("--worker", action="store_true", required=True)
+    parser.add_argument("--work-dir", required=True)
+    parser.add_argument("--settings", required=True)
+    parser.add_argument("--json", required=True)
+    args = parser.parse_args(argv)
+    settings = Settings.from_dict(json.loads(args.settings))
+    settings.apply_threads()
+    write_child_result(args.json, measure(settings, Path(args.work_dir)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
