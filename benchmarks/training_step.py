@@ -7,8 +7,9 @@ One child process measures, interleaved so that a noisy machine slows every vari
   batch and crop). ``before`` is the step as it was (SSIM by a padded 11×11 grouped convolution
   under autograd, :func:`tdpcr_lib.metrics.ssim_kernel.ssim_map_conv2d`); ``after`` is today's
   default (:func:`~tdpcr_lib.metrics.ssim_kernel.ssim_map_fused`); the others change one thing of
-  ``after``: no ``channels_last``, bf16 autocast, ``torch.compile`` of the model (compile time
-  reported apart), and an L1-only loss. Each variant has its own copy of the same initial weights;
+  ``after``: no ``channels_last``, bf16 autocast, ``torch.compile`` of the model (with
+  ``--compile`` only: compiling takes minutes on 2 cores; its time is reported apart), and an
+  L1-only loss. Each variant has its own copy of the same initial weights;
   the ``repeats`` rounds run every variant once in turn, the figure is the median.
 * **Pipeline**: :func:`tdpcr_lib.training.run.train` (what notebook 01 calls) on a synthetic twin,
   for ``short`` and ``long`` epochs; per-step time = (T_long − T_short) / (steps_long −
@@ -291,8 +292,8 @@ def measure(settings: Settings, work_dir: Path) -> dict[str, Any]:
     import torch
 
     spec = recipe(settings)
-    names = [n for n in VARIANTS if not (VARIANTS[n].get("compile") and
-                                         (settings.no_compile or settings.tiny))]
+    compile_ok = settings.compile_cpu and not (settings.no_compile or settings.tiny)
+    names = [n for n in VARIANTS if compile_ok or not VARIANTS[n].get("compile")]
     bare = _bare_steps(settings, spec, names)
     pipeline = _pipeline(settings, spec, work_dir)
     # a second round of the two bare steps the pipeline ratio needs, after the pipeline runs
