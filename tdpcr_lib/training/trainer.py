@@ -94,7 +94,7 @@ class Trainer:
         Random augmentation applied per sample with a ``(seed, epoch, index)`` RNG.
     callbacks
         Called as ``callback(trainer, step)`` after every optimizer step (and after the
-        checkpoint of that step, if one is due and the step does not end the epoch).
+        checkpoint of that step, if one is due).
     log_callbacks
         Called as ``callback(out_dir)`` on the main process after the logs are rewritten
         (the training layer draws nothing itself: the CLI passes
@@ -105,7 +105,8 @@ class Trainer:
         Extra JSON fields stored in every checkpoint's ``config.json`` (e.g. the starting
         checkpoint's fingerprint, the data source).
     memory_bytes
-        Budget of decoded samples held in memory per split (``datasets.memory``; 0: none).
+        Budget for decoded samples held in memory per split
+        (:class:`tdpcr_lib.datasets.memory.InMemoryDataset`; 0 = decode every read).
     """
 
     def __init__(self, model: nn.Module, config: TrainConfig, train_dataset: Dataset,
@@ -143,7 +144,8 @@ class Trainer:
                                (config.precision == "auto" and self.device.type == "cuda")
                                else None)
 
-        # samples decoded once, not every epoch (worker processes would each hold a copy)
+        # decoded samples are held in memory (not re-read from GeoTIFFs every epoch); worker
+        # processes would each hold a copy, so only when loading in the main process
         self.train_data = SeededAugmentDataset(
             hold_in_memory(train_dataset, memory_bytes if config.num_workers == 0 else 0),
             train_transform, config.seed)
@@ -308,9 +310,7 @@ class Trainer:
                 bar.set_postfix(loss=f"{parts['loss']:.4f}", lr=f"{lr:.2e}",
                                 img_s=f"{throughput:.1f}", refresh=False)
                 bar.update(1)
-                # the epoch's last step is saved by _end_epoch right after: not twice
-                if config.checkpoint_every and self.step % config.checkpoint_every == 0 \
-                        and self.step_in_epoch < epoch_steps:
+                if config.checkpoint_every and self.step % config.checkpoint_every == 0:
                     self.save_last()
                 for callback in self.callbacks:
                     callback(self, self.step)
