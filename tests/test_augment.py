@@ -7,7 +7,7 @@ import itertools
 import pytest
 import torch
 
-from tdpcr_lib.transforms import TrainAugment, apply_flips_and_rotation
+from tdpcr_lib.transforms import SeededAugmentDataset, TrainAugment, apply_flips_and_rotation
 
 
 @pytest.mark.parametrize(("hflip", "vflip", "k"),
@@ -19,7 +19,7 @@ def test_each_draw_equals_flips_then_rotation(hflip, vflip, k, monkeypatch):
               "id": "tile"}
     augment = TrainAugment(crop_size=7)
     draws = iter([2, 4, int(hflip), int(vflip), k])  # top, left, hflip, vflip, k
-    monkeypatch.setattr(augment, "_randint", lambda high: next(draws))
+    monkeypatch.setattr(augment, "_randint", lambda high, generator: next(draws))
     out = augment(sample)
     for key in ("optical", "mask"):
         expected = apply_flips_and_rotation(sample[key][..., 2:9, 4:11], hflip, vflip, k)
@@ -32,6 +32,25 @@ def test_rectangular_samples_without_crop_rotate_their_shape():
     sample = {"optical": torch.rand(2, 5, 8)}
     augment = TrainAugment(crop_size=None, flips=False)
     draws = iter([1])
-    augment._randint = lambda high: next(draws)
+    augment._randint = lambda high, generator: next(draws)
     out = augment(sample)
     assert torch.equal(out["optical"], torch.rot90(sample["optical"], 1, dims=(-2, -1)))
+
+
+def test_seeded_dataset_draws_the_same_with_a_private_generator():
+    """The generator path of SeededAugmentDataset equals seeding the global RNG (the old path)."""
+    class Tiles(torch.utils.data.Dataset):
+        def __len__(self):
+            return 20
+
+        def __getitem__(self, index):
+            return {"optical": torch.arange(3 * 16 * 16.0).reshape(3, 16, 16) + index}
+
+    augment = TrainAugment(crop_size=9)
+    fast = SeededAugmentDataset(Tiles(), augment, seed=4)
+    old = SeededAugmentDataset(Tiles(), lambda sample: augment(sample), seed=4)  # global RNG
+    for epoch in (0, 3):
+        fast.set_epoch(epoch)
+        old.set_epoch(epoch)
+        for index in range(20):
+            assert torch.equal(fast[index]["optical"], old[index]["optical"]), (epoch, index)
