@@ -321,6 +321,13 @@ def measure(settings: Settings, work_dir: Path) -> dict[str, Any]:
                            "bare_ms_per_step_separate": bare_ms,
                            "pipeline_over_separate_bare": bare_ms
                            / pipeline[version]["ms_per_step"]}
+    # phase speed-up after/before from interleaved figures only: bare-step speed-up (same-time
+    # blocks) x the change of the in-run pipeline ratio
+    before_ms, after_ms = (bare["variants"][name].get("ms_per_step") for name in ("before", "after"))
+    if before_ms and after_ms:
+        ratios["after"]["pipeline_speedup_vs_before"] = (
+            before_ms / after_ms * ratios["after"]["pipeline_over_bare"]
+            / ratios["before"]["pipeline_over_bare"])
     l1, rec = (bare["variants"][name].get("ms_per_step") for name in ("L1 only (no SSIM)", "after"))
     if l1 and rec:  # the L1 step in proportion to the same-loss step (interleaved bare timings)
         ratios["after"]["pipeline_over_bare_l1"] = pipeline["after"]["step_share"] * l1 / rec
@@ -400,7 +407,11 @@ def markdown(result: dict[str, Any] | None, fmt, table) -> list[str]:
                     "Checkpoint share", "Bare ms/step (timed apart)"], rows)
     lines += ["Pipeline / bare = time in `Trainer.train_step` ÷ wall time, per step, in the same "
               "runs (robust to load changes); the L1 target scales it by the interleaved bare "
-              "L1 / same-loss step times.", ""]
+              "L1 / same-loss step times. Phase speed-up after vs before = bare-step speed-up × "
+              "the change of that ratio: "
+              f"**{fmt(result['ratios']['after'].get('pipeline_speedup_vs_before'))}x** "
+              "(the pipelines' own samples/s come from runs minutes apart and carry the "
+              "machine's load changes).", ""]
     flops = result["flops"]
     lines += [f"FLOPs per training sample: {fmt(flops['counted_training_flops_per_sample'] / 1e9)}"
               f" G counted ({flops['method']}); torch's counter as is: "
