@@ -10,7 +10,7 @@ memory.
   the run's loss, backward, gradient clipping, AdamW, LR schedule) exactly as training runs it:
   TDP-CR with its segmentation decoder as a ``joint`` run (every parameter trainable, CE + L_rec),
   the baselines as ``baseline`` runs with their own losses. Training FLOPs are counted over one
-  ``train_step`` (:data:`benchmarks.training_step.TRAINING_FLOP_METHOD`: ``FlopCounterMode`` with
+  ``train_step`` (:data:`benchmarks.flops.TRAINING_FLOP_METHOD`: ``FlopCounterMode`` with
   grouped-convolution weight gradients counted right); the "3 × forward" convention is kept
   beside it.
 * FLOPs per tile from :func:`tdpcr_lib.models.complexity.flops_per_tile` (2 per multiply-add); achieved
@@ -39,7 +39,7 @@ from .common import (
     time_call,
     write_child_result,
 )
-from .training_step import TRAINING_FLOP_METHOD, flop_counter
+from .flops import TRAINING_FLOP_METHOD, flop_counter
 
 
 # --------------------------------------------------------------------------------------------
@@ -161,7 +161,7 @@ def measure_inference(name: str, settings: Settings, device_name: str) -> dict[s
 
 
 def _counted_step_flops(trainer, batch) -> float:
-    """FLOPs of one ``train_step`` (``training_step.flop_counter``; run after the timing)."""
+    """FLOPs of one ``train_step`` (``flops.flop_counter``; run after the timing)."""
     with flop_counter() as counter:
         trainer.train_step(batch)
     return float(counter.get_total_flops())

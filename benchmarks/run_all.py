@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import scene_inference, training_step
+from . import scene_inference, training_report, training_step
 from .common import MODEL_NAMES, Settings, machine_info, settings_for
 
 BENCHMARKS: tuple[str, ...] = ("model", "data", "train", "scene", "ddp")
@@ -103,7 +103,7 @@ def evaluate_targets(results: dict[str, Any], settings: Settings) -> list[dict[s
                                 seconds, MAX_FULL_SCENE_S, False, "s", skip=tiny))
     if "training_step" in results:  # training pipeline vs bare step (benchmarks/training_step.py)
         rows += [_target(name, value, threshold, True, "ratio", skip=tiny, error=error)
-                 for name, value, threshold, error in training_step.target_rows(
+                 for name, value, threshold, error in training_report.target_rows(
                      results.get("training_step"))]
     if "cuda" not in (results.get("scene_inference") or {}):
         rows.append(_target("Full 10980x10980 scene on a GPU", None, MAX_FULL_SCENE_S, False,
@@ -269,7 +269,7 @@ def render_markdown(report: dict[str, Any]) -> str:
                       f"{full['extrapolated_from']}."]
         lines += [""]
 
-    lines += training_step.markdown(report.get("training_step"), _fmt, _table)
+    lines += training_report.markdown(report.get("training_step"), _fmt, _table)
     lines += ["## Distributed", ""]
     ddp = report.get("distributed")
     if not ddp:

@@ -24,9 +24,9 @@ if str(REPO_ROOT) not in sys.path:  # ``benchmarks`` is a top-level folder, not 
 from benchmarks import (  # noqa: E402
     common,
     data_pipeline,
+    flops,
     run_all,
     scene_inference,
-    training_step,
 )
 
 MD_SECTIONS = ("# Benchmarks", "## Machine", "## Targets", "## Model throughput",
@@ -162,11 +162,11 @@ def test_flop_counter_counts_a_depthwise_weight_gradient_once():
     # torch's formula ignores groups (16x here); input and weight gradients = 2 x forward
     conv = torch.nn.Conv2d(16, 16, 7, padding=3, groups=16, bias=False)
     image = torch.rand(2, 16, 12, 12, requires_grad=True)
-    with training_step.flop_counter() as counter:
+    with flops.flop_counter() as counter:
         output = conv(image)
     forward = counter.get_total_flops()
     assert forward == 2 * 2 * 16 * 12 * 12 * 49
-    with training_step.flop_counter() as counter:
+    with flops.flop_counter() as counter:
         output.sum().backward()
     assert counter.get_total_flops() == 2 * forward
 
