@@ -29,6 +29,14 @@ def bucket_bounds(bucket: str) -> tuple[float, float]:
 BUCKET_CENTRES: dict[str, float] = {b: sum(bucket_bounds(b)) / 2 for b in BUCKETS}
 
 
+def bucket_of(cloud_fraction: float) -> str:
+    """The :data:`BUCKETS` name of a cloud fraction in [0, 1]: 20 % bins, lower bound inclusive
+    (0.2 → ``"20%-40%"``), the last bin closed (1.0 → ``"80%-100%"``)."""
+    if not 0.0 <= cloud_fraction <= 1.0:
+        raise ValueError(f"cloud fraction must lie in [0, 1], got {cloud_fraction}")
+    return BUCKETS[min(int(cloud_fraction * len(BUCKETS)), len(BUCKETS) - 1)]
+
+
 def bucket_sort_key(bucket: str) -> tuple[int, str]:
     """Sort key putting the :data:`BUCKETS` in their order and any other name after them."""
     return (BUCKETS.index(bucket) if bucket in BUCKETS else len(BUCKETS), bucket)
@@ -192,13 +200,26 @@ def read_modality(path: str | Path, modality: str) -> np.ndarray:
         Missing file, unreadable/corrupt TIFF, wrong band count or wrong dtype (message names the
         file and the problem).
     """
+    return read_raster(path, MODALITY_SPECS[modality], modality)[0]
+
+
+def read_raster(path: str | Path, spec: ModalitySpec, label: str):
+    """Read a GeoTIFF that must match ``spec``: ``(array (bands, H, W), crs or None)``.
+
+    ``label`` names the modality in the "missing file" message. Shared by every dataset's loader.
+
+    Raises
+    ------
+    DataIntegrityError
+        Missing file, unreadable/corrupt TIFF, wrong band count or wrong dtype (message names the
+        file and the problem).
+    """
     import rasterio
     from rasterio.errors import RasterioError
 
-    spec = MODALITY_SPECS[modality]
     path = Path(path)
     if not path.is_file():
-        raise DataIntegrityError(f"{path}: missing {spec.description} file ({modality})")
+        raise DataIntegrityError(f"{path}: missing {spec.description} file ({label})")
     try:
         with rasterio.open(path) as src:
             if src.count != spec.bands:
@@ -208,7 +229,7 @@ def read_modality(path: str | Path, modality: str) -> np.ndarray:
             if dtype not in spec.dtypes:
                 raise DataIntegrityError(f"{path}: {spec.description} must be "
                                          f"{' or '.join(spec.dtypes)}, found {dtype}")
-            return src.read()
+            return src.read(), src.crs
     except RasterioError as err:
         raise DataIntegrityError(f"{path}: unreadable or corrupt GeoTIFF ({err})") from err
 
