@@ -111,6 +111,25 @@ PACKAGED_LEGENDS: dict[str, str] = {
 }
 
 
+def legend_of(model_or_config: object) -> Legend:
+    """The packaged legend a model was trained for: its ``config.legend`` (a ``ModelConfig`` or
+    its dict also work); models and checkpoints from before legends travelled → LuojiaSET's."""
+    config = getattr(model_or_config, "config", model_or_config)
+    name = (config.get("legend") if isinstance(config, dict)
+            else getattr(config, "legend", None))
+    return load_legend(name=name or "luojiaset")
+
+
+#: GeoTIFF tag naming the packaged legend of a land-cover product (see :func:`legend_of_tags`).
+LEGEND_NAME_TAG = "LEGEND_NAME"
+
+
+def legend_of_tags(tags: dict[str, str]) -> Legend:
+    """The legend of a land-cover GeoTIFF from its tags (:data:`LEGEND_NAME_TAG`; LuojiaSET's when
+    the file predates the tag)."""
+    return load_legend(name=tags.get(LEGEND_NAME_TAG) or "luojiaset")
+
+
 def packaged_resource(filename: str) -> dict:
     """A JSON file shipped in ``tdpcr_lib/resources`` (works from a wheel too)."""
     return json.loads((files("tdpcr_lib.resources") / filename).read_text())

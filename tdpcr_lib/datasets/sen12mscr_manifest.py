@@ -27,7 +27,12 @@ from tdpcr_lib.core.legend import packaged_resource
 from tdpcr_lib.datasets.cloudmask import CLOUD_THRESHOLD, cloud_mask
 from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError
 from tdpcr_lib.datasets.layout import BUCKETS, SPLITS, SampleRecord, bucket_of, read_raster
-from tdpcr_lib.datasets.manifest import CHECKSUM_FILE, LOCAL_MANIFEST, manifest_hash, write_checksums
+from tdpcr_lib.datasets.manifest import (
+    CHECKSUM_FILE,
+    LOCAL_MANIFEST,
+    manifest_hash,
+    write_checksums,
+)
 from tdpcr_lib.datasets.sen12mscr_layout import (
     CSV_COLUMNS,
     LAND_COVER,
