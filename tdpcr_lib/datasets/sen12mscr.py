@@ -18,7 +18,13 @@ from tdpcr_lib.core.legend import Legend, load_legend, packaged_resource
 from tdpcr_lib.core.normalisation import Normalisation, load_normalisation
 from tdpcr_lib.datasets.cloudmask import cloud_mask
 from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError
-from tdpcr_lib.datasets.layout import SPLITS, _require_finite, bucket_of, read_raster
+from tdpcr_lib.datasets.layout import (
+    SPLITS,
+    _require_finite,
+    bucket_of,
+    read_raster,
+    require_same_size,
+)
 from tdpcr_lib.datasets.manifest import (
     LOCAL_MANIFEST,
     manifest_hash,
@@ -154,10 +160,7 @@ class SEN12MSCR(Dataset):
         crs = {}
         for modality, path in paths.items():
             arrays[modality], crs[modality] = read_raster(path, SPECS[modality], modality)
-        shapes = {m: a.shape[-2:] for m, a in arrays.items()}
-        if len(set(shapes.values())) != 1:
-            detail = ", ".join(f"{paths[m]}: {h}x{w}" for m, (h, w) in shapes.items())
-            raise DataIntegrityError(f"sample {record.id}: modalities differ in size ({detail})")
+        require_same_size(arrays, paths, record.id)
         reference = crs["s2"]
         for modality, value in crs.items():
             # land cover without a CRS is tolerated (it then takes the patch's grid)

@@ -23,8 +23,7 @@ from pathlib import Path
 from tdpcr_lib.core.bands import S1_BANDS, S2_BANDS
 from tdpcr_lib.core.legend import packaged_resource
 from tdpcr_lib.core.paths import DATA_DIR
-from tdpcr_lib.datasets.errors import DatasetNotFoundError
-from tdpcr_lib.datasets.layout import ModalitySpec
+from tdpcr_lib.datasets.layout import ModalitySpec, find_root
 
 #: The four seasons (ROI set and meteorological season), in the order of the archives.
 SEASONS: tuple[str, ...] = ("ROIs1158_spring", "ROIs1868_summer", "ROIs1970_fall", "ROIs2017_winter")
@@ -160,17 +159,5 @@ def has_sen12mscr_layout(path: str | Path) -> bool:
 
 def find_sen12mscr_root(path: str | Path, max_depth: int = 3) -> Path:
     """``path`` or the first folder below it (breadth-first) holding SEN12MS-CR season folders."""
-    path = Path(path).expanduser()
-    if not path.is_dir():
-        raise DatasetNotFoundError(f"{path} does not exist or is not a folder. "
-                                   + how_to_get_sen12mscr(path))
-    frontier = [path]
-    for _ in range(max_depth + 1):
-        for folder in frontier:
-            if has_sen12mscr_layout(folder):
-                return folder
-        frontier = sorted(p for f in frontier for p in f.iterdir()
-                          if p.is_dir() and not p.name.startswith("."))
-    raise DatasetNotFoundError(
-        f"{path} holds no SEN12MS-CR season folder such as ROIs1158_spring_s1/s1_<scene>/ "
-        f"(searched {max_depth} levels deep). " + how_to_get_sen12mscr(path))
+    return find_root(path, has_sen12mscr_layout, "holds no SEN12MS-CR season folder such as "
+                     "ROIs1158_spring_s1/s1_<scene>/", how_to_get_sen12mscr(path), max_depth)
