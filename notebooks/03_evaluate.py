@@ -143,7 +143,7 @@ result.tables["seg"]
 # matrix is normalised per true class (rows sum to 100 %), so its diagonal is each class's recall.
 
 # %%
-legend = dataset_legend(data_root)  # class names and colours of this dataset
+legend = dataset_legend(data_root)  # land-cover names and colours of this dataset
 names = list(legend.names)
 per_class_iou_table(result.frame, names)
 

@@ -111,7 +111,7 @@ record = RunRecord.from_parameters_cell(
               "sample_crop": sample_crop})
 # each row says what the run was trained with: the main run and the ablations differ in budget
 titles = row_titles(checkpoints)
-names = dataset_legend(data_root)  # class names and colours of this dataset
+names = dataset_legend(data_root)  # land-cover names and colours of this dataset
 print("models:", *(t.replace("\n", " — ") for t in titles.values()), sep="\n  ")
 print("tiles:", tile_ids)
 
