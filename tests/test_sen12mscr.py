@@ -501,3 +501,11 @@ def test_split_config_is_json(sen12_root):
     config = json.loads((sen12_root / "manifest" / "split_config.json").read_text())
     assert config["csv_columns"][-2:] == ["cloud_cover", "bucket"]
     assert "UnCRtainTS" in config["split_source"]
+
+
+def test_stray_files_in_a_scene_folder_are_not_patches(sen12_copy, tmp_path):
+    scene = sen12_copy / "ROIs1158_spring_s1" / "s1_1"
+    (scene / "ROIs1158_spring_s1_1_pcopy.tif").write_bytes(b"not a patch")
+    (scene / "notes.txt").write_text("x")
+    out = write_sen12mscr_manifest(sen12_copy, out=tmp_path / "m", checksums=False)
+    assert read_split_config(out)["indexed_samples"] == 45

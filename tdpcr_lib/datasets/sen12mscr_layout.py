@@ -91,7 +91,7 @@ SPECS: dict[str, ModalitySpec] = {
                              "SEN12MS land cover (IGBP, LCCS LC, LCCS LU, LCCS SH)"),
 }
 
-_S1_NAME = re.compile(r"^(?P<season>ROIs\d{4}_[a-z]+)_s1_(?P<scene>\d+)_p(?P<patch>\d+)\.tif$")
+S1_NAME = re.compile(r"^(?P<season>ROIs\d{4}_[a-z]+)_s1_(?P<scene>\d+)_p(?P<patch>\d+)\.tif$")
 
 
 def patch_filename(season: str, scene: str | int, patch: str | int, modality: str) -> str:
@@ -101,7 +101,7 @@ def patch_filename(season: str, scene: str | int, patch: str | int, modality: st
 
 def parse_s1_name(name: str) -> tuple[str, str, str]:
     """``'ROIs1158_spring_s1_1_p407.tif'`` → ``('ROIs1158_spring', '1', '407')``."""
-    match = _S1_NAME.match(name)
+    match = S1_NAME.match(name)
     if match is None:
         raise ValueError(f"not a SEN12MS-CR s1 file name: {name!r} "
                          "(expected ROIsNNNN_<season>_s1_<scene>_p<patch>.tif)")

@@ -37,6 +37,7 @@ from tdpcr_lib.datasets.sen12mscr_layout import (
     CSV_COLUMNS,
     LAND_COVER,
     MODALITIES,
+    S1_NAME,
     SEASONS,
     SPECS,
     find_sen12mscr_root,
@@ -85,7 +86,9 @@ def discover_patches(root: str | Path, land_cover_root: str | Path | None = None
         lc_dir = modality_dir(lc_root, season, LAND_COVER)
         for scene_dir in sorted(s1_dir.glob("s1_[0-9]*"), key=_natural):
             scene = scene_dir.name.split("_", 1)[1]
-            for s1_path in sorted(scene_dir.glob(f"{season}_s1_{scene}_p*.tif"), key=_natural):
+            names = [p for p in scene_dir.glob(f"{season}_s1_{scene}_p*.tif")
+                     if S1_NAME.match(p.name)]  # other files in the folder are not patches
+            for s1_path in sorted(names, key=_natural):
                 _, _, patch = parse_s1_name(s1_path.name)
                 files = {"s1": s1_path}
                 for modality, folder in dirs.items():
