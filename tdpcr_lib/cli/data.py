@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("root", nargs="?", default=str(DEFAULT_SEN12MSCR_ROOT),
                           help=f"folder for the .tar.gz archives (default {DEFAULT_SEN12MSCR_ROOT})")
     download.add_argument("--seasons", nargs="+", choices=SEASONS, default=list(SEASONS),
-                          help="which seasons (default all four; about 600 GB in all)")
+                          help="which seasons (default all four; about 470 GB once extracted)")
     download.add_argument("--no-land-cover", action="store_true",
                           help="skip the SEN12MS land-cover archives (no segmentation labels)")
     return parser

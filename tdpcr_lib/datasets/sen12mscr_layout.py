@@ -143,7 +143,7 @@ def how_to_get_sen12mscr(root: str | Path | None = None) -> str:
     return (
         f"SEN12MS-CR is open data (CC-BY 4.0) on mediaTUM ({SEN12MSCR_URL}; land cover from "
         f"SEN12MS, {SEN12MS_URL}). Download the per-season archives with `tdpcr data download "
-        f"{where}` (resumable; about 600 GB with land cover) or by hand, then either extract them "
+        f"{where}` (resumable; about 470 GB once extracted) or by hand, then either extract them "
         f"so that the season folders (e.g. {where / 'ROIs1158_spring_s1'}) sit in {where}, or run "
         "notebooks/00_get_data.ipynb with SOURCE='sen12mscr' and DATA_ROOT pointing at the "
         "folder or at the folder holding the .tar.gz archives (they are extracted and verified)."

@@ -142,7 +142,7 @@ def write_sen12mscr_manifest(root: str | Path, land_cover_root: str | Path | Non
     out : path, optional
         Manifest folder (default ``<root>/manifest/``, where ``SEN12MSCR(root)`` looks).
     checksums : bool
-        sha256 of every file (slow on the full 600 GB).
+        sha256 of every file (slow on the full dataset, about 470 GB).
     workers : int
         Threads for the cloud masks and the hashes.
     """
