@@ -16,7 +16,7 @@
 # ---
 
 # %% [markdown]
-# # 00 · Get the data: LuojiaSET-OSFCR or its synthetic twin
+# # 00 · Get the data: LuojiaSET-OSFCR, its synthetic twin, or the open SEN12MS-CR
 #
 # ## Overview
 # TDP-CR is trained and evaluated on **LuojiaSET-OSFCR**: 20 000 co-registered 256 × 256 px tiles
@@ -24,7 +24,9 @@
 # SAR (VV, VH), a land-cover map and a cloud mask, sorted into five cloud-cover buckets
 # (`0-20%` … `80%-100%`). The dataset is **gated**, so by default this notebook builds a
 # **synthetic twin** with exactly the same folders, file names, GeoTIFF headers and units, whose
-# content is a real (learnable) problem. Every later notebook runs on either.
+# content is a real (learnable) problem. Every later notebook runs on either. The open
+# **SEN12MS-CR** (with SEN12MS land cover, `SOURCE = "sen12mscr"`) works the same way: its patches
+# get a computed cloud mask, a cloud-cover bucket and simplified-IGBP labels (10 classes).
 #
 # 1. Make the twin, or locate / extract / verify your copy of the real data.
 # 2. Write the split manifest (the first author's 80/10/10 protocol, with a sha256 per file).
@@ -54,9 +56,13 @@ from IPython.display import display
 from tdpcr_lib.core import paths
 from tdpcr_lib.datasets.acquire import DEFAULT_LUOJIASET_ROOT, prepare_luojiaset
 from tdpcr_lib.datasets.layout import BUCKETS
-from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
 from tdpcr_lib.datasets.manifest import read_split_config, write_manifest
 from tdpcr_lib.datasets.plot import plot_class_histogram
+from tdpcr_lib.datasets.sen12mscr_acquire import prepare_sen12mscr
+from tdpcr_lib.datasets.sen12mscr_layout import DEFAULT_SEN12MSCR_ROOT
+from tdpcr_lib.datasets.sen12mscr_manifest import write_sen12mscr_manifest
+from tdpcr_lib.datasets.sen12mscr_summary import sen12mscr_statistics, verify_sen12mscr_headers
+from tdpcr_lib.datasets.sources import check_source, legend_of_data, open_dataset
 from tdpcr_lib.datasets.summary import dataset_statistics, measure_read_speed, verify_headers
 from tdpcr_lib.datasets.synthetic.tiles import (
     SMOKE_N_TILES,
@@ -72,13 +78,15 @@ show_figures_inline()  # figures show as images, live and in executed copies
 
 # %% [markdown]
 # ## Parameters
-# Papermill (and `tdpcr reproduce`) overrides these. `SOURCE="luojiaset"` with `DATA_ROOT`
-# pointing at your copy (folder or archive) prepares the real data instead of the twin.
+# Papermill (and `tdpcr reproduce`) overrides these. `SOURCE="luojiaset"` or `"sen12mscr"` with
+# `DATA_ROOT` pointing at your copy (folder or archive(s)) prepares the real data instead of the twin.
 
 # %% tags=["parameters"]
-DATA_ROOT = None  # None: data/synthetic_luojiaset (synthetic) or data/LuojiaSET-OSFCR (luojiaset);
-#                   for "luojiaset" also the folder above it, or the .zip/.tar archive you received
-SOURCE = "synthetic"  # "synthetic" (generate the twin) or "luojiaset" (the real, gated data)
+DATA_ROOT = None  # None: data/synthetic_luojiaset, data/LuojiaSET-OSFCR or data/SEN12MS-CR;
+#                   for "luojiaset" also the folder above it, or the .zip/.tar archive you received;
+#                   for "sen12mscr" also the folder holding the per-season .tar.gz archives
+SOURCE = "synthetic"  # "synthetic" (the twin), "luojiaset" (gated) or "sen12mscr" (open data)
+LAND_COVER_ROOT = None  # sen12mscr: SEN12MS land-cover folder (None: look inside DATA_ROOT)
 N_TILES = 250  # synthetic: number of tiles, spread evenly over the 5 cloud-cover buckets
 TILE_SIZE = 64  # synthetic: tile side in pixels (the real tiles are 256)
 SEED = 0  # synthetic: everything is a deterministic function of the seed
@@ -87,8 +95,7 @@ MANIFEST_DIR = None  # luojiaset: where the split CSVs go (None: <DATA_ROOT>/man
 REPORTS_DIR = None  # None: reports/, or reports/smoke/ when SMOKE (metrics/, figures/, pages)
 
 # %%
-if SOURCE not in ("synthetic", "luojiaset"):
-    raise ValueError(f"SOURCE must be 'synthetic' or 'luojiaset', got {SOURCE!r}")
+SOURCE = check_source(SOURCE)
 if SMOKE:
     N_TILES, TILE_SIZE = SMOKE_N_TILES, SMOKE_TILE_SIZE
 reports_dir = resolve_reports_dir(REPORTS_DIR, smoke=SMOKE)
@@ -144,12 +151,42 @@ if SOURCE == "luojiaset":
           f"{manifest_dir}; author_split_check: {split_config['author_split_check']}")
 
 # %% [markdown]
+# ## The open data (`SOURCE = "sen12mscr"`)
+# [SEN12MS-CR](https://mediatum.ub.tum.de/1554803) (Ebel et al. 2021, CC-BY 4.0): 122 218
+# triplets of Sentinel-1, cloudy and clear Sentinel-2 (256 × 256 px, 10 m) from 169 regions over
+# four seasons; land cover from [SEN12MS](https://mediatum.ub.tum.de/1474000) (same season, scene
+# and patch ids; MODIS IGBP, mapped to the 10 simplified-IGBP classes of DFC2020). Download the
+# per-season archives with `tdpcr data download data/SEN12MS-CR` (resumable, size/MD5 checked),
+# then set `DATA_ROOT` to
+#
+# * the folder holding the season folders (`ROIs1158_spring_s1/`, …; land cover as
+#   `ROIs1158_spring/lc_1/…` in the same folder, or elsewhere: `LAND_COVER_ROOT`), or
+# * the folder holding the `.tar.gz` archives: each is checked (land cover against its published
+#   MD5) and extracted safely into `<DATA_ROOT>/SEN12MS-CR/`.
+#
+# SEN12MS-CR ships no cloud masks: the cell computes one per patch with the rule-based detector of
+# DSen2-CR/UnCRtainTS (`tdpcr_lib.datasets.cloudmask`) for the cloud-cover buckets. The split is the
+# scene-level split of UnCRtainTS (train/val/test scenes); the manifest records it with a sha256 per
+# file (skipped in `SMOKE` mode).
+
+# %%
+if SOURCE == "sen12mscr":
+    root = prepare_sen12mscr(DATA_ROOT or DEFAULT_SEN12MSCR_ROOT)
+    manifest_dir = write_sen12mscr_manifest(root, land_cover_root=LAND_COVER_ROOT,
+                                            out=MANIFEST_DIR, checksums=not SMOKE)
+    split_config = read_split_config(manifest_dir)
+    print(f"{root}: {split_config['indexed_samples']} complete patches; manifest in "
+          f"{manifest_dir}; {split_config['patches_without_land_cover']} without land cover; "
+          f"scenes in no split: {split_config['unassigned_scenes_left_out']}")
+
+# %% [markdown]
 # ## Verify the files
 # Every file of every split is opened and its band count, data type and size are checked against
 # the real format (pixels are not read here; the loader checks NaNs when it reads a tile).
 
 # %%
-header_check = verify_headers(root, manifest=manifest_dir)
+check_headers = verify_sen12mscr_headers if SOURCE == "sen12mscr" else verify_headers
+header_check = check_headers(root, manifest=manifest_dir)
 print(f"{header_check['checked']} files checked, {header_check['n_problems']} problem(s)")
 for problem in header_check["problems"]:
     print("  -", problem)
@@ -160,8 +197,9 @@ for problem in header_check["problems"]:
 # the same 80/10/10 proportion.
 
 # %%
-stats = dataset_statistics(root, manifest=manifest_dir,
-                                max_tiles_per_split=None if SOURCE == "synthetic" else 400)
+statistics = sen12mscr_statistics if SOURCE == "sen12mscr" else dataset_statistics
+stats = statistics(root, manifest=manifest_dir,
+                   max_tiles_per_split=None if SOURCE == "synthetic" else 400)
 counts = pd.DataFrame(stats["counts"]).loc[list(BUCKETS)]
 counts.loc["total"] = counts.sum()
 display(counts)
@@ -169,23 +207,25 @@ pd.Series(stats["mean_cloud_fraction"], name="mean cloud fraction of the mask")
 
 # %% [markdown]
 # ## Class histogram
-# Land-cover codes 0–6 with the colours of `tdpcr_lib/resources/legend.json`; any other code is ignored
+# Land-cover codes 0–6 with the colours of `tdpcr_lib/resources/legend.json` (SEN12MS-CR: the 10
+# simplified-IGBP classes of `legend_igbp_simplified.json`); any other code is ignored
 # (255) by the loader. On the twin the codes mean road, water, built-up, cropland, bare soil,
 # grassland and forest (its own choice; the real legend's names are unknown). On the real data the
 # histogram shows which codes are actually present.
 
 # %%
-figure = plot_class_histogram(stats["class_histogram"])
+figure = plot_class_histogram(stats["class_histogram"], legend=legend_of_data(root))
 save_figure(figure, figures_dir / "00_get_data_class_histogram.png")
 figure
 
 # %% [markdown]
 # ## One test tile per bucket
 # Cloudy input, SAR false colour (VV, VH, VV−VH), clear target (both optical images on the target's
-# stretch), land cover and cloud mask, as `LuojiaSETOSFCR` delivers them.
+# stretch), land cover and cloud mask, as the dataset class (`LuojiaSETOSFCR` or `SEN12MSCR`)
+# delivers them.
 
 # %%
-test_set = LuojiaSETOSFCR(root, split="test", manifest=manifest_dir)
+test_set = open_dataset(root, split="test", manifest=manifest_dir)
 for bucket in BUCKETS:
     if bucket in test_set.buckets:
         figure = test_set.plot(test_set[test_set.buckets.index(bucket)])
@@ -198,7 +238,7 @@ for bucket in BUCKETS:
 # the training throughput.
 
 # %%
-train_set = LuojiaSETOSFCR(root, split="train", manifest=manifest_dir)
+train_set = open_dataset(root, split="train", manifest=manifest_dir)
 metrics = {
     "source": SOURCE,
     "data_root": str(root),

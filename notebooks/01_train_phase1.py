@@ -67,7 +67,7 @@ show_figures_inline()  # figures show as images, live and in executed copies
 
 # %% tags=["parameters"]
 DATA_ROOT = str(paths.DEFAULT_SYNTHETIC_ROOT)  # dataset folder: the synthetic twin or LuojiaSET-OSFCR
-SOURCE = "synthetic"  # "synthetic" (generated if missing) or "luojiaset" (the real data)
+SOURCE = "synthetic"  # "synthetic" (generated if missing), "luojiaset" or "sen12mscr" (real data)
 RUNS_DIR = str(paths.RUNS_DIR)  # run folders and checkpoints
 REPORTS_DIR = None  # None: reports/, or reports/smoke/ when SMOKE (metrics/, figures/, pages)
 SEED = 0

@@ -47,7 +47,7 @@
 from pathlib import Path
 
 from tdpcr_lib.core import paths
-from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
+from tdpcr_lib.datasets.sources import open_dataset
 from tdpcr_lib.evaluation.evaluate import evaluate
 from tdpcr_lib.evaluation.majority import majority_class_baseline, majority_table
 from tdpcr_lib.evaluation.report import (
@@ -58,7 +58,7 @@ from tdpcr_lib.evaluation.report import (
 )
 from tdpcr_lib.evaluation.tables import (
                    band_error_under_clouds,
-                   class_names,
+                   dataset_legend,
                    normalised_confusion,
                    per_class_iou_table,
 )
@@ -80,7 +80,7 @@ show_figures_inline()  # figures show as images, live and in executed copies
 
 # %% tags=["parameters"]
 DATA_ROOT = str(paths.DEFAULT_SYNTHETIC_ROOT)  # dataset folder: the synthetic twin or LuojiaSET-OSFCR
-SOURCE = "synthetic"  # "synthetic" (generated if missing) or "luojiaset" (the real data)
+SOURCE = "synthetic"  # "synthetic" (generated if missing), "luojiaset" or "sen12mscr" (real data)
 RUNS_DIR = str(paths.RUNS_DIR)  # run folders and checkpoints
 REPORTS_DIR = None  # None: reports/, or reports/smoke/ when SMOKE (metrics/, figures/, pages)
 SEED = 0
@@ -102,8 +102,8 @@ checkpoint = Path(CHECKPOINT) if CHECKPOINT else Path(RUNS_DIR) / "phase2" / "be
 
 # %%
 data_root = ensure_dataset(DATA_ROOT, SOURCE)
-test_set = LuojiaSETOSFCR(data_root, split="test")
-train_set = LuojiaSETOSFCR(data_root, split="train")
+test_set = open_dataset(data_root, split="test")
+train_set = open_dataset(data_root, split="train")
 test_set
 
 # %% [markdown]
@@ -143,7 +143,8 @@ result.tables["seg"]
 # matrix is normalised per true class (rows sum to 100 %), so its diagonal is each class's recall.
 
 # %%
-names = class_names(data_root)
+legend = dataset_legend(data_root)  # land-cover names and colours of this dataset
+names = list(legend.names)
 per_class_iou_table(result.frame, names)
 
 # %%
@@ -182,7 +183,7 @@ model, _ = load_model(checkpoint, device="cpu")
 index = cloudiest_index(test_set, limit=8)
 sample = test_set[index]
 outputs = predict_outputs({"TDP-CR": model}, sample)
-figure = plot_comparison(sample, outputs, class_names=names)
+figure = plot_comparison(sample, outputs, class_names=legend)
 save_figure(figure, figures_dir / "03_evaluate_example.png")
 figure
 

@@ -98,7 +98,7 @@ show_figures_inline()  # figures show as images, live and in executed copies
 
 # %% tags=["parameters"]
 DATA_ROOT = None          # None → the synthetic twin written by 00_get_data
-SOURCE = "synthetic"      # "synthetic" | "luojiaset" (recorded; the folder layout is the same)
+SOURCE = "synthetic"      # "synthetic" | "luojiaset" | "sen12mscr" (recorded; the layout is recognised)
 RUNS_DIR = None           # None → runs/
 REPORTS_DIR = None  # None: reports/, or reports/smoke/ when SMOKE (metrics/, figures/, pages)
 SEED = 0

@@ -48,9 +48,9 @@ from IPython.display import Image, display
 
 from tdpcr_lib.core import paths
 from tdpcr_lib.core.runtime import resolve_device
-from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
+from tdpcr_lib.datasets.sources import open_dataset
 from tdpcr_lib.evaluation.ablations.grid import discover_checkpoints, load_models
-from tdpcr_lib.evaluation.tables import class_names
+from tdpcr_lib.evaluation.tables import dataset_legend
 from tdpcr_lib.notebook.display import show_figures_inline
 from tdpcr_lib.notebook.record import RunRecord, resolve_reports_dir
 from tdpcr_lib.plot.compare import plot_prompt_maps
@@ -100,7 +100,7 @@ checkpoints = dict(CHECKPOINTS) if CHECKPOINTS else discover_checkpoints(runs_di
 if not checkpoints:
     raise FileNotFoundError(f"no trained model under {runs_dir}: run 02_train_phase2 or 04_ablations first")
 models = load_models(checkpoints, device=device)
-test_set = LuojiaSETOSFCR(data_root, split="test")
+test_set = open_dataset(data_root, split="test")
 tile_ids = list(TILE_IDS) if TILE_IDS else default_tile_ids(test_set, per_bucket=1)
 if SMOKE:
     tile_ids = tile_ids[:2]
@@ -111,7 +111,7 @@ record = RunRecord.from_parameters_cell(
               "sample_crop": sample_crop})
 # each row says what the run was trained with: the main run and the ablations differ in budget
 titles = row_titles(checkpoints)
-names = class_names(data_root)
+names = dataset_legend(data_root)  # land-cover names and colours of this dataset
 print("models:", *(t.replace("\n", " — ") for t in titles.values()), sep="\n  ")
 print("tiles:", tile_ids)
 

@@ -86,3 +86,32 @@ def test_notebook_prepares_a_real_data_archive(tmp_path, zipped_fake_luojiaset):
     config = json.loads((manifest / "split_config.json").read_text())
     assert config["author_split_check"].startswith("not comparable")
     assert metrics["class_histogram"]["ignored"] == 10  # codes 7 and 255 in the fake data
+
+
+def test_notebook_prepares_the_sen12mscr_archives(tmp_path):
+    """SEN12MS-CR from its per-season archives (extracted safely), land cover from a folder."""
+    import importlib.util
+    import shutil
+
+    spec = importlib.util.spec_from_file_location(
+        "fake_sen12", REPO / "tests" / "data" / "sen12mscr" / "make_fake.py")
+    fake = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fake)
+    tree = fake.write_fake_sen12mscr(tmp_path / "tree", patches_per_scene=2)
+    downloads = tmp_path / "downloads"
+    fake.write_fake_archives(tree, downloads)
+    land_cover = tmp_path / "SEN12MS"
+    for archive in downloads.glob("*_lc.tar.gz"):  # fake land cover: not the published MD5s
+        shutil.move(tree / archive.name.removesuffix("_lc.tar.gz"), land_cover / archive.name
+                    .removesuffix("_lc.tar.gz"))
+        archive.unlink()
+    record = _run(tmp_path, SOURCE="sen12mscr", DATA_ROOT=str(downloads),
+                  LAND_COVER_ROOT=str(land_cover))
+    metrics = record["metrics"]
+    assert metrics["source"] == "sen12mscr" and Path(metrics["data_root"]) == downloads / "SEN12MS-CR"
+    assert metrics["n_samples"] == 16 and metrics["header_check"]["n_problems"] == 0
+    assert metrics["header_check"]["checked"] == 16 * 4 - 1  # one patch has no land cover
+    assert set(metrics["class_histogram"]) == {str(c) for c in range(10)} | {"ignored"}
+    config = json.loads((downloads / "SEN12MS-CR" / "manifest" / "split_config.json").read_text())
+    assert config["patches_without_land_cover"] == 1
+    assert config["land_cover_root"] == str(land_cover)

@@ -1,4 +1,4 @@
-"""``tdpcr data``: make the synthetic twin or the split manifest of a LuojiaSET-OSFCR folder.
+"""``tdpcr data``: make the synthetic twin, download SEN12MS-CR, or write a split manifest.
 
 Examples
 --------
@@ -8,6 +8,8 @@ Examples
     tdpcr data synth /tmp/twin --n-tiles 20 --size 32 --seed 1
     tdpcr data manifest /data/LuojiaSET-OSFCR                 # → /data/LuojiaSET-OSFCR/manifest/
     tdpcr data manifest /readonly/LuojiaSET-OSFCR --out manifests/luojiaset
+    tdpcr data download data/SEN12MS-CR                         # SEN12MS-CR + land cover archives
+    tdpcr data manifest data/SEN12MS-CR --source sen12mscr --land-cover /data/SEN12MS
 
 Default folders are relative to the tdpcr home (:mod:`tdpcr_lib.core.paths`): the checkout, or
 the current directory when tdpcr is installed from a wheel. ``synth`` needs the optional
@@ -22,7 +24,11 @@ import time
 
 from tdpcr_lib.cli.errors import CliParser, check_int, check_output_folder, run_command
 from tdpcr_lib.core.paths import DEFAULT_SYNTHETIC_ROOT
+from tdpcr_lib.datasets.download import download_sen12mscr
 from tdpcr_lib.datasets.manifest import LOCAL_MANIFEST, write_manifest
+from tdpcr_lib.datasets.sen12mscr_acquire import prepare_sen12mscr
+from tdpcr_lib.datasets.sen12mscr_layout import DEFAULT_SEN12MSCR_ROOT, SEASONS
+from tdpcr_lib.datasets.sen12mscr_manifest import write_sen12mscr_manifest
 from tdpcr_lib.datasets.synthetic.tiles import (
     DEFAULT_N_TILES,
     DEFAULT_TILE_SIZE,
@@ -49,7 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     manifest = sub.add_parser("manifest", help="write train/val/test.csv + sha256 for a dataset "
                                                 "(author's 80/10/10 protocol, seed 42)")
-    manifest.add_argument("root", help="LuojiaSET-OSFCR folder (holding the five bucket folders)")
+    manifest.add_argument("root", help="LuojiaSET-OSFCR folder (holding the five bucket folders) "
+                                       "or, with --source sen12mscr, the SEN12MS-CR folder or the "
+                                       "folder holding its archives (extracted first)")
+    manifest.add_argument("--source", choices=("luojiaset", "sen12mscr"), default="luojiaset",
+                          help="dataset layout (default luojiaset; sen12mscr: UnCRtainTS's "
+                               "scene-level split, computed cloud masks)")
+    manifest.add_argument("--land-cover", default=None, metavar="DIR",
+                          help="sen12mscr: SEN12MS land-cover folder (default: inside ROOT)")
     manifest.add_argument("--out", default=None,
                           help=f"manifest folder (default ROOT/{LOCAL_MANIFEST}/, beside the data, "
                                "where LuojiaSETOSFCR(ROOT) looks first; give another folder for a "
@@ -58,6 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
     manifest.add_argument("--no-checksums", action="store_true",
                           help="skip hashing every file (hashing the full dataset takes minutes)")
     manifest.add_argument("--workers", type=int, default=4, help="hashing threads (default 4)")
+
+    download = sub.add_parser("download", help="download the open SEN12MS-CR archives (+ SEN12MS "
+                                               "land cover) from mediaTUM; resumable")
+    download.add_argument("root", nargs="?", default=str(DEFAULT_SEN12MSCR_ROOT),
+                          help=f"folder for the .tar.gz archives (default {DEFAULT_SEN12MSCR_ROOT})")
+    download.add_argument("--seasons", nargs="+", choices=SEASONS, default=list(SEASONS),
+                          help="which seasons (default all four; about 470 GB once extracted)")
+    download.add_argument("--no-land-cover", action="store_true",
+                          help="skip the SEN12MS land-cover archives (no segmentation labels)")
     return parser
 
 
@@ -73,12 +95,23 @@ def _data(argv: list[str]) -> int:
         print(f"synthetic twin: {root} ({args.n_tiles} tiles of {args.size} px, seed "
               f"{args.seed}) in {time.perf_counter() - started:.1f} s; manifest in "
               f"{root / 'manifest'}")
+    elif args.action == "download":
+        check_output_folder(args.root, "ROOT")
+        paths = download_sen12mscr(args.root, seasons=args.seasons,
+                                   land_cover=not args.no_land_cover)
+        print(f"{len(paths)} archive(s) in {args.root} in {time.perf_counter() - started:.0f} s; "
+              f"next: `tdpcr data manifest {args.root} --source sen12mscr` (extracts them)")
     else:
         check_int("--workers", args.workers, 1)
         if args.out is not None:
             check_output_folder(args.out, "--out")
-        out = write_manifest(args.root, out=args.out, seed=args.seed,
-                             checksums=not args.no_checksums, workers=args.workers)
+        if args.source == "sen12mscr":
+            out = write_sen12mscr_manifest(prepare_sen12mscr(args.root),
+                                           land_cover_root=args.land_cover, out=args.out,
+                                           checksums=not args.no_checksums, workers=args.workers)
+        else:
+            out = write_manifest(args.root, out=args.out, seed=args.seed,
+                                 checksums=not args.no_checksums, workers=args.workers)
         print(f"split manifest: {out} (train.csv, val.csv, test.csv"
               f"{', checksums.sha256' if not args.no_checksums else ''}, split_config.json) "
               f"in {time.perf_counter() - started:.1f} s")
@@ -88,7 +121,7 @@ def _data(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``tdpcr data``; returns a process exit code."""
     argv = sys.argv[1:] if argv is None else argv
-    action = next((a for a in argv if a in ("synth", "manifest")), "")
+    action = next((a for a in argv if a in ("synth", "manifest", "download")), "")
     return run_command(f"tdpcr data {action}".rstrip(), _data, argv)
 
 

@@ -15,7 +15,7 @@ from tdpcr_lib.cli.errors import (
     run_command,
 )
 from tdpcr_lib.core.runtime import resolve_device
-from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
+from tdpcr_lib.datasets.sources import open_dataset
 from tdpcr_lib.evaluation.evaluate import evaluate
 from tdpcr_lib.models.checkpoint import resolve_checkpoint_dir
 
@@ -74,7 +74,7 @@ def _evaluate(argv: list[str]) -> int:
     # beside the checkpoint, not inside it (checkpoint folders are replaced as a whole)
     prefix = Path(args.out) if args.out else checkpoint.parent / f"eval_{checkpoint.name}_{args.split}"
     check_output_folder(prefix.parent, "--out")
-    dataset = LuojiaSETOSFCR(args.data_root, split=args.split)
+    dataset = open_dataset(args.data_root, split=args.split)
     result = evaluate(args.checkpoint, dataset, device=args.device,
                       batch_size=args.batch_size, tile=tile, overlap=args.overlap,
                       max_batches=args.max_batches, num_workers=args.num_workers,

@@ -21,6 +21,8 @@ class Legend:
     colours: tuple[tuple[int, int, int], ...]
     ignore_index: int = 255
     ignore_colour: tuple[int, int, int] = (255, 255, 255)
+    #: The packaged name (a key of :data:`PACKAGED_LEGENDS`) stored in model configs.
+    name: str = "luojiaset"
 
     @property
     def num_classes(self) -> int:
@@ -39,6 +41,7 @@ class Legend:
             colours=tuple(tuple(int(v) for v in c["colour"]) for c in classes),
             ignore_index=int(spec.get("ignore_index", 255)),
             ignore_colour=tuple(spec.get("ignore_colour", (255, 255, 255))),
+            name=str(spec.get("name", Path(path).stem)),
         )
 
     def sanitise(self, labels: np.ndarray, source: str | Path | None = None) -> np.ndarray:
@@ -100,11 +103,47 @@ def _report_unknown_codes(source: str, codes: np.ndarray, legend: Legend) -> Non
                   f"{legend.ignore_index}, not counted by the loss or the metrics)", stacklevel=3)
 
 
-@lru_cache(maxsize=4)
-def load_legend(path: str | Path | None = None) -> Legend:
-    """Load the project's legend (by default the packaged ``tdpcr_lib/resources/legend.json``)."""
+#: Legends shipped with the package, by the name a :class:`ModelConfig` stores: LuojiaSET-OSFCR's
+#: 7 classes, and the 10-class simplified IGBP scheme (DFC2020) of SEN12MS land cover.
+PACKAGED_LEGENDS: dict[str, str] = {
+    "luojiaset": "legend.json",
+    "igbp_simplified": "legend_igbp_simplified.json",
+}
+
+
+def legend_of(model_or_config: object) -> Legend:
+    """The packaged legend a model was trained for: its ``config.legend`` (a ``ModelConfig`` or
+    its dict also work); models and checkpoints from before legends travelled → LuojiaSET's."""
+    config = getattr(model_or_config, "config", model_or_config)
+    name = (config.get("legend") if isinstance(config, dict)
+            else getattr(config, "legend", None))
+    return load_legend(name=name or "luojiaset")
+
+
+#: GeoTIFF tag naming the packaged legend of a land-cover product (see :func:`legend_of_tags`).
+LEGEND_NAME_TAG = "LEGEND_NAME"
+
+
+def legend_of_tags(tags: dict[str, str]) -> Legend:
+    """The legend of a land-cover GeoTIFF from its tags (:data:`LEGEND_NAME_TAG`; LuojiaSET's when
+    the file predates the tag)."""
+    return load_legend(name=tags.get(LEGEND_NAME_TAG) or "luojiaset")
+
+
+def packaged_resource(filename: str) -> dict:
+    """A JSON file shipped in ``tdpcr_lib/resources`` (works from a wheel too)."""
+    return json.loads((files("tdpcr_lib.resources") / filename).read_text())
+
+
+@lru_cache(maxsize=8)
+def load_legend(path: str | Path | None = None, *, name: str | None = None) -> Legend:
+    """Load a legend: a JSON file, a packaged one by ``name`` (:data:`PACKAGED_LEGENDS`), or by
+    default the packaged LuojiaSET-OSFCR ``tdpcr_lib/resources/legend.json``."""
     if path is not None:
         return Legend.from_json(path)
+    name = name or "luojiaset"
+    if name not in PACKAGED_LEGENDS:
+        raise ValueError(f"unknown legend {name!r}; packaged legends: {sorted(PACKAGED_LEGENDS)}")
     # importlib.resources: the file ships inside the package, so this works from a wheel too.
-    with as_file(files("tdpcr_lib.resources") / "legend.json") as packaged:
+    with as_file(files("tdpcr_lib.resources") / PACKAGED_LEGENDS[name]) as packaged:
         return Legend.from_json(packaged)

@@ -93,11 +93,24 @@ class Normalisation:
         return (x * (hi - lo) + lo).astype(np.float32)
 
 
-@lru_cache(maxsize=4)
-def load_normalisation(path: str | Path | None = None) -> Normalisation:
-    """Load the project's normalisation (by default the packaged ``tdpcr_lib/resources/normalisation.json``)."""
+#: Normalisations shipped with the package, by dataset. Both hold the same numbers today (the
+#: SAR-optical cloud-removal convention); each file says where its numbers come from.
+PACKAGED_NORMALISATIONS: dict[str, str] = {
+    "luojiaset": "normalisation.json",
+    "sen12mscr": "normalisation_sen12mscr.json",
+}
+
+
+@lru_cache(maxsize=8)
+def load_normalisation(path: str | Path | None = None, *, name: str | None = None) -> Normalisation:
+    """Load a normalisation: a JSON file, a packaged one by ``name``
+    (:data:`PACKAGED_NORMALISATIONS`), or by default ``tdpcr_lib/resources/normalisation.json``."""
     if path is not None:
         return Normalisation.from_json(path)
+    name = name or "luojiaset"
+    if name not in PACKAGED_NORMALISATIONS:
+        raise ValueError(f"unknown normalisation {name!r}; packaged: "
+                         f"{sorted(PACKAGED_NORMALISATIONS)}")
     # importlib.resources: the file ships inside the package, so this works from a wheel too.
-    with as_file(files("tdpcr_lib.resources") / "normalisation.json") as packaged:
+    with as_file(files("tdpcr_lib.resources") / PACKAGED_NORMALISATIONS[name]) as packaged:
         return Normalisation.from_json(packaged)

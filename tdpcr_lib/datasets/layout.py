@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +27,14 @@ def bucket_bounds(bucket: str) -> tuple[float, float]:
 
 #: Each bucket with the cover (%) at its centre (x axes of per-bucket plots), in bucket order.
 BUCKET_CENTRES: dict[str, float] = {b: sum(bucket_bounds(b)) / 2 for b in BUCKETS}
+
+
+def bucket_of(cloud_fraction: float) -> str:
+    """The :data:`BUCKETS` name of a cloud fraction in [0, 1]: 20 % bins, lower bound inclusive
+    (0.2 → ``"20%-40%"``), the last bin closed (1.0 → ``"80%-100%"``)."""
+    if not 0.0 <= cloud_fraction <= 1.0:
+        raise ValueError(f"cloud fraction must lie in [0, 1], got {cloud_fraction}")
+    return BUCKETS[min(int(cloud_fraction * len(BUCKETS)), len(BUCKETS) - 1)]
 
 
 def bucket_sort_key(bucket: str) -> tuple[int, str]:
@@ -123,25 +131,35 @@ def how_to_get_luojiaset(root: str | Path | None = None) -> str:
     )
 
 
+def find_root(path: str | Path, holds_data: Callable[[Path], bool], missing: str, how_to: str,
+              max_depth: int = 3) -> Path:
+    """``path`` or the first folder below it (breadth-first, ``max_depth`` levels) for which
+    ``holds_data`` is true; else :class:`DatasetNotFoundError` saying ``missing`` and ``how_to``.
+
+    Archives often wrap the data in a top folder; this finds it (shared by every dataset).
+    """
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise DatasetNotFoundError(f"{path} does not exist or is not a folder. " + how_to)
+    frontier = [path]
+    for _ in range(max_depth + 1):
+        for folder in frontier:
+            if holds_data(folder):
+                return folder
+        frontier = sorted(p for f in frontier for p in f.iterdir()
+                          if p.is_dir() and not p.name.startswith("."))
+    raise DatasetNotFoundError(f"{path} exists but {missing} (searched {max_depth} levels deep). "
+                               + how_to)
+
+
 def find_dataset_root(path: str | Path, max_depth: int = 3) -> Path:
     """Return ``path`` or the first folder below it (breadth-first) that holds bucket folders.
 
     Archives often wrap the data in a top folder (``LuojiaSET-OSFCR/0-20%/...``); this finds it.
     """
-    path = Path(path).expanduser()
-    if not path.is_dir():
-        raise DatasetNotFoundError(f"{path} does not exist or is not a folder. "
-                                   + how_to_get_luojiaset(path))
-    frontier = [path]
-    for _ in range(max_depth + 1):
-        for folder in frontier:
-            if any((folder / bucket).is_dir() for bucket in BUCKETS):
-                return folder
-        frontier = sorted(p for f in frontier for p in f.iterdir()
-                          if p.is_dir() and not p.name.startswith("."))
-    raise DatasetNotFoundError(
-        f"{path} exists but contains none of the bucket folders {BUCKETS} (searched "
-        f"{max_depth} levels deep). " + how_to_get_luojiaset(path))
+    return find_root(path, lambda folder: any((folder / b).is_dir() for b in BUCKETS),
+                     f"contains none of the bucket folders {BUCKETS}", how_to_get_luojiaset(path),
+                     max_depth)
 
 
 # --------------------------------------------------------------------------------------------
@@ -192,13 +210,26 @@ def read_modality(path: str | Path, modality: str) -> np.ndarray:
         Missing file, unreadable/corrupt TIFF, wrong band count or wrong dtype (message names the
         file and the problem).
     """
+    return read_raster(path, MODALITY_SPECS[modality], modality)[0]
+
+
+def read_raster(path: str | Path, spec: ModalitySpec, label: str):
+    """Read a GeoTIFF that must match ``spec``: ``(array (bands, H, W), crs or None)``.
+
+    ``label`` names the modality in the "missing file" message. Shared by every dataset's loader.
+
+    Raises
+    ------
+    DataIntegrityError
+        Missing file, unreadable/corrupt TIFF, wrong band count or wrong dtype (message names the
+        file and the problem).
+    """
     import rasterio
     from rasterio.errors import RasterioError
 
-    spec = MODALITY_SPECS[modality]
     path = Path(path)
     if not path.is_file():
-        raise DataIntegrityError(f"{path}: missing {spec.description} file ({modality})")
+        raise DataIntegrityError(f"{path}: missing {spec.description} file ({label})")
     try:
         with rasterio.open(path) as src:
             if src.count != spec.bands:
@@ -208,9 +239,18 @@ def read_modality(path: str | Path, modality: str) -> np.ndarray:
             if dtype not in spec.dtypes:
                 raise DataIntegrityError(f"{path}: {spec.description} must be "
                                          f"{' or '.join(spec.dtypes)}, found {dtype}")
-            return src.read()
+            return src.read(), src.crs
     except RasterioError as err:
         raise DataIntegrityError(f"{path}: unreadable or corrupt GeoTIFF ({err})") from err
+
+
+def require_same_size(arrays: Mapping[str, np.ndarray], paths: Mapping[str, Path],
+                      sample_id: str) -> None:
+    """All arrays of one sample must have the same height and width (message lists each file)."""
+    shapes = {m: a.shape[-2:] for m, a in arrays.items()}
+    if len(set(shapes.values())) != 1:
+        detail = ", ".join(f"{paths[m]}: {h}x{w}" for m, (h, w) in shapes.items())
+        raise DataIntegrityError(f"sample {sample_id}: modalities differ in size ({detail})")
 
 
 def _require_finite(array: np.ndarray, path: Path, what: str) -> None:

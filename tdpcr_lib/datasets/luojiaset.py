@@ -45,6 +45,7 @@ from tdpcr_lib.datasets.layout import (
     _require_finite,
     how_to_get_luojiaset,
     read_modality,
+    require_same_size,
 )
 from tdpcr_lib.datasets.manifest import (
     manifest_hash,
@@ -135,11 +136,7 @@ class LuojiaSETOSFCR(Dataset):
         arrays: dict[str, np.ndarray] = {}
         for modality in MODALITIES:
             arrays[modality] = read_modality(self.root / record.paths[modality], modality)
-        shapes = {m: a.shape[-2:] for m, a in arrays.items()}
-        if len(set(shapes.values())) != 1:
-            detail = ", ".join(f"{self.root / record.paths[m]}: {h}x{w}"
-                               for m, (h, w) in shapes.items())
-            raise DataIntegrityError(f"sample {record.id}: modalities differ in size ({detail})")
+        require_same_size(arrays, {m: self.root / p for m, p in record.paths.items()}, record.id)
         _require_finite(arrays["s2"], self.root / record.paths["s2"], "target (clear Sentinel-2)")
         cloud_path = self.root / record.paths["cloud_detection_results"]
         _require_finite(arrays["cloud_detection_results"], cloud_path, "cloud mask")

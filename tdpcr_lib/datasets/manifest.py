@@ -116,14 +116,8 @@ def write_manifest(root: str | Path, out: str | Path | None = None,
     splits = split_samples(samples, ratios, seed)
     for split, records in splits.items():
         atomic_write_text(out / f"{split}.csv", _csv_text(records))
-    if checksums:
-        relpaths = sorted(p for s in samples for p in s.paths.values())
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            digests = list(pool.map(lambda rel: sha256_file(root / rel), relpaths))
-        atomic_write_text(out / CHECKSUM_FILE,
-                          "".join(f"{d}  {rel}\n" for d, rel in zip(digests, relpaths, strict=True)))
-    else:
-        (out / CHECKSUM_FILE).unlink(missing_ok=True)
+    write_checksums(root, [p for s in samples for p in s.paths.values()], out,
+                    enabled=checksums, workers=workers)
     counts = {split: dict(Counter(r.bucket for r in records)) for split, records in splits.items()}
     extra = dict(extra_config) if extra_config else {}
     reference = {} if extra.get("source") == "synthetic" else author_reference()
@@ -152,6 +146,20 @@ def write_manifest(root: str | Path, out: str | Path | None = None,
                           stacklevel=2)
     atomic_write_json(out / "split_config.json", config)
     return out
+
+
+def write_checksums(root: Path, relpaths: Iterable[str], out: Path, enabled: bool = True,
+                    workers: int = 4) -> None:
+    """Write ``out/checksums.sha256`` (sha256 of every file, ``sha256sum -c`` format, paths
+    relative to ``root``), or remove a stale one when ``enabled`` is false."""
+    if not enabled:
+        (out / CHECKSUM_FILE).unlink(missing_ok=True)
+        return
+    relpaths = sorted(set(relpaths))
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        digests = list(pool.map(lambda rel: sha256_file(root / rel), relpaths))
+    atomic_write_text(out / CHECKSUM_FILE,
+                      "".join(f"{d}  {rel}\n" for d, rel in zip(digests, relpaths, strict=True)))
 
 
 def author_reference() -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,14 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from tdpcr_lib.core.legend import load_legend
-from tdpcr_lib.datasets.layout import BUCKETS, MODALITIES, MODALITY_SPECS, SPLITS, read_modality
+from tdpcr_lib.datasets.layout import (
+    BUCKETS,
+    MODALITIES,
+    MODALITY_SPECS,
+    SPLITS,
+    ModalitySpec,
+    read_modality,
+)
 from tdpcr_lib.datasets.manifest import manifest_hash, read_split_csv, resolve_manifest_dir
 
 
@@ -63,6 +71,47 @@ def dataset_statistics(root: str | Path, manifest: str | Path | None = None,
     }
 
 
+class HeaderReport:
+    """Collects header problems (the first ``max_problems`` messages, and how many in all)."""
+
+    def __init__(self, max_problems: int = 20) -> None:
+        self.max_problems = max_problems
+        self.problems: list[str] = []
+        self.n_problems = self.checked = 0
+
+    def report(self, message: str) -> None:
+        self.n_problems += 1
+        if len(self.problems) < self.max_problems:
+            self.problems.append(message)
+
+    def check_sample(self, sample_id: str, files: Iterable[tuple[Path, ModalitySpec]]) -> None:
+        """Open each file of one sample: band count, dtype, readable; sizes must agree."""
+        import rasterio
+        from rasterio.errors import RasterioError
+
+        sizes = set()
+        for path, spec in files:
+            self.checked += 1
+            if not path.is_file():
+                self.report(f"{path}: missing {spec.description} file")
+                continue
+            try:
+                with rasterio.open(path) as src:
+                    if src.count != spec.bands:
+                        self.report(f"{path}: {src.count} band(s), expected {spec.bands}")
+                    if src.dtypes[0] not in spec.dtypes:
+                        self.report(f"{path}: dtype {src.dtypes[0]}, expected "
+                                    f"{' or '.join(spec.dtypes)}")
+                    sizes.add((src.height, src.width))
+            except RasterioError as err:
+                self.report(f"{path}: unreadable or corrupt GeoTIFF ({err})")
+        if len(sizes) > 1:
+            self.report(f"sample {sample_id}: modalities differ in size {sorted(sizes)}")
+
+    def result(self) -> dict[str, Any]:
+        return {"checked": self.checked, "n_problems": self.n_problems, "problems": self.problems}
+
+
 def verify_headers(root: str | Path, manifest: str | Path | None = None,
                    max_problems: int = 20) -> dict[str, Any]:
     """Open every file of every split and check band count, dtype and size (pixels not read).
@@ -75,46 +124,18 @@ def verify_headers(root: str | Path, manifest: str | Path | None = None,
         ``checked`` (files), ``problems`` (up to ``max_problems`` messages naming files) and
         ``n_problems``.
     """
-    import rasterio
-    from rasterio.errors import RasterioError
-
     root = Path(root)
     manifest_dir = resolve_manifest_dir(root, manifest)
-    problems: list[str] = []
-    n_problems = checked = 0
-
-    def report(message: str) -> None:
-        nonlocal n_problems
-        n_problems += 1
-        if len(problems) < max_problems:
-            problems.append(message)
-
+    headers = HeaderReport(max_problems)
     for split in SPLITS:
         csv_path = manifest_dir / f"{split}.csv"
         if not csv_path.is_file():
-            report(f"{csv_path}: missing split file")
+            headers.report(f"{csv_path}: missing split file")
             continue
         for record in read_split_csv(csv_path):
-            sizes = set()
-            for modality in MODALITIES:
-                spec, path = MODALITY_SPECS[modality], root / record.paths[modality]
-                checked += 1
-                if not path.is_file():
-                    report(f"{path}: missing {spec.description} file")
-                    continue
-                try:
-                    with rasterio.open(path) as src:
-                        if src.count != spec.bands:
-                            report(f"{path}: {src.count} band(s), expected {spec.bands}")
-                        if src.dtypes[0] not in spec.dtypes:
-                            report(f"{path}: dtype {src.dtypes[0]}, expected "
-                                   f"{' or '.join(spec.dtypes)}")
-                        sizes.add((src.height, src.width))
-                except RasterioError as err:
-                    report(f"{path}: unreadable or corrupt GeoTIFF ({err})")
-            if len(sizes) > 1:
-                report(f"sample {record.id}: modalities differ in size {sorted(sizes)}")
-    return {"checked": checked, "n_problems": n_problems, "problems": problems}
+            headers.check_sample(record.id, [(root / record.paths[m], MODALITY_SPECS[m])
+                                             for m in MODALITIES])
+    return headers.result()
 
 
 def measure_read_speed(dataset: Dataset, n: int = 32) -> float:

@@ -36,9 +36,9 @@ def label_histogram(dataset: Dataset, num_classes: int, ignore_index: int = 255,
     records = getattr(dataset, "records", None)
     root = getattr(dataset, "root", None)
     n = len(dataset) if max_samples is None else min(len(dataset), max_samples)
-    legend = load_legend()
+    legend = getattr(dataset, "legend", None) or load_legend()
     for index in range(n):
-        if records is not None and root is not None:
+        if records is not None and root is not None and "land_cover_maps" in records[index].paths:
             raw = read_modality(Path(root) / records[index].paths["land_cover_maps"],
                                 "land_cover_maps")
             labels = legend.sanitise(raw[0]).ravel()
@@ -98,7 +98,7 @@ def majority_class_baseline(train_dataset: Dataset, eval_dataset: Dataset,
     MajorityBaseline
         Its ``frame`` holds only segmentation metrics (the reconstruction is the cloudy input).
     """
-    legend = load_legend()
+    legend = getattr(train_dataset, "legend", None) or load_legend()
     num_classes = num_classes or legend.num_classes
     counts = label_histogram(train_dataset, num_classes, legend.ignore_index,
                              max_samples=None if max_batches is None else max_batches * batch_size)

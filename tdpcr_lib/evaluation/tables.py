@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -12,7 +13,8 @@ import pandas as pd
 
 from tdpcr_lib.core.arrays import to_numpy
 from tdpcr_lib.core.bands import S2_BANDS
-from tdpcr_lib.core.legend import load_legend
+from tdpcr_lib.core.legend import Legend, load_legend
+from tdpcr_lib.datasets.sources import legend_of_data
 from tdpcr_lib.datasets.synthetic.tiles import read_synthetic_info
 from tdpcr_lib.metrics.results import (
     ALL,
@@ -41,16 +43,23 @@ def as_percent(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def class_names(data_root: str | Path | None = None) -> list[str]:
-    """Land-cover class names by code: the synthetic twin's own classes when ``data_root`` is
-    a twin (``synthetic.json``), otherwise the packaged legend's (``"class N"`` where the real
-    dataset's class is not known)."""
-    legend = load_legend()
+def dataset_legend(data_root: str | Path | None = None) -> Legend:
+    """The land-cover legend of the dataset in ``data_root``, with the synthetic twin's own class
+    names when it is a twin (``synthetic.json``): SEN12MS-CR → the simplified IGBP classes;
+    LuojiaSET-OSFCR → ``"class N"`` where the class is not known. Plot functions take it as
+    ``class_names`` (names and colours)."""
+    legend = legend_of_data(data_root) if data_root is not None else load_legend()
     info = read_synthetic_info(data_root) if data_root is not None else None
     if info and info.get("classes"):
         named = {int(k): v for k, v in info["classes"].items()}
-        return [named.get(k, legend.names[k]) for k in legend.codes]
-    return list(legend.names)
+        return dataclasses.replace(legend, names=tuple(named.get(k, legend.names[k])
+                                                       for k in legend.codes))
+    return legend
+
+
+def class_names(data_root: str | Path | None = None) -> list[str]:
+    """Land-cover class names by code (those of :func:`dataset_legend`)."""
+    return list(dataset_legend(data_root).names)
 
 
 def per_class_iou_table(frame: pd.DataFrame, names: Sequence[str] | None = None,

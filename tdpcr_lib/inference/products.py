@@ -11,7 +11,7 @@ import rasterio.shutil
 
 from tdpcr_lib.core.bands import S2_BANDS
 from tdpcr_lib.core.io import atomic_path
-from tdpcr_lib.core.legend import load_legend
+from tdpcr_lib.core.legend import legend_of_tags
 from tdpcr_lib.inference.metadata import apply_product_metadata, write_category_sidecar
 
 #: File names of the products inside ``out_dir``.
@@ -100,7 +100,6 @@ def open_prediction(outputs: dict[str, Path] | str | Path, load: bool = False) -
         folder = Path(outputs)
         outputs = {k: folder / f for k, f in OUTPUT_FILES.items()
                    if k != "summary" and (folder / f).exists()}
-    legend = load_legend()
     arrays: dict[str, Any] = {}
     for name in ("cloud_free", "land_cover", "degradation_prompt"):
         path = outputs.get(name)
@@ -117,6 +116,7 @@ def open_prediction(outputs: dict[str, Path] | str | Path, load: bool = False) -
         else:
             da = da.squeeze("band", drop=True)
         if name == "land_cover":
+            legend = legend_of_tags(da.attrs)  # rioxarray puts the GeoTIFF tags in attrs
             da.attrs["class_names"] = list(legend.names)
             da.attrs["class_colours"] = [list(c) for c in legend.colours]
         da.name = name

@@ -60,7 +60,7 @@ from torch import nn
 from tdpcr_lib import __version__
 from tdpcr_lib.core.bands import S2_BANDS
 from tdpcr_lib.core.io import atomic_write_json
-from tdpcr_lib.core.legend import load_legend
+from tdpcr_lib.core.legend import LEGEND_NAME_TAG, legend_of
 from tdpcr_lib.core.normalisation import load_normalisation
 from tdpcr_lib.core.progress import tqdm
 from tdpcr_lib.core.runtime import model_device
@@ -224,7 +224,7 @@ def _predict_into(inputs: SceneInputs, model: nn.Module, out_dir: Path, *, tile:
                   blocksize: int, sources: dict[str, Any]) -> dict[str, Any]:
     """Run the strip loop, stream into intermediates, then publish COGs. Returns statistics."""
     norm = load_normalisation()
-    legend = load_legend()
+    legend = legend_of(getattr(model, "module", model))  # the classes the model predicts
     height, width = inputs.shape
     grid = TileGrid.plan(height, width, tile, overlap, model_alignment(model))
     ys, xs, th, tw, canvas_width = grid.ys, grid.xs, grid.th, grid.tw, grid.canvas_width
@@ -320,6 +320,7 @@ def _predict_into(inputs: SceneInputs, model: nn.Module, out_dir: Path, *, tile:
                         LEGEND=json.dumps(dict(zip(map(str, legend.codes), legend.names,
                                                    strict=True))),
                         NODATA_MEANING=f"{legend.ignore_index} = no data in the Sentinel-2 input",
+                        **{LEGEND_NAME_TAG: legend.name},
                         **{f"CLASS_{c}": n for c, n in zip(legend.codes, legend.names,
                                                             strict=True)},
                         **common_tags)

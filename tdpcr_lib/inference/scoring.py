@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from tdpcr_lib.core.legend import load_legend
+from tdpcr_lib.core.legend import legend_of
 from tdpcr_lib.core.progress import tqdm
 from tdpcr_lib.core.runtime import model_device, resolve_device
 from tdpcr_lib.inference.tiling import sliding_window_predict
@@ -31,7 +31,10 @@ def accumulate_metrics(model: nn.Module, dataset: Dataset, *, device: torch.devi
     never touches ``torch.distributed``. ``max_batches`` caps the batches per rank (smoke runs).
     """
     device = model_device(model) if device is None else resolve_device(device)
-    legend = load_legend()
+    # the classes the model was trained for; a model without a config (e.g. the majority
+    # baseline) scores against the dataset's legend
+    legend = (legend_of(model) if hasattr(model, "config")
+              else getattr(dataset, "legend", None) or legend_of(model))
     num_classes = getattr(getattr(model, "config", None), "num_classes", legend.num_classes)
     # the states live on the evaluation device: NCCL can only reduce CUDA tensors
     accumulator = EvaluationAccumulator(num_classes=num_classes, ignore_index=legend.ignore_index,

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from tdpcr_lib.core.legend import PACKAGED_LEGENDS
 from tdpcr_lib.models.presets import preset_fields
 
 ARCHES: tuple[str, ...] = ("tdpcr", "dsen2cr", "multitask_unet")
@@ -42,7 +43,12 @@ class ModelConfig:
     in_optical, in_sar
         Input bands (13 Sentinel-2 L1C bands, 2 Sentinel-1 bands).
     num_classes
-        Land-cover classes of the segmentation output (7: codes 0..6).
+        Land-cover classes of the segmentation output (7: codes 0..6); training sets it from the
+        dataset's legend.
+    legend
+        Name of the packaged land-cover legend the classes follow (``"luojiaset"``: 7 classes;
+        ``"igbp_simplified"``: the 10 SEN12MS classes), so predictions are coloured and named
+        right; see :data:`tdpcr_lib.core.legend.PACKAGED_LEGENDS`.
     with_seg_decoder
         TDP-CR: whether the phase-2 segmentation decoder is attached. ``None`` means the arch's
         default: ``False`` for TDP-CR (phase 1 starts without it), ``False`` for DSen2-CR (it never
@@ -79,6 +85,7 @@ class ModelConfig:
     in_optical: int = 13
     in_sar: int = 2
     num_classes: int = 7
+    legend: str = "luojiaset"
     with_seg_decoder: bool | None = None
     # --- TDP-CR sizes -------------------------------------------------------------------------
     widths: tuple[int, ...] = (32, 64, 128, 256)
@@ -152,6 +159,9 @@ class ModelConfig:
         if self.arch == "multitask_unet" and not self.with_seg_decoder:
             raise ModelConfigError("ModelConfig: arch='multitask_unet' always segments; "
                                    "set with_seg_decoder=true (or leave it null)")
+        if self.legend not in PACKAGED_LEGENDS:
+            raise ModelConfigError(f"ModelConfig.legend={self.legend!r} is unknown; choose one of "
+                                   f"{sorted(PACKAGED_LEGENDS)}")
         if not isinstance(self.name, str):
             raise ModelConfigError(f"ModelConfig.name must be a string, got {self.name!r}")
 

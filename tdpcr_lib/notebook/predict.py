@@ -10,7 +10,7 @@ import rasterio
 import rasterio.shutil
 from rasterio.windows import Window
 
-from tdpcr_lib.core.legend import load_legend
+from tdpcr_lib.core.legend import legend_of_tags, load_legend
 from tdpcr_lib.core.normalisation import load_normalisation
 from tdpcr_lib.core.runtime import seed_everything
 from tdpcr_lib.inference.inputs import PredictionInputError
@@ -66,7 +66,8 @@ def compare_to_reference(outputs: dict[str, Path], reference_s2: str | Path,
 
     Returns MAE and PSNR (reflectance units, data range 1, over valid pixels and all 13 bands) of
     the prediction — and of the cloudy input when given, as the "do nothing" baseline — and the
-    overall land-cover accuracy when a reference label map is given (reference codes outside the
+    overall land-cover accuracy when a reference label map with the same legend is given (no
+    accuracy across legends, e.g. a SEN12MS-CR model on a LuojiaSET-coded map; codes outside the
     legend are ignored).
     """
     norm = load_normalisation()
@@ -84,6 +85,10 @@ def compare_to_reference(outputs: dict[str, Path], reference_s2: str | Path,
         lc = (stack.enter_context(rasterio.open(outputs["land_cover"]))
               if reference_land_cover and "land_cover" in outputs else None)
         lc_ref = stack.enter_context(rasterio.open(reference_land_cover)) if lc else None
+        if lc is not None and lc_ref is not None:
+            legend = legend_of_tags(lc.tags())  # the classes the product was written with
+            if legend_of_tags(lc_ref.tags()).name != legend.name:
+                lc = lc_ref = None  # different class schemes (e.g. SEN12MS vs LuojiaSET codes)
         for y0 in range(0, pred.height, rows_per_read):
             window = Window(0, y0, pred.width, min(rows_per_read, pred.height - y0))
             p = pred.read(window=window)

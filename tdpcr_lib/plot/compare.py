@@ -80,6 +80,8 @@ def tile_metrics(sample: Mapping[str, Any], output: Mapping[str, Any],
     if output.get("segmentation") is not None:
         out["segmentation"] = batched(output["segmentation"]).float()
     legend = load_legend()
+    if num_classes is None and output.get("segmentation") is not None:
+        num_classes = int(out["segmentation"].shape[1])  # the model's own classes (logits)
     acc = EvaluationAccumulator(num_classes=num_classes or legend.num_classes,
                                 ignore_index=legend.ignore_index, keep_per_image=False,
                                 sync_on_compute=False)
@@ -155,7 +157,7 @@ def plot_comparison(sample: Mapping[str, Any], outputs: Mapping[str, Mapping[str
                     show_prompts: bool = True, metrics: Mapping[str, Mapping[str, float]] | None = None,
                     panel_size: float = 2.1, show_metrics: bool = True,
                     row_titles: Mapping[str, str] | None = None,
-                    class_names: Sequence[str] | None = None) -> Figure:
+                    class_names: Sequence[str] | Legend | None = None) -> Figure:
     """The full side-by-side comparison of one tile.
 
     Row 0: SAR false colour, cloudy input, target, cloud mask, true land cover, legends (land
@@ -184,7 +186,7 @@ def plot_comparison(sample: Mapping[str, Any], outputs: Mapping[str, Mapping[str
         instead, and skips this column).
     row_titles : dict, optional
         Model name → row label (e.g. with the run's training budget); default the name.
-    class_names : sequence of str, optional
+    class_names : sequence of str or Legend, optional
         Land-cover class names by code (default: the packaged legend's).
     """
     models, legend, names, shape, window, target, composite = comparison_setup(

@@ -165,7 +165,7 @@ class ComparisonSetup(NamedTuple):
 
 def comparison_setup(sample: Mapping[str, Any], outputs: Mapping[str, Any],
                      models: Sequence[str] | None, window: Window | None, composite: str,
-                     class_names: Sequence[str] | None) -> ComparisonSetup:
+                     class_names: Sequence[str] | Legend | None) -> ComparisonSetup:
     """Check the requested models, clip the window, resolve class names and the composite.
 
     Shared by :func:`tdpcr_lib.plot.compare.plot_comparison` and the viewer's mosaic, so both
@@ -175,8 +175,10 @@ def comparison_setup(sample: Mapping[str, Any], outputs: Mapping[str, Any],
     unknown = [m for m in models if m not in outputs]
     if unknown:
         raise KeyError(f"no outputs for model(s) {unknown}; available: {list(outputs)}")
-    legend = load_legend()
-    names = list(class_names) if class_names is not None else list(legend.names)
+    # a Legend (e.g. SEN12MS-CR's 10 classes) brings its colours too; bare names use the default's
+    legend = class_names if isinstance(class_names, Legend) else load_legend()
+    names = list(class_names.names if isinstance(class_names, Legend)
+                 else class_names if class_names is not None else legend.names)
     shape = spatial_shape(sample["target"])
     clipped = Window(*window).clip(shape) if window is not None else None
     return ComparisonSetup(models, legend, names, shape, clipped, to_numpy(sample["target"]),

@@ -19,6 +19,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from tdpcr_lib.core.arrays import Window, crop, crop_rgb, to_numpy
+from tdpcr_lib.core.legend import Legend
 from tdpcr_lib.plot.composites import (
     DEFAULT_COMPOSITE,
     GATE_LABEL,
@@ -53,7 +54,7 @@ def plot_comparison_mosaic(sample: Mapping[str, Any], outputs: Mapping[str, Mapp
                            models: Sequence[str] | None = None, window: Window | None = None,
                            show_prompts: bool = True,
                            row_titles: Mapping[str, str] | None = None,
-                           class_names: Sequence[str] | None = None) -> Figure:
+                           class_names: Sequence[str] | Legend | None = None) -> Figure:
     """The panels of :func:`tdpcr_lib.plot.compare.plot_comparison` (less the metrics column)
     as one image: row 0 the inputs, then one row per model.
 

@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from rasterio.enums import Resampling
 
-from tdpcr_lib.core.legend import load_legend
+from tdpcr_lib.core.legend import legend_of_tags, load_legend
 from tdpcr_lib.core.normalisation import load_normalisation
 from tdpcr_lib.plot.composites import GATE_LABEL, band_composite, sar_caption, sar_false_colour
 
@@ -63,6 +63,9 @@ def plot_scene_prediction(s2_cloudy: str | Path, outputs: dict[str, Path],
     """
     norm = load_normalisation()
     legend = load_legend()
+    if outputs.get("land_cover") is not None:
+        with rasterio.open(outputs["land_cover"]) as src:
+            legend = legend_of_tags(src.tags())  # the classes the product was written with
     cloudy = norm.s2_to_unit(_read_overview(s2_cloudy, max_size, Resampling.average))
     clear = norm.s2_to_unit(_read_overview(outputs["cloud_free"], max_size, Resampling.average))
     panels: list[tuple[str, Any, dict]] = [

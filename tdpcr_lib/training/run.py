@@ -20,9 +20,8 @@ from torch.utils.data import Dataset
 
 from tdpcr_lib.core.io import sha256_file
 from tdpcr_lib.core.runtime import seed_everything
-from tdpcr_lib.datasets.acquire import prepare_luojiaset
 from tdpcr_lib.datasets.layout import BUCKETS
-from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
+from tdpcr_lib.datasets.sources import check_source, open_dataset, prepare_real_data
 from tdpcr_lib.datasets.synthetic.tiles import make_synthetic_luojiaset, read_synthetic_info
 from tdpcr_lib.metrics.results import VAL_PREFIX, from_records, headline
 from tdpcr_lib.models.build import build_model
@@ -48,13 +47,13 @@ from tdpcr_lib.transforms import TrainAugment
 # High-level entry point: build model + data, train
 # --------------------------------------------------------------------------------------------
 def ensure_dataset(data_root: str | Path, source: str | None = "synthetic") -> Path:
-    """The dataset folder to train on, made ready for :class:`tdpcr_lib.datasets.luojiaset.LuojiaSETOSFCR`.
+    """The dataset folder to train on, made ready for :func:`tdpcr_lib.datasets.sources.open_dataset`.
 
     ``source="synthetic"``: generate the default synthetic twin at ``data_root`` if it is not
-    there yet (what notebook 00 does). ``"luojiaset"`` (or anything else): the real data;
-    an archive is extracted and the folder holding the bucket folders is located
-    (:func:`tdpcr_lib.datasets.acquire.prepare_luojiaset`). A missing split manifest raises with the command
-    that writes one.
+    there yet (what notebook 00 does). ``"luojiaset"`` / ``"sen12mscr"``: the real data; an
+    archive is extracted and the dataset root is located
+    (:func:`tdpcr_lib.datasets.sources.prepare_real_data`). A missing split manifest raises with
+    the command that writes one.
     """
     data_root = Path(data_root).expanduser()
     if source in (None, "synthetic"):
@@ -68,14 +67,14 @@ def ensure_dataset(data_root: str | Path, source: str | None = "synthetic") -> P
             print(f"no dataset at {data_root}: generating the synthetic twin there", flush=True)
             make_synthetic_luojiaset(data_root)
         return data_root
-    return prepare_luojiaset(data_root)
+    return prepare_real_data(check_source(source), data_root)
 
 
 def build_datasets(data_root: str | Path, config: TrainConfig
                    ) -> tuple[Dataset, Dataset | None]:
     """Training and validation splits (whole tiles; augmentation is applied by the trainer)."""
-    train_set = LuojiaSETOSFCR(data_root, split=config.train_split)
-    val_set: Dataset | None = LuojiaSETOSFCR(data_root, split=config.val_split)
+    train_set = open_dataset(data_root, split=config.train_split)
+    val_set: Dataset | None = open_dataset(data_root, split=config.val_split)
     if len(train_set) == 0:
         raise ValueError(f"{data_root}: the {config.train_split!r} split is empty")
     if val_set is not None and len(val_set) == 0:
@@ -253,6 +252,7 @@ def train(config: TrainConfig, model_config: ModelConfig | None, train_set: Data
     if resume not in (True, False, "auto"):
         raise ValueError(f"resume must be True, False or 'auto', got {resume!r}")
     config = fit_crop_to_data(config, train_set)
+    model_config = classes_from_legend(config, model_config, train_set)
     seed_everything(config.seed, config.deterministic)  # model initialisation is seeded too
     model = build_model_for(config, model_config, device="cpu")
     fingerprint = init_fingerprint(config)
@@ -287,11 +287,38 @@ def train(config: TrainConfig, model_config: ModelConfig | None, train_set: Data
     return trainer.fit()
 
 
+def _base_dataset(dataset: Dataset) -> Dataset:
+    """The dataset under index subsets and wrappers (``.base`` / ``.dataset``)."""
+    while not hasattr(dataset, "root") and (hasattr(dataset, "base") or hasattr(dataset, "dataset")):
+        dataset = getattr(dataset, "base", None) or dataset.dataset
+    return dataset
+
+
+def classes_from_legend(config: TrainConfig, model_config: ModelConfig | None,
+                        dataset: Dataset) -> ModelConfig | None:
+    """The model config with the number of classes and the legend of ``dataset`` (its
+    ``legend``), so a model trained on SEN12MS-CR predicts its 10 classes and says so.
+
+    Phase 2 takes the phase-1 checkpoint's architecture: its legend must be the dataset's.
+    """
+    legend = getattr(_base_dataset(dataset), "legend", None)
+    if legend is None:
+        return model_config
+    if config.phase == "phase2":
+        start = read_meta(resolve_checkpoint_dir(config.init_from))["model_config"]
+        trained_for = start.get("legend", "luojiaset")
+        if trained_for != legend.name:
+            raise CheckpointError(f"{config.init_from}: trained for the {trained_for!r} legend, "
+                                  f"but the data use {legend.name!r}; train phase 1 on the "
+                                  "same dataset")
+        return model_config
+    model_config = model_config if model_config is not None else ModelConfig()
+    return model_config.replace(num_classes=legend.num_classes, legend=legend.name)
+
+
 def _data_root_of(dataset: Dataset) -> str | None:
     """The folder a dataset reads (recorded in the checkpoint), through index subsets."""
-    while not hasattr(dataset, "root") and hasattr(dataset, "base"):
-        dataset = dataset.base
-    root = getattr(dataset, "root", None)
+    root = getattr(_base_dataset(dataset), "root", None)
     return None if root is None else str(root)
 
 

@@ -44,7 +44,7 @@ from torch.utils.data import Dataset
 
 from tdpcr_lib import __version__
 from tdpcr_lib.core.io import atomic_write_json, atomic_write_text
-from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
+from tdpcr_lib.datasets.sources import open_dataset
 from tdpcr_lib.evaluation.ablations.report import _nan, headline_metrics
 from tdpcr_lib.evaluation.ablations.spec import (
     ABLATIONS,
@@ -111,7 +111,7 @@ def build_eval_dataset(data_root: str | Path, budget: AblationBudget,
                        split: str = "test") -> IndexSubset:
     """The evaluation set of a grid: the split, centre-cropped and thinned per the budget."""
     transform = partial(centre_crop_sample, size=budget.eval_crop) if budget.eval_crop else None
-    base = LuojiaSETOSFCR(data_root, split=split, transforms=transform)
+    base = open_dataset(data_root, split=split, transforms=transform)
     return IndexSubset(base, eval_indices(len(base), budget.max_eval_tiles))
 
 
@@ -199,7 +199,7 @@ def run_grid(data_root: str | Path, runs_dir: str | Path, seeds: Sequence[int],
     unknown = [n for n in names if n not in specs]
     if unknown:
         raise KeyError(f"unknown ablation(s) {unknown}; choose from {list(specs)}")
-    train_set = LuojiaSETOSFCR(data_root, split="train")
+    train_set = open_dataset(data_root, split="train")
     eval_set = build_eval_dataset(data_root, budget)
     results = []
     for seed in seeds:

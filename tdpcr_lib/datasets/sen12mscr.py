@@ -1,0 +1,207 @@
+"""SEN12MS-CR (with SEN12MS land cover) as a torch ``Dataset`` with LuojiaSET-OSFCR's sample dict.
+
+Layout: :mod:`tdpcr_lib.datasets.sen12mscr_layout`; split manifest:
+:mod:`tdpcr_lib.datasets.sen12mscr_manifest`; cloud mask: :mod:`tdpcr_lib.datasets.cloudmask`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from tdpcr_lib.core.legend import Legend, load_legend, packaged_resource
+from tdpcr_lib.core.normalisation import Normalisation, load_normalisation
+from tdpcr_lib.datasets.cloudmask import cloud_mask
+from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError
+from tdpcr_lib.datasets.layout import (
+    SPLITS,
+    _require_finite,
+    bucket_of,
+    read_raster,
+    require_same_size,
+)
+from tdpcr_lib.datasets.manifest import (
+    LOCAL_MANIFEST,
+    manifest_hash,
+    read_split_config,
+    verify_checksums,
+)
+from tdpcr_lib.datasets.plot import plot_sample
+from tdpcr_lib.datasets.sen12mscr_layout import (
+    LAND_COVER,
+    MODALITIES,
+    SPECS,
+    has_sen12mscr_layout,
+    how_to_get_sen12mscr,
+    modality_dir,
+    patch_filename,
+)
+from tdpcr_lib.datasets.sen12mscr_manifest import read_sen12mscr_csv
+
+#: The packaged legend and normalisation this dataset uses (names travel in model configs).
+LEGEND_NAME = "igbp_simplified"
+NORMALISATION_NAME = "sen12mscr"
+
+
+def igbp_lookup() -> np.ndarray:
+    """IGBP code (0..17) → simplified-IGBP class code (0..9; 255 = ignore), from the legend file."""
+    spec = packaged_resource("legend_igbp_simplified.json")
+    return np.array([255 if c is None else int(c) for c in spec["from_igbp"]], dtype=np.int64)
+
+
+class SEN12MSCR(Dataset):
+    """SEN12MS-CR triplets (+ SEN12MS land cover) in torchgeo's style.
+
+    Parameters
+    ----------
+    root : path
+        The SEN12MS-CR folder (holding ``ROIs1158_spring_s1/`` ...).
+    split : {"train", "val", "test"}
+        The scene-level split of UnCRtainTS, from the manifest.
+    land_cover_root : path, optional
+        Where SEN12MS land cover lives (``ROIs1158_spring/lc_1/...``). Default: the land-cover
+        paths the manifest recorded (see :func:`write_sen12mscr_manifest`).
+    manifest : path, optional
+        Manifest folder (default ``<root>/manifest/``).
+    transforms : callable, optional
+        Applied to the sample dict (e.g. :class:`TrainAugment`).
+    checksum : bool
+        Verify the sha256 of every file of this split first (slow).
+
+    Notes
+    -----
+    A sample has the keys of :class:`~tdpcr_lib.datasets.luojiaset.LuojiaSETOSFCR`: ``optical``
+    (cloudy S2, float32 13×H×W in [0, 1]), ``sar`` (float32 2×H×W in [0, 1]), ``target`` (clear
+    S2), ``mask`` (int64 H×W simplified-IGBP codes 0–9 from band 1 of the land cover; 255 =
+    ignore, everywhere when the patch has no land cover), ``cloud_mask`` (float32 H×W in {0, 1},
+    computed from the cloudy image: SEN12MS-CR ships none), ``bucket`` (cloud-cover bucket of that
+    mask) and ``id``. Values go through ``tdpcr_lib/resources/normalisation_sen12mscr.json``.
+    NaN/inf in the inputs become 0; in the clear target they raise :class:`DataIntegrityError`, as
+    do missing or corrupt files, wrong band counts, dtypes, sizes and differing CRSs.
+    """
+
+    def __init__(self, root: str | Path, split: str = "train",
+                 land_cover_root: str | Path | None = None, manifest: str | Path | None = None,
+                 transforms: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+                 checksum: bool = False) -> None:
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        root = Path(root).expanduser()
+        if not root.is_dir():
+            raise DatasetNotFoundError(f"dataset root {root} does not exist. "
+                                       + how_to_get_sen12mscr(root))
+        if not has_sen12mscr_layout(root):
+            raise DatasetNotFoundError(f"{root} holds no SEN12MS-CR season folder (e.g. "
+                                       "ROIs1158_spring_s1/s1_1/). " + how_to_get_sen12mscr(root))
+        self.root = root
+        self.split = split
+        self.land_cover_root = Path(land_cover_root) if land_cover_root is not None else None
+        self.manifest_dir = Path(manifest) if manifest is not None else root / LOCAL_MANIFEST
+        csv_path = self.manifest_dir / f"{split}.csv"
+        if not csv_path.is_file():
+            raise DatasetNotFoundError(
+                f"split file {csv_path} does not exist; create the split manifest with `tdpcr "
+                f"data manifest {root} --source sen12mscr [--land-cover DIR]` (or notebook 00 "
+                "with SOURCE='sen12mscr')")
+        self.records, self.cloud_cover = read_sen12mscr_csv(csv_path)
+        self.transforms = transforms
+        self.normalisation: Normalisation = load_normalisation(name=NORMALISATION_NAME)
+        self.legend: Legend = load_legend(name=LEGEND_NAME)
+        self._igbp = igbp_lookup()
+        if checksum:
+            verify_checksums(root, self.manifest_dir, self.records)
+
+    @property
+    def manifest_hash(self) -> str:
+        """sha256 of the split CSVs in use (stored in checkpoints)."""
+        return manifest_hash(self.manifest_dir)
+
+    @property
+    def split_config(self) -> dict[str, Any]:
+        return read_split_config(self.manifest_dir)
+
+    @property
+    def buckets(self) -> list[str]:
+        """Bucket of every sample, in index order (from the manifest, no file access)."""
+        return [r.bucket for r in self.records]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __repr__(self) -> str:
+        return (f"SEN12MSCR(root={str(self.root)!r}, split={self.split!r}, n={len(self)}, "
+                f"manifest={str(self.manifest_dir)!r})")
+
+    def land_cover_path(self, index: int) -> Path | None:
+        """The land-cover file of a sample (None: the patch has none)."""
+        record = self.records[index]
+        if self.land_cover_root is None:
+            rel = record.paths.get("land_cover")
+            return None if rel is None else self.root / rel
+        season, _, rest = record.id.rpartition("_p")
+        season, scene = season.rsplit("_", 1)
+        folder = modality_dir(self.land_cover_root, season, LAND_COVER)
+        base = folder if folder is not None else self.land_cover_root / season
+        return base / f"lc_{scene}" / patch_filename(season, scene, rest, LAND_COVER)
+
+    def load_raw(self, index: int) -> dict[str, np.ndarray]:
+        """The arrays of a sample in file units (DN, dB, IGBP codes), validated, not normalised."""
+        record = self.records[index]
+        arrays: dict[str, np.ndarray] = {}
+        paths = {m: self.root / record.paths[m] for m in MODALITIES}
+        lc_path = self.land_cover_path(index)
+        if lc_path is not None:
+            paths[LAND_COVER] = lc_path
+        crs = {}
+        for modality, path in paths.items():
+            arrays[modality], crs[modality] = read_raster(path, SPECS[modality], modality)
+        require_same_size(arrays, paths, record.id)
+        reference = crs["s2"]
+        for modality, value in crs.items():
+            # land cover without a CRS is tolerated (it then takes the patch's grid)
+            if value != reference and not (modality == LAND_COVER and value is None):
+                raise DataIntegrityError(f"{paths[modality]}: CRS {value} differs from the clear "
+                                         f"Sentinel-2 file's {reference} ({paths['s2'].name})")
+        _require_finite(arrays["s2"], paths["s2"], "target (clear Sentinel-2)")
+        return arrays
+
+    def labels(self, raw: Mapping[str, np.ndarray], index: int) -> np.ndarray:
+        """Simplified-IGBP class codes (int64 H×W) of a sample's raw arrays; 255 without land cover."""
+        height, width = raw["s2"].shape[-2:]
+        if LAND_COVER not in raw:
+            return np.full((height, width), self.legend.ignore_index, dtype=np.int64)
+        igbp = raw[LAND_COVER][0].astype(np.int64)
+        known = (igbp >= 0) & (igbp < self._igbp.size)
+        # codes outside IGBP 0..17 stay as they are: sanitise reports them once per file (they
+        # are all above the legend's 0..9) and ignores them
+        codes = np.where(known, self._igbp[np.clip(igbp, 0, self._igbp.size - 1)], igbp)
+        return self.legend.sanitise(codes, source=self.land_cover_path(index))
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        record = self.records[index]
+        raw = self.load_raw(index)
+        norm = self.normalisation
+        clouds = cloud_mask(raw["s2_cloudy"])
+        sample: dict[str, Any] = {
+            "optical": torch.from_numpy(norm.s2_to_unit(raw["s2_cloudy"])),
+            "sar": torch.from_numpy(norm.s1_to_unit(raw["s1"])),
+            "target": torch.from_numpy(norm.s2_to_unit(raw["s2"])),
+            "mask": torch.from_numpy(self.labels(raw, index)),
+            "cloud_mask": torch.from_numpy(clouds),
+            "bucket": bucket_of(float(clouds.mean())),
+            "id": record.id,
+        }
+        if self.transforms is not None:
+            sample = self.transforms(sample)
+        return sample
+
+    def plot(self, sample: Mapping[str, Any], prediction: Any = None, show_titles: bool = True,
+             suptitle: str | None = None):
+        """Plot a sample (and optionally a prediction); see :func:`plot_sample`."""
+        return plot_sample(sample, prediction, legend=self.legend, show_titles=show_titles,
+                           suptitle=suptitle)
