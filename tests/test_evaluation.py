@@ -250,3 +250,16 @@ def test_evaluation_result_writes_atomically_readable_json(tmp_path):
                        "bucket": "all", "metric": "psnr", "value": None}
     again = EvaluationResult.read(tmp_path / "m.json")
     pd.testing.assert_frame_equal(again.frame, frame)
+
+
+def test_results_page_names_a_portable_checkpoint_and_flags_another_dataset(test_set):
+    result = evaluate(PerPixel(), test_set, device="cpu", tile=None, progress=False)
+    home_checkpoint = "/home/someone/private/runs/phase2/best"
+    result.meta["checkpoint"] = home_checkpoint
+    page = results_markdown(result)
+    assert home_checkpoint not in page and "`phase2/best`" in page
+    assert "Not comparable" not in page  # a LuojiaSET model: the claims are its reference
+    result.meta["model_config"] = {**(result.meta.get("model_config") or {}),
+                                   "legend": "igbp_simplified"}
+    reference = results_markdown(result).split("## The paper's claims (reference only)")[1]
+    assert "Not comparable" in reference and "`igbp_simplified`" in reference

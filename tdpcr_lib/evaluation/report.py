@@ -11,6 +11,7 @@ import pandas as pd
 from torch import nn
 from torch.utils.data import Dataset
 
+from tdpcr_lib.core import paths
 from tdpcr_lib.core.io import atomic_write_text
 from tdpcr_lib.evaluation.evaluate import EvaluationResult
 from tdpcr_lib.evaluation.majority import MajorityBaseline, majority_table
@@ -20,6 +21,7 @@ from tdpcr_lib.evaluation.tables import (
     normalised_confusion,
     per_class_iou_table,
 )
+from tdpcr_lib.inference.metadata import portable_path
 from tdpcr_lib.metrics.results import (
     ALL,
     COUNT_METRIC,
@@ -118,10 +120,12 @@ def results_markdown(result: EvaluationResult, majority: MajorityBaseline | None
     in percent (as in ``ablations.md``); ``class_names`` (default: the legend's) label classes.
     """
     tables = result.tables
+    # a report is shared: name the checkpoint relative to the project, never a home directory
+    checkpoint = portable_path(result.meta.get("checkpoint"), base=paths.REPO_ROOT)
     lines = [f"# {title}", "",
              "All numbers in the first sections are **ours**, measured by `03_evaluate` on the "
              f"`{result.meta.get('split')}` split ({result.n_images} images) from "
-             f"checkpoint `{result.meta.get('checkpoint')}`. The paper's claims are listed "
+             f"checkpoint `{checkpoint}`. The paper's claims are listed "
              "separately at the end for reference and are not our results.", ""]
     lines += [f"- {note}" for note in notes]
     if notes:
@@ -172,6 +176,13 @@ def results_markdown(result: EvaluationResult, majority: MajorityBaseline | None
     lines += ["## The paper's claims (reference only)", "",
               "From the abstract of Zhang et al., *Task-Driven Prompt Learning* (arXiv "
               "2601.12052, IGARSS 2026). These are **not** our measurements; the comparisons "
-              "they refer to are reproduced by the ablation/baseline notebooks.", "",
-              dataframe_to_markdown(claims), ""]
+              "they refer to are reproduced by the ablation/baseline notebooks.", ""]
+    legend = (result.meta.get("model_config") or {}).get("legend") or "luojiaset"
+    if legend != "luojiaset":
+        lines += [f"**Not comparable with this evaluation:** the paper measured on "
+                  f"LuojiaSET-OSFCR (7 classes); this model follows the `{legend}` legend of "
+                  "another dataset, so neither the absolute numbers nor the class-wise figures "
+                  "carry over (see `docs/dataset.md`, which results compare with which papers).",
+                  ""]
+    lines += [dataframe_to_markdown(claims), ""]
     return "\n".join(lines)
