@@ -25,6 +25,8 @@ import sys
 import tempfile
 from typing import Any
 
+from tdpcr_lib.models.blocks import reference_kernels
+
 from .common import (
     MODEL_NAMES,
     ChildError,
@@ -134,6 +136,9 @@ def measure_inference(name: str, settings: Settings, device_name: str) -> dict[s
         "timing": main, "memory": memory, "variants": {}}
     if name == "tdpcr":
         variants = result["variants"]
+        with reference_kernels():  # the plain layer-by-layer formulation: the "before"
+            variants["reference kernels (before)"] = timed(model, channels_last=True,
+                                                           bf16=use_bf16)
         plain = model.to(memory_format=torch.contiguous_format)
         variants["contiguous (NCHW)"] = timed(plain, channels_last=False, bf16=use_bf16)
         model = plain.to(memory_format=torch.channels_last)
@@ -154,7 +159,72 @@ def measure_inference(name: str, settings: Settings, device_name: str) -> dict[s
         for timing in variants.values():
             if "tiles_per_s" in timing:
                 timing["speedup_vs_main"] = timing["tiles_per_s"] / main["tiles_per_s"]
+        result["interleaved"] = interleaved_flop_rates(model, optical, sar, settings, device,
+                                                       use_bf16)
     return result
+
+
+def interleaved_flop_rates(model, optical, sar, settings: Settings, device, bf16: bool
+                           ) -> dict[str, Any]:
+    """FLOP rates of TDP-CR (fused and reference kernels) and DSen2-CR, timed in alternation.
+
+    Each round times one call of each, back to back in this process, so a busy machine slows all
+    three alike and the per-round ratios cancel most of it. DSen2-CR runs on
+    ``settings.ab_dsen2cr_tile`` px tiles (its FLOP rate barely depends on the tile: every layer
+    is the same 3×3 convolution at one resolution; a 256 px call takes tens of seconds on a CPU).
+    """
+    import statistics
+    import time
+
+    import torch
+
+    from tdpcr_lib.models import build_model
+    from tdpcr_lib.models.complexity import flops_per_tile
+
+    sync = _synchronizer(device) or (lambda: None)
+    dsen2cr = build_model(_model_config("dsen2cr", settings.tiny)).to(device).eval()
+    dsen2cr = dsen2cr.to(memory_format=torch.channels_last)
+    tile = settings.ab_dsen2cr_tile
+    generator = torch.Generator().manual_seed(99)
+    d_optical = torch.rand(1, 13, tile, tile, generator=generator).to(device)
+    d_sar = torch.rand(1, 2, tile, tile, generator=generator).to(device)
+    d_optical, d_sar = (t.contiguous(memory_format=torch.channels_last) for t in (d_optical, d_sar))
+    flops = {"tdpcr": flops_per_tile(model, size=optical.shape[-1]) * optical.shape[0],
+             "tdpcr_reference": flops_per_tile(model, size=optical.shape[-1]) * optical.shape[0],
+             "dsen2cr": flops_per_tile(dsen2cr, size=tile)}
+
+    def call(which: str) -> float:
+        start = time.perf_counter()
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16,
+                                                    enabled=bf16):
+            if which == "dsen2cr":
+                dsen2cr(d_optical, d_sar)
+            elif which == "tdpcr_reference":
+                with reference_kernels():
+                    model(optical, sar)
+            else:
+                model(optical, sar)
+        sync()
+        return time.perf_counter() - start
+
+    for which in flops:  # warm-up
+        call(which)
+    rates: dict[str, list[float]] = {which: [] for which in flops}
+    for _ in range(settings.ab_rounds):
+        for which in flops:
+            rates[which].append(flops[which] / call(which) / 1e9)
+    per_round = {
+        "tdpcr/dsen2cr": [a / b for a, b in zip(rates["tdpcr"], rates["dsen2cr"], strict=True)],
+        "tdpcr_reference/dsen2cr": [a / b for a, b in zip(rates["tdpcr_reference"],
+                                                          rates["dsen2cr"], strict=True)],
+        "fused/reference": [a / b for a, b in zip(rates["tdpcr"], rates["tdpcr_reference"],
+                                                  strict=True)]}
+    return {"rounds": settings.ab_rounds, "dsen2cr_tile": tile,
+            "tdpcr_tile": optical.shape[-1], "tdpcr_batch": optical.shape[0],
+            "gflop_per_s": {k: statistics.median(v) for k, v in rates.items()},
+            "gflop_per_s_all": rates,
+            "ratios": {k: statistics.median(v) for k, v in per_round.items()},
+            "ratio_spread": {k: [min(v), max(v)] for k, v in per_round.items()}}
 
 
 def measure_training(name: str, settings: Settings, device_name: str) -> dict[str, Any]:
@@ -259,15 +329,22 @@ def default_complexity() -> dict[str, Any]:
     import torch
 
     from tdpcr_lib.models import build_model, named_configs
-    from tdpcr_lib.models.complexity import count_parameters, flops_per_tile
+    from tdpcr_lib.models.complexity import bytes_moved_per_tile, count_parameters, flops_per_tile
 
     configs = named_configs()
     out = {}
     for name in MODEL_NAMES:
         with torch.device("meta"):
             model = build_model(configs[name])
+        flops = flops_per_tile(model, size=256)
+        moved = bytes_moved_per_tile(model, size=256)
+        with reference_kernels():
+            moved_reference = bytes_moved_per_tile(model, size=256)
         out[name] = {"params": count_parameters(model)["total"],
-                     "gflops_per_tile_256": flops_per_tile(model, size=256) / 1e9}
+                     "gflops_per_tile_256": flops / 1e9,
+                     "gb_moved_per_tile_256": moved / 1e9,
+                     "flop_per_byte": flops / moved,
+                     "flop_per_byte_reference_kernels": flops / moved_reference}
     return out
 
 
@@ -281,6 +358,14 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
         if tdpcr and ref:
             out[f"params tdpcr/{other}"] = tdpcr["params"] / ref["params"]
             out[f"gflops tdpcr/{other}"] = tdpcr["gflops_per_tile_256"] / ref["gflops_per_tile_256"]
+    for device, per_model in results.get("inference", {}).items():
+        mine = per_model.get("tdpcr", {}).get("achieved_gflop_per_s")
+        theirs = per_model.get("dsen2cr", {}).get("achieved_gflop_per_s")
+        if mine and theirs:
+            out[f"inference GFLOP/s tdpcr/dsen2cr ({device}, separate processes)"] = mine / theirs
+        interleaved = per_model.get("tdpcr", {}).get("interleaved", {}).get("ratios", {})
+        for key, value in interleaved.items():
+            out[f"inference GFLOP/s {key} ({device}, interleaved)"] = value
     for task, key in (("inference", "tiles_per_s"), ("training", "samples_per_s")):
         for device, per_model in results.get(task, {}).items():
             mine = per_model.get("tdpcr", {}).get(key)
