@@ -20,6 +20,11 @@ Design choices (the paper describes no scene-level inference; these are ours, se
 * **Bounded memory.** Only one strip (one row of tiles, ``tile`` px tall, full scene width) of
   inputs and accumulators lives in memory; rows are written as soon as no later tile touches
   them. A 10980 × 10980 S2 scene at ``tile=256`` needs ≈ 0.5 GB of arrays, not ≈ 10 GB.
+* **Overlapped I/O.** The network runs in the calling thread; the next strip is read (S2 window,
+  S1 warp, normalisation) on a reader thread and finished outputs are blended and written on a
+  writer thread (:mod:`tdpcr_lib.inference.strips`) meanwhile. GDAL and NumPy release the GIL, so
+  on a CPU the I/O fills the gaps of the forward pass and on a GPU the CPU work hides behind it;
+  at most one strip ahead and :data:`PENDING_BATCHES` batches behind are held.
 * **S1 on another grid** is resampled onto the S2 grid on the fly with a bilinear
   :class:`rasterio.vrt.WarpedVRT` (interpolation in dB). Pixels outside the S1 footprint or at S1
   nodata get the normalisation's non-finite value (0 in network units), i.e. "no SAR signal".
