@@ -275,17 +275,20 @@ def render_markdown(report: dict[str, Any]) -> str:
             lines += ["ERROR: " + result["error"].splitlines()[-1], ""]
         rows = [[f"{r['height']}x{r['width']}", r["variant"], r["megapixels"], r["n_tiles"],
                  r["largest_batch"], r["seconds"], r["megapixels_per_s"],
-                 r.get("bound_megapixels_per_s"), r.get("ratio_to_bound"),
+                 r.get("bound_megapixels_per_s"), r.get("ratio_to_bound"), r.get("forward_share"),
                  r["peak_rss_delta_mib"], r["whole_scene_arrays_mib"]]
                 for r in result["runs"] + [v for vs in result["variants"].values() for v in vs]]
         lines += [f"`predict_scene` with {settings['scene_tile']} px tiles, overlap "
                   f"{settings['scene_overlap']}; default TDP-CR with segmentation decoder.", ""]
         lines += _table(["Scene", "Variant", "Mpx", "Tiles", "Batch", "Seconds", "Mpx/s",
-                         "Bound Mpx/s", "Share of bound", "Peak RSS delta (MiB)",
+                         "Bound Mpx/s", "Share of bound", "Forward share", "Peak RSS delta (MiB)",
                          "Whole-scene arrays (MiB)"], rows)
         lines += ["Bound: bare-model tiles/s (`predict_tile_batch` on random batches of the "
                   "same tile and batch size, timed in the same process just before and after "
-                  "the prediction) x (tile - overlap)^2.", ""]
+                  "the prediction) x (tile - overlap)^2. Forward share: the time "
+                  "`predict_scene` itself spent in forward passes (prediction.json `timings`) / "
+                  "its wall time, measured inside the run, so it does not drift with the "
+                  "machine's load as the bound can.", ""]
         for key, label in (("ram", "RAM"), ("ram_" + scene_inference.GDAL_VARIANT,
                                              f"RAM with {scene_inference.GDAL_VARIANT}")):
             ram = result.get(key)

@@ -154,7 +154,8 @@ def measure(settings: Settings, device_name: str, s2: Path, s1: Path, variant: s
         "megapixels_per_s": height * width / 1e6 / seconds,
         "bare_tiles_per_s": bare, "bare_tiles_per_s_before_after": [
             bare_before["tiles_per_s"], bare_after["tiles_per_s"]],
-        "bound_megapixels_per_s": bound,
+        "bound_megapixels_per_s": bound, "timings": summary.get("timings"),
+        "forward_share": (summary.get("timings") or {}).get("forward_s", 0.0) / seconds,
         "ratio_to_bound": height * width / 1e6 / seconds / bound,
         "tiles_per_s": (summary.get("n_tiles") or 0) / seconds,
         "peak_rss_mib": mib(peak), "rss_before_mib": mib(rss_before),

@@ -251,11 +251,15 @@ def _predict_into(inputs: SceneInputs, model: nn.Module, out_dir: Path, *, tile:
     reader = ThreadPoolExecutor(1, thread_name_prefix="tdpcr-read") if overlap_io else Inline()
     writer = ThreadPoolExecutor(1, thread_name_prefix="tdpcr-write") if overlap_io else Inline()
     pending: deque[Future] = deque()
+    # where the calling thread's time goes (prediction.json "timings"; benchmarks/scene_inference)
+    timings = dict.fromkeys(("forward_s", "wait_read_s", "wait_write_s", "cog_s"), 0.0)
 
     def submit(fn, *args) -> None:  # in order, on the writer; bounded backlog; errors surface
         pending.append(writer.submit(fn, *args))
+        started = time.perf_counter()
         while pending and (len(pending) > PENDING_BATCHES or pending[0].done()):
             pending.popleft().result()
+        timings["wait_write_s"] += time.perf_counter() - started
 
     try:
         sink.open_cloud_free()
@@ -263,7 +267,9 @@ def _predict_into(inputs: SceneInputs, model: nn.Module, out_dir: Path, *, tile:
                    desc="tdpcr predict")
         next_strip = reader.submit(_read_strip, inputs, ys[0], th, canvas_width)
         for r in range(len(ys)):
+            started = time.perf_counter()
             optical, sar, valid = next_strip.result()
+            timings["wait_read_s"] += time.perf_counter() - started
             if r + 1 < len(ys):
                 next_strip = reader.submit(_read_strip, inputs, ys[r + 1], th, canvas_width)
             if r == 0:
@@ -272,7 +278,11 @@ def _predict_into(inputs: SceneInputs, model: nn.Module, out_dir: Path, *, tile:
                 cols = list(range(b0, min(b0 + batch_size, len(xs))))
                 opt_b = np.stack([optical[:, :, xs[c]:xs[c] + tw] for c in cols])
                 sar_b = np.stack([sar[:, :, xs[c]:xs[c] + tw] for c in cols])
+                started = time.perf_counter()
                 out = predict_tile_batch(model, opt_b, sar_b, device, precision)
+                if device.type == "cuda":  # the forward pass's time, not its launch
+                    torch.cuda.synchronize(device)
+                timings["forward_s"] += time.perf_counter() - started
                 if write_prompt and not out.get("prompts"):
                     raise PredictionInputError(
                         f"write_prompt=True but {type(model).__name__} returns no 'prompts' "
@@ -281,14 +291,18 @@ def _predict_into(inputs: SceneInputs, model: nn.Module, out_dir: Path, *, tile:
                 bar.update(len(cols))
             # rows before the next strip's origin receive no more contributions: write them
             submit(sink.finish_strip, r, valid)
+        started = time.perf_counter()
         while pending:
             pending.popleft().result()
+        timings["wait_write_s"] += time.perf_counter() - started
         bar.close()
         sink.close()
+        started = time.perf_counter()
         resampling = {"cloud_free": "AVERAGE", "land_cover": "MODE",
                       "degradation_prompt": "AVERAGE"}
         for name, tmp in sink.tmp_files.items():
             _to_cog(tmp, out_dir / OUTPUT_FILES[name], resampling[name], blocksize)
+        timings["cog_s"] = time.perf_counter() - started
     finally:
         for executor in (reader, writer):
             executor.shutdown(wait=True, cancel_futures=True)
@@ -303,6 +317,7 @@ def _predict_into(inputs: SceneInputs, model: nn.Module, out_dir: Path, *, tile:
         "n_tiles": grid.n_tiles, "tile_grid": [len(ys), len(xs)],
         "valid_fraction": sink.n_valid / n_pixels,
         "s1_resampled": inputs.s1_resampled, "s1_coverage": inputs.s1_coverage,
+        "timings": {k: round(v, 3) for k, v in timings.items()},
     }
     if "land_cover" in sink.tmp_files:
         fractions = sink.class_counts / max(1, sink.class_counts.sum())
