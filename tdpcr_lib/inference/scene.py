@@ -84,8 +84,11 @@ from tdpcr_lib.inference.tiling import TileGrid, check_tiling, model_alignment
 # --------------------------------------------------------------------------------------------
 # Prediction
 # --------------------------------------------------------------------------------------------
-#: GDAL block-cache cap (MB) during prediction.
-GDAL_CACHE_MB = 128
+#: GDAL block-cache cap (MiB) during prediction. GDAL fills its cache up to the cap, so the cap
+#: is the part of the peak RAM that grows with the scene: 128 MiB let 3x the rows add 115 MiB
+#: (share 0.40 of the whole-scene arrays' growth in benchmarks/scene_inference), 32 MiB 17 MiB.
+#: Writes do not need the cache (16-row intermediate blocks, ``products._INTERMEDIATE_BLOCK_ROWS``).
+GDAL_CACHE_MB = 32
 #: Batches of outputs that may wait for the writer thread (bounds the memory of the overlap).
 PENDING_BATCHES = 2
 
