@@ -11,6 +11,11 @@ memory.
   TDP-CR with its segmentation decoder as a ``joint`` run (every parameter trainable, CE + L_rec),
   the baselines as ``baseline`` runs with their own losses. Training FLOPs are counted as 3× the
   forward FLOPs (forward + backward for activations and weights), the usual convention.
+* **FLOP rate, interleaved**: in TDP-CR's inference child, rounds of one call each of TDP-CR
+  (fused kernels), TDP-CR (``reference_kernels()``, the plain formulation: the "before"),
+  DSen2-CR on a small tile and a 512 MiB copy (memory bandwidth), back to back, so the ratios
+  cancel most of a busy machine's drift; with the bytes each model moves per tile
+  (:func:`tdpcr_lib.models.complexity.bytes_moved_per_tile`) this gives the roofline.
 * FLOPs per tile from :func:`tdpcr_lib.models.complexity.flops_per_tile` (2 per multiply-add); achieved
   FLOP/s = FLOPs per sample × samples/s.
 
@@ -39,6 +44,10 @@ from .common import (
     time_call,
     write_child_result,
 )
+
+#: Size of the copied buffer that measures memory bandwidth (larger than the CPU caches; the
+#: 2-core VM reports a 300 MiB L3); tiny mode copies 8 MiB.
+STREAM_BYTES = 512 * 2**20
 
 
 # --------------------------------------------------------------------------------------------
@@ -179,7 +188,7 @@ def interleaved_flop_rates(model, optical, sar, settings: Settings, device, bf16
     import torch
 
     from tdpcr_lib.models import build_model
-    from tdpcr_lib.models.complexity import flops_per_tile
+    from tdpcr_lib.models.complexity import bytes_moved_per_tile, flops_per_tile
 
     sync = _synchronizer(device) or (lambda: None)
     dsen2cr = build_model(_model_config("dsen2cr", settings.tiny)).to(device).eval()
@@ -193,11 +202,19 @@ def interleaved_flop_rates(model, optical, sar, settings: Settings, device, bf16
              "tdpcr_reference": flops_per_tile(model, size=optical.shape[-1]) * optical.shape[0],
              "dsen2cr": flops_per_tile(dsen2cr, size=tile)}
 
+    # the machine's memory bandwidth as a copy sees it, for the roofline (FLOP/byte x GB/s)
+    stream_bytes = 8 * 2**20 if settings.tiny else STREAM_BYTES
+    source = torch.ones(stream_bytes // 4, device=device)
+    target = torch.empty_like(source)
+    flops["stream copy"] = 2 * stream_bytes  # "FLOP" = bytes moved: its rate is GB/s
+
     def call(which: str) -> float:
         start = time.perf_counter()
         with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16,
                                                     enabled=bf16):
-            if which == "dsen2cr":
+            if which == "stream copy":
+                target.copy_(source)
+            elif which == "dsen2cr":
                 dsen2cr(d_optical, d_sar)
             elif which == "tdpcr_reference":
                 with reference_kernels():
@@ -219,7 +236,14 @@ def interleaved_flop_rates(model, optical, sar, settings: Settings, device, bf16
                                                           rates["dsen2cr"], strict=True)],
         "fused/reference": [a / b for a, b in zip(rates["tdpcr"], rates["tdpcr_reference"],
                                                   strict=True)]}
+    stream = rates.pop("stream copy")
+    intensity = flops["tdpcr"] / bytes_moved_per_tile(model, size=optical.shape[-1]) / \
+        optical.shape[0]
+    bandwidth = statistics.median(stream)
     return {"rounds": settings.ab_rounds, "dsen2cr_tile": tile,
+            "copy_gb_per_s": bandwidth, "copy_gb_per_s_all": stream,
+            "tdpcr_flop_per_byte": intensity,
+            "tdpcr_roofline_gflop_per_s": intensity * bandwidth,
             "tdpcr_tile": optical.shape[-1], "tdpcr_batch": optical.shape[0],
             "gflop_per_s": {k: statistics.median(v) for k, v in rates.items()},
             "gflop_per_s_all": rates,

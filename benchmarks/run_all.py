@@ -223,6 +223,13 @@ def render_markdown(report: dict[str, Any]) -> str:
                      max(interleaved["gflop_per_s_all"][k])]
                     for k, v in interleaved["gflop_per_s"].items()] + [
                     [f"ratio {k}", v, *spread[k]] for k, v in interleaved["ratios"].items()])
+                if interleaved.get("copy_gb_per_s"):
+                    lines += [f"Roofline: a {interleaved['copy_gb_per_s']:.2f} GB/s copy "
+                              f"bandwidth (median of the rounds) x TDP-CR's "
+                              f"{interleaved['tdpcr_flop_per_byte']:.1f} FLOP/byte = "
+                              f"**{interleaved['tdpcr_roofline_gflop_per_s']:.1f} GFLOP/s** "
+                              "attainable if every operator streams its tensors from memory; "
+                              f"measured {interleaved['gflop_per_s']['tdpcr']:.1f}.", ""]
         complexity = model.get("complexity", {})
         if any("flop_per_byte" in c for c in complexity.values()):
             lines += ["Roofline inputs per 13x256x256 tile (every operator reads its inputs and "
