@@ -22,9 +22,15 @@ scene (tile count and file writing are both linear in pixels); ``--full-scene`` 
 Variants (before/after figures for changes applied to ``tdpcr_lib.inference.scene``): on the small scene
 ``batch_size=8`` (the earlier default; ``main`` uses the library's default, 2 tiles on CPU) and a
 wrapper that feeds the model ``channels_last`` tensors under bf16 autocast (``predict_scene``
-now does this on CUDA); on both scenes ``GDAL_CACHEMAX=64MB`` (``predict_scene`` now caps
-GDAL's block cache at 128 MB; the cache would otherwise keep written blocks of the streamed
-outputs and grow with the scene up to 5 % of the machine's RAM).
+now does this on CUDA); on both scenes ``GDAL_CACHEMAX=64MB`` in the environment (an earlier
+before/after: ``predict_scene`` sets its own cap, now 32 MiB, over it); on the small scene
+``overlap_io=False`` (reading, prediction and writing in turn: the before of the I/O threads).
+
+**Bare-model bound** (issue "Speed where it is spent"): tiles/s of the bare model on random
+batches of the scene's tile and batch size (``predict_tile_batch``, timed in the same child just
+before and after the prediction) × (tile − overlap)²; ``ratio_to_bound`` = scene Mpx/s / bound.
+``forward_share`` = the time ``predict_scene`` spent in forward passes (its ``timings``) / its
+wall time, measured inside the run.
 """
 
 from __future__ import annotations
