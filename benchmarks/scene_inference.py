@@ -30,7 +30,9 @@ before/after: ``predict_scene`` sets its own cap, now 32 MiB, over it); on the s
 batches of the scene's tile and batch size (``predict_tile_batch``, timed in the same child just
 before and after the prediction) × (tile − overlap)²; ``ratio_to_bound`` = scene Mpx/s / bound.
 ``forward_share`` = the time ``predict_scene`` spent in forward passes (its ``timings``) / its
-wall time, measured inside the run.
+wall time, measured inside the run; ``ratio_to_in_run_bound`` uses the tiles/s of those forward
+passes as the bare speed (drift-free, but it counts any slow-down the I/O threads cause to the
+forward passes as model time).
 """
 
 from __future__ import annotations
@@ -149,6 +151,7 @@ def measure(settings: Settings, device_name: str, s2: Path, s1: Path, variant: s
                                   bound_calls)
     bare = (bare_before["tiles_per_s"] + bare_after["tiles_per_s"]) / 2
     bound = bare * (settings.scene_tile - settings.scene_overlap) ** 2 / 1e6
+    forward_s = (summary.get("timings") or {}).get("forward_s", 0.0)
     result: dict[str, Any] = {
         "variant": variant, "device": str(device), "height": height, "width": width,
         "megapixels": height * width / 1e6, "tile": settings.scene_tile,
@@ -161,7 +164,10 @@ def measure(settings: Settings, device_name: str, s2: Path, s1: Path, variant: s
         "bare_tiles_per_s": bare, "bare_tiles_per_s_before_after": [
             bare_before["tiles_per_s"], bare_after["tiles_per_s"]],
         "bound_megapixels_per_s": bound, "timings": summary.get("timings"),
-        "forward_share": (summary.get("timings") or {}).get("forward_s", 0.0) / seconds,
+        "forward_share": forward_s / seconds,
+        "ratio_to_in_run_bound": (height * width / 1e6 / seconds) / (
+            (summary.get("n_tiles") or 0) / forward_s
+            * (settings.scene_tile - settings.scene_overlap) ** 2 / 1e6) if forward_s else None,
         "ratio_to_bound": height * width / 1e6 / seconds / bound,
         "tiles_per_s": (summary.get("n_tiles") or 0) / seconds,
         "peak_rss_mib": mib(peak), "rss_before_mib": mib(rss_before),
