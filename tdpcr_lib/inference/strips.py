@@ -47,6 +47,26 @@ class GridOfScene:
         return cls(dataset.width, dataset.height, dataset.crs, dataset.transform)
 
 
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    """A float32 NumPy copy/view of a model output (on any device)."""
+    return tensor.detach().float().cpu().numpy()
+
+
+def _probabilities(logits: torch.Tensor) -> np.ndarray:
+    """Softmax over the class axis, as float32 NumPy.
+
+    On the CPU it is computed with NumPy: this runs on the writer thread, and a torch operator
+    there would start a second OpenMP team next to the forward pass's (oversubscribing the
+    cores); on a GPU it runs there before the copy.
+    """
+    if logits.device.type != "cpu":
+        return torch.softmax(logits.float(), dim=1).cpu().numpy()
+    values = _numpy(logits)
+    values = np.exp(values - values.max(axis=1, keepdims=True))
+    values /= values.sum(axis=1, keepdims=True)
+    return values
+
+
 class StripWriter:
     """Accumulates blended outputs of one strip of tiles and writes its finished rows.
 
@@ -118,11 +138,11 @@ class StripWriter:
                   write_prompt: bool) -> None:
         """Blend one batch of model outputs (tiles ``(row, c)`` for ``c`` in ``cols``)."""
         grid, tw = self.grid, self.grid.tw
-        rec = out["reconstruction"].float().clamp(0.0, 1.0).cpu().numpy()
+        rec = np.clip(_numpy(out["reconstruction"]), 0.0, 1.0)
         seg = out.get("segmentation")
         probs = None
         if seg is not None:
-            probs = torch.softmax(seg.float(), dim=1).cpu().numpy()
+            probs = _probabilities(seg)
             if self.acc_seg is None:
                 self.acc_seg = np.zeros((probs.shape[1], grid.th, grid.canvas_width),
                                         dtype=np.float32)
