@@ -213,7 +213,7 @@ def render_markdown(report: dict[str, Any]) -> str:
                              f"{r['crop']} px x {r['batch']}, {r['precision']}"])
             lines += _table(["Model", "Phase / loss", "Samples/s", "GFLOP/s",
                              "Peak mem (MiB)", "Batch"], rows)
-            interleaved = per_model.get("tdpcr", {}).get("interleaved")
+            interleaved = model["inference"].get(device, {}).get("tdpcr", {}).get("interleaved")
             if interleaved:
                 lines += [f"Interleaved FLOP rates ({interleaved['rounds']} rounds; each round "
                           f"times TDP-CR with the fused kernels, TDP-CR with the reference "

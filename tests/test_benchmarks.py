@@ -50,6 +50,8 @@ def test_tiny_run_writes_markdown_with_every_section(tiny_report):
     for section in MD_SECTIONS:
         assert f"\n{section}\n" in "\n" + markdown, section
     assert "Tiny mode" in markdown
+    assert "Interleaved FLOP rates" in markdown and "Roofline: a " in markdown
+    assert "Share of in-run bound" in markdown
 
 
 def test_tiny_run_records_machine_and_settings(tiny_report):
