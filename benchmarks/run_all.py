@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import scene_inference
+from . import scene_inference, training_report, training_step
 from .common import MODEL_NAMES, Settings, machine_info, settings_for
 
-BENCHMARKS: tuple[str, ...] = ("model", "data", "scene", "ddp")
+BENCHMARKS: tuple[str, ...] = ("model", "data", "train", "scene", "ddp")
 
 #: The issue's targets (default TDP-CR config).
 MAX_PARAMS_SHARE = 0.15
@@ -117,6 +117,10 @@ def evaluate_targets(results: dict[str, Any], settings: Settings) -> list[dict[s
             rows.append(_target(f"Full 10980x10980 scene on {gpu.get('name', 'GPU')} "
                                 f"({'measured' if full.get('measured_s') else 'extrapolated'})",
                                 seconds, MAX_FULL_SCENE_S, False, "s", skip=tiny))
+    if "training_step" in results:  # training pipeline vs bare step (benchmarks/training_step.py)
+        rows += [_target(name, value, threshold, True, "ratio", skip=tiny, error=error)
+                 for name, value, threshold, error in training_report.target_rows(
+                     results.get("training_step"))]
     if "cuda" not in (results.get("scene_inference") or {}):
         rows.append(_target("Full 10980x10980 scene on a GPU", None, MAX_FULL_SCENE_S, False,
                             "s", skip="no GPU measured"))
@@ -321,6 +325,7 @@ def render_markdown(report: dict[str, Any]) -> str:
                       f"{full['extrapolated_from']}."]
         lines += [""]
 
+    lines += training_report.markdown(report.get("training_step"), _fmt, _table)
     lines += ["## Distributed", ""]
     ddp = report.get("distributed")
     if not ddp:
@@ -453,6 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     steps = {
         "model": ("model_throughput", lambda: model_throughput.run(settings, log=log)),
         "data": ("data_pipeline", lambda: data_pipeline.run(settings, work_dir, devices, log=log)),
+        "train": ("training_step", lambda: training_step.run(settings, work_dir, log=log)),
         "scene": ("scene_inference",
                   lambda: scene_inference.run(settings, work_dir, devices, log=log)),
         "ddp": ("distributed", lambda: distributed.run(settings, log=log)),
@@ -508,7 +514,8 @@ def _child_errors(report: dict[str, Any]) -> list[str]:
             for i, value in enumerate(node):
                 walk(value, f"{path}[{i}]")
 
-    for name in ("model_throughput", "data_pipeline", "scene_inference", "distributed"):
+    for name in ("model_throughput", "data_pipeline", "training_step", "scene_inference",
+                 "distributed"):
         walk(report.get(name), name)
     return found
 

@@ -14,17 +14,25 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from tdpcr_lib.core.paths import REPO_ROOT
 
 if str(REPO_ROOT) not in sys.path:  # ``benchmarks`` is a top-level folder, not installed
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks import common, data_pipeline, run_all, scene_inference  # noqa: E402
+from benchmarks import (  # noqa: E402
+    common,
+    data_pipeline,
+    flops,
+    run_all,
+    scene_inference,
+)
 
 MD_SECTIONS = ("# Benchmarks", "## Machine", "## Targets", "## Model throughput",
                "### Inference on cpu", "### Training on cpu", "## Data pipeline",
-               "## Scene inference", "## Distributed", "## Notes")
+               "## Training step and pipeline", "## Scene inference", "## Distributed",
+               "## Notes")
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +83,8 @@ def test_tiny_run_measures_every_model_task_and_benchmark(tiny_report):
         for key in ("samples_per_s", "achieved_gflop_per_s", "flops_per_sample"):
             assert _positive_number(training[key]), (name, key)
         assert inference["memory"]["kind"] == "cpu_peak_rss"
-        assert training["flops_per_sample"] % 3 == 0  # 3 x forward FLOPs by convention
+        assert training["three_x_forward_flops_per_sample"] % 3 == 0  # the old convention
+        assert "FlopCounterMode" in training["flop_method"]
     assert "contiguous (NCHW)" in model["inference"]["cpu"]["tdpcr"]["variants"]
     assert "reference kernels (before)" in model["inference"]["cpu"]["tdpcr"]["variants"]
     interleaved = model["inference"]["cpu"]["tdpcr"]["interleaved"]
@@ -102,6 +111,16 @@ def test_tiny_run_measures_every_model_task_and_benchmark(tiny_report):
     assert scene["runs"][1]["n_tiles"] > scene["runs"][0]["n_tiles"]
     assert set(scene["ram"]) >= {"peak_growth_mib", "whole_scene_growth_mib", "bounded"}
     assert all(_positive_number(r["ratio_to_bound"]) for r in scene["runs"])
+
+    train = report["training_step"]
+    assert {"before", "after", "L1 only (no SSIM)"} <= set(train["variants"])
+    assert all(_positive_number(v["ms_per_step"]) for v in train["variants"].values())
+    for version in ("before", "after"):
+        assert _positive_number(train["ratios"][version]["pipeline_over_bare"]), version
+        assert [r["epochs"] for r in train["pipeline"][version]["runs"]] == [1, 2]
+    assert train["profile"] and all(_positive_number(r["self_ms_per_step"])
+                                    for r in train["profile"])
+    assert _positive_number(train["flops"]["counted_training_flops_per_sample"])
 
     ddp = report["distributed"]
     assert ddp["runs"]["2"]["backend"] == "gloo" and ddp["runs"]["2"]["local_batch"] == 1
@@ -148,6 +167,19 @@ class FakeClock:
     def call(self) -> None:
         self.calls += 1
         self.now += self.step
+
+
+def test_flop_counter_counts_a_depthwise_weight_gradient_once():
+    # torch's formula ignores groups (16x here); input and weight gradients = 2 x forward
+    conv = torch.nn.Conv2d(16, 16, 7, padding=3, groups=16, bias=False)
+    image = torch.rand(2, 16, 12, 12, requires_grad=True)
+    with flops.flop_counter() as counter:
+        output = conv(image)
+    forward = counter.get_total_flops()
+    assert forward == 2 * 2 * 16 * 12 * 12 * 49
+    with flops.flop_counter() as counter:
+        output.sum().backward()
+    assert counter.get_total_flops() == 2 * forward
 
 
 def test_time_call_reports_the_median_per_call(monkeypatch):

@@ -47,6 +47,7 @@ from tdpcr_lib.core.runtime import (
     resolve_device,
     seed_everything,
 )
+from tdpcr_lib.datasets.memory import DEFAULT_MEMORY_BYTES, hold_in_memory
 from tdpcr_lib.inference.scoring import accumulate_metrics
 from tdpcr_lib.losses import compute_loss
 from tdpcr_lib.metrics.results import VAL_PREFIX, from_records, headline, to_records
@@ -103,6 +104,9 @@ class Trainer:
     run_info
         Extra JSON fields stored in every checkpoint's ``config.json`` (e.g. the starting
         checkpoint's fingerprint, the data source).
+    memory_bytes
+        Budget for decoded samples held in memory per split
+        (:class:`tdpcr_lib.datasets.memory.InMemoryDataset`; 0 = decode every read).
     """
 
     def __init__(self, model: nn.Module, config: TrainConfig, train_dataset: Dataset,
@@ -110,7 +114,8 @@ class Trainer:
                  "auto", train_transform: Callable[[dict], dict] | None = None,
                  callbacks: Sequence[StepCallback] = (),
                  log_callbacks: Sequence[LogCallback] = (), resume: bool = False,
-                 run_info: dict[str, Any] | None = None) -> None:
+                 run_info: dict[str, Any] | None = None,
+                 memory_bytes: int = DEFAULT_MEMORY_BYTES) -> None:
         self.config = config
         self.run_info = dict(run_info or {})
         self.out_dir = Path(out_dir)
@@ -139,7 +144,11 @@ class Trainer:
                                (config.precision == "auto" and self.device.type == "cuda")
                                else None)
 
-        self.train_data = SeededAugmentDataset(train_dataset, train_transform, config.seed)
+        # decoded samples are held in memory (not re-read from GeoTIFFs every epoch); worker
+        # processes would each hold a copy, so only when loading in the main process
+        self.train_data = SeededAugmentDataset(
+            hold_in_memory(train_dataset, memory_bytes if config.num_workers == 0 else 0),
+            train_transform, config.seed)
         self.sampler = ResumableSampler(self.train_data, config.seed, self.rank, self.world_size)
         per_rank = len(self.sampler.inner)
         if per_rank < 1:
@@ -150,7 +159,7 @@ class Trainer:
         self.total_steps = self.steps_per_epoch * config.epochs
         if config.max_steps is not None:
             self.total_steps = min(self.total_steps, config.max_steps)
-        self.val_dataset = val_dataset
+        self.val_dataset = hold_in_memory(val_dataset, memory_bytes)  # scored in this process
         self.manifest_hash = getattr(train_dataset, "manifest_hash", None)
 
         self.optimizer = build_optimizer(self.model, config)
