@@ -76,6 +76,12 @@ class Settings:
     scene_variants
         Also time ``predict_scene`` variants (batch 1, channels-last/bf16 wrapper) on the small
         scene, as before/after figures for recommended changes.
+    ab_rounds, ab_dsen2cr_tile
+        Rounds of the interleaved FLOP-rate comparison (TDP-CR fused, TDP-CR reference
+        kernels, DSen2-CR, one call each per round) and DSen2-CR's tile there.
+    scene_bound_calls
+        Timed bare-model calls per scene run (half before, half after ``predict_scene``), for
+        the bare-model bound: bare tiles/s × (tile − overlap)².
     ddp_steps, ddp_warmup, ddp_batch, ddp_crop
         Distributed: timed optimizer steps, warm-up steps, *global* batch and crop.
     timeout_s
@@ -111,6 +117,9 @@ class Settings:
     scene_batch: int | None = None
     full_scene: bool = False
     scene_variants: bool = True
+    ab_rounds: int = 5
+    scene_bound_calls: int = 4
+    ab_dsen2cr_tile: int = 64
     ddp_steps: int = 4
     ddp_warmup: int = 1
     ddp_batch: int = 8
@@ -176,7 +185,8 @@ def settings_for(tiny: bool, device: str) -> Settings:
                     pipeline_tiles=10, pipeline_epoch_samples=8, pipeline_epochs=1,
                     scene_sizes=((64, 128), (160, 128)), gpu_scene_sizes=((64, 128), (160, 128)),
                     scene_tile=32, scene_overlap=8, scene_batch=4, scene_variants=False,
-                    ddp_steps=1, ddp_warmup=1, ddp_batch=2, ddp_crop=32, timeout_s=300.0)
+                    ddp_steps=1, ddp_warmup=1, ddp_batch=2, ddp_crop=32, timeout_s=300.0,
+                    ab_rounds=1, ab_dsen2cr_tile=16, scene_bound_calls=2)
 
 
 # --------------------------------------------------------------------------------------------

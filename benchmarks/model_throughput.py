@@ -13,6 +13,11 @@ memory.
   ``train_step`` (:data:`benchmarks.flops.TRAINING_FLOP_METHOD`: ``FlopCounterMode`` with
   grouped-convolution weight gradients counted right); the "3 × forward" convention is kept
   beside it.
+* **FLOP rate, interleaved**: in TDP-CR's inference child, rounds of one call each of TDP-CR
+  (fused kernels), TDP-CR (``reference_kernels()``, the plain formulation: the "before"),
+  DSen2-CR on a small tile and a 512 MiB copy (memory bandwidth), back to back, so the ratios
+  cancel most of a busy machine's drift; with the bytes each model moves per tile
+  (:func:`tdpcr_lib.models.complexity.bytes_moved_per_tile`) this gives the roofline.
 * FLOPs per tile from :func:`tdpcr_lib.models.complexity.flops_per_tile` (2 per multiply-add); achieved
   FLOP/s = FLOPs per sample × samples/s.
 
@@ -27,6 +32,8 @@ import sys
 import tempfile
 from typing import Any
 
+from tdpcr_lib.models.blocks import reference_kernels
+
 from .common import (
     MODEL_NAMES,
     ChildError,
@@ -39,6 +46,7 @@ from .common import (
     time_call,
     write_child_result,
 )
+from .flop_rate import interleaved_flop_rates
 from .flops import TRAINING_FLOP_METHOD, flop_counter
 
 
@@ -137,6 +145,9 @@ def measure_inference(name: str, settings: Settings, device_name: str) -> dict[s
         "timing": main, "memory": memory, "variants": {}}
     if name == "tdpcr":
         variants = result["variants"]
+        with reference_kernels():  # the plain layer-by-layer formulation: the "before"
+            variants["reference kernels (before)"] = timed(model, channels_last=True,
+                                                           bf16=use_bf16)
         plain = model.to(memory_format=torch.contiguous_format)
         variants["contiguous (NCHW)"] = timed(plain, channels_last=False, bf16=use_bf16)
         model = plain.to(memory_format=torch.channels_last)
@@ -157,6 +168,8 @@ def measure_inference(name: str, settings: Settings, device_name: str) -> dict[s
         for timing in variants.values():
             if "tiles_per_s" in timing:
                 timing["speedup_vs_main"] = timing["tiles_per_s"] / main["tiles_per_s"]
+        result["interleaved"] = interleaved_flop_rates(model, optical, sar, settings, device,
+                                                       use_bf16)
     return result
 
 
@@ -271,15 +284,22 @@ def default_complexity() -> dict[str, Any]:
     import torch
 
     from tdpcr_lib.models import build_model, named_configs
-    from tdpcr_lib.models.complexity import count_parameters, flops_per_tile
+    from tdpcr_lib.models.complexity import bytes_moved_per_tile, count_parameters, flops_per_tile
 
     configs = named_configs()
     out = {}
     for name in MODEL_NAMES:
         with torch.device("meta"):
             model = build_model(configs[name])
+        flops = flops_per_tile(model, size=256)
+        moved = bytes_moved_per_tile(model, size=256)
+        with reference_kernels():
+            moved_reference = bytes_moved_per_tile(model, size=256)
         out[name] = {"params": count_parameters(model)["total"],
-                     "gflops_per_tile_256": flops_per_tile(model, size=256) / 1e9}
+                     "gflops_per_tile_256": flops / 1e9,
+                     "gb_moved_per_tile_256": moved / 1e9,
+                     "flop_per_byte": flops / moved,
+                     "flop_per_byte_reference_kernels": flops / moved_reference}
     return out
 
 
@@ -293,6 +313,14 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
         if tdpcr and ref:
             out[f"params tdpcr/{other}"] = tdpcr["params"] / ref["params"]
             out[f"gflops tdpcr/{other}"] = tdpcr["gflops_per_tile_256"] / ref["gflops_per_tile_256"]
+    for device, per_model in results.get("inference", {}).items():
+        mine = per_model.get("tdpcr", {}).get("achieved_gflop_per_s")
+        theirs = per_model.get("dsen2cr", {}).get("achieved_gflop_per_s")
+        if mine and theirs:
+            out[f"inference GFLOP/s tdpcr/dsen2cr ({device}, separate processes)"] = mine / theirs
+        interleaved = per_model.get("tdpcr", {}).get("interleaved", {}).get("ratios", {})
+        for key, value in interleaved.items():
+            out[f"inference GFLOP/s {key} ({device}, interleaved)"] = value
     for task, key in (("inference", "tiles_per_s"), ("training", "samples_per_s")):
         for device, per_model in results.get(task, {}).items():
             mine = per_model.get("tdpcr", {}).get(key)

@@ -29,6 +29,9 @@ MAX_GFLOPS = 35.0
 MIN_CPU_INFERENCE_SPEEDUP = 20.0
 MIN_LOADER_RATIO = 3.0
 MAX_FULL_SCENE_S = 60.0
+#: Issue "Speed where it is spent", targets 3 and 4.
+MIN_FLOP_RATE_SHARE = 0.5
+MIN_SCENE_BOUND_SHARE = 0.85
 
 
 def _resolve_device(device: str) -> str:
@@ -80,6 +83,11 @@ def evaluate_targets(results: dict[str, Any], settings: Settings) -> list[dict[s
                         model.get("ratios", {}).get("inference speed tdpcr/dsen2cr (cpu)"),
                         MIN_CPU_INFERENCE_SPEEDUP, True, "x", skip=tiny,
                         error=errors[0] if errors else None))
+    interleaved = cpu.get("tdpcr", {}).get("interleaved", {})
+    rows.append(_target("CPU inference GFLOP/s, TDP-CR / DSen2-CR (interleaved, one process)",
+                        interleaved.get("ratios", {}).get("tdpcr/dsen2cr"),
+                        MIN_FLOP_RATE_SHARE, True, "ratio", skip=tiny,
+                        error=errors[0] if errors else None))
     pipeline = results.get("data_pipeline") or {}
     ratios = results.get("loader_vs_training") or {}
     for device, result in pipeline.items():
@@ -94,6 +102,14 @@ def evaluate_targets(results: dict[str, Any], settings: Settings) -> list[dict[s
                             ram.get("growth_share"), 0.25, False, "ratio", skip=tiny,
                             error=result.get("error", "").splitlines()[0] if "error" in result
                             else None))
+        large = max(result.get("runs", []), key=lambda r: r["megapixels"], default={})
+        rows.append(_target(f"Scene Mpx/s / bare-model bound ({device}, largest scene)",
+                            large.get("ratio_to_bound"), MIN_SCENE_BOUND_SHARE, True, "ratio",
+                            skip=tiny, error=result.get("error", "").splitlines()[0]
+                            if "error" in result else None))
+        rows.append(_target(f"Scene Mpx/s / in-run forward-pass bound ({device}, largest scene)",
+                            large.get("ratio_to_in_run_bound"), MIN_SCENE_BOUND_SHARE, True,
+                            "ratio", skip=tiny))
         if device == "cuda":
             full = result.get("full_scene", {})
             seconds = full.get("measured_s") or full.get("extrapolated_s")
@@ -201,6 +217,36 @@ def render_markdown(report: dict[str, Any]) -> str:
                              f"{r['crop']} px x {r['batch']}, {r['precision']}"])
             lines += _table(["Model", "Phase / loss", "Samples/s", "GFLOP/s",
                              "Peak mem (MiB)", "Batch"], rows)
+            interleaved = model["inference"].get(device, {}).get("tdpcr", {}).get("interleaved")
+            if interleaved:
+                lines += [f"Interleaved FLOP rates ({interleaved['rounds']} rounds; each round "
+                          f"times TDP-CR with the fused kernels, TDP-CR with the reference "
+                          f"kernels and DSen2-CR ({interleaved['dsen2cr_tile']} px tile) back "
+                          "to back in one process; medians, ratio spread = min-max over "
+                          "rounds):", ""]
+                spread = interleaved["ratio_spread"]
+                lines += _table(["Quantity", "Median", "Min", "Max"], [
+                    [f"GFLOP/s {k}", v, min(interleaved["gflop_per_s_all"][k]),
+                     max(interleaved["gflop_per_s_all"][k])]
+                    for k, v in interleaved["gflop_per_s"].items()] + [
+                    [f"ratio {k}", v, *spread[k]] for k, v in interleaved["ratios"].items()])
+                if interleaved.get("copy_gb_per_s"):
+                    lines += [f"Roofline: a {interleaved['copy_gb_per_s']:.2f} GB/s copy "
+                              f"bandwidth (median of the rounds) x TDP-CR's "
+                              f"{interleaved['tdpcr_flop_per_byte']:.1f} FLOP/byte = "
+                              f"**{interleaved['tdpcr_roofline_gflop_per_s']:.1f} GFLOP/s** "
+                              "attainable if every operator streams its tensors from memory; "
+                              f"measured {interleaved['gflop_per_s']['tdpcr']:.1f}.", ""]
+        complexity = model.get("complexity", {})
+        if any("flop_per_byte" in c for c in complexity.values()):
+            lines += ["Roofline inputs per 13x256x256 tile (every operator reads its inputs and "
+                      "writes its outputs once; `tdpcr_lib.models.complexity."
+                      "bytes_moved_per_tile`):", ""]
+            lines += _table(["Model", "GFLOPs", "GB moved", "FLOP/byte",
+                             "FLOP/byte (reference kernels)"], [
+                [name, c["gflops_per_tile_256"], c.get("gb_moved_per_tile_256"),
+                 c.get("flop_per_byte"), c.get("flop_per_byte_reference_kernels")]
+                for name, c in complexity.items()])
         lines += ["### Ratios (TDP-CR / competitor)", ""]
         lines += _table(["Ratio", "Value"], [[k, v] for k, v in model["ratios"].items()])
         lines += ["Peak memory: CUDA `max_memory_allocated`; on the CPU the child process's peak "
@@ -243,12 +289,22 @@ def render_markdown(report: dict[str, Any]) -> str:
             lines += ["ERROR: " + result["error"].splitlines()[-1], ""]
         rows = [[f"{r['height']}x{r['width']}", r["variant"], r["megapixels"], r["n_tiles"],
                  r["largest_batch"], r["seconds"], r["megapixels_per_s"],
+                 r.get("bound_megapixels_per_s"), r.get("ratio_to_bound"),
+                 r.get("ratio_to_in_run_bound"), r.get("forward_share"),
                  r["peak_rss_delta_mib"], r["whole_scene_arrays_mib"]]
                 for r in result["runs"] + [v for vs in result["variants"].values() for v in vs]]
         lines += [f"`predict_scene` with {settings['scene_tile']} px tiles, overlap "
                   f"{settings['scene_overlap']}; default TDP-CR with segmentation decoder.", ""]
         lines += _table(["Scene", "Variant", "Mpx", "Tiles", "Batch", "Seconds", "Mpx/s",
-                         "Peak RSS delta (MiB)", "Whole-scene arrays (MiB)"], rows)
+                         "Bound Mpx/s", "Share of bound", "Share of in-run bound",
+                         "Forward share", "Peak RSS delta (MiB)",
+                         "Whole-scene arrays (MiB)"], rows)
+        lines += ["Bound: bare-model tiles/s (`predict_tile_batch` on random batches of the "
+                  "same tile and batch size, timed in the same process just before and after "
+                  "the prediction) x (tile - overlap)^2. Forward share: the time "
+                  "`predict_scene` itself spent in forward passes (prediction.json `timings`) / "
+                  "its wall time, measured inside the run, so it does not drift with the "
+                  "machine's load as the bound can.", ""]
         for key, label in (("ram", "RAM"), ("ram_" + scene_inference.GDAL_VARIANT,
                                              f"RAM with {scene_inference.GDAL_VARIANT}")):
             ram = result.get(key)

@@ -22,9 +22,17 @@ scene (tile count and file writing are both linear in pixels); ``--full-scene`` 
 Variants (before/after figures for changes applied to ``tdpcr_lib.inference.scene``): on the small scene
 ``batch_size=8`` (the earlier default; ``main`` uses the library's default, 2 tiles on CPU) and a
 wrapper that feeds the model ``channels_last`` tensors under bf16 autocast (``predict_scene``
-now does this on CUDA); on both scenes ``GDAL_CACHEMAX=64MB`` (``predict_scene`` now caps
-GDAL's block cache at 128 MB; the cache would otherwise keep written blocks of the streamed
-outputs and grow with the scene up to 5 % of the machine's RAM).
+now does this on CUDA); on both scenes ``GDAL_CACHEMAX=64MB`` in the environment (an earlier
+before/after: ``predict_scene`` sets its own cap, now 32 MiB, over it); on the small scene
+``overlap_io=False`` (reading, prediction and writing in turn: the before of the I/O threads).
+
+**Bare-model bound** (issue "Speed where it is spent"): tiles/s of the bare model on random
+batches of the scene's tile and batch size (``predict_tile_batch``, timed in the same child just
+before and after the prediction) × (tile − overlap)²; ``ratio_to_bound`` = scene Mpx/s / bound.
+``forward_share`` = the time ``predict_scene`` spent in forward passes (its ``timings``) / its
+wall time, measured inside the run; ``ratio_to_in_run_bound`` uses the tiles/s of those forward
+passes as the bare speed (drift-free, but it counts any slow-down the I/O threads cause to the
+forward passes as model time).
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ from .common import (
     mib,
     peak_rss_bytes,
     run_child,
+    time_call,
     write_child_result,
 )
 
@@ -56,6 +65,8 @@ FULL_SCENE = 10980
 BOUNDED_SHARE = 0.25
 #: Variant run at both sizes with GDAL's block cache capped (MiB), to show where growth comes from.
 GDAL_VARIANT = "GDAL_CACHEMAX=64MB"
+#: Variant with reading, prediction and writing one after another (the "before" of overlap_io).
+SEQUENTIAL_VARIANT = "overlap_io=False"
 
 
 def scene_dir(work_dir: Path, height: int, width: int) -> Path:
@@ -118,6 +129,8 @@ def measure(settings: Settings, device_name: str, s2: Path, s1: Path, variant: s
         model = _fast_wrapper(model)
     with rasterio.open(s2) as src:
         height, width = src.height, src.width
+    bound_calls = max(1, settings.scene_bound_calls // 2)
+    bare_before = bare_tiles_per_s(model, settings, batch_size, device, bound_calls)
     out_dir = Path(tempfile.mkdtemp(prefix="predict-", dir=scratch))
     rss_before = current_rss_bytes()
     if device.type == "cuda":
@@ -126,13 +139,19 @@ def measure(settings: Settings, device_name: str, s2: Path, s1: Path, variant: s
         started = time.perf_counter()
         paths = predict_scene(s2, s1, model, out_dir, tile=settings.scene_tile,
                               overlap=settings.scene_overlap, batch_size=batch_size,
-                              device=device, progress=False)
+                              device=device, progress=False,
+                              overlap_io=variant != SEQUENTIAL_VARIANT)
         seconds = time.perf_counter() - started
         summary = json.loads(Path(paths["summary"]).read_text())
         output_mib = sum(p.stat().st_size for p in out_dir.iterdir()) / 2**20
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
     peak = peak_rss_bytes()
+    bare_after = bare_tiles_per_s(model, settings, summary.get("batch_size") or 1, device,
+                                  bound_calls)
+    bare = (bare_before["tiles_per_s"] + bare_after["tiles_per_s"]) / 2
+    bound = bare * (settings.scene_tile - settings.scene_overlap) ** 2 / 1e6
+    forward_s = (summary.get("timings") or {}).get("forward_s", 0.0)
     result: dict[str, Any] = {
         "variant": variant, "device": str(device), "height": height, "width": width,
         "megapixels": height * width / 1e6, "tile": settings.scene_tile,
@@ -142,6 +161,14 @@ def measure(settings: Settings, device_name: str, s2: Path, s1: Path, variant: s
                              (summary.get("tile_grid") or [0, 1])[1]),
         "seconds": seconds,
         "megapixels_per_s": height * width / 1e6 / seconds,
+        "bare_tiles_per_s": bare, "bare_tiles_per_s_before_after": [
+            bare_before["tiles_per_s"], bare_after["tiles_per_s"]],
+        "bound_megapixels_per_s": bound, "timings": summary.get("timings"),
+        "forward_share": forward_s / seconds,
+        "ratio_to_in_run_bound": (height * width / 1e6 / seconds) / (
+            (summary.get("n_tiles") or 0) / forward_s
+            * (settings.scene_tile - settings.scene_overlap) ** 2 / 1e6) if forward_s else None,
+        "ratio_to_bound": height * width / 1e6 / seconds / bound,
         "tiles_per_s": (summary.get("n_tiles") or 0) / seconds,
         "peak_rss_mib": mib(peak), "rss_before_mib": mib(rss_before),
         "peak_rss_delta_mib": mib(None if peak is None or rss_before is None
@@ -151,6 +178,27 @@ def measure(settings: Settings, device_name: str, s2: Path, s1: Path, variant: s
     if device.type == "cuda":
         result["cuda_peak_mib"] = mib(torch.cuda.max_memory_allocated(device))
     return result
+
+
+def bare_tiles_per_s(model, settings: Settings, batch_size: int | None, device, calls: int
+                     ) -> dict[str, Any]:
+    """Tiles/s of the bare model on random tile batches of the scene's tile and batch size,
+    through :func:`tdpcr_lib.inference.predictor.predict_tile_batch` (the call the scene loop
+    makes: NumPy batch to channels-last tensor, autocast on CUDA), nothing else."""
+    import numpy as np
+    import torch
+
+    from tdpcr_lib.inference.predictor import predict_tile_batch
+
+    batch = batch_size or (16 if device.type == "cuda" else 2)
+    tile = settings.scene_tile
+    rng = np.random.default_rng(5)
+    optical = rng.random((batch, 13, tile, tile), dtype=np.float32)
+    sar = rng.random((batch, 2, tile, tile), dtype=np.float32)
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else None
+    timing = time_call(lambda: predict_tile_batch(model, optical, sar, device), warmup=1,
+                       iterations=1, repeats=calls, budget_s=600.0, synchronize=sync)
+    return {"tiles_per_s": batch / timing["seconds_per_call"], "timing": timing}
 
 
 def run(settings: Settings, work_dir: Path, devices: list[str], log=print) -> dict[str, Any]:
@@ -165,7 +213,8 @@ def run(settings: Settings, work_dir: Path, devices: list[str], log=print) -> di
         sizes = settings.scene_sizes_for(device)
         jobs = [(size, "main") for size in sizes]
         if settings.scene_variants:
-            jobs += [(sizes[0], "batch_size=8"), (sizes[0], "channels_last+autocast"),
+            jobs += [(sizes[0], SEQUENTIAL_VARIANT),
+                     (sizes[0], "batch_size=8"), (sizes[0], "channels_last+autocast"),
                      (sizes[0], GDAL_VARIANT), (sizes[1], GDAL_VARIANT)]
         if device == "cuda" and settings.full_scene and not settings.tiny:
             jobs.append(((FULL_SCENE, FULL_SCENE), "main"))
@@ -181,7 +230,8 @@ def run(settings: Settings, work_dir: Path, devices: list[str], log=print) -> di
                     timeout_s=settings.timeout_s,
                     env={**settings.child_env(),
                          **({"GDAL_CACHEMAX": "64"} if variant == GDAL_VARIANT else {})})
-                log(f"          {measured['megapixels_per_s']:.3f} Mpx/s, "
+                log(f"          {measured['megapixels_per_s']:.3f} Mpx/s "
+                    f"({measured['ratio_to_bound']:.2f} of the bare-model bound), "
                     f"{measured['seconds']:.1f} s, peak RSS +{measured['peak_rss_delta_mib']} MiB")
                 (runs if variant == "main" else variants.setdefault(variant, [])).append(measured)
         except ChildError as err:
@@ -249,8 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--s2", required=True)
     parser.add_argument("--s1", required=True)
     parser.add_argument("--variant", default="main",
-                        choices=("main", "batch_size=8", "channels_last+autocast",
-                                 GDAL_VARIANT))
+                        choices=("main", SEQUENTIAL_VARIANT, "batch_size=8",
+                                 "channels_last+autocast", GDAL_VARIANT))
     parser.add_argument("--scratch", required=True)
     parser.add_argument("--settings", required=True)
     parser.add_argument("--json", required=True)

@@ -58,6 +58,8 @@ def test_tiny_run_writes_markdown_with_every_section(tiny_report):
     for section in MD_SECTIONS:
         assert f"\n{section}\n" in "\n" + markdown, section
     assert "Tiny mode" in markdown
+    assert "Interleaved FLOP rates" in markdown and "Roofline: a " in markdown
+    assert "Share of in-run bound" in markdown
 
 
 def test_tiny_run_records_machine_and_settings(tiny_report):
@@ -84,6 +86,14 @@ def test_tiny_run_measures_every_model_task_and_benchmark(tiny_report):
         assert training["three_x_forward_flops_per_sample"] % 3 == 0  # the old convention
         assert "FlopCounterMode" in training["flop_method"]
     assert "contiguous (NCHW)" in model["inference"]["cpu"]["tdpcr"]["variants"]
+    assert "reference kernels (before)" in model["inference"]["cpu"]["tdpcr"]["variants"]
+    interleaved = model["inference"]["cpu"]["tdpcr"]["interleaved"]
+    assert set(interleaved["ratios"]) == {"tdpcr/dsen2cr", "tdpcr_reference/dsen2cr",
+                                          "fused/reference"}
+    assert all(_positive_number(v) for v in interleaved["ratios"].values())
+    complexity = model["complexity"]
+    # the roofline fact behind the FLOP-rate gap: TDP-CR does far fewer FLOPs per byte moved
+    assert complexity["tdpcr"]["flop_per_byte"] < complexity["dsen2cr"]["flop_per_byte"] / 10
     assert model["training"]["cpu"]["tdpcr"]["objective"] == "seg_rec"
     assert model["training"]["cpu"]["multitask_unet"]["objective"] == "multitask"
 
@@ -100,6 +110,7 @@ def test_tiny_run_measures_every_model_task_and_benchmark(tiny_report):
     assert all(r["largest_batch"] == 4 for r in scene["runs"])  # full batches in both scenes
     assert scene["runs"][1]["n_tiles"] > scene["runs"][0]["n_tiles"]
     assert set(scene["ram"]) >= {"peak_growth_mib", "whole_scene_growth_mib", "bounded"}
+    assert all(_positive_number(r["ratio_to_bound"]) for r in scene["runs"])
 
     train = report["training_step"]
     assert {"before", "after", "L1 only (no SSIM)"} <= set(train["variants"])

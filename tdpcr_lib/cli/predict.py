@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--blocksize", type=int, default=512, help=f"COG block size in px, a multiple of {BLOCKSIZE_MULTIPLE} up to "
                              f"{MAX_BLOCKSIZE} (default 512)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                        help="auto: bf16 autocast on CUDA, fp32 on the CPU (default)")
     return parser
 
 
@@ -87,7 +89,8 @@ def _predict(argv: list[str]) -> int:
     paths = predict_scene(args.s2, args.s1, args.checkpoint, args.out, tile=args.tile,
                           overlap=args.overlap, batch_size=args.batch_size,
                           device=args.device, write_prompt=args.write_prompt,
-                          progress=not args.no_progress, blocksize=args.blocksize)
+                          progress=not args.no_progress, blocksize=args.blocksize,
+                          precision=args.precision)
     for name, path in paths.items():
         print(f"{name}: {path}")
     return 0

@@ -65,15 +65,30 @@ def _to_device(batch: np.ndarray, device: torch.device) -> torch.Tensor:
     return tensor.contiguous(memory_format=torch.channels_last)
 
 
+#: ``precision`` values of :func:`predict_tile_batch` / ``predict_scene``.
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def autocast_dtype_for(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``precision``: ``"auto"`` is bf16 on CUDA and fp32 elsewhere."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return torch.bfloat16
+    return None
+
+
 @torch.inference_mode()
 def predict_tile_batch(model: nn.Module, optical: np.ndarray, sar: np.ndarray,
-                       device: torch.device) -> dict[str, Any]:
+                       device: torch.device, precision: str = "auto") -> dict[str, Any]:
     """Run ``model`` on a ``(N, C, th, tw)`` NumPy tile batch; outputs as validated tensors.
 
-    bf16 autocast on CUDA (outputs are cast back to float32 before blending); none on CPU.
-    Raises ``ValueError`` when the model does not return a ``reconstruction`` of the tile shape.
+    Tiles go in as ``channels_last``; ``precision="auto"`` runs bf16 autocast on CUDA and fp32
+    on the CPU (``"bf16"`` forces autocast, also on a CPU with bf16 instructions; outputs are
+    cast back to float32 before blending). Raises ``ValueError`` when the model does not
+    return a ``reconstruction`` of the tile shape.
     """
-    autocast_dtype = torch.bfloat16 if device.type == "cuda" else None
+    autocast_dtype = autocast_dtype_for(precision, device)
     out = forward(model, _to_device(optical, device), _to_device(sar, device), autocast_dtype)
     expected = (optical.shape[0], len(S2_BANDS), *optical.shape[-2:])
     rec = out.get("reconstruction") if isinstance(out, dict) else None

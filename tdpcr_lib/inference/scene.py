@@ -20,6 +20,11 @@ Design choices (the paper describes no scene-level inference; these are ours, se
 * **Bounded memory.** Only one strip (one row of tiles, ``tile`` px tall, full scene width) of
   inputs and accumulators lives in memory; rows are written as soon as no later tile touches
   them. A 10980 × 10980 S2 scene at ``tile=256`` needs ≈ 0.5 GB of arrays, not ≈ 10 GB.
+* **Overlapped I/O.** The network runs in the calling thread; the next strip is read (S2 window,
+  S1 warp, normalisation) on a reader thread and finished outputs are blended and written on a
+  writer thread (:mod:`tdpcr_lib.inference.strips`) meanwhile. GDAL and NumPy release the GIL, so
+  on a CPU the I/O fills the gaps of the forward pass and on a GPU the CPU work hides behind it;
+  at most one strip ahead and :data:`PENDING_BATCHES` batches behind are held.
 * **S1 on another grid** is resampled onto the S2 grid on the fly with a bilinear
   :class:`rasterio.vrt.WarpedVRT` (interpolation in dB). Pixels outside the S1 footprint or at S1
   nodata get the normalisation's non-finite value (0 in network units), i.e. "no SAR signal".
@@ -41,12 +46,12 @@ Design choices (the paper describes no scene-level inference; these are ours, se
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import tempfile
 import time
 import warnings
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -54,14 +59,11 @@ import numpy as np
 import rasterio
 import rasterio.shutil
 import torch
-from rasterio.windows import Window
 from torch import nn
 
 from tdpcr_lib import __version__
-from tdpcr_lib.core.bands import S2_BANDS
 from tdpcr_lib.core.io import atomic_write_json
-from tdpcr_lib.core.legend import LEGEND_NAME_TAG, legend_of
-from tdpcr_lib.core.normalisation import load_normalisation
+from tdpcr_lib.core.legend import legend_of
 from tdpcr_lib.core.progress import tqdm
 from tdpcr_lib.core.runtime import model_device
 from tdpcr_lib.inference.inputs import (
@@ -74,29 +76,30 @@ from tdpcr_lib.inference.inputs import (
     scene_inputs,
 )
 from tdpcr_lib.inference.metadata import portable
-from tdpcr_lib.inference.predictor import load_predictor, predict_tile_batch, prompt_map
-from tdpcr_lib.inference.products import (
-    CLOUD_FREE_NODATA,
-    OUTPUT_FILES,
-    _intermediate_profile,
-    _to_cog,
-    check_blocksize,
-)
+from tdpcr_lib.inference.predictor import PRECISIONS, load_predictor, predict_tile_batch
+from tdpcr_lib.inference.products import OUTPUT_FILES, _to_cog, check_blocksize
 from tdpcr_lib.inference.publish import check_replaceable, new_staging, publish, recover_products
+from tdpcr_lib.inference.strips import GridOfScene, Inline, StripWriter
 from tdpcr_lib.inference.tiling import TileGrid, check_tiling, model_alignment
 
 # --------------------------------------------------------------------------------------------
 # Prediction
 # --------------------------------------------------------------------------------------------
-#: GDAL block-cache cap (MB) during prediction.
-GDAL_CACHE_MB = 128
+#: GDAL block-cache cap (MiB) during prediction. GDAL fills its cache up to the cap, so the cap
+#: is the part of the peak RAM that grows with the scene: 128 MiB let 3x the rows add 115 MiB
+#: (share 0.40 of the whole-scene arrays' growth in benchmarks/scene_inference), 32 MiB 17 MiB.
+#: Writes do not need the cache (16-row intermediate blocks, ``products._INTERMEDIATE_BLOCK_ROWS``).
+GDAL_CACHE_MB = 32
+#: Batches of outputs that may wait for the writer thread (bounds the memory of the overlap).
+PENDING_BATCHES = 2
 
 
 def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
                   out_dir: str | Path, tile: int = 256, overlap: int | None = None,
                   batch_size: int | None = None, device: str | torch.device = "auto",
                   write_prompt: bool = False, progress: bool = True,
-                  blocksize: int = 512) -> dict[str, Path]:
+                  blocksize: int = 512, overlap_io: bool = True,
+                  precision: str = "auto") -> dict[str, Path]:
     """Predict a cloud-free image and a land-cover map for a whole scene, tile by tile.
 
     Parameters
@@ -130,6 +133,14 @@ def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
         Show a tqdm progress bar over tiles.
     blocksize : int
         Internal tile size of the output COGs (256 or 512 are usual).
+    overlap_io : bool
+        Read the next strip and blend/write the finished outputs on two helper threads while the
+        network runs (default). ``False`` does reading, prediction and writing one after another
+        (same products, byte for byte; the benchmark's "before").
+    precision : {"auto", "bf16", "fp32"}
+        ``"auto"``: bf16 autocast on CUDA (with ``channels_last`` tiles: the GPU path), fp32 on
+        the CPU. ``"bf16"`` also on the CPU (bf16 keeps 8 mantissa bits: reflectance differs by
+        up to a few 1e-3 from fp32).
 
     Returns
     -------
@@ -149,6 +160,8 @@ def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
         overlap = check_tiling(tile, overlap)
     except ValueError as err:
         raise PredictionInputError(str(err)) from None
+    if precision not in PRECISIONS:
+        raise PredictionInputError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if batch_size is not None and batch_size < 1:
         raise PredictionInputError(f"batch_size must be >= 1, got {batch_size}")
     try:  # before any work: a bad block size used to fail only after the whole prediction
@@ -183,7 +196,7 @@ def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
                 stats = _predict_into(inputs, model, staging, tile=tile, overlap=overlap,
                                       batch_size=batch_size, write_prompt=write_prompt,
                                       progress=progress, blocksize=blocksize,
-                                      sources={"s2": s2_cloudy, "s1": s1,
+                                      overlap_io=overlap_io, precision=precision, sources={"s2": s2_cloudy, "s1": s1,
                                                "checkpoint": meta.get("source")})
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
@@ -197,7 +210,7 @@ def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
         "checkpoint": meta.get("source"),
         "checkpoint_phase": meta.get("phase"),
         "checkpoint_epoch": meta.get("epoch"),
-        "tile": tile, "overlap": overlap, "batch_size": batch_size,
+        "tile": tile, "overlap": overlap, "batch_size": batch_size, "precision": precision,
         "device": str(model_device(model)),
         "wall_time_s": round(time.time() - started, 3),
         **{k: v for k, v in stats.items() if k != "products"},
@@ -221,158 +234,100 @@ def _describe(obj: Any) -> str:
 
 def _predict_into(inputs: SceneInputs, model: nn.Module, out_dir: Path, *, tile: int,
                   overlap: int, batch_size: int, write_prompt: bool, progress: bool,
-                  blocksize: int, sources: dict[str, Any]) -> dict[str, Any]:
-    """Run the strip loop, stream into intermediates, then publish COGs. Returns statistics."""
-    norm = load_normalisation()
-    legend = legend_of(getattr(model, "module", model))  # the classes the model predicts
+                  blocksize: int, sources: dict[str, Any], overlap_io: bool = True,
+                  precision: str = "auto") -> dict[str, Any]:
+    """Run the strip loop, stream into intermediates, then publish COGs. Returns statistics.
+
+    The network runs in this thread. With ``overlap_io`` the next strip is read (S2 window, S1
+    warp, normalisation) on a reader thread while this strip is predicted, and the outputs are
+    blended and written on a writer thread (:class:`StripWriter`) while the next batch runs; at
+    most :data:`PENDING_BATCHES` batches wait for the writer, so memory stays bounded.
+    """
     height, width = inputs.shape
     grid = TileGrid.plan(height, width, tile, overlap, model_alignment(model))
     ys, xs, th, tw, canvas_width = grid.ys, grid.xs, grid.th, grid.tw, grid.canvas_width
     device = model_device(model)
-
-    acc_rec = np.zeros((len(S2_BANDS), th, canvas_width), dtype=np.float32)
-    acc_w = np.zeros((th, canvas_width), dtype=np.float32)
-    acc_seg: np.ndarray | None = None
-    acc_prompt: np.ndarray | None = None
-    class_counts = np.zeros(legend.num_classes, dtype=np.int64)
-    n_valid = 0
-
-    tmp_files: dict[str, Path] = {}
-    writers: dict[str, Any] = {}
     described = {k: _describe(v) for k, v in sources.items()}
     common_tags = {"TDPCR_VERSION": __version__, "SOURCE_S2": described["s2"],
                    "SOURCE_S1": described["s1"], "CHECKPOINT": str(described["checkpoint"]),
                    "TILE": str(tile), "OVERLAP": str(overlap)}
+    sink = StripWriter(GridOfScene.of(inputs.s2), grid, out_dir, common_tags,
+                       legend=legend_of(getattr(model, "module", model)))  # the model's classes
+    reader = ThreadPoolExecutor(1, thread_name_prefix="tdpcr-read") if overlap_io else Inline()
+    writer = ThreadPoolExecutor(1, thread_name_prefix="tdpcr-write") if overlap_io else Inline()
+    pending: deque[Future] = deque()
+    # where the calling thread's time goes (prediction.json "timings"; benchmarks/scene_inference)
+    timings = dict.fromkeys(("forward_s", "wait_read_s", "wait_write_s", "cog_s"), 0.0)
 
-    def open_writer(name: str, count: int, dtype: str, nodata: float | None) -> Any:
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial.tif", dir=out_dir)
-        os.close(fd)
-        tmp_files[name] = Path(tmp)
-        dst = rasterio.open(tmp, "w", **_intermediate_profile(inputs.s2, count, dtype, nodata))
-        writers[name] = dst
-        return dst
+    def submit(fn, *args) -> None:  # in order, on the writer; bounded backlog; errors surface
+        pending.append(writer.submit(fn, *args))
+        started = time.perf_counter()
+        while pending and (len(pending) > PENDING_BATCHES or pending[0].done()):
+            pending.popleft().result()
+        timings["wait_write_s"] += time.perf_counter() - started
 
     try:
-        cf = open_writer("cloud_free", len(S2_BANDS), "uint16", CLOUD_FREE_NODATA)
-        for i, name in enumerate(S2_BANDS, start=1):
-            cf.set_band_description(i, name)
-        cf.update_tags(PRODUCT="cloud-free Sentinel-2 reconstruction",
-                       UNITS="L1C digital number (TOA reflectance x 10000, offset as in input)",
-                       NODATA_MEANING="0 = no data in the Sentinel-2 input", **common_tags)
-
+        sink.open_cloud_free()
         bar = tqdm(total=len(ys) * len(xs), unit="tile", disable=not progress,
                    desc="tdpcr predict")
-        checked_units = False
-        for r, y0 in enumerate(ys):
-            optical, sar, valid = _read_strip(inputs, y0, th, canvas_width)
-            if not checked_units:
+        next_strip = reader.submit(_read_strip, inputs, ys[0], th, canvas_width)
+        for r in range(len(ys)):
+            started = time.perf_counter()
+            optical, sar, valid = next_strip.result()
+            timings["wait_read_s"] += time.perf_counter() - started
+            if r + 1 < len(ys):
+                next_strip = reader.submit(_read_strip, inputs, ys[r + 1], th, canvas_width)
+            if r == 0:
                 _warn_if_units_look_wrong(optical, inputs.s2_path, valid)
-                checked_units = True
             for b0 in range(0, len(xs), batch_size):
                 cols = list(range(b0, min(b0 + batch_size, len(xs))))
                 opt_b = np.stack([optical[:, :, xs[c]:xs[c] + tw] for c in cols])
                 sar_b = np.stack([sar[:, :, xs[c]:xs[c] + tw] for c in cols])
-                out = predict_tile_batch(model, opt_b, sar_b, device)
-                rec = out["reconstruction"].float().clamp(0.0, 1.0).cpu().numpy()
-                seg = out.get("segmentation")
-                probs = None
-                if seg is not None:
-                    probs = torch.softmax(seg.float(), dim=1).cpu().numpy()
-                    if acc_seg is None:
-                        acc_seg = np.zeros((probs.shape[1], th, canvas_width), dtype=np.float32)
-                prompt = None
-                if write_prompt:
-                    prompts = out.get("prompts")
-                    if not prompts:
-                        raise PredictionInputError(
-                            f"write_prompt=True but {type(model).__name__} returns no 'prompts' "
-                            "(baselines and the optical_only/concat variants have none)")
-                    prompt = prompt_map(prompts, th, tw).cpu().numpy()
-                    if acc_prompt is None:
-                        acc_prompt = np.zeros((th, canvas_width), dtype=np.float32)
-                for k, c in enumerate(cols):
-                    x0 = xs[c]
-                    weight = grid.weight(r, c)
-                    acc_rec[:, :, x0:x0 + tw] += rec[k] * weight
-                    acc_w[:, x0:x0 + tw] += weight
-                    if probs is not None and acc_seg is not None:
-                        acc_seg[:, :, x0:x0 + tw] += probs[k] * weight
-                    if prompt is not None and acc_prompt is not None:
-                        acc_prompt[:, x0:x0 + tw] += prompt[k] * weight
+                started = time.perf_counter()
+                out = predict_tile_batch(model, opt_b, sar_b, device, precision)
+                if device.type == "cuda":  # the forward pass's time, not its launch
+                    torch.cuda.synchronize(device)
+                timings["forward_s"] += time.perf_counter() - started
+                if write_prompt and not out.get("prompts"):
+                    raise PredictionInputError(
+                        f"write_prompt=True but {type(model).__name__} returns no 'prompts' "
+                        "(baselines and the optical_only/concat variants have none)")
+                submit(sink.add_batch, r, cols, out, write_prompt)
                 bar.update(len(cols))
-
-            # Rows before the next strip's origin receive no more contributions: write them.
-            n_final = (ys[r + 1] - y0) if r + 1 < len(ys) else height - y0
-            window = Window(0, y0, width, n_final)
-            ok = valid[:n_final, :width]
-            n_valid += int(ok.sum())
-            total_w = acc_w[:n_final, :width]
-            dn = norm.s2_to_dn(acc_rec[:, :n_final, :width] / total_w)
-            dn = np.where(ok, np.maximum(dn, 1), CLOUD_FREE_NODATA).astype(np.uint16)
-            cf.write(dn, window=window)
-            if acc_seg is not None:
-                if "land_cover" not in writers:
-                    lc = open_writer("land_cover", 1, "uint8", legend.ignore_index)
-                    lc.set_band_description(1, "land_cover")
-                    lc.write_colormap(1, legend.rasterio_colormap())
-                    lc.update_tags(
-                        PRODUCT="land-cover classes (argmax of blended probabilities)",
-                        LEGEND=json.dumps(dict(zip(map(str, legend.codes), legend.names,
-                                                   strict=True))),
-                        NODATA_MEANING=f"{legend.ignore_index} = no data in the Sentinel-2 input",
-                        **{LEGEND_NAME_TAG: legend.name},
-                        **{f"CLASS_{c}": n for c, n in zip(legend.codes, legend.names,
-                                                            strict=True)},
-                        **common_tags)
-                labels = acc_seg[:, :n_final, :width].argmax(axis=0)
-                class_counts += np.bincount(labels[ok], minlength=legend.num_classes)[
-                    :legend.num_classes]
-                labels = np.where(ok, labels, legend.ignore_index).astype(np.uint8)
-                writers["land_cover"].write(labels[None], window=window)
-            if acc_prompt is not None:
-                if "degradation_prompt" not in writers:
-                    pr = open_writer("degradation_prompt", 1, "float32", float("nan"))
-                    pr.set_band_description(1, "degradation_prompt")
-                    pr.update_tags(PRODUCT="model prompt/gate map (finest level, channel mean, "
-                                           "blended like the other outputs)", **common_tags)
-                gate = np.where(ok, acc_prompt[:n_final, :width] / total_w, np.nan).astype(np.float32)
-                writers["degradation_prompt"].write(gate[None], window=window)
-
-            # Slide the strip buffers down to the next strip's origin.
-            for acc in (acc_rec, acc_seg, acc_prompt, acc_w):
-                if acc is None or r + 1 == len(ys):
-                    continue
-                acc[..., : th - n_final, :] = acc[..., n_final:, :]
-                acc[..., th - n_final:, :] = 0.0
+            # rows before the next strip's origin receive no more contributions: write them
+            submit(sink.finish_strip, r, valid)
+        started = time.perf_counter()
+        while pending:
+            pending.popleft().result()
+        timings["wait_write_s"] += time.perf_counter() - started
         bar.close()
-        if write_prompt and acc_prompt is None:  # pragma: no cover - guarded in the loop
-            raise PredictionInputError("no prompt map was produced")
-
-        for dst in writers.values():
-            dst.close()
+        sink.close()
+        started = time.perf_counter()
         resampling = {"cloud_free": "AVERAGE", "land_cover": "MODE",
                       "degradation_prompt": "AVERAGE"}
-        for name, tmp in tmp_files.items():
+        for name, tmp in sink.tmp_files.items():
             _to_cog(tmp, out_dir / OUTPUT_FILES[name], resampling[name], blocksize)
+        timings["cog_s"] = time.perf_counter() - started
     finally:
-        for dst in writers.values():
-            if not dst.closed:
-                dst.close()
-        for tmp in tmp_files.values():
+        for executor in (reader, writer):
+            executor.shutdown(wait=True, cancel_futures=True)
+        sink.close()
+        for tmp in sink.tmp_files.values():
             tmp.unlink(missing_ok=True)
 
     n_pixels = height * width
     stats: dict[str, Any] = {
-        "products": list(tmp_files),
+        "products": list(sink.tmp_files),
         "height": height, "width": width, "crs": str(inputs.s2.crs),
         "n_tiles": grid.n_tiles, "tile_grid": [len(ys), len(xs)],
-        "valid_fraction": n_valid / n_pixels,
+        "valid_fraction": sink.n_valid / n_pixels,
         "s1_resampled": inputs.s1_resampled, "s1_coverage": inputs.s1_coverage,
+        "timings": {k: round(v, 3) for k, v in timings.items()},
     }
-    if "land_cover" in tmp_files:
-        fractions = class_counts / max(1, class_counts.sum())
+    if "land_cover" in sink.tmp_files:
+        fractions = sink.class_counts / max(1, sink.class_counts.sum())
         stats["class_fractions"] = {name: float(f) for name, f in
-                                    zip(legend.names, fractions, strict=True)}
+                                    zip(sink.legend.names, fractions, strict=True)}
     else:
         warnings.warn(f"{type(model).__name__} has no segmentation head; land_cover.tif was not "
                       "written (use a phase-2 checkpoint)", stacklevel=3)

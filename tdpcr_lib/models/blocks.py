@@ -20,18 +20,74 @@ Design choices (the paper does not describe its blocks):
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+_AUTOCAST_DEVICES = ("cpu", "cuda", "xpu", "mps")
+
 
 def autocast_disabled(device_type: str) -> contextlib.AbstractContextManager:
     """A context that switches autocast off on ``device_type`` (a no-op where autocast does not
     exist, e.g. the ``meta`` device used for FLOP counting)."""
-    if device_type in ("cpu", "cuda", "xpu", "mps"):
+    if device_type in _AUTOCAST_DEVICES:
         return torch.autocast(device_type=device_type, enabled=False)
     return contextlib.nullcontext()
+
+
+#: Whether the fused kernels are used (see :func:`reference_kernels`).
+_FUSED = True
+
+
+@contextlib.contextmanager
+def reference_kernels() -> Iterator[None]:
+    """Run TDP-CR's blocks with the plain, one-layer-at-a-time formulation inside this context.
+
+    The default (fused) path computes the same function with fewer passes over memory (LayerNorm
+    affine folded into the next 1×1 convolution, 1×1 convolutions as matrix products on the
+    channels-last view, channel attention folded into the projection weights, fused multiply-add
+    gates, pixel shuffle fused with the skip addition; ``docs/design.md`` § Inference speed).
+    The reference path is kept as the readable definition: the tests compare both on fixed
+    weights and the benchmarks time it as the "before".
+    """
+    global _FUSED
+    previous, _FUSED = _FUSED, False
+    try:
+        yield
+    finally:
+        _FUSED = previous
+
+
+def fused_kernels() -> bool:
+    """True unless inside :func:`reference_kernels`."""
+    return _FUSED
+
+
+def nhwc(x: torch.Tensor) -> torch.Tensor:
+    """The (B, H, W, C) view of a (B, C, H, W) tensor (no copy when it is channels_last)."""
+    return x.permute(0, 2, 3, 1)
+
+
+def nchw(x: torch.Tensor) -> torch.Tensor:
+    """The (B, C, H, W) view of a (B, H, W, C) tensor (channels_last strides, no copy)."""
+    return x.permute(0, 3, 1, 2)
+
+
+def pointwise(x_nhwc: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """A 1×1 ``conv`` applied to a (B, H, W, C) tensor as one matrix product, (B, H, W, C_out).
+
+    On a channels-last tensor the 1×1 convolution *is* a (pixels × C) @ (C × C_out) product;
+    ``F.linear`` runs it as one GEMM with the bias fused, without the convolution's layout
+    checks and reorders.
+    """
+    return F.linear(x_nhwc, conv.weight[:, :, 0, 0], conv.bias)
+
+
+def autocast_enabled(device_type: str) -> bool:
+    """Whether autocast is on for ``device_type`` (False where autocast does not exist)."""
+    return device_type in _AUTOCAST_DEVICES and torch.is_autocast_enabled(device_type)
 
 
 class LayerNorm2d(nn.Module):
@@ -75,11 +131,42 @@ class ResidualBlock(nn.Module):
         self.project = nn.Conv2d(hidden, channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _FUSED:
+            return self._fused_forward(x)
         y = self.spatial(self.expand(self.norm(x)))
         value, gate = y.chunk(2, dim=1)
         y = value * F.gelu(gate)
         y = y * self.channel_attention(y)
         return x + self.project(y)
+
+    def _fused_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The same function in fewer memory passes, on the channels-last (B, H, W, C) view.
+
+        * ``expand(norm(x))``: the LayerNorm's affine ``γ, β`` is folded into the 1×1 expansion
+          (``W·(γ⊙n + β) + c = (W·diag γ)·n + (W·β + c)``), one GEMM on the normalised pixels;
+        * ``project(y ⊙ a)`` with the per-image channel attention ``a``: ``a`` is folded into the
+          projection weights (``W·diag a``), and the residual ``x`` is the GEMM's accumulator
+          (``baddbmm``), so neither the attention product nor the sum is a separate pass.
+        """
+        batch, channels, height, width = x.shape
+        hidden = self.project.in_channels
+        y = nhwc(self.spatial(self.expand(self.norm(x))))
+        value, gate = y[..., :hidden], y[..., hidden:]
+        y = F.gelu(gate).mul_(value)  # (B, H, W, hidden), contiguous
+        attention = self.channel_attention[1]
+        scale = F.linear(y.mean(dim=(1, 2)), attention.weight[:, :, 0, 0], attention.bias)
+        proj_w = self.project.weight[:, :, 0, 0]  # (C, hidden)
+        per_image = (proj_w[None] * scale[:, None, :].to(proj_w.dtype)).transpose(1, 2)
+        pixels = y.reshape(batch, height * width, hidden)
+        residual = nhwc(x).reshape(batch, height * width, channels)
+        if autocast_enabled(x.device.type):
+            # autocast would run baddbmm's accumulator (the residual stream) in bf16: keep the
+            # sum in x's precision, as x + project(y) does
+            out = residual + (torch.bmm(pixels, per_image) + self.project.bias)
+        else:
+            out = torch.baddbmm(residual, pixels, per_image.to(pixels.dtype))
+            out.add_(self.project.bias.to(out.dtype))
+        return nchw(out.view(batch, height, width, channels))
 
 
 def residual_stack(channels: int, depth: int, expansion: float) -> nn.Sequential:
@@ -106,6 +193,28 @@ class Upsample(nn.Sequential):
             conv.weight.copy_(conv.weight[:out_channels].repeat_interleave(4, dim=0))
             conv.bias.copy_(conv.bias[:out_channels].repeat_interleave(4))
         super().__init__(conv, nn.PixelShuffle(2))
+
+    def add_to(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        """``self(x) + skip`` (the decoder's up-sampling and skip addition).
+
+        With channels-last ``x`` and ``skip`` the pixel shuffle is not materialised: the 1×1
+        convolution's output channels are reordered to (row offset, column offset, channel), so
+        the shuffled map is a strided *view* that the addition reads directly (one pass over the
+        full-resolution map instead of three).
+        """
+        conv = self[0]
+        channels = conv.out_channels // 4
+        cl = torch.channels_last
+        if not (fused_kernels() and x.is_contiguous(memory_format=cl)
+                and skip.is_contiguous(memory_format=cl)) or skip.shape[1] != channels:
+            return self(x) + skip
+        batch, _, height, width = x.shape
+        # PixelShuffle puts input channel 4c + 2i + j at sub-pixel (i, j) of output channel c
+        order = torch.arange(4 * channels, device=x.device).view(channels, 4).t().reshape(-1)
+        y = F.conv2d(x, conv.weight[order], conv.bias[order])
+        shuffled = nhwc(y).reshape(batch, height, width, 2, 2, channels).permute(0, 1, 3, 2, 4, 5)
+        out = nhwc(skip).reshape(batch, height, 2, width, 2, channels) + shuffled
+        return nchw(out.reshape(batch, 2 * height, 2 * width, channels))
 
 
 def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:

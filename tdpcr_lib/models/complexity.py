@@ -19,6 +19,8 @@ from typing import Any
 import pandas as pd
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
 from tdpcr_lib.core.io import atomic_write_json
@@ -72,6 +74,46 @@ def flops_per_tile(model: nn.Module, size: int = 256, batch_size: int = 1,
     finally:
         model.train(was_training)
     return int(counter.get_total_flops()) // batch_size
+
+
+class _TrafficCounter(TorchDispatchMode):
+    """Sums the bytes every ATen operator reads (its tensor arguments) and writes (its results).
+
+    Views (results that alias an input without writing it) move no data and are skipped.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bytes = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        returns = func._schema.returns
+        if returns and all(r.alias_info is not None and not r.alias_info.is_write
+                           for r in returns):
+            return out
+        self.bytes += sum(t.numel() * t.element_size()
+                          for t in tree_leaves((args, kwargs, out)) if isinstance(t, torch.Tensor))
+        return out
+
+
+def bytes_moved_per_tile(model: nn.Module, size: int = 256, dtype: torch.dtype = torch.float32
+                         ) -> int:
+    """Memory traffic of one forward pass on a ``size``×``size`` tile, in bytes.
+
+    The model of the roofline argument in ``docs/design.md`` § Inference speed: every operator
+    reads each of its tensor arguments and writes each result once from/to memory (no cache
+    reuse *between* operators, perfect reuse *inside* one). Counted on a ``meta`` copy, as
+    :func:`flops_per_tile`; the ratio of the two is the arithmetic intensity (FLOP per byte).
+    """
+    config = model.config
+    model = copy.deepcopy(model).to(device="meta", dtype=dtype).eval()
+    optical = torch.zeros(1, config.in_optical, size, size, device="meta", dtype=dtype)
+    sar = torch.zeros(1, config.in_sar, size, size, device="meta", dtype=dtype)
+    counter = _TrafficCounter()
+    with torch.no_grad(), counter:
+        model(optical, sar)
+    return counter.bytes
 
 
 def measure_throughput(model: nn.Module, size: int = 256, batch_size: int = 1,

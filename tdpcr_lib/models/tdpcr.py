@@ -80,7 +80,7 @@ class SharedDecoder(nn.Module):
         x = self.blocks[-1](skips[-1])
         features = [x]
         for level in range(len(skips) - 2, -1, -1):
-            x = self.blocks[level](self.ups[level](x) + skips[level])
+            x = self.blocks[level](self.ups[level].add_to(x, skips[level]))
             features.insert(0, x)
         return features
 

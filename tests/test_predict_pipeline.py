@@ -1,0 +1,106 @@
+"""Scene prediction with reading and writing overlapped on helper threads (``overlap_io``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from torch import nn
+
+from tdpcr_lib.datasets.synthetic.scenes import make_synthetic_scene
+from tdpcr_lib.inference import scene as P
+from tdpcr_lib.inference.strips import StripWriter
+from tdpcr_lib.models import ModelConfig, build_model
+
+
+class PixelModel(nn.Module):
+    """A per-pixel network with segmentation and prompts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.mix = nn.Conv2d(15, 13 + 7 + 1, 1)
+
+    def forward(self, optical, sar):
+        y = self.mix(torch.cat([optical, sar], dim=1))
+        gate = torch.sigmoid(y[:, -1:])
+        return {"reconstruction": torch.sigmoid(y[:, :13]), "segmentation": y[:, 13:-1],
+                "prompts": [gate] * 4}
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    return make_synthetic_scene(tmp_path_factory.mktemp("scene"), 200, 150, seed=5,
+                                s1_offset=(3.0, -4.0), nodata_corner=30)
+
+
+def predict(scene, out: Path, **kwargs):
+    return P.predict_scene(scene.s2_cloudy, scene.s1, PixelModel(), out, tile=64, overlap=16,
+                           batch_size=2, write_prompt=True, progress=False, blocksize=128,
+                           **kwargs)
+
+
+def test_overlapped_and_sequential_predictions_are_identical(scene, tmp_path):
+    overlapped = predict(scene, tmp_path / "a")
+    sequential = predict(scene, tmp_path / "b", overlap_io=False)
+    assert overlapped.keys() == sequential.keys() >= {"cloud_free", "land_cover",
+                                                      "degradation_prompt"}
+    for name in ("cloud_free", "land_cover", "degradation_prompt"):
+        with rasterio.open(overlapped[name]) as a, rasterio.open(sequential[name]) as b:
+            np.testing.assert_array_equal(a.read(), b.read())
+            assert str(a.profile) == str(b.profile)  # (nan != nan in a dict compare)
+
+
+@pytest.mark.parametrize("overlap_io", [True, False])
+def test_a_writer_failure_surfaces_and_leaves_nothing(scene, tmp_path, monkeypatch, overlap_io):
+    calls = []
+    original = StripWriter.finish_strip
+
+    def failing(self, row, valid):
+        calls.append(row)
+        if len(calls) == 2:
+            raise OSError("disk full (simulated)")
+        return original(self, row, valid)
+
+    monkeypatch.setattr(StripWriter, "finish_strip", failing)
+    with pytest.raises(OSError, match="disk full"):
+        predict(scene, tmp_path / "out", overlap_io=overlap_io)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_reader_failure_surfaces_and_leaves_nothing(scene, tmp_path, monkeypatch):
+    original = P._read_strip
+
+    def failing(inputs, y0, height, canvas_width):
+        if y0 > 0:
+            raise rasterio.errors.RasterioIOError("read failed (simulated)")
+        return original(inputs, y0, height, canvas_width)
+
+    monkeypatch.setattr(P, "_read_strip", failing)
+    with pytest.raises(rasterio.errors.RasterioIOError, match="simulated"):
+        predict(scene, tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_bf16_precision_runs_the_gpu_autocast_path_on_the_cpu(scene, tmp_path):
+    """``precision="bf16"`` is the CUDA default path (channels_last tiles under bf16 autocast);
+    on a CPU it runs the same code and stays close to fp32."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig.preset("tiny", arch="tdpcr", with_seg_decoder=True)).eval()
+    kwargs = dict(tile=64, overlap=16, batch_size=2, progress=False, blocksize=128)
+    fp32 = P.predict_scene(scene.s2_cloudy, scene.s1, model, tmp_path / "fp32", **kwargs)
+    bf16 = P.predict_scene(scene.s2_cloudy, scene.s1, model, tmp_path / "bf16",
+                           precision="bf16", **kwargs)
+    assert json.loads(bf16["summary"].read_text())["precision"] == "bf16"
+    with rasterio.open(fp32["cloud_free"]) as a, rasterio.open(bf16["cloud_free"]) as b:
+        difference = np.abs(a.read().astype(np.int64) - b.read().astype(np.int64))
+    assert 0 < difference.mean() < 20  # DN; autocast did run, and bf16 stays close
+
+
+def test_unknown_precision_is_refused(scene, tmp_path):
+    with pytest.raises(P.PredictionInputError, match="precision must be one of"):
+        predict(scene, tmp_path / "out", precision="fp16")
