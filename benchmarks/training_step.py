@@ -247,7 +247,13 @@ def _pipeline(settings: Settings, spec: dict[str, Any], work_dir: Path) -> dict[
         a, b = by_epochs[short], by_epochs[long]
         per_step = (b["seconds"] - a["seconds"]) / max(b["steps"] - a["steps"], 1)
         in_step = (b["train_step_s"] - a["train_step_s"]) / max(b["steps"] - a["steps"], 1)
-        out[version] = {"runs": [a, b], "ms_per_step": 1000 * per_step,
+        method = "difference of two run lengths (start-up cancels)"
+        if per_step <= 0 or in_step <= 0:
+            # a load swing between the two runs outweighed the extra steps (tiny mode on a
+            # busy machine): fall back to the longer run alone, start-up included, and say so
+            per_step, in_step = b["seconds"] / b["steps"], b["train_step_s"] / b["steps"]
+            method = "longer run alone (the difference was noise)"
+        out[version] = {"runs": [a, b], "method": method, "ms_per_step": 1000 * per_step,
                         "train_step_ms": 1000 * in_step,
                         "overhead_ms_per_step": 1000 * (per_step - in_step),
                         "step_share": in_step / per_step,
