@@ -103,6 +103,8 @@ class Trainer:
     run_info
         Extra JSON fields stored in every checkpoint's ``config.json`` (e.g. the starting
         checkpoint's fingerprint, the data source).
+    stop_rule
+        ``stop_rule(trainer)`` after each epoch and on resume; ``True`` ends the run (``PlateauStop``).
     """
 
     def __init__(self, model: nn.Module, config: TrainConfig, train_dataset: Dataset,
@@ -110,8 +112,10 @@ class Trainer:
                  "auto", train_transform: Callable[[dict], dict] | None = None,
                  callbacks: Sequence[StepCallback] = (),
                  log_callbacks: Sequence[LogCallback] = (), resume: bool = False,
-                 run_info: dict[str, Any] | None = None) -> None:
+                 run_info: dict[str, Any] | None = None,
+                 stop_rule: Callable[[Any], bool] | None = None) -> None:
         self.config = config
+        self.stop_rule = stop_rule
         self.run_info = dict(run_info or {})
         self.out_dir = Path(out_dir)
         self.distributed = dist.is_available() and dist.is_initialized()
@@ -268,6 +272,7 @@ class Trainer:
         if self.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         config = self.config
+        self._apply_stop_rule()  # a resumed run that already stopped is not trained further
         # An epoch already begun is always finished (validated, logged) even when its last
         # step was the run's last: a run killed between that step's checkpoint and the epoch
         # end must resume into the same final state.
@@ -309,6 +314,7 @@ class Trainer:
                     break
             bar.close()
             self._end_epoch(throughput=images / max(time.time() - tick, 1e-9))
+            self._apply_stop_rule()
         if self.is_main and self.history:
             self._write_logs()
         self._barrier()
@@ -321,6 +327,10 @@ class Trainer:
                            wall_time_s=self.elapsed_wall_time(),
                            final_metrics=from_records(self.last_metrics) if self.last_metrics
                            else None)
+
+    def _apply_stop_rule(self) -> None:
+        if self.stop_rule is not None and self.history and self.stop_rule(self):
+            self.total_steps = self.step  # the loop ends; the schedule is not consulted again
 
     def _end_epoch(self, throughput: float) -> None:
         sums = dict(self.epoch_loss_sums)
