@@ -14,7 +14,9 @@ from tdpcr_lib.evaluation.ablations import grid as ablations_grid
 from tdpcr_lib.evaluation.ablations import report as ablations_report
 from tdpcr_lib.evaluation.ablations import spec as ablations
 from tdpcr_lib.metrics.results import from_records, make_frame, value
+from tdpcr_lib.evaluation.ablations import stats as ablations_stats
 from tdpcr_lib.plot import curves as ablations_curves
+from tdpcr_lib.training.presets import preset_config
 
 #: Narrow baselines so the grid trains in seconds (part of the config hash, like any budget field).
 NARROW = {"dsen2cr": {"dsen2cr_features": 16, "dsen2cr_blocks": 2},
@@ -77,12 +79,21 @@ def test_architecture_change_changes_the_hash(monkeypatch):
 def test_preset_budget_and_seeds():
     assert ablations.preset_budget(steps=30).phase1_steps == 20
     assert ablations.preset_budget(steps=30).total_steps == 30
-    assert ablations.default_seeds(5) == [5]
-    assert ablations.default_seeds(0, full=True) == [0, 1, 2]
+    assert ablations.default_seeds(5) == [5, 6, 7]  # ≥ 3 paired seeds by default
+    assert ablations.default_seeds(0, smoke=True) == [0]
     assert ablations.default_seeds(0, n_seeds=2) == [0, 1]
     full = ablations.preset_budget(full=True)
-    assert full.eval_crop is None and full.max_eval_tiles is None
-    with pytest.raises(ValueError, match="either smoke or full"):
+    assert full.eval_crop is None and full.max_eval_tiles is None and full.validate
+    default = ablations.preset_budget()
+    # the main run's recipe (notebooks 01/02): same steps, batch, crop and model size
+    phase1 = preset_config("phase1")
+    assert (default.phase1_steps, default.batch_size, default.crop_size) == (
+        phase1.max_steps, phase1.batch_size, phase1.crop_size)
+    assert default.phase2_steps == preset_config("phase2", init_from="p1").max_steps
+    assert default.model_size == "default" and default.equal_compute == ("dsen2cr",)
+    assert default.max_eval_tiles is None and default.plateau_stop
+    assert ablations.preset_budget(quick=True).total_steps < default.total_steps
+    with pytest.raises(ValueError, match="at most one"):
         ablations.preset_budget(smoke=True, full=True)
     with pytest.raises(ValueError, match="STEPS"):
         ablations.preset_budget(steps=1)
@@ -142,7 +153,8 @@ def _fake_results(name, label, seeds, psnr, miou, params):
         headline.update(psnr=p, miou=m, per_bucket={"0-20%": {"psnr": p, "miou": m}})
         out.append({"name": name, "label": label, "seed": seed, "headline": headline,
                     "complexity": {"params": params, "trainable_last_phase": params // 2,
-                                   "flops_256": 2e9}})
+                                   "flops_256": 2e9},
+                    "steps": 600, "plateau": None if name == "dsen2cr" else seed != 2})
     return out
 
 
@@ -162,11 +174,25 @@ def test_aggregate_and_table(aggregated):
     assert aggregated["tdpcr_full"]["metrics"]["psnr"]["std"] == pytest.approx(0.2)
     table = ablations_report.ablation_table(aggregated)
     assert list(table.index) == ["TDP-CR", "DSen2-CR", "multi-task"]
-    assert list(table.columns) == list(ablations_report.TABLE_COLUMNS)
+    assert list(table.columns) == [*ablations_report.TABLE_COLUMNS, "seeds", "steps (mean)",
+                                   "plateau"]
+    assert table.loc["TDP-CR", "plateau"] == "2/3"  # runs at their plateau / runs
+    assert table.loc["DSen2-CR", "plateau"] == "n/a (not validated)"
+    assert table.loc["TDP-CR", "steps (mean)"] == "600"
     assert table.loc["TDP-CR", "PSNR all (dB)"] == "30.20 ± 0.20"
     assert table.loc["TDP-CR", "mIoU all (%)"] == "52.0 ± 2.0"
     assert table.loc["DSen2-CR", "mIoU all (%)"] == "—"
     assert table.loc["TDP-CR", "params (M)"] == "3.000"
+
+
+def test_run_records_hold_the_json_schema():
+    results = _fake_results("tdpcr_full", "TDP-CR", [0, 1], [30.0, 30.2], [0.5, float("nan")], 1)
+    runs = ablations_report.run_records(results)
+    assert [(r["model"], r["seed"], r["steps"], r["plateau"]) for r in runs] == [
+        ("tdpcr_full", 0, 600, True), ("tdpcr_full", 1, 600, True)]
+    assert runs[0]["metrics"]["psnr"] == 30.0 and runs[1]["metrics"]["miou"] is None
+    assert "per_bucket" not in runs[0]["metrics"]
+    json.dumps(runs, allow_nan=False)  # strict JSON: no NaN
 
 
 def test_paper_claims_are_ours_with_reference_column(aggregated):
@@ -189,11 +215,16 @@ def test_report_and_noise_statements(aggregated, tmp_path):
     lines = ablations_report.noise_statements(aggregated)
     assert any("DSen2-CR vs TDP-CR: ΔPSNR = -0.10 → within noise" in s for s in lines)
     assert any("multi-task vs TDP-CR: ΔmIoU = -11.00 → beyond noise" in s for s in lines)
+    claims = [{"label": "TDP-CR vs DSen2-CR", "delta_mean": 0.1, "ci95_low": -0.2,
+               "ci95_high": 0.4, "n_seeds": 3, "unit": "dB", "equal_compute": True,
+               "verdict": ablations_stats.WITHIN_NOISE, "paper": "+0.18 dB"}]
     path = ablations_report.write_report(aggregated, tmp_path / "ablations.md",
-                                  budget=tiny_budget(), seeds=[0, 1, 2], figures=["figures/x.png"])
+                                         budget=tiny_budget(), seeds=[0, 1, 2], claims=claims,
+                                         figures=["figures/x.png"], label="indicative")
     text = path.read_text()
-    for heading in ("## Results per model", "## The paper's claims", "## Which differences"):
+    for heading in ("## Results per model", "## Paired differences", "(indicative)"):
         assert heading in text
+    assert "| +0.10 dB | [-0.20, +0.40] | 3 | within noise | equal training FLOPs |" in text
     assert "![x](figures/x.png)" in text
     fig = ablations_curves.plot_per_bucket(aggregated)
     assert len(fig.axes[0].get_legend().get_texts()) == 3  # PSNR: every model
@@ -273,7 +304,6 @@ def test_model_sizes_come_from_the_named_presets():
     small = ablations.model_config_for(spec, ablations.AblationBudget(model_size="small"))
     assert isinstance(full, ModelConfig) and full.widths == ModelConfig().widths
     assert small.widths == MODEL_PRESETS["small"]["widths"] == ModelConfig.small().widths
-    assert "model_size" not in ablations.AblationBudget().to_dict()  # old run hashes still match
     assert ablations.AblationBudget(model_size="small").to_dict()["model_size"] == "small"
     with pytest.raises(KeyError, match="unknown model size"):
         ablations.AblationBudget(model_size="huge")

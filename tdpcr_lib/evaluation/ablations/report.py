@@ -248,8 +248,9 @@ def run_records(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     for r in results:
         headline = dict(r["headline"])
         per_bucket = headline.pop("per_bucket", {})
-        metrics = {k: (None if v is None or not math.isfinite(float(v)) else float(v))
-                   for k, v in headline.items()}
+        metrics = {k: _json_number(v) for k, v in headline.items()}
+        per_bucket = {b: {m: _json_number(v) for m, v in values.items()}
+                      for b, values in per_bucket.items()}
         records.append({"model": r["name"], "label": r["label"], "seed": int(r["seed"]),
                         "steps": int(r.get("steps", 0)), "plateau": r.get("plateau"),
                         "metrics": metrics, "per_bucket": per_bucket,
@@ -258,6 +259,11 @@ def run_records(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                         "eval_seconds": r.get("eval_seconds"),
                         "n_eval_images": r.get("n_eval_images")})
     return records
+
+
+def _json_number(value: Any) -> float | None:
+    """A float, or ``None`` for a missing / NaN value (strict JSON has no NaN)."""
+    return None if value is None or not math.isfinite(float(value)) else float(value)
 
 
 def claims_table(claims: Sequence[Mapping[str, Any]]) -> pd.DataFrame:

@@ -122,7 +122,8 @@ def claims(runs: Sequence[Mapping[str, Any]],
            comparisons: Sequence[Comparison] = COMPARISONS) -> list[dict[str, Any]]:
     """One record per comparison whose two models both ran: the ``claims`` of the JSON.
 
-    ``delta_mean`` and the interval are in the comparison's reporting unit (dB, mIoU points).
+    ``delta_mean`` and the interval are in the comparison's reporting unit (dB, mIoU points);
+    ``None`` where undefined (fewer than 2 paired seeds).
     """
     present = {r["model"] for r in runs}
     out = []
@@ -132,11 +133,12 @@ def claims(runs: Sequence[Mapping[str, Any]],
         diff = paired_difference(seed_values(runs, comparison.reference, comparison.metric),
                                  seed_values(runs, comparison.other, comparison.metric))
         scaled = {k: diff[k] * comparison.scale for k in ("delta_mean", "ci95_low", "ci95_high")}
+        decided = verdict(scaled["ci95_low"], scaled["ci95_high"])
+        scaled = {k: v if _finite(v) else None for k, v in scaled.items()}  # strict JSON
         out.append({"name": comparison.name, "label": comparison.label,
                     "reference": comparison.reference, "other": comparison.other,
                     "metric": comparison.metric, "unit": comparison.unit, **scaled,
-                    "n_seeds": diff["n_seeds"],
-                    "verdict": verdict(scaled["ci95_low"], scaled["ci95_high"]),
+                    "n_seeds": diff["n_seeds"], "verdict": decided,
                     "equal_compute": comparison.equal_compute, "paper": comparison.paper})
     return out
 
