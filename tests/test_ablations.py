@@ -307,3 +307,42 @@ def test_model_sizes_come_from_the_named_presets():
     assert ablations.AblationBudget(model_size="small").to_dict()["model_size"] == "small"
     with pytest.raises(KeyError, match="unknown model size"):
         ablations.AblationBudget(model_size="huge")
+
+
+def test_tdpcr_seed0_is_the_main_run_and_seg_decoder_only_shares_its_phase1(
+        tiny_luojiaset_root, tmp_path, monkeypatch):
+    """The main run (runs/phase1, runs/phase2) trained with the grid's recipe is reused as
+    TDP-CR seed 0; the phase-2-only variant starts from that phase 1, which is not retrained."""
+    from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
+    from tdpcr_lib.evaluation.ablations import runs as ablation_runs
+    from tdpcr_lib.training import run as training_run
+
+    budget = tiny_budget()
+    spec = ablations.ABLATIONS["tdpcr_full"]
+    train_set = LuojiaSETOSFCR(tiny_luojiaset_root, split="train")
+    main = tmp_path / "main"
+    cfg1 = ablation_runs.train_config("phase1", budget.phase1_steps, budget.lr_phase1, budget, 0)
+    model_config = ablations.model_config_for(spec, budget).replace(name="tdpcr")
+    training_run.train(cfg1, model_config, train_set, None, main / "phase1", device="cpu")
+    cfg2 = ablation_runs.train_config("phase2", budget.phase2_steps, budget.lr_phase2, budget, 0,
+                                      init_from=str(main / "phase1" / "last"))
+    training_run.train(cfg2, None, train_set, None, main / "phase2", device="cpu")
+    weights = {p: (main / p / "last" / "model.safetensors").stat().st_mtime_ns
+               for p in ("phase1", "phase2")}
+    trained = []
+    real_train = training_run.train
+    monkeypatch.setattr(training_run, "train", lambda config, *a, **k: (
+        trained.append((config.phase, str(a[3]))), real_train(config, *a, **k))[1])
+    results = ablations_grid.run_grid(tiny_luojiaset_root, tmp_path / "runs", [0], budget,
+                                      names=["tdpcr_full", "seg_decoder_only"], device="cpu",
+                                      log=None, main_runs=main)
+    by_name = {r["name"]: r for r in results}
+    run_dir = ablations.run_dir_for(tmp_path / "runs", "tdpcr_full", 0)
+    assert (run_dir / by_name["tdpcr_full"]["checkpoint"]).resolve() == \
+        (main / "phase2" / "last").resolve()
+    assert by_name["seg_decoder_only"]["phases"][0]["shared_from"] == str(main / "phase1")
+    # the main run's weights were not touched; only seg_decoder_only's own phase 2 trained steps
+    assert {p: (main / p / "last" / "model.safetensors").stat().st_mtime_ns
+            for p in ("phase1", "phase2")} == weights
+    own = ablations.run_dir_for(tmp_path / "runs", "seg_decoder_only", 0) / "phase2"
+    assert ("phase2", str(own)) in trained and not (run_dir / "phase1").exists()
