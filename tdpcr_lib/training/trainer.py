@@ -104,7 +104,8 @@ class Trainer:
         Extra JSON fields stored in every checkpoint's ``config.json`` (e.g. the starting
         checkpoint's fingerprint, the data source).
     stop_rule
-        ``stop_rule(trainer)`` after each epoch and on resume; ``True`` ends the run (``PlateauStop``).
+        ``stop_rule(trainer)`` after each epoch and on resume; ``True`` ends the run
+        (``training.plateau.PlateauStop``).
     """
 
     def __init__(self, model: nn.Module, config: TrainConfig, train_dataset: Dataset,
@@ -273,9 +274,8 @@ class Trainer:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         config = self.config
         self._apply_stop_rule()  # a resumed run that already stopped is not trained further
-        # An epoch already begun is always finished (validated, logged) even when its last
-        # step was the run's last: a run killed between that step's checkpoint and the epoch
-        # end must resume into the same final state.
+        # An epoch already begun is always finished (validated, logged) even when its last step
+        # was the run's last: a killed run must resume into the same final state.
         while self.epoch < config.epochs and (self.step < self.total_steps
                                               or self.step_in_epoch > 0):
             if self.step >= self.total_steps:

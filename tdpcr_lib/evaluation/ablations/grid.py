@@ -9,23 +9,17 @@ mid-training resumes from its ``last/``
 checkpoint (the trainer's exact resume). A folder holding a run of a *different* config is
 cleared before retraining, so a result never mixes two configs.
 
-Design choices (the paper publishes no ablation protocol; these are ours):
+Design choices (the paper publishes no ablation protocol; these are ours, detailed in
+``docs/design.md`` § Ablation protocol):
 
-* **Same budget for everyone**: the same number of optimizer steps, batch, crop and learning
-  rate schedule. A two-phase run spends ``phase1_steps`` on phase 1 and ``phase2_steps`` on
-  phase 2; single-phase runs (joint training and the two baselines) get the sum.
-* **Final weights, not "best"**: runs train without validation and are scored at their last
-  step, so no variant gets an extra model-selection advantage (and it is faster).
-* **Evaluation** on the test split, optionally centre-cropped (``eval_crop``) and thinned to
-  ``max_eval_tiles`` evenly spaced tiles (so all cloud-cover buckets stay represented): DSen2-CR
-  costs ~2.5 TFLOP per 256² tile, which a CPU cannot afford for a whole split in minutes.
-* **Noise**: mean ± sample std (ddof=1) over seeds; a difference is called *within noise* when
-  ``|Δmean| < sqrt(std_a² + std_b²)`` (the spread of a difference of two single runs), and a
-  Welch t-test p-value is given when both sides have ≥ 2 seeds. With one seed nothing can be
-  told from noise and the report says so.
-* **Paper claims** are recomputed from *our* numbers (ΔPSNR of TDP-CR vs DSen2-CR with the
-  parameter ratio; ΔmIoU vs the multi-task competitor). The paper's values (+0.18 dB at 15 % of
-  the parameters; +1.4 mIoU) appear only in a separate column labelled as reference.
+* **The main run's recipe for every run** (:mod:`tdpcr_lib.evaluation.ablations.runs`): the
+  notebooks' training presets, validation every epoch, best checkpoint, plateau-based stopping;
+  TDP-CR's seed 0 is the main run, and ``seg_decoder_only`` shares TDP-CR's phase 1.
+* **Paired seeds**: seed ``k`` of every model has the same data order, augmentation stream and
+  initialisation seed, and all are scored on the same test tiles.
+* **Workers**: independent runs train in ``workers`` processes with one torch thread each.
+* **Statistics** (:mod:`tdpcr_lib.evaluation.ablations.stats`): paired differences over seeds
+  with Student-t 95 % intervals and verdicts.
 """
 
 from __future__ import annotations

@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 
 from tdpcr_lib.core.io import atomic_write_text
-from tdpcr_lib.evaluation.ablations.spec import PAPER_ABLATION_CLAIMS, REFERENCE, AblationBudget
+from tdpcr_lib.evaluation.ablations.spec import PAPER_ABLATION_CLAIMS, AblationBudget
 from tdpcr_lib.evaluation.tables import dataframe_to_markdown
 from tdpcr_lib.metrics.results import ALL, buckets, column_name, has, value
 
 
 # --------------------------------------------------------------------------------------------
-# Metrics: flatten, aggregate over seeds, noise
+# Metrics: flatten and aggregate over seeds (paired statistics: ablations.stats)
 # --------------------------------------------------------------------------------------------
 def _nan(value: Any) -> float:
     return float("nan") if value is None else float(value)
@@ -85,32 +85,6 @@ def aggregate(results: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]
     return out
 
 
-def compare(a_values: Sequence[float], b_values: Sequence[float]) -> dict[str, Any]:
-    """Is ``mean(a) − mean(b)`` distinguishable from seed noise?
-
-    Returns ``delta``, ``combined_std`` (``sqrt(std_a² + std_b²)``), ``p_value`` (Welch's t-test,
-    NaN unless both sides have ≥ 2 seeds) and ``verdict``: ``"within noise"`` when
-    ``|delta| < combined_std``, ``"beyond noise"`` otherwise, ``"unknown (1 seed)"`` when a side
-    has fewer than 2 seeds, ``"n/a"`` when a side has no value.
-    """
-    a, b = mean_std(a_values), mean_std(b_values)
-    delta = a["mean"] - b["mean"]
-    out = {"delta": delta, "combined_std": float("nan"), "p_value": float("nan"),
-           "n_a": a["n"], "n_b": b["n"]}
-    if not a["n"] or not b["n"]:
-        return {**out, "verdict": "n/a"}
-    if a["n"] < 2 or b["n"] < 2:
-        return {**out, "verdict": "unknown (1 seed)"}
-    combined = math.hypot(a["std"], b["std"])
-    out["combined_std"] = combined
-    if combined > 0:
-        from scipy import stats
-
-        out["p_value"] = float(stats.ttest_ind(a["values"], b["values"], equal_var=False).pvalue)
-    out["verdict"] = "within noise" if abs(delta) < combined else "beyond noise"
-    return out
-
-
 # --------------------------------------------------------------------------------------------
 # Tables and report
 # --------------------------------------------------------------------------------------------
@@ -167,61 +141,6 @@ def plateau_cell(flags: Sequence[bool | None]) -> str:
     if not known:
         return "n/a (not validated)"
     return f"{sum(bool(f) for f in known)}/{len(known)}"
-
-
-def paper_claims_table(aggregated: Mapping[str, Mapping[str, Any]],
-                       reference: str = REFERENCE) -> pd.DataFrame:
-    """The two headline claims recomputed from our runs; paper values in a separate column."""
-    rows = {}
-    ref = aggregated.get(reference)
-    specs = (("delta_psnr_vs_dsen2cr", "ΔPSNR TDP-CR − DSen2-CR (dB)", "dsen2cr", "psnr", 1.0),
-             ("delta_miou_vs_multitask", "ΔmIoU TDP-CR − multi-task (points)", "multitask", "miou",
-              100.0))
-    for key, label, other_name, metric, scale in specs:
-        other = aggregated.get(other_name)
-        if ref is None or other is None:
-            rows[label] = {"ours: Δ mean": "—", "combined std": "—", "within noise?": "not run",
-                           "TDP-CR / other parameters": "—",
-                           "paper (reference only, not ours)": PAPER_ABLATION_CLAIMS[key]}
-            continue
-        cmp = compare(ref["metrics"][metric]["values"], other["metrics"][metric]["values"])
-        ratio = ref["complexity"]["params"] / other["complexity"]["params"]
-        std = cmp["combined_std"]
-        rows[label] = {
-            "ours: Δ mean": "—" if not math.isfinite(cmp["delta"]) else f"{cmp['delta'] * scale:+.2f}",
-            "combined std": f"{std * scale:.2f}" if math.isfinite(std) else "n/a",
-            "within noise?": cmp["verdict"],
-            "TDP-CR / other parameters": f"{100 * ratio:.1f} %",
-            "paper (reference only, not ours)": PAPER_ABLATION_CLAIMS[key]}
-    frame = pd.DataFrame.from_dict(rows, orient="index")
-    frame.index.name = "claim"
-    return frame
-
-
-def noise_statements(aggregated: Mapping[str, Mapping[str, Any]], reference: str = REFERENCE,
-                     metrics: Sequence[tuple[str, str, float]] = (("psnr", "PSNR", 1.0),
-                                                                  ("miou", "mIoU", 100.0))
-                     ) -> list[str]:
-    """One sentence per (variant, metric): the difference to the reference and its verdict."""
-    if reference not in aggregated:
-        return [f"the reference run {reference!r} is not in the results"]
-    lines = []
-    ref = aggregated[reference]
-    for name, entry in aggregated.items():
-        if name == reference:
-            continue
-        for key, label, scale in metrics:
-            cmp = compare(entry["metrics"][key]["values"], ref["metrics"][key]["values"])
-            if cmp["verdict"] == "n/a":
-                continue
-            extra = ""
-            if math.isfinite(cmp["combined_std"]):
-                extra = f" (combined std {cmp['combined_std'] * scale:.2f}"
-                extra += f", Welch p = {cmp['p_value']:.2f})" if math.isfinite(cmp["p_value"]) \
-                    else ")"
-            lines.append(f"{entry['label']} vs {ref['label']}: Δ{label} = "
-                         f"{cmp['delta'] * scale:+.2f} → {cmp['verdict']}{extra}")
-    return lines
 
 
 def per_bucket_for_plot(aggregated: Mapping[str, Mapping[str, Any]]) -> dict[str, dict]:
