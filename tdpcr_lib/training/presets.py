@@ -58,10 +58,12 @@ def preset_config(phase: str, *, smoke: bool = False, full: bool = False, quick:
         # 25 steps per epoch on the twin's 200 training tiles; max_steps caps larger datasets
         base.update(epochs=-(-steps // 25), max_steps=steps, batch_size=8, crop_size=32, lr=2e-3,
                     warmup_steps=10, log_every=5, eval_batch_size=25, checkpoint_every=50)
-    if epochs is not None:
-        base["epochs"] = int(epochs)
     if max_steps is not None:
         base["max_steps"] = int(max_steps)
+        if mode in STEP_BUDGETS:  # enough epochs for the steps (the grid derives them alike)
+            base["epochs"] = max(1, -(-int(max_steps) // 25))
+    if epochs is not None:
+        base["epochs"] = int(epochs)
     base.update(overrides or {})
     return TrainConfig.from_dict(base)
 

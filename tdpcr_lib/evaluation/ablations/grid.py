@@ -141,7 +141,7 @@ def run_ablation(spec: AblationSpec, budget: AblationBudget, seed: int, *, data_
     train_seconds = time.time() - started
     started = time.time()
     evaluation = evaluate(checkpoint, build_eval_dataset(data_root, budget), device=device,
-                          batch_size=budget.eval_batch_size, tile="auto", progress=False,
+                          batch_size=budget.eval_batch_size, tile=None, progress=False,
                           model_name=spec.name, seed=int(seed))
     eval_seconds = time.time() - started
     model, _ = load_model(checkpoint, device="cpu")
@@ -194,10 +194,11 @@ def run_grid(data_root: str | Path, runs_dir: str | Path, seeds: Sequence[int],
               "main_runs": main_runs}
     done: dict[tuple[str, int], dict[str, Any]] = {}
 
-    def report(job: tuple[str, int], result: dict[str, Any], seconds: float) -> None:
+    def report(job: tuple[str, int], result: dict[str, Any], _waited: float) -> None:
         done[job] = result
         if log is not None:
-            how = "reused" if result["reused"] else f"trained in {seconds:.0f} s"
+            spent = float(result.get("train_seconds", 0)) + float(result.get("eval_seconds", 0))
+            how = "reused" if result["reused"] else f"trained + evaluated in {spent:.0f} s"
             plateau = {True: "plateau", False: "NO plateau", None: "not validated"}[
                 result.get("plateau")]
             log(f"{job[0]} seed {job[1]}: {how}, {result.get('steps')} steps ({plateau}); PSNR "

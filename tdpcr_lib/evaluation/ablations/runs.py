@@ -46,7 +46,7 @@ def train_config(phase: str, steps: int, lr: float, budget: AblationBudget, seed
     mode = budget.mode
     return preset_config(
         phase, smoke=mode == "smoke", full=mode == "full", quick=mode == "quick", seed=seed,
-        max_steps=steps, epochs=max(1, -(-steps // 25)) if mode != "full" else None,
+        max_steps=steps,
         overrides={"batch_size": budget.batch_size, "crop_size": budget.crop_size, "lr": lr,
                    "warmup_steps": min(budget.warmup_steps, steps - 1), "progress": False,
                    "eval_batch_size": budget.eval_batch_size, **extra})
