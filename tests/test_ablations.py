@@ -310,3 +310,9 @@ def test_tdpcr_seed0_is_the_main_run_and_seg_decoder_only_shares_its_phase1(
             for p in ("phase1", "phase2")} == weights
     own = ablations.run_dir_for(tmp_path / "runs", "seg_decoder_only", 0) / "phase2"
     assert ("phase2", str(own)) in trained and not (run_dir / "phase1").exists()
+    # a rerun of notebooks 01/02 replaces the main run's weights: seed 0 is then not reused
+    results_path = run_dir / "results.json"
+    stored = json.loads(results_path.read_text())
+    assert ablations_grid.read_completed(run_dir, stored["config_hash"]) is not None
+    results_path.write_text(json.dumps({**stored, "checkpoint_sha256": "0" * 64}))
+    assert ablations_grid.read_completed(run_dir, stored["config_hash"]) is None

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from tdpcr_lib import __version__
-from tdpcr_lib.core.io import atomic_write_json, atomic_write_text
+from tdpcr_lib.core.io import atomic_write_json, atomic_write_text, sha256_file
 from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
 from tdpcr_lib.evaluation.ablations.report import _nan, headline_metrics
 from tdpcr_lib.evaluation.ablations.runs import train_run
@@ -62,7 +62,11 @@ from tdpcr_lib.transforms import centre_crop_sample
 
 
 def read_completed(run_dir: str | Path, expected_hash: str) -> dict[str, Any] | None:
-    """The run's results if it finished with this config hash and its checkpoint exists."""
+    """The run's results if it finished with this config hash and its checkpoint is unchanged.
+
+    The weights' sha256 is compared too: TDP-CR's seed 0 scores the main run's checkpoint
+    (``runs/phase2``), which a rerun of notebooks 01/02 may replace.
+    """
     path = Path(run_dir) / RESULTS_FILE
     if not path.is_file():
         return None
@@ -74,6 +78,9 @@ def read_completed(run_dir: str | Path, expected_hash: str) -> dict[str, Any] | 
         return None
     checkpoint = Path(run_dir) / results.get("checkpoint", "")
     if not (checkpoint / "model.safetensors").is_file():
+        return None
+    recorded = results.get("checkpoint_sha256")
+    if recorded is not None and recorded != sha256_file(checkpoint / "model.safetensors"):
         return None
     return results
 
@@ -151,6 +158,7 @@ def run_ablation(spec: AblationSpec, budget: AblationBudget, seed: int, *, data_
     results = {
         "name": spec.name, "label": spec.label, "seed": int(seed), "config_hash": digest,
         "config": config, "checkpoint": os.path.relpath(checkpoint, run_dir),
+        "checkpoint_sha256": sha256_file(Path(checkpoint) / "model.safetensors"),
         "metrics": to_records(evaluation.frame), "headline": headline_metrics(evaluation.frame),
         "complexity": {"params": int(counts["total"]),
                        "trainable_last_phase": int(train_params.get("trainable", counts["total"])),
