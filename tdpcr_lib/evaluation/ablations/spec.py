@@ -140,6 +140,10 @@ class AblationBudget:
     equal_compute
         Architectures trained to the same training FLOPs as TDP-CR's two phases instead of the
         same number of samples (DSen2-CR: ~900x TDP-CR's FLOPs per pixel at the CPU size).
+    arch_lr
+        Peak learning rate per ``arch`` where a baseline's authors publish their own (DSen2-CR:
+        7e-5; at TDP-CR's 2e-3 Adam's first steps move every one of its 18.95 M weights by
+        ~2e-3 and its reconstruction collapses to ~6 dB PSNR).
     """
 
     phase1_steps: int = 40
@@ -158,6 +162,7 @@ class AblationBudget:
     validate: bool = False
     plateau_stop: bool = False
     equal_compute: tuple[str, ...] = ()
+    arch_lr: dict[str, float] = field(default_factory=lambda: {"dsen2cr": 7e-5})
 
     def __post_init__(self) -> None:
         for key in ("phase1_steps", "phase2_steps", "batch_size", "crop_size"):
