@@ -130,7 +130,7 @@ def train_run(spec: AblationSpec, budget: AblationBudget, seed: int, run_dir: Pa
         steps, batch = (equal_compute_steps(spec, budget) if equal
                         else (budget.total_steps, budget.batch_size))
         phase = "joint" if spec.schedule == "joint" else "baseline"
-        lr = budget.arch_lr.get(model_config.arch, budget.lr_phase1)
+        lr = spec.lr if spec.lr is not None else budget.lr_phase1
         config = train_config(phase, steps, lr, budget, seed, batch_size=batch)
         val = None if equal or not budget.validate else val_set
         result = _train(config, model_config, train_set, val, run_dir / phase, device, budget)
