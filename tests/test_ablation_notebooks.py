@@ -70,7 +70,7 @@ def test_04_writes_table_report_and_figure(executed):
         assert column in header
     for spec in ablations.ABLATIONS.values():
         assert f"| {spec.label} |" in report
-    assert "TDP-CR vs DSen2-CR (equal training FLOPs): ΔPSNR" in report
+    assert "| TDP-CR vs DSen2-CR: ΔPSNR |" in report and "equal training FLOPs" in report
     assert "paper (reference only, not ours)" in report and "(indicative: smoke budget)" in report
     for figure in ("04_ablations_per_bucket.png", "04_ablations_curves_vs_compute.png"):
         png = executed["work"] / "reports" / "figures" / figure

@@ -70,7 +70,7 @@ COMPARISONS: tuple[Comparison, ...] = (
     Comparison("phase2_prompt_pgf_miou", "phase 2 prompt + PGF + seg vs seg decoder only: ΔmIoU",
                "tdpcr_full", "seg_decoder_only", "miou", "points", 100.0,
                paper="phase 2 tunes the prompt and PGF for segmentation"),
-    Comparison("delta_psnr_vs_dsen2cr", "TDP-CR vs DSen2-CR (equal training FLOPs): ΔPSNR",
+    Comparison("delta_psnr_vs_dsen2cr", "TDP-CR vs DSen2-CR: ΔPSNR",
                "tdpcr_full", "dsen2cr", "psnr", "dB", equal_compute=True,
                paper="+0.18 dB at 15 % of the parameters"),
     Comparison("delta_miou_vs_multitask", "TDP-CR vs multi-task U-Net: ΔmIoU", "tdpcr_full",
