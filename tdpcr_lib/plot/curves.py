@@ -171,6 +171,8 @@ def plot_validation_vs_compute(runs: Sequence[Mapping[str, Any]]) -> Figure:
     labelled: set[tuple[int, str]] = set()
     for run in runs:
         for phase in run.get("phases", []):
+            if phase.get("shared_from") and run["model"] != "tdpcr_full":
+                continue  # TDP-CR's own phase 1 (drawn once, under TDP-CR)
             points = phase.get("curve") or []
             panel = 1 if phase.get("metric", "").startswith("miou") else 0
             if not points:
