@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.tdpcr-installed
 
-.PHONY: setup lab git-filter reproduce reproduce-full test test-all test-browser test-wheel lint bench clean
+.PHONY: setup lab git-filter reproduce reproduce-quick reproduce-full readme-verdicts test test-all test-browser test-wheel lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -43,8 +43,16 @@ lab: $(STAMP)
 reproduce: $(STAMP)
 	$(BIN)/tdpcr reproduce
 
+reproduce-quick: $(STAMP)
+	$(BIN)/tdpcr reproduce --quick
+
 reproduce-full: $(STAMP)
 	$(BIN)/tdpcr reproduce --full
+
+# Rewrite reports/verdicts.md and the README's "What our runs show" section from
+# reports/metrics/04_ablations.json (+ reproduce.json): never typed by hand.
+readme-verdicts: $(STAMP)
+	$(BIN)/tdpcr report verdicts --readme README.md
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -37,20 +37,32 @@
 # | multi-task competitor | CloudSeg-style U-Net with segmentation + auxiliary CR |
 #
 # Every run has its own folder `runs/ablations/<name>_seed<k>/`; a finished run with the same
-# configuration is **reused** when the notebook is rerun, and an interrupted one resumes, so a long
-# (full-mode) grid can be continued instead of redone.
+# configuration is **reused** when the notebook is rerun, and an interrupted one resumes.
 #
-# **What the default budget can and cannot show.** By default (a 2-core CPU, about 3 minutes for the
-# whole grid) each model gets only 60 optimizer steps (40 + 20 for two-phase runs) of batch 2 on
-# 32² crops, one seed, and is scored on eight test tiles. That is enough to check that the machinery
-# works end to end and to see gross effects — every model should already beat the cloudy input's
-# PSNR, and DSen2-CR, whose long skip starts it at the input, tends to lead at this budget — but
-# **not** to rank close variants or to confirm or refute a 0.18 dB difference: with one seed the
-# noise is unknown and the table says so. The segmentation heads only start learning in 20 phase-2
-# steps (mIoU not far above chance), so the mIoU columns and the ΔmIoU claim row say little at this
-# budget.
-# Use `FULL=True` on a GPU (≥ 3 seeds, thousands of steps) for a meaningful comparison. Disk: the
-# default grid's checkpoints take about 0.7 GB (DSen2-CR alone ~0.3 GB with its optimizer state).
+# **The protocol** (docs/design.md § Ablation protocol):
+# * **Same recipe as the main run.** Every TDP-CR variant trains with exactly the configs of
+#   notebooks 01/02 (the 0.29 M `default` size, batch 8, 32² crops, at most 400 + 200 steps,
+#   validation every epoch, best checkpoint, plateau-based stopping); single-phase joint training
+#   gets the sum of the steps. **Seed 0 of TDP-CR is the main run** (`runs/phase1`, `runs/phase2`,
+#   reused, not retrained), and the phase-2-only variant (*seg decoder only*) starts from the
+#   TDP-CR phase 1 of its seed.
+# * **Paired seeds.** Seed *k* of every model uses the same data order, augmentation stream,
+#   initialisation seed and test tiles, so differences are taken seed by seed.
+# * **Plateaus.** Each run records whether its validation metric is on its plateau (PSNR moved
+#   < 0.1 dB, or mIoU < 1 point, over its last 20 % of steps); a run stops early once it is, and
+#   one that is not gets its whole budget and is flagged in the table.
+# * **Fairness rules for the baselines.** The multi-task U-Net (width-scaled to the same 0.3–0.5 M
+#   class) sees as many segmentation-labelled samples as TDP-CR's phases 1 + 2 together (the
+#   same steps × batch). DSen2-CR keeps its paper size (18.95 M parameters, ~900× TDP-CR's FLOPs per
+#   pixel): it cannot be trained to the same number of samples on a CPU, so it gets the same
+#   **training FLOPs** (3 × forward FLOPs per sample) as TDP-CR's two phases — an *equal-compute*
+#   comparison, labelled as such; the converged comparison is `FULL=True` on a GPU.
+# * **Statistics.** For each comparison, the mean over seeds of the paired difference (TDP-CR −
+#   other) with a Student-t 95 % interval over seeds, and a verdict: *supports the paper's
+#   direction on the twin* (interval above 0), *contradicts it* (below 0) or *within noise*.
+#
+# `QUICK=True` keeps a quarter of the steps (all outputs are labelled *indicative*); `FULL=True`
+# runs the same protocol at the paper's sizes and budget on a GPU / the real data.
 
 # %% [markdown]
 # ## Prerequisites
@@ -59,12 +71,16 @@
 # |---|---|
 # | the dataset (synthetic twin by default) | `00_get_data.ipynb` |
 # | `tdpcr_lib` installed (`make setup`) | README |
-# | time | ≈ 3 min (default, 2-core CPU) · < 1 min (`SMOKE`) · hours on a GPU (`FULL`) |
+# | the main run (seed 0 of TDP-CR) | `01_train_phase1.ipynb`, `02_train_phase2.ipynb` (otherwise trained here) |
+# | time | ≈ 15 min (default, 2-core CPU, 2 workers) · ≈ 4 min (`QUICK`) · < 2 min (`SMOKE`) · hours on a GPU (`FULL`) |
 
 # %% [markdown]
 # ## Imports
 
 # %%
+import json
+import os
+import platform
 from pathlib import Path
 
 from IPython.display import Markdown, display
@@ -75,41 +91,46 @@ from tdpcr_lib.evaluation.ablations.grid import run_grid
 from tdpcr_lib.evaluation.ablations.report import (
     ablation_table,
     aggregate,
-    noise_statements,
-    paper_claims_table,
+    claims_table,
     results_json,
+    run_records,
     write_report,
 )
 from tdpcr_lib.evaluation.ablations.spec import default_seeds, preset_budget
+from tdpcr_lib.evaluation.ablations.stats import claims as paired_claims
+from tdpcr_lib.evaluation.ablations.verdicts import write_verdicts
 from tdpcr_lib.notebook.display import show_figures_inline
 from tdpcr_lib.notebook.record import RunRecord, resolve_reports_dir
 from tdpcr_lib.plot.composites import save_figure
-from tdpcr_lib.plot.curves import plot_per_bucket
+from tdpcr_lib.plot.curves import plot_per_bucket, plot_validation_vs_compute
 
 show_figures_inline()  # figures show as images, live and in executed copies
 
 # %% [markdown]
 # ## Parameters
-# `SEEDS` (a list) wins over `N_SEEDS`; by default 1 seed (3 in `FULL` mode). `STEPS` overrides the
-# total optimizer steps per model (split 2:1 between phase 1 and phase 2). `ABLATIONS` restricts the
-# grid to some rows (`None` = all). `MODEL_OVERRIDES` changes model sizes per architecture (for a
-# quick look only: the faithful sizes are the default, and the overrides are part of each run's
-# configuration hash and of the recorded budget). `FORCE=True` retrains finished runs.
+# `SEEDS` (a list) wins over `N_SEEDS` (default 3; 1 in `SMOKE`). `STEPS` overrides the total
+# optimizer steps per model (split 2:1 between phase 1 and phase 2; TDP-CR then no longer matches
+# the main run and seed 0 is trained here). `ABLATIONS` restricts the grid to some rows (`None` =
+# all). `MODEL_OVERRIDES` changes model sizes per architecture (part of each run's configuration
+# hash). `WORKERS` trains independent runs in that many processes with one torch thread each
+# (2 on a 2-core CPU; 1 = one process with all threads). `FORCE=True` retrains finished runs.
 
 # %% tags=["parameters"]
 DATA_ROOT = None          # None → the synthetic twin written by 00_get_data
 SOURCE = "synthetic"      # "synthetic" | "luojiaset" | "sen12mscr" (recorded; the layout is recognised)
-RUNS_DIR = None           # None → runs/
+RUNS_DIR = None           # None → runs/ (where 01/02 put the main run)
 REPORTS_DIR = None  # None: reports/, or reports/smoke/ when SMOKE (metrics/, figures/, pages)
 SEED = 0
 DEVICE = "auto"
 SMOKE = False
+QUICK = False             # a quarter of the steps: outputs labelled "indicative"
 FULL = False
 SEEDS = None
 N_SEEDS = None
 STEPS = None
 ABLATIONS = None
 MODEL_OVERRIDES = None    # e.g. {"dsen2cr": {"dsen2cr_blocks": 4}}: ModelConfig fields per arch
+WORKERS = 2
 FORCE = False
 
 # %%
@@ -118,92 +139,108 @@ runs_dir = Path(RUNS_DIR) if RUNS_DIR else paths.RUNS_DIR
 reports_dir = resolve_reports_dir(REPORTS_DIR, smoke=SMOKE)
 figures_dir = reports_dir / "figures"
 seeds = list(SEEDS) if SEEDS else default_seeds(SEED, smoke=SMOKE, full=FULL, n_seeds=N_SEEDS)
-budget = preset_budget(smoke=SMOKE, full=FULL, steps=STEPS)
-budget.model_overrides = dict(MODEL_OVERRIDES or {})
+budget = preset_budget(smoke=SMOKE, full=FULL, quick=QUICK, steps=STEPS)
+if MODEL_OVERRIDES:
+    budget.model_overrides = {**budget.model_overrides, **MODEL_OVERRIDES}
 device = str(resolve_device(DEVICE))
+workers = 1 if device.startswith("cuda") else int(WORKERS)
+indicative = budget.mode in ("smoke", "quick")
+label = f"indicative: {budget.mode} budget" if indicative else ""
 record = RunRecord.from_parameters_cell(
     "04_ablations", globals(), device=device, metrics_dir=reports_dir / "metrics",
     resolved={"data_root": data_root, "runs_dir": runs_dir, "seeds": seeds, "device": device,
-              "budget": budget.to_dict()})
-print(f"data: {data_root}\nseeds: {seeds}\ndevice: {device}\nbudget: {budget}")
+              "workers": workers, "budget": budget.to_dict()})
+print(f"data: {data_root}\nseeds: {seeds}\ndevice: {device} ({workers} worker(s))\n"
+      f"budget: {budget}" + (f"\n*** {label.upper()} ***" if indicative else ""))
 
 # %% [markdown]
 # ## Train (or reuse) every run
-# Each line says whether the run was trained now or reused from an earlier execution with the same
-# configuration.
+# Each line says whether the run was trained now or reused, its steps, and whether it reached its
+# plateau. TDP-CR seed 0 is the main run of notebooks 01/02 (reused when its recipe matches).
 
 # %%
 results = run_grid(data_root, runs_dir, seeds, budget, names=ABLATIONS, device=device,
-                             force=FORCE)
+                   force=FORCE, workers=workers, main_runs=runs_dir)
 aggregated = aggregate(results)
+runs = run_records(results)
 n_reused = sum(r["reused"] for r in results)
 print(f"{len(results)} runs, {n_reused} reused")
 
 # %% [markdown]
 # ## Results per model
-# Mean ± std over seeds (the std appears only with ≥ 2 seeds). *cloudy* = pixels inside the cloud
-# mask, *clear* = outside. Parameters and FLOPs are for a 256² tile; *phase-2 trainable* counts the
-# parameters trained in the run's last phase (all of them for single-phase runs) — the
-# "parameter-efficient" claim.
+# Mean ± std over seeds. *cloudy* = pixels inside the cloud mask, *clear* = outside. Parameters
+# and FLOPs are for a 256² tile; *phase-2 trainable* counts the parameters trained in the run's
+# last phase (all of them for single-phase runs). *plateau*: runs on their plateau / runs.
 
 # %%
 table = ablation_table(aggregated)
 table
 
 # %% [markdown]
-# ## The paper's claims, recomputed from our runs
-# The *ours* columns are computed only from the runs above; the paper's numbers sit in the last
-# column as a reference and are never used in a computation.
+# ## Paired differences and verdicts
+# TDP-CR minus each other model, paired by seed, with a 95 % Student-t interval over seeds. The
+# *paper* column is the paper's claim, for reference only, never used in a computation.
 
 # %%
-claims = paper_claims_table(aggregated)
-claims
-
-# %% [markdown]
-# ## Which differences are within noise
-# A difference is *within noise* when it is smaller than the combined seed standard deviation of the
-# two rows (`sqrt(std_a² + std_b²)`); a Welch t-test p-value is given as well. With a single seed
-# (the default) no difference can be told from noise — every verdict says *unknown (1 seed)*.
-
-# %%
-for line in noise_statements(aggregated):
-    print("•", line)
+claims = paired_claims(runs)
+claims_table(claims)
 
 # %% [markdown]
 # ## Metrics by cloud cover
-# PSNR and mIoU per cloud-cover bucket for each model (error bars: std over seeds). Models without a
-# segmentation head (DSen2-CR) appear only in the PSNR panel. In the default mode each bucket holds
-# one or two tiles of the evaluation subset, so the curves are indicative at best.
+# PSNR and mIoU per cloud-cover bucket for each model (error bars: std over seeds). DSen2-CR has no
+# segmentation head and appears only in the PSNR panel.
 
 # %%
 fig = plot_per_bucket(aggregated)
+if indicative:
+    fig.suptitle(f"Ablations: metrics by cloud cover (mean ± std over seeds) — {label}")
 bucket_png = save_figure(fig, figures_dir / "04_ablations_per_bucket.png")
 fig
 
 # %% [markdown]
-# ## Write the report
+# ## Validation curves against training compute
+# Every run and seed: validation PSNR of the reconstruction phases (left) and validation mIoU of
+# the phases that train segmentation (right) against the training FLOPs spent (3 × forward FLOPs
+# per sample). DSen2-CR, trained to TDP-CR's FLOPs, is not validated; its line marks its compute.
 
 # %%
+fig = plot_validation_vs_compute(runs)
+if indicative:
+    fig.suptitle(f"Validation curves against training compute — {label}")
+curves_png = save_figure(fig, figures_dir / "04_ablations_curves_vs_compute.png")
+fig
+
+# %% [markdown]
+# ## Write the report, the metrics record and the verdicts
+
+# %%
+notes = {"smoke": "Budget mode: smoke (plumbing check only; **indicative**).",
+         "quick": "Budget mode: quick (a quarter of the default steps; **indicative** only).",
+         "default": "Budget mode: default (the main run's CPU recipe on the synthetic twin).",
+         "full": "Budget mode: full (paper-size models, GPU budget)."}[budget.mode]
 report = write_report(
-    aggregated, reports_dir / "ablations.md", budget=budget, seeds=seeds,
-    figures=[str(bucket_png.relative_to(reports_dir))],
-    notes="Budget mode: " + ("smoke (plumbing check only)" if SMOKE else "full" if FULL
-                             else "default (tiny CPU budget: indicative only, see notebook 04)"))
-record.write({**results_json(aggregated), "n_runs": len(results), "n_reused": n_reused,
-              "budget": budget.to_dict(), "figures": [str(bucket_png)]})
+    aggregated, reports_dir / "ablations.md", budget=budget, seeds=seeds, claims=claims,
+    figures=[str(p.relative_to(reports_dir)) for p in (bucket_png, curves_png)], notes=notes,
+    label=label)
+metrics_path = record.write(
+    {**results_json(aggregated, claims), "n_runs": len(results), "n_reused": n_reused,
+     "budget": budget.to_dict(), "indicative": indicative,
+     "figures": [str(bucket_png), str(curves_png)]},
+    runs=runs, claims=claims, indicative=indicative,
+    machine=f"{platform.machine()}, {os.cpu_count()} CPU cores, {workers} worker(s)")
+verdicts = write_verdicts(json.loads(metrics_path.read_text()), reports_dir / "verdicts.md")
 display(Markdown(report.read_text()))
+display(Markdown(verdicts.read_text()))
 
 # %% [markdown]
 # ## Summary
-# * Every variant and both baselines were trained with the same budget and seeds; finished runs are
-#   reused on rerun (see the *reused* count above).
-# * The table and `reports/ablations.md` give our numbers; the two claim rows compare TDP-CR with
-#   DSen2-CR (PSNR, parameter ratio) and with the multi-task competitor (mIoU), with the paper's
-#   values only as a reference column.
-# * With the default tiny budget and one seed these numbers are a smoke-level comparison; read the
-#   noise verdicts before reading a ranking into them.
+# * Every variant and both baselines were trained with the main run's recipe and ≥ 3 paired
+#   seeds; TDP-CR seed 0 is the main run; finished runs are reused on rerun.
+# * `reports/ablations.md` gives the per-model table (with plateau flags) and the paired
+#   differences with 95 % intervals and verdicts; `reports/verdicts.md` states the verdicts with
+#   their provenance; `tdpcr report verdicts --readme` puts them in the README.
+# * The DSen2-CR row is an equal-compute comparison on a CPU, not a converged one.
 #
 # ## What's next
-# * `05_compare_visually.ipynb` puts these models side by side tile by tile (reconstructions, error
-#   maps, prompt maps, land cover) with zoom, to see *where* they differ.
-# * Rerun this notebook with `FULL=True` on a GPU (≥ 3 seeds) to make the comparison meaningful.
+# * `05_compare_visually.ipynb` puts these models side by side tile by tile.
+# * `FULL=True` on a GPU runs the converged protocol at the paper's sizes.

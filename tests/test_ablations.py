@@ -8,13 +8,14 @@ import math
 import numpy as np
 import pytest
 import torch
-from scipy import stats
 
 from tdpcr_lib.evaluation.ablations import grid as ablations_grid
 from tdpcr_lib.evaluation.ablations import report as ablations_report
 from tdpcr_lib.evaluation.ablations import spec as ablations
+from tdpcr_lib.evaluation.ablations import stats as ablations_stats
 from tdpcr_lib.metrics.results import from_records, make_frame, value
 from tdpcr_lib.plot import curves as ablations_curves
+from tdpcr_lib.training.presets import preset_config
 
 #: Narrow baselines so the grid trains in seconds (part of the config hash, like any budget field).
 NARROW = {"dsen2cr": {"dsen2cr_features": 16, "dsen2cr_blocks": 2},
@@ -77,12 +78,21 @@ def test_architecture_change_changes_the_hash(monkeypatch):
 def test_preset_budget_and_seeds():
     assert ablations.preset_budget(steps=30).phase1_steps == 20
     assert ablations.preset_budget(steps=30).total_steps == 30
-    assert ablations.default_seeds(5) == [5]
-    assert ablations.default_seeds(0, full=True) == [0, 1, 2]
+    assert ablations.default_seeds(5) == [5, 6, 7]  # ≥ 3 paired seeds by default
+    assert ablations.default_seeds(0, smoke=True) == [0]
     assert ablations.default_seeds(0, n_seeds=2) == [0, 1]
     full = ablations.preset_budget(full=True)
-    assert full.eval_crop is None and full.max_eval_tiles is None
-    with pytest.raises(ValueError, match="either smoke or full"):
+    assert full.eval_crop is None and full.max_eval_tiles is None and full.validate
+    default = ablations.preset_budget()
+    # the main run's recipe (notebooks 01/02): same steps, batch, crop and model size
+    phase1 = preset_config("phase1")
+    assert (default.phase1_steps, default.batch_size, default.crop_size) == (
+        phase1.max_steps, phase1.batch_size, phase1.crop_size)
+    assert default.phase2_steps == preset_config("phase2", init_from="p1").max_steps
+    assert default.model_size == "default" and default.equal_compute == ("dsen2cr",)
+    assert default.max_eval_tiles is None and default.plateau_stop
+    assert ablations.preset_budget(quick=True).total_steps < default.total_steps
+    with pytest.raises(ValueError, match="at most one"):
         ablations.preset_budget(smoke=True, full=True)
     with pytest.raises(ValueError, match="STEPS"):
         ablations.preset_budget(steps=1)
@@ -100,22 +110,6 @@ def test_mean_std_hand_computed():
     assert out["std"] == pytest.approx(np.std([1, 2, 4], ddof=1))
     single = ablations_report.mean_std([3.0])
     assert single["mean"] == 3.0 and math.isnan(single["std"])
-
-
-@pytest.mark.parametrize(("a", "b", "verdict"), [
-    ([10.0, 10.2, 9.8], [10.1, 9.9, 10.3], "within noise"),
-    ([12.0, 12.1, 11.9], [10.0, 10.1, 9.9], "beyond noise"),
-    ([12.0], [10.0, 10.1], "unknown (1 seed)"),
-    ([float("nan")], [1.0, 2.0], "n/a"),
-])
-def test_compare_verdicts(a, b, verdict):
-    cmp = ablations_report.compare(a, b)
-    assert cmp["verdict"] == verdict
-    if verdict in ("within noise", "beyond noise"):
-        assert cmp["delta"] == pytest.approx(np.mean(a) - np.mean(b))
-        assert cmp["combined_std"] == pytest.approx(math.hypot(np.std(a, ddof=1),
-                                                               np.std(b, ddof=1)))
-        assert cmp["p_value"] == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
 def test_headline_metrics_reads_the_result_frame():
@@ -142,7 +136,8 @@ def _fake_results(name, label, seeds, psnr, miou, params):
         headline.update(psnr=p, miou=m, per_bucket={"0-20%": {"psnr": p, "miou": m}})
         out.append({"name": name, "label": label, "seed": seed, "headline": headline,
                     "complexity": {"params": params, "trainable_last_phase": params // 2,
-                                   "flops_256": 2e9}})
+                                   "flops_256": 2e9},
+                    "steps": 600, "plateau": None if name == "dsen2cr" else seed != 2})
     return out
 
 
@@ -162,43 +157,43 @@ def test_aggregate_and_table(aggregated):
     assert aggregated["tdpcr_full"]["metrics"]["psnr"]["std"] == pytest.approx(0.2)
     table = ablations_report.ablation_table(aggregated)
     assert list(table.index) == ["TDP-CR", "DSen2-CR", "multi-task"]
-    assert list(table.columns) == list(ablations_report.TABLE_COLUMNS)
+    assert list(table.columns) == [*ablations_report.TABLE_COLUMNS, "seeds", "steps (mean)",
+                                   "plateau"]
+    assert table.loc["TDP-CR", "plateau"] == "2/3"  # runs at their plateau / runs
+    assert table.loc["DSen2-CR", "plateau"] == "n/a (not validated)"
+    assert table.loc["TDP-CR", "steps (mean)"] == "600"
     assert table.loc["TDP-CR", "PSNR all (dB)"] == "30.20 ± 0.20"
     assert table.loc["TDP-CR", "mIoU all (%)"] == "52.0 ± 2.0"
     assert table.loc["DSen2-CR", "mIoU all (%)"] == "—"
     assert table.loc["TDP-CR", "params (M)"] == "3.000"
 
 
-def test_paper_claims_are_ours_with_reference_column(aggregated):
-    claims = ablations_report.paper_claims_table(aggregated)
-    psnr_row = claims.loc["ΔPSNR TDP-CR − DSen2-CR (dB)"]
-    assert psnr_row["ours: Δ mean"] == "+0.10"
-    assert psnr_row["within noise?"] == "within noise"  # 0.1 < hypot(0.2, 0.2)
-    assert psnr_row["TDP-CR / other parameters"] == "15.0 %"
-    assert "0.18" in psnr_row["paper (reference only, not ours)"]
-    miou_row = claims.loc["ΔmIoU TDP-CR − multi-task (points)"]
-    assert miou_row["ours: Δ mean"] == "+11.00" and miou_row["within noise?"] == "beyond noise"
-    # the paper's numbers never leak into our columns
-    ours = claims.drop(columns="paper (reference only, not ours)").to_string()
-    assert "0.18" not in ours and "1.4" not in ours
-    missing = ablations_report.paper_claims_table({"tdpcr_full": aggregated["tdpcr_full"]})
-    assert set(missing["within noise?"]) == {"not run"}
+def test_run_records_hold_the_json_schema():
+    results = _fake_results("tdpcr_full", "TDP-CR", [0, 1], [30.0, 30.2], [0.5, float("nan")], 1)
+    runs = ablations_report.run_records(results)
+    assert [(r["model"], r["seed"], r["steps"], r["plateau"]) for r in runs] == [
+        ("tdpcr_full", 0, 600, True), ("tdpcr_full", 1, 600, True)]
+    assert runs[0]["metrics"]["psnr"] == 30.0 and runs[1]["metrics"]["miou"] is None
+    assert "per_bucket" not in runs[0]["metrics"]
+    json.dumps(runs, allow_nan=False)  # strict JSON: no NaN
 
 
-def test_report_and_noise_statements(aggregated, tmp_path):
-    lines = ablations_report.noise_statements(aggregated)
-    assert any("DSen2-CR vs TDP-CR: ΔPSNR = -0.10 → within noise" in s for s in lines)
-    assert any("multi-task vs TDP-CR: ΔmIoU = -11.00 → beyond noise" in s for s in lines)
+def test_report_tables_and_figures(aggregated, tmp_path):
+    claims = [{"label": "TDP-CR vs DSen2-CR", "delta_mean": 0.1, "ci95_low": -0.2,
+               "ci95_high": 0.4, "n_seeds": 3, "unit": "dB", "equal_compute": True,
+               "verdict": ablations_stats.WITHIN_NOISE, "paper": "+0.18 dB"}]
     path = ablations_report.write_report(aggregated, tmp_path / "ablations.md",
-                                  budget=tiny_budget(), seeds=[0, 1, 2], figures=["figures/x.png"])
+                                         budget=tiny_budget(), seeds=[0, 1, 2], claims=claims,
+                                         figures=["figures/x.png"], label="indicative")
     text = path.read_text()
-    for heading in ("## Results per model", "## The paper's claims", "## Which differences"):
+    for heading in ("## Results per model", "## Paired differences", "(indicative)"):
         assert heading in text
+    assert "| +0.10 dB | [-0.20, +0.40] | 3 | within noise | equal training FLOPs |" in text
     assert "![x](figures/x.png)" in text
     fig = ablations_curves.plot_per_bucket(aggregated)
     assert len(fig.axes[0].get_legend().get_texts()) == 3  # PSNR: every model
     assert len(fig.axes[1].get_legend().get_texts()) == 2  # mIoU: not DSen2-CR
-    json.dumps(ablations_report.results_json(aggregated), default=str)
+    json.dumps(ablations_report.results_json(aggregated, claims), default=str)
 
 
 # ------------------------------------------------------------------ training and reuse
@@ -273,7 +268,51 @@ def test_model_sizes_come_from_the_named_presets():
     small = ablations.model_config_for(spec, ablations.AblationBudget(model_size="small"))
     assert isinstance(full, ModelConfig) and full.widths == ModelConfig().widths
     assert small.widths == MODEL_PRESETS["small"]["widths"] == ModelConfig.small().widths
-    assert "model_size" not in ablations.AblationBudget().to_dict()  # old run hashes still match
     assert ablations.AblationBudget(model_size="small").to_dict()["model_size"] == "small"
     with pytest.raises(KeyError, match="unknown model size"):
         ablations.AblationBudget(model_size="huge")
+
+
+def test_tdpcr_seed0_is_the_main_run_and_seg_decoder_only_shares_its_phase1(
+        tiny_luojiaset_root, tmp_path, monkeypatch):
+    """The main run (runs/phase1, runs/phase2) trained with the grid's recipe is reused as
+    TDP-CR seed 0; the phase-2-only variant starts from that phase 1, which is not retrained."""
+    from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
+    from tdpcr_lib.evaluation.ablations import runs as ablation_runs
+    from tdpcr_lib.training import run as training_run
+
+    budget = tiny_budget()
+    spec = ablations.ABLATIONS["tdpcr_full"]
+    train_set = LuojiaSETOSFCR(tiny_luojiaset_root, split="train")
+    main = tmp_path / "main"
+    cfg1 = ablation_runs.train_config("phase1", budget.phase1_steps, budget.lr_phase1, budget, 0)
+    model_config = ablations.model_config_for(spec, budget).replace(name="tdpcr")
+    training_run.train(cfg1, model_config, train_set, None, main / "phase1", device="cpu")
+    cfg2 = ablation_runs.train_config("phase2", budget.phase2_steps, budget.lr_phase2, budget, 0,
+                                      init_from=str(main / "phase1" / "last"))
+    training_run.train(cfg2, None, train_set, None, main / "phase2", device="cpu")
+    weights = {p: (main / p / "last" / "model.safetensors").stat().st_mtime_ns
+               for p in ("phase1", "phase2")}
+    trained = []
+    real_train = training_run.train
+    monkeypatch.setattr(training_run, "train", lambda config, *a, **k: (
+        trained.append((config.phase, str(a[3]))), real_train(config, *a, **k))[1])
+    results = ablations_grid.run_grid(tiny_luojiaset_root, tmp_path / "runs", [0], budget,
+                                      names=["tdpcr_full", "seg_decoder_only"], device="cpu",
+                                      log=None, main_runs=main)
+    by_name = {r["name"]: r for r in results}
+    run_dir = ablations.run_dir_for(tmp_path / "runs", "tdpcr_full", 0)
+    assert (run_dir / by_name["tdpcr_full"]["checkpoint"]).resolve() == \
+        (main / "phase2" / "last").resolve()
+    assert by_name["seg_decoder_only"]["phases"][0]["shared_from"] == str(main / "phase1")
+    # the main run's weights were not touched; only seg_decoder_only's own phase 2 trained steps
+    assert {p: (main / p / "last" / "model.safetensors").stat().st_mtime_ns
+            for p in ("phase1", "phase2")} == weights
+    own = ablations.run_dir_for(tmp_path / "runs", "seg_decoder_only", 0) / "phase2"
+    assert ("phase2", str(own)) in trained and not (run_dir / "phase1").exists()
+    # a rerun of notebooks 01/02 replaces the main run's weights: seed 0 is then not reused
+    results_path = run_dir / "results.json"
+    stored = json.loads(results_path.read_text())
+    assert ablations_grid.read_completed(run_dir, stored["config_hash"]) is not None
+    results_path.write_text(json.dumps({**stored, "checkpoint_sha256": "0" * 64}))
+    assert ablations_grid.read_completed(run_dir, stored["config_hash"]) is None

@@ -229,9 +229,14 @@ def test_notebook_presets_keep_the_modes_apart():
     default, _ = notebook_configs("phase1")
     full, full_model = notebook_configs("phase2", full=True, init_from="runs/phase1/best",
                                         config={"lr": 1e-4, "model": {"seg_width": 8}})
-    assert smoke.max_steps is not None and default.max_steps is None
+    quick, _ = notebook_configs("phase1", quick=True)
+    assert smoke.max_steps < quick.max_steps < default.max_steps and full.max_steps is None
+    # the CPU recipe: 32² crops, enough epochs for the step budget (25 steps/epoch on the twin)
+    assert (default.crop_size, default.batch_size, default.max_steps) == (32, 8, 400)
+    assert default.epochs * 25 >= default.max_steps
+    assert notebook_configs("phase1", quick=True, max_steps=60)[0].epochs == 3
     assert full.epochs >= 30 and full.lr == 1e-4 and full.init_from == "runs/phase1/best"
     assert isinstance(model, ModelConfig) and isinstance(full_model, ModelConfig)
     assert model.widths == (8, 16, 32, 64) and full_model.seg_width == 8
-    with pytest.raises(ValueError, match="either SMOKE or FULL"):
+    with pytest.raises(ValueError, match="at most one of SMOKE, QUICK and FULL"):
         notebook_configs("phase1", smoke=True, full=True)

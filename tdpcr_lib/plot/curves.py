@@ -153,3 +153,49 @@ def plot_bucket_metrics(per_bucket: Mapping[str, Mapping[str, Mapping[str, Any]]
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
+
+
+def plot_validation_vs_compute(runs: Sequence[Mapping[str, Any]]) -> Figure:
+    """Every run's validation curve against its training FLOPs, on one figure.
+
+    ``runs`` are the ``runs`` records of ``04_ablations.json`` (each phase's ``curve`` holds
+    ``{"train_flops", "value"}`` points of its selection metric). Left: validation PSNR of the
+    reconstruction phases; right: validation mIoU of the phases that train segmentation. One
+    colour per model, one line per seed; runs that were not validated (equal-compute DSen2-CR)
+    are named in the legend of the left panel at their training FLOPs.
+    """
+    fig = Figure(figsize=(10, 3.8), layout="constrained")
+    axes = fig.subplots(1, 2)
+    models = list(dict.fromkeys(r["model"] for r in runs))
+    colours = {m: f"C{k % 10}" for k, m in enumerate(models)}
+    labelled: set[tuple[int, str]] = set()
+    for run in runs:
+        for phase in run.get("phases", []):
+            if phase.get("shared_from") and run["model"] != "tdpcr_full":
+                continue  # TDP-CR's own phase 1 (drawn once, under TDP-CR)
+            points = phase.get("curve") or []
+            panel = 1 if phase.get("metric", "").startswith("miou") else 0
+            if not points:
+                continue
+            scale = 100.0 if panel else 1.0
+            key = (panel, run["model"])
+            axes[panel].plot([p["train_flops"] for p in points],
+                             [p["value"] * scale for p in points], color=colours[run["model"]],
+                             lw=1, marker=".", alpha=0.8,
+                             label=None if key in labelled else run.get("label", run["model"]))
+            labelled.add(key)
+        if not any(p.get("curve") for p in run.get("phases", [])) and \
+                (0, run["model"]) not in labelled and run.get("train_flops"):
+            axes[0].axvline(run["train_flops"], color=colours[run["model"]], ls=":",
+                            label=f"{run.get('label', run['model'])}: not validated (its training"
+                                  " FLOPs)")
+            labelled.add((0, run["model"]))
+    for ax, ylabel in zip(axes, ("validation PSNR (dB)", "validation mIoU (%)"), strict=True):
+        ax.set_xscale("log")
+        ax.set_xlabel("training FLOPs (3 × forward per sample)")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=6, loc="lower right")
+    axes[1].legend(fontsize=6, loc="lower right")
+    fig.suptitle("Validation curves against training compute (every run, every seed)")
+    return fig

@@ -1,4 +1,8 @@
-"""Training budgets for the notebooks: smoke, default (CPU) and full (GPU)."""
+"""Training budgets for the notebooks: smoke, quick, default (CPU) and full (GPU).
+
+The default budget is also the ablation protocol's (notebook 04 trains every variant with exactly
+these configs, so the main run of notebooks 01/02 is seed 0 of its TDP-CR row).
+"""
 
 from __future__ import annotations
 
@@ -8,23 +12,36 @@ from typing import Any
 from tdpcr_lib.models.config import ModelConfig
 from tdpcr_lib.training.config import TrainConfig
 
+#: Optimizer steps (phase 1, phase 2) of the CPU modes. The default is where the 0.29 M model on
+#: 32² crops of the twin reaches its plateau (validation PSNR within 0.1 dB over the last 20 %
+#: of phase 1; docs/design.md § Ablation protocol); ``quick`` is a quarter of it (indicative).
+STEP_BUDGETS: dict[str, tuple[int, int]] = {"default": (400, 200), "quick": (100, 50)}
 
-def preset_config(phase: str, *, smoke: bool = False, full: bool = False,
+
+def budget_mode(smoke: bool = False, full: bool = False, quick: bool = False) -> str:
+    """``"smoke"``, ``"quick"``, ``"full"`` or ``"default"`` from the notebook flags."""
+    if sum((smoke, full, quick)) > 1:
+        raise ValueError("choose at most one of SMOKE, QUICK and FULL")
+    return "smoke" if smoke else "full" if full else "quick" if quick else "default"
+
+
+def preset_config(phase: str, *, smoke: bool = False, full: bool = False, quick: bool = False,
                   epochs: int | None = None, max_steps: int | None = None, seed: int = 0,
                   init_from: str | Path | None = None,
                   overrides: dict[str, Any] | None = None) -> TrainConfig:
     """The :class:`TrainConfig` of a notebook run.
 
     * ``smoke``: a few steps on small crops, to check the pipeline end to end.
-    * default: sized for the synthetic twin on a 2-core CPU (a few minutes per phase).
+    * default: sized for the synthetic twin on a 2-core CPU: :data:`STEP_BUDGETS` steps (at
+      most; plateau-based stopping may end a run earlier), batch 8, 32² crops, cosine schedule.
+    * ``quick``: the default recipe with a quarter of the steps (outputs are indicative).
     * ``full``: the recipe's full budget for a GPU (the first author's ECRformer recipe, see ``docs/design.md`` § Training: phase 1 100 epochs of
       AdamW 2e-3, wd 1e-3, clip 0.5, crop 128, batch 16, the author's multistep schedule;
       phase 2 40 epochs at 3e-4, cosine).
 
     ``epochs``/``max_steps`` and ``overrides`` (any :class:`TrainConfig` field) win over the preset.
     """
-    if smoke and full:
-        raise ValueError("choose either SMOKE or FULL, not both")
+    mode = budget_mode(smoke, full, quick)
     base: dict[str, Any] = {"phase": phase, "seed": seed,
                             "init_from": str(init_from) if init_from else None}
     second = phase == "phase2"
@@ -37,17 +54,21 @@ def preset_config(phase: str, *, smoke: bool = False, full: bool = False,
                     warmup_steps=0 if second else 500, checkpoint_every=1000, num_workers=4,
                     eval_batch_size=16)
     else:
-        base.update(epochs=16 if second else 24, batch_size=8, crop_size=128, lr=2e-3, warmup_steps=10, log_every=5,
-                    eval_batch_size=25, checkpoint_every=50)
-    if epochs is not None:
-        base["epochs"] = int(epochs)
+        steps = STEP_BUDGETS[mode][1 if second else 0]
+        # 25 steps per epoch on the twin's 200 training tiles; max_steps caps larger datasets
+        base.update(epochs=-(-steps // 25), max_steps=steps, batch_size=8, crop_size=32, lr=2e-3,
+                    warmup_steps=10, log_every=5, eval_batch_size=25, checkpoint_every=50)
     if max_steps is not None:
         base["max_steps"] = int(max_steps)
+        if mode in STEP_BUDGETS:  # enough epochs for the steps (the grid derives them alike)
+            base["epochs"] = max(1, -(-int(max_steps) // 25))
+    if epochs is not None:
+        base["epochs"] = int(epochs)
     base.update(overrides or {})
     return TrainConfig.from_dict(base)
 
 
-def notebook_configs(phase: str, *, smoke: bool = False, full: bool = False,
+def notebook_configs(phase: str, *, smoke: bool = False, full: bool = False, quick: bool = False,
                      epochs: int | None = None, max_steps: int | None = None, seed: int = 0,
                      init_from: str | Path | None = None, config: dict[str, Any] | None = None
                      ) -> tuple[TrainConfig, ModelConfig]:
@@ -60,9 +81,9 @@ def notebook_configs(phase: str, *, smoke: bool = False, full: bool = False,
     """
     overrides = dict(config or {})
     model_overrides = dict(overrides.pop("model", {}) or {})
-    train_config = preset_config(phase, smoke=smoke, full=full, epochs=epochs,
+    train_config = preset_config(phase, smoke=smoke, full=full, quick=quick, epochs=epochs,
                                  max_steps=max_steps, seed=seed, init_from=init_from,
                                  overrides=overrides)
-    mode = "smoke" if smoke else "full" if full else "default"
-    model_config = ModelConfig.preset(mode, **model_overrides)
+    mode = budget_mode(smoke, full, quick)
+    model_config = ModelConfig.preset("default" if mode == "quick" else mode, **model_overrides)
     return train_config, model_config

@@ -216,7 +216,8 @@ def recover_run(out_dir: str | Path) -> list[str]:
 def train(config: TrainConfig, model_config: ModelConfig | None, train_set: Dataset,
           val_set: Dataset | None, out_dir: str | Path, *, device: str | torch.device = "auto",
           resume: bool | str = "auto", callbacks: Sequence[StepCallback] = (),
-          log_callbacks: Sequence[LogCallback] = (), source: str | None = None) -> TrainResult:
+          log_callbacks: Sequence[LogCallback] = (), source: str | None = None,
+          stop_rule: StepCallback | None = None) -> TrainResult:
     """Train one run end to end on the given datasets (the core call).
 
     Parameters
@@ -244,6 +245,9 @@ def train(config: TrainConfig, model_config: ModelConfig | None, train_set: Data
         Called with ``out_dir`` whenever the logs are rewritten (see :class:`Trainer`).
     source
         Data source label, recorded in the checkpoint.
+    stop_rule
+        Ends the run early when it returns ``True`` after a validation (see :class:`Trainer`;
+        e.g. :class:`tdpcr_lib.training.plateau.PlateauStop`).
 
     Returns
     -------
@@ -281,7 +285,7 @@ def train(config: TrainConfig, model_config: ModelConfig | None, train_set: Data
         dist.barrier()
     trainer = Trainer(model, config, train_set, val_set, out_dir, device=device,
                       train_transform=TrainAugment(config.crop_size), callbacks=callbacks,
-                      log_callbacks=log_callbacks, resume=do_resume,
+                      log_callbacks=log_callbacks, resume=do_resume, stop_rule=stop_rule,
                       run_info={"init_fingerprint": fingerprint, "source": source,
                                 "data_root": _data_root_of(train_set)})
     return trainer.fit()

@@ -107,6 +107,9 @@ class Trainer:
     memory_bytes
         Budget for decoded samples held in memory per split
         (:class:`tdpcr_lib.datasets.memory.InMemoryDataset`; 0 = decode every read).
+    stop_rule
+        ``stop_rule(trainer)`` after each epoch and on resume; ``True`` ends the run
+        (``training.plateau.PlateauStop``).
     """
 
     def __init__(self, model: nn.Module, config: TrainConfig, train_dataset: Dataset,
@@ -115,8 +118,10 @@ class Trainer:
                  callbacks: Sequence[StepCallback] = (),
                  log_callbacks: Sequence[LogCallback] = (), resume: bool = False,
                  run_info: dict[str, Any] | None = None,
-                 memory_bytes: int = DEFAULT_MEMORY_BYTES) -> None:
+                 memory_bytes: int = DEFAULT_MEMORY_BYTES,
+                 stop_rule: Callable[[Any], bool] | None = None) -> None:
         self.config = config
+        self.stop_rule = stop_rule
         self.run_info = dict(run_info or {})
         self.out_dir = Path(out_dir)
         self.distributed = dist.is_available() and dist.is_initialized()
@@ -277,9 +282,9 @@ class Trainer:
         if self.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         config = self.config
-        # An epoch already begun is always finished (validated, logged) even when its last
-        # step was the run's last: a run killed between that step's checkpoint and the epoch
-        # end must resume into the same final state.
+        self._apply_stop_rule()  # a resumed run that already stopped is not trained further
+        # An epoch already begun is always finished (validated, logged) even when its last step
+        # was the run's last: a killed run must resume into the same final state.
         while self.epoch < config.epochs and (self.step < self.total_steps
                                               or self.step_in_epoch > 0):
             if self.step >= self.total_steps:
@@ -318,6 +323,7 @@ class Trainer:
                     break
             bar.close()
             self._end_epoch(throughput=images / max(time.time() - tick, 1e-9))
+            self._apply_stop_rule()
         if self.is_main and self.history:
             self._write_logs()
         self._barrier()
@@ -330,6 +336,10 @@ class Trainer:
                            wall_time_s=self.elapsed_wall_time(),
                            final_metrics=from_records(self.last_metrics) if self.last_metrics
                            else None)
+
+    def _apply_stop_rule(self) -> None:
+        if self.stop_rule is not None and self.history and self.stop_rule(self):
+            self.total_steps = self.step  # the loop ends; the schedule is not consulted again
 
     def _end_epoch(self, throughput: float) -> None:
         sums = dict(self.epoch_loss_sums)

@@ -9,50 +9,47 @@ mid-training resumes from its ``last/``
 checkpoint (the trainer's exact resume). A folder holding a run of a *different* config is
 cleared before retraining, so a result never mixes two configs.
 
-Design choices (the paper publishes no ablation protocol; these are ours):
+Design choices (the paper publishes no ablation protocol; these are ours, detailed in
+``docs/design.md`` § Ablation protocol):
 
-* **Same budget for everyone**: the same number of optimizer steps, batch, crop and learning
-  rate schedule. A two-phase run spends ``phase1_steps`` on phase 1 and ``phase2_steps`` on
-  phase 2; single-phase runs (joint training and the two baselines) get the sum.
-* **Final weights, not "best"**: runs train without validation and are scored at their last
-  step, so no variant gets an extra model-selection advantage (and it is faster).
-* **Evaluation** on the test split, optionally centre-cropped (``eval_crop``) and thinned to
-  ``max_eval_tiles`` evenly spaced tiles (so all cloud-cover buckets stay represented): DSen2-CR
-  costs ~2.5 TFLOP per 256² tile, which a CPU cannot afford for a whole split in minutes.
-* **Noise**: mean ± sample std (ddof=1) over seeds; a difference is called *within noise* when
-  ``|Δmean| < sqrt(std_a² + std_b²)`` (the spread of a difference of two single runs), and a
-  Welch t-test p-value is given when both sides have ≥ 2 seeds. With one seed nothing can be
-  told from noise and the report says so.
-* **Paper claims** are recomputed from *our* numbers (ΔPSNR of TDP-CR vs DSen2-CR with the
-  parameter ratio; ΔmIoU vs the multi-task competitor). The paper's values (+0.18 dB at 15 % of
-  the parameters; +1.4 mIoU) appear only in a separate column labelled as reference.
+* **The main run's recipe for every run** (:mod:`tdpcr_lib.evaluation.ablations.runs`): the
+  notebooks' training presets, validation every epoch, best checkpoint, plateau-based stopping;
+  TDP-CR's seed 0 is the main run, and ``seg_decoder_only`` shares TDP-CR's phase 1.
+* **Paired seeds**: seed ``k`` of every model has the same data order, augmentation stream and
+  initialisation seed, and all are scored on the same test tiles.
+* **Workers**: independent runs train in ``workers`` processes with one torch thread each.
+* **Statistics** (:mod:`tdpcr_lib.evaluation.ablations.stats`): paired differences over seeds
+  with Student-t 95 % intervals and verdicts.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from tdpcr_lib import __version__
-from tdpcr_lib.core.io import atomic_write_json, atomic_write_text
+from tdpcr_lib.core.io import atomic_write_json, atomic_write_text, sha256_file
 from tdpcr_lib.datasets.sources import open_dataset
 from tdpcr_lib.evaluation.ablations.report import _nan, headline_metrics
+from tdpcr_lib.evaluation.ablations.runs import train_run
 from tdpcr_lib.evaluation.ablations.spec import (
     ABLATIONS,
+    REFERENCE,
     RESULTS_FILE,
     AblationBudget,
     AblationSpec,
     config_hash,
-    model_config_for,
     run_config,
     run_dir_for,
 )
@@ -60,15 +57,16 @@ from tdpcr_lib.evaluation.evaluate import evaluate
 from tdpcr_lib.metrics.results import to_records
 from tdpcr_lib.models.checkpoint import load_model
 from tdpcr_lib.models.complexity import count_parameters, flops_per_tile
-from tdpcr_lib.models.config import ModelConfig
 from tdpcr_lib.samplers import IndexSubset
-from tdpcr_lib.training import run as training_run
-from tdpcr_lib.training.config import TrainConfig
 from tdpcr_lib.transforms import centre_crop_sample
 
 
 def read_completed(run_dir: str | Path, expected_hash: str) -> dict[str, Any] | None:
-    """The run's results if it finished with this config hash and its checkpoint exists."""
+    """The run's results if it finished with this config hash and its checkpoint is unchanged.
+
+    The weights' sha256 is compared too: TDP-CR's seed 0 scores the main run's checkpoint
+    (``runs/phase2``), which a rerun of notebooks 01/02 may replace.
+    """
     path = Path(run_dir) / RESULTS_FILE
     if not path.is_file():
         return None
@@ -81,20 +79,15 @@ def read_completed(run_dir: str | Path, expected_hash: str) -> dict[str, Any] | 
     checkpoint = Path(run_dir) / results.get("checkpoint", "")
     if not (checkpoint / "model.safetensors").is_file():
         return None
+    recorded = results.get("checkpoint_sha256")
+    if recorded is not None and recorded != sha256_file(checkpoint / "model.safetensors"):
+        return None
     return results
 
 
 # --------------------------------------------------------------------------------------------
 # Training and evaluation of one run
 # --------------------------------------------------------------------------------------------
-def _train_config(phase: str, steps: int, lr: float, budget: AblationBudget, seed: int,
-                  **extra: Any) -> TrainConfig:
-    return TrainConfig(phase=phase, epochs=10_000, max_steps=steps, batch_size=budget.batch_size,
-                       crop_size=budget.crop_size, lr=lr, warmup_steps=min(budget.warmup_steps,
-                                                                           steps - 1),
-                       seed=seed, progress=False, log_every=max(1, steps), **extra)
-
-
 def eval_indices(n: int, max_tiles: int | None) -> list[int]:
     """``max_tiles`` evenly spaced indices of ``range(n)`` (all when ``None`` or ≥ n).
 
@@ -115,39 +108,22 @@ def build_eval_dataset(data_root: str | Path, budget: AblationBudget,
     return IndexSubset(base, eval_indices(len(base), budget.max_eval_tiles))
 
 
-def _train_run(spec: AblationSpec, budget: AblationBudget, seed: int, run_dir: Path,
-               train_set: Dataset, device: str, model_config: ModelConfig
-               ) -> tuple[Path, dict]:
-    """Train one run; returns (final checkpoint folder, parameter report of the last phase).
-
-    No validation set: every run is scored at its last step. ``train`` is looked up on its
-    module at call time so that tests can replace it.
-    """
-    if spec.schedule == "two_phase":
-        cfg1 = _train_config("phase1", budget.phase1_steps, budget.lr_phase1, budget, seed)
-        training_run.train(cfg1, model_config, train_set, None, run_dir / "phase1",
-                           device=device)
-        cfg2 = _train_config("phase2", budget.phase2_steps, budget.lr_phase2, budget, seed,
-                             trainable=spec.trainable,
-                             init_from=str(run_dir / "phase1" / "last"))
-        result = training_run.train(cfg2, None, train_set, None, run_dir / "phase2",
-                                    device=device)
-        return run_dir / "phase2" / "last", result.parameters
-    phase = "joint" if spec.schedule == "joint" else "baseline"
-    cfg = _train_config(phase, budget.total_steps, budget.lr_phase1, budget, seed)
-    result = training_run.train(cfg, model_config, train_set, None, run_dir / phase,
-                                device=device)
-    return run_dir / phase / "last", result.parameters
+def run_plateau(phases: Sequence[Mapping[str, Any]]) -> bool | None:
+    """A run is on its plateau when every validated phase is (``None``: nothing validated)."""
+    flags = [p["plateau"]["reached"] for p in phases if p.get("plateau")]
+    return all(flags) if flags else None
 
 
-def run_ablation(spec: AblationSpec, budget: AblationBudget, seed: int, *, train_set: Any,
-                 eval_set: Any, runs_dir: str | Path, device: str = "auto",
-                 force: bool = False) -> dict[str, Any]:
+def run_ablation(spec: AblationSpec, budget: AblationBudget, seed: int, *, data_root: str | Path,
+                 runs_dir: str | Path, device: str = "auto", force: bool = False,
+                 main_runs: str | Path | None = None) -> dict[str, Any]:
     """Train and evaluate one (variant, seed), or reuse it when it already finished.
 
     Returns the run's results dict (as written to ``results.json``) with ``"reused"`` set to
-    whether it was read back instead of trained.
+    whether it was read back instead of trained. ``main_runs`` (``runs/``): TDP-CR's run of the
+    main seed reuses ``runs/phase1``/``runs/phase2`` when they were trained with this recipe.
     """
+    train_set = open_dataset(data_root, split="train")
     config = run_config(spec, budget, seed, getattr(train_set, "manifest_hash", None))
     digest = config_hash(config)
     run_dir = run_dir_for(runs_dir, spec.name, seed)
@@ -161,14 +137,19 @@ def run_ablation(spec: AblationSpec, budget: AblationBudget, seed: int, *, train
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(marker, digest + "\n")
     atomic_write_json(run_dir / "run_config.json", config)
+    val_set = open_dataset(data_root, split="val") if budget.validate else None
+    if val_set is not None and len(val_set) == 0:
+        val_set = None
 
     started = time.time()
-    checkpoint, train_params = _train_run(spec, budget, seed, run_dir, train_set, device,
-                                          model_config_for(spec, budget))
+    checkpoint, train_params, phases = train_run(
+        spec, budget, seed, run_dir, train_set, val_set, device,
+        main_runs=Path(main_runs) if main_runs is not None else None)
     train_seconds = time.time() - started
     started = time.time()
-    evaluation = evaluate(checkpoint, eval_set, device=device, batch_size=budget.eval_batch_size,
-                          tile=None, progress=False, model_name=spec.name, seed=int(seed))
+    evaluation = evaluate(checkpoint, build_eval_dataset(data_root, budget), device=device,
+                          batch_size=budget.eval_batch_size, tile=None, progress=False,
+                          model_name=spec.name, seed=int(seed))
     eval_seconds = time.time() - started
     model, _ = load_model(checkpoint, device="cpu")
     counts = count_parameters(model)
@@ -176,12 +157,15 @@ def run_ablation(spec: AblationSpec, budget: AblationBudget, seed: int, *, train
         flops = flops_per_tile(model, size=256)
     results = {
         "name": spec.name, "label": spec.label, "seed": int(seed), "config_hash": digest,
-        "config": config, "checkpoint": str(checkpoint.relative_to(run_dir)),
+        "config": config, "checkpoint": os.path.relpath(checkpoint, run_dir),
+        "checkpoint_sha256": sha256_file(Path(checkpoint) / "model.safetensors"),
         "metrics": to_records(evaluation.frame), "headline": headline_metrics(evaluation.frame),
         "complexity": {"params": int(counts["total"]),
                        "trainable_last_phase": int(train_params.get("trainable", counts["total"])),
                        "flops_256": int(flops)},
-        "n_eval_images": evaluation.n_images,
+        "phases": phases, "steps": sum(int(p["steps"]) for p in phases),
+        "train_flops": int(phases[-1]["train_flops"]), "plateau": run_plateau(phases),
+        "n_eval_images": evaluation.n_images, "torch_threads": torch.get_num_threads(),
         "train_seconds": round(train_seconds, 2), "eval_seconds": round(eval_seconds, 2),
         "tdpcr_version": __version__,
     }
@@ -189,31 +173,78 @@ def run_ablation(spec: AblationSpec, budget: AblationBudget, seed: int, *, train
     return {**json.loads((run_dir / RESULTS_FILE).read_text()), "reused": False}
 
 
+def _init_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
 def run_grid(data_root: str | Path, runs_dir: str | Path, seeds: Sequence[int],
              budget: AblationBudget, *, names: Sequence[str] | None = None,
              specs: Mapping[str, AblationSpec] | None = None, device: str = "auto",
-             force: bool = False, log: Callable[[str], None] | None = print) -> list[dict[str, Any]]:
-    """Run (or reuse) every (variant, seed) of the grid; returns their results in grid order."""
+             force: bool = False, log: Callable[[str], None] | None = print,
+             workers: int = 1, main_runs: str | Path | None = None) -> list[dict[str, Any]]:
+    """Run (or reuse) every (variant, seed) of the grid; returns their results in grid order.
+
+    ``workers > 1`` trains independent runs in that many processes with one torch thread each
+    (a run's result does not depend on which worker trains it; its thread count is recorded).
+    Runs that share TDP-CR's phase 1 start after the TDP-CR run of their seed.
+    """
     specs = dict(specs or ABLATIONS)
     names = list(names) if names is not None else list(specs)
     unknown = [n for n in names if n not in specs]
     if unknown:
         raise KeyError(f"unknown ablation(s) {unknown}; choose from {list(specs)}")
-    train_set = open_dataset(data_root, split="train")
-    eval_set = build_eval_dataset(data_root, budget)
-    results = []
-    for seed in seeds:
-        for name in names:
+    jobs = [(name, seed) for seed in seeds for name in names]
+    after = {(n, s): (REFERENCE, s) for n, s in jobs
+             if n != REFERENCE and (REFERENCE, s) in jobs
+             and specs[n].schedule == "two_phase" and specs[n].trainable
+             != specs[REFERENCE].trainable and dict(specs[n].model) == dict(specs[REFERENCE].model)}
+    kwargs = {"data_root": data_root, "runs_dir": runs_dir, "device": device, "force": force,
+              "main_runs": main_runs}
+    done: dict[tuple[str, int], dict[str, Any]] = {}
+
+    def report(job: tuple[str, int], result: dict[str, Any], _waited: float) -> None:
+        done[job] = result
+        if log is not None:
+            spent = float(result.get("train_seconds", 0)) + float(result.get("eval_seconds", 0))
+            how = "reused" if result["reused"] else f"trained + evaluated in {spent:.0f} s"
+            plateau = {True: "plateau", False: "NO plateau", None: "not validated"}[
+                result.get("plateau")]
+            log(f"{job[0]} seed {job[1]}: {how}, {result.get('steps')} steps ({plateau}); PSNR "
+                f"{_nan(result['headline'].get('psnr')):.2f} dB, mIoU "
+                f"{100 * _nan(result['headline'].get('miou')):.1f}")
+
+    if workers <= 1:
+        for job in jobs:
             started = time.time()
-            result = run_ablation(specs[name], budget, seed, train_set=train_set,
-                                  eval_set=eval_set, runs_dir=runs_dir, device=device,
-                                  force=force)
-            if log is not None:
-                how = "reused" if result["reused"] else f"trained in {time.time() - started:.1f} s"
-                log(f"{name} seed {seed}: {how}; PSNR {_nan(result['headline'].get('psnr')):.2f}"
-                    f" dB, mIoU {100 * _nan(result['headline'].get('miou')):.1f}")
-            results.append(result)
-    return results
+            report(job, run_ablation(specs[job[0]], budget, job[1], **kwargs),
+                   time.time() - started)
+        return [done[job] for job in jobs]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                             initargs=(1,)) as pool:
+        pending: dict[Any, tuple[tuple[str, int], float]] = {}
+
+        def submit(job: tuple[str, int]) -> None:
+            future = pool.submit(run_ablation, specs[job[0]], budget, job[1], **kwargs)
+            pending[future] = (job, time.time())
+
+        # the dearest runs first keeps both workers busy to the end
+        for job in sorted((j for j in jobs if j not in after), key=lambda j: _cost_rank(specs[j[0]])):
+            submit(job)
+        while pending:
+            finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+            for future in finished:
+                job, started = pending.pop(future)
+                report(job, future.result(), time.time() - started)
+                for waiting, needed in after.items():
+                    if needed == job:
+                        submit(waiting)
+    return [done[job] for job in jobs]
+
+
+def _cost_rank(spec: AblationSpec) -> int:
+    """Order of submission: two-phase and joint runs before the cheap phase-2-only ones."""
+    return {"baseline": 1, "joint": 0, "two_phase": 0}[spec.schedule]
 
 
 def discover_checkpoints(runs_dir: str | Path, seed: int | None = None,

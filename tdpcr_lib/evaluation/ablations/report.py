@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 
 from tdpcr_lib.core.io import atomic_write_text
-from tdpcr_lib.evaluation.ablations.spec import PAPER_ABLATION_CLAIMS, REFERENCE, AblationBudget
+from tdpcr_lib.evaluation.ablations.spec import PAPER_ABLATION_CLAIMS, AblationBudget
 from tdpcr_lib.evaluation.tables import dataframe_to_markdown
 from tdpcr_lib.metrics.results import ALL, buckets, column_name, has, value
 
 
 # --------------------------------------------------------------------------------------------
-# Metrics: flatten, aggregate over seeds, noise
+# Metrics: flatten and aggregate over seeds (paired statistics: ablations.stats)
 # --------------------------------------------------------------------------------------------
 def _nan(value: Any) -> float:
     return float("nan") if value is None else float(value)
@@ -79,33 +79,9 @@ def aggregate(results: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]
                 for m in BUCKET_METRICS}
         entry["complexity"] = dict(runs[0]["complexity"])
         entry["train_seconds"] = mean_std([r.get("train_seconds") for r in runs])
+        entry["steps"] = mean_std([r.get("steps") for r in runs])
+        entry["plateau"] = [r.get("plateau") for r in runs]
         out[name] = entry
-    return out
-
-
-def compare(a_values: Sequence[float], b_values: Sequence[float]) -> dict[str, Any]:
-    """Is ``mean(a) − mean(b)`` distinguishable from seed noise?
-
-    Returns ``delta``, ``combined_std`` (``sqrt(std_a² + std_b²)``), ``p_value`` (Welch's t-test,
-    NaN unless both sides have ≥ 2 seeds) and ``verdict``: ``"within noise"`` when
-    ``|delta| < combined_std``, ``"beyond noise"`` otherwise, ``"unknown (1 seed)"`` when a side
-    has fewer than 2 seeds, ``"n/a"`` when a side has no value.
-    """
-    a, b = mean_std(a_values), mean_std(b_values)
-    delta = a["mean"] - b["mean"]
-    out = {"delta": delta, "combined_std": float("nan"), "p_value": float("nan"),
-           "n_a": a["n"], "n_b": b["n"]}
-    if not a["n"] or not b["n"]:
-        return {**out, "verdict": "n/a"}
-    if a["n"] < 2 or b["n"] < 2:
-        return {**out, "verdict": "unknown (1 seed)"}
-    combined = math.hypot(a["std"], b["std"])
-    out["combined_std"] = combined
-    if combined > 0:
-        from scipy import stats
-
-        out["p_value"] = float(stats.ttest_ind(a["values"], b["values"], equal_var=False).pvalue)
-    out["verdict"] = "within noise" if abs(delta) < combined else "beyond noise"
     return out
 
 
@@ -150,65 +126,21 @@ def ablation_table(aggregated: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
                 row[column] = "—" if number is None else f"{number * scale:.{digits}f}"
             else:
                 row[column] = format_mean_std(entry["metrics"][key], scale, digits)
+        row["seeds"] = str(len(entry["seeds"]))
+        row["steps (mean)"] = format_mean_std({"mean": entry.get("steps", {}).get("mean")}, 1, 0)
+        row["plateau"] = plateau_cell(entry.get("plateau", []))
         rows[entry["label"]] = row
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.index.name = "model"
     return frame
 
 
-def paper_claims_table(aggregated: Mapping[str, Mapping[str, Any]],
-                       reference: str = REFERENCE) -> pd.DataFrame:
-    """The two headline claims recomputed from our runs; paper values in a separate column."""
-    rows = {}
-    ref = aggregated.get(reference)
-    specs = (("delta_psnr_vs_dsen2cr", "ΔPSNR TDP-CR − DSen2-CR (dB)", "dsen2cr", "psnr", 1.0),
-             ("delta_miou_vs_multitask", "ΔmIoU TDP-CR − multi-task (points)", "multitask", "miou",
-              100.0))
-    for key, label, other_name, metric, scale in specs:
-        other = aggregated.get(other_name)
-        if ref is None or other is None:
-            rows[label] = {"ours: Δ mean": "—", "combined std": "—", "within noise?": "not run",
-                           "TDP-CR / other parameters": "—",
-                           "paper (reference only, not ours)": PAPER_ABLATION_CLAIMS[key]}
-            continue
-        cmp = compare(ref["metrics"][metric]["values"], other["metrics"][metric]["values"])
-        ratio = ref["complexity"]["params"] / other["complexity"]["params"]
-        std = cmp["combined_std"]
-        rows[label] = {
-            "ours: Δ mean": "—" if not math.isfinite(cmp["delta"]) else f"{cmp['delta'] * scale:+.2f}",
-            "combined std": f"{std * scale:.2f}" if math.isfinite(std) else "n/a",
-            "within noise?": cmp["verdict"],
-            "TDP-CR / other parameters": f"{100 * ratio:.1f} %",
-            "paper (reference only, not ours)": PAPER_ABLATION_CLAIMS[key]}
-    frame = pd.DataFrame.from_dict(rows, orient="index")
-    frame.index.name = "claim"
-    return frame
-
-
-def noise_statements(aggregated: Mapping[str, Mapping[str, Any]], reference: str = REFERENCE,
-                     metrics: Sequence[tuple[str, str, float]] = (("psnr", "PSNR", 1.0),
-                                                                  ("miou", "mIoU", 100.0))
-                     ) -> list[str]:
-    """One sentence per (variant, metric): the difference to the reference and its verdict."""
-    if reference not in aggregated:
-        return [f"the reference run {reference!r} is not in the results"]
-    lines = []
-    ref = aggregated[reference]
-    for name, entry in aggregated.items():
-        if name == reference:
-            continue
-        for key, label, scale in metrics:
-            cmp = compare(entry["metrics"][key]["values"], ref["metrics"][key]["values"])
-            if cmp["verdict"] == "n/a":
-                continue
-            extra = ""
-            if math.isfinite(cmp["combined_std"]):
-                extra = f" (combined std {cmp['combined_std'] * scale:.2f}"
-                extra += f", Welch p = {cmp['p_value']:.2f})" if math.isfinite(cmp["p_value"]) \
-                    else ")"
-            lines.append(f"{entry['label']} vs {ref['label']}: Δ{label} = "
-                         f"{cmp['delta'] * scale:+.2f} → {cmp['verdict']}{extra}")
-    return lines
+def plateau_cell(flags: Sequence[bool | None]) -> str:
+    """``"3/3"`` (runs at their plateau / runs), or ``"n/a (not validated)"``."""
+    known = [f for f in flags if f is not None]
+    if not known:
+        return "n/a (not validated)"
+    return f"{sum(bool(f) for f in known)}/{len(known)}"
 
 
 def per_bucket_for_plot(aggregated: Mapping[str, Mapping[str, Any]]) -> dict[str, dict]:
@@ -224,36 +156,92 @@ def per_bucket_for_plot(aggregated: Mapping[str, Mapping[str, Any]]) -> dict[str
     return out
 
 
+def run_records(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The ``runs`` of ``04_ablations.json``: one record per model × seed.
+
+    ``model``, ``seed``, ``steps``, ``plateau`` and ``metrics`` (flat test metrics, mIoU etc. as
+    fractions, ``None`` where the model has no such output), plus per-phase plateau details and
+    validation curves against training FLOPs, the FLOPs and the wall time.
+    """
+    records = []
+    for r in results:
+        headline = dict(r["headline"])
+        per_bucket = headline.pop("per_bucket", {})
+        metrics = {k: _json_number(v) for k, v in headline.items()}
+        per_bucket = {b: {m: _json_number(v) for m, v in values.items()}
+                      for b, values in per_bucket.items()}
+        records.append({"model": r["name"], "label": r["label"], "seed": int(r["seed"]),
+                        "steps": int(r.get("steps", 0)), "plateau": r.get("plateau"),
+                        "metrics": metrics, "per_bucket": per_bucket,
+                        "train_flops": r.get("train_flops"), "phases": r.get("phases", []),
+                        "complexity": r["complexity"], "train_seconds": r.get("train_seconds"),
+                        "eval_seconds": r.get("eval_seconds"),
+                        "n_eval_images": r.get("n_eval_images")})
+    return records
+
+
+def _json_number(value: Any) -> float | None:
+    """A float, or ``None`` for a missing / NaN value (strict JSON has no NaN)."""
+    return None if value is None or not math.isfinite(float(value)) else float(value)
+
+
+def claims_table(claims: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """The paired-difference table: Δ mean with its 95 % CI, seeds and the verdict."""
+    rows = {}
+    for claim in claims:
+        finite = all(v is not None and math.isfinite(v)
+                     for v in (claim["ci95_low"], claim["ci95_high"]))
+        rows[claim["label"]] = {
+            "Δ mean": _signed(claim["delta_mean"]) + f" {claim['unit']}",
+            "95 % CI": (f"[{_signed(claim['ci95_low'])}, {_signed(claim['ci95_high'])}]"
+                        if finite else "n/a (< 2 seeds)"),
+            "seeds": claim["n_seeds"], "verdict": claim["verdict"],
+            "compared at": "equal training FLOPs" if claim["equal_compute"] else "equal samples",
+            "paper (reference only, not ours)": claim["paper"]}
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "comparison"
+    return frame
+
+
+def _signed(number: float | None) -> str:
+    return "—" if number is None or not math.isfinite(number) else f"{number:+.2f}"
+
+
 def write_report(aggregated: Mapping[str, Mapping[str, Any]], path: str | Path, *,
-                 budget: AblationBudget, seeds: Sequence[int], figures: Sequence[str] = (),
-                 notes: str = "") -> Path:
-    """Write ``reports/ablations.md``: budget, main table, claim rows, noise statements."""
-    lines = ["# Ablations and baseline comparison", "",
-             f"Seeds: {list(seeds)} · budget: {budget.phase1_steps} + {budget.phase2_steps} steps "
-             f"(single-phase runs: {budget.total_steps}), batch {budget.batch_size}, "
-             f"crop {budget.crop_size}², evaluation on "
+                 budget: AblationBudget, seeds: Sequence[int],
+                 claims: Sequence[Mapping[str, Any]], figures: Sequence[str] = (),
+                 notes: str = "", label: str = "") -> Path:
+    """Write ``reports/ablations.md``: budget, per-model table, paired-difference table."""
+    title = "# Ablations and baseline comparison" + (f" ({label})" if label else "")
+    lines = [title, "",
+             f"Seeds: {list(seeds)} · budget ({budget.mode}): at most {budget.phase1_steps} + "
+             f"{budget.phase2_steps} steps (single-phase runs: {budget.total_steps}; DSen2-CR: "
+             f"the same training FLOPs), batch {budget.batch_size}, crop {budget.crop_size}², "
+             f"model size '{budget.model_size}', evaluation on "
              f"{'all' if budget.max_eval_tiles is None else f'≤ {budget.max_eval_tiles}'} test tiles"
              f"{'' if budget.eval_crop is None else f' centre-cropped to {budget.eval_crop}²'}.",
-             "Values are mean ± std over seeds (std only with ≥ 2 seeds). Parameters and FLOPs are "
-             "of the evaluated model at a 256² tile; 'phase-2 trainable' is the number of "
-             "parameters trained in the run's last phase (all of them for single-phase runs).", ""]
+             "Values are mean ± std over seeds. *plateau*: runs whose validation metric moved less "
+             "than the tolerance (0.1 dB PSNR, 1 mIoU point) over their last 20 % of steps. "
+             "Parameters and FLOPs are of the evaluated model at a 256² tile; 'phase-2 trainable' "
+             "is the number of parameters trained in the run's last phase.", ""]
     if notes:
         lines += [notes, ""]
     lines += ["## Results per model", "", dataframe_to_markdown(ablation_table(aggregated)), "",
-              "## The paper's claims, recomputed from our runs", "",
-              "Our numbers are in the 'ours' columns; the last column is the paper's claim, for "
-              "reference only.", "", dataframe_to_markdown(paper_claims_table(aggregated)), "",
-              "## Which differences are within noise", ""]
-    lines += [f"- {s}" for s in noise_statements(aggregated)] or ["- (no comparisons)"]
+              "## Paired differences (TDP-CR − other), 95 % CI over seeds", "",
+              "Δ = mean over seeds of the paired difference (same seed = same data order, "
+              "augmentation and test tiles); the interval is Student-t over seeds. Verdict: the "
+              "whole interval above zero supports the paper's direction on the twin, below zero "
+              "contradicts it, containing zero is within noise. The last column is the paper's "
+              "claim, for reference only.", "",
+              dataframe_to_markdown(claims_table(claims)) if claims else "(no comparisons)"]
     if figures:
         lines += ["", "## Figures", ""]
         lines += [f"![{Path(f).stem}]({f})" for f in figures]
     return atomic_write_text(path, "\n".join(lines) + "\n")
 
 
-def results_json(aggregated: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """What ``reports/metrics/04_ablations.json`` records besides the RunRecord fields."""
-    return {"models": aggregated,
-            "claims": paper_claims_table(aggregated).to_dict(orient="index"),
-            "noise": noise_statements(aggregated),
+def results_json(aggregated: Mapping[str, Mapping[str, Any]],
+                 claims: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    """What ``reports/metrics/04_ablations.json`` records under ``metrics``."""
+    return {"models": aggregated, "claims": list(claims),
             "paper_reference": PAPER_ABLATION_CLAIMS}

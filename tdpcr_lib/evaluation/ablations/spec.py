@@ -12,9 +12,10 @@ from typing import Any
 from tdpcr_lib.models.config import ModelConfig
 from tdpcr_lib.models.fingerprint import architecture_fingerprint
 from tdpcr_lib.models.presets import preset_fields
+from tdpcr_lib.training.presets import STEP_BUDGETS, budget_mode
 
 #: Version of the run layout / results format; part of the config hash.
-ABLATION_FORMAT_VERSION = 1
+ABLATION_FORMAT_VERSION = 2
 
 
 RESULTS_FILE = "results.json"
@@ -52,6 +53,10 @@ class AblationSpec:
         loss, single phase).
     trainable
         Phase-2 trainable set (two-phase runs only).
+    lr
+        Peak learning rate where a baseline's authors publish their own (DSen2-CR: 7e-5; at
+        TDP-CR's 2e-3 one Adam step moves each of its 18.95 M weights by ~2e-3 and its
+        reconstruction collapsed to ~6 dB PSNR). ``None``: the budget's.
     """
 
     name: str
@@ -59,6 +64,7 @@ class AblationSpec:
     model: Mapping[str, Any]
     schedule: str
     trainable: str = "prompt_pgf_seg"
+    lr: float | None = None
 
     def __post_init__(self) -> None:
         if self.schedule not in TRAINING_SCHEDULES:
@@ -67,9 +73,12 @@ class AblationSpec:
                              f"got {self.schedule!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "label": self.label, "model": dict(self.model),
-                "schedule": self.schedule,
-                "trainable": self.trainable if self.schedule == "two_phase" else None}
+        out = {"name": self.name, "label": self.label, "model": dict(self.model),
+               "schedule": self.schedule,
+               "trainable": self.trainable if self.schedule == "two_phase" else None}
+        if self.lr is not None:  # only then: the other runs' config hashes stay as they were
+            out["lr"] = self.lr
+        return out
 
 
 #: The grid, in table order. ``tdpcr_full`` is the reference every other row is compared with.
@@ -86,7 +95,8 @@ ABLATIONS: dict[str, AblationSpec] = {spec.name: spec for spec in (
                  "joint"),
     AblationSpec("seg_decoder_only", "phase 2: seg decoder only", {"arch": "tdpcr", "fusion": "pgf"},
                  "two_phase", "seg_decoder_only"),
-    AblationSpec("dsen2cr", "DSen2-CR (heavy CR baseline)", {"arch": "dsen2cr"}, "baseline"),
+    AblationSpec("dsen2cr", "DSen2-CR (heavy CR baseline)", {"arch": "dsen2cr"}, "baseline",
+                 lr=7e-5),
     AblationSpec("multitask", "multi-task competitor (CloudSeg-style)", {"arch": "multitask_unet"},
                  "baseline"),
 )}
@@ -95,14 +105,25 @@ ABLATIONS: dict[str, AblationSpec] = {spec.name: spec for spec in (
 REFERENCE = "tdpcr_full"
 
 
+#: The CPU modes' multi-task competitor: the U-Net width-scaled to TDP-CR's 0.29 M class (its
+#: paper-size widths cost 7x TDP-CR per step); DSen2-CR keeps its paper size (18.95 M) and is
+#: compared at equal training compute instead.
+CPU_MODEL_OVERRIDES: dict[str, dict[str, Any]] = {"multitask_unet": {"unet_widths": (8, 16, 32, 64, 128)}}
+
+
 @dataclass
 class AblationBudget:
     """The shared training/evaluation budget of every run of a grid.
 
     Attributes
     ----------
+    mode
+        The notebooks' training recipe (:func:`tdpcr_lib.training.presets.preset_config`):
+        ``"default"``, ``"quick"``, ``"smoke"`` or ``"full"``. Every run's ``TrainConfig`` is that
+        preset with the fields below, so TDP-CR's seed-``k`` run is the main run's recipe.
     phase1_steps, phase2_steps
-        Optimizer steps of the two phases; single-phase runs get their sum.
+        Optimizer steps (at most: plateau-based stopping may end earlier) of the two phases;
+        single-phase runs (joint, multi-task) get their sum.
     batch_size, crop_size
         Training batch and random crop.
     lr_phase1, lr_phase2
@@ -114,13 +135,20 @@ class AblationBudget:
     max_eval_tiles
         Evaluate on at most this many evenly spaced test tiles (``None`` = all).
     eval_batch_size
-        Tiles per forward pass in evaluation.
+        Tiles per forward pass in evaluation (and validation).
+    model_overrides
+        Extra ``ModelConfig`` fields per ``arch`` on top of ``model_size``. Part of the config hash.
     model_size
         Name of the model-size preset every run uses
         (:data:`tdpcr_lib.models.presets.MODEL_PRESETS`; ``"full"`` = the paper's sizes).
-    model_overrides
-        Extra ``ModelConfig`` fields per ``arch`` on top of ``model_size`` (e.g. a narrow
-        DSen2-CR for a quick look). Part of the config hash.
+    validate
+        Validate every epoch (curves, best checkpoint, plateau flags). Runs in ``equal_compute``
+        are not validated (they stop long before an epoch ends) and are scored at their last step.
+    plateau_stop
+        End a run once its validation metric is on its plateau (``training.plateau``).
+    equal_compute
+        Architectures trained to the same training FLOPs as TDP-CR's two phases instead of the
+        same number of samples (DSen2-CR: ~900x TDP-CR's FLOPs per pixel at the CPU size).
     """
 
     phase1_steps: int = 40
@@ -135,49 +163,59 @@ class AblationBudget:
     eval_batch_size: int = 2
     model_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     model_size: str = "full"
+    mode: str = "smoke"
+    validate: bool = False
+    plateau_stop: bool = False
+    equal_compute: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for key in ("phase1_steps", "phase2_steps", "batch_size", "crop_size"):
             if int(getattr(self, key)) < 1:
                 raise ValueError(f"AblationBudget.{key} must be >= 1, got {getattr(self, key)!r}")
         preset_fields(self.model_size)  # an unknown size name fails here, not mid-grid
+        self.equal_compute = tuple(self.equal_compute)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        if data["model_size"] == "full":
-            # Runs keyed before this field existed used the full sizes: keep their hash.
-            del data["model_size"]
-        return data
+        return asdict(self)
 
     @property
     def total_steps(self) -> int:
         return self.phase1_steps + self.phase2_steps
 
 
-def preset_budget(smoke: bool = False, full: bool = False,
+def preset_budget(smoke: bool = False, full: bool = False, quick: bool = False,
                   steps: int | None = None) -> AblationBudget:
-    """The budget of notebook 04.
+    """The budget of notebook 04: the notebooks' training recipe, for every run.
 
+    * default (2-core CPU): the main run's recipe (:data:`tdpcr_lib.training.presets.STEP_BUDGETS`,
+      batch 8, 32² crops, lr 2e-3, validation every epoch, plateau-based stopping), the 0.29 M
+      ``"default"`` model size (multi-task U-Net width-scaled to it), DSen2-CR at paper size and
+      equal training FLOPs, the whole test split.
+    * ``quick``: the same with a quarter of the steps (indicative only).
     * ``smoke``: 2 + 1 steps, batch 2, 32² crops, 4 test tiles of 32² (checks the plumbing only).
-    * default (2-core CPU, about 3 min for the 8 runs of one seed): 40 + 20 steps, batch 2, 32²
-      crops, 8 test tiles centre-cropped to 64². Enough to see every model improve on the
-      cloudy input (PSNR) and to exercise the whole pipeline, not to rank close variants; the
-      segmentation heads only start learning in 20 steps.
-    * ``full`` (a GPU): 3000 + 1500 steps, batch 16, 128² crops, whole test split and tiles.
+    * ``full`` (a GPU): paper-size models, 3000 + 1500 steps, batch 16, 128² crops, whole test
+      split and tiles, validation, plateau flags and DSen2-CR at the same samples.
 
     ``steps`` overrides the total step count (split 2:1 between the phases).
     """
-    if smoke and full:
-        raise ValueError("choose either smoke or full, not both")
-    if smoke:
+    mode = budget_mode(smoke, full, quick)
+    if mode == "smoke":
         budget = AblationBudget(phase1_steps=2, phase2_steps=1, batch_size=2, crop_size=32,
                                 warmup_steps=0, eval_crop=32, max_eval_tiles=4)
-    elif full:
+    elif mode == "full":
         budget = AblationBudget(phase1_steps=3000, phase2_steps=1500, batch_size=16,
                                 crop_size=128, lr_phase2=3e-4, warmup_steps=200, eval_crop=None,
-                                max_eval_tiles=None, eval_batch_size=8)
+                                max_eval_tiles=None, eval_batch_size=8, mode="full",
+                                validate=True, plateau_stop=True)
     else:
-        budget = AblationBudget()
+        phase1, phase2 = STEP_BUDGETS[mode]
+        budget = AblationBudget(phase1_steps=phase1, phase2_steps=phase2, batch_size=8,
+                                crop_size=32, lr_phase1=2e-3, lr_phase2=2e-3, warmup_steps=10,
+                                eval_crop=None, max_eval_tiles=None, eval_batch_size=25,
+                                model_overrides={k: dict(v) for k, v in
+                                                 CPU_MODEL_OVERRIDES.items()},
+                                model_size="default", mode=mode, validate=True,
+                                plateau_stop=True, equal_compute=("dsen2cr",))
     if steps is not None:
         if steps < 2:
             raise ValueError(f"STEPS must be >= 2 (one per phase), got {steps}")
@@ -188,8 +226,9 @@ def preset_budget(smoke: bool = False, full: bool = False,
 
 def default_seeds(seed: int = 0, smoke: bool = False, full: bool = False,
                   n_seeds: int | None = None) -> list[int]:
-    """Seeds of notebook 04: 1 by default and in smoke mode, 3 in full mode (``n_seeds`` wins)."""
-    n = n_seeds if n_seeds is not None else (3 if full else 1)
+    """Seeds of notebook 04: 3 (1 in smoke mode; ``n_seeds`` wins). Seed ``seed`` of TDP-CR is
+    the main run of notebooks 01/02."""
+    n = n_seeds if n_seeds is not None else (1 if smoke else 3)
     if n < 1:
         raise ValueError(f"N_SEEDS must be >= 1, got {n}")
     return [seed + k for k in range(n)]
