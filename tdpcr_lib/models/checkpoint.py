@@ -186,7 +186,7 @@ def save_checkpoint(directory: str | Path, model: nn.Module, *, phase: str, epoc
         if trainer_state is not None:
             data, tensors = flatten_state(trainer_state)
             write(STATE_TENSORS_FILE, save(tensors))
-            atomic_write_json(staging / STATE_JSON_FILE, data)  # small: hashed from the file
+            atomic_write_json(staging / STATE_JSON_FILE, data, indent=None)  # hashed from file
             hashes[STATE_JSON_FILE] = sha256_file(staging / STATE_JSON_FILE)
         meta = {
             "format_version": CHECKPOINT_FORMAT_VERSION,
