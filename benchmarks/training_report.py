@@ -44,8 +44,9 @@ def markdown(result: dict[str, Any] | None, fmt, table) -> list[str]:
     lines += [f"Pipeline: `training.run.train` on a synthetic twin of {pipeline['twin_tiles']} "
               f"tiles of {pipeline['tile']} px, {spec['epochs'][0]} and {spec['epochs'][1]} "
               "epochs (per-step time from the difference, so start-up cancels; validation and "
-              "checkpoints included). `before` = samples decoded from GeoTIFF at every read "
-              "and the convolution SSIM.", ""]
+              "checkpoints included). `before` = samples decoded from GeoTIFF at every read, "
+              "the convolution SSIM, the cloudy input re-scored at every validation and "
+              "every checkpoint file hashed afresh.", ""]
     rows = []
     for version in ("before", "after"):
         ratio, run = result["ratios"][version], pipeline[version]

@@ -175,18 +175,30 @@ def _flops(model, batch: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]
 
 @contextmanager
 def _previous_trainer():
-    """The trainer before this change: GeoTIFFs decoded at every read, convolution SSIM."""
+    """The trainer before the speed work: GeoTIFFs decoded at every read, convolution SSIM,
+    the cloudy input scored at every validation, every checkpoint file hashed afresh."""
     from tdpcr_lib.metrics import functional
+    from tdpcr_lib.metrics.input_cache import InputMetricsCache
     from tdpcr_lib.metrics.ssim_kernel import ssim_map_conv2d
+    from tdpcr_lib.models.checkpoint_files import DigestMemo
     from tdpcr_lib.training import trainer
 
-    saved = (trainer.hold_in_memory, functional.ssim_map_fused)
+    class _Forgetful(DigestMemo):
+        def sha256(self, name: str, data: bytes) -> str:
+            self._last.clear()
+            return super().sha256(name, data)
+
+    saved = (trainer.hold_in_memory, functional.ssim_map_fused, trainer.InputMetricsCache,
+             trainer.DigestMemo)
     trainer.hold_in_memory = lambda dataset, max_bytes=0: dataset
     functional.ssim_map_fused = ssim_map_conv2d
+    trainer.InputMetricsCache = lambda: InputMetricsCache(max_batches=0)
+    trainer.DigestMemo = _Forgetful
     try:
         yield
     finally:
-        trainer.hold_in_memory, functional.ssim_map_fused = saved
+        (trainer.hold_in_memory, functional.ssim_map_fused, trainer.InputMetricsCache,
+         trainer.DigestMemo) = saved
 
 
 @contextmanager

@@ -50,9 +50,14 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return Path(path)
 
 
-def atomic_write_json(path: str | Path, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON atomically (NaN/inf are written as null)."""
-    return atomic_write_text(path, json.dumps(_json_safe(obj), indent=2, sort_keys=False) + "\n")
+def atomic_write_json(path: str | Path, obj: Any, indent: int | None = 2) -> Path:
+    """Write ``obj`` as JSON atomically (NaN/inf are written as null).
+
+    ``indent=None`` writes one line with the C encoder, several times faster than the indented
+    form's pure-Python encoder (machine-read files written often, e.g. trainer state).
+    """
+    return atomic_write_text(path, json.dumps(_json_safe(obj), indent=indent, sort_keys=False)
+                             + "\n")
 
 
 def _json_safe(obj: Any) -> Any:

@@ -14,6 +14,7 @@ from tdpcr_lib.core.progress import tqdm
 from tdpcr_lib.core.runtime import model_device, resolve_device
 from tdpcr_lib.inference.tiling import sliding_window_predict
 from tdpcr_lib.metrics.accumulator import EvaluationAccumulator
+from tdpcr_lib.metrics.input_cache import InputMetricsCache
 from tdpcr_lib.samplers import IndexSubset
 
 
@@ -22,13 +23,15 @@ def accumulate_metrics(model: nn.Module, dataset: Dataset, *, device: torch.devi
                        rank: int = 0, world_size: int = 1, tile: int | None = None,
                        overlap: int | None = None, autocast_dtype: torch.dtype | None = None,
                        channels_last: bool = False, num_workers: int = 0,
-                       progress: bool = False) -> EvaluationAccumulator:
+                       progress: bool = False, input_cache: InputMetricsCache | None = None
+                       ) -> EvaluationAccumulator:
     """Run ``model`` over this rank's shard of ``dataset`` and fill an ``EvaluationAccumulator``.
 
     The shard is every ``world_size``-th sample from ``rank`` (no padding). With
     ``world_size > 1`` the accumulator's ``compute()`` sums the shards over the
     ``torch.distributed`` ranks (torchmetrics sync; every rank must call it); with one process it
     never touches ``torch.distributed``. ``max_batches`` caps the batches per rank (smoke runs).
+    ``input_cache`` (validation) scores the unchanged cloudy input once, not every call.
     """
     device = model_device(model) if device is None else resolve_device(device)
     # the classes the model was trained for; a model without a config (e.g. the majority
@@ -56,7 +59,7 @@ def accumulate_metrics(model: nn.Module, dataset: Dataset, *, device: torch.devi
                 optical = optical.contiguous(memory_format=torch.channels_last)
                 sar = sar.contiguous(memory_format=torch.channels_last)
             outputs = sliding_window_predict(model, optical, sar, tile, overlap, autocast_dtype)
-            accumulator.update(outputs, batch)
+            accumulator.update(outputs, batch, input_cache=input_cache)
     finally:
         model.train(was_training)
     return accumulator

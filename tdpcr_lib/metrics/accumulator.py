@@ -25,6 +25,7 @@ from tdpcr_lib.metrics.functional import (
     cr_metrics_by_region,
     segmentation_scores,
 )
+from tdpcr_lib.metrics.input_cache import InputMetricsCache, batch_key
 from tdpcr_lib.metrics.results import (
     ALL,
     COUNT_METRIC,
@@ -115,7 +116,8 @@ class EvaluationAccumulator(Metric):
                              f"{self.buckets} (pass buckets=... to the constructor)") from None
 
     @torch.no_grad()
-    def update(self, outputs: dict[str, Any], batch: dict[str, Any]) -> None:
+    def update(self, outputs: dict[str, Any], batch: dict[str, Any],
+               input_cache: InputMetricsCache | None = None) -> None:
         """Add one batch.
 
         Parameters
@@ -127,6 +129,8 @@ class EvaluationAccumulator(Metric):
             The data batch: ``target`` (B, 13, H, W), ``optical`` (the cloudy input),
             ``cloud_mask`` (B, H, W) in {0, 1}; ``mask`` (B, H, W) labels when segmentation is
             scored; optionally ``bucket`` (str or list of str) and ``id``.
+        input_cache
+            Remembers the cloudy input's metrics by batch content (validation every epoch).
         """
         for key in ("target", "optical", "cloud_mask"):
             if key not in batch:
@@ -156,8 +160,13 @@ class EvaluationAccumulator(Metric):
         groups = [self._group(b) for b in buckets]
 
         region_masks = {"all": None, "cloudy": cloud, "clear": 1.0 - cloud}
-        values = [cr_metrics_by_region(prediction, target, region_masks)
-                  for prediction in (recon, cloudy_input)]
+        values = [cr_metrics_by_region(recon, target, region_masks)]
+        if input_cache is None:
+            values.append(cr_metrics_by_region(cloudy_input, target, region_masks))
+        else:
+            values.append(input_cache.get_or_compute(
+                batch_key(ids, cloudy_input, target, cloud),
+                lambda: cr_metrics_by_region(cloudy_input, target, region_masks)))
         stacked = torch.stack([torch.stack([torch.stack([values[s][r][k] for k in CR_METRICS])
                                             for r in REGIONS]) for s in range(2)])  # (2, 3, 5, B)
         stacked = stacked.double().to(self.device)

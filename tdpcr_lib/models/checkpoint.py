@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
 from tdpcr_lib import __version__
-from tdpcr_lib.core.io import atomic_path, atomic_write_json
+from tdpcr_lib.core.io import atomic_path, atomic_write_json, sha256_file
 from tdpcr_lib.core.runtime import git_sha, model_device, resolve_device
 from tdpcr_lib.models.build import build_model
 from tdpcr_lib.models.checkpoint_files import (
@@ -39,7 +39,7 @@ from tdpcr_lib.models.checkpoint_files import (
     MODEL_FILE,
     STATE_JSON_FILE,
     STATE_TENSORS_FILE,
-    file_hashes,
+    DigestMemo,
     staging_dir,
     swap_in,
     verify_file,
@@ -137,7 +137,8 @@ def save_checkpoint(directory: str | Path, model: nn.Module, *, phase: str, epoc
                     metrics: list[dict[str, Any]] | dict[str, Any] | None = None,
                     manifest_hash: str | None = None,
                     trainer_state: dict[str, Any] | None = None,
-                    extra: dict[str, Any] | None = None) -> Path:
+                    extra: dict[str, Any] | None = None, digests: DigestMemo | None = None,
+                    code_version: str | None = None) -> Path:
     """Write a checkpoint folder atomically (see the module docstring for the layout).
 
     Parameters
@@ -161,6 +162,9 @@ def save_checkpoint(directory: str | Path, model: nn.Module, *, phase: str, epoc
         NumPy arrays, numbers, strings, lists, tuples and dicts).
     extra
         More JSON-able fields for ``config.json``.
+    digests, code_version
+        A ``DigestMemo`` kept across saves (bytes equal to the last save's are not hashed
+        again); the ``git_sha`` field (default: ``git_sha()`` now; a trainer reads it once).
     """
     directory = Path(directory)
     model = unwrap_model(model)
@@ -169,18 +173,25 @@ def save_checkpoint(directory: str | Path, model: nn.Module, *, phase: str, epoc
     staging = staging_dir(directory)
     staging.mkdir(parents=True)
     try:
+        digests = digests if digests is not None else DigestMemo()
+        hashes: dict[str, str] = {}
+
+        def write(name: str, data: bytes) -> None:  # hashed in memory, not read back
+            with atomic_path(staging / name) as tmp:
+                tmp.write_bytes(data)
+            hashes[name] = digests.sha256(name, data)
+
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        with atomic_path(staging / MODEL_FILE) as tmp:
-            save_file(state, str(tmp), metadata={"format": "tdpcr", "version": __version__})
+        write(MODEL_FILE, save(state, metadata={"format": "tdpcr", "version": __version__}))
         if trainer_state is not None:
             data, tensors = flatten_state(trainer_state)
-            with atomic_path(staging / STATE_TENSORS_FILE) as tmp:
-                save_file(tensors, str(tmp))
-            atomic_write_json(staging / STATE_JSON_FILE, data)
+            write(STATE_TENSORS_FILE, save(tensors))
+            atomic_write_json(staging / STATE_JSON_FILE, data, indent=None)  # hashed from file
+            hashes[STATE_JSON_FILE] = sha256_file(staging / STATE_JSON_FILE)
         meta = {
             "format_version": CHECKPOINT_FORMAT_VERSION,
             "tdpcr_version": __version__,
-            "git_sha": git_sha(),
+            "git_sha": git_sha() if code_version is None else code_version,
             "model_config": model.config.to_dict(),
             "train_config": train_config,
             "phase": phase,
@@ -192,7 +203,7 @@ def save_checkpoint(directory: str | Path, model: nn.Module, *, phase: str, epoc
             "parameter_names_hash": parameter_fingerprint(state),
             **(extra or {}),
             # verified on load: a flipped byte in the weights is an error, not silent garbage
-            HASHES_FIELD: file_hashes(staging),
+            HASHES_FIELD: hashes,
         }
         atomic_write_json(staging / CONFIG_FILE, meta)  # written last: marks the folder complete
         swap_in(staging, directory)

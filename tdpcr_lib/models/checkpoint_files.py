@@ -10,6 +10,7 @@ it back into one folder: the newest *complete and verified* version (staging, cu
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -53,11 +54,27 @@ def staging_dirs(directory: Path) -> list[Path]:
     return sorted(p for p in directory.parent.glob(f".{directory.name}.tmp-*") if p.is_dir())
 
 
-def file_hashes(folder: Path) -> dict[str, str]:
-    """sha256 of the weights and trainer-state files present in ``folder``."""
-    return {name: sha256_file(folder / name)
-            for name in (MODEL_FILE, STATE_TENSORS_FILE, STATE_JSON_FILE)
-            if (folder / name).is_file()}
+class DigestMemo:
+    """The sha256 of the bytes last written under each file name.
+
+    A trainer saves the same weights into ``best/`` and ``last/``, and the same weights and
+    optimizer state before and after an epoch's validation; hashing them again costs more than
+    writing them (sha256 runs at a few hundred MB/s on a busy CPU). Bytes equal to the remembered
+    ones (compared in full, so a change can never reuse a digest) get the remembered digest.
+    Holds one buffer per file name; a trainer keeps one memo for its run.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[bytes, str]] = {}
+
+    def sha256(self, name: str, data: bytes) -> str:
+        """Hex sha256 of ``data`` (the remembered one when ``data`` equals the last ``name``)."""
+        previous = self._last.get(name)
+        if previous is not None and previous[0] == data:
+            return previous[1]
+        digest = hashlib.sha256(data).hexdigest()
+        self._last[name] = (data, digest)
+        return digest
 
 
 def verify_file(folder: Path, name: str, meta: dict[str, Any]) -> str | None:

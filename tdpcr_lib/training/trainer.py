@@ -41,19 +41,15 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from tdpcr_lib.core.io import atomic_write_json, atomic_write_text
 from tdpcr_lib.core.progress import tqdm
-from tdpcr_lib.core.runtime import (
-    resolve_device,
-    seed_everything,
-)
+from tdpcr_lib.core.runtime import git_sha, resolve_device, seed_everything
 from tdpcr_lib.datasets.memory import DEFAULT_MEMORY_BYTES, hold_in_memory
 from tdpcr_lib.inference.scoring import accumulate_metrics
 from tdpcr_lib.losses import compute_loss
+from tdpcr_lib.metrics.input_cache import InputMetricsCache
 from tdpcr_lib.metrics.results import VAL_PREFIX, from_records, headline, to_records
-from tdpcr_lib.models.checkpoint import (
-    save_checkpoint,
-)
+from tdpcr_lib.models.checkpoint import save_checkpoint
+from tdpcr_lib.models.checkpoint_files import DigestMemo
 from tdpcr_lib.samplers import ResumableSampler
 from tdpcr_lib.training.config import (
     TrainConfig,
@@ -67,6 +63,7 @@ from tdpcr_lib.training.freezing import (
     lr_factor,
     parameter_report,
 )
+from tdpcr_lib.training.logs import write_run_logs
 from tdpcr_lib.training.result import LogCallback, StepCallback, TrainResult
 from tdpcr_lib.training.resume import capture_trainer_state, resume_from_last
 from tdpcr_lib.transforms import SeededAugmentDataset
@@ -190,6 +187,9 @@ class Trainer:
         # the last validation's result frame as JSON rows (stored in checkpoints)
         self.last_metrics: list[dict[str, Any]] = []
         self.wall_time_before = 0.0
+        # per run: the cloudy input's validation metrics, digests of unchanged checkpoint bytes
+        self.input_metrics = InputMetricsCache()
+        self._digests, self._code_version = DigestMemo(), git_sha()
         if resume:
             self._maybe_resume()
 
@@ -216,13 +216,16 @@ class Trainer:
     def save_last(self) -> None:
         """Write ``last/`` with the full trainer state (rank 0 only)."""
         if self.is_main:
-            save_checkpoint(self.last_dir, self.model, phase=self.config.phase, epoch=self.epoch,
-                            step=self.step, train_config=self.config.to_dict(),
-                            metrics=self.last_metrics, manifest_hash=self.manifest_hash,
-                            trainer_state=self.trainer_state(),
-                            extra=self._checkpoint_extra())
+            self._save(self.last_dir, trainer_state=self.trainer_state(),
+                       extra=self._checkpoint_extra())
             self._write_logs()
         self._barrier()
+
+    def _save(self, directory: Path, **fields: Any) -> None:
+        save_checkpoint(directory, self.model, phase=self.config.phase, epoch=self.epoch,
+                        step=self.step, train_config=self.config.to_dict(),
+                        metrics=self.last_metrics, manifest_hash=self.manifest_hash,
+                        digests=self._digests, code_version=self._code_version, **fields)
 
     def _checkpoint_extra(self) -> dict[str, Any]:
         return {**self.run_info, "parameters": self.parameters, "objective": self.objective,
@@ -372,12 +375,9 @@ class Trainer:
         if better:
             self.best_value, self.best_epoch = value, self.epoch
             if self.is_main:
-                save_checkpoint(self.best_dir, self.model, phase=self.config.phase,
-                                epoch=self.epoch, step=self.step,
-                                train_config=self.config.to_dict(), metrics=self.last_metrics,
-                                manifest_hash=self.manifest_hash,
-                                extra={**self._checkpoint_extra(),
-                                       "best_metric": self.best_metric, "best_value": value})
+                self._save(self.best_dir, extra={**self._checkpoint_extra(),
+                                                 "best_metric": self.best_metric,
+                                                 "best_value": value})
         self.save_last()
         if self.is_main and self.config.progress:
             shown = {k: round(v, 4) for k, v in row.items() if isinstance(v, float)}
@@ -390,20 +390,16 @@ class Trainer:
             batch_size=self.config.eval_batch_size or self.local_batch,
             max_batches=self.config.val_max_batches, rank=self.rank, world_size=self.world_size,
             tile=self.config.crop_size,  # tiles larger than the crop: sliding window
-            autocast_dtype=self.autocast_dtype, channels_last=self.use_channels_last)
+            autocast_dtype=self.autocast_dtype, channels_last=self.use_channels_last,
+            input_cache=self.input_metrics)
         # with several ranks compute() syncs the states (every rank gets here)
         return accumulator.to_frame(split="val")
 
     # ------------------------------------------------------------------ logs
     def _write_logs(self) -> None:
-        atomic_write_json(self.out_dir / "history.json", {
+        write_run_logs(self.out_dir, {
             "phase": self.config.phase, "objective": self.objective,
             "best_metric": self.best_metric, "best_value": self.best_value,
             "best_epoch": self.best_epoch, "parameters": self.parameters,
-            "train_config": self.config.to_dict(), "epochs": self.history,
-            "steps": self.step_log})
-        for name, rows in (("history.csv", self.history), ("steps.csv", self.step_log)):
-            if rows:
-                atomic_write_text(self.out_dir / name, pd.DataFrame(rows).to_csv(index=False))
-        for callback in self.log_callbacks:
-            callback(self.out_dir)
+            "train_config": self.config.to_dict()}, self.history, self.step_log,
+            self.log_callbacks)
