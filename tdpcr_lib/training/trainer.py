@@ -4,28 +4,12 @@ One :class:`Trainer` drives every run; what differs between runs is a :class:`Tr
 (``phase``, ``objective``, ``trainable``) and the model. :func:`train` builds the model and the
 datasets from a data folder and is what ``tdpcr train`` and the notebooks call.
 
-Design choices (the paper gives none of them; see ``docs/design.md`` § Training):
-
-* **Optimiser** AdamW (β = 0.9/0.999), weight decay only on weight matrices/kernels (not on
-  biases, norms or the prompt embeddings' 1-D parameters), gradient-norm clipping 0.5.
-* **Schedule** per optimizer step: ``"cosine"`` (default: linear warm-up then cosine decay to
-  ``min_lr_ratio·lr``), ``"multistep"`` (the author's ECRformer recipe: ×``gamma`` at
-  ``milestones`` given as fractions of the run), or ``"constant"``.
-* **Determinism and exact resume.** Data order comes from ``DistributedSampler`` seeded with
-  ``seed`` and reshuffled with ``set_epoch`` (also with one process), and every sample's random
-  augmentation is drawn from an RNG seeded by ``(seed, epoch, index)``. A checkpoint taken after
-  ``k`` batches of an epoch therefore resumes by skipping those ``k`` batches, and the resumed run
-  reaches the same weights as an uninterrupted one. Model RNG (and NumPy / Python RNG) state is
-  saved too.
-* **Distributed**: under ``torchrun`` the model is wrapped in ``DistributedDataParallel``; the
-  configured ``batch_size`` is the *global* batch, split evenly over ranks; validation metrics
-  are summed over ranks by torchmetrics (``EvaluationAccumulator`` is a ``Metric``); only
-  rank 0 writes files.
-* **Precision**: bf16 autocast on CUDA (``precision="auto"``), fp32 on CPU; losses are computed
-  in fp32. ``channels_last`` memory format (CPU and CUDA).
-* **Phase 2 trainable sets**: ``"prompt_pgf_seg"`` (default: segmentation decoder + prompt
-  generator + PGF blocks; everything else frozen and kept in eval mode), ``"seg_decoder_only"``,
-  ``"all"``.
+Design choices (the paper gives none; the full list is in ``docs/design.md`` § Training):
+AdamW with decay on kernels only and gradient clipping; cosine/multistep/constant schedules per
+step; exact resume (data order from a seeded ``DistributedSampler``, augmentation drawn from a
+``(seed, epoch, index)`` RNG, so a run resumed after ``k`` batches skips them and reaches the
+same weights); DDP under ``torchrun`` with rank 0 writing files; bf16 autocast on CUDA only;
+phase-2 trainable sets ``"prompt_pgf_seg"`` (default), ``"seg_decoder_only"``, ``"all"``.
 """
 
 from __future__ import annotations
