@@ -31,7 +31,7 @@
 # 2. Count total and trainable parameters.
 # 3. Train, keeping the best epoch by validation mIoU in `runs/phase2/best`; the run stops early
 #    once validation mIoU is on its plateau (moved < 1 point over the last 20 % of its steps; at
-#    most 200 steps by default). Seed 0 of TDP-CR in notebook 04's ablation grid is this run.
+#    most 300 steps by default). Seed 0 of TDP-CR in notebook 04's ablation grid is this run.
 
 # %% [markdown]
 # ## Prerequisites
