@@ -27,16 +27,16 @@ left out (as the author's indexer does) and reported.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from tdpcr_lib.core.legend import Legend, load_legend
 from tdpcr_lib.core.normalisation import Normalisation, load_normalisation
+from tdpcr_lib.datasets.base import ManifestDataset
 from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError
 from tdpcr_lib.datasets.layout import (
     BUCKETS,
@@ -48,15 +48,13 @@ from tdpcr_lib.datasets.layout import (
     require_same_size,
 )
 from tdpcr_lib.datasets.manifest import (
-    manifest_hash,
     read_split_csv,
     resolve_manifest_dir,
     verify_checksums,
 )
-from tdpcr_lib.datasets.plot import plot_sample
 
 
-class LuojiaSETOSFCR(Dataset):
+class LuojiaSETOSFCR(ManifestDataset):
     """LuojiaSET-OSFCR (or its synthetic twin) as a torch ``Dataset`` in torchgeo's style.
 
     Parameters
@@ -113,22 +111,6 @@ class LuojiaSETOSFCR(Dataset):
         if checksum:
             verify_checksums(root, self.manifest_dir, self.records)
 
-    @property
-    def manifest_hash(self) -> str:
-        """sha256 of the split CSVs in use (stored in checkpoints)."""
-        return manifest_hash(self.manifest_dir)
-
-    @property
-    def buckets(self) -> list[str]:
-        """Bucket of every sample, in index order (no file access)."""
-        return [r.bucket for r in self.records]
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __repr__(self) -> str:
-        return (f"LuojiaSETOSFCR(root={str(self.root)!r}, split={self.split!r}, "
-                f"n={len(self)}, manifest={str(self.manifest_dir)!r})")
 
     def load_raw(self, index: int) -> dict[str, np.ndarray]:
         """The five arrays of a sample in file units (DN, dB, codes), validated, not normalised."""
@@ -161,12 +143,5 @@ class LuojiaSETOSFCR(Dataset):
             "bucket": record.bucket,
             "id": record.id,
         }
-        if self.transforms is not None:
-            sample = self.transforms(sample)
-        return sample
+        return self._transformed(sample)
 
-    def plot(self, sample: Mapping[str, Any], prediction: Any = None, show_titles: bool = True,
-             suptitle: str | None = None):
-        """Plot a sample (and optionally a prediction); see :func:`plot_sample`."""
-        return plot_sample(sample, prediction, legend=self.legend, show_titles=show_titles,
-                           suptitle=suptitle)

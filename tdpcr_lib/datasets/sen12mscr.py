@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from tdpcr_lib.core.legend import Legend, load_legend, packaged_resource
 from tdpcr_lib.core.normalisation import Normalisation, load_normalisation
+from tdpcr_lib.datasets.base import ManifestDataset
 from tdpcr_lib.datasets.cloudmask import cloud_mask
 from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError
 from tdpcr_lib.datasets.layout import (
@@ -27,11 +27,9 @@ from tdpcr_lib.datasets.layout import (
 )
 from tdpcr_lib.datasets.manifest import (
     LOCAL_MANIFEST,
-    manifest_hash,
     read_split_config,
     verify_checksums,
 )
-from tdpcr_lib.datasets.plot import plot_sample
 from tdpcr_lib.datasets.sen12mscr_layout import (
     LAND_COVER,
     MODALITIES,
@@ -54,7 +52,7 @@ def igbp_lookup() -> np.ndarray:
     return np.array([255 if c is None else int(c) for c in spec["from_igbp"]], dtype=np.int64)
 
 
-class SEN12MSCR(Dataset):
+class SEN12MSCR(ManifestDataset):
     """SEN12MS-CR triplets (+ SEN12MS land cover) in torchgeo's style.
 
     Parameters
@@ -116,26 +114,11 @@ class SEN12MSCR(Dataset):
         if checksum:
             verify_checksums(root, self.manifest_dir, self.records)
 
-    @property
-    def manifest_hash(self) -> str:
-        """sha256 of the split CSVs in use (stored in checkpoints)."""
-        return manifest_hash(self.manifest_dir)
 
     @property
     def split_config(self) -> dict[str, Any]:
         return read_split_config(self.manifest_dir)
 
-    @property
-    def buckets(self) -> list[str]:
-        """Bucket of every sample, in index order (from the manifest, no file access)."""
-        return [r.bucket for r in self.records]
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __repr__(self) -> str:
-        return (f"SEN12MSCR(root={str(self.root)!r}, split={self.split!r}, n={len(self)}, "
-                f"manifest={str(self.manifest_dir)!r})")
 
     def land_cover_path(self, index: int) -> Path | None:
         """The land-cover file of a sample (None: the patch has none)."""
@@ -196,12 +179,5 @@ class SEN12MSCR(Dataset):
             "bucket": bucket_of(float(clouds.mean())),
             "id": record.id,
         }
-        if self.transforms is not None:
-            sample = self.transforms(sample)
-        return sample
+        return self._transformed(sample)
 
-    def plot(self, sample: Mapping[str, Any], prediction: Any = None, show_titles: bool = True,
-             suptitle: str | None = None):
-        """Plot a sample (and optionally a prediction); see :func:`plot_sample`."""
-        return plot_sample(sample, prediction, legend=self.legend, show_titles=show_titles,
-                           suptitle=suptitle)

@@ -1,0 +1,56 @@
+"""What every manifest-backed dataset shares: records from split CSVs, buckets, plot()."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from torch.utils.data import Dataset
+
+from tdpcr_lib.core.legend import Legend
+from tdpcr_lib.datasets.manifest import manifest_hash
+from tdpcr_lib.datasets.plot import plot_sample
+
+
+class ManifestDataset(Dataset):
+    """Base of :class:`~tdpcr_lib.datasets.luojiaset.LuojiaSETOSFCR` and
+    :class:`~tdpcr_lib.datasets.sen12mscr.SEN12MSCR`.
+
+    A subclass sets ``root``, ``split``, ``manifest_dir``, ``records`` (each with ``.bucket`` and
+    ``.id``), ``legend`` and ``transforms`` in its constructor, and implements ``__getitem__``
+    (ending with :meth:`_transformed`).
+    """
+
+    root: Path
+    split: str
+    manifest_dir: Path
+    records: list[Any]
+    legend: Legend
+    transforms: Callable[[dict[str, Any]], dict[str, Any]] | None
+
+    @property
+    def manifest_hash(self) -> str:
+        """sha256 of the split CSVs in use (stored in checkpoints)."""
+        return manifest_hash(self.manifest_dir)
+
+    @property
+    def buckets(self) -> list[str]:
+        """Bucket of every sample, in index order (from the manifest, no file access)."""
+        return [r.bucket for r in self.records]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, "
+                f"n={len(self)}, manifest={str(self.manifest_dir)!r})")
+
+    def _transformed(self, sample: dict[str, Any]) -> dict[str, Any]:
+        return self.transforms(sample) if self.transforms is not None else sample
+
+    def plot(self, sample: Mapping[str, Any], prediction: Any = None, show_titles: bool = True,
+             suptitle: str | None = None):
+        """Plot a sample (and optionally a prediction); see :func:`plot_sample`."""
+        return plot_sample(sample, prediction, legend=self.legend, show_titles=show_titles,
+                           suptitle=suptitle)
