@@ -14,7 +14,7 @@ from tdpcr_lib.plot.curves import write_loss_curve
 from tdpcr_lib.samplers import ResumableSampler
 from tdpcr_lib.training.config import TrainConfig, resolve_objective
 from tdpcr_lib.training.freezing import apply_trainable_set, lr_factor, parameter_report
-from tdpcr_lib.training.presets import notebook_configs
+from tdpcr_lib.training.presets import STEP_BUDGETS, notebook_configs
 from tdpcr_lib.training.run import build_datasets, train, train_on_folder
 from tdpcr_lib.transforms import SeededAugmentDataset
 
@@ -232,7 +232,8 @@ def test_notebook_presets_keep_the_modes_apart():
     quick, _ = notebook_configs("phase1", quick=True)
     assert smoke.max_steps < quick.max_steps < default.max_steps and full.max_steps is None
     # the CPU recipe: 32² crops, enough epochs for the step budget (25 steps/epoch on the twin)
-    assert (default.crop_size, default.batch_size, default.max_steps) == (32, 8, 400)
+    assert (default.crop_size, default.batch_size) == (32, 8)
+    assert default.max_steps == STEP_BUDGETS["default"][0] and quick.max_steps * 4 == default.max_steps
     assert default.epochs * 25 >= default.max_steps
     assert notebook_configs("phase1", quick=True, max_steps=60)[0].epochs == 3
     assert full.epochs >= 30 and full.lr == 1e-4 and full.init_from == "runs/phase1/best"
