@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
+from tdpcr_lib.datasets.luojiaset.dataset import LuojiaSETOSFCR
 from tdpcr_lib.datasets.synthetic.tiles import make_synthetic_luojiaset
 from tdpcr_lib.evaluation.ablations.runs import train_config
 from tdpcr_lib.evaluation.ablations.spec import ABLATIONS, model_config_for, preset_budget

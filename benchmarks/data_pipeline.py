@@ -77,7 +77,7 @@ def measure(settings: Settings, device_name: str, work_dir: Path) -> dict[str, A
 
     from tdpcr_lib.core.runtime import resolve_device
     from tdpcr_lib.datasets.cache import ensure_cache
-    from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
+    from tdpcr_lib.datasets.luojiaset.dataset import LuojiaSETOSFCR
     from tdpcr_lib.datasets.synthetic.tiles import make_synthetic_luojiaset
     from tdpcr_lib.models import ModelConfig, build_model
     from tdpcr_lib.training.config import TrainConfig

@@ -49,27 +49,14 @@
 # ## Imports
 
 # %%
-
 import pandas as pd
 from IPython.display import display
 
-from tdpcr_lib.core import paths
-from tdpcr_lib.datasets.acquire import DEFAULT_LUOJIASET_ROOT, prepare_luojiaset
-from tdpcr_lib.datasets.layout import BUCKETS
-from tdpcr_lib.datasets.manifest import read_split_config, write_manifest
+from tdpcr_lib.datasets.base import measure_read_speed
 from tdpcr_lib.datasets.plot import plot_class_histogram
-from tdpcr_lib.datasets.sen12mscr_acquire import prepare_sen12mscr
-from tdpcr_lib.datasets.sen12mscr_layout import DEFAULT_SEN12MSCR_ROOT
-from tdpcr_lib.datasets.sen12mscr_manifest import write_sen12mscr_manifest
-from tdpcr_lib.datasets.sen12mscr_summary import sen12mscr_statistics, verify_sen12mscr_headers
-from tdpcr_lib.datasets.sources import check_source, legend_of_data, open_dataset
-from tdpcr_lib.datasets.summary import dataset_statistics, measure_read_speed, verify_headers
-from tdpcr_lib.datasets.synthetic.tiles import (
-    SMOKE_N_TILES,
-    SMOKE_TILE_SIZE,
-    make_synthetic_luojiaset,
-    read_synthetic_info,
-)
+from tdpcr_lib.datasets.samples import BUCKETS
+from tdpcr_lib.datasets.sources import DataOptions, data_source
+from tdpcr_lib.datasets.synthetic.tiles import SMOKE_N_TILES, SMOKE_TILE_SIZE
 from tdpcr_lib.notebook.display import show_figures_inline
 from tdpcr_lib.notebook.record import RunRecord, resolve_reports_dir
 from tdpcr_lib.plot.composites import save_figure
@@ -95,9 +82,12 @@ MANIFEST_DIR = None  # luojiaset: where the split CSVs go (None: <DATA_ROOT>/man
 REPORTS_DIR = None  # None: reports/, or reports/smoke/ when SMOKE (metrics/, figures/, pages)
 
 # %%
-SOURCE = check_source(SOURCE)
+source = data_source(SOURCE)  # everything that differs between the sources, in one record
 if SMOKE:
     N_TILES, TILE_SIZE = SMOKE_N_TILES, SMOKE_TILE_SIZE
+options = DataOptions(n_tiles=N_TILES, tile_size=TILE_SIZE, seed=SEED, overwrite=True,
+                      land_cover_root=LAND_COVER_ROOT, manifest_dir=MANIFEST_DIR,
+                      checksums=not SMOKE)
 reports_dir = resolve_reports_dir(REPORTS_DIR, smoke=SMOKE)
 figures_dir = reports_dir / "figures"
 record = RunRecord.from_parameters_cell("00_get_data", globals(), device="cpu",
@@ -117,16 +107,6 @@ record = RunRecord.from_parameters_cell("00_get_data", globals(), device="cpu",
 # its bucket. The split manifest goes to `<DATA_ROOT>/manifest/`. A folder that already holds a twin
 # made with the same parameters is reused.
 
-# %%
-if SOURCE == "synthetic":
-    root = make_synthetic_luojiaset(DATA_ROOT or paths.DEFAULT_SYNTHETIC_ROOT,
-                                              n_tiles=N_TILES, size=TILE_SIZE, seed=SEED,
-                                              overwrite=True)
-    manifest_dir = root / "manifest"
-    twin = read_synthetic_info(root)
-    print(f"{root}: {N_TILES} tiles of {TILE_SIZE} px, generated in "
-          f"{twin['generation_seconds']} s; cloud types {twin['cloud_kinds']}")
-
 # %% [markdown]
 # ## The real data (`SOURCE = "luojiaset"`)
 # LuojiaSET-OSFCR cannot be downloaded automatically. Request it through the questionnaire linked
@@ -141,14 +121,6 @@ if SOURCE == "synthetic":
 # (skipped in `SMOKE` mode; hashing all 84 GB takes a while). The split is the first author's:
 # per bucket, the name-sorted file list is shuffled by one `random.Random(42)` and cut 80/10/10;
 # `author_split_check` says whether the result starts like the author's published `test.csv`.
-
-# %%
-if SOURCE == "luojiaset":
-    root = prepare_luojiaset(DATA_ROOT or DEFAULT_LUOJIASET_ROOT)
-    manifest_dir = write_manifest(root, out=MANIFEST_DIR, checksums=not SMOKE)
-    split_config = read_split_config(manifest_dir)
-    print(f"{root}: {split_config['indexed_samples']} complete samples; manifest in "
-          f"{manifest_dir}; author_split_check: {split_config['author_split_check']}")
 
 # %% [markdown]
 # ## The open data (`SOURCE = "sen12mscr"`)
@@ -165,19 +137,22 @@ if SOURCE == "luojiaset":
 #   MD5) and extracted safely into `<DATA_ROOT>/SEN12MS-CR/`.
 #
 # SEN12MS-CR ships no cloud masks: the cell computes one per patch with the rule-based detector of
-# DSen2-CR/UnCRtainTS (`tdpcr_lib.datasets.cloudmask`) for the cloud-cover buckets. The split is the
+# DSen2-CR/UnCRtainTS (`tdpcr_lib.datasets.sen12mscr.cloudmask`) for the cloud-cover buckets. The split is the
 # scene-level split of UnCRtainTS (train/val/test scenes); the manifest records it with a sha256 per
 # file (skipped in `SMOKE` mode).
 
+# %% [markdown]
+# ## Prepare the chosen source
+# One call per step, whatever `SOURCE` is: the record of `tdpcr_lib.datasets.sources` knows how
+# each source is made ready, where its manifest goes and what there is to say about it.
+
 # %%
-if SOURCE == "sen12mscr":
-    root = prepare_sen12mscr(DATA_ROOT or DEFAULT_SEN12MSCR_ROOT)
-    manifest_dir = write_sen12mscr_manifest(root, land_cover_root=LAND_COVER_ROOT,
-                                            out=MANIFEST_DIR, checksums=not SMOKE)
-    split_config = read_split_config(manifest_dir)
-    print(f"{root}: {split_config['indexed_samples']} complete patches; manifest in "
-          f"{manifest_dir}; {split_config['patches_without_land_cover']} without land cover; "
-          f"scenes in no split: {split_config['unassigned_scenes_left_out']}")
+root = source.prepare(DATA_ROOT, options)
+manifest_dir = source.write_manifest(root, options)
+facts = source.facts(root, manifest_dir)
+print(f"{source.title} in {root}: {facts.get('indexed_samples')} complete samples; manifest in "
+      f"{manifest_dir}")
+{key: value for key, value in facts.items() if value is not None and not isinstance(value, dict)}
 
 # %% [markdown]
 # ## Verify the files
@@ -185,8 +160,7 @@ if SOURCE == "sen12mscr":
 # the real format (pixels are not read here; the loader checks NaNs when it reads a tile).
 
 # %%
-check_headers = verify_sen12mscr_headers if SOURCE == "sen12mscr" else verify_headers
-header_check = check_headers(root, manifest=manifest_dir)
+header_check = source.verify_headers(root, manifest=manifest_dir)
 print(f"{header_check['checked']} files checked, {header_check['n_problems']} problem(s)")
 for problem in header_check["problems"]:
     print("  -", problem)
@@ -197,9 +171,7 @@ for problem in header_check["problems"]:
 # the same 80/10/10 proportion.
 
 # %%
-statistics = sen12mscr_statistics if SOURCE == "sen12mscr" else dataset_statistics
-stats = statistics(root, manifest=manifest_dir,
-                   max_tiles_per_split=None if SOURCE == "synthetic" else 400)
+stats = source.statistics(root, manifest=manifest_dir, max_tiles_per_split=source.statistics_tiles)
 counts = pd.DataFrame(stats["counts"]).loc[list(BUCKETS)]
 counts.loc["total"] = counts.sum()
 display(counts)
@@ -207,14 +179,16 @@ pd.Series(stats["mean_cloud_fraction"], name="mean cloud fraction of the mask")
 
 # %% [markdown]
 # ## Class histogram
-# Land-cover codes 0–6 with the colours of `tdpcr_lib/resources/legend.json` (SEN12MS-CR: the 10
-# simplified-IGBP classes of `legend_igbp_simplified.json`); any other code is ignored
-# (255) by the loader. On the twin the codes mean road, water, built-up, cropland, bare soil,
-# grassland and forest (its own choice; the real legend's names are unknown). On the real data the
-# histogram shows which codes are actually present.
+# Land-cover codes with the names and colours of the dataset's legend (`source.legend(root)`):
+# on the twin its own classes (road, water, built-up, cropland, bare soil, grassland, forest:
+# `legend_synthetic.json`); on LuojiaSET-OSFCR codes 0–6 (`legend.json`; the real names are not
+# published); on SEN12MS-CR the 10 simplified-IGBP classes (`legend_igbp_simplified.json`). Any
+# other code is ignored (255) by the loader. On the real data the histogram shows which codes are
+# actually present.
 
 # %%
-figure = plot_class_histogram(stats["class_histogram"], legend=legend_of_data(root))
+legend = source.legend(root)  # the class names and colours of this dataset
+figure = plot_class_histogram(stats["class_histogram"], legend=legend)
 save_figure(figure, figures_dir / "00_get_data_class_histogram.png")
 figure
 
@@ -225,7 +199,7 @@ figure
 # delivers them.
 
 # %%
-test_set = open_dataset(root, split="test", manifest=manifest_dir)
+test_set = source.dataset(root, split="test", manifest=manifest_dir)
 for bucket in BUCKETS:
     if bucket in test_set.buckets:
         figure = test_set.plot(test_set[test_set.buckets.index(bucket)])
@@ -238,7 +212,7 @@ for bucket in BUCKETS:
 # the training throughput.
 
 # %%
-train_set = open_dataset(root, split="train", manifest=manifest_dir)
+train_set = source.dataset(root, split="train", manifest=manifest_dir)
 metrics = {
     "source": SOURCE,
     "data_root": str(root),
@@ -252,7 +226,8 @@ metrics = {
     "mean_cloud_fraction": stats["mean_cloud_fraction"],
     "header_check": {"checked": header_check["checked"], "n_problems": header_check["n_problems"]},
     "read_ms_per_sample": measure_read_speed(train_set, n=32),
-    "generation_seconds": twin["generation_seconds"] if SOURCE == "synthetic" else None,
+    "class_names": list(legend.names),
+    "generation_seconds": facts["generation_seconds"],
 }
 record.write(metrics)
 {key: metrics[key] for key in ("n_samples", "tile_size", "read_ms_per_sample", "manifest_hash")}

@@ -47,7 +47,7 @@
 from pathlib import Path
 
 from tdpcr_lib.core import paths
-from tdpcr_lib.datasets.sources import open_dataset
+from tdpcr_lib.datasets.sources import ensure_dataset, legend_of_data, open_dataset
 from tdpcr_lib.evaluation.evaluate import evaluate
 from tdpcr_lib.evaluation.majority import majority_class_baseline, majority_table
 from tdpcr_lib.evaluation.report import (
@@ -58,7 +58,6 @@ from tdpcr_lib.evaluation.report import (
 )
 from tdpcr_lib.evaluation.tables import (
                    band_error_under_clouds,
-                   dataset_legend,
                    normalised_confusion,
                    per_class_iou_table,
 )
@@ -71,7 +70,6 @@ from tdpcr_lib.plot.composites import save_figure
 from tdpcr_lib.plot.curves import plot_bucket_metrics
 from tdpcr_lib.plot.diagnostics import plot_band_error, plot_confusion
 from tdpcr_lib.plot.tiles import predict_outputs
-from tdpcr_lib.training.run import ensure_dataset
 
 show_figures_inline()  # figures show as images, live and in executed copies
 
@@ -138,12 +136,12 @@ result.tables["seg"]
 
 # %% [markdown]
 # ### Per-class IoU and confusion matrix
-# Class names are the synthetic twin's own classes on the twin (its `synthetic.json`), the legend's
-# elsewhere ("class N" where the real dataset's class is not known). IoU in percent; the confusion
+# Class names are the dataset's legend: the twin's own classes on the twin, the simplified IGBP
+# classes on SEN12MS-CR, "class N" on LuojiaSET-OSFCR (whose class names are not published). IoU in percent; the confusion
 # matrix is normalised per true class (rows sum to 100 %), so its diagonal is each class's recall.
 
 # %%
-legend = dataset_legend(data_root)  # land-cover names and colours of this dataset
+legend = legend_of_data(data_root)  # land-cover names and colours of this dataset
 names = list(legend.names)
 per_class_iou_table(result.frame, names)
 

@@ -48,9 +48,8 @@ from IPython.display import Image, display
 
 from tdpcr_lib.core import paths
 from tdpcr_lib.core.runtime import resolve_device
-from tdpcr_lib.datasets.sources import open_dataset
+from tdpcr_lib.datasets.sources import legend_of_data, open_dataset
 from tdpcr_lib.evaluation.ablations.grid import discover_checkpoints, load_models
-from tdpcr_lib.evaluation.tables import dataset_legend
 from tdpcr_lib.notebook.display import show_figures_inline
 from tdpcr_lib.notebook.record import RunRecord, resolve_reports_dir
 from tdpcr_lib.plot.compare import plot_prompt_maps
@@ -111,7 +110,7 @@ record = RunRecord.from_parameters_cell(
               "sample_crop": sample_crop})
 # each row says what the run was trained with: the main run and the ablations differ in budget
 titles = row_titles(checkpoints)
-names = dataset_legend(data_root)  # land-cover names and colours of this dataset
+legend = legend_of_data(data_root)  # land-cover names and colours of this dataset
 print("models:", *(t.replace("\n", " — ") for t in titles.values()), sep="\n  ")
 print("tiles:", tile_ids)
 
@@ -127,7 +126,7 @@ print("tiles:", tile_ids)
 written = save_tile_comparisons(test_set, models, tile_ids, reports_dir / "figures",
                                     composite=COMPOSITE, zoom=ZOOM, device=device,
                                     sample_crop=sample_crop, row_titles=titles,
-                                    class_names=names)
+                                    class_names=legend)
 for item in written.values():
     for png in item["png"]:
         display(Image(filename=png))
@@ -161,7 +160,7 @@ else:
 
 # %%
 viewer = build_viewer(test_set, models, device=device, sample_crop=sample_crop,
-                      row_titles=titles, class_names=names)
+                      row_titles=titles, class_names=legend)
 viewer.show()
 
 # %%

@@ -42,7 +42,7 @@ def fake_data_module():
 @pytest.fixture(scope="session")
 def fake_luojiaset_root(tmp_path_factory, fake_data_module) -> Path:
     """Fake LuojiaSET-OSFCR (10 tiles × 5 buckets, 32 px) with ``<root>/manifest/``."""
-    from tdpcr_lib.datasets.manifest import write_manifest
+    from tdpcr_lib.datasets.luojiaset.manifest import write_manifest
 
     root = fake_data_module.write_fake_luojiaset(tmp_path_factory.mktemp("fake") / "LuojiaSET-OSFCR")
     write_manifest(root, out=root / "manifest")

@@ -277,7 +277,7 @@ def test_tdpcr_seed0_is_the_main_run_and_seg_decoder_only_shares_its_phase1(
         tiny_luojiaset_root, tmp_path, monkeypatch):
     """The main run (runs/phase1, runs/phase2) trained with the grid's recipe is reused as
     TDP-CR seed 0; the phase-2-only variant starts from that phase 1, which is not retrained."""
-    from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
+    from tdpcr_lib.datasets.luojiaset.dataset import LuojiaSETOSFCR
     from tdpcr_lib.evaluation.ablations import runs as ablation_runs
     from tdpcr_lib.training import run as training_run
 

@@ -18,8 +18,8 @@ from tdpcr_lib.datasets.cache import (
     verify_cache,
 )
 from tdpcr_lib.datasets.errors import DataIntegrityError
-from tdpcr_lib.datasets.layout import MODALITIES
-from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
+from tdpcr_lib.datasets.luojiaset.dataset import LuojiaSETOSFCR
+from tdpcr_lib.datasets.luojiaset.layout import MODALITIES
 from tdpcr_lib.transforms import TrainAugment
 
 

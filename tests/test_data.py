@@ -16,29 +16,26 @@ from matplotlib.figure import Figure
 from torch.utils.data import DataLoader
 
 from tdpcr_lib.core.normalisation import load_normalisation
-from tdpcr_lib.datasets.acquire import prepare_luojiaset
 from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError
-from tdpcr_lib.datasets.layout import (
-    BUCKET_CENTRES,
-    BUCKETS,
+from tdpcr_lib.datasets.luojiaset.acquire import prepare_luojiaset
+from tdpcr_lib.datasets.luojiaset.dataset import LuojiaSETOSFCR
+from tdpcr_lib.datasets.luojiaset.layout import (
     MODALITIES,
-    SampleRecord,
-    bucket_sort_key,
     discover_samples,
     modality_filename,
     parse_s2_name,
     sample_relpaths,
 )
-from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
-from tdpcr_lib.datasets.manifest import (
+from tdpcr_lib.datasets.luojiaset.manifest import (
     LUOJIASET_MANIFEST_DIR,
-    manifest_hash,
     read_split_csv,
     resolve_manifest_dir,
     split_samples,
     write_manifest,
 )
-from tdpcr_lib.datasets.summary import dataset_statistics
+from tdpcr_lib.datasets.luojiaset.summary import dataset_statistics
+from tdpcr_lib.datasets.manifests import manifest_hash
+from tdpcr_lib.datasets.samples import BUCKET_CENTRES, BUCKETS, SampleRecord, bucket_sort_key
 from tdpcr_lib.transforms import TrainAugment
 
 N_PER_BUCKET = 10  # tests/data/luojiaset/data.py default

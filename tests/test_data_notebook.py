@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from _notebook_outputs import assert_figures_inline
 
-from tdpcr_lib.datasets.layout import BUCKETS
-from tdpcr_lib.datasets.manifest import manifest_hash
+from tdpcr_lib.datasets.manifests import manifest_hash
+from tdpcr_lib.datasets.samples import BUCKETS
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "00_get_data.ipynb"

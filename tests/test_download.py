@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tdpcr_lib.cli.data import main as data_main
-from tdpcr_lib.datasets.download import download_file, download_sen12mscr
 from tdpcr_lib.datasets.errors import DataIntegrityError
+from tdpcr_lib.datasets.sen12mscr.download import download_file, download_sen12mscr
 
 PAYLOAD = bytes(range(256)) * 400  # 102 400 bytes
 

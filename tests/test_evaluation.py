@@ -11,14 +11,16 @@ import torch
 from torch import nn
 
 from tdpcr_lib.cli.evaluate import main
-from tdpcr_lib.datasets.layout import BUCKETS
-from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
+from tdpcr_lib.core.legend import class_scheme, load_legend
+from tdpcr_lib.datasets.luojiaset.dataset import LuojiaSETOSFCR
+from tdpcr_lib.datasets.samples import BUCKETS
+from tdpcr_lib.datasets.sources import legend_of_data
+from tdpcr_lib.datasets.synthetic.landscape import SYNTHETIC_CLASSES
 from tdpcr_lib.evaluation.evaluate import EvaluationResult, evaluate
 from tdpcr_lib.evaluation.majority import MajorityBaseline, majority_class_baseline
 from tdpcr_lib.evaluation.report import headline_metrics, results_markdown
 from tdpcr_lib.evaluation.tables import (
     band_error_under_clouds,
-    class_names,
     dataframe_to_markdown,
     normalised_confusion,
     per_class_iou_table,
@@ -197,10 +199,13 @@ def test_per_class_and_confusion_tables_are_hand_checkable():
 
 
 def test_class_names_come_from_the_twin(tiny_luojiaset_root, tmp_path):
+    """One legend lookup per dataset: the twin's own names, wherever its legend is asked for."""
     (tmp_path / "synthetic.json").write_text(json.dumps({"classes": {"1": "water"}}))
-    names = class_names(tmp_path)
-    assert names[1] == "water" and names[0] == "class 0"
-    assert class_names(None)[0] == "class 0"
+    twin = legend_of_data(tmp_path)
+    assert twin.names[:2] == ("road", "water") and twin.name == "synthetic"
+    assert legend_of_data(None).names[0] == "class 0"
+    assert class_scheme(twin.name) == class_scheme(legend_of_data(None).name)
+    assert list(load_legend(name="synthetic").names) == list(SYNTHETIC_CLASSES.values())
 
 
 def test_band_error_under_clouds_reports_bias_per_band():

@@ -404,7 +404,7 @@ def test_unknown_land_cover_codes_are_reported_once_per_file(tmp_path):
 
 
 def test_dataset_reports_ignored_pixels_naming_the_file(tiny_luojiaset_root, tmp_path):
-    from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
+    from tdpcr_lib.datasets.luojiaset.dataset import LuojiaSETOSFCR
 
     root = Path(shutil.copytree(tiny_luojiaset_root, tmp_path / "twin"))
     dataset = LuojiaSETOSFCR(root, split="test")
@@ -447,8 +447,9 @@ def test_help_still_exits_zero(capsys):
 
 def test_missing_manifest_hints_never_point_into_the_package(tiny_luojiaset_root, tmp_path):
     from tdpcr_lib.datasets.errors import DataIntegrityError
-    from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
-    from tdpcr_lib.datasets.manifest import LUOJIASET_MANIFEST_DIR, verify_checksums
+    from tdpcr_lib.datasets.luojiaset.dataset import LuojiaSETOSFCR
+    from tdpcr_lib.datasets.luojiaset.manifest import LUOJIASET_MANIFEST_DIR
+    from tdpcr_lib.datasets.manifests import verify_checksums
 
     root = Path(shutil.copytree(tiny_luojiaset_root, tmp_path / "twin",
                                 ignore=shutil.ignore_patterns("manifest")))

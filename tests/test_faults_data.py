@@ -36,13 +36,9 @@ import torch
 from safetensors.torch import load_file
 
 from tdpcr_lib.cli import data as data_cli
-from tdpcr_lib.datasets.acquire import (
-    EXTRACTION_MARKER,
-    ExtractionRefused,
-    prepare_luojiaset,
-    written_by_extraction,
-)
+from tdpcr_lib.datasets.archives import EXTRACTION_MARKER, ExtractionRefused, written_by_extraction
 from tdpcr_lib.datasets.errors import DataIntegrityError
+from tdpcr_lib.datasets.luojiaset.acquire import prepare_luojiaset
 from tdpcr_lib.datasets.synthetic.scenes import make_synthetic_scene
 from tdpcr_lib.inference.inputs import PredictionInputError
 from tdpcr_lib.inference.metadata import portable_path
@@ -58,7 +54,8 @@ from tdpcr_lib.models.checkpoint import (
 )
 from tdpcr_lib.models.checkpoint_files import recover_checkpoint, staging_dirs
 from tdpcr_lib.models.config import ModelConfig
-from tdpcr_lib.training.run import clear_run, ensure_dataset, recover_run
+from tdpcr_lib.datasets.sources import ensure_dataset
+from tdpcr_lib.training.run import clear_run, recover_run
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 120

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Dataset, Subset
 
-from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
+from tdpcr_lib.datasets.luojiaset.dataset import LuojiaSETOSFCR
 from tdpcr_lib.datasets.memory import (
     InMemoryDataset,
     hold_in_memory,

@@ -19,21 +19,21 @@ from rasterio.crs import CRS
 from tdpcr_lib.core import legend as legend_module
 from tdpcr_lib.core.legend import legend_of, load_legend
 from tdpcr_lib.core.normalisation import load_normalisation
-from tdpcr_lib.datasets.cloudmask import cloud_mask, cloud_score
 from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError
-from tdpcr_lib.datasets.layout import BUCKETS, bucket_of
-from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
-from tdpcr_lib.datasets.manifest import read_split_config
-from tdpcr_lib.datasets.sen12mscr import SEN12MSCR, igbp_lookup
-from tdpcr_lib.datasets.sen12mscr_acquire import prepare_sen12mscr
-from tdpcr_lib.datasets.sen12mscr_layout import (
+from tdpcr_lib.datasets.luojiaset.dataset import LuojiaSETOSFCR
+from tdpcr_lib.datasets.manifests import read_split_config
+from tdpcr_lib.datasets.samples import BUCKETS, bucket_of
+from tdpcr_lib.datasets.sen12mscr.acquire import prepare_sen12mscr
+from tdpcr_lib.datasets.sen12mscr.cloudmask import cloud_mask, cloud_score
+from tdpcr_lib.datasets.sen12mscr.dataset import SEN12MSCR, igbp_lookup
+from tdpcr_lib.datasets.sen12mscr.layout import (
     official_archives,
     parse_s1_name,
     patch_filename,
     scene_key,
     scene_split,
 )
-from tdpcr_lib.datasets.sen12mscr_manifest import write_sen12mscr_manifest
+from tdpcr_lib.datasets.sen12mscr.manifest import write_sen12mscr_manifest
 from tdpcr_lib.datasets.sources import detect_source, legend_of_data, open_dataset
 
 FAKE_SCRIPT = Path(__file__).parent / "data" / "sen12mscr" / "make_fake.py"
@@ -414,7 +414,7 @@ def archives(sen12_root, tmp_path_factory) -> Path:
 def test_prepare_extracts_the_per_season_archives(archives, tmp_path, capsys, monkeypatch):
     folder = Path(shutil.copytree(archives, tmp_path / "downloads"))
     # the fake land-cover archives are not the published ones: skip only their MD5 check
-    monkeypatch.setattr("tdpcr_lib.datasets.sen12mscr_acquire.LAND_COVER_MD5", {})
+    monkeypatch.setattr("tdpcr_lib.datasets.sen12mscr.acquire.LAND_COVER_MD5", {})
     root = prepare_sen12mscr(folder)
     assert root == folder / "SEN12MS-CR"
     assert (root / "ROIs1158_spring_s1" / "ROIs1158_spring_s1" / "s1_1").is_dir()

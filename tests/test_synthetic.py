@@ -13,9 +13,10 @@ from scipy.ndimage import uniform_filter
 from tdpcr_lib.cli import main as cli
 from tdpcr_lib.cli.data import main as data_main
 from tdpcr_lib.core.bands import S1_BANDS, S2_BANDS
-from tdpcr_lib.datasets.layout import BUCKETS, MODALITIES, discover_samples
-from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
-from tdpcr_lib.datasets.manifest import read_split_csv
+from tdpcr_lib.datasets.luojiaset.dataset import LuojiaSETOSFCR
+from tdpcr_lib.datasets.luojiaset.layout import MODALITIES, discover_samples
+from tdpcr_lib.datasets.luojiaset.manifest import read_split_csv
+from tdpcr_lib.datasets.samples import BUCKETS
 from tdpcr_lib.datasets.synthetic.clouds import simulate_clouds
 from tdpcr_lib.datasets.synthetic.landscape import CLASS_SPECTRA
 from tdpcr_lib.datasets.synthetic.tiles import (

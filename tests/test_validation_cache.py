@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import Subset
 
 from tdpcr_lib.core.io import sha256_file
-from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
+from tdpcr_lib.datasets.luojiaset.dataset import LuojiaSETOSFCR
 from tdpcr_lib.metrics.accumulator import EvaluationAccumulator
 from tdpcr_lib.metrics.input_cache import InputMetricsCache
 from tdpcr_lib.models import ModelConfig, build_model

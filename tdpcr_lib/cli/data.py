@@ -24,11 +24,10 @@ import time
 
 from tdpcr_lib.cli.errors import CliParser, check_int, check_output_folder, run_command
 from tdpcr_lib.core.paths import DEFAULT_SYNTHETIC_ROOT
-from tdpcr_lib.datasets.download import download_sen12mscr
-from tdpcr_lib.datasets.manifest import LOCAL_MANIFEST, write_manifest
-from tdpcr_lib.datasets.sen12mscr_acquire import prepare_sen12mscr
-from tdpcr_lib.datasets.sen12mscr_layout import DEFAULT_SEN12MSCR_ROOT, SEASONS
-from tdpcr_lib.datasets.sen12mscr_manifest import write_sen12mscr_manifest
+from tdpcr_lib.datasets.manifests import LOCAL_MANIFEST
+from tdpcr_lib.datasets.sen12mscr.download import download_sen12mscr
+from tdpcr_lib.datasets.sen12mscr.layout import DEFAULT_SEN12MSCR_ROOT, SEASONS
+from tdpcr_lib.datasets.sources import DataOptions, data_source
 from tdpcr_lib.datasets.synthetic.tiles import (
     DEFAULT_N_TILES,
     DEFAULT_TILE_SIZE,
@@ -105,13 +104,11 @@ def _data(argv: list[str]) -> int:
         check_int("--workers", args.workers, 1)
         if args.out is not None:
             check_output_folder(args.out, "--out")
-        if args.source == "sen12mscr":
-            out = write_sen12mscr_manifest(prepare_sen12mscr(args.root),
-                                           land_cover_root=args.land_cover, out=args.out,
-                                           checksums=not args.no_checksums, workers=args.workers)
-        else:
-            out = write_manifest(args.root, out=args.out, seed=args.seed,
-                                 checksums=not args.no_checksums, workers=args.workers)
+        source = data_source(args.source)
+        options = DataOptions(split_seed=args.seed, land_cover_root=args.land_cover,
+                              manifest_dir=args.out, checksums=not args.no_checksums,
+                              workers=args.workers)
+        out = source.write_manifest(source.prepare(args.root, options), options)
         print(f"split manifest: {out} (train.csv, val.csv, test.csv"
               f"{', checksums.sha256' if not args.no_checksums else ''}, split_config.json) "
               f"in {time.perf_counter() - started:.1f} s")

@@ -104,11 +104,24 @@ def _report_unknown_codes(source: str, codes: np.ndarray, legend: Legend) -> Non
 
 
 #: Legends shipped with the package, by the name a :class:`ModelConfig` stores: LuojiaSET-OSFCR's
-#: 7 classes, and the 10-class simplified IGBP scheme (DFC2020) of SEN12MS land cover.
+#: 7 classes, the synthetic twin's names for the same 7 codes, and the 10-class simplified IGBP
+#: scheme (DFC2020) of SEN12MS land cover.
 PACKAGED_LEGENDS: dict[str, str] = {
     "luojiaset": "legend.json",
+    "synthetic": "legend_synthetic.json",
     "igbp_simplified": "legend_igbp_simplified.json",
 }
+
+#: Legends that name the codes of another one: the twin's classes are LuojiaSET-OSFCR's codes
+#: 0-6 under the twin's own names, so models, labels and products of the two interchange.
+_SAME_CODES_AS: dict[str, str] = {"synthetic": "luojiaset"}
+
+
+def class_scheme(name: str | None) -> str:
+    """The code scheme a legend name follows (``"synthetic"`` → ``"luojiaset"``): two legends with
+    the same scheme label the same classes with the same codes."""
+    name = name or "luojiaset"
+    return _SAME_CODES_AS.get(name, name)
 
 
 def legend_of(model_or_config: object) -> Legend:

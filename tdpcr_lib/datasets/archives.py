@@ -1,4 +1,5 @@
-"""Getting LuojiaSET-OSFCR ready: where to download it, safe archive extraction."""
+"""Safe archive extraction shared by every source: zip/tar archives into a folder marked as ours,
+never replacing a folder tdpcr did not write."""
 
 from __future__ import annotations
 
@@ -12,20 +13,23 @@ from typing import Any
 
 from tdpcr_lib import __version__
 from tdpcr_lib.core.io import atomic_write_json, sha256_file
-from tdpcr_lib.core.paths import DATA_DIR
 from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError
-from tdpcr_lib.datasets.layout import find_dataset_root, how_to_get_luojiaset
 
-#: Where notebook 00 looks for a user-placed copy of the real data by default.
-DEFAULT_LUOJIASET_ROOT = DATA_DIR / "LuojiaSET-OSFCR"
-
-
-_ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 
 
 def is_archive(path: str | Path) -> bool:
-    """True for the archive types :func:`prepare_luojiaset` extracts."""
-    return Path(path).name.lower().endswith(_ARCHIVE_SUFFIXES)
+    """True for the archive types :func:`extract_archive` extracts."""
+    return Path(path).name.lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def archive_stem(path: str | Path) -> str:
+    """The archive's name without its suffix (``"data.tar.gz"`` → ``"data"``)."""
+    name = Path(path).name
+    for suffix in ARCHIVE_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
 
 
 #: Written into every folder :func:`extract_archive` makes: which archive it came from. Only a
@@ -82,7 +86,7 @@ def extract_archive(archive: str | Path, destination: str | Path, overwrite: boo
     """
     archive, destination = Path(archive), Path(destination)
     if not archive.is_file():
-        raise DatasetNotFoundError(f"archive {archive} does not exist. " + how_to_get_luojiaset())
+        raise DatasetNotFoundError(f"archive {archive} does not exist")
     replacing = None
     if destination.exists() or destination.is_symlink():
         if not destination.is_dir() or destination.is_symlink():
@@ -131,42 +135,3 @@ def extract_archive(archive: str | Path, destination: str | Path, overwrite: boo
     else:
         tmp.rename(destination)
     return destination
-
-
-def prepare_luojiaset(source: str | Path, extract_to: str | Path | None = None,
-                      overwrite: bool = False) -> Path:
-    """Locate a user-provided LuojiaSET-OSFCR folder or extract an archive; return the dataset root.
-
-    Parameters
-    ----------
-    source : path
-        The unpacked folder (or a folder above it), or a ``.zip`` / ``.tar[.gz|.bz2|.xz]`` archive.
-    extract_to : path, optional
-        Where an archive is extracted (default: beside it, named after it). An existing folder
-        that already holds the bucket folders is reused as it is. An existing folder that does
-        not is replaced only if tdpcr extracted it (or it is empty); a folder with other files
-        raises :class:`ExtractionRefused` and is left untouched.
-    overwrite : bool
-        Replace an existing ``extract_to`` folder even though tdpcr did not write it (deletes
-        its files).
-    """
-    source = Path(source).expanduser()
-    if source.is_dir():
-        return find_dataset_root(source)
-    if not source.exists():
-        raise DatasetNotFoundError(f"{source} does not exist. " + how_to_get_luojiaset(source))
-    if not is_archive(source):
-        raise DataIntegrityError(f"{source} is neither a folder nor a zip/tar archive")
-    stem = source.name
-    for suffix in _ARCHIVE_SUFFIXES:
-        if stem.lower().endswith(suffix):
-            stem = stem[: -len(suffix)]
-            break
-    destination = Path(extract_to) if extract_to is not None else source.with_name(stem)
-    if destination.is_dir():
-        try:
-            return find_dataset_root(destination)
-        except DatasetNotFoundError:
-            pass  # incomplete or unrelated: extract_archive decides whether it may replace it
-    extract_archive(source, destination, overwrite=overwrite)
-    return find_dataset_root(destination)

@@ -29,11 +29,11 @@ from typing import Any
 import numpy as np
 
 from tdpcr_lib.core.io import atomic_path, atomic_write_json, sha256_file
-from tdpcr_lib.core.legend import load_legend
 from tdpcr_lib.core.normalisation import load_normalisation
 from tdpcr_lib.datasets.errors import DataIntegrityError
-from tdpcr_lib.datasets.layout import MODALITIES, SampleRecord
-from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
+from tdpcr_lib.datasets.luojiaset.dataset import LuojiaSETOSFCR
+from tdpcr_lib.datasets.luojiaset.layout import MODALITIES, luojiaset_legend
+from tdpcr_lib.datasets.samples import SampleRecord
 
 INDEX_FILE = "index.json"
 
@@ -181,7 +181,7 @@ class CachedLuojiaSETOSFCR(LuojiaSETOSFCR):
                         for r in self.index["records"]]
         self.transforms = transforms
         self.normalisation = load_normalisation()
-        self.legend = load_legend()
+        self.legend = luojiaset_legend(self.root)
         self._arrays: dict[str, np.ndarray] | None = None
 
     @property

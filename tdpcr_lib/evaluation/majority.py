@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from tdpcr_lib.core.legend import load_legend
-from tdpcr_lib.datasets.layout import read_modality
+from tdpcr_lib.datasets.luojiaset.layout import read_modality
 from tdpcr_lib.evaluation.evaluate import accumulate_metrics
 from tdpcr_lib.evaluation.tables import subset_table
 from tdpcr_lib.metrics.results import SEG_METRICS, metric_spec, to_records

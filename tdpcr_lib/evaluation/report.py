@@ -13,6 +13,7 @@ from torch.utils.data import Dataset
 
 from tdpcr_lib.core import paths
 from tdpcr_lib.core.io import atomic_write_text
+from tdpcr_lib.core.legend import class_scheme
 from tdpcr_lib.evaluation.evaluate import EvaluationResult
 from tdpcr_lib.evaluation.majority import MajorityBaseline, majority_table
 from tdpcr_lib.evaluation.tables import (
@@ -178,7 +179,7 @@ def results_markdown(result: EvaluationResult, majority: MajorityBaseline | None
               "2601.12052, IGARSS 2026). These are **not** our measurements; the comparisons "
               "they refer to are reproduced by the ablation/baseline notebooks.", ""]
     legend = (result.meta.get("model_config") or {}).get("legend") or "luojiaset"
-    if legend != "luojiaset":
+    if class_scheme(legend) != "luojiaset":
         lines += [f"**Not comparable with this evaluation:** the paper measured on "
                   f"LuojiaSET-OSFCR (7 classes); this model follows the `{legend}` legend of "
                   "another dataset, so neither the absolute numbers nor the class-wise figures "

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,9 +11,7 @@ import pandas as pd
 
 from tdpcr_lib.core.arrays import to_numpy
 from tdpcr_lib.core.bands import S2_BANDS
-from tdpcr_lib.core.legend import Legend, load_legend
-from tdpcr_lib.datasets.sources import legend_of_data
-from tdpcr_lib.datasets.synthetic.tiles import read_synthetic_info
+from tdpcr_lib.core.legend import load_legend
 from tdpcr_lib.metrics.results import (
     ALL,
     CR_METRICS,
@@ -41,25 +37,6 @@ def as_percent(table: pd.DataFrame) -> pd.DataFrame:
         out[column] = out[column].astype(float) * 100.0
         out = out.rename(columns={column: f"{column} %"})
     return out
-
-
-def dataset_legend(data_root: str | Path | None = None) -> Legend:
-    """The land-cover legend of the dataset in ``data_root``, with the synthetic twin's own class
-    names when it is a twin (``synthetic.json``): SEN12MS-CR → the simplified IGBP classes;
-    LuojiaSET-OSFCR → ``"class N"`` where the class is not known. Plot functions take it as
-    ``class_names`` (names and colours)."""
-    legend = legend_of_data(data_root) if data_root is not None else load_legend()
-    info = read_synthetic_info(data_root) if data_root is not None else None
-    if info and info.get("classes"):
-        named = {int(k): v for k, v in info["classes"].items()}
-        return dataclasses.replace(legend, names=tuple(named.get(k, legend.names[k])
-                                                       for k in legend.codes))
-    return legend
-
-
-def class_names(data_root: str | Path | None = None) -> list[str]:
-    """Land-cover class names by code (those of :func:`dataset_legend`)."""
-    return list(dataset_legend(data_root).names)
 
 
 def per_class_iou_table(frame: pd.DataFrame, names: Sequence[str] | None = None,

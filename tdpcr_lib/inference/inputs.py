@@ -75,7 +75,7 @@ def _check(src: rasterio.DatasetReader, path: Path, role: str, bands: Sequence[s
             "(e.g. gdal_edit.py -a_srs EPSG:...) so it can be placed on the Sentinel-2 grid")
 
 
-#: Data types accepted per input (as the dataset loader, :mod:`tdpcr_lib.datasets.layout`, plus
+#: Data types accepted per input (as the dataset loader, :mod:`tdpcr_lib.datasets.luojiaset.layout`, plus
 #: float64): S2 holds L1C digital numbers, S1 backscatter in dB, which integers cannot carry.
 S2_DTYPES: tuple[str, ...] = ("uint16", "float32", "float64")
 S1_DTYPES: tuple[str, ...] = ("float32", "float64")

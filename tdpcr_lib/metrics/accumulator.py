@@ -19,7 +19,7 @@ import torch.distributed as dist
 from torchmetrics import Metric
 from torchmetrics.utilities.distributed import gather_all_tensors
 
-from tdpcr_lib.datasets.layout import BUCKETS
+from tdpcr_lib.datasets.samples import BUCKETS
 from tdpcr_lib.metrics.functional import (
     confusion_matrix,
     cr_metrics_by_region,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ from tdpcr_lib.models.checkpoint_files import (
     swap_in,
     verify_file,
 )
-from tdpcr_lib.models.config import ModelConfig
+from tdpcr_lib.models.config import ModelConfig, config_differences
 from tdpcr_lib.models.fingerprint import parameter_fingerprint
 
 #: Bumped when the folder layout or the meaning of a field changes.
@@ -322,20 +322,6 @@ def _check_state_matches(model: nn.Module, state: dict[str, torch.Tensor], where
             parts.append(f"{len(shapes)} shape mismatches (e.g. {shapes[:3]})")
         raise CheckpointError(f"{where}: weights do not fit the architecture: "
                               + "; ".join(parts))
-
-
-def config_differences(stored: Mapping[str, Any], current: Mapping[str, Any], *,
-                       ignore: Collection[str] = ()) -> list[str]:
-    """Human-readable ``field: checkpoint=… vs requested=…`` lines for differing fields.
-
-    The one comparison of a stored config with the current one: loading a checkpoint into a
-    model (model configs), resuming a run (:func:`tdpcr_lib.training.run.resume_problems`: train
-    and model configs) both use it. Fields in ``ignore`` may differ (e.g. the train-config fields
-    a resumed run may change).
-    """
-    keys = sorted((set(stored) | set(current)) - set(ignore))
-    return [f"{k}: checkpoint={stored.get(k, '<absent>')!r} vs requested="
-            f"{current.get(k, '<absent>')!r}" for k in keys if stored.get(k) != current.get(k)]
 
 
 def load_model(directory: str | Path, device: str | torch.device = "cpu",

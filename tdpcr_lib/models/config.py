@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tdpcr_lib.core.legend import PACKAGED_LEGENDS
+from tdpcr_lib.core.legend import PACKAGED_LEGENDS, class_scheme
 from tdpcr_lib.models.presets import preset_fields
 
 ARCHES: tuple[str, ...] = ("tdpcr", "dsen2cr", "multitask_unet")
@@ -260,3 +261,24 @@ def named_configs(small: bool = False, size: str | None = None) -> dict[str, Mod
         "dsen2cr": make(arch="dsen2cr", name="dsen2cr"),
         "multitask_unet": make(arch="multitask_unet", name="multitask_unet"),
     }
+
+
+def config_differences(stored: Mapping[str, Any], current: Mapping[str, Any], *,
+                       ignore: Collection[str] = ()) -> list[str]:
+    """Human-readable ``field: checkpoint=… vs requested=…`` lines for differing fields.
+
+    The one comparison of a stored config with the current one: loading a checkpoint into a
+    model (model configs), resuming a run (:func:`tdpcr_lib.training.run.resume_problems`: train
+    and model configs) both use it. Fields in ``ignore`` may differ (e.g. the train-config fields
+    a resumed run may change). Legends differing only in names (the twin's and LuojiaSET-OSFCR's,
+    :func:`~tdpcr_lib.core.legend.class_scheme`) are the same classes.
+    """
+    keys = sorted((set(stored) | set(current)) - set(ignore))
+
+    def same(key: str) -> bool:
+        if key == "legend" and None not in (stored.get(key), current.get(key)):
+            return class_scheme(stored[key]) == class_scheme(current[key])
+        return stored.get(key) == current.get(key)
+
+    return [f"{k}: checkpoint={stored.get(k, '<absent>')!r} vs requested="
+            f"{current.get(k, '<absent>')!r}" for k in keys if not same(k)]

@@ -10,7 +10,7 @@ import rasterio
 import rasterio.shutil
 from rasterio.windows import Window
 
-from tdpcr_lib.core.legend import legend_of_tags, load_legend
+from tdpcr_lib.core.legend import class_scheme, legend_of_tags, load_legend
 from tdpcr_lib.core.normalisation import load_normalisation
 from tdpcr_lib.core.runtime import seed_everything
 from tdpcr_lib.inference.inputs import PredictionInputError
@@ -87,7 +87,7 @@ def compare_to_reference(outputs: dict[str, Path], reference_s2: str | Path,
         lc_ref = stack.enter_context(rasterio.open(reference_land_cover)) if lc else None
         if lc is not None and lc_ref is not None:
             legend = legend_of_tags(lc.tags())  # the classes the product was written with
-            if legend_of_tags(lc_ref.tags()).name != legend.name:
+            if class_scheme(legend_of_tags(lc_ref.tags()).name) != class_scheme(legend.name):
                 lc = lc_ref = None  # different class schemes (e.g. SEN12MS vs LuojiaSET codes)
         for y0 in range(0, pred.height, rows_per_read):
             window = Window(0, y0, pred.width, min(rows_per_read, pred.height - y0))

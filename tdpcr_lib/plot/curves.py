@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from tdpcr_lib.datasets.layout import BUCKET_CENTRES
+from tdpcr_lib.datasets.samples import BUCKET_CENTRES
 from tdpcr_lib.evaluation.ablations.report import per_bucket_for_plot
 from tdpcr_lib.metrics.results import VAL_PREFIX, column_name
 from tdpcr_lib.plot.compare import _nan_if_none

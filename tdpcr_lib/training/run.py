@@ -19,10 +19,9 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from tdpcr_lib.core.io import sha256_file
+from tdpcr_lib.core.legend import class_scheme
 from tdpcr_lib.core.runtime import seed_everything
-from tdpcr_lib.datasets.layout import BUCKETS
-from tdpcr_lib.datasets.sources import check_source, open_dataset, prepare_real_data
-from tdpcr_lib.datasets.synthetic.tiles import make_synthetic_luojiaset, read_synthetic_info
+from tdpcr_lib.datasets.sources import open_dataset
 from tdpcr_lib.metrics.results import VAL_PREFIX, from_records, headline
 from tdpcr_lib.models.build import build_model
 from tdpcr_lib.models.checkpoint import (
@@ -46,30 +45,6 @@ from tdpcr_lib.transforms import TrainAugment
 # --------------------------------------------------------------------------------------------
 # High-level entry point: build model + data, train
 # --------------------------------------------------------------------------------------------
-def ensure_dataset(data_root: str | Path, source: str | None = "synthetic") -> Path:
-    """The dataset folder to train on, made ready for :func:`tdpcr_lib.datasets.sources.open_dataset`.
-
-    ``source="synthetic"``: generate the default synthetic twin at ``data_root`` if it is not
-    there yet (what notebook 00 does). ``"luojiaset"`` / ``"sen12mscr"``: the real data; an
-    archive is extracted and the dataset root is located
-    (:func:`tdpcr_lib.datasets.sources.prepare_real_data`). A missing split manifest raises with
-    the command that writes one.
-    """
-    data_root = Path(data_root).expanduser()
-    if source in (None, "synthetic"):
-        info = read_synthetic_info(data_root)
-        if info is not None and info.get("status") == "generating":
-            # a generation was killed: finish it with its own parameters (resumable)
-            params = info.get("parameters", {})
-            make_synthetic_luojiaset(data_root, n_tiles=params["n_tiles"], size=params["size"],
-                                     seed=params["seed"])
-        elif not any((data_root / bucket).is_dir() for bucket in BUCKETS):
-            print(f"no dataset at {data_root}: generating the synthetic twin there", flush=True)
-            make_synthetic_luojiaset(data_root)
-        return data_root
-    return prepare_real_data(check_source(source), data_root)
-
-
 def build_datasets(data_root: str | Path, config: TrainConfig
                    ) -> tuple[Dataset, Dataset | None]:
     """Training and validation splits (whole tiles; augmentation is applied by the trainer)."""
@@ -311,7 +286,7 @@ def classes_from_legend(config: TrainConfig, model_config: ModelConfig | None,
     if config.phase == "phase2":
         start = read_meta(resolve_checkpoint_dir(config.init_from))["model_config"]
         trained_for = start.get("legend", "luojiaset")
-        if trained_for != legend.name:
+        if class_scheme(trained_for) != class_scheme(legend.name):
             raise CheckpointError(f"{config.init_from}: trained for the {trained_for!r} legend, "
                                   f"but the data use {legend.name!r}; train phase 1 on the "
                                   "same dataset")

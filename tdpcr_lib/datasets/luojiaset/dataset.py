@@ -34,24 +34,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from tdpcr_lib.core.legend import Legend, load_legend
+from tdpcr_lib.core.legend import Legend
 from tdpcr_lib.core.normalisation import Normalisation, load_normalisation
 from tdpcr_lib.datasets.base import ManifestDataset
 from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError
-from tdpcr_lib.datasets.layout import (
-    BUCKETS,
+from tdpcr_lib.datasets.luojiaset.layout import (
     MODALITIES,
-    SPLITS,
-    _require_finite,
     how_to_get_luojiaset,
+    luojiaset_legend,
     read_modality,
-    require_same_size,
 )
-from tdpcr_lib.datasets.manifest import (
-    read_split_csv,
-    resolve_manifest_dir,
-    verify_checksums,
-)
+from tdpcr_lib.datasets.luojiaset.manifest import read_split_csv, resolve_manifest_dir
+from tdpcr_lib.datasets.manifests import verify_checksums
+from tdpcr_lib.datasets.samples import BUCKETS, SPLITS, require_finite, require_same_size
 
 
 class LuojiaSETOSFCR(ManifestDataset):
@@ -107,7 +102,7 @@ class LuojiaSETOSFCR(ManifestDataset):
         self.records = read_split_csv(csv_path)
         self.transforms = transforms
         self.normalisation: Normalisation = load_normalisation()
-        self.legend: Legend = load_legend()
+        self.legend: Legend = luojiaset_legend(root)
         if checksum:
             verify_checksums(root, self.manifest_dir, self.records)
 
@@ -119,9 +114,9 @@ class LuojiaSETOSFCR(ManifestDataset):
         for modality in MODALITIES:
             arrays[modality] = read_modality(self.root / record.paths[modality], modality)
         require_same_size(arrays, {m: self.root / p for m, p in record.paths.items()}, record.id)
-        _require_finite(arrays["s2"], self.root / record.paths["s2"], "target (clear Sentinel-2)")
+        require_finite(arrays["s2"], self.root / record.paths["s2"], "target (clear Sentinel-2)")
         cloud_path = self.root / record.paths["cloud_detection_results"]
-        _require_finite(arrays["cloud_detection_results"], cloud_path, "cloud mask")
+        require_finite(arrays["cloud_detection_results"], cloud_path, "cloud mask")
         cloud = arrays["cloud_detection_results"]
         if cloud.size and (cloud.min() < 0 or cloud.max() > 1):
             raise DataIntegrityError(f"{cloud_path}: cloud mask values must lie in [0, 1], found "

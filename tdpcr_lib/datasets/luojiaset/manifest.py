@@ -1,46 +1,42 @@
-"""Split manifests: the per-split CSVs, sha256 checksums and their verification."""
+"""LuojiaSET-OSFCR's split manifest: the first author's 80/10/10 protocol, its CSVs and the
+comparison with the author's published split (checksums: :mod:`tdpcr_lib.datasets.manifests`)."""
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import random
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from tdpcr_lib.core.io import atomic_write_json, atomic_write_text, sha256_file
+from tdpcr_lib.core.io import atomic_write_json, atomic_write_text
 from tdpcr_lib.core.paths import MANIFEST_DIR
 from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError
-from tdpcr_lib.datasets.layout import (
-    BUCKETS,
+from tdpcr_lib.datasets.luojiaset.layout import (
     MODALITIES,
-    SPLITS,
-    SampleRecord,
     discover_samples,
     find_dataset_root,
     how_to_get_luojiaset,
     sample_id,
 )
+from tdpcr_lib.datasets.manifests import (
+    CHECKSUM_FILE,
+    LOCAL_MANIFEST,
+    manifest_hash,
+    write_checksums,
+)
+from tdpcr_lib.datasets.samples import BUCKETS, SPLITS, SampleRecord
 
 #: The split-protocol notes of the real data (``data_manifests/luojiaset_osfcr/`` of a checkout).
 #: The split CSVs are not shipped; :func:`resolve_manifest_dir` falls back to this folder only when
 #: ``<root>/manifest/`` does not exist, e.g. if you drop the author's published CSVs here.
 LUOJIASET_MANIFEST_DIR = MANIFEST_DIR / "luojiaset_osfcr"
 
-
-#: Folder name of a dataset's own manifest: ``<root>/manifest/`` (the default of
-#: :func:`write_manifest` and ``tdpcr data manifest``; found by ``LuojiaSETOSFCR(root)``).
-LOCAL_MANIFEST = "manifest"
-
-
-CHECKSUM_FILE = "checksums.sha256"
 
 
 def split_samples(samples: Sequence[SampleRecord], ratios: tuple[float, float, float] = (0.8, 0.1, 0.1),
@@ -148,20 +144,6 @@ def write_manifest(root: str | Path, out: str | Path | None = None,
     return out
 
 
-def write_checksums(root: Path, relpaths: Iterable[str], out: Path, enabled: bool = True,
-                    workers: int = 4) -> None:
-    """Write ``out/checksums.sha256`` (sha256 of every file, ``sha256sum -c`` format, paths
-    relative to ``root``), or remove a stale one when ``enabled`` is false."""
-    if not enabled:
-        (out / CHECKSUM_FILE).unlink(missing_ok=True)
-        return
-    relpaths = sorted(set(relpaths))
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        digests = list(pool.map(lambda rel: sha256_file(root / rel), relpaths))
-    atomic_write_text(out / CHECKSUM_FILE,
-                      "".join(f"{d}  {rel}\n" for d, rel in zip(digests, relpaths, strict=True)))
-
-
 def author_reference() -> dict[str, Any]:
     """What is known of the first author's published split (number of indexed samples, first
     rows of their ``test.csv``): the packaged ``tdpcr_lib/resources/luojiaset_author_split.json``."""
@@ -215,30 +197,6 @@ def read_split_csv(path: str | Path) -> list[SampleRecord]:
     return records
 
 
-def read_checksums(path: str | Path) -> dict[str, str]:
-    """Read a ``sha256sum``-style file into ``{relative path: hex digest}``."""
-    table: dict[str, str] = {}
-    for line_no, line in enumerate(Path(path).read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        digest, sep, rel = line.partition("  ")
-        if not sep or len(digest) != 64:
-            raise DataIntegrityError(f"{path}:{line_no}: not a '<sha256>  <path>' line: {line!r}")
-        table[rel.strip()] = digest
-    return table
-
-
-def manifest_hash(manifest_dir: str | Path) -> str:
-    """sha256 over the split CSVs present (line endings normalised), identifying a split."""
-    digest = hashlib.sha256()
-    for split in SPLITS:
-        path = Path(manifest_dir) / f"{split}.csv"
-        if path.is_file():
-            text = path.read_text().replace("\r\n", "\n")
-            digest.update(f"{split}\n".encode() + text.encode())
-    return digest.hexdigest()
-
-
 def resolve_manifest_dir(root: str | Path, manifest: str | Path | None = None) -> Path:
     """``manifest`` if given; else ``<root>/manifest/`` if it exists; else
     :data:`LUOJIASET_MANIFEST_DIR` (where the author's published CSVs may be dropped)."""
@@ -246,37 +204,3 @@ def resolve_manifest_dir(root: str | Path, manifest: str | Path | None = None) -
         return Path(manifest)
     local = Path(root) / LOCAL_MANIFEST
     return local if local.is_dir() else LUOJIASET_MANIFEST_DIR
-
-
-def verify_checksums(root: str | Path, manifest_dir: str | Path,
-                     records: Iterable[SampleRecord], workers: int = 4) -> None:
-    """Compare every file of ``records`` against ``checksums.sha256``; the first bad file raises."""
-    root, manifest_dir = Path(root), Path(manifest_dir)
-    table_path = manifest_dir / CHECKSUM_FILE
-    if not table_path.is_file():
-        # never advise writing into the package's own manifest folder: point beside the data
-        where = (f"`tdpcr data manifest {root}` (writes {root / LOCAL_MANIFEST})"
-                 if Path(manifest_dir).resolve() == LUOJIASET_MANIFEST_DIR.resolve()
-                 else f"`tdpcr data manifest {root} --out {manifest_dir}`")
-        raise DataIntegrityError(f"checksum=True but {table_path} does not exist; run {where} "
-                                 "to create it")
-    table = read_checksums(table_path)
-    relpaths = [p for r in records for p in r.paths.values()]
-    for rel in relpaths:
-        if rel not in table:
-            raise DataIntegrityError(f"{root / rel}: no checksum recorded in {table_path}")
-        if not (root / rel).is_file():
-            raise DataIntegrityError(f"{root / rel}: missing file (listed in {table_path})")
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        digests = pool.map(lambda rel: sha256_file(root / rel), relpaths)
-        for rel, digest in zip(relpaths, digests, strict=True):
-            if digest != table[rel]:
-                raise DataIntegrityError(f"{root / rel}: checksum mismatch (sha256 {digest}, "
-                                         f"expected {table[rel]} from {table_path}); the file is "
-                                         "corrupted or was changed")
-
-
-def read_split_config(manifest_dir: str | Path) -> dict[str, Any]:
-    """``split_config.json`` of a manifest folder (empty dict if absent)."""
-    path = Path(manifest_dir) / "split_config.json"
-    return json.loads(path.read_text()) if path.is_file() else {}

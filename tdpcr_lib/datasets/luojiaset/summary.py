@@ -1,24 +1,18 @@
-"""Dataset summaries: per-split statistics, header checks and read speed."""
+"""LuojiaSET-OSFCR summaries (notebook 00): per-split statistics and header checks."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from torch.utils.data import Dataset
 
 from tdpcr_lib.core.legend import load_legend
-from tdpcr_lib.datasets.layout import (
-    BUCKETS,
-    MODALITIES,
-    MODALITY_SPECS,
-    SPLITS,
-    ModalitySpec,
-    read_modality,
-)
-from tdpcr_lib.datasets.manifest import manifest_hash, read_split_csv, resolve_manifest_dir
+from tdpcr_lib.datasets.base import HeaderReport
+from tdpcr_lib.datasets.luojiaset.layout import MODALITIES, MODALITY_SPECS, read_modality
+from tdpcr_lib.datasets.luojiaset.manifest import read_split_csv, resolve_manifest_dir
+from tdpcr_lib.datasets.manifests import manifest_hash
+from tdpcr_lib.datasets.samples import BUCKETS, SPLITS
 
 
 # --------------------------------------------------------------------------------------------
@@ -71,47 +65,6 @@ def dataset_statistics(root: str | Path, manifest: str | Path | None = None,
     }
 
 
-class HeaderReport:
-    """Collects header problems (the first ``max_problems`` messages, and how many in all)."""
-
-    def __init__(self, max_problems: int = 20) -> None:
-        self.max_problems = max_problems
-        self.problems: list[str] = []
-        self.n_problems = self.checked = 0
-
-    def report(self, message: str) -> None:
-        self.n_problems += 1
-        if len(self.problems) < self.max_problems:
-            self.problems.append(message)
-
-    def check_sample(self, sample_id: str, files: Iterable[tuple[Path, ModalitySpec]]) -> None:
-        """Open each file of one sample: band count, dtype, readable; sizes must agree."""
-        import rasterio
-        from rasterio.errors import RasterioError
-
-        sizes = set()
-        for path, spec in files:
-            self.checked += 1
-            if not path.is_file():
-                self.report(f"{path}: missing {spec.description} file")
-                continue
-            try:
-                with rasterio.open(path) as src:
-                    if src.count != spec.bands:
-                        self.report(f"{path}: {src.count} band(s), expected {spec.bands}")
-                    if src.dtypes[0] not in spec.dtypes:
-                        self.report(f"{path}: dtype {src.dtypes[0]}, expected "
-                                    f"{' or '.join(spec.dtypes)}")
-                    sizes.add((src.height, src.width))
-            except RasterioError as err:
-                self.report(f"{path}: unreadable or corrupt GeoTIFF ({err})")
-        if len(sizes) > 1:
-            self.report(f"sample {sample_id}: modalities differ in size {sorted(sizes)}")
-
-    def result(self) -> dict[str, Any]:
-        return {"checked": self.checked, "n_problems": self.n_problems, "problems": self.problems}
-
-
 def verify_headers(root: str | Path, manifest: str | Path | None = None,
                    max_problems: int = 20) -> dict[str, Any]:
     """Open every file of every split and check band count, dtype and size (pixels not read).
@@ -136,16 +89,3 @@ def verify_headers(root: str | Path, manifest: str | Path | None = None,
             headers.check_sample(record.id, [(root / record.paths[m], MODALITY_SPECS[m])
                                              for m in MODALITIES])
     return headers.result()
-
-
-def measure_read_speed(dataset: Dataset, n: int = 32) -> float:
-    """Mean milliseconds to load one sample (first ``n`` samples, single process)."""
-    import time
-
-    n = min(n, len(dataset))
-    if n == 0:
-        return float("nan")
-    started = time.perf_counter()
-    for index in range(n):
-        dataset[index]
-    return 1000 * (time.perf_counter() - started) / n

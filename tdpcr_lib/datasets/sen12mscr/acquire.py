@@ -1,6 +1,6 @@
 """Getting SEN12MS-CR ready: a user-placed folder, or the official per-season archives.
 
-The archives are extracted one by one with :func:`tdpcr_lib.datasets.acquire.extract_archive`
+The archives are extracted one by one with :func:`tdpcr_lib.datasets.archives.extract_archive`
 (safe paths, temporary folder renamed at the end, marker file), each into a folder named after
 it; an archive already extracted (marker with the same name and size) is not extracted again.
 The land-cover archives are checked against the MD5 torchgeo publishes before extraction.
@@ -12,9 +12,9 @@ import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 
-from tdpcr_lib.datasets.acquire import extract_archive, written_by_extraction
+from tdpcr_lib.datasets.archives import extract_archive, written_by_extraction
 from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError
-from tdpcr_lib.datasets.sen12mscr_layout import (
+from tdpcr_lib.datasets.sen12mscr.layout import (
     LAND_COVER_MD5,
     SEASONS,
     find_sen12mscr_root,

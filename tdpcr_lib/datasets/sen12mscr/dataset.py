@@ -1,7 +1,7 @@
 """SEN12MS-CR (with SEN12MS land cover) as a torch ``Dataset`` with LuojiaSET-OSFCR's sample dict.
 
-Layout: :mod:`tdpcr_lib.datasets.sen12mscr_layout`; split manifest:
-:mod:`tdpcr_lib.datasets.sen12mscr_manifest`; cloud mask: :mod:`tdpcr_lib.datasets.cloudmask`.
+Layout: :mod:`tdpcr_lib.datasets.sen12mscr.layout`; split manifest:
+:mod:`tdpcr_lib.datasets.sen12mscr.manifest`; cloud mask: :mod:`tdpcr_lib.datasets.sen12mscr.cloudmask`.
 """
 
 from __future__ import annotations
@@ -16,21 +16,17 @@ import torch
 from tdpcr_lib.core.legend import Legend, load_legend, packaged_resource
 from tdpcr_lib.core.normalisation import Normalisation, load_normalisation
 from tdpcr_lib.datasets.base import ManifestDataset
-from tdpcr_lib.datasets.cloudmask import cloud_mask
 from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError
-from tdpcr_lib.datasets.layout import (
+from tdpcr_lib.datasets.manifests import LOCAL_MANIFEST, read_split_config, verify_checksums
+from tdpcr_lib.datasets.samples import (
     SPLITS,
-    _require_finite,
     bucket_of,
     read_raster,
+    require_finite,
     require_same_size,
 )
-from tdpcr_lib.datasets.manifest import (
-    LOCAL_MANIFEST,
-    read_split_config,
-    verify_checksums,
-)
-from tdpcr_lib.datasets.sen12mscr_layout import (
+from tdpcr_lib.datasets.sen12mscr.cloudmask import cloud_mask
+from tdpcr_lib.datasets.sen12mscr.layout import (
     LAND_COVER,
     MODALITIES,
     SPECS,
@@ -39,7 +35,7 @@ from tdpcr_lib.datasets.sen12mscr_layout import (
     modality_dir,
     patch_filename,
 )
-from tdpcr_lib.datasets.sen12mscr_manifest import read_sen12mscr_csv
+from tdpcr_lib.datasets.sen12mscr.manifest import read_sen12mscr_csv
 
 #: The packaged legend and normalisation this dataset uses (names travel in model configs).
 LEGEND_NAME = "igbp_simplified"
@@ -150,7 +146,7 @@ class SEN12MSCR(ManifestDataset):
             if value != reference and not (modality == LAND_COVER and value is None):
                 raise DataIntegrityError(f"{paths[modality]}: CRS {value} differs from the clear "
                                          f"Sentinel-2 file's {reference} ({paths['s2'].name})")
-        _require_finite(arrays["s2"], paths["s2"], "target (clear Sentinel-2)")
+        require_finite(arrays["s2"], paths["s2"], "target (clear Sentinel-2)")
         return arrays
 
     def labels(self, raw: Mapping[str, np.ndarray], index: int) -> np.ndarray:

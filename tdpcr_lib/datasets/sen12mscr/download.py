@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from tdpcr_lib.datasets.errors import DataIntegrityError
-from tdpcr_lib.datasets.sen12mscr_acquire import md5_file
-from tdpcr_lib.datasets.sen12mscr_layout import SEASONS, official_archives
+from tdpcr_lib.datasets.sen12mscr.acquire import md5_file
+from tdpcr_lib.datasets.sen12mscr.layout import SEASONS, official_archives
 
 Opener = Callable[..., Any]
 
@@ -86,7 +86,7 @@ def download_sen12mscr(destination: str | Path, seasons: Sequence[str] = SEASONS
     """Download the official SEN12MS-CR archives (+ SEN12MS land cover) into ``destination``.
 
     Then run notebook 00 with ``SOURCE="sen12mscr"`` and ``DATA_ROOT=destination`` (or
-    :func:`tdpcr_lib.datasets.sen12mscr_acquire.prepare_sen12mscr`) to extract and index them.
+    :func:`tdpcr_lib.datasets.sen12mscr.acquire.prepare_sen12mscr`) to extract and index them.
     """
     return [download_file(a.url, Path(destination) / a.name, md5=a.md5, progress=progress,
                            opener=opener)

@@ -23,7 +23,7 @@ from pathlib import Path
 from tdpcr_lib.core.bands import S1_BANDS, S2_BANDS
 from tdpcr_lib.core.legend import packaged_resource
 from tdpcr_lib.core.paths import DATA_DIR
-from tdpcr_lib.datasets.layout import ModalitySpec, find_root
+from tdpcr_lib.datasets.samples import ModalitySpec, find_root
 
 #: The four seasons (ROI set and meteorological season), in the order of the archives.
 SEASONS: tuple[str, ...] = ("ROIs1158_spring", "ROIs1868_summer", "ROIs1970_fall", "ROIs2017_winter")

@@ -1,11 +1,11 @@
 """SEN12MS-CR split manifests: indexing the patches, the scene-level split, cloud cover, CSVs.
 
 A manifest folder (default ``<root>/manifest/``) holds ``train.csv``, ``val.csv``, ``test.csv``
-(header row :data:`~tdpcr_lib.datasets.sen12mscr_layout.CSV_COLUMNS`; paths relative to the
+(header row :data:`~tdpcr_lib.datasets.sen12mscr.layout.CSV_COLUMNS`; paths relative to the
 dataset root, land cover possibly through ``../`` when it lives elsewhere, empty when a patch has
 none), ``checksums.sha256`` and ``split_config.json``. The split is the scene-level split of
 UnCRtainTS (``tdpcr_lib/resources/sen12mscr_split.json``); the cloud cover of every patch is the
-fraction of its computed cloud mask (:mod:`tdpcr_lib.datasets.cloudmask`), and its bucket the
+fraction of its computed cloud mask (:mod:`tdpcr_lib.datasets.sen12mscr.cloudmask`), and its bucket the
 five 20 % bins of LuojiaSET-OSFCR.
 """
 
@@ -24,16 +24,16 @@ from typing import Any
 
 from tdpcr_lib.core.io import atomic_write_json, atomic_write_text
 from tdpcr_lib.core.legend import packaged_resource
-from tdpcr_lib.datasets.cloudmask import CLOUD_THRESHOLD, cloud_mask
 from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError
-from tdpcr_lib.datasets.layout import BUCKETS, SPLITS, SampleRecord, bucket_of, read_raster
-from tdpcr_lib.datasets.manifest import (
+from tdpcr_lib.datasets.manifests import (
     CHECKSUM_FILE,
     LOCAL_MANIFEST,
     manifest_hash,
     write_checksums,
 )
-from tdpcr_lib.datasets.sen12mscr_layout import (
+from tdpcr_lib.datasets.samples import BUCKETS, SPLITS, SampleRecord, bucket_of, read_raster
+from tdpcr_lib.datasets.sen12mscr.cloudmask import CLOUD_THRESHOLD, cloud_mask
+from tdpcr_lib.datasets.sen12mscr.layout import (
     CSV_COLUMNS,
     LAND_COVER,
     MODALITIES,
@@ -181,7 +181,7 @@ def write_sen12mscr_manifest(root: str | Path, land_cover_root: str | Path | Non
         "split_source": split_spec["source"],
         "land_cover_root": None if land_cover_root is None else str(Path(land_cover_root)),
         "cloud_mask": f"rule-based cloud score of DSen2-CR/UnCRtainTS, threshold "
-                      f"{CLOUD_THRESHOLD} (tdpcr_lib.datasets.cloudmask)",
+                      f"{CLOUD_THRESHOLD} (tdpcr_lib.datasets.sen12mscr.cloudmask)",
         "cloud_coverage_ranges": list(BUCKETS),
         "csv_columns": list(CSV_COLUMNS),
         "indexed_samples": len(patches),

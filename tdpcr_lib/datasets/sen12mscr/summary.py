@@ -7,19 +7,19 @@ from typing import Any
 
 import numpy as np
 
-from tdpcr_lib.datasets.layout import BUCKETS, SPLITS
-from tdpcr_lib.datasets.manifest import LOCAL_MANIFEST, manifest_hash
-from tdpcr_lib.datasets.sen12mscr import SEN12MSCR
-from tdpcr_lib.datasets.sen12mscr_layout import LAND_COVER, MODALITIES, SPECS
-from tdpcr_lib.datasets.sen12mscr_manifest import read_sen12mscr_csv
-from tdpcr_lib.datasets.summary import HeaderReport
+from tdpcr_lib.datasets.base import HeaderReport
+from tdpcr_lib.datasets.manifests import LOCAL_MANIFEST, manifest_hash
+from tdpcr_lib.datasets.samples import BUCKETS, SPLITS
+from tdpcr_lib.datasets.sen12mscr.dataset import SEN12MSCR
+from tdpcr_lib.datasets.sen12mscr.layout import LAND_COVER, MODALITIES, SPECS
+from tdpcr_lib.datasets.sen12mscr.manifest import read_sen12mscr_csv
 
 
 def sen12mscr_statistics(root: str | Path, manifest: str | Path | None = None,
                          max_tiles_per_split: int | None = None) -> dict[str, Any]:
     """Counts per split and bucket, simplified-IGBP histogram and mean cloud cover per bucket.
 
-    The same keys as :func:`tdpcr_lib.datasets.summary.dataset_statistics`. Cloud cover comes from
+    The same keys as :func:`tdpcr_lib.datasets.luojiaset.summary.dataset_statistics`. Cloud cover comes from
     the manifest; only land-cover files are read (``max_tiles_per_split`` caps them, evenly
     spaced). ``patches_without_land_cover`` counts patches whose mask is all ignore.
     """

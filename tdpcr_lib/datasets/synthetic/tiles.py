@@ -56,8 +56,9 @@ from rasterio.transform import Affine
 from tdpcr_lib import __version__
 from tdpcr_lib.core.bands import S1_BANDS, S2_BANDS
 from tdpcr_lib.core.io import atomic_path, atomic_write_json
-from tdpcr_lib.datasets.layout import BUCKETS, modality_filename
-from tdpcr_lib.datasets.manifest import write_manifest
+from tdpcr_lib.datasets.luojiaset.layout import TWIN_INFO_FILE, modality_filename
+from tdpcr_lib.datasets.luojiaset.manifest import write_manifest
+from tdpcr_lib.datasets.samples import BUCKETS
 from tdpcr_lib.datasets.synthetic.clouds import (
     require_cloud_generator,
     simulate_clouds,
@@ -273,7 +274,7 @@ def make_synthetic_luojiaset(root: str | Path, n_tiles: int = DEFAULT_N_TILES,
     if n_tiles < 1 or size < 8:
         raise ValueError(f"need n_tiles >= 1 and size >= 8, got n_tiles={n_tiles}, size={size}")
     root = Path(root).expanduser()
-    info_path = root / "synthetic.json"
+    info_path = root / TWIN_INFO_FILE
     params = _generation_params(n_tiles, size, seed)
     if info_path.is_file():
         previous = json.loads(info_path.read_text())
@@ -345,5 +346,5 @@ def make_synthetic_luojiaset(root: str | Path, n_tiles: int = DEFAULT_N_TILES,
 
 def read_synthetic_info(root: str | Path) -> dict[str, Any] | None:
     """``<root>/synthetic.json`` (None if ``root`` is not a synthetic twin)."""
-    path = Path(root) / "synthetic.json"
+    path = Path(root) / TWIN_INFO_FILE
     return json.loads(path.read_text()) if path.is_file() else None

@@ -33,7 +33,7 @@ from tdpcr_lib.evaluation.ablations.spec import (
 from tdpcr_lib.models.build import build_model
 from tdpcr_lib.models.checkpoint import read_meta
 from tdpcr_lib.models.complexity import flops_per_tile
-from tdpcr_lib.models.config import ModelConfig
+from tdpcr_lib.models.config import ModelConfig, config_differences
 from tdpcr_lib.training import run as training_run
 from tdpcr_lib.training.config import RESUME_MUTABLE_FIELDS, TrainConfig
 from tdpcr_lib.training.plateau import PlateauStop, curve, plateau_status, rule_for
@@ -85,10 +85,8 @@ def same_recipe(checkpoint_dir: Path, config: TrainConfig, model_config: ModelCo
         return False
     if model_config is None:
         return True
-    keep = {k: v for k, v in meta["model_config"].items() if k not in ("name", "with_seg_decoder")}
-    mine = {k: v for k, v in json.loads(json.dumps(model_config.to_dict())).items()
-            if k not in ("name", "with_seg_decoder")}
-    return keep == mine
+    mine = json.loads(json.dumps(model_config.to_dict()))
+    return not config_differences(meta["model_config"], mine, ignore=("name", "with_seg_decoder"))
 
 
 def phase_record(result: Any, phase: str, flops_per_sample: int, batch: int,
