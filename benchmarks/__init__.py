@@ -7,5 +7,5 @@ Run them all with one command (``make bench``)::
 which writes ``reports/benchmarks.md`` and ``reports/benchmarks.json``. Every measurement that
 needs its own peak-memory figure runs in a child process (``python -m benchmarks.<module>
 --worker ...``), so a figure is that run's own and not the high-water mark of an earlier one.
-See ``docs/design.md`` § Performance for what is measured and how.
+See ``docs/performance.md`` § Performance for what is measured and how.
 """

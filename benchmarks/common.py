@@ -1,6 +1,6 @@
 """Shared pieces of the benchmarks: settings, timing, memory, child processes, machine facts.
 
-Conventions (also in ``docs/design.md`` § Performance):
+Conventions (also in ``docs/performance.md`` § Performance):
 
 * **Timing**: ``warmup`` untimed calls, then ``repeats`` timed blocks of ``iterations`` calls; the
   figure is the *median* block time divided by its calls. On CUDA every block ends with

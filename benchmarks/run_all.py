@@ -155,7 +155,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines = ["# Benchmarks", "",
              f"Mode: **{'tiny' if settings['tiny'] else 'default'}**, accelerator: "
              f"**{settings['device']}**, wall time {report['wall_time_s']:.0f} s. "
-             "Produced by `python -m benchmarks.run_all`; method in `docs/design.md` "
+             "Produced by `python -m benchmarks.run_all`; method in `docs/performance.md` "
              "§ Performance.", ""]
     if settings["tiny"]:
         lines += ["> Tiny mode: small models, tiny tiles and one or two iterations. It checks "

@@ -36,7 +36,7 @@
 # | Concepts | Importance | Notes |
 # |---|---|---|
 # | [02 · Phase 2](02_train_phase2.ipynb) | Necessary | writes `runs/phase2/best` |
-# | Metric definitions | Helpful | `docs/design.md` |
+# | Metric definitions | Helpful | `docs/decisions.md` |
 #
 # - **Time to learn**: 5 minutes; about 1 minute to run on a 2-core CPU (default).
 

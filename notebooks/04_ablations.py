@@ -39,7 +39,7 @@
 # Every run has its own folder `runs/ablations/<name>_seed<k>/`; a finished run with the same
 # configuration is **reused** when the notebook is rerun, and an interrupted one resumes.
 #
-# **The protocol** (docs/design.md § Ablation protocol):
+# **The protocol** (docs/decisions.md § Ablation protocol):
 # * **Same recipe as the main run.** Every TDP-CR variant trains with exactly the configs of
 #   notebooks 01/02 (the 0.29 M `default` size, batch 8, 32² crops, at most 600 + 300 steps,
 #   validation every epoch, best checkpoint, plateau-based stopping); single-phase joint training
@@ -138,7 +138,7 @@ data_root = Path(DATA_ROOT) if DATA_ROOT else paths.DEFAULT_SYNTHETIC_ROOT
 runs_dir = Path(RUNS_DIR) if RUNS_DIR else paths.RUNS_DIR
 reports_dir = resolve_reports_dir(REPORTS_DIR, smoke=SMOKE)
 figures_dir = reports_dir / "figures"
-seeds = list(SEEDS) if SEEDS else default_seeds(SEED, smoke=SMOKE, full=FULL, n_seeds=N_SEEDS)
+seeds = list(SEEDS) if SEEDS else default_seeds(SEED, smoke=SMOKE, n_seeds=N_SEEDS)
 budget = preset_budget(smoke=SMOKE, full=FULL, quick=QUICK, steps=STEPS)
 if MODEL_OVERRIDES:
     budget.model_overrides = {**budget.model_overrides, **MODEL_OVERRIDES}

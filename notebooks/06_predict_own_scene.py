@@ -196,4 +196,4 @@ for array in arrays.values():
 # - Point `S2_PATH` and `S1_PATH` at your own scene (L1C DN and S1 GRD in dB; see the README).
 # - [04 · Ablations](04_ablations.ipynb) and [05 · Compare visually](05_compare_visually.ipynb)
 #   show what the prompt and the SAR branch contribute, tile by tile.
-# - Design notes: `docs/design.md`, section "Scene prediction".
+# - Design notes: `docs/decisions.md`, section "Scene prediction".

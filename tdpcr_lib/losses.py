@@ -4,7 +4,7 @@ All losses take the model's output dict (``reconstruction``, optionally ``segmen
 batch dict from :class:`tdpcr_lib.datasets.luojiaset.LuojiaSETOSFCR` (``target``, ``mask``, ``cloud_mask``) and
 return ``(total, parts)`` where ``parts`` holds detached floats for logging.
 
-Choices (the paper is silent; see ``docs/design.md`` § Training):
+Choices (the paper is silent; see ``docs/decisions.md`` § Training):
 
 * ``L_rec = 0.9·L1 + 0.1·(1 − SSIM)`` on all 13 bands, the first author's ECRformer recipe.
 * ``L_seg`` = pixel-wise cross-entropy with ``ignore_index = 255``. A batch whose labels are all

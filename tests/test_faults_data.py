@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import pickle
 import shutil
@@ -39,6 +40,7 @@ from tdpcr_lib.cli import data as data_cli
 from tdpcr_lib.datasets.archives import EXTRACTION_MARKER, ExtractionRefused, written_by_extraction
 from tdpcr_lib.datasets.errors import DataIntegrityError
 from tdpcr_lib.datasets.luojiaset.acquire import prepare_luojiaset
+from tdpcr_lib.datasets.sources import ensure_dataset
 from tdpcr_lib.datasets.synthetic.scenes import make_synthetic_scene
 from tdpcr_lib.inference.inputs import PredictionInputError
 from tdpcr_lib.inference.metadata import portable_path
@@ -54,7 +56,6 @@ from tdpcr_lib.models.checkpoint import (
 )
 from tdpcr_lib.models.checkpoint_files import recover_checkpoint, staging_dirs
 from tdpcr_lib.models.config import ModelConfig
-from tdpcr_lib.datasets.sources import ensure_dataset
 from tdpcr_lib.training.run import clear_run, recover_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,7 +128,8 @@ def test_notebook_00_never_replaces_a_folder_tdpcr_did_not_write(dataset_zip, tm
 
 
 @pytest.mark.parametrize("state", ["empty", "earlier_tdpcr_extraction", "overwrite_flag"])
-def test_archive_replaces_only_what_it_may(dataset_zip, tmp_path, state, capsys):
+def test_archive_replaces_only_what_it_may(dataset_zip, tmp_path, state, caplog):
+    caplog.set_level(logging.INFO, logger="tdpcr_lib")
     archive = shutil.copy(dataset_zip, tmp_path / "X.zip")
     target = tmp_path / "X"
     target.mkdir()
@@ -145,7 +147,7 @@ def test_archive_replaces_only_what_it_may(dataset_zip, tmp_path, state, capsys)
     assert record["sha256"] == hashlib.sha256(Path(archive).read_bytes()).hexdigest()
     assert not (target / "leftover.txt").exists() and not (target / "thesis.tex").exists()
     if state != "empty":  # said before anything was replaced
-        assert "it will replace" in capsys.readouterr().out
+        assert "it will replace" in caplog.text
     assert sorted(p.name for p in tmp_path.iterdir()) == ["X", "X.zip"]  # no temp folders
 
 
@@ -528,7 +530,8 @@ def _twin_files(root: Path) -> dict[str, str]:
 @pytest.mark.parametrize(("moment", "rerun"), [("between_tiles", "synth"),
                                               ("mid_file", "synth --overwrite"),
                                               ("between_tiles", "train's ensure_dataset")])
-def test_interrupted_synth_resumes(straight_twin, tmp_path, moment, rerun, capsys):
+def test_interrupted_synth_resumes(straight_twin, tmp_path, moment, rerun, caplog):
+    caplog.set_level(logging.INFO, logger="tdpcr_lib")
     root = tmp_path / "twin"
     killed = _python("-c", SYNTH_KILLER, moment, str(root))
     assert killed.returncode == -signal.SIGKILL, killed.stderr
@@ -539,7 +542,7 @@ def test_interrupted_synth_resumes(straight_twin, tmp_path, moment, rerun, capsy
         assert data_cli.main(["synth", str(root), *SYNTH_ARGS, *rerun.split()[1:]]) == 0
     else:  # `tdpcr train --data-root ROOT` / notebooks 01, 02 on the interrupted twin
         assert ensure_dataset(root) == root
-    assert "resuming an interrupted generation" in capsys.readouterr().out
+    assert "resuming an interrupted generation" in caplog.text
     assert _twin_files(root) == _twin_files(straight_twin)
     assert not [p for p in root.rglob(".*") if p.is_file()]  # no temporaries, no progress log
     info = json.loads((root / "synthetic.json").read_text())

@@ -73,14 +73,14 @@ def test_a_writer_failure_surfaces_and_leaves_nothing(scene, tmp_path, monkeypat
 
 
 def test_a_reader_failure_surfaces_and_leaves_nothing(scene, tmp_path, monkeypatch):
-    original = P._read_strip
+    original = P.read_strip
 
     def failing(inputs, y0, height, canvas_width):
         if y0 > 0:
             raise rasterio.errors.RasterioIOError("read failed (simulated)")
         return original(inputs, y0, height, canvas_width)
 
-    monkeypatch.setattr(P, "_read_strip", failing)
+    monkeypatch.setattr(P, "read_strip", failing)
     with pytest.raises(rasterio.errors.RasterioIOError, match="simulated"):
         predict(scene, tmp_path / "out")
     assert list((tmp_path / "out").iterdir()) == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import logging
 import shutil
 import tarfile
 from pathlib import Path
@@ -411,19 +412,21 @@ def archives(sen12_root, tmp_path_factory) -> Path:
     return folder
 
 
-def test_prepare_extracts_the_per_season_archives(archives, tmp_path, capsys, monkeypatch):
+def test_prepare_extracts_the_per_season_archives(archives, tmp_path, caplog, monkeypatch):
+    caplog.set_level(logging.INFO, logger="tdpcr_lib")
     folder = Path(shutil.copytree(archives, tmp_path / "downloads"))
     # the fake land-cover archives are not the published ones: skip only their MD5 check
     monkeypatch.setattr("tdpcr_lib.datasets.sen12mscr.acquire.LAND_COVER_MD5", {})
     root = prepare_sen12mscr(folder)
     assert root == folder / "SEN12MS-CR"
     assert (root / "ROIs1158_spring_s1" / "ROIs1158_spring_s1" / "s1_1").is_dir()
-    assert "extracting ROIs1158_spring_s1.tar.gz" in capsys.readouterr().out
+    assert "extracting ROIs1158_spring_s1.tar.gz" in caplog.text
+    caplog.clear()
     write_sen12mscr_manifest(root, checksums=False)
     ds = SEN12MSCR(root, "test")
     assert len(ds) == 10 and (ds[0]["mask"] != 255).any()
     assert prepare_sen12mscr(folder) == root  # already extracted: nothing extracted again
-    assert "extracting" not in capsys.readouterr().out
+    assert "extracting" not in caplog.text
 
 
 def test_prepare_checks_the_published_md5(archives, tmp_path):

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
+from tdpcr_lib.core.logs import configure_logging
 from tdpcr_lib.core.runtime import DeviceError
 from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError
 from tdpcr_lib.inference.inputs import PredictionInputError
@@ -54,6 +55,10 @@ EXIT_CODES: dict[int, str] = {
     EXIT_DIVERGED: "training diverged (non-finite loss): lower the learning rate",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C / SIGINT)",
 }
+
+
+#: Flags every command takes, anywhere on the line: tracebacks on failure, fewer or more messages.
+GLOBAL_FLAGS: tuple[str, ...] = ("--debug", "--quiet", "--verbose")
 
 
 class UsageError(ValueError):
@@ -169,7 +174,7 @@ def debug_requested(argv: Sequence[str] = ()) -> bool:
 
 @contextmanager
 def _one_line_warnings(prog: str) -> Iterator[None]:
-    def show(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    def show(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001, ARG001 - warnings.showwarning's signature
         print(f"{prog}: warning: {_one_line(message)}", file=sys.stderr)
 
     with warnings.catch_warnings():
@@ -188,7 +193,9 @@ def run_command(prog: str, body: Callable[[list[str]], int | None],
     body
         Parses its arguments and does the work; returns an exit code (``None`` = 0).
     argv
-        The arguments (default ``sys.argv[1:]``); ``--debug`` is taken out of them.
+        The arguments (default ``sys.argv[1:]``); the :data:`GLOBAL_FLAGS` are taken out of
+        them: ``--debug``, and ``--quiet`` / ``--verbose``, which set the level of tdpcr's
+        messages (:func:`tdpcr_lib.core.logs.configure_logging`).
 
     Returns
     -------
@@ -197,7 +204,8 @@ def run_command(prog: str, body: Callable[[list[str]], int | None],
     """
     args = list(sys.argv[1:] if argv is None else argv)
     debug = debug_requested(args)
-    args = [a for a in args if a != "--debug"]
+    configure_logging(("--verbose" in args) - ("--quiet" in args))
+    args = [a for a in args if a not in GLOBAL_FLAGS]
     with _one_line_warnings(prog):
         try:
             return int(body(args) or 0)

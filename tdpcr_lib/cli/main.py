@@ -3,7 +3,8 @@
 Each subcommand is implemented by a ``main(argv)`` function in the module that owns the concept,
 so ``tdpcr train ...`` and ``python -m tdpcr_lib.cli.train ...`` are the same thing. Every failure
 is one line on stderr and an exit code of :data:`tdpcr_lib.cli.errors.EXIT_CODES`; the global
-``--debug`` flag (``tdpcr --debug predict ...``, or ``TDPCR_DEBUG=1``) also prints the traceback.
+``--debug`` flag (``tdpcr --debug predict ...``, or ``TDPCR_DEBUG=1``) also prints the traceback;
+``--quiet`` shows only warnings and ``--verbose`` adds details to tdpcr's progress messages.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-from tdpcr_lib.cli.errors import EXIT_USAGE, run_command
+from tdpcr_lib.cli.errors import EXIT_USAGE, GLOBAL_FLAGS, run_command
 
 #: subcommand → (module with ``main(argv) -> int``, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -25,18 +26,19 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 
 def _usage() -> str:
-    lines = ["usage: tdpcr [--debug] <command> [options]", "", "commands:"]
+    lines = ["usage: tdpcr [--debug] [--quiet | --verbose] <command> [options]", "", "commands:"]
     lines += [f"  {name:<10} {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
     lines += ["", "Run 'tdpcr <command> --help' for a command's options. --debug (or TDPCR_DEBUG=1)",
-              "prints the traceback of a failure; exit codes are listed in docs/errors.md."]
+              "prints the traceback of a failure; exit codes are listed in docs/errors.md.",
+              "--quiet shows warnings only; --verbose adds details to the progress messages."]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     """``tdpcr [--debug] <command> ...``; returns the exit code of the subcommand."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = [a for a in argv if a == "--debug"]
-    argv = [a for a in argv if a != "--debug"]
+    debug = [a for a in argv if a in GLOBAL_FLAGS]  # passed on to the subcommand
+    argv = [a for a in argv if a not in GLOBAL_FLAGS]
     if not argv or argv[0] in {"-h", "--help"}:
         print(_usage())
         return 0

@@ -110,3 +110,8 @@ def stretch_limits(image: np.ndarray, percentiles: tuple[float, float] = (2.0, 9
         return np.full(arr.shape[0], lo, np.float32), np.full(arr.shape[0], hi, np.float32)
     lo, hi = np.percentile(arr.reshape(arr.shape[0], -1), percentiles, axis=1)
     return lo, hi
+
+
+def nan_if_none(value: Any) -> float:
+    """``value`` as a float, NaN for None (a metric that was not measured)."""
+    return float("nan") if value is None else float(value)

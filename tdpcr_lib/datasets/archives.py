@@ -4,6 +4,7 @@ never replacing a folder tdpcr did not write."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import tarfile
 import uuid
@@ -14,6 +15,8 @@ from typing import Any
 from tdpcr_lib import __version__
 from tdpcr_lib.core.io import atomic_write_json, sha256_file
 from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError
+
+log = logging.getLogger(__name__)
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 
@@ -102,8 +105,8 @@ def extract_archive(archive: str | Path, destination: str | Path, overwrite: boo
                     "away, or pass overwrite=True to delete it and extract there")
             replacing = "a folder tdpcr did not write (overwrite=True)"
     if replacing is not None:  # said before anything is written
-        print(f"{archive.name}: extracting into {destination}; it will replace {replacing}",
-              flush=True)
+        log.info("%s: extracting into %s; it will replace %s", archive.name, destination,
+                 replacing)
     _remove_leftovers(destination)
     tmp = destination.with_name(f".{destination.name}.extracting-{uuid.uuid4().hex[:8]}")
     tmp.mkdir(parents=True)

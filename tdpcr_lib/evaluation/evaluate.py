@@ -1,4 +1,5 @@
-"""Evaluate a checkpoint (or an in-memory model) on a LuojiaSET-OSFCR split.
+"""Evaluate a checkpoint (or an in-memory model) on a split of any source (LuojiaSET-OSFCR, the
+synthetic twin, SEN12MS-CR).
 
 :func:`evaluate` returns an :class:`EvaluationResult` holding the result frame of
 :class:`tdpcr_lib.metrics.accumulator.EvaluationAccumulator` (:mod:`tdpcr_lib.metrics.results`) and
@@ -6,7 +7,7 @@ display tables: reconstruction (CR) metrics of
 the model and of the cloudy input itself, and segmentation metrics, for all / cloudy / clear pixels
 and per cloud-cover bucket. ``tdpcr evaluate`` writes them as JSON + markdown.
 
-Design choices (see ``docs/design.md`` § Training):
+Design choices (see ``docs/decisions.md`` § Training):
 
 * **Sliding window.** Inputs larger than the training crop are predicted tile by tile
   (``tile = crop``, overlap ``tile // 4`` by default) on the same pad-aligned grid and with the

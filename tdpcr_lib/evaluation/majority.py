@@ -56,7 +56,8 @@ class _ConstantClassModel(nn.Module):
         super().__init__()
         self.class_index, self.num_classes = class_index, num_classes
 
-    def forward(self, optical: torch.Tensor, sar: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, optical: torch.Tensor, sar: torch.Tensor  # noqa: ARG002 - a model's inputs
+                ) -> dict[str, torch.Tensor]:
         logits = torch.full((optical.shape[0], self.num_classes, *optical.shape[-2:]), -10.0,
                             device=optical.device)
         logits[:, self.class_index] = 10.0

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import rasterio
-import rasterio.shutil
+import rasterio.shutil  # noqa: F401 - kept as written; only ruff's preview F401 flags it
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError, RasterioIOError
 from rasterio.vrt import WarpedVRT
@@ -29,7 +29,7 @@ class PredictionInputError(ValueError):
 # --------------------------------------------------------------------------------------------
 # Inputs
 # --------------------------------------------------------------------------------------------
-def _is_dataarray(obj: Any) -> bool:
+def is_dataarray(obj: Any) -> bool:
     try:  # lazy: importing xarray costs ~0.5 s and only DataArray inputs need it
         import xarray as xr
     except ImportError:  # pragma: no cover - xarray is a dependency
@@ -37,9 +37,9 @@ def _is_dataarray(obj: Any) -> bool:
     return isinstance(obj, xr.DataArray)
 
 
-def _materialise(obj: Any, role: str, scratch: Path) -> Path:
+def materialise(obj: Any, role: str, scratch: Path) -> Path:
     """A path for ``obj``: the path itself, or a DataArray written to a scratch GeoTIFF."""
-    if _is_dataarray(obj):
+    if is_dataarray(obj):
         if obj.rio.crs is None:
             raise PredictionInputError(
                 f"{role} DataArray has no CRS; set one with da.rio.write_crs(...) first")
@@ -280,7 +280,7 @@ def _read_window(src: Any, path: Path, role: str, window: Window, **kwargs: Any)
                                    f"(truncated or corrupt?): {_reason(err)}") from err
 
 
-def _read_strip(inputs: SceneInputs, y0: int, height: int, canvas_width: int
+def read_strip(inputs: SceneInputs, y0: int, height: int, canvas_width: int
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows ``[y0, y0 + height)``: optical and SAR in [0, 1] and the validity mask.
 
@@ -307,7 +307,7 @@ def _read_strip(inputs: SceneInputs, y0: int, height: int, canvas_width: int
     return _reflect_pad(optical, pad_rows, pad_cols), _reflect_pad(sar, pad_rows, pad_cols), valid
 
 
-def _warn_if_units_look_wrong(optical: np.ndarray, s2_path: Path, valid: np.ndarray) -> None:
+def warn_if_units_look_wrong(optical: np.ndarray, s2_path: Path, valid: np.ndarray) -> None:
     # Reflectance in [0, 1] divided by 10000 is <= 1e-4 everywhere: almost surely wrong units.
     if valid.any() and float(optical[:, valid].max()) <= 2e-4:
         warnings.warn(f"Sentinel-2 file {s2_path} looks like reflectance in [0, 1]; tdpcr "

@@ -38,7 +38,7 @@ _INTERMEDIATE_BLOCK_ROWS = 16
 # --------------------------------------------------------------------------------------------
 # Writers
 # --------------------------------------------------------------------------------------------
-def _intermediate_profile(src: Any, count: int, dtype: str, nodata: float | None) -> dict:
+def intermediate_profile(src: Any, count: int, dtype: str, nodata: float | None) -> dict:
     block = _INTERMEDIATE_BLOCK
     profile = dict(driver="GTiff", width=src.width, height=src.height, count=count,
                    dtype=dtype, crs=src.crs, transform=src.transform, nodata=nodata,
@@ -63,7 +63,7 @@ def check_blocksize(blocksize: int) -> int:
     return blocksize
 
 
-def _to_cog(src_path: Path, dst_path: Path, resampling: str, blocksize: int) -> None:
+def to_cog(src_path: Path, dst_path: Path, resampling: str, blocksize: int) -> None:
     """Copy a finished intermediate GTiff into a COG at ``dst_path`` atomically.
 
     The GIS metadata (:mod:`tdpcr_lib.inference.metadata`) is added to the intermediate first

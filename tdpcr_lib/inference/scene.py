@@ -4,7 +4,7 @@
 (VV, VH in dB) of any size, runs the model tile by tile and writes, on the Sentinel-2 grid:
 
 * ``cloud_free.tif``: 13-band uint16 DN (inverse of :mod:`tdpcr_lib.core.normalisation`), band
-  descriptions ``B01 … B12, B8A`` in L1C order, nodata 0;
+  descriptions in :data:`tdpcr_lib.core.bands.S2_BANDS` order (``B01 … B08, B8A, B09 … B12``), nodata 0;
 * ``land_cover.tif``: uint8 class codes with the legend's colour table and class names in the
   metadata, nodata 255 (the legend's ``ignore_index``); only for models with a segmentation head;
 * ``degradation_prompt.tif`` (``write_prompt=True``): float32 map of the model's prompt/gate,
@@ -12,7 +12,7 @@
 * ``prediction.json``: what was run (inputs, checkpoint, tiling, timings, class fractions).
 
 Design choices (the paper describes no scene-level inference; these are ours, see
-``docs/design.md``, section "Scene prediction"):
+``docs/decisions.md``, section "Scene prediction"):
 
 * **Tiling and blending** are those of :mod:`tdpcr_lib.inference.tiling` (pad-aligned
   origins, ``sin²`` cross-fade, probabilities blended for segmentation), shared with
@@ -46,6 +46,7 @@ Design choices (the paper describes no scene-level inference; these are ours, se
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 import time
@@ -57,7 +58,7 @@ from typing import Any
 
 import numpy as np
 import rasterio
-import rasterio.shutil
+import rasterio.shutil  # noqa: F401 - kept as written; only ruff's preview F401 flags it
 import torch
 from torch import nn
 
@@ -69,18 +70,20 @@ from tdpcr_lib.core.runtime import model_device
 from tdpcr_lib.inference.inputs import (
     PredictionInputError,
     SceneInputs,
-    _is_dataarray,
-    _materialise,
-    _read_strip,
-    _warn_if_units_look_wrong,
+    is_dataarray,
+    materialise,
+    read_strip,
     scene_inputs,
+    warn_if_units_look_wrong,
 )
 from tdpcr_lib.inference.metadata import portable
 from tdpcr_lib.inference.predictor import PRECISIONS, load_predictor, predict_tile_batch
-from tdpcr_lib.inference.products import OUTPUT_FILES, _to_cog, check_blocksize
+from tdpcr_lib.inference.products import OUTPUT_FILES, check_blocksize, to_cog
 from tdpcr_lib.inference.publish import check_replaceable, new_staging, publish, recover_products
 from tdpcr_lib.inference.strips import GridOfScene, Inline, StripWriter
 from tdpcr_lib.inference.tiling import TileGrid, check_tiling, model_alignment
+
+log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------------------------
 # Prediction
@@ -172,8 +175,8 @@ def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="tdpcr-predict-") as scratch_name:
         scratch = Path(scratch_name)
-        s2_path = _materialise(s2_cloudy, "Sentinel-2", scratch)
-        s1_path = _materialise(s1, "Sentinel-1", scratch)
+        s2_path = materialise(s2_cloudy, "Sentinel-2", scratch)
+        s1_path = materialise(s1, "Sentinel-1", scratch)
         # GDAL's block cache would otherwise grow with the scene (up to 5 % of RAM); a small cap
         # keeps peak memory independent of scene size (measured in benchmarks/scene_inference).
         # rasterio hands an int to GDALSetCacheMax, i.e. *bytes*: GDAL_CACHEMAX=128 was a 128-byte
@@ -187,7 +190,7 @@ def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
             out_dir.mkdir(parents=True, exist_ok=True)
             check_replaceable(out_dir)  # before any work: never replace a file tdpcr did not write
             for action in recover_products(out_dir):
-                print(f"{out_dir}: {action}", flush=True)
+                log.info("%s: %s", out_dir, action)
             # products are made in a staging folder and published together (inference.publish)
             staging = new_staging(out_dir)
             was_training = model.training
@@ -229,7 +232,7 @@ def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
 
 
 def _describe(obj: Any) -> str:
-    return "<xarray.DataArray>" if _is_dataarray(obj) else str(obj)
+    return "<xarray.DataArray>" if is_dataarray(obj) else str(obj)
 
 
 def _predict_into(inputs: SceneInputs, model: nn.Module, out_dir: Path, *, tile: int,
@@ -270,15 +273,15 @@ def _predict_into(inputs: SceneInputs, model: nn.Module, out_dir: Path, *, tile:
         sink.open_cloud_free()
         bar = tqdm(total=len(ys) * len(xs), unit="tile", disable=not progress,
                    desc="tdpcr predict")
-        next_strip = reader.submit(_read_strip, inputs, ys[0], th, canvas_width)
+        next_strip = reader.submit(read_strip, inputs, ys[0], th, canvas_width)
         for r in range(len(ys)):
             started = time.perf_counter()
             optical, sar, valid = next_strip.result()
             timings["wait_read_s"] += time.perf_counter() - started
             if r + 1 < len(ys):
-                next_strip = reader.submit(_read_strip, inputs, ys[r + 1], th, canvas_width)
+                next_strip = reader.submit(read_strip, inputs, ys[r + 1], th, canvas_width)
             if r == 0:
-                _warn_if_units_look_wrong(optical, inputs.s2_path, valid)
+                warn_if_units_look_wrong(optical, inputs.s2_path, valid)
             for b0 in range(0, len(xs), batch_size):
                 cols = list(range(b0, min(b0 + batch_size, len(xs))))
                 opt_b = np.stack([optical[:, :, xs[c]:xs[c] + tw] for c in cols])
@@ -306,7 +309,7 @@ def _predict_into(inputs: SceneInputs, model: nn.Module, out_dir: Path, *, tile:
         resampling = {"cloud_free": "AVERAGE", "land_cover": "MODE",
                       "degradation_prompt": "AVERAGE"}
         for name, tmp in sink.tmp_files.items():
-            _to_cog(tmp, out_dir / OUTPUT_FILES[name], resampling[name], blocksize)
+            to_cog(tmp, out_dir / OUTPUT_FILES[name], resampling[name], blocksize)
         timings["cog_s"] = time.perf_counter() - started
     finally:
         for executor in (reader, writer):

@@ -28,7 +28,7 @@ from tdpcr_lib.core.bands import S2_BANDS
 from tdpcr_lib.core.legend import LEGEND_NAME_TAG, Legend, load_legend
 from tdpcr_lib.core.normalisation import load_normalisation
 from tdpcr_lib.inference.predictor import prompt_map
-from tdpcr_lib.inference.products import CLOUD_FREE_NODATA, _intermediate_profile
+from tdpcr_lib.inference.products import CLOUD_FREE_NODATA, intermediate_profile
 from tdpcr_lib.inference.tiling import TileGrid
 
 
@@ -105,7 +105,7 @@ class StripWriter:
         fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial.tif", dir=self.out_dir)
         os.close(fd)
         self.tmp_files[name] = Path(tmp)
-        dst = rasterio.open(tmp, "w", **_intermediate_profile(self.scene, count, dtype, nodata))
+        dst = rasterio.open(tmp, "w", **intermediate_profile(self.scene, count, dtype, nodata))
         self.writers[name] = dst
         return dst
 

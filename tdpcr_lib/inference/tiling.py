@@ -1,6 +1,6 @@
 """The one pad-aligned tiler and blender, used by evaluation and by scene prediction.
 
-Design choices (the paper describes no tiled inference; these are ours, see ``docs/design.md``,
+Design choices (the paper describes no tiled inference; these are ours, see ``docs/decisions.md``,
 section "Scene prediction"):
 
 * **Tiling.** Tiles of ``tile`` px (clipped to the image) start every ``tile - overlap`` px,

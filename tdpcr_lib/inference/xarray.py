@@ -26,7 +26,7 @@ def predict_dataarrays(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Modu
     Returns
     -------
     dict of str to xarray.DataArray
-        ``cloud_free`` (``band`` coordinate ``B01 … B12, B8A``), ``land_cover`` and, with
+        ``cloud_free`` (``band`` coordinate in ``S2_BANDS`` order, ``B01 … B08, B8A, B09 … B12``), ``land_cover`` and, with
         ``include_prompt``, ``degradation_prompt``; all carry the S2 CRS (``da.rio.crs``) and
         transform.
     """

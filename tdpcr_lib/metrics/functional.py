@@ -1,6 +1,6 @@
 """Cloud-removal and segmentation metric functions (per image and from confusion matrices).
 
-Conventions (the first author's evaluation code where known; documented in ``docs/design.md``):
+Conventions (the first author's evaluation code where known; documented in ``docs/decisions.md``):
 
 * **Cloud removal**, computed **per image, then averaged over images**, on all 13 bands, after
   clamping prediction and target to [0, 1] (data range 1):

@@ -48,7 +48,7 @@ def reference_kernels() -> Iterator[None]:
     The default (fused) path computes the same function with fewer passes over memory (LayerNorm
     affine folded into the next 1×1 convolution, 1×1 convolutions as matrix products on the
     channels-last view, channel attention folded into the projection weights, fused multiply-add
-    gates, pixel shuffle fused with the skip addition; ``docs/design.md`` § Inference speed).
+    gates, pixel shuffle fused with the skip addition; ``docs/performance.md`` § Inference speed).
     The reference path is kept as the readable definition: the tests compare both on fixed
     weights and the benchmarks time it as the "before".
     """

@@ -19,8 +19,10 @@ from typing import Any
 import pandas as pd
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
+
+# torch has no public home for these yet; FlopCounterMode itself is built on them
+from torch.utils._python_dispatch import TorchDispatchMode  # noqa: PLC2701
+from torch.utils._pytree import tree_leaves  # noqa: PLC2701
 from torch.utils.flop_counter import FlopCounterMode
 
 from tdpcr_lib.core.io import atomic_write_json
@@ -101,7 +103,7 @@ def bytes_moved_per_tile(model: nn.Module, size: int = 256, dtype: torch.dtype =
                          ) -> int:
     """Memory traffic of one forward pass on a ``size``×``size`` tile, in bytes.
 
-    The model of the roofline argument in ``docs/design.md`` § Inference speed: every operator
+    The model of the roofline argument in ``docs/performance.md`` § Inference speed: every operator
     reads each of its tensor arguments and writes each result once from/to memory (no cache
     reuse *between* operators, perfect reuse *inside* one). Counted on a ``meta`` copy, as
     :func:`flops_per_tile`; the ratio of the two is the arithmetic intensity (FLOP per byte).

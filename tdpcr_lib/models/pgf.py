@@ -1,6 +1,6 @@
 """Prompt-Guided Fusion (PGF) and the ablation fusions.
 
-PGF at scale l (``docs/design.md`` § Model; equations are ours, the two named components are the paper's):
+PGF at scale l (``docs/decisions.md`` § Model; equations are ours, the two named components are the paper's):
 
 1. global channel context: ``g = W2 · GELU(W1 · [GAP(O); GAP(S); GAP(P)])`` (channel logits, C),
 2. local prompt-conditioned spatial bias: ``b = Conv3×3(GELU(Conv3×3([O; S; P])))`` (1 channel),
@@ -76,5 +76,6 @@ class ConcatFusion(nn.Module):
         self.mix = nn.Conv2d(optical_channels + sar_channels, optical_channels, 1)
 
     def forward(self, optical: torch.Tensor, sar: torch.Tensor,
-                prompt: torch.Tensor | None = None) -> tuple[torch.Tensor, None]:
+                prompt: torch.Tensor | None = None  # noqa: ARG002 - PGF's interface, no prompt here
+                ) -> tuple[torch.Tensor, None]:
         return self.mix(torch.cat([optical, sar], dim=1)), None

@@ -24,7 +24,7 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
               "decoder_depths": (1, 1, 1, 1), "prompt_channels": 8, "prompt_components": 2,
               "pgf_hidden": 8, "seg_width": 16, "dsen2cr_features": 16, "dsen2cr_blocks": 2,
               "unet_widths": (8, 16, 32, 64, 128)},
-    # Notebook modes; "default" is sized for a 2-core CPU (see docs/design.md).
+    # Notebook modes; "default" is sized for a 2-core CPU (see docs/decisions.md).
     "smoke": {"widths": (8, 16, 32, 64), "encoder_depths": (1, 1, 1, 1),
               "decoder_depths": (1, 1, 1, 1), "prompt_channels": 8, "prompt_components": 2,
               "pgf_hidden": 8, "seg_width": 16},

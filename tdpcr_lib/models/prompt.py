@@ -2,7 +2,7 @@
 
 The paper says only that the prompt is *learnable*, is generated from the cloudy optical input and
 is meant to encode *cloud thickness and spatial uncertainty*. Our reading (a spatial prompt map per
-scale plus learnable components), documented in ``docs/design.md``:
+scale plus learnable components), documented in ``docs/decisions.md``:
 
 * a light CNN on the cloudy image gives a **spatial** prompt map at each of the four scales
   (full, 1/2, 1/4, 1/8 resolution), so the prompt can say *where* the optics are corrupted;

@@ -1,7 +1,7 @@
 """The TDP-CR network: two encoders, a prompt generator, PGF at four scales, a shared decoder,
 a reconstruction head and a segmentation decoder attachable in phase 2.
 
-Topology (paper overview figure; sizes and block types are ours, see ``docs/design.md``)::
+Topology (paper overview figure; sizes and block types are ours, see ``docs/decisions.md``)::
 
     cloudy optical ──3×3──► optical encoder L1 ─► PGF1 ─► L2 ─► PGF2 ─► L3 ─► PGF3 ─► L4 ─► PGF4
                        (full)                    (1/2)         (1/4)         (1/8)        │

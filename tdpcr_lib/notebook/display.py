@@ -17,6 +17,8 @@ from IPython import get_ipython
 from IPython.core.pylabtools import print_figure
 from matplotlib.figure import Figure
 
+from tdpcr_lib.core.logs import configure_logging
+
 #: Resolution of inline figures: 100 dpi keeps executed copies small; the PNGs written to
 #: ``reports/figures`` by :func:`~tdpcr_lib.plot.composites.save_figure` keep their own dpi.
 INLINE_DPI = 100
@@ -37,7 +39,10 @@ def show_figures_inline(shell: Any | None = None) -> None:
 
     Outside IPython (a plain ``python`` run of a notebook's ``.py`` twin) there is nothing to
     display to, and nothing is done. Returns nothing, so the imports cell shows no output.
+    tdpcr's progress messages (:mod:`logging`) are sent to the cell output too
+    (:func:`~tdpcr_lib.core.logs.configure_logging`).
     """
+    configure_logging()
     shell = shell if shell is not None else get_ipython()
     if shell is not None:
         shell.display_formatter.formatters["image/png"].for_type(Figure, _figure_png)

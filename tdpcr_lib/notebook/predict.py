@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-import rasterio.shutil
+import rasterio.shutil  # noqa: F401 - kept as written; only ruff's preview F401 flags it
 from rasterio.windows import Window
 
 from tdpcr_lib.core.legend import class_scheme, legend_of_tags, load_legend

@@ -89,10 +89,6 @@ def tile_metrics(sample: Mapping[str, Any], output: Mapping[str, Any],
     return headline(acc.compute(), TILE_METRICS)
 
 
-def _nan_if_none(value: Any) -> float:
-    return float("nan") if value is None else float(value)
-
-
 def format_metrics(metrics: Mapping[str, float]) -> str:
     """Metrics dict → a few short lines for a figure panel (NaN shown as ``n/a``)."""
     def fmt(key: str, spec: str, scale: float = 1.0) -> str:

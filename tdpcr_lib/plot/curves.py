@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from tdpcr_lib.core.arrays import nan_if_none
 from tdpcr_lib.datasets.samples import BUCKET_CENTRES
 from tdpcr_lib.evaluation.ablations.report import per_bucket_for_plot
 from tdpcr_lib.metrics.results import VAL_PREFIX, column_name
-from tdpcr_lib.plot.compare import _nan_if_none
 from tdpcr_lib.plot.composites import save_figure
 
 
@@ -94,10 +94,10 @@ def plot_per_bucket(aggregated: Mapping[str, Mapping[str, Any]]):
 def _mean_std(value: Any) -> tuple[float, float]:
     if isinstance(value, Mapping):
         mean, std = value.get("mean"), value.get("std")
-        return _nan_if_none(mean), (0.0 if std is None else float(std))
+        return nan_if_none(mean), (0.0 if std is None else float(std))
     if isinstance(value, list | tuple):
-        return _nan_if_none(value[0]), float(value[1]) if len(value) > 1 else 0.0
-    return _nan_if_none(value), 0.0
+        return nan_if_none(value[0]), float(value[1]) if len(value) > 1 else 0.0
+    return nan_if_none(value), 0.0
 
 
 def plot_bucket_metrics(per_bucket: Mapping[str, Mapping[str, Mapping[str, Any]]],

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 import rasterio
-import rasterio.shutil
+import rasterio.shutil  # noqa: F401 - kept as written; only ruff's preview F401 flags it
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from rasterio.enums import Resampling

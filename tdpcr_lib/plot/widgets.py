@@ -217,7 +217,7 @@ class ComparisonViewer:
             self._suspend = False
         self._on_change(change)
 
-    def _on_change(self, change: dict[str, Any] | None = None) -> None:
+    def _on_change(self, change: dict[str, Any] | None = None) -> None:  # noqa: ARG002 - ipywidgets' observer signature
         if self._suspend:
             return
         self._update_tile_label()

@@ -115,7 +115,7 @@ class TrainConfig:
     rec_weight
         λ in ``CE + λ·L_rec`` (default 10: CE is ~1 and L_rec ~0.03, and with λ = 1 the
         segmentation gradient reshaped the shared prompt/PGF and cost 4 dB PSNR; see
-        docs/design.md).
+        docs/decisions.md).
     seed, deterministic
         Seeding and deterministic kernels.
     precision

@@ -5,7 +5,7 @@ A run is *at its plateau* when its validation metric moved less than ``tolerance
 step lies in ``[step_end − window·step_end, step_end]`` — together with the last value before that
 window, so that a window holding a single validation still measures a change — is below the
 tolerance. The default rule is the one of the ablation protocol: validation PSNR moved < 0.1 dB
-over the last 20 % of the steps (see ``docs/design.md`` § Ablation protocol).
+over the last 20 % of the steps (see ``docs/decisions.md`` § Ablation protocol).
 
 :class:`PlateauStop` is the trainer's stopping hook (``Trainer(stop_rule=...)``): after each
 validation it stops the run once the plateau is reached and at least ``min_fraction`` of the

@@ -15,7 +15,7 @@ from tdpcr_lib.training.config import TrainConfig
 #: Optimizer steps (phase 1, phase 2) of the CPU modes: the largest budget whose 3-seed ablation
 #: grid keeps the main job within ~25 min on a 2-core CPU. Every run records whether it reached
 #: its plateau; phase 1 typically does not reach the strict 0.1 dB one at this budget (measured
-#: curves in docs/design.md § Ablation protocol). ``quick`` is a quarter of it (indicative).
+#: curves in docs/decisions.md § Ablation protocol). ``quick`` is a quarter of it (indicative).
 STEP_BUDGETS: dict[str, tuple[int, int]] = {"default": (600, 300), "quick": (150, 75)}
 
 
@@ -36,7 +36,7 @@ def preset_config(phase: str, *, smoke: bool = False, full: bool = False, quick:
     * default: sized for the synthetic twin on a 2-core CPU: :data:`STEP_BUDGETS` steps (at
       most; plateau-based stopping may end a run earlier), batch 8, 32² crops, cosine schedule.
     * ``quick``: the default recipe with a quarter of the steps (outputs are indicative).
-    * ``full``: the recipe's full budget for a GPU (the first author's ECRformer recipe, see ``docs/design.md`` § Training: phase 1 100 epochs of
+    * ``full``: the recipe's full budget for a GPU (the first author's ECRformer recipe, see ``docs/decisions.md`` § Training: phase 1 100 epochs of
       AdamW 2e-3, wd 1e-3, clip 0.5, crop 128, batch 16, the author's multistep schedule;
       phase 2 40 epochs at 3e-4, cosine).
 

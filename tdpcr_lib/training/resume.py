@@ -7,6 +7,7 @@ weights as an uninterrupted one (``tests/test_resume.py`` kills runs with SIGKIL
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from tdpcr_lib.core.runtime import capture_rng_state, restore_rng_state
@@ -19,6 +20,8 @@ from tdpcr_lib.models.checkpoint import (
     resolve_checkpoint_dir,
 )
 from tdpcr_lib.training.config import RESUME_MUTABLE_FIELDS
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # annotations only: the trainer module imports this one
     from tdpcr_lib.training.trainer import Trainer
@@ -83,5 +86,5 @@ def resume_from_last(trainer: Trainer) -> None:
     last = state.get("last_metrics")
     trainer.last_metrics = list(last) if isinstance(last, list) else []  # older: a nested dict
     if trainer.is_main:
-        print(f"resuming {trainer.out_dir} at epoch {trainer.epoch}, step {trainer.step} "
-              f"({trainer.step_in_epoch} batches into the epoch)", flush=True)
+        log.info("resuming %s at epoch %d, step %d (%d batches into the epoch)",
+                 trainer.out_dir, trainer.epoch, trainer.step, trainer.step_in_epoch)

@@ -7,6 +7,7 @@ LuojiaSET-OSFCR folder (it builds the splits with :func:`build_datasets`).
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,6 +41,8 @@ from tdpcr_lib.training.freezing import apply_trainable_set, parameter_report
 from tdpcr_lib.training.result import LogCallback, StepCallback, TrainResult
 from tdpcr_lib.training.trainer import Trainer
 from tdpcr_lib.transforms import TrainAugment
+
+log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------------------------
@@ -239,7 +242,7 @@ def train(config: TrainConfig, model_config: ModelConfig | None, train_set: Data
     is_main = not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
     if is_main:  # before anything reads the folder: a killed run may have left a half swap
         for action in recover_run(out_dir):
-            print(f"{out_dir}: recovering after an interrupted run: {action}", flush=True)
+            log.info("%s: recovering after an interrupted run: %s", out_dir, action)
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
     problems = resume_problems(out_dir, config, model, manifest_hash, fingerprint)
@@ -252,8 +255,8 @@ def train(config: TrainConfig, model_config: ModelConfig | None, train_set: Data
                                   + "; ".join(problems) + " (use a new output folder or "
                                   "resume=False / --no-resume to start afresh)")
         elif is_main:
-            print(f"{out_dir}: previous run is not compatible ({'; '.join(problems[:3])}); "
-                  "starting afresh", flush=True)
+            log.warning("%s: previous run is not compatible (%s); starting afresh", out_dir,
+                        "; ".join(problems[:3]))
     if not do_resume and is_main:
         clear_run(out_dir)
     if dist.is_available() and dist.is_initialized():

@@ -4,7 +4,7 @@ One :class:`Trainer` drives every run; what differs between runs is a :class:`Tr
 (``phase``, ``objective``, ``trainable``) and the model. :func:`train` builds the model and the
 datasets from a data folder and is what ``tdpcr train`` and the notebooks call.
 
-Design choices (the paper gives none; the full list is in ``docs/design.md`` § Training):
+Design choices (the paper gives none; the full list is in ``docs/decisions.md`` § Training):
 AdamW with decay on kernels only and gradient clipping; cosine/multistep/constant schedules per
 step; exact resume (data order from a seeded ``DistributedSampler``, augmentation drawn from a
 ``(seed, epoch, index)`` RNG, so a run resumed after ``k`` batches skips them and reaches the
@@ -14,6 +14,7 @@ phase-2 trainable sets ``"prompt_pgf_seg"`` (default), ``"seg_decoder_only"``, `
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -51,6 +52,8 @@ from tdpcr_lib.training.logs import write_run_logs
 from tdpcr_lib.training.result import LogCallback, StepCallback, TrainResult
 from tdpcr_lib.training.resume import capture_trainer_state, resume_from_last
 from tdpcr_lib.transforms import SeededAugmentDataset
+
+log = logging.getLogger(__name__)
 
 
 class Trainer:
@@ -119,7 +122,7 @@ class Trainer:
         seed_everything(config.seed, config.deterministic)
 
         self.model = model.to(self.device)
-        self.use_channels_last = config.channels_last  # 1.2x faster on CPU too (docs/design.md)
+        self.use_channels_last = config.channels_last  # 1.2x faster on CPU too (docs/decisions.md)
         if self.use_channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.frozen_groups = apply_trainable_set(self.model, config)
@@ -365,7 +368,7 @@ class Trainer:
         self.save_last()
         if self.is_main and self.config.progress:
             shown = {k: round(v, 4) for k, v in row.items() if isinstance(v, float)}
-            print(f"epoch {self.epoch}: {shown}", flush=True)
+            log.info("epoch %d: %s", self.epoch, shown)
 
     def validate(self) -> pd.DataFrame:
         """The validation result frame (:mod:`tdpcr_lib.metrics.results`), summed over ranks."""

@@ -1,4 +1,4 @@
-"""LuojiaSET-OSFCR: on-disk layout, split manifests, the torch ``Dataset``, augmentation and plots.
+"""The LuojiaSET-OSFCR torch ``Dataset`` (layout: :mod:`.layout`, split protocol: :mod:`.manifest`).
 
 The real dataset (and the synthetic twin of :mod:`tdpcr_lib.datasets.synthetic.tiles`) is a folder with five
 cloud-cover buckets, each holding five modality folders::
@@ -18,7 +18,7 @@ A manifest folder holds ``train.csv``, ``val.csv``, ``test.csv`` in the first au
 header; columns ``s2, s2_cloudy, s1, land_cover_maps, cloud_detection_results``; paths relative to
 the dataset root), so the author's published CSVs can be dropped in unchanged. Beside them,
 ``checksums.sha256`` lists a sha256 for every file (``sha256sum -c`` format, run from the root) and
-``split_config.json`` records the protocol. :func:`write_manifest` implements the author's
+``split_config.json`` records the protocol. :func:`.manifest.write_manifest` implements the author's
 protocol: for each bucket in :data:`BUCKETS` order, the name-sorted ``s2`` files (``ROIs_*_s2_p*.tif``)
 are shuffled by ONE ``random.Random(42)`` shared across buckets; the first ``int(0.8 n)`` go to
 train, the next ``int(0.1 n)`` to val and the rest to test. Samples with a missing modality file are

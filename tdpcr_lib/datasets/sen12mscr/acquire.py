@@ -9,6 +9,7 @@ The land-cover archives are checked against the MD5 torchgeo publishes before ex
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from tdpcr_lib.datasets.sen12mscr.layout import (
     has_sen12mscr_layout,
     how_to_get_sen12mscr,
 )
+
+log = logging.getLogger(__name__)
 
 _SUFFIX = ".tar.gz"
 
@@ -70,7 +73,7 @@ def extract_archives(archives: Iterable[str | Path], extract_to: str | Path,
             continue
         if verify:
             verify_archive(archive)
-        print(f"extracting {archive.name} into {destination}", flush=True)
+        log.info("extracting %s into %s", archive.name, destination)
         extract_archive(archive, destination, overwrite=overwrite)
     return extract_to
 

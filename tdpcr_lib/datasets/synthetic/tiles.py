@@ -5,7 +5,7 @@ not noise: each tile is a small landscape whose land cover determines the clear 
 and the Sentinel-1 backscatter, so a network can learn to (a) remove clouds using SAR and the
 uncovered pixels and (b) segment land cover from either sensor.
 
-How a tile is made (choices documented in ``docs/design.md``):
+How a tile is made (choices documented in ``docs/decisions.md``):
 
 * **Land cover** (uint8, codes 0–6): arg-max of smooth Gaussian random fields per class plus
   per-tile priors (patches), with linear features drawn on top: a meandering river (water) and
@@ -41,6 +41,7 @@ Code: the landscape (land cover, clear S2, S1) is in
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 from collections.abc import Callable
@@ -70,6 +71,8 @@ from tdpcr_lib.datasets.synthetic.landscape import (
     make_sar_db,
     reflectance_to_dn,
 )
+
+logger = logging.getLogger(__name__)
 
 #: The small twin the notebooks and ``tdpcr data synth`` make by default (about a minute on 2 cores).
 DEFAULT_N_TILES = 250
@@ -302,8 +305,8 @@ def make_synthetic_luojiaset(root: str | Path, n_tiles: int = DEFAULT_N_TILES,
     done = _finished_tiles(root)
     _remove_partial_files(root)
     if done:
-        print(f"{root}: resuming an interrupted generation ({len(done)} of {n_tiles} tiles "
-              "already written)", flush=True)
+        logger.info("%s: resuming an interrupted generation (%d of %d tiles already written)",
+                 root, len(done), n_tiles)
 
     started = time.perf_counter()
     threads = torch.get_num_threads()

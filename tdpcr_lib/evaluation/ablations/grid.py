@@ -10,7 +10,7 @@ checkpoint (the trainer's exact resume). A folder holding a run of a *different*
 cleared before retraining, so a result never mixes two configs.
 
 Design choices (the paper publishes no ablation protocol; these are ours, detailed in
-``docs/design.md`` § Ablation protocol):
+``docs/decisions.md`` § Ablation protocol):
 
 * **The main run's recipe for every run** (:mod:`tdpcr_lib.evaluation.ablations.runs`): the
   notebooks' training presets, validation every epoch, best checkpoint, plateau-based stopping;
@@ -39,9 +39,10 @@ import numpy as np
 import torch
 
 from tdpcr_lib import __version__
+from tdpcr_lib.core.arrays import nan_if_none
 from tdpcr_lib.core.io import atomic_write_json, atomic_write_text, sha256_file
 from tdpcr_lib.datasets.sources import open_dataset
-from tdpcr_lib.evaluation.ablations.report import _nan, headline_metrics
+from tdpcr_lib.evaluation.ablations.report import headline_metrics
 from tdpcr_lib.evaluation.ablations.runs import train_run
 from tdpcr_lib.evaluation.ablations.spec import (
     ABLATIONS,
@@ -210,8 +211,8 @@ def run_grid(data_root: str | Path, runs_dir: str | Path, seeds: Sequence[int],
             plateau = {True: "plateau", False: "NO plateau", None: "not validated"}[
                 result.get("plateau")]
             log(f"{job[0]} seed {job[1]}: {how}, {result.get('steps')} steps ({plateau}); PSNR "
-                f"{_nan(result['headline'].get('psnr')):.2f} dB, mIoU "
-                f"{100 * _nan(result['headline'].get('miou')):.1f}")
+                f"{nan_if_none(result['headline'].get('psnr')):.2f} dB, mIoU "
+                f"{100 * nan_if_none(result['headline'].get('miou')):.1f}")
 
     if workers <= 1:
         for job in jobs:

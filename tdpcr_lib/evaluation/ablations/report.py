@@ -15,14 +15,9 @@ from tdpcr_lib.evaluation.ablations.spec import PAPER_ABLATION_CLAIMS, AblationB
 from tdpcr_lib.evaluation.tables import dataframe_to_markdown
 from tdpcr_lib.metrics.results import ALL, buckets, column_name, has, value
 
-
 # --------------------------------------------------------------------------------------------
 # Metrics: flatten and aggregate over seeds (paired statistics: ablations.stats)
 # --------------------------------------------------------------------------------------------
-def _nan(value: Any) -> float:
-    return float("nan") if value is None else float(value)
-
-
 #: The ablation metrics, ``(metric, region)``; aggregated under their column names.
 HEADLINE_PAIRS: tuple[tuple[str, str], ...] = (
     ("psnr", "all"), ("ssim", "all"), ("sam", "all"), ("mae", "all"), ("psnr", "cloudy"),

@@ -224,8 +224,7 @@ def preset_budget(smoke: bool = False, full: bool = False, quick: bool = False,
     return budget
 
 
-def default_seeds(seed: int = 0, smoke: bool = False, full: bool = False,
-                  n_seeds: int | None = None) -> list[int]:
+def default_seeds(seed: int = 0, smoke: bool = False, n_seeds: int | None = None) -> list[int]:
     """Seeds of notebook 04: 3 (1 in smoke mode; ``n_seeds`` wins). Seed ``seed`` of TDP-CR is
     the main run of notebooks 01/02."""
     n = n_seeds if n_seeds is not None else (1 if smoke else 3)

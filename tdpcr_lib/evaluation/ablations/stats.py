@@ -6,7 +6,7 @@ same test tiles. For each seed present on both sides the difference ``reference 
 test-set metric is taken; the claim is the mean of those differences with a two-sided Student-t
 95 % interval over seeds (``scipy.stats.t``, ``n − 1`` degrees of freedom).
 
-Why a t interval over seeds, not a bootstrap over test tiles × seeds (see ``docs/design.md``
+Why a t interval over seeds, not a bootstrap over test tiles × seeds (see ``docs/decisions.md``
 § Ablation statistics): the test tiles are shared by both sides, so most tile-to-tile variation
 cancels in a paired difference, and what a reader's rerun would change is the training run (the
 seed). With 3 seeds a bootstrap over seeds has only 10 distinct resamples and understates the

@@ -104,7 +104,7 @@ def verdicts_markdown(record: Mapping[str, Any], timings: Mapping[str, Any] | No
     """The verdicts page (also the README section's body, under its own heading)."""
     lines = [heading, "", provenance(record, timings), "",
              "Each line: TDP-CR minus the other model, paired by seed, mean with a Student-t "
-             "95 % interval over seeds (docs/design.md § Ablation statistics).", ""]
+             "95 % interval over seeds (docs/decisions.md § Ablation statistics).", ""]
     lines += verdict_lines(record) or ["- (no comparisons were run)"]
     return "\n".join(lines) + "\n"
 
