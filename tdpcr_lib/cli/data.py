@@ -22,13 +22,21 @@ import argparse
 import sys
 import time
 
-from tdpcr_lib.cli.errors import CliParser, check_int, check_output_folder, run_command
+from tdpcr_lib.cli.errors import (
+    CliParser,
+    UsageError,
+    check_int,
+    check_output_folder,
+    run_command,
+)
 from tdpcr_lib.core.paths import DEFAULT_SYNTHETIC_ROOT
+from tdpcr_lib.datasets.cloudmask import CLOUD_MASKS, DEFAULT_CLOUD_MASK
 from tdpcr_lib.datasets.download import download_sen12mscr
 from tdpcr_lib.datasets.manifest import LOCAL_MANIFEST, write_manifest
 from tdpcr_lib.datasets.sen12mscr_acquire import prepare_sen12mscr
 from tdpcr_lib.datasets.sen12mscr_layout import DEFAULT_SEN12MSCR_ROOT, SEASONS
 from tdpcr_lib.datasets.sen12mscr_manifest import write_sen12mscr_manifest
+from tdpcr_lib.datasets.sen12mscr_splits import DEFAULT_SPLIT_PROTOCOL, SPLIT_PROTOCOLS
 from tdpcr_lib.datasets.synthetic.tiles import (
     DEFAULT_N_TILES,
     DEFAULT_TILE_SIZE,
@@ -71,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     manifest.add_argument("--no-checksums", action="store_true",
                           help="skip hashing every file (hashing the full dataset takes minutes)")
     manifest.add_argument("--workers", type=int, default=4, help="hashing threads (default 4)")
+    manifest.add_argument("--split", choices=SPLIT_PROTOCOLS, default=None,
+                          help="sen12mscr: split protocol (default scene-exact, leak-proof; "
+                               "legacy-substring: the peers' leaky substring match, labelled as "
+                               "such in the manifest and every report; docs/dataset.md)")
+    manifest.add_argument("--cloud-mask", choices=CLOUD_MASKS, default=None,
+                          help="sen12mscr: cloud mask behind cloud cover and buckets (default "
+                               "s2cloudless, as UnCRtainTS; or rule-based)")
 
     download = sub.add_parser("download", help="download the open SEN12MS-CR archives (+ SEN12MS "
                                                "land cover) from mediaTUM; resumable")
@@ -105,10 +120,18 @@ def _data(argv: list[str]) -> int:
         check_int("--workers", args.workers, 1)
         if args.out is not None:
             check_output_folder(args.out, "--out")
+        if args.source != "sen12mscr" and (args.split or args.cloud_mask):
+            raise UsageError("--split and --cloud-mask apply to --source sen12mscr only")
         if args.source == "sen12mscr":
+            split = args.split or DEFAULT_SPLIT_PROTOCOL
             out = write_sen12mscr_manifest(prepare_sen12mscr(args.root),
                                            land_cover_root=args.land_cover, out=args.out,
-                                           checksums=not args.no_checksums, workers=args.workers)
+                                           checksums=not args.no_checksums, workers=args.workers,
+                                           cloud_mask=args.cloud_mask or DEFAULT_CLOUD_MASK,
+                                           split=split)
+            if split == "legacy-substring":
+                print("note: legacy-substring is the peers' LEAKY split (training holds test "
+                      "scenes); use it only to measure the leak (docs/dataset.md)")
         else:
             out = write_manifest(args.root, out=args.out, seed=args.seed,
                                  checksums=not args.no_checksums, workers=args.workers)
