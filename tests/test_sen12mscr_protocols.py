@@ -148,8 +148,8 @@ def test_legacy_split_is_written_and_labelled(fake_tree, tmp_path, capsys):
     config = read_split_config(root / "manifest")
     assert config["split_protocol"] == "legacy-substring" and "LEAKY" in config["protocol"]
     leaked = config["leak"]["scenes_in_several_splits"]
-    # the fake tree's test scene spring/106 and val scene spring/17 match train's 's1_1', test
-    # scene fall/139 matches train's fall 's1_13'
+    # the fake tree's test scenes spring/106 and fall/139 and val scene spring/17 match the
+    # train entries 'ROIs1158_spring_s1/s1_1' and 'ROIs1970_fall_s1/s1_1'
     assert leaked == {"ROIs1158_spring/106": {"splits": ["train", "test"], "patches": 5},
                       "ROIs1158_spring/17": {"splits": ["train", "val"], "patches": 5},
                       "ROIs1970_fall/139": {"splits": ["train", "test"], "patches": 5}}
