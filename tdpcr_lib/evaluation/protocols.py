@@ -119,7 +119,7 @@ def protocol_markdown(protocols: dict[str, dict[str, Any]] | None) -> list[str]:
     for name, values in protocols.items():
         spec = PROTOCOL_SPECS[name]
         lines.append(f"- **{name}** ({spec.title}; {spec.source}): comparable with "
-                     f"{spec.comparable_with}; does not match {spec.not_comparable_with}.")
+                     f"{spec.comparable_with}. Differs: {spec.not_comparable_with}.")
         if values.get("note"):
             lines.append(f"  Note: {values['note']}.")
     return lines + [""]
