@@ -136,10 +136,11 @@ record = RunRecord.from_parameters_cell("00_get_data", globals(), device="cpu",
 # * the folder holding the `.tar.gz` archives: each is checked (land cover against its published
 #   MD5) and extracted safely into `<DATA_ROOT>/SEN12MS-CR/`.
 #
-# SEN12MS-CR ships no cloud masks: the cell computes one per patch with the rule-based detector of
-# DSen2-CR/UnCRtainTS (`tdpcr_lib.datasets.sen12mscr.cloudmask`) for the cloud-cover buckets. The split is the
-# scene-level split of UnCRtainTS (train/val/test scenes); the manifest records it with a sha256 per
-# file (skipped in `SMOKE` mode).
+# SEN12MS-CR ships no cloud masks: the cell computes one per patch with s2cloudless as UnCRtainTS
+# does (`tdpcr_lib.datasets.sen12mscr.s2cloudless`; the rule-based detector of DSen2-CR on request,
+# `DataOptions(cloud_mask="rule-based")`) for the cloud-cover buckets. The split is the scene-level split of
+# UnCRtainTS (train/val/test scenes, matched exactly: no scene in two splits); the manifest records
+# the mask, the split and a sha256 per file (skipped in `SMOKE` mode).
 
 # %% [markdown]
 # ## Prepare the chosen source

@@ -183,7 +183,7 @@ def test_wheel_end_to_end(tmp_path):
     _run([str(tdpcr), "data", "manifest", str(twin), "--out", "my_manifest", "--no-checksums"],
          cwd=work, env=env)
     assert (work / "my_manifest" / "train.csv").is_file()
-    check = ("import sys; from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR; "
+    check = ("import sys; from tdpcr_lib.datasets.luojiaset.dataset import LuojiaSETOSFCR; "
              "ds = LuojiaSETOSFCR(sys.argv[1], split='train'); s = ds[0]; "
              "assert s['optical'].shape == (13, 32, 32) and s['sar'].shape[0] == 2, s; "
              "print(len(ds))")

@@ -22,11 +22,19 @@ import argparse
 import sys
 import time
 
-from tdpcr_lib.cli.errors import CliParser, check_int, check_output_folder, run_command
+from tdpcr_lib.cli.errors import (
+    CliParser,
+    UsageError,
+    check_int,
+    check_output_folder,
+    run_command,
+)
 from tdpcr_lib.core.paths import DEFAULT_SYNTHETIC_ROOT
 from tdpcr_lib.datasets.manifests import LOCAL_MANIFEST
+from tdpcr_lib.datasets.sen12mscr.cloudmask import CLOUD_MASKS
 from tdpcr_lib.datasets.sen12mscr.download import download_sen12mscr
 from tdpcr_lib.datasets.sen12mscr.layout import DEFAULT_SEN12MSCR_ROOT, SEASONS
+from tdpcr_lib.datasets.sen12mscr.splits import DEFAULT_SPLIT_PROTOCOL, SPLIT_PROTOCOLS
 from tdpcr_lib.datasets.sources import DataOptions, data_source
 from tdpcr_lib.datasets.synthetic.tiles import (
     DEFAULT_N_TILES,
@@ -70,6 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     manifest.add_argument("--no-checksums", action="store_true",
                           help="skip hashing every file (hashing the full dataset takes minutes)")
     manifest.add_argument("--workers", type=int, default=4, help="hashing threads (default 4)")
+    manifest.add_argument("--split", choices=SPLIT_PROTOCOLS, default=None,
+                          help="sen12mscr: split protocol (default scene-exact, leak-proof; "
+                               "legacy-substring: the peers' leaky substring match, labelled as "
+                               "such in the manifest and every report; docs/dataset.md)")
+    manifest.add_argument("--cloud-mask", choices=CLOUD_MASKS, default=None,
+                          help="sen12mscr: cloud mask behind cloud cover and buckets (default "
+                               "s2cloudless, as UnCRtainTS; or rule-based)")
 
     download = sub.add_parser("download", help="download the open SEN12MS-CR archives (+ SEN12MS "
                                                "land cover) from mediaTUM; resumable")
@@ -104,11 +119,17 @@ def _data(argv: list[str]) -> int:
         check_int("--workers", args.workers, 1)
         if args.out is not None:
             check_output_folder(args.out, "--out")
+        if args.source != "sen12mscr" and (args.split or args.cloud_mask):
+            raise UsageError("--split and --cloud-mask apply to --source sen12mscr only")
         source = data_source(args.source)
         options = DataOptions(split_seed=args.seed, land_cover_root=args.land_cover,
                               manifest_dir=args.out, checksums=not args.no_checksums,
-                              workers=args.workers)
+                              workers=args.workers, cloud_mask=args.cloud_mask,
+                              split_protocol=args.split or DEFAULT_SPLIT_PROTOCOL)
         out = source.write_manifest(source.prepare(args.root, options), options)
+        if args.source == "sen12mscr" and options.split_protocol == "legacy-substring":
+            print("note: legacy-substring is the peers' LEAKY split (training holds test "
+                  "scenes); use it only to measure the leak (docs/dataset.md)")
         print(f"split manifest: {out} (train.csv, val.csv, test.csv"
               f"{', checksums.sha256' if not args.no_checksums else ''}, split_config.json) "
               f"in {time.perf_counter() - started:.1f} s")

@@ -17,6 +17,7 @@ from tdpcr_lib.cli.errors import (
 from tdpcr_lib.core.runtime import resolve_device
 from tdpcr_lib.datasets.sources import open_dataset
 from tdpcr_lib.evaluation.evaluate import evaluate
+from tdpcr_lib.metrics.protocol_specs import DEFAULT_PROTOCOL, PROTOCOLS
 from tdpcr_lib.models.checkpoint import resolve_checkpoint_dir
 
 
@@ -41,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--num-workers", type=int, default=0)
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--protocol", action="append", choices=PROTOCOLS, default=None,
+                        metavar="NAME",
+                        help="also score the same predictions under a named protocol "
+                             f"({', '.join(PROTOCOLS)}; repeatable; docs/metrics.md); "
+                             f"the main tables are always '{DEFAULT_PROTOCOL}'")
     return parser
 
 
@@ -78,12 +84,14 @@ def _evaluate(argv: list[str]) -> int:
     result = evaluate(args.checkpoint, dataset, device=args.device,
                       batch_size=args.batch_size, tile=tile, overlap=args.overlap,
                       max_batches=args.max_batches, num_workers=args.num_workers,
-                      progress=not args.no_progress)
+                      progress=not args.no_progress,
+                      protocols=[DEFAULT_PROTOCOL, *(args.protocol or [])])
     json_path = prefix.with_name(prefix.name + ".json")
     md_path = prefix.with_name(prefix.name + ".md")
     result.write(json_path, md_path, title=f"Evaluation of {args.checkpoint} ({args.split})")
     print(json.dumps({"json": str(json_path), "markdown": str(md_path),
-                      "summary": {"n_images": result.n_images}}, indent=2))
+                      "summary": {"n_images": result.n_images},
+                      "protocols": result.meta["protocols"]}, indent=2))
     print(result.to_markdown(title="Evaluation"))
     return 0
 

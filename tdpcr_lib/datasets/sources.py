@@ -57,7 +57,9 @@ class DataOptions:
     LuojiaSET-OSFCR's split protocol (the author's 42). ``land_cover_root``: SEN12MS-CR's land
     cover when it is not inside the data folder. ``manifest_dir``: where the split CSVs go (None:
     ``<root>/manifest/``). ``checksums``: hash every file into the manifest. ``workers``: hashing
-    threads.
+    threads. ``cloud_mask`` and ``split_protocol``: SEN12MS-CR's cloud detector
+    (``"s2cloudless"``, the default, or ``"rule-based"``) and split (``"scene-exact"``, the default,
+    or the peers' leaky ``"legacy-substring"``); None takes the default.
     """
 
     n_tiles: int = DEFAULT_N_TILES
@@ -69,6 +71,8 @@ class DataOptions:
     manifest_dir: str | Path | None = None
     checksums: bool = True
     workers: int = 4
+    cloud_mask: str | None = None
+    split_protocol: str | None = None
 
 
 @dataclass(frozen=True)
@@ -138,9 +142,14 @@ def _luojiaset_manifest(root: Path, options: DataOptions) -> Path:
 
 
 def _sen12mscr_manifest(root: Path, options: DataOptions) -> Path:
+    extra = {}
+    if options.cloud_mask is not None:
+        extra["cloud_mask"] = options.cloud_mask
+    if options.split_protocol is not None:
+        extra["split"] = options.split_protocol
     return write_sen12mscr_manifest(root, land_cover_root=options.land_cover_root,
                                     out=options.manifest_dir, checksums=options.checksums,
-                                    workers=options.workers)
+                                    workers=options.workers, **extra)
 
 
 def _sen12mscr_legend(_root: str | Path | None = None) -> Legend:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,8 +35,15 @@ from torch.utils.data import Dataset
 
 from tdpcr_lib.core.io import atomic_write_json, atomic_write_text
 from tdpcr_lib.core.runtime import device_description, resolve_device
+from tdpcr_lib.evaluation.protocols import (
+    ProtocolScoring,
+    protocol_markdown,
+    split_label,
+    split_warning,
+)
 from tdpcr_lib.evaluation.tables import dataframe_to_markdown, metrics_tables
 from tdpcr_lib.inference.scoring import accumulate_metrics
+from tdpcr_lib.metrics.protocol_specs import DEFAULT_PROTOCOL
 from tdpcr_lib.metrics.results import ALL, COUNT_METRIC, from_records, to_records, value
 from tdpcr_lib.models.checkpoint import load_model
 
@@ -73,14 +81,23 @@ class EvaluationResult:
     def to_markdown(self, title: str = "Evaluation") -> str:
         """All tables as one markdown document."""
         parts = [f"# {title}", ""]
-        for key in ("checkpoint", "split", "n_images", "tile", "overlap", "device"):
-            if key in self.meta:
+        warning = split_warning(self.meta.get("split_protocol"))
+        if warning:
+            parts += [warning, ""]
+        for key in ("checkpoint", "split", "split_protocol", "n_images", "tile", "overlap",
+                    "device", "protocol"):
+            if self.meta.get(key) is not None:
                 parts.append(f"- **{key}**: {self.meta[key]}")
-        captions = {"summary": "Summary (PSNR in dB; `input_psnr` = the cloudy input itself)",
+        protocol = self.meta.get("protocol", DEFAULT_PROTOCOL)
+        captions = {"summary": f"Summary (protocol `{protocol}`; PSNR in dB; `input_psnr` = "
+                               "the cloudy input itself)",
                     "cr": "Cloud removal (model)", "cr_input": "Cloudy input vs clear target",
                     "seg": "Segmentation"}
         for key, frame in self.tables.items():
             parts += ["", f"## {captions.get(key, key)}", "", dataframe_to_markdown(frame)]
+        protocols = protocol_markdown(self.meta.get("protocols"))
+        if protocols:
+            parts += ["", *protocols]
         return "\n".join(parts) + "\n"
 
     def write(self, json_path: str | Path, markdown_path: str | Path | None = None,
@@ -102,7 +119,8 @@ def evaluate(checkpoint_or_model: str | Path | nn.Module, dataset: Dataset, *,
              tile: int | str | None = "auto", overlap: int | None = None,
              max_batches: int | None = None, num_workers: int = 0,
              progress: bool = True, model_name: str | None = None,
-             seed: int | None = None) -> EvaluationResult:
+             seed: int | None = None, protocols: Sequence[str] = (DEFAULT_PROTOCOL,)
+             ) -> EvaluationResult:
     """Score a model on a dataset: CR + segmentation metrics, all/cloudy/clear and per bucket.
 
     Parameters
@@ -125,6 +143,10 @@ def evaluate(checkpoint_or_model: str | Path | nn.Module, dataset: Dataset, *,
     model_name, seed
         The ``model`` and ``seed`` labels of the result frame (``model`` defaults to the
         checkpoint path or the model's class name).
+    protocols
+        Named protocols (:mod:`tdpcr_lib.metrics.protocols`) to score the same predictions
+        under, as they are made (the model runs once); in ``meta["protocols"]``. The result
+        frame and its tables are always the ``tdpcr`` protocol (``meta["protocol"]``).
 
     Returns
     -------
@@ -144,13 +166,15 @@ def evaluate(checkpoint_or_model: str | Path | nn.Module, dataset: Dataset, *,
         raise ValueError(f"tile must be 'auto', an int or None, got {tile!r}")
     autocast_dtype = torch.bfloat16 if device.type == "cuda" else None
     started = time.time()
+    scoring = ProtocolScoring(protocols, dataset)
     accumulator = accumulate_metrics(model, dataset, device=device, batch_size=batch_size,
                                      max_batches=max_batches, tile=tile, overlap=overlap,
                                      autocast_dtype=autocast_dtype, num_workers=num_workers,
-                                     progress=progress)
+                                     progress=progress, on_batch=scoring)
     split = getattr(dataset, "split", None)
     frame = accumulator.to_frame(model=model_name or source, seed=seed, split=split)
-    meta_out = {"checkpoint": source, "split": split,
+    meta_out = {"checkpoint": source, "split": split, "split_protocol": split_label(dataset),
+                "protocol": DEFAULT_PROTOCOL, "protocols": scoring.results(frame),
                 "n_images": int(value(frame, COUNT_METRIC)), "tile": tile,
                 "overlap": (tile // 4 if overlap is None else overlap) if tile else None,
                 "device": device_description(device),

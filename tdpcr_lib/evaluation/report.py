@@ -16,6 +16,7 @@ from tdpcr_lib.core.io import atomic_write_text
 from tdpcr_lib.core.legend import class_scheme
 from tdpcr_lib.evaluation.evaluate import EvaluationResult
 from tdpcr_lib.evaluation.majority import MajorityBaseline, majority_table
+from tdpcr_lib.evaluation.protocols import protocol_markdown, split_warning
 from tdpcr_lib.evaluation.tables import (
     as_percent,
     dataframe_to_markdown,
@@ -128,6 +129,9 @@ def results_markdown(result: EvaluationResult, majority: MajorityBaseline | None
              f"`{result.meta.get('split')}` split ({result.n_images} images) from "
              f"checkpoint `{checkpoint}`. The paper's claims are listed "
              "separately at the end for reference and are not our results.", ""]
+    warning = split_warning(result.meta.get("split_protocol"))
+    if warning:
+        lines += [warning, ""]
     lines += [f"- {note}" for note in notes]
     if notes:
         lines.append("")
@@ -135,11 +139,14 @@ def results_markdown(result: EvaluationResult, majority: MajorityBaseline | None
     if summary is not None:
         lines += ["## Cloud removal (ours)", "",
                   "PSNR/SSIM/SAM/MAE of our reconstruction over all 13 bands (reflectance in "
-                  "[0, 1]); `input_psnr` is the cloudy input scored the same way and `psnr_gain` "
-                  "our improvement over it.", "",
+                  "[0, 1]) under protocol "
+                  f"`{result.meta.get('protocol', 'tdpcr')}` (docs/metrics.md); `input_psnr` is "
+                  "the cloudy input scored the same way and `psnr_gain` our improvement over it.",
+                  "",
                   dataframe_to_markdown(summary[[c for c in ("psnr", "input_psnr", "psnr_gain",
                                                              "ssim", "sam", "mae")
                                                  if c in summary]]), ""]
+    lines += protocol_markdown(result.meta.get("protocols"))
     seg = tables.get("seg")
     if seg is not None:
         frame = seg.copy()

@@ -5,6 +5,9 @@ Used by training (validation) and by evaluation (the test split), so both score 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -23,7 +26,8 @@ def accumulate_metrics(model: nn.Module, dataset: Dataset, *, device: torch.devi
                        rank: int = 0, world_size: int = 1, tile: int | None = None,
                        overlap: int | None = None, autocast_dtype: torch.dtype | None = None,
                        channels_last: bool = False, num_workers: int = 0,
-                       progress: bool = False, input_cache: InputMetricsCache | None = None
+                       progress: bool = False, input_cache: InputMetricsCache | None = None,
+                       on_batch: Callable[[dict[str, Any], dict[str, Any]], None] | None = None
                        ) -> EvaluationAccumulator:
     """Run ``model`` over this rank's shard of ``dataset`` and fill an ``EvaluationAccumulator``.
 
@@ -32,6 +36,8 @@ def accumulate_metrics(model: nn.Module, dataset: Dataset, *, device: torch.devi
     ``torch.distributed`` ranks (torchmetrics sync; every rank must call it); with one process it
     never touches ``torch.distributed``. ``max_batches`` caps the batches per rank (smoke runs).
     ``input_cache`` (validation) scores the unchanged cloudy input once, not every call.
+    ``on_batch(outputs, batch)`` sees every predicted batch (e.g. to score it under further
+    protocols without predicting again).
     """
     device = model_device(model) if device is None else resolve_device(device)
     # the classes the model was trained for; a model without a config (e.g. the majority
@@ -60,6 +66,8 @@ def accumulate_metrics(model: nn.Module, dataset: Dataset, *, device: torch.devi
                 sar = sar.contiguous(memory_format=torch.channels_last)
             outputs = sliding_window_predict(model, optical, sar, tile, overlap, autocast_dtype)
             accumulator.update(outputs, batch, input_cache=input_cache)
+            if on_batch is not None:
+                on_batch(outputs, batch)
     finally:
         model.train(was_training)
     return accumulator

@@ -1,4 +1,8 @@
-"""Cloud masks for data that ship none (SEN12MS-CR): the rule-based detector of the dataset's authors.
+"""Cloud masks for data that ship none (SEN12MS-CR): s2cloudless (default) or the rule-based detector.
+
+:func:`compute_cloud_mask` picks one of :data:`CLOUD_MASKS`: ``"s2cloudless"`` (the default for
+SEN12MS-CR, as UnCRtainTS computes it: :mod:`tdpcr_lib.datasets.sen12mscr.s2cloudless`) or
+``"rule-based"``, the cloud score below.
 
 SEN12MS-CR has no cloud masks. DSen2-CR (Meraner et al. 2020, ``ameraner/dsen2-cr``
 ``Code/tools/feature_detectors.py``) and UnCRtainTS (Ebel et al. 2023, ``util/detect_cloudshadow.py``,
@@ -15,7 +19,6 @@ rule-based score and threshold it at 0.2; this module re-implements that cloud s
 
 Cloud shadows are not included (the authors' shadow rule thresholds each image against its own
 mean and marks dark pixels even in clear images, which would bias the cloud-cover buckets).
-The alternative UnCRtainTS offers, s2cloudless, needs LightGBM model weights and is not used.
 """
 
 from __future__ import annotations
@@ -27,6 +30,18 @@ from scipy import ndimage
 CLOUD_THRESHOLD = 0.2
 
 _B01, _B02, _B03, _B04, _B10, _B11 = 0, 1, 2, 3, 10, 11
+
+#: The cloud masks a SEN12MS-CR manifest can be built with; the first is the default.
+CLOUD_MASKS: tuple[str, ...] = ("s2cloudless", "rule-based")
+DEFAULT_CLOUD_MASK = "s2cloudless"
+
+#: What ``split_config.json`` says about each mask.
+CLOUD_MASK_DESCRIPTIONS: dict[str, str] = {
+    "s2cloudless": "s2cloudless 1.7 as UnCRtainTS computes it (threshold 0.4, average_over 4, "
+                   "dilation_size 2; DN clipped to 0-10000 / 10000; blank patch = cloudy)",
+    "rule-based": f"rule-based cloud score of DSen2-CR/UnCRtainTS, threshold {CLOUD_THRESHOLD} "
+                  "(tdpcr_lib.datasets.sen12mscr.cloudmask)",
+}
 
 
 def _ramp(values: np.ndarray, start: float, end: float) -> np.ndarray:
@@ -59,3 +74,14 @@ def cloud_score(dn: np.ndarray) -> np.ndarray:
 def cloud_mask(dn: np.ndarray, threshold: float = CLOUD_THRESHOLD) -> np.ndarray:
     """Binary cloud mask (float32 H×W in {0, 1}) of a cloudy Sentinel-2 image in DN."""
     return (cloud_score(dn) >= threshold).astype(np.float32)
+
+
+def compute_cloud_mask(dn: np.ndarray, method: str = DEFAULT_CLOUD_MASK) -> np.ndarray:
+    """Binary cloud mask (float32 H×W in {0, 1}) of a cloudy S2 image in DN with ``method``."""
+    if method == "s2cloudless":
+        from tdpcr_lib.datasets.sen12mscr.s2cloudless import s2cloudless_mask
+
+        return s2cloudless_mask(dn)
+    if method == "rule-based":
+        return cloud_mask(dn)
+    raise ValueError(f"unknown cloud mask {method!r}; choose from {', '.join(CLOUD_MASKS)}")

@@ -25,7 +25,7 @@ from tdpcr_lib.datasets.samples import (
     require_finite,
     require_same_size,
 )
-from tdpcr_lib.datasets.sen12mscr.cloudmask import cloud_mask
+from tdpcr_lib.datasets.sen12mscr.cloudmask import compute_cloud_mask
 from tdpcr_lib.datasets.sen12mscr.layout import (
     LAND_COVER,
     MODALITIES,
@@ -35,7 +35,11 @@ from tdpcr_lib.datasets.sen12mscr.layout import (
     modality_dir,
     patch_filename,
 )
-from tdpcr_lib.datasets.sen12mscr.manifest import read_sen12mscr_csv
+from tdpcr_lib.datasets.sen12mscr.manifest import (
+    mask_cache_path,
+    read_cached_mask,
+    read_sen12mscr_csv,
+)
 
 #: The packaged legend and normalisation this dataset uses (names travel in model configs).
 LEGEND_NAME = "igbp_simplified"
@@ -103,6 +107,9 @@ class SEN12MSCR(ManifestDataset):
                 f"data manifest {root} --source sen12mscr [--land-cover DIR]` (or notebook 00 "
                 "with SOURCE='sen12mscr')")
         self.records, self.cloud_cover = read_sen12mscr_csv(csv_path)
+        # manifests written before the s2cloudless default used the rule-based mask
+        config = read_split_config(self.manifest_dir) or {}
+        self.cloud_mask_method: str = config.get("cloud_mask_method", "rule-based")
         self.transforms = transforms
         self.normalisation: Normalisation = load_normalisation(name=NORMALISATION_NAME)
         self.legend: Legend = load_legend(name=LEGEND_NAME)
@@ -161,11 +168,27 @@ class SEN12MSCR(ManifestDataset):
         codes = np.where(known, self._igbp[np.clip(igbp, 0, self._igbp.size - 1)], igbp)
         return self.legend.sanitise(codes, source=self.land_cover_path(index))
 
+    def cloud_mask(self, index: int, cloudy_dn: np.ndarray) -> np.ndarray:
+        """The cloud mask of a sample with the manifest's method (s2cloudless: its cached copy
+        when the manifest wrote one, so the cover, the bucket and the mask agree)."""
+        if self.cloud_mask_method == "s2cloudless":
+            cached = read_cached_mask(mask_cache_path(self.manifest_dir, self.records[index].id))
+            if cached is not None and cached.shape == cloudy_dn.shape[-2:]:
+                return cached
+        return compute_cloud_mask(cloudy_dn, self.cloud_mask_method)
+
+    def target_clear_mask(self, target: torch.Tensor) -> torch.Tensor:
+        """(N, H, W) bool: pixels clear in the (N, 13, H, W) [0, 1] target, by the manifest's
+        cloud mask (AllClear scores only those; :mod:`tdpcr_lib.metrics.protocols`)."""
+        dn = self.normalisation.s2_to_dn(target.detach().float().cpu().numpy())
+        masks = [compute_cloud_mask(image, self.cloud_mask_method) for image in dn]
+        return torch.from_numpy(np.stack(masks) < 0.5).to(target.device)
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         record = self.records[index]
         raw = self.load_raw(index)
         norm = self.normalisation
-        clouds = cloud_mask(raw["s2_cloudy"])
+        clouds = self.cloud_mask(index, raw["s2_cloudy"])
         sample: dict[str, Any] = {
             "optical": torch.from_numpy(norm.s2_to_unit(raw["s2_cloudy"])),
             "sar": torch.from_numpy(norm.s1_to_unit(raw["s1"])),

@@ -4,9 +4,12 @@ A manifest folder (default ``<root>/manifest/``) holds ``train.csv``, ``val.csv`
 (header row :data:`~tdpcr_lib.datasets.sen12mscr.layout.CSV_COLUMNS`; paths relative to the
 dataset root, land cover possibly through ``../`` when it lives elsewhere, empty when a patch has
 none), ``checksums.sha256`` and ``split_config.json``. The split is the scene-level split of
-UnCRtainTS (``tdpcr_lib/resources/sen12mscr_split.json``); the cloud cover of every patch is the
-fraction of its computed cloud mask (:mod:`tdpcr_lib.datasets.sen12mscr.cloudmask`), and its bucket the
-five 20 % bins of LuojiaSET-OSFCR.
+UnCRtainTS (``tdpcr_lib/resources/sen12mscr_split.json``) matched exactly, or on request the
+peers' leaky substring match (:mod:`tdpcr_lib.datasets.sen12mscr.splits`); the cloud cover of
+every patch is the fraction of its cloud mask (s2cloudless by default, or the rule-based one:
+:mod:`tdpcr_lib.datasets.sen12mscr.cloudmask`), and its bucket the five 20 % bins of LuojiaSET-OSFCR.
+s2cloudless masks are kept in ``cloud_masks/`` beside the CSVs (the detector takes seconds per
+patch on a CPU, so the dataset reads them instead of recomputing).
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ import csv
 import io
 import os
 import warnings
-from collections import Counter
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from tdpcr_lib.core.io import atomic_write_json, atomic_write_text
 from tdpcr_lib.core.legend import packaged_resource
@@ -32,7 +36,12 @@ from tdpcr_lib.datasets.manifests import (
     write_checksums,
 )
 from tdpcr_lib.datasets.samples import BUCKETS, SPLITS, SampleRecord, bucket_of, read_raster
-from tdpcr_lib.datasets.sen12mscr.cloudmask import CLOUD_THRESHOLD, cloud_mask
+from tdpcr_lib.datasets.sen12mscr.cloudmask import (
+    CLOUD_MASK_DESCRIPTIONS,
+    CLOUD_MASKS,
+    DEFAULT_CLOUD_MASK,
+    compute_cloud_mask,
+)
 from tdpcr_lib.datasets.sen12mscr.layout import (
     CSV_COLUMNS,
     LAND_COVER,
@@ -47,7 +56,12 @@ from tdpcr_lib.datasets.sen12mscr.layout import (
     patch_filename,
     patch_id,
     scene_key,
-    scene_split,
+)
+from tdpcr_lib.datasets.sen12mscr.splits import (
+    DEFAULT_SPLIT_PROTOCOL,
+    SPLIT_PROTOCOLS,
+    assign,
+    leak_report,
 )
 
 DATASET_NAME = "SEN12MS-CR"
@@ -110,10 +124,43 @@ def discover_patches(root: str | Path, land_cover_root: str | Path | None = None
     return patches, missing
 
 
-def patch_cloud_cover(path: str | Path) -> float:
-    """Fraction of the computed cloud mask of a cloudy S2 file (validated on read)."""
+#: Folder of the manifest holding cached s2cloudless masks (``<patch id>.npz``).
+MASK_DIR = "cloud_masks"
+
+
+def mask_cache_path(manifest_dir: str | Path, sample_id: str) -> Path:
+    """Where a patch's cached cloud mask lives."""
+    return Path(manifest_dir) / MASK_DIR / f"{sample_id}.npz"
+
+
+def read_cached_mask(path: Path) -> np.ndarray | None:
+    """A cached mask (float32 H×W) or None when absent or unreadable."""
+    try:
+        with np.load(path) as saved:
+            shape = tuple(int(v) for v in saved["shape"])
+            bits = np.unpackbits(saved["bits"])[: shape[0] * shape[1]]
+    except (OSError, KeyError, ValueError):
+        return None
+    return bits.reshape(shape).astype(np.float32)
+
+
+def _write_cached_mask(path: Path, mask: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial.npz")
+    np.savez_compressed(partial, bits=np.packbits(mask.astype(bool).ravel()),
+                        shape=np.array(mask.shape))
+    os.replace(partial, path)
+
+
+def patch_cloud_cover(path: str | Path, method: str = DEFAULT_CLOUD_MASK,
+                      cache: Path | None = None) -> float:
+    """Fraction of the cloud mask (``method``) of a cloudy S2 file (validated on read); the
+    mask is written to ``cache`` when given."""
     array, _ = read_raster(path, SPECS["s2_cloudy"], "s2_cloudy")
-    return float(cloud_mask(array).mean())
+    mask = compute_cloud_mask(array, method)
+    if cache is not None:
+        _write_cached_mask(cache, mask)
+    return float(mask.mean())
 
 
 def _csv_text(rows: list[tuple[Patch, float]]) -> str:
@@ -128,8 +175,9 @@ def _csv_text(rows: list[tuple[Patch, float]]) -> str:
 
 def write_sen12mscr_manifest(root: str | Path, land_cover_root: str | Path | None = None,
                              out: str | Path | None = None, checksums: bool = True,
-                             workers: int = 4, extra_config: Mapping[str, Any] | None = None
-                             ) -> Path:
+                             workers: int = 4, extra_config: Mapping[str, Any] | None = None,
+                             cloud_mask: str = DEFAULT_CLOUD_MASK,
+                             split: str = DEFAULT_SPLIT_PROTOCOL) -> Path:
     """Write the split CSVs, ``checksums.sha256`` and ``split_config.json`` of a SEN12MS-CR copy.
 
     Parameters
@@ -145,7 +193,17 @@ def write_sen12mscr_manifest(root: str | Path, land_cover_root: str | Path | Non
         sha256 of every file (slow on the full dataset, about 470 GB).
     workers : int
         Threads for the cloud masks and the hashes.
+    cloud_mask : {"s2cloudless", "rule-based"}
+        The cloud mask behind the cloud cover and buckets (recorded in ``split_config.json``).
+    split : {"scene-exact", "legacy-substring"}
+        The split protocol (:mod:`tdpcr_lib.datasets.sen12mscr.splits`); ``legacy-substring``
+        is the peers' leaky split, labelled as such in the manifest and in every report.
     """
+    if cloud_mask not in CLOUD_MASKS:
+        raise ValueError(f"unknown cloud mask {cloud_mask!r}; choose from {', '.join(CLOUD_MASKS)}")
+    if split not in SPLIT_PROTOCOLS:
+        raise ValueError(f"unknown split protocol {split!r}; choose from "
+                         f"{', '.join(SPLIT_PROTOCOLS)}")
     root = find_sen12mscr_root(root)
     out = Path(out) if out is not None else root / LOCAL_MANIFEST
     patches, missing = discover_patches(root, land_cover_root)
@@ -156,32 +214,38 @@ def write_sen12mscr_manifest(root: str | Path, land_cover_root: str | Path | Non
         examples = [f for files in list(missing.values())[:3] for f in files]
         warnings.warn(f"{root}: left out {len(missing)} incomplete patch(es); missing files, "
                       f"e.g. {examples}", stacklevel=2)
-    assignment = scene_split()
+    assigned, unassigned = assign(patches, split)
+    wanted = list({p.id: p for name in SPLITS for p in assigned[name]}.values())
+
+    def cover_of(patch: Patch) -> float:
+        cache = mask_cache_path(out, patch.id) if cloud_mask == "s2cloudless" else None
+        return patch_cloud_cover(root / patch.paths["s2_cloudy"], cloud_mask, cache)
+
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        covers = list(pool.map(lambda p: patch_cloud_cover(root / p.paths["s2_cloudy"]), patches))
-    rows: dict[str, list[tuple[Patch, float]]] = {s: [] for s in SPLITS}
-    unassigned: Counter[str] = Counter()
-    for patch, cover in zip(patches, covers, strict=True):
-        split = assignment.get(patch.scene)
-        if split is None:
-            unassigned[patch.scene] += 1
-        else:
-            rows[split].append((patch, cover))
-    for split in SPLITS:
-        atomic_write_text(out / f"{split}.csv", _csv_text(rows[split]))
-    kept = [p for split in SPLITS for p, _ in rows[split]]
+        covers = dict(zip((p.id for p in wanted), pool.map(cover_of, wanted), strict=True))
+    rows = {name: [(p, covers[p.id]) for p in assigned[name]] for name in SPLITS}
+    for name in SPLITS:
+        atomic_write_text(out / f"{name}.csv", _csv_text(rows[name]))
+    kept = wanted
     write_checksums(root, [rel for p in kept for rel in p.paths.values()], out,
                     enabled=checksums, workers=workers)
     without_lc = [p.id for p in kept if "land_cover" not in p.paths]
     split_spec = packaged_resource("sen12mscr_split.json")
     config = {
         "dataset": DATASET_NAME,
-        "protocol": "scene-level split of UnCRtainTS (exact scene match): every patch of a "
-                    "scene goes to the scene's split; scenes in no list are left out",
+        "split_protocol": split,
+        "protocol": ("scene-level split of UnCRtainTS (exact scene match): every patch of a "
+                     "scene goes to the scene's split; scenes in no list are left out"
+                     if split == "scene-exact" else
+                     "LEAKY legacy-substring split: UnCRtainTS's `split_roi in path` substring "
+                     "match, which also puts patches of 6 test and 3 validation scenes into "
+                     "training; for measuring the leak only, not a clean test"),
+        "leak": leak_report({name: [p for p, _ in rows[name]] for name in SPLITS}),
         "split_source": split_spec["source"],
         "land_cover_root": None if land_cover_root is None else str(Path(land_cover_root)),
-        "cloud_mask": f"rule-based cloud score of DSen2-CR/UnCRtainTS, threshold "
-                      f"{CLOUD_THRESHOLD} (tdpcr_lib.datasets.sen12mscr.cloudmask)",
+        "cloud_mask_method": cloud_mask,
+        "cloud_mask": CLOUD_MASK_DESCRIPTIONS[cloud_mask],
+        "cloud_mask_cache": MASK_DIR if cloud_mask == "s2cloudless" else None,
         "cloud_coverage_ranges": list(BUCKETS),
         "csv_columns": list(CSV_COLUMNS),
         "indexed_samples": len(patches),
@@ -189,8 +253,8 @@ def write_sen12mscr_manifest(root: str | Path, land_cover_root: str | Path | Non
         "unassigned_scenes_left_out": dict(sorted(unassigned.items())),
         "patches_without_land_cover": len(without_lc),
         "patches_without_land_cover_examples": without_lc[:20],
-        "counts": {s: {b: sum(bucket_of(c) == b for _, c in rows[s]) for b in BUCKETS}
-                   for s in SPLITS},
+        "counts": {name: {b: sum(bucket_of(c) == b for _, c in rows[name]) for b in BUCKETS}
+                   for name in SPLITS},
         "checksums": CHECKSUM_FILE if checksums else None,
         "manifest_hash": manifest_hash(out),
         **(dict(extra_config) if extra_config else {}),
