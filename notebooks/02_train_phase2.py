@@ -57,7 +57,7 @@ from tdpcr_lib.notebook.display import show_figures_inline
 from tdpcr_lib.notebook.record import RunRecord, resolve_reports_dir
 from tdpcr_lib.plot.composites import save_figure
 from tdpcr_lib.plot.curves import plot_training_curves
-from tdpcr_lib.training.plateau import PlateauStop
+from tdpcr_lib.training.plateau import PlateauStop, describe_metric, phase_plateau
 from tdpcr_lib.training.presets import notebook_configs
 from tdpcr_lib.training.run import (
                    build_datasets,
@@ -120,6 +120,9 @@ report
 # %%
 result = train(train_config, None, train_set, val_set, run_dir, device=DEVICE, source=SOURCE,
                stop_rule=PlateauStop())
+# the same judgement (noise-aware rule) as early stopping and notebook 04's reports
+plateau = phase_plateau(result)
+print(f"{train_config.phase}: {describe_metric(plateau)}")
 result.history_frame()
 
 # %% [markdown]
@@ -137,7 +140,7 @@ figure
 
 # %%
 summary = run_summary(result)
-record.write(summary)
+record.write({**summary, "plateau": plateau})
 pd.Series(summary["validation"])
 
 # %% [markdown]

@@ -6,14 +6,12 @@ import json
 import math
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
 from tdpcr_lib.evaluation.ablations import stats, verdicts
-from tdpcr_lib.training.plateau import PlateauRule, PlateauStop, curve, plateau_status, rule_for
 
 
 # --------------------------------------------------------------------------------------------
@@ -64,43 +62,6 @@ def test_claims_scale_units_and_skip_models_that_did_not_run():
     assert noisy[0]["verdict"] == stats.WITHIN_NOISE and noisy[0]["equal_compute"]
     worse = stats.claims(_runs({"tdpcr_full": [29, 29.1, 29.2], "dsen2cr": [30, 30.05, 30.3]}))
     assert worse[0]["verdict"] == stats.CONTRADICTS
-
-
-# --------------------------------------------------------------------------------------------
-# Plateau detection and the stopping hook
-# --------------------------------------------------------------------------------------------
-def test_plateau_status_flat_and_rising_curves():
-    flat = [(25, 20.0), (50, 25.0), (75, 27.0), (100, 27.95), (125, 28.0)]
-    status = plateau_status(flat, PlateauRule(tolerance=0.1, window=0.2))
-    # window = steps 100..125 plus the anchor before it (75): change 1.0 dB → not flat
-    assert not status["reached"] and status["change"] == pytest.approx(1.0)
-    flat += [(150, 28.02), (175, 28.03), (200, 28.04)]
-    status = plateau_status(flat, PlateauRule(tolerance=0.1, window=0.2))
-    assert status["reached"] and status["change"] == pytest.approx(0.02)  # 150 (anchor)..200
-    assert status["window_start"] == 160
-    assert not plateau_status(flat[:2])["reached"]  # fewer than min_points validations
-
-
-def test_curve_reads_history_rows_and_rule_for_picks_the_tolerance():
-    history = [{"step": 25, "val_psnr": 20.0, "val_miou": 0.3}, {"step": 50, "val_psnr": None},
-               {"step": 75, "val_psnr": 21.0}]
-    assert curve(history, "psnr") == [(25, 20.0), (75, 21.0)]
-    assert curve(history, "miou") == [(25, 0.3)]
-    assert rule_for("psnr").tolerance == 0.1 and rule_for("miou").tolerance == 0.01
-    assert rule_for("psnr_cloudy").metric == "psnr_cloudy"
-    with pytest.raises(ValueError, match="window"):
-        PlateauRule(window=1.5)
-
-
-def test_plateau_stop_waits_for_min_fraction_then_stops_on_a_flat_curve():
-    history = [{"step": s, "val_psnr": 28.0} for s in (25, 50, 75, 100)]
-    trainer = SimpleNamespace(step=100, total_steps=400, history=history, best_metric="psnr")
-    stop = PlateauStop()
-    assert not stop(trainer)  # flat, but only 25 % of the budget spent
-    trainer.step, trainer.total_steps = 100, 150
-    assert stop(trainer) and stop.stopped_at == 100
-    trainer.history = [{"step": s, "val_psnr": float(s)} for s in (25, 50, 75, 100)]
-    assert not PlateauStop()(trainer)
 
 
 # --------------------------------------------------------------------------------------------

@@ -58,6 +58,7 @@ from tdpcr_lib.metrics.results import to_records
 from tdpcr_lib.models.checkpoint import load_model
 from tdpcr_lib.models.complexity import count_parameters, flops_per_tile
 from tdpcr_lib.samplers import IndexSubset
+from tdpcr_lib.training.plateau import describe_metric
 from tdpcr_lib.transforms import centre_crop_sample
 
 
@@ -207,8 +208,9 @@ def run_grid(data_root: str | Path, runs_dir: str | Path, seeds: Sequence[int],
         if log is not None:
             spent = float(result.get("train_seconds", 0)) + float(result.get("eval_seconds", 0))
             how = "reused" if result["reused"] else f"trained + evaluated in {spent:.0f} s"
-            plateau = {True: "plateau", False: "NO plateau", None: "not validated"}[
-                result.get("plateau")]
+            # per phase, worded by the same function as results.json's plateau records
+            plateau = "; ".join(f"{p['phase']} {describe_metric(p.get('plateau'))}"
+                                for p in result.get("phases", [])) or "not validated"
             log(f"{job[0]} seed {job[1]}: {how}, {result.get('steps')} steps ({plateau}); PSNR "
                 f"{_nan(result['headline'].get('psnr')):.2f} dB, mIoU "
                 f"{100 * _nan(result['headline'].get('miou')):.1f}")

@@ -36,7 +36,7 @@ from tdpcr_lib.models.complexity import flops_per_tile
 from tdpcr_lib.models.config import ModelConfig
 from tdpcr_lib.training import run as training_run
 from tdpcr_lib.training.config import RESUME_MUTABLE_FIELDS, TrainConfig
-from tdpcr_lib.training.plateau import PlateauStop, curve, plateau_status, rule_for
+from tdpcr_lib.training.plateau import PlateauStop, curve, phase_plateau
 from tdpcr_lib.training.presets import preset_config
 
 
@@ -96,7 +96,7 @@ def phase_record(result: Any, phase: str, flops_per_sample: int, batch: int,
     """What a run keeps of one phase: steps, plateau status, validation curve against FLOPs."""
     metric = result.best_metric  # the checkpoint-selection metric: PSNR, or mIoU with a seg head
     points = curve(result.history, metric)
-    status = plateau_status(points, rule_for(metric)) if points else None
+    status = phase_plateau(result)  # the same judgement as early stopping and notebooks 01/02
     return {"phase": phase, "steps": int(result.steps), "metric": metric,
             "plateau": status, "wall_time_s": round(float(result.wall_time_s), 2),
             "curve": [{"step": s, "value": v,

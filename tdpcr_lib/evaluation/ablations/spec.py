@@ -15,7 +15,7 @@ from tdpcr_lib.models.presets import preset_fields
 from tdpcr_lib.training.presets import STEP_BUDGETS, budget_mode
 
 #: Version of the run layout / results format; part of the config hash.
-ABLATION_FORMAT_VERSION = 2
+ABLATION_FORMAT_VERSION = 3  # 3: the noise-aware plateau rule (runs stop differently)
 
 
 RESULTS_FILE = "results.json"
