@@ -83,7 +83,7 @@ def test_runs_off_their_plateau_are_never_settled():
 
 
 def test_an_untrained_baseline_is_not_comparable_and_has_no_direction():
-    runs = [_two_phase("tdpcr_full", seed, lambda s: 28.0 + 0.1 * seed, lambda s: 0.5)
+    runs = [_two_phase("tdpcr_full", seed, lambda s, k=seed: 28.0 + 0.1 * k, lambda s: 0.5)
             for seed in range(3)]
     runs += [{"model": "dsen2cr", "seed": seed, "steps": 1, "plateau": None,
               "metrics": {"psnr": 15.6}, "phases": [{"phase": "baseline", "steps": 1}]}
