@@ -79,6 +79,7 @@ DEVICE = "auto"  # auto: CUDA if available, else CPU
 SMOKE = False  # a few steps only: checks the pipeline
 FULL = False  # the recipe's full budget (GPU)
 QUICK = False  # a quarter of the default steps (make reproduce in ≤ 10 min; indicative only)
+LONG = False  # 4× the default steps (`tdpcr reproduce --budget long`; hours, resumable)
 EPOCHS = None  # None: the preset of the mode (SMOKE, default or FULL)
 MAX_STEPS = None  # stop after this many optimizer steps (None: no limit)
 CONFIG = {}  # TrainConfig overrides and a "model" dict of ModelConfig overrides
@@ -97,7 +98,7 @@ run_dir = Path(RUNS_DIR) / "phase1"
 # %%
 data_root = ensure_dataset(DATA_ROOT, SOURCE)
 train_config, model_config = notebook_configs(
-    "phase1", smoke=SMOKE, full=FULL, quick=QUICK, epochs=EPOCHS, max_steps=MAX_STEPS,
+    "phase1", smoke=SMOKE, full=FULL, quick=QUICK, long=LONG, epochs=EPOCHS, max_steps=MAX_STEPS,
     seed=SEED,
     config=CONFIG)
 train_set, val_set = build_datasets(data_root, train_config)

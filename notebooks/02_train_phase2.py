@@ -82,6 +82,7 @@ DEVICE = "auto"  # auto: CUDA if available, else CPU
 SMOKE = False  # a few steps only: checks the pipeline
 FULL = False  # the recipe's full budget (GPU)
 QUICK = False  # a quarter of the default steps (make reproduce in ≤ 10 min; indicative only)
+LONG = False  # 4× the default steps (`tdpcr reproduce --budget long`; hours, resumable)
 EPOCHS = None  # None: the preset of the mode (SMOKE, default or FULL)
 MAX_STEPS = None  # stop after this many optimizer steps (None: no limit)
 CONFIG = {}  # TrainConfig overrides and a "model" dict of ModelConfig overrides
@@ -100,7 +101,7 @@ run_dir = Path(RUNS_DIR) / "phase2"
 # %%
 data_root = ensure_dataset(DATA_ROOT, SOURCE)
 train_config, _ = notebook_configs(
-    "phase2", smoke=SMOKE, full=FULL, quick=QUICK, epochs=EPOCHS, max_steps=MAX_STEPS,
+    "phase2", smoke=SMOKE, full=FULL, quick=QUICK, long=LONG, epochs=EPOCHS, max_steps=MAX_STEPS,
     seed=SEED,
     init_from=phase1_best, config=CONFIG)
 train_set, val_set = build_datasets(data_root, train_config)

@@ -129,3 +129,19 @@ def test_a_record_with_an_unknown_status_is_refused(tmp_path):
     path.write_text(json.dumps({"runs": runs, "claims": claims}))
     with pytest.raises(verdicts.VerdictsError, match="status 'supports'"):
         verdicts.load_record(path)
+
+
+def test_claims_figure_has_one_panel_per_claim_with_a_zero_line():
+    from tdpcr_lib.plot.claims import plot_claims_vs_budget
+
+    runs = _grid(lambda s: 25 + s / 900, lambda s: 24 + s / 900)
+    runs += [{"model": "dsen2cr", "seed": seed, "steps": 1, "plateau": None,
+              "metrics": {"psnr": 15.6}, "phases": []} for seed in range(3)]
+    claims = stats.claims(runs)
+    figure = plot_claims_vs_budget(claims, budgets={"long (4×)": (claims, 4.0)})
+    visible = [ax for ax in figure.axes if ax.get_visible()]
+    assert len(visible) == len(claims) == 2
+    for ax in visible:
+        assert any(list(line.get_ydata()) == [0.0, 0.0] for line in ax.get_lines())
+    assert "not comparable" in " ".join(t.get_text() for t in visible[1].texts)
+    assert len(visible[0].get_legend().get_texts()) == 2  # this budget + long

@@ -45,7 +45,8 @@ def train_config(phase: str, steps: int, lr: float, budget: AblationBudget, seed
     """The ``TrainConfig`` of one phase: the notebooks' preset of ``budget.mode`` + the budget."""
     mode = budget.mode
     return preset_config(
-        phase, smoke=mode == "smoke", full=mode == "full", quick=mode == "quick", seed=seed,
+        phase, smoke=mode == "smoke", full=mode == "full", quick=mode == "quick",
+        long=mode == "long", seed=seed,
         max_steps=steps,
         overrides={"batch_size": budget.batch_size, "crop_size": budget.crop_size, "lr": lr,
                    "warmup_steps": min(budget.warmup_steps, steps - 1), "progress": False,

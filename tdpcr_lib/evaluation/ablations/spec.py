@@ -184,7 +184,7 @@ class AblationBudget:
 
 
 def preset_budget(smoke: bool = False, full: bool = False, quick: bool = False,
-                  steps: int | None = None) -> AblationBudget:
+                  steps: int | None = None, long: bool = False) -> AblationBudget:
     """The budget of notebook 04: the notebooks' training recipe, for every run.
 
     * default (2-core CPU): the main run's recipe (:data:`tdpcr_lib.training.presets.STEP_BUDGETS`,
@@ -192,13 +192,14 @@ def preset_budget(smoke: bool = False, full: bool = False, quick: bool = False,
       ``"default"`` model size (multi-task U-Net width-scaled to it), DSen2-CR at paper size and
       equal training FLOPs, the whole test split.
     * ``quick``: the same with a quarter of the steps (indicative only).
+    * ``long``: the same with 4× the steps (``tdpcr reproduce --budget long``).
     * ``smoke``: 2 + 1 steps, batch 2, 32² crops, 4 test tiles of 32² (checks the plumbing only).
     * ``full`` (a GPU): paper-size models, 3000 + 1500 steps, batch 16, 128² crops, whole test
       split and tiles, validation, plateau flags and DSen2-CR at the same samples.
 
     ``steps`` overrides the total step count (split 2:1 between the phases).
     """
-    mode = budget_mode(smoke, full, quick)
+    mode = budget_mode(smoke, full, quick, long)
     if mode == "smoke":
         budget = AblationBudget(phase1_steps=2, phase2_steps=1, batch_size=2, crop_size=32,
                                 warmup_steps=0, eval_crop=32, max_eval_tiles=4)

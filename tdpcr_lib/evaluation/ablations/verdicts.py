@@ -30,6 +30,32 @@ REQUIRED_CLAIM_KEYS = ("name", "delta_mean", "ci95_low", "ci95_high", "n_seeds",
 STATUS_ORDER: tuple[str, ...] = ("settled", "budget-dependent", "not comparable")
 
 
+#: Where ``tdpcr reproduce --budget long`` puts its reports, under the reports folder.
+LONG_REPORTS = "long"
+
+
+def other_budget_record(reports_root: str | Path, mode: str) -> tuple[str, dict, float] | None:
+    """The other CPU budget's ablation record, for drawing and reporting beside this one.
+
+    ``mode`` ``"default"``: the long budget's (``<reports>/long/metrics/04_ablations.json``,
+    4× the steps); ``"long"``: the default budget's (¼). Returns ``(label, record, size
+    relative to this budget)``, or ``None`` when there is none (or it cannot be read).
+    """
+    root = Path(reports_root)
+    if mode == "default":
+        path, label, multiple = root / LONG_REPORTS / "metrics" / "04_ablations.json", "long", 4.0
+    elif mode == "long":
+        path, label, multiple = root / "metrics" / "04_ablations.json", "default", 0.25
+    else:
+        return None
+    if not path.is_file():
+        return None
+    try:
+        return f"{label} budget ({multiple:g}×)", load_record(path), multiple
+    except VerdictsError:
+        return None
+
+
 class VerdictsError(ValueError):
     """A metrics record cannot produce verdicts (missing, unreadable or wrong shape)."""
 
