@@ -145,3 +145,15 @@ def test_claims_figure_has_one_panel_per_claim_with_a_zero_line():
         assert any(list(line.get_ydata()) == [0.0, 0.0] for line in ax.get_lines())
     assert "not comparable" in " ".join(t.get_text() for t in visible[1].texts)
     assert len(visible[0].get_legend().get_texts()) == 2  # this budget + long
+
+
+def test_untrained_checkpoints_are_those_with_under_a_tenth_of_the_steps(tmp_path):
+    found = {}
+    for name, step in (("TDP-CR", 300), ("joint", 900), ("DSen2-CR", 1), ("early", 89)):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({"format_version": 1, "step": step,
+                                                       "model_config": {}, "phase": "p",
+                                                       "epoch": 1}))
+        found[name] = folder
+    assert budget.untrained_checkpoints(found) == {"DSen2-CR": 1, "early": 89}

@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
+
+from tdpcr_lib.models.checkpoint import read_meta
 
 #: Budget fractions of ``by_budget`` (the issue's 25/50/75/100 %).
 FRACTIONS: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
@@ -103,3 +106,13 @@ def comparability(reference: Sequence[Mapping[str, Any]], other: Sequence[Mappin
         if not any(validated(r) for r in runs):
             return f"{label} was never validated"
     return None
+
+
+def untrained_checkpoints(checkpoints: Mapping[str, str | Path],
+                          min_fraction: float = MIN_STEP_FRACTION) -> dict[str, int]:
+    """Display name → optimiser steps of the checkpoints that are *untrained* beside the others:
+    fewer than ``min_fraction`` of the most-trained checkpoint's steps (each checkpoint's own
+    phase, from its ``config.json``). E.g. DSen2-CR after its 1 equal-FLOPs step on a CPU."""
+    steps = {name: int(read_meta(path).get("step") or 0) for name, path in checkpoints.items()}
+    most = max(steps.values(), default=0)
+    return {name: n for name, n in steps.items() if n < min_fraction * most}
