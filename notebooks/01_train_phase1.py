@@ -27,8 +27,9 @@
 # 1. Load the training and validation splits.
 # 2. Pick the run configuration (preset for CPU, `SMOKE` or `FULL`, plus `CONFIG` overrides).
 # 3. Train, validating every epoch; the best epoch by validation PSNR is kept in `runs/phase1/best`.
-#    The run stops early once validation PSNR is on its plateau (moved < 0.1 dB over the last 20 %
-#    of its steps, `tdpcr_lib.training.plateau`); the default budget is at most 600 steps of batch 8
+#    The run stops early once validation PSNR is on its plateau (fitted gain over the last 20 % of
+#    its steps within max(0.1 dB, 2σ of the validation noise), judged on ≥ 5 validations;
+#    docs/verdicts.md); the default budget is at most 600 steps of batch 8
 #    on 32² crops. This run is also seed 0 of TDP-CR in the ablation grid (notebook 04 reuses it).
 # 4. Plot the training curves and record the metrics.
 

@@ -30,8 +30,8 @@
 # 1. Load `runs/phase1/best` and attach the decoder.
 # 2. Count total and trainable parameters.
 # 3. Train, keeping the best epoch by validation mIoU in `runs/phase2/best`; the run stops early
-#    once validation mIoU is on its plateau (moved < 1 point over the last 20 % of its steps; at
-#    most 300 steps by default). Seed 0 of TDP-CR in notebook 04's ablation grid is this run.
+#    once validation mIoU is on its plateau (fitted gain over the last 20 % of its steps within
+#    max(1 point, 2σ), ≥ 5 validations; docs/verdicts.md; at most 300 steps by default). Seed 0 of TDP-CR in notebook 04's ablation grid is this run.
 
 # %% [markdown]
 # ## Prerequisites
