@@ -189,6 +189,8 @@ def claims(runs: Sequence[Mapping[str, Any]],
         diff = paired_difference(seed_values(runs, comparison.reference, comparison.metric),
                                  seed_values(runs, comparison.other, comparison.metric))
         scaled = _scaled(diff, comparison.scale)
+        if not same_test_tiles(runs, comparison.reference, comparison.other):
+            scaled = dict.fromkeys(scaled)  # not a paired difference: no Δ
         resolution = TOLERANCES.get(comparison.metric.split("_")[0], 0.1) * comparison.scale
         sides = [[r for r in runs if r["model"] == name]
                  for name in (comparison.reference, comparison.other)]
@@ -219,6 +221,13 @@ def claims(runs: Sequence[Mapping[str, Any]],
                     "equal_compute": comparison.equal_compute, "paper": comparison.paper,
                     "caveat": comparison.caveat})
     return out
+
+
+def same_test_tiles(runs: Sequence[Mapping[str, Any]], reference: str, other: str) -> bool:
+    """Were both models scored on the same number of test tiles (``n_eval_images``; unknown
+    counts as the same)? DSen2-CR's equal-compute runs are scored on a subset on a CPU."""
+    counts = {r.get("n_eval_images") for r in runs if r["model"] in (reference, other)}
+    return len(counts - {None}) <= 1
 
 
 def _reason(status: str, on_plateau: bool, sides: Sequence[Sequence[Mapping[str, Any]]],
