@@ -8,7 +8,8 @@ straight line fitted (least squares) to its last validations, extrapolated over 
   least ``min_points`` (5) validations; with fewer than 5 validations in the whole curve no
   plateau is ever declared (two or three points cannot tell noise from progress);
 * σ is the noise of one validation value, estimated from the curve itself: the scatter of its
-  second differences over the last half of the run. For a smooth curve the second difference
+  second differences over the last half of the run (at least its last 5 values). For a smooth
+  curve the second difference
   ``y[i-1] − 2 y[i] + y[i+1]`` is close to zero and, for independent noise of standard deviation
   σ, has variance 6σ², so ``σ = sqrt(mean(d²) / 6)``. A linear trend cancels exactly, so a
   steadily rising curve is not mistaken for noise. It needs no extra evaluation;
@@ -143,9 +144,11 @@ def plateau_status(points: Sequence[tuple[int, float]], rule: PlateauRule = Plat
     inside = [k for k, (step, _) in enumerate(points) if step >= start]
     first = min(inside[0], len(points) - rule.min_points)  # at least min_points in the fit
     fit = points[first:]
+    # σ from the last half of the curve, but from >= min_points values (>= 3 second differences):
+    # from two differences one lucky jump could pass a still-rising curve as noise
     half = [v for s, v in points if s >= last_step / 2]
-    if len(half) < 3:
-        half = [v for _, v in points[-3:]]
+    if len(half) < rule.min_points:
+        half = [v for _, v in points[-rule.min_points:]]
     sigma = noise_sd(half) or 0.0
     threshold = max(rule.tolerance, rule.noise_factor * sigma)
     gain = fitted_gain(fit, span)
