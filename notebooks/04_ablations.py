@@ -81,7 +81,7 @@
 # | the dataset (synthetic twin by default) | `00_get_data.ipynb` |
 # | `tdpcr_lib` installed (`make setup`) | README |
 # | the main run (seed 0 of TDP-CR) | `01_train_phase1.ipynb`, `02_train_phase2.ipynb` (otherwise trained here) |
-# | time | ≈ 15 min (default, 2-core CPU, 2 workers) · ≈ 4 min (`QUICK`) · < 2 min (`SMOKE`) · hours on a GPU (`FULL`) |
+# | time | ≈ 15–20 min (default, 2-core CPU, 2 workers) · ≈ 4 min (`QUICK`) · hours (`LONG`; resumable) · < 2 min (`SMOKE`) · hours on a GPU (`FULL`) |
 
 # %% [markdown]
 # ## Imports
