@@ -124,7 +124,7 @@ display(model_config.to_dict())
 result = train(train_config, model_config, train_set, val_set, run_dir, device=DEVICE,
                source=SOURCE, stop_rule=PlateauStop())
 # the same judgement (noise-aware rule) as early stopping and notebook 04's reports
-plateau = phase_plateau(result)
+plateau = phase_plateau(result, train_config.max_steps)
 print(f"{train_config.phase}: {describe_metric(plateau)}")
 result.history_frame()
 

@@ -122,7 +122,7 @@ report
 result = train(train_config, None, train_set, val_set, run_dir, device=DEVICE, source=SOURCE,
                stop_rule=PlateauStop())
 # the same judgement (noise-aware rule) as early stopping and notebook 04's reports
-plateau = phase_plateau(result)
+plateau = phase_plateau(result, train_config.max_steps)
 print(f"{train_config.phase}: {describe_metric(plateau)}")
 result.history_frame()
 

@@ -205,7 +205,7 @@ claims_table(claims)
 # budget has run too (`tdpcr reproduce --budget long`), its points are drawn against this budget.
 
 # %%
-other = other_budget_record(paths.REPORTS_DIR, budget.mode)
+other = other_budget_record(reports_dir, budget.mode)
 fig = plot_claims_vs_budget(claims, budgets={other[0]: (other[1]["claims"], other[2])}
                             if other else None)
 if indicative:

@@ -63,5 +63,8 @@ def test_each_budget_finds_the_other_ones_record(tmp_path):
     (tmp_path / "long" / "metrics" / "04_ablations.json").write_text(json.dumps(record))
     label, found, multiple = verdicts.other_budget_record(tmp_path, "default")
     assert label == "long budget (4×)" and multiple == 4.0 and found["runs"] == []
-    assert verdicts.other_budget_record(tmp_path, "long") is None  # no default record yet
+    assert verdicts.other_budget_record(tmp_path / "long", "long") is None  # no default yet
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "04_ablations.json").write_text(json.dumps(record))
+    assert verdicts.other_budget_record(tmp_path / "long", "long")[2] == 0.25
     assert verdicts.other_budget_record(tmp_path, "smoke") is None

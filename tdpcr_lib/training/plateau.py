@@ -4,8 +4,9 @@
 straight line fitted (least squares) to its last validations, extrapolated over the last
 ``window`` fraction (20 %) of its steps, is within ``max(tolerance, 2σ)``:
 
-* the fit uses the validations whose step lies in the last 20 % of the steps, extended back to at
-  least ``min_points`` (5) validations; with fewer than 5 validations in the whole curve no
+* the window is 20 % of the phase's step budget (of its steps when no budget is given), ending at
+  its last validation; the fit uses the validations in it, extended back to at least
+  ``min_points`` (5) validations; with fewer than 5 validations in the whole curve no
   plateau is ever declared (two or three points cannot tell noise from progress);
 * σ is the noise of one validation value, estimated from the curve itself: the scatter of its
   second differences over the last half of the run (at least its last 5 values). For a smooth
@@ -122,9 +123,14 @@ def fitted_gain(points: Sequence[tuple[int, float]], span: float) -> float:
     return float(slope * span)
 
 
-def plateau_status(points: Sequence[tuple[int, float]], rule: PlateauRule = PlateauRule()
-                   ) -> dict[str, Any]:
+def plateau_status(points: Sequence[tuple[int, float]], rule: PlateauRule = PlateauRule(),
+                   budget_steps: int | None = None) -> dict[str, Any]:
     """Whether the curve ``[(step, value)]`` ends on a plateau under ``rule``.
+
+    ``budget_steps``: the phase's step budget. The gain is measured over ``rule.window`` of
+    ``max(last step, budget_steps)``, so a phase judged at half its budget (early stopping) must
+    be flat over 20 % of its *budget*, not over 20 % of the few steps it has made — the same
+    judgement whether it is made during training or in a report afterwards.
 
     Returns ``{"reached", "gain", "noise_sd", "threshold", "window_start", "step", "n_points",
     "n_fit", "rule"}``: ``gain`` is the fitted gain over the last ``rule.window`` of the steps,
@@ -139,7 +145,7 @@ def plateau_status(points: Sequence[tuple[int, float]], rule: PlateauRule = Plat
     if len(points) < rule.min_points:
         return out
     last_step = points[-1][0]
-    span = rule.window * last_step
+    span = rule.window * max(last_step, int(budget_steps or 0))
     start = last_step - span
     inside = [k for k, (step, _) in enumerate(points) if step >= start]
     first = min(inside[0], len(points) - rule.min_points)  # at least min_points in the fit
@@ -180,11 +186,12 @@ def describe_metric(status: Mapping[str, Any] | None) -> str:
     return describe(status, 100.0, "points")
 
 
-def phase_plateau(result: Any) -> dict[str, Any] | None:
-    """The plateau judgement of a finished phase (a ``TrainResult``): :func:`plateau_status` of
-    its checkpoint-selection metric's validation curve; ``None`` when it was never validated."""
+def phase_plateau(result: Any, budget_steps: int | None = None) -> dict[str, Any] | None:
+    """The plateau judgement of a finished phase (a ``TrainResult``) with step budget
+    ``budget_steps``: :func:`plateau_status` of its checkpoint-selection metric's validation
+    curve; ``None`` when it was never validated."""
     points = curve(result.history, result.best_metric)
-    return plateau_status(points, rule_for(result.best_metric)) if points else None
+    return plateau_status(points, rule_for(result.best_metric), budget_steps) if points else None
 
 
 class PlateauStop:
@@ -209,7 +216,8 @@ class PlateauStop:
         rule = self.rule or rule_for(trainer.best_metric)
         if trainer.step < rule.min_fraction * trainer.total_steps:
             return False
-        self.status = plateau_status(curve(trainer.history, rule.metric), rule)
+        self.status = plateau_status(curve(trainer.history, rule.metric), rule,
+                                     trainer.total_steps)
         if self.status["reached"]:
             self.stopped_at = int(trainer.step)
             return True

@@ -103,7 +103,8 @@ def phase_record(result: Any, phase: str, flops_per_sample: int, batch: int,
     against training FLOPs."""
     metric = result.best_metric  # the checkpoint-selection metric: PSNR, or mIoU with a seg head
     points = curve(result.history, metric)
-    status = phase_plateau(result)  # the same judgement as early stopping and notebooks 01/02
+    # the same judgement as early stopping and notebooks 01/02 (over 20 % of the phase's budget)
+    status = phase_plateau(result, budget_steps)
     curves = {m: [[s, v] for s, v in curve(result.history, m)] for m in CURVE_METRICS}
     return {"phase": phase, "steps": int(result.steps), "metric": metric,
             "budget_steps": int(budget_steps if budget_steps is not None else result.steps),

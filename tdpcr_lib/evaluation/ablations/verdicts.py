@@ -34,18 +34,21 @@ STATUS_ORDER: tuple[str, ...] = ("settled", "budget-dependent", "not comparable"
 LONG_REPORTS = "long"
 
 
-def other_budget_record(reports_root: str | Path, mode: str) -> tuple[str, dict, float] | None:
+def other_budget_record(reports_dir: str | Path, mode: str) -> tuple[str, dict, float] | None:
     """The other CPU budget's ablation record, for drawing and reporting beside this one.
 
-    ``mode`` ``"default"``: the long budget's (``<reports>/long/metrics/04_ablations.json``,
-    4× the steps); ``"long"``: the default budget's (¼). Returns ``(label, record, size
-    relative to this budget)``, or ``None`` when there is none (or it cannot be read).
+    ``reports_dir`` is this budget's reports folder (``reports/``, or ``reports/long/`` for the
+    long budget). ``mode`` ``"default"``: the long budget's record
+    (``<reports>/long/metrics/04_ablations.json``, 4× the steps); ``"long"``: the default
+    budget's (``<reports>/metrics/``, ¼). Returns ``(label, record, size relative to this
+    budget)``, or ``None`` when there is none (or it cannot be read).
     """
-    root = Path(reports_root)
+    folder = Path(reports_dir)
     if mode == "default":
-        path, label, multiple = root / LONG_REPORTS / "metrics" / "04_ablations.json", "long", 4.0
+        path = folder / LONG_REPORTS / "metrics" / "04_ablations.json"
+        label, multiple = "long", 4.0
     elif mode == "long":
-        path, label, multiple = root / "metrics" / "04_ablations.json", "default", 0.25
+        path, label, multiple = folder.parent / "metrics" / "04_ablations.json", "default", 0.25
     else:
         return None
     if not path.is_file():
