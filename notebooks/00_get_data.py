@@ -74,7 +74,7 @@ DATA_ROOT = None  # None: data/synthetic_luojiaset, data/LuojiaSET-OSFCR or data
 #                   for "sen12mscr" also the folder holding the per-season .tar.gz archives
 SOURCE = "synthetic"  # "synthetic" (the twin), "luojiaset" (gated) or "sen12mscr" (open data)
 LAND_COVER_ROOT = None  # sen12mscr: SEN12MS land-cover folder (None: look inside DATA_ROOT)
-N_TILES = 250  # synthetic: number of tiles, spread evenly over the 5 cloud-cover buckets
+N_TILES = 350  # synthetic: tiles, 70 per cloud-cover bucket (train/val/test 40/10/20 per bucket)
 TILE_SIZE = 64  # synthetic: tile side in pixels (the real tiles are 256)
 SEED = 0  # synthetic: everything is a deterministic function of the seed
 SMOKE = False  # tiny twin (50 tiles of 32 px) / no checksums: checks the pipeline in seconds

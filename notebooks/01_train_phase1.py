@@ -27,8 +27,9 @@
 # 1. Load the training and validation splits.
 # 2. Pick the run configuration (preset for CPU, `SMOKE` or `FULL`, plus `CONFIG` overrides).
 # 3. Train, validating every epoch; the best epoch by validation PSNR is kept in `runs/phase1/best`.
-#    The run stops early once validation PSNR is on its plateau (moved < 0.1 dB over the last 20 %
-#    of its steps, `tdpcr_lib.training.plateau`); the default budget is at most 600 steps of batch 8
+#    The run stops early once validation PSNR is on its plateau (fitted gain over the last 20 % of
+#    its steps within max(0.1 dB, 2σ of the validation noise), judged on ≥ 5 validations;
+#    docs/verdicts.md); the default budget is at most 600 steps of batch 8
 #    on 32² crops. This run is also seed 0 of TDP-CR in the ablation grid (notebook 04 reuses it).
 # 4. Plot the training curves and record the metrics.
 
@@ -58,7 +59,7 @@ from tdpcr_lib.notebook.display import show_figures_inline
 from tdpcr_lib.notebook.record import RunRecord, resolve_reports_dir
 from tdpcr_lib.plot.composites import save_figure
 from tdpcr_lib.plot.curves import plot_training_curves
-from tdpcr_lib.training.plateau import PlateauStop
+from tdpcr_lib.training.plateau import PlateauStop, describe_metric, phase_plateau
 from tdpcr_lib.training.presets import notebook_configs
 from tdpcr_lib.training.run import build_datasets, run_summary, train
 
@@ -80,6 +81,7 @@ DEVICE = "auto"  # auto: CUDA if available, else CPU
 SMOKE = False  # a few steps only: checks the pipeline
 FULL = False  # the recipe's full budget (GPU)
 QUICK = False  # a quarter of the default steps (make reproduce in ≤ 10 min; indicative only)
+LONG = False  # 4× the default steps (`tdpcr reproduce --budget long`; hours, resumable)
 EPOCHS = None  # None: the preset of the mode (SMOKE, default or FULL)
 MAX_STEPS = None  # stop after this many optimizer steps (None: no limit)
 CONFIG = {}  # TrainConfig overrides and a "model" dict of ModelConfig overrides
@@ -98,7 +100,7 @@ run_dir = Path(RUNS_DIR) / "phase1"
 # %%
 data_root = ensure_dataset(DATA_ROOT, SOURCE)
 train_config, model_config = notebook_configs(
-    "phase1", smoke=SMOKE, full=FULL, quick=QUICK, epochs=EPOCHS, max_steps=MAX_STEPS,
+    "phase1", smoke=SMOKE, full=FULL, quick=QUICK, long=LONG, epochs=EPOCHS, max_steps=MAX_STEPS,
     seed=SEED,
     config=CONFIG)
 train_set, val_set = build_datasets(data_root, train_config)
@@ -122,6 +124,9 @@ display(model_config.to_dict())
 # %%
 result = train(train_config, model_config, train_set, val_set, run_dir, device=DEVICE,
                source=SOURCE, stop_rule=PlateauStop())
+# the same judgement (noise-aware rule) as early stopping and notebook 04's reports
+plateau = phase_plateau(result, train_config.max_steps)
+print(f"{train_config.phase}: {describe_metric(plateau)}")
 result.history_frame()
 
 # %% [markdown]
@@ -139,7 +144,7 @@ figure
 
 # %%
 summary = run_summary(result)
-record.write(summary)
+record.write({**summary, "plateau": plateau})
 summary["validation"]
 
 # %% [markdown]

@@ -30,8 +30,8 @@
 # 1. Load `runs/phase1/best` and attach the decoder.
 # 2. Count total and trainable parameters.
 # 3. Train, keeping the best epoch by validation mIoU in `runs/phase2/best`; the run stops early
-#    once validation mIoU is on its plateau (moved < 1 point over the last 20 % of its steps; at
-#    most 300 steps by default). Seed 0 of TDP-CR in notebook 04's ablation grid is this run.
+#    once validation mIoU is on its plateau (fitted gain over the last 20 % of its steps within
+#    max(1 point, 2σ), ≥ 5 validations; docs/verdicts.md; at most 300 steps by default). Seed 0 of TDP-CR in notebook 04's ablation grid is this run.
 
 # %% [markdown]
 # ## Prerequisites
@@ -58,7 +58,7 @@ from tdpcr_lib.notebook.display import show_figures_inline
 from tdpcr_lib.notebook.record import RunRecord, resolve_reports_dir
 from tdpcr_lib.plot.composites import save_figure
 from tdpcr_lib.plot.curves import plot_training_curves
-from tdpcr_lib.training.plateau import PlateauStop
+from tdpcr_lib.training.plateau import PlateauStop, describe_metric, phase_plateau
 from tdpcr_lib.training.presets import notebook_configs
 from tdpcr_lib.training.run import (
                    build_datasets,
@@ -82,6 +82,7 @@ DEVICE = "auto"  # auto: CUDA if available, else CPU
 SMOKE = False  # a few steps only: checks the pipeline
 FULL = False  # the recipe's full budget (GPU)
 QUICK = False  # a quarter of the default steps (make reproduce in ≤ 10 min; indicative only)
+LONG = False  # 4× the default steps (`tdpcr reproduce --budget long`; hours, resumable)
 EPOCHS = None  # None: the preset of the mode (SMOKE, default or FULL)
 MAX_STEPS = None  # stop after this many optimizer steps (None: no limit)
 CONFIG = {}  # TrainConfig overrides and a "model" dict of ModelConfig overrides
@@ -100,7 +101,7 @@ run_dir = Path(RUNS_DIR) / "phase2"
 # %%
 data_root = ensure_dataset(DATA_ROOT, SOURCE)
 train_config, _ = notebook_configs(
-    "phase2", smoke=SMOKE, full=FULL, quick=QUICK, epochs=EPOCHS, max_steps=MAX_STEPS,
+    "phase2", smoke=SMOKE, full=FULL, quick=QUICK, long=LONG, epochs=EPOCHS, max_steps=MAX_STEPS,
     seed=SEED,
     init_from=phase1_best, config=CONFIG)
 train_set, val_set = build_datasets(data_root, train_config)
@@ -120,6 +121,9 @@ report
 # %%
 result = train(train_config, None, train_set, val_set, run_dir, device=DEVICE, source=SOURCE,
                stop_rule=PlateauStop())
+# the same judgement (noise-aware rule) as early stopping and notebook 04's reports
+plateau = phase_plateau(result, train_config.max_steps)
+print(f"{train_config.phase}: {describe_metric(plateau)}")
 result.history_frame()
 
 # %% [markdown]
@@ -137,7 +141,7 @@ figure
 
 # %%
 summary = run_summary(result)
-record.write(summary)
+record.write({**summary, "plateau": plateau})
 pd.Series(summary["validation"])
 
 # %% [markdown]

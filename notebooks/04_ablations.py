@@ -48,9 +48,11 @@
 #   TDP-CR phase 1 of its seed.
 # * **Paired seeds.** Seed *k* of every model uses the same data order, augmentation stream,
 #   initialisation seed and test tiles, so differences are taken seed by seed.
-# * **Plateaus.** Each run records whether its validation metric is on its plateau (PSNR moved
-#   < 0.1 dB, or mIoU < 1 point, over its last 20 % of steps); a run stops early once it is, and
-#   one that is not gets its whole budget and is flagged in the table.
+# * **Plateaus.** Each phase records whether its validation metric is on its plateau: the gain of a
+#   line fitted to its last validations (≥ 5), over its last 20 % of steps, is within
+#   max(0.1 dB, 2σ) for PSNR or max(1 point, 2σ) for mIoU, σ being the validation noise estimated
+#   from the curve (docs/verdicts.md). A run stops early once it is, and one that is not gets its
+#   whole budget and is flagged in the table; the log and `results.json` use the same judgement.
 # * **Fairness rules for the baselines.** The multi-task U-Net (width-scaled to the same 0.3–0.5 M
 #   class) sees as many segmentation-labelled samples as TDP-CR's phases 1 + 2 together (the
 #   same steps × batch). DSen2-CR keeps its paper size (18.95 M parameters, ~900× TDP-CR's FLOPs per
@@ -58,11 +60,18 @@
 #   **training FLOPs** (3 × forward FLOPs per sample) as TDP-CR's two phases — an *equal-compute*
 #   comparison, labelled as such; the converged comparison is `FULL=True` on a GPU.
 # * **Statistics.** For each comparison, the mean over seeds of the paired difference (TDP-CR −
-#   other) with a Student-t 95 % interval over seeds, and a verdict: *supports the paper's
-#   direction on the twin* (interval above 0), *contradicts it* (below 0) or *within noise*.
+#   other) with a Student-t 95 % interval over seeds, a *direction at this budget* (TDP-CR ahead,
+#   behind, or within noise) and a *status*: `settled` (both sides on their plateau, the same
+#   direction at 50, 75 and 100 % of the budget), `budget-dependent`, or `not comparable` (a side
+#   untrained: < 10 % of the reference's optimiser steps, or never validated). Only a settled
+#   claim is worded as supporting or contradicting the paper's direction; the others read "ahead /
+#   behind at this budget (not settled)" or "not comparable at this budget: run `--full`".
+# * **Claims against budget.** The same paired Δ, on the validation tiles, at 25, 50, 75 and
+#   100 % of the budget, from the per-validation curves every run records.
 #
-# `QUICK=True` keeps a quarter of the steps (all outputs are labelled *indicative*); `FULL=True`
-# runs the same protocol at the paper's sizes and budget on a GPU / the real data.
+# `QUICK=True` keeps a quarter of the steps (all outputs are labelled *indicative*); `LONG=True`
+# (`tdpcr reproduce --budget long`) 4× the steps, to settle budget-dependent claims overnight;
+# `FULL=True` runs the same protocol at the paper's sizes and budget on a GPU / the real data.
 
 # %% [markdown]
 # ## Prerequisites
@@ -72,7 +81,7 @@
 # | the dataset (synthetic twin by default) | `00_get_data.ipynb` |
 # | `tdpcr_lib` installed (`make setup`) | README |
 # | the main run (seed 0 of TDP-CR) | `01_train_phase1.ipynb`, `02_train_phase2.ipynb` (otherwise trained here) |
-# | time | ≈ 15 min (default, 2-core CPU, 2 workers) · ≈ 4 min (`QUICK`) · < 2 min (`SMOKE`) · hours on a GPU (`FULL`) |
+# | time | ≈ 15–20 min (default, 2-core CPU, 2 workers) · ≈ 4 min (`QUICK`) · hours (`LONG`; resumable) · < 2 min (`SMOKE`) · hours on a GPU (`FULL`) |
 
 # %% [markdown]
 # ## Imports
@@ -98,9 +107,10 @@ from tdpcr_lib.evaluation.ablations.report import (
 )
 from tdpcr_lib.evaluation.ablations.spec import default_seeds, preset_budget
 from tdpcr_lib.evaluation.ablations.stats import claims as paired_claims
-from tdpcr_lib.evaluation.ablations.verdicts import write_verdicts
+from tdpcr_lib.evaluation.ablations.verdicts import other_budget_record, write_verdicts
 from tdpcr_lib.notebook.display import show_figures_inline
 from tdpcr_lib.notebook.record import RunRecord, resolve_reports_dir
+from tdpcr_lib.plot.claims import plot_claims_vs_budget
 from tdpcr_lib.plot.composites import save_figure
 from tdpcr_lib.plot.curves import plot_per_bucket, plot_validation_vs_compute
 
@@ -124,6 +134,7 @@ SEED = 0
 DEVICE = "auto"
 SMOKE = False
 QUICK = False             # a quarter of the steps: outputs labelled "indicative"
+LONG = False              # 4× the steps (tdpcr reproduce --budget long; hours, resumable)
 FULL = False
 SEEDS = None
 N_SEEDS = None
@@ -138,8 +149,8 @@ data_root = Path(DATA_ROOT) if DATA_ROOT else paths.DEFAULT_SYNTHETIC_ROOT
 runs_dir = Path(RUNS_DIR) if RUNS_DIR else paths.RUNS_DIR
 reports_dir = resolve_reports_dir(REPORTS_DIR, smoke=SMOKE)
 figures_dir = reports_dir / "figures"
-seeds = list(SEEDS) if SEEDS else default_seeds(SEED, smoke=SMOKE, n_seeds=N_SEEDS)
-budget = preset_budget(smoke=SMOKE, full=FULL, quick=QUICK, steps=STEPS)
+seeds = list(SEEDS) if SEEDS else default_seeds(SEED, smoke=SMOKE, full=FULL, n_seeds=N_SEEDS)
+budget = preset_budget(smoke=SMOKE, full=FULL, quick=QUICK, long=LONG, steps=STEPS)
 if MODEL_OVERRIDES:
     budget.model_overrides = {**budget.model_overrides, **MODEL_OVERRIDES}
 device = str(resolve_device(DEVICE))
@@ -177,13 +188,30 @@ table = ablation_table(aggregated)
 table
 
 # %% [markdown]
-# ## Paired differences and verdicts
-# TDP-CR minus each other model, paired by seed, with a 95 % Student-t interval over seeds. The
+# ## Paired differences, directions and statuses
+# TDP-CR minus each other model, paired by seed, with a 95 % Student-t interval over seeds on the
+# test tiles; the direction at this budget, the claim's status and the wording it allows. The
 # *paper* column is the paper's claim, for reference only, never used in a computation.
 
 # %%
 claims = paired_claims(runs)
 claims_table(claims)
+
+# %% [markdown]
+# ## Claims against budget
+# One panel per claim: the paired Δ on the validation tiles (same tiles, paired seeds) at 25, 50,
+# 75 and 100 % of the budget, with its 95 % t interval, and the zero line. A claim whose sign
+# changes along the way is budget-dependent, whatever its last point says. When the other CPU
+# budget has run too (`tdpcr reproduce --budget long`), its points are drawn against this budget.
+
+# %%
+other = other_budget_record(reports_dir, budget.mode)
+fig = plot_claims_vs_budget(claims, budgets={other[0]: (other[1]["claims"], other[2])}
+                            if other else None)
+if indicative:
+    fig.suptitle(f"Claims against budget — {label}")
+budget_png = save_figure(fig, figures_dir / "04_ablations_claims_vs_budget.png")
+fig
 
 # %% [markdown]
 # ## Metrics by cloud cover
@@ -216,19 +244,22 @@ fig
 # %%
 notes = {"smoke": "Budget mode: smoke (plumbing check only; **indicative**).",
          "quick": "Budget mode: quick (a quarter of the default steps; **indicative** only).",
+         "long": "Budget mode: long (4× the default steps; `tdpcr reproduce --budget long`).",
          "default": "Budget mode: default (the main run's CPU recipe on the synthetic twin).",
          "full": "Budget mode: full (paper-size models, GPU budget)."}[budget.mode]
 report = write_report(
     aggregated, reports_dir / "ablations.md", budget=budget, seeds=seeds, claims=claims,
-    figures=[str(p.relative_to(reports_dir)) for p in (bucket_png, curves_png)], notes=notes,
+    figures=[str(p.relative_to(reports_dir)) for p in (budget_png, bucket_png, curves_png)],
+    notes=notes,
     label=label)
 metrics_path = record.write(
     {**results_json(aggregated, claims), "n_runs": len(results), "n_reused": n_reused,
      "budget": budget.to_dict(), "indicative": indicative,
-     "figures": [str(bucket_png), str(curves_png)]},
+     "figures": [str(budget_png), str(bucket_png), str(curves_png)]},
     runs=runs, claims=claims, indicative=indicative,
     machine=f"{platform.machine()}, {os.cpu_count()} CPU cores, {workers} worker(s)")
-verdicts = write_verdicts(json.loads(metrics_path.read_text()), reports_dir / "verdicts.md")
+verdicts = write_verdicts(json.loads(metrics_path.read_text()), reports_dir / "verdicts.md",
+                          others=[other[1]] if other else [])
 display(Markdown(report.read_text()))
 display(Markdown(verdicts.read_text()))
 
@@ -236,10 +267,13 @@ display(Markdown(verdicts.read_text()))
 # ## Summary
 # * Every variant and both baselines were trained with the main run's recipe and ≥ 3 paired
 #   seeds; TDP-CR seed 0 is the main run; finished runs are reused on rerun.
-# * `reports/ablations.md` gives the per-model table (with plateau flags) and the paired
-#   differences with 95 % intervals and verdicts; `reports/verdicts.md` states the verdicts with
-#   their provenance; `tdpcr report verdicts --readme` puts them in the README.
-# * The DSen2-CR row is an equal-compute comparison on a CPU, not a converged one.
+# * `reports/ablations.md` gives the per-model table (with plateau flags), the paired
+#   differences with 95 % intervals, directions and statuses, and the claims against budget;
+#   `reports/verdicts.md` states them with their provenance, settled claims first;
+#   `tdpcr report verdicts --readme` puts them in the README.
+# * A claim is a finding only when it is *settled*; a budget-dependent one says where TDP-CR
+#   stands at this budget. The DSen2-CR row (equal training FLOPs: one optimiser step on a CPU)
+#   is *not comparable*; `FULL=True` on a GPU trains it properly.
 #
 # ## What's next
 # * `05_compare_visually.ipynb` puts these models side by side tile by tile.

@@ -49,6 +49,7 @@ from IPython.display import Image, display
 from tdpcr_lib.core import paths
 from tdpcr_lib.core.runtime import resolve_device
 from tdpcr_lib.datasets.sources import legend_of_data, open_dataset
+from tdpcr_lib.evaluation.ablations.budget import untrained_checkpoints
 from tdpcr_lib.evaluation.ablations.grid import discover_checkpoints, load_models
 from tdpcr_lib.notebook.display import show_figures_inline
 from tdpcr_lib.notebook.record import RunRecord, resolve_reports_dir
@@ -72,7 +73,10 @@ show_figures_inline()  # figures show as images, live and in executed copies
 # finished ablation run of seed `SEED`. `TILE_IDS` lists the tiles written as static PNGs (`None` =
 # the first test tile of each cloud-cover bucket). `SAMPLE_CROP` centre-crops tiles before the models
 # run (DSen2-CR needs ~2.5 TFLOP for a 256² tile — slow on a CPU); `None` shows whole tiles.
-# `ZOOM` also writes a centre zoom of each tile.
+# `ZOOM` also writes a centre zoom of each tile. `SHOW_UNTRAINED=True` also shows models that are
+# untrained beside the others (fewer than 10 % of the most-trained model's optimiser steps, e.g.
+# DSen2-CR after its single equal-FLOPs step on a CPU), labelled "untrained: N steps"; by default
+# they are left out, since their broken output says nothing about the architecture.
 
 # %% tags=["parameters"]
 DATA_ROOT = None          # None → the synthetic twin written by 00_get_data
@@ -88,6 +92,7 @@ TILE_IDS = None
 SAMPLE_CROP = 64
 ZOOM = 4
 COMPOSITE = "true colour (B04/B03/B02)"
+SHOW_UNTRAINED = False
 
 # %%
 data_root = Path(DATA_ROOT) if DATA_ROOT else paths.DEFAULT_SYNTHETIC_ROOT
@@ -98,6 +103,11 @@ sample_crop = None if FULL else SAMPLE_CROP
 checkpoints = dict(CHECKPOINTS) if CHECKPOINTS else discover_checkpoints(runs_dir, seed=SEED)
 if not checkpoints:
     raise FileNotFoundError(f"no trained model under {runs_dir}: run 02_train_phase2 or 04_ablations first")
+untrained = untrained_checkpoints(checkpoints)
+if untrained and not SHOW_UNTRAINED:
+    print("left out (untrained; SHOW_UNTRAINED=True shows them):",
+          ", ".join(f"{name} ({steps} steps)" for name, steps in untrained.items()))
+    checkpoints = {k: v for k, v in checkpoints.items() if k not in untrained}
 models = load_models(checkpoints, device=device)
 test_set = open_dataset(data_root, split="test")
 tile_ids = list(TILE_IDS) if TILE_IDS else default_tile_ids(test_set, per_bucket=1)
@@ -110,6 +120,8 @@ record = RunRecord.from_parameters_cell(
               "sample_crop": sample_crop})
 # each row says what the run was trained with: the main run and the ablations differ in budget
 titles = row_titles(checkpoints)
+titles.update({name: f"{name}\nuntrained: {steps} steps" for name, steps in untrained.items()
+               if name in titles})
 legend = legend_of_data(data_root)  # land-cover names and colours of this dataset
 print("models:", *(t.replace("\n", " — ") for t in titles.values()), sep="\n  ")
 print("tiles:", tile_ids)
@@ -166,7 +178,8 @@ viewer.show()
 # %%
 record.write({"tiles": {t: item["metrics"] for t, item in written.items()},
               "figures": [p for item in written.values() for p in item["png"]],
-              "models": list(checkpoints), "viewer_renders": viewer.render_count})
+              "models": list(checkpoints), "viewer_renders": viewer.render_count,
+              "untrained": untrained, "untrained_shown": bool(SHOW_UNTRAINED)})
 
 # %% [markdown]
 # ## Summary

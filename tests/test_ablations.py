@@ -188,7 +188,7 @@ def test_report_tables_and_figures(aggregated, tmp_path):
     text = path.read_text()
     for heading in ("## Results per model", "## Paired differences", "(indicative)"):
         assert heading in text
-    assert "| +0.10 dB | [-0.20, +0.40] | 3 | within noise | equal training FLOPs |" in text
+    assert "| +0.10 dB | [-0.20, +0.40] | 3 | — | — | within noise | equal training FLOPs |" in text
     assert "![x](figures/x.png)" in text
     fig = ablations_curves.plot_per_bucket(aggregated)
     assert len(fig.axes[0].get_legend().get_texts()) == 3  # PSNR: every model

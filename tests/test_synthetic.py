@@ -246,7 +246,7 @@ def test_cli_reports_errors(tmp_path, capsys):
 @pytest.mark.slow
 def test_default_twin_generates_in_about_a_minute(tmp_path):
     started = time.perf_counter()
-    root = make_synthetic_luojiaset(tmp_path / "twin")  # 250 tiles of 64 px
+    root = make_synthetic_luojiaset(tmp_path / "twin")  # 350 tiles of 64 px
     elapsed = time.perf_counter() - started
-    assert len(_all_records(root)) == 250
+    assert len(_all_records(root)) == 350
     assert elapsed < 120, f"default twin took {elapsed:.0f} s"

@@ -72,6 +72,8 @@ def test_phase1_notebook_records_training_metrics(executed):
     assert record["git_sha"] and record["wall_time_s"] > 0 and record["device"].startswith("cpu")
     metrics = record["metrics"]
     assert metrics["best_metric"] == "psnr" and metrics["steps"] == 3
+    # the plateau judgement of the shared rule: 3 steps = 1 validation, never judged
+    assert metrics["plateau"]["reached"] is False and metrics["plateau"]["gain"] is None
     assert 0 < metrics["validation"]["val_psnr"] < 60
     assert 0 <= metrics["validation"]["val_ssim"] <= 1
     assert metrics["parameters"]["trainable"] == metrics["parameters"]["total"] > 0
@@ -97,6 +99,11 @@ def test_evaluation_notebook_writes_metrics_figures_and_results_page(executed):
         assert key in metrics and metrics[key] is not None and math.isfinite(metrics[key]), key
     assert 0 < metrics["psnr"] < 60 and 0 <= metrics["ssim"] <= 1
     assert 0 <= metrics["miou"] <= 1 and 0 <= metrics["majority_oa"] <= 1
+    # 95 % intervals over test tiles for the headline numbers (issue 21)
+    for key in ("psnr", "psnr_cloudy", "miou"):
+        assert {f"{key}_ci95_low", f"{key}_ci95_high"} <= set(metrics), key
+    assert metrics["psnr_ci95_low"] < metrics["psnr_ci95_high"]
+    assert "## 95 % intervals over test tiles" in (executed / "reports" / "results.md").read_text()
     evaluation = from_records(metrics["evaluation"])
     assert value(evaluation, "psnr") == pytest.approx(metrics["psnr"])
     assert set(evaluation["bucket"]) - {"all"} <= {"0-20%", "20%-40%", "40%-60%",

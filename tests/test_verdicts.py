@@ -6,14 +6,12 @@ import json
 import math
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
 from tdpcr_lib.evaluation.ablations import stats, verdicts
-from tdpcr_lib.training.plateau import PlateauRule, PlateauStop, curve, plateau_status, rule_for
 
 
 # --------------------------------------------------------------------------------------------
@@ -38,14 +36,16 @@ def test_paired_difference_drops_missing_values_and_needs_two_seeds():
     out = stats.paired_difference({0: 1.0, 1: float("nan")}, {0: 0.5, 1: 0.2})
     assert out["n_seeds"] == 1 and out["delta_mean"] == 0.5
     assert math.isnan(out["ci95_low"]) and math.isnan(out["ci95_high"])
-    assert stats.verdict(out["ci95_low"], out["ci95_high"]) == stats.WITHIN_NOISE
+    assert stats.direction(out["ci95_low"], out["ci95_high"]) == stats.WITHIN_NOISE
 
 
 @pytest.mark.parametrize("low, high, expected", [
-    (0.1, 0.5, stats.SUPPORTS), (-0.5, -0.1, stats.CONTRADICTS), (-0.1, 0.3, stats.WITHIN_NOISE),
+    (0.1, 0.5, stats.AHEAD), (-0.5, -0.1, stats.BEHIND), (-0.1, 0.3, stats.WITHIN_NOISE),
     (0.0, 0.3, stats.WITHIN_NOISE), (float("nan"), float("nan"), stats.WITHIN_NOISE)])
-def test_verdict_reads_the_interval(low, high, expected):
-    assert stats.verdict(low, high) == expected
+def test_direction_reads_the_interval(low, high, expected):
+    assert stats.direction(low, high) == expected
+    # a difference below the resolution (0.1 dB) is within noise even when the CI excludes 0
+    assert stats.direction(0.01, 0.09, 0.05, resolution=0.1) == stats.WITHIN_NOISE
 
 
 def _runs(values: dict[str, list[float]], metric: str = "psnr") -> list[dict]:
@@ -59,48 +59,15 @@ def test_claims_scale_units_and_skip_models_that_did_not_run():
     assert [c["name"] for c in claims] == ["delta_miou_vs_multitask"]
     claim = claims[0]
     assert claim["unit"] == "points" and claim["delta_mean"] == pytest.approx(10.0)
-    assert claim["verdict"] == stats.SUPPORTS and claim["n_seeds"] == 3
+    # no validation curves: the direction stands, but nothing is settled
+    assert claim["direction"] == stats.AHEAD and claim["n_seeds"] == 3
+    assert claim["status"] == stats.BUDGET_DEPENDENT
+    assert claim["verdict"] == "ahead at this budget (not settled)"
     noisy = stats.claims(_runs({"tdpcr_full": [30, 31, 29], "dsen2cr": [30.5, 29.5, 30.2]}))
-    assert noisy[0]["verdict"] == stats.WITHIN_NOISE and noisy[0]["equal_compute"]
+    assert noisy[0]["direction"] == stats.WITHIN_NOISE and noisy[0]["equal_compute"]
     worse = stats.claims(_runs({"tdpcr_full": [29, 29.1, 29.2], "dsen2cr": [30, 30.05, 30.3]}))
-    assert worse[0]["verdict"] == stats.CONTRADICTS
-
-
-# --------------------------------------------------------------------------------------------
-# Plateau detection and the stopping hook
-# --------------------------------------------------------------------------------------------
-def test_plateau_status_flat_and_rising_curves():
-    flat = [(25, 20.0), (50, 25.0), (75, 27.0), (100, 27.95), (125, 28.0)]
-    status = plateau_status(flat, PlateauRule(tolerance=0.1, window=0.2))
-    # window = steps 100..125 plus the anchor before it (75): change 1.0 dB → not flat
-    assert not status["reached"] and status["change"] == pytest.approx(1.0)
-    flat += [(150, 28.02), (175, 28.03), (200, 28.04)]
-    status = plateau_status(flat, PlateauRule(tolerance=0.1, window=0.2))
-    assert status["reached"] and status["change"] == pytest.approx(0.02)  # 150 (anchor)..200
-    assert status["window_start"] == 160
-    assert not plateau_status(flat[:2])["reached"]  # fewer than min_points validations
-
-
-def test_curve_reads_history_rows_and_rule_for_picks_the_tolerance():
-    history = [{"step": 25, "val_psnr": 20.0, "val_miou": 0.3}, {"step": 50, "val_psnr": None},
-               {"step": 75, "val_psnr": 21.0}]
-    assert curve(history, "psnr") == [(25, 20.0), (75, 21.0)]
-    assert curve(history, "miou") == [(25, 0.3)]
-    assert rule_for("psnr").tolerance == 0.1 and rule_for("miou").tolerance == 0.01
-    assert rule_for("psnr_cloudy").metric == "psnr_cloudy"
-    with pytest.raises(ValueError, match="window"):
-        PlateauRule(window=1.5)
-
-
-def test_plateau_stop_waits_for_min_fraction_then_stops_on_a_flat_curve():
-    history = [{"step": s, "val_psnr": 28.0} for s in (25, 50, 75, 100)]
-    trainer = SimpleNamespace(step=100, total_steps=400, history=history, best_metric="psnr")
-    stop = PlateauStop()
-    assert not stop(trainer)  # flat, but only 25 % of the budget spent
-    trainer.step, trainer.total_steps = 100, 150
-    assert stop(trainer) and stop.stopped_at == 100
-    trainer.history = [{"step": s, "val_psnr": float(s)} for s in (25, 50, 75, 100)]
-    assert not PlateauStop()(trainer)
+    assert worse[0]["direction"] == stats.BEHIND
+    assert "contradicts" not in worse[0]["verdict"]  # only settled claims may say so
 
 
 # --------------------------------------------------------------------------------------------
@@ -126,7 +93,7 @@ def test_record_schema_is_checked_with_one_line_errors(tmp_path):
     run, claim = record["runs"][0], record["claims"][0]
     assert set(verdicts.REQUIRED_RUN_KEYS) <= set(run)
     assert set(verdicts.REQUIRED_CLAIM_KEYS) <= set(claim)
-    assert claim["verdict"] in stats.VERDICTS
+    assert claim["status"] in stats.STATUSES and claim["direction"] in stats.DIRECTIONS
     with pytest.raises(verdicts.VerdictsError, match="no ablation record"):
         verdicts.load_record(tmp_path / "missing.json")
     bad = tmp_path / "bad.json"
@@ -142,7 +109,9 @@ def test_verdicts_page_states_provenance_and_each_claim(tmp_path):
     text = verdicts.verdicts_markdown(verdicts.load_record(_record(tmp_path)))
     assert "synthetic twin" in text and "0.29 M" in text and "abc1234" in text
     assert "x86_64, 2 CPU cores" in text and "10.0 min" in text and "Indicative" not in text
-    assert "PGF with vs without its prompt: ΔPSNR" in text and stats.SUPPORTS in text
+    assert "PGF with vs without its prompt: ΔPSNR" in text
+    assert "ahead at this budget (not settled)" in text and "default budget (400 + 200" in text
+    assert stats.SUPPORTS not in text
     quick = _record(tmp_path, resolved={"budget": {"mode": "quick"}})
     assert "Indicative only" in verdicts.verdicts_markdown(verdicts.load_record(quick))
 

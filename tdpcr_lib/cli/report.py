@@ -1,7 +1,8 @@
 """``tdpcr report verdicts``: regenerate ``reports/verdicts.md`` and the README's verdicts.
 
 The README's "What our runs show" section is never typed: this command writes it from
-``reports/metrics/04_ablations.json`` (and the per-notebook times of the last ``tdpcr reproduce``
+``reports/metrics/04_ablations.json`` (beside ``reports/long/metrics/04_ablations.json``, the long
+budget's, when present; and the per-notebook times of the last ``tdpcr reproduce``
 in ``reports/metrics/reproduce.json``, when present).
 """
 
@@ -22,6 +23,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("what", choices=["verdicts"], help="which report")
     parser.add_argument("--metrics", default=str(METRICS_DIR / "04_ablations.json"),
                         help="the ablation record (default: reports/metrics/04_ablations.json)")
+    parser.add_argument("--long-metrics",
+                        default=str(REPORTS_DIR / "long" / "metrics" / "04_ablations.json"),
+                        help="the long budget's ablation record (`tdpcr reproduce --budget long`;"
+                             " reported beside the default one when present)")
     parser.add_argument("--timings", default=str(METRICS_DIR / "reproduce.json"),
                         help="per-notebook times of `tdpcr reproduce` (used when present)")
     parser.add_argument("--out", default=str(REPORTS_DIR / "verdicts.md"))
@@ -34,11 +39,12 @@ def _parser() -> argparse.ArgumentParser:
 def _report(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     record = load_record(args.metrics)
+    others = [load_record(args.long_metrics)] if Path(args.long_metrics).is_file() else []
     timings_path = Path(args.timings)
     timings = json.loads(timings_path.read_text()) if timings_path.is_file() else None
-    print(f"wrote {write_verdicts(record, args.out, timings)}")
+    print(f"wrote {write_verdicts(record, args.out, timings, others)}")
     if args.readme:
-        print(f"updated {update_readme(args.readme, record, timings)}")
+        print(f"updated {update_readme(args.readme, record, timings, others)}")
     return 0
 
 

@@ -2,6 +2,12 @@
 
 The notebooks live in a checkout's ``notebooks/`` folder; a wheel does not ship them, so from an
 installed package pass ``--notebooks DIR`` (a folder holding ``NN_*.ipynb``).
+
+``--budget long`` runs the default recipe with 4× the steps (``LONG=True``) into ``runs/long/``
+and ``reports/long/``, so the default budget's runs and reports are kept; rerun after an
+interruption, it resumes the unfinished training runs and reuses the finished ones (the
+notebooks' and the ablation grid's resume/reuse). ``tdpcr report verdicts`` then reports both
+budgets.
 """
 
 from __future__ import annotations
@@ -15,8 +21,9 @@ from typing import Any
 
 from tdpcr_lib.cli.errors import CliParser, UsageError, run_command
 from tdpcr_lib.core.io import atomic_write_json
-from tdpcr_lib.core.paths import IN_CHECKOUT, METRICS_DIR, NOTEBOOKS_DIR, REPORTS_DIR
+from tdpcr_lib.core.paths import IN_CHECKOUT, METRICS_DIR, NOTEBOOKS_DIR, REPORTS_DIR, RUNS_DIR
 from tdpcr_lib.core.runtime import git_sha
+from tdpcr_lib.evaluation.ablations.verdicts import LONG_REPORTS
 from tdpcr_lib.notebook.record import SMOKE_REPORTS
 from tdpcr_lib.notebook.reproduce import NotebookFailed, numbered_notebooks, run_notebooks
 
@@ -31,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     mode.add_argument("--full", action="store_true", help="the recipe's full budget (GPU)")
     mode.add_argument("--quick", action="store_true",
                       help="a quarter of the default training budget (≤ 10 min; indicative)")
+    mode.add_argument("--budget", choices=["default", "long"], default="default",
+                      help="'long': 4× the default steps into runs/long/ and reports/long/ "
+                           "(hours on 2 cores; resumable, finished runs are reused)")
     parser.add_argument("--data-root", default=None,
                         help="dataset folder (default: each notebook's own, the synthetic twin)")
     parser.add_argument("--source", default=None,
@@ -64,6 +74,10 @@ def _reproduce(argv: list[str]) -> int:
     parameters: dict[str, Any] = {"SMOKE": bool(args.smoke), "FULL": bool(args.full)}
     if args.quick:
         parameters["QUICK"] = True
+    long = args.budget == "long"
+    if long:  # its own folders: the default budget's runs and reports stay as they are
+        parameters.update(LONG=True, RUNS_DIR=str(RUNS_DIR / LONG_REPORTS),
+                          REPORTS_DIR=str(REPORTS_DIR / LONG_REPORTS))
     for name, value in (("DATA_ROOT", args.data_root), ("SOURCE", args.source),
                         ("RUNS_DIR", args.runs_dir), ("SEED", args.seed),
                         ("DEVICE", args.device)):
@@ -91,7 +105,8 @@ def _reproduce(argv: list[str]) -> int:
     # Smoke runs keep to reports/smoke/ (the notebooks do the same with their metrics, figures
     # and pages), so the default run's reports are never replaced by meaningless numbers.
     output_dir = args.output_dir or str(
-        REPORTS_DIR / SMOKE_REPORTS / "executed" if args.smoke else REPORTS_DIR / "executed")
+        REPORTS_DIR / SMOKE_REPORTS / "executed" if args.smoke else
+        REPORTS_DIR / LONG_REPORTS / "executed" if long else REPORTS_DIR / "executed")
     started = time.time()
     try:
         records = run_notebooks(notebooks, parameters, output_dir,
@@ -104,7 +119,8 @@ def _reproduce(argv: list[str]) -> int:
     for record in records:
         print(f"  {record['notebook']:<40} {record['seconds']:8.1f} s")
     if not args.smoke:  # the README's verdicts name these times (tdpcr report verdicts)
-        path = atomic_write_json(METRICS_DIR / "reproduce.json", {
+        timings = (REPORTS_DIR / LONG_REPORTS / "metrics" if long else METRICS_DIR)
+        path = atomic_write_json(timings / "reproduce.json", {
             "total_seconds": round(total, 1), "git_sha": git_sha(), "parameters": parameters,
             "notebooks": [{"notebook": r["notebook"], "seconds": round(r["seconds"], 1)}
                           for r in records]})

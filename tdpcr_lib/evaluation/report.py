@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from tdpcr_lib.core import paths
 from tdpcr_lib.core.io import atomic_write_text
 from tdpcr_lib.core.legend import class_scheme
 from tdpcr_lib.evaluation.evaluate import EvaluationResult
+from tdpcr_lib.evaluation.intervals import intervals_markdown
 from tdpcr_lib.evaluation.majority import MajorityBaseline, majority_table
 from tdpcr_lib.evaluation.protocols import protocol_markdown, split_warning
 from tdpcr_lib.evaluation.tables import (
@@ -102,18 +103,22 @@ PAPER_CLAIMS: tuple[tuple[str, str, str], ...] = (
 
 def write_results(result: EvaluationResult, majority: MajorityBaseline | None,
                   path: str | Path, checkpoint: str | Path | None = None,
-                  class_names: Sequence[str] | None = None) -> Path:
-    """Write ``reports/results.md`` (see :func:`results_markdown`) atomically."""
+                  class_names: Sequence[str] | None = None,
+                  intervals: Mapping[str, Any] | None = None) -> Path:
+    """Write ``reports/results.md`` (see :func:`results_markdown`) atomically; ``intervals``
+    (:func:`tdpcr_lib.evaluation.intervals.headline_intervals`) adds the 95 % intervals."""
     parameters = None
     if checkpoint is not None and not isinstance(checkpoint, nn.Module):
         parameters = read_meta(checkpoint).get("parameters")
     return atomic_write_text(path, results_markdown(result, majority, parameters=parameters,
-                                                    class_names=class_names))
+                                                    class_names=class_names,
+                                                    intervals=intervals))
 
 
 def results_markdown(result: EvaluationResult, majority: MajorityBaseline | None = None,
                      parameters: dict[str, Any] | None = None, title: str = "TDP-CR results",
-                     notes: Sequence[str] = (), class_names: Sequence[str] | None = None) -> str:
+                     notes: Sequence[str] = (), class_names: Sequence[str] | None = None,
+                     intervals: Mapping[str, Any] | None = None) -> str:
     """The ``reports/results.md`` page: our numbers, then the paper's claims, kept apart.
 
     Our tables (overall, cloudy/clear, per bucket; the cloudy input and the majority-class
@@ -147,6 +152,8 @@ def results_markdown(result: EvaluationResult, majority: MajorityBaseline | None
                                                              "ssim", "sam", "mae")
                                                  if c in summary]]), ""]
     lines += protocol_markdown(result.meta.get("protocols"))
+    if intervals:
+        lines += intervals_markdown(headline_metrics(result), intervals)
     seg = tables.get("seg")
     if seg is not None:
         frame = seg.copy()

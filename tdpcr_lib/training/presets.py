@@ -16,18 +16,23 @@ from tdpcr_lib.training.config import TrainConfig
 #: grid keeps the main job within ~25 min on a 2-core CPU. Every run records whether it reached
 #: its plateau; phase 1 typically does not reach the strict 0.1 dB one at this budget (measured
 #: curves in docs/decisions.md § Ablation protocol). ``quick`` is a quarter of it (indicative).
-STEP_BUDGETS: dict[str, tuple[int, int]] = {"default": (600, 300), "quick": (150, 75)}
+#: ``long`` is 4× the default (``tdpcr reproduce --budget long``: hours on 2 cores, resumable),
+#: for settling budget-dependent claims overnight.
+STEP_BUDGETS: dict[str, tuple[int, int]] = {"default": (600, 300), "quick": (150, 75),
+                                            "long": (2400, 1200)}
 
 
-def budget_mode(smoke: bool = False, full: bool = False, quick: bool = False) -> str:
-    """``"smoke"``, ``"quick"``, ``"full"`` or ``"default"`` from the notebook flags."""
-    if sum((smoke, full, quick)) > 1:
-        raise ValueError("choose at most one of SMOKE, QUICK and FULL")
-    return "smoke" if smoke else "full" if full else "quick" if quick else "default"
+def budget_mode(smoke: bool = False, full: bool = False, quick: bool = False,
+                long: bool = False) -> str:
+    """``"smoke"``, ``"quick"``, ``"long"``, ``"full"`` or ``"default"`` from the notebook flags."""
+    if sum((smoke, full, quick, long)) > 1:
+        raise ValueError("choose at most one of SMOKE, QUICK, LONG and FULL")
+    return ("smoke" if smoke else "full" if full else "quick" if quick else "long" if long
+            else "default")
 
 
 def preset_config(phase: str, *, smoke: bool = False, full: bool = False, quick: bool = False,
-                  epochs: int | None = None, max_steps: int | None = None, seed: int = 0,
+                  long: bool = False, epochs: int | None = None, max_steps: int | None = None, seed: int = 0,
                   init_from: str | Path | None = None,
                   overrides: dict[str, Any] | None = None) -> TrainConfig:
     """The :class:`TrainConfig` of a notebook run.
@@ -36,13 +41,14 @@ def preset_config(phase: str, *, smoke: bool = False, full: bool = False, quick:
     * default: sized for the synthetic twin on a 2-core CPU: :data:`STEP_BUDGETS` steps (at
       most; plateau-based stopping may end a run earlier), batch 8, 32² crops, cosine schedule.
     * ``quick``: the default recipe with a quarter of the steps (outputs are indicative).
+    * ``long``: the default recipe with 4× the steps (``tdpcr reproduce --budget long``).
     * ``full``: the recipe's full budget for a GPU (the first author's ECRformer recipe, see ``docs/decisions.md`` § Training: phase 1 100 epochs of
       AdamW 2e-3, wd 1e-3, clip 0.5, crop 128, batch 16, the author's multistep schedule;
       phase 2 40 epochs at 3e-4, cosine).
 
     ``epochs``/``max_steps`` and ``overrides`` (any :class:`TrainConfig` field) win over the preset.
     """
-    mode = budget_mode(smoke, full, quick)
+    mode = budget_mode(smoke, full, quick, long)
     base: dict[str, Any] = {"phase": phase, "seed": seed,
                             "init_from": str(init_from) if init_from else None}
     second = phase == "phase2"
@@ -70,7 +76,7 @@ def preset_config(phase: str, *, smoke: bool = False, full: bool = False, quick:
 
 
 def notebook_configs(phase: str, *, smoke: bool = False, full: bool = False, quick: bool = False,
-                     epochs: int | None = None, max_steps: int | None = None, seed: int = 0,
+                     long: bool = False, epochs: int | None = None, max_steps: int | None = None, seed: int = 0,
                      init_from: str | Path | None = None, config: dict[str, Any] | None = None
                      ) -> tuple[TrainConfig, ModelConfig]:
     """``(TrainConfig, ModelConfig)`` from a notebook's parameters.
@@ -82,9 +88,11 @@ def notebook_configs(phase: str, *, smoke: bool = False, full: bool = False, qui
     """
     overrides = dict(config or {})
     model_overrides = dict(overrides.pop("model", {}) or {})
-    train_config = preset_config(phase, smoke=smoke, full=full, quick=quick, epochs=epochs,
+    train_config = preset_config(phase, smoke=smoke, full=full, quick=quick, long=long,
+                                 epochs=epochs,
                                  max_steps=max_steps, seed=seed, init_from=init_from,
                                  overrides=overrides)
-    mode = budget_mode(smoke, full, quick)
-    model_config = ModelConfig.preset("default" if mode == "quick" else mode, **model_overrides)
+    mode = budget_mode(smoke, full, quick, long)
+    model_config = ModelConfig.preset("default" if mode in ("quick", "long") else mode,
+                                      **model_overrides)
     return train_config, model_config

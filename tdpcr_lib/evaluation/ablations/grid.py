@@ -51,6 +51,7 @@ from tdpcr_lib.evaluation.ablations.spec import (
     AblationBudget,
     AblationSpec,
     config_hash,
+    model_config_for,
     run_config,
     run_dir_for,
 )
@@ -59,6 +60,7 @@ from tdpcr_lib.metrics.results import to_records
 from tdpcr_lib.models.checkpoint import load_model
 from tdpcr_lib.models.complexity import count_parameters, flops_per_tile
 from tdpcr_lib.samplers import IndexSubset
+from tdpcr_lib.training.plateau import describe_metric
 from tdpcr_lib.transforms import centre_crop_sample
 
 
@@ -102,11 +104,13 @@ def eval_indices(n: int, max_tiles: int | None) -> list[int]:
 
 
 def build_eval_dataset(data_root: str | Path, budget: AblationBudget,
-                       split: str = "test") -> IndexSubset:
-    """The evaluation set of a grid: the split, centre-cropped and thinned per the budget."""
+                       split: str = "test", max_tiles: int | None = None) -> IndexSubset:
+    """The evaluation set of a grid: the split, centre-cropped and thinned per the budget
+    (``max_tiles``, when given, thins it further)."""
     transform = partial(centre_crop_sample, size=budget.eval_crop) if budget.eval_crop else None
     base = open_dataset(data_root, split=split, transforms=transform)
-    return IndexSubset(base, eval_indices(len(base), budget.max_eval_tiles))
+    limits = [n for n in (budget.max_eval_tiles, max_tiles) if n is not None]
+    return IndexSubset(base, eval_indices(len(base), min(limits) if limits else None))
 
 
 def run_plateau(phases: Sequence[Mapping[str, Any]]) -> bool | None:
@@ -148,7 +152,10 @@ def run_ablation(spec: AblationSpec, budget: AblationBudget, seed: int, *, data_
         main_runs=Path(main_runs) if main_runs is not None else None)
     train_seconds = time.time() - started
     started = time.time()
-    evaluation = evaluate(checkpoint, build_eval_dataset(data_root, budget), device=device,
+    equal = model_config_for(spec, budget).arch in budget.equal_compute
+    tiles = budget.equal_compute_eval_tiles if equal else None
+    evaluation = evaluate(checkpoint, build_eval_dataset(data_root, budget, max_tiles=tiles),
+                          device=device,
                           batch_size=budget.eval_batch_size, tile=None, progress=False,
                           model_name=spec.name, seed=int(seed))
     eval_seconds = time.time() - started
@@ -208,8 +215,9 @@ def run_grid(data_root: str | Path, runs_dir: str | Path, seeds: Sequence[int],
         if log is not None:
             spent = float(result.get("train_seconds", 0)) + float(result.get("eval_seconds", 0))
             how = "reused" if result["reused"] else f"trained + evaluated in {spent:.0f} s"
-            plateau = {True: "plateau", False: "NO plateau", None: "not validated"}[
-                result.get("plateau")]
+            # per phase, worded by the same function as results.json's plateau records
+            plateau = "; ".join(f"{p['phase']} {describe_metric(p.get('plateau'))}"
+                                for p in result.get("phases", [])) or "not validated"
             log(f"{job[0]} seed {job[1]}: {how}, {result.get('steps')} steps ({plateau}); PSNR "
                 f"{nan_if_none(result['headline'].get('psnr')):.2f} dB, mIoU "
                 f"{100 * nan_if_none(result['headline'].get('miou')):.1f}")

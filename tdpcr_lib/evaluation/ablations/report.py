@@ -181,7 +181,7 @@ def _json_number(value: Any) -> float | None:
 
 
 def claims_table(claims: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """The paired-difference table: Δ mean with its 95 % CI, seeds and the verdict."""
+    """The paired-difference table: Δ mean with its 95 % CI, seeds, status, direction, verdict."""
     rows = {}
     for claim in claims:
         finite = all(v is not None and math.isfinite(v)
@@ -190,12 +190,32 @@ def claims_table(claims: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
             "Δ mean": _signed(claim["delta_mean"]) + f" {claim['unit']}",
             "95 % CI": (f"[{_signed(claim['ci95_low'])}, {_signed(claim['ci95_high'])}]"
                         if finite else "n/a (< 2 seeds)"),
-            "seeds": claim["n_seeds"], "verdict": claim["verdict"],
+            "seeds": claim["n_seeds"], "status": claim.get("status", "—"),
+            "direction at this budget": claim.get("direction") or "—",
+            "verdict": claim["verdict"],
             "compared at": "equal training FLOPs" if claim["equal_compute"] else "equal samples",
             "paper (reference only, not ours)": claim["paper"]}
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.index.name = "comparison"
     return frame
+
+
+def by_budget_markdown(claims: Sequence[Mapping[str, Any]]) -> str:
+    """One row per claim, one column per budget fraction: ``Δ [low, high]``."""
+    fractions = sorted({p["fraction"] for c in claims for p in c.get("by_budget", [])})
+    if not fractions:
+        return "(no claim has a validation curve on both sides)"
+    rows = {}
+    for claim in claims:
+        points = {p["fraction"]: p for p in claim.get("by_budget", [])}
+        rows[claim["label"]] = {
+            f"{f:.0%}": (f"{_signed(points[f]['delta_mean'])} [{_signed(points[f]['ci95_low'])}, "
+                         f"{_signed(points[f]['ci95_high'])}]" if f in points else "—")
+            for f in fractions}
+        rows[claim["label"]]["status"] = claim.get("status", "—")
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "comparison"
+    return dataframe_to_markdown(frame)
 
 
 def _signed(number: float | None) -> str:
@@ -224,11 +244,24 @@ def write_report(aggregated: Mapping[str, Mapping[str, Any]], path: str | Path, 
     lines += ["## Results per model", "", dataframe_to_markdown(ablation_table(aggregated)), "",
               "## Paired differences (TDP-CR − other), 95 % CI over seeds", "",
               "Δ = mean over seeds of the paired difference (same seed = same data order, "
-              "augmentation and test tiles); the interval is Student-t over seeds. Verdict: the "
-              "whole interval above zero supports the paper's direction on the twin, below zero "
-              "contradicts it, containing zero is within noise. The last column is the paper's "
-              "claim, for reference only.", "",
+              "augmentation and test tiles); the interval is Student-t over seeds. *Direction at "
+              "this budget*: TDP-CR ahead (interval above zero and |Δ| ≥ 0.1 dB / 1 point), "
+              "behind, or within noise. *Status*: `settled` (both sides on their plateau, the "
+              "same direction at 50/75/100 % of the budget and on test), `budget-dependent`, or "
+              "`not comparable` (a side untrained: < 10 % of the reference's optimiser steps, or "
+              "never validated). Only a settled claim supports or contradicts the paper's "
+              "direction (docs/verdicts.md). The last column is the paper's claim, for reference "
+              "only.", "",
               dataframe_to_markdown(claims_table(claims)) if claims else "(no comparisons)"]
+    caveats = [f"* **{c['label']}**: {c['caveat']}." for c in claims if c.get("caveat")]
+    caveats += [f"* **{c['label']}**: {c['status_reason']}." for c in claims
+                if c.get("status") == "not comparable" and c.get("status_reason")]
+    if caveats:
+        lines += ["", *caveats]
+    lines += ["", "## Claims against budget", "",
+              "Paired Δ (TDP-CR − other) on the validation tiles at 25, 50, 75 and 100 % of each "
+              "side's budget, mean over seeds with its 95 % t interval; not-comparable claims "
+              "have none.", "", by_budget_markdown(claims)]
     if figures:
         lines += ["", "## Figures", ""]
         lines += [f"![{Path(f).stem}]({f})" for f in figures]

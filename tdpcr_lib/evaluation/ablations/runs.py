@@ -36,7 +36,7 @@ from tdpcr_lib.models.complexity import flops_per_tile
 from tdpcr_lib.models.config import ModelConfig, config_differences
 from tdpcr_lib.training import run as training_run
 from tdpcr_lib.training.config import RESUME_MUTABLE_FIELDS, TrainConfig
-from tdpcr_lib.training.plateau import PlateauStop, curve, plateau_status, rule_for
+from tdpcr_lib.training.plateau import PlateauStop, curve, phase_plateau
 from tdpcr_lib.training.presets import preset_config
 
 
@@ -45,7 +45,8 @@ def train_config(phase: str, steps: int, lr: float, budget: AblationBudget, seed
     """The ``TrainConfig`` of one phase: the notebooks' preset of ``budget.mode`` + the budget."""
     mode = budget.mode
     return preset_config(
-        phase, smoke=mode == "smoke", full=mode == "full", quick=mode == "quick", seed=seed,
+        phase, smoke=mode == "smoke", full=mode == "full", quick=mode == "quick",
+        long=mode == "long", seed=seed,
         max_steps=steps,
         overrides={"batch_size": budget.batch_size, "crop_size": budget.crop_size, "lr": lr,
                    "warmup_steps": min(budget.warmup_steps, steps - 1), "progress": False,
@@ -89,13 +90,23 @@ def same_recipe(checkpoint_dir: Path, config: TrainConfig, model_config: ModelCo
     return not config_differences(meta["model_config"], mine, ignore=("name", "with_seg_decoder"))
 
 
+#: Validation curves every phase keeps (the claims' metrics; ``stats.claims`` reads them).
+CURVE_METRICS: tuple[str, ...] = ("psnr", "psnr_cloudy", "miou")
+
+
 def phase_record(result: Any, phase: str, flops_per_sample: int, batch: int,
-                 flops_before: int = 0) -> dict[str, Any]:
-    """What a run keeps of one phase: steps, plateau status, validation curve against FLOPs."""
+                 flops_before: int = 0, budget_steps: int | None = None) -> dict[str, Any]:
+    """What a run keeps of one phase: steps and step budget, plateau status (with its noise
+    estimate), the validation curves of the claim metrics, and the selection metric's curve
+    against training FLOPs."""
     metric = result.best_metric  # the checkpoint-selection metric: PSNR, or mIoU with a seg head
     points = curve(result.history, metric)
-    status = plateau_status(points, rule_for(metric)) if points else None
+    # the same judgement as early stopping and notebooks 01/02 (over 20 % of the phase's budget)
+    status = phase_plateau(result, budget_steps)
+    curves = {m: [[s, v] for s, v in curve(result.history, m)] for m in CURVE_METRICS}
     return {"phase": phase, "steps": int(result.steps), "metric": metric,
+            "budget_steps": int(budget_steps if budget_steps is not None else result.steps),
+            "curves": {m: c for m, c in curves.items() if c},
             "plateau": status, "wall_time_s": round(float(result.wall_time_s), 2),
             "curve": [{"step": s, "value": v,
                        "train_flops": flops_before + s * batch * flops_per_sample}
@@ -135,7 +146,7 @@ def train_run(spec: AblationSpec, budget: AblationBudget, seed: int, run_dir: Pa
         flops = training_flops_per_sample(model_config, budget.crop_size)
         chosen = "best" if val is not None else "last"
         return (run_dir / phase / chosen, result.parameters,
-                [phase_record(result, phase, flops, batch)])
+                [phase_record(result, phase, flops, batch, budget_steps=steps)])
     val = val_set if budget.validate else None
     cfg1 = train_config("phase1", budget.phase1_steps, budget.lr_phase1, budget, seed)
     phase1_dir = run_dir / "phase1"
@@ -162,8 +173,10 @@ def train_run(spec: AblationSpec, budget: AblationBudget, seed: int, run_dir: Pa
         cfg2 = cfg2.replace(init_from=read_meta(phase2_dir / "last")["train_config"]["init_from"])
     result2 = _train(cfg2, None, train_set, val, phase2_dir, device, budget)
     flops = training_flops_per_sample(model_config, budget.crop_size)
-    first = phase_record(result1, "phase1", flops, budget.batch_size)
-    second = phase_record(result2, "phase2", flops, budget.batch_size, first["train_flops"])
+    first = phase_record(result1, "phase1", flops, budget.batch_size,
+                         budget_steps=budget.phase1_steps)
+    second = phase_record(result2, "phase2", flops, budget.batch_size, first["train_flops"],
+                          budget_steps=budget.phase2_steps)
     if shared or phase1_dir.parent == main_runs:
         first["shared_from"] = str(phase1_dir)
     return phase2_dir / pick, result2.parameters, [first, second]

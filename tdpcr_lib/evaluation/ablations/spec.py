@@ -15,7 +15,7 @@ from tdpcr_lib.models.presets import preset_fields
 from tdpcr_lib.training.presets import STEP_BUDGETS, budget_mode
 
 #: Version of the run layout / results format; part of the config hash.
-ABLATION_FORMAT_VERSION = 2
+ABLATION_FORMAT_VERSION = 3  # 3: the noise-aware plateau rule (runs stop differently)
 
 
 RESULTS_FILE = "results.json"
@@ -149,6 +149,11 @@ class AblationBudget:
     equal_compute
         Architectures trained to the same training FLOPs as TDP-CR's two phases instead of the
         same number of samples (DSen2-CR: ~900x TDP-CR's FLOPs per pixel at the CPU size).
+    equal_compute_eval_tiles
+        Those runs are scored on at most this many evenly spaced test tiles (``None``: as the
+        others). On a CPU DSen2-CR makes one optimiser step (its claim is *not comparable*) and
+        costs ~3 s per 64² tile, so scoring it on the whole 100-tile split would cost minutes
+        for nothing; a claim whose sides were scored on different tiles gets no Δ.
     """
 
     phase1_steps: int = 40
@@ -167,6 +172,7 @@ class AblationBudget:
     validate: bool = False
     plateau_stop: bool = False
     equal_compute: tuple[str, ...] = ()
+    equal_compute_eval_tiles: int | None = None
 
     def __post_init__(self) -> None:
         for key in ("phase1_steps", "phase2_steps", "batch_size", "crop_size"):
@@ -184,7 +190,7 @@ class AblationBudget:
 
 
 def preset_budget(smoke: bool = False, full: bool = False, quick: bool = False,
-                  steps: int | None = None) -> AblationBudget:
+                  steps: int | None = None, long: bool = False) -> AblationBudget:
     """The budget of notebook 04: the notebooks' training recipe, for every run.
 
     * default (2-core CPU): the main run's recipe (:data:`tdpcr_lib.training.presets.STEP_BUDGETS`,
@@ -192,13 +198,14 @@ def preset_budget(smoke: bool = False, full: bool = False, quick: bool = False,
       ``"default"`` model size (multi-task U-Net width-scaled to it), DSen2-CR at paper size and
       equal training FLOPs, the whole test split.
     * ``quick``: the same with a quarter of the steps (indicative only).
+    * ``long``: the same with 4× the steps (``tdpcr reproduce --budget long``).
     * ``smoke``: 2 + 1 steps, batch 2, 32² crops, 4 test tiles of 32² (checks the plumbing only).
     * ``full`` (a GPU): paper-size models, 3000 + 1500 steps, batch 16, 128² crops, whole test
       split and tiles, validation, plateau flags and DSen2-CR at the same samples.
 
     ``steps`` overrides the total step count (split 2:1 between the phases).
     """
-    mode = budget_mode(smoke, full, quick)
+    mode = budget_mode(smoke, full, quick, long)
     if mode == "smoke":
         budget = AblationBudget(phase1_steps=2, phase2_steps=1, batch_size=2, crop_size=32,
                                 warmup_steps=0, eval_crop=32, max_eval_tiles=4)
@@ -215,7 +222,8 @@ def preset_budget(smoke: bool = False, full: bool = False, quick: bool = False,
                                 model_overrides={k: dict(v) for k, v in
                                                  CPU_MODEL_OVERRIDES.items()},
                                 model_size="default", mode=mode, validate=True,
-                                plateau_stop=True, equal_compute=("dsen2cr",))
+                                plateau_stop=True, equal_compute=("dsen2cr",),
+                                equal_compute_eval_tiles=25)
     if steps is not None:
         if steps < 2:
             raise ValueError(f"STEPS must be >= 2 (one per phase), got {steps}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,40 @@ HEADING = "## What our runs show"
 
 #: The keys a ``04_ablations.json`` record must hold for the verdicts (checked on read).
 REQUIRED_RUN_KEYS = ("model", "seed", "steps", "plateau", "metrics")
-REQUIRED_CLAIM_KEYS = ("name", "delta_mean", "ci95_low", "ci95_high", "n_seeds", "verdict")
+REQUIRED_CLAIM_KEYS = ("name", "delta_mean", "ci95_low", "ci95_high", "n_seeds", "verdict",
+                       "status", "direction", "by_budget")
+
+#: The claim statuses, in the order the reports list them (settled claims lead).
+STATUS_ORDER: tuple[str, ...] = ("settled", "budget-dependent", "not comparable")
+
+
+#: Where ``tdpcr reproduce --budget long`` puts its reports, under the reports folder.
+LONG_REPORTS = "long"
+
+
+def other_budget_record(reports_dir: str | Path, mode: str) -> tuple[str, dict, float] | None:
+    """The other CPU budget's ablation record, for drawing and reporting beside this one.
+
+    ``reports_dir`` is this budget's reports folder (``reports/``, or ``reports/long/`` for the
+    long budget). ``mode`` ``"default"``: the long budget's record
+    (``<reports>/long/metrics/04_ablations.json``, 4× the steps); ``"long"``: the default
+    budget's (``<reports>/metrics/``, ¼). Returns ``(label, record, size relative to this
+    budget)``, or ``None`` when there is none (or it cannot be read).
+    """
+    folder = Path(reports_dir)
+    if mode == "default":
+        path = folder / LONG_REPORTS / "metrics" / "04_ablations.json"
+        label, multiple = "long", 4.0
+    elif mode == "long":
+        path, label, multiple = folder.parent / "metrics" / "04_ablations.json", "default", 0.25
+    else:
+        return None
+    if not path.is_file():
+        return None
+    try:
+        return f"{label} budget ({multiple:g}×)", load_record(path), multiple
+    except VerdictsError:
+        return None
 
 
 class VerdictsError(ValueError):
@@ -48,6 +81,9 @@ def load_record(path: str | Path) -> dict[str, Any]:
             missing = [f for f in required if not isinstance(row, dict) or f not in row]
             if missing:
                 raise VerdictsError(f"{path}: {key}[{k}] lacks {', '.join(missing)}")
+            if key == "claims" and row["status"] not in STATUS_ORDER:
+                raise VerdictsError(f"{path}: claims[{k}] has status {row['status']!r}, not one "
+                                    f"of {', '.join(STATUS_ORDER)}")
     return record
 
 
@@ -55,17 +91,46 @@ def _num(value: Any) -> str:
     return "n/a" if value is None or not math.isfinite(float(value)) else f"{float(value):+.2f}"
 
 
-def verdict_lines(record: Mapping[str, Any]) -> list[str]:
-    """One bullet per claim: Δ with its CI, seeds and the verdict."""
-    lines = []
-    for claim in record["claims"]:
-        unit = claim.get("unit", "")
-        where = " (equal training FLOPs)" if claim.get("equal_compute") else ""
-        lines.append(f"- **{claim.get('label', claim['name'])}**{where}: Δ = "
-                     f"{_num(claim['delta_mean'])} {unit}, 95 % CI [{_num(claim['ci95_low'])}, "
-                     f"{_num(claim['ci95_high'])}] over {claim['n_seeds']} seeds → "
-                     f"*{claim['verdict']}*.")
-    return lines
+def budget_name(record: Mapping[str, Any]) -> str:
+    """``"default budget (600 + 300 steps)"``: the budget a record's claims were measured at."""
+    budget = (record.get("resolved") or {}).get("budget", {})
+    return (f"{budget.get('mode', '?')} budget ({budget.get('phase1_steps', '?')} + "
+            f"{budget.get('phase2_steps', '?')} steps)")
+
+
+def claim_line(claim: Mapping[str, Any], budget: str = "") -> str:
+    """One bullet: Δ with its CI, seeds, the budget and the status-dependent wording."""
+    unit = claim.get("unit", "")
+    where = " (equal training FLOPs)" if claim.get("equal_compute") else ""
+    at = f", {budget}" if budget else ""
+    line = (f"- **{claim.get('label', claim['name'])}**{where}{at}: Δ = "
+            f"{_num(claim['delta_mean'])} {unit}, 95 % CI [{_num(claim['ci95_low'])}, "
+            f"{_num(claim['ci95_high'])}] over {claim['n_seeds']} seeds → *{claim['verdict']}*")
+    if claim.get("status") == "not comparable" and claim.get("status_reason"):
+        line += f" ({claim['status_reason']})"
+    elif claim.get("caveat"):
+        line += f". Note: {claim['caveat']}"
+    return line + "."
+
+
+def verdict_lines(record: Mapping[str, Any],
+                  others: Sequence[Mapping[str, Any]] = ()) -> list[str]:
+    """The claims of ``record`` (and of ``others``, e.g. the long budget's), grouped by status:
+    settled first, then budget-dependent, then not comparable; each line names its budget."""
+    records = [record, *others]
+    titles = {"settled": "Settled (both sides on their plateau, one direction from 50 % of the "
+                         "budget on)",
+              "budget-dependent": "Budget-dependent (direction at this budget; not settled)",
+              "not comparable": "Not comparable at this budget"}
+    lines: list[str] = []
+    for status in STATUS_ORDER:
+        group = [(r, c) for r in records for c in r["claims"] if c.get("status") == status]
+        if not group:
+            continue
+        lines += [f"**{titles[status]}**", ""]
+        lines += [claim_line(c, budget_name(r)) for r, c in group]  # each names its budget
+        lines.append("")
+    return lines[:-1] if lines else lines
 
 
 def provenance(record: Mapping[str, Any], timings: Mapping[str, Any] | None = None) -> str:
@@ -94,29 +159,62 @@ def provenance(record: Mapping[str, Any], timings: Mapping[str, Any] | None = No
         text += (f"; whole `tdpcr reproduce` {timings['total_seconds'] / 60:.1f} min ({parts}; "
                  f"git {timings.get('git_sha', '?')})")
     text += "."
-    if mode != "default" and mode != "full":
+    noise = noise_summary(runs)
+    if noise:
+        text += f" Validation noise σ the plateau rule used (median over runs): {noise}."
+    if mode in ("smoke", "quick"):
         text += f" **Indicative only** ('{mode}' budget)."
     return text
 
 
+def noise_summary(runs: Sequence[Mapping[str, Any]]) -> str:
+    """``"phase1 psnr 0.12 dB, phase2 miou 1.3 points"``: median σ of each phase's judgement."""
+    found: dict[tuple[str, str], list[float]] = {}
+    for run in runs:
+        for phase in run.get("phases") or []:
+            status = phase.get("plateau") or {}
+            if status.get("noise_sd") is not None:
+                metric = (status.get("rule") or {}).get("metric", phase.get("metric", "?"))
+                found.setdefault((phase.get("phase", "?"), metric), []).append(
+                    float(status["noise_sd"]))
+    parts = []
+    for (phase, metric), values in sorted(found.items()):
+        values.sort()
+        median = values[len(values) // 2]
+        shown = f"{median:.2f} dB" if metric.startswith("psnr") else f"{100 * median:.1f} points"
+        parts.append(f"{phase} {metric} {shown}")
+    return ", ".join(parts)
+
+
 def verdicts_markdown(record: Mapping[str, Any], timings: Mapping[str, Any] | None = None,
-                      heading: str = "# Verdicts") -> str:
-    """The verdicts page (also the README section's body, under its own heading)."""
-    lines = [heading, "", provenance(record, timings), "",
-             "Each line: TDP-CR minus the other model, paired by seed, mean with a Student-t "
-             "95 % interval over seeds (docs/decisions.md § Ablation statistics).", ""]
-    lines += verdict_lines(record) or ["- (no comparisons were run)"]
+                      heading: str = "# Verdicts",
+                      others: Sequence[Mapping[str, Any]] = ()) -> str:
+    """The verdicts page (also the README section's body, under its own heading).
+
+    ``others``: records of further budgets (the long budget's), reported beside ``record``.
+    """
+    lines = [heading, ""]
+    for k, one in enumerate([record, *others]):
+        lines += [f"*{budget_name(one)}*: " + provenance(one, timings if k == 0 else None), ""]
+    lines += ["Each line: TDP-CR minus the other model, paired by seed, mean with a Student-t "
+              "95 % interval over seeds on the test tiles. Only a *settled* claim (both sides "
+              "on their plateau, the same direction at 50, 75 and 100 % of the budget) is "
+              "worded as supporting or contradicting the paper; the others say where TDP-CR "
+              "stands at this budget (docs/verdicts.md).", ""]
+    lines += verdict_lines(record, others) or ["- (no comparisons were run)"]
     return "\n".join(lines) + "\n"
 
 
 def write_verdicts(record: Mapping[str, Any], path: str | Path,
-                   timings: Mapping[str, Any] | None = None) -> Path:
+                   timings: Mapping[str, Any] | None = None,
+                   others: Sequence[Mapping[str, Any]] = ()) -> Path:
     """Write ``reports/verdicts.md``."""
-    return atomic_write_text(path, verdicts_markdown(record, timings))
+    return atomic_write_text(path, verdicts_markdown(record, timings, others=others))
 
 
 def update_readme(readme: str | Path, record: Mapping[str, Any],
-                  timings: Mapping[str, Any] | None = None) -> Path:
+                  timings: Mapping[str, Any] | None = None,
+                  others: Sequence[Mapping[str, Any]] = ()) -> Path:
     """Replace the README's generated section (between :data:`START` and :data:`END`).
 
     A README without the markers gets the section appended before ``## Citation`` (or at the
@@ -126,7 +224,7 @@ def update_readme(readme: str | Path, record: Mapping[str, Any],
     if not readme.is_file():
         raise VerdictsError(f"{readme}: no such README")
     text = readme.read_text()
-    body = verdicts_markdown(record, timings, heading=HEADING)
+    body = verdicts_markdown(record, timings, heading=HEADING, others=others)
     block = f"{START}\n{body}{END}\n"
     if START in text and END in text:
         before, rest = text.split(START, 1)
