@@ -58,12 +58,14 @@ from tdpcr_lib.core.bands import S1_BANDS, S2_BANDS
 from tdpcr_lib.core.io import atomic_path, atomic_write_json
 from tdpcr_lib.datasets.layout import BUCKETS, modality_filename
 from tdpcr_lib.datasets.manifest import write_manifest
+from tdpcr_lib.datasets.synthetic.calibration import draw_conditions, twin_version
 from tdpcr_lib.datasets.synthetic.clouds import (
     require_cloud_generator,
     simulate_clouds,
 )
 from tdpcr_lib.datasets.synthetic.landscape import (
     SYNTHETIC_CLASSES,
+    change_ground,
     make_clear_reflectance,
     make_land_cover,
     make_sar_db,
@@ -116,9 +118,13 @@ def generate_tile(size: int, seed: int | np.random.SeedSequence, cloud_fraction:
     """
     rng = np.random.default_rng(seed)
     labels = make_land_cover(size, rng)
-    clear = make_clear_reflectance(labels, rng)
+    conditions = draw_conditions(rng)
+    clear = make_clear_reflectance(labels, rng, conditions)
     sar = make_sar_db(labels, rng)
-    cloudy, mask, info = simulate_clouds(clear, cloud_fraction, rng, kind=cloud_kind)
+    ground = change_ground(clear, labels, rng)
+    cloudy, mask, info = simulate_clouds(clear, cloud_fraction, rng, kind=cloud_kind,
+                                         ground=ground, conditions=conditions)
+    info = {**info, **conditions}
     return {
         "s2": reflectance_to_dn(clear),
         "s2_cloudy": reflectance_to_dn(cloudy),
@@ -192,7 +198,7 @@ def _write_tile(root: Path, index: int, size: int, seed: int) -> dict[str, Any]:
                       {"SOURCE": "tdpcr synthetic LuojiaSET-OSFCR twin"})
     return {"index": index, "bucket": bucket,
             "fraction": float(tile["cloud_detection_results"].mean()),
-            "kind": tile["info"]["kind"]}
+            "kind": tile["info"]["kind"], "season": tile["info"]["season"]}
 
 
 #: Progress log of a twin being generated: one JSON line per finished tile (removed at the end).
@@ -229,7 +235,7 @@ def _remove_partial_files(root: Path) -> None:
 
 def _generation_params(n_tiles: int, size: int, seed: int) -> dict[str, Any]:
     return {"n_tiles": int(n_tiles), "size": int(size), "seed": int(seed),
-            "tdpcr_version": __version__, "format": 1}
+            "tdpcr_version": __version__, "twin_version": twin_version(), "format": 1}
 
 
 def make_synthetic_luojiaset(root: str | Path, n_tiles: int = DEFAULT_N_TILES,
@@ -321,17 +327,23 @@ def make_synthetic_luojiaset(root: str | Path, n_tiles: int = DEFAULT_N_TILES,
     generation_s = time.perf_counter() - started
     fractions: dict[str, list[float]] = {b: [] for b in BUCKETS}
     kinds: dict[str, int] = {}
+    seasons: dict[str, int] = {}
     for index in range(n_tiles):
         fractions[done[index]["bucket"]].append(done[index]["fraction"])
         kinds[done[index]["kind"]] = kinds.get(done[index]["kind"], 0) + 1
+        season = done[index].get("season", "unknown")
+        seasons[season] = seasons.get(season, 0) + 1
 
     write_manifest(root, out=root / "manifest", extra_config={"source": "synthetic", **params})
     atomic_write_json(info_path, {
         "description": "Synthetic twin of LuojiaSET-OSFCR made by tdpcr_lib.datasets.synthetic.tiles",
         "status": "complete",
+        "twin_version": params["twin_version"],
+        "calibration": "tdpcr_lib/resources/twin_calibration.json",
         "parameters": params,
         "classes": {str(k): v for k, v in SYNTHETIC_CLASSES.items()},
         "cloud_kinds": kinds,
+        "seasons": seasons,
         "cloud_fraction_per_bucket": {b: {"n": len(v), "min": min(v, default=None),
                                           "max": max(v, default=None),
                                           "mean": float(np.mean(v)) if v else None}
