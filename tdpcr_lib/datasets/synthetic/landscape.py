@@ -159,7 +159,12 @@ def make_clear_reflectance(labels: np.ndarray, rng: np.random.Generator,
     refl[:11] *= 1 - wet["vnir"] * soil
     refl[11:] *= 1 - wet["swir"] * soil
     brightness = variation["brightness_std"] * _smooth_noise(rng, labels.shape, max(2.0, size / 8))
-    texture = powerlaw_noise(rng, labels.shape, cal["texture"]["spectral_slope"])
+    # Texture: a flat and a steep power-law field, weighted per band (blue flatter than SWIR).
+    flat_slope, steep_slope = cal["texture"]["spectral_slopes"]
+    steep = np.asarray(cal["texture"]["steep_weight"], dtype=np.float32)[:, None, None]
+    texture = (1 - steep) * powerlaw_noise(rng, labels.shape, flat_slope) \
+        + steep * powerlaw_noise(rng, labels.shape, steep_slope)
+    texture /= np.sqrt((1 - steep) ** 2 + steep ** 2)  # unit variance per band
     refl *= (1 + brightness) * (1 + CLASS_TEXTURE[labels] * texture)
     y, x = np.mgrid[0:size, 0:size].astype(np.float32)
     angle = rng.uniform(0, np.pi)
