@@ -31,7 +31,8 @@
 # 1. Make the twin, or locate / extract / verify your copy of the real data.
 # 2. Write the split manifest (the first author's 80/10/10 protocol, with a sha256 per file).
 # 3. Count tiles per bucket and split; plot the class histogram and one sample per bucket.
-# 4. Record everything in `reports/metrics/00_get_data.json`.
+# 4. Twin only: measure how close it is to real samples (`reports/twin_fidelity.md`).
+# 5. Record everything in `reports/metrics/00_get_data.json`.
 
 # %% [markdown]
 # ## Prerequisites
@@ -70,9 +71,12 @@ from tdpcr_lib.datasets.synthetic.tiles import (
     make_synthetic_luojiaset,
     read_synthetic_info,
 )
+from tdpcr_lib.evaluation.fidelity import jsonable, summary_row
+from tdpcr_lib.evaluation.fidelity_report import load_before, measure_fidelity, write_fidelity_report
 from tdpcr_lib.notebook.display import show_figures_inline
 from tdpcr_lib.notebook.record import RunRecord, resolve_reports_dir
 from tdpcr_lib.plot.composites import save_figure
+from tdpcr_lib.plot.fidelity import plot_fidelity
 
 show_figures_inline()  # figures show as images, live and in executed copies
 
@@ -233,6 +237,38 @@ for bucket in BUCKETS:
         display(figure)
 
 # %% [markdown]
+# ## How close is the twin to real data? (`SOURCE = "synthetic"`)
+# Every number of the main job comes from the twin, so the twin is measured against real samples:
+# two SEN12MS-CR triplets that ship with tdpcr (CC-BY 4.0) and statistics derived from the public
+# LuojiaSET-OSFCR samples (their files are not redistributable). Five comparisons, each with a
+# distance (lower is better) and a figure: reflectance histograms per band, spectra per land-cover
+# class, Sentinel-1 dB histograms, radially averaged power spectra (texture) and the cloud cover per
+# bucket. The table sets today's twin beside the uncalibrated one (twin 1.x); the full report is
+# `reports/twin_fidelity.md`, the method and its limits are in `docs/twin.md`.
+
+# %%
+fidelity = None
+if SOURCE == "synthetic":
+    measured = measure_fidelity(root, max_tiles=100)
+    fidelity_figures = plot_fidelity(measured["twin"], measured["real"], measured["distances"],
+                                     class_names=twin["classes"])
+    figure_links = {}
+    for name, figure in fidelity_figures.items():
+        path = figures_dir / f"00_get_data_fidelity_{name}.png"
+        save_figure(figure, path)
+        figure_links[name] = f"figures/{path.name}"
+        display(figure)
+    before = load_before()
+    fidelity_report = write_fidelity_report(reports_dir / "twin_fidelity.md",
+                                            measured["distances"], figure_links, before)
+    fidelity = jsonable({"twin_version": twin.get("twin_version"),
+                         "distances": measured["distances"],
+                         "before_calibration": before["distances"],
+                         "report": str(fidelity_report)})
+    display(pd.DataFrame({"before calibration": summary_row(before["distances"]),
+                          "now": summary_row(measured["distances"])}).round(4))
+
+# %% [markdown]
 # ## Record the metrics
 # Read speed is measured on the training split (single process); later notebooks compare it with
 # the training throughput.
@@ -253,6 +289,8 @@ metrics = {
     "header_check": {"checked": header_check["checked"], "n_problems": header_check["n_problems"]},
     "read_ms_per_sample": measure_read_speed(train_set, n=32),
     "generation_seconds": twin["generation_seconds"] if SOURCE == "synthetic" else None,
+    "twin_version": twin.get("twin_version") if SOURCE == "synthetic" else None,
+    "fidelity": fidelity,
 }
 record.write(metrics)
 {key: metrics[key] for key in ("n_samples", "tile_size", "read_ms_per_sample", "manifest_hash")}

@@ -235,6 +235,18 @@ def fidelity_distances(twin: Mapping[str, Any],
     return out
 
 
+def jsonable(obj: Any) -> Any:
+    """``obj`` with NaN/inf floats replaced by None (strict JSON; e.g. no power spectrum for tiles
+    smaller than :data:`PSD_WINDOW`)."""
+    if isinstance(obj, dict):
+        return {k: jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
+
+
 def summary_row(distances: Mapping[str, Any]) -> dict[str, float]:
     """The headline numbers of :func:`fidelity_distances` (one row of the before/after table)."""
     s1 = distances["s1_wasserstein_db"]
