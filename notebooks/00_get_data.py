@@ -122,7 +122,9 @@ record = RunRecord.from_parameters_cell("00_get_data", globals(), device="cpu",
 # spectra and texture for the clear image; per-class backscatter with speckle for SAR (so SAR still
 # sees the land cover under clouds); thick, thin and mixed clouds with shadows from the
 # `satellite-cloud-generator` package for the cloudy image, each tile's cloud fraction drawn inside
-# its bucket. The split manifest goes to `<DATA_ROOT>/manifest/`. A folder that already holds a twin
+# its bucket. Spectra, seasons (dark winter, snow, wet soil), haze and cirrus, SAR, texture and the
+# change of the ground between the two dates are calibrated to real samples
+# (`tdpcr_lib/resources/twin_calibration.json`, twin version in `synthetic.json`; `docs/twin.md`). The split manifest goes to `<DATA_ROOT>/manifest/`. A folder that already holds a twin
 # made with the same parameters is reused.
 
 # %%

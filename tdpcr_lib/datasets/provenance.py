@@ -20,6 +20,9 @@ from tdpcr_lib.core.bands import S1_BANDS, S2_BANDS
 #: Training samples read for the input statistics (spread evenly over the training set).
 STATS_SAMPLES = 32
 
+#: Data source of each dataset class when the folder is not a twin.
+_SOURCE_OF_CLASS = {"LuojiaSETOSFCR": "luojiaset", "SEN12MSCR": "sen12mscr"}
+
 #: Quantiles stored per band (network-input units, i.e. after normalisation).
 STAT_QUANTILES = (0.01, 0.5, 0.99)
 
@@ -55,8 +58,9 @@ def describe_training_data(dataset: Dataset, source: str | None = None,
         The training dataset (or a subset/wrapper of one); samples carry ``optical`` (13, H, W)
         and ``sar`` (2, H, W) network inputs.
     source
-        ``"synthetic"``, ``"luojiaset"`` or ``"sen12mscr"``; default: ``"synthetic"`` when the
-        data root holds a twin's ``synthetic.json``, else the dataset class's name.
+        ``"luojiaset"`` or ``"sen12mscr"`` (a label given to the run). A data root holding a
+        twin's ``synthetic.json`` is always ``"synthetic"``; without a label, real data is named
+        after its dataset class.
     n_samples
         Samples read for the statistics (evenly spaced).
 
@@ -74,8 +78,11 @@ def describe_training_data(dataset: Dataset, source: str | None = None,
     base = dataset
     while hasattr(base, "base") or (hasattr(base, "dataset") and not hasattr(base, "root")):
         base = getattr(base, "base", None) or base.dataset
-    if source is None:
-        source = "synthetic" if twin_info is not None else type(base).__name__.lower()
+    # the folder decides, not a label: a twin is "synthetic" whatever the run was told
+    if twin_info is not None:
+        source = "synthetic"
+    elif source in (None, "synthetic"):
+        source = _SOURCE_OF_CLASS.get(type(base).__name__, type(base).__name__.lower())
     n = len(dataset)
     picks = np.unique(np.linspace(0, n - 1, min(n, n_samples)).astype(int)) if n else []
     optical, sar = [], []

@@ -5,21 +5,30 @@ not noise: each tile is a small landscape whose land cover determines the clear 
 and the Sentinel-1 backscatter, so a network can learn to (a) remove clouds using SAR and the
 uncovered pixels and (b) segment land cover from either sensor.
 
-How a tile is made (choices documented in ``docs/design.md``):
+Twin version 2.0 is calibrated to real data: every number below that shapes the content (class
+spectra, seasons, haze and cirrus, SAR, texture, class priors, ground change) comes from
+``tdpcr_lib/resources/twin_calibration.json`` with its provenance (:mod:`.calibration`); how close
+the result is to real samples is measured by :mod:`tdpcr_lib.evaluation.fidelity` (``docs/twin.md``).
+
+How a tile is made (choices documented in ``docs/design.md`` and ``docs/twin.md``):
 
 * **Land cover** (uint8, codes 0–6): arg-max of smooth Gaussian random fields per class plus
   per-tile priors (patches), with linear features drawn on top: a meandering river (water) and
   straight roads; built-up areas prefer the neighbourhood of roads. Synthetic semantics of the
   codes: 0 road, 1 water, 2 built-up, 3 cropland, 4 bare soil, 5 grassland (less vegetated),
   6 forest (densely vegetated). These are the twin's own; the real legend's names are unknown.
-* **Clear S2** (uint16 DN): per-class 13-band TOA-reflectance signatures, a smooth vegetation-
-  vigour field, per-class fine texture, crop-field stripes, mixed pixels at edges, a per-tile gain
-  and sensor noise; DN = reflectance × 10000 + 1000 (the processing-baseline offset the real tiles
+* **Conditions** per tile: season (illumination, vegetation vigour, snow, soil moisture), haze
+  and cirrus (:func:`.calibration.draw_conditions`).
+* **Clear S2** (uint16 DN): per-class 13-band TOA-reflectance signatures; brightness, vigour and
+  moisture fields shared by all bands acting on the surface part (the path reflectance stays
+  uniform), power-law texture, crop-field stripes, snow, mixed pixels at edges, the season's
+  illumination and sensor noise; DN = reflectance × 10000 + 1000 (the processing-baseline offset the real tiles
   carry, so B10 sits near 1008 as in the real data).
-* **S1** (float32 dB, VV/VH): per-class backscatter, smooth within-class variation, an
-  incidence-angle ramp and multiplicative Gamma speckle (ENL 4.4), so SAR carries the land cover
-  under clouds.
-* **Cloudy S2**: the clear scene with a small per-band radiometric change (another acquisition),
+* **S1** (float32 dB, VV/VH): per-class backscatter, smooth within-class variation, terrain, an
+  incidence-angle ramp, the GRD noise floor and multiplicative Gamma speckle (ENL 4.4), so SAR
+  carries the land cover under clouds.
+* **Cloudy S2**: the ground of another date (per-band change, phenology, sometimes a local change:
+  :func:`.landscape.change_ground`) under the date's haze and cirrus (B10),
   then clouds and shadows from the ``satellite-cloud-generator`` package: its multi-scale Perlin
   noise (``generate_perlin``) shapes the cloud; the field is thresholded at the quantile that gives
   the tile's target cloud fraction; thickness rises from the edge to the core (thick, thin or
