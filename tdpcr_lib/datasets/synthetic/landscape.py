@@ -177,10 +177,10 @@ def make_clear_reflectance(labels: np.ndarray, rng: np.random.Generator,
         cover = cover * np.where(labels == 6, 0.4, 0.95) * (labels != 1)  # canopy hides snow
         snow = np.asarray(cal["seasons"]["snow_spectrum"], dtype=np.float32)[:, None, None] - path
         refl = refl * (1 - cover) + snow * cover
-    refl = np.maximum(refl, 0) + path
+    # illumination scales the surface signal; the path term is the atmosphere's, not the sun's
+    refl = np.maximum(refl, 0) * cond["illumination"] + path
     refl = gaussian_filter(refl, (0, cal["texture"]["mixed_pixel_sigma_px"],
                                   cal["texture"]["mixed_pixel_sigma_px"]))
-    refl *= cond["illumination"]
     refl += rng.normal(0, 1, refl.shape).astype(np.float32) * (0.008 * refl + 0.0003)
     return np.clip(refl, 0, None).astype(np.float32)
 
