@@ -31,7 +31,8 @@
 # 1. Make the twin, or locate / extract / verify your copy of the real data.
 # 2. Write the split manifest (the first author's 80/10/10 protocol, with a sha256 per file).
 # 3. Count tiles per bucket and split; plot the class histogram and one sample per bucket.
-# 4. Record everything in `reports/metrics/00_get_data.json`.
+# 4. Twin only: measure how close it is to real samples (`reports/twin_fidelity.md`).
+# 5. Record everything in `reports/metrics/00_get_data.json`.
 
 # %% [markdown]
 # ## Prerequisites
@@ -56,10 +57,17 @@ from tdpcr_lib.datasets.base import measure_read_speed
 from tdpcr_lib.datasets.plot import plot_class_histogram
 from tdpcr_lib.datasets.samples import BUCKETS
 from tdpcr_lib.datasets.sources import DataOptions, data_source
-from tdpcr_lib.datasets.synthetic.tiles import SMOKE_N_TILES, SMOKE_TILE_SIZE
+from tdpcr_lib.datasets.synthetic.tiles import SMOKE_N_TILES, SMOKE_TILE_SIZE, read_synthetic_info
+from tdpcr_lib.evaluation.fidelity import jsonable, summary_row
+from tdpcr_lib.evaluation.fidelity_report import (
+    load_before,
+    measure_fidelity,
+    write_fidelity_report,
+)
 from tdpcr_lib.notebook.display import show_figures_inline
 from tdpcr_lib.notebook.record import RunRecord, resolve_reports_dir
 from tdpcr_lib.plot.composites import save_figure
+from tdpcr_lib.plot.fidelity import plot_fidelity
 
 show_figures_inline()  # figures show as images, live and in executed copies
 
@@ -104,7 +112,9 @@ record = RunRecord.from_parameters_cell("00_get_data", globals(), device="cpu",
 # spectra and texture for the clear image; per-class backscatter with speckle for SAR (so SAR still
 # sees the land cover under clouds); thick, thin and mixed clouds with shadows from the
 # `satellite-cloud-generator` package for the cloudy image, each tile's cloud fraction drawn inside
-# its bucket. The split manifest goes to `<DATA_ROOT>/manifest/`. A folder that already holds a twin
+# its bucket. Spectra, seasons (dark winter, snow, wet soil), haze and cirrus, SAR, texture and the
+# change of the ground between the two dates are calibrated to real samples
+# (`tdpcr_lib/resources/twin_calibration.json`, twin version in `synthetic.json`; `docs/twin.md`). The split manifest goes to `<DATA_ROOT>/manifest/`. A folder that already holds a twin
 # made with the same parameters is reused.
 
 # %% [markdown]
@@ -208,6 +218,39 @@ for bucket in BUCKETS:
         display(figure)
 
 # %% [markdown]
+# ## How close is the twin to real data? (`SOURCE = "synthetic"`)
+# Every number of the main job comes from the twin, so the twin is measured against real samples:
+# two SEN12MS-CR triplets that ship with tdpcr (CC-BY 4.0) and statistics derived from the public
+# LuojiaSET-OSFCR samples (their files are not redistributable). Five comparisons, each with a
+# distance (lower is better) and a figure: reflectance histograms per band, spectra per land-cover
+# class, Sentinel-1 dB histograms, radially averaged power spectra (texture) and the cloud cover per
+# bucket. The table sets today's twin beside the uncalibrated one (twin 1.x); the full report is
+# `reports/twin_fidelity.md`, the method and its limits are in `docs/twin.md`.
+
+# %%
+fidelity = None
+twin = read_synthetic_info(root) or {}
+if SOURCE == "synthetic":
+    measured = measure_fidelity(root, max_tiles=100)
+    fidelity_figures = plot_fidelity(measured["twin"], measured["real"], measured["distances"],
+                                     class_names=list(legend.names))
+    figure_links = {}
+    for name, figure in fidelity_figures.items():
+        path = figures_dir / f"00_get_data_fidelity_{name}.png"
+        save_figure(figure, path)
+        figure_links[name] = f"figures/{path.name}"
+        display(figure)
+    before = load_before()
+    fidelity_report = write_fidelity_report(reports_dir / "twin_fidelity.md",
+                                            measured["distances"], figure_links, before)
+    fidelity = jsonable({"twin_version": twin.get("twin_version"),
+                         "distances": measured["distances"],
+                         "before_calibration": before["distances"],
+                         "report": str(fidelity_report)})
+    display(pd.DataFrame({"before calibration": summary_row(before["distances"]),
+                          "now": summary_row(measured["distances"])}).round(4))
+
+# %% [markdown]
 # ## Record the metrics
 # Read speed is measured on the training split (single process); later notebooks compare it with
 # the training throughput.
@@ -229,6 +272,8 @@ metrics = {
     "read_ms_per_sample": measure_read_speed(train_set, n=32),
     "class_names": list(legend.names),
     "generation_seconds": facts["generation_seconds"],
+    "twin_version": twin.get("twin_version"),
+    "fidelity": fidelity,
 }
 record.write(metrics)
 {key: metrics[key] for key in ("n_samples", "tile_size", "read_ms_per_sample", "manifest_hash")}

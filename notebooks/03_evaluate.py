@@ -49,7 +49,10 @@
 # %%
 from pathlib import Path
 
+from IPython.display import display
+
 from tdpcr_lib.core import paths
+from tdpcr_lib.core.io import atomic_write_text
 from tdpcr_lib.datasets.sources import ensure_dataset, legend_of_data, open_dataset
 from tdpcr_lib.evaluation.evaluate import evaluate
 from tdpcr_lib.evaluation.intervals import headline_intervals, tile_scores
@@ -66,8 +69,9 @@ from tdpcr_lib.evaluation.tables import (
                    normalised_confusion,
                    per_class_iou_table,
 )
+from tdpcr_lib.evaluation.transfer import transfer_check, transfer_markdown
 from tdpcr_lib.metrics.results import CR_METRICS, to_records, value, wide
-from tdpcr_lib.models.checkpoint import load_model
+from tdpcr_lib.models.checkpoint import load_model, read_meta
 from tdpcr_lib.notebook.display import show_figures_inline
 from tdpcr_lib.notebook.record import RunRecord, resolve_reports_dir
 from tdpcr_lib.plot.compare import plot_comparison
@@ -75,6 +79,7 @@ from tdpcr_lib.plot.composites import save_figure
 from tdpcr_lib.plot.curves import plot_bucket_metrics
 from tdpcr_lib.plot.diagnostics import plot_band_error, plot_confusion
 from tdpcr_lib.plot.tiles import predict_outputs
+from tdpcr_lib.plot.transfer import plot_transfer
 
 show_figures_inline()  # figures show as images, live and in executed copies
 
@@ -228,6 +233,23 @@ scored = test_set if not SMOKE else [test_set[i] for i in range(min(len(test_set
 intervals = headline_intervals(tile_scores(model, scored, device="cpu", tile=result.meta["tile"],
                                            overlap=result.meta["overlap"]))
 intervals
+# ## Transfer check: the model on real cloudy images
+# Everything above is measured on the data the model was trained on (by default the synthetic twin).
+# Here the model meets the real SEN12MS-CR samples that ship with tdpcr: a thick-cloud autumn scene
+# and a dark, hazy winter scene. For each, the PSNR of the cloudy input and of the prediction
+# against the clear image (another date); a model that helps beats the cloudy input. It runs on the
+# files' DN as they are (as `tdpcr predict` reads them) and with the +1000 DN offset the training
+# data carry. The domain column is the warning `tdpcr predict` gives for these files.
+
+# %%
+transfer_table, transfer_images = transfer_check(model, read_meta(checkpoint).get("training_data"))
+figure = plot_transfer(transfer_table, transfer_images)
+save_figure(figure, figures_dir / "03_evaluate_transfer.png")
+atomic_write_text(reports_dir / "transfer_check.md",
+                  transfer_markdown(transfer_table, str(checkpoint),
+                                    "figures/03_evaluate_transfer.png"))
+display(figure)
+transfer_table
 
 # %% [markdown]
 # ## Results page and metrics record
@@ -244,7 +266,9 @@ record.write({**headline, "protocol": result.meta["protocol"],
               "split_protocol": result.meta.get("split_protocol"),
               "evaluation": to_records(result.frame),
               "majority": majority.to_dict(), "class_names": names,
-              "band_error_under_clouds": band_error.to_dict(orient="index")}, meta=result.meta)
+              "band_error_under_clouds": band_error.to_dict(orient="index"),
+              "transfer_check": transfer_table.reset_index().to_dict(orient="records")},
+             meta=result.meta)
 headline
 
 # %% [markdown]

@@ -133,6 +133,19 @@ outputs = predict_scene(S2_PATH, S1_PATH, checkpoint, OUT_DIR, tile=TILE,
 outputs
 
 # %% [markdown]
+# ## Does the model know this kind of data?
+# The checkpoint records what it was trained on (dataset, source, twin version, per-band statistics
+# of its inputs). Prediction compares the scene with that and warns in one line (also stored in
+# `prediction.json` under `domain`) when a model trained on the synthetic twin meets real files, or
+# when bands of the input lie far outside the training inputs' range. No weights trained on real
+# data ship with tdpcr yet: train them with `--source sen12mscr` or `luojiaset` (`--full`, on a GPU).
+
+# %%
+domain = read_summary(outputs)["domain"]
+print(domain["warning"] or f"domain check: no warning (input: {domain['input']} data; trained on "
+      f"{domain['trained_on']['source'] or 'unrecorded data'})")
+
+# %% [markdown]
 # ## Before and after
 # Cloudy input and cloud-free output share one colour stretch. The land-cover colours are the
 # legend's (`tdpcr_lib/resources/legend.json`); the prompt panel shows the PGF injection gate at full
@@ -180,6 +193,7 @@ record.write({"scene": {"height": summary["height"], "width": summary["width"],
               "prediction_wall_time_s": summary["wall_time_s"],
               "class_fractions": summary.get("class_fractions", {}),
               "scores_vs_truth": scores, "checkpoint": checkpoint_note,
+              "domain": summary.get("domain"),
               "outputs": describe_outputs(outputs)})
 for array in arrays.values():
     array.close()

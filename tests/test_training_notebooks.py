@@ -113,6 +113,12 @@ def test_evaluation_notebook_writes_metrics_figures_and_results_page(executed):
     figures = executed / "reports" / "figures"
     assert (figures / "03_evaluate_buckets.png").is_file()
     assert (figures / "03_evaluate_example.png").is_file()
+    # the transfer check on the shipped real samples: measured, one row each, with its page
+    transfer = {row["sample"]: row for row in metrics["transfer_check"]}
+    assert set(transfer) == {"ROIs1970_fall_139_p839", "ROIs2017_winter_112_p797"}
+    assert all(math.isfinite(r["psnr_prediction_as_is"]) for r in transfer.values())
+    assert (figures / "03_evaluate_transfer.png").is_file()
+    assert "ROIs1970_fall_139_p839" in (executed / "reports" / "transfer_check.md").read_text()
     page = (executed / "reports" / "results.md").read_text()
     ours, reference = page.split("## The paper's claims (reference only)")
     assert "majority_miou" in ours and "+0.18 dB" in reference and "+0.18" not in ours

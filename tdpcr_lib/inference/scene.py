@@ -9,7 +9,9 @@
   metadata, nodata 255 (the legend's ``ignore_index``); only for models with a segmentation head;
 * ``degradation_prompt.tif`` (``write_prompt=True``): float32 map of the model's prompt/gate,
   nodata NaN;
-* ``prediction.json``: what was run (inputs, checkpoint, tiling, timings, class fractions).
+* ``prediction.json``: what was run (inputs, checkpoint, tiling, timings, class fractions) and the
+  domain check (``domain``: the one-line warning when the model meets data unlike its training
+  data, :mod:`tdpcr_lib.inference.domain`).
 
 Design choices (the paper describes no scene-level inference; these are ours, see
 ``docs/decisions.md``, section "Scene prediction"):
@@ -67,6 +69,7 @@ from tdpcr_lib.core.io import atomic_write_json
 from tdpcr_lib.core.legend import legend_of
 from tdpcr_lib.core.progress import tqdm
 from tdpcr_lib.core.runtime import model_device
+from tdpcr_lib.inference.domain import check_domain
 from tdpcr_lib.inference.inputs import (
     PredictionInputError,
     SceneInputs,
@@ -185,6 +188,7 @@ def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
         with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 1024 * 1024), \
                 scene_inputs(s2_path, s1_path) as inputs:
             model, meta = load_predictor(checkpoint, device)
+            domain = check_domain(meta, s2_path, s1_path)  # one-line warning if unlike training
             if batch_size is None:
                 batch_size = 16 if model_device(model).type == "cuda" else 2
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -216,6 +220,7 @@ def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
         "tile": tile, "overlap": overlap, "batch_size": batch_size, "precision": precision,
         "device": str(model_device(model)),
         "wall_time_s": round(time.time() - started, 3),
+        "domain": domain,
         **{k: v for k, v in stats.items() if k != "products"},
         "outputs": {k: str(v) for k, v in paths.items()},
     }

@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 from tdpcr_lib.core.io import sha256_file
 from tdpcr_lib.core.legend import class_scheme
 from tdpcr_lib.core.runtime import seed_everything
+from tdpcr_lib.datasets.provenance import describe_training_data
 from tdpcr_lib.datasets.sources import open_dataset
 from tdpcr_lib.metrics.results import VAL_PREFIX, from_records, headline
 from tdpcr_lib.models.build import build_model
@@ -265,7 +266,9 @@ def train(config: TrainConfig, model_config: ModelConfig | None, train_set: Data
                       train_transform=TrainAugment(config.crop_size), callbacks=callbacks,
                       log_callbacks=log_callbacks, resume=do_resume, stop_rule=stop_rule,
                       run_info={"init_fingerprint": fingerprint, "source": source,
-                                "data_root": _data_root_of(train_set)})
+                                "data_root": _data_root_of(train_set),
+                                # what the model learnt from: prediction warns on data unlike it
+                                "training_data": describe_training_data(train_set, source)})
     return trainer.fit()
 
 

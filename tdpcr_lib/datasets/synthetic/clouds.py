@@ -14,11 +14,12 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter
 
-from tdpcr_lib.datasets.synthetic.landscape import S2_WAVELENGTHS_NM
+from tdpcr_lib.datasets.synthetic.calibration import cloud_spectrum, load_calibration
+from tdpcr_lib.datasets.synthetic.landscape import S2_WAVELENGTHS_NM, _smooth_noise
 
-#: Reflectance of an opaque cloud per band (bright and flat in VNIR, darker in B09/SWIR, seen in B10).
-CLOUD_SPECTRUM = np.array([0.80, 0.78, 0.76, 0.74, 0.74, 0.74, 0.73, 0.72, 0.72, 0.45, 0.30,
-                           0.45, 0.28], dtype=np.float32)
+#: Reflectance of an opaque cloud per band (bright and flat in VNIR, darker in B09/SWIR, seen in
+#: B10); from ``twin_calibration.json``.
+CLOUD_SPECTRUM = cloud_spectrum()
 
 
 #: The one command that adds the cloud simulator without touching torch: its real imports (torch,
@@ -93,8 +94,31 @@ def _local_blur(image: torch.Tensor, modulator: torch.Tensor, strip: int = 64) -
     return out
 
 
+def add_atmosphere(image: np.ndarray, conditions: dict[str, Any],
+                   rng: np.random.Generator) -> np.ndarray:
+    """Haze (aerosol path reflectance and transmission, falling with wavelength) and thin cirrus
+    (seen in B10, faintly elsewhere) over a (13, H, W) reflectance image, as smooth fields."""
+    out = image
+    height, width = image.shape[1:]
+    if conditions.get("haze_aod", 0.0) > 0:
+        field = np.clip(1 + 0.4 * _smooth_noise(rng, (height, width), max(3.0, height / 4)), 0.2, 2)
+        tau = conditions["haze_aod"] * (S2_WAVELENGTHS_NM / 550.0) ** -conditions["haze_angstrom"]
+        tau = tau[:, None, None] * field[None]
+        tau[10] = 0.0  # B10's own signal is the cirrus band's: water vapour absorbs the rest
+        out = out * np.exp(-tau) + 0.3 * (1 - np.exp(-tau))  # single-scattering path term
+    if conditions.get("cirrus_b10", 0.0) > 0:
+        ratio = load_calibration()["atmosphere"]["cirrus_visible_ratio"]
+        field = np.clip(0.5 + 0.5 * _smooth_noise(rng, (height, width), max(3.0, height / 5)), 0, 2)
+        cirrus = conditions["cirrus_b10"] * field
+        out = out + ratio * cirrus[None] * (np.arange(13) != 10)[:, None, None]
+        out[10] = out[10] + cirrus
+    return out.astype(np.float32)
+
+
 def simulate_clouds(clear: np.ndarray, cloud_fraction: float, rng: np.random.Generator,
-                    kind: str | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+                    kind: str | None = None, ground: np.ndarray | None = None,
+                    conditions: dict[str, Any] | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Add clouds and shadows to a clear reflectance image.
 
     Parameters
@@ -106,6 +130,11 @@ def simulate_clouds(clear: np.ndarray, cloud_fraction: float, rng: np.random.Gen
     rng : numpy Generator
     kind : {"thick", "thin", "mixed"}, optional
         Cloud type; random (0.5 / 0.2 / 0.3) if omitted.
+    ground : ndarray (13, H, W), optional
+        The ground on the cloudy date (:func:`~tdpcr_lib.datasets.synthetic.landscape.change_ground`);
+        default: ``clear`` with a small per-band change.
+    conditions : dict, optional
+        Haze and cirrus of the cloudy date (:func:`add_atmosphere`); none if omitted.
 
     Returns
     -------
@@ -156,9 +185,11 @@ def simulate_clouds(clear: np.ndarray, cloud_fraction: float, rng: np.random.Gen
     offset = rng.uniform(0.05, 0.15) * size
     dy, dx = int(round(offset * np.sin(direction))), int(round(offset * np.cos(direction)))
     shadow = gaussian_filter(_shift(opaque.astype(np.float32), dy, dx), 1.0)
-    shadow *= rng.uniform(0.35, 0.65)
+    shadow *= rng.uniform(*load_calibration()["atmosphere"]["shadow_darkening"])
 
-    other_date = clear * rng.normal(1.0, 0.015, bands).astype(np.float32)[:, None, None]
+    if ground is None:
+        ground = clear * rng.normal(1.0, 0.015, bands).astype(np.float32)[:, None, None]
+    other_date = add_atmosphere(ground, conditions or {}, rng)
     image = torch.from_numpy(other_date.astype(np.float32))[None]
     cloud = torch.from_numpy(per_band)[None]
     blurred = _local_blur(image, 2.0 * cloud.mean(1))

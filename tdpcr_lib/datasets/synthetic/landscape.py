@@ -5,8 +5,19 @@ See :mod:`tdpcr_lib.datasets.synthetic.tiles` for how a tile is made and why.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from scipy.ndimage import gaussian_filter
+
+from tdpcr_lib.datasets.synthetic.calibration import (
+    area_class_prior,
+    class_s1_db,
+    class_s1_variation_db,
+    class_spectra,
+    class_texture,
+    load_calibration,
+)
 
 #: Synthetic meaning of land-cover codes 0-6 (the twin's own; not claims about the real legend).
 SYNTHETIC_CLASSES: dict[int, str] = {
@@ -20,46 +31,30 @@ S2_WAVELENGTHS_NM = np.array([443, 490, 560, 665, 705, 740, 783, 842, 865, 945, 
                              dtype=np.float32)
 
 
-#: TOA reflectance signatures (rows: class codes 0-6; columns: ``S2_BANDS``).
-CLASS_SPECTRA = np.array([
-    # B01   B02   B03   B04   B05   B06   B07   B08   B8A   B09   B10     B11   B12
-    [0.110, 0.100, 0.100, 0.110, 0.115, 0.120, 0.125, 0.130, 0.132, 0.050, 0.0008, 0.150, 0.140],  # road
-    [0.100, 0.080, 0.060, 0.040, 0.032, 0.026, 0.022, 0.018, 0.016, 0.006, 0.0006, 0.008, 0.005],  # water
-    [0.130, 0.120, 0.120, 0.130, 0.140, 0.150, 0.160, 0.170, 0.172, 0.070, 0.0010, 0.210, 0.190],  # built-up
-    [0.100, 0.085, 0.095, 0.080, 0.130, 0.230, 0.280, 0.310, 0.320, 0.110, 0.0008, 0.230, 0.140],  # cropland
-    [0.120, 0.110, 0.130, 0.160, 0.180, 0.200, 0.210, 0.220, 0.230, 0.090, 0.0010, 0.310, 0.260],  # bare soil
-    [0.095, 0.075, 0.085, 0.065, 0.110, 0.190, 0.220, 0.240, 0.250, 0.090, 0.0008, 0.200, 0.110],  # grassland
-    [0.085, 0.065, 0.060, 0.035, 0.075, 0.200, 0.255, 0.280, 0.290, 0.100, 0.0008, 0.140, 0.060],  # forest
-], dtype=np.float32)
+#: TOA reflectance signatures (rows: class codes 0-6; columns: ``S2_BANDS``), without the DN
+#: offset; calibrated, with provenance, in ``tdpcr_lib/resources/twin_calibration.json``.
+CLASS_SPECTRA = class_spectra()
 
 
-#: Mean backscatter in dB (rows: class codes; columns: VV, VH).
-CLASS_S1_DB = np.array([
-    [-17.0, -25.0],  # road: smooth surface, specular
-    [-21.0, -28.0],  # water
-    [-4.0, -11.0],   # built-up: double bounce
-    [-10.0, -17.0],  # cropland
-    [-13.0, -21.0],  # bare soil
-    [-11.0, -18.0],  # grassland
-    [-7.5, -13.0],   # forest: volume scattering (high VH)
-], dtype=np.float32)
+#: Mean backscatter in dB (rows: class codes; columns: VV, VH), from the calibration file.
+CLASS_S1_DB = class_s1_db()
 
 
 #: Per-class amplitude of fine optical texture (relative) and of smooth SAR variation (dB).
-CLASS_TEXTURE = np.array([0.03, 0.02, 0.12, 0.04, 0.06, 0.05, 0.08], dtype=np.float32)
+CLASS_TEXTURE = class_texture()
 
 
-CLASS_S1_VARIATION_DB = np.array([0.5, 0.8, 2.0, 1.0, 1.0, 0.8, 1.0], dtype=np.float32)
+CLASS_S1_VARIATION_DB = class_s1_variation_db()
 
 
 #: Prior logits of the area classes 1-6 (codes 1..6); roads are drawn as lines.
-AREA_CLASS_PRIOR = np.array([-0.9, -0.6, 0.0, -0.5, 0.4, 0.7], dtype=np.float32)
+AREA_CLASS_PRIOR = area_class_prior()
 
 
 S2_DN_OFFSET = 1000
 
 
-SPECKLE_LOOKS = 4.4
+SPECKLE_LOOKS = float(load_calibration()["sar"]["speckle_looks"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -110,35 +105,118 @@ def make_land_cover(size: int, rng: np.random.Generator) -> np.ndarray:
     return labels
 
 
-def make_clear_reflectance(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Clear-sky TOA reflectance (13, H, W) float32 from a land-cover map."""
+_VEGETATION = (3, 5, 6)
+
+
+_SOILS = (0, 4)  # bare soil and unpaved/dusty road verges darken when wet
+
+
+def powerlaw_noise(rng: np.random.Generator, shape: tuple[int, int], beta: float) -> np.ndarray:
+    """Zero-mean, unit-std noise whose power spectrum falls as ``f ** -beta`` (FFT synthesis)."""
+    fy = np.fft.fftfreq(shape[0])[:, None]
+    fx = np.fft.rfftfreq(shape[1])[None, :]
+    f = np.hypot(fy, fx)
+    f[0, 0] = 1.0
+    amplitude = f ** (-beta / 2)
+    amplitude[0, 0] = 0.0
+    phase = rng.standard_normal((shape[0], fx.shape[1])) + 1j * rng.standard_normal(
+        (shape[0], fx.shape[1]))
+    field = np.fft.irfft2(amplitude * phase, s=shape)
+    return ((field - field.mean()) / (field.std() + 1e-9)).astype(np.float32)
+
+
+def make_clear_reflectance(labels: np.ndarray, rng: np.random.Generator,
+                           conditions: dict[str, Any] | None = None) -> np.ndarray:
+    """Clear-sky TOA reflectance (13, H, W) float32 (no DN offset) from a land-cover map.
+
+    ``conditions`` (from :func:`~tdpcr_lib.datasets.synthetic.calibration.draw_conditions`)
+    sets the season's vegetation vigour, illumination, soil moisture and snow; without it a
+    summer tile with average moisture is made.
+    """
+    cal = load_calibration()
+    cond = conditions or {"illumination": 1.0, "vigour": 1.0, "moisture": 0.3, "snow": 0.0}
+    variation = cal["class_spectra"]["within_class_variation"]
     size = labels.shape[0]
-    refl = CLASS_SPECTRA[labels].transpose(2, 0, 1).copy()
-    vegetated = np.isin(labels, (3, 5, 6))
-    vigour = 0.18 * _smooth_noise(rng, labels.shape, max(2.0, size / 12)) * vegetated
-    refl[4:9] *= 1 + vigour  # red edge and NIR follow vigour
-    refl[3] *= 1 - 0.8 * vigour  # red absorbed more by vigorous vegetation
-    fine = _smooth_noise(rng, labels.shape, 0.7)
-    refl *= 1 + CLASS_TEXTURE[labels] * fine
+    # Within-tile variation modulates the surface part only: the path reflectance (most of TOA
+    # blue) is spatially uniform, so real B01 varies far less within a tile than B08.
+    path = np.asarray(cal["atmosphere"]["path_reflectance"], dtype=np.float32)[:, None, None]
+    refl = CLASS_SPECTRA[labels].transpose(2, 0, 1) - path
+    vegetated = np.isin(labels, _VEGETATION)
+    # Season: deciduous vegetation loses NIR/red edge and gains red; forest (mostly evergreen in
+    # the LuojiaSET samples) follows half as much.
+    loss = (1.0 - cond["vigour"]) * np.where(labels == 6, 0.5, 1.0) * vegetated
+    refl[4:9] *= 1 - loss
+    refl[3] *= 1 + 0.8 * loss
+    # Latent fields shared by all bands: the cross-band correlation of real scenes.
+    vigour = variation["vigour_std"] * _smooth_noise(rng, labels.shape, max(2.0, size / 12))
+    vigour *= vegetated
+    refl[4:9] *= 1 + vigour
+    refl[3] *= 1 - 0.8 * vigour
+    refl[11:13] *= 1 - 0.5 * vigour
+    wet = cal["seasons"]["wet_soil_darkening"]
+    moisture = np.clip(cond["moisture"] + 0.15 * _smooth_noise(rng, labels.shape, size / 8), 0, 1)
+    soil = np.isin(labels, _SOILS) * moisture
+    refl[:11] *= 1 - wet["vnir"] * soil
+    refl[11:] *= 1 - wet["swir"] * soil
+    brightness = variation["brightness_std"] * _smooth_noise(rng, labels.shape, max(2.0, size / 8))
+    # Texture: a flat and a steep power-law field, weighted per band (blue flatter than SWIR).
+    flat_slope, steep_slope = cal["texture"]["spectral_slopes"]
+    steep = np.asarray(cal["texture"]["steep_weight"], dtype=np.float32)[:, None, None]
+    texture = (1 - steep) * powerlaw_noise(rng, labels.shape, flat_slope) \
+        + steep * powerlaw_noise(rng, labels.shape, steep_slope)
+    texture /= np.sqrt((1 - steep) ** 2 + steep ** 2)  # unit variance per band
+    refl *= (1 + brightness) * (1 + CLASS_TEXTURE[labels] * texture)
     y, x = np.mgrid[0:size, 0:size].astype(np.float32)
     angle = rng.uniform(0, np.pi)
     period = rng.uniform(3.5, 7.0)
     stripes = np.sign(np.sin(2 * np.pi * (x * np.cos(angle) + y * np.sin(angle)) / period))
-    refl *= 1 + 0.08 * stripes * (labels == 3)
-    refl = gaussian_filter(refl, (0, 0.5, 0.5))  # mixed pixels at boundaries
-    refl *= rng.uniform(0.92, 1.08)  # illumination / season
+    refl *= 1 + 0.05 * stripes * (labels == 3)
+    if cond["snow"] > 0:
+        field = _smooth_noise(rng, labels.shape, size / 6)
+        cover = field > np.quantile(field, 1 - cond["snow"])
+        cover = cover * np.where(labels == 6, 0.4, 0.95) * (labels != 1)  # canopy hides snow
+        snow = np.asarray(cal["seasons"]["snow_spectrum"], dtype=np.float32)[:, None, None] - path
+        refl = refl * (1 - cover) + snow * cover
+    # illumination scales the surface signal; the path term is the atmosphere's, not the sun's
+    refl = np.maximum(refl, 0) * cond["illumination"] + path
+    refl = gaussian_filter(refl, (0, cal["texture"]["mixed_pixel_sigma_px"],
+                                  cal["texture"]["mixed_pixel_sigma_px"]))
     refl += rng.normal(0, 1, refl.shape).astype(np.float32) * (0.008 * refl + 0.0003)
     return np.clip(refl, 0, None).astype(np.float32)
 
 
+def change_ground(clear: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The ground on the cloudy acquisition's date: per-band radiometric change, phenology and,
+    in some tiles, a local change (harvest, ploughing, flooding) of a few percent of the area."""
+    change = load_calibration()["ground_change"]
+    bands, height, width = clear.shape
+    other = clear * rng.normal(1.0, change["band_gain_std"], bands).astype(np.float32)[:, None, None]
+    vegetated = np.isin(labels, _VEGETATION)
+    shift = float(rng.normal(0, change["vigour_change_std"]))
+    other[4:9] *= 1 + shift * vegetated
+    other[3] *= 1 - 0.8 * shift * vegetated
+    if rng.random() < change["local_change_probability"]:
+        field = _smooth_noise(rng, (height, width), max(2.0, height / 10))
+        fraction = rng.uniform(*change["local_change_fraction"])
+        patch = field > np.quantile(field, 1 - fraction)
+        new_class = int(rng.choice([1, 4, 3]))  # flooded, ploughed/harvested, regrown
+        gain = float(clear.mean() / CLASS_SPECTRA[labels].mean())  # the tile's illumination
+        other[:, patch] = CLASS_SPECTRA[new_class][:, None] * gain
+    return np.clip(other, 0, None).astype(np.float32)
+
+
 def make_sar_db(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Sentinel-1 VV/VH backscatter (2, H, W) float32 in dB with speckle."""
+    """Sentinel-1 VV/VH backscatter (2, H, W) float32 in dB with terrain, GRD blur and speckle."""
+    sar = load_calibration()["sar"]
     size = labels.shape[0]
     db = CLASS_S1_DB[labels].transpose(2, 0, 1).copy()
     db += CLASS_S1_VARIATION_DB[labels] * _smooth_noise(rng, (2, size, size), max(1.5, size / 16))
-    ramp = np.linspace(-0.75, 0.75, size, dtype=np.float32)[None, None, :]
+    db += sar["terrain_db"] * powerlaw_noise(rng, (size, size), 3.0)  # local incidence angle
+    ramp = np.linspace(-1, 1, size, dtype=np.float32)[None, None, :] * sar["incidence_ramp_db"]
     db += ramp if rng.random() < 0.5 else ramp[..., ::-1]  # incidence angle across the swath
-    linear = gaussian_filter(10 ** (db / 10), (0, 0.7, 0.7))  # ~20 m resolution of GRD
+    sigma = sar["resolution_sigma_px"]
+    linear = gaussian_filter(10 ** (db / 10), (0, sigma, sigma))  # ~20 m resolution of GRD
+    linear += 10 ** (np.asarray(sar["noise_floor_db"], dtype=np.float32)[:, None, None] / 10)
     linear *= rng.gamma(SPECKLE_LOOKS, 1 / SPECKLE_LOOKS, linear.shape)
     return (10 * np.log10(np.maximum(linear, 1e-6))).astype(np.float32)
 

@@ -5,21 +5,30 @@ not noise: each tile is a small landscape whose land cover determines the clear 
 and the Sentinel-1 backscatter, so a network can learn to (a) remove clouds using SAR and the
 uncovered pixels and (b) segment land cover from either sensor.
 
-How a tile is made (choices documented in ``docs/decisions.md``):
+Twin version 2.0 is calibrated to real data: every number below that shapes the content (class
+spectra, seasons, haze and cirrus, SAR, texture, class priors, ground change) comes from
+``tdpcr_lib/resources/twin_calibration.json`` with its provenance (:mod:`.calibration`); how close
+the result is to real samples is measured by :mod:`tdpcr_lib.evaluation.fidelity` (``docs/twin.md``).
+
+How a tile is made (choices documented in ``docs/decisions.md`` and ``docs/twin.md``):
 
 * **Land cover** (uint8, codes 0–6): arg-max of smooth Gaussian random fields per class plus
   per-tile priors (patches), with linear features drawn on top: a meandering river (water) and
   straight roads; built-up areas prefer the neighbourhood of roads. Synthetic semantics of the
   codes: 0 road, 1 water, 2 built-up, 3 cropland, 4 bare soil, 5 grassland (less vegetated),
   6 forest (densely vegetated). These are the twin's own; the real legend's names are unknown.
-* **Clear S2** (uint16 DN): per-class 13-band TOA-reflectance signatures, a smooth vegetation-
-  vigour field, per-class fine texture, crop-field stripes, mixed pixels at edges, a per-tile gain
-  and sensor noise; DN = reflectance × 10000 + 1000 (the processing-baseline offset the real tiles
+* **Conditions** per tile: season (illumination, vegetation vigour, snow, soil moisture), haze
+  and cirrus (:func:`.calibration.draw_conditions`).
+* **Clear S2** (uint16 DN): per-class 13-band TOA-reflectance signatures; brightness, vigour and
+  moisture fields shared by all bands acting on the surface part (the path reflectance stays
+  uniform), power-law texture, crop-field stripes, snow, mixed pixels at edges, the season's
+  illumination and sensor noise; DN = reflectance × 10000 + 1000 (the processing-baseline offset the real tiles
   carry, so B10 sits near 1008 as in the real data).
-* **S1** (float32 dB, VV/VH): per-class backscatter, smooth within-class variation, an
-  incidence-angle ramp and multiplicative Gamma speckle (ENL 4.4), so SAR carries the land cover
-  under clouds.
-* **Cloudy S2**: the clear scene with a small per-band radiometric change (another acquisition),
+* **S1** (float32 dB, VV/VH): per-class backscatter, smooth within-class variation, terrain, an
+  incidence-angle ramp, the GRD noise floor and multiplicative Gamma speckle (ENL 4.4), so SAR
+  carries the land cover under clouds.
+* **Cloudy S2**: the ground of another date (per-band change, phenology, sometimes a local change:
+  :func:`.landscape.change_ground`) under the date's haze and cirrus (B10),
   then clouds and shadows from the ``satellite-cloud-generator`` package: its multi-scale Perlin
   noise (``generate_perlin``) shapes the cloud; the field is thresholded at the quantile that gives
   the tile's target cloud fraction; thickness rises from the edge to the core (thick, thin or
@@ -60,12 +69,14 @@ from tdpcr_lib.core.io import atomic_path, atomic_write_json
 from tdpcr_lib.datasets.luojiaset.layout import TWIN_INFO_FILE, modality_filename
 from tdpcr_lib.datasets.luojiaset.manifest import write_manifest
 from tdpcr_lib.datasets.samples import BUCKETS
+from tdpcr_lib.datasets.synthetic.calibration import draw_conditions, twin_version
 from tdpcr_lib.datasets.synthetic.clouds import (
     require_cloud_generator,
     simulate_clouds,
 )
 from tdpcr_lib.datasets.synthetic.landscape import (
     SYNTHETIC_CLASSES,
+    change_ground,
     make_clear_reflectance,
     make_land_cover,
     make_sar_db,
@@ -134,9 +145,13 @@ def generate_tile(size: int, seed: int | np.random.SeedSequence, cloud_fraction:
     """
     rng = np.random.default_rng(seed)
     labels = make_land_cover(size, rng)
-    clear = make_clear_reflectance(labels, rng)
+    conditions = draw_conditions(rng)
+    clear = make_clear_reflectance(labels, rng, conditions)
     sar = make_sar_db(labels, rng)
-    cloudy, mask, info = simulate_clouds(clear, cloud_fraction, rng, kind=cloud_kind)
+    ground = change_ground(clear, labels, rng)
+    cloudy, mask, info = simulate_clouds(clear, cloud_fraction, rng, kind=cloud_kind,
+                                         ground=ground, conditions=conditions)
+    info = {**info, **conditions}
     return {
         "s2": reflectance_to_dn(clear),
         "s2_cloudy": reflectance_to_dn(cloudy),
@@ -210,7 +225,7 @@ def _write_tile(root: Path, index: int, size: int, seed: int) -> dict[str, Any]:
                       {"SOURCE": "tdpcr synthetic LuojiaSET-OSFCR twin"})
     return {"index": index, "bucket": bucket,
             "fraction": float(tile["cloud_detection_results"].mean()),
-            "kind": tile["info"]["kind"]}
+            "kind": tile["info"]["kind"], "season": tile["info"]["season"]}
 
 
 #: Progress log of a twin being generated: one JSON line per finished tile (removed at the end).
@@ -247,7 +262,7 @@ def _remove_partial_files(root: Path) -> None:
 
 def _generation_params(n_tiles: int, size: int, seed: int) -> dict[str, Any]:
     return {"n_tiles": int(n_tiles), "size": int(size), "seed": int(seed),
-            "tdpcr_version": __version__, "format": 1}
+            "tdpcr_version": __version__, "twin_version": twin_version(), "format": 1}
 
 
 def make_synthetic_luojiaset(root: str | Path, n_tiles: int = DEFAULT_N_TILES,
@@ -343,18 +358,24 @@ def make_synthetic_luojiaset(root: str | Path, n_tiles: int = DEFAULT_N_TILES,
     generation_s = time.perf_counter() - started
     fractions: dict[str, list[float]] = {b: [] for b in BUCKETS}
     kinds: dict[str, int] = {}
+    seasons: dict[str, int] = {}
     for index in range(n_tiles):
         fractions[done[index]["bucket"]].append(done[index]["fraction"])
         kinds[done[index]["kind"]] = kinds.get(done[index]["kind"], 0) + 1
+        season = done[index].get("season", "unknown")
+        seasons[season] = seasons.get(season, 0) + 1
 
     write_manifest(root, out=root / "manifest", ratios=ratios,
                    extra_config={"source": "synthetic", **params})
     atomic_write_json(info_path, {
         "description": "Synthetic twin of LuojiaSET-OSFCR made by tdpcr_lib.datasets.synthetic.tiles",
         "status": "complete",
+        "twin_version": params["twin_version"],
+        "calibration": "tdpcr_lib/resources/twin_calibration.json",
         "parameters": params,
         "classes": {str(k): v for k, v in SYNTHETIC_CLASSES.items()},
         "cloud_kinds": kinds,
+        "seasons": seasons,
         "cloud_fraction_per_bucket": {b: {"n": len(v), "min": min(v, default=None),
                                           "max": max(v, default=None),
                                           "mean": float(np.mean(v)) if v else None}
