@@ -17,6 +17,7 @@ from typing import Any
 
 from tdpcr_lib.core.io import atomic_write_json, atomic_write_text, sha256_file
 from tdpcr_lib.core.paths import MANIFEST_DIR
+from tdpcr_lib.datasets.containment import Containment, check_relative
 from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError
 from tdpcr_lib.datasets.layout import (
     BUCKETS,
@@ -26,6 +27,8 @@ from tdpcr_lib.datasets.layout import (
     discover_samples,
     find_dataset_root,
     how_to_get_luojiaset,
+    modality_filename,
+    parse_s2_name,
     sample_id,
 )
 
@@ -203,14 +206,23 @@ def read_split_csv(path: str | Path) -> list[SampleRecord]:
                 raise DataIntegrityError(f"{path}:{line_no}: expected {len(MODALITIES)} columns "
                                          f"({', '.join(MODALITIES)}), found {len(row)}")
             paths = dict(zip(MODALITIES, (c.strip() for c in row), strict=True))
+            for rel in paths.values():
+                check_relative(rel, f"{path}:{line_no}")
             bucket = paths["s2"].split("/", 1)[0]
             if bucket not in BUCKETS:
                 raise DataIntegrityError(f"{path}:{line_no}: {paths['s2']!r} does not start with "
                                          f"a bucket folder {BUCKETS}")
             try:
                 sid = sample_id(paths["s2"])
+                roi, patch = parse_s2_name(Path(paths["s2"]).name)
             except ValueError as err:
                 raise DataIntegrityError(f"{path}:{line_no}: {err}") from err
+            for modality, rel in paths.items():  # one row, one patch: no mixing of patches
+                if Path(rel).name != modality_filename(roi, patch, modality):
+                    raise DataIntegrityError(
+                        f"{path}:{line_no}: {modality} {rel!r} is not a file of patch {sid} "
+                        f"(expected {modality_filename(roi, patch, modality)}); a row must name "
+                        "the files of one patch")
             records.append(SampleRecord(paths, bucket, sid))
     return records
 
@@ -249,9 +261,15 @@ def resolve_manifest_dir(root: str | Path, manifest: str | Path | None = None) -
 
 
 def verify_checksums(root: str | Path, manifest_dir: str | Path,
-                     records: Iterable[SampleRecord], workers: int = 4) -> None:
-    """Compare every file of ``records`` against ``checksums.sha256``; the first bad file raises."""
+                     records: Iterable[SampleRecord], workers: int = 4,
+                     containment: Containment | None = None) -> None:
+    """Compare every file of ``records`` against ``checksums.sha256``; the first bad file raises.
+
+    Every path first goes through ``containment`` (default: inside ``root``): a line of
+    ``checksums.sha256`` matching an escaping path never makes it pass.
+    """
     root, manifest_dir = Path(root), Path(manifest_dir)
+    containment = containment if containment is not None else Containment(root)
     table_path = manifest_dir / CHECKSUM_FILE
     if not table_path.is_file():
         # never advise writing into the package's own manifest folder: point beside the data
@@ -261,7 +279,11 @@ def verify_checksums(root: str | Path, manifest_dir: str | Path,
         raise DataIntegrityError(f"checksum=True but {table_path} does not exist; run {where} "
                                  "to create it")
     table = read_checksums(table_path)
+    records = list(records)
     relpaths = [p for r in records for p in r.paths.values()]
+    for record in records:
+        for kind, rel in record.paths.items():
+            containment.resolve(rel, kind, source=table_path)
     for rel in relpaths:
         if rel not in table:
             raise DataIntegrityError(f"{root / rel}: no checksum recorded in {table_path}")

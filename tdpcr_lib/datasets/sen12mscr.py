@@ -16,6 +16,7 @@ import torch
 from tdpcr_lib.core.legend import Legend, load_legend, packaged_resource
 from tdpcr_lib.core.normalisation import Normalisation, load_normalisation
 from tdpcr_lib.datasets.base import ManifestDataset
+from tdpcr_lib.datasets.containment import Containment
 from tdpcr_lib.datasets.cloudmask import cloud_mask
 from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError
 from tdpcr_lib.datasets.layout import (
@@ -99,6 +100,10 @@ class SEN12MSCR(ManifestDataset):
         self.root = root
         self.split = split
         self.land_cover_root = Path(land_cover_root) if land_cover_root is not None else None
+        if self.land_cover_root is not None and not self.land_cover_root.is_dir():
+            raise DatasetNotFoundError(f"land-cover root {self.land_cover_root} does not exist; "
+                                       "give the SEN12MS land-cover folder (holding "
+                                       "ROIs1158_spring/lc_1/...)")
         self.manifest_dir = Path(manifest) if manifest is not None else root / LOCAL_MANIFEST
         csv_path = self.manifest_dir / f"{split}.csv"
         if not csv_path.is_file():
@@ -107,12 +112,18 @@ class SEN12MSCR(ManifestDataset):
                 f"data manifest {root} --source sen12mscr [--land-cover DIR]` (or notebook 00 "
                 "with SOURCE='sen12mscr')")
         self.records, self.cloud_cover = read_sen12mscr_csv(csv_path)
+        # land cover may lie outside the root: inside the land-cover root the manifest recorded
+        recorded = self.split_config.get("land_cover_root")
+        lc_root = self.land_cover_root or (Path(recorded) if isinstance(recorded, str) else root)
+        self._check_manifest(lambda p: read_sen12mscr_csv(p)[0],
+                             Containment(root, [lc_root], ["land_cover"]))
         self.transforms = transforms
         self.normalisation: Normalisation = load_normalisation(name=NORMALISATION_NAME)
         self.legend: Legend = load_legend(name=LEGEND_NAME)
         self._igbp = igbp_lookup()
         if checksum:
-            verify_checksums(root, self.manifest_dir, self.records)
+            verify_checksums(root, self.manifest_dir, self.records,
+                             containment=self.containment)
 
 
     @property
@@ -124,8 +135,8 @@ class SEN12MSCR(ManifestDataset):
         """The land-cover file of a sample (None: the patch has none)."""
         record = self.records[index]
         if self.land_cover_root is None:
-            rel = record.paths.get("land_cover")
-            return None if rel is None else self.root / rel
+            return None if "land_cover" not in record.paths else self.file_path(index,
+                                                                                  "land_cover")
         season, _, rest = record.id.rpartition("_p")
         season, scene = season.rsplit("_", 1)
         folder = modality_dir(self.land_cover_root, season, LAND_COVER)
@@ -136,7 +147,7 @@ class SEN12MSCR(ManifestDataset):
         """The arrays of a sample in file units (DN, dB, IGBP codes), validated, not normalised."""
         record = self.records[index]
         arrays: dict[str, np.ndarray] = {}
-        paths = {m: self.root / record.paths[m] for m in MODALITIES}
+        paths = {m: self.file_path(index, m) for m in MODALITIES}
         lc_path = self.land_cover_path(index)
         if lc_path is not None:
             paths[LAND_COVER] = lc_path
