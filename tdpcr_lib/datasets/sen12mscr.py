@@ -16,8 +16,8 @@ import torch
 from tdpcr_lib.core.legend import Legend, load_legend, packaged_resource
 from tdpcr_lib.core.normalisation import Normalisation, load_normalisation
 from tdpcr_lib.datasets.base import ManifestDataset
-from tdpcr_lib.datasets.containment import Containment
 from tdpcr_lib.datasets.cloudmask import cloud_mask
+from tdpcr_lib.datasets.containment import Containment
 from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError
 from tdpcr_lib.datasets.layout import (
     SPLITS,
