@@ -37,7 +37,8 @@ def _check_name(archive: Path, name: str) -> None:
     unix = name.replace("\\", "/")
     if (PurePosixPath(unix).is_absolute() or PureWindowsPath(name).drive
             or ".." in PurePosixPath(unix).parts):
-        raise DataIntegrityError(f"{archive}: unsafe member path {name!r} (absolute or with "
+        raise DataIntegrityError(f"{archive}: cannot extract the archive: unsafe member path "
+                                 f"{name!r} (absolute or with "
                                  "'..') refused; nothing was extracted")
 
 
