@@ -71,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     manifest.add_argument("--no-checksums", action="store_true",
                           help="skip hashing every file (hashing the full dataset takes minutes)")
     manifest.add_argument("--workers", type=int, default=4, help="hashing threads (default 4)")
+    manifest.add_argument("--overwrite", action="store_true",
+                          help="replace manifest files tdpcr did not write or that were edited, "
+                               "and delete checksums.sha256 with --no-checksums (without it such "
+                               "files are never touched)")
 
     download = sub.add_parser("download", help="download the open SEN12MS-CR archives (+ SEN12MS "
                                                "land cover) from mediaTUM; resumable")
@@ -108,10 +112,12 @@ def _data(argv: list[str]) -> int:
         if args.source == "sen12mscr":
             out = write_sen12mscr_manifest(prepare_sen12mscr(args.root),
                                            land_cover_root=args.land_cover, out=args.out,
-                                           checksums=not args.no_checksums, workers=args.workers)
+                                           checksums=not args.no_checksums, workers=args.workers,
+                                           overwrite=args.overwrite)
         else:
             out = write_manifest(args.root, out=args.out, seed=args.seed,
-                                 checksums=not args.no_checksums, workers=args.workers)
+                                 checksums=not args.no_checksums, workers=args.workers,
+                                 overwrite=args.overwrite)
         print(f"split manifest: {out} (train.csv, val.csv, test.csv"
               f"{', checksums.sha256' if not args.no_checksums else ''}, split_config.json) "
               f"in {time.perf_counter() - started:.1f} s")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tdpcr_lib.core.io import atomic_write_json, atomic_write_text, sha256_file
+from tdpcr_lib.core.overwrite import refuse_existing
 from tdpcr_lib.core.paths import MANIFEST_DIR
 from tdpcr_lib.datasets.containment import Containment, check_relative
 from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError
@@ -80,10 +81,33 @@ def _csv_text(records: Iterable[SampleRecord]) -> str:
     return buffer.getvalue()
 
 
+def check_manifest_out(out: Path, checksums: bool, overwrite: bool) -> None:
+    """Refuse (before any work) to replace or delete manifest files tdpcr did not write.
+
+    The split CSVs, ``split_config.json`` and ``checksums.sha256`` of a manifest tdpcr wrote and
+    nobody edited since (its recorded ``manifest_hash`` still matches) are replaced freely;
+    anything else needs ``overwrite``. ``checksums.sha256`` is never deleted (``checksums=False``)
+    without ``overwrite``.
+    """
+    try:
+        config = read_split_config(out)
+    except (OSError, ValueError):
+        config = {}
+    ours = (isinstance(config, dict) and "protocol" in config
+            and config.get("manifest_hash") == manifest_hash(out))
+    names = [f"{s}.csv" for s in SPLITS] + ["split_config.json"]
+    refuse_existing([out / n for n in names] + ([out / CHECKSUM_FILE] if checksums else []),
+                    overwrite, replaceable=lambda _: ours, what="manifest")
+    if not checksums:
+        refuse_existing([out / CHECKSUM_FILE], overwrite, what="manifest (--no-checksums "
+                        "would delete it)")
+
+
 def write_manifest(root: str | Path, out: str | Path | None = None,
                    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 42,
                    checksums: bool = True, workers: int = 4,
-                   extra_config: Mapping[str, Any] | None = None) -> Path:
+                   extra_config: Mapping[str, Any] | None = None,
+                   overwrite: bool = False) -> Path:
     """Write ``train/val/test.csv``, ``checksums.sha256`` and ``split_config.json`` for a dataset.
 
     Parameters
@@ -100,6 +124,9 @@ def write_manifest(root: str | Path, out: str | Path | None = None,
         Hash every file (sha256, ``workers`` threads). Slow on the full 84 GB dataset.
     extra_config : mapping, optional
         Extra keys merged into ``split_config.json``.
+    overwrite : bool
+        Replace manifest files tdpcr did not write (or that were edited); see
+        :func:`check_manifest_out`.
 
     Returns
     -------
@@ -108,6 +135,7 @@ def write_manifest(root: str | Path, out: str | Path | None = None,
     """
     root = find_dataset_root(root)
     out = Path(out) if out is not None else root / LOCAL_MANIFEST
+    check_manifest_out(out, checksums, overwrite)
     samples, missing = discover_samples(root)
     if not samples:
         raise DatasetNotFoundError(f"{root}: no complete samples found (looked for "

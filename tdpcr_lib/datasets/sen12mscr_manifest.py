@@ -31,6 +31,7 @@ from tdpcr_lib.datasets.layout import BUCKETS, SPLITS, SampleRecord, bucket_of, 
 from tdpcr_lib.datasets.manifest import (
     CHECKSUM_FILE,
     LOCAL_MANIFEST,
+    check_manifest_out,
     manifest_hash,
     write_checksums,
 )
@@ -134,8 +135,8 @@ def _csv_text(rows: list[tuple[Patch, float]]) -> str:
 
 def write_sen12mscr_manifest(root: str | Path, land_cover_root: str | Path | None = None,
                              out: str | Path | None = None, checksums: bool = True,
-                             workers: int = 4, extra_config: Mapping[str, Any] | None = None
-                             ) -> Path:
+                             workers: int = 4, extra_config: Mapping[str, Any] | None = None,
+                             overwrite: bool = False) -> Path:
     """Write the split CSVs, ``checksums.sha256`` and ``split_config.json`` of a SEN12MS-CR copy.
 
     Parameters
@@ -151,9 +152,13 @@ def write_sen12mscr_manifest(root: str | Path, land_cover_root: str | Path | Non
         sha256 of every file (slow on the full dataset, about 470 GB).
     workers : int
         Threads for the cloud masks and the hashes.
+    overwrite : bool
+        Replace manifest files tdpcr did not write (see
+        :func:`~tdpcr_lib.datasets.manifest.check_manifest_out`).
     """
     root = find_sen12mscr_root(root)
     out = Path(out) if out is not None else root / LOCAL_MANIFEST
+    check_manifest_out(out, checksums, overwrite)
     patches, missing = discover_patches(root, land_cover_root)
     if not patches:
         raise DatasetNotFoundError(f"{root}: no complete SEN12MS-CR patches found (s1, s2 and "
