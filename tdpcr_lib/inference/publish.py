@@ -148,8 +148,8 @@ def recover_products(out_dir: Path) -> list[str]:
     return actions
 
 
-#: mkstemp's random part: 8 characters of ``[a-z0-9_]``.
-_RANDOM = r"[a-z0-9_]{8}"
+#: mkstemp's random part (8 characters of ``[a-z0-9_]``; older versions wrote fewer).
+_RANDOM = r"[a-z0-9_]{4,}"
 
 
 def _temporary_pattern() -> re.Pattern[str]:
