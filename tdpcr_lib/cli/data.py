@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="which seasons (default all four; about 470 GB once extracted)")
     download.add_argument("--no-land-cover", action="store_true",
                           help="skip the SEN12MS land-cover archives (no segmentation labels)")
+    download.add_argument("--no-progress", action="store_true",
+                          help="no progress bars (logs, CI)")
     return parser
 
 
@@ -102,7 +104,8 @@ def _data(argv: list[str]) -> int:
     elif args.action == "download":
         check_output_folder(args.root, "ROOT")
         paths = download_sen12mscr(args.root, seasons=args.seasons,
-                                   land_cover=not args.no_land_cover)
+                                   land_cover=not args.no_land_cover,
+                                   progress=not args.no_progress)
         print(f"{len(paths)} archive(s) in {args.root} in {time.perf_counter() - started:.0f} s; "
               f"next: `tdpcr data manifest {args.root} --source sen12mscr` (extracts them)")
     else:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from tdpcr_lib.core.runtime import DeviceError
-from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError
+from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError, DownloadError
 from tdpcr_lib.inference.inputs import PredictionInputError
 from tdpcr_lib.models.checkpoint import CheckpointError
 from tdpcr_lib.models.config import ModelConfigError
@@ -132,6 +132,8 @@ def classify(err: BaseException) -> tuple[int, str]:
         return EXIT_CHECKPOINT, _one_line(err)
     if isinstance(err, DataIntegrityError | PredictionInputError):
         return EXIT_BAD_INPUT, _one_line(err)
+    if isinstance(err, DownloadError):  # network trouble: not an OS refusal (exit 6)
+        return EXIT_FAILURE, _one_line(err)
     if isinstance(err, FloatingPointError):
         return EXIT_DIVERGED, f"training diverged: {_one_line(err)}"
     if isinstance(err, FileExistsError):
