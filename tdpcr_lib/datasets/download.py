@@ -214,7 +214,9 @@ def _transfer(url: str, destination: Path, part: Path, progress: bool, chunk: in
             with open(part, "ab" if offset else "wb") as handle, tqdm(
                     total=total, initial=offset, unit="B", unit_scale=True,
                     desc=destination.name, disable=not progress) as bar:
-                while block := response.read(chunk):
+                # read1: what has arrived, so a stall keeps the bytes received before it
+                read = getattr(response, "read1", response.read)
+                while block := read(chunk):
                     handle.write(block)
                     bar.update(len(block))
         break
