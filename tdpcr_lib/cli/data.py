@@ -24,16 +24,14 @@ import time
 
 from tdpcr_lib.cli.errors import CliParser, check_int, check_output_folder, run_command
 from tdpcr_lib.core.paths import DEFAULT_SYNTHETIC_ROOT
-from tdpcr_lib.datasets.download import download_sen12mscr
-from tdpcr_lib.datasets.manifest import LOCAL_MANIFEST, write_manifest
-from tdpcr_lib.datasets.sen12mscr_acquire import prepare_sen12mscr
 from tdpcr_lib.datasets.sen12mscr_layout import DEFAULT_SEN12MSCR_ROOT, SEASONS
-from tdpcr_lib.datasets.sen12mscr_manifest import write_sen12mscr_manifest
-from tdpcr_lib.datasets.synthetic.tiles import (
-    DEFAULT_N_TILES,
-    DEFAULT_TILE_SIZE,
-    make_synthetic_luojiaset,
-)
+
+# The work modules (torch, rasterio) are imported only once a command runs, so `--help`, usage
+# errors and an early Ctrl-C answer at once. The synthetic twin's defaults are repeated here for
+# the same reason (tests/test_hostile_cli.py checks they equal datasets.synthetic.tiles').
+DEFAULT_N_TILES = 250
+DEFAULT_TILE_SIZE = 64
+LOCAL_MANIFEST = "manifest"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _data(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    from tdpcr_lib.datasets.download import download_sen12mscr
+    from tdpcr_lib.datasets.manifest import write_manifest
+    from tdpcr_lib.datasets.sen12mscr_acquire import prepare_sen12mscr
+    from tdpcr_lib.datasets.sen12mscr_manifest import write_sen12mscr_manifest
+    from tdpcr_lib.datasets.synthetic.tiles import make_synthetic_luojiaset
+
     started = time.perf_counter()
     if args.action == "synth":
         check_int("--n-tiles", args.n_tiles, 1)

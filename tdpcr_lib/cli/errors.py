@@ -20,12 +20,28 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
-from tdpcr_lib.core.runtime import DeviceError
 from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError, DownloadError
-from tdpcr_lib.inference.inputs import PredictionInputError
-from tdpcr_lib.models.checkpoint import CheckpointError
-from tdpcr_lib.models.config import ModelConfigError
-from tdpcr_lib.training.config import TrainConfigError
+
+#: Error types of heavy modules (torch, rasterio), looked up only once those modules are loaded:
+#: importing them here would make every ``--help`` and every early Ctrl-C wait for torch, and an
+#: exception of a module that was never imported cannot occur.
+_LAZY_TYPES: dict[str, tuple[str, str]] = {
+    "DeviceError": ("tdpcr_lib.core.runtime", "usage"),
+    "ModelConfigError": ("tdpcr_lib.models.config", "usage"),
+    "TrainConfigError": ("tdpcr_lib.training.config", "usage"),
+    "CheckpointError": ("tdpcr_lib.models.checkpoint", "checkpoint"),
+    "PredictionInputError": ("tdpcr_lib.inference.inputs", "input"),
+}
+
+
+def _lazy_kind(err: BaseException) -> str | None:
+    """``"usage"``/``"checkpoint"``/``"input"`` when ``err`` is one of :data:`_LAZY_TYPES`."""
+    for name, (module_name, kind) in _LAZY_TYPES.items():
+        module = sys.modules.get(module_name)
+        cls = getattr(module, name, None) if module is not None else None
+        if cls is not None and isinstance(err, cls):
+            return kind
+    return None
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -126,11 +142,12 @@ def classify(err: BaseException) -> tuple[int, str]:
         where = f" writing {err.filename}" if getattr(err, "filename", None) else ""
         return EXIT_OS, f"no space left on device{where} ({_one_line(err)}); free some space " \
                         "or choose another output folder"
-    if isinstance(err, UsageError | DeviceError | ModelConfigError | TrainConfigError):
+    kind = _lazy_kind(err)
+    if isinstance(err, UsageError) or kind == "usage":
         return EXIT_USAGE, _one_line(err)
-    if isinstance(err, CheckpointError):
+    if kind == "checkpoint":
         return EXIT_CHECKPOINT, _one_line(err)
-    if isinstance(err, DataIntegrityError | PredictionInputError):
+    if isinstance(err, DataIntegrityError) or kind == "input":
         return EXIT_BAD_INPUT, _one_line(err)
     if isinstance(err, DownloadError):  # network trouble: not an OS refusal (exit 6)
         return EXIT_FAILURE, _one_line(err)
