@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import re
 import sys
 import traceback
 import warnings
@@ -117,8 +118,25 @@ def check_output_folder(path: str | Path, option: str) -> None:
 # --------------------------------------------------------------------------------------------
 # Errors → (exit code, one line)
 # --------------------------------------------------------------------------------------------
+_WORKER_TEXT = re.compile(r"Caught \w+ in DataLoader worker process \d+\.\s*Original Traceback")
+
+
+def _unwrap_worker(text: str) -> str:
+    """The original message of an exception PyTorch re-raised from a DataLoader worker.
+
+    PyTorch puts the worker's whole traceback (absolute paths included) into the message; the
+    user needs only its last line, the package's own one-line message.
+    """
+    if not _WORKER_TEXT.search(text):
+        return text
+    last = [line for line in text.strip().splitlines() if line.strip()][-1].strip()
+    # "tdpcr_lib.datasets.errors.DataIntegrityError: <message>" → "<message>"
+    match = re.match(r"^[\w.]+(?:Error|Exception|Warning|Interrupt)\w*: (.*)$", last)
+    return match.group(1) if match else last
+
+
 def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
+    return " ".join(_unwrap_worker(str(text)).split())
 
 
 def _os_message(err: OSError, fallback: str) -> str:

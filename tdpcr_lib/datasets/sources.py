@@ -15,13 +15,13 @@ from typing import Any
 from torch.utils.data import Dataset
 
 from tdpcr_lib.core.legend import Legend, load_legend
-from tdpcr_lib.datasets.acquire import prepare_luojiaset
+from tdpcr_lib.datasets.acquire import is_archive, prepare_luojiaset
 from tdpcr_lib.datasets.errors import DatasetNotFoundError
 from tdpcr_lib.datasets.layout import BUCKETS
 from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR
 from tdpcr_lib.datasets.sen12mscr import LEGEND_NAME as SEN12MSCR_LEGEND
 from tdpcr_lib.datasets.sen12mscr import SEN12MSCR
-from tdpcr_lib.datasets.sen12mscr_acquire import prepare_sen12mscr
+from tdpcr_lib.datasets.sen12mscr_acquire import OFFICIAL_ARCHIVE_NAMES, prepare_sen12mscr
 from tdpcr_lib.datasets.sen12mscr_layout import has_sen12mscr_layout
 
 #: The values of ``SOURCE`` the notebooks and ``tdpcr reproduce --source`` accept.
@@ -57,9 +57,17 @@ def open_dataset(root: str | Path, split: str = "train", manifest: str | Path | 
                  checksum: bool = False) -> Dataset:
     """The ``split`` of the dataset in ``root``, whichever layout it has (see :func:`detect_source`).
 
+    ``root`` may be an archive (``.zip``, ``.tar[.gz]``, or an official SEN12MS-CR archive): it is
+    extracted beside itself first (safely, see :mod:`tdpcr_lib.datasets.acquire`).
+
     Both classes deliver the same sample dict and carry ``legend``, ``buckets``, ``records`` and
     ``manifest_hash``.
     """
+    root = Path(root).expanduser()
+    if root.is_file() and is_archive(root):
+        # `--data-root X.zip`: extracted beside it (once; reused afterwards), as documented
+        root = (prepare_sen12mscr(root) if root.name in OFFICIAL_ARCHIVE_NAMES
+                else prepare_luojiaset(root))
     cls = SEN12MSCR if detect_source(root) == "sen12mscr" else LuojiaSETOSFCR
     return cls(root, split=split, manifest=manifest, transforms=transforms, checksum=checksum)
 
