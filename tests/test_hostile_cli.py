@@ -97,3 +97,24 @@ def test_the_cli_repeats_the_synthetic_defaults_correctly():
     assert (data.DEFAULT_N_TILES, data.DEFAULT_TILE_SIZE, data.LOCAL_MANIFEST) == (
         tiles.DEFAULT_N_TILES, tiles.DEFAULT_TILE_SIZE, manifest.LOCAL_MANIFEST)
     assert torch is not None
+
+
+def test_reproduced_notebooks_run_without_the_kernel_tcp_warning(tmp_path, capfd):
+    import nbformat
+
+    from tdpcr_lib.notebook.reproduce import run_notebooks
+
+    notebook = tmp_path / "00_tiny.ipynb"
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("X = 1")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("print(X + 1)")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nbformat.write(nb, notebook)
+    run_notebooks([notebook], {"X": 41}, tmp_path / "executed", progress=False,
+                  log=lambda *a: None, home=tmp_path / "home")
+    out = nbformat.read(tmp_path / "executed" / notebook.name, 4)
+    assert out.cells[-1].outputs[0]["text"] == "42\n"
+    captured = capfd.readouterr()
+    assert "without encryption" not in captured.err + captured.out
