@@ -25,8 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize("argv", [["--help"], ["data", "--help"], ["data", "manifest"],
                                   ["data", "synth", "--n-tiles", "x"]])
 def test_help_and_usage_errors_do_not_import_torch_or_rasterio(argv):
-    code = ("import sys; from tdpcr_lib.cli.main import main; rc = main(%r); "
-            "print(rc, 'torch' in sys.modules, 'rasterio' in sys.modules)" % (argv,))
+    code = (f"import sys; from tdpcr_lib.cli.main import main; rc = main({argv!r}); "
+            "print(rc, 'torch' in sys.modules, 'rasterio' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120, cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": ""})
     rc, torch_loaded, rasterio_loaded = done.stdout.strip().splitlines()[-1].split()
