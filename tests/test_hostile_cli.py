@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["data", "--help"], ["data", "manifest"],
+                                  ["evaluate", "--help"], ["report", "--help"],
                                   ["data", "synth", "--n-tiles", "x"]])
 def test_help_and_usage_errors_do_not_import_torch_or_rasterio(argv):
     code = (f"import sys; from tdpcr_lib.cli.main import main; rc = main({argv!r}); "

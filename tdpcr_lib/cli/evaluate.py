@@ -15,10 +15,6 @@ from tdpcr_lib.cli.errors import (
     run_command,
 )
 from tdpcr_lib.core.overwrite import refuse_existing, write_target
-from tdpcr_lib.core.runtime import resolve_device
-from tdpcr_lib.datasets.sources import open_dataset
-from tdpcr_lib.evaluation.evaluate import evaluate
-from tdpcr_lib.models.checkpoint import resolve_checkpoint_dir
 
 
 # --------------------------------------------------------------------------------------------
@@ -63,6 +59,12 @@ def _parse_tile(text: str) -> int | str | None:
 
 def _evaluate(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    # the work modules (torch, rasterio) load only once the arguments parsed: fast --help
+    from tdpcr_lib.core.runtime import resolve_device
+    from tdpcr_lib.datasets.sources import open_dataset
+    from tdpcr_lib.evaluation.evaluate import evaluate
+    from tdpcr_lib.models.checkpoint import resolve_checkpoint_dir
+
     tile = _parse_tile(args.tile)
     check_int("--batch-size", args.batch_size, 1)
     check_int("--overlap", args.overlap, 0)
