@@ -73,7 +73,8 @@ show_figures_inline()  # figures show as images, live and in executed copies
 # %% tags=["parameters"]
 S2_PATH = None  # cloudy Sentinel-2 L1C GeoTIFF (13 bands, DN), or None for a synthetic scene
 S1_PATH = None  # Sentinel-1 GeoTIFF (VV, VH in dB) on any grid overlapping S2, or None
-CHECKPOINT = str(paths.RUNS_DIR / "phase2" / "best")  # written by 02_train_phase2
+RUNS_DIR = str(paths.RUNS_DIR)  # run folders of notebooks 01/02 (`tdpcr reproduce --runs-dir`)
+CHECKPOINT = None  # None: RUNS_DIR/phase2/best, written by 02_train_phase2
 OUT_DIR = str(paths.DATA_DIR / "predictions" / "06_predict_own_scene")  # products go here
 REPORTS_DIR = None  # None: reports/, or reports/smoke/ when SMOKE (metrics/, figures/, pages)
 TILE = 256  # tile size in px (multiples of 16 avoid padding)
@@ -86,6 +87,8 @@ SMOKE = False  # small scene and tiles; an untrained tiny model if CHECKPOINT is
 SEED = 0
 
 # %%
+if CHECKPOINT is None:
+    CHECKPOINT = str(Path(RUNS_DIR) / "phase2" / "best")
 reports_dir = resolve_reports_dir(REPORTS_DIR, smoke=SMOKE)
 record = RunRecord.from_parameters_cell("06_predict_own_scene", globals(),
                                         metrics_dir=reports_dir / "metrics")

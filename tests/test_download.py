@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -69,8 +70,11 @@ def test_download_and_verify(server, tmp_path):
 def test_interrupted_download_resumes_with_range(server, tmp_path):
     part = tmp_path / "a.tar.gz.part"
     part.write_bytes(PAYLOAD[:30000])
+    # what an interrupted download of this URL leaves: the .part and its validator record
+    (tmp_path / "a.tar.gz.part.json").write_text(json.dumps(
+        {"url": f"{server.url}/a.tar.gz", "validator": '"v1"', "total": len(PAYLOAD)}))
     download_file(f"{server.url}/a.tar.gz", tmp_path / "a.tar.gz", progress=False)
-    assert server.requests == [("/a.tar.gz", "bytes=30000-")]
+    assert server.requests == [("/a.tar.gz", "bytes=30000-")]  # If-Range: '"v1"' (no ETag here)
     assert (tmp_path / "a.tar.gz").read_bytes() == PAYLOAD
 
 

@@ -30,17 +30,16 @@ from tdpcr_lib.cli.errors import (
     run_command,
 )
 from tdpcr_lib.core.paths import DEFAULT_SYNTHETIC_ROOT
-from tdpcr_lib.datasets.manifests import LOCAL_MANIFEST
 from tdpcr_lib.datasets.sen12mscr.cloudmask import CLOUD_MASKS
-from tdpcr_lib.datasets.sen12mscr.download import download_sen12mscr
 from tdpcr_lib.datasets.sen12mscr.layout import DEFAULT_SEN12MSCR_ROOT, SEASONS
 from tdpcr_lib.datasets.sen12mscr.splits import DEFAULT_SPLIT_PROTOCOL, SPLIT_PROTOCOLS
-from tdpcr_lib.datasets.sources import DataOptions, data_source
-from tdpcr_lib.datasets.synthetic.tiles import (
-    DEFAULT_N_TILES,
-    DEFAULT_TILE_SIZE,
-    make_synthetic_luojiaset,
-)
+
+# The work modules (torch, rasterio) are imported only once a command runs, so `--help`, usage
+# errors and an early Ctrl-C answer at once. The synthetic twin's defaults are repeated here for
+# the same reason (tests/test_hostile_cli.py checks they equal datasets.synthetic.tiles').
+DEFAULT_N_TILES = 350
+DEFAULT_TILE_SIZE = 64
+LOCAL_MANIFEST = "manifest"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     manifest.add_argument("--cloud-mask", choices=CLOUD_MASKS, default=None,
                           help="sen12mscr: cloud mask behind cloud cover and buckets (default "
                                "s2cloudless, as UnCRtainTS; or rule-based)")
+    manifest.add_argument("--overwrite", action="store_true",
+                          help="replace manifest files tdpcr did not write or that were edited, "
+                               "and delete checksums.sha256 with --no-checksums (without it such "
+                               "files are never touched)")
 
     download = sub.add_parser("download", help="download the open SEN12MS-CR archives (+ SEN12MS "
                                                "land cover) from mediaTUM; resumable")
@@ -94,11 +97,17 @@ def build_parser() -> argparse.ArgumentParser:
                           help="which seasons (default all four; about 470 GB once extracted)")
     download.add_argument("--no-land-cover", action="store_true",
                           help="skip the SEN12MS land-cover archives (no segmentation labels)")
+    download.add_argument("--no-progress", action="store_true",
+                          help="no progress bars (logs, CI)")
     return parser
 
 
 def _data(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    from tdpcr_lib.datasets.sen12mscr.download import download_sen12mscr
+    from tdpcr_lib.datasets.sources import DataOptions, data_source
+    from tdpcr_lib.datasets.synthetic.tiles import make_synthetic_luojiaset
+
     started = time.perf_counter()
     if args.action == "synth":
         check_int("--n-tiles", args.n_tiles, 1)
@@ -112,7 +121,8 @@ def _data(argv: list[str]) -> int:
     elif args.action == "download":
         check_output_folder(args.root, "ROOT")
         paths = download_sen12mscr(args.root, seasons=args.seasons,
-                                   land_cover=not args.no_land_cover)
+                                   land_cover=not args.no_land_cover,
+                                   progress=not args.no_progress)
         print(f"{len(paths)} archive(s) in {args.root} in {time.perf_counter() - started:.0f} s; "
               f"next: `tdpcr data manifest {args.root} --source sen12mscr` (extracts them)")
     else:
@@ -125,7 +135,8 @@ def _data(argv: list[str]) -> int:
         options = DataOptions(split_seed=args.seed, land_cover_root=args.land_cover,
                               manifest_dir=args.out, checksums=not args.no_checksums,
                               workers=args.workers, cloud_mask=args.cloud_mask,
-                              split_protocol=args.split or DEFAULT_SPLIT_PROTOCOL)
+                              split_protocol=args.split or DEFAULT_SPLIT_PROTOCOL,
+                              overwrite_manifest=args.overwrite)
         out = source.write_manifest(source.prepare(args.root, options), options)
         if args.source == "sen12mscr" and options.split_protocol == "legacy-substring":
             print("note: legacy-substring is the peers' LEAKY split (training holds test "

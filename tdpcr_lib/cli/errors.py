@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import re
 import sys
 import traceback
 import warnings
@@ -21,12 +22,28 @@ from pathlib import Path
 from typing import NoReturn
 
 from tdpcr_lib.core.logs import configure_logging
-from tdpcr_lib.core.runtime import DeviceError
-from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError
-from tdpcr_lib.inference.inputs import PredictionInputError
-from tdpcr_lib.models.checkpoint import CheckpointError
-from tdpcr_lib.models.config import ModelConfigError
-from tdpcr_lib.training.config import TrainConfigError
+from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError, DownloadError
+
+#: Error types of heavy modules (torch, rasterio), looked up only once those modules are loaded:
+#: importing them here would make every ``--help`` and every early Ctrl-C wait for torch, and an
+#: exception of a module that was never imported cannot occur.
+_LAZY_TYPES: dict[str, tuple[str, str]] = {
+    "DeviceError": ("tdpcr_lib.core.runtime", "usage"),
+    "ModelConfigError": ("tdpcr_lib.models.config", "usage"),
+    "TrainConfigError": ("tdpcr_lib.training.config", "usage"),
+    "CheckpointError": ("tdpcr_lib.models.checkpoint", "checkpoint"),
+    "PredictionInputError": ("tdpcr_lib.inference.inputs", "input"),
+}
+
+
+def _lazy_kind(err: BaseException) -> str | None:
+    """``"usage"``/``"checkpoint"``/``"input"`` when ``err`` is one of :data:`_LAZY_TYPES`."""
+    for name, (module_name, kind) in _LAZY_TYPES.items():
+        module = sys.modules.get(module_name)
+        cls = getattr(module, name, None) if module is not None else None
+        if cls is not None and isinstance(err, cls):
+            return kind
+    return None
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -106,8 +123,25 @@ def check_output_folder(path: str | Path, option: str) -> None:
 # --------------------------------------------------------------------------------------------
 # Errors → (exit code, one line)
 # --------------------------------------------------------------------------------------------
+_WORKER_TEXT = re.compile(r"Caught \w+ in DataLoader worker process \d+\.\s*Original Traceback")
+
+
+def _unwrap_worker(text: str) -> str:
+    """The original message of an exception PyTorch re-raised from a DataLoader worker.
+
+    PyTorch puts the worker's whole traceback (absolute paths included) into the message; the
+    user needs only its last line, the package's own one-line message.
+    """
+    if not _WORKER_TEXT.search(text):
+        return text
+    last = [line for line in text.strip().splitlines() if line.strip()][-1].strip()
+    # "tdpcr_lib.datasets.errors.DataIntegrityError: <message>" → "<message>"
+    match = re.match(r"^[\w.]+(?:Error|Exception|Warning|Interrupt)\w*: (.*)$", last)
+    return match.group(1) if match else last
+
+
 def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
+    return " ".join(_unwrap_worker(str(text)).split())
 
 
 def _os_message(err: OSError, fallback: str) -> str:
@@ -131,12 +165,15 @@ def classify(err: BaseException) -> tuple[int, str]:
         where = f" writing {err.filename}" if getattr(err, "filename", None) else ""
         return EXIT_OS, f"no space left on device{where} ({_one_line(err)}); free some space " \
                         "or choose another output folder"
-    if isinstance(err, UsageError | DeviceError | ModelConfigError | TrainConfigError):
+    kind = _lazy_kind(err)
+    if isinstance(err, UsageError) or kind == "usage":
         return EXIT_USAGE, _one_line(err)
-    if isinstance(err, CheckpointError):
+    if kind == "checkpoint":
         return EXIT_CHECKPOINT, _one_line(err)
-    if isinstance(err, DataIntegrityError | PredictionInputError):
+    if isinstance(err, DataIntegrityError) or kind == "input":
         return EXIT_BAD_INPUT, _one_line(err)
+    if isinstance(err, DownloadError):  # network trouble: not an OS refusal (exit 6)
+        return EXIT_FAILURE, _one_line(err)
     if isinstance(err, FloatingPointError):
         return EXIT_DIVERGED, f"training diverged: {_one_line(err)}"
     if isinstance(err, FileExistsError):

@@ -14,11 +14,8 @@ from tdpcr_lib.cli.errors import (
     check_output_folder,
     run_command,
 )
-from tdpcr_lib.core.runtime import resolve_device
-from tdpcr_lib.datasets.sources import open_dataset
-from tdpcr_lib.evaluation.evaluate import evaluate
+from tdpcr_lib.core.overwrite import refuse_existing, write_target
 from tdpcr_lib.metrics.protocol_specs import DEFAULT_PROTOCOL, PROTOCOLS
-from tdpcr_lib.models.checkpoint import resolve_checkpoint_dir
 
 
 # --------------------------------------------------------------------------------------------
@@ -34,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default=None,
                         help="output prefix → PREFIX.json and PREFIX.md (default: "
                              "<run>/eval_<checkpoint>_<split> beside the checkpoint folder)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace existing --out files PREFIX.json / PREFIX.md (the default "
+                             "prefix beside the checkpoint is tdpcr's own and is replaced)")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--tile", default="auto",
                         help="sliding-window tile: 'auto' (training crop), 'none', or px")
@@ -65,6 +65,12 @@ def _parse_tile(text: str) -> int | str | None:
 
 def _evaluate(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    # the work modules (torch, rasterio) load only once the arguments parsed: fast --help
+    from tdpcr_lib.core.runtime import resolve_device
+    from tdpcr_lib.datasets.sources import open_dataset
+    from tdpcr_lib.evaluation.evaluate import evaluate
+    from tdpcr_lib.models.checkpoint import resolve_checkpoint_dir
+
     tile = _parse_tile(args.tile)
     check_int("--batch-size", args.batch_size, 1)
     check_int("--overlap", args.overlap, 0)
@@ -80,15 +86,17 @@ def _evaluate(argv: list[str]) -> int:
     # beside the checkpoint, not inside it (checkpoint folders are replaced as a whole)
     prefix = Path(args.out) if args.out else checkpoint.parent / f"eval_{checkpoint.name}_{args.split}"
     check_output_folder(prefix.parent, "--out")
+    json_path = prefix.with_name(prefix.name + ".json")
+    md_path = prefix.with_name(prefix.name + ".md")
+    if args.out:  # a prefix the user named may be their files: never replaced without the flag
+        refuse_existing([json_path, md_path], args.overwrite, what="evaluation")
     dataset = open_dataset(args.data_root, split=args.split)
     result = evaluate(args.checkpoint, dataset, device=args.device,
                       batch_size=args.batch_size, tile=tile, overlap=args.overlap,
                       max_batches=args.max_batches, num_workers=args.num_workers,
                       progress=not args.no_progress,
                       protocols=[DEFAULT_PROTOCOL, *(args.protocol or [])])
-    json_path = prefix.with_name(prefix.name + ".json")
-    md_path = prefix.with_name(prefix.name + ".md")
-    result.write(json_path, md_path, title=f"Evaluation of {args.checkpoint} ({args.split})")
+    result.write(write_target(json_path), write_target(md_path), title=f"Evaluation of {args.checkpoint} ({args.split})")
     print(json.dumps({"json": str(json_path), "markdown": str(md_path),
                       "summary": {"n_images": result.n_images},
                       "protocols": result.meta["protocols"]}, indent=2))

@@ -9,12 +9,19 @@ in ``reports/metrics/reproduce.json``, when present).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from tdpcr_lib.cli.errors import CliParser, run_command
+from tdpcr_lib.core.overwrite import refuse_existing, write_target
 from tdpcr_lib.core.paths import METRICS_DIR, REPO_ROOT, REPORTS_DIR
-from tdpcr_lib.evaluation.ablations.verdicts import load_record, update_readme, write_verdicts
+from tdpcr_lib.evaluation.ablations.verdicts import (
+    load_record,
+    load_timings,
+    update_readme,
+    write_verdicts,
+)
+
+DEFAULT_OUT = REPORTS_DIR / "verdicts.md"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,7 +36,11 @@ def _parser() -> argparse.ArgumentParser:
                              " reported beside the default one when present)")
     parser.add_argument("--timings", default=str(METRICS_DIR / "reproduce.json"),
                         help="per-notebook times of `tdpcr reproduce` (used when present)")
-    parser.add_argument("--out", default=str(REPORTS_DIR / "verdicts.md"))
+    parser.add_argument("--out", default=None,
+                        help=f"the verdicts page (default {DEFAULT_OUT}, regenerated in place; "
+                             "another existing file needs --overwrite)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --out file")
     parser.add_argument("--readme", nargs="?", const=str((REPO_ROOT or Path.cwd()) / "README.md"),
                         default=None, help="also rewrite this README's 'What our runs show' "
                                            "section (default: the checkout's README.md)")
@@ -38,11 +49,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def _report(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    record = load_record(args.metrics)
+    record = load_record(args.metrics)  # inputs first: their errors name the input file
     others = [load_record(args.long_metrics)] if Path(args.long_metrics).is_file() else []
-    timings_path = Path(args.timings)
-    timings = json.loads(timings_path.read_text()) if timings_path.is_file() else None
-    print(f"wrote {write_verdicts(record, args.out, timings, others)}")
+    timings = load_timings(args.timings)
+    out = Path(args.out) if args.out is not None else DEFAULT_OUT
+    if args.out is not None:  # the default page is tdpcr's own; a named file may be the user's
+        refuse_existing([out], args.overwrite, what="verdicts page")
+    write_verdicts(record, write_target(out), timings, others)
+    print(f"wrote {out}")
     if args.readme:
         print(f"updated {update_readme(args.readme, record, timings, others)}")
     return 0

@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="dataset folder (default: each notebook's own, the synthetic twin)")
     parser.add_argument("--source", default=None,
                         help="data source passed as SOURCE: synthetic, luojiaset or sen12mscr")
-    parser.add_argument("--runs-dir", default=None, help="RUNS_DIR for the training notebooks")
+    parser.add_argument("--runs-dir", default=None, help="RUNS_DIR for the training notebooks and notebook 06")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--device", default=None, help="DEVICE (auto, cpu, cuda)")
     parser.add_argument("--only", nargs="+", default=None, metavar="NN",

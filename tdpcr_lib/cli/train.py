@@ -18,6 +18,7 @@ The process group uses NCCL on GPUs and gloo on CPUs. ``--batch-size`` is the *g
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -27,6 +28,7 @@ import torch
 import torch.distributed as dist
 
 from tdpcr_lib.cli.errors import CliParser, UsageError, check_output_folder, run_command
+from tdpcr_lib.core.locking import exclusive
 from tdpcr_lib.core.runtime import resolve_device
 from tdpcr_lib.models.config import ModelConfig
 from tdpcr_lib.plot.curves import write_loss_curve
@@ -152,6 +154,15 @@ def _train(argv: list[str]) -> int:
     if args.device != "auto":
         resolve_device(args.device)
     check_output_folder(args.out, "--out")
+    # one training per folder: rank 0 (or the only process) holds the folder's lock
+    rank = int(os.environ.get("RANK", "0"))
+    folder_lock = exclusive(args.out) if rank == 0 else contextlib.nullcontext()
+    with folder_lock:
+        return _train_locked(args, config, model_config)
+
+
+def _train_locked(args: argparse.Namespace, config: TrainConfig, model_config: ModelConfig
+                  ) -> int:
     distributed, device = init_distributed(args.device)
     try:
         result = train_on_folder(config, model_config, args.data_root, Path(args.out),

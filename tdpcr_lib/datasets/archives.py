@@ -14,6 +14,7 @@ from typing import Any
 
 from tdpcr_lib import __version__
 from tdpcr_lib.core.io import atomic_write_json, sha256_file
+from tdpcr_lib.datasets.archive_limits import check_zip, tar_members
 from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,33 @@ def _remove_leftovers(destination: Path) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _missing_parents(path: Path) -> list[Path]:
+    """The folders above ``path`` that do not exist yet (deepest first)."""
+    missing = []
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        missing.append(parent)
+        parent = parent.parent
+    return missing
+
+
+def _undo(folder: Path, created: list[Path]) -> None:
+    """Remove what a failed extraction wrote: its folder and the empty parents it made."""
+    shutil.rmtree(folder, ignore_errors=True)
+    for parent in created:
+        try:
+            parent.rmdir()
+        except OSError:
+            break  # not empty: something else lives there now
+
+
+def discard_extraction(folder: str | Path) -> None:
+    """Remove a folder :func:`extract_archive` made (marker inside) when its content proved
+    unusable, so a failed preparation leaves nothing behind; other folders are kept."""
+    if written_by_extraction(folder) is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def extract_archive(archive: str | Path, destination: str | Path, overwrite: bool = False
                     ) -> Path:
     """Extract a zip or tar archive safely (no absolute paths, no ``..``, no links out).
@@ -109,12 +137,14 @@ def extract_archive(archive: str | Path, destination: str | Path, overwrite: boo
                  replacing)
     _remove_leftovers(destination)
     tmp = destination.with_name(f".{destination.name}.extracting-{uuid.uuid4().hex[:8]}")
+    created = _missing_parents(tmp)
     tmp.mkdir(parents=True)
     try:
         # the marker goes in first, so a temporary folder left by a kill is recognised as ours
         atomic_write_json(tmp / EXTRACTION_MARKER, {"archive": archive.name, "complete": False})
         if archive.name.lower().endswith(".zip"):
             with zipfile.ZipFile(archive) as zf:
+                check_zip(archive, zf)  # names, sizes and ratios before anything is written
                 for member in zf.namelist():
                     target = (tmp / member).resolve()
                     if not target.is_relative_to(tmp.resolve()):
@@ -122,13 +152,15 @@ def extract_archive(archive: str | Path, destination: str | Path, overwrite: boo
                 zf.extractall(tmp)
         else:
             with tarfile.open(archive) as tf:
-                tf.extractall(tmp, filter="data")  # refuses absolute paths, '..' and odd links
+                # each member is checked (absolute, '..', size, ratio) before it is written;
+                # the "data" filter then refuses links leading out and odd file types
+                tf.extractall(tmp, members=tar_members(archive, tf), filter="data")
         atomic_write_json(tmp / EXTRACTION_MARKER, _archive_record(archive))
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as err:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _undo(tmp, created)
         raise DataIntegrityError(f"{archive}: cannot extract the archive ({err})") from err
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _undo(tmp, created)
         raise
     if destination.is_dir():
         aside = destination.with_name(f".{destination.name}.replaced-{uuid.uuid4().hex[:8]}")

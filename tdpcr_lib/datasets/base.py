@@ -10,9 +10,11 @@ from typing import Any
 from torch.utils.data import Dataset
 
 from tdpcr_lib.core.legend import Legend
+from tdpcr_lib.datasets.containment import Containment
 from tdpcr_lib.datasets.manifests import manifest_hash
 from tdpcr_lib.datasets.plot import plot_sample
 from tdpcr_lib.datasets.samples import ModalitySpec
+from tdpcr_lib.datasets.split_checks import check_split_rows
 
 
 class ManifestDataset(Dataset):
@@ -30,6 +32,18 @@ class ManifestDataset(Dataset):
     records: list[Any]
     legend: Legend
     transforms: Callable[[dict[str, Any]], dict[str, Any]] | None
+
+    containment: Containment
+
+    def _check_manifest(self, read: Callable[[Path], Any], containment: Containment) -> None:
+        """Refuse repeated patches and patches of two splits; keep ``containment`` for loads."""
+        self.containment = containment
+        check_split_rows(self.manifest_dir, self.split, self.records, read)
+
+    def file_path(self, index: int, kind: str) -> Path:
+        """The file ``kind`` of sample ``index``, checked to lie inside its root (links too)."""
+        return self.containment.resolve(self.records[index].paths[kind], kind,
+                                        source=self.manifest_dir / f"{self.split}.csv")
 
     @property
     def manifest_hash(self) -> str:

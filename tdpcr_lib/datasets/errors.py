@@ -9,3 +9,8 @@ class DatasetNotFoundError(FileNotFoundError):
 
 class DataIntegrityError(ValueError):
     """A file of the dataset exists but is wrong (missing, corrupt, wrong shape/dtype/bands, NaN)."""
+
+
+class DownloadError(RuntimeError):
+    """A download failed (HTTP error, refused connection, stall, another download running);
+    the message names the archive and its URL. Rerunning resumes where it stopped."""

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from tdpcr_lib.core.io import atomic_write_text, sha256_file
+from tdpcr_lib.core.overwrite import refuse_existing
 from tdpcr_lib.core.paths import MANIFEST_DIR
+from tdpcr_lib.datasets.containment import Containment
 from tdpcr_lib.datasets.errors import DataIntegrityError
 from tdpcr_lib.datasets.samples import SPLITS, SampleRecord
 
@@ -67,9 +69,15 @@ def manifest_hash(manifest_dir: str | Path) -> str:
 
 
 def verify_checksums(root: str | Path, manifest_dir: str | Path,
-                     records: Iterable[SampleRecord], workers: int = 4) -> None:
-    """Compare every file of ``records`` against ``checksums.sha256``; the first bad file raises."""
+                     records: Iterable[SampleRecord], workers: int = 4,
+                     containment: Containment | None = None) -> None:
+    """Compare every file of ``records`` against ``checksums.sha256``; the first bad file raises.
+
+    Every path first goes through ``containment`` (default: inside ``root``): a line of
+    ``checksums.sha256`` matching an escaping path never makes it pass.
+    """
     root, manifest_dir = Path(root), Path(manifest_dir)
+    containment = containment if containment is not None else Containment(root)
     table_path = manifest_dir / CHECKSUM_FILE
     if not table_path.is_file():
         # never advise writing into the package's own manifest folder: point beside the data
@@ -79,7 +87,11 @@ def verify_checksums(root: str | Path, manifest_dir: str | Path,
         raise DataIntegrityError(f"checksum=True but {table_path} does not exist; run {where} "
                                  "to create it")
     table = read_checksums(table_path)
+    records = list(records)
     relpaths = [p for r in records for p in r.paths.values()]
+    for record in records:
+        for kind, rel in record.paths.items():
+            containment.resolve(rel, kind, source=table_path)
     for rel in relpaths:
         if rel not in table:
             raise DataIntegrityError(f"{root / rel}: no checksum recorded in {table_path}")
@@ -98,3 +110,25 @@ def read_split_config(manifest_dir: str | Path) -> dict[str, Any]:
     """``split_config.json`` of a manifest folder (empty dict if absent)."""
     path = Path(manifest_dir) / "split_config.json"
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def check_manifest_out(out: Path, checksums: bool, overwrite: bool) -> None:
+    """Refuse (before any work) to replace or delete manifest files tdpcr did not write.
+
+    The split CSVs, ``split_config.json`` and ``checksums.sha256`` of a manifest tdpcr wrote and
+    nobody edited since (its recorded ``manifest_hash`` still matches) are replaced freely;
+    anything else needs ``overwrite``. ``checksums.sha256`` is never deleted (``checksums=False``)
+    without ``overwrite``.
+    """
+    try:
+        config = read_split_config(out)
+    except (OSError, ValueError):
+        config = {}
+    ours = (isinstance(config, dict) and "protocol" in config
+            and config.get("manifest_hash") == manifest_hash(out))
+    names = [f"{s}.csv" for s in SPLITS] + ["split_config.json"]
+    refuse_existing([out / n for n in names] + ([out / CHECKSUM_FILE] if checksums else []),
+                    overwrite, replaceable=lambda _: ours, what="manifest")
+    if not checksums:
+        refuse_existing([out / CHECKSUM_FILE], overwrite, what="manifest (--no-checksums "
+                        "would delete it)")

@@ -18,6 +18,7 @@ from typing import Any
 
 from tdpcr_lib.core.legend import Legend, load_legend
 from tdpcr_lib.core.paths import DEFAULT_SYNTHETIC_ROOT
+from tdpcr_lib.datasets.archives import is_archive
 from tdpcr_lib.datasets.base import ManifestDataset
 from tdpcr_lib.datasets.luojiaset.acquire import prepare_luojiaset
 from tdpcr_lib.datasets.luojiaset.dataset import LuojiaSETOSFCR
@@ -30,7 +31,7 @@ from tdpcr_lib.datasets.luojiaset.manifest import write_manifest
 from tdpcr_lib.datasets.luojiaset.summary import dataset_statistics, verify_headers
 from tdpcr_lib.datasets.manifests import LOCAL_MANIFEST, read_split_config
 from tdpcr_lib.datasets.samples import BUCKETS
-from tdpcr_lib.datasets.sen12mscr.acquire import prepare_sen12mscr
+from tdpcr_lib.datasets.sen12mscr.acquire import OFFICIAL_ARCHIVE_NAMES, prepare_sen12mscr
 from tdpcr_lib.datasets.sen12mscr.dataset import LEGEND_NAME as SEN12MSCR_LEGEND
 from tdpcr_lib.datasets.sen12mscr.dataset import SEN12MSCR
 from tdpcr_lib.datasets.sen12mscr.layout import DEFAULT_SEN12MSCR_ROOT, has_sen12mscr_layout
@@ -60,6 +61,7 @@ class DataOptions:
     threads. ``cloud_mask`` and ``split_protocol``: SEN12MS-CR's cloud detector
     (``"s2cloudless"``, the default, or ``"rule-based"``) and split (``"scene-exact"``, the default,
     or the peers' leaky ``"legacy-substring"``); None takes the default.
+    ``overwrite_manifest``: replace manifest files tdpcr did not write (``--overwrite``).
     """
 
     n_tiles: int = DEFAULT_N_TILES
@@ -73,6 +75,7 @@ class DataOptions:
     workers: int = 4
     cloud_mask: str | None = None
     split_protocol: str | None = None
+    overwrite_manifest: bool = False
 
 
 @dataclass(frozen=True)
@@ -138,7 +141,8 @@ def _twin_manifest(root: Path, options: DataOptions) -> Path:
 
 def _luojiaset_manifest(root: Path, options: DataOptions) -> Path:
     return write_manifest(root, out=options.manifest_dir, seed=options.split_seed,
-                          checksums=options.checksums, workers=options.workers)
+                          checksums=options.checksums, workers=options.workers,
+                          overwrite=options.overwrite_manifest)
 
 
 def _sen12mscr_manifest(root: Path, options: DataOptions) -> Path:
@@ -149,7 +153,8 @@ def _sen12mscr_manifest(root: Path, options: DataOptions) -> Path:
         extra["split"] = options.split_protocol
     return write_sen12mscr_manifest(root, land_cover_root=options.land_cover_root,
                                     out=options.manifest_dir, checksums=options.checksums,
-                                    workers=options.workers, **extra)
+                                    workers=options.workers,
+                                    overwrite=options.overwrite_manifest, **extra)
 
 
 def _sen12mscr_legend(_root: str | Path | None = None) -> Legend:
@@ -210,9 +215,17 @@ def open_dataset(root: str | Path, split: str = "train", manifest: str | Path | 
                  checksum: bool = False) -> ManifestDataset:
     """The ``split`` of the dataset in ``root``, whichever layout it has (see :func:`detect_source`).
 
+    ``root`` may be an archive (``.zip``, ``.tar[.gz]``, or an official SEN12MS-CR archive): it is
+    extracted beside itself first (safely, see :mod:`tdpcr_lib.datasets.archives`).
+
     Both classes deliver the same sample dict and carry ``legend``, ``buckets``, ``records`` and
     ``manifest_hash``.
     """
+    root = Path(root).expanduser()
+    if root.is_file() and is_archive(root):
+        # `--data-root X.zip`: extracted beside it (once; reused afterwards), as documented
+        root = (prepare_sen12mscr(root) if root.name in OFFICIAL_ARCHIVE_NAMES
+                else prepare_luojiaset(root))
     cls = data_source(detect_source(root)).dataset
     return cls(root, split=split, manifest=manifest, transforms=transforms, checksum=checksum)
 

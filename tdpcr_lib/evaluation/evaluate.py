@@ -34,6 +34,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from tdpcr_lib.core.io import atomic_write_json, atomic_write_text
+from tdpcr_lib.core.legend import legend_of
 from tdpcr_lib.core.runtime import device_description, resolve_device
 from tdpcr_lib.evaluation.protocols import (
     ProtocolScoring,
@@ -45,7 +46,7 @@ from tdpcr_lib.evaluation.tables import dataframe_to_markdown, metrics_tables
 from tdpcr_lib.inference.scoring import accumulate_metrics
 from tdpcr_lib.metrics.protocol_specs import DEFAULT_PROTOCOL
 from tdpcr_lib.metrics.results import ALL, COUNT_METRIC, from_records, to_records, value
-from tdpcr_lib.models.checkpoint import load_model
+from tdpcr_lib.models.checkpoint import CheckpointError, load_model
 
 
 # --------------------------------------------------------------------------------------------
@@ -160,6 +161,7 @@ def evaluate(checkpoint_or_model: str | Path | nn.Module, dataset: Dataset, *,
     else:
         model, meta = load_model(checkpoint_or_model, device=device)
         source = str(checkpoint_or_model)
+    check_legend(model, dataset, source)
     if tile == "auto":
         tile = _train_crop(meta)
     elif isinstance(tile, str):
@@ -188,6 +190,21 @@ def evaluate(checkpoint_or_model: str | Path | nn.Module, dataset: Dataset, *,
                 "confusion": accumulator.confusion_matrix().tolist()
                 if accumulator.has_segmentation else None}
     return EvaluationResult(frame=frame, meta=meta_out)
+
+
+def check_legend(model: nn.Module, dataset: Dataset, source: str) -> None:
+    """Refuse to score a segmentation model on data of another legend (meaningless mIoU)."""
+    data_legend = getattr(dataset, "legend", None)
+    config = getattr(model, "config", None)
+    if data_legend is None or config is None or getattr(config, "with_seg_decoder", True) is False:
+        return
+    model_legend = legend_of(model)
+    if model_legend.name != data_legend.name:
+        raise CheckpointError(
+            f"{source}: the checkpoint segments the '{model_legend.name}' legend "
+            f"({model_legend.num_classes} classes) but the data use '{data_legend.name}' "
+            f"({data_legend.num_classes} classes); evaluate it on data of its own legend, or "
+            "train a model for this dataset")
 
 
 def _config_dict(model: nn.Module) -> dict[str, Any] | None:

@@ -124,6 +124,28 @@ def _has_valid_pixel(src: rasterio.DatasetReader, path: Path, nodata: float) -> 
     return False
 
 
+def _s1_finite_fraction(s1: Any, path: Path, warn: bool = True) -> float:
+    """Fraction of the S2 grid where Sentinel-1 has finite values (decimated read), with a
+    warning when SAR is missing: a footprint that overlaps can still hold only NaN/nodata."""
+    scale = max(1, -(-max(s1.height, s1.width) // CONTENT_SAMPLE_PX))
+    shape = (s1.count, max(1, s1.height // scale), max(1, s1.width // scale))
+    try:
+        sample = s1.read(out_shape=shape, masked=True)
+    except RasterioError:
+        return 1.0  # unreadable parts are reported where the prediction reads them
+    data = np.ma.filled(sample.astype(np.float32), np.nan)
+    fraction = float(np.isfinite(data).all(axis=0).mean())
+    if fraction == 0.0:  # said even after the footprint warning: no SAR at all
+        warnings.warn(f"Sentinel-1 file {path} holds no finite value on the Sentinel-2 grid (all "
+                      "NaN or nodata); the whole scene is predicted from optical data alone",
+                      stacklevel=3)
+    elif fraction < 0.99 and warn:
+        warnings.warn(f"Sentinel-1 file {path} has finite values on only {fraction:.1%} of the "
+                      "Sentinel-2 grid; pixels without SAR are predicted from optical data alone",
+                      stacklevel=3)
+    return fraction
+
+
 def _check_s2_content(src: rasterio.DatasetReader, path: Path, nodata: float) -> None:
     """Refuse an S2 scene without a single usable pixel; warn on implausible values.
 
@@ -242,6 +264,7 @@ def open_scene_inputs(s2_path: str | Path, s1_path: str | Path) -> SceneInputs:
             s1_grid = stack.enter_context(WarpedVRT(
                 s1, crs=s2.crs, transform=s2.transform, width=s2.width, height=s2.height,
                 resampling=Resampling.bilinear, dtype="float32", nodata=float("nan")))
+        coverage = min(coverage, _s1_finite_fraction(s1_grid, s1_path, warn=coverage >= 0.999))
         return SceneInputs(s2=s2, s1=s1_grid, s2_path=s2_path, s1_path=s1_path,
                            s2_nodata=float(nodata), s1_coverage=float(min(coverage, 1.0)),
                            s1_resampled=resampled, _stack=stack)

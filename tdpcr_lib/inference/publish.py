@@ -24,7 +24,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -138,13 +141,56 @@ def recover_products(out_dir: Path) -> list[str]:
         if staging.is_dir():
             shutil.rmtree(staging, ignore_errors=True)
             actions.append(f"removed the staging folder {staging.name} of an interrupted run")
-    for name in OUTPUT_FILES.values():
-        stem = Path(name).stem
-        # scene.py's ".<product>.<random>.partial.tif" and core.io.atomic_path's
-        # ".<file>.<random><suffix>" temporaries
-        for tmp in [*out_dir.glob(f".{stem}.*.partial.tif"), *out_dir.glob(f".{name}.*")]:
-            if tmp.is_file():
-                tmp.unlink(missing_ok=True)
-                actions.append(f"removed the temporary {tmp.name}")
+    for tmp in sorted(out_dir.iterdir()):
+        if tmp.name.startswith(".") and tmp.is_file() and is_own_temporary(tmp.name):
+            tmp.unlink(missing_ok=True)
+            actions.append(f"removed the temporary {tmp.name}")
     return actions
 
+
+#: mkstemp's random part (8 characters of ``[a-z0-9_]``; older versions wrote fewer).
+_RANDOM = r"[a-z0-9_]{4,}"
+
+
+def _temporary_pattern() -> re.Pattern[str]:
+    names = [re.escape(n) for n in OUTPUT_FILES.values()]
+    stems = [re.escape(Path(n).stem) for n in OUTPUT_FILES.values()]
+    sidecars = [re.escape(n + SIDECAR_SUFFIX) for n in OUTPUT_FILES.values()]
+    return re.compile(
+        rf"^\.(?:(?:{'|'.join(names)})\.{_RANDOM}\.tmp"          # core.io.atomic_path
+        rf"|(?:{'|'.join(stems + names)})\.{_RANDOM}\.partial\.tif"  # strips.open_writer
+        rf"|(?:{'|'.join(sidecars)})\.partial)$")               # metadata's side file
+
+
+_TEMPORARY = _temporary_pattern()
+
+
+def is_own_temporary(name: str) -> bool:
+    """True only for the documented temporaries of the products (``.<file>.<random>.tmp``,
+    ``.<product>.<random>.partial.tif``, ``.<file>.aux.xml.partial``): a user's
+    ``.land_cover.tif.backup`` is never one."""
+    return _TEMPORARY.match(name) is not None
+
+
+#: An empty scratch folder older than this is a killed run's (a live run fills its own at once).
+STALE_SCRATCH_S = 600.0
+
+
+def remove_stale_scratch(now: float | None = None) -> list[str]:
+    """Remove empty ``$TMPDIR/tdpcr-predict-*`` folders left by killed predictions.
+
+    Only empty folders older than :data:`STALE_SCRATCH_S` go: a running prediction's scratch
+    folder holds its inputs within seconds of being made.
+    """
+    now = time.time() if now is None else now
+    removed = []
+    for folder in Path(tempfile.gettempdir()).glob("tdpcr-predict-*"):
+        try:
+            if (folder.is_dir() and not folder.is_symlink()
+                    and now - folder.stat().st_mtime > STALE_SCRATCH_S
+                    and not any(folder.iterdir())):
+                folder.rmdir()
+                removed.append(folder.name)
+        except OSError:
+            continue  # another user's folder, or gone meanwhile
+    return removed

@@ -82,7 +82,13 @@ from tdpcr_lib.inference.inputs import (
 from tdpcr_lib.inference.metadata import portable
 from tdpcr_lib.inference.predictor import PRECISIONS, load_predictor, predict_tile_batch
 from tdpcr_lib.inference.products import OUTPUT_FILES, check_blocksize, to_cog
-from tdpcr_lib.inference.publish import check_replaceable, new_staging, publish, recover_products
+from tdpcr_lib.inference.publish import (
+    check_replaceable,
+    new_staging,
+    publish,
+    recover_products,
+    remove_stale_scratch,
+)
 from tdpcr_lib.inference.strips import GridOfScene, Inline, StripWriter
 from tdpcr_lib.inference.tiling import TileGrid, check_tiling, model_alignment
 
@@ -176,6 +182,7 @@ def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
         raise PredictionInputError(str(err)) from None
     out_dir = Path(out_dir)
     started = time.time()
+    remove_stale_scratch()  # empty scratch folders of killed runs (SIGKILL skips cleanup)
     with tempfile.TemporaryDirectory(prefix="tdpcr-predict-") as scratch_name:
         scratch = Path(scratch_name)
         s2_path = materialise(s2_cloudy, "Sentinel-2", scratch)

@@ -21,6 +21,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -87,6 +89,29 @@ def _home_for_kernels(home: str | Path) -> Iterator[None]:
         os.environ.pop("TDPCR_HOME", None)
 
 
+@contextlib.contextmanager
+def _ipc_kernel(kernel: str) -> Iterator[Any]:
+    """A kernel manager on IPC (Unix socket) transport in a private temporary folder.
+
+    Over the default TCP transport on localhost every kernel logs "Kernel is running over TCP
+    without encryption" (a warning meant for kernels reachable from other machines); IPC sockets
+    are reachable only through the file system (a 0700 folder), so the warning is moot and
+    does not appear. The kernel is shut down and the socket folder removed afterwards (papermill
+    leaves a kernel it did not create running).
+    """
+    from jupyter_client.manager import KernelManager
+
+    folder = Path(tempfile.mkdtemp(prefix="tdpcr-kernel-"))
+    km = KernelManager(kernel_name=kernel, transport="ipc", ip=str(folder / "kernel"))
+    try:
+        yield km
+    finally:
+        with contextlib.suppress(Exception):
+            if km.has_kernel:
+                km.shutdown_kernel(now=False)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def run_notebooks(notebooks: Sequence[Path], parameters: dict[str, Any], output_dir: str | Path,
                   cwd: str | Path | None = None, kernel: str = KERNEL,
                   progress: bool = True, log=print, home: str | Path = HOME) -> list[dict[str, Any]]:
@@ -112,10 +137,10 @@ def run_notebooks(notebooks: Sequence[Path], parameters: dict[str, Any], output_
         log(f"[tdpcr reproduce] {notebook.name} with {passed or 'its defaults'}")
         started = time.time()
         try:
-            with _home_for_kernels(home):
+            with _home_for_kernels(home), _ipc_kernel(kernel) as km:
                 papermill.execute_notebook(str(notebook), str(executed), parameters=passed,
                                            kernel_name=kernel, cwd=str(cwd or notebook.parent),
-                                           progress_bar=progress, log_output=False)
+                                           progress_bar=progress, log_output=False, km=km)
         except PapermillExecutionError as err:
             raise NotebookFailed(notebook, executed, err) from err
         except Exception as err:  # kernel died, missing kernel, bad notebook JSON, ...

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tdpcr_lib.datasets.archives import archive_stem, extract_archive, is_archive
+from tdpcr_lib.datasets.archives import (
+    archive_stem,
+    discard_extraction,
+    extract_archive,
+    is_archive,
+)
 from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError
 from tdpcr_lib.datasets.luojiaset.layout import find_dataset_root, how_to_get_luojiaset
 
@@ -41,4 +46,8 @@ def prepare_luojiaset(source: str | Path, extract_to: str | Path | None = None,
         except DatasetNotFoundError:
             pass  # incomplete or unrelated: extract_archive decides whether it may replace it
     extract_archive(source, destination, overwrite=overwrite)
-    return find_dataset_root(destination)
+    try:
+        return find_dataset_root(destination)
+    except DatasetNotFoundError:
+        discard_extraction(destination)  # an archive of something else: leave nothing behind
+        raise

@@ -37,6 +37,7 @@ import torch
 from tdpcr_lib.core.legend import Legend
 from tdpcr_lib.core.normalisation import Normalisation, load_normalisation
 from tdpcr_lib.datasets.base import ManifestDataset
+from tdpcr_lib.datasets.containment import Containment
 from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError
 from tdpcr_lib.datasets.luojiaset.layout import (
     MODALITIES,
@@ -100,22 +101,25 @@ class LuojiaSETOSFCR(ManifestDataset):
                                        f"manifest with `tdpcr data manifest {root}` (writes "
                                        f"{root / 'manifest'}; or --out DIR and manifest=DIR)")
         self.records = read_split_csv(csv_path)
+        self._check_manifest(read_split_csv, Containment(root))
         self.transforms = transforms
         self.normalisation: Normalisation = load_normalisation()
         self.legend: Legend = luojiaset_legend(root)
         if checksum:
-            verify_checksums(root, self.manifest_dir, self.records)
+            verify_checksums(root, self.manifest_dir, self.records,
+                             containment=self.containment)
 
 
     def load_raw(self, index: int) -> dict[str, np.ndarray]:
         """The five arrays of a sample in file units (DN, dB, codes), validated, not normalised."""
         record = self.records[index]
         arrays: dict[str, np.ndarray] = {}
+        paths = {m: self.file_path(index, m) for m in MODALITIES}
         for modality in MODALITIES:
-            arrays[modality] = read_modality(self.root / record.paths[modality], modality)
-        require_same_size(arrays, {m: self.root / p for m, p in record.paths.items()}, record.id)
-        require_finite(arrays["s2"], self.root / record.paths["s2"], "target (clear Sentinel-2)")
-        cloud_path = self.root / record.paths["cloud_detection_results"]
+            arrays[modality] = read_modality(paths[modality], modality)
+        require_same_size(arrays, paths, record.id)
+        require_finite(arrays["s2"], paths["s2"], "target (clear Sentinel-2)")
+        cloud_path = paths["cloud_detection_results"]
         require_finite(arrays["cloud_detection_results"], cloud_path, "cloud mask")
         cloud = arrays["cloud_detection_results"]
         if cloud.size and (cloud.min() < 0 or cloud.max() > 1):

@@ -16,17 +16,21 @@ from typing import Any
 
 from tdpcr_lib.core.io import atomic_write_json, atomic_write_text
 from tdpcr_lib.core.paths import MANIFEST_DIR
+from tdpcr_lib.datasets.containment import check_relative
 from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError
 from tdpcr_lib.datasets.luojiaset.layout import (
     MODALITIES,
     discover_samples,
     find_dataset_root,
     how_to_get_luojiaset,
+    modality_filename,
+    parse_s2_name,
     sample_id,
 )
 from tdpcr_lib.datasets.manifests import (
     CHECKSUM_FILE,
     LOCAL_MANIFEST,
+    check_manifest_out,
     manifest_hash,
     write_checksums,
 )
@@ -76,7 +80,8 @@ def _csv_text(records: Iterable[SampleRecord]) -> str:
 def write_manifest(root: str | Path, out: str | Path | None = None,
                    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 42,
                    checksums: bool = True, workers: int = 4,
-                   extra_config: Mapping[str, Any] | None = None) -> Path:
+                   extra_config: Mapping[str, Any] | None = None,
+                   overwrite: bool = False) -> Path:
     """Write ``train/val/test.csv``, ``checksums.sha256`` and ``split_config.json`` for a dataset.
 
     Parameters
@@ -93,6 +98,9 @@ def write_manifest(root: str | Path, out: str | Path | None = None,
         Hash every file (sha256, ``workers`` threads). Slow on the full 84 GB dataset.
     extra_config : mapping, optional
         Extra keys merged into ``split_config.json``.
+    overwrite : bool
+        Replace manifest files tdpcr did not write (or that were edited); see
+        :func:`check_manifest_out`.
 
     Returns
     -------
@@ -101,6 +109,7 @@ def write_manifest(root: str | Path, out: str | Path | None = None,
     """
     root = find_dataset_root(root)
     out = Path(out) if out is not None else root / LOCAL_MANIFEST
+    check_manifest_out(out, checksums, overwrite)
     samples, missing = discover_samples(root)
     if not samples:
         raise DatasetNotFoundError(f"{root}: no complete samples found (looked for "
@@ -185,14 +194,23 @@ def read_split_csv(path: str | Path) -> list[SampleRecord]:
                 raise DataIntegrityError(f"{path}:{line_no}: expected {len(MODALITIES)} columns "
                                          f"({', '.join(MODALITIES)}), found {len(row)}")
             paths = dict(zip(MODALITIES, (c.strip() for c in row), strict=True))
+            for rel in paths.values():
+                check_relative(rel, f"{path}:{line_no}")
             bucket = paths["s2"].split("/", 1)[0]
             if bucket not in BUCKETS:
                 raise DataIntegrityError(f"{path}:{line_no}: {paths['s2']!r} does not start with "
                                          f"a bucket folder {BUCKETS}")
             try:
                 sid = sample_id(paths["s2"])
+                roi, patch = parse_s2_name(Path(paths["s2"]).name)
             except ValueError as err:
                 raise DataIntegrityError(f"{path}:{line_no}: {err}") from err
+            for modality, rel in paths.items():  # one row, one patch: no mixing of patches
+                if Path(rel).name != modality_filename(roi, patch, modality):
+                    raise DataIntegrityError(
+                        f"{path}:{line_no}: {modality} {rel!r} is not a file of patch {sid} "
+                        f"(expected {modality_filename(roi, patch, modality)}); a row must name "
+                        "the files of one patch")
             records.append(SampleRecord(paths, bucket, sid))
     return records
 

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
-from tdpcr_lib.datasets.archives import extract_archive, written_by_extraction
+from tdpcr_lib.datasets.archives import discard_extraction, extract_archive, written_by_extraction
 from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError
 from tdpcr_lib.datasets.sen12mscr.layout import (
     LAND_COVER_MD5,
@@ -108,5 +108,18 @@ def prepare_sen12mscr(source: str | Path, extract_to: str | Path | None = None,
     else:
         raise DatasetNotFoundError(f"{source} does not exist. " + how_to_get_sen12mscr(source))
     target = Path(extract_to) if extract_to is not None else folder / "SEN12MS-CR"
-    extract_archives(archives, target, overwrite=overwrite)
-    return find_sen12mscr_root(target)
+    existed = target.exists()
+    before = {p.name for p in target.iterdir()} if existed else set()
+    try:
+        extract_archives(archives, target, overwrite=overwrite)
+        return find_sen12mscr_root(target)
+    except DatasetNotFoundError:
+        # archives named like the official ones that hold something else: remove what this
+        # call extracted, and the folder it made (a refused archive removed its own already)
+        if target.is_dir():
+            for path in target.iterdir():
+                if path.name not in before:
+                    discard_extraction(path)
+            if not existed and not any(target.iterdir()):
+                target.rmdir()
+        raise

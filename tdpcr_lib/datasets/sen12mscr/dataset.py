@@ -16,6 +16,7 @@ import torch
 from tdpcr_lib.core.legend import Legend, load_legend, packaged_resource
 from tdpcr_lib.core.normalisation import Normalisation, load_normalisation
 from tdpcr_lib.datasets.base import ManifestDataset
+from tdpcr_lib.datasets.containment import Containment
 from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError
 from tdpcr_lib.datasets.manifests import LOCAL_MANIFEST, read_split_config, verify_checksums
 from tdpcr_lib.datasets.samples import (
@@ -99,6 +100,10 @@ class SEN12MSCR(ManifestDataset):
         self.root = root
         self.split = split
         self.land_cover_root = Path(land_cover_root) if land_cover_root is not None else None
+        if self.land_cover_root is not None and not self.land_cover_root.is_dir():
+            raise DatasetNotFoundError(f"land-cover root {self.land_cover_root} does not exist; "
+                                       "give the SEN12MS land-cover folder (holding "
+                                       "ROIs1158_spring/lc_1/...)")
         self.manifest_dir = Path(manifest) if manifest is not None else root / LOCAL_MANIFEST
         csv_path = self.manifest_dir / f"{split}.csv"
         if not csv_path.is_file():
@@ -110,12 +115,18 @@ class SEN12MSCR(ManifestDataset):
         # manifests written before the s2cloudless default used the rule-based mask
         config = read_split_config(self.manifest_dir) or {}
         self.cloud_mask_method: str = config.get("cloud_mask_method", "rule-based")
+        # land cover may lie outside the root: inside the land-cover root the manifest recorded
+        recorded = self.split_config.get("land_cover_root")
+        lc_root = self.land_cover_root or (Path(recorded) if isinstance(recorded, str) else root)
+        self._check_manifest(lambda p: read_sen12mscr_csv(p)[0],
+                             Containment(root, [lc_root], ["land_cover"]))
         self.transforms = transforms
         self.normalisation: Normalisation = load_normalisation(name=NORMALISATION_NAME)
         self.legend: Legend = load_legend(name=LEGEND_NAME)
         self._igbp = igbp_lookup()
         if checksum:
-            verify_checksums(root, self.manifest_dir, self.records)
+            verify_checksums(root, self.manifest_dir, self.records,
+                             containment=self.containment)
 
 
     @property
@@ -127,8 +138,8 @@ class SEN12MSCR(ManifestDataset):
         """The land-cover file of a sample (None: the patch has none)."""
         record = self.records[index]
         if self.land_cover_root is None:
-            rel = record.paths.get("land_cover")
-            return None if rel is None else self.root / rel
+            return None if "land_cover" not in record.paths else self.file_path(index,
+                                                                                  "land_cover")
         season, _, rest = record.id.rpartition("_p")
         season, scene = season.rsplit("_", 1)
         folder = modality_dir(self.land_cover_root, season, LAND_COVER)
@@ -139,7 +150,7 @@ class SEN12MSCR(ManifestDataset):
         """The arrays of a sample in file units (DN, dB, IGBP codes), validated, not normalised."""
         record = self.records[index]
         arrays: dict[str, np.ndarray] = {}
-        paths = {m: self.root / record.paths[m] for m in MODALITIES}
+        paths = {m: self.file_path(index, m) for m in MODALITIES}
         lc_path = self.land_cover_path(index)
         if lc_path is not None:
             paths[LAND_COVER] = lc_path

@@ -118,17 +118,43 @@ def scene_key(season: str, scene: str | int) -> str:
     return f"{season}/{int(scene)}"
 
 
-def modality_dir(root: Path, season: str, modality: str) -> Path | None:
-    """The folder holding the ``<modality>_<scene>`` scene folders of one season, or None.
+def scene_dirs(folder: Path, modality: str) -> list[Path]:
+    """The ``<modality>_<N>`` scene folders of ``folder``, in numeric order (other entries,
+    e.g. a ``s1_1_backup/`` folder or a ``s1_1.zip`` file, are not scenes and are skipped)."""
+    pattern = re.compile(rf"^{re.escape(modality)}_(\d+)$")
+    found = [(int(m[1]), p) for p in folder.glob(f"{modality}_[0-9]*")
+             if (m := pattern.match(p.name)) and p.is_dir()]
+    return [p for _, p in sorted(found)]
+
+
+def modality_dirs(root: Path, season: str, modality: str) -> list[Path]:
+    """Every folder holding ``<modality>_<scene>`` scene folders of one season.
 
     Tries ``<season>_<modality>/`` (SEN12MS-CR), ``<season>/`` (SEN12MS), and either one below a
-    folder named like the archive.
+    folder named like the archive. Several can hold scenes at once (some scenes extracted into
+    ``ROIs1158_spring_s1/``, others into ``ROIs1158_spring_s1/ROIs1158_spring_s1/``): all count.
     """
     wrapped = root / f"{season}_{modality}"
-    for candidate in (wrapped, wrapped / f"{season}_{modality}", root / season, wrapped / season):
-        if candidate.is_dir() and any(candidate.glob(f"{modality}_[0-9]*")):
-            return candidate
-    return None
+    candidates = (wrapped, wrapped / f"{season}_{modality}", root / season, wrapped / season)
+    return [c for c in candidates if c.is_dir() and scene_dirs(c, modality)]
+
+
+def modality_dir(root: Path, season: str, modality: str) -> Path | None:
+    """The first of :func:`modality_dirs`, or None."""
+    found = modality_dirs(root, season, modality)
+    return found[0] if found else None
+
+
+def scene_file(folders: list[Path], root: Path, season: str, modality: str, scene: str,
+               name: str) -> Path:
+    """Where file ``name`` of a scene lies among ``folders`` (the first that has it; else the
+    path it would have in the first folder, or in ``<root>/<season>_<modality>/``)."""
+    for folder in folders:
+        path = folder / f"{modality}_{scene}" / name
+        if path.is_file():
+            return path
+    base = folders[0] if folders else root / f"{season}_{modality}"
+    return base / f"{modality}_{scene}" / name
 
 
 def scene_split() -> dict[str, str]:

@@ -28,10 +28,12 @@ import numpy as np
 
 from tdpcr_lib.core.io import atomic_write_json, atomic_write_text
 from tdpcr_lib.core.legend import packaged_resource
+from tdpcr_lib.datasets.containment import check_relative
 from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError
 from tdpcr_lib.datasets.manifests import (
     CHECKSUM_FILE,
     LOCAL_MANIFEST,
+    check_manifest_out,
     manifest_hash,
     write_checksums,
 )
@@ -51,10 +53,12 @@ from tdpcr_lib.datasets.sen12mscr.layout import (
     SPECS,
     find_sen12mscr_root,
     how_to_get_sen12mscr,
-    modality_dir,
+    modality_dirs,
     parse_s1_name,
     patch_filename,
     patch_id,
+    scene_dirs,
+    scene_file,
     scene_key,
 )
 from tdpcr_lib.datasets.sen12mscr.splits import (
@@ -92,32 +96,35 @@ def discover_patches(root: str | Path, land_cover_root: str | Path | None = None
     lc_root = Path(land_cover_root) if land_cover_root is not None else root
     patches: list[Patch] = []
     missing: dict[str, list[str]] = {}
+    if land_cover_root is not None and not lc_root.is_dir():
+        raise DatasetNotFoundError(f"land-cover folder {lc_root} does not exist; give the "
+                                   "SEN12MS land-cover folder (holding ROIs1158_spring/lc_1/...) "
+                                   "or leave --land-cover out")
     for season in SEASONS:
-        s1_dir = modality_dir(root, season, "s1")
-        if s1_dir is None:
-            continue
-        dirs = {m: modality_dir(root, season, m) for m in MODALITIES[1:]}
-        lc_dir = modality_dir(lc_root, season, LAND_COVER)
-        for scene_dir in sorted(s1_dir.glob("s1_[0-9]*"), key=_natural):
-            scene = scene_dir.name.split("_", 1)[1]
+        s1_dirs = modality_dirs(root, season, "s1")
+        dirs = {m: modality_dirs(root, season, m) for m in MODALITIES[1:]}
+        lc_dirs = modality_dirs(lc_root, season, LAND_COVER)
+        scenes = {int(d.name.split("_", 1)[1]): d for f in reversed(s1_dirs)
+                  for d in scene_dirs(f, "s1")}
+        for number in sorted(scenes):
+            scene_dir, scene = scenes[number], scenes[number].name.split("_", 1)[1]
             names = [p for p in scene_dir.glob(f"{season}_s1_{scene}_p*.tif")
                      if S1_NAME.match(p.name)]  # other files in the folder are not patches
             for s1_path in sorted(names, key=_natural):
                 _, _, patch = parse_s1_name(s1_path.name)
                 files = {"s1": s1_path}
-                for modality, folder in dirs.items():
-                    base = folder if folder is not None else root / f"{season}_{modality}"
-                    files[modality] = (base / f"{modality}_{scene}"
-                                       / patch_filename(season, scene, patch, modality))
+                for modality, folders in dirs.items():
+                    files[modality] = scene_file(folders, root, season, modality, scene,
+                                                 patch_filename(season, scene, patch, modality))
                 absent = [str(p.relative_to(root)) for p in files.values() if not p.is_file()]
                 pid = patch_id(season, scene, patch)
                 if absent:
                     missing[pid] = absent
                     continue
                 paths = {m: p.relative_to(root).as_posix() for m, p in files.items()}
-                if lc_dir is not None:
-                    lc_path = (lc_dir / f"lc_{scene}"
-                               / patch_filename(season, scene, patch, LAND_COVER))
+                if lc_dirs:
+                    lc_path = scene_file(lc_dirs, lc_root, season, LAND_COVER, scene,
+                                         patch_filename(season, scene, patch, LAND_COVER))
                     if lc_path.is_file():
                         paths["land_cover"] = Path(os.path.relpath(lc_path, root)).as_posix()
                 patches.append(Patch(pid, scene_key(season, scene), paths))
@@ -177,7 +184,8 @@ def write_sen12mscr_manifest(root: str | Path, land_cover_root: str | Path | Non
                              out: str | Path | None = None, checksums: bool = True,
                              workers: int = 4, extra_config: Mapping[str, Any] | None = None,
                              cloud_mask: str = DEFAULT_CLOUD_MASK,
-                             split: str = DEFAULT_SPLIT_PROTOCOL) -> Path:
+                             split: str = DEFAULT_SPLIT_PROTOCOL,
+                             overwrite: bool = False) -> Path:
     """Write the split CSVs, ``checksums.sha256`` and ``split_config.json`` of a SEN12MS-CR copy.
 
     Parameters
@@ -198,6 +206,9 @@ def write_sen12mscr_manifest(root: str | Path, land_cover_root: str | Path | Non
     split : {"scene-exact", "legacy-substring"}
         The split protocol (:mod:`tdpcr_lib.datasets.sen12mscr.splits`); ``legacy-substring``
         is the peers' leaky split, labelled as such in the manifest and in every report.
+    overwrite : bool
+        Replace manifest files tdpcr did not write (see
+        :func:`~tdpcr_lib.datasets.manifests.check_manifest_out`).
     """
     if cloud_mask not in CLOUD_MASKS:
         raise ValueError(f"unknown cloud mask {cloud_mask!r}; choose from {', '.join(CLOUD_MASKS)}")
@@ -206,10 +217,17 @@ def write_sen12mscr_manifest(root: str | Path, land_cover_root: str | Path | Non
                          f"{', '.join(SPLIT_PROTOCOLS)}")
     root = find_sen12mscr_root(root)
     out = Path(out) if out is not None else root / LOCAL_MANIFEST
+    check_manifest_out(out, checksums, overwrite)
     patches, missing = discover_patches(root, land_cover_root)
     if not patches:
         raise DatasetNotFoundError(f"{root}: no complete SEN12MS-CR patches found (s1, s2 and "
                                    "s2_cloudy of the same name). " + how_to_get_sen12mscr(root))
+    if land_cover_root is not None and not any("land_cover" in p.paths for p in patches):
+        # a mistyped --land-cover would otherwise train segmentation on all-ignore labels
+        raise DatasetNotFoundError(f"land-cover folder {land_cover_root} holds no land cover for "
+                                   f"any of the {len(patches)} patches (looked for "
+                                   "<season>/lc_<scene>/<season>_lc_<scene>_p<patch>.tif); check "
+                                   "the path, or leave --land-cover out")
     if missing:
         examples = [f for files in list(missing.values())[:3] for f in files]
         warnings.warn(f"{root}: left out {len(missing)} incomplete patch(es); missing files, "
@@ -242,7 +260,8 @@ def write_sen12mscr_manifest(root: str | Path, land_cover_root: str | Path | Non
                      "training; for measuring the leak only, not a clean test"),
         "leak": leak_report({name: [p for p, _ in rows[name]] for name in SPLITS}),
         "split_source": split_spec["source"],
-        "land_cover_root": None if land_cover_root is None else str(Path(land_cover_root)),
+        "land_cover_root": (None if land_cover_root is None
+                            else str(Path(land_cover_root).expanduser().resolve())),
         "cloud_mask_method": cloud_mask,
         "cloud_mask": CLOUD_MASK_DESCRIPTIONS[cloud_mask],
         "cloud_mask_cache": MASK_DIR if cloud_mask == "s2cloudless" else None,
@@ -282,15 +301,33 @@ def read_sen12mscr_csv(path: str | Path) -> tuple[list[SampleRecord], list[float
                 raise DataIntegrityError(f"{path}:{line_no}: expected {len(CSV_COLUMNS)} columns "
                                          f"({', '.join(CSV_COLUMNS)}), found {len(row)}")
             cells = dict(zip(CSV_COLUMNS, (c.strip() for c in row), strict=True))
+            where = f"{path}:{line_no}"
+            for column in (*MODALITIES, "land_cover"):
+                # land cover may live beside the dataset (../SEN12MS/...): the dataset checks
+                # that it resolves inside its land-cover root
+                check_relative(cells[column], where, allow_parent=column == "land_cover")
             try:
                 season, scene, patch = parse_s1_name(Path(cells["s1"]).name)
                 cover = float(cells["cloud_cover"])
             except ValueError as err:
-                raise DataIntegrityError(f"{path}:{line_no}: {err}") from err
+                raise DataIntegrityError(f"{where}: {err}") from err
             if not 0.0 <= cover <= 1.0 or cells["bucket"] not in BUCKETS:
-                raise DataIntegrityError(f"{path}:{line_no}: cloud_cover {cells['cloud_cover']!r}"
+                raise DataIntegrityError(f"{where}: cloud_cover {cells['cloud_cover']!r}"
                                          f" / bucket {cells['bucket']!r} are not a fraction in "
                                          f"[0, 1] and one of {BUCKETS}")
+            # the written cover is rounded to 6 decimals: either side of a bin edge is accepted
+            if cells["bucket"] not in {bucket_of(max(0.0, cover - 1e-6)),
+                                       bucket_of(min(1.0, cover + 1e-6))}:
+                raise DataIntegrityError(f"{where}: cloud_cover {cover} belongs to bucket "
+                                         f"{bucket_of(cover)!r}, not {cells['bucket']!r}")
+            for column, modality in (("s2", "s2"), ("s2_cloudy", "s2_cloudy"),
+                                     ("land_cover", LAND_COVER)):
+                expected = patch_filename(season, scene, patch, modality)
+                if cells[column] and Path(cells[column]).name != expected:
+                    raise DataIntegrityError(
+                        f"{where}: {column} {cells[column]!r} is not a file of patch "
+                        f"{patch_id(season, scene, patch)} (expected {expected}); a row must "
+                        "name the files of one patch")
             paths = {m: cells[m] for m in MODALITIES}
             if cells["land_cover"]:
                 paths["land_cover"] = cells["land_cover"]
