@@ -25,7 +25,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 
 def _usage() -> str:
-    lines = ["usage: tdpcr [--debug] <command> [options]", "", "commands:"]
+    lines = ["usage: tdpcr [--version] [--debug] <command> [options]", "", "commands:"]
     lines += [f"  {name:<10} {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
     lines += ["", "Run 'tdpcr <command> --help' for a command's options. --debug (or TDPCR_DEBUG=1)",
               "prints the traceback of a failure; exit codes are listed in docs/errors.md."]
@@ -39,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = [a for a in argv if a != "--debug"]
     if not argv or argv[0] in {"-h", "--help"}:
         print(_usage())
+        return 0
+    if argv[0] in {"-V", "--version"}:
+        from tdpcr_lib import __version__
+        print(f"tdpcr {__version__}")
         return 0
     name, rest = argv[0], argv[1:] + debug  # the subcommand's own handler reads --debug
     if name not in SUBCOMMANDS:

@@ -81,6 +81,7 @@ from tdpcr_lib.inference.predictor import PRECISIONS, load_predictor, predict_ti
 from tdpcr_lib.inference.products import OUTPUT_FILES, _to_cog, check_blocksize
 from tdpcr_lib.inference.publish import check_replaceable, new_staging, publish, recover_products
 from tdpcr_lib.inference.strips import GridOfScene, Inline, StripWriter
+from tdpcr_lib.inference.styles import write_styles
 from tdpcr_lib.inference.tiling import TileGrid, check_tiling, model_alignment
 
 # --------------------------------------------------------------------------------------------
@@ -328,6 +329,7 @@ def _predict_into(inputs: SceneInputs, model: nn.Module, out_dir: Path, *, tile:
                       "degradation_prompt": "AVERAGE"}
         for name, tmp in sink.tmp_files.items():
             _to_cog(tmp, out_dir / OUTPUT_FILES[name], resampling[name], blocksize)
+        write_styles(out_dir, list(sink.tmp_files), sink.legend)  # QGIS .qml beside each map
         timings["cog_s"] = time.perf_counter() - started
     finally:
         for executor in (reader, writer):
