@@ -19,6 +19,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from tdpcr_lib.core.io import sha256_file
+from tdpcr_lib.core.portable import portable_fields
 from tdpcr_lib.core.runtime import seed_everything
 from tdpcr_lib.datasets.layout import BUCKETS
 from tdpcr_lib.datasets.sources import check_source, open_dataset, prepare_real_data
@@ -142,7 +143,8 @@ def resume_problems(out_dir: str | Path, config: TrainConfig, model: nn.Module,
         return None
     meta = read_meta(last)
     problems = [f"train config {d}" for d in config_differences(
-        meta.get("train_config") or {}, config.to_dict(), ignore=RESUME_MUTABLE_FIELDS)]
+        portable_fields(meta.get("train_config") or {}), portable_fields(config.to_dict()),
+        ignore=RESUME_MUTABLE_FIELDS)]
     problems += [f"model config {d}" for d in config_differences(
         meta["model_config"], unwrap_model(model).config.to_dict())]
     if meta.get("manifest_hash") != manifest_hash:
@@ -287,7 +289,8 @@ def train(config: TrainConfig, model_config: ModelConfig | None, train_set: Data
                       train_transform=TrainAugment(config.crop_size), callbacks=callbacks,
                       log_callbacks=log_callbacks, resume=do_resume, stop_rule=stop_rule,
                       run_info={"init_fingerprint": fingerprint, "source": source,
-                                "data_root": _data_root_of(train_set)})
+                                "data_root": _data_root_of(train_set),
+                                "synthetic_twin": _is_twin(train_set)})
     return trainer.fit()
 
 
@@ -318,6 +321,12 @@ def classes_from_legend(config: TrainConfig, model_config: ModelConfig | None,
         return model_config
     model_config = model_config if model_config is not None else ModelConfig()
     return model_config.replace(num_classes=legend.num_classes, legend=legend.name)
+
+
+def _is_twin(dataset: Dataset) -> bool | None:
+    """Whether ``dataset`` is the synthetic twin (recorded for the model card); ``None``: unknown."""
+    root = _data_root_of(dataset)
+    return None if root is None else read_synthetic_info(root) is not None
 
 
 def _data_root_of(dataset: Dataset) -> str | None:

@@ -25,6 +25,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from tdpcr_lib.core.portable import portable_fields
 from tdpcr_lib.core.progress import tqdm
 from tdpcr_lib.core.runtime import git_sha, resolve_device, seed_everything
 from tdpcr_lib.datasets.memory import DEFAULT_MEMORY_BYTES, hold_in_memory
@@ -48,6 +49,7 @@ from tdpcr_lib.training.freezing import (
     parameter_report,
 )
 from tdpcr_lib.training.logs import write_run_logs
+from tdpcr_lib.training.model_card import model_card
 from tdpcr_lib.training.result import LogCallback, StepCallback, TrainResult
 from tdpcr_lib.training.resume import capture_trainer_state, resume_from_last
 from tdpcr_lib.transforms import SeededAugmentDataset
@@ -207,12 +209,13 @@ class Trainer:
 
     def _save(self, directory: Path, **fields: Any) -> None:
         save_checkpoint(directory, self.model, phase=self.config.phase, epoch=self.epoch,
-                        step=self.step, train_config=self.config.to_dict(),
+                        step=self.step, train_config=portable_fields(self.config.to_dict()),
                         metrics=self.last_metrics, manifest_hash=self.manifest_hash,
-                        digests=self._digests, code_version=self._code_version, **fields)
+                        digests=self._digests, code_version=self._code_version,
+                        model_card=model_card, **fields)
 
     def _checkpoint_extra(self) -> dict[str, Any]:
-        return {**self.run_info, "parameters": self.parameters, "objective": self.objective,
+        return {**portable_fields(self.run_info), "parameters": self.parameters, "objective": self.objective,
                 "frozen_groups": self.frozen_groups, "world_size": self.world_size}
 
     def _barrier(self) -> None:
@@ -385,5 +388,5 @@ class Trainer:
             "phase": self.config.phase, "objective": self.objective,
             "best_metric": self.best_metric, "best_value": self.best_value,
             "best_epoch": self.best_epoch, "parameters": self.parameters,
-            "train_config": self.config.to_dict()}, self.history, self.step_log,
+            "train_config": portable_fields(self.config.to_dict())}, self.history, self.step_log,
             self.log_callbacks)
