@@ -10,6 +10,7 @@ Examples
     tdpcr data manifest /readonly/LuojiaSET-OSFCR --out manifests/luojiaset
     tdpcr data download data/SEN12MS-CR                         # SEN12MS-CR + land cover archives
     tdpcr data manifest data/SEN12MS-CR --source sen12mscr --land-cover /data/SEN12MS
+    tdpcr data stack-s2 S2A_MSIL1C_….SAFE --out s2.tif          # 13-band L1C GeoTIFF for predict
 
 Default folders are relative to the tdpcr home (:mod:`tdpcr_lib.core.paths`): the checkout, or
 the current directory when tdpcr is installed from a wheel. ``synth`` needs the optional
@@ -21,6 +22,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+
+import rasterio
 
 from tdpcr_lib.cli.errors import CliParser, check_int, check_output_folder, run_command
 from tdpcr_lib.core.paths import DEFAULT_SYNTHETIC_ROOT
@@ -34,6 +37,8 @@ from tdpcr_lib.datasets.synthetic.tiles import (
     DEFAULT_TILE_SIZE,
     make_synthetic_luojiaset,
 )
+from tdpcr_lib.inference.offset import OFFSET_TAG
+from tdpcr_lib.inference.stack_s2 import stack_s2_safe
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
                           help="which seasons (default all four; about 470 GB once extracted)")
     download.add_argument("--no-land-cover", action="store_true",
                           help="skip the SEN12MS land-cover archives (no segmentation labels)")
+
+    stack = sub.add_parser("stack-s2", help="stack a Sentinel-2 L1C .SAFE product into the 13-band "
+                                            "GeoTIFF `tdpcr predict --s2` reads (10 m grid)")
+    stack.add_argument("safe", metavar="SAFE_DIR", help="unzipped S2 L1C product folder (.SAFE)")
+    stack.add_argument("--out", required=True, help="output GeoTIFF, e.g. s2.tif")
+    stack.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     return parser
 
 
@@ -95,6 +106,12 @@ def _data(argv: list[str]) -> int:
         print(f"synthetic twin: {root} ({args.n_tiles} tiles of {args.size} px, seed "
               f"{args.seed}) in {time.perf_counter() - started:.1f} s; manifest in "
               f"{root / 'manifest'}")
+    elif args.action == "stack-s2":
+        out = stack_s2_safe(args.safe, args.out, overwrite=args.overwrite)
+        with rasterio.open(out) as src:
+            print(f"{out}: 13 bands ({', '.join(src.descriptions)}), {src.height} x {src.width} "
+                  f"px at 10 m, {src.crs}, offset {src.tags()[OFFSET_TAG]} DN, in "
+                  f"{time.perf_counter() - started:.1f} s")
     elif args.action == "download":
         check_output_folder(args.root, "ROOT")
         paths = download_sen12mscr(args.root, seasons=args.seasons,
@@ -121,7 +138,7 @@ def _data(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``tdpcr data``; returns a process exit code."""
     argv = sys.argv[1:] if argv is None else argv
-    action = next((a for a in argv if a in ("synth", "manifest", "download")), "")
+    action = next((a for a in argv if a in ("synth", "manifest", "download", "stack-s2")), "")
     return run_command(f"tdpcr data {action}".rstrip(), _data, argv)
 
 

@@ -15,7 +15,8 @@ from tdpcr_lib.cli.errors import EXIT_USAGE, run_command
 
 #: subcommand → (module with ``main(argv) -> int``, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "data": ("tdpcr_lib.cli.data", "make the synthetic twin (synth) or a split manifest (manifest)"),
+    "data": ("tdpcr_lib.cli.data", "make the synthetic twin (synth), a split manifest "
+                                   "(manifest) or an S2 stack for predict (stack-s2)"),
     "train": ("tdpcr_lib.cli.train", "train a model (phase 1, phase 2, joint, baselines); torchrun-aware"),
     "evaluate": ("tdpcr_lib.cli.evaluate", "evaluate a checkpoint; writes JSON + markdown tables"),
     "predict": ("tdpcr_lib.cli.predict", "apply a checkpoint to your own Sentinel-1/-2 GeoTIFFs"),
