@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import sys
 
+from tdpcr_lib import __version__
 from tdpcr_lib.cli.errors import EXIT_USAGE, run_command
 
 #: subcommand → (module with ``main(argv) -> int``, one-line help)
@@ -42,7 +43,6 @@ def main(argv: list[str] | None = None) -> int:
         print(_usage())
         return 0
     if argv[0] in {"-V", "--version"}:
-        from tdpcr_lib import __version__
         print(f"tdpcr {__version__}")
         return 0
     name, rest = argv[0], argv[1:] + debug  # the subcommand's own handler reads --debug
