@@ -22,7 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("tdpcr_lib.cli.evaluate", "evaluate a checkpoint; writes JSON + markdown tables"),
     "predict": ("tdpcr_lib.cli.predict", "apply a checkpoint to your own Sentinel-1/-2 GeoTIFFs"),
     "reproduce": ("tdpcr_lib.cli.reproduce", "run every numbered notebook in order with papermill"),
-    "report": ("tdpcr_lib.cli.report", "regenerate reports/verdicts.md and the README's verdicts"),
+    "report": ("tdpcr_lib.cli.report", "regenerate the verdicts (verdicts) or the HTML report (html)"),
 }
 
 

@@ -1,4 +1,7 @@
-"""``tdpcr report verdicts``: regenerate ``reports/verdicts.md`` and the README's verdicts.
+"""``tdpcr report verdicts|html``: regenerate the verdicts, or the browsable HTML report.
+
+``tdpcr report html`` (``make report``) renders the executed notebooks and the markdown reports
+into ``reports/html/index.html`` (:mod:`tdpcr_lib.notebook.html_report`).
 
 The README's "What our runs show" section is never typed: this command writes it from
 ``reports/metrics/04_ablations.json`` (and the per-notebook times of the last ``tdpcr reproduce``
@@ -14,17 +17,23 @@ from pathlib import Path
 from tdpcr_lib.cli.errors import CliParser, run_command
 from tdpcr_lib.core.paths import METRICS_DIR, REPO_ROOT, REPORTS_DIR
 from tdpcr_lib.evaluation.ablations.verdicts import load_record, update_readme, write_verdicts
+from tdpcr_lib.notebook.html_report import write_html_report
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = CliParser(prog="tdpcr report",
                        description="Regenerate reports from the recorded metrics.")
-    parser.add_argument("what", choices=["verdicts"], help="which report")
+    parser.add_argument("what", choices=["verdicts", "html"],
+                        help="verdicts: reports/verdicts.md (+ README); html: reports/html/")
+    parser.add_argument("--reports", default=str(REPORTS_DIR),
+                        help="html: folder with executed/ and the .md reports (default reports/)")
     parser.add_argument("--metrics", default=str(METRICS_DIR / "04_ablations.json"),
                         help="the ablation record (default: reports/metrics/04_ablations.json)")
     parser.add_argument("--timings", default=str(METRICS_DIR / "reproduce.json"),
                         help="per-notebook times of `tdpcr reproduce` (used when present)")
-    parser.add_argument("--out", default=str(REPORTS_DIR / "verdicts.md"))
+    parser.add_argument("--out", default=None,
+                        help="verdicts: the .md (default reports/verdicts.md); html: the folder "
+                             "(default REPORTS/html)")
     parser.add_argument("--readme", nargs="?", const=str((REPO_ROOT or Path.cwd()) / "README.md"),
                         default=None, help="also rewrite this README's 'What our runs show' "
                                            "section (default: the checkout's README.md)")
@@ -33,6 +42,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def _report(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    if args.what == "html":
+        print(f"wrote {write_html_report(args.reports, args.out)}")
+        return 0
+    args.out = args.out or str(REPORTS_DIR / "verdicts.md")
     record = load_record(args.metrics)
     timings_path = Path(args.timings)
     timings = json.loads(timings_path.read_text()) if timings_path.is_file() else None

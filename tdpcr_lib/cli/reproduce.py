@@ -17,6 +17,7 @@ from tdpcr_lib.cli.errors import CliParser, UsageError, run_command
 from tdpcr_lib.core.io import atomic_write_json
 from tdpcr_lib.core.paths import IN_CHECKOUT, METRICS_DIR, NOTEBOOKS_DIR, REPORTS_DIR
 from tdpcr_lib.core.runtime import git_sha
+from tdpcr_lib.notebook.html_report import write_html_report
 from tdpcr_lib.notebook.record import SMOKE_REPORTS
 from tdpcr_lib.notebook.reproduce import NotebookFailed, numbered_notebooks, run_notebooks
 
@@ -109,6 +110,11 @@ def _reproduce(argv: list[str]) -> int:
             "notebooks": [{"notebook": r["notebook"], "seconds": round(r["seconds"], 1)}
                           for r in records]})
         print(f"  timings: {path}")
+    reports = REPORTS_DIR / SMOKE_REPORTS if args.smoke else REPORTS_DIR
+    try:  # the notebooks ran; a report that cannot be rendered is said, not fatal
+        print(f"  report: {write_html_report(reports, executed_dir=output_dir)}")
+    except Exception as err:  # noqa: BLE001 (one line, whatever nbconvert raises)
+        print(f"tdpcr reproduce: warning: HTML report not written: {err}", file=sys.stderr)
     return 0
 
 
