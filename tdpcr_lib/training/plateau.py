@@ -120,12 +120,16 @@ class PlateauStop:
     def __init__(self, rule: PlateauRule | None = None) -> None:
         self.rule = rule
         self.stopped_at: int | None = None
+        self.reason = ""  # why it stopped, in words (the trainer logs it)
 
     def __call__(self, trainer: Any) -> bool:
         rule = self.rule or rule_for(trainer.best_metric)
         if trainer.step < rule.min_fraction * trainer.total_steps:
             return False
-        if plateau_status(curve(trainer.history, rule.metric), rule)["reached"]:
+        status = plateau_status(curve(trainer.history, rule.metric), rule)
+        if status["reached"]:
             self.stopped_at = int(trainer.step)
+            self.reason = (f"plateau: validation {rule.metric} moved {status['change']:.3g} "
+                           f"(< {rule.tolerance:g}) since step {status['window_start']}")
             return True
         return False
