@@ -121,7 +121,7 @@ display(model_config.to_dict())
 # %%
 result = train(train_config, model_config, train_set, val_set, run_dir, device=DEVICE,
                source=SOURCE, stop_rule=PlateauStop())
-result.history_frame()
+result.compact_history()  # every column: result.history_frame()
 
 # %% [markdown]
 # ## Training curves

@@ -120,7 +120,7 @@ report
 # %%
 result = train(train_config, None, train_set, val_set, run_dir, device=DEVICE, source=SOURCE,
                stop_rule=PlateauStop())
-result.history_frame()
+result.compact_history()  # every column: result.history_frame()
 
 # %% [markdown]
 # ## Training curves

@@ -44,3 +44,17 @@ def test_validation_line_units_and_rounding():
     line = validation_line("phase2", row, 300, best=True)
     assert line == ("phase2 step 150/300 · loss 0.4123 · val PSNR 24.31 dB, mIoU 38.2 %, "
                     "OA 90.0 % (best)")
+
+
+def test_compact_history_has_units_and_few_columns():
+    from tdpcr_lib.training.result import TrainResult
+
+    history = [{"epoch": e, "step": 10 * e, "lr": 1e-3, "images_per_s": 50.0,
+                "train_loss": 0.123456, "val_psnr": 20.12345, "val_miou": 0.41234,
+                **{f"val_extra_{k}": 1.0 for k in range(15)}} for e in (1, 2)]
+    result = TrainResult(out_dir=None, best_dir=None, last_dir=None, best_metric="miou",
+                         best_value=0.4, best_epoch=2, history=history, parameters={}, steps=20,
+                         wall_time_s=1.0, final_metrics=None)
+    table = result.compact_history()
+    assert list(table.columns) == ["step", "training loss", "val PSNR (dB)", "val mIoU (%)"]
+    assert table.loc[2, "val mIoU (%)"] == 41.2 and table.loc[1, "training loss"] == 0.1235
