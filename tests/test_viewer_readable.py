@@ -59,6 +59,11 @@ def test_mosaic_text_is_at_least_10_px_and_labels_stay_in_their_column():
     renderer = canvas.get_renderer()
     for text in fig.texts:
         assert text.get_fontsize() * fig.dpi / 72 >= 10, text.get_text()
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in fig.texts if t.get_text()]
+    for k, (a, box_a) in enumerate(boxes):  # bigger text must still not run into its neighbour
+        for b, box_b in boxes[k + 1:]:
+            assert not (min(box_a.x1, box_b.x1) - max(box_a.x0, box_b.x0) > 1
+                        and min(box_a.y1, box_b.y1) - max(box_a.y0, box_b.y0) > 1), (a, b)
     labels = [t for t in fig.texts if t.get_text().startswith("TDP-CR")]
     assert labels and "\n" in labels[0].get_text()
     assert labels[0].get_window_extent(renderer).x1 < LABEL  # not over the first panel

@@ -79,7 +79,7 @@ def plot_comparison_mosaic(sample: Mapping[str, Any], outputs: Mapping[str, Mapp
     true_labels = legend.sanitise(to_numpy(sample["mask"]))
     cloud = to_numpy(sample["cloud_mask"]).astype(np.float32)
     rows: list[tuple[str, list[tuple[str, np.ndarray | None]]]] = [("inputs", [
-        ("SAR (R VV, G VH, B VV−VH)", rgb_panel(sar_false_colour(sample["sar"]))),
+        ("SAR (VV, VH, VV−VH)", rgb_panel(sar_false_colour(sample["sar"]))),
         ("cloudy input", rgb_panel(band_composite(sample["optical"], composite, reference=target))),
         ("target (clear)", rgb_panel(band_composite(target, composite, reference=target))),
         ("cloud mask (white = cloud)", rgb_panel(np.repeat(cloud[..., None], 3, axis=2))),
