@@ -110,7 +110,9 @@ def _reproduce(argv: list[str]) -> int:
             "notebooks": [{"notebook": r["notebook"], "seconds": round(r["seconds"], 1)}
                           for r in records]})
         print(f"  timings: {path}")
-    reports = REPORTS_DIR / SMOKE_REPORTS if args.smoke else REPORTS_DIR
+    # beside the executed copies: reports/html (reports/smoke/html for --smoke, DIR/../html for
+    # --output-dir DIR), with the .md reports of that folder
+    reports = Path(output_dir).parent
     try:  # the notebooks ran; a report that cannot be rendered is said, not fatal
         print(f"  report: {write_html_report(reports, executed_dir=output_dir)}")
     except Exception as err:  # noqa: BLE001 (one line, whatever nbconvert raises)
