@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.tdpcr-installed
 
-.PHONY: setup lab git-filter reproduce reproduce-quick reproduce-full readme-verdicts test test-all test-browser test-wheel lint bench clean
+.PHONY: setup lab git-filter report reproduce reproduce-quick reproduce-full readme-verdicts test test-all test-browser test-wheel lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ lab: $(STAMP)
 
 reproduce: $(STAMP)
 	$(BIN)/tdpcr reproduce
+
+# reports/html/index.html: the executed notebooks and results/ablations/verdicts as HTML.
+report: $(STAMP)
+	$(BIN)/tdpcr report html
 
 reproduce-quick: $(STAMP)
 	$(BIN)/tdpcr reproduce --quick

@@ -124,7 +124,7 @@ result = train(train_config, None, train_set, val_set, run_dir, device=DEVICE, s
 # the same judgement (noise-aware rule) as early stopping and notebook 04's reports
 plateau = phase_plateau(result, train_config.max_steps)
 print(f"{train_config.phase}: {describe_metric(plateau)}")
-result.history_frame()
+result.compact_history()  # every column: result.history_frame()
 
 # %% [markdown]
 # ## Training curves

@@ -98,7 +98,7 @@ from tdpcr_lib.core import paths
 from tdpcr_lib.core.runtime import resolve_device
 from tdpcr_lib.evaluation.ablations.grid import run_grid
 from tdpcr_lib.evaluation.ablations.report import (
-    ablation_table,
+    ablation_tables,
     aggregate,
     claims_table,
     results_json,
@@ -184,8 +184,8 @@ print(f"{len(results)} runs, {n_reused} reused")
 # last phase (all of them for single-phase runs). *plateau*: runs on their plateau / runs.
 
 # %%
-table = ablation_table(aggregated)
-table
+for task, part in ablation_tables(aggregated).items():  # one compact table per task
+    display(Markdown(f"**{task}**"), part)
 
 # %% [markdown]
 # ## Paired differences, directions and statuses
@@ -260,8 +260,9 @@ metrics_path = record.write(
     machine=f"{platform.machine()}, {os.cpu_count()} CPU cores, {workers} worker(s)")
 verdicts = write_verdicts(json.loads(metrics_path.read_text()), reports_dir / "verdicts.md",
                           others=[other[1]] if other else [])
-display(Markdown(report.read_text()))
-display(Markdown(verdicts.read_text()))
+# each result is shown once above; the files hold the same numbers (browse them as HTML with
+# `make report`: reports/html/ablations.html, where the figures are embedded)
+print(f"wrote {report}, {verdicts} and {metrics_path}")
 
 # %% [markdown]
 # ## Summary

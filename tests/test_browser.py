@@ -183,7 +183,9 @@ const errors = [...document.querySelectorAll('[data-mime-type="application/vnd.j
 const viewer = [...document.querySelectorAll('.jupyter-widgets-output-area img, .widget-output img')];
 return {status: kernel ? kernel.status : 'none', prompts: prompts, errors: errors,
         viewer_images: viewer.map(e => e.src.length),
-        viewer_src: viewer.length ? viewer[viewer.length - 1].src : null};
+        viewer_src: viewer.length ? viewer[viewer.length - 1].src : null,
+        viewer_drawn_width: viewer.length ? viewer[viewer.length - 1].getBoundingClientRect().width : null,
+        viewer_natural_width: viewer.length ? viewer[viewer.length - 1].naturalWidth : null};
 """
 
 
@@ -249,6 +251,13 @@ def test_notebook_05_runs_in_jupyterlab_and_the_viewer_reacts(lab, browser):
     images = browser.execute_script(
         "return [...document.querySelectorAll('.jp-OutputArea-output img')].length")
     assert images >= 3  # static comparisons, the prompt maps and the viewer: all drawn as images
+    # the picture keeps its pixel size (beside the metrics table it was squeezed to ~640 px of
+    # 1,200): drawn width = the PNG's own width, within a pixel
+    state = _state(browser)
+    assert state["viewer_natural_width"] > 0
+    assert abs(state["viewer_drawn_width"] - state["viewer_natural_width"]) <= 1, (
+        f"viewer picture drawn {state['viewer_drawn_width']} px wide, its PNG is "
+        f"{state['viewer_natural_width']} px")
 
     # another tile: the viewer runs the model on it and redraws
     _next_value(browser, _control(browser, "tile"))

@@ -40,8 +40,8 @@ def test_builds_headless_and_renders_once(viewer):
     assert viewer.tile_id == "ROIs_01_p0" and viewer.tile.value == 1
     assert viewer.tile_label.value == "of 2 · id ROIs_01_p0"  # the tile index shown one way
     assert "PSNR dB" in viewer.metrics_table.value and "mIoU %" in viewer.metrics_table.value
-    assert viewer.output in viewer.widget.children[-1].children
-    assert viewer.metrics_table in viewer.widget.children[-1].children
+    # the picture at full width, the metrics below it (not beside: that squeezed the picture)
+    assert list(viewer.widget.children[-2:]) == [viewer.output, viewer.metrics_table]
     assert set(viewer.controls) == {"bucket", "tile", "composite", "models", "zoom",
                                     "centre_row", "centre_col", "show_prompts"}
 
@@ -112,8 +112,8 @@ def test_models_run_once_per_tile(viewer, models):
     viewer.tile.value = 2  # a new tile: each model runs exactly once more
     assert {name: model.calls for name, model in models.items()} == \
         {name: n + 1 for name, n in calls.items()}
-    viewer.tile.value = 1  # back again: a new tile for the cache, so once more
-    assert models["tdpcr"].calls == calls["tdpcr"] + 2
+    viewer.tile.value = 1  # back again: still in the LRU cache of recent tiles, no model runs
+    assert models["tdpcr"].calls == calls["tdpcr"] + 1
     assert viewer.status.value == ""  # the busy line is cleared after the run
 
 

@@ -10,6 +10,7 @@ Examples
     tdpcr data manifest /readonly/LuojiaSET-OSFCR --out manifests/luojiaset
     tdpcr data download data/SEN12MS-CR                         # SEN12MS-CR + land cover archives
     tdpcr data manifest data/SEN12MS-CR --source sen12mscr --land-cover /data/SEN12MS
+    tdpcr data stack-s2 S2A_MSIL1C_….SAFE --out s2.tif          # 13-band L1C GeoTIFF for predict
 
 Default folders are relative to the tdpcr home (:mod:`tdpcr_lib.core.paths`): the checkout, or
 the current directory when tdpcr is installed from a wheel. ``synth`` needs the optional
@@ -99,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
                           help="skip the SEN12MS land-cover archives (no segmentation labels)")
     download.add_argument("--no-progress", action="store_true",
                           help="no progress bars (logs, CI)")
+
+    stack = sub.add_parser("stack-s2", help="stack a Sentinel-2 L1C .SAFE product into the 13-band "
+                                            "GeoTIFF `tdpcr predict --s2` reads (10 m grid)")
+    stack.add_argument("safe", metavar="SAFE_DIR", help="unzipped S2 L1C product folder (.SAFE)")
+    stack.add_argument("--out", required=True, help="output GeoTIFF, e.g. s2.tif")
+    stack.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     return parser
 
 
@@ -118,6 +125,17 @@ def _data(argv: list[str]) -> int:
         print(f"synthetic twin: {root} ({args.n_tiles} tiles of {args.size} px, seed "
               f"{args.seed}) in {time.perf_counter() - started:.1f} s; manifest in "
               f"{root / 'manifest'}")
+    elif args.action == "stack-s2":
+        import rasterio
+
+        from tdpcr_lib.inference.offset import OFFSET_TAG
+        from tdpcr_lib.inference.stack_s2 import stack_s2_safe
+
+        out = stack_s2_safe(args.safe, args.out, overwrite=args.overwrite)
+        with rasterio.open(out) as src:
+            print(f"{out}: 13 bands ({', '.join(src.descriptions)}), {src.height} x {src.width} "
+                  f"px at 10 m, {src.crs}, offset {src.tags()[OFFSET_TAG]} DN, in "
+                  f"{time.perf_counter() - started:.1f} s")
     elif args.action == "download":
         check_output_folder(args.root, "ROOT")
         paths = download_sen12mscr(args.root, seasons=args.seasons,
@@ -150,7 +168,7 @@ def _data(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``tdpcr data``; returns a process exit code."""
     argv = sys.argv[1:] if argv is None else argv
-    action = next((a for a in argv if a in ("synth", "manifest", "download")), "")
+    action = next((a for a in argv if a in ("synth", "manifest", "download", "stack-s2")), "")
     return run_command(f"tdpcr data {action}".rstrip(), _data, argv)
 
 

@@ -12,21 +12,23 @@ from __future__ import annotations
 import importlib
 import sys
 
+from tdpcr_lib import __version__
 from tdpcr_lib.cli.errors import EXIT_USAGE, GLOBAL_FLAGS, run_command
 
 #: subcommand → (module with ``main(argv) -> int``, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "data": ("tdpcr_lib.cli.data", "make the synthetic twin (synth) or a split manifest (manifest)"),
+    "data": ("tdpcr_lib.cli.data", "make the synthetic twin (synth), a split manifest "
+                                   "(manifest) or an S2 stack for predict (stack-s2)"),
     "train": ("tdpcr_lib.cli.train", "train a model (phase 1, phase 2, joint, baselines); torchrun-aware"),
     "evaluate": ("tdpcr_lib.cli.evaluate", "evaluate a checkpoint; writes JSON + markdown tables"),
     "predict": ("tdpcr_lib.cli.predict", "apply a checkpoint to your own Sentinel-1/-2 GeoTIFFs"),
     "reproduce": ("tdpcr_lib.cli.reproduce", "run every numbered notebook in order with papermill"),
-    "report": ("tdpcr_lib.cli.report", "regenerate reports/verdicts.md and the README's verdicts"),
+    "report": ("tdpcr_lib.cli.report", "regenerate the verdicts (verdicts) or the HTML report (html)"),
 }
 
 
 def _usage() -> str:
-    lines = ["usage: tdpcr [--debug] [--quiet | --verbose] <command> [options]", "", "commands:"]
+    lines = ["usage: tdpcr [--version] [--debug] [--quiet | --verbose] <command> [options]", "", "commands:"]
     lines += [f"  {name:<10} {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
     lines += ["", "Run 'tdpcr <command> --help' for a command's options. --debug (or TDPCR_DEBUG=1)",
               "prints the traceback of a failure; exit codes are listed in docs/errors.md.",
@@ -41,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = [a for a in argv if a not in GLOBAL_FLAGS]
     if not argv or argv[0] in {"-h", "--help"}:
         print(_usage())
+        return 0
+    if argv[0] in {"-V", "--version"}:
+        print(f"tdpcr {__version__}")
         return 0
     name, rest = argv[0], argv[1:] + debug  # the subcommand's own handler reads --debug
     if name not in SUBCOMMANDS:

@@ -17,6 +17,7 @@ from tdpcr_lib.cli.errors import (
     run_command,
 )
 from tdpcr_lib.core.runtime import resolve_device
+from tdpcr_lib.inference.offset import S2_OFFSET_CHOICES
 from tdpcr_lib.inference.products import BLOCKSIZE_MULTIPLE, MAX_BLOCKSIZE
 from tdpcr_lib.inference.scene import predict_scene
 from tdpcr_lib.inference.tiling import check_tiling
@@ -55,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
                         help="auto: bf16 autocast on CUDA, fp32 on the CPU (default)")
+    parser.add_argument("--s2-offset", choices=S2_OFFSET_CHOICES, default="auto",
+                        help="radiometric offset of the Sentinel-2 DN: 1000 for processing "
+                             "baseline >= 04.00 (from 25 Jan 2022), 0 before; auto (default): "
+                             "the offset the file declares, else the checkpoint's training-data "
+                             "convention (said in one line)")
     return parser
 
 
@@ -90,7 +96,7 @@ def _predict(argv: list[str]) -> int:
                           overlap=args.overlap, batch_size=args.batch_size,
                           device=args.device, write_prompt=args.write_prompt,
                           progress=not args.no_progress, blocksize=args.blocksize,
-                          precision=args.precision)
+                          precision=args.precision, s2_offset=args.s2_offset)
     for name, path in paths.items():
         print(f"{name}: {path}")
     return 0

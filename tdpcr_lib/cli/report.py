@@ -1,4 +1,7 @@
-"""``tdpcr report verdicts``: regenerate ``reports/verdicts.md`` and the README's verdicts.
+"""``tdpcr report verdicts|html``: regenerate the verdicts, or the browsable HTML report.
+
+``tdpcr report html`` (``make report``) renders the executed notebooks and the markdown reports
+into ``reports/html/index.html`` (:mod:`tdpcr_lib.notebook.html_report`).
 
 The README's "What our runs show" section is never typed: this command writes it from
 ``reports/metrics/04_ablations.json`` (beside ``reports/long/metrics/04_ablations.json``, the long
@@ -27,7 +30,10 @@ DEFAULT_OUT = REPORTS_DIR / "verdicts.md"
 def _parser() -> argparse.ArgumentParser:
     parser = CliParser(prog="tdpcr report",
                        description="Regenerate reports from the recorded metrics.")
-    parser.add_argument("what", choices=["verdicts"], help="which report")
+    parser.add_argument("what", choices=["verdicts", "html"],
+                        help="verdicts: reports/verdicts.md (+ README); html: reports/html/")
+    parser.add_argument("--reports", default=str(REPORTS_DIR),
+                        help="html: folder with executed/ and the .md reports (default reports/)")
     parser.add_argument("--metrics", default=str(METRICS_DIR / "04_ablations.json"),
                         help="the ablation record (default: reports/metrics/04_ablations.json)")
     parser.add_argument("--long-metrics",
@@ -37,8 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--timings", default=str(METRICS_DIR / "reproduce.json"),
                         help="per-notebook times of `tdpcr reproduce` (used when present)")
     parser.add_argument("--out", default=None,
-                        help=f"the verdicts page (default {DEFAULT_OUT}, regenerated in place; "
-                             "another existing file needs --overwrite)")
+                        help=f"verdicts: the page (default {DEFAULT_OUT}, regenerated in place; "
+                             "another existing file needs --overwrite); html: the folder "
+                             "(default REPORTS/html)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing --out file")
     parser.add_argument("--readme", nargs="?", const=str((REPO_ROOT or Path.cwd()) / "README.md"),
@@ -49,6 +56,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def _report(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    if args.what == "html":
+        from tdpcr_lib.notebook.html_report import write_html_report  # nbconvert: only when asked
+
+        print(f"wrote {write_html_report(args.reports, args.out)}")
+        return 0
     record = load_record(args.metrics)  # inputs first: their errors name the input file
     others = [load_record(args.long_metrics)] if Path(args.long_metrics).is_file() else []
     timings = load_timings(args.timings)

@@ -24,6 +24,7 @@ from tdpcr_lib.core.io import atomic_write_json
 from tdpcr_lib.core.paths import IN_CHECKOUT, METRICS_DIR, NOTEBOOKS_DIR, REPORTS_DIR, RUNS_DIR
 from tdpcr_lib.core.runtime import git_sha
 from tdpcr_lib.evaluation.ablations.verdicts import LONG_REPORTS
+from tdpcr_lib.notebook.html_report import write_html_report
 from tdpcr_lib.notebook.record import SMOKE_REPORTS
 from tdpcr_lib.notebook.reproduce import NotebookFailed, numbered_notebooks, run_notebooks
 
@@ -125,6 +126,13 @@ def _reproduce(argv: list[str]) -> int:
             "notebooks": [{"notebook": r["notebook"], "seconds": round(r["seconds"], 1)}
                           for r in records]})
         print(f"  timings: {path}")
+    # beside the executed copies: reports/html (reports/smoke/html for --smoke, DIR/../html for
+    # --output-dir DIR), with the .md reports of that folder
+    reports = Path(output_dir).parent
+    try:  # the notebooks ran; a report that cannot be rendered is said, not fatal
+        print(f"  report: {write_html_report(reports, executed_dir=output_dir)}")
+    except Exception as err:  # noqa: BLE001 (one line, whatever nbconvert raises)
+        print(f"tdpcr reproduce: warning: HTML report not written: {err}", file=sys.stderr)
     return 0
 
 

@@ -5,6 +5,10 @@ The library never prints: the CLI calls :func:`configure_logging` (``--quiet`` /
 set the level) and so do the notebooks (through :func:`tdpcr_lib.notebook.display.show_figures_inline`),
 so progress lines appear in the terminal or the cell output. A program embedding tdpcr keeps
 its own logging configuration.
+
+:func:`console_logging` is the fallback for code that runs the trainer without either: it shows
+the INFO lines only when neither the package's nor the root logger has a handler, so an
+application that configures logging keeps full control.
 """
 
 from __future__ import annotations
@@ -41,4 +45,12 @@ def configure_logging(verbosity: int = 0) -> logging.Logger:
         handler = _CurrentStdout()
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
+    return logger
+
+
+def console_logging() -> logging.Logger:
+    """Make the package's INFO lines visible on stdout unless logging is configured already."""
+    logger = logging.getLogger(LOGGER_NAME)
+    if not logger.handlers and not logging.getLogger().handlers:
+        return configure_logging()
     return logger

@@ -62,7 +62,7 @@ def plot_sample(sample: Mapping[str, Any], prediction: Any = None, *, legend: Le
             seg = seg.argmax(0) if seg.ndim == 3 else seg
             panels.append(("predicted land cover", legend.colourise(seg.astype(np.int64)), {}))
 
-    fig = Figure(figsize=(2.6 * len(panels), 3.0))
+    fig = Figure(figsize=(2.6 * len(panels), 3.4), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, (title, image, kwargs) in zip(axes[0], panels, strict=True):
         ax.imshow(image, interpolation="nearest", **kwargs)
@@ -73,13 +73,12 @@ def plot_sample(sample: Mapping[str, Any], prediction: Any = None, *, legend: Le
     handles = [Patch(facecolor=np.asarray(legend.colours[c]) / 255, edgecolor="k",
                      label=f"{c}: {legend.names[c]}") for c in present]
     if handles:
-        fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), fontsize=7,
-                   frameon=False)
+        fig.legend(handles=handles, loc="outside lower center", ncol=min(4, len(handles)),
+                   fontsize=7, frameon=False)
     title = suptitle if suptitle is not None else (
         f"{sample.get('id', '')}  [{sample.get('bucket', '')}]" if show_titles else None)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout(rect=(0, 0.12 if handles else 0, 1, 1))
     return fig
 
 
@@ -94,7 +93,7 @@ def plot_class_histogram(histogram: Mapping[str, int], legend: Legend | None = N
     fractions = counts / max(counts.sum(), 1)
     colors = [np.asarray(c) / 255 for c in legend.colours] + [np.asarray(legend.ignore_colour) / 255]
     labels = [f"{c}: {n}" for c, n in zip(legend.codes, legend.names, strict=True)] + ["ignored"]
-    fig = Figure(figsize=(7, 3.2))
+    fig = Figure(figsize=(7, 3.2), layout="constrained")
     ax = fig.subplots()
     ax.barh(range(len(keys)), fractions, color=colors, edgecolor="k")
     ax.set_yticks(range(len(keys)), labels, fontsize=8)
@@ -104,5 +103,4 @@ def plot_class_histogram(histogram: Mapping[str, int], legend: Legend | None = N
     ax.set_title(title, fontsize=10)
     for y, f in enumerate(fractions):
         ax.text(f, y, f" {100 * f:.1f}%", va="center", fontsize=8)
-    fig.tight_layout()
     return fig

@@ -41,7 +41,7 @@ from tdpcr_lib.models.checkpoint import read_meta
 
 def bucket_curves(result: EvaluationResult, majority: MajorityBaseline | None = None
                   ) -> dict[str, dict[str, dict[str, float]]]:
-    """``{series: {bucket: {"psnr"|"miou": value}}}`` for :func:`tdpcr_lib.plot.curves.plot_bucket_metrics`.
+    """``{series: {bucket: {"psnr": dB, "miou": %}}}`` for :func:`tdpcr_lib.plot.curves.plot_bucket_metrics`.
 
     Series: ``"TDP-CR"`` (our model), ``"cloudy input"`` (PSNR of doing nothing) and
     ``"majority class"`` (mIoU of the constant prediction).
@@ -53,8 +53,9 @@ def bucket_curves(result: EvaluationResult, majority: MajorityBaseline | None = 
     curves: dict[str, dict[str, dict[str, float]]] = {}
     for name, frame, wanted in series:
         for bucket in buckets(frame):
-            point = {key: value(frame, metric, ALL, bucket) for key, metric in wanted
-                     if has(frame, metric, ALL, bucket)}
+            # mIoU in percent, as in every table (evaluation.tables.PERCENT_METRICS)
+            point = {key: value(frame, metric, ALL, bucket) * (100 if key == "miou" else 1)
+                     for key, metric in wanted if has(frame, metric, ALL, bucket)}
             if point:
                 curves.setdefault(name, {})[bucket] = point
     return curves

@@ -191,6 +191,11 @@ class SceneInputs:
         Fraction of the S2 footprint inside the S1 footprint (from the bounds).
     s1_resampled : bool
         Whether S1 had to be warped onto the S2 grid.
+    s2_offset : int
+        Radiometric offset (DN) of the S2 input (:mod:`tdpcr_lib.inference.offset`); set by
+        prediction once the model is known.
+    s2_shift : int
+        DN added to the S2 input before normalising: the model's offset minus the input's.
     """
 
     s2: Any
@@ -200,6 +205,8 @@ class SceneInputs:
     s2_nodata: float
     s1_coverage: float
     s1_resampled: bool
+    s2_offset: int = 0
+    s2_shift: int = 0
     _stack: contextlib.ExitStack = field(repr=False, default_factory=contextlib.ExitStack)
 
     @property
@@ -319,6 +326,8 @@ def read_strip(inputs: SceneInputs, y0: int, height: int, canvas_width: int
     else:
         finite = np.ones(raw.shape[1:], dtype=bool)
     valid = finite & ~(raw == inputs.s2_nodata).all(axis=0)
+    if inputs.s2_shift:  # into the model's offset convention (inference.offset)
+        raw = raw.astype(np.float32) + np.float32(inputs.s2_shift)
     optical = norm.s2_to_unit(raw)
     optical[:, ~valid] = 0.0
     s1 = _read_window(inputs.s1, inputs.s1_path, "Sentinel-1", window, out_dtype="float32")

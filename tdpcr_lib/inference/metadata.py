@@ -5,8 +5,9 @@ Applied to each finished intermediate GTiff just before it is copied into a COG
 
 * ``cloud_free.tif``: band descriptions (``B01`` … ``B12``, ``B8A`` as band 9), GDAL colour
   interpretation red/green/blue on B04/B03/B02 (the RGB hint QGIS uses for its default
-  multiband rendering), GDAL scale 1e-4 per band and tags stating the unit and the offset
-  (reflectance = (DN − offset) / 10000).
+  multiband rendering), GDAL scale 1e-4 and GDAL offset ``-S2_OFFSET_DN × 1e-4`` per band (so
+  GDAL, QGIS and ``rioxarray.open_rasterio(mask_and_scale=True)`` read reflectance =
+  (DN − offset) / 10000; :mod:`tdpcr_lib.inference.offset`) and tags stating unit and offset.
 * ``land_cover.tif``: colour table (written by the writer) and GDAL *category names*. GTiff keeps
   category names only in a PAM side-car, so :func:`write_category_sidecar` writes
   ``land_cover.tif.aux.xml`` next to the COG; GDAL and QGIS read it automatically, and it must be
@@ -30,6 +31,7 @@ import rasterio
 from rasterio.enums import ColorInterp
 
 from tdpcr_lib.core.bands import RGB_INDICES, S2_BANDS
+from tdpcr_lib.inference.offset import OFFSET_TAG
 
 #: GDAL scale of ``cloud_free.tif`` (DN × scale = reflectance, before removing the offset).
 REFLECTANCE_SCALE = 1e-4
@@ -38,10 +40,10 @@ REFLECTANCE_SCALE = 1e-4
 CLOUD_FREE_TAGS: dict[str, str] = {
     "UNITS": "L1C digital number (DN)",
     "REFLECTANCE": "reflectance = (DN - OFFSET) / 10000",
-    "OFFSET": "the input's radiometric offset, kept by the model: 1000 DN for Sentinel-2 "
-              "processing baseline >= 04.00 (acquisitions from 25 Jan 2022), else 0",
-    "SCALE": "1e-4 (GDAL band scale; GDAL band offset left 0 because the input's offset is "
-             "not known to the writer)",
+    "OFFSET": "S2_OFFSET_DN: the input's radiometric offset, kept in the output: 1000 DN for "
+              "Sentinel-2 processing baseline >= 04.00 (acquisitions from 25 Jan 2022), else 0",
+    "SCALE": "1e-4 (GDAL band scale; GDAL band offset -S2_OFFSET_DN x 1e-4, so GDAL-based "
+             "readers that apply scale and offset get reflectance)",
     "RGB_BANDS": "4,3,2 (B04 red, B03 green, B02 blue; GDAL colour interpretation set)",
     "BAND_ORDER": ",".join(S2_BANDS),
 }
@@ -112,7 +114,8 @@ def apply_product_metadata(path: str | Path, product: str | None = None) -> None
             # stored in GDAL's own metadata and survives the COG copy.
             dst.colorinterp = interp
             dst.scales = (REFLECTANCE_SCALE,) * dst.count
-            dst.offsets = (0.0,) * dst.count
+            offset_dn = float(tags.get(OFFSET_TAG, 0) or 0)
+            dst.offsets = (-offset_dn * REFLECTANCE_SCALE,) * dst.count
             dst.update_tags(**CLOUD_FREE_TAGS)
             for i, band in enumerate(S2_BANDS, start=1):
                 dst.set_band_description(i, band)

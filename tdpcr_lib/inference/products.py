@@ -116,7 +116,9 @@ def open_prediction(outputs: dict[str, Path] | str | Path, load: bool = False) -
             da = loaded
         if name == "cloud_free":
             da = da.assign_coords(band=list(S2_BANDS))
-            da.attrs["units"] = "L1C DN (reflectance x 10000)"
+            da.attrs["units"] = "L1C DN (reflectance x 10000 + S2_OFFSET_DN)"
+            # rioxarray maps GDAL scale/offset to attrs; mask_and_scale=True gives reflectance
+            da.attrs["s2_offset_dn"] = int(float(da.attrs.get("S2_OFFSET_DN", 0) or 0))
         else:
             da = da.squeeze("band", drop=True)
         if name == "land_cover":

@@ -9,7 +9,8 @@ cannot be swapped. Instead:
 2. the complete staging folder is renamed to ``<out>/.tdpcr-publish`` (one atomic rename: from
    here on the new set *will* be published, even after a crash);
 3. :func:`roll_forward` then removes the old ``prediction.json``, removes the old products the
-   new set does not contain, renames the new products in, renames the new ``prediction.json`` in
+   new set does not contain, renames the new products in (with their QGIS ``.qml`` styles; a
+   ``.qml`` without tdpcr's mark is the user's and is kept), renames the new ``prediction.json`` in
    (last) and removes ``.tdpcr-publish``.
 
 Step 3 is idempotent and driven by the new ``prediction.json`` still inside ``.tdpcr-publish``;
@@ -35,6 +36,7 @@ import rasterio
 
 from tdpcr_lib.inference.inputs import PredictionInputError
 from tdpcr_lib.inference.products import OUTPUT_FILES
+from tdpcr_lib.inference.styles import STYLE_FILES, written_by_tdpcr_style
 
 #: The staging folder that is being published (the roll-forward record).
 PUBLISH_DIR = ".tdpcr-publish"
@@ -120,6 +122,13 @@ def roll_forward(out_dir: Path) -> None:
             elif name not in new and target.is_file() and written_by_tdpcr(target):
                 target.unlink()  # a product of an earlier run the new one does not write
                 sidecar.unlink(missing_ok=True)
+        for style in STYLE_FILES.values():  # QGIS styles (inference.styles)
+            target = out_dir / style
+            if (pending / style).is_file():
+                if not target.exists() or written_by_tdpcr_style(target):
+                    os.replace(pending / style, target)  # a user's own style is kept
+            elif target.is_file() and written_by_tdpcr_style(target):
+                target.unlink()  # its product is no longer in the set
         os.replace(summary, out_dir / OUTPUT_FILES["summary"])  # last: the set is complete
     shutil.rmtree(pending, ignore_errors=True)
 

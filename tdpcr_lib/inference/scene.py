@@ -80,6 +80,7 @@ from tdpcr_lib.inference.inputs import (
     warn_if_units_look_wrong,
 )
 from tdpcr_lib.inference.metadata import portable
+from tdpcr_lib.inference.offset import check_s2_offset, model_s2_offset, resolve_s2_offset
 from tdpcr_lib.inference.predictor import PRECISIONS, load_predictor, predict_tile_batch
 from tdpcr_lib.inference.products import OUTPUT_FILES, check_blocksize, to_cog
 from tdpcr_lib.inference.publish import (
@@ -90,6 +91,7 @@ from tdpcr_lib.inference.publish import (
     remove_stale_scratch,
 )
 from tdpcr_lib.inference.strips import GridOfScene, Inline, StripWriter
+from tdpcr_lib.inference.styles import write_styles
 from tdpcr_lib.inference.tiling import TileGrid, check_tiling, model_alignment
 
 log = logging.getLogger(__name__)
@@ -111,7 +113,7 @@ def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
                   batch_size: int | None = None, device: str | torch.device = "auto",
                   write_prompt: bool = False, progress: bool = True,
                   blocksize: int = 512, overlap_io: bool = True,
-                  precision: str = "auto") -> dict[str, Path]:
+                  precision: str = "auto", s2_offset: str | int = "auto") -> dict[str, Path]:
     """Predict a cloud-free image and a land-cover map for a whole scene, tile by tile.
 
     Parameters
@@ -153,6 +155,13 @@ def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
         ``"auto"``: bf16 autocast on CUDA (with ``channels_last`` tiles: the GPU path), fp32 on
         the CPU. ``"bf16"`` also on the CPU (bf16 keeps 8 mantissa bits: reflectance differs by
         up to a few 1e-3 from fp32).
+    s2_offset : {"auto", 0, 1000}
+        Radiometric offset (DN) of the Sentinel-2 input. ``"auto"``: the offset the file declares
+        (ESA ``RADIO_ADD_OFFSET``/``BOA_ADD_OFFSET`` tags, tdpcr's ``S2_OFFSET_DN``, or a GDAL
+        band offset), else the convention of the checkpoint's training data (said in one
+        line). The input is shifted into the model's convention and the reconstruction back;
+        ``cloud_free.tif`` keeps the input's offset and declares it as GDAL scale/offset
+        (:mod:`tdpcr_lib.inference.offset`); ``prediction.json`` records it as ``s2_offset``.
 
     Returns
     -------
@@ -176,6 +185,10 @@ def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
         raise PredictionInputError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if batch_size is not None and batch_size < 1:
         raise PredictionInputError(f"batch_size must be >= 1, got {batch_size}")
+    try:
+        s2_offset = check_s2_offset(s2_offset)
+    except ValueError as err:
+        raise PredictionInputError(str(err)) from None
     try:  # before any work: a bad block size used to fail only after the whole prediction
         check_blocksize(blocksize)
     except ValueError as err:
@@ -196,6 +209,12 @@ def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
                 scene_inputs(s2_path, s1_path) as inputs:
             model, meta = load_predictor(checkpoint, device)
             domain = check_domain(meta, s2_path, s1_path)  # one-line warning if unlike training
+            legend = getattr(getattr(getattr(model, "module", model), "config", None),
+                             "legend", None)
+            inputs.s2_offset, note = resolve_s2_offset(s2_offset, inputs.s2, _describe(s2_cloudy),
+                                                           legend)
+            inputs.s2_shift = model_s2_offset(legend) - inputs.s2_offset
+            log.info(note)
             if batch_size is None:
                 batch_size = 16 if model_device(model).type == "cuda" else 2
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -224,6 +243,8 @@ def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
         "checkpoint": meta.get("source"),
         "checkpoint_phase": meta.get("phase"),
         "checkpoint_epoch": meta.get("epoch"),
+        "s2_offset": inputs.s2_offset,
+        "s2_offset_model": inputs.s2_offset + inputs.s2_shift,
         "tile": tile, "overlap": overlap, "batch_size": batch_size, "precision": precision,
         "device": str(model_device(model)),
         "wall_time_s": round(time.time() - started, 3),
@@ -267,7 +288,8 @@ def _predict_into(inputs: SceneInputs, model: nn.Module, out_dir: Path, *, tile:
                    "SOURCE_S1": described["s1"], "CHECKPOINT": str(described["checkpoint"]),
                    "TILE": str(tile), "OVERLAP": str(overlap)}
     sink = StripWriter(GridOfScene.of(inputs.s2), grid, out_dir, common_tags,
-                       legend=legend_of(getattr(model, "module", model)))  # the model's classes
+                       legend=legend_of(getattr(model, "module", model)),  # the model's classes
+                       s2_offset=inputs.s2_offset, s2_shift=inputs.s2_shift)
     reader = ThreadPoolExecutor(1, thread_name_prefix="tdpcr-read") if overlap_io else Inline()
     writer = ThreadPoolExecutor(1, thread_name_prefix="tdpcr-write") if overlap_io else Inline()
     pending: deque[Future] = deque()
@@ -322,6 +344,7 @@ def _predict_into(inputs: SceneInputs, model: nn.Module, out_dir: Path, *, tile:
                       "degradation_prompt": "AVERAGE"}
         for name, tmp in sink.tmp_files.items():
             to_cog(tmp, out_dir / OUTPUT_FILES[name], resampling[name], blocksize)
+        write_styles(out_dir, list(sink.tmp_files), sink.legend)  # QGIS .qml beside each map
         timings["cog_s"] = time.perf_counter() - started
     finally:
         for executor in (reader, writer):

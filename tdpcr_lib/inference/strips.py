@@ -27,6 +27,7 @@ from rasterio.windows import Window
 from tdpcr_lib.core.bands import S2_BANDS
 from tdpcr_lib.core.legend import LEGEND_NAME_TAG, Legend, load_legend
 from tdpcr_lib.core.normalisation import load_normalisation
+from tdpcr_lib.inference.offset import OFFSET_TAG
 from tdpcr_lib.inference.predictor import prompt_map
 from tdpcr_lib.inference.products import CLOUD_FREE_NODATA, intermediate_profile
 from tdpcr_lib.inference.tiling import TileGrid
@@ -82,11 +83,16 @@ class StripWriter:
         GeoTIFF tags written into every product.
     legend
         The classes the model predicts (default: LuojiaSET's packaged legend).
+    s2_offset, s2_shift
+        The input's DN offset (stated in ``cloud_free.tif``) and the shift the input got into
+        the model's convention (taken off the reconstruction again; ``inference.offset``).
     """
 
     def __init__(self, scene: GridOfScene, grid: TileGrid, out_dir: Path,
-                 common_tags: dict[str, str], legend: Legend | None = None) -> None:
+                 common_tags: dict[str, str], legend: Legend | None = None,
+                 s2_offset: int = 0, s2_shift: int = 0) -> None:
         self.scene, self.grid, self.out_dir, self.common_tags = scene, grid, out_dir, common_tags
+        self.s2_offset, self.s2_shift = s2_offset, s2_shift
         self.norm = load_normalisation()
         self.legend = legend if legend is not None else load_legend()
         th, canvas_width = grid.th, grid.canvas_width
@@ -115,6 +121,7 @@ class StripWriter:
             cf.set_band_description(i, name)
         cf.update_tags(PRODUCT="cloud-free Sentinel-2 reconstruction",
                        UNITS="L1C digital number (TOA reflectance x 10000, offset as in input)",
+                       **{OFFSET_TAG: str(self.s2_offset)},
                        NODATA_MEANING="0 = no data in the Sentinel-2 input", **self.common_tags)
 
     def _open_land_cover(self) -> None:
@@ -175,6 +182,8 @@ class StripWriter:
         self.n_valid += int(ok.sum())
         total_w = self.acc_w[:n_final, :width]
         dn = self.norm.s2_to_dn(self.acc_rec[:, :n_final, :width] / total_w)
+        if self.s2_shift:  # back from the model's offset convention into the input's
+            dn = np.clip(dn.astype(np.int32) - self.s2_shift, 1, 65535)
         dn = np.where(ok, np.maximum(dn, 1), CLOUD_FREE_NODATA).astype(np.uint16)
         self.writers["cloud_free"].write(dn, window=window)
         if self.acc_seg is not None:

@@ -7,20 +7,21 @@ A checkpoint is a folder::
                                    data-manifest hash, tdpcr version, git SHA, format version
     <dir>/trainer_state.safetensors  optimizer/scheduler/RNG tensors  (only for resumable ones)
     <dir>/trainer_state.json         the rest of that state, tensors replaced by references
+    <dir>/MODEL_CARD.md             data, size, budget, metrics, legend, use and limits
 
 The folder is written complete into a hidden sibling and swapped in with two renames; if a crash
 happens between them the previous version is still found under ``.<name>.old`` and used
 (:func:`resolve_checkpoint_dir`); :func:`~tdpcr_lib.models.checkpoint_files.recover_checkpoint`
 (run by training before it reads a run folder) promotes a complete staging folder and removes
-incomplete ones. ``config.json`` records the sha256 of every other file; loading verifies it. Loading never calls ``torch.load``: a checkpoint from an
-untrusted source can carry tensors and JSON but no code.
+incomplete ones. ``config.json`` records the sha256 of every other file (also ``MODEL_CARD.md``);
+loading verifies it. Loading never calls ``torch.load``: a checkpoint can carry no code.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -135,10 +136,10 @@ def resolve_checkpoint_dir(directory: str | Path) -> Path:
 def save_checkpoint(directory: str | Path, model: nn.Module, *, phase: str, epoch: int,
                     step: int, train_config: dict[str, Any] | None = None,
                     metrics: list[dict[str, Any]] | dict[str, Any] | None = None,
-                    manifest_hash: str | None = None,
-                    trainer_state: dict[str, Any] | None = None,
+                    manifest_hash: str | None = None, trainer_state: dict[str, Any] | None = None,
                     extra: dict[str, Any] | None = None, digests: DigestMemo | None = None,
-                    code_version: str | None = None) -> Path:
+                    code_version: str | None = None,
+                    model_card: Callable[[dict[str, Any], int], str] | None = None) -> Path:
     """Write a checkpoint folder atomically (see the module docstring for the layout).
 
     Parameters
@@ -148,26 +149,23 @@ def save_checkpoint(directory: str | Path, model: nn.Module, *, phase: str, epoc
     model
         A tdpcr model (has ``.config`` with ``to_dict()``); a DDP wrapper is unwrapped.
     phase, epoch, step
-        Where in training this checkpoint was taken (``epoch`` = completed epochs,
-        ``step`` = optimizer steps so far).
+        Where in training it was taken (``epoch``: completed epochs, ``step``: optimizer steps).
     train_config
-        The :class:`tdpcr_lib.training.trainer.config.TrainConfig` as a dict.
+        The :class:`tdpcr_lib.training.config.TrainConfig` as a dict.
     metrics
-        Validation metrics at this point: the result frame's JSON rows
-        (:func:`tdpcr_lib.metrics.results.to_records`), stored as given.
+        Validation metrics: the result frame's JSON rows (``metrics.results.to_records``).
     manifest_hash
         ``dataset.manifest_hash`` of the training data.
     trainer_state
-        Optimizer/scheduler/RNG/progress state for exact resume (any nesting of tensors,
-        NumPy arrays, numbers, strings, lists, tuples and dicts).
+        Optimizer/scheduler/RNG/progress state for exact resume (nested tensors, arrays, ...).
     extra
         More JSON-able fields for ``config.json``.
     digests, code_version
-        A ``DigestMemo`` kept across saves (bytes equal to the last save's are not hashed
-        again); the ``git_sha`` field (default: ``git_sha()`` now; a trainer reads it once).
+        A ``DigestMemo`` kept across saves (equal bytes are not hashed again); the ``git_sha``.
+    model_card
+        ``model_card(meta, weights_bytes) -> markdown``, written as ``MODEL_CARD.md`` (hashed).
     """
-    directory = Path(directory)
-    model = unwrap_model(model)
+    directory, model = Path(directory), unwrap_model(model)
     if not hasattr(model, "config"):
         raise TypeError("save_checkpoint needs a tdpcr model with a .config (ModelConfig)")
     staging = staging_dir(directory)
@@ -182,7 +180,8 @@ def save_checkpoint(directory: str | Path, model: nn.Module, *, phase: str, epoc
             hashes[name] = digests.sha256(name, data)
 
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        write(MODEL_FILE, save(state, metadata={"format": "tdpcr", "version": __version__}))
+        write(MODEL_FILE, weights := save(state, metadata={"format": "tdpcr",
+                                                           "version": __version__}))
         if trainer_state is not None:
             data, tensors = flatten_state(trainer_state)
             write(STATE_TENSORS_FILE, save(tensors))
@@ -205,6 +204,8 @@ def save_checkpoint(directory: str | Path, model: nn.Module, *, phase: str, epoc
             # verified on load: a flipped byte in the weights is an error, not silent garbage
             HASHES_FIELD: hashes,
         }
+        if model_card is not None:  # rendered from this record, inside the atomic folder
+            write("MODEL_CARD.md", model_card(meta, len(weights)).encode("utf-8"))
         atomic_write_json(staging / CONFIG_FILE, meta)  # written last: marks the folder complete
         swap_in(staging, directory)
     except BaseException:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from tdpcr_lib.core.paths import HOME, NOTEBOOKS_DIR
+from tdpcr_lib.notebook.html_report import clean_executed
 
 NOTEBOOK_PATTERN = re.compile(r"^\d\d_.+\.ipynb$")
 
@@ -146,6 +147,7 @@ def run_notebooks(notebooks: Sequence[Path], parameters: dict[str, Any], output_
         except Exception as err:  # kernel died, missing kernel, bad notebook JSON, ...
             raise NotebookFailed(notebook, executed, err) from err
         seconds = time.time() - started
+        clean_executed(executed)  # no jupytext pairing, trusted (notebook.html_report)
         log(f"[tdpcr reproduce] {notebook.name} done in {seconds:.1f} s")
         records.append({"notebook": notebook.name, "executed": str(executed),
                         "parameters": passed, "seconds": round(seconds, 2)})

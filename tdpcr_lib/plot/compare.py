@@ -147,6 +147,11 @@ def _legend_handles(legend: Legend, labels: Sequence[np.ndarray],
                   label=f"{c}: {(names or legend.names)[c]}") for c in codes]
 
 
+#: Top margin of :func:`plot_comparison` (inches): gap, suptitle (10 pt), two-line panel title
+#: (6 pt) and paddings; and the gap above the suptitle.
+_TOP_MARGIN_IN, _SUPTITLE_GAP_IN = 0.62, 0.08
+
+
 def plot_comparison(sample: Mapping[str, Any], outputs: Mapping[str, Mapping[str, Any]],
                     composite: str = DEFAULT_COMPOSITE, models: Sequence[str] | None = None,
                     window: Window | tuple[int, int, int, int] | None = None,
@@ -193,10 +198,13 @@ def plot_comparison(sample: Mapping[str, Any], outputs: Mapping[str, Mapping[str
         n_prompt_cols = max([len(outputs[m].get("prompts") or []) for m in models] + [0])
     n_cols = max(6, 3 + n_prompt_cols + int(show_metrics))
     n_rows = 1 + len(models)
-    # layout="constrained" costs seconds with ~70 axes and colour bars (it re-solves the layout
-    # on every draw); a fixed grid is drawn in a fraction of that and the panels are all square.
-    fig = Figure(figsize=(panel_size * n_cols, panel_size * n_rows * 1.1))
-    fig.subplots_adjust(left=0.06, right=0.97, bottom=0.02, top=1 - 0.55 / (panel_size * n_rows * 1.1),
+    # Not layout="constrained": with ~70 axes and colour bars it took 34 s per draw here (six
+    # models), the fixed grid well under that. The margins are set in inches from the text they
+    # hold, so the suptitle sits above the two-line panel titles whatever the number of rows
+    # (a top margin proportional to the figure put it over the panels from six rows on).
+    height = panel_size * n_rows * 1.1
+    fig = Figure(figsize=(panel_size * n_cols, height))
+    fig.subplots_adjust(left=0.06, right=0.97, bottom=0.02, top=1 - _TOP_MARGIN_IN / height,
                         wspace=0.25, hspace=0.3)
     axes = np.atleast_2d(fig.subplots(n_rows, n_cols, squeeze=False))
     for ax in axes.ravel():
@@ -241,7 +249,7 @@ def plot_comparison(sample: Mapping[str, Any], outputs: Mapping[str, Mapping[str
     zoom = f", zoom rows {window.row}:{window.row + window.height}, cols " \
            f"{window.col}:{window.col + window.width}" if window else ""
     fig.suptitle(f"tile {tile_id} (cloud cover {bucket}) — {composite}, one stretch for all "
-                 f"optical panels{zoom}", fontsize=10)
+                 f"optical panels{zoom}", fontsize=10, y=1 - _SUPTITLE_GAP_IN / height, va="top")
 
     errors = {m: absolute_error_map(outputs[m]["reconstruction"], target) for m in models}
     err_max = max([float(np.percentile(crop(e, window), 99)) for e in errors.values()] + [1e-6])

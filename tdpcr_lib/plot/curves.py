@@ -49,7 +49,8 @@ def plot_training_curves(run_dir_or_history: str | Path | dict[str, Any]):
                      label="epoch mean", lw=1.5)
     ax_loss.set(xlabel="optimizer step", ylabel="training loss", yscale="log",
                 title=f"{history.get('phase', '')} training loss ({history.get('objective', '')})")
-    ax_loss.legend(fontsize=8)
+    ax_loss.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=5,
+                   frameon=False)
     plotted = False
     for metric, region, label in (("psnr", "all", "PSNR all (dB)"),
                                   ("psnr", "cloudy", "PSNR cloudy (dB)"),
@@ -63,12 +64,17 @@ def plot_training_curves(run_dir_or_history: str | Path | dict[str, Any]):
     miou = VAL_PREFIX + column_name("miou")
     if any(r.get(miou) is not None for r in epochs):
         ax_seg = ax_val.twinx()
-        ax_seg.plot([r["epoch"] for r in epochs], [r.get(miou) for r in epochs],
-                    "s--", color="tab:red", label="mIoU")
-        ax_seg.set_ylabel("mIoU", color="tab:red")
+        ax_seg.plot([r["epoch"] for r in epochs],
+                    [None if r.get(miou) is None else 100 * r[miou] for r in epochs],
+                    "s--", color="tab:red", label="mIoU (%)")
+        ax_seg.set_ylabel("mIoU (%)", color="tab:red")
         plotted = True
-    if plotted:
-        ax_val.legend(fontsize=8, loc="lower right")
+    if plotted:  # one legend for both axes, below the panel: never over the curves
+        handles = [h for ax in (ax_val, *ax_val.get_shared_x_axes().get_siblings(ax_val))
+                   for h in ax.get_legend_handles_labels()[0]]
+        handles = list(dict.fromkeys(handles))
+        ax_val.legend(handles=handles, fontsize=8, loc="upper center",
+                      bbox_to_anchor=(0.5, -0.18), ncol=2, frameon=False)
     return figure
 
 
@@ -102,7 +108,7 @@ def _mean_std(value: Any) -> tuple[float, float]:
 
 def plot_bucket_metrics(per_bucket: Mapping[str, Mapping[str, Mapping[str, Any]]],
                         metrics: Sequence[tuple[str, str]] = (("psnr", "PSNR (dB)"),
-                                                              ("miou", "mIoU")),
+                                                              ("miou", "mIoU (%)")),
                         title: str = "") -> Figure:
     """Metric vs cloud cover, one line per model, one panel per metric.
 
@@ -110,7 +116,8 @@ def plot_bucket_metrics(per_bucket: Mapping[str, Mapping[str, Mapping[str, Any]]
     ----------
     per_bucket : dict
         ``{model: {bucket: {metric: value}}}`` where a value is a float, ``(mean, std)`` or
-        ``{"mean": m, "std": s}`` (std drawn as error bars). Buckets are placed at their
+        ``{"mean": m, "std": s}`` (std drawn as error bars); mIoU/OA in percent, as in the
+        tables (:func:`tdpcr_lib.evaluation.report.bucket_curves` gives them so). Buckets are placed at their
         cloud-cover centre (:data:`BUCKET_CENTRES`); missing or NaN values leave a gap.
     metrics : sequence of (key, axis label)
         Which metrics to plot. A model that lacks a metric (e.g. no segmentation) is skipped in
@@ -145,8 +152,9 @@ def plot_bucket_metrics(per_bucket: Mapping[str, Mapping[str, Mapping[str, Any]]
         ax.set_ylabel(label)
         ax.set_xticks([BUCKET_CENTRES[b] for b in buckets], buckets, fontsize=7)
         ax.grid(alpha=0.3)
-        if drawn:
-            ax.legend(fontsize=6)
+        if drawn:  # below the panel (constrained layout makes room): never over the curves
+            ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2,
+                      frameon=False)
         else:
             ax.text(0.5, 0.5, "no model reports this metric", ha="center", va="center",
                     transform=ax.transAxes, fontsize=8)
@@ -195,7 +203,8 @@ def plot_validation_vs_compute(runs: Sequence[Mapping[str, Any]]) -> Figure:
         ax.set_xlabel("training FLOPs (3 × forward per sample)")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=6, loc="lower right")
-    axes[1].legend(fontsize=6, loc="lower right")
+    for ax in axes:  # below the panels: never over the curves
+        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2,
+                  frameon=False)
     fig.suptitle("Validation curves against training compute (every run, every seed)")
     return fig

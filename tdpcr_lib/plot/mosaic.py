@@ -11,6 +11,7 @@ scale across models; the gate is 0–1), so one colour bar per scale sits in the
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -33,7 +34,13 @@ from tdpcr_lib.plot.composites import (
 )
 
 #: Pixels per panel side, title strip height and row-label width of the mosaic.
-PANEL, TITLE, LABEL, GAP = 150, 18, 170, 6
+PANEL, TITLE, LABEL, GAP = 150, 20, 190, 6
+
+#: Smallest font (pt) in the mosaic: 8 pt at 100 dpi is 11 px, readable at 1:1 (7 pt was 9.7 px).
+SMALL_FONT = 8
+
+#: Characters per line of a row label (wrapped inside the label column, never over the panels).
+LABEL_CHARS = 22
 
 
 def _resize(rgb: np.ndarray, size: int) -> np.ndarray:
@@ -72,7 +79,7 @@ def plot_comparison_mosaic(sample: Mapping[str, Any], outputs: Mapping[str, Mapp
     true_labels = legend.sanitise(to_numpy(sample["mask"]))
     cloud = to_numpy(sample["cloud_mask"]).astype(np.float32)
     rows: list[tuple[str, list[tuple[str, np.ndarray | None]]]] = [("inputs", [
-        ("SAR (R VV, G VH, B VV−VH)", rgb_panel(sar_false_colour(sample["sar"]))),
+        ("SAR (VV, VH, VV−VH)", rgb_panel(sar_false_colour(sample["sar"]))),
         ("cloudy input", rgb_panel(band_composite(sample["optical"], composite, reference=target))),
         ("target (clear)", rgb_panel(band_composite(target, composite, reference=target))),
         ("cloud mask (white = cloud)", rgb_panel(np.repeat(cloud[..., None], 3, axis=2))),
@@ -104,7 +111,7 @@ def plot_comparison_mosaic(sample: Mapping[str, Any], outputs: Mapping[str, Mapp
     n_cols = max(len(p) for _, p in rows)
     cell_w, cell_h = PANEL + GAP, PANEL + TITLE + GAP
     height = TITLE + len(rows) * cell_h + 2 * TITLE + 14
-    width = LABEL + n_cols * cell_w + 250
+    width = LABEL + n_cols * cell_w + 300
     mosaic = np.ones((height, width, 3), dtype=np.float32)
     fig = Figure(figsize=(width / 100, height / 100), dpi=100)
     texts: list[tuple[float, float, str, dict[str, Any]]] = []
@@ -116,11 +123,12 @@ def plot_comparison_mosaic(sample: Mapping[str, Any], outputs: Mapping[str, Mapp
                   {"fontsize": 9}))
     for r, (label, panels) in enumerate(rows):
         y0 = TITLE + r * cell_h + TITLE
-        texts.append((6, y0 + PANEL / 2, label, {"fontsize": 8, "fontweight": "bold",
-                                                 "va": "center", "wrap": True}))
+        wrapped = "\n".join(textwrap.fill(line, LABEL_CHARS) for line in label.split("\n"))
+        texts.append((6, y0 + PANEL / 2, wrapped, {"fontsize": SMALL_FONT, "fontweight": "bold",
+                                                   "va": "center"}))
         for c, (title, panel) in enumerate(panels):
             x0 = LABEL + c * cell_w
-            texts.append((x0, y0 - 4, title, {"fontsize": 7}))
+            texts.append((x0, y0 - 4, title, {"fontsize": SMALL_FONT}))
             if panel is not None:
                 mosaic[y0:y0 + PANEL, x0:x0 + PANEL] = panel
     # legends to the right of row 0: land cover and cloud mask
@@ -129,7 +137,7 @@ def plot_comparison_mosaic(sample: Mapping[str, Any], outputs: Mapping[str, Mapp
     for k, code in enumerate(codes):
         y = y_leg + 16 * k
         mosaic[y:y + 12, x_leg:x_leg + 12] = np.asarray(legend.colours[code]) / 255.0
-        texts.append((x_leg + 16, y + 10, f"{code}: {names[code]}", {"fontsize": 7}))
+        texts.append((x_leg + 16, y + 10, f"{code}: {names[code]}", {"fontsize": SMALL_FONT}))
     # colour bars (shared by all rows) along the bottom
     y_bar = height - TITLE - 10
     bars = [("magma", f"|error|, reflectance: 0 … {err_max:.3f}")]
@@ -139,7 +147,7 @@ def plot_comparison_mosaic(sample: Mapping[str, Any], outputs: Mapping[str, Mapp
         x0 = LABEL + k * 2 * cell_w
         ramp = np.linspace(0.0, 1.0, 2 * cell_w - 40)
         mosaic[y_bar:y_bar + 10, x0:x0 + ramp.size] = _coloured(ramp, cmap, 0.0, 1.0)[None]
-        texts.append((x0, y_bar - 3, text, {"fontsize": 7}))
+        texts.append((x0, y_bar - 3, text, {"fontsize": SMALL_FONT}))
     # figimage pastes the pixels 1:1 (no axes, no resampling: the slowest step of imshow)
     fig.figimage((mosaic * 255).astype(np.uint8), xo=0, yo=0, origin="upper")
     for x, y, text, kw in texts:

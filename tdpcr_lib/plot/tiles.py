@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from tdpcr_lib.core.arrays import Window, spatial_shape, to_numpy
+from tdpcr_lib.core.portable import resolve_project_path
 from tdpcr_lib.core.runtime import resolve_device
-from tdpcr_lib.models.checkpoint import read_meta
+from tdpcr_lib.models.checkpoint import CheckpointError, read_meta
 from tdpcr_lib.plot.compare import plot_comparison, tile_metrics
 from tdpcr_lib.plot.composites import DEFAULT_COMPOSITE, save_figure
 from tdpcr_lib.plot.curves import BUCKET_CENTRES
@@ -20,13 +21,24 @@ from tdpcr_lib.transforms import centre_crop_sample
 def checkpoint_budget(checkpoint_dir: str | Path) -> str:
     """A one-line training budget of a checkpoint: phase, optimizer steps, parameters.
 
-    E.g. ``"phase2 · 1200 steps · 0.29 M params"``, from its ``config.json``; used as row titles
-    so that runs of different budgets are not compared unawares.
+    E.g. ``"phase 1 600 + phase 2 175 steps · 0.29 M params"``: the whole budget, the steps
+    of the phase-1 checkpoint a phase-2 run started from included (from the ``config.json`` of
+    both); used as row titles so that runs of different budgets are not compared unawares.
     """
     meta = read_meta(checkpoint_dir)
     params = meta.get("num_parameters")
     size = f" · {params / 1e6:.2f} M params" if params else ""
-    return f"{meta.get('phase', '?')} · {int(meta.get('step', 0))} steps{size}"
+    phase, steps = str(meta.get("phase", "?")), int(meta.get("step", 0))
+    name = {"phase1": "phase 1", "phase2": "phase 2"}.get(phase, phase)
+    budget = f"{name} {steps} steps"
+    start = (meta.get("train_config") or {}).get("init_from")
+    if phase == "phase2" and start:
+        try:
+            first = int(read_meta(resolve_project_path(start))["step"])
+        except (CheckpointError, OSError, KeyError, ValueError):
+            first = None  # the phase-1 checkpoint is not on this machine
+        budget = f"phase 1 {first if first is not None else '?'} + {budget}"
+    return budget + size
 
 
 def row_titles(checkpoints: Mapping[str, str | Path]) -> dict[str, str]:

@@ -16,14 +16,20 @@ Controls
   texture and boundaries, where over-smoothing shows,
 * **prompts** (checkbox: draw the per-level prompt/gate maps).
 
-Model outputs and per-tile metrics are cached per (tile, model): a view-only change (composite,
-zoom, centre, models shown, gates on/off) only redraws; a new tile runs each selected model once,
-with a busy line ("running 3 models on tile …") above the last picture until the new one is ready.
+Model outputs and per-tile metrics are cached per (tile, model) for the :data:`TILE_CACHE`
+most recently seen tiles (least recently used dropped first): a view-only change (composite,
+zoom, centre, models shown, gates on/off) only redraws, going back to a tile seen recently is
+instant, and a new tile runs each selected model once, with a busy line ("running 3 models on
+tile …") above the last picture until the new one is ready.
+
+The picture keeps its pixel size (the mosaic is drawn 1:1, text >= 11 px): the metrics table
+goes below it, not beside it (beside it, the 1,200 px mosaic was squeezed to about 640 px).
 """
 
 from __future__ import annotations
 
 import io
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -40,6 +46,9 @@ from tdpcr_lib.plot.tiles import index_tiles, predict_outputs
 from tdpcr_lib.transforms import centre_crop_sample
 
 ZOOM_FACTORS: tuple[int, ...] = (1, 2, 4, 8)
+
+#: Tiles whose sample, outputs and metrics stay cached (about 6 MB per model and 256 px tile).
+TILE_CACHE = 8
 
 
 class ComparisonViewer:
@@ -84,6 +93,7 @@ class ComparisonViewer:
         self.figure: Figure | None = None
         self.last_error: str | None = None
         self._cache_index: int | None = None
+        self._tiles: OrderedDict[int, dict[str, Any]] = OrderedDict()  # LRU, TILE_CACHE entries
         self._sample: dict[str, Any] | None = None
         self._outputs: dict[str, dict[str, Any]] = {}
         self._metrics: dict[str, dict[str, float]] = {}
@@ -136,7 +146,8 @@ class ComparisonViewer:
             widgets.HBox([self.model_select,
                           widgets.VBox([self.zoom, self.centre_row, self.centre_col])]),
             self.status,
-            widgets.HBox([self.output, self.metrics_table]),
+            self.output,  # full width: the picture is shown at its pixel size
+            self.metrics_table,
         ])
 
     # ------------------------------------------------------------------ state
@@ -160,13 +171,18 @@ class ComparisonViewer:
     def current_sample(self) -> dict[str, Any]:
         """The shown tile's sample (centre-cropped when ``sample_crop`` is set), cached."""
         index = self.dataset_index
-        if self._cache_index != index or self._sample is None:
+        entry = self._tiles.get(index)
+        if entry is None:
             sample = self.dataset[index]
-            self._sample = centre_crop_sample(sample, self.sample_crop) if self.sample_crop \
-                else sample
-            self._outputs = {}
-            self._metrics = {}
-            self._cache_index = index
+            entry = {"sample": centre_crop_sample(sample, self.sample_crop)
+                     if self.sample_crop else sample, "outputs": {}, "metrics": {}}
+            self._tiles[index] = entry
+            while len(self._tiles) > TILE_CACHE:
+                self._tiles.popitem(last=False)  # the least recently seen tile
+        self._tiles.move_to_end(index)
+        self._sample, self._outputs, self._metrics = (entry["sample"], entry["outputs"],
+                                                      entry["metrics"])
+        self._cache_index = index
         return self._sample
 
     def current_outputs(self) -> dict[str, dict[str, Any]]:
@@ -252,7 +268,9 @@ class ComparisonViewer:
         self.output.append_display_data(Image(data=buffer.getvalue(), format="png"))
         self.metrics_table.value = (
             f"<b>tile {self.tile_id}, whole tile</b>"
-            + metrics_frame(self.current_metrics(), self.row_titles).to_html(border=0))
+            + metrics_frame(self.current_metrics(),  # one-line labels: HTML shows no "\n"
+                            {m: t.replace("\n", " · ") for m, t in self.row_titles.items()}
+                            ).to_html(border=0))
         return fig
 
     def build_figure(self) -> Figure:

@@ -211,6 +211,7 @@ class PlateauStop:
         self.rule = rule
         self.stopped_at: int | None = None
         self.status: dict[str, Any] | None = None
+        self.reason = ""  # why it stopped, in words (the trainer logs it)
 
     def __call__(self, trainer: Any) -> bool:
         rule = self.rule or rule_for(trainer.best_metric)
@@ -220,5 +221,6 @@ class PlateauStop:
                                      trainer.total_steps)
         if self.status["reached"]:
             self.stopped_at = int(trainer.step)
+            self.reason = f"validation {rule.metric}: {describe_metric(self.status)}"
             return True
         return False

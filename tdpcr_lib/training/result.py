@@ -30,6 +30,20 @@ class TrainResult:
         """The per-epoch log as a pandas DataFrame."""
         return pd.DataFrame(self.history)
 
+    def compact_history(self):
+        """The per-epoch log in a few columns with units and rounding (what a notebook shows;
+        :meth:`history_frame` has every column)."""
+        columns = {"step": ("step", 1, 0), "train_loss": ("training loss", 1, 4),
+                   "val_psnr": ("val PSNR (dB)", 1, 2), "val_psnr_cloudy": ("val PSNR cloudy (dB)", 1, 2),
+                   "val_miou": ("val mIoU (%)", 100, 1), "val_oa": ("val OA (%)", 100, 1)}
+        frame = self.history_frame()
+        out = pd.DataFrame(index=frame.get("epoch", pd.Series(range(1, len(frame) + 1))))
+        out.index.name = "epoch"
+        for key, (label, scale, digits) in columns.items():
+            if key in frame:
+                out[label] = (frame[key].to_numpy(dtype=float) * scale).round(digits)
+        return out
+
     def summary(self) -> dict[str, Any]:
         """JSON-able summary for metrics records."""
         return {"best_metric": self.best_metric, "best_value": self.best_value,

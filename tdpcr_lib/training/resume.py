@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from tdpcr_lib.core.portable import portable_fields
 from tdpcr_lib.core.runtime import capture_rng_state, restore_rng_state
 from tdpcr_lib.models.checkpoint import (
     CheckpointError,
@@ -59,8 +60,9 @@ def resume_from_last(trainer: Trainer) -> None:
     except CheckpointError:
         return  # nothing to resume: fresh start
     meta = read_meta(directory)
-    stored = dict(meta.get("train_config") or {})
-    current = trainer.config.to_dict()
+    # paths compared in their stored, project-relative form (core.portable)
+    stored = portable_fields(meta.get("train_config") or {})
+    current = portable_fields(trainer.config.to_dict())
     differing = config_differences(stored, current, ignore=RESUME_MUTABLE_FIELDS)
     if differing:
         raise CheckpointError(f"{directory}: cannot resume, the training config changed "

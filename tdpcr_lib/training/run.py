@@ -21,9 +21,11 @@ from torch.utils.data import Dataset
 
 from tdpcr_lib.core.io import sha256_file
 from tdpcr_lib.core.legend import class_scheme
+from tdpcr_lib.core.portable import portable_fields
 from tdpcr_lib.core.runtime import seed_everything
 from tdpcr_lib.datasets.provenance import describe_training_data
 from tdpcr_lib.datasets.sources import open_dataset
+from tdpcr_lib.datasets.synthetic.tiles import read_synthetic_info
 from tdpcr_lib.metrics.results import VAL_PREFIX, from_records, headline
 from tdpcr_lib.models.build import build_model
 from tdpcr_lib.models.checkpoint import (
@@ -121,7 +123,8 @@ def resume_problems(out_dir: str | Path, config: TrainConfig, model: nn.Module,
         return None
     meta = read_meta(last)
     problems = [f"train config {d}" for d in config_differences(
-        meta.get("train_config") or {}, config.to_dict(), ignore=RESUME_MUTABLE_FIELDS)]
+        portable_fields(meta.get("train_config") or {}), portable_fields(config.to_dict()),
+        ignore=RESUME_MUTABLE_FIELDS)]
     problems += [f"model config {d}" for d in config_differences(
         meta["model_config"], unwrap_model(model).config.to_dict())]
     if meta.get("manifest_hash") != manifest_hash:
@@ -268,7 +271,8 @@ def train(config: TrainConfig, model_config: ModelConfig | None, train_set: Data
                       run_info={"init_fingerprint": fingerprint, "source": source,
                                 "data_root": _data_root_of(train_set),
                                 # what the model learnt from: prediction warns on data unlike it
-                                "training_data": describe_training_data(train_set, source)})
+                                "training_data": describe_training_data(train_set, source),
+                                "synthetic_twin": _is_twin(train_set)})
     return trainer.fit()
 
 
@@ -299,6 +303,12 @@ def classes_from_legend(config: TrainConfig, model_config: ModelConfig | None,
         return model_config
     model_config = model_config if model_config is not None else ModelConfig()
     return model_config.replace(num_classes=legend.num_classes, legend=legend.name)
+
+
+def _is_twin(dataset: Dataset) -> bool | None:
+    """Whether ``dataset`` is the synthetic twin (recorded for the model card); ``None``: unknown."""
+    root = _data_root_of(dataset)
+    return None if root is None else read_synthetic_info(root) is not None
 
 
 def _data_root_of(dataset: Dataset) -> str | None:

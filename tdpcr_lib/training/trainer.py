@@ -26,6 +26,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from tdpcr_lib.core.logs import console_logging
+from tdpcr_lib.core.portable import portable_fields
 from tdpcr_lib.core.progress import tqdm
 from tdpcr_lib.core.runtime import git_sha, resolve_device, seed_everything
 from tdpcr_lib.datasets.memory import DEFAULT_MEMORY_BYTES, hold_in_memory
@@ -48,7 +50,8 @@ from tdpcr_lib.training.freezing import (
     lr_factor,
     parameter_report,
 )
-from tdpcr_lib.training.logs import write_run_logs
+from tdpcr_lib.training.logs import validation_line, write_run_logs
+from tdpcr_lib.training.model_card import model_card
 from tdpcr_lib.training.result import LogCallback, StepCallback, TrainResult
 from tdpcr_lib.training.resume import capture_trainer_state, resume_from_last
 from tdpcr_lib.transforms import SeededAugmentDataset
@@ -210,12 +213,13 @@ class Trainer:
 
     def _save(self, directory: Path, **fields: Any) -> None:
         save_checkpoint(directory, self.model, phase=self.config.phase, epoch=self.epoch,
-                        step=self.step, train_config=self.config.to_dict(),
+                        step=self.step, train_config=portable_fields(self.config.to_dict()),
                         metrics=self.last_metrics, manifest_hash=self.manifest_hash,
-                        digests=self._digests, code_version=self._code_version, **fields)
+                        digests=self._digests, code_version=self._code_version,
+                        model_card=model_card, **fields)
 
     def _checkpoint_extra(self) -> dict[str, Any]:
-        return {**self.run_info, "parameters": self.parameters, "objective": self.objective,
+        return {**portable_fields(self.run_info), "parameters": self.parameters, "objective": self.objective,
                 "frozen_groups": self.frozen_groups, "world_size": self.world_size}
 
     def _barrier(self) -> None:
@@ -273,6 +277,13 @@ class Trainer:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         config = self.config
         self._apply_stop_rule()  # a resumed run that already stopped is not trained further
+        if config.progress and self.is_main:
+            console_logging()
+        # one bar for the whole phase (not one per epoch); validations log one line each
+        bar = tqdm(total=self.total_steps, initial=self.step,
+                   desc=f"{config.phase} ({self.total_steps} steps)",
+                   disable=not (config.progress and self.is_main) or self.step >= self.total_steps,
+                   mininterval=1.0, dynamic_ncols=True, leave=True)
         # An epoch already begun is always finished (validated, logged) even when its last step
         # was the run's last: a killed run must resume into the same final state.
         while self.epoch < config.epochs and (self.step < self.total_steps
@@ -282,12 +293,6 @@ class Trainer:
                 continue
             loader = self._train_loader()
             self._set_train_mode()
-            epoch_steps = min(self.steps_per_epoch,
-                              self.step_in_epoch + self.total_steps - self.step)
-            bar = tqdm(total=epoch_steps, initial=self.step_in_epoch,
-                       desc=f"{config.phase} epoch {self.epoch + 1}/{config.epochs}",
-                       disable=not (config.progress and self.is_main), mininterval=1.0,
-                       dynamic_ncols=True, leave=True)
             tick, images = time.time(), 0
             for batch in loader:
                 parts = self.train_step(batch)
@@ -311,9 +316,9 @@ class Trainer:
                     callback(self, self.step)
                 if self.step >= self.total_steps:
                     break
-            bar.close()
             self._end_epoch(throughput=images / max(time.time() - tick, 1e-9))
             self._apply_stop_rule()
+        bar.close()
         if self.is_main and self.history:
             self._write_logs()
         self._barrier()
@@ -329,6 +334,9 @@ class Trainer:
 
     def _apply_stop_rule(self) -> None:
         if self.stop_rule is not None and self.history and self.stop_rule(self):
+            if self.is_main and self.config.progress and self.step < self.total_steps:
+                log.info("%s stopped at step %d/%d: %s", self.config.phase, self.step,
+                         self.total_steps, getattr(self.stop_rule, "reason", "") or "stop rule")
             self.total_steps = self.step  # the loop ends; the schedule is not consulted again
 
     def _end_epoch(self, throughput: float) -> None:
@@ -367,8 +375,7 @@ class Trainer:
                                                  "best_value": value})
         self.save_last()
         if self.is_main and self.config.progress:
-            shown = {k: round(v, 4) for k, v in row.items() if isinstance(v, float)}
-            log.info("epoch %d: %s", self.epoch, shown)
+            log.info(validation_line(self.config.phase, row, self.total_steps, better))
 
     def validate(self) -> pd.DataFrame:
         """The validation result frame (:mod:`tdpcr_lib.metrics.results`), summed over ranks."""
@@ -388,5 +395,5 @@ class Trainer:
             "phase": self.config.phase, "objective": self.objective,
             "best_metric": self.best_metric, "best_value": self.best_value,
             "best_epoch": self.best_epoch, "parameters": self.parameters,
-            "train_config": self.config.to_dict()}, self.history, self.step_log,
+            "train_config": portable_fields(self.config.to_dict())}, self.history, self.step_log,
             self.log_callbacks)

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from tdpcr_lib.core.portable import resolve_project_path
 from tdpcr_lib.evaluation.ablations.spec import (
     ABLATIONS,
     REFERENCE,
@@ -170,7 +171,9 @@ def train_run(spec: AblationSpec, budget: AblationBudget, seed: int, run_dir: Pa
             same_recipe(main_runs / "phase2" / "last", cfg2, None, manifest):
         phase2_dir = main_runs / "phase2"
         # the main run's own spelling of its start (a resume compares it literally)
-        cfg2 = cfg2.replace(init_from=read_meta(phase2_dir / "last")["train_config"]["init_from"])
+        stored = read_meta(phase2_dir / "last")["train_config"]["init_from"]  # project-relative
+        if stored:  # None: outside the project; resume compares both sides in that form anyway
+            cfg2 = cfg2.replace(init_from=str(resolve_project_path(stored)))
     result2 = _train(cfg2, None, train_set, val, phase2_dir, device, budget)
     flops = training_flops_per_sample(model_config, budget.crop_size)
     first = phase_record(result1, "phase1", flops, budget.batch_size,
