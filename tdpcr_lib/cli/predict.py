@@ -17,6 +17,7 @@ from tdpcr_lib.cli.errors import (
     run_command,
 )
 from tdpcr_lib.core.runtime import resolve_device
+from tdpcr_lib.inference.engines import ENGINES
 from tdpcr_lib.inference.products import BLOCKSIZE_MULTIPLE, MAX_BLOCKSIZE
 from tdpcr_lib.inference.scene import predict_scene
 from tdpcr_lib.inference.tiling import check_tiling
@@ -55,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
                         help="auto: bf16 autocast on CUDA, fp32 on the CPU (default)")
+    parser.add_argument("--engine", choices=ENGINES, default="auto",
+                        help="auto: the fastest installed engine on a CPU (onnxruntime), torch on "
+                             "CUDA (default); see docs/engines.md")
     return parser
 
 
@@ -90,7 +94,7 @@ def _predict(argv: list[str]) -> int:
                           overlap=args.overlap, batch_size=args.batch_size,
                           device=args.device, write_prompt=args.write_prompt,
                           progress=not args.no_progress, blocksize=args.blocksize,
-                          precision=args.precision)
+                          precision=args.precision, engine=args.engine)
     for name, path in paths.items():
         print(f"{name}: {path}")
     return 0

@@ -66,6 +66,7 @@ from tdpcr_lib.core.io import atomic_write_json
 from tdpcr_lib.core.legend import legend_of
 from tdpcr_lib.core.progress import tqdm
 from tdpcr_lib.core.runtime import model_device
+from tdpcr_lib.inference.engines import EngineError
 from tdpcr_lib.inference.inputs import (
     PredictionInputError,
     SceneInputs,
@@ -99,7 +100,7 @@ def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
                   batch_size: int | None = None, device: str | torch.device = "auto",
                   write_prompt: bool = False, progress: bool = True,
                   blocksize: int = 512, overlap_io: bool = True,
-                  precision: str = "auto") -> dict[str, Path]:
+                  precision: str = "auto", engine: str = "torch") -> dict[str, Path]:
     """Predict a cloud-free image and a land-cover map for a whole scene, tile by tile.
 
     Parameters
@@ -141,6 +142,10 @@ def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
         ``"auto"``: bf16 autocast on CUDA (with ``channels_last`` tiles: the GPU path), fp32 on
         the CPU. ``"bf16"`` also on the CPU (bf16 keeps 8 mantissa bits: reflectance differs by
         up to a few 1e-3 from fp32).
+    engine : {"torch", "auto", "onnxruntime", "openvino"}
+        ``"torch"`` runs the model as trained; the others run its ONNX export, cached beside the
+        checkpoint (:mod:`tdpcr_lib.inference.engines`, ``docs/engines.md``). ``"auto"``: the
+        fastest installed engine on a CPU, torch on CUDA. Exported engines run fp32 on the CPU.
 
     Returns
     -------
@@ -181,7 +186,15 @@ def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
         # 300x350 scene); say MiB explicitly.
         with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 1024 * 1024), \
                 scene_inputs(s2_path, s1_path) as inputs:
-            model, meta = load_predictor(checkpoint, device)
+            if engine == "auto" and precision == "bf16":
+                engine = "torch"  # bf16 autocast is torch's; the exported graphs are float32
+            try:
+                model, meta = load_predictor(checkpoint, device, engine)
+            except EngineError as err:
+                raise PredictionInputError(str(err)) from None
+            if meta["engine"] != "torch" and precision == "bf16":
+                raise PredictionInputError(f"precision='bf16' needs engine='torch'; engine "
+                                           f"{meta['engine']!r} runs float32")
             if batch_size is None:
                 batch_size = 16 if model_device(model).type == "cuda" else 2
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -211,6 +224,7 @@ def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
         "checkpoint_phase": meta.get("phase"),
         "checkpoint_epoch": meta.get("epoch"),
         "tile": tile, "overlap": overlap, "batch_size": batch_size, "precision": precision,
+        "engine": meta.get("engine", "torch"),
         "device": str(model_device(model)),
         "wall_time_s": round(time.time() - started, 3),
         **{k: v for k, v in stats.items() if k != "products"},
