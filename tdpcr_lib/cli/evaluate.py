@@ -17,6 +17,7 @@ from tdpcr_lib.cli.errors import (
 from tdpcr_lib.core.runtime import resolve_device
 from tdpcr_lib.datasets.sources import open_dataset
 from tdpcr_lib.evaluation.evaluate import evaluate
+from tdpcr_lib.inference.engines import ENGINES
 from tdpcr_lib.models.checkpoint import resolve_checkpoint_dir
 
 
@@ -41,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--num-workers", type=int, default=0)
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--engine", choices=ENGINES, default="auto",
+                        help="auto: the fastest installed engine on a CPU (onnxruntime), torch "
+                             "on CUDA (default); see docs/engines.md")
     return parser
 
 
@@ -78,7 +82,7 @@ def _evaluate(argv: list[str]) -> int:
     result = evaluate(args.checkpoint, dataset, device=args.device,
                       batch_size=args.batch_size, tile=tile, overlap=args.overlap,
                       max_batches=args.max_batches, num_workers=args.num_workers,
-                      progress=not args.no_progress)
+                      progress=not args.no_progress, engine=args.engine)
     json_path = prefix.with_name(prefix.name + ".json")
     md_path = prefix.with_name(prefix.name + ".md")
     result.write(json_path, md_path, title=f"Evaluation of {args.checkpoint} ({args.split})")

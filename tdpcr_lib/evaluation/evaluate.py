@@ -34,9 +34,9 @@ from torch.utils.data import Dataset
 from tdpcr_lib.core.io import atomic_write_json, atomic_write_text
 from tdpcr_lib.core.runtime import device_description, resolve_device
 from tdpcr_lib.evaluation.tables import dataframe_to_markdown, metrics_tables
+from tdpcr_lib.inference.engines import engine_model
 from tdpcr_lib.inference.scoring import accumulate_metrics
 from tdpcr_lib.metrics.results import ALL, COUNT_METRIC, from_records, to_records, value
-from tdpcr_lib.models.checkpoint import load_model
 
 
 # --------------------------------------------------------------------------------------------
@@ -101,7 +101,7 @@ def evaluate(checkpoint_or_model: str | Path | nn.Module, dataset: Dataset, *,
              tile: int | str | None = "auto", overlap: int | None = None,
              max_batches: int | None = None, num_workers: int = 0,
              progress: bool = True, model_name: str | None = None,
-             seed: int | None = None) -> EvaluationResult:
+             seed: int | None = None, engine: str = "torch") -> EvaluationResult:
     """Score a model on a dataset: CR + segmentation metrics, all/cloudy/clear and per bucket.
 
     Parameters
@@ -124,6 +124,9 @@ def evaluate(checkpoint_or_model: str | Path | nn.Module, dataset: Dataset, *,
     model_name, seed
         The ``model`` and ``seed`` labels of the result frame (``model`` defaults to the
         checkpoint path or the model's class name).
+    engine
+        ``"torch"`` or an exported engine (:data:`tdpcr_lib.inference.engines.ENGINES`;
+        ``"auto"``: the fastest on a CPU, torch on CUDA).
 
     Returns
     -------
@@ -131,12 +134,9 @@ def evaluate(checkpoint_or_model: str | Path | nn.Module, dataset: Dataset, *,
         ``.frame`` (the tidy result), ``.tables`` (pandas, for display), ``.meta`` (what was run).
     """
     device = resolve_device(device)
-    if isinstance(checkpoint_or_model, nn.Module):
-        model, meta = checkpoint_or_model.to(device), {}
-        source = f"in-memory {type(checkpoint_or_model).__name__}"
-    else:
-        model, meta = load_model(checkpoint_or_model, device=device)
-        source = str(checkpoint_or_model)
+    model, meta, engine = engine_model(checkpoint_or_model, engine, device)
+    source = (f"in-memory {type(checkpoint_or_model).__name__}"
+              if isinstance(checkpoint_or_model, nn.Module) else str(checkpoint_or_model))
     if tile == "auto":
         tile = _train_crop(meta)
     elif isinstance(tile, str):
@@ -152,7 +152,7 @@ def evaluate(checkpoint_or_model: str | Path | nn.Module, dataset: Dataset, *,
     meta_out = {"checkpoint": source, "split": split,
                 "n_images": int(value(frame, COUNT_METRIC)), "tile": tile,
                 "overlap": (tile // 4 if overlap is None else overlap) if tile else None,
-                "device": device_description(device),
+                "device": device_description(device), "engine": engine,
                 "seconds": round(time.time() - started, 2),
                 "model_config": meta.get("model_config") or _config_dict(model),
                 "checkpoint_phase": meta.get("phase"), "checkpoint_epoch": meta.get("epoch"),

@@ -32,9 +32,9 @@ from tdpcr_lib.inference.scoring import accumulate_metrics
 from tdpcr_lib.losses import compute_loss
 from tdpcr_lib.metrics.input_cache import InputMetricsCache
 from tdpcr_lib.metrics.results import VAL_PREFIX, from_records, headline, to_records
-from tdpcr_lib.models.checkpoint import save_checkpoint
 from tdpcr_lib.models.checkpoint_files import DigestMemo
 from tdpcr_lib.samplers import ResumableSampler
+from tdpcr_lib.training.async_checkpoint import AsyncCheckpointer
 from tdpcr_lib.training.config import (
     TrainConfig,
     best_metric_value,
@@ -174,9 +174,11 @@ class Trainer:
         # per run: the cloudy input's validation metrics, digests of unchanged checkpoint bytes
         self.input_metrics = InputMetricsCache()
         self._digests, self._code_version = DigestMemo(), git_sha()
+        self._checkpointer: AsyncCheckpointer | None = None
         if resume:
             self._maybe_resume()
 
+    async_checkpoints = True  #: checkpoints written on a thread (training.async_checkpoint)
     # ------------------------------------------------------------------ checkpoint state
     @property
     def last_dir(self) -> Path:
@@ -206,10 +208,18 @@ class Trainer:
         self._barrier()
 
     def _save(self, directory: Path, **fields: Any) -> None:
-        save_checkpoint(directory, self.model, phase=self.config.phase, epoch=self.epoch,
-                        step=self.step, train_config=self.config.to_dict(),
-                        metrics=self.last_metrics, manifest_hash=self.manifest_hash,
-                        digests=self._digests, code_version=self._code_version, **fields)
+        if self._checkpointer is None or self._checkpointer.enabled != self.async_checkpoints:
+            self.wait_for_checkpoints()
+            self._checkpointer = AsyncCheckpointer(enabled=self.async_checkpoints)
+        self._checkpointer.save(directory, self.model, phase=self.config.phase, epoch=self.epoch,
+                                step=self.step, train_config=self.config.to_dict(),
+                                metrics=self.last_metrics, manifest_hash=self.manifest_hash,
+                                digests=self._digests, code_version=self._code_version, **fields)
+
+    def wait_for_checkpoints(self) -> None:
+        """Block until the checkpoints asked for are on disk (raises a failed write's error)."""
+        if self._checkpointer is not None:
+            self._checkpointer.wait()
 
     def _checkpoint_extra(self) -> dict[str, Any]:
         return {**self.run_info, "parameters": self.parameters, "objective": self.objective,
@@ -313,6 +323,7 @@ class Trainer:
             self._apply_stop_rule()
         if self.is_main and self.history:
             self._write_logs()
+        self.wait_for_checkpoints()  # best/ and last/ are complete when fit returns
         self._barrier()
         return TrainResult(out_dir=self.out_dir,
                            best_dir=self.best_dir if (self.best_dir / "config.json").exists()
