@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tdpcr_lib.core.paths import DATA_DIR
+
 #: Targets of the issue "Fast CPU inference through a fusing runtime".
 TARGET_RATIO, TARGET_BOUND = 1.6, 0.85
 
@@ -138,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="CPU threads (default: OMP_NUM_THREADS, else all cores)")
     parser.add_argument("--engine", default="auto", help="the engine measured as 'after'")
     parser.add_argument("--repeats", type=int, default=1, help="A/B pairs (median)")
-    parser.add_argument("--work-dir", type=Path, default=Path("data/benchmarks"))
+    parser.add_argument("--work-dir", type=Path, default=DATA_DIR / "benchmarks",
+                        help="where the synthetic scene is kept between runs")
     parser.add_argument("--out", type=Path, default=None, help="write the result as JSON")
     args = parser.parse_args(argv)
     import torch
