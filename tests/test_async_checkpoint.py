@@ -95,14 +95,17 @@ def test_sigkill_during_an_async_save_keeps_the_previous_checkpoint(where, unint
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert marker.read_text().startswith("tdpcr-ckpt")  # the write was off the training thread
 
+    # before any repair a reader gets the previous checkpoint (last/ or, mid-swap, .last.old)
+    assert read_meta(out / "last")["step"] == 4
     recover_checkpoint(out / "last")  # what the next run does first
-    meta = read_meta(out / "last")
-    assert meta["step"] == 4  # the previous checkpoint, whole and verified
+    # an incomplete new folder is discarded; a complete one caught mid-swap is rolled forward
+    step = 4 if where == "before_config" else 8
+    assert read_meta(out / "last")["step"] == step
     assert load_trainer_state(out / "last")  # every file present, its sha256 verified
 
     resumed = _run_cli(tiny_luojiaset_root, out)
     assert resumed.returncode == 0, resumed.stderr
-    assert "step 4" in resumed.stdout  # it resumed, not restarted
+    assert f"step {step}" in resumed.stdout  # it resumed, not restarted
     expected = load_file(str(uninterrupted / "last" / "model.safetensors"))
     got = load_file(str(out / "last" / "model.safetensors"))
     assert all(torch.equal(expected[k], got[k]) for k in expected)
