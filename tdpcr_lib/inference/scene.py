@@ -319,13 +319,8 @@ def _predict_into(inputs: SceneInputs, model: nn.Module, out_dir: Path, *, tile:
         started = time.perf_counter()
         resampling = {"cloud_free": "AVERAGE", "land_cover": "MODE",
                       "degradation_prompt": "AVERAGE"}
-        # one thread per product: GDAL's overview pass is single-threaded, so the products'
-        # overviews are built side by side instead of one after another
-        with ThreadPoolExecutor(len(sink.tmp_files), thread_name_prefix="tdpcr-cog") as cogs:
-            for done in [cogs.submit(_to_cog, tmp, out_dir / OUTPUT_FILES[name],
-                                     resampling[name], blocksize)
-                         for name, tmp in sink.tmp_files.items()]:
-                done.result()
+        for name, tmp in sink.tmp_files.items():
+            _to_cog(tmp, out_dir / OUTPUT_FILES[name], resampling[name], blocksize)
         timings["cog_s"] = time.perf_counter() - started
     finally:
         for executor in (reader, writer):
