@@ -78,6 +78,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run_all
+	# engine ratio + bound (scene prediction) and checkpoint ratio, side by side in one process each
+	$(BIN)/python -m benchmarks.engine_scene --out reports/engine_scene.json
+	$(BIN)/python -m benchmarks.checkpoint_async --out reports/checkpoint_async.json
 
 clean:
 	rm -rf $(VENV) reports/executed reports/metrics reports/figures reports/smoke

@@ -34,6 +34,7 @@ KILLER = textwrap.dedent("""
 
     def kill(trainer, step):
         if step == kill_at:
+            trainer.wait_for_checkpoints()  # a due save done (mid-save kills: test_async_checkpoint)
             os.kill(os.getpid(), signal.SIGKILL)
 
     train_on_folder(config, model_config, args.data_root, args.out, device="cpu",

@@ -15,6 +15,7 @@ from tdpcr_lib.cli.errors import (
     run_command,
 )
 from tdpcr_lib.core.overwrite import refuse_existing, write_target
+from tdpcr_lib.inference.engines import ENGINES
 from tdpcr_lib.metrics.protocol_specs import DEFAULT_PROTOCOL, PROTOCOLS
 
 
@@ -47,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="also score the same predictions under a named protocol "
                              f"({', '.join(PROTOCOLS)}; repeatable; docs/metrics.md); "
                              f"the main tables are always '{DEFAULT_PROTOCOL}'")
+    parser.add_argument("--engine", choices=ENGINES, default="torch",
+                        help="auto: the fastest installed engine on a CPU (onnxruntime), torch "
+                             "on CUDA; default torch; see docs/engines.md")
     return parser
 
 
@@ -94,7 +98,7 @@ def _evaluate(argv: list[str]) -> int:
     result = evaluate(args.checkpoint, dataset, device=args.device,
                       batch_size=args.batch_size, tile=tile, overlap=args.overlap,
                       max_batches=args.max_batches, num_workers=args.num_workers,
-                      progress=not args.no_progress,
+                      progress=not args.no_progress, engine=args.engine,
                       protocols=[DEFAULT_PROTOCOL, *(args.protocol or [])])
     result.write(write_target(json_path), write_target(md_path), title=f"Evaluation of {args.checkpoint} ({args.split})")
     print(json.dumps({"json": str(json_path), "markdown": str(md_path),

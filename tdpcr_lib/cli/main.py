@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("tdpcr_lib.cli.train", "train a model (phase 1, phase 2, joint, baselines); torchrun-aware"),
     "evaluate": ("tdpcr_lib.cli.evaluate", "evaluate a checkpoint; writes JSON + markdown tables"),
     "predict": ("tdpcr_lib.cli.predict", "apply a checkpoint to your own Sentinel-1/-2 GeoTIFFs"),
+    "export": ("tdpcr_lib.cli.export", "export a checkpoint as an ONNX model (tdpcr export onnx)"),
     "reproduce": ("tdpcr_lib.cli.reproduce", "run every numbered notebook in order with papermill"),
     "report": ("tdpcr_lib.cli.report", "regenerate the verdicts (verdicts) or the HTML report (html)"),
 }

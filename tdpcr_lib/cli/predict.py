@@ -17,6 +17,7 @@ from tdpcr_lib.cli.errors import (
     run_command,
 )
 from tdpcr_lib.core.runtime import resolve_device
+from tdpcr_lib.inference.engines import ENGINES
 from tdpcr_lib.inference.offset import S2_OFFSET_CHOICES
 from tdpcr_lib.inference.products import BLOCKSIZE_MULTIPLE, MAX_BLOCKSIZE
 from tdpcr_lib.inference.scene import predict_scene
@@ -61,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "baseline >= 04.00 (from 25 Jan 2022), 0 before; auto (default): "
                              "the offset the file declares, else the checkpoint's training-data "
                              "convention (said in one line)")
+    parser.add_argument("--engine", choices=ENGINES, default="torch",
+                        help="auto: the fastest installed engine on a CPU (onnxruntime), torch on "
+                             "CUDA; default torch; see docs/engines.md")
     return parser
 
 
@@ -96,7 +100,8 @@ def _predict(argv: list[str]) -> int:
                           overlap=args.overlap, batch_size=args.batch_size,
                           device=args.device, write_prompt=args.write_prompt,
                           progress=not args.no_progress, blocksize=args.blocksize,
-                          precision=args.precision, s2_offset=args.s2_offset)
+                          precision=args.precision, s2_offset=args.s2_offset,
+                          engine=args.engine)
     for name, path in paths.items():
         print(f"{name}: {path}")
     return 0

@@ -43,10 +43,11 @@ from tdpcr_lib.evaluation.protocols import (
     split_warning,
 )
 from tdpcr_lib.evaluation.tables import dataframe_to_markdown, metrics_tables
+from tdpcr_lib.inference.engines import engine_model
 from tdpcr_lib.inference.scoring import accumulate_metrics
 from tdpcr_lib.metrics.protocol_specs import DEFAULT_PROTOCOL
 from tdpcr_lib.metrics.results import ALL, COUNT_METRIC, from_records, to_records, value
-from tdpcr_lib.models.checkpoint import CheckpointError, load_model
+from tdpcr_lib.models.checkpoint import CheckpointError
 
 
 # --------------------------------------------------------------------------------------------
@@ -120,8 +121,8 @@ def evaluate(checkpoint_or_model: str | Path | nn.Module, dataset: Dataset, *,
              tile: int | str | None = "auto", overlap: int | None = None,
              max_batches: int | None = None, num_workers: int = 0,
              progress: bool = True, model_name: str | None = None,
-             seed: int | None = None, protocols: Sequence[str] = (DEFAULT_PROTOCOL,)
-             ) -> EvaluationResult:
+             seed: int | None = None, protocols: Sequence[str] = (DEFAULT_PROTOCOL,),
+             engine: str = "torch") -> EvaluationResult:
     """Score a model on a dataset: CR + segmentation metrics, all/cloudy/clear and per bucket.
 
     Parameters
@@ -148,6 +149,9 @@ def evaluate(checkpoint_or_model: str | Path | nn.Module, dataset: Dataset, *,
         Named protocols (:mod:`tdpcr_lib.metrics.protocols`) to score the same predictions
         under, as they are made (the model runs once); in ``meta["protocols"]``. The result
         frame and its tables are always the ``tdpcr`` protocol (``meta["protocol"]``).
+    engine
+        ``"torch"`` or an exported engine (:data:`tdpcr_lib.inference.engines.ENGINES`;
+        ``"auto"``: the fastest on a CPU, torch on CUDA).
 
     Returns
     -------
@@ -155,12 +159,9 @@ def evaluate(checkpoint_or_model: str | Path | nn.Module, dataset: Dataset, *,
         ``.frame`` (the tidy result), ``.tables`` (pandas, for display), ``.meta`` (what was run).
     """
     device = resolve_device(device)
-    if isinstance(checkpoint_or_model, nn.Module):
-        model, meta = checkpoint_or_model.to(device), {}
-        source = f"in-memory {type(checkpoint_or_model).__name__}"
-    else:
-        model, meta = load_model(checkpoint_or_model, device=device)
-        source = str(checkpoint_or_model)
+    model, meta, engine = engine_model(checkpoint_or_model, engine, device)
+    source = (f"in-memory {type(checkpoint_or_model).__name__}"
+              if isinstance(checkpoint_or_model, nn.Module) else str(checkpoint_or_model))
     check_legend(model, dataset, source)
     if tile == "auto":
         tile = _train_crop(meta)
@@ -179,7 +180,7 @@ def evaluate(checkpoint_or_model: str | Path | nn.Module, dataset: Dataset, *,
                 "protocol": DEFAULT_PROTOCOL, "protocols": scoring.results(frame),
                 "n_images": int(value(frame, COUNT_METRIC)), "tile": tile,
                 "overlap": (tile // 4 if overlap is None else overlap) if tile else None,
-                "device": device_description(device),
+                "device": device_description(device), "engine": engine,
                 "seconds": round(time.time() - started, 2),
                 "model_config": meta.get("model_config") or _config_dict(model),
                 "checkpoint_phase": meta.get("phase"), "checkpoint_epoch": meta.get("epoch"),

@@ -13,13 +13,17 @@ from torch import nn
 
 from tdpcr_lib.core.bands import S2_BANDS
 from tdpcr_lib.core.runtime import resolve_device
+from tdpcr_lib.inference.engines import engine_model
 from tdpcr_lib.inference.tiling import forward
-from tdpcr_lib.models.checkpoint import CheckpointError, load_model, resolve_checkpoint_dir
+from tdpcr_lib.models.checkpoint import CheckpointError, resolve_checkpoint_dir
 
 
-def load_predictor(checkpoint: str | Path | nn.Module,
-                   device: str | torch.device = "auto") -> tuple[nn.Module, dict[str, Any]]:
+def load_predictor(checkpoint: str | Path | nn.Module, device: str | torch.device = "auto",
+                   engine: str = "torch") -> tuple[nn.Module, dict[str, Any]]:
     """The model to predict with: a checkpoint folder (loaded) or a module (used as is).
+
+    ``engine`` (:data:`tdpcr_lib.inference.engines.ENGINES`) runs it with torch or through its
+    cached ONNX export; ``meta["engine"]`` says which engine was chosen.
 
     Raises
     ------
@@ -30,7 +34,8 @@ def load_predictor(checkpoint: str | Path | nn.Module,
     """
     device = resolve_device(device)
     if isinstance(checkpoint, nn.Module):
-        return checkpoint.to(device), {"source": f"in-memory {type(checkpoint).__name__}"}
+        model, _, chosen = engine_model(checkpoint, engine, device)
+        return model, {"source": f"in-memory {type(checkpoint).__name__}", "engine": chosen}
     path = Path(checkpoint)
     try:
         resolve_checkpoint_dir(path)
@@ -42,9 +47,8 @@ def load_predictor(checkpoint: str | Path | nn.Module,
                 "folder of a trained checkpoint (it holds model.safetensors and config.json)"
             ) from err
         raise
-    model, meta = load_model(path, device=device)
-    meta = dict(meta)
-    meta["source"] = str(path)
+    model, meta, chosen = engine_model(path, engine, device)
+    meta["source"], meta["engine"] = str(path), chosen
     return model, meta
 
 

@@ -70,6 +70,7 @@ from tdpcr_lib.core.legend import legend_of
 from tdpcr_lib.core.progress import tqdm
 from tdpcr_lib.core.runtime import model_device
 from tdpcr_lib.inference.domain import check_domain
+from tdpcr_lib.inference.engines import EngineError
 from tdpcr_lib.inference.inputs import (
     PredictionInputError,
     SceneInputs,
@@ -113,7 +114,8 @@ def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
                   batch_size: int | None = None, device: str | torch.device = "auto",
                   write_prompt: bool = False, progress: bool = True,
                   blocksize: int = 512, overlap_io: bool = True,
-                  precision: str = "auto", s2_offset: str | int = "auto") -> dict[str, Path]:
+                  precision: str = "auto", s2_offset: str | int = "auto",
+                  engine: str = "torch") -> dict[str, Path]:
     """Predict a cloud-free image and a land-cover map for a whole scene, tile by tile.
 
     Parameters
@@ -162,6 +164,10 @@ def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
         line). The input is shifted into the model's convention and the reconstruction back;
         ``cloud_free.tif`` keeps the input's offset and declares it as GDAL scale/offset
         (:mod:`tdpcr_lib.inference.offset`); ``prediction.json`` records it as ``s2_offset``.
+    engine : {"torch", "auto", "onnxruntime", "openvino"}
+        ``"torch"`` runs the model as trained; the others run its ONNX export, cached beside the
+        checkpoint (:mod:`tdpcr_lib.inference.engines`, ``docs/engines.md``). ``"auto"``: the
+        fastest installed engine on a CPU, torch on CUDA. Exported engines run fp32 on the CPU.
 
     Returns
     -------
@@ -207,7 +213,15 @@ def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
         # 300x350 scene); say MiB explicitly.
         with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 1024 * 1024), \
                 scene_inputs(s2_path, s1_path) as inputs:
-            model, meta = load_predictor(checkpoint, device)
+            if engine == "auto" and precision == "bf16":
+                engine = "torch"  # bf16 autocast is torch's; the exported graphs are float32
+            try:
+                model, meta = load_predictor(checkpoint, device, engine)
+            except EngineError as err:
+                raise PredictionInputError(str(err)) from None
+            if meta["engine"] != "torch" and precision == "bf16":
+                raise PredictionInputError(f"precision='bf16' needs engine='torch'; engine "
+                                           f"{meta['engine']!r} runs float32")
             domain = check_domain(meta, s2_path, s1_path)  # one-line warning if unlike training
             legend = getattr(getattr(getattr(model, "module", model), "config", None),
                              "legend", None)
@@ -246,6 +260,7 @@ def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
         "s2_offset": inputs.s2_offset,
         "s2_offset_model": inputs.s2_offset + inputs.s2_shift,
         "tile": tile, "overlap": overlap, "batch_size": batch_size, "precision": precision,
+        "engine": meta.get("engine", "torch"),
         "device": str(model_device(model)),
         "wall_time_s": round(time.time() - started, 3),
         "domain": domain,

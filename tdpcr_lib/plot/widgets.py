@@ -39,6 +39,7 @@ from matplotlib.figure import Figure
 
 from tdpcr_lib.core.arrays import Window
 from tdpcr_lib.core.bands import COMPOSITES
+from tdpcr_lib.inference.engines import engine_model
 from tdpcr_lib.plot.compare import metrics_frame, tile_metrics
 from tdpcr_lib.plot.composites import DEFAULT_COMPOSITE, resolve_composite
 from tdpcr_lib.plot.mosaic import plot_comparison_mosaic
@@ -74,17 +75,21 @@ class ComparisonViewer:
         checkpoint_budget`), so runs of different budgets are not compared unawares.
     class_names : sequence of str, optional
         Land-cover names by code (e.g. the synthetic twin's); default the packaged legend's.
+    engine : str
+        ``"torch"`` (default) or an engine of :data:`tdpcr_lib.inference.engines.ENGINES`: each
+        model then runs through its cached ONNX export (``docs/engines.md``).
     """
 
     def __init__(self, dataset: Any, models: Mapping[str, Any], device: str = "cpu",
                  sample_crop: int | None = None, initial_models: Sequence[str] | None = None,
                  composite: str = DEFAULT_COMPOSITE, render_on_change: bool = True,
                  row_titles: Mapping[str, str] | None = None,
-                 class_names: Sequence[str] | None = None) -> None:
+                 class_names: Sequence[str] | None = None, engine: str = "torch") -> None:
         if not models:
             raise ValueError("give at least one model to compare")
         self.dataset = dataset
-        self.models = dict(models)
+        self.models = ({name: engine_model(m, engine, device)[0] for name, m in models.items()}
+                       if engine != "torch" else dict(models))
         self.device = device
         self.sample_crop = sample_crop
         self.tiles = index_tiles(dataset)

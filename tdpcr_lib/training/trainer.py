@@ -35,15 +35,16 @@ from tdpcr_lib.inference.scoring import accumulate_metrics
 from tdpcr_lib.losses import compute_loss
 from tdpcr_lib.metrics.input_cache import InputMetricsCache
 from tdpcr_lib.metrics.results import VAL_PREFIX, from_records, headline, to_records
-from tdpcr_lib.models.checkpoint import save_checkpoint
 from tdpcr_lib.models.checkpoint_files import DigestMemo
 from tdpcr_lib.samplers import ResumableSampler
+from tdpcr_lib.training.async_checkpoint import AsyncCheckpointer
 from tdpcr_lib.training.config import (
     TrainConfig,
     best_metric_value,
     resolve_best_metric,
     resolve_objective,
 )
+from tdpcr_lib.training.batches import batch_to_device
 from tdpcr_lib.training.freezing import (
     apply_trainable_set,
     build_optimizer,
@@ -180,9 +181,11 @@ class Trainer:
         # per run: the cloudy input's validation metrics, digests of unchanged checkpoint bytes
         self.input_metrics = InputMetricsCache()
         self._digests, self._code_version = DigestMemo(), git_sha()
+        self._checkpointer: AsyncCheckpointer | None = None
         if resume:
             self._maybe_resume()
 
+    async_checkpoints = True  #: checkpoints written on a thread (training.async_checkpoint)
     # ------------------------------------------------------------------ checkpoint state
     @property
     def last_dir(self) -> Path:
@@ -212,11 +215,19 @@ class Trainer:
         self._barrier()
 
     def _save(self, directory: Path, **fields: Any) -> None:
-        save_checkpoint(directory, self.model, phase=self.config.phase, epoch=self.epoch,
-                        step=self.step, train_config=portable_fields(self.config.to_dict()),
-                        metrics=self.last_metrics, manifest_hash=self.manifest_hash,
-                        digests=self._digests, code_version=self._code_version,
-                        model_card=model_card, **fields)
+        if self._checkpointer is None or self._checkpointer.enabled != self.async_checkpoints:
+            self.wait_for_checkpoints()
+            self._checkpointer = AsyncCheckpointer(enabled=self.async_checkpoints)
+        self._checkpointer.save(directory, self.model, phase=self.config.phase, epoch=self.epoch,
+                                step=self.step, train_config=portable_fields(self.config.to_dict()),
+                                metrics=self.last_metrics, manifest_hash=self.manifest_hash,
+                                digests=self._digests, code_version=self._code_version,
+                                model_card=model_card, **fields)
+
+    def wait_for_checkpoints(self) -> None:
+        """Block until the checkpoints asked for are on disk (raises a failed write's error)."""
+        if self._checkpointer is not None:
+            self._checkpointer.wait()
 
     def _checkpoint_extra(self) -> dict[str, Any]:
         return {**portable_fields(self.run_info), "parameters": self.parameters, "objective": self.objective,
@@ -228,14 +239,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ training
     def _to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
-        out = {}
-        for key, value in batch.items():
-            if isinstance(value, torch.Tensor):
-                value = value.to(self.device, non_blocking=True)
-                if self.use_channels_last and value.ndim == 4:
-                    value = value.contiguous(memory_format=torch.channels_last)
-            out[key] = value
-        return out
+        return batch_to_device(batch, self.device, self.use_channels_last)
 
     def _set_train_mode(self) -> None:
         self.model.train()
@@ -321,6 +325,7 @@ class Trainer:
         bar.close()
         if self.is_main and self.history:
             self._write_logs()
+        self.wait_for_checkpoints()  # best/ and last/ are complete when fit returns
         self._barrier()
         return TrainResult(out_dir=self.out_dir,
                            best_dir=self.best_dir if (self.best_dir / "config.json").exists()
