@@ -47,17 +47,24 @@ def run(tiny: bool, rounds: int) -> dict[str, Any]:
     torch.manual_seed(0)
     base = build_model(ModelConfig(**preset_fields(spec["preset"])))
     shape = (spec["batch"], spec["crop"], spec["crop"])
-    batch = {"optical": torch.rand(shape[0], 13, *shape[1:]),
-             "sar": torch.rand(shape[0], 2, *shape[1:]),
-             "target": torch.rand(shape[0], 13, *shape[1:])}
+    batch = {
+        "optical": torch.rand(shape[0], 13, *shape[1:]),
+        "sar": torch.rand(shape[0], 2, *shape[1:]),
+        "target": torch.rand(shape[0], 13, *shape[1:]),
+    }
     batch = {k: v.contiguous(memory_format=torch.channels_last) for k, v in batch.items()}
     variants: dict[str, dict[str, Any]] = {}
     for name in ("bare", "sync", "async"):
         model = copy.deepcopy(base).train().to(memory_format=torch.channels_last)
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
         saver = None if name == "bare" else AsyncCheckpointer(enabled=name == "async")
-        variants[name] = {"model": model, "optimizer": optimizer, "saver": saver,
-                          "step": _step_function(model, optimizer, {}, batch), "seconds": []}
+        variants[name] = {
+            "model": model,
+            "optimizer": optimizer,
+            "saver": saver,
+            "step": _step_function(model, optimizer, {}, batch),
+            "seconds": [],
+        }
     steps = 2 if tiny else STEPS_PER_SAVE
     with tempfile.TemporaryDirectory(prefix="tdpcr-bench-ckpt-") as scratch:
         for round_ in range(rounds + 1):  # round 0 warms up
@@ -66,33 +73,48 @@ def run(tiny: bool, rounds: int) -> dict[str, Any]:
                 for _ in range(steps):
                     v["step"]()
                 if v["saver"] is not None:
-                    v["saver"].save(Path(scratch) / name / "last", v["model"], phase="phase1",
-                                    epoch=0, step=round_, code_version="bench",
-                                    trainer_state={"optimizer": v["optimizer"].state_dict()})
+                    v["saver"].save(
+                        Path(scratch) / name / "last",
+                        v["model"],
+                        phase="phase1",
+                        epoch=0,
+                        step=round_,
+                        code_version="bench",
+                        trainer_state={"optimizer": v["optimizer"].state_dict()},
+                    )
                 if round_:
                     v["seconds"].append(time.perf_counter() - started)
         for v in variants.values():
             if v["saver"] is not None:
                 v["saver"].close()
     median = {name: statistics.median(v["seconds"]) for name, v in variants.items()}
-    return {"tiny": tiny, "preset": spec["preset"], "batch": spec["batch"], "crop": spec["crop"],
-            "steps_per_save": steps, "rounds": rounds, "threads": torch.get_num_threads(),
-            "seconds_per_round": median,
-            "ratio_sync": median["bare"] / median["sync"],
-            "ratio_async": median["bare"] / median["async"]}
+    return {
+        "tiny": tiny,
+        "preset": spec["preset"],
+        "batch": spec["batch"],
+        "crop": spec["crop"],
+        "steps_per_save": steps,
+        "rounds": rounds,
+        "threads": torch.get_num_threads(),
+        "seconds_per_round": median,
+        "ratio_sync": median["bare"] / median["sync"],
+        "ratio_async": median["bare"] / median["async"],
+    }
 
 
 def render(result: dict[str, Any]) -> str:
-    verdict = "SKIP (tiny)" if result["tiny"] else (
-        "PASS" if result["ratio_async"] >= TARGET else "FAIL")
+    verdict = "SKIP (tiny)" if result["tiny"] else ("PASS" if result["ratio_async"] >= TARGET else "FAIL")
     s = result["seconds_per_round"]
-    return "\n".join([
-        f"training with checkpoints, {result['preset']} preset, batch {result['batch']}, crop "
-        f"{result['crop']}, one save per {result['steps_per_save']} steps, {result['threads']} "
-        f"threads, {result['rounds']} interleaved rounds",
-        f"  s/round: bare {s['bare']:.3f}, sync save {s['sync']:.3f}, async save {s['async']:.3f}",
-        f"  bare/with-saves: sync {result['ratio_sync']:.3f}, async {result['ratio_async']:.3f} "
-        f"(target >= {TARGET}) {verdict}"])
+    return "\n".join(
+        [
+            f"training with checkpoints, {result['preset']} preset, batch {result['batch']}, crop "
+            f"{result['crop']}, one save per {result['steps_per_save']} steps, {result['threads']} "
+            f"threads, {result['rounds']} interleaved rounds",
+            f"  s/round: bare {s['bare']:.3f}, sync save {s['sync']:.3f}, async save {s['async']:.3f}",
+            f"  bare/with-saves: sync {result['ratio_sync']:.3f}, async {result['ratio_async']:.3f} "
+            f"(target >= {TARGET}) {verdict}",
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,8 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import torch
 
-    torch.set_num_threads(args.threads or int(os.environ.get("OMP_NUM_THREADS")
-                                              or os.cpu_count() or 1))
+    torch.set_num_threads(args.threads or int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1))
     result = run(args.tiny, 1 if args.tiny else args.rounds)
     print(render(result))
     if args.out:

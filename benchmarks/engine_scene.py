@@ -37,10 +37,8 @@ TARGET_RATIO, TARGET_BOUND = 1.6, 0.85
 
 def _sizes(tiny: bool) -> dict[str, Any]:
     if tiny:
-        return {"preset": "tiny", "height": 128, "width": 160, "tile": 64, "overlap": 16,
-                "batch": 2}
-    return {"preset": "full", "height": 1024, "width": 1024, "tile": 256, "overlap": 64,
-            "batch": 2}
+        return {"preset": "tiny", "height": 128, "width": 160, "tile": 64, "overlap": 16, "batch": 2}
+    return {"preset": "full", "height": 1024, "width": 1024, "tile": 256, "overlap": 64, "batch": 2}
 
 
 def _bare_mpx_s(model: Any, sizes: dict[str, Any], calls: int) -> float:
@@ -82,8 +80,7 @@ def profile_pipeline(s2: Path, products: dict[str, Path], repeats: int = 3) -> d
 
     def old_check() -> None:
         with rasterio.open(s2) as src:
-            src.read(out_shape=(src.count, min(src.height, 256), min(src.width, 256)),
-                     resampling=Resampling.nearest)
+            src.read(out_shape=(src.count, min(src.height, 256), min(src.width, 256)), resampling=Resampling.nearest)
 
     def new_check() -> None:
         with rasterio.open(s2) as src:
@@ -93,8 +90,7 @@ def profile_pipeline(s2: Path, products: dict[str, Path], repeats: int = 3) -> d
     names = [n for n in resampling if n in products]
 
     def cogs(parallel: bool, scratch: Path) -> None:
-        jobs = [(scratch / f"source_{n}.tif", scratch / f"{n}.tif", resampling[n], 512)
-                for n in names]
+        jobs = [(scratch / f"source_{n}.tif", scratch / f"{n}.tif", resampling[n], 512) for n in names]
         if parallel:
             with ThreadPoolExecutor(len(jobs)) as pool:
                 for done in [pool.submit(to_cog, *job) for job in jobs]:
@@ -103,16 +99,19 @@ def profile_pipeline(s2: Path, products: dict[str, Path], repeats: int = 3) -> d
             for job in jobs:
                 to_cog(*job)
 
-    times: dict[str, list[float]] = {k: [] for k in ("check_before", "check_after",
-                                                     "cog_serial", "cog_parallel")}
+    times: dict[str, list[float]] = {k: [] for k in ("check_before", "check_after", "cog_serial", "cog_parallel")}
     with tempfile.TemporaryDirectory(prefix="tdpcr-bench-cog-") as scratch:
         for n in names:  # plain GTiff sources, like predict_scene's intermediates
-            rasterio.shutil.copy(products[n], Path(scratch) / f"source_{n}.tif", driver="GTiff",
-                                 tiled=True, compress="deflate", zlevel=1)
+            rasterio.shutil.copy(
+                products[n], Path(scratch) / f"source_{n}.tif", driver="GTiff", tiled=True, compress="deflate", zlevel=1
+            )
         for _ in range(repeats):
-            for key, fn in (("check_before", old_check), ("check_after", new_check),
-                            ("cog_serial", lambda: cogs(False, Path(scratch))),
-                            ("cog_parallel", lambda: cogs(True, Path(scratch)))):
+            for key, fn in (
+                ("check_before", old_check),
+                ("check_after", new_check),
+                ("cog_serial", lambda: cogs(False, Path(scratch))),
+                ("cog_parallel", lambda: cogs(True, Path(scratch))),
+            ):
                 started = time.perf_counter()
                 fn()
                 times[key].append(time.perf_counter() - started)
@@ -136,8 +135,7 @@ def run(tiny: bool, work_dir: Path, engine: str = "auto", repeats: int = 1) -> d
     model = build_model(config).eval()
     scene_dir = work_dir / f"engine_scene_{sizes['height']}x{sizes['width']}"
     if not (scene_dir / "s2_cloudy.tif").is_file():
-        make_synthetic_scene(scene_dir, sizes["height"], sizes["width"], seed=0,
-                             s1_offset=(3.0, -4.0))
+        make_synthetic_scene(scene_dir, sizes["height"], sizes["width"], seed=0, s1_offset=(3.0, -4.0))
     s2, s1 = scene_dir / "s2_cloudy.tif", scene_dir / "s1.tif"
     started = time.perf_counter()
     fast, _, chosen = engine_model(model, engine, "cpu")
@@ -152,21 +150,40 @@ def run(tiny: bool, work_dir: Path, engine: str = "auto", repeats: int = 1) -> d
             for label, which in (("before", "torch"), ("after", chosen)):
                 out = Path(scratch) / f"{label}{rep}"
                 started = time.perf_counter()
-                paths = predict_scene(s2, s1, model, out, tile=sizes["tile"],
-                                      overlap=sizes["overlap"], batch_size=sizes["batch"],
-                                      progress=False, engine=which)
+                paths = predict_scene(
+                    s2,
+                    s1,
+                    model,
+                    out,
+                    tile=sizes["tile"],
+                    overlap=sizes["overlap"],
+                    batch_size=sizes["batch"],
+                    progress=False,
+                    engine=which,
+                )
                 runs[label].append(mpx / (time.perf_counter() - started))
                 timings[label] = json.loads(paths["summary"].read_text())["timings"]
         pipeline = profile_pipeline(s2, paths, repeats=1 if tiny else 3)
     bounds.append(_bare_mpx_s(fast, sizes, calls))
     before, after = statistics.median(runs["before"]), statistics.median(runs["after"])
     bound = statistics.median(bounds)
-    return {"tiny": tiny, "engine": chosen, "sizes": sizes, "repeats": repeats,
-            "threads": torch.get_num_threads(), "export_s": round(export_s, 1),
-            "before_mpx_s": before, "after_mpx_s": after, "bound_mpx_s": bound,
-            "bound_samples_mpx_s": bounds, "runs_mpx_s": runs, "timings": timings,
-            "pipeline_s": pipeline,
-            "ratio_after_before": after / before, "ratio_to_bound": after / bound}
+    return {
+        "tiny": tiny,
+        "engine": chosen,
+        "sizes": sizes,
+        "repeats": repeats,
+        "threads": torch.get_num_threads(),
+        "export_s": round(export_s, 1),
+        "before_mpx_s": before,
+        "after_mpx_s": after,
+        "bound_mpx_s": bound,
+        "bound_samples_mpx_s": bounds,
+        "runs_mpx_s": runs,
+        "timings": timings,
+        "pipeline_s": pipeline,
+        "ratio_after_before": after / before,
+        "ratio_to_bound": after / bound,
+    }
 
 
 def render(result: dict[str, Any]) -> str:
@@ -176,33 +193,37 @@ def render(result: dict[str, Any]) -> str:
     def verdict(value: float, target: float) -> str:
         return status or ("PASS" if value >= target else "FAIL")
 
-    return "\n".join([
-        f"scene prediction, {result['sizes']['preset']} TDP-CR, "
-        f"{result['sizes']['height']}x{result['sizes']['width']}, tile "
-        f"{result['sizes']['tile']}/{result['sizes']['overlap']}, {result['threads']} threads, "
-        f"A/B x{result['repeats']} in one process (export {result['export_s']} s once)",
-        f"  before (torch):  {result['before_mpx_s']:.4f} Mpx/s",
-        f"  after ({result['engine']}): {result['after_mpx_s']:.4f} Mpx/s",
-        f"  ratio after/before: {result['ratio_after_before']:.2f} (target >= {TARGET_RATIO}) "
-        f"{verdict(result['ratio_after_before'], TARGET_RATIO)}",
-        f"  engine tile bound: {result['bound_mpx_s']:.4f} Mpx/s; ratio to bound "
-        f"{result['ratio_to_bound']:.2f} (target >= {TARGET_BOUND}) "
-        f"{verdict(result['ratio_to_bound'], TARGET_BOUND)}",
-        f"  after's timings: {result['timings'].get('after')}",
-        "  content check {check_before:.3f} s -> {check_after:.3f} s; COG conversion serial "
-        "{cog_serial:.3f} s -> side by side {cog_parallel:.3f} s".format(**result["pipeline_s"]),
-    ])
+    return "\n".join(
+        [
+            f"scene prediction, {result['sizes']['preset']} TDP-CR, "
+            f"{result['sizes']['height']}x{result['sizes']['width']}, tile "
+            f"{result['sizes']['tile']}/{result['sizes']['overlap']}, {result['threads']} threads, "
+            f"A/B x{result['repeats']} in one process (export {result['export_s']} s once)",
+            f"  before (torch):  {result['before_mpx_s']:.4f} Mpx/s",
+            f"  after ({result['engine']}): {result['after_mpx_s']:.4f} Mpx/s",
+            f"  ratio after/before: {result['ratio_after_before']:.2f} (target >= {TARGET_RATIO}) "
+            f"{verdict(result['ratio_after_before'], TARGET_RATIO)}",
+            f"  engine tile bound: {result['bound_mpx_s']:.4f} Mpx/s; ratio to bound "
+            f"{result['ratio_to_bound']:.2f} (target >= {TARGET_BOUND}) "
+            f"{verdict(result['ratio_to_bound'], TARGET_BOUND)}",
+            f"  after's timings: {result['timings'].get('after')}",
+            "  content check {check_before:.3f} s -> {check_after:.3f} s; COG conversion serial "
+            "{cog_serial:.3f} s -> side by side {cog_parallel:.3f} s".format(**result["pipeline_s"]),
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.engine_scene")
     parser.add_argument("--tiny", action="store_true", help="tiny model and scene (tests)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads (default: OMP_NUM_THREADS, else all cores)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="CPU threads (default: OMP_NUM_THREADS, else all cores)"
+    )
     parser.add_argument("--engine", default="auto", help="the engine measured as 'after'")
     parser.add_argument("--repeats", type=int, default=1, help="A/B pairs (median)")
-    parser.add_argument("--work-dir", type=Path, default=DATA_DIR / "benchmarks",
-                        help="where the synthetic scene is kept between runs")
+    parser.add_argument(
+        "--work-dir", type=Path, default=DATA_DIR / "benchmarks", help="where the synthetic scene is kept between runs"
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the result as JSON")
     args = parser.parse_args(argv)
     import torch

@@ -93,13 +93,18 @@ REPORTS_DIR = None  # None: reports/, or reports/smoke/ when SMOKE (metrics/, fi
 source = data_source(SOURCE)  # everything that differs between the sources, in one record
 if SMOKE:
     N_TILES, TILE_SIZE = SMOKE_N_TILES, SMOKE_TILE_SIZE
-options = DataOptions(n_tiles=N_TILES, tile_size=TILE_SIZE, seed=SEED, overwrite=True,
-                      land_cover_root=LAND_COVER_ROOT, manifest_dir=MANIFEST_DIR,
-                      checksums=not SMOKE)
+options = DataOptions(
+    n_tiles=N_TILES,
+    tile_size=TILE_SIZE,
+    seed=SEED,
+    overwrite=True,
+    land_cover_root=LAND_COVER_ROOT,
+    manifest_dir=MANIFEST_DIR,
+    checksums=not SMOKE,
+)
 reports_dir = resolve_reports_dir(REPORTS_DIR, smoke=SMOKE)
 figures_dir = reports_dir / "figures"
-record = RunRecord.from_parameters_cell("00_get_data", globals(), device="cpu",
-                                        metrics_dir=reports_dir / "metrics")
+record = RunRecord.from_parameters_cell("00_get_data", globals(), device="cpu", metrics_dir=reports_dir / "metrics")
 
 # %% [markdown]
 # ## The synthetic twin (`SOURCE = "synthetic"`)
@@ -161,8 +166,7 @@ record = RunRecord.from_parameters_cell("00_get_data", globals(), device="cpu",
 root = source.prepare(DATA_ROOT, options)
 manifest_dir = source.write_manifest(root, options)
 facts = source.facts(root, manifest_dir)
-print(f"{source.title} in {root}: {facts.get('indexed_samples')} complete samples; manifest in "
-      f"{manifest_dir}")
+print(f"{source.title} in {root}: {facts.get('indexed_samples')} complete samples; manifest in {manifest_dir}")
 {key: value for key, value in facts.items() if value is not None and not isinstance(value, dict)}
 
 # %% [markdown]
@@ -232,8 +236,9 @@ fidelity = None
 twin = read_synthetic_info(root) or {}
 if SOURCE == "synthetic":
     measured = measure_fidelity(root, max_tiles=100)
-    fidelity_figures = plot_fidelity(measured["twin"], measured["real"], measured["distances"],
-                                     class_names=list(legend.names))
+    fidelity_figures = plot_fidelity(
+        measured["twin"], measured["real"], measured["distances"], class_names=list(legend.names)
+    )
     figure_links = {}
     for name, figure in fidelity_figures.items():
         path = figures_dir / f"00_get_data_fidelity_{name}.png"
@@ -241,14 +246,22 @@ if SOURCE == "synthetic":
         figure_links[name] = f"figures/{path.name}"
         display(figure)
     before = load_before()
-    fidelity_report = write_fidelity_report(reports_dir / "twin_fidelity.md",
-                                            measured["distances"], figure_links, before)
-    fidelity = jsonable({"twin_version": twin.get("twin_version"),
-                         "distances": measured["distances"],
-                         "before_calibration": before["distances"],
-                         "report": str(fidelity_report)})
-    display(pd.DataFrame({"before calibration": summary_row(before["distances"]),
-                          "now": summary_row(measured["distances"])}).round(4))
+    fidelity_report = write_fidelity_report(
+        reports_dir / "twin_fidelity.md", measured["distances"], figure_links, before
+    )
+    fidelity = jsonable(
+        {
+            "twin_version": twin.get("twin_version"),
+            "distances": measured["distances"],
+            "before_calibration": before["distances"],
+            "report": str(fidelity_report),
+        }
+    )
+    display(
+        pd.DataFrame(
+            {"before calibration": summary_row(before["distances"]), "now": summary_row(measured["distances"])}
+        ).round(4)
+    )
 
 # %% [markdown]
 # ## Record the metrics

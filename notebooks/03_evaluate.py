@@ -59,15 +59,15 @@ from tdpcr_lib.evaluation.intervals import headline_intervals, tile_scores
 from tdpcr_lib.evaluation.majority import majority_class_baseline, majority_table
 from tdpcr_lib.evaluation.protocols import protocol_table
 from tdpcr_lib.evaluation.report import (
-                   bucket_curves,
-                   cloudiest_index,
-                   headline_metrics,
-                   write_results,
+    bucket_curves,
+    cloudiest_index,
+    headline_metrics,
+    write_results,
 )
 from tdpcr_lib.evaluation.tables import (
-                   band_error_under_clouds,
-                   normalised_confusion,
-                   per_class_iou_table,
+    band_error_under_clouds,
+    normalised_confusion,
+    per_class_iou_table,
 )
 from tdpcr_lib.evaluation.transfer import transfer_check, transfer_markdown
 from tdpcr_lib.metrics.results import CR_METRICS, to_records, value, wide
@@ -101,8 +101,7 @@ PROTOCOLS = ["tdpcr", "uncrtaints", "glfcr", "dsen2cr", "allclear"]  # named met
 
 # %%
 reports_dir = resolve_reports_dir(REPORTS_DIR, smoke=SMOKE)
-record = RunRecord.from_parameters_cell("03_evaluate", globals(),
-                                        metrics_dir=reports_dir / "metrics")
+record = RunRecord.from_parameters_cell("03_evaluate", globals(), metrics_dir=reports_dir / "metrics")
 figures_dir = reports_dir / "figures"
 checkpoint = Path(CHECKPOINT) if CHECKPOINT else Path(RUNS_DIR) / "phase2" / "best"
 
@@ -120,8 +119,9 @@ test_set
 # `max_batches` limits a `SMOKE` run to a couple of batches.
 
 # %%
-result = evaluate(checkpoint, test_set, device=DEVICE, batch_size=BATCH_SIZE,
-                             max_batches=2 if SMOKE else None, protocols=PROTOCOLS)
+result = evaluate(
+    checkpoint, test_set, device=DEVICE, batch_size=BATCH_SIZE, max_batches=2 if SMOKE else None, protocols=PROTOCOLS
+)
 result.tables["summary"]
 
 # %% [markdown]
@@ -138,8 +138,7 @@ protocol_table(result.meta["protocols"])
 # number from it, `wide` pivots it for display.
 
 # %%
-print(f"{len(result.frame)} rows; PSNR inside clouds: "
-      f"{value(result.frame, 'psnr', region='cloudy'):.2f} dB")
+print(f"{len(result.frame)} rows; PSNR inside clouds: {value(result.frame, 'psnr', region='cloudy'):.2f} dB")
 wide(result.frame[result.frame["bucket"] == "all"], index="region", metrics=CR_METRICS)
 
 # %% [markdown]
@@ -174,8 +173,7 @@ figure
 # Predicting the most frequent training class everywhere; a segmentation model must beat it.
 
 # %%
-majority = majority_class_baseline(train_set, test_set,
-                                              max_batches=2 if SMOKE else None)
+majority = majority_class_baseline(train_set, test_set, max_batches=2 if SMOKE else None)
 majority_table(majority)
 
 # %% [markdown]
@@ -184,8 +182,7 @@ majority_table(majority)
 # cover.
 
 # %%
-figure = plot_bucket_metrics(bucket_curves(result, majority),
-                                 title="Test split, per cloud-cover bucket")
+figure = plot_bucket_metrics(bucket_curves(result, majority), title="Test split, per cloud-cover bucket")
 save_figure(figure, figures_dir / "03_evaluate_buckets.png")
 figure
 
@@ -230,8 +227,9 @@ band_error.round(4)
 
 # %%
 scored = test_set if not SMOKE else [test_set[i] for i in range(min(len(test_set), 4))]
-intervals = headline_intervals(tile_scores(model, scored, device="cpu", tile=result.meta["tile"],
-                                           overlap=result.meta["overlap"]))
+intervals = headline_intervals(
+    tile_scores(model, scored, device="cpu", tile=result.meta["tile"], overlap=result.meta["overlap"])
+)
 intervals
 # ## Transfer check: the model on real cloudy images
 # Everything above is measured on the data the model was trained on (by default the synthetic twin).
@@ -245,9 +243,10 @@ intervals
 transfer_table, transfer_images = transfer_check(model, read_meta(checkpoint).get("training_data"))
 figure = plot_transfer(transfer_table, transfer_images)
 save_figure(figure, figures_dir / "03_evaluate_transfer.png")
-atomic_write_text(reports_dir / "transfer_check.md",
-                  transfer_markdown(transfer_table, str(checkpoint),
-                                    "figures/03_evaluate_transfer.png"))
+atomic_write_text(
+    reports_dir / "transfer_check.md",
+    transfer_markdown(transfer_table, str(checkpoint), "figures/03_evaluate_transfer.png"),
+)
 display(figure)
 transfer_table
 
@@ -257,18 +256,24 @@ transfer_table
 # intervals over test tiles, and — in a separate table — the paper's claims for reference.
 
 # %%
-results_path = write_results(result, majority, reports_dir / "results.md",
-                                         checkpoint=checkpoint, class_names=names,
-                                         intervals=intervals)
+results_path = write_results(
+    result, majority, reports_dir / "results.md", checkpoint=checkpoint, class_names=names, intervals=intervals
+)
 headline = {**headline_metrics(result, majority), **intervals}
-record.write({**headline, "protocol": result.meta["protocol"],
-              "protocols": result.meta["protocols"],
-              "split_protocol": result.meta.get("split_protocol"),
-              "evaluation": to_records(result.frame),
-              "majority": majority.to_dict(), "class_names": names,
-              "band_error_under_clouds": band_error.to_dict(orient="index"),
-              "transfer_check": transfer_table.reset_index().to_dict(orient="records")},
-             meta=result.meta)
+record.write(
+    {
+        **headline,
+        "protocol": result.meta["protocol"],
+        "protocols": result.meta["protocols"],
+        "split_protocol": result.meta.get("split_protocol"),
+        "evaluation": to_records(result.frame),
+        "majority": majority.to_dict(),
+        "class_names": names,
+        "band_error_under_clouds": band_error.to_dict(orient="index"),
+        "transfer_check": transfer_table.reset_index().to_dict(orient="records"),
+    },
+    meta=result.meta,
+)
 headline
 
 # %% [markdown]

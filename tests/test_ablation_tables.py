@@ -6,13 +6,17 @@ from tdpcr_lib.evaluation.ablations.report import TABLE_COLUMNS, ablation_tables
 
 
 def _entry(label, segments=True):
-    metrics = {key: {"mean": 0.5, "std": 0.01} for source, key, _, _ in TABLE_COLUMNS.values()
-               if source == "m"}
+    metrics = {key: {"mean": 0.5, "std": 0.01} for source, key, _, _ in TABLE_COLUMNS.values() if source == "m"}
     if not segments:
         metrics.update({k: {"mean": None} for k in metrics if k.startswith(("oa", "miou"))})
-    return {"label": label, "metrics": metrics, "seeds": [0, 1, 2], "steps": {"mean": 600},
-            "plateau": [True, True, False],
-            "complexity": {"params": 2.9e5, "trainable_last_phase": 1e5, "flops_256": 3e9}}
+    return {
+        "label": label,
+        "metrics": metrics,
+        "seeds": [0, 1, 2],
+        "steps": {"mean": 600},
+        "plateau": [True, True, False],
+        "complexity": {"params": 2.9e5, "trainable_last_phase": 1e5, "flops_256": 3e9},
+    }
 
 
 def test_tables_split_by_task_and_leave_out_models_without_the_task():

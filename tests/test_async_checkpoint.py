@@ -19,10 +19,30 @@ from tdpcr_lib.models.checkpoint import load_trainer_state, read_meta
 from tdpcr_lib.models.checkpoint_files import recover_checkpoint
 
 # 40 tiles / batch 4 = 10 steps per epoch, 2 epochs; `last/` every 4 steps (as tests/test_resume).
-TRAIN_ARGS = ["--phase", "phase1", "--small-model", "--epochs", "2", "--batch-size", "4",
-              "--crop-size", "16", "--lr", "2e-3", "--checkpoint-every", "4", "--seed", "7",
-              "--set", "val_max_batches=1", "--set", "warmup_steps=2", "--device", "cpu",
-              "--no-progress"]
+TRAIN_ARGS = [
+    "--phase",
+    "phase1",
+    "--small-model",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "4",
+    "--crop-size",
+    "16",
+    "--lr",
+    "2e-3",
+    "--checkpoint-every",
+    "4",
+    "--seed",
+    "7",
+    "--set",
+    "val_max_batches=1",
+    "--set",
+    "warmup_steps=2",
+    "--device",
+    "cpu",
+    "--no-progress",
+]
 
 # The CLI's training, with the checkpoint writer killed (SIGKILL, the whole process) in the middle
 # of the save of step KILL_STEP: either before the new folder is complete (its config.json, written
@@ -70,9 +90,13 @@ def _env() -> dict[str, str]:
 
 
 def _run_cli(root, out) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tdpcr_lib.cli.train", "--data-root", str(root),
-                           "--out", str(out), *TRAIN_ARGS], capture_output=True, text=True,
-                          env=_env(), timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "tdpcr_lib.cli.train", "--data-root", str(root), "--out", str(out), *TRAIN_ARGS],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=600,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -84,14 +108,29 @@ def uninterrupted(tiny_luojiaset_root, tmp_path_factory):
 
 
 @pytest.mark.parametrize("where", ["before_config", "in_swap"])
-def test_sigkill_during_an_async_save_keeps_the_previous_checkpoint(where, uninterrupted,
-                                                                     tiny_luojiaset_root,
-                                                                     tmp_path):
+def test_sigkill_during_an_async_save_keeps_the_previous_checkpoint(
+    where, uninterrupted, tiny_luojiaset_root, tmp_path
+):
     out, marker = tmp_path / "killed", tmp_path / "thread"
-    killed = subprocess.run([sys.executable, "-c", KILLER, where, "8", str(marker),
-                             "--data-root", str(tiny_luojiaset_root), "--out", str(out),
-                             *TRAIN_ARGS], capture_output=True, text=True, env=_env(),
-                            timeout=600)
+    killed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            KILLER,
+            where,
+            "8",
+            str(marker),
+            "--data-root",
+            str(tiny_luojiaset_root),
+            "--out",
+            str(out),
+            *TRAIN_ARGS,
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=600,
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert marker.read_text().startswith("tdpcr-ckpt")  # the write was off the training thread
 
@@ -121,8 +160,9 @@ def test_async_and_sync_saves_write_identical_checkpoints(tmp_path):
     optimizer = torch.optim.AdamW(model.parameters())
     model(torch.rand(1, 13, 16, 16), torch.rand(1, 2, 16, 16))["reconstruction"].sum().backward()
     optimizer.step()
-    fields = dict(phase="phase1", epoch=0, step=1, code_version="test",
-                  trainer_state={"optimizer": optimizer.state_dict()})
+    fields = dict(
+        phase="phase1", epoch=0, step=1, code_version="test", trainer_state={"optimizer": optimizer.state_dict()}
+    )
     AsyncCheckpointer(enabled=False).save(tmp_path / "sync", model, **fields)
     saver = AsyncCheckpointer()
     saver.save(tmp_path / "async", model, **fields)
@@ -135,6 +175,5 @@ def test_async_and_sync_saves_write_identical_checkpoints(tmp_path):
     for name in ("model.safetensors", "trainer_state.safetensors"):
         a, b = (load_file(str(tmp_path / run / name)) for run in ("sync", "async"))
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
-    a, b = (json.loads((tmp_path / run / "trainer_state.json").read_text())
-            for run in ("sync", "async"))
+    a, b = (json.loads((tmp_path / run / "trainer_state.json").read_text()) for run in ("sync", "async"))
     assert a == b

@@ -16,25 +16,42 @@ def _two_phase(model, seed, psnr, miou, plateau=True, stop1=P1, test_psnr=None, 
     """A two-phase run: ``psnr(global_step)`` over both phases, ``miou(phase2_step)``."""
     s1 = list(range(25, stop1 + 1, 25))
     s2 = list(range(25, P2 + 1, 25))
-    return {"model": model, "seed": seed, "steps": stop1 + P2, "plateau": plateau,
-            "metrics": {"psnr": test_psnr if test_psnr is not None else psnr(P1 + P2),
-                        "miou": test_miou if test_miou is not None else miou(P2)},
-            "phases": [
-                {"phase": "phase1", "steps": stop1, "budget_steps": P1, "metric": "psnr",
-                 "curves": {"psnr": [[s, psnr(s)] for s in s1]}},
-                {"phase": "phase2", "steps": P2, "budget_steps": P2, "metric": "miou",
-                 "curves": {"psnr": [[s, psnr(P1 + s)] for s in s2],
-                            "miou": [[s, miou(s)] for s in s2]}}]}
+    return {
+        "model": model,
+        "seed": seed,
+        "steps": stop1 + P2,
+        "plateau": plateau,
+        "metrics": {
+            "psnr": test_psnr if test_psnr is not None else psnr(P1 + P2),
+            "miou": test_miou if test_miou is not None else miou(P2),
+        },
+        "phases": [
+            {
+                "phase": "phase1",
+                "steps": stop1,
+                "budget_steps": P1,
+                "metric": "psnr",
+                "curves": {"psnr": [[s, psnr(s)] for s in s1]},
+            },
+            {
+                "phase": "phase2",
+                "steps": P2,
+                "budget_steps": P2,
+                "metric": "miou",
+                "curves": {"psnr": [[s, psnr(P1 + s)] for s in s2], "miou": [[s, miou(s)] for s in s2]},
+            },
+        ],
+    }
 
 
 def _grid(ref_psnr, other_psnr, **kwargs):
     runs = []
     for seed in range(3):
         jitter = 0.05 * seed
-        runs.append(_two_phase("tdpcr_full", seed, lambda s, j=jitter: ref_psnr(s) + j,
-                               lambda s: 0.5, **kwargs))
-        runs.append(_two_phase("concat_fusion", seed, lambda s, j=jitter: other_psnr(s) + 2 * j,
-                               lambda s: 0.5, **kwargs))
+        runs.append(_two_phase("tdpcr_full", seed, lambda s, j=jitter: ref_psnr(s) + j, lambda s: 0.5, **kwargs))
+        runs.append(
+            _two_phase("concat_fusion", seed, lambda s, j=jitter: other_psnr(s) + 2 * j, lambda s: 0.5, **kwargs)
+        )
     return runs
 
 
@@ -78,16 +95,22 @@ def test_a_ranking_that_changes_with_budget_is_budget_dependent_not_a_verdict():
 def test_runs_off_their_plateau_are_never_settled():
     runs = _grid(lambda s: 25 + s / 900, lambda s: 24 + s / 900, plateau=False)
     claim = _claim(runs)
-    assert claim["status"] == stats.BUDGET_DEPENDENT and "0/6 runs on their plateau" in \
-        claim["status_reason"]
+    assert claim["status"] == stats.BUDGET_DEPENDENT and "0/6 runs on their plateau" in claim["status_reason"]
 
 
 def test_an_untrained_baseline_is_not_comparable_and_has_no_direction():
-    runs = [_two_phase("tdpcr_full", seed, lambda s, k=seed: 28.0 + 0.1 * k, lambda s: 0.5)
-            for seed in range(3)]
-    runs += [{"model": "dsen2cr", "seed": seed, "steps": 1, "plateau": None,
-              "metrics": {"psnr": 15.6}, "phases": [{"phase": "baseline", "steps": 1}]}
-             for seed in range(3)]
+    runs = [_two_phase("tdpcr_full", seed, lambda s, k=seed: 28.0 + 0.1 * k, lambda s: 0.5) for seed in range(3)]
+    runs += [
+        {
+            "model": "dsen2cr",
+            "seed": seed,
+            "steps": 1,
+            "plateau": None,
+            "metrics": {"psnr": 15.6},
+            "phases": [{"phase": "baseline", "steps": 1}],
+        }
+        for seed in range(3)
+    ]
     claim = _claim(runs, "delta_psnr_vs_dsen2cr")
     assert claim["status"] == stats.NOT_COMPARABLE and claim["direction"] is None
     assert claim["by_budget"] == [] and claim["verdict"] == stats.NOT_COMPARABLE_TEXT
@@ -103,18 +126,23 @@ def test_an_untrained_baseline_is_not_comparable_and_has_no_direction():
 
 def test_readme_section_leads_with_settled_claims_and_names_each_budget(tmp_path):
     runs = _grid(lambda s: 25 + s / 900, lambda s: 24 + s / 900)  # settled
-    runs += [_two_phase("optical_only", seed, lambda s: 20 + s / 100, lambda s: 0.5)
-             for seed in range(3)]  # TDP-CR's cloudy PSNR rises later: budget-dependent
+    runs += [
+        _two_phase("optical_only", seed, lambda s: 20 + s / 100, lambda s: 0.5) for seed in range(3)
+    ]  # TDP-CR's cloudy PSNR rises later: budget-dependent
     for run in runs:
         run["metrics"]["psnr_cloudy"] = run["metrics"]["psnr"]
         for phase in run["phases"]:
             phase["curves"]["psnr_cloudy"] = phase["curves"]["psnr"]
         run["complexity"] = {"params": 286_478}
-    record = {"runs": runs, "claims": stats.claims(runs), "git_sha": "abc",
-              "resolved": {"budget": {"mode": "default", "phase1_steps": P1,
-                                      "phase2_steps": P2}}}
-    long = json.loads(json.dumps({**record, "resolved": {"budget": {
-        "mode": "long", "phase1_steps": 4 * P1, "phase2_steps": 4 * P2}}}))
+    record = {
+        "runs": runs,
+        "claims": stats.claims(runs),
+        "git_sha": "abc",
+        "resolved": {"budget": {"mode": "default", "phase1_steps": P1, "phase2_steps": P2}},
+    }
+    long = json.loads(
+        json.dumps({**record, "resolved": {"budget": {"mode": "long", "phase1_steps": 4 * P1, "phase2_steps": 4 * P2}}})
+    )
     path = tmp_path / "04.json"
     path.write_text(json.dumps(record))
     record = verdicts.load_record(path)
@@ -141,8 +169,10 @@ def test_claims_figure_has_one_panel_per_claim_with_a_zero_line():
     from tdpcr_lib.plot.claims import plot_claims_vs_budget
 
     runs = _grid(lambda s: 25 + s / 900, lambda s: 24 + s / 900)
-    runs += [{"model": "dsen2cr", "seed": seed, "steps": 1, "plateau": None,
-              "metrics": {"psnr": 15.6}, "phases": []} for seed in range(3)]
+    runs += [
+        {"model": "dsen2cr", "seed": seed, "steps": 1, "plateau": None, "metrics": {"psnr": 15.6}, "phases": []}
+        for seed in range(3)
+    ]
     claims = stats.claims(runs)
     figure = plot_claims_vs_budget(claims, budgets={"long (4×)": (claims, 4.0)})
     visible = [ax for ax in figure.axes if ax.get_visible()]
@@ -158,8 +188,8 @@ def test_untrained_checkpoints_are_those_with_under_a_tenth_of_the_steps(tmp_pat
     for name, step in (("TDP-CR", 300), ("joint", 900), ("DSen2-CR", 1), ("early", 89)):
         folder = tmp_path / name
         folder.mkdir()
-        (folder / "config.json").write_text(json.dumps({"format_version": 1, "step": step,
-                                                       "model_config": {}, "phase": "p",
-                                                       "epoch": 1}))
+        (folder / "config.json").write_text(
+            json.dumps({"format_version": 1, "step": step, "model_config": {}, "phase": "p", "epoch": 1})
+        )
         found[name] = folder
     assert budget.untrained_checkpoints(found) == {"DSen2-CR": 1, "early": 89}

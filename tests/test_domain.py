@@ -31,8 +31,7 @@ def twin_checkpoint(tmp_path_factory, training_data):
     torch.manual_seed(0)
     model = build_model(ModelConfig.preset("tiny", with_seg_decoder=True)).eval()
     directory = tmp_path_factory.mktemp("ckpt") / "best"
-    save_checkpoint(directory, model, phase="phase2", epoch=1, step=1,
-                    extra={"training_data": training_data})
+    save_checkpoint(directory, model, phase="phase2", epoch=1, step=1, extra={"training_data": training_data})
     return directory
 
 
@@ -67,10 +66,10 @@ def test_twin_model_on_real_files_warns_and_names_bands(training_data, real_pair
 
 
 def test_like_data_gives_no_warning(training_data):
-    observed = {"optical": {b: {"p50": s["p50"]} for b, s in
-                            training_data["input_statistics"]["optical"].items()},
-                "sar": {b: {"p50": s["p50"]} for b, s in
-                        training_data["input_statistics"]["sar"].items()}}
+    observed = {
+        "optical": {b: {"p50": s["p50"]} for b, s in training_data["input_statistics"]["optical"].items()},
+        "sar": {b: {"p50": s["p50"]} for b, s in training_data["input_statistics"]["sar"].items()},
+    }
     result = domain_check(training_data, observed, synthetic_input=True)
     assert result["warning"] is None and result["bands_outside_training"] == []
 
@@ -83,8 +82,7 @@ def test_a_real_trained_checkpoint_only_warns_about_bands(training_data, real_pa
 
 def test_predict_scene_warns_and_stores_the_warning(twin_checkpoint, real_pair, tmp_path):
     with pytest.warns(DomainWarning, match="synthetic twin"):
-        paths = predict_scene(*real_pair, twin_checkpoint, tmp_path / "out", tile=64,
-                              progress=False, overlap_io=False)
+        paths = predict_scene(*real_pair, twin_checkpoint, tmp_path / "out", tile=64, progress=False, overlap_io=False)
     summary = json.loads(paths["summary"].read_text())
     assert "synthetic twin" in summary["domain"]["warning"]
     assert "B10" in summary["domain"]["bands_outside_training"]
@@ -95,19 +93,33 @@ def test_predict_scene_on_a_synthetic_scene_does_not_call_it_real(twin_checkpoin
     scene = make_synthetic_scene(tmp_path / "scene", 48, 48, seed=1)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        paths = predict_scene(scene.s2_cloudy, scene.s1, twin_checkpoint, tmp_path / "out",
-                              tile=48, progress=False, overlap_io=False)
+        paths = predict_scene(
+            scene.s2_cloudy, scene.s1, twin_checkpoint, tmp_path / "out", tile=48, progress=False, overlap_io=False
+        )
     summary = json.loads(paths["summary"].read_text())
     assert summary["domain"]["input"] == "synthetic"
     assert not any("real files" in str(w.message) for w in caught)
 
 
 def test_cli_prints_the_domain_warning_in_one_line(twin_checkpoint, real_pair, tmp_path, capsys):
-    status = predict_main(["--s2", str(real_pair[0]), "--s1", str(real_pair[1]),
-                           "--checkpoint", str(twin_checkpoint), "--out", str(tmp_path / "o"),
-                           "--tile", "64", "--no-progress", "--device", "cpu"])
+    status = predict_main(
+        [
+            "--s2",
+            str(real_pair[0]),
+            "--s1",
+            str(real_pair[1]),
+            "--checkpoint",
+            str(twin_checkpoint),
+            "--out",
+            str(tmp_path / "o"),
+            "--tile",
+            "64",
+            "--no-progress",
+            "--device",
+            "cpu",
+        ]
+    )
     assert status == 0
     lines = [ln for ln in capsys.readouterr().err.splitlines() if "synthetic twin" in ln]
     assert len(lines) == 1 and lines[0].startswith("tdpcr predict: warning:")
     assert "B10" in lines[0]
-

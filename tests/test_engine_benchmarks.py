@@ -21,22 +21,24 @@ pytest.importorskip("onnxruntime")
 
 def _run(module: str, out, *extra: str) -> tuple[dict, str]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
-    done = subprocess.run([sys.executable, "-m", module, "--tiny", "--threads", "1", "--out",
-                           str(out), *extra], capture_output=True, text=True, env=env,
-                          cwd=REPO_ROOT, timeout=1800)
+    done = subprocess.run(
+        [sys.executable, "-m", module, "--tiny", "--threads", "1", "--out", str(out), *extra],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
+        timeout=1800,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(out.read_text()), done.stdout
 
 
 def test_engine_scene_reports_the_ratio_and_the_bound(tmp_path):
-    result, printed = _run("benchmarks.engine_scene", tmp_path / "scene.json", "--work-dir",
-                           str(tmp_path))
+    result, printed = _run("benchmarks.engine_scene", tmp_path / "scene.json", "--work-dir", str(tmp_path))
     assert result["engine"] == "onnxruntime"  # auto on a CPU with onnxruntime installed
-    for key in ("before_mpx_s", "after_mpx_s", "bound_mpx_s", "ratio_after_before",
-                "ratio_to_bound"):
+    for key in ("before_mpx_s", "after_mpx_s", "bound_mpx_s", "ratio_after_before", "ratio_to_bound"):
         assert result[key] > 0, key
-    assert result["ratio_after_before"] == pytest.approx(
-        result["after_mpx_s"] / result["before_mpx_s"])
+    assert result["ratio_after_before"] == pytest.approx(result["after_mpx_s"] / result["before_mpx_s"])
     assert {"forward_s", "cog_s"} <= set(result["timings"]["after"])
     assert "ratio after/before" in printed and "ratio to bound" in printed
     assert "SKIP (tiny)" in printed and "PASS" not in printed

@@ -49,10 +49,10 @@ def checkpoints(tmp_path_factory):
     """Tiny phase-1 (SEN12MS-CR legend) and phase-2 (LuojiaSET legend) checkpoints."""
     root = tmp_path_factory.mktemp("engines")
     return {
-        "phase1": save_checkpoint(root / "p1" / "best", _tiny(False, "igbp_simplified", 1),
-                                  phase="phase1", epoch=0, step=0),
-        "phase2": save_checkpoint(root / "p2" / "best", _tiny(True, "luojiaset", 2),
-                                  phase="phase2", epoch=0, step=0),
+        "phase1": save_checkpoint(
+            root / "p1" / "best", _tiny(False, "igbp_simplified", 1), phase="phase1", epoch=0, step=0
+        ),
+        "phase2": save_checkpoint(root / "p2" / "best", _tiny(True, "luojiaset", 2), phase="phase2", epoch=0, step=0),
     }
 
 
@@ -105,16 +105,26 @@ def test_exported_graph_matches_torch_at_other_batch_and_size(exported, checkpoi
             want = model(torch.from_numpy(optical), torch.from_numpy(sar))
         np.testing.assert_allclose(got[0], want["reconstruction"].numpy(), atol=VERIFY_ATOL, rtol=0)
         if "segmentation" in want:
-            np.testing.assert_allclose(got[1], want["segmentation"].numpy(), atol=VERIFY_ATOL,
-                                       rtol=0)
+            np.testing.assert_allclose(got[1], want["segmentation"].numpy(), atol=VERIFY_ATOL, rtol=0)
 
 
 def test_export_refuses_to_overwrite_and_names_a_missing_checkpoint(exported, tmp_path, capsys):
     from tdpcr_lib.cli import main as cli
 
     before = exported["phase2"].stat().st_mtime_ns
-    assert cli.main(["export", "onnx", "--checkpoint", str(exported["phase2"].parent / "best"),
-                     "--out", str(exported["phase2"])]) == 2
+    assert (
+        cli.main(
+            [
+                "export",
+                "onnx",
+                "--checkpoint",
+                str(exported["phase2"].parent / "best"),
+                "--out",
+                str(exported["phase2"]),
+            ]
+        )
+        == 2
+    )
     assert "--overwrite" in capsys.readouterr().err
     assert exported["phase2"].stat().st_mtime_ns == before
     assert cli.main(["export", "onnx", "--checkpoint", str(tmp_path / "nope")]) == 3
@@ -124,8 +134,9 @@ def test_export_refuses_to_overwrite_and_names_a_missing_checkpoint(exported, tm
 
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory):
-    return make_synthetic_scene(tmp_path_factory.mktemp("scene"), 200, 230, seed=5,
-                                s1_offset=(7.0, -3.0), nodata_corner=20)
+    return make_synthetic_scene(
+        tmp_path_factory.mktemp("scene"), 200, 230, seed=5, s1_offset=(7.0, -3.0), nodata_corner=20
+    )
 
 
 def _read(path):
@@ -136,10 +147,8 @@ def _read(path):
 def test_onnxruntime_products_match_torch(scene, checkpoints, tmp_path):
     kwargs = dict(tile=64, overlap=16, progress=False, batch_size=3)
     ckpt = checkpoints["phase2"]
-    torch_out = predict_scene(scene.s2_cloudy, scene.s1, ckpt, tmp_path / "t", engine="torch",
-                              **kwargs)
-    ort_out = predict_scene(scene.s2_cloudy, scene.s1, ckpt, tmp_path / "o",
-                            engine="onnxruntime", **kwargs)
+    torch_out = predict_scene(scene.s2_cloudy, scene.s1, ckpt, tmp_path / "t", engine="torch", **kwargs)
+    ort_out = predict_scene(scene.s2_cloudy, scene.s1, ckpt, tmp_path / "o", engine="onnxruntime", **kwargs)
     a = _read(torch_out["cloud_free"]).astype(np.int64)
     b = _read(ort_out["cloud_free"]).astype(np.int64)
     assert np.percentile(np.abs(a - b), 99.9) <= 1
@@ -150,12 +159,12 @@ def test_onnxruntime_products_match_torch(scene, checkpoints, tmp_path):
     cached = list(E.cache_dir(ckpt).glob("tdpcr-*.onnx"))
     assert len(cached) == 1
     assert read_metadata(cached[0])["weights_sha256"] in {
-        v for v in json.loads((ckpt / "config.json").read_text())["sha256"].values()}
+        v for v in json.loads((ckpt / "config.json").read_text())["sha256"].values()
+    }
 
 
 def test_cache_is_rebuilt_when_the_weights_change(checkpoints, tmp_path):
-    ckpt = save_checkpoint(tmp_path / "run" / "best", _tiny(True, "luojiaset", 3),
-                           phase="phase2", epoch=0, step=0)
+    ckpt = save_checkpoint(tmp_path / "run" / "best", _tiny(True, "luojiaset", 3), phase="phase2", epoch=0, step=0)
     first = E.cached_export(ckpt)
     stamp = first.stat().st_mtime_ns
     assert E.cached_export(ckpt) == first and first.stat().st_mtime_ns == stamp  # reused

@@ -25,8 +25,7 @@ from tdpcr_lib.evaluation.transfer import transfer_check, transfer_markdown
 
 def test_every_calibration_block_says_where_its_numbers_come_from():
     calibration = load_calibration()
-    for block in ("class_spectra", "seasons", "atmosphere", "sar", "texture",
-                  "class_frequencies", "ground_change"):
+    for block in ("class_spectra", "seasons", "atmosphere", "sar", "texture", "class_frequencies", "ground_change"):
         assert calibration[block].get("provenance"), block
     assert len(calibration["class_spectra"]["values"]) == 7
     assert all(len(v) == 13 for v in calibration["class_spectra"]["values"].values())
@@ -49,9 +48,14 @@ def test_shipped_real_samples_are_read_with_their_buckets():
 
 def _tile(rng, offset=1000.0, shift=0.0):
     refl = rng.uniform(0.05, 0.3, (13, 64, 64)) + shift
-    return {"s2": refl * 10000 + offset, "dn_offset": offset,
-            "s1": rng.normal(-12, 3, (2, 64, 64)), "land_cover": rng.integers(5, 7, (64, 64)),
-            "cloud_mask": (rng.random((64, 64)) < 0.5).astype(np.float32), "bucket": "40%-60%"}
+    return {
+        "s2": refl * 10000 + offset,
+        "dn_offset": offset,
+        "s1": rng.normal(-12, 3, (2, 64, 64)),
+        "land_cover": rng.integers(5, 7, (64, 64)),
+        "cloud_mask": (rng.random((64, 64)) < 0.5).astype(np.float32),
+        "bucket": "40%-60%",
+    }
 
 
 def test_distances_vanish_for_identical_data_and_measure_a_shift():
@@ -80,8 +84,7 @@ def test_calibrated_twin_is_closer_to_real_than_before(tiny_luojiaset_root):
     now = fidelity_distances(twin, real_statistics())
     before = load_before()["distances"]
     assert now["band_ks_mean"] < before["band_ks_mean"]
-    assert np.mean(list(now["class_spectra_mae"].values())) < np.mean(
-        list(before["class_spectra_mae"].values()))
+    assert np.mean(list(now["class_spectra_mae"].values())) < np.mean(list(before["class_spectra_mae"].values()))
     for band in ("VV", "VH"):
         assert now["s1_wasserstein_db"][band] < before["s1_wasserstein_db"][band]
     text = fidelity_markdown(jsonable(now), load_before(), {"bands": "figures/b.png"})

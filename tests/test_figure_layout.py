@@ -49,8 +49,7 @@ def text_boxes(fig):
         if ax.get_legend() is not None:
             candidates += [*ax.get_legend().get_texts(), ax.get_legend().get_title()]
         for child in ax.get_children():  # a second legend kept with add_artist
-            if child is not ax.get_legend() and hasattr(child, "get_texts") and \
-                    hasattr(child, "get_title"):
+            if child is not ax.get_legend() and hasattr(child, "get_texts") and hasattr(child, "get_title"):
                 candidates += [*child.get_texts(), child.get_title()]
     boxes, seen = [], set()
     for artist in candidates:
@@ -64,18 +63,20 @@ def text_boxes(fig):
 
 
 def _intersect(a, b, tolerance):
-    return (min(a.x1, b.x1) - max(a.x0, b.x0) > tolerance
-            and min(a.y1, b.y1) - max(a.y0, b.y0) > tolerance)
+    return min(a.x1, b.x1) - max(a.x0, b.x0) > tolerance and min(a.y1, b.y1) - max(a.y0, b.y0) > tolerance
 
 
 def overlaps(fig, tolerance: float = 1.0):
     """Pairs of overlapping texts, and texts drawn on another axes' picture."""
     boxes = text_boxes(fig)
-    found = [(ta, tb) for (ta, a, _), (tb, b, _) in itertools.combinations(boxes, 2)
-             if _intersect(a, b, tolerance)]
+    found = [(ta, tb) for (ta, a, _), (tb, b, _) in itertools.combinations(boxes, 2) if _intersect(a, b, tolerance)]
     pictures = [ax for ax in fig.axes if ax.get_visible() and ax.images]
-    found += [(text, f"picture of '{ax.get_title()}'") for text, box, owner in boxes
-              for ax in pictures if owner is not ax and _intersect(box, ax.bbox, tolerance)]
+    found += [
+        (text, f"picture of '{ax.get_title()}'")
+        for text, box, owner in boxes
+        for ax in pictures
+        if owner is not ax and _intersect(box, ax.bbox, tolerance)
+    ]
     return found
 
 
@@ -88,68 +89,109 @@ def sample():
 def outputs(sample):
     torch.manual_seed(0)
     # six rows, as notebook 05 draws them: a fixed top margin let the title run into the panels
-    models = {"TDP-CR": TinyModel(), "optical only (no SAR)": TinyModel(with_seg=False,
-                                                                        with_prompts=False),
-              **{f"variant {k}": TinyModel() for k in range(4)}}
+    models = {
+        "TDP-CR": TinyModel(),
+        "optical only (no SAR)": TinyModel(with_seg=False, with_prompts=False),
+        **{f"variant {k}": TinyModel() for k in range(4)},
+    }
     return tiles.predict_outputs(models, sample)
 
 
 def _history():
     steps = [{"step": s, "loss": 1 / (s + 1), "ce": 0.5 / (s + 1)} for s in range(0, 40, 5)]
-    epochs = [{"epoch": e, "step": 10 * e, "train_loss": 1 / e, "val_psnr": 20 + e,
-               "val_psnr_cloudy": 18 + e, "val_input_psnr_cloudy": 12.0, "val_miou": 0.1 * e}
-              for e in range(1, 5)]
+    epochs = [
+        {
+            "epoch": e,
+            "step": 10 * e,
+            "train_loss": 1 / e,
+            "val_psnr": 20 + e,
+            "val_psnr_cloudy": 18 + e,
+            "val_input_psnr_cloudy": 12.0,
+            "val_miou": 0.1 * e,
+        }
+        for e in range(1, 5)
+    ]
     return {"phase": "phase2", "objective": "ce", "steps": steps, "epochs": epochs}
 
 
 def _per_bucket():
-    return {name: {b: {"psnr": (25 + i + k, 1.0), "miou": (30 + 5 * k, 2.0)}
-                   for k, b in enumerate(("0-20%", "20%-40%", "40%-60%", "60%-80%", "80%-100%"))}
-            for i, name in enumerate(("TDP-CR (phase 1 600 + phase 2 175 steps)", "concat",
-                                      "optical only", "DSen2-CR"))}
+    return {
+        name: {
+            b: {"psnr": (25 + i + k, 1.0), "miou": (30 + 5 * k, 2.0)}
+            for k, b in enumerate(("0-20%", "20%-40%", "40%-60%", "60%-80%", "80%-100%"))
+        }
+        for i, name in enumerate(("TDP-CR (phase 1 600 + phase 2 175 steps)", "concat", "optical only", "DSen2-CR"))
+    }
 
 
 def _runs():
     curve = [{"train_flops": 1e9 * (k + 1), "value": 20 + k} for k in range(5)]
     seg = [{"train_flops": 1e9 * (k + 6), "value": 0.2 + 0.02 * k} for k in range(5)]
-    return [{"model": m, "label": m, "phases": [{"curve": curve, "metric": "psnr"},
-                                               {"curve": seg, "metric": "miou"}]}
-            for m in ("tdpcr_full", "no_prompt", "concat")]
+    return [
+        {"model": m, "label": m, "phases": [{"curve": curve, "metric": "psnr"}, {"curve": seg, "metric": "miou"}]}
+        for m in ("tdpcr_full", "no_prompt", "concat")
+    ]
 
 
 def _scene(tmp_path):
     transform = Affine(10.0, 0, 400000.0, 0, -10.0, 5300000.0)
     paths = {}
-    for name, count, dtype in (("s2", 13, "uint16"), ("cloud_free", 13, "uint16"),
-                               ("degradation_prompt", 1, "float32")):
+    for name, count, dtype in (
+        ("s2", 13, "uint16"),
+        ("cloud_free", 13, "uint16"),
+        ("degradation_prompt", 1, "float32"),
+    ):
         paths[name] = tmp_path / f"{name}.tif"
-        with rasterio.open(paths[name], "w", driver="GTiff", width=64, height=64, count=count,
-                           dtype=dtype, crs="EPSG:32755", transform=transform) as dst:
-            dst.write((np.random.default_rng(0).random((count, 64, 64)) * 3000).astype(dtype)
-                      if dtype == "uint16" else np.full((1, 64, 64), 0.5, dtype))
+        with rasterio.open(
+            paths[name],
+            "w",
+            driver="GTiff",
+            width=64,
+            height=64,
+            count=count,
+            dtype=dtype,
+            crs="EPSG:32755",
+            transform=transform,
+        ) as dst:
+            dst.write(
+                (np.random.default_rng(0).random((count, 64, 64)) * 3000).astype(dtype)
+                if dtype == "uint16"
+                else np.full((1, 64, 64), 0.5, dtype)
+            )
     return plot_scene_prediction(paths["s2"], {k: v for k, v in paths.items() if k != "s2"})
 
 
 FIGURES = {
     "comparison": lambda s, o, t: compare.plot_comparison(
-        s, o, row_titles={"TDP-CR": "TDP-CR\nphase 1 600 + phase 2 175 steps"}),
-    "comparison_zoom": lambda s, o, t: compare.plot_comparison(
-        s, o, window=arrays.Window(0, 0, 16, 16)),
+        s, o, row_titles={"TDP-CR": "TDP-CR\nphase 1 600 + phase 2 175 steps"}
+    ),
+    "comparison_zoom": lambda s, o, t: compare.plot_comparison(s, o, window=arrays.Window(0, 0, 16, 16)),
     "overview": lambda s, o, t: compare.plot_overview_with_window(s, arrays.Window(0, 0, 16, 16)),
     "prompt_maps": lambda s, o, t: compare.plot_prompt_maps(o["TDP-CR"], s, title="gates"),
     "training_curves": lambda s, o, t: curves.plot_training_curves(_history()),
     "bucket_metrics": lambda s, o, t: curves.plot_bucket_metrics(_per_bucket(), title="per bucket"),
     "validation_vs_compute": lambda s, o, t: curves.plot_validation_vs_compute(_runs()),
-    "confusion": lambda s, o, t: diagnostics.plot_confusion(pd.DataFrame(
-        np.full((7, 7), 100 / 7), index=[f"class {i} long name" for i in range(7)],
-        columns=[f"class {i} long name" for i in range(7)])),
-    "band_error": lambda s, o, t: diagnostics.plot_band_error(pd.DataFrame(
-        {"bias": np.linspace(-0.01, 0.01, 13), "mae": np.linspace(0.01, 0.03, 13),
-         "target_range": np.full(13, 0.2)},
-        index=[f"B{i:02d}" for i in range(1, 14)])),
+    "confusion": lambda s, o, t: diagnostics.plot_confusion(
+        pd.DataFrame(
+            np.full((7, 7), 100 / 7),
+            index=[f"class {i} long name" for i in range(7)],
+            columns=[f"class {i} long name" for i in range(7)],
+        )
+    ),
+    "band_error": lambda s, o, t: diagnostics.plot_band_error(
+        pd.DataFrame(
+            {
+                "bias": np.linspace(-0.01, 0.01, 13),
+                "mae": np.linspace(0.01, 0.03, 13),
+                "target_range": np.full(13, 0.2),
+            },
+            index=[f"B{i:02d}" for i in range(1, 14)],
+        )
+    ),
     "scene": lambda s, o, t: _scene(t),
-    "sample": lambda s, o, t: plot_sample(s, {"reconstruction": o["TDP-CR"]["reconstruction"],
-                                              "segmentation": o["TDP-CR"]["segmentation"]}),
+    "sample": lambda s, o, t: plot_sample(
+        s, {"reconstruction": o["TDP-CR"]["reconstruction"], "segmentation": o["TDP-CR"]["segmentation"]}
+    ),
     "class_histogram": lambda s, o, t: plot_class_histogram({str(i): 10 * i for i in range(7)}),
 }
 

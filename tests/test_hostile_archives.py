@@ -26,8 +26,7 @@ def _zeros_zip(path: Path, size: int = BIG, name: str = "0-20%/s2/zeros.tif") ->
     return path
 
 
-def _zeros_targz(path: Path, size: int = BIG, name: str = "ROIs1158_spring_s1/s1_1/x.tif"
-                 ) -> Path:
+def _zeros_targz(path: Path, size: int = BIG, name: str = "ROIs1158_spring_s1/s1_1/x.tif") -> Path:
     class Zeros(io.RawIOBase):
         def __init__(self) -> None:
             self.left = size
@@ -116,7 +115,10 @@ def test_a_failed_extraction_into_a_new_folder_removes_the_folder(tmp_path):
 def test_ordinary_archives_still_extract(tmp_path, fake_luojiaset_root):
     import shutil
 
-    archive = Path(shutil.make_archive(str(tmp_path / "LuojiaSET-OSFCR"), "zip",
-                                       fake_luojiaset_root.parent, fake_luojiaset_root.name))
+    archive = Path(
+        shutil.make_archive(
+            str(tmp_path / "LuojiaSET-OSFCR"), "zip", fake_luojiaset_root.parent, fake_luojiaset_root.name
+        )
+    )
     root = prepare_luojiaset(archive)
     assert (root / "0-20%" / "s2").is_dir()

@@ -22,14 +22,30 @@ from tdpcr_lib.datasets.sources import open_dataset
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["data", "--help"], ["data", "manifest"],
-                                  ["evaluate", "--help"], ["report", "--help"],
-                                  ["data", "synth", "--n-tiles", "x"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["data", "--help"],
+        ["data", "manifest"],
+        ["evaluate", "--help"],
+        ["report", "--help"],
+        ["data", "synth", "--n-tiles", "x"],
+    ],
+)
 def test_help_and_usage_errors_do_not_import_torch_or_rasterio(argv):
-    code = (f"import sys; from tdpcr_lib.cli.main import main; rc = main({argv!r}); "
-            "print(rc, 'torch' in sys.modules, 'rasterio' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120, cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": ""})
+    code = (
+        f"import sys; from tdpcr_lib.cli.main import main; rc = main({argv!r}); "
+        "print(rc, 'torch' in sys.modules, 'rasterio' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env={"PYTHONPATH": str(REPO), "PATH": ""},
+    )
     rc, torch_loaded, rasterio_loaded = done.stdout.strip().splitlines()[-1].split()
     assert (torch_loaded, rasterio_loaded) == ("False", "False"), done.stderr
     assert "Traceback" not in done.stderr
@@ -37,8 +53,14 @@ def test_help_and_usage_errors_do_not_import_torch_or_rasterio(argv):
 
 def test_the_error_handler_itself_does_not_import_torch():
     code = "import sys, tdpcr_lib.cli.main, tdpcr_lib.cli.errors; print('torch' in sys.modules)"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120, cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": ""})
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env={"PYTHONPATH": str(REPO), "PATH": ""},
+    )
     assert done.stdout.strip() == "False", done.stderr
 
 
@@ -72,8 +94,11 @@ def test_dataloader_worker_errors_are_the_package_line():
 
 
 def test_data_root_may_be_an_archive(fake_luojiaset_root, tmp_path):
-    archive = Path(shutil.make_archive(str(tmp_path / "LuojiaSET-OSFCR"), "zip",
-                                       fake_luojiaset_root.parent, fake_luojiaset_root.name))
+    archive = Path(
+        shutil.make_archive(
+            str(tmp_path / "LuojiaSET-OSFCR"), "zip", fake_luojiaset_root.parent, fake_luojiaset_root.name
+        )
+    )
     ds = open_dataset(archive, "test")
     assert len(ds) > 0 and ds[0]["optical"].shape[0] == 13
     assert len(open_dataset(archive, "val")) > 0  # extracted once, reused
@@ -84,8 +109,7 @@ def test_two_trainings_into_one_folder_are_refused(tmp_path, capsys):
 
     out = tmp_path / "run"
     with exclusive(out):
-        code = tdpcr_main(["train", "--phase", "phase1", "--data-root", str(tmp_path / "none"),
-                           "--out", str(out)])
+        code = tdpcr_main(["train", "--phase", "phase1", "--data-root", str(tmp_path / "none"), "--out", str(out)])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "another training" in err and len(err.splitlines()) == 1
 
@@ -96,7 +120,10 @@ def test_the_cli_repeats_the_synthetic_defaults_correctly():
     from tdpcr_lib.datasets.synthetic import tiles
 
     assert (data.DEFAULT_N_TILES, data.DEFAULT_TILE_SIZE, data.LOCAL_MANIFEST) == (
-        tiles.DEFAULT_N_TILES, tiles.DEFAULT_TILE_SIZE, manifest.LOCAL_MANIFEST)
+        tiles.DEFAULT_N_TILES,
+        tiles.DEFAULT_TILE_SIZE,
+        manifest.LOCAL_MANIFEST,
+    )
     assert torch is not None
 
 
@@ -110,11 +137,11 @@ def test_reproduced_notebooks_run_without_the_kernel_tcp_warning(tmp_path, capfd
     params = nbformat.v4.new_code_cell("X = 1")
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, nbformat.v4.new_code_cell("print(X + 1)")]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, notebook)
-    run_notebooks([notebook], {"X": 41}, tmp_path / "executed", progress=False,
-                  log=lambda *a: None, home=tmp_path / "home")
+    run_notebooks(
+        [notebook], {"X": 41}, tmp_path / "executed", progress=False, log=lambda *a: None, home=tmp_path / "home"
+    )
     out = nbformat.read(tmp_path / "executed" / notebook.name, 4)
     assert out.cells[-1].outputs[0]["text"] == "42\n"
     captured = capfd.readouterr()

@@ -53,8 +53,13 @@ class RealisticServer:
                 self.do_GET()
 
             def do_GET(self) -> None:
-                outer.requests.append({"method": self.command, "range": self.headers.get("Range"),
-                                       "if_range": self.headers.get("If-Range")})
+                outer.requests.append(
+                    {
+                        "method": self.command,
+                        "range": self.headers.get("Range"),
+                        "if_range": self.headers.get("If-Range"),
+                    }
+                )
                 if outer.status != 200:
                     return self._page(outer.status, "Not Found")
                 if outer.mode == "html":
@@ -182,16 +187,15 @@ def test_416_for_a_complete_or_longer_part_recovers(server, tmp_path, part):
     data = PAYLOAD if part == "equal" else PAYLOAD + b"junk"
     (tmp_path / (NAME + ".part")).write_bytes(data)
     (tmp_path / (NAME + ".part.json")).write_text(
-        f'{{"url": "{server.url}", "validator": "\\"v1\\"", "total": {len(PAYLOAD)}}}')
+        f'{{"url": "{server.url}", "validator": "\\"v1\\"", "total": {len(PAYLOAD)}}}'
+    )
     assert _get(server, tmp_path).read_bytes() == PAYLOAD
-    assert hashlib.md5((tmp_path / NAME).read_bytes()).hexdigest() == hashlib.md5(PAYLOAD
-                                                                                 ).hexdigest()
+    assert hashlib.md5((tmp_path / NAME).read_bytes()).hexdigest() == hashlib.md5(PAYLOAD).hexdigest()
 
 
 def test_a_folder_named_like_the_part_is_one_line(server, tmp_path, capsys):
     (tmp_path / (NAME + ".part")).mkdir()
-    code = data_main(["download", str(tmp_path), "--seasons", "ROIs1970_fall", "--no-progress",
-                      "--no-land-cover"])
+    code = data_main(["download", str(tmp_path), "--seasons", "ROIs1970_fall", "--no-progress", "--no-land-cover"])
     err = capsys.readouterr().err.strip()
     assert code != 0 and len(err.splitlines()) == 1 and "not a file" in err
 
@@ -201,8 +205,7 @@ def test_a_folder_named_like_the_part_is_one_line(server, tmp_path, capsys):
 def test_http_errors_name_archive_and_url(server, tmp_path, status, capsys, monkeypatch):
     server.status = status
     _cli_against(server, monkeypatch)
-    code = data_main(["download", str(tmp_path), "--seasons", "ROIs1970_fall", "--no-progress",
-                      "--no-land-cover"])
+    code = data_main(["download", str(tmp_path), "--seasons", "ROIs1970_fall", "--no-progress", "--no-land-cover"])
     err = capsys.readouterr().err.strip()
     assert code == 1 and len(err.splitlines()) == 1
     assert NAME in err and server.url in err and str(status) in err
@@ -218,8 +221,7 @@ def test_connection_refused_names_archive_and_url(tmp_path, capsys, monkeypatch)
         url = f"http://127.0.0.1:{port}/{NAME}"
 
     _cli_against(Dead, monkeypatch)
-    code = data_main(["download", str(tmp_path), "--seasons", "ROIs1970_fall", "--no-progress",
-                      "--no-land-cover"])
+    code = data_main(["download", str(tmp_path), "--seasons", "ROIs1970_fall", "--no-progress", "--no-land-cover"])
     err = capsys.readouterr().err.strip()
     assert code == 1 and NAME in err and Dead.url in err
 
@@ -236,16 +238,13 @@ def _cli_against(server, monkeypatch) -> None:
     from tdpcr_lib.datasets import download
     from tdpcr_lib.datasets.sen12mscr.layout import Archive
 
-    monkeypatch.setattr(download, "official_archives",
-                        lambda seasons, land_cover: [Archive(NAME, server.url)])
+    monkeypatch.setattr(download, "official_archives", lambda seasons, land_cover: [Archive(NAME, server.url)])
     real = download.download_file
-    monkeypatch.setattr(download, "download_file",
-                        lambda *a, **k: real(*a, **{**k, "timeout": 1.0}))
+    monkeypatch.setattr(download, "download_file", lambda *a, **k: real(*a, **{**k, "timeout": 1.0}))
 
 
 def test_no_progress_prints_no_bar(server, tmp_path, capsys, monkeypatch):
     _cli_against(server, monkeypatch)
-    assert data_main(["download", str(tmp_path), "--seasons", "ROIs1970_fall",
-                      "--no-progress", "--no-land-cover"]) == 0
+    assert data_main(["download", str(tmp_path), "--seasons", "ROIs1970_fall", "--no-progress", "--no-land-cover"]) == 0
     captured = capsys.readouterr()
     assert "%|" not in captured.err and "it/s" not in captured.err

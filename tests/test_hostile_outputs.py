@@ -25,14 +25,27 @@ EXIT_USAGE = 2
 
 def _record(tmp_path: Path, **changes) -> Path:
     runs = []
-    for model, values in {"tdpcr_full": [30.0, 30.4, 30.2], "pgf_no_prompt": [29.0, 29.5, 29.1]
-                          }.items():
+    for model, values in {"tdpcr_full": [30.0, 30.4, 30.2], "pgf_no_prompt": [29.0, 29.5, 29.1]}.items():
         for seed, v in enumerate(values):
-            runs.append({"model": model, "seed": seed, "steps": 10, "plateau": True,
-                         "metrics": {"psnr": v}, "complexity": {"params": 286_478}})
-    record = {"runs": runs, "claims": stats.claims(runs), "git_sha": "abc1234", "device": "cpu",
-              "machine": "x", "wall_time_s": 600.0,
-              "resolved": {"budget": {"mode": "default", "model_size": "default"}}}
+            runs.append(
+                {
+                    "model": model,
+                    "seed": seed,
+                    "steps": 10,
+                    "plateau": True,
+                    "metrics": {"psnr": v},
+                    "complexity": {"params": 286_478},
+                }
+            )
+    record = {
+        "runs": runs,
+        "claims": stats.claims(runs),
+        "git_sha": "abc1234",
+        "device": "cpu",
+        "machine": "x",
+        "wall_time_s": 600.0,
+        "resolved": {"budget": {"mode": "default", "model_size": "default"}},
+    }
     record.update(changes)
     path = tmp_path / "04_ablations.json"
     path.write_text(json.dumps(record))
@@ -41,8 +54,7 @@ def _record(tmp_path: Path, **changes) -> Path:
 
 # ---- item 3: tdpcr data manifest --out -------------------------------------------------------
 @pytest.mark.parametrize("existing", ["train.csv", "checksums.sha256", "split_config.json"])
-def test_manifest_out_never_replaces_or_deletes_user_files(fake_luojiaset_root, tmp_path,
-                                                           capsys, existing):
+def test_manifest_out_never_replaces_or_deletes_user_files(fake_luojiaset_root, tmp_path, capsys, existing):
     out = tmp_path / "D"
     out.mkdir()
     (out / existing).write_text("mine\n")
@@ -57,20 +69,27 @@ def test_manifest_overwrite_flag_and_own_unchanged_manifest(fake_luojiaset_root,
     out = tmp_path / "D"
     assert data_main(["manifest", str(fake_luojiaset_root), "--out", str(out)]) == 0
     assert data_main(["manifest", str(fake_luojiaset_root), "--out", str(out)]) == 0  # ours
-    assert data_main(["manifest", str(fake_luojiaset_root), "--out", str(out),
-                      "--no-checksums"]) == EXIT_USAGE  # would delete checksums.sha256
+    assert (
+        data_main(["manifest", str(fake_luojiaset_root), "--out", str(out), "--no-checksums"]) == EXIT_USAGE
+    )  # would delete checksums.sha256
     assert (out / "checksums.sha256").is_file()
     (out / "train.csv").write_text((out / "train.csv").read_text() + "\n")  # edited by hand
     assert data_main(["manifest", str(fake_luojiaset_root), "--out", str(out)]) == EXIT_USAGE
-    assert data_main(["manifest", str(fake_luojiaset_root), "--out", str(out), "--no-checksums",
-                      "--overwrite"]) == 0
+    assert data_main(["manifest", str(fake_luojiaset_root), "--out", str(out), "--no-checksums", "--overwrite"]) == 0
     assert not (out / "checksums.sha256").exists()
 
 
 # ---- item 4: predict's recovery --------------------------------------------------------------
-@pytest.mark.parametrize("name", [".land_cover.tif.backup", ".prediction.json.old",
-                                  ".cloud_free.tif.mine", ".cloud_free.notes.txt",
-                                  ".degradation_prompt.tif.orig"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        ".land_cover.tif.backup",
+        ".prediction.json.old",
+        ".cloud_free.tif.mine",
+        ".cloud_free.notes.txt",
+        ".degradation_prompt.tif.orig",
+    ],
+)
 def test_predict_recovery_keeps_user_dot_files(tmp_path, name):
     (tmp_path / name).write_text("user data")
     own = [".cloud_free.tif.ab12cd_9.tmp", ".land_cover.x1y2z3w4.partial.tif"]
@@ -107,8 +126,7 @@ def _readme_with_section(tmp_path: Path) -> tuple[Path, dict]:
     return readme, record
 
 
-@pytest.mark.parametrize("damage", ["end_removed", "start_removed", "start_twice", "end_twice",
-                                    "swapped"])
+@pytest.mark.parametrize("damage", ["end_removed", "start_removed", "start_twice", "end_twice", "swapped"])
 def test_damaged_readme_markers_are_refused_and_nothing_changes(tmp_path, damage):
     readme, record = _readme_with_section(tmp_path)
     text = readme.read_text()
@@ -121,8 +139,7 @@ def test_damaged_readme_markers_are_refused_and_nothing_changes(tmp_path, damage
     elif damage == "end_twice":
         text = text + "\n" + verdicts.END + "\n"
     else:
-        text = text.replace(verdicts.START, "@@").replace(verdicts.END, verdicts.START).replace(
-            "@@", verdicts.END)
+        text = text.replace(verdicts.START, "@@").replace(verdicts.END, verdicts.START).replace("@@", verdicts.END)
     readme.write_text(text)
     with pytest.raises(verdicts.VerdictsError, match="markers"):
         verdicts.update_readme(readme, record)
@@ -150,9 +167,19 @@ def test_a_symlinked_readme_stays_a_symlink(tmp_path):
 def test_a_non_utf8_readme_is_one_line(tmp_path, capsys):
     readme = tmp_path / "README.md"
     readme.write_bytes(b"# t\n\xff\xfe caf\xe9\n")
-    code = report_main(["verdicts", "--metrics", str(_record(tmp_path)), "--readme",
-                        str(readme), "--out", str(tmp_path / "v.md"),
-                        "--timings", str(tmp_path / "none.json")])
+    code = report_main(
+        [
+            "verdicts",
+            "--metrics",
+            str(_record(tmp_path)),
+            "--readme",
+            str(readme),
+            "--out",
+            str(tmp_path / "v.md"),
+            "--timings",
+            str(tmp_path / "none.json"),
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code != 0 and len(err.splitlines()) == 1 and "UTF-8" in err and "README.md" in err
     assert readme.read_bytes() == b"# t\n\xff\xfe caf\xe9\n"
@@ -162,8 +189,15 @@ def test_a_non_utf8_readme_is_one_line(tmp_path, capsys):
 def test_report_verdicts_out_needs_overwrite(tmp_path, capsys):
     out = tmp_path / "README.md"
     out.write_text("my readme\n")
-    argv = ["verdicts", "--metrics", str(_record(tmp_path)), "--out", str(out),
-            "--timings", str(tmp_path / "none.json")]
+    argv = [
+        "verdicts",
+        "--metrics",
+        str(_record(tmp_path)),
+        "--out",
+        str(out),
+        "--timings",
+        str(tmp_path / "none.json"),
+    ]
     assert report_main(argv) == EXIT_USAGE
     assert out.read_text() == "my readme\n"
     assert report_main([*argv, "--overwrite"]) == 0
@@ -174,8 +208,7 @@ def test_report_verdicts_out_needs_overwrite(tmp_path, capsys):
 def checkpoint(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     model = build_model(ModelConfig.preset("tiny", with_seg_decoder=True))
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "best", model, phase="phase2",
-                           epoch=0, step=0)
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "best", model, phase="phase2", epoch=0, step=0)
 
 
 @pytest.mark.parametrize("suffix", [".json", ".md"])
@@ -183,21 +216,23 @@ def test_evaluate_out_needs_overwrite(checkpoint, tmp_path, capsys, suffix):
     prefix = tmp_path / "P"
     mine = prefix.with_name("P" + suffix)
     mine.write_text("my notes\n")
-    code = evaluate_main([str(checkpoint), "--data-root", str(tmp_path / "nodata"), "--out",
-                          str(prefix)])
+    code = evaluate_main([str(checkpoint), "--data-root", str(tmp_path / "nodata"), "--out", str(prefix)])
     assert code == EXIT_USAGE and mine.read_text() == "my notes\n"
     assert "--overwrite" in capsys.readouterr().err
 
 
 # ---- items 12 and 15: the verdicts' input is checked -----------------------------------------
-@pytest.mark.parametrize("change, needle", [
-    ({"runs": []}, "empty"),
-    ({"plateau": "no"}, "plateau"),
-    ({"plateau": 1}, "plateau"),
-    ({"delta_mean": "0.5x"}, "delta_mean"),
-    ({"seed": "0"}, "seed"),
-    ({"wall_time_s": "ten"}, "wall_time_s"),
-])
+@pytest.mark.parametrize(
+    "change, needle",
+    [
+        ({"runs": []}, "empty"),
+        ({"plateau": "no"}, "plateau"),
+        ({"plateau": 1}, "plateau"),
+        ({"delta_mean": "0.5x"}, "delta_mean"),
+        ({"seed": "0"}, "seed"),
+        ({"wall_time_s": "ten"}, "wall_time_s"),
+    ],
+)
 def test_report_verdicts_validates_its_input(tmp_path, capsys, change, needle):
     path = _record(tmp_path)
     record = json.loads(path.read_text())
@@ -210,23 +245,40 @@ def test_report_verdicts_validates_its_input(tmp_path, capsys, change, needle):
     path.write_text(json.dumps(record))
     readme = tmp_path / "README.md"
     readme.write_text("# t\n")
-    code = report_main(["verdicts", "--metrics", str(path), "--readme", str(readme), "--out",
-                        str(tmp_path / "v.md"), "--timings", str(tmp_path / "none.json")])
+    code = report_main(
+        [
+            "verdicts",
+            "--metrics",
+            str(path),
+            "--readme",
+            str(readme),
+            "--out",
+            str(tmp_path / "v.md"),
+            "--timings",
+            str(tmp_path / "none.json"),
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code != 0 and len(err.splitlines()) == 1 and needle in err
     assert readme.read_text() == "# t\n" and not (tmp_path / "v.md").exists()
 
 
-@pytest.mark.parametrize("timings", [{"notebooks": [{"notebook": "01_x"}], "total_seconds": 1},
-                                     {"notebooks": [{"notebook": "01_x", "seconds": "ten"}],
-                                      "total_seconds": 1}, b"\xff\xfe"])
+@pytest.mark.parametrize(
+    "timings",
+    [
+        {"notebooks": [{"notebook": "01_x"}], "total_seconds": 1},
+        {"notebooks": [{"notebook": "01_x", "seconds": "ten"}], "total_seconds": 1},
+        b"\xff\xfe",
+    ],
+)
 def test_corrupt_timings_are_one_line(tmp_path, capsys, timings):
     path = tmp_path / "reproduce.json"
     if isinstance(timings, bytes):
         path.write_bytes(timings)
     else:
         path.write_text(json.dumps(timings))
-    code = report_main(["verdicts", "--metrics", str(_record(tmp_path)), "--out",
-                        str(tmp_path / "v.md"), "--timings", str(path)])
+    code = report_main(
+        ["verdicts", "--metrics", str(_record(tmp_path)), "--out", str(tmp_path / "v.md"), "--timings", str(path)]
+    )
     err = capsys.readouterr().err.strip()
     assert code != 0 and len(err.splitlines()) == 1 and "reproduce.json" in err

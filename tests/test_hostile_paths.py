@@ -124,8 +124,7 @@ def test_luojiaset_manifest_paths_outside_the_root_are_refused(fake_luojiaset_co
 
 
 # ---- item 7: split CSV content ---------------------------------------------------------------
-@pytest.mark.parametrize("probe", ["repeated_row", "test_rows_in_train", "mixed_patch",
-                                   "cover_vs_bucket"])
+@pytest.mark.parametrize("probe", ["repeated_row", "test_rows_in_train", "mixed_patch", "cover_vs_bucket"])
 def test_sen12mscr_split_content_is_checked(sen12_copy, probe):
     manifest = sen12_copy / "manifest"
     rows = _rows(manifest / "train.csv")
@@ -188,14 +187,20 @@ def test_a_mistyped_land_cover_folder_is_an_error(sen12_copy, tmp_path, where):
     if where == "empty":
         lc.mkdir()
     with pytest.raises(DatasetNotFoundError, match="land-cover folder"):
-        write_sen12mscr_manifest(sen12_copy, land_cover_root=lc, out=tmp_path / "m",
-                                 checksums=False)
+        write_sen12mscr_manifest(sen12_copy, land_cover_root=lc, out=tmp_path / "m", checksums=False)
     assert not (tmp_path / "m" / "train.csv").exists()
 
 
 def test_legitimate_land_cover_elsewhere_still_loads(sen12_root, tmp_path):
-    data = Path(shutil.copytree(sen12_root, tmp_path / "cr", ignore=shutil.ignore_patterns(
-        "ROIs1158_spring", "ROIs1868_summer", "ROIs1970_fall", "ROIs2017_winter", "manifest")))
+    data = Path(
+        shutil.copytree(
+            sen12_root,
+            tmp_path / "cr",
+            ignore=shutil.ignore_patterns(
+                "ROIs1158_spring", "ROIs1868_summer", "ROIs1970_fall", "ROIs2017_winter", "manifest"
+            ),
+        )
+    )
     lc = tmp_path / "SEN12MS"
     for season in ("ROIs1158_spring", "ROIs1868_summer", "ROIs1970_fall", "ROIs2017_winter"):
         shutil.copytree(sen12_root / season, lc / season)

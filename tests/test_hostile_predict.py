@@ -49,15 +49,12 @@ def test_a_good_s1_gives_no_new_warning(tmp_path):
 
 
 @pytest.mark.parametrize("legend", ["igbp_simplified"])
-def test_evaluating_a_checkpoint_of_another_legend_is_refused(fake_luojiaset_root, tmp_path,
-                                                               legend):
+def test_evaluating_a_checkpoint_of_another_legend_is_refused(fake_luojiaset_root, tmp_path, legend):
     torch.manual_seed(0)
-    model = build_model(ModelConfig.preset("tiny", with_seg_decoder=True, legend=legend,
-                                           num_classes=10))
+    model = build_model(ModelConfig.preset("tiny", with_seg_decoder=True, legend=legend, num_classes=10))
     ckpt = save_checkpoint(tmp_path / "best", model, phase="phase2", epoch=0, step=0)
     with pytest.raises(CheckpointError, match="legend"):
-        evaluate(ckpt, LuojiaSETOSFCR(fake_luojiaset_root, "test"), device="cpu",
-                 progress=False, max_batches=1)
+        evaluate(ckpt, LuojiaSETOSFCR(fake_luojiaset_root, "test"), device="cpu", progress=False, max_batches=1)
 
 
 def test_notebook_06_takes_the_runs_dir_of_reproduce():

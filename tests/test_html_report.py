@@ -33,9 +33,11 @@ def _executed(path, title):
     nb.metadata["jupytext"] = {"formats": "ipynb,py:percent"}
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     code = nbformat.v4.new_code_cell("plot()", execution_count=1)
-    code.outputs = [nbformat.v4.new_output(
-        "display_data", data={"image/png": base64.b64encode(_png()).decode(),
-                              "text/plain": "<Figure>"})]
+    code.outputs = [
+        nbformat.v4.new_output(
+            "display_data", data={"image/png": base64.b64encode(_png()).decode(), "text/plain": "<Figure>"}
+        )
+    ]
     nb.cells = [nbformat.v4.new_markdown_cell(f"# {title}"), code]
     nbformat.write(nb, str(path))
     return path
@@ -50,8 +52,9 @@ def reports(tmp_path, monkeypatch):
     _executed(root / "executed" / "01_train_phase1.ipynb", "Phase 1")
     _executed(root / "executed" / "05_compare_visually.ipynb", "Compare")
     (root / "figures" / "per_bucket.png").write_bytes(_png())
-    (root / "ablations.md").write_text("# Ablations\n\n| model | mIoU (%) |\n|---|---:|\n"
-                                       "| TDP-CR | 41.2 |\n\n![per bucket](figures/per_bucket.png)\n")
+    (root / "ablations.md").write_text(
+        "# Ablations\n\n| model | mIoU (%) |\n|---|---:|\n| TDP-CR | 41.2 |\n\n![per bucket](figures/per_bucket.png)\n"
+    )
     (root / "results.md").write_text("# Results\n\nPSNR 30.1 dB\n")
     return root
 
@@ -60,8 +63,7 @@ def test_index_links_every_notebook_and_report_with_images_embedded(reports):
     index = write_html_report(reports)
     assert index == reports / "html" / "index.html"
     text = index.read_text()
-    for page in ("01_train_phase1.html", "05_compare_visually.html", "results.html",
-                 "ablations.html"):
+    for page in ("01_train_phase1.html", "05_compare_visually.html", "results.html", "ablations.html"):
         assert f'href="{page}"' in text and (reports / "html" / page).is_file()
     assert "verdicts.html" not in text  # absent reports are not linked
     notebook = (reports / "html" / "05_compare_visually.html").read_text()

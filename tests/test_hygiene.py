@@ -46,8 +46,9 @@ def test_citation_cites_the_package_and_the_paper():
 def test_version_flag(capsys):
     assert cli_main.main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"tdpcr {tdpcr_lib.__version__}"
-    out = subprocess.run([sys.executable, "-m", "tdpcr_lib.cli.main", "--version"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "tdpcr_lib.cli.main", "--version"], capture_output=True, text=True, check=True
+    ).stdout
     assert re.fullmatch(r"tdpcr \d+\.\d+\.\d+\S*\n", out)
 
 
@@ -59,8 +60,11 @@ class Segmenter(nn.Module):
     def forward(self, optical: torch.Tensor, sar: torch.Tensor) -> dict:
         y = self.mix(torch.cat([optical, sar], dim=1))
         gate = torch.sigmoid(y[:, -1:])
-        return {"reconstruction": torch.sigmoid(y[:, :13]), "segmentation": y[:, 13:-1],
-                "prompts": [gate, gate[..., ::2, ::2], gate[..., ::4, ::4], gate[..., ::8, ::8]]}
+        return {
+            "reconstruction": torch.sigmoid(y[:, :13]),
+            "segmentation": y[:, 13:-1],
+            "prompts": [gate, gate[..., ::2, ::2], gate[..., ::4, ::4], gate[..., ::8, ::8]],
+        }
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +73,17 @@ def scene(tmp_path_factory):
 
 
 def _predict(scene, out, write_prompt):
-    return P.predict_scene(scene.s2_cloudy, scene.s1, Segmenter(), out, tile=64, overlap=16,
-                           progress=False, device="cpu", write_prompt=write_prompt)
+    return P.predict_scene(
+        scene.s2_cloudy,
+        scene.s1,
+        Segmenter(),
+        out,
+        tile=64,
+        overlap=16,
+        progress=False,
+        device="cpu",
+        write_prompt=write_prompt,
+    )
 
 
 def test_qgis_styles_are_published_with_the_products(scene, tmp_path):
@@ -81,8 +94,7 @@ def test_qgis_styles_are_published_with_the_products(scene, tmp_path):
     entries = land.findall(".//rasterrenderer[@type='paletted']/colorPalette/paletteEntry")
     assert [int(e.get("value")) for e in entries] == list(legend.codes)
     assert [e.get("label") for e in entries] == list(legend.names)
-    assert [e.get("color") for e in entries] == ["#{:02x}{:02x}{:02x}".format(*c)
-                                                 for c in legend.colours]
+    assert [e.get("color") for e in entries] == ["#{:02x}{:02x}{:02x}".format(*c) for c in legend.colours]
     prompt = ET.parse(out / "degradation_prompt.qml").getroot()
     shader = prompt.find(".//rasterrenderer[@type='singlebandpseudocolor']//colorrampshader")
     assert (shader.get("minimumValue"), shader.get("maximumValue")) == ("0", "1")

@@ -17,8 +17,7 @@ from tdpcr_lib.training.presets import STEP_BUDGETS, budget_mode, preset_config
 
 def test_long_budget_is_four_times_the_default():
     default, long = preset_budget(), preset_budget(long=True)
-    assert (long.phase1_steps, long.phase2_steps) == (4 * default.phase1_steps,
-                                                      4 * default.phase2_steps)
+    assert (long.phase1_steps, long.phase2_steps) == (4 * default.phase1_steps, 4 * default.phase2_steps)
     assert long.mode == "long" and long.validate and long.plateau_stop
     assert long.model_size == default.model_size and long.batch_size == default.batch_size
     config = preset_config("phase1", long=True)
@@ -30,11 +29,12 @@ def test_long_budget_is_four_times_the_default():
 def _notebook(path, out):
     cell = new_code_cell(f'OUT = "{out}"\nLONG = False\nRUNS_DIR = None\nREPORTS_DIR = None\n')
     cell.metadata["tags"] = ["parameters"]
-    body = ("import json, pathlib\npathlib.Path(OUT).write_text(json.dumps("
-            "{k: v for k, v in globals().items() if k in ('LONG', 'RUNS_DIR', 'REPORTS_DIR')}))")
+    body = (
+        "import json, pathlib\npathlib.Path(OUT).write_text(json.dumps("
+        "{k: v for k, v in globals().items() if k in ('LONG', 'RUNS_DIR', 'REPORTS_DIR')}))"
+    )
     nb = new_notebook(cells=[cell, new_code_cell(body)])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, path)
 
 
@@ -45,11 +45,13 @@ def test_reproduce_budget_long_uses_its_own_folders(tmp_path, monkeypatch):
     monkeypatch.setattr(reproduce_cli, "REPORTS_DIR", tmp_path / "reports")
     monkeypatch.setattr(reproduce_cli, "RUNS_DIR", tmp_path / "runs")
     monkeypatch.setattr(reproduce_cli, "METRICS_DIR", tmp_path / "reports" / "metrics")
-    assert reproduce_cli.main(["--budget", "long", "--notebooks", str(folder),
-                               "--no-progress"]) == 0
+    assert reproduce_cli.main(["--budget", "long", "--notebooks", str(folder), "--no-progress"]) == 0
     seen = json.loads((tmp_path / "seen.json").read_text())
-    assert seen == {"LONG": True, "RUNS_DIR": str(tmp_path / "runs" / "long"),
-                    "REPORTS_DIR": str(tmp_path / "reports" / "long")}
+    assert seen == {
+        "LONG": True,
+        "RUNS_DIR": str(tmp_path / "runs" / "long"),
+        "REPORTS_DIR": str(tmp_path / "reports" / "long"),
+    }
     assert (tmp_path / "reports" / "long" / "executed" / "01_train.ipynb").is_file()
     assert (tmp_path / "reports" / "long" / "metrics" / "reproduce.json").is_file()
     # the default budget's reports are untouched

@@ -19,8 +19,17 @@ from tdpcr_lib.training.run import train_on_folder
 
 
 def _config(**changes) -> TrainConfig:
-    base = dict(phase="phase1", epochs=1, max_steps=2, batch_size=4, crop_size=16, lr=1e-3,
-                progress=False, val_max_batches=1, log_every=1)
+    base = dict(
+        phase="phase1",
+        epochs=1,
+        max_steps=2,
+        batch_size=4,
+        crop_size=16,
+        lr=1e-3,
+        progress=False,
+        val_max_batches=1,
+        log_every=1,
+    )
     return TrainConfig(**{**base, **changes})
 
 
@@ -41,10 +50,16 @@ def runs(tiny_luojiaset_root, tmp_path_factory):
     patch = pytest.MonkeyPatch()
     patch.setattr(paths, "HOME", home)
     out = tmp_path_factory.mktemp("runs")
-    phase1 = train_on_folder(_config(), ModelConfig.small(), tiny_luojiaset_root,
-                             out / "phase1", device="cpu", source="synthetic")
-    phase2 = train_on_folder(_config(phase="phase2", init_from=str(out / "phase1" / "best")),
-                             None, tiny_luojiaset_root, out / "phase2", device="cpu")
+    phase1 = train_on_folder(
+        _config(), ModelConfig.small(), tiny_luojiaset_root, out / "phase1", device="cpu", source="synthetic"
+    )
+    phase2 = train_on_folder(
+        _config(phase="phase2", init_from=str(out / "phase1" / "best")),
+        None,
+        tiny_luojiaset_root,
+        out / "phase2",
+        device="cpu",
+    )
     yield home, out, phase1, phase2
     patch.undo()
 
@@ -88,8 +103,13 @@ def test_config_json_holds_no_absolute_path(runs, tiny_luojiaset_root):
 def test_relative_paths_still_resume_and_load(runs, tiny_luojiaset_root, monkeypatch):
     home, out, phase1, phase2 = runs
     monkeypatch.setattr(paths, "HOME", home)
-    again = train_on_folder(_config(phase="phase2", init_from=str(out / "phase1" / "best")),
-                            None, tiny_luojiaset_root, out / "phase2", device="cpu")
+    again = train_on_folder(
+        _config(phase="phase2", init_from=str(out / "phase1" / "best")),
+        None,
+        tiny_luojiaset_root,
+        out / "phase2",
+        device="cpu",
+    )
     assert again.steps == phase2.steps  # the finished compatible run is recognised, not redone
     model, meta = load_model(out / "phase2" / "best")
     assert meta["phase"] == "phase2"

@@ -90,8 +90,11 @@ def test_noise_sd_cancels_a_linear_trend():
 
 
 def test_curve_reads_history_rows():
-    history = [{"step": 25, "val_psnr": 20.0, "val_miou": 0.3}, {"step": 50, "val_psnr": None},
-               {"step": 75, "val_psnr": 21.0}]
+    history = [
+        {"step": 25, "val_psnr": 20.0, "val_miou": 0.3},
+        {"step": 50, "val_psnr": None},
+        {"step": 75, "val_psnr": 21.0},
+    ]
     assert curve(history, "psnr") == [(25, 20.0), (75, 21.0)]
     assert curve(history, "miou") == [(25, 0.3)]
     assert rule_for("psnr_cloudy").metric == "psnr_cloudy"
@@ -113,14 +116,14 @@ def test_plateau_stop_uses_the_same_judgement_as_the_reports():
 
 def test_a_phase_judged_at_half_its_budget_must_be_flat_over_a_fifth_of_the_budget():
     # a measured multi-task U-Net curve (val mIoU, 6 validations) at step 150 of a 300-step budget
-    points = list(zip(range(25, 151, 25), [0.062, 0.136, 0.132, 0.154, 0.165, 0.210],
-                      strict=True))
+    points = list(zip(range(25, 151, 25), [0.062, 0.136, 0.132, 0.154, 0.165, 0.210], strict=True))
     rule = rule_for("miou")
     # over 20 % of the 150 steps made (30 steps) the rise is about 2σ; over 20 % of the budget
     # (60 steps) it is twice that: early stopping must not fire here
     short, status = plateau_status(points, rule), plateau_status(points, rule, budget_steps=300)
     assert status["gain"] == pytest.approx(2 * short["gain"])
     assert not status["reached"] and status["gain"] > 1.5 * status["threshold"]
-    trainer = SimpleNamespace(step=150, total_steps=300, best_metric="miou",
-                              history=[{"step": s, "val_miou": v} for s, v in points])
+    trainer = SimpleNamespace(
+        step=150, total_steps=300, best_metric="miou", history=[{"step": s, "val_miou": v} for s, v in points]
+    )
     assert not PlateauStop()(trainer)

@@ -38,8 +38,7 @@ def test_set(tiny_luojiaset_root):
 
 
 def test_protocols_score_the_predictions_the_evaluation_made(test_set):
-    result = evaluate(Identity(), test_set, device="cpu", tile=None, progress=False,
-                      batch_size=2, protocols=PROTOCOLS)
+    result = evaluate(Identity(), test_set, device="cpu", tile=None, progress=False, batch_size=2, protocols=PROTOCOLS)
     protocols = result.meta["protocols"]
     assert list(protocols) == list(PROTOCOLS) and result.meta["protocol"] == "tdpcr"
     # tdpcr is read from the result frame: the same numbers as the main tables
@@ -72,19 +71,30 @@ def test_default_evaluation_scores_no_extra_protocol(test_set):
 
 def test_cli_protocol_option(tiny_luojiaset_root, tmp_path, capsys):
     torch.manual_seed(0)
-    save_checkpoint(tmp_path / "run" / "best", build_model(ModelConfig.small()), phase="phase1",
-                    epoch=1, step=1)
-    code = main([str(tmp_path / "run" / "best"), "--data-root", str(tiny_luojiaset_root),
-                 "--out", str(tmp_path / "eval" / "test"), "--no-progress", "--tile", "none",
-                 "--protocol", "uncrtaints", "--protocol", "allclear"])
+    save_checkpoint(tmp_path / "run" / "best", build_model(ModelConfig.small()), phase="phase1", epoch=1, step=1)
+    code = main(
+        [
+            str(tmp_path / "run" / "best"),
+            "--data-root",
+            str(tiny_luojiaset_root),
+            "--out",
+            str(tmp_path / "eval" / "test"),
+            "--no-progress",
+            "--tile",
+            "none",
+            "--protocol",
+            "uncrtaints",
+            "--protocol",
+            "allclear",
+        ]
+    )
     assert code == 0
     saved = json.loads((tmp_path / "eval" / "test.json").read_text())
     assert list(saved["meta"]["protocols"]) == ["tdpcr", "uncrtaints", "allclear"]
     assert 0 < saved["meta"]["protocols"]["uncrtaints"]["psnr"] < 100
     assert "**allclear** (" in (tmp_path / "eval" / "test.md").read_text()
     capsys.readouterr()
-    code = main([str(tmp_path / "run" / "best"), "--data-root", str(tiny_luojiaset_root),
-                 "--protocol", "nope"])
+    code = main([str(tmp_path / "run" / "best"), "--data-root", str(tiny_luojiaset_root), "--protocol", "nope"])
     assert code == 2 and "--protocol" in capsys.readouterr().err
 
 

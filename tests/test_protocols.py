@@ -30,13 +30,13 @@ def _const(value: float, n: int = 1, size: int = 16) -> np.ndarray:
 
 def _reference_ssim(x: torch.Tensor, y: torch.Tensor, centre: float, padding: int) -> torch.Tensor:
     """SSIM map with a full 11x11 2-D window (not separable), written from the pytorch_ssim formula."""
-    g = torch.tensor([math.exp(-(i - centre) ** 2 / (2 * 1.5**2)) for i in range(11)],
-                     dtype=torch.float64)
+    g = torch.tensor([math.exp(-((i - centre) ** 2) / (2 * 1.5**2)) for i in range(11)], dtype=torch.float64)
     g = g / g.sum()
     window = torch.outer(g, g)[None, None].expand(x.shape[1], 1, 11, 11)
 
     def blur(z):
         return F.conv2d(z, window, padding=padding, groups=x.shape[1])
+
     mu1, mu2 = blur(x), blur(y)
     s11, s22, s12 = blur(x * x) - mu1**2, blur(y * y) - mu2**2, blur(x * y) - mu1 * mu2
     return ((2 * mu1 * mu2 + C1) * (2 * s12 + C2)) / ((mu1**2 + mu2**2 + C1) * (s11 + s22 + C2))
@@ -115,7 +115,7 @@ def test_uncrtaints_running_mean_over_batches():
     acc = ProtocolAccumulator("uncrtaints")
     acc.update(pred[:1], target[:1])
     acc.update(pred[1:], target[1:])
-    per_image = [score("uncrtaints", pred[i:i + 1], target[i:i + 1])["psnr"] for i in range(3)]
+    per_image = [score("uncrtaints", pred[i : i + 1], target[i : i + 1])["psnr"] for i in range(3)]
     running = 0.0
     for k, v in enumerate(per_image, start=1):
         running = (k - 1) / k * running + v / k
@@ -168,7 +168,8 @@ def test_dsen2cr_ssim_is_tf_image_ssim_valid_window():
     # tf.image.ssim: 'VALID' convolution, so constant images give the hand value exactly
     a, b = 0.3, 0.5
     assert score("dsen2cr", _const(a), _const(b))["ssim"] == pytest.approx(
-        (2 * a * b + C1) / (a * a + b * b + C1), rel=1e-10)
+        (2 * a * b + C1) / (a * a + b * b + C1), rel=1e-10
+    )
     pred, target = _random_pair(4, n=2)
     expected = _reference_ssim(torch.from_numpy(pred), torch.from_numpy(target), 5.0, 0).mean()
     assert score("dsen2cr", pred, target)["ssim"] == pytest.approx(float(expected), rel=1e-10)
@@ -193,7 +194,7 @@ def test_allclear_scores_only_pixels_clear_in_the_target():
     clear = np.zeros((2, 16, 16), bool)
     clear[:, :8] = True
     pred[:, :, :8] += 0.02  # error 0.02 on clear pixels
-    pred[:, :, 8:] += 0.3   # a large error where the target is cloudy: not scored
+    pred[:, :, 8:] += 0.3  # a large error where the target is cloudy: not scored
     values = score("allclear", pred, target, valid=clear)
     assert values["mae"] == pytest.approx(0.02)
     assert values["psnr"] == pytest.approx(20 * math.log10(1 / 0.02))

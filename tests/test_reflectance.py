@@ -42,8 +42,9 @@ def scene(tmp_path_factory):
 
 def _predict(scene, out, model=None, **kwargs):
     model = model or Identity()
-    paths = P.predict_scene(scene.s2_cloudy, scene.s1, model, out, tile=64, overlap=16,
-                            progress=False, device="cpu", **kwargs)
+    paths = P.predict_scene(
+        scene.s2_cloudy, scene.s1, model, out, tile=64, overlap=16, progress=False, device="cpu", **kwargs
+    )
     return paths, model
 
 
@@ -63,8 +64,7 @@ def test_rioxarray_mask_and_scale_reads_reflectance(scene, tmp_path, offset):
     # identity model: the DN come back in the input's convention, whatever the model's
     np.testing.assert_allclose(dn_out[:, valid], dn_in[:, valid], atol=1)
     # and a GDAL reader that applies scale and offset gets (DN - offset) / 10000
-    np.testing.assert_allclose(reflectance[:, valid], (dn_in[:, valid] - offset) / 1e4,
-                               atol=1.5e-4)
+    np.testing.assert_allclose(reflectance[:, valid], (dn_in[:, valid] - offset) / 1e4, atol=1.5e-4)
     summary = json.loads(paths["summary"].read_text())
     assert summary["s2_offset"] == offset
     assert summary["s2_offset_model"] == 1000
@@ -90,14 +90,21 @@ def _with_tags(src_path, dst_path, band_tags=None, tags=None):
 
 def test_auto_reads_esa_offset_metadata(scene, tmp_path, capsys):
     s2 = _with_tags(scene.s2_cloudy, tmp_path / "s2.tif", band_tags={"RADIO_ADD_OFFSET": "-1000"})
-    paths = P.predict_scene(s2, scene.s1, Identity(legend="igbp_simplified"), tmp_path / "o",
-                            tile=64, overlap=16, progress=False, device="cpu")
+    paths = P.predict_scene(
+        s2,
+        scene.s1,
+        Identity(legend="igbp_simplified"),
+        tmp_path / "o",
+        tile=64,
+        overlap=16,
+        progress=False,
+        device="cpu",
+    )
     assert json.loads(paths["summary"].read_text())["s2_offset"] == 1000
     assert "1000 DN, declared by" in capsys.readouterr().out
 
 
-def test_auto_without_metadata_uses_the_checkpoints_convention_and_says_so(scene, tmp_path,
-                                                                           capsys):
+def test_auto_without_metadata_uses_the_checkpoints_convention_and_says_so(scene, tmp_path, capsys):
     paths, _ = _predict(scene, tmp_path / "o", model=Identity(legend="igbp_simplified"))
     assert json.loads(paths["summary"].read_text())["s2_offset"] == 0
     line = capsys.readouterr().out
@@ -109,8 +116,9 @@ def test_auto_without_metadata_uses_the_checkpoints_convention_and_says_so(scene
 
 def test_explicit_offset_wins_and_names_a_conflict(scene, tmp_path, capsys):
     s2 = _with_tags(scene.s2_cloudy, tmp_path / "s2.tif", tags={O.OFFSET_TAG: "1000"})
-    paths = P.predict_scene(s2, scene.s1, Identity(), tmp_path / "o", tile=64, overlap=16,
-                            progress=False, device="cpu", s2_offset=0)
+    paths = P.predict_scene(
+        s2, scene.s1, Identity(), tmp_path / "o", tile=64, overlap=16, progress=False, device="cpu", s2_offset=0
+    )
     assert json.loads(paths["summary"].read_text())["s2_offset"] == 0
     assert "declares 1000 DN" in capsys.readouterr().out
 
@@ -127,8 +135,20 @@ def test_a_product_declares_its_offset_for_the_next_prediction(scene, tmp_path):
 def test_bad_offset_is_refused(scene, tmp_path, capsys):
     with pytest.raises(P.PredictionInputError, match="s2_offset must be one of"):
         _predict(scene, tmp_path / "o", s2_offset=500)
-    status = P_cli.main(["--s2", str(scene.s2_cloudy), "--s1", str(scene.s1), "--checkpoint",
-                         str(tmp_path), "--out", str(tmp_path / "d"), "--s2-offset", "500"])
+    status = P_cli.main(
+        [
+            "--s2",
+            str(scene.s2_cloudy),
+            "--s1",
+            str(scene.s1),
+            "--checkpoint",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "d"),
+            "--s2-offset",
+            "500",
+        ]
+    )
     err = capsys.readouterr().err
     assert status != 0 and "--s2-offset" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1

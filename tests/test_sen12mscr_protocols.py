@@ -51,8 +51,7 @@ def test_s2cloudless_mask_is_uncrtaints_get_cloud_map(default_root):
     # average_over=4, dilation_size=2); get_cloud_map clips to 0..10000 and divides by 10000
     from s2cloudless import S2PixelCloudDetector
 
-    reference = S2PixelCloudDetector(threshold=0.4, all_bands=True, average_over=4,
-                                     dilation_size=2)
+    reference = S2PixelCloudDetector(threshold=0.4, all_bands=True, average_over=4, dilation_size=2)
     ds = SEN12MSCR(default_root, "test")
     for index in (0, 4):
         raw = ds.load_raw(index)["s2_cloudy"]
@@ -88,8 +87,7 @@ def test_manifest_records_the_mask_and_buckets_follow_it(default_root):
 
 
 def test_rule_based_mask_remains_an_option(fake_tree, tmp_path):
-    out = write_sen12mscr_manifest(fake_tree, out=tmp_path / "m", checksums=False,
-                                   cloud_mask="rule-based")
+    out = write_sen12mscr_manifest(fake_tree, out=tmp_path / "m", checksums=False, cloud_mask="rule-based")
     config = read_split_config(out)
     assert config["cloud_mask_method"] == "rule-based" and config["cloud_mask_cache"] is None
     ds = SEN12MSCR(fake_tree, "val", manifest=out)
@@ -102,7 +100,7 @@ def test_rule_based_mask_remains_an_option(fake_tree, tmp_path):
 def test_no_region_is_in_two_splits():
     lists = scene_lists()
     for i, first in enumerate(SPLITS):
-        for second in SPLITS[i + 1:]:
+        for second in SPLITS[i + 1 :]:
             both = set(lists[first]) & set(lists[second])
             assert not both, f"regions in {first} and {second}: {sorted(both)}"
     for split in SPLITS:
@@ -127,42 +125,69 @@ def test_legacy_substring_leak_matches_uncrtaints_substring_test():
     for scene in sorted({s for split in SPLITS for s in lists[split]}):
         season, number = scene.split("/")
         path = f"/data/{season}_s1/s1_{number}/{season}_s1_{number}_p1.tif"
-        hits = [split for split in SPLITS
-                if any(f"{r.split('/')[0]}_s1/s1_{r.split('/')[1]}" in path for r in lists[split])]
+        hits = [
+            split for split in SPLITS if any(f"{r.split('/')[0]}_s1/s1_{r.split('/')[1]}" in path for r in lists[split])
+        ]
         if len(hits) > 1:
             expected[scene] = hits
     assert leaks == expected
     assert sum("test" in v for v in leaks.values()) == 6
     assert sum("val" in v for v in leaks.values()) == 3
     assert all("train" in v for v in leaks.values())
-    resource = json.loads((Path(__file__).parents[1] / "tdpcr_lib" / "resources"
-                           / "sen12mscr_split.json").read_text())
+    resource = json.loads((Path(__file__).parents[1] / "tdpcr_lib" / "resources" / "sen12mscr_split.json").read_text())
     assert set(leaks) == set(resource["substring_leak_into_train"])
 
 
 def test_legacy_split_is_written_and_labelled(fake_tree, tmp_path, capsys):
     root = Path(shutil.copytree(fake_tree, tmp_path / "SEN12MS-CR"))
-    assert data_main(["manifest", str(root), "--source", "sen12mscr", "--split",
-                      "legacy-substring", "--no-checksums", "--cloud-mask", "rule-based"]) == 0
+    assert (
+        data_main(
+            [
+                "manifest",
+                str(root),
+                "--source",
+                "sen12mscr",
+                "--split",
+                "legacy-substring",
+                "--no-checksums",
+                "--cloud-mask",
+                "rule-based",
+            ]
+        )
+        == 0
+    )
     assert "LEAKY" in capsys.readouterr().out
     config = read_split_config(root / "manifest")
     assert config["split_protocol"] == "legacy-substring" and "LEAKY" in config["protocol"]
     leaked = config["leak"]["scenes_in_several_splits"]
     # the fake tree's test scenes spring/106 and fall/139 and val scene spring/17 match the
     # train entries 'ROIs1158_spring_s1/s1_1' and 'ROIs1970_fall_s1/s1_1'
-    assert leaked == {"ROIs1158_spring/106": {"splits": ["train", "test"], "patches": 5},
-                      "ROIs1158_spring/17": {"splits": ["train", "val"], "patches": 5},
-                      "ROIs1970_fall/139": {"splits": ["train", "test"], "patches": 5}}
+    assert leaked == {
+        "ROIs1158_spring/106": {"splits": ["train", "test"], "patches": 5},
+        "ROIs1158_spring/17": {"splits": ["train", "val"], "patches": 5},
+        "ROIs1970_fall/139": {"splits": ["train", "test"], "patches": 5},
+    }
     assert config["leak"]["leaked_patches"] == 15
     assert len(SEN12MSCR(root, "train")) == 35  # 20 clean + 15 leaked
     # every report says so
     torch.manual_seed(0)
-    save_checkpoint(tmp_path / "ck", build_model(ModelConfig.small(arch="dsen2cr")),
-                    phase="phase1", epoch=0, step=0)
-    assert evaluate_main([str(tmp_path / "ck"), "--data-root", str(root), "--no-progress",
-                          "--tile", "none", "--out", str(tmp_path / "ev")]) == 0
-    assert json.loads((tmp_path / "ev.json").read_text())["meta"]["split_protocol"] == \
-        "legacy-substring"
+    save_checkpoint(tmp_path / "ck", build_model(ModelConfig.small(arch="dsen2cr")), phase="phase1", epoch=0, step=0)
+    assert (
+        evaluate_main(
+            [
+                str(tmp_path / "ck"),
+                "--data-root",
+                str(root),
+                "--no-progress",
+                "--tile",
+                "none",
+                "--out",
+                str(tmp_path / "ev"),
+            ]
+        )
+        == 0
+    )
+    assert json.loads((tmp_path / "ev.json").read_text())["meta"]["split_protocol"] == "legacy-substring"
     assert "Leaky split" in (tmp_path / "ev.md").read_text()
 
 
@@ -174,11 +199,26 @@ def test_cli_refuses_split_options_for_luojiaset(tmp_path, capsys):
 # ------------------------------------------------------------------------ protocols
 def test_evaluate_uncrtaints_and_allclear_on_the_fake_tree(default_root, tmp_path):
     torch.manual_seed(0)
-    save_checkpoint(tmp_path / "ck", build_model(ModelConfig.small(arch="dsen2cr")),
-                    phase="phase1", epoch=0, step=0)
-    assert evaluate_main([str(tmp_path / "ck"), "--data-root", str(default_root),
-                          "--no-progress", "--tile", "none", "--out", str(tmp_path / "ev"),
-                          "--protocol", "uncrtaints", "--protocol", "allclear"]) == 0
+    save_checkpoint(tmp_path / "ck", build_model(ModelConfig.small(arch="dsen2cr")), phase="phase1", epoch=0, step=0)
+    assert (
+        evaluate_main(
+            [
+                str(tmp_path / "ck"),
+                "--data-root",
+                str(default_root),
+                "--no-progress",
+                "--tile",
+                "none",
+                "--out",
+                str(tmp_path / "ev"),
+                "--protocol",
+                "uncrtaints",
+                "--protocol",
+                "allclear",
+            ]
+        )
+        == 0
+    )
     meta = json.loads((tmp_path / "ev.json").read_text())["meta"]
     assert meta["split_protocol"] == "scene-exact"
     assert list(meta["protocols"]) == ["tdpcr", "uncrtaints", "allclear"]

@@ -39,24 +39,36 @@ def field(band: str, resolution: float) -> np.ndarray:
     return (level + 2.0 * centres[None, :] + 1.0 * centres[:, None]).astype(np.uint16)
 
 
-def make_safe(root, baseline="05.09", offset=-1000, bands=S2_BANDS, resolution=None,
-              nodata_corner=False):
+def make_safe(root, baseline="05.09", offset=-1000, bands=S2_BANDS, resolution=None, nodata_corner=False):
     safe = root / "S2A_MSIL1C_20230101T101411_N0509_R022_T32TQM_20230101T121500.SAFE"
     img = safe / GRANULE
     img.mkdir(parents=True)
-    offsets = "" if offset is None else "<Radiometric_Offset_List>" + "".join(
-        f'<RADIO_ADD_OFFSET band_id="{i}">{offset}</RADIO_ADD_OFFSET>' for i in range(13)
-    ) + "</Radiometric_Offset_List>"
+    offsets = (
+        ""
+        if offset is None
+        else "<Radiometric_Offset_List>"
+        + "".join(f'<RADIO_ADD_OFFSET band_id="{i}">{offset}</RADIO_ADD_OFFSET>' for i in range(13))
+        + "</Radiometric_Offset_List>"
+    )
     (safe / "MTD_MSIL1C.xml").write_text(MTD.format(baseline=baseline, offsets=offsets))
     for band in bands:
         res = (resolution or {}).get(band, RESOLUTION_M[band])
         data = field(band, res)
         if nodata_corner:
             data[: int(120 / res), : int(120 / res)] = 0  # a 120 m no-data corner
-        with rasterio.open(img / f"T32TQM_20230101T101411_{band}.jp2", "w", driver="JP2OpenJPEG",
-                           width=data.shape[1], height=data.shape[0], count=1, dtype="uint16",
-                           crs="EPSG:32632", transform=from_origin(WEST, NORTH, res, res),
-                           QUALITY=100, REVERSIBLE="YES") as dst:  # lossless
+        with rasterio.open(
+            img / f"T32TQM_20230101T101411_{band}.jp2",
+            "w",
+            driver="JP2OpenJPEG",
+            width=data.shape[1],
+            height=data.shape[0],
+            count=1,
+            dtype="uint16",
+            crs="EPSG:32632",
+            transform=from_origin(WEST, NORTH, res, res),
+            QUALITY=100,
+            REVERSIBLE="YES",
+        ) as dst:  # lossless
             dst.write(data, 1)
     return safe
 
@@ -96,8 +108,7 @@ def test_offset_is_kept_for_predict_and_gis(tmp_path):
     with rioxarray.open_rasterio(out, mask_and_scale=True) as da:
         np.testing.assert_allclose(da.values[1], (dn - 1000) / 1e4, atol=1e-6)
     (tmp_path / "old").mkdir()
-    old = stack_s2_safe(make_safe(tmp_path / "old", baseline="02.09", offset=None),
-                        tmp_path / "old.tif")
+    old = stack_s2_safe(make_safe(tmp_path / "old", baseline="02.09", offset=None), tmp_path / "old.tif")
     with rasterio.open(old) as src:
         assert declared_s2_offset(src)[0] == 0 and src.tags()["S2_OFFSET_DN"] == "0"
 
@@ -127,11 +138,14 @@ def test_cli_writes_and_reports(tmp_path, capsys):
     assert status == 3 and "does not exist" in err
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"bands": [b for b in S2_BANDS if b != "B10"]}, "_B10.jp2, found 0"),
-    ({"resolution": {"B05": 10.0}}, "B05 has 10 m pixels, expected 20 m"),
-    ({"baseline": "04.00", "offset": None}, "should state RADIO_ADD_OFFSET"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"bands": [b for b in S2_BANDS if b != "B10"]}, "_B10.jp2, found 0"),
+        ({"resolution": {"B05": 10.0}}, "B05 has 10 m pixels, expected 20 m"),
+        ({"baseline": "04.00", "offset": None}, "should state RADIO_ADD_OFFSET"),
+    ],
+)
 def test_bad_products_are_one_line_naming_the_file(tmp_path, capsys, kwargs, match):
     safe = make_safe(tmp_path, **kwargs)
     status, out, err = _cli(tmp_path, safe, capsys)

@@ -28,8 +28,7 @@ def test_t_interval_is_scipys_and_needs_two_values():
 
 def test_bootstrap_miou_is_reproducible_and_brackets_the_pooled_value():
     rng = np.random.default_rng(0)
-    confusions = [np.diag(rng.integers(50, 100, 3)) + rng.integers(0, 20, (3, 3))
-                  for _ in range(30)]
+    confusions = [np.diag(rng.integers(50, 100, 3)) + rng.integers(0, 20, (3, 3)) for _ in range(30)]
     first, again = intervals.bootstrap_miou(confusions), intervals.bootstrap_miou(confusions)
     pooled = segmentation_scores(np.sum(confusions, axis=0))["miou"]
     assert first == again and first[0] < pooled < first[1]

@@ -18,14 +18,23 @@ class StopAfterTwo:
         return len(trainer.history) >= 2
 
 
-def test_one_line_per_validation_and_the_early_stop_is_said(tiny_luojiaset_root, tmp_path,
-                                                            caplog, capsys):
-    config = TrainConfig(phase="phase1", epochs=4, max_steps=None, batch_size=4, crop_size=16,
-                         lr=1e-3, progress=True, val_max_batches=1, log_every=1)
+def test_one_line_per_validation_and_the_early_stop_is_said(tiny_luojiaset_root, tmp_path, caplog, capsys):
+    config = TrainConfig(
+        phase="phase1",
+        epochs=4,
+        max_steps=None,
+        batch_size=4,
+        crop_size=16,
+        lr=1e-3,
+        progress=True,
+        val_max_batches=1,
+        log_every=1,
+    )
     train_set, val_set = build_datasets(tiny_luojiaset_root, config)
     with caplog.at_level(logging.INFO, logger="tdpcr_lib"):
-        result = train(config, ModelConfig.small(), train_set, val_set, tmp_path / "run",
-                       device="cpu", stop_rule=StopAfterTwo())
+        result = train(
+            config, ModelConfig.small(), train_set, val_set, tmp_path / "run", device="cpu", stop_rule=StopAfterTwo()
+        )
     lines = [r.getMessage() for r in caplog.records if r.name.startswith("tdpcr_lib.training")]
     validations = [line for line in lines if " · val " in line]
     assert len(validations) == len(result.history) == 2
@@ -39,22 +48,40 @@ def test_one_line_per_validation_and_the_early_stop_is_said(tiny_luojiaset_root,
 
 
 def test_validation_line_units_and_rounding():
-    row = {"step": 150, "train_loss": 0.41234, "val_psnr": 24.3149, "val_miou": 0.38249,
-           "val_oa": 0.9}
+    row = {"step": 150, "train_loss": 0.41234, "val_psnr": 24.3149, "val_miou": 0.38249, "val_oa": 0.9}
     line = validation_line("phase2", row, 300, best=True)
-    assert line == ("phase2 step 150/300 · loss 0.4123 · val PSNR 24.31 dB, mIoU 38.2 %, "
-                    "OA 90.0 % (best)")
+    assert line == ("phase2 step 150/300 · loss 0.4123 · val PSNR 24.31 dB, mIoU 38.2 %, OA 90.0 % (best)")
 
 
 def test_compact_history_has_units_and_few_columns():
     from tdpcr_lib.training.result import TrainResult
 
-    history = [{"epoch": e, "step": 10 * e, "lr": 1e-3, "images_per_s": 50.0,
-                "train_loss": 0.123456, "val_psnr": 20.12345, "val_miou": 0.41234,
-                **{f"val_extra_{k}": 1.0 for k in range(15)}} for e in (1, 2)]
-    result = TrainResult(out_dir=None, best_dir=None, last_dir=None, best_metric="miou",
-                         best_value=0.4, best_epoch=2, history=history, parameters={}, steps=20,
-                         wall_time_s=1.0, final_metrics=None)
+    history = [
+        {
+            "epoch": e,
+            "step": 10 * e,
+            "lr": 1e-3,
+            "images_per_s": 50.0,
+            "train_loss": 0.123456,
+            "val_psnr": 20.12345,
+            "val_miou": 0.41234,
+            **{f"val_extra_{k}": 1.0 for k in range(15)},
+        }
+        for e in (1, 2)
+    ]
+    result = TrainResult(
+        out_dir=None,
+        best_dir=None,
+        last_dir=None,
+        best_metric="miou",
+        best_value=0.4,
+        best_epoch=2,
+        history=history,
+        parameters={},
+        steps=20,
+        wall_time_s=1.0,
+        final_metrics=None,
+    )
     table = result.compact_history()
     assert list(table.columns) == ["step", "training loss", "val PSNR (dB)", "val mIoU (%)"]
     assert table.loc[2, "val mIoU (%)"] == 41.2 and table.loc[1, "training loss"] == 0.1235

@@ -17,8 +17,7 @@ from tdpcr_lib.datasets.synthetic.tiles import (
 def _split(n_tiles: int) -> dict[str, dict[str, int]]:
     samples = [SimpleNamespace(bucket=BUCKETS[i % len(BUCKETS)]) for i in range(n_tiles)]
     splits = split_samples(samples, twin_split_ratios(n_tiles))
-    return {name: {b: sum(s.bucket == b for s in rows) for b in BUCKETS}
-            for name, rows in splits.items()}
+    return {name: {b: sum(s.bucket == b for s in rows) for b in BUCKETS} for name, rows in splits.items()}
 
 
 def test_default_twin_has_100_test_and_50_val_tiles_balanced_over_buckets():

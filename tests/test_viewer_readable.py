@@ -16,8 +16,9 @@ from tdpcr_lib.plot.tiles import checkpoint_budget, row_titles
 
 def _viewer(per_bucket=3, **kwargs):
     torch.manual_seed(0)
-    return W.build_viewer(make_dataset(per_bucket=per_bucket, size=16),
-                          {"tdpcr": TinyModel(), "other": TinyModel()}, **kwargs)
+    return W.build_viewer(
+        make_dataset(per_bucket=per_bucket, size=16), {"tdpcr": TinyModel(), "other": TinyModel()}, **kwargs
+    )
 
 
 def test_revisiting_a_recent_tile_runs_no_model():
@@ -61,9 +62,11 @@ def test_mosaic_text_is_at_least_10_px_and_labels_stay_in_their_column():
         assert text.get_fontsize() * fig.dpi / 72 >= 10, text.get_text()
     boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in fig.texts if t.get_text()]
     for k, (a, box_a) in enumerate(boxes):  # bigger text must still not run into its neighbour
-        for b, box_b in boxes[k + 1:]:
-            assert not (min(box_a.x1, box_b.x1) - max(box_a.x0, box_b.x0) > 1
-                        and min(box_a.y1, box_b.y1) - max(box_a.y0, box_b.y0) > 1), (a, b)
+        for b, box_b in boxes[k + 1 :]:
+            assert not (
+                min(box_a.x1, box_b.x1) - max(box_a.x0, box_b.x0) > 1
+                and min(box_a.y1, box_b.y1) - max(box_a.y0, box_b.y0) > 1
+            ), (a, b)
     labels = [t for t in fig.texts if t.get_text().startswith("TDP-CR")]
     assert labels and "\n" in labels[0].get_text()
     assert labels[0].get_window_extent(renderer).x1 < LABEL  # not over the first panel
@@ -73,9 +76,19 @@ def test_mosaic_text_is_at_least_10_px_and_labels_stay_in_their_column():
 
 def _checkpoint(folder, phase, step, init_from=None):
     folder.mkdir(parents=True)
-    (folder / "config.json").write_text(json.dumps({
-        "format_version": 1, "model_config": {}, "phase": phase, "epoch": 1, "step": step,
-        "num_parameters": 290000, "train_config": {"init_from": init_from}}))
+    (folder / "config.json").write_text(
+        json.dumps(
+            {
+                "format_version": 1,
+                "model_config": {},
+                "phase": phase,
+                "epoch": 1,
+                "step": step,
+                "num_parameters": 290000,
+                "train_config": {"init_from": init_from},
+            }
+        )
+    )
     return folder
 
 
@@ -86,5 +99,4 @@ def test_row_labels_carry_the_whole_budget(tmp_path):
     assert checkpoint_budget(second) == "phase 1 600 + phase 2 175 steps · 0.29 M params"
     orphan = _checkpoint(tmp_path / "x" / "best", "phase2", 175, init_from=str(tmp_path / "gone"))
     assert checkpoint_budget(orphan).startswith("phase 1 ? + phase 2 175 steps")
-    assert row_titles({"TDP-CR": second})["TDP-CR"] == (
-        "TDP-CR\nphase 1 600 + phase 2 175 steps · 0.29 M params")
+    assert row_titles({"TDP-CR": second})["TDP-CR"] == ("TDP-CR\nphase 1 600 + phase 2 175 steps · 0.29 M params")

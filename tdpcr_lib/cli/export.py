@@ -19,15 +19,13 @@ FORMATS = ("onnx",)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = CliParser(prog="tdpcr export",
-                       description="Export a checkpoint for deployment outside tdpcr.")
+    parser = CliParser(prog="tdpcr export", description="Export a checkpoint for deployment outside tdpcr.")
     parser.add_argument("format", choices=FORMATS, help="output format (onnx)")
-    parser.add_argument("--checkpoint", required=True, type=Path,
-                        help="checkpoint folder, e.g. runs/phase2/best")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="file to write (default: <checkpoint>.onnx beside the folder)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace an existing --out file")
+    parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint folder, e.g. runs/phase2/best")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="file to write (default: <checkpoint>.onnx beside the folder)"
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     return parser
 
 
@@ -45,8 +43,10 @@ def _export(argv: list[str]) -> int:
     report = export_onnx(args.checkpoint, out)
     worst = max(report.max_abs_diff.values(), default=0.0)
     print(f"onnx: {report.path}")
-    print(f"outputs: {', '.join(report.outputs)}; weights sha256 {report.weights_sha256[:16]}…; "
-          f"max |onnx - torch| {worst:.2e} (tolerance {VERIFY_ATOL:g})")
+    print(
+        f"outputs: {', '.join(report.outputs)}; weights sha256 {report.weights_sha256[:16]}…; "
+        f"max |onnx - torch| {worst:.2e} (tolerance {VERIFY_ATOL:g})"
+    )
     return 0
 
 

@@ -17,8 +17,10 @@ from tdpcr_lib.cli.errors import EXIT_USAGE, GLOBAL_FLAGS, run_command
 
 #: subcommand → (module with ``main(argv) -> int``, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "data": ("tdpcr_lib.cli.data", "make the synthetic twin (synth), a split manifest "
-                                   "(manifest) or an S2 stack for predict (stack-s2)"),
+    "data": (
+        "tdpcr_lib.cli.data",
+        "make the synthetic twin (synth), a split manifest (manifest) or an S2 stack for predict (stack-s2)",
+    ),
     "train": ("tdpcr_lib.cli.train", "train a model (phase 1, phase 2, joint, baselines); torchrun-aware"),
     "evaluate": ("tdpcr_lib.cli.evaluate", "evaluate a checkpoint; writes JSON + markdown tables"),
     "predict": ("tdpcr_lib.cli.predict", "apply a checkpoint to your own Sentinel-1/-2 GeoTIFFs"),
@@ -31,9 +33,12 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 def _usage() -> str:
     lines = ["usage: tdpcr [--version] [--debug] [--quiet | --verbose] <command> [options]", "", "commands:"]
     lines += [f"  {name:<10} {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
-    lines += ["", "Run 'tdpcr <command> --help' for a command's options. --debug (or TDPCR_DEBUG=1)",
-              "prints the traceback of a failure; exit codes are listed in docs/errors.md.",
-              "--quiet shows warnings only; --verbose adds details to the progress messages."]
+    lines += [
+        "",
+        "Run 'tdpcr <command> --help' for a command's options. --debug (or TDPCR_DEBUG=1)",
+        "prints the traceback of a failure; exit codes are listed in docs/errors.md.",
+        "--quiet shows warnings only; --verbose adds details to the progress messages.",
+    ]
     return "\n".join(lines)
 
 
@@ -50,8 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     name, rest = argv[0], argv[1:] + debug  # the subcommand's own handler reads --debug
     if name not in SUBCOMMANDS:
-        print(f"tdpcr: error: unknown command {name!r}; choose one of "
-              f"{', '.join(SUBCOMMANDS)} (see tdpcr --help)", file=sys.stderr)
+        print(
+            f"tdpcr: error: unknown command {name!r}; choose one of {', '.join(SUBCOMMANDS)} (see tdpcr --help)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
 
     def run(_: list[str]) -> int:

@@ -28,29 +28,44 @@ DEFAULT_OUT = REPORTS_DIR / "verdicts.md"
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = CliParser(prog="tdpcr report",
-                       description="Regenerate reports from the recorded metrics.")
-    parser.add_argument("what", choices=["verdicts", "html"],
-                        help="verdicts: reports/verdicts.md (+ README); html: reports/html/")
-    parser.add_argument("--reports", default=str(REPORTS_DIR),
-                        help="html: folder with executed/ and the .md reports (default reports/)")
-    parser.add_argument("--metrics", default=str(METRICS_DIR / "04_ablations.json"),
-                        help="the ablation record (default: reports/metrics/04_ablations.json)")
-    parser.add_argument("--long-metrics",
-                        default=str(REPORTS_DIR / "long" / "metrics" / "04_ablations.json"),
-                        help="the long budget's ablation record (`tdpcr reproduce --budget long`;"
-                             " reported beside the default one when present)")
-    parser.add_argument("--timings", default=str(METRICS_DIR / "reproduce.json"),
-                        help="per-notebook times of `tdpcr reproduce` (used when present)")
-    parser.add_argument("--out", default=None,
-                        help=f"verdicts: the page (default {DEFAULT_OUT}, regenerated in place; "
-                             "another existing file needs --overwrite); html: the folder "
-                             "(default REPORTS/html)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace an existing --out file")
-    parser.add_argument("--readme", nargs="?", const=str((REPO_ROOT or Path.cwd()) / "README.md"),
-                        default=None, help="also rewrite this README's 'What our runs show' "
-                                           "section (default: the checkout's README.md)")
+    parser = CliParser(prog="tdpcr report", description="Regenerate reports from the recorded metrics.")
+    parser.add_argument(
+        "what", choices=["verdicts", "html"], help="verdicts: reports/verdicts.md (+ README); html: reports/html/"
+    )
+    parser.add_argument(
+        "--reports", default=str(REPORTS_DIR), help="html: folder with executed/ and the .md reports (default reports/)"
+    )
+    parser.add_argument(
+        "--metrics",
+        default=str(METRICS_DIR / "04_ablations.json"),
+        help="the ablation record (default: reports/metrics/04_ablations.json)",
+    )
+    parser.add_argument(
+        "--long-metrics",
+        default=str(REPORTS_DIR / "long" / "metrics" / "04_ablations.json"),
+        help="the long budget's ablation record (`tdpcr reproduce --budget long`;"
+        " reported beside the default one when present)",
+    )
+    parser.add_argument(
+        "--timings",
+        default=str(METRICS_DIR / "reproduce.json"),
+        help="per-notebook times of `tdpcr reproduce` (used when present)",
+    )
+    parser.add_argument(
+        "--out",
+        default=None,
+        help=f"verdicts: the page (default {DEFAULT_OUT}, regenerated in place; "
+        "another existing file needs --overwrite); html: the folder "
+        "(default REPORTS/html)",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    parser.add_argument(
+        "--readme",
+        nargs="?",
+        const=str((REPO_ROOT or Path.cwd()) / "README.md"),
+        default=None,
+        help="also rewrite this README's 'What our runs show' section (default: the checkout's README.md)",
+    )
     return parser
 
 

@@ -32,9 +32,13 @@ def exclusive(folder: str | Path, what: str = "training") -> Iterator[Path]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise FolderLockedError(errno.EEXIST, f"another {what} is writing into this folder "
-                                    f"(it holds {LOCK_NAME}); wait for it to finish or choose "
-                                    "another --out", str(folder)) from None
+            raise FolderLockedError(
+                errno.EEXIST,
+                f"another {what} is writing into this folder "
+                f"(it holds {LOCK_NAME}); wait for it to finish or choose "
+                "another --out",
+                str(folder),
+            ) from None
         try:
             yield path
         finally:

@@ -22,9 +22,13 @@ class OutputExistsError(FileExistsError):
     """An output exists and may not be replaced without ``--overwrite``; nothing was changed."""
 
 
-def refuse_existing(paths: Iterable[str | Path], overwrite: bool, flag: str = "--overwrite",
-                    replaceable: Callable[[Path], bool] | None = None,
-                    what: str = "output") -> None:
+def refuse_existing(
+    paths: Iterable[str | Path],
+    overwrite: bool,
+    flag: str = "--overwrite",
+    replaceable: Callable[[Path], bool] | None = None,
+    what: str = "output",
+) -> None:
     """Raise :class:`OutputExistsError` for the first existing path that may not be replaced.
 
     Parameters
@@ -43,9 +47,13 @@ def refuse_existing(paths: Iterable[str | Path], overwrite: bool, flag: str = "-
             continue
         if replaceable is not None and path.is_file() and replaceable(path):
             continue
-        raise OutputExistsError(errno.EEXIST, f"exists and would be replaced by this {what}; "
-                                f"nothing was changed. Pass {flag} to replace it, or choose "
-                                "another location", str(path))
+        raise OutputExistsError(
+            errno.EEXIST,
+            f"exists and would be replaced by this {what}; "
+            f"nothing was changed. Pass {flag} to replace it, or choose "
+            "another location",
+            str(path),
+        )
 
 
 def write_target(path: str | Path) -> Path:

@@ -37,8 +37,7 @@ def project_path(value: Any, home: str | Path | None = None) -> str | None:
         return None
 
 
-def resolve_project_path(value: str | Path | None, home: str | Path | None = None
-                         ) -> Path | None:
+def resolve_project_path(value: str | Path | None, home: str | Path | None = None) -> Path | None:
     """The inverse of :func:`project_path`: a stored relative path under the project folder."""
     if value is None:
         return None

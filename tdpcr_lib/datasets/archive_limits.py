@@ -35,11 +35,12 @@ class ArchiveBombError(DataIntegrityError):
 
 def _check_name(archive: Path, name: str) -> None:
     unix = name.replace("\\", "/")
-    if (PurePosixPath(unix).is_absolute() or PureWindowsPath(name).drive
-            or ".." in PurePosixPath(unix).parts):
-        raise DataIntegrityError(f"{archive}: cannot extract the archive: unsafe member path "
-                                 f"{name!r} (absolute or with "
-                                 "'..') refused; nothing was extracted")
+    if PurePosixPath(unix).is_absolute() or PureWindowsPath(name).drive or ".." in PurePosixPath(unix).parts:
+        raise DataIntegrityError(
+            f"{archive}: cannot extract the archive: unsafe member path "
+            f"{name!r} (absolute or with "
+            "'..') refused; nothing was extracted"
+        )
 
 
 class Budget:
@@ -54,19 +55,24 @@ class Budget:
     def take(self, name: str, size: int, compressed: int | None = None) -> None:
         """Account for a member of ``size`` bytes before it is written; raise if over a limit."""
         if size > MAX_MEMBER_BYTES:
-            raise ArchiveBombError(f"{self.archive}: member {name!r} would be {size} bytes, more "
-                                   f"than the {MAX_MEMBER_BYTES} a dataset file can be; refused "
-                                   "(not a LuojiaSET-OSFCR/SEN12MS-CR archive, or corrupt)")
-        if (compressed is not None and size > RATIO_ALLOWANCE_BYTES
-                and size > MAX_RATIO * max(compressed, 1)):
-            raise ArchiveBombError(f"{self.archive}: member {name!r} expands {size} bytes from "
-                                   f"{compressed} (more than {MAX_RATIO}x); refused as a "
-                                   "decompression bomb")
+            raise ArchiveBombError(
+                f"{self.archive}: member {name!r} would be {size} bytes, more "
+                f"than the {MAX_MEMBER_BYTES} a dataset file can be; refused "
+                "(not a LuojiaSET-OSFCR/SEN12MS-CR archive, or corrupt)"
+            )
+        if compressed is not None and size > RATIO_ALLOWANCE_BYTES and size > MAX_RATIO * max(compressed, 1):
+            raise ArchiveBombError(
+                f"{self.archive}: member {name!r} expands {size} bytes from "
+                f"{compressed} (more than {MAX_RATIO}x); refused as a "
+                "decompression bomb"
+            )
         self.total += size
         if self.total > self.limit:
-            raise ArchiveBombError(f"{self.archive}: would expand to more than {self.limit} bytes "
-                                   f"({MAX_RATIO}x its {self.archive_bytes} bytes); refused as a "
-                                   "decompression bomb before writing it")
+            raise ArchiveBombError(
+                f"{self.archive}: would expand to more than {self.limit} bytes "
+                f"({MAX_RATIO}x its {self.archive_bytes} bytes); refused as a "
+                "decompression bomb before writing it"
+            )
 
 
 def check_zip(archive: Path, zf: zipfile.ZipFile) -> None:

@@ -26,11 +26,13 @@ def check_relative(rel: str, where: str, allow_parent: bool = False) -> str:
     if not rel:
         return rel
     if PurePosixPath(rel).is_absolute() or PureWindowsPath(rel).drive or rel.startswith("\\"):
-        raise DataIntegrityError(f"{where}: absolute path {rel!r} refused; manifest paths are "
-                                 "relative to the dataset root")
+        raise DataIntegrityError(
+            f"{where}: absolute path {rel!r} refused; manifest paths are relative to the dataset root"
+        )
     if not allow_parent and ".." in PurePosixPath(rel.replace("\\", "/")).parts:
-        raise DataIntegrityError(f"{where}: path {rel!r} contains '..' and is refused; manifest "
-                                 "paths must stay inside the dataset root")
+        raise DataIntegrityError(
+            f"{where}: path {rel!r} contains '..' and is refused; manifest paths must stay inside the dataset root"
+        )
     return rel
 
 
@@ -46,8 +48,9 @@ class Containment:
         kinds of file named in ``extra_kinds``.
     """
 
-    def __init__(self, root: str | Path, extra_roots: Sequence[str | Path] = (),
-                 extra_kinds: Sequence[str] = ()) -> None:
+    def __init__(
+        self, root: str | Path, extra_roots: Sequence[str | Path] = (), extra_kinds: Sequence[str] = ()
+    ) -> None:
         self.root = Path(root)
         self._real_root = Path(os.path.realpath(self.root))
         self._extra = [Path(os.path.realpath(Path(r).expanduser())) for r in extra_roots]
@@ -64,15 +67,18 @@ class Containment:
         """
         where = f"{source}: " if source is not None else ""
         if PurePosixPath(rel).is_absolute() or PureWindowsPath(rel).drive:
-            raise DataIntegrityError(f"{where}absolute path {rel!r} refused; manifest paths are "
-                                     f"relative to the dataset root {self.root}")
+            raise DataIntegrityError(
+                f"{where}absolute path {rel!r} refused; manifest paths are relative to the dataset root {self.root}"
+            )
         path = self.root / rel
         real = Path(os.path.realpath(path))
         allowed = [self._real_root] + (self._extra if kind in self._extra_kinds else [])
         if not any(real.is_relative_to(r) for r in allowed):
             names = " or ".join(str(r) for r in allowed)
-            raise DataIntegrityError(f"{where}{rel!r} resolves to {real}, outside {names}; "
-                                     "manifest paths (and links they pass through) must stay "
-                                     "inside the dataset root" + (" (land cover: inside the "
-                                     "land-cover root)" if kind in self._extra_kinds else ""))
+            raise DataIntegrityError(
+                f"{where}{rel!r} resolves to {real}, outside {names}; "
+                "manifest paths (and links they pass through) must stay "
+                "inside the dataset root"
+                + (" (land cover: inside the land-cover root)" if kind in self._extra_kinds else "")
+            )
         return path

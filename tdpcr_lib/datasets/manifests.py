@@ -29,8 +29,7 @@ LOCAL_MANIFEST = "manifest"
 CHECKSUM_FILE = "checksums.sha256"
 
 
-def write_checksums(root: Path, relpaths: Iterable[str], out: Path, enabled: bool = True,
-                    workers: int = 4) -> None:
+def write_checksums(root: Path, relpaths: Iterable[str], out: Path, enabled: bool = True, workers: int = 4) -> None:
     """Write ``out/checksums.sha256`` (sha256 of every file, ``sha256sum -c`` format, paths
     relative to ``root``), or remove a stale one when ``enabled`` is false."""
     if not enabled:
@@ -39,8 +38,7 @@ def write_checksums(root: Path, relpaths: Iterable[str], out: Path, enabled: boo
     relpaths = sorted(set(relpaths))
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         digests = list(pool.map(lambda rel: sha256_file(root / rel), relpaths))
-    atomic_write_text(out / CHECKSUM_FILE,
-                      "".join(f"{d}  {rel}\n" for d, rel in zip(digests, relpaths, strict=True)))
+    atomic_write_text(out / CHECKSUM_FILE, "".join(f"{d}  {rel}\n" for d, rel in zip(digests, relpaths, strict=True)))
 
 
 def read_checksums(path: str | Path) -> dict[str, str]:
@@ -67,10 +65,13 @@ def manifest_hash(manifest_dir: str | Path) -> str:
     return digest.hexdigest()
 
 
-
-def verify_checksums(root: str | Path, manifest_dir: str | Path,
-                     records: Iterable[SampleRecord], workers: int = 4,
-                     containment: Containment | None = None) -> None:
+def verify_checksums(
+    root: str | Path,
+    manifest_dir: str | Path,
+    records: Iterable[SampleRecord],
+    workers: int = 4,
+    containment: Containment | None = None,
+) -> None:
     """Compare every file of ``records`` against ``checksums.sha256``; the first bad file raises.
 
     Every path first goes through ``containment`` (default: inside ``root``): a line of
@@ -81,11 +82,12 @@ def verify_checksums(root: str | Path, manifest_dir: str | Path,
     table_path = manifest_dir / CHECKSUM_FILE
     if not table_path.is_file():
         # never advise writing into the package's own manifest folder: point beside the data
-        where = (f"`tdpcr data manifest {root}` (writes {root / LOCAL_MANIFEST})"
-                 if Path(manifest_dir).resolve().is_relative_to(MANIFEST_DIR.resolve())
-                 else f"`tdpcr data manifest {root} --out {manifest_dir}`")
-        raise DataIntegrityError(f"checksum=True but {table_path} does not exist; run {where} "
-                                 "to create it")
+        where = (
+            f"`tdpcr data manifest {root}` (writes {root / LOCAL_MANIFEST})"
+            if Path(manifest_dir).resolve().is_relative_to(MANIFEST_DIR.resolve())
+            else f"`tdpcr data manifest {root} --out {manifest_dir}`"
+        )
+        raise DataIntegrityError(f"checksum=True but {table_path} does not exist; run {where} to create it")
     table = read_checksums(table_path)
     records = list(records)
     relpaths = [p for r in records for p in r.paths.values()]
@@ -101,9 +103,11 @@ def verify_checksums(root: str | Path, manifest_dir: str | Path,
         digests = pool.map(lambda rel: sha256_file(root / rel), relpaths)
         for rel, digest in zip(relpaths, digests, strict=True):
             if digest != table[rel]:
-                raise DataIntegrityError(f"{root / rel}: checksum mismatch (sha256 {digest}, "
-                                         f"expected {table[rel]} from {table_path}); the file is "
-                                         "corrupted or was changed")
+                raise DataIntegrityError(
+                    f"{root / rel}: checksum mismatch (sha256 {digest}, "
+                    f"expected {table[rel]} from {table_path}); the file is "
+                    "corrupted or was changed"
+                )
 
 
 def read_split_config(manifest_dir: str | Path) -> dict[str, Any]:
@@ -124,11 +128,13 @@ def check_manifest_out(out: Path, checksums: bool, overwrite: bool) -> None:
         config = read_split_config(out)
     except (OSError, ValueError):
         config = {}
-    ours = (isinstance(config, dict) and "protocol" in config
-            and config.get("manifest_hash") == manifest_hash(out))
+    ours = isinstance(config, dict) and "protocol" in config and config.get("manifest_hash") == manifest_hash(out)
     names = [f"{s}.csv" for s in SPLITS] + ["split_config.json"]
-    refuse_existing([out / n for n in names] + ([out / CHECKSUM_FILE] if checksums else []),
-                    overwrite, replaceable=lambda _: ours, what="manifest")
+    refuse_existing(
+        [out / n for n in names] + ([out / CHECKSUM_FILE] if checksums else []),
+        overwrite,
+        replaceable=lambda _: ours,
+        what="manifest",
+    )
     if not checksums:
-        refuse_existing([out / CHECKSUM_FILE], overwrite, what="manifest (--no-checksums "
-                        "would delete it)")
+        refuse_existing([out / CHECKSUM_FILE], overwrite, what="manifest (--no-checksums would delete it)")

@@ -35,9 +35,13 @@ def band_statistics(array: np.ndarray, bands: tuple[str, ...]) -> dict[str, dict
         if values.size == 0:
             continue
         q = np.quantile(values, STAT_QUANTILES)
-        out[name] = {"mean": round(float(values.mean()), 6), "std": round(float(values.std()), 6),
-                     "p01": round(float(q[0]), 6), "p50": round(float(q[1]), 6),
-                     "p99": round(float(q[2]), 6)}
+        out[name] = {
+            "mean": round(float(values.mean()), 6),
+            "std": round(float(values.std()), 6),
+            "p01": round(float(q[0]), 6),
+            "p50": round(float(q[1]), 6),
+            "p99": round(float(q[2]), 6),
+        }
     return out
 
 
@@ -48,8 +52,9 @@ def _root_of(dataset: Dataset) -> Path | None:
     return Path(root) if root is not None else None
 
 
-def describe_training_data(dataset: Dataset, source: str | None = None,
-                           n_samples: int = STATS_SAMPLES) -> dict[str, Any]:
+def describe_training_data(
+    dataset: Dataset, source: str | None = None, n_samples: int = STATS_SAMPLES
+) -> dict[str, Any]:
     """Provenance and input statistics of a training set, for the checkpoint.
 
     Parameters
@@ -92,12 +97,19 @@ def describe_training_data(dataset: Dataset, source: str | None = None,
         sar.append(np.asarray(sample["sar"], dtype=np.float32).reshape(2, -1))
     stats = {}
     if optical:
-        stats = {"optical": band_statistics(np.concatenate(optical, axis=1), S2_BANDS),
-                 "sar": band_statistics(np.concatenate(sar, axis=1), S1_BANDS)}
+        stats = {
+            "optical": band_statistics(np.concatenate(optical, axis=1), S2_BANDS),
+            "sar": band_statistics(np.concatenate(sar, axis=1), S1_BANDS),
+        }
     twin_version = None
     if twin_info is not None:
-        twin_version = twin_info.get("twin_version") or twin_info.get("parameters", {}).get(
-            "twin_version") or "1.x"
-    return {"dataset": type(base).__name__, "source": source, "twin_version": twin_version,
-            "data_root": str(root) if root is not None else None, "n_train": n,
-            "input_statistics": stats, "statistics_samples": len(optical)}
+        twin_version = twin_info.get("twin_version") or twin_info.get("parameters", {}).get("twin_version") or "1.x"
+    return {
+        "dataset": type(base).__name__,
+        "source": source,
+        "twin_version": twin_version,
+        "data_root": str(root) if root is not None else None,
+        "n_train": n,
+        "input_statistics": stats,
+        "statistics_samples": len(optical),
+    }

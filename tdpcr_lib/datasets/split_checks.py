@@ -18,8 +18,9 @@ from tdpcr_lib.datasets.errors import DataIntegrityError
 from tdpcr_lib.datasets.samples import SPLITS
 
 
-def check_split_rows(manifest_dir: str | Path, split: str, records: Sequence[Any],
-                     read: Callable[[Path], Sequence[Any]]) -> None:
+def check_split_rows(
+    manifest_dir: str | Path, split: str, records: Sequence[Any], read: Callable[[Path], Sequence[Any]]
+) -> None:
     """Refuse duplicate patches in ``split`` and patches also listed in another split's CSV.
 
     ``read`` reads another split's CSV into records (each with an ``.id``).
@@ -29,16 +30,20 @@ def check_split_rows(manifest_dir: str | Path, split: str, records: Sequence[Any
     counts = Counter(r.id for r in records)
     repeated = sorted(pid for pid, n in counts.items() if n > 1)
     if repeated:
-        raise DataIntegrityError(f"{csv_path}: {len(repeated)} patch(es) listed more than once, "
-                                 f"e.g. {repeated[:3]}; remove the repeated rows or rewrite the "
-                                 "manifest with `tdpcr data manifest`")
+        raise DataIntegrityError(
+            f"{csv_path}: {len(repeated)} patch(es) listed more than once, "
+            f"e.g. {repeated[:3]}; remove the repeated rows or rewrite the "
+            "manifest with `tdpcr data manifest`"
+        )
     for other in SPLITS:
         other_path = manifest_dir / f"{other}.csv"
         if other == split or not other_path.is_file():
             continue
         shared = sorted(set(counts) & {r.id for r in read(other_path)})
         if shared:
-            raise DataIntegrityError(f"{csv_path}: {len(shared)} patch(es) also listed in "
-                                     f"{other_path}, e.g. {shared[:3]}; a patch belongs to one "
-                                     "split only (rewrite the manifest with `tdpcr data "
-                                     "manifest`)")
+            raise DataIntegrityError(
+                f"{csv_path}: {len(shared)} patch(es) also listed in "
+                f"{other_path}, e.g. {shared[:3]}; a patch belongs to one "
+                "split only (rewrite the manifest with `tdpcr data "
+                "manifest`)"
+            )

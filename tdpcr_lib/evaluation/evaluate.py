@@ -86,15 +86,16 @@ class EvaluationResult:
         warning = split_warning(self.meta.get("split_protocol"))
         if warning:
             parts += [warning, ""]
-        for key in ("checkpoint", "split", "split_protocol", "n_images", "tile", "overlap",
-                    "device", "protocol"):
+        for key in ("checkpoint", "split", "split_protocol", "n_images", "tile", "overlap", "device", "protocol"):
             if self.meta.get(key) is not None:
                 parts.append(f"- **{key}**: {self.meta[key]}")
         protocol = self.meta.get("protocol", DEFAULT_PROTOCOL)
-        captions = {"summary": f"Summary (protocol `{protocol}`; PSNR in dB; `input_psnr` = "
-                               "the cloudy input itself)",
-                    "cr": "Cloud removal (model)", "cr_input": "Cloudy input vs clear target",
-                    "seg": "Segmentation"}
+        captions = {
+            "summary": f"Summary (protocol `{protocol}`; PSNR in dB; `input_psnr` = the cloudy input itself)",
+            "cr": "Cloud removal (model)",
+            "cr_input": "Cloudy input vs clear target",
+            "seg": "Segmentation",
+        }
         for key, frame in self.tables.items():
             parts += ["", f"## {captions.get(key, key)}", "", dataframe_to_markdown(frame)]
         protocols = protocol_markdown(self.meta.get("protocols"))
@@ -102,8 +103,7 @@ class EvaluationResult:
             parts += ["", *protocols]
         return "\n".join(parts) + "\n"
 
-    def write(self, json_path: str | Path, markdown_path: str | Path | None = None,
-              title: str = "Evaluation") -> None:
+    def write(self, json_path: str | Path, markdown_path: str | Path | None = None, title: str = "Evaluation") -> None:
         """Write the meta and the result frame's rows as JSON and, optionally, the tables as
         markdown."""
         atomic_write_json(json_path, {"meta": self.meta, "metrics": to_records(self.frame)})
@@ -116,13 +116,22 @@ def _train_crop(meta: dict[str, Any]) -> int | None:
     return train_config.get("crop_size")
 
 
-def evaluate(checkpoint_or_model: str | Path | nn.Module, dataset: Dataset, *,
-             device: str | torch.device = "auto", batch_size: int = 4,
-             tile: int | str | None = "auto", overlap: int | None = None,
-             max_batches: int | None = None, num_workers: int = 0,
-             progress: bool = True, model_name: str | None = None,
-             seed: int | None = None, protocols: Sequence[str] = (DEFAULT_PROTOCOL,),
-             engine: str = "torch") -> EvaluationResult:
+def evaluate(
+    checkpoint_or_model: str | Path | nn.Module,
+    dataset: Dataset,
+    *,
+    device: str | torch.device = "auto",
+    batch_size: int = 4,
+    tile: int | str | None = "auto",
+    overlap: int | None = None,
+    max_batches: int | None = None,
+    num_workers: int = 0,
+    progress: bool = True,
+    model_name: str | None = None,
+    seed: int | None = None,
+    protocols: Sequence[str] = (DEFAULT_PROTOCOL,),
+    engine: str = "torch",
+) -> EvaluationResult:
     """Score a model on a dataset: CR + segmentation metrics, all/cloudy/clear and per bucket.
 
     Parameters
@@ -160,8 +169,11 @@ def evaluate(checkpoint_or_model: str | Path | nn.Module, dataset: Dataset, *,
     """
     device = resolve_device(device)
     model, meta, engine = engine_model(checkpoint_or_model, engine, device)
-    source = (f"in-memory {type(checkpoint_or_model).__name__}"
-              if isinstance(checkpoint_or_model, nn.Module) else str(checkpoint_or_model))
+    source = (
+        f"in-memory {type(checkpoint_or_model).__name__}"
+        if isinstance(checkpoint_or_model, nn.Module)
+        else str(checkpoint_or_model)
+    )
     check_legend(model, dataset, source)
     if tile == "auto":
         tile = _train_crop(meta)
@@ -170,26 +182,42 @@ def evaluate(checkpoint_or_model: str | Path | nn.Module, dataset: Dataset, *,
     autocast_dtype = torch.bfloat16 if device.type == "cuda" else None
     started = time.time()
     scoring = ProtocolScoring(protocols, dataset)
-    accumulator = accumulate_metrics(model, dataset, device=device, batch_size=batch_size,
-                                     max_batches=max_batches, tile=tile, overlap=overlap,
-                                     autocast_dtype=autocast_dtype, num_workers=num_workers,
-                                     progress=progress, on_batch=scoring)
+    accumulator = accumulate_metrics(
+        model,
+        dataset,
+        device=device,
+        batch_size=batch_size,
+        max_batches=max_batches,
+        tile=tile,
+        overlap=overlap,
+        autocast_dtype=autocast_dtype,
+        num_workers=num_workers,
+        progress=progress,
+        on_batch=scoring,
+    )
     split = getattr(dataset, "split", None)
     frame = accumulator.to_frame(model=model_name or source, seed=seed, split=split)
-    meta_out = {"checkpoint": source, "split": split, "split_protocol": split_label(dataset),
-                "protocol": DEFAULT_PROTOCOL, "protocols": scoring.results(frame),
-                "n_images": int(value(frame, COUNT_METRIC)), "tile": tile,
-                "overlap": (tile // 4 if overlap is None else overlap) if tile else None,
-                "device": device_description(device), "engine": engine,
-                "seconds": round(time.time() - started, 2),
-                "model_config": meta.get("model_config") or _config_dict(model),
-                "checkpoint_phase": meta.get("phase"), "checkpoint_epoch": meta.get("epoch"),
-                "checkpoint_step": meta.get("step"),
-                "manifest_hash": getattr(dataset, "manifest_hash", None),
-                # (K, K) pixel counts, rows = true class, all pixels and buckets: per-class
-                # errors and the normalised confusion matrix of the report
-                "confusion": accumulator.confusion_matrix().tolist()
-                if accumulator.has_segmentation else None}
+    meta_out = {
+        "checkpoint": source,
+        "split": split,
+        "split_protocol": split_label(dataset),
+        "protocol": DEFAULT_PROTOCOL,
+        "protocols": scoring.results(frame),
+        "n_images": int(value(frame, COUNT_METRIC)),
+        "tile": tile,
+        "overlap": (tile // 4 if overlap is None else overlap) if tile else None,
+        "device": device_description(device),
+        "engine": engine,
+        "seconds": round(time.time() - started, 2),
+        "model_config": meta.get("model_config") or _config_dict(model),
+        "checkpoint_phase": meta.get("phase"),
+        "checkpoint_epoch": meta.get("epoch"),
+        "checkpoint_step": meta.get("step"),
+        "manifest_hash": getattr(dataset, "manifest_hash", None),
+        # (K, K) pixel counts, rows = true class, all pixels and buckets: per-class
+        # errors and the normalised confusion matrix of the report
+        "confusion": accumulator.confusion_matrix().tolist() if accumulator.has_segmentation else None,
+    }
     return EvaluationResult(frame=frame, meta=meta_out)
 
 
@@ -205,7 +233,8 @@ def check_legend(model: nn.Module, dataset: Dataset, source: str) -> None:
             f"{source}: the checkpoint segments the '{model_legend.name}' legend "
             f"({model_legend.num_classes} classes) but the data use '{data_legend.name}' "
             f"({data_legend.num_classes} classes); evaluate it on data of its own legend, or "
-            "train a model for this dataset")
+            "train a model for this dataset"
+        )
 
 
 def _config_dict(model: nn.Module) -> dict[str, Any] | None:

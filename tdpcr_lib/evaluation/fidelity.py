@@ -70,7 +70,7 @@ def radial_power_spectrum(image: np.ndarray, window: int = PSD_WINDOW) -> np.nda
     spectra = []
     for y in range(0, h - window + 1, window):
         for x in range(0, w - window + 1, window):
-            patch = image[y:y + window, x:x + window].astype(np.float64)
+            patch = image[y : y + window, x : x + window].astype(np.float64)
             patch = (patch - patch.mean()) * hann
             power = np.abs(np.fft.fftshift(np.fft.fft2(patch))) ** 2
             radial = np.bincount(radius.ravel(), power.ravel(), minlength=n_bins + 1)
@@ -134,14 +134,22 @@ def sen12mscr_sample_tiles() -> list[dict[str, Any]]:
     folder = Path(str(resources.files("tdpcr_lib.resources").joinpath(REAL_SAMPLES))) / "sen12mscr"
     tiles = []
     for clear in sorted((folder / "s2_cloudfree").glob("*.tif")):
-        paths = {"s2": clear, "s2_cloudy": folder / "s2_cloudy" / clear.name,
-                 "s1": folder / "s1" / clear.name}
+        paths = {"s2": clear, "s2_cloudy": folder / "s2_cloudy" / clear.name, "s1": folder / "s1" / clear.name}
         cloudy = _read(paths["s2_cloudy"])
         mask = cloud_mask(cloudy.astype(np.float32))
         bucket = BUCKETS[min(int(mask.mean() * 5), 4)]
-        tiles.append({"name": clear.stem, "s2": _read(clear), "s2_cloudy": cloudy,
-                      "s1": _read(paths["s1"]), "cloud_mask": mask, "bucket": bucket,
-                      "dn_offset": DN_OFFSET["sen12mscr"], "paths": paths})
+        tiles.append(
+            {
+                "name": clear.stem,
+                "s2": _read(clear),
+                "s2_cloudy": cloudy,
+                "s1": _read(paths["s1"]),
+                "cloud_mask": mask,
+                "bucket": bucket,
+                "dn_offset": DN_OFFSET["sen12mscr"],
+                "paths": paths,
+            }
+        )
     return tiles
 
 
@@ -161,20 +169,25 @@ def twin_tiles(root: str | Path, max_tiles: int = 100) -> list[dict[str, Any]]:
     tiles = []
     for record in samples[::step][:max_tiles]:
         files = {m: root / p for m, p in record.paths.items()}
-        tiles.append({
-            "s2": read_modality(files["s2"], "s2"),
-            "s1": read_modality(files["s1"], "s1"),
-            "land_cover": read_modality(files["land_cover_maps"], "land_cover_maps")[0],
-            "cloud_mask": read_modality(files["cloud_detection_results"],
-                                        "cloud_detection_results")[0],
-            "bucket": record.bucket, "dn_offset": DN_OFFSET["synthetic"]})
+        tiles.append(
+            {
+                "s2": read_modality(files["s2"], "s2"),
+                "s1": read_modality(files["s1"], "s1"),
+                "land_cover": read_modality(files["land_cover_maps"], "land_cover_maps")[0],
+                "cloud_mask": read_modality(files["cloud_detection_results"], "cloud_detection_results")[0],
+                "bucket": record.bucket,
+                "dn_offset": DN_OFFSET["synthetic"],
+            }
+        )
     return tiles
 
 
 def real_statistics() -> dict[str, dict[str, Any]]:
     """Statistics of each real source: ``sen12mscr`` (live, shipped crops) and ``luojiaset``."""
-    return {"sen12mscr": statistics_from_arrays(sen12mscr_sample_tiles()),
-            "luojiaset": luojiaset_reference()["statistics"]}
+    return {
+        "sen12mscr": statistics_from_arrays(sen12mscr_sample_tiles()),
+        "luojiaset": luojiaset_reference()["statistics"],
+    }
 
 
 def _pooled(sources: Iterable[Mapping[str, Any]], key: str) -> np.ndarray | None:
@@ -186,8 +199,7 @@ def _distances_1d(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return float(wasserstein_distance(a, b)), float(ks_2samp(a, b).statistic)
 
 
-def fidelity_distances(twin: Mapping[str, Any],
-                       real: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+def fidelity_distances(twin: Mapping[str, Any], real: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """Distances between the twin's statistics and the pooled real sources' (see module doc).
 
     Returns
@@ -200,23 +212,27 @@ def fidelity_distances(twin: Mapping[str, Any],
         ``twin_tiles``.
     """
     sources = list(real.values())
-    out: dict[str, Any] = {"twin_tiles": twin["n_tiles"],
-                           "real_tiles": {k: v["n_tiles"] for k, v in real.items()}}
+    out: dict[str, Any] = {"twin_tiles": twin["n_tiles"], "real_tiles": {k: v["n_tiles"] for k, v in real.items()}}
     tq, rq = np.asarray(twin["band_quantiles"]), _pooled(sources, "band_quantiles")
     w, k = {}, {}
     for i, band in enumerate(S2_BANDS):
         w[band], k[band] = _distances_1d(tq[:, i].ravel(), rq[:, i].ravel())
-    out.update(band_wasserstein=w, band_ks=k, band_wasserstein_mean=float(np.mean(list(w.values()))),
-               band_ks_mean=float(np.mean(list(k.values()))))
+    out.update(
+        band_wasserstein=w,
+        band_ks=k,
+        band_wasserstein_mean=float(np.mean(list(w.values()))),
+        band_ks_mean=float(np.mean(list(k.values()))),
+    )
     spectra: dict[str, list[np.ndarray]] = {}
     for source in sources:
         for code, spectrum in source.get("class_spectra", {}).items():
             if source.get("class_pixels", {}).get(code, 0) >= MIN_CLASS_PIXELS:
                 spectra.setdefault(code, []).append(np.asarray(spectrum))
     out["class_spectra_mae"] = {
-        code: float(np.mean(np.abs(np.asarray(twin["class_spectra"][code])
-                                   - np.mean(spectra[code], axis=0))))
-        for code in sorted(spectra) if code in twin.get("class_spectra", {})}
+        code: float(np.mean(np.abs(np.asarray(twin["class_spectra"][code]) - np.mean(spectra[code], axis=0))))
+        for code in sorted(spectra)
+        if code in twin.get("class_spectra", {})
+    }
     tq1, rq1 = np.asarray(twin["s1_quantiles"]), _pooled(sources, "s1_quantiles")
     s1w, s1k = {}, {}
     for i, band in enumerate(S1_BANDS):
@@ -257,11 +273,10 @@ def summary_row(distances: Mapping[str, Any]) -> dict[str, float]:
         "S2 band W1 (reflectance, mean of 13)": distances["band_wasserstein_mean"],
         "S2 band KS (mean of 13)": distances["band_ks_mean"],
         "B10 W1 (reflectance)": distances["band_wasserstein"]["B10"],
-        "class spectra MAE (reflectance)": float(np.mean(list(spectra.values()))) if spectra
-        else float("nan"),
-        "S1 VV W1 (dB)": s1["VV"], "S1 VH W1 (dB)": s1["VH"],
+        "class spectra MAE (reflectance)": float(np.mean(list(spectra.values()))) if spectra else float("nan"),
+        "S1 VV W1 (dB)": s1["VV"],
+        "S1 VH W1 (dB)": s1["VH"],
         "S1 KS (mean VV, VH)": float(np.mean(list(distances["s1_ks"].values()))),
         "power spectrum log10 MAE": distances["psd_log10_mae_mean"],
-        "cloud cover W1 (mean over buckets)": float(np.mean(list(cover.values()))) if cover
-        else float("nan"),
+        "cloud cover W1 (mean over buckets)": float(np.mean(list(cover.values()))) if cover else float("nan"),
     }

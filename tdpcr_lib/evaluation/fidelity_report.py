@@ -39,12 +39,15 @@ def load_before() -> dict[str, Any]:
 
 
 def _fmt(value: float) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) \
-        else f"{value:.4g}"
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4g}"
 
 
-def fidelity_markdown(distances: Mapping[str, Any], before: Mapping[str, Any] | None,
-                      figures: Mapping[str, str], version: str | None = None) -> str:
+def fidelity_markdown(
+    distances: Mapping[str, Any],
+    before: Mapping[str, Any] | None,
+    figures: Mapping[str, str],
+    version: str | None = None,
+) -> str:
     """The report's text: headline table (before / after), per-band table, figure links."""
     version = version or twin_version()
     now = summary_row(distances)
@@ -66,13 +69,17 @@ def fidelity_markdown(distances: Mapping[str, Any], before: Mapping[str, Any] | 
     ]
     for key, value in now.items():
         lines.append(f"| {key} | {_fmt(then.get(key)) if then else '-'} | {_fmt(value)} |")
-    lines += ["", "## Per band (Wasserstein-1 in reflectance / KS)", "",
-              "| band | before W1 | now W1 | before KS | now KS |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Per band (Wasserstein-1 in reflectance / KS)",
+        "",
+        "| band | before W1 | now W1 | before KS | now KS |",
+        "|---|---|---|---|---|",
+    ]
     for band, w in distances["band_wasserstein"].items():
         bw = before["distances"]["band_wasserstein"].get(band) if before else None
         bk = before["distances"]["band_ks"].get(band) if before else None
-        lines.append(f"| {band} | {_fmt(bw)} | {_fmt(w)} | {_fmt(bk)} | "
-                     f"{_fmt(distances['band_ks'][band])} |")
+        lines.append(f"| {band} | {_fmt(bw)} | {_fmt(w)} | {_fmt(bk)} | {_fmt(distances['band_ks'][band])} |")
     lines += ["", "## Figures", ""]
     for title, path in figures.items():
         lines.append(f"![{title}]({path})")
@@ -81,9 +88,9 @@ def fidelity_markdown(distances: Mapping[str, Any], before: Mapping[str, Any] | 
     return "\n".join(lines) + "\n"
 
 
-def write_fidelity_report(path: str | Path, distances: Mapping[str, Any],
-                          figures: Mapping[str, str], before: Mapping[str, Any] | None = None
-                          ) -> Path:
+def write_fidelity_report(
+    path: str | Path, distances: Mapping[str, Any], figures: Mapping[str, str], before: Mapping[str, Any] | None = None
+) -> Path:
     """Write :func:`fidelity_markdown` to ``path`` atomically (``before`` default: shipped)."""
     path = Path(path)
     atomic_write_text(path, fidelity_markdown(distances, before or load_before(), figures))

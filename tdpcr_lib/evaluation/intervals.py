@@ -34,21 +34,29 @@ from tdpcr_lib.samplers import IndexSubset
 INTERVAL_METRICS: tuple[str, ...] = ("psnr", "psnr_cloudy", "miou")
 
 
-def tile_scores(model: nn.Module, dataset: Dataset, *, device: str | torch.device = "cpu",
-                tile: int | None = None, overlap: int | None = None) -> list[dict[str, Any]]:
+def tile_scores(
+    model: nn.Module,
+    dataset: Dataset,
+    *,
+    device: str | torch.device = "cpu",
+    tile: int | None = None,
+    overlap: int | None = None,
+) -> list[dict[str, Any]]:
     """Per test tile: ``psnr``, ``psnr_cloudy`` (NaN without clouds) and ``confusion``
     (``None`` for a model that does not segment)."""
     scores = []
     for index in range(len(dataset)):
-        accumulator = accumulate_metrics(model, IndexSubset(dataset, [index]), device=device,
-                                         batch_size=1, tile=tile, overlap=overlap)
+        accumulator = accumulate_metrics(
+            model, IndexSubset(dataset, [index]), device=device, batch_size=1, tile=tile, overlap=overlap
+        )
         frame = accumulator.to_frame()
-        scores.append({
-            "psnr": value(frame, "psnr"),
-            "psnr_cloudy": value(frame, "psnr", "cloudy") if has(frame, "psnr", "cloudy")
-            else float("nan"),
-            "confusion": accumulator.confusion_matrix(ALL, ALL).numpy()
-            if accumulator.has_segmentation else None})
+        scores.append(
+            {
+                "psnr": value(frame, "psnr"),
+                "psnr_cloudy": value(frame, "psnr", "cloudy") if has(frame, "psnr", "cloudy") else float("nan"),
+                "confusion": accumulator.confusion_matrix(ALL, ALL).numpy() if accumulator.has_segmentation else None,
+            }
+        )
     return scores
 
 
@@ -57,8 +65,11 @@ def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float
     finite = np.array([v for v in values if v is not None and math.isfinite(v)], dtype=float)
     if finite.size < 2:
         return float("nan"), float("nan")
-    half = float(stats.t.ppf(0.5 + confidence / 2, df=finite.size - 1)) * \
-        float(finite.std(ddof=1)) / math.sqrt(finite.size)
+    half = (
+        float(stats.t.ppf(0.5 + confidence / 2, df=finite.size - 1))
+        * float(finite.std(ddof=1))
+        / math.sqrt(finite.size)
+    )
     return float(finite.mean()) - half, float(finite.mean()) + half
 
 
@@ -67,21 +78,20 @@ def miou_of(confusion: np.ndarray) -> float:
     return float(segmentation_scores(confusion)["miou"])
 
 
-def bootstrap_miou(confusions: Sequence[np.ndarray], confidence: float = 0.95,
-                   n_resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+def bootstrap_miou(
+    confusions: Sequence[np.ndarray], confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0
+) -> tuple[float, float]:
     """Percentile bootstrap interval of the pooled mIoU, resampling tiles."""
     stack = np.stack(confusions).astype(float)
     if len(stack) < 2:
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
-    draws = [miou_of(stack[rng.integers(0, len(stack), len(stack))].sum(0))
-             for _ in range(n_resamples)]
+    draws = [miou_of(stack[rng.integers(0, len(stack), len(stack))].sum(0)) for _ in range(n_resamples)]
     alpha = (1 - confidence) / 2
     return float(np.nanquantile(draws, alpha)), float(np.nanquantile(draws, 1 - alpha))
 
 
-def headline_intervals(scores: Sequence[Mapping[str, Any]], confidence: float = 0.95
-                       ) -> dict[str, Any]:
+def headline_intervals(scores: Sequence[Mapping[str, Any]], confidence: float = 0.95) -> dict[str, Any]:
     """``{psnr,psnr_cloudy,miou}_ci95_{low,high}`` (``None`` where undefined, strict JSON)."""
     out: dict[str, Any] = {}
     for metric in ("psnr", "psnr_cloudy"):
@@ -92,25 +102,28 @@ def headline_intervals(scores: Sequence[Mapping[str, Any]], confidence: float = 
     out["miou_ci95_low"], out["miou_ci95_high"] = low, high
     out = {k: (v if math.isfinite(v) else None) for k, v in out.items()}
     out["ci95_n_tiles"] = len(scores)
-    out["ci95_method"] = ("t interval over tiles (PSNR: mean of per-tile values); percentile "
-                          "bootstrap over tiles, 2000 resamples, seed 0 (mIoU: pooled confusion)")
+    out["ci95_method"] = (
+        "t interval over tiles (PSNR: mean of per-tile values); percentile "
+        "bootstrap over tiles, 2000 resamples, seed 0 (mIoU: pooled confusion)"
+    )
     return out
 
 
-def intervals_markdown(headline: Mapping[str, Any],
-                       intervals: Mapping[str, Any]) -> list[str]:
+def intervals_markdown(headline: Mapping[str, Any], intervals: Mapping[str, Any]) -> list[str]:
     """The ``results.md`` section: each headline number with its 95 % interval over tiles."""
-    lines = ["## 95 % intervals over test tiles (ours)", "",
-             f"How much the headline numbers depend on which {intervals.get('ci95_n_tiles')} "
-             f"tiles are in the test split: {intervals.get('ci95_method')}.", "",
-             "| metric | value | 95 % interval |", "|---|---|---|"]
-    for metric, scale, unit in (("psnr", 1, "dB"), ("psnr_cloudy", 1, "dB"),
-                                ("miou", 100, "%")):
+    lines = [
+        "## 95 % intervals over test tiles (ours)",
+        "",
+        f"How much the headline numbers depend on which {intervals.get('ci95_n_tiles')} "
+        f"tiles are in the test split: {intervals.get('ci95_method')}.",
+        "",
+        "| metric | value | 95 % interval |",
+        "|---|---|---|",
+    ]
+    for metric, scale, unit in (("psnr", 1, "dB"), ("psnr_cloudy", 1, "dB"), ("miou", 100, "%")):
         low, high = intervals.get(f"{metric}_ci95_low"), intervals.get(f"{metric}_ci95_high")
         number = headline.get(metric)
-        shown = "—" if number is None or not math.isfinite(float(number)) else \
-            f"{float(number) * scale:.2f} {unit}"
-        span = "—" if low is None or high is None else \
-            f"[{low * scale:.2f}, {high * scale:.2f}] {unit}"
+        shown = "—" if number is None or not math.isfinite(float(number)) else f"{float(number) * scale:.2f} {unit}"
+        span = "—" if low is None or high is None else f"[{low * scale:.2f}, {high * scale:.2f}] {unit}"
         lines.append(f"| {metric} | {shown} | {span} |")
     return lines + [""]

@@ -42,8 +42,7 @@ class ProtocolScoring:
     def __init__(self, protocols: Sequence[str], dataset: Dataset | None = None) -> None:
         self.protocols = list(dict.fromkeys(check_protocol(p) for p in protocols))
         self._clear_mask = getattr(dataset, "target_clear_mask", None)
-        self._accumulators = {p: ProtocolAccumulator(p) for p in self.protocols
-                              if p != DEFAULT_PROTOCOL}
+        self._accumulators = {p: ProtocolAccumulator(p) for p in self.protocols if p != DEFAULT_PROTOCOL}
 
     def __call__(self, outputs: dict[str, Any], batch: dict[str, Any]) -> None:
         if not self._accumulators:
@@ -67,10 +66,11 @@ class ProtocolScoring:
                 accumulator = self._accumulators[name]
                 values = {**accumulator.compute(), "n_images": accumulator.n_images}
             if name == "allclear":
-                values["note"] = ("clear target pixels from the dataset's cloud mask of the target"
-                                  if self._clear_mask is not None else
-                                  "the dataset has no target cloud mask: every target pixel "
-                                  "counts as clear")
+                values["note"] = (
+                    "clear target pixels from the dataset's cloud mask of the target"
+                    if self._clear_mask is not None
+                    else "the dataset has no target cloud mask: every target pixel counts as clear"
+                )
             out[name] = values
         return out
 
@@ -90,10 +90,12 @@ def split_warning(label: str | None) -> str | None:
     """A sentence for every report when the split leaks scenes between splits, else None."""
     if label != "legacy-substring":
         return None
-    return ("**Leaky split:** these numbers come from the `legacy-substring` SEN12MS-CR split "
-            "(the peers' substring match: training also holds 6 of the 10 test scenes and 3 "
-            "validation scenes). They measure how much that leak inflates published numbers; they "
-            "are not a clean test result (docs/dataset.md).")
+    return (
+        "**Leaky split:** these numbers come from the `legacy-substring` SEN12MS-CR split "
+        "(the peers' substring match: training also holds 6 of the 10 test scenes and 3 "
+        "validation scenes). They measure how much that leak inflates published numbers; they "
+        "are not a clean test result (docs/dataset.md)."
+    )
 
 
 def protocol_table(protocols: dict[str, dict[str, Any]]) -> pd.DataFrame:
@@ -111,15 +113,22 @@ def protocol_markdown(protocols: dict[str, dict[str, Any]] | None) -> list[str]:
     """The protocol table and one "comparable with" line per protocol, as markdown lines."""
     if not protocols:
         return []
-    lines = ["## Cloud removal under named protocols", "",
-             "The same predictions scored under each protocol (`tdpcr evaluate --protocol`; "
-             "definitions side by side in docs/metrics.md). PSNR in dB, SAM in degrees "
-             "(`sam_rad`: radians, as DSen2-CR's code); `dsen2cr` MAE/RMSE are on DN/2000.", "",
-             dataframe_to_markdown(protocol_table(protocols)), ""]
+    lines = [
+        "## Cloud removal under named protocols",
+        "",
+        "The same predictions scored under each protocol (`tdpcr evaluate --protocol`; "
+        "definitions side by side in docs/metrics.md). PSNR in dB, SAM in degrees "
+        "(`sam_rad`: radians, as DSen2-CR's code); `dsen2cr` MAE/RMSE are on DN/2000.",
+        "",
+        dataframe_to_markdown(protocol_table(protocols)),
+        "",
+    ]
     for name, values in protocols.items():
         spec = PROTOCOL_SPECS[name]
-        lines.append(f"- **{name}** ({spec.title}; {spec.source}): comparable with "
-                     f"{spec.comparable_with}. Differs: {spec.not_comparable_with}.")
+        lines.append(
+            f"- **{name}** ({spec.title}; {spec.source}): comparable with "
+            f"{spec.comparable_with}. Differs: {spec.not_comparable_with}."
+        )
         if values.get("note"):
             lines.append(f"  Note: {values['note']}.")
     return lines + [""]

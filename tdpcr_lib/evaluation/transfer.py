@@ -48,8 +48,9 @@ def _predict_dn(model: nn.Module, cloudy_dn: np.ndarray, s1_db: np.ndarray) -> n
     return norm.s2_to_dn(out)
 
 
-def transfer_check(model: nn.Module, training_data: dict[str, Any] | None = None
-                   ) -> tuple[pd.DataFrame, dict[str, dict[str, np.ndarray]]]:
+def transfer_check(
+    model: nn.Module, training_data: dict[str, Any] | None = None
+) -> tuple[pd.DataFrame, dict[str, dict[str, np.ndarray]]]:
     """Apply ``model`` to the shipped real cloudy samples.
 
     Parameters
@@ -80,20 +81,26 @@ def transfer_check(model: nn.Module, training_data: dict[str, Any] | None = None
             s1 = tile["s1"].astype(np.float32)
             as_is = _predict_dn(model, cloudy, s1)
             shifted = _predict_dn(model, cloudy + TRAINING_DN_OFFSET, s1) - TRAINING_DN_OFFSET
-            check = domain_check(training_data, input_statistics(tile["paths"]["s2_cloudy"],
-                                                                 tile["paths"]["s1"]),
-                                 synthetic_input=False)
-            row = {"sample": tile["name"], "cloud_fraction": round(float(tile["cloud_mask"].mean()), 3),
-                   "psnr_cloudy": _psnr(cloudy, clear),
-                   "psnr_prediction_as_is": _psnr(as_is, clear),
-                   "psnr_prediction_offset_added": _psnr(shifted, clear)}
+            check = domain_check(
+                training_data, input_statistics(tile["paths"]["s2_cloudy"], tile["paths"]["s1"]), synthetic_input=False
+            )
+            row = {
+                "sample": tile["name"],
+                "cloud_fraction": round(float(tile["cloud_mask"].mean()), 3),
+                "psnr_cloudy": _psnr(cloudy, clear),
+                "psnr_prediction_as_is": _psnr(as_is, clear),
+                "psnr_prediction_offset_added": _psnr(shifted, clear),
+            }
             row["gain_as_is"] = round(row["psnr_prediction_as_is"] - row["psnr_cloudy"], 3)
-            row["gain_offset_added"] = round(row["psnr_prediction_offset_added"]
-                                             - row["psnr_cloudy"], 3)
+            row["gain_offset_added"] = round(row["psnr_prediction_offset_added"] - row["psnr_cloudy"], 3)
             row["domain_warning"] = check["warning"] or ""
             rows.append(row)
-            images[tile["name"]] = {"cloudy": cloudy, "clear": clear, "prediction_as_is": as_is,
-                                    "prediction_offset_added": shifted}
+            images[tile["name"]] = {
+                "cloudy": cloudy,
+                "clear": clear,
+                "prediction_as_is": as_is,
+                "prediction_offset_added": shifted,
+            }
     finally:
         model.train(was_training)
     return pd.DataFrame(rows).set_index("sample"), images
@@ -101,23 +108,29 @@ def transfer_check(model: nn.Module, training_data: dict[str, Any] | None = None
 
 def transfer_markdown(table: pd.DataFrame, checkpoint: str, figure: str | None = None) -> str:
     """``reports/transfer_check.md``: the table, what it means and the domain warning."""
-    lines = ["# Transfer check: the model on real cloudy samples", "",
-             f"Checkpoint `{checkpoint}` applied to the real SEN12MS-CR samples that ship with "
-             "tdpcr (CC-BY 4.0; `tdpcr_lib/resources/real_samples/ATTRIBUTION.md`). PSNR (dB) of "
-             "the cloudy input and of the prediction against the clear image of another date, "
-             "whole image; a gain > 0 means the model improved the image, < 0 that it damaged "
-             "it. `as is`: the files' DN (no +1000 offset); `offset added`: +1000 DN as in the "
-             "training data. Two small crops: an indication, not a benchmark.", "",
-             "| sample | cloud fraction | PSNR cloudy | PSNR prediction (as is) | gain | "
-             "PSNR prediction (offset added) | gain |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Transfer check: the model on real cloudy samples",
+        "",
+        f"Checkpoint `{checkpoint}` applied to the real SEN12MS-CR samples that ship with "
+        "tdpcr (CC-BY 4.0; `tdpcr_lib/resources/real_samples/ATTRIBUTION.md`). PSNR (dB) of "
+        "the cloudy input and of the prediction against the clear image of another date, "
+        "whole image; a gain > 0 means the model improved the image, < 0 that it damaged "
+        "it. `as is`: the files' DN (no +1000 offset); `offset added`: +1000 DN as in the "
+        "training data. Two small crops: an indication, not a benchmark.",
+        "",
+        "| sample | cloud fraction | PSNR cloudy | PSNR prediction (as is) | gain | "
+        "PSNR prediction (offset added) | gain |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, row in table.iterrows():
-        lines.append(f"| {name} | {row['cloud_fraction']:.2f} | {row['psnr_cloudy']:.2f} | "
-                     f"{row['psnr_prediction_as_is']:.2f} | {row['gain_as_is']:+.2f} | "
-                     f"{row['psnr_prediction_offset_added']:.2f} | "
-                     f"{row['gain_offset_added']:+.2f} |")
+        lines.append(
+            f"| {name} | {row['cloud_fraction']:.2f} | {row['psnr_cloudy']:.2f} | "
+            f"{row['psnr_prediction_as_is']:.2f} | {row['gain_as_is']:+.2f} | "
+            f"{row['psnr_prediction_offset_added']:.2f} | "
+            f"{row['gain_offset_added']:+.2f} |"
+        )
     warnings_seen = sorted({w for w in table["domain_warning"] if w})
-    lines += ["", "Domain check: " + ("; ".join(warnings_seen) if warnings_seen
-                                      else "no warning for these files.")]
+    lines += ["", "Domain check: " + ("; ".join(warnings_seen) if warnings_seen else "no warning for these files.")]
     if figure:
         lines += ["", f"![transfer check]({figure})"]
     return "\n".join(lines) + "\n"

@@ -60,8 +60,10 @@ def input_statistics(s2_path: str | Path, s1_path: str | Path) -> dict[str, Any]
     norm = load_normalisation()
     s2 = _decimated(Path(s2_path), nodata_zero=True)
     s1 = _decimated(Path(s1_path), nodata_zero=False)
-    return {"optical": band_statistics(norm.s2_to_unit(s2), S2_BANDS) if s2.size else {},
-            "sar": band_statistics(norm.s1_to_unit(s1), S1_BANDS) if s1.size else {}}
+    return {
+        "optical": band_statistics(norm.s2_to_unit(s2), S2_BANDS) if s2.size else {},
+        "sar": band_statistics(norm.s1_to_unit(s1), S1_BANDS) if s1.size else {},
+    }
 
 
 def is_synthetic_file(path: str | Path) -> bool:
@@ -85,8 +87,9 @@ def bands_outside(training: Mapping[str, Any], observed: Mapping[str, Any]) -> l
     return out
 
 
-def domain_check(training_data: Mapping[str, Any] | None, observed: Mapping[str, Any],
-                 synthetic_input: bool) -> dict[str, Any]:
+def domain_check(
+    training_data: Mapping[str, Any] | None, observed: Mapping[str, Any], synthetic_input: bool
+) -> dict[str, Any]:
     """Compare an input with a checkpoint's training data.
 
     Returns
@@ -97,32 +100,42 @@ def domain_check(training_data: Mapping[str, Any] | None, observed: Mapping[str,
     """
     info = dict(training_data or {})
     source = info.get("source")
-    trained_on = {"source": source, "dataset": info.get("dataset"),
-                  "twin_version": info.get("twin_version")}
+    trained_on = {"source": source, "dataset": info.get("dataset"), "twin_version": info.get("twin_version")}
     outside = bands_outside(info.get("input_statistics", {}), observed)
     parts = []
     if source == "synthetic" and not synthetic_input:
-        parts.append(f"this checkpoint was trained on tdpcr's synthetic twin (version "
-                     f"{info.get('twin_version') or '?'}) and is applied to real files; a "
-                     "twin-trained model can damage real images (docs/twin.md)")
+        parts.append(
+            f"this checkpoint was trained on tdpcr's synthetic twin (version "
+            f"{info.get('twin_version') or '?'}) and is applied to real files; a "
+            "twin-trained model can damage real images (docs/twin.md)"
+        )
     if outside:
-        parts.append(f"input band(s) {', '.join(outside)} lie outside the range of the training "
-                     "inputs (median outside their 1-99 % quantiles; e.g. Sentinel-2 without the "
-                     "+1000 DN offset the training data carried)")
+        parts.append(
+            f"input band(s) {', '.join(outside)} lie outside the range of the training "
+            "inputs (median outside their 1-99 % quantiles; e.g. Sentinel-2 without the "
+            "+1000 DN offset the training data carried)"
+        )
     if training_data is None:
         note = "the checkpoint records no training data, so the input is not checked against it"
-        return {"trained_on": trained_on, "input": "synthetic" if synthetic_input else "real",
-                "bands_outside_training": [], "warning": None, "note": note}
-    return {"trained_on": trained_on, "input": "synthetic" if synthetic_input else "real",
-            "bands_outside_training": outside, "warning": "; ".join(parts) if parts else None}
+        return {
+            "trained_on": trained_on,
+            "input": "synthetic" if synthetic_input else "real",
+            "bands_outside_training": [],
+            "warning": None,
+            "note": note,
+        }
+    return {
+        "trained_on": trained_on,
+        "input": "synthetic" if synthetic_input else "real",
+        "bands_outside_training": outside,
+        "warning": "; ".join(parts) if parts else None,
+    }
 
 
-def check_domain(meta: Mapping[str, Any], s2_path: str | Path, s1_path: str | Path
-                 ) -> dict[str, Any]:
+def check_domain(meta: Mapping[str, Any], s2_path: str | Path, s1_path: str | Path) -> dict[str, Any]:
     """:func:`domain_check` for a checkpoint's metadata and an input pair; warns (one line,
     :class:`DomainWarning`) when there is something to say."""
-    result = domain_check(meta.get("training_data"), input_statistics(s2_path, s1_path),
-                          is_synthetic_file(s2_path))
+    result = domain_check(meta.get("training_data"), input_statistics(s2_path, s1_path), is_synthetic_file(s2_path))
     if result["warning"]:
         warnings.warn(result["warning"], DomainWarning, stacklevel=3)
     return result

@@ -45,8 +45,7 @@ ENGINES = ("auto", "torch", "onnxruntime", "openvino")
 #: ONNX Runtime 1.63x torch, OpenVINO 1.12x; docs/engines.md).
 CPU_PREFERENCE = ("onnxruntime", "openvino", "torch")
 #: Python module of each runtime and how to install it.
-_MODULES = {"onnxruntime": ("onnxruntime", "pip install onnxruntime"),
-            "openvino": ("openvino", "pip install openvino")}
+_MODULES = {"onnxruntime": ("onnxruntime", "pip install onnxruntime"), "openvino": ("openvino", "pip install openvino")}
 
 
 class EngineError(ValueError):
@@ -76,8 +75,7 @@ def resolve_engine(engine: str, device: torch.device | str = "cpu") -> str:
             return "torch"  # the GPU path is torch with bf16 autocast
         return next(e for e in CPU_PREFERENCE if engine_available(e))
     if engine != "torch" and device.type != "cpu":
-        raise EngineError(f"engine {engine!r} runs on the CPU only; use --engine torch (or auto) "
-                          f"on {device}")
+        raise EngineError(f"engine {engine!r} runs on the CPU only; use --engine torch (or auto) on {device}")
     if not engine_available(engine):
         raise EngineError(f"engine {engine!r} is not installed ({_MODULES[engine][1]})")
     return engine
@@ -147,8 +145,9 @@ def _session(path: Path, engine: str, threads: int) -> Any:
         return lambda optical, sar: session.run(None, {"optical": optical, "sar": sar})
     import openvino as ov
 
-    compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": threads,
-                                                          "INFERENCE_PRECISION_HINT": "f32"})
+    compiled = ov.Core().compile_model(
+        str(path), "CPU", {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"}
+    )
     return lambda optical, sar: list(compiled([optical, sar]).values())
 
 
@@ -166,8 +165,7 @@ class ExportedModel(nn.Module):
         self.metadata = meta
         self.pad_multiple = int(meta.get("spatial_multiple", 1))
         self.output_names = [o["name"] for o in meta["outputs"]]
-        self.config = ModelConfig.from_dict(meta["model_config"]) if meta.get(
-            "model_config") else None
+        self.config = ModelConfig.from_dict(meta["model_config"]) if meta.get("model_config") else None
         self._run = _session(self.path, engine, threads or max(1, torch.get_num_threads()))
 
     def forward(self, optical: torch.Tensor, sar: torch.Tensor) -> dict[str, Any]:
@@ -177,23 +175,24 @@ class ExportedModel(nn.Module):
         s, _ = pad_to_multiple(sar.float(), self.pad_multiple)
         arrays = self._run(np.ascontiguousarray(x.numpy()), np.ascontiguousarray(s.numpy()))
         named = dict(zip(self.output_names, arrays, strict=True))
-        out: dict[str, Any] = {"reconstruction": crop_to(torch.from_numpy(named["reconstruction"]),
-                                                         size)}
+        out: dict[str, Any] = {"reconstruction": crop_to(torch.from_numpy(named["reconstruction"]), size)}
         if "segmentation" in named:
             out["segmentation"] = crop_to(torch.from_numpy(named["segmentation"]), size)
         prompts = [named[n] for n in self.output_names if n.startswith("prompt_")]
         if prompts:
-            out["prompts"] = [crop_to(torch.from_numpy(p), (-(-size[0] // 2**lv),
-                                                            -(-size[1] // 2**lv)))
-                              for lv, p in enumerate(prompts)]
+            out["prompts"] = [
+                crop_to(torch.from_numpy(p), (-(-size[0] // 2**lv), -(-size[1] // 2**lv)))
+                for lv, p in enumerate(prompts)
+            ]
         return out
 
     def extra_repr(self) -> str:
         return f"engine={self.engine}, path={self.path}"
 
 
-def engine_model(checkpoint_or_model: str | Path | nn.Module, engine: str = "auto",
-                 device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any], str]:
+def engine_model(
+    checkpoint_or_model: str | Path | nn.Module, engine: str = "auto", device: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict[str, Any], str]:
     """The model to run with ``engine``: ``(model, checkpoint meta, concrete engine)``.
 
     ``torch`` loads the checkpoint (or uses the module) on ``device``; the exported engines use

@@ -116,16 +116,21 @@ def _normalisation_name(legend_name: str) -> str:
     return legend_name if legend_name in PACKAGED_NORMALISATIONS else "sen12mscr"
 
 
-def build_metadata(model: nn.Module, names: tuple[str, ...], sha256: str,
-                   extra: dict[str, Any] | None = None) -> dict[str, str]:
+def build_metadata(
+    model: nn.Module, names: tuple[str, ...], sha256: str, extra: dict[str, Any] | None = None
+) -> dict[str, str]:
     """The ``metadata_props`` of the exported file (every value a JSON string)."""
     legend = legend_of(model)
     norm = load_normalisation(name=_normalisation_name(legend.name))
     config = getattr(model, "config", None)
-    symbolic = {"optical": ["batch", len(S2_BANDS), "height", "width"],
-                "sar": ["batch", len(S1_BANDS), "height", "width"]}
-    out_shapes = {"reconstruction": ["batch", len(S2_BANDS), "height", "width"],
-                  "segmentation": ["batch", legend.num_classes, "height", "width"]}
+    symbolic = {
+        "optical": ["batch", len(S2_BANDS), "height", "width"],
+        "sar": ["batch", len(S1_BANDS), "height", "width"],
+    }
+    out_shapes = {
+        "reconstruction": ["batch", len(S2_BANDS), "height", "width"],
+        "segmentation": ["batch", legend.num_classes, "height", "width"],
+    }
     for level in range(PROMPT_LEVELS):
         out_shapes[f"prompt_{level}"] = ["batch", 1, f"height/{2**level}", f"width/{2**level}"]
     fields: dict[str, Any] = {
@@ -134,11 +139,14 @@ def build_metadata(model: nn.Module, names: tuple[str, ...], sha256: str,
         "opset": OPSET,
         "weights_sha256": sha256,
         "spatial_multiple": int(getattr(model, "pad_multiple", 1)),
-        "legend": {"name": legend.name, "codes": list(legend.codes), "names": list(legend.names),
-                   "colours": [list(c) for c in legend.colours],
-                   "ignore_index": legend.ignore_index},
-        "normalisation": {"name": _normalisation_name(legend.name),
-                          **dataclasses.asdict(norm)},
+        "legend": {
+            "name": legend.name,
+            "codes": list(legend.codes),
+            "names": list(legend.names),
+            "colours": [list(c) for c in legend.colours],
+            "ignore_index": legend.ignore_index,
+        },
+        "normalisation": {"name": _normalisation_name(legend.name), **dataclasses.asdict(norm)},
         "band_order": {"optical": list(S2_BANDS), "sar": list(S1_BANDS)},
         "inputs": [{"name": k, "shape": v, "dtype": "float32"} for k, v in symbolic.items()],
         "outputs": [{"name": n, "shape": out_shapes[n], "dtype": "float32"} for n in names],
@@ -169,8 +177,12 @@ def _quiet_exporter():
             logging.getLogger("torch").setLevel(level)
 
 
-def export_onnx(model_or_checkpoint: nn.Module | str | Path, out: str | Path,
-                verify: bool = True, extra: dict[str, Any] | None = None) -> ExportReport:
+def export_onnx(
+    model_or_checkpoint: nn.Module | str | Path,
+    out: str | Path,
+    verify: bool = True,
+    extra: dict[str, Any] | None = None,
+) -> ExportReport:
     """Export a model or a checkpoint folder to an ONNX file at ``out`` (atomically).
 
     Parameters
@@ -200,11 +212,15 @@ def export_onnx(model_or_checkpoint: nn.Module | str | Path, out: str | Path,
     names = output_names(model)
     align = int(getattr(model, "pad_multiple", 1))
     # batch 2 and 4 aligned blocks: a size of 1 would be specialised by torch.export
-    sample = (torch.rand(2, len(S2_BANDS), 4 * align, 4 * align, generator=torch.Generator().manual_seed(0)),
-              torch.rand(2, len(S1_BANDS), 4 * align, 4 * align, generator=torch.Generator().manual_seed(1)))
-    dims = {0: torch.export.Dim("batch", min=1, max=4096),
-            2: align * torch.export.Dim("height_blocks", min=1, max=8192 // align),
-            3: align * torch.export.Dim("width_blocks", min=1, max=8192 // align)}
+    sample = (
+        torch.rand(2, len(S2_BANDS), 4 * align, 4 * align, generator=torch.Generator().manual_seed(0)),
+        torch.rand(2, len(S1_BANDS), 4 * align, 4 * align, generator=torch.Generator().manual_seed(1)),
+    )
+    dims = {
+        0: torch.export.Dim("batch", min=1, max=4096),
+        2: align * torch.export.Dim("height_blocks", min=1, max=8192 // align),
+        3: align * torch.export.Dim("width_blocks", min=1, max=8192 // align),
+    }
     metadata = build_metadata(model, names, sha, {**source, **(extra or {})})
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -212,13 +228,21 @@ def export_onnx(model_or_checkpoint: nn.Module | str | Path, out: str | Path,
         try:
             with _quiet_exporter(), torch.no_grad():
                 program = torch.onnx.export(
-                    _TupleOutputs(model, names).eval(), sample, dynamo=True, opset_version=OPSET,
-                    input_names=["optical", "sar"], output_names=list(names),
-                    dynamic_shapes=(dims, dims), optimize=True, verbose=False)
+                    _TupleOutputs(model, names).eval(),
+                    sample,
+                    dynamo=True,
+                    opset_version=OPSET,
+                    input_names=["optical", "sar"],
+                    output_names=list(names),
+                    dynamic_shapes=(dims, dims),
+                    optimize=True,
+                    verbose=False,
+                )
         except Exception as err:  # the exporter raises many kinds; one clear line
-            raise ExportError(f"torch.onnx.export failed for {type(model).__name__}: "
-                              f"{str(err).splitlines()[0] if str(err) else type(err).__name__}"
-                              ) from err
+            raise ExportError(
+                f"torch.onnx.export failed for {type(model).__name__}: "
+                f"{str(err).splitlines()[0] if str(err) else type(err).__name__}"
+            ) from err
         proto = program.model_proto
         del proto.metadata_props[:]
         for key, value in metadata.items():
@@ -235,12 +259,13 @@ def verification_inputs(align: int) -> tuple[np.ndarray, np.ndarray]:
     """Fixed inputs for the check: batch 3, a non-square size unlike the trace's sample."""
     rng = np.random.default_rng(2025)
     height, width = 5 * align, 3 * align
-    return (rng.random((3, len(S2_BANDS), height, width), dtype=np.float32),
-            rng.random((3, len(S1_BANDS), height, width), dtype=np.float32))
+    return (
+        rng.random((3, len(S2_BANDS), height, width), dtype=np.float32),
+        rng.random((3, len(S1_BANDS), height, width), dtype=np.float32),
+    )
 
 
-def verify_against_torch(path: str | Path, model: nn.Module, names: tuple[str, ...]
-                         ) -> dict[str, float]:
+def verify_against_torch(path: str | Path, model: nn.Module, names: tuple[str, ...]) -> dict[str, float]:
     """Max |ONNX Runtime − torch| per output on :func:`verification_inputs`; raises if too big."""
     import onnxruntime as ort
 
@@ -248,8 +273,7 @@ def verify_against_torch(path: str | Path, model: nn.Module, names: tuple[str, .
     options = ort.SessionOptions()
     options.intra_op_num_threads = max(1, torch.get_num_threads())
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    got = dict(zip(names, session.run(list(names), {"optical": optical, "sar": sar}),
-                   strict=True))
+    got = dict(zip(names, session.run(list(names), {"optical": optical, "sar": sar}), strict=True))
     with torch.inference_mode():
         want = _TupleOutputs(model, names)(torch.from_numpy(optical), torch.from_numpy(sar))
     diffs = {}
@@ -257,8 +281,9 @@ def verify_against_torch(path: str | Path, model: nn.Module, names: tuple[str, .
         diffs[name] = float(np.abs(got[name] - expected.float().numpy()).max())
     bad = {k: v for k, v in diffs.items() if not v <= VERIFY_ATOL}
     if bad:
-        raise ExportError(f"{path}: the exported graph differs from the torch model by "
-                          f"{bad} (> {VERIFY_ATOL}); not written")
+        raise ExportError(
+            f"{path}: the exported graph differs from the torch model by {bad} (> {VERIFY_ATOL}); not written"
+        )
     return diffs
 
 
@@ -268,5 +293,14 @@ def default_export_path(checkpoint: str | Path) -> Path:
     return checkpoint.parent / f"{checkpoint.name}.onnx"
 
 
-__all__ = ["OPSET", "VERIFY_ATOL", "ExportError", "ExportReport", "export_onnx", "read_metadata",
-           "default_export_path", "checkpoint_weights_sha256", "weights_sha256"]
+__all__ = [
+    "OPSET",
+    "VERIFY_ATOL",
+    "ExportError",
+    "ExportReport",
+    "export_onnx",
+    "read_metadata",
+    "default_export_path",
+    "checkpoint_weights_sha256",
+    "weights_sha256",
+]

@@ -26,8 +26,10 @@ S2_OFFSET_CHOICES: tuple[str, ...] = ("auto", "0", "1000")
 OFFSET_OF_LEGEND: dict[str, int] = {"luojiaset": 1000, "igbp_simplified": 0}
 
 #: Dataset named in messages, per legend.
-DATASET_OF_LEGEND: dict[str, str] = {"luojiaset": "LuojiaSET-OSFCR (and its synthetic twin)",
-                                     "igbp_simplified": "SEN12MS-CR"}
+DATASET_OF_LEGEND: dict[str, str] = {
+    "luojiaset": "LuojiaSET-OSFCR (and its synthetic twin)",
+    "igbp_simplified": "SEN12MS-CR",
+}
 
 #: GeoTIFF tag in which tdpcr (``cloud_free.tif``, ``tdpcr data stack-s2``) states the offset.
 OFFSET_TAG = "S2_OFFSET_DN"
@@ -86,8 +88,7 @@ def model_s2_offset(legend: str | None) -> int:
     return OFFSET_OF_LEGEND.get(legend or "luojiaset", 1000)
 
 
-def resolve_s2_offset(requested: str | int, src: Any, path: Any, legend: str | None
-                      ) -> tuple[int, str]:
+def resolve_s2_offset(requested: str | int, src: Any, path: Any, legend: str | None) -> tuple[int, str]:
     """The input offset to use and one line saying why.
 
     Parameters
@@ -110,14 +111,15 @@ def resolve_s2_offset(requested: str | int, src: Any, path: Any, legend: str | N
         return offset, note
     if declared is not None:
         return declared, f"Sentinel-2 offset: {declared} DN, declared by {path} ({where})"
-    return model, (f"Sentinel-2 offset: {path} declares none; assuming {model} DN, the "
-                   f"convention of the checkpoint's training data ({dataset}); pass "
-                   "--s2-offset 0 or 1000 to state it")
+    return model, (
+        f"Sentinel-2 offset: {path} declares none; assuming {model} DN, the "
+        f"convention of the checkpoint's training data ({dataset}); pass "
+        "--s2-offset 0 or 1000 to state it"
+    )
 
 
 def check_s2_offset(value: Any) -> str | int:
     """``value`` if it is an allowed ``s2_offset``; ``ValueError`` otherwise."""
     if str(value) not in S2_OFFSET_CHOICES or isinstance(value, bool):
-        raise ValueError(f"s2_offset must be one of {', '.join(S2_OFFSET_CHOICES)}, "
-                         f"got {value!r}")
+        raise ValueError(f"s2_offset must be one of {', '.join(S2_OFFSET_CHOICES)}, got {value!r}")
     return value if str(value) == "auto" else int(value)

@@ -76,11 +76,11 @@ def check_replaceable(out_dir: Path) -> None:
     """Refuse (before any work) when a product name in ``out_dir`` is taken by a foreign file."""
     for name in OUTPUT_FILES.values():
         path = out_dir / name
-        if (path.exists() or path.is_symlink()) and not (path.is_file()
-                                                         and written_by_tdpcr(path)):
+        if (path.exists() or path.is_symlink()) and not (path.is_file() and written_by_tdpcr(path)):
             raise PredictionInputError(
                 f"{path} exists and was not written by tdpcr; it would be replaced by this "
-                "prediction. Move it away or choose another output folder (--out)")
+                "prediction. Move it away or choose another output folder (--out)"
+            )
 
 
 def new_staging(out_dir: Path) -> Path:
@@ -166,9 +166,10 @@ def _temporary_pattern() -> re.Pattern[str]:
     stems = [re.escape(Path(n).stem) for n in OUTPUT_FILES.values()]
     sidecars = [re.escape(n + SIDECAR_SUFFIX) for n in OUTPUT_FILES.values()]
     return re.compile(
-        rf"^\.(?:(?:{'|'.join(names)})\.{_RANDOM}\.tmp"          # core.io.atomic_path
+        rf"^\.(?:(?:{'|'.join(names)})\.{_RANDOM}\.tmp"  # core.io.atomic_path
         rf"|(?:{'|'.join(stems + names)})\.{_RANDOM}\.partial\.tif"  # strips.open_writer
-        rf"|(?:{'|'.join(sidecars)})\.partial)$")               # metadata's side file
+        rf"|(?:{'|'.join(sidecars)})\.partial)$"
+    )  # metadata's side file
 
 
 _TEMPORARY = _temporary_pattern()
@@ -195,9 +196,12 @@ def remove_stale_scratch(now: float | None = None) -> list[str]:
     removed = []
     for folder in Path(tempfile.gettempdir()).glob("tdpcr-predict-*"):
         try:
-            if (folder.is_dir() and not folder.is_symlink()
-                    and now - folder.stat().st_mtime > STALE_SCRATCH_S
-                    and not any(folder.iterdir())):
+            if (
+                folder.is_dir()
+                and not folder.is_symlink()
+                and now - folder.stat().st_mtime > STALE_SCRATCH_S
+                and not any(folder.iterdir())
+            ):
                 folder.rmdir()
                 removed.append(folder.name)
         except OSError:

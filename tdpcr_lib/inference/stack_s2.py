@@ -38,8 +38,19 @@ from tdpcr_lib.inference.offset import OFFSET_TAG, QUANTIFICATION
 
 #: Nominal resolution (m) of each L1C band.
 RESOLUTION_M: dict[str, int] = {
-    "B01": 60, "B02": 10, "B03": 10, "B04": 10, "B05": 20, "B06": 20, "B07": 20, "B08": 10,
-    "B8A": 20, "B09": 60, "B10": 60, "B11": 20, "B12": 20,
+    "B01": 60,
+    "B02": 10,
+    "B03": 10,
+    "B04": 10,
+    "B05": 20,
+    "B06": 20,
+    "B07": 20,
+    "B08": 10,
+    "B8A": 20,
+    "B09": 60,
+    "B10": 60,
+    "B11": 20,
+    "B12": 20,
 }
 
 #: The band whose grid the stack takes (a 10 m band).
@@ -66,10 +77,13 @@ def read_l1c_metadata(safe: Path) -> dict[str, Any]:
     mtd = safe / "MTD_MSIL1C.xml"
     if not mtd.is_file():
         if list(safe.glob("MTD_MSIL2A.xml")):
-            raise SafeProductError(f"{safe} is a Level-2A product; tdpcr models take Level-1C "
-                                   "(13 bands with B10): download the L1C product of the scene")
-        raise SafeProductError(f"{safe}: no MTD_MSIL1C.xml; not a Sentinel-2 L1C .SAFE folder "
-                               "(unzip the downloaded product first)")
+            raise SafeProductError(
+                f"{safe} is a Level-2A product; tdpcr models take Level-1C "
+                "(13 bands with B10): download the L1C product of the scene"
+            )
+        raise SafeProductError(
+            f"{safe}: no MTD_MSIL1C.xml; not a Sentinel-2 L1C .SAFE folder (unzip the downloaded product first)"
+        )
     try:
         root = ET.parse(mtd).getroot()
     except ET.ParseError as err:
@@ -80,41 +94,52 @@ def read_l1c_metadata(safe: Path) -> dict[str, Any]:
         baseline = float(baseline_text) if baseline_text else None
         quant = float(quantification) if quantification else None
     except ValueError:
-        raise SafeProductError(f"{mtd}: unreadable PROCESSING_BASELINE {baseline_text!r} or "
-                               f"QUANTIFICATION_VALUE {quantification!r}") from None
+        raise SafeProductError(
+            f"{mtd}: unreadable PROCESSING_BASELINE {baseline_text!r} or QUANTIFICATION_VALUE {quantification!r}"
+        ) from None
     if quant is not None and quant != QUANTIFICATION:
-        raise SafeProductError(f"{mtd}: QUANTIFICATION_VALUE is {quant:g}; tdpcr expects "
-                               f"{QUANTIFICATION:g} (reflectance x 10000)")
+        raise SafeProductError(
+            f"{mtd}: QUANTIFICATION_VALUE is {quant:g}; tdpcr expects {QUANTIFICATION:g} (reflectance x 10000)"
+        )
     offsets = {}
     for element in root.iter():
         if element.tag.rsplit("}", 1)[-1] == "RADIO_ADD_OFFSET":
             try:
                 offsets[int(element.get("band_id", "-1"))] = int(float(element.text or ""))
             except ValueError:
-                raise SafeProductError(f"{mtd}: unreadable RADIO_ADD_OFFSET "
-                                       f"{element.text!r}") from None
+                raise SafeProductError(f"{mtd}: unreadable RADIO_ADD_OFFSET {element.text!r}") from None
     if offsets:
         if set(offsets.values()) != {next(iter(offsets.values()))}:
-            raise SafeProductError(f"{mtd}: RADIO_ADD_OFFSET differs between bands "
-                                   f"({sorted(set(offsets.values()))}); tdpcr supports one "
-                                   "offset for all bands")
+            raise SafeProductError(
+                f"{mtd}: RADIO_ADD_OFFSET differs between bands "
+                f"({sorted(set(offsets.values()))}); tdpcr supports one "
+                "offset for all bands"
+            )
         offset = -next(iter(offsets.values()))
     elif baseline is not None and baseline >= OFFSET_BASELINE:
-        raise SafeProductError(f"{mtd}: processing baseline {baseline_text} should state "
-                               "RADIO_ADD_OFFSET (introduced with 04.00) but does not")
+        raise SafeProductError(
+            f"{mtd}: processing baseline {baseline_text} should state "
+            "RADIO_ADD_OFFSET (introduced with 04.00) but does not"
+        )
     else:
         offset = 0
-    return {"baseline": baseline_text, "offset": offset, "product": safe.name.removesuffix(".SAFE"),
-            "sensing": _text(root, "PRODUCT_START_TIME")}
+    return {
+        "baseline": baseline_text,
+        "offset": offset,
+        "product": safe.name.removesuffix(".SAFE"),
+        "sensing": _text(root, "PRODUCT_START_TIME"),
+    }
 
 
 def find_band_files(safe: Path) -> dict[str, Path]:
     """The JP2 file of each band in the product's single granule."""
     granules = sorted(p for p in (safe / "GRANULE").glob("*") if p.is_dir())
     if len(granules) != 1:
-        raise SafeProductError(f"{safe}: expected one granule in GRANULE/, found "
-                               f"{len(granules)} (products before 2016 held several tiles; "
-                               "tdpcr stacks single-tile products)")
+        raise SafeProductError(
+            f"{safe}: expected one granule in GRANULE/, found "
+            f"{len(granules)} (products before 2016 held several tiles; "
+            "tdpcr stacks single-tile products)"
+        )
     img = granules[0] / "IMG_DATA"
     files = {}
     for band in S2_BANDS:
@@ -131,18 +156,18 @@ def _resolution(src: Any) -> float:
 
 def _check_band(src: Any, band: str, path: Path, reference: Any) -> None:
     if src.count != 1 or src.dtypes[0] != "uint16":
-        raise SafeProductError(f"{path}: expected one uint16 band for {band}, found "
-                               f"{src.count} band(s) of {src.dtypes[0]}")
+        raise SafeProductError(
+            f"{path}: expected one uint16 band for {band}, found {src.count} band(s) of {src.dtypes[0]}"
+        )
     if src.crs != reference.crs:
-        raise SafeProductError(f"{path}: CRS {src.crs} differs from {REFERENCE_BAND}'s "
-                               f"{reference.crs}")
+        raise SafeProductError(f"{path}: CRS {src.crs} differs from {REFERENCE_BAND}'s {reference.crs}")
     if abs(_resolution(src) - RESOLUTION_M[band]) > 1e-6:
-        raise SafeProductError(f"{path}: {band} has {_resolution(src):g} m pixels, expected "
-                               f"{RESOLUTION_M[band]} m")
-    if not all(abs(a - b) < _resolution(src) for a, b in zip(src.bounds, reference.bounds,
-                                                             strict=True)):
-        raise SafeProductError(f"{path}: {band} covers {tuple(src.bounds)}, not the footprint "
-                               f"of {REFERENCE_BAND} {tuple(reference.bounds)}")
+        raise SafeProductError(f"{path}: {band} has {_resolution(src):g} m pixels, expected {RESOLUTION_M[band]} m")
+    if not all(abs(a - b) < _resolution(src) for a, b in zip(src.bounds, reference.bounds, strict=True)):
+        raise SafeProductError(
+            f"{path}: {band} covers {tuple(src.bounds)}, not the footprint "
+            f"of {REFERENCE_BAND} {tuple(reference.bounds)}"
+        )
 
 
 def _open(path: Path) -> Any:
@@ -174,10 +199,22 @@ def stack_s2_safe(safe_dir: str | Path, out: str | Path, overwrite: bool = False
     meta = read_l1c_metadata(safe)
     files = find_band_files(safe)
     with _open(files[REFERENCE_BAND]) as reference:
-        profile = dict(driver="GTiff", width=reference.width, height=reference.height,
-                       count=len(S2_BANDS), dtype="uint16", crs=reference.crs,
-                       transform=reference.transform, nodata=0, tiled=True, blockxsize=512,
-                       blockysize=512, compress="deflate", predictor=2, bigtiff="if_safer")
+        profile = dict(
+            driver="GTiff",
+            width=reference.width,
+            height=reference.height,
+            count=len(S2_BANDS),
+            dtype="uint16",
+            crs=reference.crs,
+            transform=reference.transform,
+            nodata=0,
+            tiled=True,
+            blockxsize=512,
+            blockysize=512,
+            compress="deflate",
+            predictor=2,
+            bigtiff="if_safer",
+        )
         out.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(out, suffix=".tif") as tmp, rasterio.open(tmp, "w", **profile) as dst:
             for index, band in enumerate(S2_BANDS, start=1):
@@ -188,13 +225,18 @@ def stack_s2_safe(safe_dir: str | Path, out: str | Path, overwrite: bool = False
                 dst.update_tags(index, BAND=band, NATIVE_RESOLUTION_M=str(RESOLUTION_M[band]))
             dst.scales = (1 / QUANTIFICATION,) * len(S2_BANDS)
             dst.offsets = (-meta["offset"] / QUANTIFICATION,) * len(S2_BANDS)
-            dst.update_tags(**{OFFSET_TAG: str(meta["offset"]),
-                               "RADIO_ADD_OFFSET": str(-meta["offset"]),
-                               "PROCESSING_BASELINE": meta["baseline"] or "unknown",
-                               "PRODUCT": meta["product"], "SENSING_TIME": meta["sensing"] or "",
-                               "BAND_ORDER": ",".join(S2_BANDS),
-                               "RESAMPLING": "20 m and 60 m bands: bilinear onto the 10 m grid",
-                               "UNITS": "L1C DN = reflectance x 10000 + S2_OFFSET_DN"})
+            dst.update_tags(
+                **{
+                    OFFSET_TAG: str(meta["offset"]),
+                    "RADIO_ADD_OFFSET": str(-meta["offset"]),
+                    "PROCESSING_BASELINE": meta["baseline"] or "unknown",
+                    "PRODUCT": meta["product"],
+                    "SENSING_TIME": meta["sensing"] or "",
+                    "BAND_ORDER": ",".join(S2_BANDS),
+                    "RESAMPLING": "20 m and 60 m bands: bilinear onto the 10 m grid",
+                    "UNITS": "L1C DN = reflectance x 10000 + S2_OFFSET_DN",
+                }
+            )
     return out
 
 
@@ -207,9 +249,16 @@ def _read_on_grid(src: Any, path: Path, reference: Any) -> np.ndarray:
     try:
         if (src.height, src.width) == (reference.height, reference.width):
             return src.read(1)
-        with WarpedVRT(src, crs=reference.crs, transform=reference.transform,
-                       width=reference.width, height=reference.height,
-                       resampling=Resampling.bilinear, src_nodata=0, nodata=0) as vrt:
+        with WarpedVRT(
+            src,
+            crs=reference.crs,
+            transform=reference.transform,
+            width=reference.width,
+            height=reference.height,
+            resampling=Resampling.bilinear,
+            src_nodata=0,
+            nodata=0,
+        ) as vrt:
             return vrt.read(1)
     except rasterio.errors.RasterioError as err:
         raise SafeProductError(f"{path}: cannot be decoded ({err})") from None

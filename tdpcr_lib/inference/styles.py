@@ -20,29 +20,32 @@ from tdpcr_lib.core.legend import Legend
 STYLE_MARK = "<!-- written by tdpcr"
 
 #: Style file of each product that has one.
-STYLE_FILES: dict[str, str] = {"land_cover": "land_cover.qml",
-                               "degradation_prompt": "degradation_prompt.qml"}
+STYLE_FILES: dict[str, str] = {"land_cover": "land_cover.qml", "degradation_prompt": "degradation_prompt.qml"}
 
 #: matplotlib's viridis at 0, 0.25, 0.5, 0.75, 1 (the prompt map's colours in the notebooks).
 _VIRIDIS = ("#440154", "#3b528b", "#21918c", "#5ec962", "#fde725")
 
 
 def _document(renderer: str) -> str:
-    return ("<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
-            f"{STYLE_MARK} {__version__}; QGIS applies it to the .tif of the same name -->\n"
-            '<qgis version="3.28.0" styleCategories="Symbology">\n  <pipe>\n'
-            f"{renderer}  </pipe>\n  <blendMode>0</blendMode>\n</qgis>\n")
+    return (
+        "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
+        f"{STYLE_MARK} {__version__}; QGIS applies it to the .tif of the same name -->\n"
+        '<qgis version="3.28.0" styleCategories="Symbology">\n  <pipe>\n'
+        f"{renderer}  </pipe>\n  <blendMode>0</blendMode>\n</qgis>\n"
+    )
 
 
 def land_cover_qml(legend: Legend) -> str:
     """A paletted QGIS style: one entry per class (code, colour, name); no-data transparent."""
     entries = "".join(
-        f'        <paletteEntry value="{code}" color="#{r:02x}{g:02x}{b:02x}" alpha="255" '
-        f"label={quoteattr(name)}/>\n"
-        for code, name, (r, g, b) in zip(legend.codes, legend.names, legend.colours, strict=True))
-    renderer = ('    <rasterrenderer type="paletted" band="1" opacity="1" alphaBand="-1" '
-                'nodataColor="">\n      <rasterTransparency/>\n      <colorPalette>\n'
-                f"{entries}      </colorPalette>\n    </rasterrenderer>\n")
+        f'        <paletteEntry value="{code}" color="#{r:02x}{g:02x}{b:02x}" alpha="255" label={quoteattr(name)}/>\n'
+        for code, name, (r, g, b) in zip(legend.codes, legend.names, legend.colours, strict=True)
+    )
+    renderer = (
+        '    <rasterrenderer type="paletted" band="1" opacity="1" alphaBand="-1" '
+        'nodataColor="">\n      <rasterTransparency/>\n      <colorPalette>\n'
+        f"{entries}      </colorPalette>\n    </rasterrenderer>\n"
+    )
     return _document(renderer)
 
 
@@ -50,16 +53,18 @@ def prompt_qml() -> str:
     """A pseudocolour QGIS style for the gate map: viridis over the fixed range 0–1."""
     labels = ("0 optical kept", "0.25", "0.5", "0.75", "1 SAR fully injected")
     items = "".join(
-        f'          <item value="{i / 4:g}" color="{colour}" alpha="255" '
-        f"label={quoteattr(label)}/>\n"
-        for i, (colour, label) in enumerate(zip(_VIRIDIS, labels, strict=True)))
-    renderer = ('    <rasterrenderer type="singlebandpseudocolor" band="1" opacity="1" '
-                'alphaBand="-1" classificationMin="0" classificationMax="1" nodataColor="">\n'
-                "      <rasterTransparency/>\n      <rastershader>\n"
-                '        <colorrampshader colorRampType="INTERPOLATED" classificationMode="1" '
-                'clip="0" minimumValue="0" maximumValue="1">\n'
-                f"{items}        </colorrampshader>\n      </rastershader>\n"
-                "    </rasterrenderer>\n")
+        f'          <item value="{i / 4:g}" color="{colour}" alpha="255" label={quoteattr(label)}/>\n'
+        for i, (colour, label) in enumerate(zip(_VIRIDIS, labels, strict=True))
+    )
+    renderer = (
+        '    <rasterrenderer type="singlebandpseudocolor" band="1" opacity="1" '
+        'alphaBand="-1" classificationMin="0" classificationMax="1" nodataColor="">\n'
+        "      <rasterTransparency/>\n      <rastershader>\n"
+        '        <colorrampshader colorRampType="INTERPOLATED" classificationMode="1" '
+        'clip="0" minimumValue="0" maximumValue="1">\n'
+        f"{items}        </colorrampshader>\n      </rastershader>\n"
+        "    </rasterrenderer>\n"
+    )
     return _document(renderer)
 
 

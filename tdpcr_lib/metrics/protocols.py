@@ -81,16 +81,14 @@ def _blur(x: torch.Tensor, g: torch.Tensor, pad: int) -> torch.Tensor:
     return F.conv2d(x, g.view(1, 1, 1, -1).expand(c, 1, 1, -1), padding=(0, pad), groups=c)
 
 
-def _ssim_map(x: torch.Tensor, y: torch.Tensor, offset: float = 5.0, pad: int = 5
-              ) -> torch.Tensor:
+def _ssim_map(x: torch.Tensor, y: torch.Tensor, offset: float = 5.0, pad: int = 5) -> torch.Tensor:
     """The pytorch_ssim / tf.image.ssim map (biased moments, C1, C2 for data range 1)."""
     g = _gaussian(offset, x.device)
     mu_x, mu_y = _blur(x, g, pad), _blur(y, g, pad)
     sxx = _blur(x * x, g, pad) - mu_x**2
     syy = _blur(y * y, g, pad) - mu_y**2
     sxy = _blur(x * y, g, pad) - mu_x * mu_y
-    return ((2 * mu_x * mu_y + _C1) * (2 * sxy + _C2)) / (
-        (mu_x**2 + mu_y**2 + _C1) * (sxx + syy + _C2))
+    return ((2 * mu_x * mu_y + _C1) * (2 * sxy + _C2)) / ((mu_x**2 + mu_y**2 + _C1) * (sxx + syy + _C2))
 
 
 def _masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -117,8 +115,9 @@ def _tdpcr(p: torch.Tensor, t: torch.Tensor, m: torch.Tensor | None) -> dict[str
     return {k: v.double() for k, v in values.items()}
 
 
-def _uncrtaints(p: torch.Tensor, t: torch.Tensor, m: torch.Tensor | None,
-                glfcr: bool = False) -> dict[str, torch.Tensor]:
+def _uncrtaints(
+    p: torch.Tensor, t: torch.Tensor, m: torch.Tensor | None, glfcr: bool = False
+) -> dict[str, torch.Tensor]:
     diff = t - p
     mse = _masked_mean(diff**2, m)
     rmse = mse.sqrt()
@@ -131,8 +130,7 @@ def _uncrtaints(p: torch.Tensor, t: torch.Tensor, m: torch.Tensor | None,
     sam = _masked_mean(angle, m) if m is None else _nan_aware_masked(angle, m)
     offset = _WINDOW / 2 if glfcr else _WINDOW // 2
     ssim = _masked_mean(_ssim_map(p, t, offset=offset), m)
-    return {"psnr": psnr, "ssim": ssim, "sam": sam, "mae": _masked_mean(diff.abs(), m),
-            "rmse": rmse}
+    return {"psnr": psnr, "ssim": ssim, "sam": sam, "mae": _masked_mean(diff.abs(), m), "rmse": rmse}
 
 
 def _nan_aware_masked(values: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
@@ -147,12 +145,11 @@ def centre_crop(x: torch.Tensor, size: int = GLFCR_CROP) -> torch.Tensor:
     """GLF-CR's test crop: offset ``max(0, H − size) // 2`` (codes/dataloader.py), on (..., H, W)."""
     h, w = x.shape[-2:]
     y0, x0 = max(0, h - size) // 2, max(0, w - size) // 2
-    return x[..., y0:y0 + size, x0:x0 + size]
+    return x[..., y0 : y0 + size, x0 : x0 + size]
 
 
 def _glfcr(p: torch.Tensor, t: torch.Tensor, m: torch.Tensor | None) -> dict[str, torch.Tensor]:
-    return _uncrtaints(centre_crop(p), centre_crop(t), None if m is None else centre_crop(m),
-                       glfcr=True)
+    return _uncrtaints(centre_crop(p), centre_crop(t), None if m is None else centre_crop(m), glfcr=True)
 
 
 def _dsen2cr(p: torch.Tensor, t: torch.Tensor, m: torch.Tensor | None) -> dict[str, torch.Tensor]:
@@ -165,15 +162,20 @@ def _dsen2cr(p: torch.Tensor, t: torch.Tensor, m: torch.Tensor | None) -> dict[s
         mse = (diff**2 * weight).sum() / weight.sum()
         mae = (diff.abs() * weight).sum() / weight.sum()
         angle, inside = _cosine_angle(p, t)[:, 0], m
-        sam_rad = (math.nan if bool(torch.isnan(angle[inside]).any())
-                   else angle[inside].mean())
+        sam_rad = math.nan if bool(torch.isnan(angle[inside]).any()) else angle[inside].mean()
         sam_rad = torch.as_tensor(sam_rad, dtype=p.dtype)
     # tf.image.ssim: 'VALID' 11x11 Gaussian, mean over H', W', C per image, then over the batch
     ssim_map = _ssim_map(p, t, offset=(_WINDOW - 1) / 2, pad=0)
     ssim = ssim_map.flatten(1).mean(dim=1).mean()
     rmse = mse.sqrt()
-    return {"psnr": 20 * torch.log10(1 / rmse), "ssim": ssim, "sam": torch.rad2deg(sam_rad),
-            "sam_rad": sam_rad, "mae": DSEN2CR_SCALE * mae, "rmse": DSEN2CR_SCALE * rmse}
+    return {
+        "psnr": 20 * torch.log10(1 / rmse),
+        "ssim": ssim,
+        "sam": torch.rad2deg(sam_rad),
+        "sam_rad": sam_rad,
+        "mae": DSEN2CR_SCALE * mae,
+        "rmse": DSEN2CR_SCALE * rmse,
+    }
 
 
 def _allclear(p: torch.Tensor, t: torch.Tensor, m: torch.Tensor | None) -> dict[str, torch.Tensor]:
@@ -186,13 +188,22 @@ def _allclear(p: torch.Tensor, t: torch.Tensor, m: torch.Tensor | None) -> dict[
     cos = (F.normalize(p, dim=1, eps=1e-12) * F.normalize(t, dim=1, eps=1e-12)).sum(1, keepdim=True)
     angle = torch.rad2deg(torch.acos(cos.clamp(-1.0, 1.0)))
     ssim = _masked_mean(_ssim_map(pm, tm), mask)
-    return {"psnr": 20 * torch.log10(1 / rmse), "ssim": ssim, "sam": _masked_mean(angle, mask),
-            "mae": _masked_mean((pm - tm).abs(), mask), "rmse": rmse}
+    return {
+        "psnr": 20 * torch.log10(1 / rmse),
+        "ssim": ssim,
+        "sam": _masked_mean(angle, mask),
+        "mae": _masked_mean((pm - tm).abs(), mask),
+        "rmse": rmse,
+    }
 
 
 _SCORERS: dict[str, Callable[..., dict[str, torch.Tensor]]] = {
-    "tdpcr": _tdpcr, "uncrtaints": _uncrtaints, "glfcr": _glfcr, "dsen2cr": _dsen2cr,
-    "allclear": _allclear}
+    "tdpcr": _tdpcr,
+    "uncrtaints": _uncrtaints,
+    "glfcr": _glfcr,
+    "dsen2cr": _dsen2cr,
+    "allclear": _allclear,
+}
 
 
 def _as_tensor(x: Any, name: str) -> torch.Tensor:
@@ -203,27 +214,25 @@ def _as_tensor(x: Any, name: str) -> torch.Tensor:
     return x.detach()
 
 
-def _prepare(prediction: Any, target: Any, valid: Any
-             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+def _prepare(prediction: Any, target: Any, valid: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     p = _as_tensor(prediction, "prediction")
     t = _as_tensor(target, "target").to(p.device)
     if p.ndim != 4 or p.shape != t.shape:
-        raise ValueError(f"prediction and target must both be (N, 13, H, W); got "
-                         f"{tuple(p.shape)} and {tuple(t.shape)}")
+        raise ValueError(f"prediction and target must both be (N, 13, H, W); got {tuple(p.shape)} and {tuple(t.shape)}")
     if min(p.shape[-2:]) < _WINDOW:
         raise ValueError(f"SSIM needs images of at least {_WINDOW} px, got {tuple(p.shape[-2:])}")
     m = None
     if valid is not None:
         m = _as_tensor(valid, "valid").to(p.device)
         if m.shape != (p.shape[0], *p.shape[-2:]):
-            raise ValueError(f"valid must be (N, H, W) = {(p.shape[0], *p.shape[-2:])}, "
-                             f"got {tuple(m.shape)}")
+            raise ValueError(f"valid must be (N, H, W) = {(p.shape[0], *p.shape[-2:])}, got {tuple(m.shape)}")
         m = m.bool() if m.dtype == torch.bool or not m.is_floating_point() else m > 0.5
     return p.double(), t.double(), m
 
 
-def score_parts(protocol: str, prediction: Any, target: Any, *, valid: Any = None
-                ) -> tuple[dict[str, torch.Tensor], float]:
+def score_parts(
+    protocol: str, prediction: Any, target: Any, *, valid: Any = None
+) -> tuple[dict[str, torch.Tensor], float]:
     """The protocol's values before combining: per image ((N,) tensors) or, for ``dsen2cr``,
     per batch (0-d tensors), and the weight of that batch (N)."""
     name = check_protocol(protocol)
@@ -261,8 +270,7 @@ class ProtocolAccumulator:
         """``{metric: value}`` (NaN where no image had a defined value)."""
         if not self._sum:
             raise RuntimeError(f"protocol {self.protocol!r}: no batch was added")
-        return {k: (self._sum[k] / self._count[k] if self._count[k] else math.nan)
-                for k in self._sum}
+        return {k: (self._sum[k] / self._count[k] if self._count[k] else math.nan) for k in self._sum}
 
 
 def score(protocol: str, prediction: Any, target: Any, *, valid: Any = None) -> dict[str, float]:

@@ -91,8 +91,10 @@ def flatten_state(obj: Any) -> tuple[Any, dict[str, torch.Tensor]]:
             if isinstance(value, float) and not np.isfinite(value):
                 return {"__float__": repr(value)}
             return value
-        raise TypeError(f"cannot serialise {type(value).__name__} into a checkpoint without "
-                        "pickling; convert it to tensors/numbers/strings first")
+        raise TypeError(
+            f"cannot serialise {type(value).__name__} into a checkpoint without "
+            "pickling; convert it to tensors/numbers/strings first"
+        )
 
     return encode(obj), tensors
 
@@ -109,8 +111,7 @@ def unflatten_state(data: Any, tensors: dict[str, torch.Tensor]) -> Any:
         if "__tuple__" in data:
             return tuple(unflatten_state(v, tensors) for v in data["__tuple__"])
         if "__items__" in data:
-            return {unflatten_state(k, tensors): unflatten_state(v, tensors)
-                    for k, v in data["__items__"]}
+            return {unflatten_state(k, tensors): unflatten_state(v, tensors) for k, v in data["__items__"]}
         if "__float__" in data:
             return float(data["__float__"])
         return {k: unflatten_state(v, tensors) for k, v in data.items()}
@@ -133,13 +134,22 @@ def resolve_checkpoint_dir(directory: str | Path) -> Path:
     raise CheckpointError(f"{directory}: checkpoint folder does not exist")
 
 
-def save_checkpoint(directory: str | Path, model: nn.Module, *, phase: str, epoch: int,
-                    step: int, train_config: dict[str, Any] | None = None,
-                    metrics: list[dict[str, Any]] | dict[str, Any] | None = None,
-                    manifest_hash: str | None = None, trainer_state: dict[str, Any] | None = None,
-                    extra: dict[str, Any] | None = None, digests: DigestMemo | None = None,
-                    code_version: str | None = None,
-                    model_card: Callable[[dict[str, Any], int], str] | None = None) -> Path:
+def save_checkpoint(
+    directory: str | Path,
+    model: nn.Module,
+    *,
+    phase: str,
+    epoch: int,
+    step: int,
+    train_config: dict[str, Any] | None = None,
+    metrics: list[dict[str, Any]] | dict[str, Any] | None = None,
+    manifest_hash: str | None = None,
+    trainer_state: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+    digests: DigestMemo | None = None,
+    code_version: str | None = None,
+    model_card: Callable[[dict[str, Any], int], str] | None = None,
+) -> Path:
     """Write a checkpoint folder atomically (see the module docstring for the layout).
 
     Parameters
@@ -180,8 +190,7 @@ def save_checkpoint(directory: str | Path, model: nn.Module, *, phase: str, epoc
             hashes[name] = digests.sha256(name, data)
 
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        write(MODEL_FILE, weights := save(state, metadata={"format": "tdpcr",
-                                                           "version": __version__}))
+        write(MODEL_FILE, weights := save(state, metadata={"format": "tdpcr", "version": __version__}))
         if trainer_state is not None:
             data, tensors = flatten_state(trainer_state)
             write(STATE_TENSORS_FILE, save(tensors))
@@ -235,25 +244,27 @@ def read_meta(directory: str | Path) -> dict[str, Any]:
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as err:
-        raise CheckpointError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); "
-                              "the checkpoint is corrupt") from err
+        raise CheckpointError(
+            f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); the checkpoint is corrupt"
+        ) from err
     except json.JSONDecodeError as err:
         raise CheckpointError(f"{path}: not valid JSON ({err})") from err
     if not isinstance(meta, dict):
-        raise CheckpointError(f"{path}: expected a JSON object, found a JSON "
-                              f"{type(meta).__name__}; the checkpoint is corrupt")
+        raise CheckpointError(
+            f"{path}: expected a JSON object, found a JSON {type(meta).__name__}; the checkpoint is corrupt"
+        )
     version = meta.get("format_version")
     if version != CHECKPOINT_FORMAT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint format version {version!r}, this tdpcr "
-                              f"reads version {CHECKPOINT_FORMAT_VERSION}")
+        raise CheckpointError(
+            f"{path}: checkpoint format version {version!r}, this tdpcr reads version {CHECKPOINT_FORMAT_VERSION}"
+        )
     for key in ("model_config", "phase", "epoch", "step"):
         if key not in meta:
             raise CheckpointError(f"{path}: missing field {key!r}")
     return meta
 
 
-def load_state_dict_file(directory: str | Path, device: str | torch.device = "cpu"
-                         ) -> dict[str, torch.Tensor]:
+def load_state_dict_file(directory: str | Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
     """The raw weights of a checkpoint (safetensors only), verified against ``config.json``.
 
     The file's sha256 must equal the one recorded in ``config.json`` when it was saved; a
@@ -274,8 +285,7 @@ def load_state_dict_file(directory: str | Path, device: str | torch.device = "cp
     return state
 
 
-def load_weights_into(model: nn.Module, directory: str | Path,
-                      check_config: bool = True) -> dict[str, Any]:
+def load_weights_into(model: nn.Module, directory: str | Path, check_config: bool = True) -> dict[str, Any]:
     """Load a checkpoint's weights into an existing model, refusing any mismatch.
 
     Parameters
@@ -300,7 +310,8 @@ def load_weights_into(model: nn.Module, directory: str | Path,
         if differences:
             raise CheckpointError(
                 f"{resolve_checkpoint_dir(directory)}: model config does not match the "
-                f"checkpoint ({'; '.join(differences)})")
+                f"checkpoint ({'; '.join(differences)})"
+            )
     state = load_state_dict_file(directory, model_device(model))
     _check_state_matches(model, state, resolve_checkpoint_dir(directory))
     model.load_state_dict(state, strict=True)
@@ -311,8 +322,11 @@ def _check_state_matches(model: nn.Module, state: dict[str, torch.Tensor], where
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
-    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
-              for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    shapes = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
     if missing or unexpected or shapes:
         parts = []
         if missing:
@@ -321,13 +335,14 @@ def _check_state_matches(model: nn.Module, state: dict[str, torch.Tensor], where
             parts.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[:3]})")
         if shapes:
             parts.append(f"{len(shapes)} shape mismatches (e.g. {shapes[:3]})")
-        raise CheckpointError(f"{where}: weights do not fit the architecture: "
-                              + "; ".join(parts))
+        raise CheckpointError(f"{where}: weights do not fit the architecture: " + "; ".join(parts))
 
 
-def load_model(directory: str | Path, device: str | torch.device = "cpu",
-               expected_config: ModelConfig | Mapping[str, Any] | None = None
-               ) -> tuple[nn.Module, dict[str, Any]]:
+def load_model(
+    directory: str | Path,
+    device: str | torch.device = "cpu",
+    expected_config: ModelConfig | Mapping[str, Any] | None = None,
+) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model stored in a checkpoint folder and load its weights.
 
     Parameters
@@ -350,16 +365,19 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu",
     if isinstance(expected_config, ModelConfig):
         expected_config = expected_config.to_dict()  # compared in its serialised (stored) form
     if expected_config is not None:
-        differences = config_differences({k: stored.get(k, "<absent>") for k in expected_config},
-                                         dict(expected_config))
+        differences = config_differences({k: stored.get(k, "<absent>") for k in expected_config}, dict(expected_config))
         if differences:
-            raise CheckpointError(f"{resolve_checkpoint_dir(directory)}: checkpoint does not "
-                                  f"match the expected model config ({'; '.join(differences)})")
+            raise CheckpointError(
+                f"{resolve_checkpoint_dir(directory)}: checkpoint does not "
+                f"match the expected model config ({'; '.join(differences)})"
+            )
     try:
         config = ModelConfig.from_dict(stored)
     except (TypeError, ValueError, KeyError) as err:
-        raise CheckpointError(f"{resolve_checkpoint_dir(directory)}/{CONFIG_FILE}: model config "
-                              f"cannot be rebuilt with this tdpcr version ({err})") from err
+        raise CheckpointError(
+            f"{resolve_checkpoint_dir(directory)}/{CONFIG_FILE}: model config "
+            f"cannot be rebuilt with this tdpcr version ({err})"
+        ) from err
     model = build_model(config).to(resolve_device(device))
     load_weights_into(model, directory, check_config=False)
     model.eval()
@@ -371,8 +389,10 @@ def load_trainer_state(directory: str | Path) -> dict[str, Any]:
     directory = resolve_checkpoint_dir(directory)
     json_path, tensor_path = directory / STATE_JSON_FILE, directory / STATE_TENSORS_FILE
     if not json_path.is_file() or not tensor_path.is_file():
-        raise CheckpointError(f"{directory}: no trainer state (a weights-only checkpoint such as "
-                              "'best' cannot be resumed; resume from 'last')")
+        raise CheckpointError(
+            f"{directory}: no trainer state (a weights-only checkpoint such as "
+            "'best' cannot be resumed; resume from 'last')"
+        )
     meta = read_meta(directory)
     for name in (STATE_JSON_FILE, STATE_TENSORS_FILE):
         problem = verify_file(directory, name, meta)

@@ -90,9 +90,11 @@ def verify_file(folder: Path, name: str, meta: dict[str, Any]) -> str | None:
         return None
     actual = sha256_file(path)
     if actual != expected:
-        return (f"{path}: contents do not match the sha256 recorded in {CONFIG_FILE} "
-                f"(recorded {expected[:12]}…, file {actual[:12]}…): the file is corrupt or was "
-                "modified; re-copy the checkpoint or retrain")
+        return (
+            f"{path}: contents do not match the sha256 recorded in {CONFIG_FILE} "
+            f"(recorded {expected[:12]}…, file {actual[:12]}…): the file is corrupt or was "
+            "modified; re-copy the checkpoint or retrain"
+        )
     return None
 
 
@@ -132,13 +134,13 @@ def recover_checkpoint(directory: str | Path) -> list[str]:
     directory = Path(directory)
     actions: list[str] = []
     candidates: list[tuple[int, int, float, Path]] = []
-    for rank, folder in [(1, directory), (0, old_dir(directory))] + [
-            (2, s) for s in staging_dirs(directory)]:
+    for rank, folder in [(1, directory), (0, old_dir(directory))] + [(2, s) for s in staging_dirs(directory)]:
         meta = _complete(folder) if folder.is_dir() else None
         if meta is not None:
             step = meta.get("step")
-            candidates.append((step if isinstance(step, int) else -1, rank,
-                               os.path.getmtime(folder / CONFIG_FILE), folder))
+            candidates.append(
+                (step if isinstance(step, int) else -1, rank, os.path.getmtime(folder / CONFIG_FILE), folder)
+            )
         elif rank == 2:
             shutil.rmtree(folder, ignore_errors=True)
             actions.append(f"removed the incomplete staging folder {folder.name}")

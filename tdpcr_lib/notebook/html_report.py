@@ -57,6 +57,7 @@ def _data_uri(path: Path) -> str:
 
 def embed_local_images(markup: str, base: Path) -> str:
     """``<img src="relative/path">`` → data URIs (files under ``base``); others unchanged."""
+
     def replace(match: re.Match) -> str:
         src = html.unescape(match.group(2))
         if re.match(r"^[a-z]+:", src) or src.startswith("/"):
@@ -65,18 +66,21 @@ def embed_local_images(markup: str, base: Path) -> str:
         if not target.is_file():
             return match.group(0)
         return match.group(1) + _data_uri(target) + match.group(3)
+
     return _IMG_SRC.sub(replace, markup)
 
 
 def _page(title: str, body: str) -> str:
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{html.escape(title)}</title><style>"
-            "body{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;"
-            "line-height:1.45}table{border-collapse:collapse;margin:1rem 0;font-size:.92rem}"
-            "th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}"
-            "th:first-child,td:first-child{text-align:left}img{max-width:100%}"
-            "code{background:#f4f4f4;padding:0 .2rem}</style></head><body>\n"
-            f"{body}\n</body></html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>"
+        "body{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;"
+        "line-height:1.45}table{border-collapse:collapse;margin:1rem 0;font-size:.92rem}"
+        "th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}"
+        "th:first-child,td:first-child{text-align:left}img{max-width:100%}"
+        "code{background:#f4f4f4;padding:0 .2rem}</style></head><body>\n"
+        f"{body}\n</body></html>\n"
+    )
 
 
 def render_markdown(path: Path) -> str:
@@ -103,9 +107,12 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-def write_html_report(reports_dir: str | Path = REPORTS_DIR, out_dir: str | Path | None = None,
-                      executed_dir: str | Path | None = None,
-                      markdown: Sequence[str] = MARKDOWN_REPORTS) -> Path:
+def write_html_report(
+    reports_dir: str | Path = REPORTS_DIR,
+    out_dir: str | Path | None = None,
+    executed_dir: str | Path | None = None,
+    markdown: Sequence[str] = MARKDOWN_REPORTS,
+) -> Path:
     """Render the executed notebooks and markdown reports of ``reports_dir``; returns the index.
 
     Parameters
@@ -128,9 +135,11 @@ def write_html_report(reports_dir: str | Path = REPORTS_DIR, out_dir: str | Path
     notebooks = sorted(executed_dir.glob("[0-9][0-9]_*.ipynb")) if executed_dir.is_dir() else []
     pages = [reports_dir / name for name in markdown if (reports_dir / name).is_file()]
     if not notebooks and not pages:
-        raise FileNotFoundError(f"{reports_dir}: no executed notebooks ({executed_dir}) and no "
-                                f"{', '.join(markdown)}; run `make reproduce` (or `tdpcr "
-                                "reproduce`) first")
+        raise FileNotFoundError(
+            f"{reports_dir}: no executed notebooks ({executed_dir}) and no "
+            f"{', '.join(markdown)}; run `make reproduce` (or `tdpcr "
+            "reproduce`) first"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     links = []
     for notebook in notebooks:
@@ -139,12 +148,17 @@ def write_html_report(reports_dir: str | Path = REPORTS_DIR, out_dir: str | Path
     for page in pages:
         target = _write(out_dir / f"{page.stem}.html", render_markdown(page))
         links.append(("report", page.name, target.name))
-    items = {kind: "".join(f'<li><a href="{html.escape(href)}">{html.escape(label)}</a></li>'
-                           for k, label, href in links if k == kind)
-             for kind in ("report", "notebook")}
-    body = (f"<h1>tdpcr report</h1><p>Generated {time.strftime('%Y-%m-%d %H:%M %Z')} from git "
-            f"<code>{html.escape(git_sha() or 'unknown')}</code> by <code>tdpcr report html</code>"
-            "; every number comes from code that ran.</p>"
-            f"<h2>Results</h2><ul>{items['report'] or '<li>none yet</li>'}</ul>"
-            f"<h2>Executed notebooks</h2><ul>{items['notebook'] or '<li>none yet</li>'}</ul>")
+    items = {
+        kind: "".join(
+            f'<li><a href="{html.escape(href)}">{html.escape(label)}</a></li>' for k, label, href in links if k == kind
+        )
+        for kind in ("report", "notebook")
+    }
+    body = (
+        f"<h1>tdpcr report</h1><p>Generated {time.strftime('%Y-%m-%d %H:%M %Z')} from git "
+        f"<code>{html.escape(git_sha() or 'unknown')}</code> by <code>tdpcr report html</code>"
+        "; every number comes from code that ran.</p>"
+        f"<h2>Results</h2><ul>{items['report'] or '<li>none yet</li>'}</ul>"
+        f"<h2>Executed notebooks</h2><ul>{items['notebook'] or '<li>none yet</li>'}</ul>"
+    )
     return _write(out_dir / "index.html", _page("tdpcr report", body))  # last: the set is done

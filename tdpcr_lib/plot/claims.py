@@ -9,18 +9,18 @@ from typing import Any
 from matplotlib.figure import Figure
 
 #: Marker colour of each status (settled claims stand out; not comparable ones are grey).
-STATUS_COLOURS: dict[str, str] = {"settled": "tab:green", "budget-dependent": "tab:orange",
-                                  "not comparable": "0.6"}
+STATUS_COLOURS: dict[str, str] = {"settled": "tab:green", "budget-dependent": "tab:orange", "not comparable": "0.6"}
 
 
 def _finite(value: Any) -> bool:
     return value is not None and math.isfinite(float(value))
 
 
-def plot_claims_vs_budget(claims: Sequence[Mapping[str, Any]],
-                          budgets: Mapping[str, tuple[Sequence[Mapping[str, Any]], float]]
-                          | None = None,
-                          ncols: int = 3) -> Figure:
+def plot_claims_vs_budget(
+    claims: Sequence[Mapping[str, Any]],
+    budgets: Mapping[str, tuple[Sequence[Mapping[str, Any]], float]] | None = None,
+    ncols: int = 3,
+) -> Figure:
     """One panel per claim: Δ (TDP-CR − other) with its 95 % t interval at each budget fraction.
 
     Parameters
@@ -39,8 +39,7 @@ def plot_claims_vs_budget(claims: Sequence[Mapping[str, Any]],
     matplotlib.figure.Figure
         A zero line in every panel; a not-comparable claim's panel says so instead of a curve.
     """
-    series = {"this budget": (list(claims), 1.0),
-              **{k: (list(v), float(m)) for k, (v, m) in (budgets or {}).items()}}
+    series = {"this budget": (list(claims), 1.0), **{k: (list(v), float(m)) for k, (v, m) in (budgets or {}).items()}}
     widest = max(m for _, m in series.values())
     narrowest = min(m for _, m in series.values())
     names = [c["name"] for c in claims]
@@ -48,7 +47,7 @@ def plot_claims_vs_budget(claims: Sequence[Mapping[str, Any]],
     nrows = -(-n // ncols)
     figure = Figure(figsize=(3.6 * min(ncols, n), 2.6 * nrows), layout="constrained")
     axes = figure.subplots(nrows, min(ncols, n), squeeze=False).ravel()
-    for ax in axes[len(names):]:
+    for ax in axes[len(names) :]:
         ax.set_visible(False)
     markers = ("o", "s", "^", "D")
     for ax, name in zip(axes, names, strict=False):
@@ -63,19 +62,37 @@ def plot_claims_vs_budget(claims: Sequence[Mapping[str, Any]],
             x = [100 * p["fraction"] * multiple * (1 + 0.03 * k) for p in points]
             y = [p["delta_mean"] for p in points]
             low = [p["delta_mean"] - p["ci95_low"] if _finite(p["ci95_low"]) else 0 for p in points]
-            high = [p["ci95_high"] - p["delta_mean"] if _finite(p["ci95_high"]) else 0
-                    for p in points]
+            high = [p["ci95_high"] - p["delta_mean"] if _finite(p["ci95_high"]) else 0 for p in points]
             colour = STATUS_COLOURS.get(claim.get("status", ""), "tab:blue")
-            ax.errorbar(x, y, yerr=[low, high], marker=markers[k % len(markers)], color=colour,
-                        capsize=3, linewidth=1, label=f"{label}: {claim.get('status', '?')}")
+            ax.errorbar(
+                x,
+                y,
+                yerr=[low, high],
+                marker=markers[k % len(markers)],
+                color=colour,
+                capsize=3,
+                linewidth=1,
+                label=f"{label}: {claim.get('status', '?')}",
+            )
             drawn = True
         if not drawn:
-            ax.text(0.5, 0.5, "not comparable\n(no curve on both sides)", ha="center",
-                    va="center", transform=ax.transAxes, color="0.4", fontsize=8)
+            ax.text(
+                0.5,
+                0.5,
+                "not comparable\n(no curve on both sides)",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+                color="0.4",
+                fontsize=8,
+            )
         ax.set_title(base.get("label", name), fontsize=8)
         several = widest > narrowest
-        ticks = [t for t in (6.25, 12.5, 25, 50, 100, 200, 400, 800)
-                 if 25 * narrowest <= t <= 100 * widest] if several else [25, 50, 75, 100]
+        ticks = (
+            [t for t in (6.25, 12.5, 25, 50, 100, 200, 400, 800) if 25 * narrowest <= t <= 100 * widest]
+            if several
+            else [25, 50, 75, 100]
+        )
         if several:
             ax.set_xscale("log")
         ax.set_xlim(20 * narrowest, 115 * widest)
@@ -85,6 +102,8 @@ def plot_claims_vs_budget(claims: Sequence[Mapping[str, Any]],
         ax.tick_params(labelsize=7)
         if drawn:
             ax.legend(fontsize=6, loc="best")
-    figure.suptitle("Claims against budget: paired Δ (TDP-CR − other) on the validation tiles, "
-                    "95 % t interval over seeds", fontsize=9)
+    figure.suptitle(
+        "Claims against budget: paired Δ (TDP-CR − other) on the validation tiles, 95 % t interval over seeds",
+        fontsize=9,
+    )
     return figure

@@ -53,8 +53,9 @@ class FrozenModel:
     @classmethod
     def of(cls, model: nn.Module) -> FrozenModel:
         model = unwrap_model(model)
-        return cls(copy.deepcopy(model.config), snapshot(model.state_dict()),
-                   int(sum(p.numel() for p in model.parameters())))
+        return cls(
+            copy.deepcopy(model.config), snapshot(model.state_dict()), int(sum(p.numel() for p in model.parameters()))
+        )
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return self.state

@@ -7,8 +7,7 @@ from typing import Any
 import torch
 
 
-def batch_to_device(batch: dict[str, Any], device: torch.device,
-                    channels_last: bool = False) -> dict[str, Any]:
+def batch_to_device(batch: dict[str, Any], device: torch.device, channels_last: bool = False) -> dict[str, Any]:
     """The tensors of ``batch`` on ``device`` (4-D ones channels-last when asked)."""
     out = {}
     for key, value in batch.items():

@@ -72,11 +72,12 @@ class PlateauRule:
         if not 0 < self.window < 1:
             raise ValueError(f"PlateauRule.window must be in (0, 1), got {self.window!r}")
         if not 0 <= self.min_fraction <= 1:
-            raise ValueError(f"PlateauRule.min_fraction must be in [0, 1], "
-                             f"got {self.min_fraction!r}")
+            raise ValueError(f"PlateauRule.min_fraction must be in [0, 1], got {self.min_fraction!r}")
         if self.min_points < MIN_POINTS:
-            raise ValueError(f"PlateauRule.min_points must be >= {MIN_POINTS} (a plateau is "
-                             f"never judged on fewer validations), got {self.min_points!r}")
+            raise ValueError(
+                f"PlateauRule.min_points must be >= {MIN_POINTS} (a plateau is "
+                f"never judged on fewer validations), got {self.min_points!r}"
+            )
         if self.noise_factor < 0:
             raise ValueError(f"PlateauRule.noise_factor must be >= 0, got {self.noise_factor!r}")
 
@@ -112,7 +113,7 @@ def noise_sd(values: Sequence[float]) -> float | None:
     if y.size < 3:
         return None
     second = y[:-2] - 2 * y[1:-1] + y[2:]
-    return float(math.sqrt(float(np.mean(second ** 2)) / 6.0))
+    return float(math.sqrt(float(np.mean(second**2)) / 6.0))
 
 
 def fitted_gain(points: Sequence[tuple[int, float]], span: float) -> float:
@@ -123,8 +124,9 @@ def fitted_gain(points: Sequence[tuple[int, float]], span: float) -> float:
     return float(slope * span)
 
 
-def plateau_status(points: Sequence[tuple[int, float]], rule: PlateauRule = PlateauRule(),
-                   budget_steps: int | None = None) -> dict[str, Any]:
+def plateau_status(
+    points: Sequence[tuple[int, float]], rule: PlateauRule = PlateauRule(), budget_steps: int | None = None
+) -> dict[str, Any]:
     """Whether the curve ``[(step, value)]`` ends on a plateau under ``rule``.
 
     ``budget_steps``: the phase's step budget. The gain is measured over ``rule.window`` of
@@ -139,9 +141,17 @@ def plateau_status(points: Sequence[tuple[int, float]], rule: PlateauRule = Plat
     ``False``) with fewer than ``rule.min_points`` validations.
     """
     points = sorted(points)
-    out: dict[str, Any] = {"reached": False, "gain": None, "noise_sd": None, "threshold": None,
-                           "window_start": None, "step": points[-1][0] if points else 0,
-                           "n_points": len(points), "n_fit": 0, "rule": rule.to_dict()}
+    out: dict[str, Any] = {
+        "reached": False,
+        "gain": None,
+        "noise_sd": None,
+        "threshold": None,
+        "window_start": None,
+        "step": points[-1][0] if points else 0,
+        "n_points": len(points),
+        "n_fit": 0,
+        "rule": rule.to_dict(),
+    }
     if len(points) < rule.min_points:
         return out
     last_step = points[-1][0]
@@ -154,12 +164,18 @@ def plateau_status(points: Sequence[tuple[int, float]], rule: PlateauRule = Plat
     # from two differences one lucky jump could pass a still-rising curve as noise
     half = [v for s, v in points if s >= last_step / 2]
     if len(half) < rule.min_points:
-        half = [v for _, v in points[-rule.min_points:]]
+        half = [v for _, v in points[-rule.min_points :]]
     sigma = noise_sd(half) or 0.0
     threshold = max(rule.tolerance, rule.noise_factor * sigma)
     gain = fitted_gain(fit, span)
-    out.update(gain=gain, noise_sd=sigma, threshold=threshold, window_start=int(fit[0][0]),
-               n_fit=len(fit), reached=bool(gain <= threshold))
+    out.update(
+        gain=gain,
+        noise_sd=sigma,
+        threshold=threshold,
+        window_start=int(fit[0][0]),
+        n_fit=len(fit),
+        reached=bool(gain <= threshold),
+    )
     return out
 
 
@@ -174,8 +190,10 @@ def describe(status: Mapping[str, Any] | None, scale: float = 1.0, unit: str = "
     word = "plateau" if status["reached"] else "NO plateau"
     sign = "≤" if status["reached"] else ">"
     unit = f" {unit}" if unit else ""
-    return (f"{word} (gain {status['gain'] * scale:+.2f} {sign} "
-            f"{status['threshold'] * scale:.2f}{unit}, σ {status['noise_sd'] * scale:.2f})")
+    return (
+        f"{word} (gain {status['gain'] * scale:+.2f} {sign} "
+        f"{status['threshold'] * scale:.2f}{unit}, σ {status['noise_sd'] * scale:.2f})"
+    )
 
 
 def describe_metric(status: Mapping[str, Any] | None) -> str:
@@ -217,8 +235,7 @@ class PlateauStop:
         rule = self.rule or rule_for(trainer.best_metric)
         if trainer.step < rule.min_fraction * trainer.total_steps:
             return False
-        self.status = plateau_status(curve(trainer.history, rule.metric), rule,
-                                     trainer.total_steps)
+        self.status = plateau_status(curve(trainer.history, rule.metric), rule, trainer.total_steps)
         if self.status["reached"]:
             self.stopped_at = int(trainer.step)
             self.reason = f"validation {rule.metric}: {describe_metric(self.status)}"

@@ -33,9 +33,14 @@ class TrainResult:
     def compact_history(self):
         """The per-epoch log in a few columns with units and rounding (what a notebook shows;
         :meth:`history_frame` has every column)."""
-        columns = {"step": ("step", 1, 0), "train_loss": ("training loss", 1, 4),
-                   "val_psnr": ("val PSNR (dB)", 1, 2), "val_psnr_cloudy": ("val PSNR cloudy (dB)", 1, 2),
-                   "val_miou": ("val mIoU (%)", 100, 1), "val_oa": ("val OA (%)", 100, 1)}
+        columns = {
+            "step": ("step", 1, 0),
+            "train_loss": ("training loss", 1, 4),
+            "val_psnr": ("val PSNR (dB)", 1, 2),
+            "val_psnr_cloudy": ("val PSNR cloudy (dB)", 1, 2),
+            "val_miou": ("val mIoU (%)", 100, 1),
+            "val_oa": ("val OA (%)", 100, 1),
+        }
         frame = self.history_frame()
         out = pd.DataFrame(index=frame.get("epoch", pd.Series(range(1, len(frame) + 1))))
         out.index.name = "epoch"
@@ -46,11 +51,17 @@ class TrainResult:
 
     def summary(self) -> dict[str, Any]:
         """JSON-able summary for metrics records."""
-        return {"best_metric": self.best_metric, "best_value": self.best_value,
-                "best_epoch": self.best_epoch, "steps": self.steps,
-                "epochs_run": len(self.history), "wall_time_s": round(self.wall_time_s, 2),
-                "parameters": self.parameters, "best_dir": str(self.best_dir) if self.best_dir
-                else None, "last_dir": str(self.last_dir)}
+        return {
+            "best_metric": self.best_metric,
+            "best_value": self.best_value,
+            "best_epoch": self.best_epoch,
+            "steps": self.steps,
+            "epochs_run": len(self.history),
+            "wall_time_s": round(self.wall_time_s, 2),
+            "parameters": self.parameters,
+            "best_dir": str(self.best_dir) if self.best_dir else None,
+            "last_dir": str(self.last_dir),
+        }
 
 
 #: Called as ``callback(trainer, step)`` after every optimizer step.

@@ -38,13 +38,13 @@ from tdpcr_lib.metrics.results import VAL_PREFIX, from_records, headline, to_rec
 from tdpcr_lib.models.checkpoint_files import DigestMemo
 from tdpcr_lib.samplers import ResumableSampler
 from tdpcr_lib.training.async_checkpoint import AsyncCheckpointer
+from tdpcr_lib.training.batches import batch_to_device
 from tdpcr_lib.training.config import (
     TrainConfig,
     best_metric_value,
     resolve_best_metric,
     resolve_objective,
 )
-from tdpcr_lib.training.batches import batch_to_device
 from tdpcr_lib.training.freezing import (
     apply_trainable_set,
     build_optimizer,
@@ -100,14 +100,22 @@ class Trainer:
         (``training.plateau.PlateauStop``).
     """
 
-    def __init__(self, model: nn.Module, config: TrainConfig, train_dataset: Dataset,
-                 val_dataset: Dataset | None, out_dir: str | Path, device: str | torch.device =
-                 "auto", train_transform: Callable[[dict], dict] | None = None,
-                 callbacks: Sequence[StepCallback] = (),
-                 log_callbacks: Sequence[LogCallback] = (), resume: bool = False,
-                 run_info: dict[str, Any] | None = None,
-                 memory_bytes: int = DEFAULT_MEMORY_BYTES,
-                 stop_rule: Callable[[Any], bool] | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        config: TrainConfig,
+        train_dataset: Dataset,
+        val_dataset: Dataset | None,
+        out_dir: str | Path,
+        device: str | torch.device = "auto",
+        train_transform: Callable[[dict], dict] | None = None,
+        callbacks: Sequence[StepCallback] = (),
+        log_callbacks: Sequence[LogCallback] = (),
+        resume: bool = False,
+        run_info: dict[str, Any] | None = None,
+        memory_bytes: int = DEFAULT_MEMORY_BYTES,
+        stop_rule: Callable[[Any], bool] | None = None,
+    ) -> None:
         self.config = config
         self.stop_rule = stop_rule
         self.run_info = dict(run_info or {})
@@ -118,8 +126,7 @@ class Trainer:
         self.is_main = self.rank == 0
         self.device = resolve_device(device)
         if config.batch_size % self.world_size:
-            raise ValueError(f"batch_size {config.batch_size} is not divisible by the "
-                             f"{self.world_size} processes")
+            raise ValueError(f"batch_size {config.batch_size} is not divisible by the {self.world_size} processes")
         self.local_batch = config.batch_size // self.world_size
         self.callbacks = list(callbacks)
         self.log_callbacks = list(log_callbacks)
@@ -133,22 +140,25 @@ class Trainer:
         self.objective = resolve_objective(config, self.model)
         self.best_metric = resolve_best_metric(config, self.model)
         self.parameters = parameter_report(self.model)
-        self.autocast_dtype = (torch.bfloat16 if config.precision == "bf16" or
-                               (config.precision == "auto" and self.device.type == "cuda")
-                               else None)
+        self.autocast_dtype = (
+            torch.bfloat16
+            if config.precision == "bf16" or (config.precision == "auto" and self.device.type == "cuda")
+            else None
+        )
 
         # decoded samples are held in memory (not re-read from GeoTIFFs every epoch); worker
         # processes would each hold a copy, so only when loading in the main process
         self.train_data = SeededAugmentDataset(
-            hold_in_memory(train_dataset, memory_bytes if config.num_workers == 0 else 0),
-            train_transform, config.seed)
+            hold_in_memory(train_dataset, memory_bytes if config.num_workers == 0 else 0), train_transform, config.seed
+        )
         self.sampler = ResumableSampler(self.train_data, config.seed, self.rank, self.world_size)
         per_rank = len(self.sampler.inner)
         if per_rank < 1:
-            raise ValueError(f"the training set has {len(train_dataset)} samples, fewer than "
-                             f"the {self.world_size} processes")
+            raise ValueError(
+                f"the training set has {len(train_dataset)} samples, fewer than the {self.world_size} processes"
+            )
         self.drop_last = per_rank >= self.local_batch
-        self.steps_per_epoch = (per_rank // self.local_batch if self.drop_last else 1)
+        self.steps_per_epoch = per_rank // self.local_batch if self.drop_last else 1
         self.total_steps = self.steps_per_epoch * config.epochs
         if config.max_steps is not None:
             self.total_steps = min(self.total_steps, config.max_steps)
@@ -157,11 +167,11 @@ class Trainer:
 
         self.optimizer = build_optimizer(self.model, config)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: lr_factor(step, self.total_steps, config))
+            self.optimizer, lambda step: lr_factor(step, self.total_steps, config)
+        )
         if self.distributed:
             ddp_kwargs = {"device_ids": [self.device.index]} if self.device.type == "cuda" else {}
-            self.ddp_model: nn.Module = nn.parallel.DistributedDataParallel(self.model,
-                                                                            **ddp_kwargs)
+            self.ddp_model: nn.Module = nn.parallel.DistributedDataParallel(self.model, **ddp_kwargs)
         else:
             self.ddp_model = self.model
 
@@ -186,6 +196,7 @@ class Trainer:
             self._maybe_resume()
 
     async_checkpoints = True  #: checkpoints written on a thread (training.async_checkpoint)
+
     # ------------------------------------------------------------------ checkpoint state
     @property
     def last_dir(self) -> Path:
@@ -203,14 +214,12 @@ class Trainer:
         resume_from_last(self)
 
     def elapsed_wall_time(self) -> float:
-        return self.wall_time_before + (time.time() - self._started if hasattr(self, "_started")
-                                        else 0.0)
+        return self.wall_time_before + (time.time() - self._started if hasattr(self, "_started") else 0.0)
 
     def save_last(self) -> None:
         """Write ``last/`` with the full trainer state (rank 0 only)."""
         if self.is_main:
-            self._save(self.last_dir, trainer_state=self.trainer_state(),
-                       extra=self._checkpoint_extra())
+            self._save(self.last_dir, trainer_state=self.trainer_state(), extra=self._checkpoint_extra())
             self._write_logs()
         self._barrier()
 
@@ -218,11 +227,20 @@ class Trainer:
         if self._checkpointer is None or self._checkpointer.enabled != self.async_checkpoints:
             self.wait_for_checkpoints()
             self._checkpointer = AsyncCheckpointer(enabled=self.async_checkpoints)
-        self._checkpointer.save(directory, self.model, phase=self.config.phase, epoch=self.epoch,
-                                step=self.step, train_config=portable_fields(self.config.to_dict()),
-                                metrics=self.last_metrics, manifest_hash=self.manifest_hash,
-                                digests=self._digests, code_version=self._code_version,
-                                model_card=model_card, **fields)
+        self._checkpointer.save(
+            directory,
+            self.model,
+            phase=self.config.phase,
+            epoch=self.epoch,
+            step=self.step,
+            train_config=portable_fields(self.config.to_dict()),
+            metrics=self.last_metrics,
+            manifest_hash=self.manifest_hash,
+            digests=self._digests,
+            code_version=self._code_version,
+            model_card=model_card,
+            **fields,
+        )
 
     def wait_for_checkpoints(self) -> None:
         """Block until the checkpoints asked for are on disk (raises a failed write's error)."""
@@ -230,8 +248,13 @@ class Trainer:
             self._checkpointer.wait()
 
     def _checkpoint_extra(self) -> dict[str, Any]:
-        return {**portable_fields(self.run_info), "parameters": self.parameters, "objective": self.objective,
-                "frozen_groups": self.frozen_groups, "world_size": self.world_size}
+        return {
+            **portable_fields(self.run_info),
+            "parameters": self.parameters,
+            "objective": self.objective,
+            "frozen_groups": self.frozen_groups,
+            "world_size": self.world_size,
+        }
 
     def _barrier(self) -> None:
         if self.distributed:
@@ -251,25 +274,35 @@ class Trainer:
     def _train_loader(self) -> DataLoader:
         self.train_data.set_epoch(self.epoch)
         self.sampler.set_epoch(self.epoch, skip=self.step_in_epoch * self.local_batch)
-        return DataLoader(self.train_data, batch_size=self.local_batch, sampler=self.sampler,
-                          num_workers=self.config.num_workers, drop_last=self.drop_last,
-                          pin_memory=self.device.type == "cuda")
+        return DataLoader(
+            self.train_data,
+            batch_size=self.local_batch,
+            sampler=self.sampler,
+            num_workers=self.config.num_workers,
+            drop_last=self.drop_last,
+            pin_memory=self.device.type == "cuda",
+        )
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
         """One forward/backward/optimizer step; returns the loss parts."""
         batch = self._to_device(batch)
-        with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
-                            enabled=self.autocast_dtype is not None):
+        with torch.autocast(
+            self.device.type, dtype=self.autocast_dtype or torch.float32, enabled=self.autocast_dtype is not None
+        ):
             outputs = self.ddp_model(batch["optical"], batch["sar"])
         loss, parts = compute_loss(outputs, batch, self.objective, rec_weight=self.config.rec_weight)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite loss {float(loss)} at step {self.step}; "
-                                     "lower the learning rate or check the data")
+            raise FloatingPointError(
+                f"non-finite loss {float(loss)} at step {self.step}; lower the learning rate or check the data"
+            )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.grad_clip:
-            parts["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(
-                [p for p in self.model.parameters() if p.requires_grad], self.config.grad_clip))
+            parts["grad_norm"] = float(
+                torch.nn.utils.clip_grad_norm_(
+                    [p for p in self.model.parameters() if p.requires_grad], self.config.grad_clip
+                )
+            )
         self.optimizer.step()
         self.scheduler.step()
         return parts
@@ -284,14 +317,18 @@ class Trainer:
         if config.progress and self.is_main:
             console_logging()
         # one bar for the whole phase (not one per epoch); validations log one line each
-        bar = tqdm(total=self.total_steps, initial=self.step,
-                   desc=f"{config.phase} ({self.total_steps} steps)",
-                   disable=not (config.progress and self.is_main) or self.step >= self.total_steps,
-                   mininterval=1.0, dynamic_ncols=True, leave=True)
+        bar = tqdm(
+            total=self.total_steps,
+            initial=self.step,
+            desc=f"{config.phase} ({self.total_steps} steps)",
+            disable=not (config.progress and self.is_main) or self.step >= self.total_steps,
+            mininterval=1.0,
+            dynamic_ncols=True,
+            leave=True,
+        )
         # An epoch already begun is always finished (validated, logged) even when its last step
         # was the run's last: a killed run must resume into the same final state.
-        while self.epoch < config.epochs and (self.step < self.total_steps
-                                              or self.step_in_epoch > 0):
+        while self.epoch < config.epochs and (self.step < self.total_steps or self.step_in_epoch > 0):
             if self.step >= self.total_steps:
                 self._end_epoch(throughput=0.0)
                 continue
@@ -309,10 +346,8 @@ class Trainer:
                 throughput = images / max(time.time() - tick, 1e-9)
                 lr = self.optimizer.param_groups[0]["lr"]
                 if self.step % max(config.log_every, 1) == 0 or self.step == 1:
-                    self.step_log.append({"step": self.step, "epoch": self.epoch + 1,
-                                          "lr": lr, **parts})
-                bar.set_postfix(loss=f"{parts['loss']:.4f}", lr=f"{lr:.2e}",
-                                img_s=f"{throughput:.1f}", refresh=False)
+                    self.step_log.append({"step": self.step, "epoch": self.epoch + 1, "lr": lr, **parts})
+                bar.set_postfix(loss=f"{parts['loss']:.4f}", lr=f"{lr:.2e}", img_s=f"{throughput:.1f}", refresh=False)
                 bar.update(1)
                 if config.checkpoint_every and self.step % config.checkpoint_every == 0:
                     self.save_last()
@@ -327,21 +362,30 @@ class Trainer:
             self._write_logs()
         self.wait_for_checkpoints()  # best/ and last/ are complete when fit returns
         self._barrier()
-        return TrainResult(out_dir=self.out_dir,
-                           best_dir=self.best_dir if (self.best_dir / "config.json").exists()
-                           else None,
-                           last_dir=self.last_dir, best_metric=self.best_metric,
-                           best_value=self.best_value, best_epoch=self.best_epoch,
-                           history=self.history, parameters=self.parameters, steps=self.step,
-                           wall_time_s=self.elapsed_wall_time(),
-                           final_metrics=from_records(self.last_metrics) if self.last_metrics
-                           else None)
+        return TrainResult(
+            out_dir=self.out_dir,
+            best_dir=self.best_dir if (self.best_dir / "config.json").exists() else None,
+            last_dir=self.last_dir,
+            best_metric=self.best_metric,
+            best_value=self.best_value,
+            best_epoch=self.best_epoch,
+            history=self.history,
+            parameters=self.parameters,
+            steps=self.step,
+            wall_time_s=self.elapsed_wall_time(),
+            final_metrics=from_records(self.last_metrics) if self.last_metrics else None,
+        )
 
     def _apply_stop_rule(self) -> None:
         if self.stop_rule is not None and self.history and self.stop_rule(self):
             if self.is_main and self.config.progress and self.step < self.total_steps:
-                log.info("%s stopped at step %d/%d: %s", self.config.phase, self.step,
-                         self.total_steps, getattr(self.stop_rule, "reason", "") or "stop rule")
+                log.info(
+                    "%s stopped at step %d/%d: %s",
+                    self.config.phase,
+                    self.step,
+                    self.total_steps,
+                    getattr(self.stop_rule, "reason", "") or "stop rule",
+                )
             self.total_steps = self.step  # the loop ends; the schedule is not consulted again
 
     def _end_epoch(self, throughput: float) -> None:
@@ -353,9 +397,12 @@ class Trainer:
             dist.all_reduce(packed)
             sums = {k: float(v) / self.world_size for k, v in zip(keys, packed[:-1], strict=True)}
             batches = int(packed[-1]) // self.world_size
-        row: dict[str, Any] = {"epoch": self.epoch + 1, "step": self.step,
-                               "lr": self.optimizer.param_groups[0]["lr"],
-                               "images_per_s": round(throughput, 2)}
+        row: dict[str, Any] = {
+            "epoch": self.epoch + 1,
+            "step": self.step,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "images_per_s": round(throughput, 2),
+        }
         row.update({f"train_{k}": v / max(batches, 1) for k, v in sums.items()})
         if self.val_dataset is not None:
             frame = self.validate()
@@ -363,8 +410,8 @@ class Trainer:
             row.update(headline(frame, prefix=VAL_PREFIX))
             value = best_metric_value(frame, self.best_metric)
             better = self.best_value is None or (
-                value > self.best_value if self.config.best_mode == "max" else
-                value < self.best_value)
+                value > self.best_value if self.config.best_mode == "max" else value < self.best_value
+            )
         else:
             value, better = None, True
         row["wall_time_s"] = round(self.elapsed_wall_time(), 2)
@@ -375,9 +422,10 @@ class Trainer:
         if better:
             self.best_value, self.best_epoch = value, self.epoch
             if self.is_main:
-                self._save(self.best_dir, extra={**self._checkpoint_extra(),
-                                                 "best_metric": self.best_metric,
-                                                 "best_value": value})
+                self._save(
+                    self.best_dir,
+                    extra={**self._checkpoint_extra(), "best_metric": self.best_metric, "best_value": value},
+                )
         self.save_last()
         if self.is_main and self.config.progress:
             log.info(validation_line(self.config.phase, row, self.total_steps, better))
@@ -385,20 +433,35 @@ class Trainer:
     def validate(self) -> pd.DataFrame:
         """The validation result frame (:mod:`tdpcr_lib.metrics.results`), summed over ranks."""
         accumulator = accumulate_metrics(
-            self.model, self.val_dataset, device=self.device,
+            self.model,
+            self.val_dataset,
+            device=self.device,
             batch_size=self.config.eval_batch_size or self.local_batch,
-            max_batches=self.config.val_max_batches, rank=self.rank, world_size=self.world_size,
+            max_batches=self.config.val_max_batches,
+            rank=self.rank,
+            world_size=self.world_size,
             tile=self.config.crop_size,  # tiles larger than the crop: sliding window
-            autocast_dtype=self.autocast_dtype, channels_last=self.use_channels_last,
-            input_cache=self.input_metrics)
+            autocast_dtype=self.autocast_dtype,
+            channels_last=self.use_channels_last,
+            input_cache=self.input_metrics,
+        )
         # with several ranks compute() syncs the states (every rank gets here)
         return accumulator.to_frame(split="val")
 
     # ------------------------------------------------------------------ logs
     def _write_logs(self) -> None:
-        write_run_logs(self.out_dir, {
-            "phase": self.config.phase, "objective": self.objective,
-            "best_metric": self.best_metric, "best_value": self.best_value,
-            "best_epoch": self.best_epoch, "parameters": self.parameters,
-            "train_config": portable_fields(self.config.to_dict())}, self.history, self.step_log,
-            self.log_callbacks)
+        write_run_logs(
+            self.out_dir,
+            {
+                "phase": self.config.phase,
+                "objective": self.objective,
+                "best_metric": self.best_metric,
+                "best_value": self.best_value,
+                "best_epoch": self.best_epoch,
+                "parameters": self.parameters,
+                "train_config": portable_fields(self.config.to_dict()),
+            },
+            self.history,
+            self.step_log,
+            self.log_callbacks,
+        )

@@ -11,8 +11,7 @@ if TYPE_CHECKING:  # what the lazy exports are, for type checkers and linters
     from tdpcr_lib.datasets.luojiaset.dataset import LuojiaSETOSFCR
     from tdpcr_lib.datasets.luojiaset.layout import DEFAULT_LUOJIASET_ROOT, luojiaset_legend
 
-_EXPORTS = {"LuojiaSETOSFCR": ".dataset", "DEFAULT_LUOJIASET_ROOT": ".layout",
-            "luojiaset_legend": ".layout"}
+_EXPORTS = {"LuojiaSETOSFCR": ".dataset", "DEFAULT_LUOJIASET_ROOT": ".layout", "luojiaset_legend": ".layout"}
 
 __all__ = ["DEFAULT_LUOJIASET_ROOT", "LuojiaSETOSFCR", "luojiaset_legend"]
 

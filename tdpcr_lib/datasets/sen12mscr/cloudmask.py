@@ -38,9 +38,9 @@ DEFAULT_CLOUD_MASK = "s2cloudless"
 #: What ``split_config.json`` says about each mask.
 CLOUD_MASK_DESCRIPTIONS: dict[str, str] = {
     "s2cloudless": "s2cloudless 1.7 as UnCRtainTS computes it (threshold 0.4, average_over 4, "
-                   "dilation_size 2; DN clipped to 0-10000 / 10000; blank patch = cloudy)",
+    "dilation_size 2; DN clipped to 0-10000 / 10000; blank patch = cloudy)",
     "rule-based": f"rule-based cloud score of DSen2-CR/UnCRtainTS, threshold {CLOUD_THRESHOLD} "
-                  "(tdpcr_lib.datasets.sen12mscr.cloudmask)",
+    "(tdpcr_lib.datasets.sen12mscr.cloudmask)",
 }
 
 

@@ -84,33 +84,42 @@ class SEN12MSCR(ManifestDataset):
     do missing or corrupt files, wrong band counts, dtypes, sizes and differing CRSs.
     """
 
-    def __init__(self, root: str | Path, split: str = "train",
-                 land_cover_root: str | Path | None = None, manifest: str | Path | None = None,
-                 transforms: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-                 checksum: bool = False) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        land_cover_root: str | Path | None = None,
+        manifest: str | Path | None = None,
+        transforms: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        checksum: bool = False,
+    ) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         root = Path(root).expanduser()
         if not root.is_dir():
-            raise DatasetNotFoundError(f"dataset root {root} does not exist. "
-                                       + how_to_get_sen12mscr(root))
+            raise DatasetNotFoundError(f"dataset root {root} does not exist. " + how_to_get_sen12mscr(root))
         if not has_sen12mscr_layout(root):
-            raise DatasetNotFoundError(f"{root} holds no SEN12MS-CR season folder (e.g. "
-                                       "ROIs1158_spring_s1/s1_1/). " + how_to_get_sen12mscr(root))
+            raise DatasetNotFoundError(
+                f"{root} holds no SEN12MS-CR season folder (e.g. "
+                "ROIs1158_spring_s1/s1_1/). " + how_to_get_sen12mscr(root)
+            )
         self.root = root
         self.split = split
         self.land_cover_root = Path(land_cover_root) if land_cover_root is not None else None
         if self.land_cover_root is not None and not self.land_cover_root.is_dir():
-            raise DatasetNotFoundError(f"land-cover root {self.land_cover_root} does not exist; "
-                                       "give the SEN12MS land-cover folder (holding "
-                                       "ROIs1158_spring/lc_1/...)")
+            raise DatasetNotFoundError(
+                f"land-cover root {self.land_cover_root} does not exist; "
+                "give the SEN12MS land-cover folder (holding "
+                "ROIs1158_spring/lc_1/...)"
+            )
         self.manifest_dir = Path(manifest) if manifest is not None else root / LOCAL_MANIFEST
         csv_path = self.manifest_dir / f"{split}.csv"
         if not csv_path.is_file():
             raise DatasetNotFoundError(
                 f"split file {csv_path} does not exist; create the split manifest with `tdpcr "
                 f"data manifest {root} --source sen12mscr [--land-cover DIR]` (or notebook 00 "
-                "with SOURCE='sen12mscr')")
+                "with SOURCE='sen12mscr')"
+            )
         self.records, self.cloud_cover = read_sen12mscr_csv(csv_path)
         # manifests written before the s2cloudless default used the rule-based mask
         config = read_split_config(self.manifest_dir) or {}
@@ -118,28 +127,23 @@ class SEN12MSCR(ManifestDataset):
         # land cover may lie outside the root: inside the land-cover root the manifest recorded
         recorded = self.split_config.get("land_cover_root")
         lc_root = self.land_cover_root or (Path(recorded) if isinstance(recorded, str) else root)
-        self._check_manifest(lambda p: read_sen12mscr_csv(p)[0],
-                             Containment(root, [lc_root], ["land_cover"]))
+        self._check_manifest(lambda p: read_sen12mscr_csv(p)[0], Containment(root, [lc_root], ["land_cover"]))
         self.transforms = transforms
         self.normalisation: Normalisation = load_normalisation(name=NORMALISATION_NAME)
         self.legend: Legend = load_legend(name=LEGEND_NAME)
         self._igbp = igbp_lookup()
         if checksum:
-            verify_checksums(root, self.manifest_dir, self.records,
-                             containment=self.containment)
-
+            verify_checksums(root, self.manifest_dir, self.records, containment=self.containment)
 
     @property
     def split_config(self) -> dict[str, Any]:
         return read_split_config(self.manifest_dir)
 
-
     def land_cover_path(self, index: int) -> Path | None:
         """The land-cover file of a sample (None: the patch has none)."""
         record = self.records[index]
         if self.land_cover_root is None:
-            return None if "land_cover" not in record.paths else self.file_path(index,
-                                                                                  "land_cover")
+            return None if "land_cover" not in record.paths else self.file_path(index, "land_cover")
         season, _, rest = record.id.rpartition("_p")
         season, scene = season.rsplit("_", 1)
         folder = modality_dir(self.land_cover_root, season, LAND_COVER)
@@ -162,8 +166,10 @@ class SEN12MSCR(ManifestDataset):
         for modality, value in crs.items():
             # land cover without a CRS is tolerated (it then takes the patch's grid)
             if value != reference and not (modality == LAND_COVER and value is None):
-                raise DataIntegrityError(f"{paths[modality]}: CRS {value} differs from the clear "
-                                         f"Sentinel-2 file's {reference} ({paths['s2'].name})")
+                raise DataIntegrityError(
+                    f"{paths[modality]}: CRS {value} differs from the clear "
+                    f"Sentinel-2 file's {reference} ({paths['s2'].name})"
+                )
         require_finite(arrays["s2"], paths["s2"], "target (clear Sentinel-2)")
         return arrays
 
@@ -210,4 +216,3 @@ class SEN12MSCR(ManifestDataset):
             "id": record.id,
         }
         return self._transformed(sample)
-

@@ -66,9 +66,11 @@ def _lock(destination: Path, url: str) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise DownloadError(f"{destination.name}: another download of {url} into "
-                                f"{destination.parent} is running (lock {path.name}); wait for "
-                                "it to finish, or stop it") from None
+            raise DownloadError(
+                f"{destination.name}: another download of {url} into "
+                f"{destination.parent} is running (lock {path.name}); wait for "
+                "it to finish, or stop it"
+            ) from None
         yield
     finally:
         with contextlib.suppress(OSError):
@@ -85,8 +87,7 @@ def _fail(destination: Path, url: str, err: BaseException) -> DownloadError:
         why = f"cannot connect ({err.reason})"
     else:
         why = " ".join(str(err).split()) or type(err).__name__
-    return DownloadError(f"{destination.name}: download from {url} failed: {why}; rerun the same "
-                         "command to resume")
+    return DownloadError(f"{destination.name}: download from {url} failed: {why}; rerun the same command to resume")
 
 
 def _check_gzip(path: Path, destination: Path, url: str) -> None:
@@ -97,14 +98,15 @@ def _check_gzip(path: Path, destination: Path, url: str) -> None:
                 pass
     except (EOFError, OSError, zlib.error) as err:
         path.unlink(missing_ok=True)
-        raise DataIntegrityError(f"{destination}: the download from {url} is not a complete "
-                                 f"gzip archive ({err}; the server announced no size, so the "
-                                 "transfer was probably cut); the .part file was removed, "
-                                 "download again") from None
+        raise DataIntegrityError(
+            f"{destination}: the download from {url} is not a complete "
+            f"gzip archive ({err}; the server announced no size, so the "
+            "transfer was probably cut); the .part file was removed, "
+            "download again"
+        ) from None
 
 
-def _request(url: str, offset: int, validator: str | None, method: str = "GET"
-             ) -> urllib.request.Request:
+def _request(url: str, offset: int, validator: str | None, method: str = "GET") -> urllib.request.Request:
     headers = {}
     if offset:
         headers["Range"] = f"bytes={offset}-"
@@ -121,23 +123,31 @@ def _server_size(url: str, timeout: float, opener: Opener) -> int | None:
         return None  # cannot ask: the existing file is kept as it is
 
 
-def _check_existing(destination: Path, url: str, md5: str | None, timeout: float,
-                    opener: Opener) -> None:
+def _check_existing(destination: Path, url: str, md5: str | None, timeout: float, opener: Opener) -> None:
     if md5 is not None:
         if md5_file(destination) != md5:
-            raise DataIntegrityError(f"{destination}: MD5 differs from the published {md5}; "
-                                     "delete it and download again")
+            raise DataIntegrityError(
+                f"{destination}: MD5 differs from the published {md5}; delete it and download again"
+            )
         return
     size = _server_size(url, timeout, opener)
     if size is not None and size != destination.stat().st_size:
-        raise DataIntegrityError(f"{destination}: {destination.stat().st_size} bytes, but {url} "
-                                 f"has {size}; the archive is incomplete or corrupt, delete it "
-                                 "and download again")
+        raise DataIntegrityError(
+            f"{destination}: {destination.stat().st_size} bytes, but {url} "
+            f"has {size}; the archive is incomplete or corrupt, delete it "
+            "and download again"
+        )
 
 
-def download_file(url: str, destination: str | Path, md5: str | None = None,
-                  progress: bool = True, chunk: int = 1 << 20, timeout: float = 60.0,
-                  opener: Opener = urllib.request.urlopen) -> Path:
+def download_file(
+    url: str,
+    destination: str | Path,
+    md5: str | None = None,
+    progress: bool = True,
+    chunk: int = 1 << 20,
+    timeout: float = 60.0,
+    opener: Opener = urllib.request.urlopen,
+) -> Path:
     """Download ``url`` to ``destination`` (resumable, verified); returns ``destination``.
 
     An existing ``destination`` is checked (MD5 when given, else size against the server's).
@@ -158,8 +168,7 @@ def download_file(url: str, destination: str | Path, md5: str | None = None,
             return destination
         part = destination.with_name(destination.name + ".part")
         if part.exists() and not part.is_file():
-            raise DownloadError(f"{destination.name}: {part} exists and is not a file; remove "
-                                "it and rerun")
+            raise DownloadError(f"{destination.name}: {part} exists and is not a file; remove it and rerun")
         try:
             _transfer(url, destination, part, progress, chunk, timeout, opener)
         except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
@@ -168,15 +177,18 @@ def download_file(url: str, destination: str | Path, md5: str | None = None,
             raise _fail(destination, url, err) from err
         if md5 is not None and (found := md5_file(part)) != md5:
             part.unlink()
-            raise DataIntegrityError(f"{destination}: MD5 {found} differs from the published "
-                                     f"{md5}; the .part file was removed, download again")
+            raise DataIntegrityError(
+                f"{destination}: MD5 {found} differs from the published "
+                f"{md5}; the .part file was removed, download again"
+            )
         part.replace(destination)
         part.with_name(part.name + ".json").unlink(missing_ok=True)
     return destination
 
 
-def _transfer(url: str, destination: Path, part: Path, progress: bool, chunk: int,
-              timeout: float, opener: Opener) -> None:
+def _transfer(
+    url: str, destination: Path, part: Path, progress: bool, chunk: int, timeout: float, opener: Opener
+) -> None:
     from tqdm.auto import tqdm
 
     record = part.with_name(part.name + ".json")
@@ -204,16 +216,19 @@ def _transfer(url: str, destination: Path, part: Path, progress: bool, chunk: in
             headers = response.headers
             status = getattr(response, "status", 200)
             if "text/html" in (headers.get("Content-Type") or "").lower():
-                raise DataIntegrityError(f"{destination}: {url} sent an HTML page, not the "
-                                         "archive (a login or error page?); check the URL")
+                raise DataIntegrityError(
+                    f"{destination}: {url} sent an HTML page, not the archive (a login or error page?); check the URL"
+                )
             if offset and status != 206:  # the file changed (If-Range) or no Range support
                 offset = 0
             total = _total_size(headers, offset)
-            record.write_text(json.dumps({"url": url, "validator": _validator(headers),
-                                          "total": total}))
-            with open(part, "ab" if offset else "wb") as handle, tqdm(
-                    total=total, initial=offset, unit="B", unit_scale=True,
-                    desc=destination.name, disable=not progress) as bar:
+            record.write_text(json.dumps({"url": url, "validator": _validator(headers), "total": total}))
+            with (
+                open(part, "ab" if offset else "wb") as handle,
+                tqdm(
+                    total=total, initial=offset, unit="B", unit_scale=True, desc=destination.name, disable=not progress
+                ) as bar,
+            ):
                 # read1: what has arrived, so a stall keeps the bytes received before it
                 read = getattr(response, "read1", response.read)
                 while block := read(chunk):
@@ -223,20 +238,27 @@ def _transfer(url: str, destination: Path, part: Path, progress: bool, chunk: in
     size = part.stat().st_size
     if total is not None and size != total:
         part.unlink()
-        raise DataIntegrityError(f"{destination}: downloaded {size} bytes, the server announced "
-                                 f"{total}; the .part file was removed, download again")
+        raise DataIntegrityError(
+            f"{destination}: downloaded {size} bytes, the server announced "
+            f"{total}; the .part file was removed, download again"
+        )
     if total is None and destination.name.endswith((".gz", ".tgz")):
         _check_gzip(part, destination, url)
 
 
-def download_sen12mscr(destination: str | Path, seasons: Sequence[str] = SEASONS,
-                       land_cover: bool = True, progress: bool = True,
-                       opener: Opener = urllib.request.urlopen) -> list[Path]:
+def download_sen12mscr(
+    destination: str | Path,
+    seasons: Sequence[str] = SEASONS,
+    land_cover: bool = True,
+    progress: bool = True,
+    opener: Opener = urllib.request.urlopen,
+) -> list[Path]:
     """Download the official SEN12MS-CR archives (+ SEN12MS land cover) into ``destination``.
 
     Then run notebook 00 with ``SOURCE="sen12mscr"`` and ``DATA_ROOT=destination`` (or
     :func:`tdpcr_lib.datasets.sen12mscr.acquire.prepare_sen12mscr`) to extract and index them.
     """
-    return [download_file(a.url, Path(destination) / a.name, md5=a.md5, progress=progress,
-                           opener=opener)
-            for a in official_archives(tuple(seasons), land_cover=land_cover)]
+    return [
+        download_file(a.url, Path(destination) / a.name, md5=a.md5, progress=progress, opener=opener)
+        for a in official_archives(tuple(seasons), land_cover=land_cover)
+    ]

@@ -84,8 +84,9 @@ def _natural(path: Path) -> int:
     return int(path.name.rsplit("_", 1)[-1].removeprefix("p").removesuffix(".tif"))
 
 
-def discover_patches(root: str | Path, land_cover_root: str | Path | None = None
-                     ) -> tuple[list[Patch], dict[str, list[str]]]:
+def discover_patches(
+    root: str | Path, land_cover_root: str | Path | None = None
+) -> tuple[list[Patch], dict[str, list[str]]]:
     """Index the patches as UnCRtainTS does: every ``s1`` file, paired by name with ``s2`` and
     ``s2_cloudy`` (seasons in :data:`SEASONS` order, scenes and patches in numeric order).
 
@@ -97,25 +98,28 @@ def discover_patches(root: str | Path, land_cover_root: str | Path | None = None
     patches: list[Patch] = []
     missing: dict[str, list[str]] = {}
     if land_cover_root is not None and not lc_root.is_dir():
-        raise DatasetNotFoundError(f"land-cover folder {lc_root} does not exist; give the "
-                                   "SEN12MS land-cover folder (holding ROIs1158_spring/lc_1/...) "
-                                   "or leave --land-cover out")
+        raise DatasetNotFoundError(
+            f"land-cover folder {lc_root} does not exist; give the "
+            "SEN12MS land-cover folder (holding ROIs1158_spring/lc_1/...) "
+            "or leave --land-cover out"
+        )
     for season in SEASONS:
         s1_dirs = modality_dirs(root, season, "s1")
         dirs = {m: modality_dirs(root, season, m) for m in MODALITIES[1:]}
         lc_dirs = modality_dirs(lc_root, season, LAND_COVER)
-        scenes = {int(d.name.split("_", 1)[1]): d for f in reversed(s1_dirs)
-                  for d in scene_dirs(f, "s1")}
+        scenes = {int(d.name.split("_", 1)[1]): d for f in reversed(s1_dirs) for d in scene_dirs(f, "s1")}
         for number in sorted(scenes):
             scene_dir, scene = scenes[number], scenes[number].name.split("_", 1)[1]
-            names = [p for p in scene_dir.glob(f"{season}_s1_{scene}_p*.tif")
-                     if S1_NAME.match(p.name)]  # other files in the folder are not patches
+            names = [
+                p for p in scene_dir.glob(f"{season}_s1_{scene}_p*.tif") if S1_NAME.match(p.name)
+            ]  # other files in the folder are not patches
             for s1_path in sorted(names, key=_natural):
                 _, _, patch = parse_s1_name(s1_path.name)
                 files = {"s1": s1_path}
                 for modality, folders in dirs.items():
-                    files[modality] = scene_file(folders, root, season, modality, scene,
-                                                 patch_filename(season, scene, patch, modality))
+                    files[modality] = scene_file(
+                        folders, root, season, modality, scene, patch_filename(season, scene, patch, modality)
+                    )
                 absent = [str(p.relative_to(root)) for p in files.values() if not p.is_file()]
                 pid = patch_id(season, scene, patch)
                 if absent:
@@ -123,8 +127,9 @@ def discover_patches(root: str | Path, land_cover_root: str | Path | None = None
                     continue
                 paths = {m: p.relative_to(root).as_posix() for m, p in files.items()}
                 if lc_dirs:
-                    lc_path = scene_file(lc_dirs, lc_root, season, LAND_COVER, scene,
-                                         patch_filename(season, scene, patch, LAND_COVER))
+                    lc_path = scene_file(
+                        lc_dirs, lc_root, season, LAND_COVER, scene, patch_filename(season, scene, patch, LAND_COVER)
+                    )
                     if lc_path.is_file():
                         paths["land_cover"] = Path(os.path.relpath(lc_path, root)).as_posix()
                 patches.append(Patch(pid, scene_key(season, scene), paths))
@@ -154,13 +159,11 @@ def read_cached_mask(path: Path) -> np.ndarray | None:
 def _write_cached_mask(path: Path, mask: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial.npz")
-    np.savez_compressed(partial, bits=np.packbits(mask.astype(bool).ravel()),
-                        shape=np.array(mask.shape))
+    np.savez_compressed(partial, bits=np.packbits(mask.astype(bool).ravel()), shape=np.array(mask.shape))
     os.replace(partial, path)
 
 
-def patch_cloud_cover(path: str | Path, method: str = DEFAULT_CLOUD_MASK,
-                      cache: Path | None = None) -> float:
+def patch_cloud_cover(path: str | Path, method: str = DEFAULT_CLOUD_MASK, cache: Path | None = None) -> float:
     """Fraction of the cloud mask (``method``) of a cloudy S2 file (validated on read); the
     mask is written to ``cache`` when given."""
     array, _ = read_raster(path, SPECS["s2_cloudy"], "s2_cloudy")
@@ -175,17 +178,30 @@ def _csv_text(rows: list[tuple[Patch, float]]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for patch, cover in rows:
-        writer.writerow([patch.paths["s1"], patch.paths["s2"], patch.paths["s2_cloudy"],
-                         patch.paths.get("land_cover", ""), f"{cover:.6f}", bucket_of(cover)])
+        writer.writerow(
+            [
+                patch.paths["s1"],
+                patch.paths["s2"],
+                patch.paths["s2_cloudy"],
+                patch.paths.get("land_cover", ""),
+                f"{cover:.6f}",
+                bucket_of(cover),
+            ]
+        )
     return buffer.getvalue()
 
 
-def write_sen12mscr_manifest(root: str | Path, land_cover_root: str | Path | None = None,
-                             out: str | Path | None = None, checksums: bool = True,
-                             workers: int = 4, extra_config: Mapping[str, Any] | None = None,
-                             cloud_mask: str = DEFAULT_CLOUD_MASK,
-                             split: str = DEFAULT_SPLIT_PROTOCOL,
-                             overwrite: bool = False) -> Path:
+def write_sen12mscr_manifest(
+    root: str | Path,
+    land_cover_root: str | Path | None = None,
+    out: str | Path | None = None,
+    checksums: bool = True,
+    workers: int = 4,
+    extra_config: Mapping[str, Any] | None = None,
+    cloud_mask: str = DEFAULT_CLOUD_MASK,
+    split: str = DEFAULT_SPLIT_PROTOCOL,
+    overwrite: bool = False,
+) -> Path:
     """Write the split CSVs, ``checksums.sha256`` and ``split_config.json`` of a SEN12MS-CR copy.
 
     Parameters
@@ -213,25 +229,29 @@ def write_sen12mscr_manifest(root: str | Path, land_cover_root: str | Path | Non
     if cloud_mask not in CLOUD_MASKS:
         raise ValueError(f"unknown cloud mask {cloud_mask!r}; choose from {', '.join(CLOUD_MASKS)}")
     if split not in SPLIT_PROTOCOLS:
-        raise ValueError(f"unknown split protocol {split!r}; choose from "
-                         f"{', '.join(SPLIT_PROTOCOLS)}")
+        raise ValueError(f"unknown split protocol {split!r}; choose from {', '.join(SPLIT_PROTOCOLS)}")
     root = find_sen12mscr_root(root)
     out = Path(out) if out is not None else root / LOCAL_MANIFEST
     check_manifest_out(out, checksums, overwrite)
     patches, missing = discover_patches(root, land_cover_root)
     if not patches:
-        raise DatasetNotFoundError(f"{root}: no complete SEN12MS-CR patches found (s1, s2 and "
-                                   "s2_cloudy of the same name). " + how_to_get_sen12mscr(root))
+        raise DatasetNotFoundError(
+            f"{root}: no complete SEN12MS-CR patches found (s1, s2 and "
+            "s2_cloudy of the same name). " + how_to_get_sen12mscr(root)
+        )
     if land_cover_root is not None and not any("land_cover" in p.paths for p in patches):
         # a mistyped --land-cover would otherwise train segmentation on all-ignore labels
-        raise DatasetNotFoundError(f"land-cover folder {land_cover_root} holds no land cover for "
-                                   f"any of the {len(patches)} patches (looked for "
-                                   "<season>/lc_<scene>/<season>_lc_<scene>_p<patch>.tif); check "
-                                   "the path, or leave --land-cover out")
+        raise DatasetNotFoundError(
+            f"land-cover folder {land_cover_root} holds no land cover for "
+            f"any of the {len(patches)} patches (looked for "
+            "<season>/lc_<scene>/<season>_lc_<scene>_p<patch>.tif); check "
+            "the path, or leave --land-cover out"
+        )
     if missing:
         examples = [f for files in list(missing.values())[:3] for f in files]
-        warnings.warn(f"{root}: left out {len(missing)} incomplete patch(es); missing files, "
-                      f"e.g. {examples}", stacklevel=2)
+        warnings.warn(
+            f"{root}: left out {len(missing)} incomplete patch(es); missing files, e.g. {examples}", stacklevel=2
+        )
     assigned, unassigned = assign(patches, split)
     wanted = list({p.id: p for name in SPLITS for p in assigned[name]}.values())
 
@@ -245,23 +265,23 @@ def write_sen12mscr_manifest(root: str | Path, land_cover_root: str | Path | Non
     for name in SPLITS:
         atomic_write_text(out / f"{name}.csv", _csv_text(rows[name]))
     kept = wanted
-    write_checksums(root, [rel for p in kept for rel in p.paths.values()], out,
-                    enabled=checksums, workers=workers)
+    write_checksums(root, [rel for p in kept for rel in p.paths.values()], out, enabled=checksums, workers=workers)
     without_lc = [p.id for p in kept if "land_cover" not in p.paths]
     split_spec = packaged_resource("sen12mscr_split.json")
     config = {
         "dataset": DATASET_NAME,
         "split_protocol": split,
-        "protocol": ("scene-level split of UnCRtainTS (exact scene match): every patch of a "
-                     "scene goes to the scene's split; scenes in no list are left out"
-                     if split == "scene-exact" else
-                     "LEAKY legacy-substring split: UnCRtainTS's `split_roi in path` substring "
-                     "match, which also puts patches of 6 test and 3 validation scenes into "
-                     "training; for measuring the leak only, not a clean test"),
+        "protocol": (
+            "scene-level split of UnCRtainTS (exact scene match): every patch of a "
+            "scene goes to the scene's split; scenes in no list are left out"
+            if split == "scene-exact"
+            else "LEAKY legacy-substring split: UnCRtainTS's `split_roi in path` substring "
+            "match, which also puts patches of 6 test and 3 validation scenes into "
+            "training; for measuring the leak only, not a clean test"
+        ),
         "leak": leak_report({name: [p for p, _ in rows[name]] for name in SPLITS}),
         "split_source": split_spec["source"],
-        "land_cover_root": (None if land_cover_root is None
-                            else str(Path(land_cover_root).expanduser().resolve())),
+        "land_cover_root": (None if land_cover_root is None else str(Path(land_cover_root).expanduser().resolve())),
         "cloud_mask_method": cloud_mask,
         "cloud_mask": CLOUD_MASK_DESCRIPTIONS[cloud_mask],
         "cloud_mask_cache": MASK_DIR if cloud_mask == "s2cloudless" else None,
@@ -272,8 +292,7 @@ def write_sen12mscr_manifest(root: str | Path, land_cover_root: str | Path | Non
         "unassigned_scenes_left_out": dict(sorted(unassigned.items())),
         "patches_without_land_cover": len(without_lc),
         "patches_without_land_cover_examples": without_lc[:20],
-        "counts": {name: {b: sum(bucket_of(c) == b for _, c in rows[name]) for b in BUCKETS}
-                   for name in SPLITS},
+        "counts": {name: {b: sum(bucket_of(c) == b for _, c in rows[name]) for b in BUCKETS} for name in SPLITS},
         "checksums": CHECKSUM_FILE if checksums else None,
         "manifest_hash": manifest_hash(out),
         **(dict(extra_config) if extra_config else {}),
@@ -291,15 +310,19 @@ def read_sen12mscr_csv(path: str | Path) -> tuple[list[SampleRecord], list[float
         rows = csv.reader(handle)
         header = next(rows, None)
         if header is None or [c.strip() for c in header] != list(CSV_COLUMNS):
-            raise DataIntegrityError(f"{path}:1: not a SEN12MS-CR split file (the header must "
-                                     f"be {','.join(CSV_COLUMNS)}); write it with "
-                                     "`tdpcr data manifest ROOT --source sen12mscr`")
+            raise DataIntegrityError(
+                f"{path}:1: not a SEN12MS-CR split file (the header must "
+                f"be {','.join(CSV_COLUMNS)}); write it with "
+                "`tdpcr data manifest ROOT --source sen12mscr`"
+            )
         for line_no, row in enumerate(rows, start=2):
             if not row or all(not cell.strip() for cell in row):
                 continue
             if len(row) != len(CSV_COLUMNS):
-                raise DataIntegrityError(f"{path}:{line_no}: expected {len(CSV_COLUMNS)} columns "
-                                         f"({', '.join(CSV_COLUMNS)}), found {len(row)}")
+                raise DataIntegrityError(
+                    f"{path}:{line_no}: expected {len(CSV_COLUMNS)} columns "
+                    f"({', '.join(CSV_COLUMNS)}), found {len(row)}"
+                )
             cells = dict(zip(CSV_COLUMNS, (c.strip() for c in row), strict=True))
             where = f"{path}:{line_no}"
             for column in (*MODALITIES, "land_cover"):
@@ -312,22 +335,24 @@ def read_sen12mscr_csv(path: str | Path) -> tuple[list[SampleRecord], list[float
             except ValueError as err:
                 raise DataIntegrityError(f"{where}: {err}") from err
             if not 0.0 <= cover <= 1.0 or cells["bucket"] not in BUCKETS:
-                raise DataIntegrityError(f"{where}: cloud_cover {cells['cloud_cover']!r}"
-                                         f" / bucket {cells['bucket']!r} are not a fraction in "
-                                         f"[0, 1] and one of {BUCKETS}")
+                raise DataIntegrityError(
+                    f"{where}: cloud_cover {cells['cloud_cover']!r}"
+                    f" / bucket {cells['bucket']!r} are not a fraction in "
+                    f"[0, 1] and one of {BUCKETS}"
+                )
             # the written cover is rounded to 6 decimals: either side of a bin edge is accepted
-            if cells["bucket"] not in {bucket_of(max(0.0, cover - 1e-6)),
-                                       bucket_of(min(1.0, cover + 1e-6))}:
-                raise DataIntegrityError(f"{where}: cloud_cover {cover} belongs to bucket "
-                                         f"{bucket_of(cover)!r}, not {cells['bucket']!r}")
-            for column, modality in (("s2", "s2"), ("s2_cloudy", "s2_cloudy"),
-                                     ("land_cover", LAND_COVER)):
+            if cells["bucket"] not in {bucket_of(max(0.0, cover - 1e-6)), bucket_of(min(1.0, cover + 1e-6))}:
+                raise DataIntegrityError(
+                    f"{where}: cloud_cover {cover} belongs to bucket {bucket_of(cover)!r}, not {cells['bucket']!r}"
+                )
+            for column, modality in (("s2", "s2"), ("s2_cloudy", "s2_cloudy"), ("land_cover", LAND_COVER)):
                 expected = patch_filename(season, scene, patch, modality)
                 if cells[column] and Path(cells[column]).name != expected:
                     raise DataIntegrityError(
                         f"{where}: {column} {cells[column]!r} is not a file of patch "
                         f"{patch_id(season, scene, patch)} (expected {expected}); a row must "
-                        "name the files of one patch")
+                        "name the files of one patch"
+                    )
             paths = {m: cells[m] for m in MODALITIES}
             if cells["land_cover"]:
                 paths["land_cover"] = cells["land_cover"]

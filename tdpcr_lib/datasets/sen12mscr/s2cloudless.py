@@ -19,8 +19,7 @@ import numpy as np
 
 #: UnCRtainTS data/dataLoader.py: S2PixelCloudDetector(threshold=0.4, all_bands=True,
 #: average_over=4, dilation_size=2).
-S2CLOUDLESS_PARAMETERS: dict[str, Any] = {"threshold": 0.4, "all_bands": True,
-                                          "average_over": 4, "dilation_size": 2}
+S2CLOUDLESS_PARAMETERS: dict[str, Any] = {"threshold": 0.4, "all_bands": True, "average_over": 4, "dilation_size": 2}
 
 
 class MissingS2Cloudless(ImportError):
@@ -36,7 +35,8 @@ def detector() -> Any:
         raise MissingS2Cloudless(
             f"the s2cloudless cloud mask needs the packages s2cloudless and lightgbm ({err}); "
             "install them with `pip install s2cloudless lightgbm` (declared in pyproject.toml) "
-            "or choose the rule-based mask (`--cloud-mask rule-based`)") from err
+            "or choose the rule-based mask (`--cloud-mask rule-based`)"
+        ) from err
     return S2PixelCloudDetector(**S2CLOUDLESS_PARAMETERS)
 
 
@@ -48,8 +48,7 @@ def s2cloudless_mask(dn: np.ndarray) -> np.ndarray:
     dn = np.asarray(dn)
     if dn.ndim != 3 or dn.shape[0] != 13:
         raise ValueError(f"s2cloudless_mask expects a (13, H, W) Sentinel-2 image, got {dn.shape}")
-    image = np.clip(np.nan_to_num(dn.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0),
-                    0, 10000)
+    image = np.clip(np.nan_to_num(dn.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0), 0, 10000)
     if image.mean() < 1e-5 and image.std() < 1e-5:
         # get_cloud_map: 'Encountered a blank sample, defaulting to cloudy mask.'
         return np.ones(image.shape[1:], dtype=np.float32)

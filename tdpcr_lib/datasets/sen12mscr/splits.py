@@ -52,22 +52,22 @@ def _uncrtaints_path(scene: str) -> str:
     return _uncrtaints_roi(scene) + "/"
 
 
-def splits_of_scene(scene: str, protocol: str = DEFAULT_SPLIT_PROTOCOL,
-                    lists: dict[str, list[str]] | None = None) -> list[str]:
+def splits_of_scene(
+    scene: str, protocol: str = DEFAULT_SPLIT_PROTOCOL, lists: dict[str, list[str]] | None = None
+) -> list[str]:
     """The splits a scene's patches go to under ``protocol`` (empty: left out)."""
     lists = scene_lists() if lists is None else lists
     if protocol == "scene-exact":
         return [split for split in SPLITS if scene in lists[split]]
     if protocol == "legacy-substring":
         path = _uncrtaints_path(scene)
-        return [split for split in SPLITS
-                if any(_uncrtaints_roi(s) in path for s in lists[split])]
-    raise ValueError(f"unknown split protocol {protocol!r}; choose from "
-                     f"{', '.join(SPLIT_PROTOCOLS)}")
+        return [split for split in SPLITS if any(_uncrtaints_roi(s) in path for s in lists[split])]
+    raise ValueError(f"unknown split protocol {protocol!r}; choose from {', '.join(SPLIT_PROTOCOLS)}")
 
 
-def assign(patches: Iterable[_HasScene], protocol: str = DEFAULT_SPLIT_PROTOCOL
-           ) -> tuple[dict[str, list[Any]], Counter[str]]:
+def assign(
+    patches: Iterable[_HasScene], protocol: str = DEFAULT_SPLIT_PROTOCOL
+) -> tuple[dict[str, list[Any]], Counter[str]]:
     """``({split: [patch, ...]}, {unassigned scene: patches})`` under ``protocol``."""
     lists = scene_lists()
     cache: dict[str, list[str]] = {}
@@ -104,7 +104,9 @@ def leak_report(assigned: dict[str, Sequence[_HasScene]]) -> dict[str, Any]:
         for scene, n in counts.items():
             where.setdefault(scene, set()).add(split)
             patches[scene] = max(patches[scene], n)  # a scene's patches, counted once
-    leaked = {scene: {"splits": [s for s in SPLITS if s in splits], "patches": patches[scene]}
-              for scene, splits in sorted(where.items()) if len(splits) > 1}
-    return {"scenes_in_several_splits": leaked,
-            "leaked_patches": sum(v["patches"] for v in leaked.values())}
+    leaked = {
+        scene: {"splits": [s for s in SPLITS if s in splits], "patches": patches[scene]}
+        for scene, splits in sorted(where.items())
+        if len(splits) > 1
+    }
+    return {"scenes_in_several_splits": leaked, "leaked_patches": sum(v["patches"] for v in leaked.values())}

@@ -43,7 +43,9 @@ def require_cloud_generator() -> None:
     if importlib.util.find_spec("satellite_cloud_generator") is None:
         raise CloudGeneratorMissing(
             "the synthetic twin's clouds need satellite-cloud-generator, which is not installed; "
-            f"install it with: {CLOUD_GENERATOR_INSTALL}", name="satellite_cloud_generator")
+            f"install it with: {CLOUD_GENERATOR_INSTALL}",
+            name="satellite_cloud_generator",
+        )
 
 
 def _perlin_field(size: int, seed: int, locality: int, decay: float) -> np.ndarray:
@@ -55,8 +57,7 @@ def _perlin_field(size: int, seed: int, locality: int, decay: float) -> np.ndarr
         torch.manual_seed(seed)
         field = torch.ones(size, size)
         for _ in range(locality):
-            noise = generate_perlin(shape=(size, size), batch=1, device="cpu", const_scale=True,
-                                    decay_factor=decay)[0]
+            noise = generate_perlin(shape=(size, size), batch=1, device="cpu", const_scale=True, decay_factor=decay)[0]
             noise = (noise - noise.min()) / (noise.max() - noise.min() + 1e-8)
             field *= noise
     return field.numpy().astype(np.float32)
@@ -71,8 +72,9 @@ def _shift(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
     """Shift a 2-D array by whole pixels, filling with zeros (no wrap-around)."""
     out = np.zeros_like(image)
     h, w = image.shape
-    out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
-        image[max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)]
+    out[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = image[
+        max(-dy, 0) : h - max(dy, 0), max(-dx, 0) : w - max(dx, 0)
+    ]
     return out
 
 
@@ -90,12 +92,11 @@ def _local_blur(image: torch.Tensor, modulator: torch.Tensor, strip: int = 64) -
         r1 = min(height, r0 + strip)
         a, b = max(0, r0 - halo), min(height, r1 + halo)
         part = local_gaussian_blur(image[..., a:b, :].contiguous(), modulator[..., a:b, :].contiguous())
-        out[..., r0:r1, :] = part[..., r0 - a:r1 - a, :]
+        out[..., r0:r1, :] = part[..., r0 - a : r1 - a, :]
     return out
 
 
-def add_atmosphere(image: np.ndarray, conditions: dict[str, Any],
-                   rng: np.random.Generator) -> np.ndarray:
+def add_atmosphere(image: np.ndarray, conditions: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
     """Haze (aerosol path reflectance and transmission, falling with wavelength) and thin cirrus
     (seen in B10, faintly elsewhere) over a (13, H, W) reflectance image, as smooth fields."""
     out = image
@@ -115,10 +116,14 @@ def add_atmosphere(image: np.ndarray, conditions: dict[str, Any],
     return out.astype(np.float32)
 
 
-def simulate_clouds(clear: np.ndarray, cloud_fraction: float, rng: np.random.Generator,
-                    kind: str | None = None, ground: np.ndarray | None = None,
-                    conditions: dict[str, Any] | None = None
-                    ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+def simulate_clouds(
+    clear: np.ndarray,
+    cloud_fraction: float,
+    rng: np.random.Generator,
+    kind: str | None = None,
+    ground: np.ndarray | None = None,
+    conditions: dict[str, Any] | None = None,
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Add clouds and shadows to a clear reflectance image.
 
     Parameters
@@ -152,8 +157,9 @@ def simulate_clouds(clear: np.ndarray, cloud_fraction: float, rng: np.random.Gen
     bands, height, width = clear.shape
     size = max(height, width)
     kind = kind or str(rng.choice(["thick", "thin", "mixed"], p=[0.5, 0.2, 0.3]))
-    field = _perlin_field(size, int(rng.integers(2**31)), int(rng.integers(1, 3)),
-                          float(rng.uniform(0.8, 1.3)))[:height, :width]
+    field = _perlin_field(size, int(rng.integers(2**31)), int(rng.integers(1, 3)), float(rng.uniform(0.8, 1.3)))[
+        :height, :width
+    ]
     fraction = float(np.clip(cloud_fraction, 0.0, 1.0))
     if fraction <= 0:
         mask = np.zeros((height, width), dtype=bool)
@@ -196,8 +202,14 @@ def simulate_clouds(clear: np.ndarray, cloud_fraction: float, rng: np.random.Gen
     brightness = torch.from_numpy(CLOUD_SPECTRUM * rng.uniform(0.85, 1.05))
     shadow_t = torch.from_numpy(shadow.astype(np.float32))[None, None].expand(1, bands, height, width)
     with torch.no_grad():
-        cloudy = mix(blurred, cloud, shadow=shadow_t, channel_magnitude=brightness[None],
-                     blur_scaling=0.0, cloud_color=True)
-    info = {"kind": kind, "target_fraction": fraction, "top_thickness": float(top),
-            "alpha": float(alpha), "shadow_offset_px": [dy, dx]}
+        cloudy = mix(
+            blurred, cloud, shadow=shadow_t, channel_magnitude=brightness[None], blur_scaling=0.0, cloud_color=True
+        )
+    info = {
+        "kind": kind,
+        "target_fraction": fraction,
+        "top_thickness": float(top),
+        "alpha": float(alpha),
+        "shadow_offset_px": [dy, dx],
+    }
     return cloudy[0].numpy().astype(np.float32), mask.astype(np.float32), info

@@ -21,14 +21,18 @@ from tdpcr_lib.datasets.synthetic.calibration import (
 
 #: Synthetic meaning of land-cover codes 0-6 (the twin's own; not claims about the real legend).
 SYNTHETIC_CLASSES: dict[int, str] = {
-    0: "road", 1: "water", 2: "built-up", 3: "cropland", 4: "bare soil",
-    5: "grassland (less vegetated)", 6: "forest (densely vegetated)",
+    0: "road",
+    1: "water",
+    2: "built-up",
+    3: "cropland",
+    4: "bare soil",
+    5: "grassland (less vegetated)",
+    6: "forest (densely vegetated)",
 }
 
 
 #: Band centre wavelengths (nm) in ``S2_BANDS`` order.
-S2_WAVELENGTHS_NM = np.array([443, 490, 560, 665, 705, 740, 783, 842, 865, 945, 1375, 1610, 2190],
-                             dtype=np.float32)
+S2_WAVELENGTHS_NM = np.array([443, 490, 560, 665, 705, 740, 783, 842, 865, 945, 1375, 1610, 2190], dtype=np.float32)
 
 
 #: TOA reflectance signatures (rows: class codes 0-6; columns: ``S2_BANDS``), without the DN
@@ -119,14 +123,14 @@ def powerlaw_noise(rng: np.random.Generator, shape: tuple[int, int], beta: float
     f[0, 0] = 1.0
     amplitude = f ** (-beta / 2)
     amplitude[0, 0] = 0.0
-    phase = rng.standard_normal((shape[0], fx.shape[1])) + 1j * rng.standard_normal(
-        (shape[0], fx.shape[1]))
+    phase = rng.standard_normal((shape[0], fx.shape[1])) + 1j * rng.standard_normal((shape[0], fx.shape[1]))
     field = np.fft.irfft2(amplitude * phase, s=shape)
     return ((field - field.mean()) / (field.std() + 1e-9)).astype(np.float32)
 
 
-def make_clear_reflectance(labels: np.ndarray, rng: np.random.Generator,
-                           conditions: dict[str, Any] | None = None) -> np.ndarray:
+def make_clear_reflectance(
+    labels: np.ndarray, rng: np.random.Generator, conditions: dict[str, Any] | None = None
+) -> np.ndarray:
     """Clear-sky TOA reflectance (13, H, W) float32 (no DN offset) from a land-cover map.
 
     ``conditions`` (from :func:`~tdpcr_lib.datasets.synthetic.calibration.draw_conditions`)
@@ -162,9 +166,10 @@ def make_clear_reflectance(labels: np.ndarray, rng: np.random.Generator,
     # Texture: a flat and a steep power-law field, weighted per band (blue flatter than SWIR).
     flat_slope, steep_slope = cal["texture"]["spectral_slopes"]
     steep = np.asarray(cal["texture"]["steep_weight"], dtype=np.float32)[:, None, None]
-    texture = (1 - steep) * powerlaw_noise(rng, labels.shape, flat_slope) \
-        + steep * powerlaw_noise(rng, labels.shape, steep_slope)
-    texture /= np.sqrt((1 - steep) ** 2 + steep ** 2)  # unit variance per band
+    texture = (1 - steep) * powerlaw_noise(rng, labels.shape, flat_slope) + steep * powerlaw_noise(
+        rng, labels.shape, steep_slope
+    )
+    texture /= np.sqrt((1 - steep) ** 2 + steep**2)  # unit variance per band
     refl *= (1 + brightness) * (1 + CLASS_TEXTURE[labels] * texture)
     y, x = np.mgrid[0:size, 0:size].astype(np.float32)
     angle = rng.uniform(0, np.pi)
@@ -179,8 +184,7 @@ def make_clear_reflectance(labels: np.ndarray, rng: np.random.Generator,
         refl = refl * (1 - cover) + snow * cover
     # illumination scales the surface signal; the path term is the atmosphere's, not the sun's
     refl = np.maximum(refl, 0) * cond["illumination"] + path
-    refl = gaussian_filter(refl, (0, cal["texture"]["mixed_pixel_sigma_px"],
-                                  cal["texture"]["mixed_pixel_sigma_px"]))
+    refl = gaussian_filter(refl, (0, cal["texture"]["mixed_pixel_sigma_px"], cal["texture"]["mixed_pixel_sigma_px"]))
     refl += rng.normal(0, 1, refl.shape).astype(np.float32) * (0.008 * refl + 0.0003)
     return np.clip(refl, 0, None).astype(np.float32)
 

@@ -44,8 +44,7 @@ def phase_curve(phase: Mapping[str, Any], metric: str) -> list[tuple[float, floa
         rows = [(p["step"], p["value"]) for p in phase.get("curve", [])]
     else:
         rows = []
-    return [(float(s), float(v)) for s, v in rows
-            if v is not None and math.isfinite(float(v))]
+    return [(float(s), float(v)) for s, v in rows if v is not None and math.isfinite(float(v))]
 
 
 def value_at_fraction(run: Mapping[str, Any], metric: str, fraction: float) -> float | None:
@@ -65,8 +64,7 @@ def value_at_fraction(run: Mapping[str, Any], metric: str, fraction: float) -> f
     return spans[-1][1][-1][1]
 
 
-def seed_values_at(runs: Sequence[Mapping[str, Any]], name: str, metric: str,
-                   fraction: float) -> dict[int, float]:
+def seed_values_at(runs: Sequence[Mapping[str, Any]], name: str, metric: str, fraction: float) -> dict[int, float]:
     """``{seed: validation metric at fraction}`` of one model's runs."""
     out = {}
     for run in runs:
@@ -80,18 +78,24 @@ def seed_values_at(runs: Sequence[Mapping[str, Any]], name: str, metric: str,
 
 def validated(run: Mapping[str, Any]) -> bool:
     """Did the run validate at all (any phase with a validation curve)?"""
-    return any(phase.get("curve") or phase.get("curves") for phase in run.get("phases") or []) \
+    return (
+        any(phase.get("curve") or phase.get("curves") for phase in run.get("phases") or [])
         or run.get("plateau") is not None
+    )
 
 
-def comparability(reference: Sequence[Mapping[str, Any]], other: Sequence[Mapping[str, Any]],
-                  labels: tuple[str, str] = ("reference", "other")) -> str | None:
+def comparability(
+    reference: Sequence[Mapping[str, Any]],
+    other: Sequence[Mapping[str, Any]],
+    labels: tuple[str, str] = ("reference", "other"),
+) -> str | None:
     """Why two models' runs are *not comparable* (``None``: they are).
 
     A side is untrained when it made fewer than :data:`MIN_STEP_FRACTION` of the reference's
     optimiser steps (median over seeds), or never validated (no curve: nothing to say where it
     stood on its way).
     """
+
     def median_steps(runs: Sequence[Mapping[str, Any]]) -> float:
         steps = sorted(float(r.get("steps") or 0) for r in runs)
         return steps[len(steps) // 2] if steps else 0.0
@@ -101,15 +105,18 @@ def comparability(reference: Sequence[Mapping[str, Any]], other: Sequence[Mappin
         if not runs:
             return f"{label} did not run"
         if steps < MIN_STEP_FRACTION * max(ref_steps, other_steps):
-            return (f"untrained: {label} made {steps:.0f} optimiser steps "
-                    f"(< {MIN_STEP_FRACTION:.0%} of {max(ref_steps, other_steps):.0f})")
+            return (
+                f"untrained: {label} made {steps:.0f} optimiser steps "
+                f"(< {MIN_STEP_FRACTION:.0%} of {max(ref_steps, other_steps):.0f})"
+            )
         if not any(validated(r) for r in runs):
             return f"{label} was never validated"
     return None
 
 
-def untrained_checkpoints(checkpoints: Mapping[str, str | Path],
-                          min_fraction: float = MIN_STEP_FRACTION) -> dict[str, int]:
+def untrained_checkpoints(
+    checkpoints: Mapping[str, str | Path], min_fraction: float = MIN_STEP_FRACTION
+) -> dict[str, int]:
     """Display name → optimiser steps of the checkpoints that are *untrained* beside the others:
     fewer than ``min_fraction`` of the most-trained checkpoint's steps (each checkpoint's own
     phase, from its ``config.json``). E.g. DSen2-CR after its 1 equal-FLOPs step on a CPU."""

@@ -70,52 +70,128 @@ class Comparison:
     caveat: str = ""
 
 
-_EQUAL_SAMPLES = ("an equal-sample comparison of two schedules at this budget (TDP-CR's phase 2 "
-                  "sees labels for its phase-2 steps with the encoders frozen, joint training for "
-                  "all its steps), not a test of the paper's design at convergence")
+_EQUAL_SAMPLES = (
+    "an equal-sample comparison of two schedules at this budget (TDP-CR's phase 2 "
+    "sees labels for its phase-2 steps with the encoders frozen, joint training for "
+    "all its steps), not a test of the paper's design at convergence"
+)
 
 #: The comparisons of notebook 04, in report order.
 COMPARISONS: tuple[Comparison, ...] = (
-    Comparison("prompt_psnr", "PGF with vs without its prompt: ΔPSNR", "tdpcr_full",
-               "pgf_no_prompt", "psnr", "dB", paper="the degradation prompt guides fusion"),
-    Comparison("prompt_miou", "PGF with vs without its prompt: ΔmIoU", "tdpcr_full",
-               "pgf_no_prompt", "miou", "points", 100.0, paper="the prompt also helps land cover"),
-    Comparison("pgf_vs_concat_psnr", "PGF vs concat fusion: ΔPSNR", "tdpcr_full",
-               "concat_fusion", "psnr", "dB", paper="gated fusion beats plain concatenation"),
-    Comparison("sar_psnr_cloudy", "SAR + optical vs optical only: ΔPSNR cloudy", "tdpcr_full",
-               "optical_only", "psnr_cloudy", "dB", paper="SAR fills in what clouds hide"),
-    Comparison("two_phase_psnr", "two-phase vs single-phase joint: ΔPSNR", "tdpcr_full",
-               "joint_single_phase", "psnr", "dB", paper="two-phase training",
-               caveat=_EQUAL_SAMPLES),
-    Comparison("two_phase_miou", "two-phase vs single-phase joint: ΔmIoU", "tdpcr_full",
-               "joint_single_phase", "miou", "points", 100.0, paper="two-phase training",
-               caveat=_EQUAL_SAMPLES),
-    Comparison("phase2_prompt_pgf_miou", "phase 2 prompt + PGF + seg vs seg decoder only: ΔmIoU",
-               "tdpcr_full", "seg_decoder_only", "miou", "points", 100.0,
-               paper="phase 2 tunes the prompt and PGF for segmentation"),
-    Comparison("delta_psnr_vs_dsen2cr", "TDP-CR vs DSen2-CR: ΔPSNR",
-               "tdpcr_full", "dsen2cr", "psnr", "dB", equal_compute=True,
-               paper="+0.18 dB at 15 % of the parameters"),
-    Comparison("delta_miou_vs_multitask", "TDP-CR vs multi-task U-Net: ΔmIoU", "tdpcr_full",
-               "multitask", "miou", "points", 100.0, paper="+1.4 mIoU"),
+    Comparison(
+        "prompt_psnr",
+        "PGF with vs without its prompt: ΔPSNR",
+        "tdpcr_full",
+        "pgf_no_prompt",
+        "psnr",
+        "dB",
+        paper="the degradation prompt guides fusion",
+    ),
+    Comparison(
+        "prompt_miou",
+        "PGF with vs without its prompt: ΔmIoU",
+        "tdpcr_full",
+        "pgf_no_prompt",
+        "miou",
+        "points",
+        100.0,
+        paper="the prompt also helps land cover",
+    ),
+    Comparison(
+        "pgf_vs_concat_psnr",
+        "PGF vs concat fusion: ΔPSNR",
+        "tdpcr_full",
+        "concat_fusion",
+        "psnr",
+        "dB",
+        paper="gated fusion beats plain concatenation",
+    ),
+    Comparison(
+        "sar_psnr_cloudy",
+        "SAR + optical vs optical only: ΔPSNR cloudy",
+        "tdpcr_full",
+        "optical_only",
+        "psnr_cloudy",
+        "dB",
+        paper="SAR fills in what clouds hide",
+    ),
+    Comparison(
+        "two_phase_psnr",
+        "two-phase vs single-phase joint: ΔPSNR",
+        "tdpcr_full",
+        "joint_single_phase",
+        "psnr",
+        "dB",
+        paper="two-phase training",
+        caveat=_EQUAL_SAMPLES,
+    ),
+    Comparison(
+        "two_phase_miou",
+        "two-phase vs single-phase joint: ΔmIoU",
+        "tdpcr_full",
+        "joint_single_phase",
+        "miou",
+        "points",
+        100.0,
+        paper="two-phase training",
+        caveat=_EQUAL_SAMPLES,
+    ),
+    Comparison(
+        "phase2_prompt_pgf_miou",
+        "phase 2 prompt + PGF + seg vs seg decoder only: ΔmIoU",
+        "tdpcr_full",
+        "seg_decoder_only",
+        "miou",
+        "points",
+        100.0,
+        paper="phase 2 tunes the prompt and PGF for segmentation",
+    ),
+    Comparison(
+        "delta_psnr_vs_dsen2cr",
+        "TDP-CR vs DSen2-CR: ΔPSNR",
+        "tdpcr_full",
+        "dsen2cr",
+        "psnr",
+        "dB",
+        equal_compute=True,
+        paper="+0.18 dB at 15 % of the parameters",
+    ),
+    Comparison(
+        "delta_miou_vs_multitask",
+        "TDP-CR vs multi-task U-Net: ΔmIoU",
+        "tdpcr_full",
+        "multitask",
+        "miou",
+        "points",
+        100.0,
+        paper="+1.4 mIoU",
+    ),
 )
 
 
-def paired_difference(reference: Mapping[int, float], other: Mapping[int, float],
-                      confidence: float = 0.95) -> dict[str, Any]:
+def paired_difference(
+    reference: Mapping[int, float], other: Mapping[int, float], confidence: float = 0.95
+) -> dict[str, Any]:
     """Mean of ``reference[k] − other[k]`` over the seeds ``k`` both have, with a t interval.
 
     Non-finite values are dropped. Returns ``delta_mean``, ``ci95_low``, ``ci95_high`` (NaN with
     fewer than 2 pairs), ``sd`` (ddof 1), ``n_seeds`` and ``deltas`` (seed → difference).
     """
-    deltas = {int(seed): float(reference[seed]) - float(other[seed])
-              for seed in sorted(set(reference) & set(other))
-              if _finite(reference[seed]) and _finite(other[seed])}
+    deltas = {
+        int(seed): float(reference[seed]) - float(other[seed])
+        for seed in sorted(set(reference) & set(other))
+        if _finite(reference[seed]) and _finite(other[seed])
+    }
     values = np.array(list(deltas.values()), dtype=float)
     n = len(values)
-    out: dict[str, Any] = {"delta_mean": float(values.mean()) if n else float("nan"),
-                           "ci95_low": float("nan"), "ci95_high": float("nan"),
-                           "sd": float("nan"), "n_seeds": n, "deltas": deltas}
+    out: dict[str, Any] = {
+        "delta_mean": float(values.mean()) if n else float("nan"),
+        "ci95_low": float("nan"),
+        "ci95_high": float("nan"),
+        "sd": float("nan"),
+        "n_seeds": n,
+        "deltas": deltas,
+    }
     if n >= 2:
         sd = float(values.std(ddof=1))
         half = float(stats.t.ppf(0.5 + confidence / 2, df=n - 1)) * sd / math.sqrt(n)
@@ -123,8 +199,7 @@ def paired_difference(reference: Mapping[int, float], other: Mapping[int, float]
     return out
 
 
-def direction(ci_low: float, ci_high: float, delta: float | None = None,
-              resolution: float = 0.0) -> str:
+def direction(ci_low: float, ci_high: float, delta: float | None = None, resolution: float = 0.0) -> str:
     """:data:`AHEAD` when the interval is above zero, :data:`BEHIND` when below, and
     :data:`WITHIN_NOISE` when it contains zero, is undefined (NaN) or ``|delta|`` is smaller than
     ``resolution`` (a difference the protocol cannot resolve; keeps near-zero claims stable)."""
@@ -162,8 +237,11 @@ def verdict_text(status: str, direction_word: str | None) -> str:
 
 def seed_values(runs: Sequence[Mapping[str, Any]], name: str, metric: str) -> dict[int, float]:
     """``{seed: metric}`` of one model's runs (``runs`` records of ``04_ablations.json``)."""
-    return {int(r["seed"]): float(r["metrics"][metric]) for r in runs
-            if r["model"] == name and _finite(r["metrics"].get(metric))}
+    return {
+        int(r["seed"]): float(r["metrics"][metric])
+        for r in runs
+        if r["model"] == name and _finite(r["metrics"].get(metric))
+    }
 
 
 def _scaled(diff: Mapping[str, Any], scale: float) -> dict[str, float | None]:
@@ -171,8 +249,7 @@ def _scaled(diff: Mapping[str, Any], scale: float) -> dict[str, float | None]:
     return {k: v if _finite(v) else None for k, v in out.items()}  # strict JSON
 
 
-def claims(runs: Sequence[Mapping[str, Any]],
-           comparisons: Sequence[Comparison] = COMPARISONS) -> list[dict[str, Any]]:
+def claims(runs: Sequence[Mapping[str, Any]], comparisons: Sequence[Comparison] = COMPARISONS) -> list[dict[str, Any]]:
     """One record per comparison whose two models both ran: the ``claims`` of the JSON.
 
     ``delta_mean`` and the interval (test tiles, best checkpoints) are in the comparison's
@@ -186,40 +263,60 @@ def claims(runs: Sequence[Mapping[str, Any]],
     for comparison in comparisons:
         if comparison.reference not in present or comparison.other not in present:
             continue
-        diff = paired_difference(seed_values(runs, comparison.reference, comparison.metric),
-                                 seed_values(runs, comparison.other, comparison.metric))
+        diff = paired_difference(
+            seed_values(runs, comparison.reference, comparison.metric),
+            seed_values(runs, comparison.other, comparison.metric),
+        )
         scaled = _scaled(diff, comparison.scale)
         if not same_test_tiles(runs, comparison.reference, comparison.other):
             scaled = dict.fromkeys(scaled)  # not a paired difference: no Δ
         resolution = TOLERANCES.get(comparison.metric.split("_")[0], 0.1) * comparison.scale
-        sides = [[r for r in runs if r["model"] == name]
-                 for name in (comparison.reference, comparison.other)]
+        sides = [[r for r in runs if r["model"] == name] for name in (comparison.reference, comparison.other)]
         why_not = budget.comparability(*sides, labels=(comparison.reference, comparison.other))
         by_budget, directions = [], []
         if why_not is None:
             for fraction in budget.FRACTIONS:
                 step_diff = paired_difference(
                     budget.seed_values_at(runs, comparison.reference, comparison.metric, fraction),
-                    budget.seed_values_at(runs, comparison.other, comparison.metric, fraction))
+                    budget.seed_values_at(runs, comparison.other, comparison.metric, fraction),
+                )
                 point = _scaled(step_diff, comparison.scale)
-                by_budget.append({"fraction": fraction, **point,
-                                  "n_seeds": step_diff["n_seeds"]})
+                by_budget.append({"fraction": fraction, **point, "n_seeds": step_diff["n_seeds"]})
                 if fraction in budget.SETTLE_FRACTIONS:
-                    directions.append(None if point["ci95_low"] is None else direction(
-                        point["ci95_low"], point["ci95_high"], point["delta_mean"], resolution))
-        word = None if why_not else direction(_nan(scaled["ci95_low"]), _nan(scaled["ci95_high"]),
-                                              scaled["delta_mean"], resolution)
+                    directions.append(
+                        None
+                        if point["ci95_low"] is None
+                        else direction(point["ci95_low"], point["ci95_high"], point["delta_mean"], resolution)
+                    )
+        word = (
+            None
+            if why_not
+            else direction(_nan(scaled["ci95_low"]), _nan(scaled["ci95_high"]), scaled["delta_mean"], resolution)
+        )
         on_plateau = all(r.get("plateau") is True for side in sides for r in side)
         status = status_of(why_not is None, on_plateau, [*directions, word])
         reason = why_not or _reason(status, on_plateau, sides, directions, word)
-        out.append({"name": comparison.name, "label": comparison.label,
-                    "reference": comparison.reference, "other": comparison.other,
-                    "metric": comparison.metric, "unit": comparison.unit, **scaled,
-                    "n_seeds": diff["n_seeds"], "direction": word, "status": status,
-                    "verdict": verdict_text(status, word), "status_reason": reason,
-                    "by_budget": by_budget, "resolution": resolution,
-                    "equal_compute": comparison.equal_compute, "paper": comparison.paper,
-                    "caveat": comparison.caveat})
+        out.append(
+            {
+                "name": comparison.name,
+                "label": comparison.label,
+                "reference": comparison.reference,
+                "other": comparison.other,
+                "metric": comparison.metric,
+                "unit": comparison.unit,
+                **scaled,
+                "n_seeds": diff["n_seeds"],
+                "direction": word,
+                "status": status,
+                "verdict": verdict_text(status, word),
+                "status_reason": reason,
+                "by_budget": by_budget,
+                "resolution": resolution,
+                "equal_compute": comparison.equal_compute,
+                "paper": comparison.paper,
+                "caveat": comparison.caveat,
+            }
+        )
     return out
 
 
@@ -230,8 +327,13 @@ def same_test_tiles(runs: Sequence[Mapping[str, Any]], reference: str, other: st
     return len(counts - {None}) <= 1
 
 
-def _reason(status: str, on_plateau: bool, sides: Sequence[Sequence[Mapping[str, Any]]],
-            directions: Sequence[str | None], word: str | None) -> str:
+def _reason(
+    status: str,
+    on_plateau: bool,
+    sides: Sequence[Sequence[Mapping[str, Any]]],
+    directions: Sequence[str | None],
+    word: str | None,
+) -> str:
     if status == SETTLED:
         return "both sides on their plateau; the same direction at 50/75/100 % and on test"
     parts = []

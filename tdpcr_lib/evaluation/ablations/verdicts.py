@@ -24,8 +24,17 @@ HEADING = "## What our runs show"
 
 #: The keys a ``04_ablations.json`` record must hold for the verdicts (checked on read).
 REQUIRED_RUN_KEYS = ("model", "seed", "steps", "plateau", "metrics")
-REQUIRED_CLAIM_KEYS = ("name", "delta_mean", "ci95_low", "ci95_high", "n_seeds", "verdict",
-                       "status", "direction", "by_budget")
+REQUIRED_CLAIM_KEYS = (
+    "name",
+    "delta_mean",
+    "ci95_low",
+    "ci95_high",
+    "n_seeds",
+    "verdict",
+    "status",
+    "direction",
+    "by_budget",
+)
 
 #: The claim statuses, in the order the reports list them (settled claims lead).
 STATUS_ORDER: tuple[str, ...] = ("settled", "budget-dependent", "not comparable")
@@ -68,8 +77,7 @@ def load_record(path: str | Path) -> dict[str, Any]:
     """Read and check a ``04_ablations.json`` record (one-line :class:`VerdictsError` if bad)."""
     path = Path(path)
     if not path.is_file():
-        raise VerdictsError(f"{path}: no ablation record; run notebooks/04_ablations.ipynb "
-                            "(or `make reproduce`) first")
+        raise VerdictsError(f"{path}: no ablation record; run notebooks/04_ablations.ipynb (or `make reproduce`) first")
     record = _read_json(path, "ablation record")
     for key, required in (("runs", REQUIRED_RUN_KEYS), ("claims", REQUIRED_CLAIM_KEYS)):
         rows = record.get(key) if isinstance(record, dict) else None
@@ -80,30 +88,36 @@ def load_record(path: str | Path) -> dict[str, Any]:
             if missing:
                 raise VerdictsError(f"{path}: {key}[{k}] lacks {', '.join(missing)}")
             if key == "claims" and row["status"] not in STATUS_ORDER:
-                raise VerdictsError(f"{path}: claims[{k}] has status {row['status']!r}, not one "
-                                    f"of {', '.join(STATUS_ORDER)}")
+                raise VerdictsError(
+                    f"{path}: claims[{k}] has status {row['status']!r}, not one of {', '.join(STATUS_ORDER)}"
+                )
     if not record["runs"]:
-        raise VerdictsError(f"{path}: 'runs' is empty; no verdict can come from zero runs "
-                            "(run notebooks/04_ablations.ipynb)")
+        raise VerdictsError(
+            f"{path}: 'runs' is empty; no verdict can come from zero runs (run notebooks/04_ablations.ipynb)"
+        )
     for k, run in enumerate(record["runs"]):
         if run["plateau"] is not None and not isinstance(run["plateau"], bool):
-            raise VerdictsError(f"{path}: runs[{k}].plateau must be true, false or null, got "
-                                f"{run['plateau']!r}")
+            raise VerdictsError(f"{path}: runs[{k}].plateau must be true, false or null, got {run['plateau']!r}")
         if not isinstance(run["seed"], int) or isinstance(run["seed"], bool):
             raise VerdictsError(f"{path}: runs[{k}].seed must be an integer, got {run['seed']!r}")
-        params = (run.get("complexity") or {}).get("params", 0) \
-            if isinstance(run.get("complexity") or {}, dict) else None
+        params = (
+            (run.get("complexity") or {}).get("params", 0) if isinstance(run.get("complexity") or {}, dict) else None
+        )
         if not _is_number(params):
             raise VerdictsError(f"{path}: runs[{k}].complexity.params must be a number")
     for k, claim in enumerate(record["claims"]):
         for field in ("delta_mean", "ci95_low", "ci95_high"):
             if claim[field] is not None and not _is_number(claim[field]):
-                raise VerdictsError(f"{path}: claims[{k}].{field} must be a number or null, got "
-                                    f"{claim[field]!r}")
-        if not isinstance(claim["verdict"], str) or START in claim["verdict"] \
-                or END in claim["verdict"] or "<!--" in str(claim.get("label", "")):
-            raise VerdictsError(f"{path}: claims[{k}].verdict must be text without the README's "
-                                "generated-section markers")
+                raise VerdictsError(f"{path}: claims[{k}].{field} must be a number or null, got {claim[field]!r}")
+        if (
+            not isinstance(claim["verdict"], str)
+            or START in claim["verdict"]
+            or END in claim["verdict"]
+            or "<!--" in str(claim.get("label", ""))
+        ):
+            raise VerdictsError(
+                f"{path}: claims[{k}].verdict must be text without the README's generated-section markers"
+            )
     if not _is_number(record.get("wall_time_s", 0)):
         raise VerdictsError(f"{path}: wall_time_s must be a number")
     return record
@@ -131,12 +145,18 @@ def load_timings(path: str | Path) -> dict[str, Any] | None:
         return None
     timings = _read_json(path, "timings file")
     notebooks = timings.get("notebooks") if isinstance(timings, dict) else None
-    if not isinstance(notebooks, list) or not all(
-            isinstance(n, dict) and isinstance(n.get("notebook"), str)
-            and _is_number(n.get("seconds")) for n in notebooks) \
-            or (notebooks and not _is_number(timings.get("total_seconds"))):
-        raise VerdictsError(f"{path}: not a `tdpcr reproduce` timings file (needs 'notebooks' "
-                            "with 'notebook' and numeric 'seconds', and 'total_seconds')")
+    if (
+        not isinstance(notebooks, list)
+        or not all(
+            isinstance(n, dict) and isinstance(n.get("notebook"), str) and _is_number(n.get("seconds"))
+            for n in notebooks
+        )
+        or (notebooks and not _is_number(timings.get("total_seconds")))
+    ):
+        raise VerdictsError(
+            f"{path}: not a `tdpcr reproduce` timings file (needs 'notebooks' "
+            "with 'notebook' and numeric 'seconds', and 'total_seconds')"
+        )
     return timings
 
 
@@ -147,8 +167,10 @@ def _num(value: Any) -> str:
 def budget_name(record: Mapping[str, Any]) -> str:
     """``"default budget (600 + 300 steps)"``: the budget a record's claims were measured at."""
     budget = (record.get("resolved") or {}).get("budget", {})
-    return (f"{budget.get('mode', '?')} budget ({budget.get('phase1_steps', '?')} + "
-            f"{budget.get('phase2_steps', '?')} steps)")
+    return (
+        f"{budget.get('mode', '?')} budget ({budget.get('phase1_steps', '?')} + "
+        f"{budget.get('phase2_steps', '?')} steps)"
+    )
 
 
 def claim_line(claim: Mapping[str, Any], budget: str = "") -> str:
@@ -156,9 +178,11 @@ def claim_line(claim: Mapping[str, Any], budget: str = "") -> str:
     unit = claim.get("unit", "")
     where = " (equal training FLOPs)" if claim.get("equal_compute") else ""
     at = f", {budget}" if budget else ""
-    line = (f"- **{claim.get('label', claim['name'])}**{where}{at}: Δ = "
-            f"{_num(claim['delta_mean'])} {unit}, 95 % CI [{_num(claim['ci95_low'])}, "
-            f"{_num(claim['ci95_high'])}] over {claim['n_seeds']} seeds → *{claim['verdict']}*")
+    line = (
+        f"- **{claim.get('label', claim['name'])}**{where}{at}: Δ = "
+        f"{_num(claim['delta_mean'])} {unit}, 95 % CI [{_num(claim['ci95_low'])}, "
+        f"{_num(claim['ci95_high'])}] over {claim['n_seeds']} seeds → *{claim['verdict']}*"
+    )
     if claim.get("status") == "not comparable" and claim.get("status_reason"):
         line += f" ({claim['status_reason']})"
     elif claim.get("caveat"):
@@ -166,15 +190,15 @@ def claim_line(claim: Mapping[str, Any], budget: str = "") -> str:
     return line + "."
 
 
-def verdict_lines(record: Mapping[str, Any],
-                  others: Sequence[Mapping[str, Any]] = ()) -> list[str]:
+def verdict_lines(record: Mapping[str, Any], others: Sequence[Mapping[str, Any]] = ()) -> list[str]:
     """The claims of ``record`` (and of ``others``, e.g. the long budget's), grouped by status:
     settled first, then budget-dependent, then not comparable; each line names its budget."""
     records = [record, *others]
-    titles = {"settled": "Settled (both sides on their plateau, one direction from 50 % of the "
-                         "budget on)",
-              "budget-dependent": "Budget-dependent (direction at this budget; not settled)",
-              "not comparable": "Not comparable at this budget"}
+    titles = {
+        "settled": "Settled (both sides on their plateau, one direction from 50 % of the budget on)",
+        "budget-dependent": "Budget-dependent (direction at this budget; not settled)",
+        "not comparable": "Not comparable at this budget",
+    }
     lines: list[str] = []
     for status in STATUS_ORDER:
         group = [(r, c) for r in records for c in r["claims"] if c.get("status") == status]
@@ -192,25 +216,29 @@ def provenance(record: Mapping[str, Any], timings: Mapping[str, Any] | None = No
     runs = record["runs"]
     plateaued = [r for r in runs if r.get("plateau") is not None]
     at_plateau = sum(bool(r["plateau"]) for r in plateaued)
-    sizes = sorted({f"{r['complexity']['params'] / 1e6:.2f} M" for r in runs
-                    if r["model"] == "tdpcr_full" and r.get("complexity")})
+    sizes = sorted(
+        {f"{r['complexity']['params'] / 1e6:.2f} M" for r in runs if r["model"] == "tdpcr_full" and r.get("complexity")}
+    )
     seeds = sorted({r["seed"] for r in runs})
     mode = budget.get("mode", "?")
-    text = (f"These are verdicts on the **synthetic twin** (not the real LuojiaSET-OSFCR), from "
-            f"TDP-CR at the width-scaled '{budget.get('model_size', '?')}' size "
-            f"({', '.join(sizes) or '?'} parameters; the paper's model has 2.40 M), "
-            f"budget mode '{mode}' ({budget.get('phase1_steps', '?')} + "
-            f"{budget.get('phase2_steps', '?')} steps at most, batch {budget.get('batch_size', '?')}, "
-            f"crop {budget.get('crop_size', '?')}²), seeds {seeds}, {len(runs)} runs, "
-            f"{at_plateau}/{len(plateaued)} validated runs at their plateau. "
-            f"Git {record.get('git_sha', 'unknown')}, machine: {record.get('machine', '?')} "
-            f"({record.get('device', '?')}), notebook 04 wall time "
-            f"{float(record.get('wall_time_s', float('nan'))) / 60:.1f} min")
+    text = (
+        f"These are verdicts on the **synthetic twin** (not the real LuojiaSET-OSFCR), from "
+        f"TDP-CR at the width-scaled '{budget.get('model_size', '?')}' size "
+        f"({', '.join(sizes) or '?'} parameters; the paper's model has 2.40 M), "
+        f"budget mode '{mode}' ({budget.get('phase1_steps', '?')} + "
+        f"{budget.get('phase2_steps', '?')} steps at most, batch {budget.get('batch_size', '?')}, "
+        f"crop {budget.get('crop_size', '?')}²), seeds {seeds}, {len(runs)} runs, "
+        f"{at_plateau}/{len(plateaued)} validated runs at their plateau. "
+        f"Git {record.get('git_sha', 'unknown')}, machine: {record.get('machine', '?')} "
+        f"({record.get('device', '?')}), notebook 04 wall time "
+        f"{float(record.get('wall_time_s', float('nan'))) / 60:.1f} min"
+    )
     if timings and timings.get("notebooks"):
-        parts = ", ".join(f"{n['notebook'].split('_')[0]} {n['seconds']:.0f} s"
-                          for n in timings["notebooks"])
-        text += (f"; whole `tdpcr reproduce` {timings['total_seconds'] / 60:.1f} min ({parts}; "
-                 f"git {timings.get('git_sha', '?')})")
+        parts = ", ".join(f"{n['notebook'].split('_')[0]} {n['seconds']:.0f} s" for n in timings["notebooks"])
+        text += (
+            f"; whole `tdpcr reproduce` {timings['total_seconds'] / 60:.1f} min ({parts}; "
+            f"git {timings.get('git_sha', '?')})"
+        )
     text += "."
     noise = noise_summary(runs)
     if noise:
@@ -228,8 +256,7 @@ def noise_summary(runs: Sequence[Mapping[str, Any]]) -> str:
             status = phase.get("plateau") or {}
             if status.get("noise_sd") is not None:
                 metric = (status.get("rule") or {}).get("metric", phase.get("metric", "?"))
-                found.setdefault((phase.get("phase", "?"), metric), []).append(
-                    float(status["noise_sd"]))
+                found.setdefault((phase.get("phase", "?"), metric), []).append(float(status["noise_sd"]))
     parts = []
     for (phase, metric), values in sorted(found.items()):
         values.sort()
@@ -239,9 +266,12 @@ def noise_summary(runs: Sequence[Mapping[str, Any]]) -> str:
     return ", ".join(parts)
 
 
-def verdicts_markdown(record: Mapping[str, Any], timings: Mapping[str, Any] | None = None,
-                      heading: str = "# Verdicts",
-                      others: Sequence[Mapping[str, Any]] = ()) -> str:
+def verdicts_markdown(
+    record: Mapping[str, Any],
+    timings: Mapping[str, Any] | None = None,
+    heading: str = "# Verdicts",
+    others: Sequence[Mapping[str, Any]] = (),
+) -> str:
     """The verdicts page (also the README section's body, under its own heading).
 
     ``others``: records of further budgets (the long budget's), reported beside ``record``.
@@ -249,25 +279,34 @@ def verdicts_markdown(record: Mapping[str, Any], timings: Mapping[str, Any] | No
     lines = [heading, ""]
     for k, one in enumerate([record, *others]):
         lines += [f"*{budget_name(one)}*: " + provenance(one, timings if k == 0 else None), ""]
-    lines += ["Each line: TDP-CR minus the other model, paired by seed, mean with a Student-t "
-              "95 % interval over seeds on the test tiles. Only a *settled* claim (both sides "
-              "on their plateau, the same direction at 50, 75 and 100 % of the budget) is "
-              "worded as supporting or contradicting the paper; the others say where TDP-CR "
-              "stands at this budget (docs/verdicts.md).", ""]
+    lines += [
+        "Each line: TDP-CR minus the other model, paired by seed, mean with a Student-t "
+        "95 % interval over seeds on the test tiles. Only a *settled* claim (both sides "
+        "on their plateau, the same direction at 50, 75 and 100 % of the budget) is "
+        "worded as supporting or contradicting the paper; the others say where TDP-CR "
+        "stands at this budget (docs/verdicts.md).",
+        "",
+    ]
     lines += verdict_lines(record, others) or ["- (no comparisons were run)"]
     return "\n".join(lines) + "\n"
 
 
-def write_verdicts(record: Mapping[str, Any], path: str | Path,
-                   timings: Mapping[str, Any] | None = None,
-                   others: Sequence[Mapping[str, Any]] = ()) -> Path:
+def write_verdicts(
+    record: Mapping[str, Any],
+    path: str | Path,
+    timings: Mapping[str, Any] | None = None,
+    others: Sequence[Mapping[str, Any]] = (),
+) -> Path:
     """Write ``reports/verdicts.md``."""
     return atomic_write_text(path, verdicts_markdown(record, timings, others=others))
 
 
-def update_readme(readme: str | Path, record: Mapping[str, Any],
-                  timings: Mapping[str, Any] | None = None,
-                  others: Sequence[Mapping[str, Any]] = ()) -> Path:
+def update_readme(
+    readme: str | Path,
+    record: Mapping[str, Any],
+    timings: Mapping[str, Any] | None = None,
+    others: Sequence[Mapping[str, Any]] = (),
+) -> Path:
     """Replace the README's generated section (between :data:`START` and :data:`END`).
 
     A README without either marker gets the section appended before ``## Citation`` (or at the
@@ -285,8 +324,7 @@ def update_readme(readme: str | Path, record: Mapping[str, Any],
         raise VerdictsError(f"{readme}: not UTF-8 text; nothing was changed") from None
     body = verdicts_markdown(record, timings, heading=HEADING, others=others)
     if START in body or END in body:
-        raise VerdictsError(f"{readme}: the verdicts contain the section markers; nothing was "
-                            "changed")
+        raise VerdictsError(f"{readme}: the verdicts contain the section markers; nothing was changed")
     block = f"{START}\n{body}{END}\n"
     starts, ends = text.count(START), text.count(END)
     if (starts, ends) == (1, 1) and text.index(START) < text.index(END):
@@ -298,7 +336,8 @@ def update_readme(readme: str | Path, record: Mapping[str, Any],
             f"{readme}: the generated section's markers are damaged ({starts} start and {ends} "
             f"end marker(s){', end before start' if starts == ends == 1 else ''}); nothing was "
             f"changed. Leave exactly one '{START}' line and one '{END}' line after it (or "
-            "remove both to append a fresh section)")
+            "remove both to append a fresh section)"
+        )
     elif "\n## Citation" in text:
         before, after = text.split("\n## Citation", 1)
         new = before.rstrip("\n") + "\n\n" + block + "\n## Citation" + after
