@@ -35,9 +35,15 @@ def train_one(data_root: str, out_dir: str, seed: int, steps: int, threads: int)
     budget = preset_budget()
     config = train_config("phase1", steps, budget.lr_phase1, budget, seed)
     started = time.perf_counter()
-    training_run.train(config, model_config_for(ABLATIONS["tdpcr_full"], budget),
-                       LuojiaSETOSFCR(data_root, split="train"), None, out_dir, device="cpu",
-                       resume=False)
+    training_run.train(
+        config,
+        model_config_for(ABLATIONS["tdpcr_full"], budget),
+        LuojiaSETOSFCR(data_root, split="train"),
+        None,
+        out_dir,
+        device="cpu",
+        resume=False,
+    )
     return time.perf_counter() - started
 
 
@@ -51,8 +57,16 @@ def sequential(data_root: str, work: Path, runs: int, steps: int) -> float:
 def workers(data_root: str, work: Path, runs: int, steps: int) -> float:
     started = time.perf_counter()
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        list(pool.map(train_one, [data_root] * runs, [str(work / f"par{k}") for k in range(runs)],
-                      range(runs), [steps] * runs, [1] * runs))
+        list(
+            pool.map(
+                train_one,
+                [data_root] * runs,
+                [str(work / f"par{k}") for k in range(runs)],
+                range(runs),
+                [steps] * runs,
+                [1] * runs,
+            )
+        )
     return time.perf_counter() - started
 
 
@@ -68,16 +82,12 @@ def main() -> None:
         for order in (("seq", "par"), ("par", "seq")):
             for which in order:
                 if which == "seq":
-                    times["1 process x 2 threads"].append(sequential(data_root, work, args.runs,
-                                                                     args.steps))
+                    times["1 process x 2 threads"].append(sequential(data_root, work, args.runs, args.steps))
                 else:
-                    times["2 workers x 1 thread"].append(workers(data_root, work, args.runs,
-                                                                 args.steps))
+                    times["2 workers x 1 thread"].append(workers(data_root, work, args.runs, args.steps))
         for name, values in times.items():
-            print(f"{name}: {', '.join(f'{v:.1f} s' for v in values)} for {args.runs} runs of "
-                  f"{args.steps} steps")
-        ratio = statistics.median(times["1 process x 2 threads"]) / statistics.median(
-            times["2 workers x 1 thread"])
+            print(f"{name}: {', '.join(f'{v:.1f} s' for v in values)} for {args.runs} runs of {args.steps} steps")
+        ratio = statistics.median(times["1 process x 2 threads"]) / statistics.median(times["2 workers x 1 thread"])
         print(f"speed-up of WORKERS=2 over one 2-thread process: {ratio:.2f}x")
 
 

@@ -179,21 +179,52 @@ def settings_for(tiny: bool, device: str) -> Settings:
     """
     if not tiny:
         return Settings(tiny=False, device=device)
-    return Settings(tiny=True, device=device, inference_size=32, inference_batch=2,
-                    train_crop=32, train_batch=2, gpu_train_crop=32, gpu_train_batch=2,
-                    warmup=1, iterations=1, repeats=2, budget_s=5.0, pipeline_tile=32,
-                    pipeline_tiles=10, pipeline_epoch_samples=8, pipeline_epochs=1,
-                    scene_sizes=((64, 128), (160, 128)), gpu_scene_sizes=((64, 128), (160, 128)),
-                    scene_tile=32, scene_overlap=8, scene_batch=4, scene_variants=False,
-                    ddp_steps=1, ddp_warmup=1, ddp_batch=2, ddp_crop=32, timeout_s=300.0,
-                    ab_rounds=1, ab_dsen2cr_tile=16, scene_bound_calls=2)
+    return Settings(
+        tiny=True,
+        device=device,
+        inference_size=32,
+        inference_batch=2,
+        train_crop=32,
+        train_batch=2,
+        gpu_train_crop=32,
+        gpu_train_batch=2,
+        warmup=1,
+        iterations=1,
+        repeats=2,
+        budget_s=5.0,
+        pipeline_tile=32,
+        pipeline_tiles=10,
+        pipeline_epoch_samples=8,
+        pipeline_epochs=1,
+        scene_sizes=((64, 128), (160, 128)),
+        gpu_scene_sizes=((64, 128), (160, 128)),
+        scene_tile=32,
+        scene_overlap=8,
+        scene_batch=4,
+        scene_variants=False,
+        ddp_steps=1,
+        ddp_warmup=1,
+        ddp_batch=2,
+        ddp_crop=32,
+        timeout_s=300.0,
+        ab_rounds=1,
+        ab_dsen2cr_tile=16,
+        scene_bound_calls=2,
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # Timing
 # --------------------------------------------------------------------------------------------
-def time_call(fn: Callable[[], Any], *, warmup: int, iterations: int, repeats: int,
-              budget_s: float, synchronize: Callable[[], None] | None = None) -> dict[str, Any]:
+def time_call(
+    fn: Callable[[], Any],
+    *,
+    warmup: int,
+    iterations: int,
+    repeats: int,
+    budget_s: float,
+    synchronize: Callable[[], None] | None = None,
+) -> dict[str, Any]:
     """Median seconds per call of ``fn`` (module docstring: warm-up, blocks, budget).
 
     Parameters
@@ -216,8 +247,7 @@ def time_call(fn: Callable[[], Any], *, warmup: int, iterations: int, repeats: i
         ``iterations``, ``repeats``, ``warmup``, ``warmup_seconds`` (last warm-up call).
     """
     if iterations < 1 or repeats < 1 or warmup < 0:
-        raise ValueError(f"need iterations >= 1, repeats >= 1, warmup >= 0; got {iterations}, "
-                         f"{repeats}, {warmup}")
+        raise ValueError(f"need iterations >= 1, repeats >= 1, warmup >= 0; got {iterations}, {repeats}, {warmup}")
     sync = synchronize or (lambda: None)
     last_warmup = None
     for _ in range(warmup):
@@ -236,10 +266,14 @@ def time_call(fn: Callable[[], Any], *, warmup: int, iterations: int, repeats: i
             fn()
         sync()
         blocks.append(time.perf_counter() - start)
-    return {"seconds_per_call": statistics.median(blocks) / iterations,
-            "block_seconds": [round(b, 6) for b in blocks], "iterations": iterations,
-            "repeats": repeats, "warmup": warmup,
-            "warmup_seconds": None if last_warmup is None else round(last_warmup, 6)}
+    return {
+        "seconds_per_call": statistics.median(blocks) / iterations,
+        "block_seconds": [round(b, 6) for b in blocks],
+        "iterations": iterations,
+        "repeats": repeats,
+        "warmup": warmup,
+        "warmup_seconds": None if last_warmup is None else round(last_warmup, 6),
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -285,8 +319,7 @@ class ChildError(RuntimeError):
     """A benchmark child process failed; the message holds the end of its output."""
 
 
-def run_child(argv: Sequence[str], *, timeout_s: float, env: dict[str, str] | None = None
-              ) -> dict[str, Any]:
+def run_child(argv: Sequence[str], *, timeout_s: float, env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run ``python <argv> --json FILE`` from the repository root and return the JSON it wrote.
 
     Raises
@@ -299,11 +332,11 @@ def run_child(argv: Sequence[str], *, timeout_s: float, env: dict[str, str] | No
         result_path = Path(scratch) / "result.json"
         command = [sys.executable, *argv, "--json", str(result_path)]
         child_env = {**os.environ, **(env or {})}
-        child_env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(REPO_ROOT), child_env.get("PYTHONPATH", "")) if p)
+        child_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), child_env.get("PYTHONPATH", "")) if p)
         try:
-            proc = subprocess.run(command, cwd=REPO_ROOT, env=child_env, capture_output=True,
-                                  text=True, timeout=timeout_s)
+            proc = subprocess.run(
+                command, cwd=REPO_ROOT, env=child_env, capture_output=True, text=True, timeout=timeout_s
+            )
         except subprocess.TimeoutExpired as err:
             raise ChildError(f"{' '.join(command)} timed out after {timeout_s:.0f} s") from err
         if proc.returncode != 0 or not result_path.is_file():
@@ -351,8 +384,7 @@ def machine_info(device: str) -> dict[str, Any]:
     info: dict[str, Any] = {
         "cpu_model": cpu_model(),
         "cpu_cores": os.cpu_count(),
-        "cpu_cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-        else os.cpu_count(),
+        "cpu_cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "memory_gib": None if memory is None else round(memory / 2**30, 1),
         "load_average_at_start": load,
@@ -365,10 +397,13 @@ def machine_info(device: str) -> dict[str, Any]:
     }
     if device == "cuda" and torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
-        info["gpu"] = {"name": torch.cuda.get_device_name(0),
-                       "memory_gib": round(props.total_memory / 2**30, 1),
-                       "count": torch.cuda.device_count(), "cuda": torch.version.cuda,
-                       "bf16_supported": torch.cuda.is_bf16_supported()}
+        info["gpu"] = {
+            "name": torch.cuda.get_device_name(0),
+            "memory_gib": round(props.total_memory / 2**30, 1),
+            "count": torch.cuda.device_count(),
+            "cuda": torch.version.cuda,
+            "bf16_supported": torch.cuda.is_bf16_supported(),
+        }
     return info
 
 
@@ -378,12 +413,15 @@ def random_sample(size: int, seed: int, num_classes: int = 7) -> dict[str, Any]:
 
     generator = torch.Generator().manual_seed(seed)
     optical = torch.rand(13, size, size, generator=generator)
-    return {"optical": optical,
-            "sar": torch.rand(2, size, size, generator=generator),
-            "target": (optical * 0.8).clamp(0, 1),
-            "mask": torch.randint(num_classes, (size, size), generator=generator),
-            "cloud_mask": (torch.rand(size, size, generator=generator) > 0.5).float(),
-            "bucket": "40%-60%", "id": f"random-{seed}"}
+    return {
+        "optical": optical,
+        "sar": torch.rand(2, size, size, generator=generator),
+        "target": (optical * 0.8).clamp(0, 1),
+        "mask": torch.randint(num_classes, (size, size), generator=generator),
+        "cloud_mask": (torch.rand(size, size, generator=generator) > 0.5).float(),
+        "bucket": "40%-60%",
+        "id": f"random-{seed}",
+    }
 
 
 class RandomTiles:

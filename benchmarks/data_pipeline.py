@@ -35,8 +35,7 @@ def preset_workers() -> dict[str, int]:
     """``num_workers`` of the training presets (default/notebook and full GPU recipe)."""
     from tdpcr_lib.training.presets import preset_config
 
-    return {"default": preset_config("phase1").num_workers,
-            "full": preset_config("phase1", full=True).num_workers}
+    return {"default": preset_config("phase1").num_workers, "full": preset_config("phase1", full=True).num_workers}
 
 
 def twin_root(work_dir: Path, settings: Settings) -> Path:
@@ -66,8 +65,12 @@ def _time_loader(trainer, epochs: int, device, loader_factory=None) -> dict[str,
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - started
-    return {"samples": samples, "seconds": round(seconds, 4), "samples_per_s": samples / seconds,
-            "first_batch_s": first_batch_s}
+    return {
+        "samples": samples,
+        "seconds": round(seconds, 4),
+        "samples_per_s": samples / seconds,
+        "first_batch_s": first_batch_s,
+    }
 
 
 def measure(settings: Settings, device_name: str, work_dir: Path) -> dict[str, Any]:
@@ -87,8 +90,9 @@ def measure(settings: Settings, device_name: str, work_dir: Path) -> dict[str, A
     device = resolve_device(device_name)
     crop, batch_size = settings.train_shape(device.type)
     started = time.perf_counter()
-    root = make_synthetic_luojiaset(twin_root(work_dir, settings), n_tiles=settings.pipeline_tiles,
-                                    size=settings.pipeline_tile, seed=0)
+    root = make_synthetic_luojiaset(
+        twin_root(work_dir, settings), n_tiles=settings.pipeline_tiles, size=settings.pipeline_tile, seed=0
+    )
     twin_seconds = time.perf_counter() - started
     base = LuojiaSETOSFCR(root, split="train")
     n_base = len(base)
@@ -98,15 +102,17 @@ def measure(settings: Settings, device_name: str, work_dir: Path) -> dict[str, A
     # Per-sample breakdown, single process: decode (rasterio) / full __getitem__ / + augment.
     augment = TrainAugment(crop if crop < settings.pipeline_tile else None)
     breakdown: dict[str, float] = {}
-    for label, fn in (("decode_geotiffs", base.load_raw), ("getitem", base.__getitem__),
-                      ("getitem_and_augment", lambda i: augment(base[i]))):
+    for label, fn in (
+        ("decode_geotiffs", base.load_raw),
+        ("getitem", base.__getitem__),
+        ("getitem_and_augment", lambda i: augment(base[i])),
+    ):
         fn(0)  # warm the page cache and imports
         start = time.perf_counter()
         for i in range(n_base):
             fn(i)
         breakdown[label + "_ms"] = 1000 * (time.perf_counter() - start) / n_base
-    breakdown["decode_share_of_sample"] = (breakdown["decode_geotiffs_ms"]
-                                           / breakdown["getitem_and_augment_ms"])
+    breakdown["decode_share_of_sample"] = breakdown["decode_geotiffs_ms"] / breakdown["getitem_and_augment_ms"]
 
     presets = preset_workers()
     worker_counts = sorted({presets["default"], presets["full"]})
@@ -116,25 +122,41 @@ def measure(settings: Settings, device_name: str, work_dir: Path) -> dict[str, A
     loaders: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="tdpcr-bench-loader-") as out_dir:
         for workers in worker_counts:
-            config = TrainConfig(batch_size=batch_size, crop_size=crop, num_workers=workers,
-                                 epochs=settings.pipeline_epochs, progress=False)
-            trainer = Trainer(model, config, data, None, out_dir, device=device,
-                              train_transform=TrainAugment(config.crop_size))
+            config = TrainConfig(
+                batch_size=batch_size,
+                crop_size=crop,
+                num_workers=workers,
+                epochs=settings.pipeline_epochs,
+                progress=False,
+            )
+            trainer = Trainer(
+                model, config, data, None, out_dir, device=device, train_transform=TrainAugment(config.crop_size)
+            )
             loaders[f"num_workers={workers}"] = {
-                "num_workers": workers, "pin_memory": device.type == "cuda",
+                "num_workers": workers,
+                "pin_memory": device.type == "cuda",
                 "persistent_workers": False,
-                **_time_loader(trainer, settings.pipeline_epochs, device)}
+                **_time_loader(trainer, settings.pipeline_epochs, device),
+            }
             if workers > 0:
+
                 def factory(trainer=trainer, workers=workers):
-                    return DataLoader(trainer.train_data, batch_size=trainer.local_batch,
-                                      sampler=trainer.sampler, num_workers=workers,
-                                      drop_last=trainer.drop_last,
-                                      pin_memory=device.type == "cuda", persistent_workers=True)
+                    return DataLoader(
+                        trainer.train_data,
+                        batch_size=trainer.local_batch,
+                        sampler=trainer.sampler,
+                        num_workers=workers,
+                        drop_last=trainer.drop_last,
+                        pin_memory=device.type == "cuda",
+                        persistent_workers=True,
+                    )
 
                 loaders[f"num_workers={workers}, persistent"] = {
-                    "num_workers": workers, "pin_memory": device.type == "cuda",
+                    "num_workers": workers,
+                    "pin_memory": device.type == "cuda",
                     "persistent_workers": True,
-                    **_time_loader(trainer, settings.pipeline_epochs, device, factory)}
+                    **_time_loader(trainer, settings.pipeline_epochs, device, factory),
+                }
         # The optional memory-mapped cache (tdpcr_lib.datasets.cache), with the preset's workers.
         started = time.perf_counter()
         cached = ensure_cache(root, "train", cache_dir=Path(work_dir) / f"{root.name}_cache")
@@ -147,21 +169,41 @@ def measure(settings: Settings, device_name: str, work_dir: Path) -> dict[str, A
         workers = presets["full" if device.type == "cuda" else "default"]
         if settings.tiny:
             workers = 0
-        config = TrainConfig(batch_size=batch_size, crop_size=crop, num_workers=workers,
-                             epochs=settings.pipeline_epochs, progress=False)
-        trainer = Trainer(model, config, Subset(cached, indices), None, out_dir, device=device,
-                          train_transform=TrainAugment(config.crop_size))
+        config = TrainConfig(
+            batch_size=batch_size, crop_size=crop, num_workers=workers, epochs=settings.pipeline_epochs, progress=False
+        )
+        trainer = Trainer(
+            model,
+            config,
+            Subset(cached, indices),
+            None,
+            out_dir,
+            device=device,
+            train_transform=TrainAugment(config.crop_size),
+        )
         loaders[f"num_workers={workers}, memory-mapped cache"] = {
-            "num_workers": workers, "pin_memory": device.type == "cuda",
-            "persistent_workers": False, "cache": True,
+            "num_workers": workers,
+            "pin_memory": device.type == "cuda",
+            "persistent_workers": False,
+            "cache": True,
             "cache_build_seconds": round(cache_seconds, 2),
-            **_time_loader(trainer, settings.pipeline_epochs, device)}
-    return {"device": str(device), "tile": settings.pipeline_tile, "crop": crop,
-            "batch": batch_size, "train_tiles": n_base, "epoch_samples": len(indices),
-            "epochs": settings.pipeline_epochs, "twin_root": str(root),
-            "twin_seconds": round(twin_seconds, 2), "presets": presets,
-            "per_sample": breakdown, "loaders": loaders,
-            "torch_threads": torch.get_num_threads()}
+            **_time_loader(trainer, settings.pipeline_epochs, device),
+        }
+    return {
+        "device": str(device),
+        "tile": settings.pipeline_tile,
+        "crop": crop,
+        "batch": batch_size,
+        "train_tiles": n_base,
+        "epoch_samples": len(indices),
+        "epochs": settings.pipeline_epochs,
+        "twin_root": str(root),
+        "twin_seconds": round(twin_seconds, 2),
+        "presets": presets,
+        "per_sample": breakdown,
+        "loaders": loaders,
+        "torch_threads": torch.get_num_threads(),
+    }
 
 
 def run(settings: Settings, work_dir: Path, devices: list[str], log=print) -> dict[str, Any]:
@@ -170,10 +212,21 @@ def run(settings: Settings, work_dir: Path, devices: list[str], log=print) -> di
     for device in devices:
         log(f"[data] loader on {device} ...")
         try:
-            result = run_child(["-m", "benchmarks.data_pipeline", "--worker", "--device", device,
-                                "--work-dir", str(work_dir), "--settings",
-                                json.dumps(settings.to_dict())],
-                               timeout_s=settings.timeout_s, env=settings.child_env())
+            result = run_child(
+                [
+                    "-m",
+                    "benchmarks.data_pipeline",
+                    "--worker",
+                    "--device",
+                    device,
+                    "--work-dir",
+                    str(work_dir),
+                    "--settings",
+                    json.dumps(settings.to_dict()),
+                ],
+                timeout_s=settings.timeout_s,
+                env=settings.child_env(),
+            )
             for name, loader in result["loaders"].items():
                 log(f"          {name:28s} {loader['samples_per_s']:.1f} samples/s")
         except ChildError as err:
@@ -195,21 +248,24 @@ def consumption_ratios(pipeline: dict[str, Any], models: dict[str, Any]) -> dict
         consumed = training.get("samples_per_s")
         if "error" in result or not consumed:
             continue
-        same_shape = (training.get("crop"), training.get("batch")) == (result["crop"],
-                                                                        result["batch"])
+        same_shape = (training.get("crop"), training.get("batch")) == (result["crop"], result["batch"])
         preset = "full" if device == "cuda" else "default"
         target_key = f"num_workers={result['presets'][preset]}"
-        per_loader = {name: loader["samples_per_s"] / consumed
-                      for name, loader in result["loaders"].items()}
-        out[device] = {"consumed_samples_per_s": consumed, "same_crop_and_batch": same_shape,
-                       "ratios": per_loader, "target_loader": target_key,
-                       "target_ratio": per_loader.get(target_key)}
+        per_loader = {name: loader["samples_per_s"] / consumed for name, loader in result["loaders"].items()}
+        out[device] = {
+            "consumed_samples_per_s": consumed,
+            "same_crop_and_batch": same_shape,
+            "ratios": per_loader,
+            "target_loader": target_key,
+            "target_ratio": per_loader.get(target_key),
+        }
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Data pipeline benchmark worker "
-                                     "(run benchmarks.run_all for the whole benchmark).")
+    parser = argparse.ArgumentParser(
+        description="Data pipeline benchmark worker (run benchmarks.run_all for the whole benchmark)."
+    )
     parser.add_argument("--worker", action="store_true", required=True)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--work-dir", required=True)

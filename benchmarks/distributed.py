@@ -41,8 +41,9 @@ def worker(settings: Settings, device_name: str, json_path: str) -> None:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     distributed, device_name = init_distributed(device_name)
     rank = dist.get_rank() if distributed else 0
-    config = TrainConfig(phase="joint", batch_size=settings.ddp_batch, crop_size=None,
-                         epochs=1, max_steps=10_000, progress=False)
+    config = TrainConfig(
+        phase="joint", batch_size=settings.ddp_batch, crop_size=None, epochs=1, max_steps=10_000, progress=False
+    )
     data = RandomTiles(settings.ddp_batch, settings.ddp_crop, seed=11)
     model = build_model(named_configs(small=settings.tiny)["tdpcr"])
     try:
@@ -72,14 +73,22 @@ def worker(settings: Settings, device_name: str, json_path: str) -> None:
                 dist.all_reduce(packed, op=dist.ReduceOp.MAX)
                 seconds = float(packed[0])
             if rank == 0:
-                write_child_result(json_path, {
-                    "processes": world, "distributed": distributed,
-                    "backend": dist.get_backend() if distributed else None,
-                    "device": str(device), "threads_per_process": torch.get_num_threads(),
-                    "global_batch": settings.ddp_batch, "local_batch": trainer.local_batch,
-                    "crop": settings.ddp_crop, "steps": settings.ddp_steps,
-                    "seconds": seconds,
-                    "samples_per_s": settings.ddp_batch * settings.ddp_steps / seconds})
+                write_child_result(
+                    json_path,
+                    {
+                        "processes": world,
+                        "distributed": distributed,
+                        "backend": dist.get_backend() if distributed else None,
+                        "device": str(device),
+                        "threads_per_process": torch.get_num_threads(),
+                        "global_batch": settings.ddp_batch,
+                        "local_batch": trainer.local_batch,
+                        "crop": settings.ddp_crop,
+                        "steps": settings.ddp_steps,
+                        "seconds": seconds,
+                        "samples_per_s": settings.ddp_batch * settings.ddp_steps / seconds,
+                    },
+                )
     finally:
         if distributed and dist.is_initialized():
             dist.destroy_process_group()
@@ -105,11 +114,22 @@ def run(settings: Settings, log=print) -> dict[str, Any]:
         try:
             # --json is appended by run_child and reaches the worker (after the module name).
             result = run_child(
-                ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-                 "-m", "benchmarks.distributed", "--worker", "--device", device,
-                 "--settings", json.dumps(settings.to_dict())],
+                [
+                    "-m",
+                    "torch.distributed.run",
+                    "--standalone",
+                    f"--nproc_per_node={processes}",
+                    "-m",
+                    "benchmarks.distributed",
+                    "--worker",
+                    "--device",
+                    device,
+                    "--settings",
+                    json.dumps(settings.to_dict()),
+                ],
                 timeout_s=settings.timeout_s,
-                env={"OMP_NUM_THREADS": str(max(1, total_threads // processes))})
+                env={"OMP_NUM_THREADS": str(max(1, total_threads // processes))},
+            )
             log(f"          {result['samples_per_s']:.3f} samples/s")
         except ChildError as err:
             result = {"error": str(err)}
@@ -121,8 +141,7 @@ def run(settings: Settings, log=print) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="DDP benchmark worker (launched by torchrun "
-                                     "from benchmarks.run_all).")
+    parser = argparse.ArgumentParser(description="DDP benchmark worker (launched by torchrun from benchmarks.run_all).")
     parser.add_argument("--worker", action="store_true", required=True)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--settings", required=True)

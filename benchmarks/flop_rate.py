@@ -15,8 +15,7 @@ from .common import Settings
 STREAM_BYTES = 512 * 2**20
 
 
-def interleaved_flop_rates(model, optical, sar, settings: Settings, device, bf16: bool
-                           ) -> dict[str, Any]:
+def interleaved_flop_rates(model, optical, sar, settings: Settings, device, bf16: bool) -> dict[str, Any]:
     """FLOP rates of TDP-CR (fused and reference kernels) and DSen2-CR, timed in alternation.
 
     Each round times one call of each, back to back in this process, so a busy machine slows all
@@ -40,9 +39,11 @@ def interleaved_flop_rates(model, optical, sar, settings: Settings, device, bf16
     d_optical = torch.rand(1, 13, tile, tile, generator=generator).to(device)
     d_sar = torch.rand(1, 2, tile, tile, generator=generator).to(device)
     d_optical, d_sar = (t.contiguous(memory_format=torch.channels_last) for t in (d_optical, d_sar))
-    flops = {"tdpcr": flops_per_tile(model, size=optical.shape[-1]) * optical.shape[0],
-             "tdpcr_reference": flops_per_tile(model, size=optical.shape[-1]) * optical.shape[0],
-             "dsen2cr": flops_per_tile(dsen2cr, size=tile)}
+    flops = {
+        "tdpcr": flops_per_tile(model, size=optical.shape[-1]) * optical.shape[0],
+        "tdpcr_reference": flops_per_tile(model, size=optical.shape[-1]) * optical.shape[0],
+        "dsen2cr": flops_per_tile(dsen2cr, size=tile),
+    }
 
     # the machine's memory bandwidth as a copy sees it, for the roofline (FLOP/byte x GB/s)
     stream_bytes = 8 * 2**20 if settings.tiny else STREAM_BYTES
@@ -52,8 +53,7 @@ def interleaved_flop_rates(model, optical, sar, settings: Settings, device, bf16
 
     def call(which: str) -> float:
         start = time.perf_counter()
-        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16,
-                                                    enabled=bf16):
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             if which == "stream copy":
                 target.copy_(source)
             elif which == "dsen2cr":
@@ -74,20 +74,23 @@ def interleaved_flop_rates(model, optical, sar, settings: Settings, device, bf16
             rates[which].append(flops[which] / call(which) / 1e9)
     per_round = {
         "tdpcr/dsen2cr": [a / b for a, b in zip(rates["tdpcr"], rates["dsen2cr"], strict=True)],
-        "tdpcr_reference/dsen2cr": [a / b for a, b in zip(rates["tdpcr_reference"],
-                                                          rates["dsen2cr"], strict=True)],
-        "fused/reference": [a / b for a, b in zip(rates["tdpcr"], rates["tdpcr_reference"],
-                                                  strict=True)]}
+        "tdpcr_reference/dsen2cr": [a / b for a, b in zip(rates["tdpcr_reference"], rates["dsen2cr"], strict=True)],
+        "fused/reference": [a / b for a, b in zip(rates["tdpcr"], rates["tdpcr_reference"], strict=True)],
+    }
     stream = rates.pop("stream copy")
-    intensity = flops["tdpcr"] / bytes_moved_per_tile(model, size=optical.shape[-1]) / \
-        optical.shape[0]
+    intensity = flops["tdpcr"] / bytes_moved_per_tile(model, size=optical.shape[-1]) / optical.shape[0]
     bandwidth = statistics.median(stream)
-    return {"rounds": settings.ab_rounds, "dsen2cr_tile": tile,
-            "copy_gb_per_s": bandwidth, "copy_gb_per_s_all": stream,
-            "tdpcr_flop_per_byte": intensity,
-            "tdpcr_roofline_gflop_per_s": intensity * bandwidth,
-            "tdpcr_tile": optical.shape[-1], "tdpcr_batch": optical.shape[0],
-            "gflop_per_s": {k: statistics.median(v) for k, v in rates.items()},
-            "gflop_per_s_all": rates,
-            "ratios": {k: statistics.median(v) for k, v in per_round.items()},
-            "ratio_spread": {k: [min(v), max(v)] for k, v in per_round.items()}}
+    return {
+        "rounds": settings.ab_rounds,
+        "dsen2cr_tile": tile,
+        "copy_gb_per_s": bandwidth,
+        "copy_gb_per_s_all": stream,
+        "tdpcr_flop_per_byte": intensity,
+        "tdpcr_roofline_gflop_per_s": intensity * bandwidth,
+        "tdpcr_tile": optical.shape[-1],
+        "tdpcr_batch": optical.shape[0],
+        "gflop_per_s": {k: statistics.median(v) for k, v in rates.items()},
+        "gflop_per_s_all": rates,
+        "ratios": {k: statistics.median(v) for k, v in per_round.items()},
+        "ratio_spread": {k: [min(v), max(v)] for k, v in per_round.items()},
+    }

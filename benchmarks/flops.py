@@ -12,12 +12,25 @@ TRAINING_FLOP_METHOD = (
     "torch.utils.flop_counter.FlopCounterMode over forward + loss + backward (2 FLOPs per "
     "multiply-add; convolutions and matrix products, element-wise ops not counted), with the "
     "weight gradient of a grouped convolution counted as its forward FLOPs: torch's formula "
-    "ignores groups and counts a depthwise convolution's weight gradient channels-times over")
+    "ignores groups and counts a depthwise convolution's weight gradient channels-times over"
+)
 
 
-def _conv_backward_flops(grad_out_shape, x_shape, w_shape, _bias, _stride, _padding, _dilation,
-                         transposed, _output_padding, _groups, output_mask, out_shape=None,
-                         **kwargs) -> int:
+def _conv_backward_flops(
+    grad_out_shape,
+    x_shape,
+    w_shape,
+    _bias,
+    _stride,
+    _padding,
+    _dilation,
+    transposed,
+    _output_padding,
+    _groups,
+    output_mask,
+    out_shape=None,
+    **kwargs,
+) -> int:
     """Input gradient and weight gradient each cost the forward convolution's FLOPs."""
     from torch.utils.flop_counter import conv_flop_count
 

@@ -85,11 +85,13 @@ def _memory_peak(device, start: int | None) -> dict[str, Any]:
 
     if device.type == "cuda":
         peak = int(torch.cuda.max_memory_allocated(device))
-        return {"kind": "cuda_max_memory_allocated", "peak_mib": mib(peak),
-                "delta_mib": mib(peak - (start or 0))}
+        return {"kind": "cuda_max_memory_allocated", "peak_mib": mib(peak), "delta_mib": mib(peak - (start or 0))}
     peak = peak_rss_bytes()
-    return {"kind": "cpu_peak_rss", "peak_mib": mib(peak),
-            "delta_mib": mib(None if peak is None or start is None else peak - start)}
+    return {
+        "kind": "cpu_peak_rss",
+        "peak_mib": mib(peak),
+        "delta_mib": mib(None if peak is None or start is None else peak - start),
+    }
 
 
 def measure_inference(name: str, settings: Settings, device_name: str) -> dict[str, Any]:
@@ -119,13 +121,17 @@ def measure_inference(name: str, settings: Settings, device_name: str) -> dict[s
             s = s.contiguous(memory_format=torch.channels_last)
 
         def call():
-            with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16,
-                                                        enabled=bf16):
+            with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 module(o, s)
 
-        timing = time_call(call, warmup=settings.warmup if warmup is None else warmup,
-                           iterations=settings.iterations, repeats=settings.repeats,
-                           budget_s=settings.budget_s, synchronize=sync)
+        timing = time_call(
+            call,
+            warmup=settings.warmup if warmup is None else warmup,
+            iterations=settings.iterations,
+            repeats=settings.repeats,
+            budget_s=settings.budget_s,
+            synchronize=sync,
+        )
         timing["tiles_per_s"] = batch / timing["seconds_per_call"]
         return timing
 
@@ -137,17 +143,26 @@ def measure_inference(name: str, settings: Settings, device_name: str) -> dict[s
     memory = _memory_peak(device, memory_start)
     flops = flops_per_tile(model, size=size)
     result: dict[str, Any] = {
-        "model": name, "task": "inference", "device": str(device), "tile": size,
-        "batch": batch, "precision": "bf16-autocast" if use_bf16 else "fp32",
-        "channels_last": True, "params": count_parameters(model)["total"],
-        "flops_per_tile": flops, "gflops_per_tile": flops / 1e9,
-        "tiles_per_s": main["tiles_per_s"], "achieved_gflop_per_s": flops * main["tiles_per_s"] / 1e9,
-        "timing": main, "memory": memory, "variants": {}}
+        "model": name,
+        "task": "inference",
+        "device": str(device),
+        "tile": size,
+        "batch": batch,
+        "precision": "bf16-autocast" if use_bf16 else "fp32",
+        "channels_last": True,
+        "params": count_parameters(model)["total"],
+        "flops_per_tile": flops,
+        "gflops_per_tile": flops / 1e9,
+        "tiles_per_s": main["tiles_per_s"],
+        "achieved_gflop_per_s": flops * main["tiles_per_s"] / 1e9,
+        "timing": main,
+        "memory": memory,
+        "variants": {},
+    }
     if name == "tdpcr":
         variants = result["variants"]
         with reference_kernels():  # the plain layer-by-layer formulation: the "before"
-            variants["reference kernels (before)"] = timed(model, channels_last=True,
-                                                           bf16=use_bf16)
+            variants["reference kernels (before)"] = timed(model, channels_last=True, bf16=use_bf16)
         plain = model.to(memory_format=torch.contiguous_format)
         variants["contiguous (NCHW)"] = timed(plain, channels_last=False, bf16=use_bf16)
         model = plain.to(memory_format=torch.channels_last)
@@ -159,8 +174,7 @@ def measure_inference(name: str, settings: Settings, device_name: str) -> dict[s
 
                 start = time.perf_counter()
                 compiled = torch.compile(model)
-                timing = timed(compiled, channels_last=True, bf16=use_bf16, warmup=max(
-                    2, settings.warmup))
+                timing = timed(compiled, channels_last=True, bf16=use_bf16, warmup=max(2, settings.warmup))
                 timing["first_calls_s_including_compile"] = round(time.perf_counter() - start, 2)
                 variants["torch.compile"] = timing
             except Exception as err:  # compile needs a working C++/Triton toolchain
@@ -168,8 +182,7 @@ def measure_inference(name: str, settings: Settings, device_name: str) -> dict[s
         for timing in variants.values():
             if "tiles_per_s" in timing:
                 timing["speedup_vs_main"] = timing["tiles_per_s"] / main["tiles_per_s"]
-        result["interleaved"] = interleaved_flop_rates(model, optical, sar, settings, device,
-                                                       use_bf16)
+        result["interleaved"] = interleaved_flop_rates(model, optical, sar, settings, device, use_bf16)
     return result
 
 
@@ -198,31 +211,46 @@ def measure_training(name: str, settings: Settings, device_name: str) -> dict[st
     model = build_model(config)
     flops = flops_per_tile(model, size=crop)
     phase = "joint" if config.arch == "tdpcr" else "baseline"
-    train_config = TrainConfig(phase=phase, batch_size=batch_size, crop_size=None, epochs=1,
-                               max_steps=10_000, progress=False, num_workers=0)
+    train_config = TrainConfig(
+        phase=phase, batch_size=batch_size, crop_size=None, epochs=1, max_steps=10_000, progress=False, num_workers=0
+    )
     data = RandomTiles(batch_size, crop, seed=7)
     with tempfile.TemporaryDirectory(prefix="tdpcr-bench-train-") as out_dir:
         trainer = Trainer(model, train_config, data, None, out_dir, device=device)
         trainer._set_train_mode()  # what fit() does before every epoch
         batch = default_collate([data[i] for i in range(batch_size)])
         heavy = name == "dsen2cr" and device.type == "cpu" and not settings.tiny
-        timing = time_call(lambda: trainer.train_step(batch),
-                           warmup=1 if heavy else settings.warmup,
-                           iterations=settings.iterations, repeats=settings.repeats,
-                           budget_s=settings.budget_s, synchronize=_synchronizer(device))
+        timing = time_call(
+            lambda: trainer.train_step(batch),
+            warmup=1 if heavy else settings.warmup,
+            iterations=settings.iterations,
+            repeats=settings.repeats,
+            budget_s=settings.budget_s,
+            synchronize=_synchronizer(device),
+        )
         memory = _memory_peak(device, memory_start)
         samples_per_s = batch_size / timing["seconds_per_call"]
         counted = _counted_step_flops(trainer, batch) / batch_size
-        return {"model": name, "task": "training", "device": str(device), "crop": crop,
-                "batch": batch_size, "phase": phase, "objective": trainer.objective,
-                "precision": "bf16-autocast" if trainer.autocast_dtype is not None else "fp32",
-                "channels_last": trainer.use_channels_last,
-                "deterministic": train_config.deterministic,
-                "params": count_parameters(model)["total"],
-                "flops_per_sample": counted, "three_x_forward_flops_per_sample": 3 * flops,
-                "flop_method": TRAINING_FLOP_METHOD, "samples_per_s": samples_per_s,
-                "achieved_gflop_per_s": counted * samples_per_s / 1e9,
-                "timing": timing, "memory": memory}
+        return {
+            "model": name,
+            "task": "training",
+            "device": str(device),
+            "crop": crop,
+            "batch": batch_size,
+            "phase": phase,
+            "objective": trainer.objective,
+            "precision": "bf16-autocast" if trainer.autocast_dtype is not None else "fp32",
+            "channels_last": trainer.use_channels_last,
+            "deterministic": train_config.deterministic,
+            "params": count_parameters(model)["total"],
+            "flops_per_sample": counted,
+            "three_x_forward_flops_per_sample": 3 * flops,
+            "flop_method": TRAINING_FLOP_METHOD,
+            "samples_per_s": samples_per_s,
+            "achieved_gflop_per_s": counted * samples_per_s / 1e9,
+            "timing": timing,
+            "memory": memory,
+        }
 
 
 # --------------------------------------------------------------------------------------------
@@ -250,10 +278,23 @@ def run(settings: Settings, log=print) -> dict[str, Any]:
             for name in MODEL_NAMES:
                 log(f"[model] {task:9s} {name:15s} on {device} ...")
                 try:
-                    result = run_child(["-m", "benchmarks.model_throughput", "--worker",
-                                        "--task", task, "--model", name, "--device", device,
-                                        "--settings", _settings_json(settings)],
-                                       timeout_s=settings.timeout_s, env=settings.child_env())
+                    result = run_child(
+                        [
+                            "-m",
+                            "benchmarks.model_throughput",
+                            "--worker",
+                            "--task",
+                            task,
+                            "--model",
+                            name,
+                            "--device",
+                            device,
+                            "--settings",
+                            _settings_json(settings),
+                        ],
+                        timeout_s=settings.timeout_s,
+                        env=settings.child_env(),
+                    )
                 except ChildError as err:
                     result = {"error": str(err)}
                 per_model[name] = result
@@ -273,10 +314,14 @@ def _one_line(result: dict[str, Any]) -> str:
     if "error" in result:
         return "ERROR " + result["error"].splitlines()[-1][:200]
     if result["task"] == "inference":
-        return (f"{result['tiles_per_s']:.3f} tiles/s, {result['achieved_gflop_per_s']:.1f} "
-                f"GFLOP/s, peak {result['memory']['delta_mib']} MiB")
-    return (f"{result['samples_per_s']:.3f} samples/s, {result['achieved_gflop_per_s']:.1f} "
-            f"GFLOP/s, peak {result['memory']['delta_mib']} MiB")
+        return (
+            f"{result['tiles_per_s']:.3f} tiles/s, {result['achieved_gflop_per_s']:.1f} "
+            f"GFLOP/s, peak {result['memory']['delta_mib']} MiB"
+        )
+    return (
+        f"{result['samples_per_s']:.3f} samples/s, {result['achieved_gflop_per_s']:.1f} "
+        f"GFLOP/s, peak {result['memory']['delta_mib']} MiB"
+    )
 
 
 def default_complexity() -> dict[str, Any]:
@@ -295,11 +340,13 @@ def default_complexity() -> dict[str, Any]:
         moved = bytes_moved_per_tile(model, size=256)
         with reference_kernels():
             moved_reference = bytes_moved_per_tile(model, size=256)
-        out[name] = {"params": count_parameters(model)["total"],
-                     "gflops_per_tile_256": flops / 1e9,
-                     "gb_moved_per_tile_256": moved / 1e9,
-                     "flop_per_byte": flops / moved,
-                     "flop_per_byte_reference_kernels": flops / moved_reference}
+        out[name] = {
+            "params": count_parameters(model)["total"],
+            "gflops_per_tile_256": flops / 1e9,
+            "gb_moved_per_tile_256": moved / 1e9,
+            "flop_per_byte": flops / moved,
+            "flop_per_byte_reference_kernels": flops / moved_reference,
+        }
     return out
 
 
@@ -332,8 +379,9 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Model throughput benchmark worker "
-                                     "(run benchmarks.run_all for the whole benchmark).")
+    parser = argparse.ArgumentParser(
+        description="Model throughput benchmark worker (run benchmarks.run_all for the whole benchmark)."
+    )
     parser.add_argument("--worker", action="store_true", required=True)
     parser.add_argument("--task", choices=("inference", "training"), required=True)
     parser.add_argument("--model", choices=MODEL_NAMES, required=True)

@@ -104,15 +104,13 @@ def _fast_wrapper(model):
         def forward(self, optical, sar):
             optical = optical.contiguous(memory_format=torch.channels_last)
             sar = sar.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(optical.device.type, dtype=torch.bfloat16,
-                                enabled=optical.device.type == "cuda"):
+            with torch.autocast(optical.device.type, dtype=torch.bfloat16, enabled=optical.device.type == "cuda"):
                 return self.inner(optical, sar)
 
     return ChannelsLastAutocast(model)
 
 
-def measure(settings: Settings, device_name: str, s2: Path, s1: Path, variant: str,
-            scratch: Path) -> dict[str, Any]:
+def measure(settings: Settings, device_name: str, s2: Path, s1: Path, variant: str, scratch: Path) -> dict[str, Any]:
     """One ``predict_scene`` call in this (fresh) process: time, megapixels/s, peak memory."""
     import rasterio
     import torch
@@ -137,51 +135,65 @@ def measure(settings: Settings, device_name: str, s2: Path, s1: Path, variant: s
         torch.cuda.reset_peak_memory_stats(device)
     try:
         started = time.perf_counter()
-        paths = predict_scene(s2, s1, model, out_dir, tile=settings.scene_tile,
-                              overlap=settings.scene_overlap, batch_size=batch_size,
-                              device=device, progress=False,
-                              overlap_io=variant != SEQUENTIAL_VARIANT)
+        paths = predict_scene(
+            s2,
+            s1,
+            model,
+            out_dir,
+            tile=settings.scene_tile,
+            overlap=settings.scene_overlap,
+            batch_size=batch_size,
+            device=device,
+            progress=False,
+            overlap_io=variant != SEQUENTIAL_VARIANT,
+        )
         seconds = time.perf_counter() - started
         summary = json.loads(Path(paths["summary"]).read_text())
         output_mib = sum(p.stat().st_size for p in out_dir.iterdir()) / 2**20
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
     peak = peak_rss_bytes()
-    bare_after = bare_tiles_per_s(model, settings, summary.get("batch_size") or 1, device,
-                                  bound_calls)
+    bare_after = bare_tiles_per_s(model, settings, summary.get("batch_size") or 1, device, bound_calls)
     bare = (bare_before["tiles_per_s"] + bare_after["tiles_per_s"]) / 2
     bound = bare * (settings.scene_tile - settings.scene_overlap) ** 2 / 1e6
     forward_s = (summary.get("timings") or {}).get("forward_s", 0.0)
     result: dict[str, Any] = {
-        "variant": variant, "device": str(device), "height": height, "width": width,
-        "megapixels": height * width / 1e6, "tile": settings.scene_tile,
-        "overlap": settings.scene_overlap, "batch_size": summary.get("batch_size"),
-        "n_tiles": summary.get("n_tiles"), "tile_grid": summary.get("tile_grid"),
-        "largest_batch": min(summary.get("batch_size") or 1,
-                             (summary.get("tile_grid") or [0, 1])[1]),
+        "variant": variant,
+        "device": str(device),
+        "height": height,
+        "width": width,
+        "megapixels": height * width / 1e6,
+        "tile": settings.scene_tile,
+        "overlap": settings.scene_overlap,
+        "batch_size": summary.get("batch_size"),
+        "n_tiles": summary.get("n_tiles"),
+        "tile_grid": summary.get("tile_grid"),
+        "largest_batch": min(summary.get("batch_size") or 1, (summary.get("tile_grid") or [0, 1])[1]),
         "seconds": seconds,
         "megapixels_per_s": height * width / 1e6 / seconds,
-        "bare_tiles_per_s": bare, "bare_tiles_per_s_before_after": [
-            bare_before["tiles_per_s"], bare_after["tiles_per_s"]],
-        "bound_megapixels_per_s": bound, "timings": summary.get("timings"),
+        "bare_tiles_per_s": bare,
+        "bare_tiles_per_s_before_after": [bare_before["tiles_per_s"], bare_after["tiles_per_s"]],
+        "bound_megapixels_per_s": bound,
+        "timings": summary.get("timings"),
         "forward_share": forward_s / seconds,
-        "ratio_to_in_run_bound": (height * width / 1e6 / seconds) / (
-            (summary.get("n_tiles") or 0) / forward_s
-            * (settings.scene_tile - settings.scene_overlap) ** 2 / 1e6) if forward_s else None,
+        "ratio_to_in_run_bound": (height * width / 1e6 / seconds)
+        / ((summary.get("n_tiles") or 0) / forward_s * (settings.scene_tile - settings.scene_overlap) ** 2 / 1e6)
+        if forward_s
+        else None,
         "ratio_to_bound": height * width / 1e6 / seconds / bound,
         "tiles_per_s": (summary.get("n_tiles") or 0) / seconds,
-        "peak_rss_mib": mib(peak), "rss_before_mib": mib(rss_before),
-        "peak_rss_delta_mib": mib(None if peak is None or rss_before is None
-                                  else peak - rss_before),
+        "peak_rss_mib": mib(peak),
+        "rss_before_mib": mib(rss_before),
+        "peak_rss_delta_mib": mib(None if peak is None or rss_before is None else peak - rss_before),
         "output_mib": round(output_mib, 2),
-        "whole_scene_arrays_mib": mib(height * width * WHOLE_SCENE_BYTES_PER_PIXEL)}
+        "whole_scene_arrays_mib": mib(height * width * WHOLE_SCENE_BYTES_PER_PIXEL),
+    }
     if device.type == "cuda":
         result["cuda_peak_mib"] = mib(torch.cuda.max_memory_allocated(device))
     return result
 
 
-def bare_tiles_per_s(model, settings: Settings, batch_size: int | None, device, calls: int
-                     ) -> dict[str, Any]:
+def bare_tiles_per_s(model, settings: Settings, batch_size: int | None, device, calls: int) -> dict[str, Any]:
     """Tiles/s of the bare model on random tile batches of the scene's tile and batch size,
     through :func:`tdpcr_lib.inference.predictor.predict_tile_batch` (the call the scene loop
     makes: NumPy batch to channels-last tensor, autocast on CUDA), nothing else."""
@@ -196,8 +208,14 @@ def bare_tiles_per_s(model, settings: Settings, batch_size: int | None, device, 
     optical = rng.random((batch, 13, tile, tile), dtype=np.float32)
     sar = rng.random((batch, 2, tile, tile), dtype=np.float32)
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else None
-    timing = time_call(lambda: predict_tile_batch(model, optical, sar, device), warmup=1,
-                       iterations=1, repeats=calls, budget_s=600.0, synchronize=sync)
+    timing = time_call(
+        lambda: predict_tile_batch(model, optical, sar, device),
+        warmup=1,
+        iterations=1,
+        repeats=calls,
+        budget_s=600.0,
+        synchronize=sync,
+    )
     return {"tiles_per_s": batch / timing["seconds_per_call"], "timing": timing}
 
 
@@ -213,26 +231,49 @@ def run(settings: Settings, work_dir: Path, devices: list[str], log=print) -> di
         sizes = settings.scene_sizes_for(device)
         jobs = [(size, "main") for size in sizes]
         if settings.scene_variants:
-            jobs += [(sizes[0], SEQUENTIAL_VARIANT),
-                     (sizes[0], "batch_size=8"), (sizes[0], "channels_last+autocast"),
-                     (sizes[0], GDAL_VARIANT), (sizes[1], GDAL_VARIANT)]
+            jobs += [
+                (sizes[0], SEQUENTIAL_VARIANT),
+                (sizes[0], "batch_size=8"),
+                (sizes[0], "channels_last+autocast"),
+                (sizes[0], GDAL_VARIANT),
+                (sizes[1], GDAL_VARIANT),
+            ]
         if device == "cuda" and settings.full_scene and not settings.tiny:
             jobs.append(((FULL_SCENE, FULL_SCENE), "main"))
         try:
             for (height, width), variant in jobs:
                 s2, s1, generated = ensure_scene(work_dir, height, width)
-                log(f"[scene] {height}x{width} {variant} on {device}"
-                    + (f" (scene generated in {generated:.0f} s)" if generated else "") + " ...")
+                log(
+                    f"[scene] {height}x{width} {variant} on {device}"
+                    + (f" (scene generated in {generated:.0f} s)" if generated else "")
+                    + " ..."
+                )
                 measured = run_child(
-                    ["-m", "benchmarks.scene_inference", "--worker", "--device", device,
-                     "--s2", str(s2), "--s1", str(s1), "--variant", variant,
-                     "--scratch", str(work_dir), "--settings", json.dumps(settings.to_dict())],
+                    [
+                        "-m",
+                        "benchmarks.scene_inference",
+                        "--worker",
+                        "--device",
+                        device,
+                        "--s2",
+                        str(s2),
+                        "--s1",
+                        str(s1),
+                        "--variant",
+                        variant,
+                        "--scratch",
+                        str(work_dir),
+                        "--settings",
+                        json.dumps(settings.to_dict()),
+                    ],
                     timeout_s=settings.timeout_s,
-                    env={**settings.child_env(),
-                         **({"GDAL_CACHEMAX": "64"} if variant == GDAL_VARIANT else {})})
-                log(f"          {measured['megapixels_per_s']:.3f} Mpx/s "
+                    env={**settings.child_env(), **({"GDAL_CACHEMAX": "64"} if variant == GDAL_VARIANT else {})},
+                )
+                log(
+                    f"          {measured['megapixels_per_s']:.3f} Mpx/s "
                     f"({measured['ratio_to_bound']:.2f} of the bare-model bound), "
-                    f"{measured['seconds']:.1f} s, peak RSS +{measured['peak_rss_delta_mib']} MiB")
+                    f"{measured['seconds']:.1f} s, peak RSS +{measured['peak_rss_delta_mib']} MiB"
+                )
                 (runs if variant == "main" else variants.setdefault(variant, [])).append(measured)
         except ChildError as err:
             result["error"] = str(err)
@@ -244,30 +285,30 @@ def run(settings: Settings, work_dir: Path, devices: list[str], log=print) -> di
 
 def ram_check(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Peak-RSS growth from the smallest to the largest run vs the whole-scene arrays' growth."""
-    runs = sorted((r for r in runs if r["height"] * r["width"] < FULL_SCENE**2),
-                  key=lambda r: r["megapixels"])
+    runs = sorted((r for r in runs if r["height"] * r["width"] < FULL_SCENE**2), key=lambda r: r["megapixels"])
     if len(runs) < 2 or runs[0]["peak_rss_delta_mib"] is None:
         return None
     small, large = runs[0], runs[-1]
     growth = large["peak_rss_delta_mib"] - small["peak_rss_delta_mib"]
     whole_growth = large["whole_scene_arrays_mib"] - small["whole_scene_arrays_mib"]
-    return {"small": [small["height"], small["width"]], "large": [large["height"], large["width"]],
-            "pixel_ratio": large["megapixels"] / small["megapixels"],
-            "peak_delta_small_mib": small["peak_rss_delta_mib"],
-            "peak_delta_large_mib": large["peak_rss_delta_mib"],
-            "peak_growth_mib": round(growth, 1),
-            "whole_scene_growth_mib": round(whole_growth, 1),
-            "growth_share": growth / whole_growth if whole_growth else None,
-            "bounded": bool(whole_growth and growth <= BOUNDED_SHARE * whole_growth)}
+    return {
+        "small": [small["height"], small["width"]],
+        "large": [large["height"], large["width"]],
+        "pixel_ratio": large["megapixels"] / small["megapixels"],
+        "peak_delta_small_mib": small["peak_rss_delta_mib"],
+        "peak_delta_large_mib": large["peak_rss_delta_mib"],
+        "peak_growth_mib": round(growth, 1),
+        "whole_scene_growth_mib": round(whole_growth, 1),
+        "growth_share": growth / whole_growth if whole_growth else None,
+        "bounded": bool(whole_growth and growth <= BOUNDED_SHARE * whole_growth),
+    }
 
 
-def summarise(runs: list[dict[str, Any]], variants: dict[str, Any], device: str
-              ) -> dict[str, Any]:
+def summarise(runs: list[dict[str, Any]], variants: dict[str, Any], device: str) -> dict[str, Any]:
     """Bounded-RAM checks (main setting and the bounded-GDAL-cache variant), variant speed-ups
     against the main run of the same size, full-scene estimate."""
     summary: dict[str, Any] = {}
-    mains = sorted((r for r in runs if r["height"] * r["width"] < FULL_SCENE**2),
-                   key=lambda r: r["megapixels"])
+    mains = sorted((r for r in runs if r["height"] * r["width"] < FULL_SCENE**2), key=lambda r: r["megapixels"])
     ram = ram_check(runs)
     if ram:
         summary["ram"] = ram
@@ -276,8 +317,7 @@ def summarise(runs: list[dict[str, Any]], variants: dict[str, Any], device: str
         summary["ram_" + GDAL_VARIANT] = gdal
     for measured in variants.values():
         for run in measured:
-            base = next((r for r in mains if (r["height"], r["width"]) ==
-                         (run["height"], run["width"])), None)
+            base = next((r for r in mains if (r["height"], r["width"]) == (run["height"], run["width"])), None)
             if base:
                 run["speedup_vs_main"] = run["megapixels_per_s"] / base["megapixels_per_s"]
     if mains and device.startswith("cuda"):
@@ -287,28 +327,33 @@ def summarise(runs: list[dict[str, Any]], variants: dict[str, Any], device: str
             "size": [FULL_SCENE, FULL_SCENE],
             "extrapolated_s": large["seconds"] * FULL_SCENE**2 / (large["height"] * large["width"]),
             "extrapolated_from": [large["height"], large["width"]],
-            "measured_s": full[0]["seconds"] if full else None}
+            "measured_s": full[0]["seconds"] if full else None,
+        }
     return summary
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Scene inference benchmark worker "
-                                     "(run benchmarks.run_all for the whole benchmark).")
+    parser = argparse.ArgumentParser(
+        description="Scene inference benchmark worker (run benchmarks.run_all for the whole benchmark)."
+    )
     parser.add_argument("--worker", action="store_true", required=True)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--s2", required=True)
     parser.add_argument("--s1", required=True)
-    parser.add_argument("--variant", default="main",
-                        choices=("main", SEQUENTIAL_VARIANT, "batch_size=8",
-                                 "channels_last+autocast", GDAL_VARIANT))
+    parser.add_argument(
+        "--variant",
+        default="main",
+        choices=("main", SEQUENTIAL_VARIANT, "batch_size=8", "channels_last+autocast", GDAL_VARIANT),
+    )
     parser.add_argument("--scratch", required=True)
     parser.add_argument("--settings", required=True)
     parser.add_argument("--json", required=True)
     args = parser.parse_args(argv)
     settings = Settings.from_dict(json.loads(args.settings))
     settings.apply_threads()
-    write_child_result(args.json, measure(settings, args.device, Path(args.s2), Path(args.s1),
-                                          args.variant, Path(args.scratch)))
+    write_child_result(
+        args.json, measure(settings, args.device, Path(args.s2), Path(args.s1), args.variant, Path(args.scratch))
+    )
     return 0
 
 

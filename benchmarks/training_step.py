@@ -54,10 +54,26 @@ VARIANTS: dict[str, dict[str, Any]] = {
 def recipe(settings: Settings) -> dict[str, Any]:
     """Model preset, batch, crop and twin of the measured recipe (tiny: the smoke preset)."""
     if settings.tiny:
-        return {"preset": "smoke", "batch": 2, "crop": 32, "tiles": 10, "tile": 32,
-                "epochs": (1, 2), "repeats": 1, "iterations": 1}
-    return {"preset": "default", "batch": 8, "crop": 64, "tiles": 100, "tile": 64,
-            "epochs": (1, 3), "repeats": 5, "iterations": 2}
+        return {
+            "preset": "smoke",
+            "batch": 2,
+            "crop": 32,
+            "tiles": 10,
+            "tile": 32,
+            "epochs": (1, 2),
+            "repeats": 1,
+            "iterations": 1,
+        }
+    return {
+        "preset": "default",
+        "batch": 8,
+        "crop": 64,
+        "tiles": 100,
+        "tile": 64,
+        "epochs": (1, 3),
+        "repeats": 5,
+        "iterations": 2,
+    }
 
 
 def _step_function(model, optimizer, variant: dict[str, Any], batch: dict[str, Any]):
@@ -74,8 +90,7 @@ def _step_function(model, optimizer, variant: dict[str, Any], batch: dict[str, A
             prediction = forward(batch["optical"], batch["sar"])["reconstruction"]
         prediction, target = prediction.float(), batch["target"]
         l1 = (prediction - target).abs().mean()
-        loss = l1 if variant.get("loss") == "l1" else (
-            0.9 * l1 + 0.1 * (1.0 - ssim_map(prediction, target).mean()))
+        loss = l1 if variant.get("loss") == "l1" else (0.9 * l1 + 0.1 * (1.0 - ssim_map(prediction, target).mean()))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 0.5)
@@ -85,8 +100,7 @@ def _step_function(model, optimizer, variant: dict[str, Any], batch: dict[str, A
     return step
 
 
-def _bare_steps(settings: Settings, spec: dict[str, Any], names: list[str],
-                details: bool = True) -> dict[str, Any]:
+def _bare_steps(settings: Settings, spec: dict[str, Any], names: list[str], details: bool = True) -> dict[str, Any]:
     import torch
 
     from tdpcr_lib.models import ModelConfig, build_model
@@ -98,16 +112,16 @@ def _bare_steps(settings: Settings, spec: dict[str, Any], names: list[str],
     shape = (spec["batch"], 13, spec["crop"], spec["crop"])
     generator = torch.Generator().manual_seed(1)
     target = torch.rand(shape, generator=generator)
-    raw = {"optical": (target + 0.3 * torch.rand(shape, generator=generator)).clamp(0, 1),
-           "sar": torch.rand((spec["batch"], 2, spec["crop"], spec["crop"]),
-                             generator=generator),
-           "target": target}
+    raw = {
+        "optical": (target + 0.3 * torch.rand(shape, generator=generator)).clamp(0, 1),
+        "sar": torch.rand((spec["batch"], 2, spec["crop"], spec["crop"]), generator=generator),
+        "target": target,
+    }
     steps, timings, extra = {}, {name: [] for name in names}, {}
     for name in names:
         variant = VARIANTS[name]
         model = copy.deepcopy(base)
-        layout = torch.channels_last if variant.get("channels_last", True) else \
-            torch.contiguous_format
+        layout = torch.channels_last if variant.get("channels_last", True) else torch.contiguous_format
         model = model.to(memory_format=layout).train()
         batch = {k: v.contiguous(memory_format=layout) for k, v in raw.items()}
         optimizer = build_optimizer(model, TrainConfig())
@@ -132,16 +146,19 @@ def _bare_steps(settings: Settings, spec: dict[str, Any], names: list[str],
             out[name] = extra[name]
             continue
         seconds = statistics.median(timings[name])
-        out[name] = {"ms_per_step": 1000 * seconds, "samples_per_s": spec["batch"] / seconds,
-                     "block_ms": [round(1000 * t, 1) for t in timings[name]], **extra[name]}
+        out[name] = {
+            "ms_per_step": 1000 * seconds,
+            "samples_per_s": spec["batch"] / seconds,
+            "block_ms": [round(1000 * t, 1) for t in timings[name]],
+            **extra[name],
+        }
     reference = out["after"].get("ms_per_step")
     for row in out.values():
         if "ms_per_step" in row and reference:
             row["speedup_vs_after"] = reference / row["ms_per_step"]
     if not details:
         return {"variants": out}
-    return {"variants": out, "profile": _profile(steps["after"]),
-            "flops": _flops(base, raw, spec)}
+    return {"variants": out, "profile": _profile(steps["after"]), "flops": _flops(base, raw, spec)}
 
 
 def _profile(step, rows: int = 15) -> list[dict[str, Any]]:
@@ -153,9 +170,15 @@ def _profile(step, rows: int = 15) -> list[dict[str, Any]]:
         step()
     events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
     total = sum(e.self_cpu_time_total for e in events) or 1.0
-    return [{"op": e.key, "self_ms_per_step": e.self_cpu_time_total / 2e3,
-             "share": e.self_cpu_time_total / total, "calls_per_step": e.count / 2}
-            for e in events[:rows]]
+    return [
+        {
+            "op": e.key,
+            "self_ms_per_step": e.self_cpu_time_total / 2e3,
+            "share": e.self_cpu_time_total / total,
+            "calls_per_step": e.count / 2,
+        }
+        for e in events[:rows]
+    ]
 
 
 def _flops(model, batch: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
@@ -165,12 +188,14 @@ def _flops(model, batch: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]
     counted = training_flops_per_sample(copy.deepcopy(model), batch)
     as_torch = training_flops_per_sample(copy.deepcopy(model), batch, fix_grouped=False)
     forward = flops_per_tile(model, size=spec["crop"])
-    return {"counted_training_flops_per_sample": counted,
-            "torch_counter_uncorrected_per_sample": as_torch,
-            "forward_flops_per_sample": forward,
-            "three_x_forward_per_sample": 3 * forward,
-            "counted_over_three_x_forward": counted / (3 * forward),
-            "method": TRAINING_FLOP_METHOD}
+    return {
+        "counted_training_flops_per_sample": counted,
+        "torch_counter_uncorrected_per_sample": as_torch,
+        "forward_flops_per_sample": forward,
+        "three_x_forward_per_sample": 3 * forward,
+        "counted_over_three_x_forward": counted / (3 * forward),
+        "method": TRAINING_FLOP_METHOD,
+    }
 
 
 @contextmanager
@@ -188,8 +213,7 @@ def _previous_trainer():
             self._last.clear()
             return super().sha256(name, data)
 
-    saved = (trainer.hold_in_memory, functional.ssim_map_fused, trainer.InputMetricsCache,
-             trainer.DigestMemo)
+    saved = (trainer.hold_in_memory, functional.ssim_map_fused, trainer.InputMetricsCache, trainer.DigestMemo)
     trainer.hold_in_memory = lambda dataset, max_bytes=0: dataset
     functional.ssim_map_fused = ssim_map_conv2d
     trainer.InputMetricsCache = lambda: InputMetricsCache(max_batches=0)
@@ -197,8 +221,7 @@ def _previous_trainer():
     try:
         yield
     finally:
-        (trainer.hold_in_memory, functional.ssim_map_fused, trainer.InputMetricsCache,
-         trainer.DigestMemo) = saved
+        (trainer.hold_in_memory, functional.ssim_map_fused, trainer.InputMetricsCache, trainer.DigestMemo) = saved
 
 
 @contextmanager
@@ -228,31 +251,37 @@ def _pipeline(settings: Settings, spec: dict[str, Any], work_dir: Path) -> dict[
     from tdpcr_lib.training.presets import notebook_configs
     from tdpcr_lib.training.run import build_datasets, train
 
-    root = make_synthetic_luojiaset(work_dir / f"train_twin_{spec['tiles']}x{spec['tile']}",
-                                    n_tiles=spec["tiles"], size=spec["tile"], seed=0)
+    root = make_synthetic_luojiaset(
+        work_dir / f"train_twin_{spec['tiles']}x{spec['tile']}", n_tiles=spec["tiles"], size=spec["tile"], seed=0
+    )
     runs: dict[str, dict[str, Any]] = {"before": {}, "after": {}}
     for epochs in spec["epochs"]:
         for version in ("before", "after"):
             smoke = settings.tiny
             config, model_config = notebook_configs("phase1", epochs=epochs, smoke=smoke)
-            config = config.replace(progress=False, max_steps=None, batch_size=spec["batch"],
-                                    crop_size=spec["crop"])
+            config = config.replace(progress=False, max_steps=None, batch_size=spec["batch"], crop_size=spec["crop"])
             train_set, val_set = build_datasets(root, config)
             validation, checkpoints, steps = [], [], []
             switch = _previous_trainer() if version == "before" else contextlib.nullcontext()
-            with tempfile.TemporaryDirectory(prefix="tdpcr-bench-pipeline-") as out_dir, \
-                    switch, _timed(trainer_module.Trainer, "validate", validation), \
-                    _timed(trainer_module, "save_checkpoint", checkpoints), \
-                    _timed(trainer_module.Trainer, "train_step", steps):
+            with (
+                tempfile.TemporaryDirectory(prefix="tdpcr-bench-pipeline-") as out_dir,
+                switch,
+                _timed(trainer_module.Trainer, "validate", validation),
+                _timed(trainer_module, "save_checkpoint", checkpoints),
+                _timed(trainer_module.Trainer, "train_step", steps),
+            ):
                 started = time.perf_counter()
-                result = train(config, model_config, train_set, val_set, out_dir, device="cpu",
-                               resume=False)
+                result = train(config, model_config, train_set, val_set, out_dir, device="cpu", resume=False)
                 seconds = time.perf_counter() - started
-            runs[version][epochs] = {"epochs": epochs, "steps": result.steps,
-                                     "seconds": seconds, "train_step_s": sum(steps),
-                                     "validation_s": sum(validation),
-                                     "checkpoint_s": sum(checkpoints),
-                                     "train_tiles": len(train_set)}
+            runs[version][epochs] = {
+                "epochs": epochs,
+                "steps": result.steps,
+                "seconds": seconds,
+                "train_step_s": sum(steps),
+                "validation_s": sum(validation),
+                "checkpoint_s": sum(checkpoints),
+                "train_tiles": len(train_set),
+            }
     out = {"twin_tiles": spec["tiles"], "tile": spec["tile"]}
     short, long = spec["epochs"]
     for version, by_epochs in runs.items():
@@ -265,13 +294,17 @@ def _pipeline(settings: Settings, spec: dict[str, Any], work_dir: Path) -> dict[
             # busy machine): fall back to the longer run alone, start-up included, and say so
             per_step, in_step = b["seconds"] / b["steps"], b["train_step_s"] / b["steps"]
             method = "longer run alone (the difference was noise)"
-        out[version] = {"runs": [a, b], "method": method, "ms_per_step": 1000 * per_step,
-                        "train_step_ms": 1000 * in_step,
-                        "overhead_ms_per_step": 1000 * (per_step - in_step),
-                        "step_share": in_step / per_step,
-                        "samples_per_s": spec["batch"] / per_step,
-                        "validation_share": b["validation_s"] / b["seconds"],
-                        "checkpoint_share": b["checkpoint_s"] / b["seconds"]}
+        out[version] = {
+            "runs": [a, b],
+            "method": method,
+            "ms_per_step": 1000 * per_step,
+            "train_step_ms": 1000 * in_step,
+            "overhead_ms_per_step": 1000 * (per_step - in_step),
+            "step_share": in_step / per_step,
+            "samples_per_s": spec["batch"] / per_step,
+            "validation_share": b["validation_s"] / b["seconds"],
+            "checkpoint_share": b["checkpoint_s"] / b["seconds"],
+        }
     return out
 
 
@@ -285,9 +318,13 @@ def measure(settings: Settings, work_dir: Path) -> dict[str, Any]:
     bare = _bare_steps(settings, spec, names)
     pipeline = _pipeline(settings, spec, work_dir)
     # a second round of the two bare steps the pipeline ratio needs, after the pipeline runs
-    again = {} if settings.tiny else _bare_steps(
-        settings, {**spec, "repeats": max(2, spec["repeats"] // 2)}, ["before", "after"],
-        details=False)["variants"]
+    again = (
+        {}
+        if settings.tiny
+        else _bare_steps(
+            settings, {**spec, "repeats": max(2, spec["repeats"] // 2)}, ["before", "after"], details=False
+        )["variants"]
+    )
     # The pipeline ratio is the share of the phase's time spent in Trainer.train_step (the bare
     # step, same loss), measured inside the same runs: a load change on a shared machine slows
     # both alike. Separately timed bare steps are reported beside it as a cross-check.
@@ -295,34 +332,49 @@ def measure(settings: Settings, work_dir: Path) -> dict[str, Any]:
     for version in ("before", "after"):
         blocks = bare["variants"][version]["block_ms"] + again.get(version, {}).get("block_ms", [])
         bare_ms = statistics.median(blocks)
-        ratios[version] = {"pipeline_over_bare": pipeline[version]["step_share"],
-                           "train_step_ms_in_run": pipeline[version]["train_step_ms"],
-                           "pipeline_ms_per_step": pipeline[version]["ms_per_step"],
-                           "bare_ms_per_step_separate": bare_ms,
-                           "pipeline_over_separate_bare": bare_ms
-                           / pipeline[version]["ms_per_step"]}
+        ratios[version] = {
+            "pipeline_over_bare": pipeline[version]["step_share"],
+            "train_step_ms_in_run": pipeline[version]["train_step_ms"],
+            "pipeline_ms_per_step": pipeline[version]["ms_per_step"],
+            "bare_ms_per_step_separate": bare_ms,
+            "pipeline_over_separate_bare": bare_ms / pipeline[version]["ms_per_step"],
+        }
     # phase speed-up after/before from interleaved figures only: bare-step speed-up (same-time
     # blocks) x the change of the in-run pipeline ratio
     before_ms, after_ms = (bare["variants"][name].get("ms_per_step") for name in ("before", "after"))
     if before_ms and after_ms:
         ratios["after"]["pipeline_speedup_vs_before"] = (
-            before_ms / after_ms * ratios["after"]["pipeline_over_bare"]
-            / ratios["before"]["pipeline_over_bare"])
+            before_ms / after_ms * ratios["after"]["pipeline_over_bare"] / ratios["before"]["pipeline_over_bare"]
+        )
     l1, rec = (bare["variants"][name].get("ms_per_step") for name in ("L1 only (no SSIM)", "after"))
     if l1 and rec:  # the L1 step in proportion to the same-loss step (interleaved bare timings)
         ratios["after"]["pipeline_over_bare_l1"] = pipeline["after"]["step_share"] * l1 / rec
-    return {"recipe": {k: list(v) if isinstance(v, tuple) else v for k, v in spec.items()},
-            "torch_threads": torch.get_num_threads(), **bare, "pipeline": pipeline,
-            "ratios": ratios}
+    return {
+        "recipe": {k: list(v) if isinstance(v, tuple) else v for k, v in spec.items()},
+        "torch_threads": torch.get_num_threads(),
+        **bare,
+        "pipeline": pipeline,
+        "ratios": ratios,
+    }
 
 
 def run(settings: Settings, work_dir: Path, log=print) -> dict[str, Any]:
     """Measure in a child process; log the headline figures."""
     log("[train] bare step variants, pipeline, profile ...")
     try:
-        result = run_child(["-m", "benchmarks.training_step", "--worker", "--work-dir",
-                            str(work_dir), "--settings", json.dumps(settings.to_dict())],
-                           timeout_s=settings.timeout_s, env=settings.child_env())
+        result = run_child(
+            [
+                "-m",
+                "benchmarks.training_step",
+                "--worker",
+                "--work-dir",
+                str(work_dir),
+                "--settings",
+                json.dumps(settings.to_dict()),
+            ],
+            timeout_s=settings.timeout_s,
+            env=settings.child_env(),
+        )
     except ChildError as err:
         log("          ERROR " + str(err).splitlines()[-1][:200])
         return {"error": str(err)}
@@ -335,8 +387,9 @@ def run(settings: Settings, work_dir: Path, log=print) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Training step benchmark worker "
-                                     "(run benchmarks.run_all for the whole benchmark).")
+    parser = argparse.ArgumentParser(
+        description="Training step benchmark worker (run benchmarks.run_all for the whole benchmark)."
+    )
     parser.add_argument("--worker", action="store_true", required=True)
     parser.add_argument("--work-dir", required=True)
     parser.add_argument("--settings", required=True)

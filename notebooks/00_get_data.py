@@ -85,13 +85,18 @@ REPORTS_DIR = None  # None: reports/, or reports/smoke/ when SMOKE (metrics/, fi
 source = data_source(SOURCE)  # everything that differs between the sources, in one record
 if SMOKE:
     N_TILES, TILE_SIZE = SMOKE_N_TILES, SMOKE_TILE_SIZE
-options = DataOptions(n_tiles=N_TILES, tile_size=TILE_SIZE, seed=SEED, overwrite=True,
-                      land_cover_root=LAND_COVER_ROOT, manifest_dir=MANIFEST_DIR,
-                      checksums=not SMOKE)
+options = DataOptions(
+    n_tiles=N_TILES,
+    tile_size=TILE_SIZE,
+    seed=SEED,
+    overwrite=True,
+    land_cover_root=LAND_COVER_ROOT,
+    manifest_dir=MANIFEST_DIR,
+    checksums=not SMOKE,
+)
 reports_dir = resolve_reports_dir(REPORTS_DIR, smoke=SMOKE)
 figures_dir = reports_dir / "figures"
-record = RunRecord.from_parameters_cell("00_get_data", globals(), device="cpu",
-                                        metrics_dir=reports_dir / "metrics")
+record = RunRecord.from_parameters_cell("00_get_data", globals(), device="cpu", metrics_dir=reports_dir / "metrics")
 
 # %% [markdown]
 # ## The synthetic twin (`SOURCE = "synthetic"`)
@@ -150,8 +155,7 @@ record = RunRecord.from_parameters_cell("00_get_data", globals(), device="cpu",
 root = source.prepare(DATA_ROOT, options)
 manifest_dir = source.write_manifest(root, options)
 facts = source.facts(root, manifest_dir)
-print(f"{source.title} in {root}: {facts.get('indexed_samples')} complete samples; manifest in "
-      f"{manifest_dir}")
+print(f"{source.title} in {root}: {facts.get('indexed_samples')} complete samples; manifest in {manifest_dir}")
 {key: value for key, value in facts.items() if value is not None and not isinstance(value, dict)}
 
 # %% [markdown]

@@ -86,8 +86,7 @@ CONFIG = {}  # TrainConfig overrides and a "model" dict of ModelConfig overrides
 
 # %%
 reports_dir = resolve_reports_dir(REPORTS_DIR, smoke=SMOKE)
-record = RunRecord.from_parameters_cell("01_train_phase1", globals(),
-                                        metrics_dir=reports_dir / "metrics")
+record = RunRecord.from_parameters_cell("01_train_phase1", globals(), metrics_dir=reports_dir / "metrics")
 figures_dir = reports_dir / "figures"
 run_dir = Path(RUNS_DIR) / "phase1"
 
@@ -98,9 +97,8 @@ run_dir = Path(RUNS_DIR) / "phase1"
 # %%
 data_root = ensure_dataset(DATA_ROOT, SOURCE)
 train_config, model_config = notebook_configs(
-    "phase1", smoke=SMOKE, full=FULL, quick=QUICK, epochs=EPOCHS, max_steps=MAX_STEPS,
-    seed=SEED,
-    config=CONFIG)
+    "phase1", smoke=SMOKE, full=FULL, quick=QUICK, epochs=EPOCHS, max_steps=MAX_STEPS, seed=SEED, config=CONFIG
+)
 train_set, val_set = build_datasets(data_root, train_config)
 print(train_set, val_set, sep="\n")
 
@@ -120,8 +118,9 @@ display(model_config.to_dict())
 # learning rate and throughput.
 
 # %%
-result = train(train_config, model_config, train_set, val_set, run_dir, device=DEVICE,
-               source=SOURCE, stop_rule=PlateauStop())
+result = train(
+    train_config, model_config, train_set, val_set, run_dir, device=DEVICE, source=SOURCE, stop_rule=PlateauStop()
+)
 result.history_frame()
 
 # %% [markdown]

@@ -61,10 +61,10 @@ from tdpcr_lib.plot.curves import plot_training_curves
 from tdpcr_lib.training.plateau import PlateauStop
 from tdpcr_lib.training.presets import notebook_configs
 from tdpcr_lib.training.run import (
-                   build_datasets,
-                   run_summary,
-                   train,
-                   trainable_parameter_table,
+    build_datasets,
+    run_summary,
+    train,
+    trainable_parameter_table,
 )
 
 show_figures_inline()  # figures show as images, live and in executed copies
@@ -88,8 +88,7 @@ CONFIG = {}  # TrainConfig overrides and a "model" dict of ModelConfig overrides
 
 # %%
 reports_dir = resolve_reports_dir(REPORTS_DIR, smoke=SMOKE)
-record = RunRecord.from_parameters_cell("02_train_phase2", globals(),
-                                        metrics_dir=reports_dir / "metrics")
+record = RunRecord.from_parameters_cell("02_train_phase2", globals(), metrics_dir=reports_dir / "metrics")
 figures_dir = reports_dir / "figures"
 phase1_best = Path(RUNS_DIR) / "phase1" / "best"
 run_dir = Path(RUNS_DIR) / "phase2"
@@ -100,9 +99,16 @@ run_dir = Path(RUNS_DIR) / "phase2"
 # %%
 data_root = ensure_dataset(DATA_ROOT, SOURCE)
 train_config, _ = notebook_configs(
-    "phase2", smoke=SMOKE, full=FULL, quick=QUICK, epochs=EPOCHS, max_steps=MAX_STEPS,
+    "phase2",
+    smoke=SMOKE,
+    full=FULL,
+    quick=QUICK,
+    epochs=EPOCHS,
+    max_steps=MAX_STEPS,
     seed=SEED,
-    init_from=phase1_best, config=CONFIG)
+    init_from=phase1_best,
+    config=CONFIG,
+)
 train_set, val_set = build_datasets(data_root, train_config)
 display(train_config.to_dict())
 
@@ -118,8 +124,7 @@ report
 # ## Train
 
 # %%
-result = train(train_config, None, train_set, val_set, run_dir, device=DEVICE, source=SOURCE,
-               stop_rule=PlateauStop())
+result = train(train_config, None, train_set, val_set, run_dir, device=DEVICE, source=SOURCE, stop_rule=PlateauStop())
 result.history_frame()
 
 # %% [markdown]

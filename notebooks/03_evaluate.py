@@ -51,15 +51,15 @@ from tdpcr_lib.datasets.sources import ensure_dataset, legend_of_data, open_data
 from tdpcr_lib.evaluation.evaluate import evaluate
 from tdpcr_lib.evaluation.majority import majority_class_baseline, majority_table
 from tdpcr_lib.evaluation.report import (
-                   bucket_curves,
-                   cloudiest_index,
-                   headline_metrics,
-                   write_results,
+    bucket_curves,
+    cloudiest_index,
+    headline_metrics,
+    write_results,
 )
 from tdpcr_lib.evaluation.tables import (
-                   band_error_under_clouds,
-                   normalised_confusion,
-                   per_class_iou_table,
+    band_error_under_clouds,
+    normalised_confusion,
+    per_class_iou_table,
 )
 from tdpcr_lib.metrics.results import CR_METRICS, to_records, value, wide
 from tdpcr_lib.models.checkpoint import load_model
@@ -90,8 +90,7 @@ BATCH_SIZE = 8
 
 # %%
 reports_dir = resolve_reports_dir(REPORTS_DIR, smoke=SMOKE)
-record = RunRecord.from_parameters_cell("03_evaluate", globals(),
-                                        metrics_dir=reports_dir / "metrics")
+record = RunRecord.from_parameters_cell("03_evaluate", globals(), metrics_dir=reports_dir / "metrics")
 figures_dir = reports_dir / "figures"
 checkpoint = Path(CHECKPOINT) if CHECKPOINT else Path(RUNS_DIR) / "phase2" / "best"
 
@@ -109,8 +108,7 @@ test_set
 # `max_batches` limits a `SMOKE` run to a couple of batches.
 
 # %%
-result = evaluate(checkpoint, test_set, device=DEVICE, batch_size=BATCH_SIZE,
-                             max_batches=2 if SMOKE else None)
+result = evaluate(checkpoint, test_set, device=DEVICE, batch_size=BATCH_SIZE, max_batches=2 if SMOKE else None)
 result.tables["summary"]
 
 # %% [markdown]
@@ -120,8 +118,7 @@ result.tables["summary"]
 # number from it, `wide` pivots it for display.
 
 # %%
-print(f"{len(result.frame)} rows; PSNR inside clouds: "
-      f"{value(result.frame, 'psnr', region='cloudy'):.2f} dB")
+print(f"{len(result.frame)} rows; PSNR inside clouds: {value(result.frame, 'psnr', region='cloudy'):.2f} dB")
 wide(result.frame[result.frame["bucket"] == "all"], index="region", metrics=CR_METRICS)
 
 # %% [markdown]
@@ -156,8 +153,7 @@ figure
 # Predicting the most frequent training class everywhere; a segmentation model must beat it.
 
 # %%
-majority = majority_class_baseline(train_set, test_set,
-                                              max_batches=2 if SMOKE else None)
+majority = majority_class_baseline(train_set, test_set, max_batches=2 if SMOKE else None)
 majority_table(majority)
 
 # %% [markdown]
@@ -166,8 +162,7 @@ majority_table(majority)
 # cover.
 
 # %%
-figure = plot_bucket_metrics(bucket_curves(result, majority),
-                                 title="Test split, per cloud-cover bucket")
+figure = plot_bucket_metrics(bucket_curves(result, majority), title="Test split, per cloud-cover bucket")
 save_figure(figure, figures_dir / "03_evaluate_buckets.png")
 figure
 
@@ -210,12 +205,18 @@ band_error.round(4)
 # table — the paper's claims for reference.
 
 # %%
-results_path = write_results(result, majority, reports_dir / "results.md",
-                                         checkpoint=checkpoint, class_names=names)
+results_path = write_results(result, majority, reports_dir / "results.md", checkpoint=checkpoint, class_names=names)
 headline = headline_metrics(result, majority)
-record.write({**headline, "evaluation": to_records(result.frame),
-              "majority": majority.to_dict(), "class_names": names,
-              "band_error_under_clouds": band_error.to_dict(orient="index")}, meta=result.meta)
+record.write(
+    {
+        **headline,
+        "evaluation": to_records(result.frame),
+        "majority": majority.to_dict(),
+        "class_names": names,
+        "band_error_under_clouds": band_error.to_dict(orient="index"),
+    },
+    meta=result.meta,
+)
 headline
 
 # %% [markdown]

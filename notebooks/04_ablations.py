@@ -116,20 +116,20 @@ show_figures_inline()  # figures show as images, live and in executed copies
 # (2 on a 2-core CPU; 1 = one process with all threads). `FORCE=True` retrains finished runs.
 
 # %% tags=["parameters"]
-DATA_ROOT = None          # None → the synthetic twin written by 00_get_data
-SOURCE = "synthetic"      # "synthetic" | "luojiaset" | "sen12mscr" (recorded; the layout is recognised)
-RUNS_DIR = None           # None → runs/ (where 01/02 put the main run)
+DATA_ROOT = None  # None → the synthetic twin written by 00_get_data
+SOURCE = "synthetic"  # "synthetic" | "luojiaset" | "sen12mscr" (recorded; the layout is recognised)
+RUNS_DIR = None  # None → runs/ (where 01/02 put the main run)
 REPORTS_DIR = None  # None: reports/, or reports/smoke/ when SMOKE (metrics/, figures/, pages)
 SEED = 0
 DEVICE = "auto"
 SMOKE = False
-QUICK = False             # a quarter of the steps: outputs labelled "indicative"
+QUICK = False  # a quarter of the steps: outputs labelled "indicative"
 FULL = False
 SEEDS = None
 N_SEEDS = None
 STEPS = None
 ABLATIONS = None
-MODEL_OVERRIDES = None    # e.g. {"dsen2cr": {"dsen2cr_blocks": 4}}: ModelConfig fields per arch
+MODEL_OVERRIDES = None  # e.g. {"dsen2cr": {"dsen2cr_blocks": 4}}: ModelConfig fields per arch
 WORKERS = 2
 FORCE = False
 
@@ -147,11 +147,23 @@ workers = 1 if device.startswith("cuda") else int(WORKERS)
 indicative = budget.mode in ("smoke", "quick")
 label = f"indicative: {budget.mode} budget" if indicative else ""
 record = RunRecord.from_parameters_cell(
-    "04_ablations", globals(), device=device, metrics_dir=reports_dir / "metrics",
-    resolved={"data_root": data_root, "runs_dir": runs_dir, "seeds": seeds, "device": device,
-              "workers": workers, "budget": budget.to_dict()})
-print(f"data: {data_root}\nseeds: {seeds}\ndevice: {device} ({workers} worker(s))\n"
-      f"budget: {budget}" + (f"\n*** {label.upper()} ***" if indicative else ""))
+    "04_ablations",
+    globals(),
+    device=device,
+    metrics_dir=reports_dir / "metrics",
+    resolved={
+        "data_root": data_root,
+        "runs_dir": runs_dir,
+        "seeds": seeds,
+        "device": device,
+        "workers": workers,
+        "budget": budget.to_dict(),
+    },
+)
+print(
+    f"data: {data_root}\nseeds: {seeds}\ndevice: {device} ({workers} worker(s))\n"
+    f"budget: {budget}" + (f"\n*** {label.upper()} ***" if indicative else "")
+)
 
 # %% [markdown]
 # ## Train (or reuse) every run
@@ -159,8 +171,9 @@ print(f"data: {data_root}\nseeds: {seeds}\ndevice: {device} ({workers} worker(s)
 # plateau. TDP-CR seed 0 is the main run of notebooks 01/02 (reused when its recipe matches).
 
 # %%
-results = run_grid(data_root, runs_dir, seeds, budget, names=ABLATIONS, device=device,
-                   force=FORCE, workers=workers, main_runs=runs_dir)
+results = run_grid(
+    data_root, runs_dir, seeds, budget, names=ABLATIONS, device=device, force=FORCE, workers=workers, main_runs=runs_dir
+)
 aggregated = aggregate(results)
 runs = run_records(results)
 n_reused = sum(r["reused"] for r in results)
@@ -214,20 +227,36 @@ fig
 # ## Write the report, the metrics record and the verdicts
 
 # %%
-notes = {"smoke": "Budget mode: smoke (plumbing check only; **indicative**).",
-         "quick": "Budget mode: quick (a quarter of the default steps; **indicative** only).",
-         "default": "Budget mode: default (the main run's CPU recipe on the synthetic twin).",
-         "full": "Budget mode: full (paper-size models, GPU budget)."}[budget.mode]
+notes = {
+    "smoke": "Budget mode: smoke (plumbing check only; **indicative**).",
+    "quick": "Budget mode: quick (a quarter of the default steps; **indicative** only).",
+    "default": "Budget mode: default (the main run's CPU recipe on the synthetic twin).",
+    "full": "Budget mode: full (paper-size models, GPU budget).",
+}[budget.mode]
 report = write_report(
-    aggregated, reports_dir / "ablations.md", budget=budget, seeds=seeds, claims=claims,
-    figures=[str(p.relative_to(reports_dir)) for p in (bucket_png, curves_png)], notes=notes,
-    label=label)
+    aggregated,
+    reports_dir / "ablations.md",
+    budget=budget,
+    seeds=seeds,
+    claims=claims,
+    figures=[str(p.relative_to(reports_dir)) for p in (bucket_png, curves_png)],
+    notes=notes,
+    label=label,
+)
 metrics_path = record.write(
-    {**results_json(aggregated, claims), "n_runs": len(results), "n_reused": n_reused,
-     "budget": budget.to_dict(), "indicative": indicative,
-     "figures": [str(bucket_png), str(curves_png)]},
-    runs=runs, claims=claims, indicative=indicative,
-    machine=f"{platform.machine()}, {os.cpu_count()} CPU cores, {workers} worker(s)")
+    {
+        **results_json(aggregated, claims),
+        "n_runs": len(results),
+        "n_reused": n_reused,
+        "budget": budget.to_dict(),
+        "indicative": indicative,
+        "figures": [str(bucket_png), str(curves_png)],
+    },
+    runs=runs,
+    claims=claims,
+    indicative=indicative,
+    machine=f"{platform.machine()}, {os.cpu_count()} CPU cores, {workers} worker(s)",
+)
 verdicts = write_verdicts(json.loads(metrics_path.read_text()), reports_dir / "verdicts.md")
 display(Markdown(report.read_text()))
 display(Markdown(verdicts.read_text()))

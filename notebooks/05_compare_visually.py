@@ -75,9 +75,9 @@ show_figures_inline()  # figures show as images, live and in executed copies
 # `ZOOM` also writes a centre zoom of each tile.
 
 # %% tags=["parameters"]
-DATA_ROOT = None          # None → the synthetic twin written by 00_get_data
+DATA_ROOT = None  # None → the synthetic twin written by 00_get_data
 SOURCE = "synthetic"
-RUNS_DIR = None           # None → runs/
+RUNS_DIR = None  # None → runs/
 REPORTS_DIR = None  # None: reports/, or reports/smoke/ when SMOKE (metrics/, figures/, pages)
 SEED = 0
 DEVICE = "auto"
@@ -104,10 +104,19 @@ tile_ids = list(TILE_IDS) if TILE_IDS else default_tile_ids(test_set, per_bucket
 if SMOKE:
     tile_ids = tile_ids[:2]
 record = RunRecord.from_parameters_cell(
-    "05_compare_visually", globals(), device=device, metrics_dir=reports_dir / "metrics",
-    resolved={"data_root": data_root, "runs_dir": runs_dir, "device": device,
-              "checkpoints": {k: str(v) for k, v in checkpoints.items()}, "tile_ids": tile_ids,
-              "sample_crop": sample_crop})
+    "05_compare_visually",
+    globals(),
+    device=device,
+    metrics_dir=reports_dir / "metrics",
+    resolved={
+        "data_root": data_root,
+        "runs_dir": runs_dir,
+        "device": device,
+        "checkpoints": {k: str(v) for k, v in checkpoints.items()},
+        "tile_ids": tile_ids,
+        "sample_crop": sample_crop,
+    },
+)
 # each row says what the run was trained with: the main run and the ablations differ in budget
 titles = row_titles(checkpoints)
 legend = legend_of_data(data_root)  # land-cover names and colours of this dataset
@@ -123,10 +132,18 @@ print("tiles:", tile_ids)
 # across models, and each row title gives the run's training budget (phase, steps, parameters).
 
 # %%
-written = save_tile_comparisons(test_set, models, tile_ids, reports_dir / "figures",
-                                    composite=COMPOSITE, zoom=ZOOM, device=device,
-                                    sample_crop=sample_crop, row_titles=titles,
-                                    class_names=legend)
+written = save_tile_comparisons(
+    test_set,
+    models,
+    tile_ids,
+    reports_dir / "figures",
+    composite=COMPOSITE,
+    zoom=ZOOM,
+    device=device,
+    sample_crop=sample_crop,
+    row_titles=titles,
+    class_names=legend,
+)
 for item in written.values():
     for png in item["png"]:
         display(Image(filename=png))
@@ -140,8 +157,11 @@ for item in written.values():
 # bug.
 
 # %%
-prompt_models = [name for name in models if getattr(models[name].config, "fusion", "") == "pgf"
-                 and models[name].config.arch == "tdpcr"]
+prompt_models = [
+    name
+    for name in models
+    if getattr(models[name].config, "fusion", "") == "pgf" and models[name].config.arch == "tdpcr"
+]
 if prompt_models:
     sample = centre_crop_sample(test_set[index_of_tile(test_set, tile_ids[-1])], sample_crop)
     outputs = predict_outputs({prompt_models[0]: models[prompt_models[0]]}, sample, device=device)
@@ -159,14 +179,18 @@ else:
 # (Needs a live kernel; in an executed copy only the last rendering is visible.)
 
 # %%
-viewer = build_viewer(test_set, models, device=device, sample_crop=sample_crop,
-                      row_titles=titles, class_names=legend)
+viewer = build_viewer(test_set, models, device=device, sample_crop=sample_crop, row_titles=titles, class_names=legend)
 viewer.show()
 
 # %%
-record.write({"tiles": {t: item["metrics"] for t, item in written.items()},
-              "figures": [p for item in written.values() for p in item["png"]],
-              "models": list(checkpoints), "viewer_renders": viewer.render_count})
+record.write(
+    {
+        "tiles": {t: item["metrics"] for t, item in written.items()},
+        "figures": [p for item in written.values() for p in item["png"]],
+        "models": list(checkpoints),
+        "viewer_renders": viewer.render_count,
+    }
+)
 
 # %% [markdown]
 # ## Summary

@@ -87,8 +87,7 @@ SEED = 0
 
 # %%
 reports_dir = resolve_reports_dir(REPORTS_DIR, smoke=SMOKE)
-record = RunRecord.from_parameters_cell("06_predict_own_scene", globals(),
-                                        metrics_dir=reports_dir / "metrics")
+record = RunRecord.from_parameters_cell("06_predict_own_scene", globals(), metrics_dir=reports_dir / "metrics")
 if SMOKE:
     SCENE_SIZE, TILE, OVERLAP = [150, 190], 64, 16
 
@@ -103,9 +102,14 @@ if SMOKE:
 # %%
 scene = None
 if S2_PATH is None or S1_PATH is None:
-    scene = make_synthetic_scene(Path(OUT_DIR) / "input_scene", *SCENE_SIZE, seed=SEED,
-                                        s1_offset=(13.0, -7.0), s1_resolution=20.0,
-                                        nodata_corner=SCENE_SIZE[0] // 5)
+    scene = make_synthetic_scene(
+        Path(OUT_DIR) / "input_scene",
+        *SCENE_SIZE,
+        seed=SEED,
+        s1_offset=(13.0, -7.0),
+        s1_resolution=20.0,
+        nodata_corner=SCENE_SIZE[0] // 5,
+    )
     S2_PATH, S1_PATH = str(scene.s2_cloudy), str(scene.s1)
 describe_scene(S2_PATH, S1_PATH)
 
@@ -115,8 +119,7 @@ describe_scene(S2_PATH, S1_PATH)
 # missing, the next cell stops with a message saying how to create it (unless `SMOKE` is set).
 
 # %%
-checkpoint, checkpoint_note = prepare_checkpoint(CHECKPOINT, smoke=SMOKE,
-                                                         scratch_dir=OUT_DIR, seed=SEED)
+checkpoint, checkpoint_note = prepare_checkpoint(CHECKPOINT, smoke=SMOKE, scratch_dir=OUT_DIR, seed=SEED)
 print(checkpoint_note)
 
 # %% [markdown]
@@ -127,9 +130,17 @@ print(checkpoint_note)
 # as a Cloud-Optimized GeoTIFF only when the whole scene is done.
 
 # %%
-outputs = predict_scene(S2_PATH, S1_PATH, checkpoint, OUT_DIR, tile=TILE,
-                                overlap=OVERLAP, batch_size=BATCH_SIZE, device=DEVICE,
-                                write_prompt=WRITE_PROMPT)
+outputs = predict_scene(
+    S2_PATH,
+    S1_PATH,
+    checkpoint,
+    OUT_DIR,
+    tile=TILE,
+    overlap=OVERLAP,
+    batch_size=BATCH_SIZE,
+    device=DEVICE,
+    write_prompt=WRITE_PROMPT,
+)
 outputs
 
 # %% [markdown]
@@ -165,8 +176,9 @@ arrays["cloud_free"]
 # %%
 scores = {}
 if scene is not None:
-    scores = compare_to_reference(outputs, scene.s2_clear, cloudy_s2=scene.s2_cloudy,
-                                          reference_land_cover=scene.land_cover)
+    scores = compare_to_reference(
+        outputs, scene.s2_clear, cloudy_s2=scene.s2_cloudy, reference_land_cover=scene.land_cover
+    )
 scores
 
 # %% [markdown]
@@ -174,13 +186,22 @@ scores
 
 # %%
 summary = read_summary(outputs)
-record.write({"scene": {"height": summary["height"], "width": summary["width"],
-                        "n_tiles": summary["n_tiles"], "valid_fraction": summary["valid_fraction"],
-                        "s1_resampled": summary["s1_resampled"]},
-              "prediction_wall_time_s": summary["wall_time_s"],
-              "class_fractions": summary.get("class_fractions", {}),
-              "scores_vs_truth": scores, "checkpoint": checkpoint_note,
-              "outputs": describe_outputs(outputs)})
+record.write(
+    {
+        "scene": {
+            "height": summary["height"],
+            "width": summary["width"],
+            "n_tiles": summary["n_tiles"],
+            "valid_fraction": summary["valid_fraction"],
+            "s1_resampled": summary["s1_resampled"],
+        },
+        "prediction_wall_time_s": summary["wall_time_s"],
+        "class_fractions": summary.get("class_fractions", {}),
+        "scores_vs_truth": scores,
+        "checkpoint": checkpoint_note,
+        "outputs": describe_outputs(outputs),
+    }
+)
 for array in arrays.values():
     array.close()
 

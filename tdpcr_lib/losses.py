@@ -32,8 +32,9 @@ Objective = Literal["rec", "seg_rec", "multitask"]
 OBJECTIVES: tuple[str, ...] = ("rec", "seg_rec", "multitask")
 
 
-def reconstruction_loss(prediction: Tensor, target: Tensor, l1_weight: float = 0.9,
-                        ssim_weight: float = 0.1) -> tuple[Tensor, dict[str, float]]:
+def reconstruction_loss(
+    prediction: Tensor, target: Tensor, l1_weight: float = 0.9, ssim_weight: float = 0.1
+) -> tuple[Tensor, dict[str, float]]:
     """``l1_weight·L1 + ssim_weight·(1 − SSIM)``, both averaged over batch, bands and pixels.
 
     Parameters
@@ -50,15 +51,16 @@ def reconstruction_loss(prediction: Tensor, target: Tensor, l1_weight: float = 0
         The scalar loss and ``{"l1": ..., "ssim": ..., "rec": ...}`` as floats.
     """
     if prediction.shape != target.shape:
-        raise ValueError(f"reconstruction_loss: prediction {tuple(prediction.shape)} and "
-                         f"target {tuple(target.shape)} differ in shape")
+        raise ValueError(
+            f"reconstruction_loss: prediction {tuple(prediction.shape)} and "
+            f"target {tuple(target.shape)} differ in shape"
+        )
     prediction = prediction.float()
     target = target.float()
     l1 = (prediction - target).abs().mean()
     similarity = ssim(prediction, target, data_range=1.0, reduction="mean")
     total = l1_weight * l1 + ssim_weight * (1.0 - similarity)
-    return total, {"l1": float(l1.detach()), "ssim": float(similarity.detach()),
-                   "rec": float(total.detach())}
+    return total, {"l1": float(l1.detach()), "ssim": float(similarity.detach()), "rec": float(total.detach())}
 
 
 def segmentation_loss(logits: Tensor, labels: Tensor, ignore_index: int = 255) -> Tensor:
@@ -71,24 +73,38 @@ def segmentation_loss(logits: Tensor, labels: Tensor, ignore_index: int = 255) -
     labels
         ``(B, H, W)`` integer codes ``0..K-1`` or ``ignore_index``.
     """
-    if logits.ndim != 4 or labels.ndim != 3 or logits.shape[0] != labels.shape[0] \
-            or logits.shape[2:] != labels.shape[1:]:
-        raise ValueError(f"segmentation_loss: logits {tuple(logits.shape)} do not match "
-                         f"labels {tuple(labels.shape)} (expected (B,K,H,W) and (B,H,W))")
+    if (
+        logits.ndim != 4
+        or labels.ndim != 3
+        or logits.shape[0] != labels.shape[0]
+        or logits.shape[2:] != labels.shape[1:]
+    ):
+        raise ValueError(
+            f"segmentation_loss: logits {tuple(logits.shape)} do not match "
+            f"labels {tuple(labels.shape)} (expected (B,K,H,W) and (B,H,W))"
+        )
     labels = labels.long()
     valid = labels != ignore_index
     if not bool(valid.any()):
         return logits.float().sum() * 0.0  # keeps the graph (DDP needs every grad) but adds 0
     bad = labels[valid]
     if int(bad.min()) < 0 or int(bad.max()) >= logits.shape[1]:
-        raise ValueError(f"segmentation_loss: label codes must be in 0..{logits.shape[1] - 1} or "
-                         f"{ignore_index}, got range {int(bad.min())}..{int(bad.max())}")
+        raise ValueError(
+            f"segmentation_loss: label codes must be in 0..{logits.shape[1] - 1} or "
+            f"{ignore_index}, got range {int(bad.min())}..{int(bad.max())}"
+        )
     return F.cross_entropy(logits.float(), labels, ignore_index=ignore_index)
 
 
-def charbonnier_cloud_weighted(prediction: Tensor, target: Tensor, cloud_mask: Tensor,
-                               cloud_weight: float = 6.0, clear_weight: float = 1.0,
-                               eps: float = 1e-3, power: float = 0.45) -> Tensor:
+def charbonnier_cloud_weighted(
+    prediction: Tensor,
+    target: Tensor,
+    cloud_mask: Tensor,
+    cloud_weight: float = 6.0,
+    clear_weight: float = 1.0,
+    eps: float = 1e-3,
+    power: float = 0.45,
+) -> Tensor:
     """CloudSeg's reconstruction loss: mean of ``w·((x − y)² + ε²)^power``.
 
     ``w`` is ``cloud_weight`` where ``cloud_mask`` is 1 and ``clear_weight`` elsewhere; the mean
@@ -101,9 +117,14 @@ def charbonnier_cloud_weighted(prediction: Tensor, target: Tensor, cloud_mask: T
     return (weight * per_pixel).mean()
 
 
-def compute_loss(outputs: dict[str, Tensor], batch: dict[str, Tensor], objective: str,
-                 rec_weight: float = 1.0, ignore_index: int = 255,
-                 multitask_cr_weight: float = 1.0) -> tuple[Tensor, dict[str, float]]:
+def compute_loss(
+    outputs: dict[str, Tensor],
+    batch: dict[str, Tensor],
+    objective: str,
+    rec_weight: float = 1.0,
+    ignore_index: int = 255,
+    multitask_cr_weight: float = 1.0,
+) -> tuple[Tensor, dict[str, float]]:
     """Dispatch to the loss of one training objective.
 
     Parameters
@@ -132,8 +153,10 @@ def compute_loss(outputs: dict[str, Tensor], batch: dict[str, Tensor], objective
         total, parts = reconstruction_loss(outputs["reconstruction"], target)
         return total, {"loss": float(total.detach()), **parts}
     if "segmentation" not in outputs:
-        raise KeyError(f"objective {objective!r} needs a segmentation output; attach the "
-                       "segmentation decoder (ModelConfig.with_seg_decoder=True)")
+        raise KeyError(
+            f"objective {objective!r} needs a segmentation output; attach the "
+            "segmentation decoder (ModelConfig.with_seg_decoder=True)"
+        )
     ce = segmentation_loss(outputs["segmentation"], batch["mask"], ignore_index)
     if objective == "seg_rec":
         rec, parts = reconstruction_loss(outputs["reconstruction"], target)

@@ -23,10 +23,10 @@ class ResumableSampler(Sampler[int]):
     the same samples as a one-process batch ``B``.
     """
 
-    def __init__(self, dataset: Dataset, seed: int, rank: int = 0, world_size: int = 1,
-                 shuffle: bool = True) -> None:
-        self.inner = DistributedSampler(dataset, num_replicas=world_size, rank=rank,
-                                        shuffle=shuffle, seed=seed, drop_last=True)
+    def __init__(self, dataset: Dataset, seed: int, rank: int = 0, world_size: int = 1, shuffle: bool = True) -> None:
+        self.inner = DistributedSampler(
+            dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed, drop_last=True
+        )
         self.skip = 0
 
     def set_epoch(self, epoch: int, skip: int = 0) -> None:
@@ -34,7 +34,7 @@ class ResumableSampler(Sampler[int]):
         self.skip = int(skip)
 
     def __iter__(self) -> Iterator[int]:
-        return iter(list(self.inner)[self.skip:])
+        return iter(list(self.inner)[self.skip :])
 
     def __len__(self) -> int:
         return max(len(self.inner) - self.skip, 0)

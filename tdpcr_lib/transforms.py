@@ -35,8 +35,13 @@ class TrainAugment:
     generator : torch.Generator, optional
     """
 
-    def __init__(self, crop_size: int | None = None, flips: bool = True, rot90: bool = True,
-                 generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self,
+        crop_size: int | None = None,
+        flips: bool = True,
+        rot90: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> None:
         if crop_size is not None and crop_size < 1:
             raise ValueError(f"crop_size must be positive, got {crop_size}")
         self.crop_size = crop_size
@@ -51,16 +56,14 @@ class TrainAugment:
     def _randint(self, high: int, generator: torch.Generator | None) -> int:
         return int(torch.randint(high, (1,), generator=generator).item())
 
-    def __call__(self, sample: dict[str, Any],
-                 generator: torch.Generator | None = None) -> dict[str, Any]:
+    def __call__(self, sample: dict[str, Any], generator: torch.Generator | None = None) -> dict[str, Any]:
         generator = generator if generator is not None else self.generator
         height, width = sample["optical"].shape[-2:]
         top = left = 0
         size_h, size_w = height, width
         if self.crop_size is not None:
             if self.crop_size > min(height, width):
-                raise ValueError(f"crop_size {self.crop_size} is larger than the sample "
-                                 f"({height}x{width})")
+                raise ValueError(f"crop_size {self.crop_size} is larger than the sample ({height}x{width})")
             size_h = size_w = self.crop_size
             top = self._randint(height - size_h + 1, generator)
             left = self._randint(width - size_w + 1, generator)
@@ -71,10 +74,9 @@ class TrainAugment:
         transpose, flip_dims = _DIHEDRAL[(hflip, vflip, k)]
         out = dict(sample)
         for key, value in sample.items():
-            if not (torch.is_tensor(value) and value.ndim >= 2
-                    and tuple(value.shape[-2:]) == (height, width)):
+            if not (torch.is_tensor(value) and value.ndim >= 2 and tuple(value.shape[-2:]) == (height, width)):
                 continue
-            value = value[..., top:top + size_h, left:left + size_w]
+            value = value[..., top : top + size_h, left : left + size_w]
             if transpose:
                 value = value.transpose(-2, -1)  # a view; the flip or contiguous() copies once
             out[key] = (value.flip(flip_dims) if flip_dims else value).contiguous()
@@ -84,8 +86,7 @@ class TrainAugment:
         return f"TrainAugment(crop_size={self.crop_size}, flips={self.flips}, rot90={self.rot90})"
 
 
-def apply_flips_and_rotation(value: torch.Tensor, hflip: bool, vflip: bool, k: int
-                              ) -> torch.Tensor:
+def apply_flips_and_rotation(value: torch.Tensor, hflip: bool, vflip: bool, k: int) -> torch.Tensor:
     """The augmentation's definition: flip the last axis, then the second last, then rot90 ×k."""
     if hflip:
         value = value.flip(-1)
@@ -107,9 +108,11 @@ def _as_transpose_and_flips() -> dict[tuple[bool, bool, int], tuple[bool, tuple[
             for k in range(4):
                 expected = apply_flips_and_rotation(probe, hflip, vflip, k)
                 table[(hflip, vflip, k)] = next(
-                    (transpose, dims) for transpose in (False, True)
+                    (transpose, dims)
+                    for transpose in (False, True)
                     for dims in ((), (-2,), (-1,), (-2, -1))
-                    if torch.equal(_transpose_flip(probe, transpose, dims), expected))
+                    if torch.equal(_transpose_flip(probe, transpose, dims), expected)
+                )
     return table
 
 
@@ -147,14 +150,16 @@ class SeededAugmentDataset(Dataset):
         sample = self.base[index]
         if self.transform is None:
             return sample
-        sample_seed = int(np.random.SeedSequence([self.seed, self.epoch, int(index)])
-                          .generate_state(1)[0])
+        sample_seed = int(np.random.SeedSequence([self.seed, self.epoch, int(index)]).generate_state(1)[0])
         if getattr(self.transform, "accepts_generator", False):
             # a private generator seeded alike draws what the seeded global RNG would, without
             # torch.manual_seed and the NumPy state copies (~0.5 ms a sample)
             return self.transform(sample, generator=torch.Generator().manual_seed(sample_seed))
-        torch_state, numpy_state, python_state = (torch.get_rng_state(), np.random.get_state(),  # noqa: NPY002 (the legacy global RNG is what we save/restore)
-                                                  random.getstate())
+        torch_state, numpy_state, python_state = (
+            torch.get_rng_state(),
+            np.random.get_state(),  # noqa: NPY002 (the legacy global RNG is what we save/restore)
+            random.getstate(),
+        )
         try:
             torch.manual_seed(sample_seed)
             np.random.seed(sample_seed)  # noqa: NPY002 (the legacy global RNG is what we save/restore)
@@ -190,6 +195,5 @@ def centre_crop_sample(sample: Mapping[str, Any], size: int | None) -> dict[str,
     for key in _SPATIAL_KEYS:
         if key in out:
             value = out[key]
-            out[key] = value[..., window.row:window.row + window.height,
-                             window.col:window.col + window.width]
+            out[key] = value[..., window.row : window.row + window.height, window.col : window.col + window.width]
     return out

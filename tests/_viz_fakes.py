@@ -12,8 +12,7 @@ from torch import nn
 BUCKETS = ("0-20%", "20%-40%", "40%-60%", "60%-80%", "80%-100%")
 
 
-def make_sample(seed: int, size: int = 32, bucket: str = "0-20%", tile_id: str | None = None
-                ) -> dict:
+def make_sample(seed: int, size: int = 32, bucket: str = "0-20%", tile_id: str | None = None) -> dict:
     """A sample dict with random but valid values (labels 0..6, a few ignored pixels)."""
     g = torch.Generator().manual_seed(seed)
     target = torch.rand(13, size, size, generator=g) * 0.4 + 0.1
@@ -22,9 +21,15 @@ def make_sample(seed: int, size: int = 32, bucket: str = "0-20%", tile_id: str |
     optical = torch.where(cloud.bool(), torch.full_like(target, 0.9), target)
     mask = torch.randint(0, 7, (size, size), generator=g)
     mask[0, :4] = 255
-    return {"optical": optical, "sar": torch.rand(2, size, size, generator=g), "target": target,
-            "mask": mask, "cloud_mask": cloud, "bucket": bucket,
-            "id": tile_id or f"ROIs_01_p{seed}"}
+    return {
+        "optical": optical,
+        "sar": torch.rand(2, size, size, generator=g),
+        "target": target,
+        "mask": mask,
+        "cloud_mask": cloud,
+        "bucket": bucket,
+        "id": tile_id or f"ROIs_01_p{seed}",
+    }
 
 
 class TinyModel(nn.Module):
@@ -44,8 +49,7 @@ class TinyModel(nn.Module):
         if self.seg is not None:
             out["segmentation"] = self.seg(x)
         if self.with_prompts:
-            out["prompts"] = [torch.nn.functional.avg_pool2d(optical[:, :1], 2 ** k)
-                              for k in range(1, 5)]
+            out["prompts"] = [torch.nn.functional.avg_pool2d(optical[:, :1], 2**k) for k in range(1, 5)]
         return out
 
 
@@ -66,6 +70,5 @@ def make_dataset(per_bucket: int = 2, size: int = 32) -> ListDataset:
     samples = []
     for b, bucket in enumerate(BUCKETS[:3]):
         for k in range(per_bucket):
-            samples.append(make_sample(10 * b + k, size=size, bucket=bucket,
-                                       tile_id=f"ROIs_0{b + 1}_p{k}"))
+            samples.append(make_sample(10 * b + k, size=size, bucket=bucket, tile_id=f"ROIs_0{b + 1}_p{k}"))
     return ListDataset(samples)

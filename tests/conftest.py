@@ -25,8 +25,7 @@ TINY_TILE_SIZE = 32
 
 
 def _load_fake_data_module():
-    spec = importlib.util.spec_from_file_location(
-        "tdpcr_fake_luojiaset", TESTS_DIR / "data" / "luojiaset" / "data.py")
+    spec = importlib.util.spec_from_file_location("tdpcr_fake_luojiaset", TESTS_DIR / "data" / "luojiaset" / "data.py")
     module = importlib.util.module_from_spec(spec)
     assert spec.loader is not None
     spec.loader.exec_module(module)
@@ -60,8 +59,9 @@ def tiny_luojiaset_root(tmp_path_factory) -> Path:
     """Synthetic twin: 50 tiles of 32 px, seed 0, with ``<root>/manifest/`` (8/1/1 per bucket)."""
     from tdpcr_lib.datasets.synthetic.tiles import make_synthetic_luojiaset
 
-    return make_synthetic_luojiaset(tmp_path_factory.mktemp("twin") / "synthetic_luojiaset",
-                                    n_tiles=TINY_N_TILES, size=TINY_TILE_SIZE, seed=0)
+    return make_synthetic_luojiaset(
+        tmp_path_factory.mktemp("twin") / "synthetic_luojiaset", n_tiles=TINY_N_TILES, size=TINY_TILE_SIZE, seed=0
+    )
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -20,9 +20,15 @@ def _run(name: str, out_dir: Path, **parameters) -> nbformat.NotebookNode:
     import papermill
 
     output = out_dir / name
-    papermill.execute_notebook(str(NOTEBOOKS_DIR / name), str(output), parameters=parameters,
-                               kernel_name="python3", progress_bar=False, cwd=str(NOTEBOOKS_DIR),
-                               execution_timeout=600)  # a hung cell fails instead of blocking
+    papermill.execute_notebook(
+        str(NOTEBOOKS_DIR / name),
+        str(output),
+        parameters=parameters,
+        kernel_name="python3",
+        progress_bar=False,
+        cwd=str(NOTEBOOKS_DIR),
+        execution_timeout=600,
+    )  # a hung cell fails instead of blocking
     return nbformat.read(output, as_version=4)
 
 
@@ -30,17 +36,23 @@ def _run(name: str, out_dir: Path, **parameters) -> nbformat.NotebookNode:
 def executed(tiny_luojiaset_root, tmp_path_factory):
     """04 then 05 in smoke mode, sharing one runs folder; then 04 again (must reuse)."""
     work = tmp_path_factory.mktemp("nb_ablations")
-    common = {"DATA_ROOT": str(tiny_luojiaset_root), "RUNS_DIR": str(work / "runs"),
-              "REPORTS_DIR": str(work / "reports"), "SMOKE": True, "DEVICE": "cpu"}
+    common = {
+        "DATA_ROOT": str(tiny_luojiaset_root),
+        "RUNS_DIR": str(work / "runs"),
+        "REPORTS_DIR": str(work / "reports"),
+        "SMOKE": True,
+        "DEVICE": "cpu",
+    }
     # narrow baselines keep the test fast; the faithful sizes are covered by the model tests
-    narrow = {"dsen2cr": {"dsen2cr_features": 16, "dsen2cr_blocks": 2},
-              "multitask_unet": {"unet_widths": [8, 16, 16, 32, 32]}}
+    narrow = {
+        "dsen2cr": {"dsen2cr_features": 16, "dsen2cr_blocks": 2},
+        "multitask_unet": {"unet_widths": [8, 16, 16, 32, 32]},
+    }
     first = _run("04_ablations.ipynb", work, **common, MODEL_OVERRIDES=narrow)
     first_record = json.loads((work / "reports" / "metrics" / "04_ablations.json").read_text())
     compare = _run("05_compare_visually.ipynb", work, **common, SAMPLE_CROP=32, ZOOM=2)
     second = _run("04_ablations.ipynb", work, **common, MODEL_OVERRIDES=narrow)
-    return {"work": work, "first": first, "first_record": first_record, "compare": compare,
-            "second": second}
+    return {"work": work, "first": first, "first_record": first_record, "compare": compare, "second": second}
 
 
 @pytest.mark.parametrize("name", ["04_ablations.ipynb", "05_compare_visually.ipynb"])
@@ -54,8 +66,7 @@ def test_notebooks_are_committed_clean_with_one_parameters_cell(name):
     assert nb.cells[0].source.startswith("# ")
     headings = [c.source.splitlines()[0] for c in nb.cells if c.cell_type == "markdown"]
     assert "## Prerequisites" in headings and any(h.startswith("## Summary") for h in headings)
-    assert not any("def " in c.source or "class " in c.source for c in nb.cells
-                   if c.cell_type == "code")
+    assert not any("def " in c.source or "class " in c.source for c in nb.cells if c.cell_type == "code")
 
 
 def test_04_writes_table_report_and_figure(executed):
@@ -76,11 +87,9 @@ def test_04_writes_table_report_and_figure(executed):
         png = executed["work"] / "reports" / "figures" / figure
         assert png.read_bytes().startswith(PNG_MAGIC) and png.stat().st_size > 10_000
     # the JSON schema of the issue: runs (model × seed) and claims (one per comparison)
-    assert [(r["model"], r["seed"]) for r in record["runs"]] == [
-        (name, 0) for name in ablations.ABLATIONS]
+    assert [(r["model"], r["seed"]) for r in record["runs"]] == [(name, 0) for name in ablations.ABLATIONS]
     assert all({"steps", "plateau", "metrics"} <= set(r) for r in record["runs"])
-    assert {c["name"] for c in record["claims"]} >= {"delta_psnr_vs_dsen2cr",
-                                                       "delta_miou_vs_multitask"}
+    assert {c["name"] for c in record["claims"]} >= {"delta_psnr_vs_dsen2cr", "delta_miou_vs_multitask"}
     assert all(c["n_seeds"] == 1 and c["verdict"] == "within noise" for c in record["claims"])
     verdicts_page = (executed["work"] / "reports" / "verdicts.md").read_text()
     assert "synthetic twin" in verdicts_page and "Indicative only" in verdicts_page
@@ -102,12 +111,10 @@ def test_04_rerun_reuses_every_run(executed):
 
 
 def test_05_writes_static_pngs_and_renders_the_viewer(executed):
-    record = json.loads((executed["work"] / "reports" / "metrics" /
-                         "05_compare_visually.json").read_text())
+    record = json.loads((executed["work"] / "reports" / "metrics" / "05_compare_visually.json").read_text())
     figures = [Path(p) for p in record["metrics"]["figures"]]
     assert len(figures) == 4  # 2 tiles in smoke mode, each whole + zoom
-    assert all(p.read_bytes().startswith(PNG_MAGIC) and p.stat().st_size > 10_000
-               for p in figures)
+    assert all(p.read_bytes().startswith(PNG_MAGIC) and p.stat().st_size > 10_000 for p in figures)
     assert len(record["metrics"]["models"]) == len(ablations.ABLATIONS)
     assert record["metrics"]["viewer_renders"] == 1
     tile_metrics = next(iter(record["metrics"]["tiles"].values()))

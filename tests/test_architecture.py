@@ -30,11 +30,11 @@ def _rel(path: Path) -> str:
 
 
 def test_import_layers_contract_holds():
-    lint = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or \
-        shutil.which("lint-imports")
+    lint = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or shutil.which("lint-imports")
     assert lint, "import-linter is a dev dependency: pip install -e '.[dev]'"
-    done = subprocess.run([lint, "--config", str(REPO / ".importlinter")], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [lint, "--config", str(REPO / ".importlinter")], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
 
 
@@ -51,8 +51,7 @@ def test_no_function_local_imports_between_package_modules(path):
                 if node.level > 0 or module == "tdpcr_lib" or module.startswith("tdpcr_lib."):
                     local.append((module, node.lineno))
             elif isinstance(node, ast.Import):
-                local += [(a.name, node.lineno) for a in node.names
-                          if a.name.startswith("tdpcr_lib")]
+                local += [(a.name, node.lineno) for a in node.names if a.name.startswith("tdpcr_lib")]
     local = [(m, line) for m, line in local if (_rel(path), m) not in LAZY_OK]
     assert not local, f"{_rel(path)}: move these imports to the top of the module: {local}"
 
@@ -80,9 +79,13 @@ PAPER_CONCEPTS = {
 def test_each_paper_concept_is_found_by_its_name(name):
     tree = ast.parse((REPO / PAPER_CONCEPTS[name]).read_text())
     defined = {n.name for n in tree.body if isinstance(n, ast.ClassDef | ast.FunctionDef)}
-    defined |= {t.id for n in tree.body if isinstance(n, ast.Assign | ast.AnnAssign)
-                for t in (n.targets if isinstance(n, ast.Assign) else [n.target])
-                if isinstance(t, ast.Name)}
+    defined |= {
+        t.id
+        for n in tree.body
+        if isinstance(n, ast.Assign | ast.AnnAssign)
+        for t in (n.targets if isinstance(n, ast.Assign) else [n.target])
+        if isinstance(t, ast.Name)
+    }
     assert name in defined
 
 
@@ -117,8 +120,9 @@ def test_architecture_page_names_every_subpackage():
     ``path/`` (a new subpackage without a row fails here), and the README stays short."""
     text = (REPO / "docs" / "architecture.md").read_text()
     package = REPO / "tdpcr_lib"
-    subpackages = sorted(str(init.parent.relative_to(package)) for init in package.rglob("__init__.py")
-                         if init.parent != package)
+    subpackages = sorted(
+        str(init.parent.relative_to(package)) for init in package.rglob("__init__.py") if init.parent != package
+    )
     assert subpackages and "datasets/luojiaset" in subpackages
     missing = [name for name in subpackages if f"`{name}/`" not in text]
     assert not missing, f"docs/architecture.md does not name {missing}"

@@ -10,13 +10,14 @@ import torch
 from tdpcr_lib.transforms import SeededAugmentDataset, TrainAugment, apply_flips_and_rotation
 
 
-@pytest.mark.parametrize(("hflip", "vflip", "k"),
-                         list(itertools.product((False, True), (False, True), range(4))))
+@pytest.mark.parametrize(("hflip", "vflip", "k"), list(itertools.product((False, True), (False, True), range(4))))
 def test_each_draw_equals_flips_then_rotation(hflip, vflip, k, monkeypatch):
     generator = torch.Generator().manual_seed(0)
-    sample = {"optical": torch.rand(3, 12, 12, generator=generator),
-              "mask": torch.randint(0, 9, (12, 12), generator=generator),
-              "id": "tile"}
+    sample = {
+        "optical": torch.rand(3, 12, 12, generator=generator),
+        "mask": torch.randint(0, 9, (12, 12), generator=generator),
+        "id": "tile",
+    }
     augment = TrainAugment(crop_size=7)
     draws = iter([2, 4, int(hflip), int(vflip), k])  # top, left, hflip, vflip, k
     monkeypatch.setattr(augment, "_randint", lambda high, generator: next(draws))
@@ -39,6 +40,7 @@ def test_rectangular_samples_without_crop_rotate_their_shape():
 
 def test_seeded_dataset_draws_the_same_with_a_private_generator():
     """The generator path of SeededAugmentDataset equals seeding the global RNG (the old path)."""
+
     class Tiles(torch.utils.data.Dataset):
         def __len__(self):
             return 20

@@ -14,8 +14,10 @@ DSEN2CR_PAPER_PARAMS = 18.95e6
 
 def inputs(height: int, width: int, batch: int = 2):
     generator = torch.Generator().manual_seed(1)
-    return (torch.rand(batch, 13, height, width, generator=generator),
-            torch.rand(batch, 2, height, width, generator=generator))
+    return (
+        torch.rand(batch, 13, height, width, generator=generator),
+        torch.rand(batch, 2, height, width, generator=generator),
+    )
 
 
 def test_dsen2cr_has_the_published_parameter_count():

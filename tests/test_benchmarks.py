@@ -29,10 +29,19 @@ from benchmarks import (  # noqa: E402
     scene_inference,
 )
 
-MD_SECTIONS = ("# Benchmarks", "## Machine", "## Targets", "## Model throughput",
-               "### Inference on cpu", "### Training on cpu", "## Data pipeline",
-               "## Training step and pipeline", "## Scene inference", "## Distributed",
-               "## Notes")
+MD_SECTIONS = (
+    "# Benchmarks",
+    "## Machine",
+    "## Targets",
+    "## Model throughput",
+    "### Inference on cpu",
+    "### Training on cpu",
+    "## Data pipeline",
+    "## Training step and pipeline",
+    "## Scene inference",
+    "## Distributed",
+    "## Notes",
+)
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +50,27 @@ def tiny_report(tmp_path_factory) -> tuple[dict, str]:
     root = tmp_path_factory.mktemp("bench")
     out = root / "reports"
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run_all", "--tiny", "--device", "cpu", "--threads",
-         "1", "--out", str(out), "--work-dir", str(root / "work")],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.run_all",
+            "--tiny",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--out",
+            str(out),
+            "--work-dir",
+            str(root / "work"),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return (json.loads((out / "benchmarks.json").read_text()),
-            (out / "benchmarks.md").read_text())
+    return (json.loads((out / "benchmarks.json").read_text()), (out / "benchmarks.md").read_text())
 
 
 def _positive_number(value) -> bool:
@@ -88,8 +112,7 @@ def test_tiny_run_measures_every_model_task_and_benchmark(tiny_report):
     assert "contiguous (NCHW)" in model["inference"]["cpu"]["tdpcr"]["variants"]
     assert "reference kernels (before)" in model["inference"]["cpu"]["tdpcr"]["variants"]
     interleaved = model["inference"]["cpu"]["tdpcr"]["interleaved"]
-    assert set(interleaved["ratios"]) == {"tdpcr/dsen2cr", "tdpcr_reference/dsen2cr",
-                                          "fused/reference"}
+    assert set(interleaved["ratios"]) == {"tdpcr/dsen2cr", "tdpcr_reference/dsen2cr", "fused/reference"}
     assert all(_positive_number(v) for v in interleaved["ratios"].values())
     complexity = model["complexity"]
     # the roofline fact behind the FLOP-rate gap: TDP-CR does far fewer FLOPs per byte moved
@@ -98,8 +121,9 @@ def test_tiny_run_measures_every_model_task_and_benchmark(tiny_report):
     assert model["training"]["cpu"]["multitask_unet"]["objective"] == "multitask"
 
     loaders = report["data_pipeline"]["cpu"]["loaders"]
-    assert {"num_workers=0", "num_workers=1", "num_workers=1, persistent",
-            "num_workers=0, memory-mapped cache"} <= set(loaders)
+    assert {"num_workers=0", "num_workers=1", "num_workers=1, persistent", "num_workers=0, memory-mapped cache"} <= set(
+        loaders
+    )
     assert all(loader["samples"] > 0 for loader in loaders.values())
     ratio = report["loader_vs_training"]["cpu"]
     assert ratio["same_crop_and_batch"] is True
@@ -118,8 +142,7 @@ def test_tiny_run_measures_every_model_task_and_benchmark(tiny_report):
     for version in ("before", "after"):
         assert _positive_number(train["ratios"][version]["pipeline_over_bare"]), version
         assert [r["epochs"] for r in train["pipeline"][version]["runs"]] == [1, 2]
-    assert train["profile"] and all(_positive_number(r["self_ms_per_step"])
-                                    for r in train["profile"])
+    assert train["profile"] and all(_positive_number(r["self_ms_per_step"]) for r in train["profile"])
     assert _positive_number(train["flops"]["counted_training_flops_per_sample"])
 
     ddp = report["distributed"]
@@ -192,11 +215,14 @@ def test_time_call_reports_the_median_per_call(monkeypatch):
     assert timing["block_seconds"] == [1.5, 1.5, 1.5]
 
 
-@pytest.mark.parametrize(("step", "budget", "expected"), [
-    (1.0, 2.5, (1, 2)),     # 2 calls fit: one per block, two blocks
-    (10.0, 2.5, (1, 1)),    # not even one call fits: still one block of one call
-    (1.0, 6.0, (2, 3)),     # 6 calls fit: 2 per block x 3 blocks
-])
+@pytest.mark.parametrize(
+    ("step", "budget", "expected"),
+    [
+        (1.0, 2.5, (1, 2)),  # 2 calls fit: one per block, two blocks
+        (10.0, 2.5, (1, 1)),  # not even one call fits: still one block of one call
+        (1.0, 6.0, (2, 3)),  # 6 calls fit: 2 per block x 3 blocks
+    ],
+)
 def test_time_call_cuts_iterations_to_the_budget(monkeypatch, step, budget, expected):
     clock = FakeClock(step=step)
     monkeypatch.setattr(common.time, "perf_counter", clock.perf_counter)
@@ -205,9 +231,14 @@ def test_time_call_cuts_iterations_to_the_budget(monkeypatch, step, budget, expe
     assert clock.calls == 1 + expected[0] * expected[1]
 
 
-@pytest.mark.parametrize("kwargs", [dict(iterations=0, repeats=1, warmup=0),
-                                    dict(iterations=1, repeats=0, warmup=0),
-                                    dict(iterations=1, repeats=1, warmup=-1)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(iterations=0, repeats=1, warmup=0),
+        dict(iterations=1, repeats=0, warmup=0),
+        dict(iterations=1, repeats=1, warmup=-1),
+    ],
+)
 def test_time_call_rejects_bad_counts(kwargs):
     with pytest.raises(ValueError, match="iterations"):
         common.time_call(lambda: None, budget_s=1.0, **kwargs)
@@ -241,15 +272,18 @@ def test_settings_round_trip_through_json():
     assert again.train_shape("cuda") == (128, 16) and again.train_shape("cpu") == (64, 4)
 
 
-@pytest.mark.parametrize(("value", "higher", "skip", "error", "status"), [
-    (0.10, False, None, None, "PASS"),
-    (0.20, False, None, None, "FAIL"),
-    (25.0, True, None, None, "PASS"),
-    (19.9, True, None, None, "FAIL"),
-    (19.9, True, "tiny", None, "SKIP"),
-    (None, True, None, None, "N/A"),
-    (None, True, None, "boom", "ERROR"),
-])
+@pytest.mark.parametrize(
+    ("value", "higher", "skip", "error", "status"),
+    [
+        (0.10, False, None, None, "PASS"),
+        (0.20, False, None, None, "FAIL"),
+        (25.0, True, None, None, "PASS"),
+        (19.9, True, None, None, "FAIL"),
+        (19.9, True, "tiny", None, "SKIP"),
+        (None, True, None, None, "N/A"),
+        (None, True, None, "boom", "ERROR"),
+    ],
+)
 def test_target_status(value, higher, skip, error, status):
     threshold = 0.15 if not higher else 20.0
     row = run_all._target("t", value, threshold, higher, "x", skip=skip, error=error)
@@ -258,11 +292,15 @@ def test_target_status(value, higher, skip, error, status):
 
 
 def _scene_run(height: int, width: int, delta_mib: float, seconds: float = 1.0) -> dict:
-    return {"height": height, "width": width, "megapixels": height * width / 1e6,
-            "seconds": seconds, "megapixels_per_s": height * width / 1e6 / seconds,
-            "peak_rss_delta_mib": delta_mib,
-            "whole_scene_arrays_mib": height * width * scene_inference.WHOLE_SCENE_BYTES_PER_PIXEL
-            / 2**20}
+    return {
+        "height": height,
+        "width": width,
+        "megapixels": height * width / 1e6,
+        "seconds": seconds,
+        "megapixels_per_s": height * width / 1e6 / seconds,
+        "peak_rss_delta_mib": delta_mib,
+        "whole_scene_arrays_mib": height * width * scene_inference.WHOLE_SCENE_BYTES_PER_PIXEL / 2**20,
+    }
 
 
 def test_scene_summary_bounded_check_and_extrapolation():
@@ -274,8 +312,7 @@ def test_scene_summary_bounded_check_and_extrapolation():
     assert summary["ram"]["bounded"] is True
     assert summary["full_scene"]["extrapolated_s"] == pytest.approx(10980**2 / 2048**2)
 
-    capped = {scene_inference.GDAL_VARIANT: [_scene_run(1024, 1024, 90.0, seconds=1.0),
-                                             _scene_run(2048, 2048, 90.0)]}
+    capped = {scene_inference.GDAL_VARIANT: [_scene_run(1024, 1024, 90.0, seconds=1.0), _scene_run(2048, 2048, 90.0)]}
     summary = scene_inference.summarise(runs, capped, "cpu")
     assert summary["ram_" + scene_inference.GDAL_VARIANT]["peak_growth_mib"] == 0.0
     assert capped[scene_inference.GDAL_VARIANT][0]["speedup_vs_main"] == pytest.approx(2.0)
@@ -286,9 +323,14 @@ def test_scene_summary_bounded_check_and_extrapolation():
 
 
 def test_loader_ratio_uses_the_preset_of_the_device():
-    pipeline = {"cpu": {"crop": 64, "batch": 4, "presets": {"default": 0, "full": 4},
-                        "loaders": {"num_workers=0": {"samples_per_s": 30.0},
-                                    "num_workers=4": {"samples_per_s": 60.0}}}}
+    pipeline = {
+        "cpu": {
+            "crop": 64,
+            "batch": 4,
+            "presets": {"default": 0, "full": 4},
+            "loaders": {"num_workers=0": {"samples_per_s": 30.0}, "num_workers=4": {"samples_per_s": 60.0}},
+        }
+    }
     models = {"training": {"cpu": {"tdpcr": {"samples_per_s": 10.0, "crop": 64, "batch": 4}}}}
     ratios = data_pipeline.consumption_ratios(pipeline, models)["cpu"]
     assert ratios["ratios"] == {"num_workers=0": 3.0, "num_workers=4": 6.0}

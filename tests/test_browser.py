@@ -66,8 +66,7 @@ def _wait_for_server(url: str, process: subprocess.Popen, log: Path, timeout: fl
     deadline = time.time() + timeout
     while time.time() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"JupyterLab exited with code {process.returncode}:\n"
-                               + log.read_text()[-3000:])
+            raise RuntimeError(f"JupyterLab exited with code {process.returncode}:\n" + log.read_text()[-3000:])
         try:
             with urllib.request.urlopen(url, timeout=5) as response:
                 if response.status == 200:
@@ -94,36 +93,63 @@ def lab(tmp_path_factory):
     data_root = make_synthetic_luojiaset(root / "twin", n_tiles=100, size=32, seed=0)
     checkpoint, _ = prepare_checkpoint(root / "no_checkpoint", smoke=True, scratch_dir=root)
     notebook = load_notebook_node(str(NOTEBOOKS_DIR / NOTEBOOK))  # as papermill reads it
-    notebook = parameterize_notebook(notebook, {
-        "DATA_ROOT": str(data_root), "RUNS_DIR": str(root / "runs"),
-        "REPORTS_DIR": str(root / "reports"), "SMOKE": True, "DEVICE": "cpu",
-        "CHECKPOINTS": {"TDP-CR (untrained tiny)": str(checkpoint)}, "SAMPLE_CROP": 32, "ZOOM": 2})
+    notebook = parameterize_notebook(
+        notebook,
+        {
+            "DATA_ROOT": str(data_root),
+            "RUNS_DIR": str(root / "runs"),
+            "REPORTS_DIR": str(root / "reports"),
+            "SMOKE": True,
+            "DEVICE": "cpu",
+            "CHECKPOINTS": {"TDP-CR (untrained tiny)": str(checkpoint)},
+            "SAMPLE_CROP": 32,
+            "ZOOM": 2,
+        },
+    )
     (root / "notebooks").mkdir()
     nbformat.write(notebook, root / "notebooks" / NOTEBOOK)
 
     # Render every cell (no virtual scrolling), so the checks see off-screen cells too.
     # and no "get notified about Jupyter news?" prompt (nothing may be fetched from the web).
-    for plugin, setting in (("notebook-extension/tracker", '{"windowingMode": "none"}'),
-                            ("apputils-extension/notification", '{"fetchNews": "false"}')):
+    for plugin, setting in (
+        ("notebook-extension/tracker", '{"windowingMode": "none"}'),
+        ("apputils-extension/notification", '{"fetchNews": "false"}'),
+    ):
         path = root / "lab_settings" / "@jupyterlab" / f"{plugin}.jupyterlab-settings"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(setting)
     port, token = _free_port(), secrets.token_hex(16)
-    env = {**os.environ, "TDPCR_HOME": str(root), "OMP_NUM_THREADS": "1",
-           # private Jupyter config/state: no user settings, workspaces or extensions leak in
-           "JUPYTER_CONFIG_DIR": str(root / "jupyter_config"),
-           "JUPYTERLAB_SETTINGS_DIR": str(root / "lab_settings"),
-           "JUPYTERLAB_WORKSPACES_DIR": str(root / "lab_workspaces")}
+    env = {
+        **os.environ,
+        "TDPCR_HOME": str(root),
+        "OMP_NUM_THREADS": "1",
+        # private Jupyter config/state: no user settings, workspaces or extensions leak in
+        "JUPYTER_CONFIG_DIR": str(root / "jupyter_config"),
+        "JUPYTERLAB_SETTINGS_DIR": str(root / "lab_settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(root / "lab_workspaces"),
+    }
     log_path = root / "jupyterlab.log"
     log = log_path.open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-         f"--ServerApp.port={port}", f"--IdentityProvider.token={token}",
-         f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
-         "--ServerApp.port_retries=0",
-         # containers and CI often run as root, which Jupyter refuses unless told
-         *(["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else [])],
-        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={port}",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={root}",
+            "--LabApp.expose_app_in_browser=True",
+            "--ServerApp.port_retries=0",
+            # containers and CI often run as root, which Jupyter refuses unless told
+            *(["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []),
+        ],
+        cwd=root,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_for_server(f"{base}/api/status?token={token}", process, log_path)
@@ -144,8 +170,13 @@ def browser(lab):
 
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium") or shutil.which("chromium-browser")
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                     "--disable-gpu", "--window-size=1500,1800"):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1500,1800",
+    ):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
@@ -195,8 +226,7 @@ def _finished(driver) -> dict | None:
     state = _state(driver)
     if not state or state["status"] != "idle" or not state["prompts"]:
         return None
-    if any("*" in p for p in state["prompts"]) or any(p.strip() in ("[ ]:", "") for p in
-                                                      state["prompts"]):
+    if any("*" in p for p in state["prompts"]) or any(p.strip() in ("[ ]:", "") for p in state["prompts"]):
         return None
     return state
 
@@ -232,35 +262,39 @@ def _next_value(driver, control) -> None:
 
 
 def _console_errors(driver) -> list[str]:
-    return [f"{e['level']}: {e['message']}" for e in driver.get_log("browser")
-            if e["level"] == "SEVERE"]
+    return [f"{e['level']}: {e['message']}" for e in driver.get_log("browser") if e["level"] == "SEVERE"]
 
 
 def test_notebook_05_runs_in_jupyterlab_and_the_viewer_reacts(lab, browser):
     shots = _shots_dir(lab)
     browser.get(lab["url"])
-    _wait(lambda: _state(browser) and _state(browser)["status"] == "idle", 180,
-          "the notebook to open with an idle kernel")
+    _wait(
+        lambda: _state(browser) and _state(browser)["status"] == "idle", 180, "the notebook to open with an idle kernel"
+    )
     browser.execute_script("window.jupyterapp.commands.execute('notebook:run-all-cells');")
     state = _wait(lambda: _finished(browser), RUN_ALL_TIMEOUT, "all cells to run", step=2)
     browser.save_screenshot(str(shots / "05_after_run_all.png"))
     assert not state["errors"], "cells raised:\n" + "\n".join(state["errors"])
     first = _wait(lambda: (_state(browser) or {}).get("viewer_src"), 60, "the viewer's figure")
-    images = browser.execute_script(
-        "return [...document.querySelectorAll('.jp-OutputArea-output img')].length")
+    images = browser.execute_script("return [...document.querySelectorAll('.jp-OutputArea-output img')].length")
     assert images >= 3  # static comparisons, the prompt maps and the viewer: all drawn as images
 
     # another tile: the viewer runs the model on it and redraws
     _next_value(browser, _control(browser, "tile"))
-    second = _wait(lambda: (lambda s: s if s and s != first else None)(
-        (_state(browser) or {}).get("viewer_src")), 120, "the figure to change with the tile")
+    second = _wait(
+        lambda: (lambda s: s if s and s != first else None)((_state(browser) or {}).get("viewer_src")),
+        120,
+        "the figure to change with the tile",
+    )
     browser.save_screenshot(str(shots / "05_after_tile_change.png"))
 
     # another band composite: same tile, new colours
     _next_value(browser, _control(browser, "band"))
-    _wait(lambda: (lambda s: s if s and s not in (first, second) else None)(
-        (_state(browser) or {}).get("viewer_src")), 120,
-        "the figure to change with the composite")
+    _wait(
+        lambda: (lambda s: s if s and s not in (first, second) else None)((_state(browser) or {}).get("viewer_src")),
+        120,
+        "the figure to change with the composite",
+    )
     browser.save_screenshot(str(shots / "05_after_composite_change.png"))
 
     state = _state(browser)

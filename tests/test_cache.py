@@ -26,8 +26,7 @@ from tdpcr_lib.transforms import TrainAugment
 @pytest.fixture(scope="module")
 def train_cache(tiny_luojiaset_root, tmp_path_factory):
     """A cache of the tiny twin's training split (read-only by convention)."""
-    return build_cache(tiny_luojiaset_root, "train",
-                       cache_dir=tmp_path_factory.mktemp("cache") / "train")
+    return build_cache(tiny_luojiaset_root, "train", cache_dir=tmp_path_factory.mktemp("cache") / "train")
 
 
 def _assert_same_sample(a: dict, b: dict) -> None:

@@ -32,14 +32,20 @@ def small_model() -> torch.nn.Module:
 
 def _inputs(size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
     generator = torch.Generator().manual_seed(1)
-    return (torch.rand(2, 13, size, size, generator=generator),
-            torch.rand(2, 2, size, size, generator=generator))
+    return (torch.rand(2, 13, size, size, generator=generator), torch.rand(2, 2, size, size, generator=generator))
 
 
 def test_round_trip_restores_identical_outputs_and_metadata(tmp_path, small_model):
-    directory = save_checkpoint(tmp_path / "best", small_model, phase="phase1", epoch=3, step=42,
-                                train_config={"lr": 0.001}, metrics={"cr": {"psnr": 30.5}},
-                                manifest_hash="abc123")
+    directory = save_checkpoint(
+        tmp_path / "best",
+        small_model,
+        phase="phase1",
+        epoch=3,
+        step=42,
+        train_config={"lr": 0.001},
+        metrics={"cr": {"psnr": 30.5}},
+        manifest_hash="abc123",
+    )
     assert sorted(p.name for p in directory.iterdir()) == ["config.json", "model.safetensors"]
     model, meta = load_model(directory)
     optical, sar = _inputs()
@@ -66,9 +72,10 @@ def test_seg_decoder_checkpoint_rebuilds_with_decoder(tmp_path, small_model):
 
 def test_nested_state_round_trips_exactly_without_pickle():
     state = {
-        "optimizer": {"state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.randn(4, 2)}},
-                      "param_groups": [{"lr": 1e-3, "betas": (0.9, 0.999), "params": [0, 1],
-                                        "foreused": None, "amsgrad": False}]},
+        "optimizer": {
+            "state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.randn(4, 2)}},
+            "param_groups": [{"lr": 1e-3, "betas": (0.9, 0.999), "params": [0, 1], "foreused": None, "amsgrad": False}],
+        },
         "numpy": np.arange(5, dtype=np.uint32),
         "inf": float("inf"),
         "__weird_key": "kept",
@@ -78,8 +85,7 @@ def test_nested_state_round_trips_exactly_without_pickle():
     restored = unflatten_state(json.loads(json.dumps(data)), tensors)
     assert restored["optimizer"]["param_groups"][0]["betas"] == (0.9, 0.999)
     assert list(restored["optimizer"]["state"]) == [0]  # int keys stay ints
-    torch.testing.assert_close(restored["optimizer"]["state"][0]["exp_avg"],
-                               state["optimizer"]["state"][0]["exp_avg"])
+    torch.testing.assert_close(restored["optimizer"]["state"][0]["exp_avg"], state["optimizer"]["state"][0]["exp_avg"])
     assert restored["numpy"].dtype == np.uint32
     np.testing.assert_array_equal(restored["numpy"], state["numpy"])
     assert restored["inf"] == float("inf")
@@ -100,14 +106,19 @@ def test_trainer_state_round_trip_resumes_optimizer_and_rng(tmp_path, small_mode
     torch.manual_seed(5)
     rng = capture_rng_state()
     expected_draws = (torch.rand(3), np.random.rand(3), random.random())  # noqa: NPY002
-    save_checkpoint(tmp_path / "last", small_model, phase="phase1", epoch=0, step=1,
-                    trainer_state={"optimizer": optimizer.state_dict(), "rng": rng})
+    save_checkpoint(
+        tmp_path / "last",
+        small_model,
+        phase="phase1",
+        epoch=0,
+        step=1,
+        trainer_state={"optimizer": optimizer.state_dict(), "rng": rng},
+    )
     state = load_trainer_state(tmp_path / "last")
     fresh = torch.optim.AdamW(small_model.parameters(), lr=1e-3)
     fresh.load_state_dict(state["optimizer"])
     for key in ("exp_avg", "exp_avg_sq", "step"):
-        torch.testing.assert_close(fresh.state_dict()["state"][0][key],
-                                   optimizer.state_dict()["state"][0][key])
+        torch.testing.assert_close(fresh.state_dict()["state"][0][key], optimizer.state_dict()["state"][0][key])
     restore_rng_state(state["rng"])
     torch.testing.assert_close(torch.rand(3), expected_draws[0])
     np.testing.assert_array_equal(np.random.rand(3), expected_draws[1])  # noqa: NPY002
@@ -185,8 +196,14 @@ def test_crash_between_renames_falls_back_to_the_previous_version(tmp_path, smal
 
 def test_loading_never_unpickles(tmp_path, small_model, monkeypatch):
     optimizer = torch.optim.AdamW(small_model.parameters())
-    save_checkpoint(tmp_path / "last", small_model, phase="phase1", epoch=0, step=0,
-                    trainer_state={"optimizer": optimizer.state_dict()})
+    save_checkpoint(
+        tmp_path / "last",
+        small_model,
+        phase="phase1",
+        epoch=0,
+        step=0,
+        trainer_state={"optimizer": optimizer.state_dict()},
+    )
 
     def forbidden(*args, **kwargs):
         raise AssertionError("torch.load / pickle must not be used to read checkpoints")

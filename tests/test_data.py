@@ -62,8 +62,14 @@ def _rewrite(path: Path, array: np.ndarray) -> None:
     """Replace a GeoTIFF's pixels (and with them its band count/dtype/shape), keeping the georef."""
     with rasterio.open(path) as src:
         crs, transform = src.crs, src.transform
-    profile = {"driver": "GTiff", "height": array.shape[1], "width": array.shape[2],
-               "count": array.shape[0], "dtype": array.dtype.name, "transform": transform}
+    profile = {
+        "driver": "GTiff",
+        "height": array.shape[1],
+        "width": array.shape[2],
+        "count": array.shape[0],
+        "dtype": array.dtype.name,
+        "transform": transform,
+    }
     if crs is not None:
         profile["crs"] = crs
     path.unlink()
@@ -77,13 +83,16 @@ def _read(path: Path) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------ layout
-@pytest.mark.parametrize(("modality", "expected"), [
-    ("s1", "ROIs_04_s1_p321.tif"),
-    ("s2", "ROIs_04_s2_p321.tif"),
-    ("s2_cloudy", "ROIs_04_s2_cloudy_p321.tif"),
-    ("land_cover_maps", "ROIs_04_s2_p321.tif"),
-    ("cloud_detection_results", "ROIs_04_s2_cloudy_p321.tif"),
-])
+@pytest.mark.parametrize(
+    ("modality", "expected"),
+    [
+        ("s1", "ROIs_04_s1_p321.tif"),
+        ("s2", "ROIs_04_s2_p321.tif"),
+        ("s2_cloudy", "ROIs_04_s2_cloudy_p321.tif"),
+        ("land_cover_maps", "ROIs_04_s2_p321.tif"),
+        ("cloud_detection_results", "ROIs_04_s2_cloudy_p321.tif"),
+    ],
+)
 def test_modality_filenames_follow_the_real_quirks(modality, expected):
     assert modality_filename("04", "p321", modality) == expected
     assert sample_relpaths("0-20%", "04", "p321")[modality] == f"0-20%/{modality}/{expected}"
@@ -91,8 +100,7 @@ def test_modality_filenames_follow_the_real_quirks(modality, expected):
 
 def test_bucket_centres_and_order_derive_from_buckets():
     assert list(BUCKET_CENTRES) == list(BUCKETS)
-    assert BUCKET_CENTRES == {"0-20%": 10.0, "20%-40%": 30.0, "40%-60%": 50.0, "60%-80%": 70.0,
-                              "80%-100%": 90.0}
+    assert BUCKET_CENTRES == {"0-20%": 10.0, "20%-40%": 30.0, "40%-60%": 50.0, "60%-80%": 70.0, "80%-100%": 90.0}
     shuffled = ["other", *reversed(BUCKETS)]
     assert sorted(shuffled, key=bucket_sort_key) == [*BUCKETS, "other"]
 
@@ -131,7 +139,7 @@ def test_cloud_mask_fraction_matches_the_file(fake_luojiaset_root):
     ds = LuojiaSETOSFCR(fake_luojiaset_root, "test")
     for index in range(len(ds)):
         sample = ds[index]
-        expected = (0.2 * BUCKETS.index(sample["bucket"]) + 0.1)  # fake data: mid-bucket fraction
+        expected = 0.2 * BUCKETS.index(sample["bucket"]) + 0.1  # fake data: mid-bucket fraction
         assert float(sample["cloud_mask"].mean()) == pytest.approx(expected, abs=1 / SIZE**2)
 
 
@@ -284,23 +292,26 @@ def _corrupt(root: Path, modality: str, how: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("modality", "how", "message"), [
-    ("cloud_detection_results", "delete", "missing cloud mask file"),
-    ("s1", "delete", "missing Sentinel-1"),
-    ("s2", "drop_band", "must have 13 band"),
-    ("s2_cloudy", "drop_band", "must have 13 band"),
-    ("s1", "drop_band", "must have 2 band"),
-    ("s1", "dtype_int16", "must be float32, found int16"),
-    ("s2", "dtype_uint8", "must be uint16 or float32, found uint8"),
-    ("land_cover_maps", "dtype_float32", "found float32"),
-    ("s1", "shrink", "modalities differ in size"),
-    ("land_cover_maps", "shrink", "modalities differ in size"),
-    ("s2", "nan", "NaN/inf value"),
-    ("cloud_detection_results", "nan", "NaN/inf value"),
-    ("cloud_detection_results", "value_2", "must lie in \\[0, 1\\]"),
-    ("s2", "garbage", "unreadable or corrupt GeoTIFF"),
-    ("land_cover_maps", "truncate", "unreadable or corrupt GeoTIFF"),
-])
+@pytest.mark.parametrize(
+    ("modality", "how", "message"),
+    [
+        ("cloud_detection_results", "delete", "missing cloud mask file"),
+        ("s1", "delete", "missing Sentinel-1"),
+        ("s2", "drop_band", "must have 13 band"),
+        ("s2_cloudy", "drop_band", "must have 13 band"),
+        ("s1", "drop_band", "must have 2 band"),
+        ("s1", "dtype_int16", "must be float32, found int16"),
+        ("s2", "dtype_uint8", "must be uint16 or float32, found uint8"),
+        ("land_cover_maps", "dtype_float32", "found float32"),
+        ("s1", "shrink", "modalities differ in size"),
+        ("land_cover_maps", "shrink", "modalities differ in size"),
+        ("s2", "nan", "NaN/inf value"),
+        ("cloud_detection_results", "nan", "NaN/inf value"),
+        ("cloud_detection_results", "value_2", "must lie in \\[0, 1\\]"),
+        ("s2", "garbage", "unreadable or corrupt GeoTIFF"),
+        ("land_cover_maps", "truncate", "unreadable or corrupt GeoTIFF"),
+    ],
+)
 def test_bad_files_raise_a_clear_error_naming_the_file(fake_luojiaset_copy, modality, how, message):
     path = _corrupt(fake_luojiaset_copy, modality, how)
     ds = LuojiaSETOSFCR(fake_luojiaset_copy, "test")
@@ -347,15 +358,23 @@ def test_split_is_the_authors_protocol(fake_luojiaset_root):
     first = {split: [r.id for r in records if r.bucket == "0-20%"] for split, records in splits.items()}
     assert first["val"] == ["ROIs_01_p1"]
     assert first["test"] == ["ROIs_01_p1000"]
-    assert first["train"] == ["ROIs_03_p10", "ROIs_01_p7", "ROIs_01_p11", "ROIs_03_p100",
-                              "ROIs_02_p20", "ROIs_02_p55", "ROIs_03_p3", "ROIs_02_p2"]
+    assert first["train"] == [
+        "ROIs_03_p10",
+        "ROIs_01_p7",
+        "ROIs_01_p11",
+        "ROIs_03_p100",
+        "ROIs_02_p20",
+        "ROIs_02_p55",
+        "ROIs_03_p3",
+        "ROIs_02_p2",
+    ]
 
 
-@pytest.mark.parametrize(("n", "expected"), [(10, (8, 1, 1)), (7, (5, 0, 2)), (4000, (3200, 400, 400)),
-                                             (1, (0, 0, 1)), (0, (0, 0, 0))])
+@pytest.mark.parametrize(
+    ("n", "expected"), [(10, (8, 1, 1)), (7, (5, 0, 2)), (4000, (3200, 400, 400)), (1, (0, 0, 1)), (0, (0, 0, 0))]
+)
 def test_split_sizes_per_bucket(n, expected):
-    records = [SampleRecord(sample_relpaths(b, "01", f"p{i}"), b, f"ROIs_01_p{i}")
-               for b in BUCKETS for i in range(n)]
+    records = [SampleRecord(sample_relpaths(b, "01", f"p{i}"), b, f"ROIs_01_p{i}") for b in BUCKETS for i in range(n)]
     splits = split_samples(records)
     for bucket in BUCKETS:
         got = tuple(sum(r.bucket == bucket for r in splits[s]) for s in ("train", "val", "test"))
@@ -366,11 +385,11 @@ def test_split_sizes_per_bucket(n, expected):
 
 def test_split_shares_one_rng_across_buckets():
     """Bucket 2's order depends on bucket 1: one RNG is shared (as in the author's code)."""
+
     def second_bucket_order(n_first: int) -> list[str]:
-        records = ([SampleRecord(sample_relpaths("0-20%", "01", f"p{i}"), "0-20%", str(i))
-                    for i in range(n_first)]
-                   + [SampleRecord(sample_relpaths("20%-40%", "01", f"p{i}"), "20%-40%", str(i))
-                      for i in range(20)])
+        records = [SampleRecord(sample_relpaths("0-20%", "01", f"p{i}"), "0-20%", str(i)) for i in range(n_first)] + [
+            SampleRecord(sample_relpaths("20%-40%", "01", f"p{i}"), "20%-40%", str(i)) for i in range(20)
+        ]
         return [r.id for s in split_samples(records).values() for r in s if r.bucket == "20%-40%"]
 
     assert second_bucket_order(0) != second_bucket_order(10)
@@ -387,8 +406,7 @@ def test_manifest_is_deterministic_and_seed_dependent(fake_luojiaset_root, tmp_p
     c = write_manifest(fake_luojiaset_root, out=tmp_path / "c", seed=7, checksums=False)
     for split in ("train", "val", "test"):
         assert (a / f"{split}.csv").read_bytes() == (b / f"{split}.csv").read_bytes()
-        assert (a / f"{split}.csv").read_bytes() == \
-            (fake_luojiaset_root / "manifest" / f"{split}.csv").read_bytes()
+        assert (a / f"{split}.csv").read_bytes() == (fake_luojiaset_root / "manifest" / f"{split}.csv").read_bytes()
     assert (a / "test.csv").read_bytes() != (c / "test.csv").read_bytes()
     assert manifest_hash(a) == manifest_hash(b) != manifest_hash(c)
     assert not (b / "checksums.sha256").exists()
@@ -407,6 +425,7 @@ def test_manifest_files_and_format(fake_luojiaset_root):
     digest, rel = lines[0].split("  ")
     assert len(digest) == 64 and (fake_luojiaset_root / rel).is_file()
     import json
+
     config = json.loads((manifest / "split_config.json").read_text())
     assert config["split_seed"] == 42 and config["train_ratio"] == 0.8
     assert config["counts"]["val"] == dict.fromkeys(BUCKETS, 1)
@@ -459,9 +478,15 @@ def test_manifest_location_default(fake_luojiaset_copy, tmp_path):
 def _position_sample(size: int = 8) -> dict:
     """Every modality encodes the pixel position, so any mismatch between them is visible."""
     grid = torch.arange(size * size, dtype=torch.float32).reshape(size, size)
-    return {"optical": grid.expand(13, size, size) + 0, "sar": grid.expand(2, size, size) + 0,
-            "target": grid.expand(13, size, size) + 0, "mask": grid.long(),
-            "cloud_mask": grid.clone(), "bucket": "0-20%", "id": "ROIs_01_p1"}
+    return {
+        "optical": grid.expand(13, size, size) + 0,
+        "sar": grid.expand(2, size, size) + 0,
+        "target": grid.expand(13, size, size) + 0,
+        "mask": grid.long(),
+        "cloud_mask": grid.clone(),
+        "bucket": "0-20%",
+        "id": "ROIs_01_p1",
+    }
 
 
 @pytest.mark.parametrize("crop_size", [None, 5, 8])
@@ -564,10 +589,13 @@ def test_prepare_rejects_unsafe_archives(tmp_path):
     assert not (tmp_path.parent / "escape.txt").exists()
 
 
-@pytest.mark.parametrize(("content", "error", "message"), [
-    (None, DatasetNotFoundError, "questionnaire"),
-    (b"not an archive", DataIntegrityError, "neither a folder nor"),
-])
+@pytest.mark.parametrize(
+    ("content", "error", "message"),
+    [
+        (None, DatasetNotFoundError, "questionnaire"),
+        (b"not an archive", DataIntegrityError, "neither a folder nor"),
+    ],
+)
 def test_prepare_bad_sources(tmp_path, content, error, message):
     source = tmp_path / "LuojiaSET.txt"
     if content is not None:
@@ -605,8 +633,7 @@ def test_dataset_statistics(fake_luojiaset_root):
 
 def test_dataloader_workers_can_load_and_augment(fake_luojiaset_root):
     ds = LuojiaSETOSFCR(fake_luojiaset_root, "train", transforms=TrainAugment(crop_size=16))
-    loader = DataLoader(ds, batch_size=8, num_workers=2, shuffle=True,
-                        generator=torch.Generator().manual_seed(0))
+    loader = DataLoader(ds, batch_size=8, num_workers=2, shuffle=True, generator=torch.Generator().manual_seed(0))
     batches = list(loader)
     assert sum(len(b["id"]) for b in batches) == len(ds) == 40
     assert batches[0]["optical"].shape == (8, 13, 16, 16)

@@ -14,18 +14,35 @@ from tdpcr_lib.datasets.samples import BUCKETS
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "00_get_data.ipynb"
-METRIC_KEYS = {"source", "data_root", "manifest_dir", "manifest_hash", "n_samples", "tile_size",
-               "counts", "class_histogram", "class_fraction", "mean_cloud_fraction",
-               "header_check", "read_ms_per_sample", "generation_seconds"}
+METRIC_KEYS = {
+    "source",
+    "data_root",
+    "manifest_dir",
+    "manifest_hash",
+    "n_samples",
+    "tile_size",
+    "counts",
+    "class_histogram",
+    "class_fraction",
+    "mean_cloud_fraction",
+    "header_check",
+    "read_ms_per_sample",
+    "generation_seconds",
+}
 
 
 def _run(tmp_path: Path, **parameters) -> dict:
     import papermill as pm
 
     reports = tmp_path / "reports"
-    pm.execute_notebook(str(NOTEBOOK), str(tmp_path / "executed.ipynb"),
-                        parameters={"SMOKE": True, "REPORTS_DIR": str(reports), **parameters},
-                        kernel_name="python3", cwd=str(REPO / "notebooks"), progress_bar=False)
+    pm.execute_notebook(
+        str(NOTEBOOK),
+        str(tmp_path / "executed.ipynb"),
+        parameters={"SMOKE": True, "REPORTS_DIR": str(reports), **parameters},
+        kernel_name="python3",
+        cwd=str(REPO / "notebooks"),
+        progress_bar=False,
+    )
     return json.loads((reports / "metrics" / "00_get_data.json").read_text())
 
 
@@ -54,9 +71,14 @@ def test_a_smoke_run_leaves_the_default_reports_alone(tmp_path, monkeypatch):
     import papermill as pm
 
     monkeypatch.setenv("TDPCR_HOME", str(tmp_path))  # inherited by the kernel
-    pm.execute_notebook(str(NOTEBOOK), str(tmp_path / "executed.ipynb"),
-                        parameters={"SMOKE": True, "DATA_ROOT": str(tmp_path / "twin")},
-                        kernel_name="python3", cwd=str(REPO / "notebooks"), progress_bar=False)
+    pm.execute_notebook(
+        str(NOTEBOOK),
+        str(tmp_path / "executed.ipynb"),
+        parameters={"SMOKE": True, "DATA_ROOT": str(tmp_path / "twin")},
+        kernel_name="python3",
+        cwd=str(REPO / "notebooks"),
+        progress_bar=False,
+    )
     smoke = tmp_path / "reports" / "smoke"
     assert json.loads((smoke / "metrics" / "00_get_data.json").read_text())["parameters"]["SMOKE"]
     assert (smoke / "figures" / "00_get_data_class_histogram.png").is_file()
@@ -76,8 +98,7 @@ def zipped_fake_luojiaset(fake_luojiaset_root, tmp_path) -> Path:
 
 def test_notebook_prepares_a_real_data_archive(tmp_path, zipped_fake_luojiaset):
     manifest = tmp_path / "manifest"
-    record = _run(tmp_path, SOURCE="luojiaset", DATA_ROOT=str(zipped_fake_luojiaset),
-                  MANIFEST_DIR=str(manifest))
+    record = _run(tmp_path, SOURCE="luojiaset", DATA_ROOT=str(zipped_fake_luojiaset), MANIFEST_DIR=str(manifest))
     metrics = record["metrics"]
     assert metrics["source"] == "luojiaset" and metrics["generation_seconds"] is None
     assert metrics["n_samples"] == 50 and metrics["header_check"]["n_problems"] == 0
@@ -93,8 +114,7 @@ def test_notebook_prepares_the_sen12mscr_archives(tmp_path):
     import importlib.util
     import shutil
 
-    spec = importlib.util.spec_from_file_location(
-        "fake_sen12", REPO / "tests" / "data" / "sen12mscr" / "make_fake.py")
+    spec = importlib.util.spec_from_file_location("fake_sen12", REPO / "tests" / "data" / "sen12mscr" / "make_fake.py")
     fake = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(fake)
     tree = fake.write_fake_sen12mscr(tmp_path / "tree", patches_per_scene=2)
@@ -102,11 +122,11 @@ def test_notebook_prepares_the_sen12mscr_archives(tmp_path):
     fake.write_fake_archives(tree, downloads)
     land_cover = tmp_path / "SEN12MS"
     for archive in downloads.glob("*_lc.tar.gz"):  # fake land cover: not the published MD5s
-        shutil.move(tree / archive.name.removesuffix("_lc.tar.gz"), land_cover / archive.name
-                    .removesuffix("_lc.tar.gz"))
+        shutil.move(
+            tree / archive.name.removesuffix("_lc.tar.gz"), land_cover / archive.name.removesuffix("_lc.tar.gz")
+        )
         archive.unlink()
-    record = _run(tmp_path, SOURCE="sen12mscr", DATA_ROOT=str(downloads),
-                  LAND_COVER_ROOT=str(land_cover))
+    record = _run(tmp_path, SOURCE="sen12mscr", DATA_ROOT=str(downloads), LAND_COVER_ROOT=str(land_cover))
     metrics = record["metrics"]
     assert metrics["source"] == "sen12mscr" and Path(metrics["data_root"]) == downloads / "SEN12MS-CR"
     assert metrics["n_samples"] == 16 and metrics["header_check"]["n_problems"] == 0

@@ -17,9 +17,26 @@ from tdpcr_lib.models.checkpoint import read_meta
 
 # 40 training tiles, global batch 4 → 10 steps per epoch; 3 steps keep the comparison tight
 # (Adam amplifies float-rounding differences over many steps).
-TRAIN_ARGS = ["--phase", "phase1", "--small-model", "--epochs", "1", "--max-steps", "3",
-              "--batch-size", "4", "--crop-size", "16", "--lr", "1e-3", "--seed", "3",
-              "--device", "cpu", "--no-progress"]
+TRAIN_ARGS = [
+    "--phase",
+    "phase1",
+    "--small-model",
+    "--epochs",
+    "1",
+    "--max-steps",
+    "3",
+    "--batch-size",
+    "4",
+    "--crop-size",
+    "16",
+    "--lr",
+    "1e-3",
+    "--seed",
+    "3",
+    "--device",
+    "cpu",
+    "--no-progress",
+]
 
 
 def _torchrun() -> list[str]:
@@ -36,16 +53,43 @@ def _env() -> dict[str, str]:
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed missing")
 def test_two_gloo_processes_match_one_process(tiny_luojiaset_root, tmp_path):
     single = tmp_path / "single"
-    done = subprocess.run([sys.executable, "-m", "tdpcr_lib.cli.train", "--data-root",
-                           str(tiny_luojiaset_root), "--out", str(single), *TRAIN_ARGS],
-                          capture_output=True, text=True, env=_env(), timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tdpcr_lib.cli.train",
+            "--data-root",
+            str(tiny_luojiaset_root),
+            "--out",
+            str(single),
+            *TRAIN_ARGS,
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
 
     ddp = tmp_path / "ddp"
-    done = subprocess.run([*_torchrun(), "--standalone", "--nproc_per_node=2", "-m",
-                           "tdpcr_lib.cli.train", "--data-root", str(tiny_luojiaset_root), "--out",
-                           str(ddp), *TRAIN_ARGS], capture_output=True, text=True,
-                          env=_env(), timeout=300)
+    done = subprocess.run(
+        [
+            *_torchrun(),
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "tdpcr_lib.cli.train",
+            "--data-root",
+            str(tiny_luojiaset_root),
+            "--out",
+            str(ddp),
+            *TRAIN_ARGS,
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     summaries = [line for line in done.stdout.splitlines() if line.startswith("{")]
     assert len(summaries) == 1, "only rank 0 reports"
@@ -64,6 +108,7 @@ def test_two_gloo_processes_match_one_process(tiny_luojiaset_root, tmp_path):
     assert value(val_ddp, "psnr") == pytest.approx(value(val_single, "psnr"), abs=1e-3)
     history = json.loads((ddp / "history.json").read_text())
     assert history["epochs"][0]["train_loss"] == pytest.approx(
-        json.loads((single / "history.json").read_text())["epochs"][0]["train_loss"], rel=1e-4)
+        json.loads((single / "history.json").read_text())["epochs"][0]["train_loss"], rel=1e-4
+    )
     # rank 0 alone wrote: no staging folders of a second writer are left behind
     assert sorted(p.name for p in ddp.iterdir() if p.name.startswith(".")) == []

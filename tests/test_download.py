@@ -36,8 +36,7 @@ class _Server:
                 if match and outer.ranges:
                     start = int(match.group(1))
                     self.send_response(206)
-                    self.send_header("Content-Range",
-                                     f"bytes {start}-{len(PAYLOAD) - 1}/{len(PAYLOAD)}")
+                    self.send_header("Content-Range", f"bytes {start}-{len(PAYLOAD) - 1}/{len(PAYLOAD)}")
                 else:
                     self.send_response(200)
                 body = PAYLOAD[start:]
@@ -83,8 +82,7 @@ def test_a_server_without_range_restarts_from_zero(server, tmp_path):
 
 def test_wrong_md5_is_refused_and_the_part_removed(server, tmp_path):
     with pytest.raises(DataIntegrityError, match="differs from the published"):
-        download_file(f"{server.url}/a.tar.gz", tmp_path / "a.tar.gz", md5="0" * 32,
-                      progress=False)
+        download_file(f"{server.url}/a.tar.gz", tmp_path / "a.tar.gz", md5="0" * 32, progress=False)
     assert not (tmp_path / "a.tar.gz").exists() and not (tmp_path / "a.tar.gz.part").exists()
 
 
@@ -117,12 +115,13 @@ def test_download_sen12mscr_asks_for_the_official_archives(tmp_path):
         requested.append(request.full_url)
         return _Response()
 
-    paths = download_sen12mscr(tmp_path, seasons=["ROIs1970_fall"], land_cover=False,
-                               progress=False, opener=opener)
-    assert [p.name for p in paths] == ["ROIs1970_fall_s1.tar.gz", "ROIs1970_fall_s2.tar.gz",
-                                       "ROIs1970_fall_s2_cloudy.tar.gz"]
-    assert requested == ["https://dataserv.ub.tum.de/s/m1554803/download?path=/&files="
-                         f"{p.name}" for p in paths]
+    paths = download_sen12mscr(tmp_path, seasons=["ROIs1970_fall"], land_cover=False, progress=False, opener=opener)
+    assert [p.name for p in paths] == [
+        "ROIs1970_fall_s1.tar.gz",
+        "ROIs1970_fall_s2.tar.gz",
+        "ROIs1970_fall_s2_cloudy.tar.gz",
+    ]
+    assert requested == [f"https://dataserv.ub.tum.de/s/m1554803/download?path=/&files={p.name}" for p in paths]
 
 
 def test_cli_download_reports_a_bad_folder_in_one_line(tmp_path, capsys):
@@ -137,7 +136,8 @@ def test_cli_manifest_for_sen12mscr(tmp_path, capsys):
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(
-        "fake_sen12", Path(__file__).parent / "data" / "sen12mscr" / "make_fake.py")
+        "fake_sen12", Path(__file__).parent / "data" / "sen12mscr" / "make_fake.py"
+    )
     fake = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(fake)
     root = fake.write_fake_sen12mscr(tmp_path / "cr", patches_per_scene=2)

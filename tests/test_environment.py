@@ -111,11 +111,11 @@ def test_no_deps_package_is_pinned_alike_in_makefile_and_environment():
     _, pip, _ = _environment_deps()
     pin = pip[NO_DEPS_PIP]
     makefile = (REPO / "Makefile").read_text()
-    assert re.search(rf"pip install[^\n]*--no-deps[^\n]*{NO_DEPS_PIP}{re.escape(pin)}", makefile), \
+    assert re.search(rf"pip install[^\n]*--no-deps[^\n]*{NO_DEPS_PIP}{re.escape(pin)}", makefile), (
         f"the Makefile must install {NO_DEPS_PIP}{pin} with --no-deps"
+    )
     assert NO_DEPS_PIP not in _pyproject_deps()  # else pip would pull torchvision (and CUDA torch)
-    synth = {_norm(r.name): str(r.specifier)
-             for r in map(Requirement, _pyproject()["optional-dependencies"]["synth"])}
+    synth = {_norm(r.name): str(r.specifier) for r in map(Requirement, _pyproject()["optional-dependencies"]["synth"])}
     assert synth == {NO_DEPS_PIP: pin}, "pyproject's synth extra must pin the same version"
     assert CLOUD_GENERATOR_INSTALL == f"pip install --no-deps {NO_DEPS_PIP}{pin}"
 
@@ -150,6 +150,5 @@ def test_every_import_is_declared_or_guaranteed_by_a_declared_dependency():
         except PackageNotFoundError:  # pragma: no cover - broken environment
             pytest.fail(f"declared dependency {dist} is not installed")
         guaranteed |= {_norm(Requirement(r).name) for r in reqs if "extra ==" not in r}
-    undeclared = {d: sorted(files) for d, files in _imported_distributions().items()
-                  if d not in guaranteed}
+    undeclared = {d: sorted(files) for d, files in _imported_distributions().items() if d not in guaranteed}
     assert not undeclared, f"tdpcr_lib imports undeclared packages: {undeclared}"

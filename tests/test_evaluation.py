@@ -71,14 +71,12 @@ def test_sliding_window_equals_a_single_pass_for_a_per_pixel_model(size, tile, o
     sar = torch.rand(2, 2, size, size + 3, generator=generator)
     tiled = sliding_window_predict(model, optical, sar, tile=tile, overlap=overlap)
     whole = sliding_window_predict(model, optical, sar, tile=None)
-    torch.testing.assert_close(tiled["reconstruction"], whole["reconstruction"], atol=1e-5,
-                               rtol=1e-5)
+    torch.testing.assert_close(tiled["reconstruction"], whole["reconstruction"], atol=1e-5, rtol=1e-5)
     assert torch.equal(tiled["segmentation"].argmax(1), whole["segmentation"].argmax(1))
 
 
 @pytest.mark.parametrize(("size", "tile", "overlap"), [(37, 16, 4), (61, 24, None)])
-def test_pad_aligned_sliding_window_equals_a_single_pass_for_a_per_pixel_model(size, tile,
-                                                                                 overlap):
+def test_pad_aligned_sliding_window_equals_a_single_pass_for_a_per_pixel_model(size, tile, overlap):
     """With ``pad_multiple`` the origins snap to the grid and the last tile is reflect-padded."""
     model = PerPixel().eval()
     model.pad_multiple = 8
@@ -90,8 +88,7 @@ def test_pad_aligned_sliding_window_equals_a_single_pass_for_a_per_pixel_model(s
     tiled = sliding_window_predict(model, optical, sar, tile=tile, overlap=overlap)
     whole = sliding_window_predict(model, optical, sar, tile=None)
     assert tiled["reconstruction"].shape == whole["reconstruction"].shape
-    torch.testing.assert_close(tiled["reconstruction"], whole["reconstruction"], atol=1e-5,
-                               rtol=1e-5)
+    torch.testing.assert_close(tiled["reconstruction"], whole["reconstruction"], atol=1e-5, rtol=1e-5)
 
 
 def test_index_subset_shards_partition_the_dataset_and_keep_its_identity(test_set):
@@ -107,14 +104,12 @@ def test_sliding_window_blends_tile_dependent_outputs_convexly():
             return {"reconstruction": optical.mean((-2, -1), keepdim=True).expand_as(optical)}
 
     optical = torch.linspace(0, 1, 48).repeat(1, 13, 48, 1)
-    out = sliding_window_predict(TileMean(), optical, torch.zeros(1, 2, 48, 48), tile=16,
-                                 overlap=8)["reconstruction"]
+    out = sliding_window_predict(TileMean(), optical, torch.zeros(1, 2, 48, 48), tile=16, overlap=8)["reconstruction"]
     assert out.shape == optical.shape
     assert float(out.min()) >= 0 and float(out.max()) <= 1
     assert float(out[..., 0].mean()) < float(out[..., -1].mean())  # follows the gradient
     with pytest.raises(ValueError, match="overlap must be"):
-        sliding_window_predict(TileMean(), optical, torch.zeros(1, 2, 48, 48), tile=16,
-                               overlap=16)
+        sliding_window_predict(TileMean(), optical, torch.zeros(1, 2, 48, 48), tile=16, overlap=16)
 
 
 def test_identity_model_scores_exactly_like_the_cloudy_input(test_set):
@@ -124,8 +119,7 @@ def test_identity_model_scores_exactly_like_the_cloudy_input(test_set):
         for metric in ("psnr", "mae", "rmse"):
             ours = result.value(metric, region)
             reference = result.value("input_" + metric, region)
-            assert ours == pytest.approx(reference, rel=1e-6) or (np.isnan(ours)
-                                                                  and np.isnan(reference))
+            assert ours == pytest.approx(reference, rel=1e-6) or (np.isnan(ours) and np.isnan(reference))
     tables = result.tables
     assert list(tables["cr"].index[:3]) == ["all", "cloudy", "clear"]
     assert {f"bucket {b}" for b in BUCKETS} <= set(tables["cr"].index)
@@ -137,8 +131,7 @@ def test_identity_model_scores_exactly_like_the_cloudy_input(test_set):
 def test_evaluate_checkpoint_uses_the_training_crop_as_sliding_window(test_set, tmp_path):
     torch.manual_seed(0)
     model = build_model(ModelConfig.small(with_seg_decoder=True))
-    save_checkpoint(tmp_path / "ck", model, phase="phase2", epoch=1, step=1,
-                    train_config={"crop_size": 16})
+    save_checkpoint(tmp_path / "ck", model, phase="phase2", epoch=1, step=1, train_config={"crop_size": 16})
     result = evaluate(tmp_path / "ck", test_set, device="cpu", progress=False)
     assert result.meta["tile"] == 16 and result.meta["overlap"] == 4
     seg = result.tables["seg"]
@@ -158,11 +151,9 @@ def test_majority_baseline_matches_a_hand_count(tiny_luojiaset_root, test_set):
         counts += np.bincount(labels[labels != 255], minlength=7)[:7]
     majority = majority_class_baseline(train_set, test_set)
     assert majority.class_index == int(np.argmax(counts))
-    test_labels = np.concatenate([test_set[i]["mask"].numpy().ravel()
-                                  for i in range(len(test_set))])
+    test_labels = np.concatenate([test_set[i]["mask"].numpy().ravel() for i in range(len(test_set))])
     valid = test_labels[test_labels != 255]
-    assert value(majority.frame, "oa") == pytest.approx(
-        float(np.mean(valid == majority.class_index)), abs=1e-9)
+    assert value(majority.frame, "oa") == pytest.approx(float(np.mean(valid == majority.class_index)), abs=1e-9)
     assert majority.train_fraction == pytest.approx(counts.max() / counts.sum())
     assert set(majority.frame["model"]) == {"majority class"} and not has(majority.frame, "psnr")
     assert json.loads(json.dumps(majority.to_dict()))["class"] == majority.class_index
@@ -192,8 +183,7 @@ def test_per_class_and_confusion_tables_are_hand_checkable():
     table = normalised_confusion(confusion, ["water", "forest"])
     np.testing.assert_allclose(table.to_numpy(), [[75.0, 25.0], [0.0, 100.0]])
     assert list(table.index) == ["0: water", "1: forest"]
-    frame = make_frame([{"region": "all", "bucket": "all", "metric": "iou_class_1",
-                         "value": 0.5}])
+    frame = make_frame([{"region": "all", "bucket": "all", "metric": "iou_class_1", "value": 0.5}])
     iou = per_class_iou_table(frame, ["water", "forest"])
     assert iou.loc["1: forest", "IoU %"] == 50.0 and "0: water" not in iou.index
 
@@ -214,8 +204,7 @@ def test_band_error_under_clouds_reports_bias_per_band():
     cloud[:2] = 1
     rec = target.clone()
     rec[1] += 0.02  # B02 too bright everywhere: only cloudy pixels count, all of them +0.02
-    table = band_error_under_clouds([({"target": target, "cloud_mask": cloud},
-                                      {"reconstruction": rec})])
+    table = band_error_under_clouds([({"target": target, "cloud_mask": cloud}, {"reconstruction": rec})])
     assert table.loc["B02", "bias"] == pytest.approx(0.02) and table.loc["B04", "mae"] == 0
 
 
@@ -223,15 +212,29 @@ def test_markdown_table_formats_nan_and_numbers():
     frame = pd.DataFrame({"psnr": [30.123456, float("nan")]}, index=["all", "cloudy"])
     frame.index.name = "subset"
     assert dataframe_to_markdown(frame, digits=2).splitlines() == [
-        "| subset | psnr |", "|---|---|", "| all | 30.12 |", "| cloudy | – |"]
+        "| subset | psnr |",
+        "|---|---|",
+        "| all | 30.12 |",
+        "| cloudy | – |",
+    ]
 
 
 def test_cli_writes_json_and_markdown(tiny_luojiaset_root, tmp_path, capsys):
     torch.manual_seed(0)
     model = build_model(ModelConfig.small())
     save_checkpoint(tmp_path / "run" / "best", model, phase="phase1", epoch=1, step=1)
-    code = main([str(tmp_path / "run" / "best"), "--data-root", str(tiny_luojiaset_root),
-                 "--out", str(tmp_path / "eval" / "test"), "--no-progress", "--tile", "none"])
+    code = main(
+        [
+            str(tmp_path / "run" / "best"),
+            "--data-root",
+            str(tiny_luojiaset_root),
+            "--out",
+            str(tmp_path / "eval" / "test"),
+            "--no-progress",
+            "--tile",
+            "none",
+        ]
+    )
     assert code == 0
     saved = json.loads((tmp_path / "eval" / "test.json").read_text())
     assert saved["meta"]["split"] == "test" and saved["meta"]["n_images"] == 5
@@ -246,13 +249,19 @@ def test_cli_reports_a_missing_checkpoint(tiny_luojiaset_root, tmp_path, capsys)
 
 
 def test_evaluation_result_writes_atomically_readable_json(tmp_path):
-    frame = make_frame([("all", "all", "n_images", 1.0), ("all", "all", "psnr", float("nan"))],
-                       model="m", split="test")
+    frame = make_frame([("all", "all", "n_images", 1.0), ("all", "all", "psnr", float("nan"))], model="m", split="test")
     result = EvaluationResult(frame=frame, meta={"split": "test"})
     result.write(tmp_path / "m.json", tmp_path / "m.md")
     rows = json.loads((tmp_path / "m.json").read_text())["metrics"]
-    assert rows[1] == {"model": "m", "seed": None, "split": "test", "region": "all",
-                       "bucket": "all", "metric": "psnr", "value": None}
+    assert rows[1] == {
+        "model": "m",
+        "seed": None,
+        "split": "test",
+        "region": "all",
+        "bucket": "all",
+        "metric": "psnr",
+        "value": None,
+    }
     again = EvaluationResult.read(tmp_path / "m.json")
     pd.testing.assert_frame_equal(again.frame, frame)
 
@@ -264,7 +273,6 @@ def test_results_page_names_a_portable_checkpoint_and_flags_another_dataset(test
     page = results_markdown(result)
     assert home_checkpoint not in page and "`phase2/best`" in page
     assert "Not comparable" not in page  # a LuojiaSET model: the claims are its reference
-    result.meta["model_config"] = {**(result.meta.get("model_config") or {}),
-                                   "legend": "igbp_simplified"}
+    result.meta["model_config"] = {**(result.meta.get("model_config") or {}), "legend": "igbp_simplified"}
     reference = results_markdown(result).split("## The paper's claims (reference only)")[1]
     assert "Not comparable" in reference and "`igbp_simplified`" in reference

@@ -61,8 +61,7 @@ def scene(tmp_path_factory):
 def checkpoint(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     model = build_model(ModelConfig.preset("tiny", with_seg_decoder=True))
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "best", model, phase="phase2",
-                           epoch=0, step=0)
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "best", model, phase="phase2", epoch=0, step=0)
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +74,7 @@ def bad(tmp_path_factory, scene, checkpoint) -> dict[str, Path]:
 
     def write(name: str, array: np.ndarray, **changes) -> None:
         out[name] = root / f"{name}.tif"
-        with rasterio.open(out[name], "w", **{**profile, "dtype": str(array.dtype),
-                                              **changes}) as dst:
+        with rasterio.open(out[name], "w", **{**profile, "dtype": str(array.dtype), **changes}) as dst:
             dst.write(array)
 
     write("s2_int8", (data // 100).astype(np.int8), nodata=None)
@@ -96,8 +94,19 @@ def bad(tmp_path_factory, scene, checkpoint) -> dict[str, Path]:
 
 
 def _predict_args(scene, checkpoint, out, *extra, s2=None) -> list[str]:
-    return ["predict", "--s2", str(s2 or scene.s2_cloudy), "--s1", str(scene.s1),
-            "--checkpoint", str(checkpoint), "--out", str(out), "--no-progress", *extra]
+    return [
+        "predict",
+        "--s2",
+        str(s2 or scene.s2_cloudy),
+        "--s1",
+        str(scene.s1),
+        "--checkpoint",
+        str(checkpoint),
+        "--out",
+        str(out),
+        "--no-progress",
+        *extra,
+    ]
 
 
 def _assert_one_line(code: int, err: str, expected_code: int, *needles: str) -> None:
@@ -115,12 +124,12 @@ def _run_in_process(argv: list[str], capsys) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
-def _subprocess(argv: list[str], timeout: float = 120, **env_extra: str
-                ) -> subprocess.CompletedProcess:
+def _subprocess(argv: list[str], timeout: float = 120, **env_extra: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "TDPCR_DEBUG"}
     env.update(PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", **env_extra)
-    return subprocess.run([sys.executable, "-m", "tdpcr_lib.cli.main", *argv], env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "tdpcr_lib.cli.main", *argv], env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -142,8 +151,7 @@ PREDICT_ARGUMENT_CASES = [
 
 
 @pytest.mark.parametrize(("extra", "expected", "needle"), PREDICT_ARGUMENT_CASES)
-def test_predict_refuses_bad_arguments_before_any_work(scene, checkpoint, tmp_path, capsys,
-                                                       extra, expected, needle):
+def test_predict_refuses_bad_arguments_before_any_work(scene, checkpoint, tmp_path, capsys, extra, expected, needle):
     out = tmp_path / "out"
     code, err = _run_in_process(_predict_args(scene, checkpoint, out, *extra), capsys)
     _assert_one_line(code, err, expected, needle)
@@ -152,8 +160,7 @@ def test_predict_refuses_bad_arguments_before_any_work(scene, checkpoint, tmp_pa
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
 def test_predict_device_cuda_without_gpu_lists_the_devices(scene, checkpoint, tmp_path, capsys):
-    code, err = _run_in_process(_predict_args(scene, checkpoint, tmp_path / "o", "--device",
-                                              "cuda"), capsys)
+    code, err = _run_in_process(_predict_args(scene, checkpoint, tmp_path / "o", "--device", "cuda"), capsys)
     _assert_one_line(code, err, EXIT_USAGE, "'cuda'", "available: cpu")
 
 
@@ -166,10 +173,8 @@ BAD_FILE_CASES = [
 
 
 @pytest.mark.parametrize(("name", "expected", "needle"), BAD_FILE_CASES)
-def test_predict_refuses_unusable_sentinel2_content(scene, checkpoint, bad, tmp_path, capsys,
-                                                    name, expected, needle):
-    code, err = _run_in_process(_predict_args(scene, checkpoint, tmp_path / "o",
-                                              s2=bad[name]), capsys)
+def test_predict_refuses_unusable_sentinel2_content(scene, checkpoint, bad, tmp_path, capsys, name, expected, needle):
+    code, err = _run_in_process(_predict_args(scene, checkpoint, tmp_path / "o", s2=bad[name]), capsys)
     _assert_one_line(code, err, expected, needle, str(bad[name]))
     assert not list((tmp_path / "o").glob("*.tif")) if (tmp_path / "o").exists() else True
 
@@ -180,13 +185,14 @@ def test_predict_names_a_corrupt_checkpoint_config(scene, bad, tmp_path, capsys,
     _assert_one_line(code, err, EXIT_CHECKPOINT, str(bad[name] / "config.json"))
 
 
-@pytest.mark.parametrize(("what", "expected"), [("s2", EXIT_NOT_FOUND),
-                                                ("checkpoint", EXIT_NOT_FOUND)])
-def test_predict_missing_inputs_are_not_found(scene, checkpoint, tmp_path, capsys, what,
-                                              expected):
+@pytest.mark.parametrize(("what", "expected"), [("s2", EXIT_NOT_FOUND), ("checkpoint", EXIT_NOT_FOUND)])
+def test_predict_missing_inputs_are_not_found(scene, checkpoint, tmp_path, capsys, what, expected):
     missing = tmp_path / "missing"
-    argv = (_predict_args(scene, checkpoint, tmp_path / "o", s2=missing) if what == "s2"
-            else _predict_args(scene, missing, tmp_path / "o"))
+    argv = (
+        _predict_args(scene, checkpoint, tmp_path / "o", s2=missing)
+        if what == "s2"
+        else _predict_args(scene, missing, tmp_path / "o")
+    )
     code, err = _run_in_process(argv, capsys)
     _assert_one_line(code, err, expected, str(missing))
     if what == "checkpoint":  # the hint names the training notebooks that exist
@@ -213,54 +219,63 @@ TRAIN_CASES = [
     pytest.param(["--set", "lr=NaN"], EXIT_USAGE, "TrainConfig.lr", id="set-lr-nan"),
     pytest.param(["--lr", "nan"], EXIT_USAGE, "TrainConfig.lr", id="lr-nan"),
     pytest.param(["--lr", "-1"], EXIT_USAGE, "TrainConfig.lr", id="lr-negative"),
-    pytest.param(["--set", 'batch_size="eight"'], EXIT_USAGE, "TrainConfig.batch_size",
-                 id="batch-size-eight"),
+    pytest.param(["--set", 'batch_size="eight"'], EXIT_USAGE, "TrainConfig.batch_size", id="batch-size-eight"),
     pytest.param(["--set", "epochs=2.5"], EXIT_USAGE, "TrainConfig.epochs", id="epochs-float"),
     pytest.param(["--set", "nonsense=1"], EXIT_USAGE, "nonsense", id="unknown-field"),
     pytest.param(["--set", "lr"], EXIT_USAGE, "FIELD=VALUE", id="set-without-value"),
-    pytest.param(["--model", "expansion=NaN", "--small-model"], EXIT_USAGE, "expansion",
-                 id="model-nan"),
+    pytest.param(["--model", "expansion=NaN", "--small-model"], EXIT_USAGE, "expansion", id="model-nan"),
     pytest.param(["--device", "banana"], EXIT_USAGE, "banana", id="device-banana"),
 ]
 
 
 @pytest.mark.parametrize(("extra", "expected", "needle"), TRAIN_CASES)
-def test_train_refuses_bad_arguments_before_any_work(fake_luojiaset_root, tmp_path, capsys,
-                                                     extra, expected, needle):
+def test_train_refuses_bad_arguments_before_any_work(fake_luojiaset_root, tmp_path, capsys, extra, expected, needle):
     out = tmp_path / "run"
-    code, err = _run_in_process(["train", "--data-root", str(fake_luojiaset_root), "--out",
-                                 str(out), "--no-progress", *extra], capsys)
+    code, err = _run_in_process(
+        ["train", "--data-root", str(fake_luojiaset_root), "--out", str(out), "--no-progress", *extra], capsys
+    )
     _assert_one_line(code, err, expected, needle)
     assert not out.exists()
 
 
 def test_train_out_below_a_file(fake_luojiaset_root, bad, capsys):
-    code, err = _run_in_process(["train", "--data-root", str(fake_luojiaset_root), "--out",
-                                 str(bad["a_file"] / "run")], capsys)
+    code, err = _run_in_process(
+        ["train", "--data-root", str(fake_luojiaset_root), "--out", str(bad["a_file"] / "run")], capsys
+    )
     _assert_one_line(code, err, EXIT_OS, str(bad["a_file"]))
 
 
 def test_data_manifest_out_below_a_file(fake_luojiaset_root, bad, capsys):
-    code, err = _run_in_process(["data", "manifest", str(fake_luojiaset_root), "--out",
-                                 str(bad["a_file"] / "x"), "--no-checksums"], capsys)
+    code, err = _run_in_process(
+        ["data", "manifest", str(fake_luojiaset_root), "--out", str(bad["a_file"] / "x"), "--no-checksums"], capsys
+    )
     _assert_one_line(code, err, EXIT_OS, str(bad["a_file"]))
 
 
-@pytest.mark.parametrize(("argv", "expected", "needle"), [
-    pytest.param(["data", "manifest", "{tmp}/missing"], EXIT_NOT_FOUND, "missing",
-                 id="manifest-missing-root"),
-    pytest.param(["data", "synth", "{tmp}/twin", "--n-tiles", "0"], EXIT_USAGE, "--n-tiles",
-                 id="synth-no-tiles"),
-    pytest.param(["data", "manifest", "{tmp}", "--workers", "0"], EXIT_USAGE, "--workers",
-                 id="manifest-workers-0"),
-    pytest.param(["evaluate", "{tmp}/nothing", "--data-root", "{tmp}"], EXIT_NOT_FOUND,
-                 "nothing", id="evaluate-missing-checkpoint"),
-    pytest.param(["evaluate", "{tmp}", "--data-root", "{tmp}", "--device", "banana"],
-                 EXIT_USAGE, "banana", id="evaluate-device"),
-    pytest.param(["evaluate", "{tmp}", "--data-root", "{tmp}", "--tile", "7"], EXIT_USAGE,
-                 "--tile", id="evaluate-tile"),
-    pytest.param(["nonsense"], EXIT_USAGE, "nonsense", id="unknown-command"),
-])
+@pytest.mark.parametrize(
+    ("argv", "expected", "needle"),
+    [
+        pytest.param(["data", "manifest", "{tmp}/missing"], EXIT_NOT_FOUND, "missing", id="manifest-missing-root"),
+        pytest.param(["data", "synth", "{tmp}/twin", "--n-tiles", "0"], EXIT_USAGE, "--n-tiles", id="synth-no-tiles"),
+        pytest.param(["data", "manifest", "{tmp}", "--workers", "0"], EXIT_USAGE, "--workers", id="manifest-workers-0"),
+        pytest.param(
+            ["evaluate", "{tmp}/nothing", "--data-root", "{tmp}"],
+            EXIT_NOT_FOUND,
+            "nothing",
+            id="evaluate-missing-checkpoint",
+        ),
+        pytest.param(
+            ["evaluate", "{tmp}", "--data-root", "{tmp}", "--device", "banana"],
+            EXIT_USAGE,
+            "banana",
+            id="evaluate-device",
+        ),
+        pytest.param(
+            ["evaluate", "{tmp}", "--data-root", "{tmp}", "--tile", "7"], EXIT_USAGE, "--tile", id="evaluate-tile"
+        ),
+        pytest.param(["nonsense"], EXIT_USAGE, "nonsense", id="unknown-command"),
+    ],
+)
 def test_other_commands_fail_in_one_line(tmp_path, capsys, argv, expected, needle):
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     code, err = _run_in_process(argv, capsys)
@@ -284,18 +299,49 @@ def test_subprocess_predict_int8_sentinel2(scene, checkpoint, bad, tmp_path):
 def test_subprocess_module_entry_point_uses_the_same_handler(fake_luojiaset_root, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "TDPCR_DEBUG"}
     env.update(PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-m", "tdpcr_lib.cli.train", "--data-root",
-                           str(fake_luojiaset_root), "--out", str(tmp_path / "r"), "--set",
-                           "batch_size=eight"], env=env, capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tdpcr_lib.cli.train",
+            "--data-root",
+            str(fake_luojiaset_root),
+            "--out",
+            str(tmp_path / "r"),
+            "--set",
+            "batch_size=eight",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     _assert_one_line(proc.returncode, proc.stderr, EXIT_USAGE, "batch_size", "tdpcr train")
 
 
 def test_subprocess_diverging_training_stops_with_one_line(fake_luojiaset_root, tmp_path):
-    proc = _subprocess(["train", "--data-root", str(fake_luojiaset_root), "--out",
-                        str(tmp_path / "run"), "--small-model", "--no-progress", "--epochs",
-                        "1", "--max-steps", "3", "--batch-size", "2", "--lr", "1e6", "--set",
-                        "grad_clip=null"], timeout=180)
+    proc = _subprocess(
+        [
+            "train",
+            "--data-root",
+            str(fake_luojiaset_root),
+            "--out",
+            str(tmp_path / "run"),
+            "--small-model",
+            "--no-progress",
+            "--epochs",
+            "1",
+            "--max-steps",
+            "3",
+            "--batch-size",
+            "2",
+            "--lr",
+            "1e6",
+            "--set",
+            "grad_clip=null",
+        ],
+        timeout=180,
+    )
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == EXIT_DIVERGED, proc.stderr
     assert "Traceback" not in proc.stderr
@@ -315,7 +361,8 @@ def test_debug_shows_the_traceback(scene, checkpoint, tmp_path, how):
         proc = _subprocess(argv, TDPCR_DEBUG="1")
     assert proc.returncode == EXIT_USAGE
     assert "Traceback" in proc.stderr and proc.stderr.strip().splitlines()[-1].startswith(
-        "tdpcr predict: error: --tile")
+        "tdpcr predict: error: --tile"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -328,21 +375,22 @@ class _CPLE_Fake(Exception):  # noqa: N801 - stands in for rasterio._err.CPLE_Ap
 _CPLE_Fake.__module__ = "rasterio._err"
 
 
-@pytest.mark.parametrize(("error", "expected", "needle"), [
-    (PermissionError(errno.EACCES, "Permission denied", "/x/out.tif"), EXIT_OS, "/x/out.tif"),
-    (OSError(errno.ENOSPC, "No space left on device", "/x/o.tif"), EXIT_OS, "no space left"),
-    (_CPLE_Fake("TIFFAppendToStrip:No space left on device"), EXIT_OS, "no space left"),
-    (_CPLE_Fake("TIFFReadDirectory: bad"), EXIT_BAD_INPUT, "raster error"),
-    (FileNotFoundError(errno.ENOENT, "No such file or directory", "/x/a.tif"), EXIT_NOT_FOUND,
-     "/x/a.tif"),
-    (IsADirectoryError(errno.EISDIR, "Is a directory", "/x/d"), EXIT_OS, "/x/d"),
-    (NotADirectoryError(errno.ENOTDIR, "Not a directory", "/etc/passwd/x"), EXIT_OS,
-     "/etc/passwd/x"),
-    (KeyboardInterrupt(), EXIT_INTERRUPTED, "interrupted"),
-    (RuntimeError("boom\nsecond line"), EXIT_FAILURE, "boom second line"),
-    (CheckpointError("/c/config.json: bad"), EXIT_CHECKPOINT, "/c/config.json"),
-    (FloatingPointError("non-finite loss nan"), EXIT_DIVERGED, "diverged"),
-])
+@pytest.mark.parametrize(
+    ("error", "expected", "needle"),
+    [
+        (PermissionError(errno.EACCES, "Permission denied", "/x/out.tif"), EXIT_OS, "/x/out.tif"),
+        (OSError(errno.ENOSPC, "No space left on device", "/x/o.tif"), EXIT_OS, "no space left"),
+        (_CPLE_Fake("TIFFAppendToStrip:No space left on device"), EXIT_OS, "no space left"),
+        (_CPLE_Fake("TIFFReadDirectory: bad"), EXIT_BAD_INPUT, "raster error"),
+        (FileNotFoundError(errno.ENOENT, "No such file or directory", "/x/a.tif"), EXIT_NOT_FOUND, "/x/a.tif"),
+        (IsADirectoryError(errno.EISDIR, "Is a directory", "/x/d"), EXIT_OS, "/x/d"),
+        (NotADirectoryError(errno.ENOTDIR, "Not a directory", "/etc/passwd/x"), EXIT_OS, "/etc/passwd/x"),
+        (KeyboardInterrupt(), EXIT_INTERRUPTED, "interrupted"),
+        (RuntimeError("boom\nsecond line"), EXIT_FAILURE, "boom second line"),
+        (CheckpointError("/c/config.json: bad"), EXIT_CHECKPOINT, "/c/config.json"),
+        (FloatingPointError("non-finite loss nan"), EXIT_DIVERGED, "diverged"),
+    ],
+)
 def test_run_command_maps_errors_to_one_line_and_a_code(capsys, error, expected, needle):
     def body(_argv):
         raise error
@@ -364,11 +412,21 @@ def test_every_exit_code_is_documented():
 # --------------------------------------------------------------------------------------------
 # The Python API gets the same validation
 # --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("changes", [{"lr": float("nan")}, {"lr": float("inf")}, {"lr": 0},
-                                     {"batch_size": "eight"}, {"batch_size": 0},
-                                     {"grad_clip": -1.0}, {"min_lr_ratio": 2.0},
-                                     {"num_workers": -1}, {"progress": "yes"},
-                                     {"milestones": [0.5, 2.0]}])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"lr": float("nan")},
+        {"lr": float("inf")},
+        {"lr": 0},
+        {"batch_size": "eight"},
+        {"batch_size": 0},
+        {"grad_clip": -1.0},
+        {"min_lr_ratio": 2.0},
+        {"num_workers": -1},
+        {"progress": "yes"},
+        {"milestones": [0.5, 2.0]},
+    ],
+)
 def test_train_config_validates_types_and_ranges(changes):
     with pytest.raises(TrainConfigError, match=f"TrainConfig.{next(iter(changes))}"):
         TrainConfig(**changes)
@@ -419,9 +477,10 @@ def test_dataset_reports_ignored_pixels_naming_the_file(tiny_luojiaset_root, tmp
     assert (sample["mask"][:2] == 255).all()
 
 
-@pytest.mark.parametrize(("text", "needle"), [(b"[1, 2]", "JSON list"),
-                                              (b'{"a": "\xff\xfe"}', "not UTF-8"),
-                                              (b"{not json", "not valid JSON")])
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [(b"[1, 2]", "JSON list"), (b'{"a": "\xff\xfe"}', "not UTF-8"), (b"{not json", "not valid JSON")],
+)
 def test_read_meta_names_the_file(checkpoint, tmp_path, text, needle):
     folder = Path(shutil.copytree(checkpoint, tmp_path / "ckpt"))
     (folder / "config.json").write_bytes(text)
@@ -434,8 +493,9 @@ def test_read_meta_names_the_file(checkpoint, tmp_path, text, needle):
 # Good behaviours that must hold
 # --------------------------------------------------------------------------------------------
 def test_a_good_prediction_still_succeeds_quietly(scene, checkpoint, tmp_path, capsys):
-    code, err = _run_in_process(_predict_args(scene, checkpoint, tmp_path / "o", "--tile", "32",
-                                              "--overlap", "8", "--blocksize", "16"), capsys)
+    code, err = _run_in_process(
+        _predict_args(scene, checkpoint, tmp_path / "o", "--tile", "32", "--overlap", "8", "--blocksize", "16"), capsys
+    )
     assert code == 0 and err == ""
     summary = json.loads((tmp_path / "o" / "prediction.json").read_text())
     assert summary["tile"] == 32 and (tmp_path / "o" / "land_cover.tif").is_file()
@@ -452,8 +512,7 @@ def test_missing_manifest_hints_never_point_into_the_package(tiny_luojiaset_root
     from tdpcr_lib.datasets.luojiaset.manifest import LUOJIASET_MANIFEST_DIR
     from tdpcr_lib.datasets.manifests import verify_checksums
 
-    root = Path(shutil.copytree(tiny_luojiaset_root, tmp_path / "twin",
-                                ignore=shutil.ignore_patterns("manifest")))
+    root = Path(shutil.copytree(tiny_luojiaset_root, tmp_path / "twin", ignore=shutil.ignore_patterns("manifest")))
     with pytest.raises(Exception) as info:  # noqa: PT011 - message checked below
         LuojiaSETOSFCR(root, split="test")
     assert f"tdpcr data manifest {root}" in str(info.value)
@@ -468,6 +527,11 @@ def test_missing_manifest_hints_never_point_into_the_package(tiny_luojiaset_root
 def test_predict_scene_api_refuses_a_bad_blocksize_before_any_work(tmp_path, blocksize):
     """The Python API checks the COG block size up front, like the CLI (no model is loaded)."""
     with pytest.raises(PredictionInputError, match="blocksize must be a multiple of 16"):
-        predict_scene(tmp_path / "missing_s2.tif", tmp_path / "missing_s1.tif",
-                      tmp_path / "no_checkpoint", tmp_path / "out", blocksize=blocksize)
+        predict_scene(
+            tmp_path / "missing_s2.tif",
+            tmp_path / "missing_s1.tif",
+            tmp_path / "no_checkpoint",
+            tmp_path / "out",
+            blocksize=blocksize,
+        )
     assert not (tmp_path / "out").exists()

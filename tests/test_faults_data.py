@@ -70,14 +70,16 @@ def _env() -> dict[str, str]:
 
 
 def _python(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=_env(),
-                          timeout=TIMEOUT)
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=_env(), timeout=TIMEOUT)
 
 
 def _tree(folder: Path) -> dict[str, str]:
     """Relative path → sha256 of every file below ``folder`` (hidden ones included)."""
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 # ============================================================================ 1: archives
@@ -116,14 +118,20 @@ def test_notebook_00_never_replaces_a_folder_tdpcr_did_not_write(dataset_zip, tm
     archive = shutil.copy(dataset_zip, tmp_path / "X.zip")
     before = _user_folder(tmp_path / "X")
     with pytest.raises(pm.PapermillExecutionError, match="ExtractionRefused"):
-        pm.execute_notebook(str(REPO / "notebooks" / "00_get_data.ipynb"),
-                            str(tmp_path / "executed.ipynb"),
-                            parameters={"SMOKE": True, "SOURCE": "luojiaset",
-                                        "DATA_ROOT": str(archive),
-                                        "REPORTS_DIR": str(tmp_path / "reports"),
-                                        "MANIFEST_DIR": str(tmp_path / "manifest")},
-                            kernel_name="python3", cwd=str(REPO / "notebooks"),
-                            progress_bar=False)
+        pm.execute_notebook(
+            str(REPO / "notebooks" / "00_get_data.ipynb"),
+            str(tmp_path / "executed.ipynb"),
+            parameters={
+                "SMOKE": True,
+                "SOURCE": "luojiaset",
+                "DATA_ROOT": str(archive),
+                "REPORTS_DIR": str(tmp_path / "reports"),
+                "MANIFEST_DIR": str(tmp_path / "manifest"),
+            },
+            kernel_name="python3",
+            cwd=str(REPO / "notebooks"),
+            progress_bar=False,
+        )
     assert _tree(tmp_path / "X") == before
 
 
@@ -176,8 +184,7 @@ def _link(name: str, target: str, kind: bytes) -> tarfile.TarInfo:
     return info
 
 
-@pytest.mark.parametrize("kind", ["zip_dotdot", "zip_absolute", "tar_dotdot", "tar_symlink_out",
-                                  "tar_hardlink_out"])
+@pytest.mark.parametrize("kind", ["zip_dotdot", "zip_absolute", "tar_dotdot", "tar_symlink_out", "tar_hardlink_out"])
 def test_unsafe_archives_are_refused(tmp_path, kind):
     archive = tmp_path / ("evil.zip" if kind.startswith("zip") else "evil.tar")
     if kind.startswith("zip"):
@@ -209,18 +216,17 @@ def _flip_a_byte(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("file", ["model.safetensors", "trainer_state.safetensors",
-                                  "trainer_state.json"])
+@pytest.mark.parametrize("file", ["model.safetensors", "trainer_state.safetensors", "trainer_state.json"])
 def test_flipped_bytes_are_refused_on_load(tiny_model, tmp_path, file):
-    ck = save_checkpoint(tmp_path / "ck", tiny_model, phase="phase1", epoch=1, step=3,
-                         trainer_state={"step": 3, "t": torch.arange(8.0)})
+    ck = save_checkpoint(
+        tmp_path / "ck", tiny_model, phase="phase1", epoch=1, step=3, trainer_state={"step": 3, "t": torch.arange(8.0)}
+    )
     if file.endswith(".json"):
         path = ck / file
         path.write_text(path.read_text().replace('"step": 3', '"step": 4'))
     else:
         _flip_a_byte(ck / file)
-    load = (lambda: load_model(ck)) if file == "model.safetensors" else (
-        lambda: load_trainer_state(ck))
+    load = (lambda: load_model(ck)) if file == "model.safetensors" else (lambda: load_trainer_state(ck))
     with pytest.raises(CheckpointError, match=rf"{ck / file}.*sha256"):
         load()
 
@@ -232,16 +238,23 @@ def test_checkpoints_without_hashes_still_load(tiny_model, tmp_path):
     del meta["sha256"]  # as written by tdpcr before hashes were recorded
     (ck / "config.json").write_text(json.dumps(meta))
     model, _ = load_model(ck)
-    assert all((a == b).all() for a, b in zip(model.state_dict().values(),
-                                               tiny_model.state_dict().values(), strict=True))
+    assert all(
+        (a == b).all() for a, b in zip(model.state_dict().values(), tiny_model.state_dict().values(), strict=True)
+    )
 
 
 def test_no_pickle_is_ever_loaded(tiny_model, tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a pickle was loaded")
 
-    ck = save_checkpoint(tmp_path / "ck", tiny_model, phase="phase1", epoch=1, step=3,
-                         trainer_state={"rng": torch.random.get_rng_state(), "k": (1, 2.5)})
+    ck = save_checkpoint(
+        tmp_path / "ck",
+        tiny_model,
+        phase="phase1",
+        epoch=1,
+        step=3,
+        trainer_state={"rng": torch.random.get_rng_state(), "k": (1, 2.5)},
+    )
     for target, name in [(torch, "load"), (pickle, "load"), (pickle, "loads")]:
         monkeypatch.setattr(target, name, refuse)
     load_model(ck)
@@ -250,12 +263,13 @@ def test_no_pickle_is_ever_loaded(tiny_model, tmp_path, monkeypatch):
 
 # ============================================================================ 2, 10: training
 def _save(model, directory: Path, step: int) -> Path:
-    return save_checkpoint(directory, model, phase="phase1", epoch=1, step=step,
-                           trainer_state={"step": step})
+    return save_checkpoint(directory, model, phase="phase1", epoch=1, step=step, trainer_state={"step": step})
 
 
-@pytest.mark.parametrize("state", ["only_complete_staging", "old_and_complete_staging",
-                                   "incomplete_staging", "corrupt_staging", "twelve_kills"])
+@pytest.mark.parametrize(
+    "state",
+    ["only_complete_staging", "old_and_complete_staging", "incomplete_staging", "corrupt_staging", "twelve_kills"],
+)
 def test_checkpoint_recovery(tiny_model, tmp_path, state):
     run = tmp_path / "run"
     best = _save(tiny_model, run / "best", 10)
@@ -309,10 +323,30 @@ def test_leftovers_of_killed_saves_are_removed(tmp_path, cleanup):
     assert staging_dirs(run / "last") == []
 
 
-TRAIN_ARGS = ["--phase", "phase1", "--small-model", "--epochs", "2", "--batch-size", "8",
-              "--crop-size", "16", "--lr", "2e-3", "--checkpoint-every", "0", "--seed", "3",
-              "--set", "val_max_batches=1", "--set", "warmup_steps=1", "--device", "cpu",
-              "--no-progress"]
+TRAIN_ARGS = [
+    "--phase",
+    "phase1",
+    "--small-model",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "8",
+    "--crop-size",
+    "16",
+    "--lr",
+    "2e-3",
+    "--checkpoint-every",
+    "0",
+    "--seed",
+    "3",
+    "--set",
+    "val_max_batches=1",
+    "--set",
+    "warmup_steps=1",
+    "--device",
+    "cpu",
+    "--no-progress",
+]
 
 # Kills itself inside the first swap of `last/`: after `best/` is in place and `last/`'s
 # staging folder is complete, before it is renamed in (the swap window of issue 12, item 2).
@@ -337,24 +371,22 @@ SWAP_KILLER = textwrap.dedent("""
 @pytest.fixture(scope="module")
 def straight_run(tiny_luojiaset_root, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("straight") / "run"
-    done = _python("-m", "tdpcr_lib.cli.train", "--data-root", str(tiny_luojiaset_root),
-                   "--out", str(out), *TRAIN_ARGS)
+    done = _python("-m", "tdpcr_lib.cli.train", "--data-root", str(tiny_luojiaset_root), "--out", str(out), *TRAIN_ARGS)
     assert done.returncode == 0, done.stderr
     return out
 
 
-def test_kill_in_the_swap_window_resumes_and_keeps_best(straight_run, tiny_luojiaset_root,
-                                                        tmp_path):
+def test_kill_in_the_swap_window_resumes_and_keeps_best(straight_run, tiny_luojiaset_root, tmp_path):
     out = tmp_path / "run"
-    killed = _python("-c", SWAP_KILLER, "--data-root", str(tiny_luojiaset_root), "--out",
-                     str(out), *TRAIN_ARGS)
+    killed = _python("-c", SWAP_KILLER, "--data-root", str(tiny_luojiaset_root), "--out", str(out), *TRAIN_ARGS)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert (out / "best" / "config.json").is_file() and not (out / "last").exists()
     assert len(staging_dirs(out / "last")) == 1  # only the complete staging folder survived
     best_files = _tree(out / "best")
 
-    resumed = _python("-m", "tdpcr_lib.cli.train", "--data-root", str(tiny_luojiaset_root),
-                      "--out", str(out), *TRAIN_ARGS)
+    resumed = _python(
+        "-m", "tdpcr_lib.cli.train", "--data-root", str(tiny_luojiaset_root), "--out", str(out), *TRAIN_ARGS
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert "promoted the complete checkpoint" in resumed.stdout
     assert "step 5" in resumed.stdout  # resumed after epoch 1 (5 steps), not restarted
@@ -373,16 +405,36 @@ def scene_and_checkpoints(tmp_path_factory):
     folder = tmp_path_factory.mktemp("predict")
     scene = make_synthetic_scene(folder / "scene", 48, 40, seed=2)
     torch.manual_seed(1)
-    phase2 = save_checkpoint(folder / "phase2", build_model(
-        ModelConfig.preset("tiny", with_seg_decoder=True)), phase="phase2", epoch=1, step=1)
-    phase1 = save_checkpoint(folder / "phase1", build_model(
-        ModelConfig.preset("tiny", with_seg_decoder=False)), phase="phase1", epoch=1, step=1)
+    phase2 = save_checkpoint(
+        folder / "phase2",
+        build_model(ModelConfig.preset("tiny", with_seg_decoder=True)),
+        phase="phase2",
+        epoch=1,
+        step=1,
+    )
+    phase1 = save_checkpoint(
+        folder / "phase1",
+        build_model(ModelConfig.preset("tiny", with_seg_decoder=False)),
+        phase="phase1",
+        epoch=1,
+        step=1,
+    )
     return scene, phase1, phase2
 
 
 def _predict(scene, checkpoint, out, **kwargs):
-    return predict_scene(scene.s2_cloudy, scene.s1, checkpoint, out, tile=32, overlap=8,
-                         device="cpu", progress=False, blocksize=16, **kwargs)
+    return predict_scene(
+        scene.s2_cloudy,
+        scene.s1,
+        checkpoint,
+        out,
+        tile=32,
+        overlap=8,
+        device="cpu",
+        progress=False,
+        blocksize=16,
+        **kwargs,
+    )
 
 
 def _assert_consistent(out: Path, checkpoint: Path | None = None) -> None:
@@ -399,8 +451,7 @@ def _assert_consistent(out: Path, checkpoint: Path | None = None) -> None:
                     assert src.tags()["CHECKPOINT"] == portable_path(str(checkpoint), out)
 
 
-def test_phase1_into_a_phase2_folder_removes_the_old_land_cover(scene_and_checkpoints,
-                                                                tmp_path):
+def test_phase1_into_a_phase2_folder_removes_the_old_land_cover(scene_and_checkpoints, tmp_path):
     scene, phase1, phase2 = scene_and_checkpoints
     out = tmp_path / "out"
     out.mkdir()
@@ -409,14 +460,12 @@ def test_phase1_into_a_phase2_folder_removes_the_old_land_cover(scene_and_checkp
     assert (out / "land_cover.tif").is_file()
     with pytest.warns(UserWarning, match="no segmentation head"):
         _predict(scene, phase1, out)
-    assert sorted(p.name for p in out.iterdir()) == ["cloud_free.tif", "my_notes.txt",
-                                                     "prediction.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["cloud_free.tif", "my_notes.txt", "prediction.json"]
     _assert_consistent(out, phase1)
 
 
 @pytest.mark.parametrize("name", ["land_cover.tif", "prediction.json"])
-def test_a_foreign_file_of_a_product_name_is_never_replaced(scene_and_checkpoints, tmp_path,
-                                                             name):
+def test_a_foreign_file_of_a_product_name_is_never_replaced(scene_and_checkpoints, tmp_path, name):
     scene, _, phase2 = scene_and_checkpoints
     out = tmp_path / "out"
     out.mkdir()
@@ -461,8 +510,7 @@ PREDICT_KILLER = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("moment", ["mid_prediction", "after_staging_renamed",
-                                    "after_cloud_free_renamed_in"])
+@pytest.mark.parametrize("moment", ["mid_prediction", "after_staging_renamed", "after_cloud_free_renamed_in"])
 def test_killed_prediction_never_mixes_runs(scene_and_checkpoints, tmp_path, moment):
     scene, phase1, phase2 = scene_and_checkpoints
     out = tmp_path / "out"
@@ -473,8 +521,7 @@ def test_killed_prediction_never_mixes_runs(scene_and_checkpoints, tmp_path, mom
     assert not (out / ".cloud_free.k3j4.partial.tif").exists()
     first = _tree(out)
 
-    killed = _python("-c", PREDICT_KILLER, moment, str(scene.s2_cloudy), str(scene.s1),
-                     str(phase1), str(out))
+    killed = _python("-c", PREDICT_KILLER, moment, str(scene.s2_cloudy), str(scene.s1), str(phase1), str(out))
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     _assert_consistent(out)  # even right after the kill: no prediction.json describes a mix
     if moment == "mid_prediction":
@@ -483,8 +530,7 @@ def test_killed_prediction_never_mixes_runs(scene_and_checkpoints, tmp_path, mom
 
     with pytest.warns(UserWarning, match="no segmentation head"):
         _predict(scene, phase1, out)  # the same command again
-    assert sorted(p.name for p in out.iterdir()) == ["cloud_free.tif", "my_notes.txt",
-                                                     "prediction.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["cloud_free.tif", "my_notes.txt", "prediction.json"]
     assert not any(p.name.startswith((STAGING_PREFIX, PUBLISH_DIR)) for p in out.iterdir())
     _assert_consistent(out, phase1)
 
@@ -527,9 +573,10 @@ def _twin_files(root: Path) -> dict[str, str]:
     return {k: v for k, v in _tree(root).items() if k.endswith((".tif", ".csv", ".sha256"))}
 
 
-@pytest.mark.parametrize(("moment", "rerun"), [("between_tiles", "synth"),
-                                              ("mid_file", "synth --overwrite"),
-                                              ("between_tiles", "train's ensure_dataset")])
+@pytest.mark.parametrize(
+    ("moment", "rerun"),
+    [("between_tiles", "synth"), ("mid_file", "synth --overwrite"), ("between_tiles", "train's ensure_dataset")],
+)
 def test_interrupted_synth_resumes(straight_twin, tmp_path, moment, rerun, caplog):
     caplog.set_level(logging.INFO, logger="tdpcr_lib")
     root = tmp_path / "twin"
@@ -547,8 +594,7 @@ def test_interrupted_synth_resumes(straight_twin, tmp_path, moment, rerun, caplo
     assert not [p for p in root.rglob(".*") if p.is_file()]  # no temporaries, no progress log
     info = json.loads((root / "synthetic.json").read_text())
     assert info["status"] == "complete"
-    assert info["cloud_kinds"] == json.loads(
-        (straight_twin / "synthetic.json").read_text())["cloud_kinds"]
+    assert info["cloud_kinds"] == json.loads((straight_twin / "synthetic.json").read_text())["cloud_kinds"]
 
 
 def test_synth_still_refuses_a_foreign_folder(tmp_path, capsys):
@@ -565,5 +611,4 @@ def test_recover_checkpoint_leaves_unrelated_siblings(tmp_path, tiny_model):
     for name in ("last.bak", ".last.mine", "lastly"):
         (tmp_path / name).mkdir()
     recover_checkpoint(tmp_path / "last")
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".last.mine", "last", "last.bak",
-                                                          "lastly"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".last.mine", "last", "last.bak", "lastly"]

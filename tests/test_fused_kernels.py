@@ -69,8 +69,9 @@ def test_fused_gradients_equal_reference():
         reference = grads()
     assert fused.keys() == reference.keys()
     for name in fused:
-        torch.testing.assert_close(fused[name], reference[name], atol=1e-5, rtol=1e-4,
-                                   msg=lambda m, n=name: f"{n}: {m}")
+        torch.testing.assert_close(
+            fused[name], reference[name], atol=1e-5, rtol=1e-4, msg=lambda m, n=name: f"{n}: {m}"
+        )
 
 
 def test_fused_bf16_autocast_stays_close_to_fp32_reference():
@@ -83,8 +84,7 @@ def test_fused_bf16_autocast_stays_close_to_fp32_reference():
             reference = model(optical, sar)
     assert fused["reconstruction"].dtype == torch.float32
     # bf16 keeps 8 mantissa bits: the documented tolerance of the bf16 option
-    torch.testing.assert_close(fused["reconstruction"], reference["reconstruction"],
-                               atol=0.1, rtol=0.05)
+    torch.testing.assert_close(fused["reconstruction"], reference["reconstruction"], atol=0.1, rtol=0.05)
 
 
 def test_checkpoints_load_and_give_the_same_outputs(tmp_path):

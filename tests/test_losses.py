@@ -70,10 +70,13 @@ def test_cross_entropy_with_every_pixel_ignored_is_zero_not_nan():
     assert torch.count_nonzero(logits.grad) == 0
 
 
-@pytest.mark.parametrize(("labels", "match"), [
-    (torch.full((1, 4, 4), 7), "label codes must be in 0..6"),
-    (torch.zeros(1, 3, 4, dtype=torch.long), "do not match"),
-])
+@pytest.mark.parametrize(
+    ("labels", "match"),
+    [
+        (torch.full((1, 4, 4), 7), "label codes must be in 0..6"),
+        (torch.zeros(1, 3, 4, dtype=torch.long), "do not match"),
+    ],
+)
 def test_cross_entropy_rejects_bad_labels(labels, match):
     with pytest.raises(ValueError, match=match):
         segmentation_loss(torch.zeros(1, 7, 4, 4), labels)
@@ -91,11 +94,15 @@ def test_charbonnier_weights_cloudy_pixels_six_times():
 
 def _batch_and_outputs():
     generator = torch.Generator().manual_seed(3)
-    batch = {"target": torch.rand(2, 13, 12, 12, generator=generator),
-             "mask": torch.randint(0, 7, (2, 12, 12), generator=generator),
-             "cloud_mask": (torch.rand(2, 12, 12, generator=generator) > 0.5).float()}
-    outputs = {"reconstruction": torch.rand(2, 13, 12, 12, generator=generator),
-               "segmentation": torch.randn(2, 7, 12, 12, generator=generator)}
+    batch = {
+        "target": torch.rand(2, 13, 12, 12, generator=generator),
+        "mask": torch.randint(0, 7, (2, 12, 12), generator=generator),
+        "cloud_mask": (torch.rand(2, 12, 12, generator=generator) > 0.5).float(),
+    }
+    outputs = {
+        "reconstruction": torch.rand(2, 13, 12, 12, generator=generator),
+        "segmentation": torch.randn(2, 7, 12, 12, generator=generator),
+    }
     return outputs, batch
 
 
@@ -114,12 +121,11 @@ def test_phase1_objective_ignores_segmentation_and_multitask_uses_charbonnier():
     outputs, batch = _batch_and_outputs()
     rec_only, parts = compute_loss({"reconstruction": outputs["reconstruction"]}, batch, "rec")
     assert set(parts) == {"loss", "l1", "ssim", "rec"}
-    assert float(rec_only) == pytest.approx(
-        float(reconstruction_loss(outputs["reconstruction"], batch["target"])[0]))
+    assert float(rec_only) == pytest.approx(float(reconstruction_loss(outputs["reconstruction"], batch["target"])[0]))
     joint, parts = compute_loss(outputs, batch, "multitask")
-    expected = (float(segmentation_loss(outputs["segmentation"], batch["mask"]))
-                + float(charbonnier_cloud_weighted(outputs["reconstruction"], batch["target"],
-                                                   batch["cloud_mask"])))
+    expected = float(segmentation_loss(outputs["segmentation"], batch["mask"])) + float(
+        charbonnier_cloud_weighted(outputs["reconstruction"], batch["target"], batch["cloud_mask"])
+    )
     assert float(joint) == pytest.approx(expected, rel=1e-6)
     assert "charbonnier" in parts
 

@@ -41,8 +41,10 @@ def test_samples_are_read_once_and_equal_the_base():
     for _ in range(3):
         for i in range(len(held)):
             sample = held[i]
-            assert torch.equal(sample["optical"], base.__class__.__getitem__(_CountingReads(), i)
-                               ["optical"]) and sample["id"] == f"tile{i}"
+            assert (
+                torch.equal(sample["optical"], base.__class__.__getitem__(_CountingReads(), i)["optical"])
+                and sample["id"] == f"tile{i}"
+            )
     assert base.reads == [1] * 6
     assert held.held_samples == 6 and held.split == "train"  # attributes of the base show through
     held[0]["optical"] = None  # a caller replacing a key does not touch what is held
@@ -77,15 +79,23 @@ def test_only_datasets_with_fixed_samples_are_held(tiny_luojiaset_root):
 def test_training_from_memory_reaches_the_same_weights(tiny_luojiaset_root, tmp_path):
     plain = Subset(LuojiaSETOSFCR(tiny_luojiaset_root, split="train"), range(8))
     val = Subset(LuojiaSETOSFCR(tiny_luojiaset_root, split="val"), range(2))
-    config = TrainConfig(phase="phase1", epochs=2, max_steps=None, batch_size=4, crop_size=16,
-                         lr=1e-3, progress=False, val_max_batches=1)
+    config = TrainConfig(
+        phase="phase1", epochs=2, max_steps=None, batch_size=4, crop_size=16, lr=1e-3, progress=False, val_max_batches=1
+    )
     weights = []
     for memory_bytes in (0, 1 << 30):
         torch.manual_seed(0)
         model = build_model(ModelConfig.small())
-        trainer = Trainer(model, config, plain, val, tmp_path / str(memory_bytes),
-                          device="cpu", train_transform=TrainAugment(config.crop_size),
-                          memory_bytes=memory_bytes)
+        trainer = Trainer(
+            model,
+            config,
+            plain,
+            val,
+            tmp_path / str(memory_bytes),
+            device="cpu",
+            train_transform=TrainAugment(config.crop_size),
+            memory_bytes=memory_bytes,
+        )
         assert isinstance(trainer.train_data.base, InMemoryDataset) == (memory_bytes > 0)
         result = trainer.fit()
         weights.append({k: v.clone() for k, v in model.state_dict().items()})

@@ -135,10 +135,14 @@ def test_metric_inputs_are_validated():
 # ---------------------------------------------------------------------------------------------
 # segmentation
 # ---------------------------------------------------------------------------------------------
-KNOWN_CM = np.array([[3, 1, 0, 0],   # truth 0
-                     [1, 2, 0, 1],   # truth 1
-                     [0, 0, 0, 0],   # class 2: absent from truth and prediction
-                     [0, 0, 0, 0]])  # class 3: predicted once, never true
+KNOWN_CM = np.array(
+    [
+        [3, 1, 0, 0],  # truth 0
+        [1, 2, 0, 1],  # truth 1
+        [0, 0, 0, 0],  # class 2: absent from truth and prediction
+        [0, 0, 0, 0],
+    ]
+)  # class 3: predicted once, never true
 
 
 def pixels_from_confusion(cm: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -171,8 +175,11 @@ def test_miou_matches_torchmetrics_when_all_classes_are_present():
     generator = torch.Generator().manual_seed(0)
     truth = torch.randint(0, 7, (4, 32, 32), generator=generator)
     truth[:, :2] = 255
-    pred = torch.where(torch.rand(4, 32, 32, generator=generator) < 0.6, truth.clamp(max=6),
-                       torch.randint(0, 7, (4, 32, 32), generator=generator))
+    pred = torch.where(
+        torch.rand(4, 32, 32, generator=generator) < 0.6,
+        truth.clamp(max=6),
+        torch.randint(0, 7, (4, 32, 32), generator=generator),
+    )
     metric = MulticlassJaccardIndex(num_classes=7, average="macro", ignore_index=255)
     expected = metric(pred, truth).item()
     scores = segmentation_scores(confusion_matrix(pred, truth, num_classes=7))
@@ -207,8 +214,14 @@ def hand_batch():
     pred_labels = torch.zeros_like(labels)
     pred_labels[:, :8, 8:] = 1  # class 1 found only in the clear (right) half
     logits = torch.nn.functional.one_hot(pred_labels.clamp(max=6), 7).permute(0, 3, 1, 2).float()
-    batch = {"target": target, "optical": optical, "cloud_mask": cloud, "mask": labels,
-             "bucket": ["40%-60%"], "id": ["tile-a"]}
+    batch = {
+        "target": target,
+        "optical": optical,
+        "cloud_mask": cloud,
+        "mask": labels,
+        "bucket": ["40%-60%"],
+        "id": ["tile-a"],
+    }
     return {"reconstruction": recon, "segmentation": logits}, batch
 
 
@@ -251,16 +264,23 @@ def random_batches(n_batches: int = 4, seed: int = 0):
     for b in range(n_batches):
         target = torch.rand(2, 13, 16, 16, generator=generator)
         optical = (target + 0.3 * torch.rand(2, 13, 16, 16, generator=generator)).clamp(0, 1)
-        recon = (target + 0.05 * torch.randn(2, 13, 16, 16, generator=generator))
+        recon = target + 0.05 * torch.randn(2, 13, 16, 16, generator=generator)
         cloud = (torch.rand(2, 16, 16, generator=generator) < 0.4).float()
         if b == 0:
             cloud[0] = 0  # an image without clouds: no cloudy value for it
         labels = torch.randint(0, 7, (2, 16, 16), generator=generator)
         logits = torch.randn(2, 7, 16, 16, generator=generator)
-        yield ({"reconstruction": recon, "segmentation": logits},
-               {"target": target, "optical": optical, "cloud_mask": cloud, "mask": labels,
+        yield (
+            {"reconstruction": recon, "segmentation": logits},
+            {
+                "target": target,
+                "optical": optical,
+                "cloud_mask": cloud,
+                "mask": labels,
                 "bucket": [buckets[(2 * b) % 3], buckets[(2 * b + 1) % 3]],
-                "id": [f"t{b}a", f"t{b}b"]})
+                "id": [f"t{b}a", f"t{b}b"],
+            },
+        )
 
 
 def _same(a: pd.DataFrame, b: pd.DataFrame) -> bool:
@@ -287,16 +307,14 @@ def test_halves_of_one_batch_merge_to_the_whole_batch():
     outputs, batch = next(random_batches(1))
 
     def half(part: slice) -> tuple[dict, dict]:
-        return ({k: v[part] for k, v in outputs.items()},
-                {k: v[part] for k, v in batch.items()})
+        return ({k: v[part] for k, v in outputs.items()}, {k: v[part] for k, v in batch.items()})
 
     whole, first, second = EvaluationAccumulator(), EvaluationAccumulator(), EvaluationAccumulator()
     whole.update(outputs, batch)
     first.update(*half(slice(0, 1)))
     second.update(*half(slice(1, 2)))
     first.merge_state(second)
-    assert _same(first.to_frame(model="m", seed=0, split="val"),
-                 whole.to_frame(model="m", seed=0, split="val"))
+    assert _same(first.to_frame(model="m", seed=0, split="val"), whole.to_frame(model="m", seed=0, split="val"))
 
 
 def test_export_state_round_trips_through_json():
@@ -320,7 +338,8 @@ def test_results_have_the_documented_layout_and_buckets_in_order():
     seg = set(SEG_METRICS) | {iou_class(k) for k in range(7)}
     for region in REGIONS:
         assert set(res[(res.region == region) & (res.bucket == "all")]["metric"]) == (
-            cr | seg | ({"n_images"} if region == "all" else set()))
+            cr | seg | ({"n_images"} if region == "all" else set())
+        )
     assert all(metric_spec(m) for m in res["metric"])  # every name is in the vocabulary
     assert buckets(res) == ["0-20%", "20%-40%", "80%-100%"]
     counts = select(res, "n_images", bucket=None)

@@ -12,14 +12,15 @@ from tdpcr_lib.models.blocks import Upsample
 from tdpcr_lib.models.complexity import count_parameters, flops_per_tile
 from tdpcr_lib.models.pgf import PromptGuidedFusion
 
-GROUP_KEYS = {"sar_encoder", "optical_encoder", "prompt_generator", "pgf", "shared_decoder",
-              "reconstruction_head"}
+GROUP_KEYS = {"sar_encoder", "optical_encoder", "prompt_generator", "pgf", "shared_decoder", "reconstruction_head"}
 
 
 def make_inputs(batch: int = 2, height: int = 32, width: int = 32, seed: int = 0):
     generator = torch.Generator().manual_seed(seed)
-    return (torch.rand(batch, 13, height, width, generator=generator),
-            torch.rand(batch, 2, height, width, generator=generator))
+    return (
+        torch.rand(batch, 13, height, width, generator=generator),
+        torch.rand(batch, 2, height, width, generator=generator),
+    )
 
 
 def small_model(fusion: str = "pgf", seg: bool = True, seed: int = 0) -> TDPCR:
@@ -180,8 +181,7 @@ def test_same_seed_same_model_and_output():
     for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(pa, pb), name
     assert not torch.equal(a.reconstruction_head.weight, c.reconstruction_head.weight)
-    torch.testing.assert_close(a(optical, sar)["reconstruction"], b(optical, sar)["reconstruction"],
-                               rtol=0, atol=0)
+    torch.testing.assert_close(a(optical, sar)["reconstruction"], b(optical, sar)["reconstruction"], rtol=0, atol=0)
 
 
 def test_bf16_autocast_and_channels_last_on_cpu():
@@ -190,19 +190,23 @@ def test_bf16_autocast_and_channels_last_on_cpu():
     with torch.no_grad():
         reference = model(optical, sar)
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            out = model(optical.contiguous(memory_format=torch.channels_last),
-                        sar.contiguous(memory_format=torch.channels_last))
+            out = model(
+                optical.contiguous(memory_format=torch.channels_last), sar.contiguous(memory_format=torch.channels_last)
+            )
     assert out["reconstruction"].dtype == torch.float32
     assert torch.isfinite(out["reconstruction"]).all() and torch.isfinite(out["segmentation"]).all()
     # bf16 has ~3 significant digits; the reconstruction must stay close to float32
     assert (out["reconstruction"] - reference["reconstruction"]).abs().max() < 0.1
 
 
-@pytest.mark.parametrize(("optical_shape", "sar_shape", "message"), [
-    ((1, 12, 32, 32), (1, 2, 32, 32), "optical must be"),
-    ((1, 13, 32, 32), (1, 3, 32, 32), "sar must be"),
-    ((1, 13, 32, 32), (1, 2, 32, 30), "share"),
-])
+@pytest.mark.parametrize(
+    ("optical_shape", "sar_shape", "message"),
+    [
+        ((1, 12, 32, 32), (1, 2, 32, 32), "optical must be"),
+        ((1, 13, 32, 32), (1, 3, 32, 32), "sar must be"),
+        ((1, 13, 32, 32), (1, 2, 32, 30), "share"),
+    ],
+)
 def test_bad_inputs_are_rejected_with_a_clear_message(optical_shape, sar_shape, message):
     model = small_model(seg=False)
     with pytest.raises(ValueError, match=message):
@@ -212,12 +216,15 @@ def test_bad_inputs_are_rejected_with_a_clear_message(optical_shape, sar_shape, 
 # ---------------------------------------------------------------------------------------------
 # ModelConfig
 # ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("config", [
-    ModelConfig(),
-    ModelConfig(fusion="concat", with_seg_decoder=True, sar_widths=(8, 8, 16, 16), name="x"),
-    ModelConfig.small(arch="multitask_unet"),
-    ModelConfig(arch="dsen2cr"),
-])
+@pytest.mark.parametrize(
+    "config",
+    [
+        ModelConfig(),
+        ModelConfig(fusion="concat", with_seg_decoder=True, sar_widths=(8, 8, 16, 16), name="x"),
+        ModelConfig.small(arch="multitask_unet"),
+        ModelConfig(arch="dsen2cr"),
+    ],
+)
 def test_config_json_round_trip(config):
     text = json.dumps(config.to_dict())
     restored = ModelConfig.from_dict(json.loads(text))
@@ -233,17 +240,20 @@ def test_config_resolves_arch_defaults():
     assert ModelConfig().resolved_sar_widths == tuple(w // 2 for w in ModelConfig().widths)
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    ({"arch": "tdpcr", "widthz": [1, 2, 3, 4]}, "unknown key.*widthz"),
-    ({"arch": "unet"}, "arch='unet' is unknown"),
-    ({"fusion": "attention"}, "fusion='attention' is unknown"),
-    ({"widths": [8, 16, 32]}, "widths must be 4 ints"),
-    ({"num_classes": 0}, "num_classes must be a positive int"),
-    ({"num_classes": "7"}, "num_classes must be a positive int"),
-    ({"arch": "dsen2cr", "with_seg_decoder": True}, "no segmentation decoder"),
-    ({"arch": "multitask_unet", "with_seg_decoder": False}, "always segments"),
-    ({"expansion": -1.0}, "expansion must be a positive number"),
-])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"arch": "tdpcr", "widthz": [1, 2, 3, 4]}, "unknown key.*widthz"),
+        ({"arch": "unet"}, "arch='unet' is unknown"),
+        ({"fusion": "attention"}, "fusion='attention' is unknown"),
+        ({"widths": [8, 16, 32]}, "widths must be 4 ints"),
+        ({"num_classes": 0}, "num_classes must be a positive int"),
+        ({"num_classes": "7"}, "num_classes must be a positive int"),
+        ({"arch": "dsen2cr", "with_seg_decoder": True}, "no segmentation decoder"),
+        ({"arch": "multitask_unet", "with_seg_decoder": False}, "always segments"),
+        ({"expansion": -1.0}, "expansion must be a positive number"),
+    ],
+)
 def test_config_rejects_bad_dicts(data, message):
     with pytest.raises(ModelConfigError, match=message):
         ModelConfig.from_dict(data)

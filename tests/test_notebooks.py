@@ -35,15 +35,44 @@ def test_committed_without_outputs(notebook):
 #: Parameters each notebook must declare (what the issues and the README promise users).
 DECLARED = {
     "00_get_data": {"DATA_ROOT", "SOURCE", "N_TILES", "TILE_SIZE", "SEED", "SMOKE"},
-    "01_train_phase1": {"DATA_ROOT", "SOURCE", "RUNS_DIR", "SEED", "DEVICE", "SMOKE", "FULL",
-                        "EPOCHS", "MAX_STEPS", "CONFIG"},
-    "02_train_phase2": {"DATA_ROOT", "SOURCE", "RUNS_DIR", "SEED", "DEVICE", "SMOKE", "FULL",
-                        "EPOCHS", "MAX_STEPS", "CONFIG"},
+    "01_train_phase1": {
+        "DATA_ROOT",
+        "SOURCE",
+        "RUNS_DIR",
+        "SEED",
+        "DEVICE",
+        "SMOKE",
+        "FULL",
+        "EPOCHS",
+        "MAX_STEPS",
+        "CONFIG",
+    },
+    "02_train_phase2": {
+        "DATA_ROOT",
+        "SOURCE",
+        "RUNS_DIR",
+        "SEED",
+        "DEVICE",
+        "SMOKE",
+        "FULL",
+        "EPOCHS",
+        "MAX_STEPS",
+        "CONFIG",
+    },
     "03_evaluate": {"DATA_ROOT", "SOURCE", "RUNS_DIR", "SEED", "DEVICE", "SMOKE", "FULL"},
     "04_ablations": {"DATA_ROOT", "SOURCE", "RUNS_DIR", "SEED", "DEVICE", "SMOKE", "FULL"},
     "05_compare_visually": {"DATA_ROOT", "SOURCE", "RUNS_DIR", "SEED", "DEVICE", "SMOKE", "FULL"},
-    "06_predict_own_scene": {"S2_PATH", "S1_PATH", "CHECKPOINT", "OUT_DIR", "TILE", "OVERLAP",
-                             "DEVICE", "SMOKE", "SEED"},
+    "06_predict_own_scene": {
+        "S2_PATH",
+        "S1_PATH",
+        "CHECKPOINT",
+        "OUT_DIR",
+        "TILE",
+        "OVERLAP",
+        "DEVICE",
+        "SMOKE",
+        "SEED",
+    },
 }
 
 
@@ -80,9 +109,12 @@ def test_thin_cells_define_no_classes_or_functions(notebook):
 
 
 def test_imports_live_in_one_imports_cell(notebook):
-    with_imports = [c for c in notebook.cells if c.cell_type == "code"
-                    and any(isinstance(n, ast.Import | ast.ImportFrom)
-                            for n in ast.walk(ast.parse(c.source)))]
+    with_imports = [
+        c
+        for c in notebook.cells
+        if c.cell_type == "code"
+        and any(isinstance(n, ast.Import | ast.ImportFrom) for n in ast.walk(ast.parse(c.source)))
+    ]
     assert len(with_imports) == 1
 
 
@@ -106,10 +138,9 @@ def test_pair_is_in_sync(path):
 
     from_py = jupytext.read(path.with_suffix(".py"))
     committed = nbformat.read(path, as_version=4)
-    assert [(c.cell_type, c.source) for c in committed.cells] == \
-        [(c.cell_type, c.source) for c in from_py.cells], (
-            f"{path.name} and {path.with_suffix('.py').name} differ: run "
-            f"'jupytext --sync {path.with_suffix('.py')}'")
+    assert [(c.cell_type, c.source) for c in committed.cells] == [(c.cell_type, c.source) for c in from_py.cells], (
+        f"{path.name} and {path.with_suffix('.py').name} differ: run 'jupytext --sync {path.with_suffix('.py')}'"
+    )
     params = [c for c in from_py.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1
 
@@ -134,6 +165,7 @@ def test_the_set_up_installs_jupyterlab_and_make_lab_opens_the_notebooks():
 @pytest.mark.skipif(not (shutil.which("git") and shutil.which("make")), reason="needs git and make")
 def test_git_filter_strips_outputs_and_is_idempotent(tmp_path):
     """`make git-filter` (run by the set-up) makes git store notebooks without outputs."""
+
     def run(*command: str) -> str:
         done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stdout + done.stderr
@@ -147,8 +179,7 @@ def test_git_filter_strips_outputs_and_is_idempotent(tmp_path):
         run("make", "--no-print-directory", "git-filter", f"VENV={venv}")
     assert "nbstripout --keep-id" in run("git", "config", "filter.nbstripout.clean")
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")])
-    nb.cells[0].outputs = [nbformat.v4.new_output("execute_result", {"text/plain": "2"},
-                                                  execution_count=1)]
+    nb.cells[0].outputs = [nbformat.v4.new_output("execute_result", {"text/plain": "2"}, execution_count=1)]
     nb.cells[0].execution_count = 1
     nbformat.write(nb, tmp_path / "nb.ipynb")
     run("git", "add", "nb.ipynb")

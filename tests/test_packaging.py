@@ -29,8 +29,22 @@ from tdpcr_lib.datasets.synthetic.clouds import CLOUD_GENERATOR_INSTALL
 REPO = Path(__file__).resolve().parents[1]
 RESOURCES = REPO / "tdpcr_lib" / "resources"
 #: Source-tree entries that never go into a build (generated, large or machine-local).
-NOT_BUILT = {".git", ".venv", "build", "dist", "data", "runs", "reports", "benchmarks", "tests",
-             "notebooks", "__pycache__", ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints"}
+NOT_BUILT = {
+    ".git",
+    ".venv",
+    "build",
+    "dist",
+    "data",
+    "runs",
+    "reports",
+    "benchmarks",
+    "tests",
+    "notebooks",
+    "__pycache__",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".ipynb_checkpoints",
+}
 
 
 def _pyproject() -> dict:
@@ -50,9 +64,11 @@ def test_package_data_covers_every_resource_file():
 
 def test_every_subpackage_is_a_regular_package():
     """setuptools' find (not namespace) skips folders without ``__init__.py``: they'd be missing."""
-    missing = [str(d.relative_to(REPO)) for d in (REPO / "tdpcr_lib").rglob("*")
-               if d.is_dir() and d.name != "__pycache__" and any(d.glob("*.py"))
-               and not (d / "__init__.py").is_file()]
+    missing = [
+        str(d.relative_to(REPO))
+        for d in (REPO / "tdpcr_lib").rglob("*")
+        if d.is_dir() and d.name != "__pycache__" and any(d.glob("*.py")) and not (d / "__init__.py").is_file()
+    ]
     assert not missing, missing
 
 
@@ -72,11 +88,14 @@ def test_in_a_checkout_defaults_stay_in_the_repository():
 
 
 def _paths_in_subprocess(cwd: Path, env: dict[str, str]) -> dict[str, str]:
-    code = ("import json; from tdpcr_lib.core import paths as p; print(json.dumps({k: str(getattr"
-            "(p, k)) for k in ('HOME', 'REPO_ROOT', 'DATA_DIR', 'RUNS_DIR', 'REPORTS_DIR', "
-            "'IN_CHECKOUT')}))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True,
-                         text=True, check=True, timeout=120).stdout
+    code = (
+        "import json; from tdpcr_lib.core import paths as p; print(json.dumps({k: str(getattr"
+        "(p, k)) for k in ('HOME', 'REPO_ROOT', 'DATA_DIR', 'RUNS_DIR', 'REPORTS_DIR', "
+        "'IN_CHECKOUT')}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, check=True, timeout=120
+    ).stdout
     return json.loads(out)
 
 
@@ -95,9 +114,11 @@ def test_synth_without_the_cloud_generator_says_how_to_install_it(monkeypatch, t
     from tdpcr_lib.cli.data import main
 
     real_find_spec = clouds.importlib.util.find_spec
-    monkeypatch.setattr(clouds.importlib.util, "find_spec",
-                        lambda name, *a: None if name == "satellite_cloud_generator"
-                        else real_find_spec(name, *a))
+    monkeypatch.setattr(
+        clouds.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "satellite_cloud_generator" else real_find_spec(name, *a),
+    )
     assert main(["synth", str(tmp_path / "twin"), "--n-tiles", "5", "--size", "16"]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and CLOUD_GENERATOR_INSTALL in err
@@ -119,15 +140,17 @@ def test_manifest_defaults_beside_the_data(tiny_luojiaset_root, tmp_path, capsys
 # --------------------------------------------------------------------------------------------
 def _run(cmd: list[str], cwd: Path, timeout: int = 900, env: dict[str, str] | None = None) -> str:
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
-    assert proc.returncode == 0, (f"{' '.join(map(str, cmd))} failed ({proc.returncode}):\n"
-                                  f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    assert proc.returncode == 0, (
+        f"{' '.join(map(str, cmd))} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    )
     return proc.stdout
 
 
 def _copy_sources(target: Path) -> Path:
     """The files a build needs, without build/ leftovers or data that would slow it down."""
-    shutil.copytree(REPO, target, ignore=lambda folder, names: [
-        n for n in names if n in NOT_BUILT or n.endswith(".egg-info")])
+    shutil.copytree(
+        REPO, target, ignore=lambda folder, names: [n for n in names if n in NOT_BUILT or n.endswith(".egg-info")]
+    )
     return target
 
 
@@ -141,8 +164,7 @@ def test_wheel_end_to_end(tmp_path):
 
     source = _copy_sources(tmp_path / "src")
     dist = tmp_path / "dist"
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", str(source), "-w", str(dist)],
-         cwd=tmp_path)
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", str(source), "-w", str(dist)], cwd=tmp_path)
     wheel = next(dist.glob("tdpcr-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     for resource in RESOURCES.glob("*.json"):
@@ -160,17 +182,16 @@ def test_wheel_end_to_end(tmp_path):
 
     work = tmp_path / "work"  # a folder with no checkout anywhere above it
     work.mkdir()
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "TDPCR_HOME", "TDPCR_REPO_ROOT", "VIRTUAL_ENV")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "TDPCR_HOME", "TDPCR_REPO_ROOT", "VIRTUAL_ENV")
+    }
     env["OMP_NUM_THREADS"] = "1"
 
     # a plain install: `tdpcr data synth` fails in one line naming the install command
-    proc = subprocess.run([str(tdpcr), "data", "synth"], cwd=work, env=env, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run([str(tdpcr), "data", "synth"], cwd=work, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1 and CLOUD_GENERATOR_INSTALL in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-    proc = subprocess.run([str(tdpcr), "reproduce"], cwd=work, env=env, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run([str(tdpcr), "reproduce"], cwd=work, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1 and "--notebooks DIR" in proc.stderr, proc.stderr
     _run([*pip, *CLOUD_GENERATOR_INSTALL.split()[2:]], cwd=tmp_path, env=env)
     frozen = _run([str(python), "-m", "pip", "list", "--format=freeze"], cwd=work, env=env)
@@ -180,31 +201,91 @@ def test_wheel_end_to_end(tmp_path):
     _run([str(tdpcr), "data", "synth", "--n-tiles", "50", "--size", "32"], cwd=work, env=env)
     twin = work / "data" / "synthetic_luojiaset"
     assert (twin / "manifest" / "test.csv").is_file()
-    _run([str(tdpcr), "data", "manifest", str(twin), "--out", "my_manifest", "--no-checksums"],
-         cwd=work, env=env)
+    _run([str(tdpcr), "data", "manifest", str(twin), "--out", "my_manifest", "--no-checksums"], cwd=work, env=env)
     assert (work / "my_manifest" / "train.csv").is_file()
-    check = ("import sys; from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR; "
-             "ds = LuojiaSETOSFCR(sys.argv[1], split='train'); s = ds[0]; "
-             "assert s['optical'].shape == (13, 32, 32) and s['sar'].shape[0] == 2, s; "
-             "print(len(ds))")
+    check = (
+        "import sys; from tdpcr_lib.datasets.luojiaset import LuojiaSETOSFCR; "
+        "ds = LuojiaSETOSFCR(sys.argv[1], split='train'); s = ds[0]; "
+        "assert s['optical'].shape == (13, 32, 32) and s['sar'].shape[0] == 2, s; "
+        "print(len(ds))"
+    )
     assert int(_run([str(python), "-c", check, str(twin)], cwd=work, env=env)) > 0
     lap("data")
 
-    _run([str(tdpcr), "train", "--phase", "joint", "--data-root", str(twin), "--out", "runs/smoke",
-          "--preset", "smoke", "--small-model", "--epochs", "1", "--max-steps", "2",
-          "--device", "cpu", "--no-progress"], cwd=work, env=env)
+    _run(
+        [
+            str(tdpcr),
+            "train",
+            "--phase",
+            "joint",
+            "--data-root",
+            str(twin),
+            "--out",
+            "runs/smoke",
+            "--preset",
+            "smoke",
+            "--small-model",
+            "--epochs",
+            "1",
+            "--max-steps",
+            "2",
+            "--device",
+            "cpu",
+            "--no-progress",
+        ],
+        cwd=work,
+        env=env,
+    )
     assert (work / "runs" / "smoke" / "best" / "model.safetensors").is_file()
     lap("train")
-    _run([str(tdpcr), "evaluate", "runs/smoke/best", "--data-root", str(twin), "--max-batches",
-          "1", "--tile", "none", "--device", "cpu", "--no-progress"], cwd=work, env=env)
+    _run(
+        [
+            str(tdpcr),
+            "evaluate",
+            "runs/smoke/best",
+            "--data-root",
+            str(twin),
+            "--max-batches",
+            "1",
+            "--tile",
+            "none",
+            "--device",
+            "cpu",
+            "--no-progress",
+        ],
+        cwd=work,
+        env=env,
+    )
     assert (work / "runs" / "smoke" / "eval_best_test.json").is_file()
     lap("evaluate")
-    scene = ("from tdpcr_lib.datasets.synthetic.scenes import make_synthetic_scene; "
-             "make_synthetic_scene('scene', 96, 112, seed=0)")
+    scene = (
+        "from tdpcr_lib.datasets.synthetic.scenes import make_synthetic_scene; "
+        "make_synthetic_scene('scene', 96, 112, seed=0)"
+    )
     _run([str(python), "-c", scene], cwd=work, env=env)
-    _run([str(tdpcr), "predict", "--s2", "scene/s2_cloudy.tif", "--s1", "scene/s1.tif",
-          "--checkpoint", "runs/smoke/best", "--out", "pred", "--tile", "64", "--overlap", "16",
-          "--device", "cpu", "--no-progress"], cwd=work, env=env)
+    _run(
+        [
+            str(tdpcr),
+            "predict",
+            "--s2",
+            "scene/s2_cloudy.tif",
+            "--s1",
+            "scene/s1.tif",
+            "--checkpoint",
+            "runs/smoke/best",
+            "--out",
+            "pred",
+            "--tile",
+            "64",
+            "--overlap",
+            "16",
+            "--device",
+            "cpu",
+            "--no-progress",
+        ],
+        cwd=work,
+        env=env,
+    )
     assert (work / "pred" / "cloud_free.tif").is_file() and (work / "pred" / "land_cover.tif").is_file()
     lap("predict")
 
@@ -212,8 +293,11 @@ def test_wheel_end_to_end(tmp_path):
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
     shutil.copy(REPO / "notebooks" / "00_get_data.ipynb", notebooks)
-    _run([str(tdpcr), "reproduce", "--notebooks", str(notebooks), "--only", "00", "--smoke",
-          "--no-progress"], cwd=work, env=env)
+    _run(
+        [str(tdpcr), "reproduce", "--notebooks", str(notebooks), "--only", "00", "--smoke", "--no-progress"],
+        cwd=work,
+        env=env,
+    )
     # a smoke run reports under reports/smoke/, never over a default run's reports
     record = json.loads((work / "reports" / "smoke" / "metrics" / "00_get_data.json").read_text())
     assert record["parameters"]["SMOKE"] is True and record["git_sha"] == "unknown"

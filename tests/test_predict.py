@@ -47,8 +47,7 @@ class PixelModel(nn.Module):
         out = {"reconstruction": torch.sigmoid(y[:, :13]), "segmentation": y[:, 13:-1]}
         if self.with_prompts:
             gate = torch.sigmoid(y[:, -1:])
-            out["prompts"] = [gate] + [nn.functional.avg_pool2d(gate, 2 ** k, ceil_mode=True)
-                                       for k in (1, 2, 3)]
+            out["prompts"] = [gate] + [nn.functional.avg_pool2d(gate, 2**k, ceil_mode=True) for k in (1, 2, 3)]
         return out
 
 
@@ -87,15 +86,32 @@ class FailingModel(PixelModel):
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory):
     """300×350 scene, S1 on a 20 m grid shifted by a non-integer number of pixels, nodata corner."""
-    return make_synthetic_scene(tmp_path_factory.mktemp("scene"), HEIGHT, WIDTH, seed=3,
-                                s1_offset=(13.0, -7.0), s1_resolution=20.0, nodata_corner=40)
+    return make_synthetic_scene(
+        tmp_path_factory.mktemp("scene"),
+        HEIGHT,
+        WIDTH,
+        seed=3,
+        s1_offset=(13.0, -7.0),
+        s1_resolution=20.0,
+        nodata_corner=40,
+    )
 
 
 @pytest.fixture(scope="module")
 def tiled_outputs(scene, tmp_path_factory):
     out = tmp_path_factory.mktemp("tiled")
-    return P.predict_scene(scene.s2_cloudy, scene.s1, PixelModel(), out, tile=64, overlap=16,
-                           batch_size=4, write_prompt=True, progress=False, blocksize=128)
+    return P.predict_scene(
+        scene.s2_cloudy,
+        scene.s1,
+        PixelModel(),
+        out,
+        tile=64,
+        overlap=16,
+        batch_size=4,
+        write_prompt=True,
+        progress=False,
+        blocksize=128,
+    )
 
 
 def _read(path: Path) -> np.ndarray:
@@ -103,26 +119,43 @@ def _read(path: Path) -> np.ndarray:
         return src.read()
 
 
-def _write(path: Path, array: np.ndarray, crs: str | None = "EPSG:32755",
-           transform: Affine | None = None, nodata: float | None = None) -> Path:
+def _write(
+    path: Path,
+    array: np.ndarray,
+    crs: str | None = "EPSG:32755",
+    transform: Affine | None = None,
+    nodata: float | None = None,
+) -> Path:
     transform = transform or Affine(10.0, 0.0, 399960.0, 0.0, -10.0, 5300020.0)
-    with rasterio.open(path, "w", driver="GTiff", width=array.shape[2], height=array.shape[1],
-                       count=array.shape[0], dtype=array.dtype, crs=crs, transform=transform,
-                       nodata=nodata) as dst:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=array.shape[2],
+        height=array.shape[1],
+        count=array.shape[0],
+        dtype=array.dtype,
+        crs=crs,
+        transform=transform,
+        nodata=nodata,
+    ) as dst:
         dst.write(array)
     return path
 
 
 # ---------------------------------------------------------------------------- tiling maths
-@pytest.mark.parametrize(("length", "tile", "overlap", "align", "expected"), [
-    (700, 256, 64, 1, [0, 192, 384, 444]),
-    (700, 256, 64, 16, [0, 192, 384, 448]),
-    (300, 64, 16, 1, [0, 48, 96, 144, 192, 236]),
-    (300, 64, 16, 8, [0, 48, 96, 144, 192, 240]),
-    (256, 256, 64, 16, [0]),
-    (100, 256, 64, 16, [0]),
-    (257, 256, 0, 1, [0, 1]),
-])
+@pytest.mark.parametrize(
+    ("length", "tile", "overlap", "align", "expected"),
+    [
+        (700, 256, 64, 1, [0, 192, 384, 444]),
+        (700, 256, 64, 16, [0, 192, 384, 448]),
+        (300, 64, 16, 1, [0, 48, 96, 144, 192, 236]),
+        (300, 64, 16, 8, [0, 48, 96, 144, 192, 240]),
+        (256, 256, 64, 16, [0]),
+        (100, 256, 64, 16, [0]),
+        (257, 256, 0, 1, [0, 1]),
+    ],
+)
 def test_tile_origins_hand_computed(length, tile, overlap, align, expected):
     assert P_tiling.tile_origins(length, tile, overlap, align) == expected
 
@@ -134,7 +167,7 @@ def test_tiles_cover_every_pixel_on_the_grid(length, tile, overlap, align):
     size = min(tile, length)
     covered = np.zeros(length + align, dtype=int)
     for o in origins:
-        covered[o:o + size] += 1
+        covered[o : o + size] += 1
     assert (covered[:length] >= 1).all()
     assert origins[-1] + size < length + align  # sticks out by less than the pad multiple
     if len(origins) > 1:
@@ -192,11 +225,11 @@ def test_outputs_keep_the_sentinel2_grid_and_layout(scene, tiled_outputs):
 @pytest.mark.filterwarnings("ignore:.*no segmentation head")
 def test_reconstruction_is_inverse_normalised_dn(scene, tmp_path):
     """An identity model must give back the input DN (clip [0, 10000], valid pixels >= 1)."""
-    out = P.predict_scene(scene.s2_cloudy, scene.s1, ReconstructionOnly(), tmp_path, tile=64,
-                          overlap=16, progress=False)
+    out = P.predict_scene(
+        scene.s2_cloudy, scene.s1, ReconstructionOnly(), tmp_path, tile=64, overlap=16, progress=False
+    )
     with pytest.warns(UserWarning, match="no segmentation head"):
-        P.predict_scene(scene.s2_cloudy, scene.s1, ReconstructionOnly(), tmp_path / "again",
-                        tile=512, progress=False)
+        P.predict_scene(scene.s2_cloudy, scene.s1, ReconstructionOnly(), tmp_path / "again", tile=512, progress=False)
     assert "land_cover" not in out
     expected = np.clip(_read(scene.s2_cloudy), 0, 10000)
     got = _read(out["cloud_free"])
@@ -205,13 +238,15 @@ def test_reconstruction_is_inverse_normalised_dn(scene, tmp_path):
 
 # ---------------------------------------------------------------------------- seamlessness
 def test_pixelwise_model_tiled_equals_untiled(scene, tiled_outputs, tmp_path):
-    untiled = P.predict_scene(scene.s2_cloudy, scene.s1, PixelModel(), tmp_path, tile=512,
-                              write_prompt=True, progress=False)
+    untiled = P.predict_scene(
+        scene.s2_cloudy, scene.s1, PixelModel(), tmp_path, tile=512, write_prompt=True, progress=False
+    )
     a, b = _read(tiled_outputs["cloud_free"]).astype(int), _read(untiled["cloud_free"]).astype(int)
     assert np.abs(a - b).max() <= 1  # float rounding of the weighted mean only
     np.testing.assert_array_equal(_read(tiled_outputs["land_cover"]), _read(untiled["land_cover"]))
-    np.testing.assert_allclose(_read(tiled_outputs["degradation_prompt"]),
-                               _read(untiled["degradation_prompt"]), atol=1e-5)
+    np.testing.assert_allclose(
+        _read(tiled_outputs["degradation_prompt"]), _read(untiled["degradation_prompt"]), atol=1e-5
+    )
 
 
 @pytest.mark.filterwarnings("ignore:.*no segmentation head")
@@ -223,8 +258,9 @@ def test_blending_removes_seams(tmp_path):
     s1 = _write(tmp_path / "s1.tif", np.full((2, h, w), -10.0, dtype=np.float32))
 
     def max_step(overlap: int) -> float:
-        out = P.predict_scene(s2, s1, TileContextModel(), tmp_path / f"o{overlap}", tile=64,
-                              overlap=overlap, progress=False)
+        out = P.predict_scene(
+            s2, s1, TileContextModel(), tmp_path / f"o{overlap}", tile=64, overlap=overlap, progress=False
+        )
         image = _read(out["cloud_free"])[3].astype(float)
         return float(np.abs(np.diff(image, axis=1)).max())
 
@@ -252,10 +288,8 @@ def test_real_tdpcr_tiled_agrees_with_untiled(scene, tiny_tdpcr, tmp_path):
     Measured on this scene: mean |difference| ≈ 2-4 DN (outputs span ~1000-9000 DN), land cover
     agreement > 99 %. Without grid-aligned tiles it was ~80 DN with ~470 DN in the last column.
     """
-    tiled = P.predict_scene(scene.s2_cloudy, scene.s1, tiny_tdpcr, tmp_path / "t", tile=128,
-                            overlap=32, progress=False)
-    whole = P.predict_scene(scene.s2_cloudy, scene.s1, tiny_tdpcr, tmp_path / "u", tile=512,
-                            progress=False)
+    tiled = P.predict_scene(scene.s2_cloudy, scene.s1, tiny_tdpcr, tmp_path / "t", tile=128, overlap=32, progress=False)
+    whole = P.predict_scene(scene.s2_cloudy, scene.s1, tiny_tdpcr, tmp_path / "u", tile=512, progress=False)
     diff = np.abs(_read(tiled["cloud_free"]).astype(float) - _read(whole["cloud_free"]))
     assert diff.mean() < 10.0
     assert np.percentile(diff, 99) < 60.0
@@ -272,13 +306,12 @@ def test_evaluation_sliding_window_matches_scene_prediction(scene, tiny_tdpcr, t
     of DN at some pixels (see the agreement test above).
     """
     tile, overlap = 128, 32
-    out = P.predict_scene(scene.s2_cloudy, scene.s1, tiny_tdpcr, tmp_path, tile=tile,
-                          overlap=overlap, progress=False)
+    out = P.predict_scene(scene.s2_cloudy, scene.s1, tiny_tdpcr, tmp_path, tile=tile, overlap=overlap, progress=False)
     with P_inputs.scene_inputs(scene.s2_cloudy, scene.s1) as inputs:
         optical, sar, valid = P_inputs.read_strip(inputs, 0, HEIGHT, WIDTH)
-    rec = P_tiling.sliding_window_predict(tiny_tdpcr, torch.from_numpy(optical)[None],
-                                          torch.from_numpy(sar)[None], tile=tile,
-                                          overlap=overlap)["reconstruction"][0]
+    rec = P_tiling.sliding_window_predict(
+        tiny_tdpcr, torch.from_numpy(optical)[None], torch.from_numpy(sar)[None], tile=tile, overlap=overlap
+    )["reconstruction"][0]
     dn = load_normalisation().s2_to_dn(rec.clamp(0, 1).numpy())
     written = _read(out["cloud_free"]).astype(float)
     diff = np.abs(np.maximum(dn, 1) - written)[:, valid]
@@ -288,10 +321,10 @@ def test_evaluation_sliding_window_matches_scene_prediction(scene, tiny_tdpcr, t
 # --------------------------------------------------------------------------------- nodata
 @pytest.mark.parametrize("declared", [True, False])
 def test_nodata_stays_nodata(tmp_path, declared):
-    sc = make_synthetic_scene(tmp_path / "sc", 70, 90, seed=1, nodata_corner=30,
-                              declare_s2_nodata=declared)
-    out = P.predict_scene(sc.s2_cloudy, sc.s1, PixelModel(), tmp_path / "out", tile=32,
-                          overlap=8, write_prompt=True, progress=False)
+    sc = make_synthetic_scene(tmp_path / "sc", 70, 90, seed=1, nodata_corner=30, declare_s2_nodata=declared)
+    out = P.predict_scene(
+        sc.s2_cloudy, sc.s1, PixelModel(), tmp_path / "out", tile=32, overlap=8, write_prompt=True, progress=False
+    )
     rows, cols = np.mgrid[0:70, 0:90]
     empty = rows + cols < 30
     cf, lc = _read(out["cloud_free"]), _read(out["land_cover"])[0]
@@ -308,19 +341,16 @@ def test_s1_is_bilinearly_resampled_onto_the_s2_grid(tmp_path):
     """S1 = a linear function of map x on a shifted 20 m grid: bilinear resampling is exact."""
     h, w = 40, 50
     s2_transform = Affine(10.0, 0.0, 1000.0, 0.0, -10.0, 5000.0)
-    s2 = _write(tmp_path / "s2.tif", np.full((13, h, w), 3000, dtype=np.uint16),
-                transform=s2_transform)
+    s2 = _write(tmp_path / "s2.tif", np.full((13, h, w), 3000, dtype=np.uint16), transform=s2_transform)
     s1_transform = Affine(20.0, 0.0, 1000.0 - 33.0, 0.0, -20.0, 5000.0 + 27.0)
     xs = s1_transform.c + (np.arange(30) + 0.5) * 20.0
     vv = np.broadcast_to(-20.0 + 0.01 * (xs - 1000.0), (30, 30))
-    s1 = _write(tmp_path / "s1.tif", np.stack([vv, vv - 5]).astype(np.float32),
-                transform=s1_transform)
+    s1 = _write(tmp_path / "s1.tif", np.stack([vv, vv - 5]).astype(np.float32), transform=s1_transform)
     with P_inputs.scene_inputs(s2, s1) as inputs:
         assert inputs.s1_resampled
         resampled = inputs.s1.read(out_dtype="float32")
     centres = s2_transform.c + (np.arange(w) + 0.5) * 10.0
-    np.testing.assert_allclose(resampled[0], np.broadcast_to(-20.0 + 0.01 * (centres - 1000.0),
-                                                             (h, w)), atol=1e-3)
+    np.testing.assert_allclose(resampled[0], np.broadcast_to(-20.0 + 0.01 * (centres - 1000.0), (h, w)), atol=1e-3)
     np.testing.assert_allclose(resampled[1], resampled[0] - 5, atol=1e-3)
 
 
@@ -355,8 +385,7 @@ def _bad(tmp_path: Path, kind: str) -> Path:
         return _write(tmp_path / "bad.tif", np.ones((bands, 32, 32), dtype=np.float32), crs=None)
     if kind == "no_overlap":
         far = Affine(10.0, 0.0, 900000.0, 0.0, -10.0, 5300020.0)
-        return _write(tmp_path / "bad.tif", np.full((2, 32, 32), -12.0, dtype=np.float32),
-                      transform=far)
+        return _write(tmp_path / "bad.tif", np.full((2, 32, 32), -12.0, dtype=np.float32), transform=far)
     if kind in ("s2_unreadable", "s1_unreadable"):
         path = tmp_path / "bad.tif"
         path.write_text("this is not a GeoTIFF")
@@ -364,15 +393,18 @@ def _bad(tmp_path: Path, kind: str) -> Path:
     raise AssertionError(kind)
 
 
-@pytest.mark.parametrize(("kind", "role", "message"), [
-    ("s2_bands", "s2", "has 12 band"),
-    ("s1_bands", "s1", "has 3 band"),
-    ("s2_crs", "s2", "has no CRS"),
-    ("s1_crs", "s1", "has no CRS"),
-    ("no_overlap", "s1", "does not overlap"),
-    ("s2_unreadable", "s2", "cannot be read as a raster"),
-    ("s1_unreadable", "s1", "cannot be read as a raster"),
-])
+@pytest.mark.parametrize(
+    ("kind", "role", "message"),
+    [
+        ("s2_bands", "s2", "has 12 band"),
+        ("s1_bands", "s1", "has 3 band"),
+        ("s2_crs", "s2", "has no CRS"),
+        ("s1_crs", "s1", "has no CRS"),
+        ("no_overlap", "s1", "does not overlap"),
+        ("s2_unreadable", "s2", "cannot be read as a raster"),
+        ("s1_unreadable", "s1", "cannot be read as a raster"),
+    ],
+)
 def test_bad_inputs_raise_clear_errors(tmp_path, good_pair, kind, role, message):
     s2, s1 = good_pair
     bad = _bad(tmp_path, kind)
@@ -391,11 +423,14 @@ def test_missing_files_and_checkpoint(tmp_path, good_pair):
         P.predict_scene(s2, s1, tmp_path / "nowhere", tmp_path / "o")
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"tile": 64, "overlap": 64}, "overlap < tile"),
-    ({"tile": 64, "overlap": -1}, "overlap < tile"),
-    ({"batch_size": 0}, "batch_size"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"tile": 64, "overlap": 64}, "overlap < tile"),
+        ({"tile": 64, "overlap": -1}, "overlap < tile"),
+        ({"batch_size": 0}, "batch_size"),
+    ],
+)
 def test_bad_tiling_arguments(good_pair, tmp_path, kwargs, message):
     with pytest.raises(P_inputs.PredictionInputError, match=message):
         P.predict_scene(*good_pair, PixelModel(), tmp_path, **kwargs)
@@ -403,19 +438,20 @@ def test_bad_tiling_arguments(good_pair, tmp_path, kwargs, message):
 
 def test_prompt_requested_from_a_model_without_prompts(good_pair, tmp_path):
     with pytest.raises(P_inputs.PredictionInputError, match="returns no 'prompts'"):
-        P.predict_scene(*good_pair, PixelModel(with_prompts=False), tmp_path, write_prompt=True,
-                        progress=False)
+        P.predict_scene(*good_pair, PixelModel(with_prompts=False), tmp_path, write_prompt=True, progress=False)
 
 
 # ------------------------------------------------------------------ atomicity and memory
 def test_interrupted_run_leaves_no_partial_outputs(scene, tmp_path):
     # an earlier run's products (a foreign file of a product's name is refused: test_faults_data)
-    P.predict_scene(scene.s2_cloudy, scene.s1, PixelModel(), tmp_path, tile=64, overlap=16,
-                    batch_size=2, progress=False)
+    P.predict_scene(
+        scene.s2_cloudy, scene.s1, PixelModel(), tmp_path, tile=64, overlap=16, batch_size=2, progress=False
+    )
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     with pytest.raises(KeyboardInterrupt):
-        P.predict_scene(scene.s2_cloudy, scene.s1, FailingModel(), tmp_path, tile=64,
-                        overlap=16, batch_size=2, progress=False)
+        P.predict_scene(
+            scene.s2_cloudy, scene.s1, FailingModel(), tmp_path, tile=64, overlap=16, batch_size=2, progress=False
+        )
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
@@ -435,8 +471,16 @@ def test_memory_stays_bounded_to_a_strip(tmp_path, monkeypatch):
         heights.clear()
         tracemalloc.start()
         try:
-            P.predict_scene(sc.s2_cloudy, sc.s1, PixelModel(), tmp_path / f"o{rows}", tile=64,
-                            overlap=16, batch_size=2, progress=False)
+            P.predict_scene(
+                sc.s2_cloudy,
+                sc.s1,
+                PixelModel(),
+                tmp_path / f"o{rows}",
+                tile=64,
+                overlap=16,
+                batch_size=2,
+                progress=False,
+            )
             peaks[rows] = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
@@ -450,15 +494,12 @@ def test_memory_stays_bounded_to_a_strip(tmp_path, monkeypatch):
 def tiny_checkpoint(tiny_tdpcr, tmp_path_factory):
     from tdpcr_lib.models.checkpoint import save_checkpoint
 
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "best", tiny_tdpcr, phase="phase2",
-                           epoch=0, step=0)
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "best", tiny_tdpcr, phase="phase2", epoch=0, step=0)
 
 
-def test_checkpoint_folder_and_module_give_the_same_result(scene, tiny_tdpcr, tiny_checkpoint,
-                                                          tmp_path):
+def test_checkpoint_folder_and_module_give_the_same_result(scene, tiny_tdpcr, tiny_checkpoint, tmp_path):
     kwargs = dict(tile=128, overlap=32, progress=False)
-    from_dir = P.predict_scene(scene.s2_cloudy, scene.s1, tiny_checkpoint, tmp_path / "a",
-                               write_prompt=True, **kwargs)
+    from_dir = P.predict_scene(scene.s2_cloudy, scene.s1, tiny_checkpoint, tmp_path / "a", write_prompt=True, **kwargs)
     from_module = P.predict_scene(scene.s2_cloudy, scene.s1, tiny_tdpcr, tmp_path / "b", **kwargs)
     np.testing.assert_array_equal(_read(from_dir["cloud_free"]), _read(from_module["cloud_free"]))
     summary = json.loads(from_dir["summary"].read_text())
@@ -472,8 +513,9 @@ def test_xarray_api_returns_georeferenced_dataarrays(scene, tiled_outputs):
     import rioxarray
 
     with rioxarray.open_rasterio(scene.s2_cloudy) as s2, rioxarray.open_rasterio(scene.s1) as s1:
-        arrays = P_xarray.predict_dataarrays(s2.load(), s1.load(), PixelModel(), tile=64, overlap=16,
-                                      include_prompt=True, progress=False)
+        arrays = P_xarray.predict_dataarrays(
+            s2.load(), s1.load(), PixelModel(), tile=64, overlap=16, include_prompt=True, progress=False
+        )
         crs, transform = s2.rio.crs, s2.rio.transform()
     cf, lc = arrays["cloud_free"], arrays["land_cover"]
     assert cf.dims == ("band", "y", "x") and list(cf.band.values) == list(S2_BANDS)
@@ -498,15 +540,41 @@ def test_cli_writes_products_and_reports_errors(scene, tiny_checkpoint, tmp_path
     from tdpcr_lib.cli import main as cli
 
     out = tmp_path / "cli"
-    code = cli.main(["predict", "--s2", str(scene.s2_cloudy), "--s1", str(scene.s1),
-                     "--checkpoint", str(tiny_checkpoint), "--out", str(out), "--tile", "128",
-                     "--overlap", "32", "--write-prompt", "--no-progress"])
+    code = cli.main(
+        [
+            "predict",
+            "--s2",
+            str(scene.s2_cloudy),
+            "--s1",
+            str(scene.s1),
+            "--checkpoint",
+            str(tiny_checkpoint),
+            "--out",
+            str(out),
+            "--tile",
+            "128",
+            "--overlap",
+            "32",
+            "--write-prompt",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     for name in ("cloud_free.tif", "land_cover.tif", "degradation_prompt.tif", "prediction.json"):
         assert (out / name).exists() and name in printed
-    code = P_cli.main(["--s2", str(scene.s2_cloudy), "--s1", str(scene.s1), "--checkpoint",
-                   str(tmp_path / "no_such_checkpoint"), "--out", str(tmp_path / "x")])
+    code = P_cli.main(
+        [
+            "--s2",
+            str(scene.s2_cloudy),
+            "--s1",
+            str(scene.s1),
+            "--checkpoint",
+            str(tmp_path / "no_such_checkpoint"),
+            "--out",
+            str(tmp_path / "x"),
+        ]
+    )
     assert code == 3  # not found (docs/errors.md)
     assert "no_such_checkpoint does not exist" in capsys.readouterr().err
 
@@ -522,21 +590,19 @@ def test_prepare_checkpoint(tmp_path, tiny_checkpoint):
 
 @pytest.mark.filterwarnings("ignore:.*no segmentation head")
 def test_compare_to_reference_scores_the_identity(scene, tmp_path):
-    out = P.predict_scene(scene.s2_cloudy, scene.s1, ReconstructionOnly(), tmp_path, tile=64,
-                          overlap=16, progress=False)
+    out = P.predict_scene(
+        scene.s2_cloudy, scene.s1, ReconstructionOnly(), tmp_path, tile=64, overlap=16, progress=False
+    )
     scores = P_predict.compare_to_reference(out, scene.s2_cloudy, cloudy_s2=scene.s2_cloudy)
     assert scores["mae_prediction"] < 1e-4 and scores["mae_cloudy_input"] == 0.0
     against_clear = P_predict.compare_to_reference(out, scene.s2_clear, cloudy_s2=scene.s2_cloudy)
-    assert against_clear["mae_prediction"] == pytest.approx(against_clear["mae_cloudy_input"],
-                                                            abs=1e-4)
+    assert against_clear["mae_prediction"] == pytest.approx(against_clear["mae_cloudy_input"], abs=1e-4)
 
 
 # -------------------------------------------------------------------------------- scenes
 def test_synthetic_scene_is_deterministic_and_on_the_requested_grids(tmp_path):
-    a = make_synthetic_scene(tmp_path / "a", 50, 70, seed=5, s1_offset=(13.0, -7.0),
-                             s1_resolution=20.0)
-    b = make_synthetic_scene(tmp_path / "b", 50, 70, seed=5, s1_offset=(13.0, -7.0),
-                             s1_resolution=20.0)
+    a = make_synthetic_scene(tmp_path / "a", 50, 70, seed=5, s1_offset=(13.0, -7.0), s1_resolution=20.0)
+    b = make_synthetic_scene(tmp_path / "b", 50, 70, seed=5, s1_offset=(13.0, -7.0), s1_resolution=20.0)
     for name in ("s2_cloudy", "s1", "s2_clear", "land_cover", "cloud_mask"):
         np.testing.assert_array_equal(_read(getattr(a, name)), _read(getattr(b, name)))
     with rasterio.open(a.s1) as s1, rasterio.open(a.s2_cloudy) as s2:
@@ -572,8 +638,9 @@ def test_gdal_reads_category_names(tiled_outputs):
     gdalinfo = shutil.which("gdalinfo")
     if gdalinfo is None:
         pytest.skip("gdalinfo (gdal-bin) is not installed")
-    text = subprocess.run([gdalinfo, str(tiled_outputs["land_cover"])], capture_output=True,
-                          text=True, check=True).stdout
+    text = subprocess.run(
+        [gdalinfo, str(tiled_outputs["land_cover"])], capture_output=True, text=True, check=True
+    ).stdout
     legend = load_legend()
     assert "Categories:" in text and legend.names[6] in text
     assert "Color Table" in text

@@ -28,27 +28,36 @@ class PixelModel(nn.Module):
     def forward(self, optical, sar):
         y = self.mix(torch.cat([optical, sar], dim=1))
         gate = torch.sigmoid(y[:, -1:])
-        return {"reconstruction": torch.sigmoid(y[:, :13]), "segmentation": y[:, 13:-1],
-                "prompts": [gate] * 4}
+        return {"reconstruction": torch.sigmoid(y[:, :13]), "segmentation": y[:, 13:-1], "prompts": [gate] * 4}
 
 
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory):
-    return make_synthetic_scene(tmp_path_factory.mktemp("scene"), 200, 150, seed=5,
-                                s1_offset=(3.0, -4.0), nodata_corner=30)
+    return make_synthetic_scene(
+        tmp_path_factory.mktemp("scene"), 200, 150, seed=5, s1_offset=(3.0, -4.0), nodata_corner=30
+    )
 
 
 def predict(scene, out: Path, **kwargs):
-    return P.predict_scene(scene.s2_cloudy, scene.s1, PixelModel(), out, tile=64, overlap=16,
-                           batch_size=2, write_prompt=True, progress=False, blocksize=128,
-                           **kwargs)
+    return P.predict_scene(
+        scene.s2_cloudy,
+        scene.s1,
+        PixelModel(),
+        out,
+        tile=64,
+        overlap=16,
+        batch_size=2,
+        write_prompt=True,
+        progress=False,
+        blocksize=128,
+        **kwargs,
+    )
 
 
 def test_overlapped_and_sequential_predictions_are_identical(scene, tmp_path):
     overlapped = predict(scene, tmp_path / "a")
     sequential = predict(scene, tmp_path / "b", overlap_io=False)
-    assert overlapped.keys() == sequential.keys() >= {"cloud_free", "land_cover",
-                                                      "degradation_prompt"}
+    assert overlapped.keys() == sequential.keys() >= {"cloud_free", "land_cover", "degradation_prompt"}
     for name in ("cloud_free", "land_cover", "degradation_prompt"):
         with rasterio.open(overlapped[name]) as a, rasterio.open(sequential[name]) as b:
             np.testing.assert_array_equal(a.read(), b.read())
@@ -93,8 +102,7 @@ def test_bf16_precision_runs_the_gpu_autocast_path_on_the_cpu(scene, tmp_path):
     model = build_model(ModelConfig.preset("tiny", arch="tdpcr", with_seg_decoder=True)).eval()
     kwargs = dict(tile=64, overlap=16, batch_size=2, progress=False, blocksize=128)
     fp32 = P.predict_scene(scene.s2_cloudy, scene.s1, model, tmp_path / "fp32", **kwargs)
-    bf16 = P.predict_scene(scene.s2_cloudy, scene.s1, model, tmp_path / "bf16",
-                           precision="bf16", **kwargs)
+    bf16 = P.predict_scene(scene.s2_cloudy, scene.s1, model, tmp_path / "bf16", precision="bf16", **kwargs)
     assert json.loads(bf16["summary"].read_text())["precision"] == "bf16"
     with rasterio.open(fp32["cloud_free"]) as a, rasterio.open(bf16["cloud_free"]) as b:
         difference = np.abs(a.read().astype(np.int64) - b.read().astype(np.int64))

@@ -27,22 +27,26 @@ def _write(path, parameters: str, body: str) -> None:
     cell = new_code_cell(parameters)
     cell.metadata["tags"] = ["parameters"]
     nb = new_notebook(cells=[cell, new_code_cell(body)])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, path)
 
 
-RECORD = ("import json, pathlib\n"
-          "pathlib.Path(OUT).write_text(json.dumps({k: v for k, v in globals().items() "
-          "if k.isupper()}))")
+RECORD = (
+    "import json, pathlib\n"
+    "pathlib.Path(OUT).write_text(json.dumps({k: v for k, v in globals().items() "
+    "if k.isupper()}))"
+)
 
 
 @pytest.fixture()
 def notebook_dir(tmp_path):
     folder = tmp_path / "notebooks"
     folder.mkdir()
-    _write(folder / "01_first.ipynb", f'OUT = "{tmp_path / "first.json"}"\nSMOKE = False\n'
-           'DATA_ROOT = "default-root"\n', RECORD)
+    _write(
+        folder / "01_first.ipynb",
+        f'OUT = "{tmp_path / "first.json"}"\nSMOKE = False\nDATA_ROOT = "default-root"\n',
+        RECORD,
+    )
     _write(folder / "00_zero.ipynb", f'OUT = "{tmp_path / "zero.json"}"\nSEED = 1\n', RECORD)
     (folder / "helper.ipynb").write_text("not a numbered notebook, never run")
     (folder / "_build").mkdir()
@@ -50,8 +54,7 @@ def notebook_dir(tmp_path):
 
 
 def test_numbered_notebooks_are_sorted_and_filtered(notebook_dir):
-    assert [p.name for p in numbered_notebooks(notebook_dir)] == ["00_zero.ipynb",
-                                                                  "01_first.ipynb"]
+    assert [p.name for p in numbered_notebooks(notebook_dir)] == ["00_zero.ipynb", "01_first.ipynb"]
     assert [p.name for p in numbered_notebooks(notebook_dir, only=["01"])] == ["01_first.ipynb"]
     with pytest.raises(FileNotFoundError, match="no numbered notebooks"):
         numbered_notebooks(notebook_dir, only=["07"])
@@ -59,15 +62,26 @@ def test_numbered_notebooks_are_sorted_and_filtered(notebook_dir):
 
 def test_only_declared_parameters_are_passed(notebook_dir):
     candidates = {"SMOKE": True, "SEED": 4, "DATA_ROOT": "/x", "FULL": False}
-    assert parameters_for(notebook_dir / "01_first.ipynb", candidates) == {"SMOKE": True,
-                                                                          "DATA_ROOT": "/x"}
+    assert parameters_for(notebook_dir / "01_first.ipynb", candidates) == {"SMOKE": True, "DATA_ROOT": "/x"}
     assert parameters_for(notebook_dir / "00_zero.ipynb", candidates) == {"SEED": 4}
 
 
 def test_reproduce_runs_in_order_and_writes_executed_copies(notebook_dir, tmp_path, capsys):
     executed = tmp_path / "executed"
-    code = main(["--smoke", "--data-root", "/data/real", "--seed", "5", "--notebooks",
-                 str(notebook_dir), "--output-dir", str(executed), "--no-progress"])
+    code = main(
+        [
+            "--smoke",
+            "--data-root",
+            "/data/real",
+            "--seed",
+            "5",
+            "--notebooks",
+            str(notebook_dir),
+            "--output-dir",
+            str(executed),
+            "--no-progress",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     first = json.loads((tmp_path / "first.json").read_text())
     zero = json.loads((tmp_path / "zero.json").read_text())
@@ -80,8 +94,7 @@ def test_reproduce_runs_in_order_and_writes_executed_copies(notebook_dir, tmp_pa
 
 def test_a_failing_notebook_stops_the_run_and_is_named(notebook_dir, tmp_path, capsys):
     _write(notebook_dir / "00_zero.ipynb", "SEED = 0\n", "raise RuntimeError('boom: no data')")
-    code = main(["--notebooks-dir", str(notebook_dir), "--output-dir", str(tmp_path / "ex"),
-                 "--no-progress"])
+    code = main(["--notebooks-dir", str(notebook_dir), "--output-dir", str(tmp_path / "ex"), "--no-progress"])
     assert code == 1
     err = capsys.readouterr().err
     assert "notebook 00_zero.ipynb failed" in err and "boom: no data" in err
@@ -95,13 +108,15 @@ def test_a_missing_notebooks_folder_is_one_line_naming_the_option(tmp_path, caps
     assert len(err.splitlines()) == 1 and "--notebooks DIR" in err and "nowhere" in err
 
 
-RECORD_CELL = ("from tdpcr_lib.notebook.record import RunRecord\n"
-               "import os\n"
-               "CONFIG['later'] = 'mutated after the record was made'\n"
-               "record = RunRecord.from_parameters_cell('00_rec', globals(), metrics_dir=METRICS,\n"
-               "                                        resolved={'home': os.environ['TDPCR_HOME']})\n"
-               "CONFIG['later'] = 'again'\n"
-               "record.write({'ok': 1})")
+RECORD_CELL = (
+    "from tdpcr_lib.notebook.record import RunRecord\n"
+    "import os\n"
+    "CONFIG['later'] = 'mutated after the record was made'\n"
+    "record = RunRecord.from_parameters_cell('00_rec', globals(), metrics_dir=METRICS,\n"
+    "                                        resolved={'home': os.environ['TDPCR_HOME']})\n"
+    "CONFIG['later'] = 'again'\n"
+    "record.write({'ok': 1})"
+)
 
 
 def test_record_takes_the_parameters_cell_with_injected_values(tmp_path, monkeypatch):
@@ -109,25 +124,37 @@ def test_record_takes_the_parameters_cell_with_injected_values(tmp_path, monkeyp
     folder = tmp_path / "nbs"
     folder.mkdir()
     metrics = tmp_path / "metrics"
-    _write(folder / "00_rec.ipynb",
-           f'METRICS = "{metrics}"\nSEED = 3\nDEVICE = "cpu"\nA, B = 1, 2\nCONFIG = {{}}\n'
-           'SMOKE = False', "UNDECLARED = 5\n" + RECORD_CELL)
-    assert parameters_cell_names(folder / "00_rec.ipynb") == ["METRICS", "SEED", "DEVICE", "A",
-                                                              "B", "CONFIG", "SMOKE"]
-    run_notebooks([folder / "00_rec.ipynb"], {"SMOKE": True, "SEED": 7}, tmp_path / "executed",
-                  progress=False, log=lambda *a: None, home=tmp_path / "home")
+    _write(
+        folder / "00_rec.ipynb",
+        f'METRICS = "{metrics}"\nSEED = 3\nDEVICE = "cpu"\nA, B = 1, 2\nCONFIG = {{}}\nSMOKE = False',
+        "UNDECLARED = 5\n" + RECORD_CELL,
+    )
+    assert parameters_cell_names(folder / "00_rec.ipynb") == ["METRICS", "SEED", "DEVICE", "A", "B", "CONFIG", "SMOKE"]
+    run_notebooks(
+        [folder / "00_rec.ipynb"],
+        {"SMOKE": True, "SEED": 7},
+        tmp_path / "executed",
+        progress=False,
+        log=lambda *a: None,
+        home=tmp_path / "home",
+    )
     record = read_metrics("00_rec", metrics)
-    assert record["parameters"] == {"METRICS": str(metrics), "SEED": 7, "DEVICE": "cpu", "A": 1,
-                                    "B": 2, "CONFIG": {"later": "mutated after the record was made"},
-                                    "SMOKE": True}
+    assert record["parameters"] == {
+        "METRICS": str(metrics),
+        "SEED": 7,
+        "DEVICE": "cpu",
+        "A": 1,
+        "B": 2,
+        "CONFIG": {"later": "mutated after the record was made"},
+        "SMOKE": True,
+    }
     assert record["seed"] == 7 and record["metrics"] == {"ok": 1}
     assert record["resolved"] == {"home": str(tmp_path / "home")}  # kernels get TDPCR_HOME
     assert {"git_sha", "device", "wall_time_s"} <= set(record)
 
 
 def test_record_reads_a_jupytext_notebook_and_falls_back_with_a_warning(tmp_path, monkeypatch):
-    (tmp_path / "00_text.py").write_text('# %% tags=["parameters"]\nSEED = 2\nOUT = None\n\n'
-                                         '# %%\nx = 1\n')
+    (tmp_path / "00_text.py").write_text('# %% tags=["parameters"]\nSEED = 2\nOUT = None\n\n# %%\nx = 1\n')
     monkeypatch.chdir(tmp_path)
     namespace = {"SEED": 5, "OUT": None, "x": 1, "OTHER": 3}
     record = RunRecord.from_parameters_cell("00_text", namespace, metrics_dir=tmp_path)
@@ -137,8 +164,7 @@ def test_record_reads_a_jupytext_notebook_and_falls_back_with_a_warning(tmp_path
     assert record.parameters == {"SEED": 5, "OUT": None, "OTHER": 3}
 
 
-@pytest.mark.parametrize("path", sorted(paths.NOTEBOOKS_DIR.glob("[0-9][0-9]_*.py")),
-                         ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", sorted(paths.NOTEBOOKS_DIR.glob("[0-9][0-9]_*.py")), ids=lambda p: p.stem)
 def test_every_notebook_records_its_parameters_cell(path):
     text = path.read_text()
     assert re.search(rf'RunRecord\.from_parameters_cell\(\s*"{path.stem}", globals\(\)', text)
@@ -167,13 +193,11 @@ def test_reproduce_smoke_keeps_its_executed_copies_apart(notebook_dir, tmp_path,
     assert [p.name for p in (tmp_path / "reports" / "executed").iterdir()] == ["00_zero.ipynb"]
 
 
-@pytest.mark.parametrize("path", sorted(paths.NOTEBOOKS_DIR.glob("[0-9][0-9]_*.py")),
-                         ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", sorted(paths.NOTEBOOKS_DIR.glob("[0-9][0-9]_*.py")), ids=lambda p: p.stem)
 def test_every_notebook_sends_smoke_reports_to_their_own_folder(path):
     """REPORTS_DIR defaults to None and every write goes through resolve_reports_dir."""
     text = path.read_text()
     assert re.search(r"^REPORTS_DIR = None\b", text, re.M)
     assert "reports_dir = resolve_reports_dir(REPORTS_DIR, smoke=SMOKE)" in text
     assert "Path(REPORTS_DIR)" not in text and "paths.REPORTS_DIR" not in text
-    assert re.search(r'from_parameters_cell\(\s*"\w+", globals\(\),[^;]*?metrics_dir=reports_dir / "metrics"',
-                     text)
+    assert re.search(r'from_parameters_cell\(\s*"\w+", globals\(\),[^;]*?metrics_dir=reports_dir / "metrics"', text)

@@ -30,20 +30,37 @@ from tdpcr_lib.training.config import TrainConfig, resolve_best_metric
 
 
 def two_runs() -> pd.DataFrame:
-    rows = [("all", "all", "psnr", 30.0), ("cloudy", "all", "psnr", 25.0),
-            ("clear", "all", "psnr", 35.0), ("all", "0-20%", "psnr", 31.0),
-            ("all", "all", "input_psnr", 20.0), ("cloudy", "all", "input_psnr", 12.0),
-            ("all", "all", "miou", 0.5), ("cloudy", "all", "sam", float("nan"))]
+    rows = [
+        ("all", "all", "psnr", 30.0),
+        ("cloudy", "all", "psnr", 25.0),
+        ("clear", "all", "psnr", 35.0),
+        ("all", "0-20%", "psnr", 31.0),
+        ("all", "all", "input_psnr", 20.0),
+        ("cloudy", "all", "input_psnr", 12.0),
+        ("all", "all", "miou", 0.5),
+        ("cloudy", "all", "sam", float("nan")),
+    ]
     first = make_frame(rows, model="tdpcr", seed=0, split="test")
-    second = make_frame([(r, b, m, v + 1) for r, b, m, v in rows], model="tdpcr", seed=1,
-                        split="test")
+    second = make_frame([(r, b, m, v + 1) for r, b, m, v in rows], model="tdpcr", seed=1, split="test")
     return pd.concat([first, second], ignore_index=True)
 
 
 def test_vocabulary_is_defined_once_and_complete():
     assert REGIONS == ("all", "cloudy", "clear")
-    for metric in ("psnr", "ssim", "sam", "mae", "rmse", "oa", "macc", "fwiou", "miou",
-                   "n_images", "input_psnr", "input_sam"):
+    for metric in (
+        "psnr",
+        "ssim",
+        "sam",
+        "mae",
+        "rmse",
+        "oa",
+        "macc",
+        "fwiou",
+        "miou",
+        "n_images",
+        "input_psnr",
+        "input_sam",
+    ):
         assert metric in METRICS
     assert METRICS["psnr"].unit == "dB" and METRICS["sam"].higher_is_better is False
     assert metric_spec(iou_class(3)).task == "seg"
@@ -66,18 +83,25 @@ def test_value_selects_exactly_one_row():
 
 
 def test_column_names_round_trip_and_headline():
-    for metric, region, bucket in (("psnr", "all", "all"), ("input_psnr", "cloudy", "all"),
-                                   ("miou", "clear", "20%-40%"), (iou_class(2), "all", "all")):
+    for metric, region, bucket in (
+        ("psnr", "all", "all"),
+        ("input_psnr", "cloudy", "all"),
+        ("miou", "clear", "20%-40%"),
+        (iou_class(2), "all", "all"),
+    ):
         assert parse_column_name(column_name(metric, region, bucket)) == (metric, region, bucket)
     assert column_name("psnr") == "psnr" and column_name("miou", "cloudy") == "miou_cloudy"
     one = two_runs().query("seed == 0")
-    assert headline(one, prefix="val_") == {"val_psnr": 30.0, "val_psnr_cloudy": 25.0,
-                                            "val_input_psnr_cloudy": 12.0, "val_miou": 0.5}
+    assert headline(one, prefix="val_") == {
+        "val_psnr": 30.0,
+        "val_psnr_cloudy": 25.0,
+        "val_input_psnr_cloudy": 12.0,
+        "val_miou": 0.5,
+    }
 
 
 def test_wide_pivots_in_order_and_averages_seeds():
-    table = wide(two_runs().query("bucket == 'all'"), index="region",
-                 metrics=("psnr", "input_psnr"))
+    table = wide(two_runs().query("bucket == 'all'"), index="region", metrics=("psnr", "input_psnr"))
     assert list(table.index) == ["all", "cloudy", "clear"]
     assert list(table.columns) == ["psnr", "input_psnr"]
     assert table.loc["cloudy", "psnr"] == 25.5  # mean over the two seeds
@@ -95,7 +119,6 @@ def test_records_round_trip_through_json():
 def test_best_metric_names_come_from_the_vocabulary():
     model = build_model(ModelConfig.small())
     assert resolve_best_metric(TrainConfig(phase="phase1"), model) == "psnr"
-    assert resolve_best_metric(TrainConfig(phase="phase1", best_metric="psnr_cloudy"),
-                               model) == "psnr_cloudy"
+    assert resolve_best_metric(TrainConfig(phase="phase1", best_metric="psnr_cloudy"), model) == "psnr_cloudy"
     with pytest.raises(KeyError, match="unknown metric"):
         resolve_best_metric(TrainConfig(phase="phase1", best_metric="cr.all.psnr"), model)

@@ -15,10 +15,30 @@ from safetensors.torch import load_file
 from tdpcr_lib.models.checkpoint import read_meta
 
 # 40 training tiles / batch 4 = 10 steps per epoch, 2 epochs; `last/` every 4 steps.
-TRAIN_ARGS = ["--phase", "phase1", "--small-model", "--epochs", "2", "--batch-size", "4",
-              "--crop-size", "16", "--lr", "2e-3", "--checkpoint-every", "4", "--seed", "7",
-              "--set", "val_max_batches=1", "--set", "warmup_steps=2", "--device", "cpu",
-              "--no-progress"]
+TRAIN_ARGS = [
+    "--phase",
+    "phase1",
+    "--small-model",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "4",
+    "--crop-size",
+    "16",
+    "--lr",
+    "2e-3",
+    "--checkpoint-every",
+    "4",
+    "--seed",
+    "7",
+    "--set",
+    "val_max_batches=1",
+    "--set",
+    "warmup_steps=2",
+    "--device",
+    "cpu",
+    "--no-progress",
+]
 
 # Same CLI configuration, plus a callback that SIGKILLs this very process after step N (after
 # that step's checkpoint if one was due): the work since the last checkpoint is lost, as in a
@@ -48,9 +68,13 @@ def _env() -> dict[str, str]:
 
 
 def _run_cli(root, out) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tdpcr_lib.cli.train", "--data-root", str(root),
-                           "--out", str(out), *TRAIN_ARGS], capture_output=True, text=True,
-                          env=_env(), timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "tdpcr_lib.cli.train", "--data-root", str(root), "--out", str(out), *TRAIN_ARGS],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -64,12 +88,25 @@ def uninterrupted(tiny_luojiaset_root, tmp_path_factory):
 # mid epoch 1; mid epoch 2 (after a validation); right after the last step's checkpoint but
 # before that epoch's validation
 @pytest.mark.parametrize("kill_at", [5, 14, 20])
-def test_sigkilled_run_resumes_to_identical_weights(kill_at, uninterrupted, tiny_luojiaset_root,
-                                                   tmp_path):
+def test_sigkilled_run_resumes_to_identical_weights(kill_at, uninterrupted, tiny_luojiaset_root, tmp_path):
     out = tmp_path / "killed"
-    killed = subprocess.run([sys.executable, "-c", KILLER, str(kill_at), "--data-root",
-                             str(tiny_luojiaset_root), "--out", str(out), *TRAIN_ARGS],
-                            capture_output=True, text=True, env=_env(), timeout=300)
+    killed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            KILLER,
+            str(kill_at),
+            "--data-root",
+            str(tiny_luojiaset_root),
+            "--out",
+            str(out),
+            *TRAIN_ARGS,
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     last_step = kill_at // 4 * 4
     meta = read_meta(out / "last")
@@ -78,7 +115,7 @@ def test_sigkilled_run_resumes_to_identical_weights(kill_at, uninterrupted, tiny
     resumed = _run_cli(tiny_luojiaset_root, out)
     assert resumed.returncode == 0, resumed.stderr
     assert f"step {last_step}" in resumed.stdout  # it did resume, not restart
-    assert json.loads(resumed.stdout[resumed.stdout.index("{"):])["steps"] == 20
+    assert json.loads(resumed.stdout[resumed.stdout.index("{") :])["steps"] == 20
 
     expected = load_file(str(uninterrupted / "last" / "model.safetensors"))
     got = load_file(str(out / "last" / "model.safetensors"))

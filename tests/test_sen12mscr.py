@@ -71,9 +71,15 @@ def _read(path: Path) -> np.ndarray:
 
 def _rewrite(path: Path, array: np.ndarray, crs: CRS | None = None) -> None:
     with rasterio.open(path) as src:
-        profile = {"driver": "GTiff", "height": array.shape[1], "width": array.shape[2],
-                   "count": array.shape[0], "dtype": array.dtype.name,
-                   "transform": src.transform, "crs": crs or src.crs}
+        profile = {
+            "driver": "GTiff",
+            "height": array.shape[1],
+            "width": array.shape[2],
+            "count": array.shape[0],
+            "dtype": array.dtype.name,
+            "transform": src.transform,
+            "crs": crs or src.crs,
+        }
     path.unlink()
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(array)
@@ -81,8 +87,7 @@ def _rewrite(path: Path, array: np.ndarray, crs: CRS | None = None) -> None:
 
 # ------------------------------------------------------------------------------------ layout
 def test_names_follow_the_official_layout():
-    assert patch_filename("ROIs1158_spring", 1, 407, "s2_cloudy") == \
-        "ROIs1158_spring_s2_cloudy_1_p407.tif"
+    assert patch_filename("ROIs1158_spring", 1, 407, "s2_cloudy") == "ROIs1158_spring_s2_cloudy_1_p407.tif"
     assert parse_s1_name("ROIs2017_winter_s1_146_p30.tif") == ("ROIs2017_winter", "146", "30")
     with pytest.raises(ValueError, match="not a SEN12MS-CR s1 file name"):
         parse_s1_name("ROIs1158_spring_s2_1_p407.tif")
@@ -97,8 +102,10 @@ def test_official_archives_and_urls():
     assert all("dataserv.ub.tum.de/s/m1554803/" in a.url and a.url.endswith(a.name) for a in cr)
     assert all("dataserv.ub.tum.de/s/m1474000/" in a.url and len(a.md5) == 32 for a in lc)
     assert [a.name for a in official_archives(("ROIs2017_winter",), land_cover=False)] == [
-        "ROIs2017_winter_s1.tar.gz", "ROIs2017_winter_s2.tar.gz",
-        "ROIs2017_winter_s2_cloudy.tar.gz"]
+        "ROIs2017_winter_s1.tar.gz",
+        "ROIs2017_winter_s2.tar.gz",
+        "ROIs2017_winter_s2_cloudy.tar.gz",
+    ]
     with pytest.raises(ValueError, match="unknown season"):
         official_archives(("ROIs9999_monsoon",))
 
@@ -112,9 +119,10 @@ def test_split_lists_are_disjoint_and_match_uncrtaints():
     assert assignment["ROIs1158_spring/1"] == "train"
 
 
-@pytest.mark.parametrize(("fraction", "bucket"), [
-    (0.0, "0-20%"), (0.1999, "0-20%"), (0.2, "20%-40%"), (0.6, "60%-80%"), (0.8, "80%-100%"),
-    (1.0, "80%-100%")])
+@pytest.mark.parametrize(
+    ("fraction", "bucket"),
+    [(0.0, "0-20%"), (0.1999, "0-20%"), (0.2, "20%-40%"), (0.6, "60%-80%"), (0.8, "80%-100%"), (1.0, "80%-100%")],
+)
 def test_bucket_of_uses_the_five_luojiaset_bins(fraction, bucket):
     assert bucket_of(fraction) == bucket and bucket in BUCKETS
 
@@ -126,8 +134,7 @@ def test_bucket_of_rejects_values_outside_0_1():
 
 # ------------------------------------------------------------------------ cloud mask, legend
 def _image(value_per_band, size=40) -> np.ndarray:
-    return np.broadcast_to(np.asarray(value_per_band, dtype=np.uint16)[:, None, None],
-                           (13, size, size)).copy()
+    return np.broadcast_to(np.asarray(value_per_band, dtype=np.uint16)[:, None, None], (13, size, size)).copy()
 
 
 LAND = (500, 600, 700, 800, 1500, 2500, 3000, 3000, 3200, 600, 10, 1800, 1000)
@@ -216,8 +223,9 @@ def test_splits_follow_the_scene_lists(sen12_root):
 def test_patch_without_land_cover_is_all_ignore(sen12_root):
     ds = SEN12MSCR(sen12_root, "train")
     season, scene, i = fake.NO_LAND_COVER
-    index = next(k for k, r in enumerate(ds.records)
-                 if r.id.startswith(f"{season}_{scene}_p") and "land_cover" not in r.paths)
+    index = next(
+        k for k, r in enumerate(ds.records) if r.id.startswith(f"{season}_{scene}_p") and "land_cover" not in r.paths
+    )
     assert ds.land_cover_path(index) is None
     assert (ds[index]["mask"] == 255).all()
     assert read_split_config(sen12_root / "manifest")["patches_without_land_cover"] == 1
@@ -235,8 +243,15 @@ def test_land_cover_deleted_after_the_manifest_raises(sen12_copy):
 
 
 def test_land_cover_in_another_folder(sen12_root, tmp_path):
-    data = Path(shutil.copytree(sen12_root, tmp_path / "cr", ignore=shutil.ignore_patterns(
-        "ROIs1158_spring", "ROIs1868_summer", "ROIs1970_fall", "ROIs2017_winter", "manifest")))
+    data = Path(
+        shutil.copytree(
+            sen12_root,
+            tmp_path / "cr",
+            ignore=shutil.ignore_patterns(
+                "ROIs1158_spring", "ROIs1868_summer", "ROIs1970_fall", "ROIs2017_winter", "manifest"
+            ),
+        )
+    )
     lc = tmp_path / "SEN12MS"
     for season in ("ROIs1158_spring", "ROIs1868_summer", "ROIs1970_fall", "ROIs2017_winter"):
         shutil.copytree(sen12_root / season, lc / season)
@@ -298,25 +313,28 @@ def _damage(root: Path, modality: str, how: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("modality", "how", "message"), [
-    ("s1", "delete", "missing Sentinel-1"),
-    ("s2", "delete", "missing clear Sentinel-2"),
-    ("s2_cloudy", "delete", "missing cloudy Sentinel-2"),
-    ("s2", "drop_band", "must have 13 band"),
-    ("s2_cloudy", "drop_band", "must have 13 band"),
-    ("s1", "drop_band", "must have 2 band"),
-    ("lc", "drop_band", "must have 4 band"),
-    ("s1", "int16", "must be float32, found int16"),
-    ("s2", "uint8", "must be uint16 or float32, found uint8"),
-    ("lc", "float64", "found float64"),
-    ("s1", "shrink", "modalities differ in size"),
-    ("lc", "shrink", "modalities differ in size"),
-    ("s2", "nan", "NaN/inf value"),
-    ("s1", "crs", "CRS EPSG:32601 differs"),
-    ("s2_cloudy", "crs", "CRS EPSG:32601 differs"),
-    ("s2", "garbage", "unreadable or corrupt GeoTIFF"),
-    ("lc", "truncate", "unreadable or corrupt GeoTIFF"),
-])
+@pytest.mark.parametrize(
+    ("modality", "how", "message"),
+    [
+        ("s1", "delete", "missing Sentinel-1"),
+        ("s2", "delete", "missing clear Sentinel-2"),
+        ("s2_cloudy", "delete", "missing cloudy Sentinel-2"),
+        ("s2", "drop_band", "must have 13 band"),
+        ("s2_cloudy", "drop_band", "must have 13 band"),
+        ("s1", "drop_band", "must have 2 band"),
+        ("lc", "drop_band", "must have 4 band"),
+        ("s1", "int16", "must be float32, found int16"),
+        ("s2", "uint8", "must be uint16 or float32, found uint8"),
+        ("lc", "float64", "found float64"),
+        ("s1", "shrink", "modalities differ in size"),
+        ("lc", "shrink", "modalities differ in size"),
+        ("s2", "nan", "NaN/inf value"),
+        ("s1", "crs", "CRS EPSG:32601 differs"),
+        ("s2_cloudy", "crs", "CRS EPSG:32601 differs"),
+        ("s2", "garbage", "unreadable or corrupt GeoTIFF"),
+        ("lc", "truncate", "unreadable or corrupt GeoTIFF"),
+    ],
+)
 def test_bad_files_raise_a_clear_error_naming_the_file(sen12_copy, modality, how, message):
     path = _damage(sen12_copy, modality, how)
     ds = SEN12MSCR(sen12_copy, "test")
@@ -470,8 +488,7 @@ def test_model_config_carries_the_legend():
         ModelConfig(legend="nope")
 
 
-def test_training_takes_the_classes_from_the_dataset_and_products_carry_them(sen12_root,
-                                                                             tmp_path):
+def test_training_takes_the_classes_from_the_dataset_and_products_carry_them(sen12_root, tmp_path):
     from tdpcr_lib.inference.products import open_prediction
     from tdpcr_lib.inference.scene import predict_scene
     from tdpcr_lib.models.build import build_model
@@ -489,8 +506,15 @@ def test_training_takes_the_classes_from_the_dataset_and_products_carry_them(sen
     loaded, meta = load_model(checkpoint)
     assert meta["model_config"]["legend"] == "igbp_simplified"
     record = dataset.records[0]
-    outputs = predict_scene(sen12_root / record.paths["s2_cloudy"], sen12_root / record.paths["s1"],
-                            loaded, tmp_path / "out", tile=32, device="cpu", progress=False)
+    outputs = predict_scene(
+        sen12_root / record.paths["s2_cloudy"],
+        sen12_root / record.paths["s1"],
+        loaded,
+        tmp_path / "out",
+        tile=32,
+        device="cpu",
+        progress=False,
+    )
     with rasterio.open(outputs["land_cover"]) as src:
         tags = src.tags()
     assert tags["LEGEND_NAME"] == "igbp_simplified" and tags["CLASS_9"] == "Water"

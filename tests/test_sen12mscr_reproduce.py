@@ -19,19 +19,31 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_reproduce_smoke_runs_every_notebook_on_sen12mscr(tmp_path):
-    spec = importlib.util.spec_from_file_location(
-        "fake_sen12", REPO / "tests" / "data" / "sen12mscr" / "make_fake.py")
+    spec = importlib.util.spec_from_file_location("fake_sen12", REPO / "tests" / "data" / "sen12mscr" / "make_fake.py")
     fake = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(fake)
     root = fake.write_fake_sen12mscr(tmp_path / "SEN12MS-CR")
     reports = tmp_path / "reports"
-    command = [sys.executable, "-m", "tdpcr_lib.cli.main", "reproduce", "--smoke",
-               "--source", "sen12mscr", "--data-root", str(root),
-               "--runs-dir", str(tmp_path / "runs"), "--output-dir", str(tmp_path / "executed"),
-               "-p", f'REPORTS_DIR="{reports}"', "--no-progress"]
+    command = [
+        sys.executable,
+        "-m",
+        "tdpcr_lib.cli.main",
+        "reproduce",
+        "--smoke",
+        "--source",
+        "sen12mscr",
+        "--data-root",
+        str(root),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--output-dir",
+        str(tmp_path / "executed"),
+        "-p",
+        f'REPORTS_DIR="{reports}"',
+        "--no-progress",
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=1800)
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
     executed = sorted(p.name for p in (tmp_path / "executed").glob("*.ipynb"))
     assert executed == sorted(p.name for p in (REPO / "notebooks").glob("0*.ipynb"))

@@ -31,8 +31,7 @@ def test_blur_matrix_is_the_reflect_padded_gaussian():
     expected = torch.nn.functional.conv1d(padded[:, None], gaussian_kernel_1d()[None, None])[:, 0]
     torch.testing.assert_close(signal @ blur_matrix(20, dtype=torch.float64), expected)
     # every output is a weighted mean: the columns sum to one
-    torch.testing.assert_close(blur_matrix(20, dtype=torch.float64).sum(0),
-                               torch.ones(20, dtype=torch.float64))
+    torch.testing.assert_close(blur_matrix(20, dtype=torch.float64).sum(0), torch.ones(20, dtype=torch.float64))
 
 
 @pytest.mark.parametrize("shape", [(2, 13, 64, 64), (1, 3, 12, 40), (3, 2, 33, 17)])

@@ -30,8 +30,7 @@ N_TILES, SIZE = 50, 32  # tests/conftest.py tiny_luojiaset_root
 
 
 def _all_records(root: Path):
-    return [r for split in ("train", "val", "test")
-            for r in read_split_csv(root / "manifest" / f"{split}.csv")]
+    return [r for split in ("train", "val", "test") for r in read_split_csv(root / "manifest" / f"{split}.csv")]
 
 
 # ------------------------------------------------------------------------------------ layout
@@ -46,13 +45,16 @@ def test_twin_has_the_real_layout_and_a_manifest(tiny_luojiaset_root):
     assert LuojiaSETOSFCR(tiny_luojiaset_root, "val", checksum=True)[0]["optical"].shape == (13, SIZE, SIZE)
 
 
-@pytest.mark.parametrize(("modality", "count", "dtype", "descriptions"), [
-    ("s2", 13, "uint16", S2_BANDS),
-    ("s2_cloudy", 13, "uint16", S2_BANDS),
-    ("s1", 2, "float32", S1_BANDS),
-    ("land_cover_maps", 1, "uint8", None),
-    ("cloud_detection_results", 1, "float32", None),
-])
+@pytest.mark.parametrize(
+    ("modality", "count", "dtype", "descriptions"),
+    [
+        ("s2", 13, "uint16", S2_BANDS),
+        ("s2_cloudy", 13, "uint16", S2_BANDS),
+        ("s1", 2, "float32", S1_BANDS),
+        ("land_cover_maps", 1, "uint8", None),
+        ("cloud_detection_results", 1, "float32", None),
+    ],
+)
 def test_twin_headers_match_the_real_tiles(tiny_luojiaset_root, modality, count, dtype, descriptions):
     record = _all_records(tiny_luojiaset_root)[0]
     with rasterio.open(tiny_luojiaset_root / record.paths[modality]) as src:
@@ -115,8 +117,7 @@ def test_content_is_learnable(tiny_luojiaset_root):
         labels.append(sample["mask"].numpy().ravel())
     y = np.concatenate(labels)
     majority = np.bincount(y).max() / y.size
-    for features, minimum in ((np.concatenate(optical, 1).T, 0.75),
-                              (np.concatenate(sar, 1).T, majority + 0.12)):
+    for features, minimum in ((np.concatenate(optical, 1).T, 0.75), (np.concatenate(sar, 1).T, majority + 0.12)):
         half = y.size // 2
         present = [c for c in range(7) if np.any(y[:half] == c)]
         centroids = np.stack([features[:half][y[:half] == c].mean(0) for c in present])

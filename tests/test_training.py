@@ -22,21 +22,33 @@ SMALL = ModelConfig.small()
 
 
 def tiny_config(**changes) -> TrainConfig:
-    base = dict(phase="phase1", epochs=1, max_steps=2, batch_size=4, crop_size=16, lr=1e-3,
-                progress=False, val_max_batches=1, log_every=1)
+    base = dict(
+        phase="phase1",
+        epochs=1,
+        max_steps=2,
+        batch_size=4,
+        crop_size=16,
+        lr=1e-3,
+        progress=False,
+        val_max_batches=1,
+        log_every=1,
+    )
     base.update(changes)
     return TrainConfig(**base)
 
 
 # ------------------------------------------------------------------------------ config
-@pytest.mark.parametrize(("changes", "match"), [
-    ({"phase": "phase3"}, "phase must be one of"),
-    ({"trainable": "encoders"}, "trainable must be one of"),
-    ({"schedule": "linear"}, "schedule must be one of"),
-    ({"objective": "gan"}, "objective must be"),
-    ({"phase": "phase2"}, "phase2 needs init_from"),
-    ({"max_steps": 0}, "max_steps must be"),
-])
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"phase": "phase3"}, "phase must be one of"),
+        ({"trainable": "encoders"}, "trainable must be one of"),
+        ({"schedule": "linear"}, "schedule must be one of"),
+        ({"objective": "gan"}, "objective must be"),
+        ({"phase": "phase2"}, "phase2 needs init_from"),
+        ({"max_steps": 0}, "max_steps must be"),
+    ],
+)
 def test_invalid_train_configs_are_rejected(changes, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig(**changes)
@@ -61,16 +73,28 @@ def test_cosine_schedule_warms_up_then_decays_to_the_floor():
 
 def test_multistep_schedule_halves_at_each_milestone():
     config = TrainConfig(schedule="multistep", milestones=(0.5, 0.75), gamma=0.5)
-    assert [lr_factor(s, 100, config) for s in (0, 49, 50, 74, 75, 99)] == \
-        [1.0, 1.0, 0.5, 0.5, 0.25, 0.25]
+    assert [lr_factor(s, 100, config) for s in (0, 49, 50, 74, 75, 99)] == [1.0, 1.0, 0.5, 0.5, 0.25, 0.25]
 
 
-@pytest.mark.parametrize(("trainable", "expected_groups"), [
-    ("prompt_pgf_seg", {"prompt_generator", "pgf", "seg_decoder"}),
-    ("seg_decoder_only", {"seg_decoder"}),
-    ("all", {"sar_encoder", "optical_encoder", "prompt_generator", "pgf", "shared_decoder",
-             "reconstruction_head", "seg_decoder"}),
-])
+@pytest.mark.parametrize(
+    ("trainable", "expected_groups"),
+    [
+        ("prompt_pgf_seg", {"prompt_generator", "pgf", "seg_decoder"}),
+        ("seg_decoder_only", {"seg_decoder"}),
+        (
+            "all",
+            {
+                "sar_encoder",
+                "optical_encoder",
+                "prompt_generator",
+                "pgf",
+                "shared_decoder",
+                "reconstruction_head",
+                "seg_decoder",
+            },
+        ),
+    ],
+)
 def test_phase2_trainable_sets_freeze_the_right_groups(trainable, expected_groups):
     model = build_model(ModelConfig.small(with_seg_decoder=True))
     config = TrainConfig(phase="phase2", init_from="unused", trainable=trainable)
@@ -84,10 +108,15 @@ def test_phase2_trainable_sets_freeze_the_right_groups(trainable, expected_group
     assert report["total"] == sum(p.numel() for p in model.parameters())
 
 
-@pytest.mark.parametrize(("phase", "arch", "expected"), [
-    ("phase1", "tdpcr", "rec"), ("joint", "tdpcr", "seg_rec"),
-    ("baseline", "dsen2cr", "rec"), ("baseline", "multitask_unet", "multitask"),
-])
+@pytest.mark.parametrize(
+    ("phase", "arch", "expected"),
+    [
+        ("phase1", "tdpcr", "rec"),
+        ("joint", "tdpcr", "seg_rec"),
+        ("baseline", "dsen2cr", "rec"),
+        ("baseline", "multitask_unet", "multitask"),
+    ],
+)
 def test_objective_follows_phase_and_architecture(phase, arch, expected):
     model = build_model(ModelConfig.small(arch=arch, with_seg_decoder=phase == "joint" or None))
     assert resolve_objective(TrainConfig(phase=phase), model) == expected
@@ -104,7 +133,7 @@ class _Constant(torch.utils.data.Dataset):
 
 def _random_crop(sample: dict) -> dict:
     top, left = (int(v) for v in torch.randint(0, 5, (2,)))
-    return {"optical": sample["optical"][:, top:top + 4, left:left + 4]}
+    return {"optical": sample["optical"][:, top : top + 4, left : left + 4]}
 
 
 def test_augmentation_depends_only_on_seed_epoch_and_index():
@@ -134,8 +163,8 @@ def test_resumable_sampler_skips_consumed_samples_and_shards_like_one_process():
         ranks.append(list(sampler))
     # a global batch of 4 = 2 per rank holds the same samples as a one-process batch of 4
     for step in range(3):
-        union = set(ranks[0][2 * step: 2 * step + 2]) | set(ranks[1][2 * step: 2 * step + 2])
-        assert union == set(order[4 * step: 4 * step + 4])
+        union = set(ranks[0][2 * step : 2 * step + 2]) | set(ranks[1][2 * step : 2 * step + 2])
+        assert union == set(order[4 * step : 4 * step + 4])
 
 
 # ------------------------------------------------------------------------------ whole runs
@@ -144,21 +173,34 @@ def phase1_run(tiny_luojiaset_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "phase1"
     config = tiny_config(epochs=2, max_steps=None, checkpoint_every=3)
     train_set, val_set = build_datasets(tiny_luojiaset_root, config)
-    result = train(config, SMALL, train_set, val_set, out, device="cpu",  # the core call
-                   log_callbacks=[write_loss_curve])
+    result = train(
+        config,
+        SMALL,
+        train_set,
+        val_set,
+        out,
+        device="cpu",  # the core call
+        log_callbacks=[write_loss_curve],
+    )
     return config, result, out
 
 
 def test_phase1_run_writes_checkpoints_logs_and_figure(phase1_run):
     config, result, out = phase1_run
-    for name in ("best/model.safetensors", "best/config.json", "last/trainer_state.json",
-                 "history.csv", "history.json", "steps.csv", "loss_curve.png"):
+    for name in (
+        "best/model.safetensors",
+        "best/config.json",
+        "last/trainer_state.json",
+        "history.csv",
+        "history.json",
+        "steps.csv",
+        "loss_curve.png",
+    ):
         assert (out / name).is_file(), name
     assert result.steps == 20 and len(result.history) == 2  # 40 train tiles / batch 4 × 2 epochs
     history = json.loads((out / "history.json").read_text())
     assert [row["epoch"] for row in history["epochs"]] == [1, 2]
-    assert {"train_loss", "val_psnr", "val_psnr_cloudy", "val_input_psnr_cloudy",
-            "lr"} <= set(history["epochs"][0])
+    assert {"train_loss", "val_psnr", "val_psnr_cloudy", "val_input_psnr_cloudy", "lr"} <= set(history["epochs"][0])
     assert all(0 < row["train_loss"] < 2 for row in history["epochs"])
     meta = read_meta(out / "best")
     assert meta["phase"] == "phase1" and meta["epoch"] == result.best_epoch
@@ -179,8 +221,7 @@ def test_finished_compatible_run_is_not_retrained(phase1_run, tiny_luojiaset_roo
     assert (out / "last" / "model.safetensors").read_bytes() == before
 
 
-def test_incompatible_run_folder_is_refused_or_replaced(phase1_run, tiny_luojiaset_root,
-                                                       tmp_path):
+def test_incompatible_run_folder_is_refused_or_replaced(phase1_run, tiny_luojiaset_root, tmp_path):
     config, _, out = phase1_run
     import shutil
 
@@ -189,8 +230,7 @@ def test_incompatible_run_folder_is_refused_or_replaced(phase1_run, tiny_luojias
     changed = config.replace(lr=5e-4, max_steps=1)
     with pytest.raises(CheckpointError, match="train config lr"):
         train_on_folder(changed, SMALL, tiny_luojiaset_root, copy, device="cpu", resume=True)
-    result = train_on_folder(changed, SMALL, tiny_luojiaset_root, copy, device="cpu",
-                             resume="auto")
+    result = train_on_folder(changed, SMALL, tiny_luojiaset_root, copy, device="cpu", resume="auto")
     assert result.steps == 1 and read_meta(copy / "last")["train_config"]["lr"] == 5e-4
 
 
@@ -201,8 +241,7 @@ def test_phase2_updates_only_the_trainable_set(phase1_run, tiny_luojiaset_root, 
     start, _ = load_model(phase1_dir / "best")
     trained, meta = load_model(tmp_path / "phase2" / "last")
     assert meta["model_config"]["with_seg_decoder"] is True
-    assert meta["frozen_groups"] == ["sar_encoder", "optical_encoder", "shared_decoder",
-                                     "reconstruction_head"]
+    assert meta["frozen_groups"] == ["sar_encoder", "optical_encoder", "shared_decoder", "reconstruction_head"]
     before, after = start.state_dict(), trained.state_dict()
     changed = {name.split(".")[0] for name in before if not torch.equal(before[name], after[name])}
     assert changed == {"prompt_generator", "pgf"}  # (the seg decoder is new, not in `before`)
@@ -210,14 +249,13 @@ def test_phase2_updates_only_the_trainable_set(phase1_run, tiny_luojiaset_root, 
     assert "miou" == result.best_metric
 
 
-@pytest.mark.parametrize(("phase", "arch"), [("joint", "tdpcr"), ("baseline", "dsen2cr"),
-                                             ("baseline", "multitask_unet")])
-def test_single_phase_and_baselines_train_through_the_same_trainer(phase, arch,
-                                                                   tiny_luojiaset_root, tmp_path):
+@pytest.mark.parametrize(
+    ("phase", "arch"), [("joint", "tdpcr"), ("baseline", "dsen2cr"), ("baseline", "multitask_unet")]
+)
+def test_single_phase_and_baselines_train_through_the_same_trainer(phase, arch, tiny_luojiaset_root, tmp_path):
     config = tiny_config(phase=phase, max_steps=1)
     model_config = SMALL.replace(arch=arch, with_seg_decoder=phase == "joint" or None)
-    result = train_on_folder(config, model_config, tiny_luojiaset_root, tmp_path / phase,
-                             device="cpu")
+    result = train_on_folder(config, model_config, tiny_luojiaset_root, tmp_path / phase, device="cpu")
     meta = read_meta(tmp_path / phase / "last")
     assert meta["model_config"]["arch"] == arch
     assert result.parameters["trainable"] == result.parameters["total"]
@@ -227,8 +265,9 @@ def test_single_phase_and_baselines_train_through_the_same_trainer(phase, arch,
 def test_notebook_presets_keep_the_modes_apart():
     smoke, model = notebook_configs("phase1", smoke=True)
     default, _ = notebook_configs("phase1")
-    full, full_model = notebook_configs("phase2", full=True, init_from="runs/phase1/best",
-                                        config={"lr": 1e-4, "model": {"seg_width": 8}})
+    full, full_model = notebook_configs(
+        "phase2", full=True, init_from="runs/phase1/best", config={"lr": 1e-4, "model": {"seg_width": 8}}
+    )
     quick, _ = notebook_configs("phase1", quick=True)
     assert smoke.max_steps < quick.max_steps < default.max_steps and full.max_steps is None
     # the CPU recipe: 32² crops, enough epochs for the step budget (25 steps/epoch on the twin)

@@ -22,14 +22,25 @@ NAMES = ("01_train_phase1", "02_train_phase2", "03_evaluate")
 @pytest.fixture(scope="module")
 def executed(tiny_luojiaset_root, tmp_path_factory):
     base = tmp_path_factory.mktemp("notebooks")
-    parameters = {"DATA_ROOT": str(tiny_luojiaset_root), "SOURCE": "synthetic",
-                  "RUNS_DIR": str(base / "runs"), "REPORTS_DIR": str(base / "reports"),
-                  "SMOKE": True, "SEED": 0, "DEVICE": "cpu"}
+    parameters = {
+        "DATA_ROOT": str(tiny_luojiaset_root),
+        "SOURCE": "synthetic",
+        "RUNS_DIR": str(base / "runs"),
+        "REPORTS_DIR": str(base / "reports"),
+        "SMOKE": True,
+        "SEED": 0,
+        "DEVICE": "cpu",
+    }
     mp = pytest.MonkeyPatch()
     mp.setenv("OMP_NUM_THREADS", "1")  # the kernels share 2 cores with other work
     try:
-        run_notebooks([NOTEBOOKS_DIR / f"{name}.ipynb" for name in NAMES], parameters,
-                      base / "executed", progress=False, log=lambda *_: None)
+        run_notebooks(
+            [NOTEBOOKS_DIR / f"{name}.ipynb" for name in NAMES],
+            parameters,
+            base / "executed",
+            progress=False,
+            log=lambda *_: None,
+        )
     finally:
         mp.undo()
     return base
@@ -47,8 +58,7 @@ def test_notebook_structure_is_pythia_style_and_committed_without_outputs(name):
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
     headings = [c.source for c in nb.cells if c.cell_type == "markdown"]
     assert any("## Overview" in h for h in headings)
-    assert any("## Summary" in h for h in headings) and any("## What's next" in h
-                                                            for h in headings)
+    assert any("## Summary" in h for h in headings) and any("## What's next" in h for h in headings)
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in code)
     assert not any("def " in c.source or "class " in c.source for c in code)
@@ -91,16 +101,25 @@ def test_phase2_notebook_trains_a_fraction_of_the_parameters(executed):
 def test_evaluation_notebook_writes_metrics_figures_and_results_page(executed):
     record = _metrics(executed, "03_evaluate")
     metrics = record["metrics"]
-    for key in ("psnr", "psnr_cloudy", "input_psnr_cloudy", "psnr_gain_cloudy", "ssim",
-                "sam", "miou", "oa", "majority_miou", "majority_oa",
-                "miou_gain_over_majority"):
+    for key in (
+        "psnr",
+        "psnr_cloudy",
+        "input_psnr_cloudy",
+        "psnr_gain_cloudy",
+        "ssim",
+        "sam",
+        "miou",
+        "oa",
+        "majority_miou",
+        "majority_oa",
+        "miou_gain_over_majority",
+    ):
         assert key in metrics and metrics[key] is not None and math.isfinite(metrics[key]), key
     assert 0 < metrics["psnr"] < 60 and 0 <= metrics["ssim"] <= 1
     assert 0 <= metrics["miou"] <= 1 and 0 <= metrics["majority_oa"] <= 1
     evaluation = from_records(metrics["evaluation"])
     assert value(evaluation, "psnr") == pytest.approx(metrics["psnr"])
-    assert set(evaluation["bucket"]) - {"all"} <= {"0-20%", "20%-40%", "40%-60%",
-                                                   "60%-80%", "80%-100%"}
+    assert set(evaluation["bucket"]) - {"all"} <= {"0-20%", "20%-40%", "40%-60%", "60%-80%", "80%-100%"}
     majority = from_records(metrics["majority"]["metrics"])
     assert value(majority, "miou") == pytest.approx(metrics["majority_miou"])
     figures = executed / "reports" / "figures"
@@ -121,8 +140,23 @@ def test_executed_notebooks_show_every_figure_inline(executed):
 def test_executed_notebooks_pass_nbval_lax(executed):
     files = sorted(str(p) for p in (executed / "executed").glob("0*.ipynb"))
     assert len(files) == 3
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "--nbval-lax",
-                           "-p", "no:cacheprovider", "--rootdir", str(executed), *files],
-                          capture_output=True, text=True, cwd=executed, timeout=600,
-                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "--nbval-lax",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(executed),
+            *files,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=executed,
+        timeout=600,
+        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]

@@ -27,9 +27,16 @@ def _batches(seed: int, scale: float = 1.0, size: int = 16):
         optical = (target + 0.3 * torch.rand(2, 13, size, size, generator=generator)).clamp(0, 1)
         recon = target + 0.05 * torch.randn(2, 13, size, size, generator=generator)
         cloud = (torch.rand(2, size, size, generator=generator) < 0.4).float()
-        yield ({"reconstruction": recon},
-               {"target": target * scale, "optical": optical * scale, "cloud_mask": cloud,
-                "bucket": ["0-20%", "80%-100%"], "id": [f"t{b}a", f"t{b}b"]})
+        yield (
+            {"reconstruction": recon},
+            {
+                "target": target * scale,
+                "optical": optical * scale,
+                "cloud_mask": cloud,
+                "bucket": ["0-20%", "80%-100%"],
+                "id": [f"t{b}a", f"t{b}b"],
+            },
+        )
 
 
 def _frame(batches, cache: InputMetricsCache | None) -> pd.DataFrame:
@@ -48,11 +55,14 @@ def test_cached_input_metrics_give_the_same_frame_and_are_reused():
     assert (cache.misses, cache.hits, len(cache)) == (3, 3, 3)
 
 
-@pytest.mark.parametrize("changed", [
-    {"seed": 1},  # another validation set with the same ids
-    {"seed": 0, "scale": 0.5},  # another normalisation
-    {"seed": 0, "size": 12},  # another crop
-])
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"seed": 1},  # another validation set with the same ids
+        {"seed": 0, "scale": 0.5},  # another normalisation
+        {"seed": 0, "size": 12},  # another crop
+    ],
+)
 def test_a_different_input_is_never_served_stale_metrics(changed):
     cache = InputMetricsCache()
     _frame(_batches(0), cache)
@@ -64,11 +74,11 @@ def test_a_different_input_is_never_served_stale_metrics(changed):
 def test_trainer_validation_scores_the_input_once(tiny_luojiaset_root, tmp_path):
     train = Subset(LuojiaSETOSFCR(tiny_luojiaset_root, split="train"), range(4))
     val = Subset(LuojiaSETOSFCR(tiny_luojiaset_root, split="val"), range(2))
-    config = TrainConfig(phase="phase1", epochs=1, max_steps=None, batch_size=2, crop_size=16,
-                         lr=1e-3, progress=False, eval_batch_size=1)
+    config = TrainConfig(
+        phase="phase1", epochs=1, max_steps=None, batch_size=2, crop_size=16, lr=1e-3, progress=False, eval_batch_size=1
+    )
     torch.manual_seed(0)
-    trainer = Trainer(build_model(ModelConfig.small()), config, train, val, tmp_path,
-                      device="cpu")
+    trainer = Trainer(build_model(ModelConfig.small()), config, train, val, tmp_path, device="cpu")
     first = trainer.validate()
     assert trainer.input_metrics.misses == 2 and trainer.input_metrics.hits == 0
     second = trainer.validate()
@@ -92,8 +102,16 @@ def test_checkpoints_sharing_a_memo_record_their_files_true_hashes(tmp_path):
     model = build_model(ModelConfig.small())
     memo = DigestMemo()
     for name in ("best", "last", "again"):
-        save_checkpoint(tmp_path / name, model, phase="phase1", epoch=1, step=2, digests=memo,
-                        code_version="abc", trainer_state={"x": torch.ones(3)})
+        save_checkpoint(
+            tmp_path / name,
+            model,
+            phase="phase1",
+            epoch=1,
+            step=2,
+            digests=memo,
+            code_version="abc",
+            trainer_state={"x": torch.ones(3)},
+        )
         meta = read_meta(tmp_path / name)
         for file, digest in meta[HASHES_FIELD].items():
             assert sha256_file(tmp_path / name / file) == digest, (name, file)

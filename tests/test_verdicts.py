@@ -41,16 +41,26 @@ def test_paired_difference_drops_missing_values_and_needs_two_seeds():
     assert stats.verdict(out["ci95_low"], out["ci95_high"]) == stats.WITHIN_NOISE
 
 
-@pytest.mark.parametrize("low, high, expected", [
-    (0.1, 0.5, stats.SUPPORTS), (-0.5, -0.1, stats.CONTRADICTS), (-0.1, 0.3, stats.WITHIN_NOISE),
-    (0.0, 0.3, stats.WITHIN_NOISE), (float("nan"), float("nan"), stats.WITHIN_NOISE)])
+@pytest.mark.parametrize(
+    "low, high, expected",
+    [
+        (0.1, 0.5, stats.SUPPORTS),
+        (-0.5, -0.1, stats.CONTRADICTS),
+        (-0.1, 0.3, stats.WITHIN_NOISE),
+        (0.0, 0.3, stats.WITHIN_NOISE),
+        (float("nan"), float("nan"), stats.WITHIN_NOISE),
+    ],
+)
 def test_verdict_reads_the_interval(low, high, expected):
     assert stats.verdict(low, high) == expected
 
 
 def _runs(values: dict[str, list[float]], metric: str = "psnr") -> list[dict]:
-    return [{"model": model, "seed": seed, "steps": 10, "plateau": True,
-             "metrics": {metric: v}} for model, vs in values.items() for seed, v in enumerate(vs)]
+    return [
+        {"model": model, "seed": seed, "steps": 10, "plateau": True, "metrics": {metric: v}}
+        for model, vs in values.items()
+        for seed, v in enumerate(vs)
+    ]
 
 
 def test_claims_scale_units_and_skip_models_that_did_not_run():
@@ -82,8 +92,11 @@ def test_plateau_status_flat_and_rising_curves():
 
 
 def test_curve_reads_history_rows_and_rule_for_picks_the_tolerance():
-    history = [{"step": 25, "val_psnr": 20.0, "val_miou": 0.3}, {"step": 50, "val_psnr": None},
-               {"step": 75, "val_psnr": 21.0}]
+    history = [
+        {"step": 25, "val_psnr": 20.0, "val_miou": 0.3},
+        {"step": 50, "val_psnr": None},
+        {"step": 75, "val_psnr": 21.0},
+    ]
     assert curve(history, "psnr") == [(25, 20.0), (75, 21.0)]
     assert curve(history, "miou") == [(25, 0.3)]
     assert rule_for("psnr").tolerance == 0.1 and rule_for("miou").tolerance == 0.01
@@ -110,11 +123,24 @@ def _record(tmp_path, **changes):
     runs = _runs({"tdpcr_full": [30.0, 30.4, 30.2], "pgf_no_prompt": [29.0, 29.5, 29.1]})
     for run in runs:
         run["complexity"] = {"params": 286_478}
-    record = {"runs": runs, "claims": stats.claims(runs), "git_sha": "abc1234",
-              "device": "cpu", "machine": "x86_64, 2 CPU cores", "wall_time_s": 600.0,
-              "resolved": {"budget": {"mode": "default", "model_size": "default",
-                                      "phase1_steps": 400, "phase2_steps": 200,
-                                      "batch_size": 8, "crop_size": 32}}}
+    record = {
+        "runs": runs,
+        "claims": stats.claims(runs),
+        "git_sha": "abc1234",
+        "device": "cpu",
+        "machine": "x86_64, 2 CPU cores",
+        "wall_time_s": 600.0,
+        "resolved": {
+            "budget": {
+                "mode": "default",
+                "model_size": "default",
+                "phase1_steps": 400,
+                "phase2_steps": 200,
+                "batch_size": 8,
+                "crop_size": 32,
+            }
+        },
+    }
     record.update(changes)
     path = tmp_path / "04_ablations.json"
     path.write_text(json.dumps(record))
@@ -157,8 +183,11 @@ def test_readme_section_is_replaced_in_place_and_the_rest_is_kept(tmp_path):
     assert first.startswith("# title\n\nintro\n") and first.endswith("## Citation\n\ncite me\n")
     verdicts.update_readme(readme, record)
     assert readme.read_text() == first  # idempotent
-    timings = {"total_seconds": 1500.0, "git_sha": "abc1234",
-               "notebooks": [{"notebook": "01_train_phase1", "seconds": 90.0}]}
+    timings = {
+        "total_seconds": 1500.0,
+        "git_sha": "abc1234",
+        "notebooks": [{"notebook": "01_train_phase1", "seconds": 90.0}],
+    }
     verdicts.update_readme(readme, record, timings)
     assert "25.0 min (01 90 s" in readme.read_text()
     assert readme.read_text().count(verdicts.START) == 1
@@ -168,9 +197,21 @@ def test_report_command_regenerates_readme_and_fails_in_one_line(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("# t\n")
     out = tmp_path / "verdicts.md"
-    command = [sys.executable, "-m", "tdpcr_lib.cli.main", "report", "verdicts", "--metrics",
-               str(_record(tmp_path)), "--out", str(out), "--readme", str(readme),
-               "--timings", str(tmp_path / "none.json")]
+    command = [
+        sys.executable,
+        "-m",
+        "tdpcr_lib.cli.main",
+        "report",
+        "verdicts",
+        "--metrics",
+        str(_record(tmp_path)),
+        "--out",
+        str(out),
+        "--readme",
+        str(readme),
+        "--timings",
+        str(tmp_path / "none.json"),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert "## What our runs show" in readme.read_text() and out.is_file()

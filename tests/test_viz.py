@@ -69,9 +69,13 @@ def test_common_stretch_keeps_a_small_band_excess_small():
     target[1] = rng.uniform(0.08, 0.12, (16, 16))  # B02: narrow range (0.04)
     hazy = target.copy()
     hazy[1] += 0.02
-    shift = {common: (viz.band_composite(hazy, "true", reference=target, common=common)
-                      - viz.band_composite(target, "true", reference=target, common=common))
-             [..., 2].mean() for common in (False, True)}
+    shift = {
+        common: (
+            viz.band_composite(hazy, "true", reference=target, common=common)
+            - viz.band_composite(target, "true", reference=target, common=common)
+        )[..., 2].mean()
+        for common in (False, True)
+    }
     assert shift[False] > 0.3 and shift[True] < 0.15
     lo, hi = arrays.stretch_limits(target[[3, 2, 1]], common=True)
     assert len(set(lo)) == 1 and len(set(hi)) == 1  # one gain and offset for all channels
@@ -173,15 +177,15 @@ def _image_axes(fig: Figure) -> list:
 
 
 def test_plot_comparison_layout_zoom_and_errors(sample, outputs, tmp_path):
-    metrics = {m: {"psnr": 30.0, "psnr_cloudy": 20.0, "ssim": 0.9, "sam": 3.0, "mae": 0.02}
-               for m in outputs}
+    metrics = {m: {"psnr": 30.0, "psnr_cloudy": 20.0, "ssim": 0.9, "sam": 3.0, "mae": 0.02} for m in outputs}
     fig = viz_compare.plot_comparison(sample, outputs, metrics=metrics)
     # row 0: SAR, input, target, cloud mask, true LC; "full": rec, err, LC, 4 prompts; "no-seg": rec, err
     assert len(_image_axes(fig)) == 5 + 7 + 2
     assert "ROIs_01_p0" in fig._suptitle.get_text()
     assert [fig.axes[k].get_ylabel() for k in (8, 16)] == ["full", "no-seg"]  # 8 columns
-    zoomed = viz_compare.plot_comparison(sample, outputs, models=["full"], window=(4, 8, 12, 12),
-                                 show_prompts=False, metrics=metrics)
+    zoomed = viz_compare.plot_comparison(
+        sample, outputs, models=["full"], window=(4, 8, 12, 12), show_prompts=False, metrics=metrics
+    )
     assert len(_image_axes(zoomed)) == 5 + 3
     assert all(ax.get_images()[0].get_array().shape[:2] == (12, 12) for ax in _image_axes(zoomed))
     with pytest.raises(KeyError, match="no outputs"):
@@ -207,8 +211,10 @@ def test_plot_prompt_maps(sample, outputs):
 
 def test_plot_bucket_metrics_lines_and_errorbars():
     per_bucket = {
-        "A": {"0-20%": {"psnr": (30, 1), "miou": {"mean": 0.5, "std": 0.1}},
-              "80%-100%": {"psnr": (25, 2), "miou": 0.3}},
+        "A": {
+            "0-20%": {"psnr": (30, 1), "miou": {"mean": 0.5, "std": 0.1}},
+            "80%-100%": {"psnr": (25, 2), "miou": 0.3},
+        },
         "B (no seg)": {"0-20%": {"psnr": 29.0}, "40%-60%": {"psnr": float("nan")}},
     }
     fig = viz_curves.plot_bucket_metrics(per_bucket)
@@ -229,11 +235,9 @@ def test_plot_bucket_metrics_lines_and_errorbars():
 def test_save_tile_comparisons_writes_pngs(tmp_path):
     dataset = make_dataset(per_bucket=1, size=32)
     models = {"tiny": TinyModel()}
-    written = viz_tiles.save_tile_comparisons(dataset, models, ["ROIs_02_p0"], tmp_path, zoom=2,
-                                        sample_crop=24)
+    written = viz_tiles.save_tile_comparisons(dataset, models, ["ROIs_02_p0"], tmp_path, zoom=2, sample_crop=24)
     pngs = [tmp_path / p for p in written["ROIs_02_p0"]["png"]]
-    assert [p.name for p in pngs] == ["05_compare_ROIs_02_p0.png",
-                                      "05_compare_ROIs_02_p0_zoom2.png"]
+    assert [p.name for p in pngs] == ["05_compare_ROIs_02_p0.png", "05_compare_ROIs_02_p0_zoom2.png"]
     assert all(p.read_bytes().startswith(PNG_MAGIC) for p in pngs)
     assert set(written["ROIs_02_p0"]["metrics"]["tiny"]) >= {"psnr", "miou"}
     with pytest.raises(KeyError, match="nope"):
@@ -246,8 +250,7 @@ def test_comparison_has_colour_bars_legends_and_row_titles(sample, outputs):
     assert "full\nphase2 · 9 steps" in labels
     bar_labels = " ".join(ax.get_ylabel() for ax in fig.axes)
     assert "weight given to SAR" in bar_labels and "reflectance" in bar_labels
-    legends = [t.get_text() for ax in fig.axes for lg in [ax.get_legend()] if lg
-               for t in [lg.get_title()]]
+    legends = [t.get_text() for ax in fig.axes for lg in [ax.get_legend()] if lg for t in [lg.get_title()]]
     assert "cloud mask" in legends
     titles = " ".join(ax.get_title() for ax in fig.axes)
     assert "dB" in titles  # the SAR panel gives its dB ranges
@@ -271,15 +274,31 @@ def test_mosaic_draws_every_panel_in_one_image(sample, outputs):
 def test_scene_figure_has_map_coordinates_and_scale_bar(tmp_path):
     transform = Affine(10.0, 0, 400000.0, 0, -10.0, 5300000.0)
     paths = {}
-    for name, count, dtype in (("s2", 13, "uint16"), ("cloud_free", 13, "uint16"),
-                               ("degradation_prompt", 1, "float32")):
+    for name, count, dtype in (
+        ("s2", 13, "uint16"),
+        ("cloud_free", 13, "uint16"),
+        ("degradation_prompt", 1, "float32"),
+    ):
         paths[name] = tmp_path / f"{name}.tif"
-        with rasterio.open(paths[name], "w", driver="GTiff", width=32, height=32, count=count,
-                           dtype=dtype, crs="EPSG:32755", transform=transform) as dst:
-            dst.write((np.random.default_rng(0).random((count, 32, 32)) * 3000).astype(dtype)
-                      if dtype == "uint16" else np.full((1, 32, 32), 0.5, dtype))
-    fig = plot_scene_prediction(paths["s2"], {"cloud_free": paths["cloud_free"],
-                                              "degradation_prompt": paths["degradation_prompt"]})
+        with rasterio.open(
+            paths[name],
+            "w",
+            driver="GTiff",
+            width=32,
+            height=32,
+            count=count,
+            dtype=dtype,
+            crs="EPSG:32755",
+            transform=transform,
+        ) as dst:
+            dst.write(
+                (np.random.default_rng(0).random((count, 32, 32)) * 3000).astype(dtype)
+                if dtype == "uint16"
+                else np.full((1, 32, 32), 0.5, dtype)
+            )
+    fig = plot_scene_prediction(
+        paths["s2"], {"cloud_free": paths["cloud_free"], "degradation_prompt": paths["degradation_prompt"]}
+    )
     ax = fig.axes[0]
     assert ax.get_xlim()[0] == pytest.approx(400000.0) and "easting" in ax.get_xlabel()
     assert any(t.get_text().endswith(" m") for t in ax.texts)  # the scale bar's label

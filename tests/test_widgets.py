@@ -28,8 +28,17 @@ def _panel_titles(viewer: ComparisonViewer) -> list[str]:
 
 
 def _n_panels(viewer: ComparisonViewer) -> int:
-    keys = ("SAR (", "cloudy input", "target", "cloud mask", "true land cover", "reconstruction",
-            "|error| (band", "predicted land cover", "gate L")
+    keys = (
+        "SAR (",
+        "cloudy input",
+        "target",
+        "cloud mask",
+        "true land cover",
+        "reconstruction",
+        "|error| (band",
+        "predicted land cover",
+        "gate L",
+    )
     return sum(1 for t in _panel_titles(viewer) if t.startswith(keys))
 
 
@@ -42,8 +51,16 @@ def test_builds_headless_and_renders_once(viewer):
     assert "PSNR dB" in viewer.metrics_table.value and "mIoU %" in viewer.metrics_table.value
     assert viewer.output in viewer.widget.children[-1].children
     assert viewer.metrics_table in viewer.widget.children[-1].children
-    assert set(viewer.controls) == {"bucket", "tile", "composite", "models", "zoom",
-                                    "centre_row", "centre_col", "show_prompts"}
+    assert set(viewer.controls) == {
+        "bucket",
+        "tile",
+        "composite",
+        "models",
+        "zoom",
+        "centre_row",
+        "centre_col",
+        "show_prompts",
+    }
 
 
 CHANGES = {
@@ -89,16 +106,22 @@ def test_controls_change_what_is_drawn(viewer):
 
 
 def test_row_titles_carry_the_budget(models):
-    viewer = build_viewer(make_dataset(per_bucket=1, size=16), models,
-                          row_titles={"tdpcr": "tdpcr\nphase2 · 20 steps"})
+    viewer = build_viewer(make_dataset(per_bucket=1, size=16), models, row_titles={"tdpcr": "tdpcr\nphase2 · 20 steps"})
     viewer.show()
     assert "tdpcr\nphase2 · 20 steps" in _panel_titles(viewer)
     assert "phase2 · 20 steps" in viewer.metrics_table.value
 
 
-ALL_VIEW_CHANGES = [("composite", list(COMPOSITES)[1]), ("zoom", 2), ("centre_row", 10),
-                    ("centre_col", 80), ("show_prompts", False), ("show_prompts", True),
-                    ("models", ("tdpcr",)), ("models", ("tdpcr", "baseline"))]
+ALL_VIEW_CHANGES = [
+    ("composite", list(COMPOSITES)[1]),
+    ("zoom", 2),
+    ("centre_row", 10),
+    ("centre_col", 80),
+    ("show_prompts", False),
+    ("show_prompts", True),
+    ("models", ("tdpcr",)),
+    ("models", ("tdpcr", "baseline")),
+]
 
 
 def test_models_run_once_per_tile(viewer, models):
@@ -110,8 +133,7 @@ def test_models_run_once_per_tile(viewer, models):
         assert viewer.last_error is None, control
     assert {name: model.calls for name, model in models.items()} == calls
     viewer.tile.value = 2  # a new tile: each model runs exactly once more
-    assert {name: model.calls for name, model in models.items()} == \
-        {name: n + 1 for name, n in calls.items()}
+    assert {name: model.calls for name, model in models.items()} == {name: n + 1 for name, n in calls.items()}
     viewer.tile.value = 1  # back again: a new tile for the cache, so once more
     assert models["tdpcr"].calls == calls["tdpcr"] + 2
     assert viewer.status.value == ""  # the busy line is cleared after the run

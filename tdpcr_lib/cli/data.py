@@ -40,45 +40,80 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="action", required=True)
 
     synth = sub.add_parser("synth", help="write a synthetic LuojiaSET-OSFCR twin (real layout)")
-    synth.add_argument("root", nargs="?", default=str(DEFAULT_SYNTHETIC_ROOT),
-                       help=f"output folder (default {DEFAULT_SYNTHETIC_ROOT})")
-    synth.add_argument("--n-tiles", type=int, default=DEFAULT_N_TILES,
-                       help=f"number of tiles, spread evenly over 5 buckets (default {DEFAULT_N_TILES})")
-    synth.add_argument("--size", type=int, default=DEFAULT_TILE_SIZE,
-                       help=f"tile side in pixels (default {DEFAULT_TILE_SIZE}; real tiles are 256)")
+    synth.add_argument(
+        "root", nargs="?", default=str(DEFAULT_SYNTHETIC_ROOT), help=f"output folder (default {DEFAULT_SYNTHETIC_ROOT})"
+    )
+    synth.add_argument(
+        "--n-tiles",
+        type=int,
+        default=DEFAULT_N_TILES,
+        help=f"number of tiles, spread evenly over 5 buckets (default {DEFAULT_N_TILES})",
+    )
+    synth.add_argument(
+        "--size",
+        type=int,
+        default=DEFAULT_TILE_SIZE,
+        help=f"tile side in pixels (default {DEFAULT_TILE_SIZE}; real tiles are 256)",
+    )
     synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    synth.add_argument("--overwrite", action="store_true",
-                       help="replace a twin made with other parameters (an interrupted "
-                            "generation with the same parameters is resumed, with or without "
-                            "this flag; a folder that is not a twin is never touched)")
+    synth.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a twin made with other parameters (an interrupted "
+        "generation with the same parameters is resumed, with or without "
+        "this flag; a folder that is not a twin is never touched)",
+    )
 
-    manifest = sub.add_parser("manifest", help="write train/val/test.csv + sha256 for a dataset "
-                                                "(author's 80/10/10 protocol, seed 42)")
-    manifest.add_argument("root", help="LuojiaSET-OSFCR folder (holding the five bucket folders) "
-                                       "or, with --source sen12mscr, the SEN12MS-CR folder or the "
-                                       "folder holding its archives (extracted first)")
-    manifest.add_argument("--source", choices=("luojiaset", "sen12mscr"), default="luojiaset",
-                          help="dataset layout (default luojiaset; sen12mscr: UnCRtainTS's "
-                               "scene-level split, computed cloud masks)")
-    manifest.add_argument("--land-cover", default=None, metavar="DIR",
-                          help="sen12mscr: SEN12MS land-cover folder (default: inside ROOT)")
-    manifest.add_argument("--out", default=None,
-                          help=f"manifest folder (default ROOT/{LOCAL_MANIFEST}/, beside the data, "
-                               "where LuojiaSETOSFCR(ROOT) looks first; give another folder for a "
-                               "read-only dataset and pass it as manifest=DIR)")
+    manifest = sub.add_parser(
+        "manifest", help="write train/val/test.csv + sha256 for a dataset (author's 80/10/10 protocol, seed 42)"
+    )
+    manifest.add_argument(
+        "root",
+        help="LuojiaSET-OSFCR folder (holding the five bucket folders) "
+        "or, with --source sen12mscr, the SEN12MS-CR folder or the "
+        "folder holding its archives (extracted first)",
+    )
+    manifest.add_argument(
+        "--source",
+        choices=("luojiaset", "sen12mscr"),
+        default="luojiaset",
+        help="dataset layout (default luojiaset; sen12mscr: UnCRtainTS's scene-level split, computed cloud masks)",
+    )
+    manifest.add_argument(
+        "--land-cover", default=None, metavar="DIR", help="sen12mscr: SEN12MS land-cover folder (default: inside ROOT)"
+    )
+    manifest.add_argument(
+        "--out",
+        default=None,
+        help=f"manifest folder (default ROOT/{LOCAL_MANIFEST}/, beside the data, "
+        "where LuojiaSETOSFCR(ROOT) looks first; give another folder for a "
+        "read-only dataset and pass it as manifest=DIR)",
+    )
     manifest.add_argument("--seed", type=int, default=42, help="split seed (default 42, author's)")
-    manifest.add_argument("--no-checksums", action="store_true",
-                          help="skip hashing every file (hashing the full dataset takes minutes)")
+    manifest.add_argument(
+        "--no-checksums", action="store_true", help="skip hashing every file (hashing the full dataset takes minutes)"
+    )
     manifest.add_argument("--workers", type=int, default=4, help="hashing threads (default 4)")
 
-    download = sub.add_parser("download", help="download the open SEN12MS-CR archives (+ SEN12MS "
-                                               "land cover) from mediaTUM; resumable")
-    download.add_argument("root", nargs="?", default=str(DEFAULT_SEN12MSCR_ROOT),
-                          help=f"folder for the .tar.gz archives (default {DEFAULT_SEN12MSCR_ROOT})")
-    download.add_argument("--seasons", nargs="+", choices=SEASONS, default=list(SEASONS),
-                          help="which seasons (default all four; about 470 GB once extracted)")
-    download.add_argument("--no-land-cover", action="store_true",
-                          help="skip the SEN12MS land-cover archives (no segmentation labels)")
+    download = sub.add_parser(
+        "download", help="download the open SEN12MS-CR archives (+ SEN12MS land cover) from mediaTUM; resumable"
+    )
+    download.add_argument(
+        "root",
+        nargs="?",
+        default=str(DEFAULT_SEN12MSCR_ROOT),
+        help=f"folder for the .tar.gz archives (default {DEFAULT_SEN12MSCR_ROOT})",
+    )
+    download.add_argument(
+        "--seasons",
+        nargs="+",
+        choices=SEASONS,
+        default=list(SEASONS),
+        help="which seasons (default all four; about 470 GB once extracted)",
+    )
+    download.add_argument(
+        "--no-land-cover", action="store_true", help="skip the SEN12MS land-cover archives (no segmentation labels)"
+    )
     return parser
 
 
@@ -89,29 +124,39 @@ def _data(argv: list[str]) -> int:
         check_int("--n-tiles", args.n_tiles, 1)
         check_int("--size", args.size, 8)
         check_output_folder(args.root, "ROOT")
-        root = make_synthetic_luojiaset(args.root, n_tiles=args.n_tiles, size=args.size,
-                                        seed=args.seed, overwrite=args.overwrite)
-        print(f"synthetic twin: {root} ({args.n_tiles} tiles of {args.size} px, seed "
-              f"{args.seed}) in {time.perf_counter() - started:.1f} s; manifest in "
-              f"{root / 'manifest'}")
+        root = make_synthetic_luojiaset(
+            args.root, n_tiles=args.n_tiles, size=args.size, seed=args.seed, overwrite=args.overwrite
+        )
+        print(
+            f"synthetic twin: {root} ({args.n_tiles} tiles of {args.size} px, seed "
+            f"{args.seed}) in {time.perf_counter() - started:.1f} s; manifest in "
+            f"{root / 'manifest'}"
+        )
     elif args.action == "download":
         check_output_folder(args.root, "ROOT")
-        paths = download_sen12mscr(args.root, seasons=args.seasons,
-                                   land_cover=not args.no_land_cover)
-        print(f"{len(paths)} archive(s) in {args.root} in {time.perf_counter() - started:.0f} s; "
-              f"next: `tdpcr data manifest {args.root} --source sen12mscr` (extracts them)")
+        paths = download_sen12mscr(args.root, seasons=args.seasons, land_cover=not args.no_land_cover)
+        print(
+            f"{len(paths)} archive(s) in {args.root} in {time.perf_counter() - started:.0f} s; "
+            f"next: `tdpcr data manifest {args.root} --source sen12mscr` (extracts them)"
+        )
     else:
         check_int("--workers", args.workers, 1)
         if args.out is not None:
             check_output_folder(args.out, "--out")
         source = data_source(args.source)
-        options = DataOptions(split_seed=args.seed, land_cover_root=args.land_cover,
-                              manifest_dir=args.out, checksums=not args.no_checksums,
-                              workers=args.workers)
+        options = DataOptions(
+            split_seed=args.seed,
+            land_cover_root=args.land_cover,
+            manifest_dir=args.out,
+            checksums=not args.no_checksums,
+            workers=args.workers,
+        )
         out = source.write_manifest(source.prepare(args.root, options), options)
-        print(f"split manifest: {out} (train.csv, val.csv, test.csv"
-              f"{', checksums.sha256' if not args.no_checksums else ''}, split_config.json) "
-              f"in {time.perf_counter() - started:.1f} s")
+        print(
+            f"split manifest: {out} (train.csv, val.csv, test.csv"
+            f"{', checksums.sha256' if not args.no_checksums else ''}, split_config.json) "
+            f"in {time.perf_counter() - started:.1f} s"
+        )
     return 0
 
 

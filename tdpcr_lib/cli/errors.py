@@ -41,17 +41,14 @@ EXIT_INTERRUPTED = 130
 #: Exit code → meaning (the table of the README's "Exit codes" section and docs/errors.md).
 EXIT_CODES: dict[int, str] = {
     EXIT_OK: "success",
-    EXIT_FAILURE: "any other failure (a notebook failed, an optional package is missing, an "
-                  "unexpected error)",
+    EXIT_FAILURE: "any other failure (a notebook failed, an optional package is missing, an unexpected error)",
     EXIT_USAGE: "bad command line: unknown option, invalid or out-of-range value, unknown "
-                "device, invalid config field, or an existing output that needs --overwrite",
-    EXIT_NOT_FOUND: "a file or folder that was named does not exist (dataset, split manifest, "
-                    "scene, checkpoint)",
+    "device, invalid config field, or an existing output that needs --overwrite",
+    EXIT_NOT_FOUND: "a file or folder that was named does not exist (dataset, split manifest, scene, checkpoint)",
     EXIT_BAD_INPUT: "input data exist but are unusable (corrupt or truncated file, wrong bands, "
-                    "dtype or CRS, no valid pixel, failed checksum)",
+    "dtype or CRS, no valid pixel, failed checksum)",
     EXIT_CHECKPOINT: "a checkpoint folder is incomplete, corrupt or does not fit the model",
-    EXIT_OS: "the operating system refused: permission denied, disk full, a path component "
-             "that is not a folder",
+    EXIT_OS: "the operating system refused: permission denied, disk full, a path component that is not a folder",
     EXIT_DIVERGED: "training diverged (non-finite loss): lower the learning rate",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C / SIGINT)",
 }
@@ -75,8 +72,7 @@ class CliParser(argparse.ArgumentParser):
 # --------------------------------------------------------------------------------------------
 # Argument checks shared by the subcommands (before any work is done)
 # --------------------------------------------------------------------------------------------
-def check_int(name: str, value: int | None, minimum: int, multiple_of: int = 1,
-              maximum: int | None = None) -> None:
+def check_int(name: str, value: int | None, minimum: int, multiple_of: int = 1, maximum: int | None = None) -> None:
     """Raise :class:`UsageError` unless ``value`` is ``None`` or an int in range (and multiple)."""
     if value is None:
         return
@@ -96,11 +92,11 @@ def check_output_folder(path: str | Path, option: str) -> None:
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir():
-        raise NotADirectoryError(errno.ENOTDIR, f"{parent} is a file, so {option} cannot be "
-                                                "created below it", str(path))
+        raise NotADirectoryError(
+            errno.ENOTDIR, f"{parent} is a file, so {option} cannot be created below it", str(path)
+        )
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise PermissionError(errno.EACCES, f"permission denied; choose a writable folder for "
-                                            f"{option}", str(parent))
+        raise PermissionError(errno.EACCES, f"permission denied; choose a writable folder for {option}", str(parent))
 
 
 # --------------------------------------------------------------------------------------------
@@ -129,8 +125,10 @@ def classify(err: BaseException) -> tuple[int, str]:
         return EXIT_INTERRUPTED, "interrupted; rerun the same command to continue or start again"
     if _is_disk_full(err):
         where = f" writing {err.filename}" if getattr(err, "filename", None) else ""
-        return EXIT_OS, f"no space left on device{where} ({_one_line(err)}); free some space " \
-                        "or choose another output folder"
+        return (
+            EXIT_OS,
+            f"no space left on device{where} ({_one_line(err)}); free some space or choose another output folder",
+        )
     if isinstance(err, UsageError | DeviceError | ModelConfigError | TrainConfigError):
         return EXIT_USAGE, _one_line(err)
     if isinstance(err, CheckpointError):
@@ -145,7 +143,8 @@ def classify(err: BaseException) -> tuple[int, str]:
         return EXIT_NOT_FOUND, _os_message(err, "not found")
     if isinstance(err, PermissionError):
         return EXIT_OS, _os_message(err, "permission denied") + (
-            "" if "choose a writable" in str(err) else "; choose a writable location")
+            "" if "choose a writable" in str(err) else "; choose a writable location"
+        )
     if isinstance(err, IsADirectoryError | NotADirectoryError):
         return EXIT_OS, _os_message(err, "not a file/folder")
     if type(err).__module__.startswith("rasterio"):
@@ -159,8 +158,7 @@ def classify(err: BaseException) -> tuple[int, str]:
         return EXIT_FAILURE, _one_line(err)
     if isinstance(err, MemoryError):
         return EXIT_FAILURE, "out of memory; lower --batch-size or --tile"
-    return EXIT_FAILURE, f"{type(err).__name__}: {_one_line(err)} (rerun with --debug for the " \
-                         "traceback)"
+    return EXIT_FAILURE, f"{type(err).__name__}: {_one_line(err)} (rerun with --debug for the traceback)"
 
 
 # --------------------------------------------------------------------------------------------
@@ -182,8 +180,7 @@ def _one_line_warnings(prog: str) -> Iterator[None]:
         yield
 
 
-def run_command(prog: str, body: Callable[[list[str]], int | None],
-                argv: Sequence[str] | None = None) -> int:
+def run_command(prog: str, body: Callable[[list[str]], int | None], argv: Sequence[str] | None = None) -> int:
     """Run ``body(argv)`` and turn any failure into one stderr line and an exit code.
 
     Parameters

@@ -25,17 +25,19 @@ from tdpcr_lib.models.checkpoint import resolve_checkpoint_dir
 # --------------------------------------------------------------------------------------------
 def _parser() -> argparse.ArgumentParser:
     parser = CliParser(
-        prog="tdpcr evaluate",
-        description="Evaluate a checkpoint on a LuojiaSET-OSFCR split; writes JSON + markdown.")
+        prog="tdpcr evaluate", description="Evaluate a checkpoint on a LuojiaSET-OSFCR split; writes JSON + markdown."
+    )
     parser.add_argument("checkpoint", help="checkpoint folder (e.g. runs/phase2/best)")
     parser.add_argument("--data-root", required=True, help="dataset folder")
     parser.add_argument("--split", default="test")
-    parser.add_argument("--out", default=None,
-                        help="output prefix → PREFIX.json and PREFIX.md (default: "
-                             "<run>/eval_<checkpoint>_<split> beside the checkpoint folder)")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="output prefix → PREFIX.json and PREFIX.md (default: "
+        "<run>/eval_<checkpoint>_<split> beside the checkpoint folder)",
+    )
     parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--tile", default="auto",
-                        help="sliding-window tile: 'auto' (training crop), 'none', or px")
+    parser.add_argument("--tile", default="auto", help="sliding-window tile: 'auto' (training crop), 'none', or px")
     parser.add_argument("--overlap", type=int, default=None)
     parser.add_argument("--max-batches", type=int, default=None)
     parser.add_argument("--device", default="auto")
@@ -67,23 +69,36 @@ def _evaluate(argv: list[str]) -> int:
     resolve_device(args.device)
     checkpoint = Path(args.checkpoint)
     if not checkpoint.exists():
-        raise FileNotFoundError(errno.ENOENT, "checkpoint folder does not exist; train one with "
-                                "`tdpcr train` (or notebooks 01_train_phase1/02_train_phase2)",
-                                str(checkpoint))
+        raise FileNotFoundError(
+            errno.ENOENT,
+            "checkpoint folder does not exist; train one with "
+            "`tdpcr train` (or notebooks 01_train_phase1/02_train_phase2)",
+            str(checkpoint),
+        )
     resolve_checkpoint_dir(checkpoint)  # not a checkpoint: fail before the dataset is opened
     # beside the checkpoint, not inside it (checkpoint folders are replaced as a whole)
     prefix = Path(args.out) if args.out else checkpoint.parent / f"eval_{checkpoint.name}_{args.split}"
     check_output_folder(prefix.parent, "--out")
     dataset = open_dataset(args.data_root, split=args.split)
-    result = evaluate(args.checkpoint, dataset, device=args.device,
-                      batch_size=args.batch_size, tile=tile, overlap=args.overlap,
-                      max_batches=args.max_batches, num_workers=args.num_workers,
-                      progress=not args.no_progress)
+    result = evaluate(
+        args.checkpoint,
+        dataset,
+        device=args.device,
+        batch_size=args.batch_size,
+        tile=tile,
+        overlap=args.overlap,
+        max_batches=args.max_batches,
+        num_workers=args.num_workers,
+        progress=not args.no_progress,
+    )
     json_path = prefix.with_name(prefix.name + ".json")
     md_path = prefix.with_name(prefix.name + ".md")
     result.write(json_path, md_path, title=f"Evaluation of {args.checkpoint} ({args.split})")
-    print(json.dumps({"json": str(json_path), "markdown": str(md_path),
-                      "summary": {"n_images": result.n_images}}, indent=2))
+    print(
+        json.dumps(
+            {"json": str(json_path), "markdown": str(md_path), "summary": {"n_images": result.n_images}}, indent=2
+        )
+    )
     print(result.to_markdown(title="Evaluation"))
     return 0
 

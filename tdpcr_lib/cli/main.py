@@ -28,9 +28,12 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 def _usage() -> str:
     lines = ["usage: tdpcr [--debug] [--quiet | --verbose] <command> [options]", "", "commands:"]
     lines += [f"  {name:<10} {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
-    lines += ["", "Run 'tdpcr <command> --help' for a command's options. --debug (or TDPCR_DEBUG=1)",
-              "prints the traceback of a failure; exit codes are listed in docs/errors.md.",
-              "--quiet shows warnings only; --verbose adds details to the progress messages."]
+    lines += [
+        "",
+        "Run 'tdpcr <command> --help' for a command's options. --debug (or TDPCR_DEBUG=1)",
+        "prints the traceback of a failure; exit codes are listed in docs/errors.md.",
+        "--quiet shows warnings only; --verbose adds details to the progress messages.",
+    ]
     return "\n".join(lines)
 
 
@@ -44,8 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     name, rest = argv[0], argv[1:] + debug  # the subcommand's own handler reads --debug
     if name not in SUBCOMMANDS:
-        print(f"tdpcr: error: unknown command {name!r}; choose one of "
-              f"{', '.join(SUBCOMMANDS)} (see tdpcr --help)", file=sys.stderr)
+        print(
+            f"tdpcr: error: unknown command {name!r}; choose one of {', '.join(SUBCOMMANDS)} (see tdpcr --help)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
 
     def run(_: list[str]) -> int:

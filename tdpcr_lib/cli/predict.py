@@ -26,7 +26,6 @@ from tdpcr_lib.inference.tiling import check_tiling
 MIN_TILE = 16
 
 
-
 # --------------------------------------------------------------------------------------------
 # Command line
 # --------------------------------------------------------------------------------------------
@@ -34,27 +33,36 @@ def build_parser() -> argparse.ArgumentParser:
     parser = CliParser(
         prog="tdpcr predict",
         description="Apply a tdpcr checkpoint to your own Sentinel-2 (cloudy, 13-band L1C DN) "
-                    "and Sentinel-1 (VV, VH dB) GeoTIFFs; writes cloud_free.tif, land_cover.tif "
-                    "(and degradation_prompt.tif) on the Sentinel-2 grid as Cloud-Optimized "
-                    "GeoTIFFs.")
+        "and Sentinel-1 (VV, VH dB) GeoTIFFs; writes cloud_free.tif, land_cover.tif "
+        "(and degradation_prompt.tif) on the Sentinel-2 grid as Cloud-Optimized "
+        "GeoTIFFs.",
+    )
     parser.add_argument("--s2", required=True, type=Path, help="cloudy Sentinel-2 GeoTIFF")
     parser.add_argument("--s1", required=True, type=Path, help="Sentinel-1 GeoTIFF (any grid)")
-    parser.add_argument("--checkpoint", required=True, type=Path,
-                        help="checkpoint folder, e.g. runs/phase2/best")
+    parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint folder, e.g. runs/phase2/best")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument("--tile", type=int, default=256, help=f"tile size in px, >= {MIN_TILE} (default 256)")
-    parser.add_argument("--overlap", type=int, default=None,
-                        help="tile overlap in px, 0 <= overlap < tile (default tile // 4)")
-    parser.add_argument("--batch-size", type=int, default=None,
-                        help="tiles per forward pass (default: 2 on CPU, 16 on CUDA)")
+    parser.add_argument(
+        "--overlap", type=int, default=None, help="tile overlap in px, 0 <= overlap < tile (default tile // 4)"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="tiles per forward pass (default: 2 on CPU, 16 on CUDA)"
+    )
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    parser.add_argument("--write-prompt", action="store_true",
-                        help="also write degradation_prompt.tif")
-    parser.add_argument("--blocksize", type=int, default=512, help=f"COG block size in px, a multiple of {BLOCKSIZE_MULTIPLE} up to "
-                             f"{MAX_BLOCKSIZE} (default 512)")
+    parser.add_argument("--write-prompt", action="store_true", help="also write degradation_prompt.tif")
+    parser.add_argument(
+        "--blocksize",
+        type=int,
+        default=512,
+        help=f"COG block size in px, a multiple of {BLOCKSIZE_MULTIPLE} up to {MAX_BLOCKSIZE} (default 512)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
-                        help="auto: bf16 autocast on CUDA, fp32 on the CPU (default)")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "bf16", "fp32"),
+        default="auto",
+        help="auto: bf16 autocast on CUDA, fp32 on the CPU (default)",
+    )
     return parser
 
 
@@ -74,11 +82,11 @@ def check_arguments(args: argparse.Namespace) -> None:
     try:
         check_tiling(args.tile, args.overlap)
     except ValueError:
-        raise UsageError(f"--overlap must satisfy 0 <= overlap < tile (--tile {args.tile}), "
-                         f"got {args.overlap}") from None
+        raise UsageError(
+            f"--overlap must satisfy 0 <= overlap < tile (--tile {args.tile}), got {args.overlap}"
+        ) from None
     check_int("--batch-size", args.batch_size, 1)
-    check_int("--blocksize", args.blocksize, BLOCKSIZE_MULTIPLE, BLOCKSIZE_MULTIPLE,
-              MAX_BLOCKSIZE)
+    check_int("--blocksize", args.blocksize, BLOCKSIZE_MULTIPLE, BLOCKSIZE_MULTIPLE, MAX_BLOCKSIZE)
     resolve_device(args.device)
     check_output_folder(args.out, "--out")
 
@@ -86,11 +94,20 @@ def check_arguments(args: argparse.Namespace) -> None:
 def _predict(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     check_arguments(args)
-    paths = predict_scene(args.s2, args.s1, args.checkpoint, args.out, tile=args.tile,
-                          overlap=args.overlap, batch_size=args.batch_size,
-                          device=args.device, write_prompt=args.write_prompt,
-                          progress=not args.no_progress, blocksize=args.blocksize,
-                          precision=args.precision)
+    paths = predict_scene(
+        args.s2,
+        args.s1,
+        args.checkpoint,
+        args.out,
+        tile=args.tile,
+        overlap=args.overlap,
+        batch_size=args.batch_size,
+        device=args.device,
+        write_prompt=args.write_prompt,
+        progress=not args.no_progress,
+        blocksize=args.blocksize,
+        precision=args.precision,
+    )
     for name, path in paths.items():
         print(f"{name}: {path}")
     return 0

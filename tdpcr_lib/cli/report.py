@@ -17,17 +17,26 @@ from tdpcr_lib.evaluation.ablations.verdicts import load_record, update_readme, 
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = CliParser(prog="tdpcr report",
-                       description="Regenerate reports from the recorded metrics.")
+    parser = CliParser(prog="tdpcr report", description="Regenerate reports from the recorded metrics.")
     parser.add_argument("what", choices=["verdicts"], help="which report")
-    parser.add_argument("--metrics", default=str(METRICS_DIR / "04_ablations.json"),
-                        help="the ablation record (default: reports/metrics/04_ablations.json)")
-    parser.add_argument("--timings", default=str(METRICS_DIR / "reproduce.json"),
-                        help="per-notebook times of `tdpcr reproduce` (used when present)")
+    parser.add_argument(
+        "--metrics",
+        default=str(METRICS_DIR / "04_ablations.json"),
+        help="the ablation record (default: reports/metrics/04_ablations.json)",
+    )
+    parser.add_argument(
+        "--timings",
+        default=str(METRICS_DIR / "reproduce.json"),
+        help="per-notebook times of `tdpcr reproduce` (used when present)",
+    )
     parser.add_argument("--out", default=str(REPORTS_DIR / "verdicts.md"))
-    parser.add_argument("--readme", nargs="?", const=str((REPO_ROOT or Path.cwd()) / "README.md"),
-                        default=None, help="also rewrite this README's 'What our runs show' "
-                                           "section (default: the checkout's README.md)")
+    parser.add_argument(
+        "--readme",
+        nargs="?",
+        const=str((REPO_ROOT or Path.cwd()) / "README.md"),
+        default=None,
+        help="also rewrite this README's 'What our runs show' section (default: the checkout's README.md)",
+    )
     return parser
 
 

@@ -25,31 +25,50 @@ def _parser() -> argparse.ArgumentParser:
     parser = CliParser(
         prog="tdpcr reproduce",
         description="Run every numbered notebook (notebooks/NN_*.ipynb) in order with papermill; "
-                    "executed copies go to reports/executed/ (reports/smoke/executed/ with --smoke).")
+        "executed copies go to reports/executed/ (reports/smoke/executed/ with --smoke).",
+    )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--smoke", action="store_true", help="a few steps per notebook (minutes)")
     mode.add_argument("--full", action="store_true", help="the recipe's full budget (GPU)")
-    mode.add_argument("--quick", action="store_true",
-                      help="a quarter of the default training budget (≤ 10 min; indicative)")
-    parser.add_argument("--data-root", default=None,
-                        help="dataset folder (default: each notebook's own, the synthetic twin)")
-    parser.add_argument("--source", default=None,
-                        help="data source passed as SOURCE: synthetic, luojiaset or sen12mscr")
+    mode.add_argument(
+        "--quick", action="store_true", help="a quarter of the default training budget (≤ 10 min; indicative)"
+    )
+    parser.add_argument(
+        "--data-root", default=None, help="dataset folder (default: each notebook's own, the synthetic twin)"
+    )
+    parser.add_argument(
+        "--source", default=None, help="data source passed as SOURCE: synthetic, luojiaset or sen12mscr"
+    )
     parser.add_argument("--runs-dir", default=None, help="RUNS_DIR for the training notebooks")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--device", default=None, help="DEVICE (auto, cpu, cuda)")
-    parser.add_argument("--only", nargs="+", default=None, metavar="NN",
-                        help="run only notebooks whose names start with these prefixes")
-    parser.add_argument("--notebooks", "--notebooks-dir", dest="notebooks_dir", metavar="DIR",
-                        default=str(NOTEBOOKS_DIR),
-                        help=f"folder holding the NN_*.ipynb notebooks (default {NOTEBOOKS_DIR}; "
-                             "a wheel ships none: point this at a checkout's notebooks/)")
-    parser.add_argument("--output-dir", default=None,
-                        help=f"where the executed copies go (default {REPORTS_DIR / 'executed'}; "
-                             f"with --smoke {REPORTS_DIR / SMOKE_REPORTS / 'executed'}, so a smoke "
-                             "run never overwrites the default run's copies)")
-    parser.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
-                        help="extra parameter for the notebooks that declare it (JSON value)")
+    parser.add_argument(
+        "--only", nargs="+", default=None, metavar="NN", help="run only notebooks whose names start with these prefixes"
+    )
+    parser.add_argument(
+        "--notebooks",
+        "--notebooks-dir",
+        dest="notebooks_dir",
+        metavar="DIR",
+        default=str(NOTEBOOKS_DIR),
+        help=f"folder holding the NN_*.ipynb notebooks (default {NOTEBOOKS_DIR}; "
+        "a wheel ships none: point this at a checkout's notebooks/)",
+    )
+    parser.add_argument(
+        "--output-dir",
+        default=None,
+        help=f"where the executed copies go (default {REPORTS_DIR / 'executed'}; "
+        f"with --smoke {REPORTS_DIR / SMOKE_REPORTS / 'executed'}, so a smoke "
+        "run never overwrites the default run's copies)",
+    )
+    parser.add_argument(
+        "-p",
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra parameter for the notebooks that declare it (JSON value)",
+    )
     parser.add_argument("--no-progress", action="store_true")
     return parser
 
@@ -64,9 +83,13 @@ def _reproduce(argv: list[str]) -> int:
     parameters: dict[str, Any] = {"SMOKE": bool(args.smoke), "FULL": bool(args.full)}
     if args.quick:
         parameters["QUICK"] = True
-    for name, value in (("DATA_ROOT", args.data_root), ("SOURCE", args.source),
-                        ("RUNS_DIR", args.runs_dir), ("SEED", args.seed),
-                        ("DEVICE", args.device)):
+    for name, value in (
+        ("DATA_ROOT", args.data_root),
+        ("SOURCE", args.source),
+        ("RUNS_DIR", args.runs_dir),
+        ("SEED", args.seed),
+        ("DEVICE", args.device),
+    ):
         if value is not None:
             parameters[name] = value
     for item in args.parameter:
@@ -79,9 +102,12 @@ def _reproduce(argv: list[str]) -> int:
             parameters[name] = value
     if not Path(args.notebooks_dir).is_dir():
         where = "this checkout has" if IN_CHECKOUT else "tdpcr installed from a wheel ships"
-        print(f"tdpcr reproduce: no notebooks folder at {args.notebooks_dir} ({where} no "
-              "notebooks/); pass --notebooks DIR, a folder holding the NN_*.ipynb notebooks "
-              "of a tdpcr checkout", file=sys.stderr)
+        print(
+            f"tdpcr reproduce: no notebooks folder at {args.notebooks_dir} ({where} no "
+            "notebooks/); pass --notebooks DIR, a folder holding the NN_*.ipynb notebooks "
+            "of a tdpcr checkout",
+            file=sys.stderr,
+        )
         return 1
     try:
         notebooks = numbered_notebooks(args.notebooks_dir, args.only)
@@ -91,11 +117,11 @@ def _reproduce(argv: list[str]) -> int:
     # Smoke runs keep to reports/smoke/ (the notebooks do the same with their metrics, figures
     # and pages), so the default run's reports are never replaced by meaningless numbers.
     output_dir = args.output_dir or str(
-        REPORTS_DIR / SMOKE_REPORTS / "executed" if args.smoke else REPORTS_DIR / "executed")
+        REPORTS_DIR / SMOKE_REPORTS / "executed" if args.smoke else REPORTS_DIR / "executed"
+    )
     started = time.time()
     try:
-        records = run_notebooks(notebooks, parameters, output_dir,
-                                progress=not args.no_progress)
+        records = run_notebooks(notebooks, parameters, output_dir, progress=not args.no_progress)
     except NotebookFailed as err:
         print(f"tdpcr reproduce: {err}", file=sys.stderr)
         return 1
@@ -104,10 +130,15 @@ def _reproduce(argv: list[str]) -> int:
     for record in records:
         print(f"  {record['notebook']:<40} {record['seconds']:8.1f} s")
     if not args.smoke:  # the README's verdicts name these times (tdpcr report verdicts)
-        path = atomic_write_json(METRICS_DIR / "reproduce.json", {
-            "total_seconds": round(total, 1), "git_sha": git_sha(), "parameters": parameters,
-            "notebooks": [{"notebook": r["notebook"], "seconds": round(r["seconds"], 1)}
-                          for r in records]})
+        path = atomic_write_json(
+            METRICS_DIR / "reproduce.json",
+            {
+                "total_seconds": round(total, 1),
+                "git_sha": git_sha(),
+                "parameters": parameters,
+                "notebooks": [{"notebook": r["notebook"], "seconds": round(r["seconds"], 1)} for r in records],
+            },
+        )
         print(f"  timings: {path}")
     return 0
 

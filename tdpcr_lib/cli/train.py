@@ -44,21 +44,25 @@ def _parse_value(text: str) -> Any:
 
 def _parser() -> argparse.ArgumentParser:
     parser = CliParser(
-        prog="tdpcr train", description="Train TDP-CR (phase 1/2, joint) or a baseline.",
+        prog="tdpcr train",
+        description="Train TDP-CR (phase 1/2, joint) or a baseline.",
         epilog="Any TrainConfig field can be set with --set field=value (JSON values), any "
-               "ModelConfig field with --model field=value. Under torchrun the run is "
-               "distributed (DDP); --batch-size is the global batch.")
+        "ModelConfig field with --model field=value. Under torchrun the run is "
+        "distributed (DDP); --batch-size is the global batch.",
+    )
     parser.add_argument("--phase", choices=PHASES, default="phase1")
     parser.add_argument("--data-root", required=True, help="LuojiaSET-OSFCR folder")
     parser.add_argument("--source", default=None, help="data source label (recorded only)")
     parser.add_argument("--out", required=True, help="run folder (last/, best/, logs)")
-    parser.add_argument("--init-from", default=None,
-                        help="checkpoint to start from (phase 2: the phase-1 best)")
-    parser.add_argument("--preset", choices=("default", "smoke", "full"), default=None,
-                        help="start from a notebook preset (see training.preset_config)")
+    parser.add_argument("--init-from", default=None, help="checkpoint to start from (phase 2: the phase-1 best)")
+    parser.add_argument(
+        "--preset",
+        choices=("default", "smoke", "full"),
+        default=None,
+        help="start from a notebook preset (see training.preset_config)",
+    )
     parser.add_argument("--arch", default=None, help="tdpcr | dsen2cr | multitask_unet")
-    parser.add_argument("--small-model", action="store_true",
-                        help="use ModelConfig.small() sizes (tests, smoke runs)")
+    parser.add_argument("--small-model", action="store_true", help="use ModelConfig.small() sizes (tests, smoke runs)")
     parser.add_argument("--trainable", choices=tuple(TRAINABLE_SETS), default=None)
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--max-steps", type=int, default=None)
@@ -67,15 +71,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--checkpoint-every", type=int, default=None)
-    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                        help="any TrainConfig field")
-    parser.add_argument("--model", action="append", default=[], metavar="FIELD=VALUE",
-                        help="any ModelConfig field")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="any TrainConfig field")
+    parser.add_argument("--model", action="append", default=[], metavar="FIELD=VALUE", help="any ModelConfig field")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--no-resume", action="store_true",
-                        help="start afresh even if OUT/last holds a run (it is replaced); by "
-                             "default a compatible run is continued and an incompatible one is "
-                             "an error")
+    parser.add_argument(
+        "--no-resume",
+        action="store_true",
+        help="start afresh even if OUT/last holds a run (it is replaced); by "
+        "default a compatible run is continued and an incompatible one is "
+        "an error",
+    )
     parser.add_argument("--no-progress", action="store_true")
     return parser
 
@@ -97,8 +102,17 @@ def build_configs(args: argparse.Namespace) -> tuple[TrainConfig, ModelConfig | 
     ``--arch`` or ``--model`` say otherwise.
     """
     overrides: dict[str, Any] = {}
-    for name in ("trainable", "epochs", "max_steps", "batch_size", "crop_size", "lr", "seed",
-                 "checkpoint_every", "init_from"):
+    for name in (
+        "trainable",
+        "epochs",
+        "max_steps",
+        "batch_size",
+        "crop_size",
+        "lr",
+        "seed",
+        "checkpoint_every",
+        "init_from",
+    ):
         value = getattr(args, name)
         if value is not None:
             overrides[name] = value
@@ -106,10 +120,14 @@ def build_configs(args: argparse.Namespace) -> tuple[TrainConfig, ModelConfig | 
     if args.no_progress:
         overrides["progress"] = False
     if args.preset:
-        config = preset_config(args.phase, smoke=args.preset == "smoke",
-                               full=args.preset == "full",
-                               seed=overrides.pop("seed", 0),
-                               init_from=overrides.pop("init_from", None), overrides=overrides)
+        config = preset_config(
+            args.phase,
+            smoke=args.preset == "smoke",
+            full=args.preset == "full",
+            seed=overrides.pop("seed", 0),
+            init_from=overrides.pop("init_from", None),
+            overrides=overrides,
+        )
     else:
         config = TrainConfig.from_dict({"phase": args.phase, **overrides})
     model_overrides = _key_values(args.model, "--model")
@@ -120,8 +138,7 @@ def build_configs(args: argparse.Namespace) -> tuple[TrainConfig, ModelConfig | 
     base = ModelConfig.small() if args.small_model else ModelConfig()
     # from_dict validates the --model fields (unknown names, bad values) with a clear message;
     # with_seg_decoder is re-resolved for the chosen arch unless given.
-    model_config = ModelConfig.from_dict({**base.to_dict(), "with_seg_decoder": None,
-                                          **model_overrides})
+    model_config = ModelConfig.from_dict({**base.to_dict(), "with_seg_decoder": None, **model_overrides})
     return config, model_config
 
 
@@ -154,9 +171,16 @@ def _train(argv: list[str]) -> int:
     check_output_folder(args.out, "--out")
     distributed, device = init_distributed(args.device)
     try:
-        result = train_on_folder(config, model_config, args.data_root, Path(args.out),
-                                 device=device, resume=not args.no_resume, source=args.source,
-                                 log_callbacks=[write_loss_curve])
+        result = train_on_folder(
+            config,
+            model_config,
+            args.data_root,
+            Path(args.out),
+            device=device,
+            resume=not args.no_resume,
+            source=args.source,
+            log_callbacks=[write_loss_curve],
+        )
         if not distributed or dist.get_rank() == 0:
             print(json.dumps(result.summary(), indent=2, default=str))
     finally:

@@ -19,8 +19,7 @@ class Window(NamedTuple):
     width: int
 
     @classmethod
-    def centred(cls, centre_row: float, centre_col: float, size: int,
-                shape: tuple[int, int]) -> Window:
+    def centred(cls, centre_row: float, centre_col: float, size: int, shape: tuple[int, int]) -> Window:
         """A ``size``×``size`` window centred on a point, shifted to stay inside ``shape``."""
         height, width = shape
         size = int(max(1, min(size, height, width)))
@@ -60,7 +59,7 @@ def crop(array: np.ndarray, window: Window | None) -> np.ndarray:
     if window is None:
         return array
     w = Window(*window).clip(array.shape[-2:])
-    return array[..., w.row:w.row + w.height, w.col:w.col + w.width]
+    return array[..., w.row : w.row + w.height, w.col : w.col + w.width]
 
 
 def crop_rgb(image: np.ndarray, window: Window | None) -> np.ndarray:
@@ -68,11 +67,15 @@ def crop_rgb(image: np.ndarray, window: Window | None) -> np.ndarray:
     if window is None:
         return image
     w = Window(*window).clip(image.shape[:2])
-    return image[w.row:w.row + w.height, w.col:w.col + w.width]
+    return image[w.row : w.row + w.height, w.col : w.col + w.width]
 
 
-def percentile_stretch(image: np.ndarray, lo: np.ndarray | None = None, hi: np.ndarray | None = None,
-                       percentiles: tuple[float, float] = (2.0, 98.0)) -> np.ndarray:
+def percentile_stretch(
+    image: np.ndarray,
+    lo: np.ndarray | None = None,
+    hi: np.ndarray | None = None,
+    percentiles: tuple[float, float] = (2.0, 98.0),
+) -> np.ndarray:
     """Per-channel linear stretch of (C, H, W) to [0, 1] → (H, W, C).
 
     ``lo``/``hi`` default to the channel percentiles of ``image``; pass the target's limits to
@@ -85,8 +88,9 @@ def percentile_stretch(image: np.ndarray, lo: np.ndarray | None = None, hi: np.n
     return np.clip(out, 0, 1).transpose(1, 2, 0)
 
 
-def stretch_limits(image: np.ndarray, percentiles: tuple[float, float] = (2.0, 98.0),
-                   common: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def stretch_limits(
+    image: np.ndarray, percentiles: tuple[float, float] = (2.0, 98.0), common: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Percentile limits of a (C, H, W) image, one ``(lo, hi)`` per channel.
 
     Parameters

@@ -56,8 +56,7 @@ def atomic_write_json(path: str | Path, obj: Any, indent: int | None = 2) -> Pat
     ``indent=None`` writes one line with the C encoder, several times faster than the indented
     form's pure-Python encoder (machine-read files written often, e.g. trainer state).
     """
-    return atomic_write_text(path, json.dumps(_json_safe(obj), indent=indent, sort_keys=False)
-                             + "\n")
+    return atomic_write_text(path, json.dumps(_json_safe(obj), indent=indent, sort_keys=False) + "\n")
 
 
 def _json_safe(obj: Any) -> Any:

@@ -98,9 +98,12 @@ def _report_unknown_codes(source: str, codes: np.ndarray, legend: Legend) -> Non
     _REPORTED_SOURCES.add(source)
     values = np.unique(codes)
     shown = ", ".join(str(v) for v in values[:8]) + (", ..." if values.size > 8 else "")
-    warnings.warn(f"{source}: {codes.size} pixel(s) with land-cover code(s) outside the legend "
-                  f"0..{legend.num_classes - 1} ({shown}) are ignored (set to "
-                  f"{legend.ignore_index}, not counted by the loss or the metrics)", stacklevel=3)
+    warnings.warn(
+        f"{source}: {codes.size} pixel(s) with land-cover code(s) outside the legend "
+        f"0..{legend.num_classes - 1} ({shown}) are ignored (set to "
+        f"{legend.ignore_index}, not counted by the loss or the metrics)",
+        stacklevel=3,
+    )
 
 
 #: Legends shipped with the package, by the name a :class:`ModelConfig` stores: LuojiaSET-OSFCR's
@@ -128,8 +131,7 @@ def legend_of(model_or_config: object) -> Legend:
     """The packaged legend a model was trained for: its ``config.legend`` (a ``ModelConfig`` or
     its dict also work); models and checkpoints from before legends travelled → LuojiaSET's."""
     config = getattr(model_or_config, "config", model_or_config)
-    name = (config.get("legend") if isinstance(config, dict)
-            else getattr(config, "legend", None))
+    name = config.get("legend") if isinstance(config, dict) else getattr(config, "legend", None)
     return load_legend(name=name or "luojiaset")
 
 

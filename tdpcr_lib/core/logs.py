@@ -35,8 +35,7 @@ def configure_logging(verbosity: int = 0) -> logging.Logger:
     (DEBUG, ``--verbose``). Calling it again only changes the level.
     """
     logger = logging.getLogger(LOGGER_NAME)
-    logger.setLevel(logging.WARNING if verbosity < 0 else
-                    logging.INFO if verbosity == 0 else logging.DEBUG)
+    logger.setLevel(logging.WARNING if verbosity < 0 else logging.INFO if verbosity == 0 else logging.DEBUG)
     if not any(isinstance(h, _CurrentStdout) for h in logger.handlers):
         handler = _CurrentStdout()
         handler.setFormatter(logging.Formatter("%(message)s"))

@@ -51,8 +51,7 @@ class Normalisation:
         )
 
     def _finite(self, x: np.ndarray) -> np.ndarray:
-        return np.nan_to_num(x, nan=self.nonfinite_value, posinf=self.nonfinite_value,
-                             neginf=self.nonfinite_value)
+        return np.nan_to_num(x, nan=self.nonfinite_value, posinf=self.nonfinite_value, neginf=self.nonfinite_value)
 
     def _nonfinite_to_value(self, x: np.ndarray, raw: np.ndarray) -> np.ndarray:
         # Decided on the *raw* values: clipping first would turn +inf into the clip maximum
@@ -109,8 +108,7 @@ def load_normalisation(path: str | Path | None = None, *, name: str | None = Non
         return Normalisation.from_json(path)
     name = name or "luojiaset"
     if name not in PACKAGED_NORMALISATIONS:
-        raise ValueError(f"unknown normalisation {name!r}; packaged: "
-                         f"{sorted(PACKAGED_NORMALISATIONS)}")
+        raise ValueError(f"unknown normalisation {name!r}; packaged: {sorted(PACKAGED_NORMALISATIONS)}")
     # importlib.resources: the file ships inside the package, so this works from a wheel too.
     with as_file(files("tdpcr_lib.resources") / PACKAGED_NORMALISATIONS[name]) as packaged:
         return Normalisation.from_json(packaged)

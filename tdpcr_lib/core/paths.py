@@ -47,8 +47,11 @@ def _home() -> Path:
 
 
 #: The checkout (``TDPCR_REPO_ROOT`` if set), or ``None`` when installed from a wheel.
-REPO_ROOT: Path | None = (Path(os.environ["TDPCR_REPO_ROOT"]).expanduser().resolve()
-                          if os.environ.get("TDPCR_REPO_ROOT") else _checkout_root())
+REPO_ROOT: Path | None = (
+    Path(os.environ["TDPCR_REPO_ROOT"]).expanduser().resolve()
+    if os.environ.get("TDPCR_REPO_ROOT")
+    else _checkout_root()
+)
 
 
 #: True when running from a checkout (editable install or ``PYTHONPATH``), False from a wheel.

@@ -21,8 +21,7 @@ def available_devices() -> list[str]:
     """The devices this machine can run on, e.g. ``["cpu", "cuda:0 (NVIDIA H200)"]``."""
     devices = ["cpu"]
     if torch.cuda.is_available():
-        devices += [f"cuda:{i} ({torch.cuda.get_device_name(i)})"
-                    for i in range(torch.cuda.device_count())]
+        devices += [f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(torch.cuda.device_count())]
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         devices.append("mps")
     return devices
@@ -45,12 +44,15 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError, ValueError):
-        raise DeviceError(f"device {device!r} is not a device name; use auto, cpu, cuda or "
-                          f"cuda:N (this machine has: {here})") from None
+        raise DeviceError(
+            f"device {device!r} is not a device name; use auto, cpu, cuda or cuda:N (this machine has: {here})"
+        ) from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise DeviceError(f"device {device!r} was requested but there is no usable CUDA GPU "
-                              f"here (torch {torch.__version__}); available: {here}")
+            raise DeviceError(
+                f"device {device!r} was requested but there is no usable CUDA GPU "
+                f"here (torch {torch.__version__}); available: {here}"
+            )
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise DeviceError(f"device {device!r} does not exist; available: {here}")
     elif dev.type == "mps" and "mps" not in here:
@@ -82,14 +84,19 @@ def git_sha(short: bool = False) -> str:
     if REPO_ROOT is None:  # installed from a wheel: no checkout (never report the cwd's repository)
         return "unknown"
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                             text=True, check=True, timeout=10).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
         # `cat` instead of the notebooks' nbstripout clean filter: the filter starts a Python
         # process per notebook whose timestamps changed (12-18 s on 2 cores, past the timeout).
         # Unfiltered, a notebook counts as changed when its file differs from the commit.
-        dirty = subprocess.run(["git", "-c", "filter.nbstripout.clean=cat", "status",
-                                "--porcelain", "--untracked-files=no"],
-                               cwd=REPO_ROOT, capture_output=True, text=True, timeout=10).stdout
+        dirty = subprocess.run(
+            ["git", "-c", "filter.nbstripout.clean=cat", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     sha = sha[:10] if short else sha
@@ -111,9 +118,13 @@ def capture_rng_state() -> dict[str, Any]:
     numpy_state = np.random.get_state()  # noqa: NPY002 (the legacy global RNG is what we save/restore)
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": {"name": numpy_state[0], "keys": numpy_state[1].astype(np.int64),
-                  "pos": int(numpy_state[2]), "has_gauss": int(numpy_state[3]),
-                  "cached_gaussian": float(numpy_state[4])},
+        "numpy": {
+            "name": numpy_state[0],
+            "keys": numpy_state[1].astype(np.int64),
+            "pos": int(numpy_state[2]),
+            "has_gauss": int(numpy_state[3]),
+            "cached_gaussian": float(numpy_state[4]),
+        },
         "python": [list(random.getstate()[1]), random.getstate()[0], random.getstate()[2]],
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -125,9 +136,15 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     """Inverse of :func:`capture_rng_state`."""
     torch.set_rng_state(state["torch"])
     numpy_state = state["numpy"]
-    np.random.set_state((numpy_state["name"], numpy_state["keys"].astype(np.uint32),  # noqa: NPY002 (the legacy global RNG is what we save/restore)
-                         numpy_state["pos"], numpy_state["has_gauss"],
-                         numpy_state["cached_gaussian"]))
+    np.random.set_state(  # noqa: NPY002 (the legacy global RNG is what we save/restore)
+        (
+            numpy_state["name"],
+            numpy_state["keys"].astype(np.uint32),
+            numpy_state["pos"],
+            numpy_state["has_gauss"],
+            numpy_state["cached_gaussian"],
+        )
+    )
     internal, version, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     if "cuda" in state and torch.cuda.is_available():

@@ -46,8 +46,13 @@ class ExtractionRefused(DataIntegrityError):
 
 def _archive_record(archive: Path) -> dict[str, Any]:
     stat = archive.stat()
-    return {"archive": archive.name, "path": str(archive.resolve()), "size": stat.st_size,
-            "sha256": sha256_file(archive), "tdpcr_version": __version__}
+    return {
+        "archive": archive.name,
+        "path": str(archive.resolve()),
+        "size": stat.st_size,
+        "sha256": sha256_file(archive),
+        "tdpcr_version": __version__,
+    }
 
 
 def written_by_extraction(folder: str | Path) -> dict[str, Any] | None:
@@ -66,8 +71,7 @@ def _remove_leftovers(destination: Path) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def extract_archive(archive: str | Path, destination: str | Path, overwrite: bool = False
-                    ) -> Path:
+def extract_archive(archive: str | Path, destination: str | Path, overwrite: bool = False) -> Path:
     """Extract a zip or tar archive safely (no absolute paths, no ``..``, no links out).
 
     Extraction goes to a temporary sibling folder renamed onto ``destination`` at the end, so an
@@ -93,8 +97,9 @@ def extract_archive(archive: str | Path, destination: str | Path, overwrite: boo
     replacing = None
     if destination.exists() or destination.is_symlink():
         if not destination.is_dir() or destination.is_symlink():
-            raise ExtractionRefused(f"{destination} exists and is not a folder; remove it or "
-                                    "extract elsewhere (extract_to=...)")
+            raise ExtractionRefused(
+                f"{destination} exists and is not a folder; remove it or extract elsewhere (extract_to=...)"
+            )
         if written_by_extraction(destination) is not None:
             replacing = "the earlier extraction tdpcr made there"
         elif any(destination.iterdir()):
@@ -102,11 +107,11 @@ def extract_archive(archive: str | Path, destination: str | Path, overwrite: boo
                 raise ExtractionRefused(
                     f"{destination} exists, holds files and was not written by tdpcr; nothing was "
                     f"changed. Extract {archive.name} elsewhere (extract_to=...), move the folder "
-                    "away, or pass overwrite=True to delete it and extract there")
+                    "away, or pass overwrite=True to delete it and extract there"
+                )
             replacing = "a folder tdpcr did not write (overwrite=True)"
     if replacing is not None:  # said before anything is written
-        log.info("%s: extracting into %s; it will replace %s", archive.name, destination,
-                 replacing)
+        log.info("%s: extracting into %s; it will replace %s", archive.name, destination, replacing)
     _remove_leftovers(destination)
     tmp = destination.with_name(f".{destination.name}.extracting-{uuid.uuid4().hex[:8]}")
     tmp.mkdir(parents=True)

@@ -45,17 +45,19 @@ class ManifestDataset(Dataset):
         return len(self.records)
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, "
-                f"n={len(self)}, manifest={str(self.manifest_dir)!r})")
+        return (
+            f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, "
+            f"n={len(self)}, manifest={str(self.manifest_dir)!r})"
+        )
 
     def _transformed(self, sample: dict[str, Any]) -> dict[str, Any]:
         return self.transforms(sample) if self.transforms is not None else sample
 
-    def plot(self, sample: Mapping[str, Any], prediction: Any = None, show_titles: bool = True,
-             suptitle: str | None = None):
+    def plot(
+        self, sample: Mapping[str, Any], prediction: Any = None, show_titles: bool = True, suptitle: str | None = None
+    ):
         """Plot a sample (and optionally a prediction); see :func:`plot_sample`."""
-        return plot_sample(sample, prediction, legend=self.legend, show_titles=show_titles,
-                           suptitle=suptitle)
+        return plot_sample(sample, prediction, legend=self.legend, show_titles=show_titles, suptitle=suptitle)
 
 
 class HeaderReport:
@@ -87,8 +89,7 @@ class HeaderReport:
                     if src.count != spec.bands:
                         self.report(f"{path}: {src.count} band(s), expected {spec.bands}")
                     if src.dtypes[0] not in spec.dtypes:
-                        self.report(f"{path}: dtype {src.dtypes[0]}, expected "
-                                    f"{' or '.join(spec.dtypes)}")
+                        self.report(f"{path}: dtype {src.dtypes[0]}, expected {' or '.join(spec.dtypes)}")
                     sizes.add((src.height, src.width))
             except RasterioError as err:
                 self.report(f"{path}: unreadable or corrupt GeoTIFF ({err})")

@@ -50,8 +50,9 @@ def default_cache_dir(root: str | Path, split: str) -> Path:
     return Path(root).expanduser() / ".tdpcr_cache" / split
 
 
-def build_cache(root: str | Path, split: str = "train", cache_dir: str | Path | None = None,
-                manifest: str | Path | None = None) -> Path:
+def build_cache(
+    root: str | Path, split: str = "train", cache_dir: str | Path | None = None, manifest: str | Path | None = None
+) -> Path:
     """Read a split once and write its memory-mappable cache.
 
     Parameters
@@ -76,23 +77,20 @@ def build_cache(root: str | Path, split: str = "train", cache_dir: str | Path | 
     """
     dataset = LuojiaSETOSFCR(root, split=split, manifest=manifest)
     if len(dataset) == 0:
-        raise ValueError(f"{dataset.manifest_dir / (split + '.csv')}: the {split!r} split is "
-                         "empty; nothing to cache")
+        raise ValueError(f"{dataset.manifest_dir / (split + '.csv')}: the {split!r} split is empty; nothing to cache")
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir(root, split)
     cache_dir.mkdir(parents=True, exist_ok=True)
     (cache_dir / INDEX_FILE).unlink(missing_ok=True)  # the folder is unfinished until the end
     first = dataset.load_raw(0)
     height, width = first["s2"].shape[-2:]
     n = len(dataset)
-    shapes = {m: (n, *first[m].shape[-2:]) if m in _SINGLE_BAND else (n, *first[m].shape)
-              for m in MODALITIES}
+    shapes = {m: (n, *first[m].shape[-2:]) if m in _SINGLE_BAND else (n, *first[m].shape) for m in MODALITIES}
     dtypes = {m: first[m].dtype for m in MODALITIES}
     with contextlib.ExitStack() as stack:
         arrays = {}
         for modality in MODALITIES:
             tmp = stack.enter_context(atomic_path(cache_dir / f"{modality}.npy", suffix=".npy"))
-            arrays[modality] = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtypes[modality],
-                                                         shape=shapes[modality])
+            arrays[modality] = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtypes[modality], shape=shapes[modality])
         for index in range(n):
             raw = first if index == 0 else dataset.load_raw(index)
             record = dataset.records[index]
@@ -102,25 +100,34 @@ def build_cache(root: str | Path, split: str = "train", cache_dir: str | Path | 
                 if array.shape[-2:] != (height, width):
                     raise DataIntegrityError(
                         f"{path}: {array.shape[-2]}x{array.shape[-1]} px, but the cache needs "
-                        f"every tile of the split at {height}x{width} (like the first sample)")
+                        f"every tile of the split at {height}x{width} (like the first sample)"
+                    )
                 if not np.can_cast(array.dtype, dtypes[modality], casting="safe"):
                     raise DataIntegrityError(
                         f"{path}: dtype {array.dtype} cannot be stored losslessly as "
-                        f"{dtypes[modality]} (the dtype of the split's first sample)")
+                        f"{dtypes[modality]} (the dtype of the split's first sample)"
+                    )
                 arrays[modality][index] = array[0] if modality in _SINGLE_BAND else array
         for array in arrays.values():
             array.flush()
         arrays.clear()  # close the memory maps before the files are renamed
     checksums = {m: sha256_file(cache_dir / f"{m}.npy") for m in MODALITIES}
-    atomic_write_json(cache_dir / INDEX_FILE, {
-        "format": CACHE_FORMAT, "split": split, "n": n, "height": int(height),
-        "width": int(width), "manifest_hash": dataset.manifest_hash,
-        "source_root": str(dataset.root),
-        "shapes": {m: list(s) for m, s in shapes.items()},
-        "dtypes": {m: str(d) for m, d in dtypes.items()},
-        "sha256": checksums,
-        "records": [{"id": r.id, "bucket": r.bucket, "paths": dict(r.paths)}
-                    for r in dataset.records]})
+    atomic_write_json(
+        cache_dir / INDEX_FILE,
+        {
+            "format": CACHE_FORMAT,
+            "split": split,
+            "n": n,
+            "height": int(height),
+            "width": int(width),
+            "manifest_hash": dataset.manifest_hash,
+            "source_root": str(dataset.root),
+            "shapes": {m: list(s) for m, s in shapes.items()},
+            "dtypes": {m: str(d) for m, d in dtypes.items()},
+            "sha256": checksums,
+            "records": [{"id": r.id, "bucket": r.bucket, "paths": dict(r.paths)} for r in dataset.records],
+        },
+    )
     return cache_dir
 
 
@@ -129,8 +136,10 @@ def read_index(cache_dir: str | Path) -> dict[str, Any]:
     unfinished."""
     path = Path(cache_dir) / INDEX_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: no finished cache in {cache_dir} "
-                                "(build one with tdpcr_lib.datasets.cache.build_cache)")
+        raise FileNotFoundError(
+            f"{path} does not exist: no finished cache in {cache_dir} "
+            "(build one with tdpcr_lib.datasets.cache.build_cache)"
+        )
     return json.loads(path.read_text())
 
 
@@ -143,8 +152,9 @@ def verify_cache(cache_dir: str | Path) -> None:
         if not path.is_file():
             raise DataIntegrityError(f"{path}: missing array of the cache")
         if sha256_file(path) != expected:
-            raise DataIntegrityError(f"{path}: checksum mismatch (the cache was modified or "
-                                     "is corrupt); rebuild it with build_cache")
+            raise DataIntegrityError(
+                f"{path}: checksum mismatch (the cache was modified or is corrupt); rebuild it with build_cache"
+            )
 
 
 class CachedLuojiaSETOSFCR(LuojiaSETOSFCR):
@@ -170,15 +180,15 @@ class CachedLuojiaSETOSFCR(LuojiaSETOSFCR):
         self.cache_dir = Path(cache_dir)
         self.index = read_index(self.cache_dir)
         if self.index.get("format") != CACHE_FORMAT:
-            raise DataIntegrityError(f"{self.cache_dir / INDEX_FILE}: cache format "
-                                     f"{self.index.get('format')} is not {CACHE_FORMAT}; rebuild")
+            raise DataIntegrityError(
+                f"{self.cache_dir / INDEX_FILE}: cache format {self.index.get('format')} is not {CACHE_FORMAT}; rebuild"
+            )
         if verify:
             verify_cache(self.cache_dir)
         self.root = Path(self.index["source_root"])
         self.split = self.index["split"]
         self.manifest_dir = self.cache_dir
-        self.records = [SampleRecord(paths=r["paths"], bucket=r["bucket"], id=r["id"])
-                        for r in self.index["records"]]
+        self.records = [SampleRecord(paths=r["paths"], bucket=r["bucket"], id=r["id"]) for r in self.index["records"]]
         self.transforms = transforms
         self.normalisation = load_normalisation()
         self.legend = luojiaset_legend(self.root)
@@ -190,8 +200,7 @@ class CachedLuojiaSETOSFCR(LuojiaSETOSFCR):
         return self.index["manifest_hash"]
 
     def __repr__(self) -> str:
-        return (f"CachedLuojiaSETOSFCR(cache_dir={str(self.cache_dir)!r}, split={self.split!r}, "
-                f"n={len(self)})")
+        return f"CachedLuojiaSETOSFCR(cache_dir={str(self.cache_dir)!r}, split={self.split!r}, n={len(self)})"
 
     def __getstate__(self) -> dict[str, Any]:  # memory maps are reopened in each process
         state = dict(self.__dict__)
@@ -208,8 +217,9 @@ class CachedLuojiaSETOSFCR(LuojiaSETOSFCR):
                 except (OSError, ValueError) as err:
                     raise DataIntegrityError(f"{path}: unreadable cache array ({err})") from err
                 if list(array.shape) != self.index["shapes"][modality]:
-                    raise DataIntegrityError(f"{path}: shape {array.shape}, index says "
-                                             f"{self.index['shapes'][modality]}; rebuild")
+                    raise DataIntegrityError(
+                        f"{path}: shape {array.shape}, index says {self.index['shapes'][modality]}; rebuild"
+                    )
                 self._arrays[modality] = array
         return self._arrays
 
@@ -218,13 +228,19 @@ class CachedLuojiaSETOSFCR(LuojiaSETOSFCR):
         if not 0 <= index < len(self.records):
             raise IndexError(f"index {index} out of range for {len(self.records)} samples")
         maps = self._maps()
-        return {m: np.asarray(maps[m][index])[None] if m in _SINGLE_BAND
-                else np.asarray(maps[m][index]) for m in MODALITIES}
+        return {
+            m: np.asarray(maps[m][index])[None] if m in _SINGLE_BAND else np.asarray(maps[m][index]) for m in MODALITIES
+        }
 
 
-def ensure_cache(root: str | Path, split: str = "train", cache_dir: str | Path | None = None,
-                 manifest: str | Path | None = None, transforms=None,
-                 verify: bool = False) -> CachedLuojiaSETOSFCR:
+def ensure_cache(
+    root: str | Path,
+    split: str = "train",
+    cache_dir: str | Path | None = None,
+    manifest: str | Path | None = None,
+    transforms=None,
+    verify: bool = False,
+) -> CachedLuojiaSETOSFCR:
     """Open the split's cache, building (or rebuilding) it when missing or made from another
     split manifest."""
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir(root, split)

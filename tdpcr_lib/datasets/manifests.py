@@ -27,8 +27,7 @@ LOCAL_MANIFEST = "manifest"
 CHECKSUM_FILE = "checksums.sha256"
 
 
-def write_checksums(root: Path, relpaths: Iterable[str], out: Path, enabled: bool = True,
-                    workers: int = 4) -> None:
+def write_checksums(root: Path, relpaths: Iterable[str], out: Path, enabled: bool = True, workers: int = 4) -> None:
     """Write ``out/checksums.sha256`` (sha256 of every file, ``sha256sum -c`` format, paths
     relative to ``root``), or remove a stale one when ``enabled`` is false."""
     if not enabled:
@@ -37,8 +36,7 @@ def write_checksums(root: Path, relpaths: Iterable[str], out: Path, enabled: boo
     relpaths = sorted(set(relpaths))
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         digests = list(pool.map(lambda rel: sha256_file(root / rel), relpaths))
-    atomic_write_text(out / CHECKSUM_FILE,
-                      "".join(f"{d}  {rel}\n" for d, rel in zip(digests, relpaths, strict=True)))
+    atomic_write_text(out / CHECKSUM_FILE, "".join(f"{d}  {rel}\n" for d, rel in zip(digests, relpaths, strict=True)))
 
 
 def read_checksums(path: str | Path) -> dict[str, str]:
@@ -65,19 +63,20 @@ def manifest_hash(manifest_dir: str | Path) -> str:
     return digest.hexdigest()
 
 
-
-def verify_checksums(root: str | Path, manifest_dir: str | Path,
-                     records: Iterable[SampleRecord], workers: int = 4) -> None:
+def verify_checksums(
+    root: str | Path, manifest_dir: str | Path, records: Iterable[SampleRecord], workers: int = 4
+) -> None:
     """Compare every file of ``records`` against ``checksums.sha256``; the first bad file raises."""
     root, manifest_dir = Path(root), Path(manifest_dir)
     table_path = manifest_dir / CHECKSUM_FILE
     if not table_path.is_file():
         # never advise writing into the package's own manifest folder: point beside the data
-        where = (f"`tdpcr data manifest {root}` (writes {root / LOCAL_MANIFEST})"
-                 if Path(manifest_dir).resolve().is_relative_to(MANIFEST_DIR.resolve())
-                 else f"`tdpcr data manifest {root} --out {manifest_dir}`")
-        raise DataIntegrityError(f"checksum=True but {table_path} does not exist; run {where} "
-                                 "to create it")
+        where = (
+            f"`tdpcr data manifest {root}` (writes {root / LOCAL_MANIFEST})"
+            if Path(manifest_dir).resolve().is_relative_to(MANIFEST_DIR.resolve())
+            else f"`tdpcr data manifest {root} --out {manifest_dir}`"
+        )
+        raise DataIntegrityError(f"checksum=True but {table_path} does not exist; run {where} to create it")
     table = read_checksums(table_path)
     relpaths = [p for r in records for p in r.paths.values()]
     for rel in relpaths:
@@ -89,9 +88,11 @@ def verify_checksums(root: str | Path, manifest_dir: str | Path,
         digests = pool.map(lambda rel: sha256_file(root / rel), relpaths)
         for rel, digest in zip(relpaths, digests, strict=True):
             if digest != table[rel]:
-                raise DataIntegrityError(f"{root / rel}: checksum mismatch (sha256 {digest}, "
-                                         f"expected {table[rel]} from {table_path}); the file is "
-                                         "corrupted or was changed")
+                raise DataIntegrityError(
+                    f"{root / rel}: checksum mismatch (sha256 {digest}, "
+                    f"expected {table[rel]} from {table_path}); the file is "
+                    "corrupted or was changed"
+                )
 
 
 def read_split_config(manifest_dir: str | Path) -> dict[str, Any]:

@@ -27,8 +27,7 @@ DEFAULT_MEMORY_BYTES = 1 << 30
 
 def sample_nbytes(sample: dict[str, Any]) -> int:
     """Bytes held by the tensors of a sample dict."""
-    return sum(value.element_size() * value.nelement() for value in sample.values()
-               if torch.is_tensor(value))
+    return sum(value.element_size() * value.nelement() for value in sample.values() if torch.is_tensor(value))
 
 
 def holds_fixed_samples(dataset: Any) -> bool:
@@ -44,8 +43,7 @@ def holds_fixed_samples(dataset: Any) -> bool:
         for name in ("transforms", "transform"):
             if getattr(dataset, name, None) is not None:
                 return False
-        inner = dataset.__dict__.get("base", dataset.__dict__.get("dataset")) \
-            if hasattr(dataset, "__dict__") else None
+        inner = dataset.__dict__.get("base", dataset.__dict__.get("dataset")) if hasattr(dataset, "__dict__") else None
         if inner is None:
             return "transforms" in getattr(dataset, "__dict__", {})
         dataset, seen = inner, seen + 1
@@ -100,8 +98,10 @@ class InMemoryDataset(Dataset):
         return len(self._held)
 
     def __repr__(self) -> str:
-        return (f"InMemoryDataset({self.base!r}, held={self.held_samples}/{len(self)}, "
-                f"{self.held_bytes / 2**20:.1f} MiB of {self.max_bytes / 2**20:.0f} MiB)")
+        return (
+            f"InMemoryDataset({self.base!r}, held={self.held_samples}/{len(self)}, "
+            f"{self.held_bytes / 2**20:.1f} MiB of {self.max_bytes / 2**20:.0f} MiB)"
+        )
 
     def __getattr__(self, name: str) -> Any:  # expose split, manifest_hash, plot, ... of the base
         if name in ("base", "max_bytes", "held_bytes", "_held"):
@@ -109,10 +109,8 @@ class InMemoryDataset(Dataset):
         return getattr(self.base, name)
 
 
-def hold_in_memory(dataset: Dataset | None, max_bytes: int = DEFAULT_MEMORY_BYTES
-                   ) -> Dataset | None:
+def hold_in_memory(dataset: Dataset | None, max_bytes: int = DEFAULT_MEMORY_BYTES) -> Dataset | None:
     """``InMemoryDataset(dataset)`` when its samples are fixed and ``max_bytes > 0``; else as is."""
-    if dataset is None or max_bytes <= 0 or isinstance(dataset, InMemoryDataset) \
-            or not holds_fixed_samples(dataset):
+    if dataset is None or max_bytes <= 0 or isinstance(dataset, InMemoryDataset) or not holds_fixed_samples(dataset):
         return dataset
     return InMemoryDataset(dataset, max_bytes)

@@ -16,8 +16,14 @@ from tdpcr_lib.core.bands import RGB_INDICES
 from tdpcr_lib.core.legend import Legend, load_legend
 
 
-def plot_sample(sample: Mapping[str, Any], prediction: Any = None, *, legend: Legend | None = None,
-                show_titles: bool = True, suptitle: str | None = None):
+def plot_sample(
+    sample: Mapping[str, Any],
+    prediction: Any = None,
+    *,
+    legend: Legend | None = None,
+    show_titles: bool = True,
+    suptitle: str | None = None,
+):
     """Figure of a sample: cloudy RGB, SAR false colour, clear RGB, land cover, cloud mask.
 
     Parameters
@@ -70,21 +76,26 @@ def plot_sample(sample: Mapping[str, Any], prediction: Any = None, *, legend: Le
         if show_titles:
             ax.set_title(title, fontsize=8)
     present = sorted(set(np.unique(labels).tolist()) & set(legend.codes))
-    handles = [Patch(facecolor=np.asarray(legend.colours[c]) / 255, edgecolor="k",
-                     label=f"{c}: {legend.names[c]}") for c in present]
+    handles = [
+        Patch(facecolor=np.asarray(legend.colours[c]) / 255, edgecolor="k", label=f"{c}: {legend.names[c]}")
+        for c in present
+    ]
     if handles:
-        fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), fontsize=7,
-                   frameon=False)
-    title = suptitle if suptitle is not None else (
-        f"{sample.get('id', '')}  [{sample.get('bucket', '')}]" if show_titles else None)
+        fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), fontsize=7, frameon=False)
+    title = (
+        suptitle
+        if suptitle is not None
+        else (f"{sample.get('id', '')}  [{sample.get('bucket', '')}]" if show_titles else None)
+    )
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout(rect=(0, 0.12 if handles else 0, 1, 1))
     return fig
 
 
-def plot_class_histogram(histogram: Mapping[str, int], legend: Legend | None = None,
-                         title: str = "land-cover pixels per class"):
+def plot_class_histogram(
+    histogram: Mapping[str, int], legend: Legend | None = None, title: str = "land-cover pixels per class"
+):
     """Bar chart of a :func:`dataset_statistics` class histogram in the legend's colours."""
     from matplotlib.figure import Figure  # not pyplot: no global figure list, no auto-display
 

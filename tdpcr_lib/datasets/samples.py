@@ -41,9 +41,8 @@ def bucket_sort_key(bucket: str) -> tuple[int, str]:
     return (BUCKETS.index(bucket) if bucket in BUCKETS else len(BUCKETS), bucket)
 
 
-
-
 SPLITS: tuple[str, ...] = ("train", "val", "test")
+
 
 @dataclass(frozen=True)
 class ModalitySpec:
@@ -55,9 +54,9 @@ class ModalitySpec:
     description: str
 
 
-
-def find_root(path: str | Path, holds_data: Callable[[Path], bool], missing: str, how_to: str,
-              max_depth: int = 3) -> Path:
+def find_root(
+    path: str | Path, holds_data: Callable[[Path], bool], missing: str, how_to: str, max_depth: int = 3
+) -> Path:
     """``path`` or the first folder below it (breadth-first, ``max_depth`` levels) for which
     ``holds_data`` is true; else :class:`DatasetNotFoundError` saying ``missing`` and ``how_to``.
 
@@ -71,10 +70,8 @@ def find_root(path: str | Path, holds_data: Callable[[Path], bool], missing: str
         for folder in frontier:
             if holds_data(folder):
                 return folder
-        frontier = sorted(p for f in frontier for p in f.iterdir()
-                          if p.is_dir() and not p.name.startswith("."))
-    raise DatasetNotFoundError(f"{path} exists but {missing} (searched {max_depth} levels deep). "
-                               + how_to)
+        frontier = sorted(p for f in frontier for p in f.iterdir() if p.is_dir() and not p.name.startswith("."))
+    raise DatasetNotFoundError(f"{path} exists but {missing} (searched {max_depth} levels deep). " + how_to)
 
 
 # Samples: one row of a split
@@ -108,19 +105,20 @@ def read_raster(path: str | Path, spec: ModalitySpec, label: str):
     try:
         with rasterio.open(path) as src:
             if src.count != spec.bands:
-                raise DataIntegrityError(f"{path}: {spec.description} must have {spec.bands} "
-                                         f"band(s), found {src.count}")
+                raise DataIntegrityError(
+                    f"{path}: {spec.description} must have {spec.bands} band(s), found {src.count}"
+                )
             dtype = src.dtypes[0]
             if dtype not in spec.dtypes:
-                raise DataIntegrityError(f"{path}: {spec.description} must be "
-                                         f"{' or '.join(spec.dtypes)}, found {dtype}")
+                raise DataIntegrityError(
+                    f"{path}: {spec.description} must be {' or '.join(spec.dtypes)}, found {dtype}"
+                )
             return src.read(), src.crs
     except RasterioError as err:
         raise DataIntegrityError(f"{path}: unreadable or corrupt GeoTIFF ({err})") from err
 
 
-def require_same_size(arrays: Mapping[str, np.ndarray], paths: Mapping[str, Path],
-                      sample_id: str) -> None:
+def require_same_size(arrays: Mapping[str, np.ndarray], paths: Mapping[str, Path], sample_id: str) -> None:
     """All arrays of one sample must have the same height and width (message lists each file)."""
     shapes = {m: a.shape[-2:] for m, a in arrays.items()}
     if len(set(shapes.values())) != 1:
@@ -133,5 +131,7 @@ def require_finite(array: np.ndarray, path: Path, what: str) -> None:
     if np.issubdtype(array.dtype, np.floating):
         bad = int(np.count_nonzero(~np.isfinite(array)))
         if bad:
-            raise DataIntegrityError(f"{path}: {bad} NaN/inf value(s) in the {what}; a {what} "
-                                     "must be finite (it is compared against, not fed in)")
+            raise DataIntegrityError(
+                f"{path}: {bad} NaN/inf value(s) in the {what}; a {what} "
+                "must be finite (it is compared against, not fed in)"
+            )

@@ -120,9 +120,13 @@ class DataSource:
 
 
 def _make_twin(data_root: str | Path | None, options: DataOptions) -> Path:
-    return make_synthetic_luojiaset(data_root or DEFAULT_SYNTHETIC_ROOT, n_tiles=options.n_tiles,
-                                    size=options.tile_size, seed=options.seed,
-                                    overwrite=options.overwrite)
+    return make_synthetic_luojiaset(
+        data_root or DEFAULT_SYNTHETIC_ROOT,
+        n_tiles=options.n_tiles,
+        size=options.tile_size,
+        seed=options.seed,
+        overwrite=options.overwrite,
+    )
 
 
 def _twin_manifest(root: Path, options: DataOptions) -> Path:
@@ -133,14 +137,19 @@ def _twin_manifest(root: Path, options: DataOptions) -> Path:
 
 
 def _luojiaset_manifest(root: Path, options: DataOptions) -> Path:
-    return write_manifest(root, out=options.manifest_dir, seed=options.split_seed,
-                          checksums=options.checksums, workers=options.workers)
+    return write_manifest(
+        root, out=options.manifest_dir, seed=options.split_seed, checksums=options.checksums, workers=options.workers
+    )
 
 
 def _sen12mscr_manifest(root: Path, options: DataOptions) -> Path:
-    return write_sen12mscr_manifest(root, land_cover_root=options.land_cover_root,
-                                    out=options.manifest_dir, checksums=options.checksums,
-                                    workers=options.workers)
+    return write_sen12mscr_manifest(
+        root,
+        land_cover_root=options.land_cover_root,
+        out=options.manifest_dir,
+        checksums=options.checksums,
+        workers=options.workers,
+    )
 
 
 def _sen12mscr_legend(_root: str | Path | None = None) -> Legend:
@@ -150,19 +159,39 @@ def _sen12mscr_legend(_root: str | Path | None = None) -> Legend:
 #: The record of each ``SOURCE``.
 DATA_SOURCES: dict[str, DataSource] = {
     "synthetic": DataSource(
-        "synthetic", "the synthetic LuojiaSET-OSFCR twin", DEFAULT_SYNTHETIC_ROOT, _make_twin,
-        _twin_manifest, verify_headers, dataset_statistics, LuojiaSETOSFCR, luojiaset_legend,
-        statistics_tiles=None),
+        "synthetic",
+        "the synthetic LuojiaSET-OSFCR twin",
+        DEFAULT_SYNTHETIC_ROOT,
+        _make_twin,
+        _twin_manifest,
+        verify_headers,
+        dataset_statistics,
+        LuojiaSETOSFCR,
+        luojiaset_legend,
+        statistics_tiles=None,
+    ),
     "luojiaset": DataSource(
-        "luojiaset", "LuojiaSET-OSFCR", DEFAULT_LUOJIASET_ROOT,
+        "luojiaset",
+        "LuojiaSET-OSFCR",
+        DEFAULT_LUOJIASET_ROOT,
         lambda data_root, _options: prepare_luojiaset(data_root or DEFAULT_LUOJIASET_ROOT),
-        _luojiaset_manifest, verify_headers, dataset_statistics, LuojiaSETOSFCR,
-        luojiaset_legend),
+        _luojiaset_manifest,
+        verify_headers,
+        dataset_statistics,
+        LuojiaSETOSFCR,
+        luojiaset_legend,
+    ),
     "sen12mscr": DataSource(
-        "sen12mscr", "SEN12MS-CR", DEFAULT_SEN12MSCR_ROOT,
+        "sen12mscr",
+        "SEN12MS-CR",
+        DEFAULT_SEN12MSCR_ROOT,
         lambda data_root, _options: prepare_sen12mscr(data_root or DEFAULT_SEN12MSCR_ROOT),
-        _sen12mscr_manifest, verify_sen12mscr_headers, sen12mscr_statistics, SEN12MSCR,
-        _sen12mscr_legend),
+        _sen12mscr_manifest,
+        verify_sen12mscr_headers,
+        sen12mscr_statistics,
+        SEN12MSCR,
+        _sen12mscr_legend,
+    ),
 }
 
 
@@ -196,9 +225,13 @@ def legend_of_data(root: str | Path | None) -> Legend:
     return data_source(detect_source(root)).legend(root)
 
 
-def open_dataset(root: str | Path, split: str = "train", manifest: str | Path | None = None,
-                 transforms: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-                 checksum: bool = False) -> ManifestDataset:
+def open_dataset(
+    root: str | Path,
+    split: str = "train",
+    manifest: str | Path | None = None,
+    transforms: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    checksum: bool = False,
+) -> ManifestDataset:
     """The ``split`` of the dataset in ``root``, whichever layout it has (see :func:`detect_source`).
 
     Both classes deliver the same sample dict and carry ``legend``, ``buckets``, ``records`` and
@@ -225,10 +258,8 @@ def ensure_dataset(data_root: str | Path, source: str | None = "synthetic") -> P
     if info is not None and info.get("status") == "generating":
         # a generation was killed: finish it with its own parameters (resumable)
         params = info.get("parameters", {})
-        make_synthetic_luojiaset(data_root, n_tiles=params["n_tiles"], size=params["size"],
-                                 seed=params["seed"])
+        make_synthetic_luojiaset(data_root, n_tiles=params["n_tiles"], size=params["size"], seed=params["seed"])
     elif not any((data_root / bucket).is_dir() for bucket in BUCKETS):
         log.warning("no dataset at %s: generating the synthetic twin there", data_root)
         make_synthetic_luojiaset(data_root)
     return data_root
-

@@ -76,15 +76,17 @@ class EvaluationResult:
         for key in ("checkpoint", "split", "n_images", "tile", "overlap", "device"):
             if key in self.meta:
                 parts.append(f"- **{key}**: {self.meta[key]}")
-        captions = {"summary": "Summary (PSNR in dB; `input_psnr` = the cloudy input itself)",
-                    "cr": "Cloud removal (model)", "cr_input": "Cloudy input vs clear target",
-                    "seg": "Segmentation"}
+        captions = {
+            "summary": "Summary (PSNR in dB; `input_psnr` = the cloudy input itself)",
+            "cr": "Cloud removal (model)",
+            "cr_input": "Cloudy input vs clear target",
+            "seg": "Segmentation",
+        }
         for key, frame in self.tables.items():
             parts += ["", f"## {captions.get(key, key)}", "", dataframe_to_markdown(frame)]
         return "\n".join(parts) + "\n"
 
-    def write(self, json_path: str | Path, markdown_path: str | Path | None = None,
-              title: str = "Evaluation") -> None:
+    def write(self, json_path: str | Path, markdown_path: str | Path | None = None, title: str = "Evaluation") -> None:
         """Write the meta and the result frame's rows as JSON and, optionally, the tables as
         markdown."""
         atomic_write_json(json_path, {"meta": self.meta, "metrics": to_records(self.frame)})
@@ -97,12 +99,20 @@ def _train_crop(meta: dict[str, Any]) -> int | None:
     return train_config.get("crop_size")
 
 
-def evaluate(checkpoint_or_model: str | Path | nn.Module, dataset: Dataset, *,
-             device: str | torch.device = "auto", batch_size: int = 4,
-             tile: int | str | None = "auto", overlap: int | None = None,
-             max_batches: int | None = None, num_workers: int = 0,
-             progress: bool = True, model_name: str | None = None,
-             seed: int | None = None) -> EvaluationResult:
+def evaluate(
+    checkpoint_or_model: str | Path | nn.Module,
+    dataset: Dataset,
+    *,
+    device: str | torch.device = "auto",
+    batch_size: int = 4,
+    tile: int | str | None = "auto",
+    overlap: int | None = None,
+    max_batches: int | None = None,
+    num_workers: int = 0,
+    progress: bool = True,
+    model_name: str | None = None,
+    seed: int | None = None,
+) -> EvaluationResult:
     """Score a model on a dataset: CR + segmentation metrics, all/cloudy/clear and per bucket.
 
     Parameters
@@ -144,25 +154,37 @@ def evaluate(checkpoint_or_model: str | Path | nn.Module, dataset: Dataset, *,
         raise ValueError(f"tile must be 'auto', an int or None, got {tile!r}")
     autocast_dtype = torch.bfloat16 if device.type == "cuda" else None
     started = time.time()
-    accumulator = accumulate_metrics(model, dataset, device=device, batch_size=batch_size,
-                                     max_batches=max_batches, tile=tile, overlap=overlap,
-                                     autocast_dtype=autocast_dtype, num_workers=num_workers,
-                                     progress=progress)
+    accumulator = accumulate_metrics(
+        model,
+        dataset,
+        device=device,
+        batch_size=batch_size,
+        max_batches=max_batches,
+        tile=tile,
+        overlap=overlap,
+        autocast_dtype=autocast_dtype,
+        num_workers=num_workers,
+        progress=progress,
+    )
     split = getattr(dataset, "split", None)
     frame = accumulator.to_frame(model=model_name or source, seed=seed, split=split)
-    meta_out = {"checkpoint": source, "split": split,
-                "n_images": int(value(frame, COUNT_METRIC)), "tile": tile,
-                "overlap": (tile // 4 if overlap is None else overlap) if tile else None,
-                "device": device_description(device),
-                "seconds": round(time.time() - started, 2),
-                "model_config": meta.get("model_config") or _config_dict(model),
-                "checkpoint_phase": meta.get("phase"), "checkpoint_epoch": meta.get("epoch"),
-                "checkpoint_step": meta.get("step"),
-                "manifest_hash": getattr(dataset, "manifest_hash", None),
-                # (K, K) pixel counts, rows = true class, all pixels and buckets: per-class
-                # errors and the normalised confusion matrix of the report
-                "confusion": accumulator.confusion_matrix().tolist()
-                if accumulator.has_segmentation else None}
+    meta_out = {
+        "checkpoint": source,
+        "split": split,
+        "n_images": int(value(frame, COUNT_METRIC)),
+        "tile": tile,
+        "overlap": (tile // 4 if overlap is None else overlap) if tile else None,
+        "device": device_description(device),
+        "seconds": round(time.time() - started, 2),
+        "model_config": meta.get("model_config") or _config_dict(model),
+        "checkpoint_phase": meta.get("phase"),
+        "checkpoint_epoch": meta.get("epoch"),
+        "checkpoint_step": meta.get("step"),
+        "manifest_hash": getattr(dataset, "manifest_hash", None),
+        # (K, K) pixel counts, rows = true class, all pixels and buckets: per-class
+        # errors and the normalised confusion matrix of the report
+        "confusion": accumulator.confusion_matrix().tolist() if accumulator.has_segmentation else None,
+    }
     return EvaluationResult(frame=frame, meta=meta_out)
 
 

@@ -25,8 +25,9 @@ MAJORITY_MODEL = "majority class"
 # --------------------------------------------------------------------------------------------
 # The majority-class reference
 # --------------------------------------------------------------------------------------------
-def label_histogram(dataset: Dataset, num_classes: int, ignore_index: int = 255,
-                    max_samples: int | None = None) -> np.ndarray:
+def label_histogram(
+    dataset: Dataset, num_classes: int, ignore_index: int = 255, max_samples: int | None = None
+) -> np.ndarray:
     """Pixel counts per class over the label maps of ``dataset`` (ignored pixels skipped).
 
     For :class:`tdpcr_lib.datasets.luojiaset.LuojiaSETOSFCR` only the land-cover files are read (not the
@@ -39,8 +40,7 @@ def label_histogram(dataset: Dataset, num_classes: int, ignore_index: int = 255,
     legend = getattr(dataset, "legend", None) or load_legend()
     for index in range(n):
         if records is not None and root is not None and "land_cover_maps" in records[index].paths:
-            raw = read_modality(Path(root) / records[index].paths["land_cover_maps"],
-                                "land_cover_maps")
+            raw = read_modality(Path(root) / records[index].paths["land_cover_maps"], "land_cover_maps")
             labels = legend.sanitise(raw[0]).ravel()
         else:
             labels = np.asarray(dataset[index]["mask"]).ravel()
@@ -56,10 +56,12 @@ class _ConstantClassModel(nn.Module):
         super().__init__()
         self.class_index, self.num_classes = class_index, num_classes
 
-    def forward(self, optical: torch.Tensor, sar: torch.Tensor  # noqa: ARG002 - a model's inputs
-                ) -> dict[str, torch.Tensor]:
-        logits = torch.full((optical.shape[0], self.num_classes, *optical.shape[-2:]), -10.0,
-                            device=optical.device)
+    def forward(
+        self,
+        optical: torch.Tensor,
+        sar: torch.Tensor,  # noqa: ARG002 - a model's inputs
+    ) -> dict[str, torch.Tensor]:
+        logits = torch.full((optical.shape[0], self.num_classes, *optical.shape[-2:]), -10.0, device=optical.device)
         logits[:, self.class_index] = 10.0
         return {"reconstruction": optical.float(), "segmentation": logits}
 
@@ -75,13 +77,21 @@ class MajorityBaseline:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (the frame as :func:`tdpcr_lib.metrics.results.to_records` rows)."""
-        return {"class": self.class_index, "class_name": self.class_name,
-                "train_fraction": self.train_fraction, "metrics": to_records(self.frame)}
+        return {
+            "class": self.class_index,
+            "class_name": self.class_name,
+            "train_fraction": self.train_fraction,
+            "metrics": to_records(self.frame),
+        }
 
 
-def majority_class_baseline(train_dataset: Dataset, eval_dataset: Dataset,
-                            num_classes: int | None = None, batch_size: int = 8,
-                            max_batches: int | None = None) -> MajorityBaseline:
+def majority_class_baseline(
+    train_dataset: Dataset,
+    eval_dataset: Dataset,
+    num_classes: int | None = None,
+    batch_size: int = 8,
+    max_batches: int | None = None,
+) -> MajorityBaseline:
     """Score "the most frequent training class everywhere" on ``eval_dataset``.
 
     Parameters
@@ -101,19 +111,31 @@ def majority_class_baseline(train_dataset: Dataset, eval_dataset: Dataset,
     """
     legend = getattr(train_dataset, "legend", None) or load_legend()
     num_classes = num_classes or legend.num_classes
-    counts = label_histogram(train_dataset, num_classes, legend.ignore_index,
-                             max_samples=None if max_batches is None else max_batches * batch_size)
+    counts = label_histogram(
+        train_dataset,
+        num_classes,
+        legend.ignore_index,
+        max_samples=None if max_batches is None else max_batches * batch_size,
+    )
     if counts.sum() == 0:
         raise ValueError("the training split has no valid labels; cannot pick a majority class")
     majority = int(np.argmax(counts))
-    accumulator = accumulate_metrics(_ConstantClassModel(majority, num_classes), eval_dataset,
-                                     device="cpu", batch_size=batch_size, max_batches=max_batches)
+    accumulator = accumulate_metrics(
+        _ConstantClassModel(majority, num_classes),
+        eval_dataset,
+        device="cpu",
+        batch_size=batch_size,
+        max_batches=max_batches,
+    )
     frame = accumulator.to_frame(model=MAJORITY_MODEL, split=getattr(eval_dataset, "split", None))
     # its reconstruction is the cloudy input: only the segmentation rows say anything
     frame = frame[frame["metric"].map(lambda m: metric_spec(m).task == "seg")]
-    return MajorityBaseline(class_index=majority, class_name=legend.names[majority],
-                            train_fraction=float(counts[majority] / counts.sum()),
-                            frame=frame.reset_index(drop=True))
+    return MajorityBaseline(
+        class_index=majority,
+        class_name=legend.names[majority],
+        train_fraction=float(counts[majority] / counts.sum()),
+        frame=frame.reset_index(drop=True),
+    )
 
 
 def majority_table(majority: MajorityBaseline) -> pd.DataFrame:

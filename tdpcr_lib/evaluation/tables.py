@@ -24,23 +24,20 @@ from tdpcr_lib.metrics.results import (
 )
 
 #: Metrics reported in percent everywhere (tables, results.md, ablations.md, figures).
-PERCENT_METRICS: frozenset[str] = frozenset({"miou", "oa", "macc", "fwiou", "majority_miou",
-                                            "majority_oa"})
+PERCENT_METRICS: frozenset[str] = frozenset({"miou", "oa", "macc", "fwiou", "majority_miou", "majority_oa"})
 
 
 def as_percent(table: pd.DataFrame) -> pd.DataFrame:
     """A copy with the :data:`PERCENT_METRICS` columns (fractions) × 100 and ``" %"`` in their
     names: one unit for OA and mIoU wherever they are shown."""
     out = table.copy()
-    for column in [c for c in out.columns if str(c) in PERCENT_METRICS or
-                   str(c).startswith("iou_class_")]:
+    for column in [c for c in out.columns if str(c) in PERCENT_METRICS or str(c).startswith("iou_class_")]:
         out[column] = out[column].astype(float) * 100.0
         out = out.rename(columns={column: f"{column} %"})
     return out
 
 
-def per_class_iou_table(frame: pd.DataFrame, names: Sequence[str] | None = None,
-                        region: str = ALL) -> pd.DataFrame:
+def per_class_iou_table(frame: pd.DataFrame, names: Sequence[str] | None = None, region: str = ALL) -> pd.DataFrame:
     """IoU of each class in percent (rows: ``code: name``), over all buckets of ``region``."""
     names = list(names) if names is not None else list(load_legend().names)
     rows = {}
@@ -62,7 +59,7 @@ def normalised_confusion(confusion: Any, names: Sequence[str] | None = None) -> 
     """
     matrix = np.asarray(to_numpy(confusion), dtype=float)
     names = list(names) if names is not None else list(load_legend().names)
-    labels = [f"{k}: {n}" for k, n in enumerate(names[:matrix.shape[0]])]
+    labels = [f"{k}: {n}" for k, n in enumerate(names[: matrix.shape[0]])]
     totals = matrix.sum(axis=1, keepdims=True)
     share = np.divide(100.0 * matrix, totals, out=np.full_like(matrix, np.nan), where=totals > 0)
     table = pd.DataFrame(share, index=pd.Index(labels, name="true class"), columns=labels)
@@ -70,8 +67,7 @@ def normalised_confusion(confusion: Any, names: Sequence[str] | None = None) -> 
     return table
 
 
-def band_error_under_clouds(pairs: Iterable[tuple[Mapping[str, Any], Mapping[str, Any]]]
-                            ) -> pd.DataFrame:
+def band_error_under_clouds(pairs: Iterable[tuple[Mapping[str, Any], Mapping[str, Any]]]) -> pd.DataFrame:
     """Per-band reconstruction error inside the cloud mask, over (sample, output) pairs.
 
     Columns: ``bias`` (mean of reconstruction − target: > 0 means too bright, e.g. haze left in
@@ -94,16 +90,16 @@ def band_error_under_clouds(pairs: Iterable[tuple[Mapping[str, Any], Mapping[str
         ranges.append(hi - lo)
     if count == 0:
         raise ValueError("no cloudy pixel in the given samples")
-    table = pd.DataFrame({"bias": sums / count, "mae": abs_sums / count,
-                          "target_range": np.mean(ranges, axis=0)},
-                         index=pd.Index(S2_BANDS, name="band"))
+    table = pd.DataFrame(
+        {"bias": sums / count, "mae": abs_sums / count, "target_range": np.mean(ranges, axis=0)},
+        index=pd.Index(S2_BANDS, name="band"),
+    )
     table["mae / range"] = table["mae"] / table["target_range"]
     return table
 
 
 #: Columns of the ``summary`` table (``psnr_gain`` = ``psnr`` − ``input_psnr``).
-SUMMARY_COLUMNS: tuple[str, ...] = ("psnr", "input_psnr", "psnr_gain", "ssim", "sam", "mae",
-                                    "miou", "oa")
+SUMMARY_COLUMNS: tuple[str, ...] = ("psnr", "input_psnr", "psnr_gain", "ssim", "sam", "mae", "miou", "oa")
 
 
 # --------------------------------------------------------------------------------------------
@@ -134,16 +130,20 @@ def metrics_tables(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
         :func:`subset_table`; plus ``"summary"`` (:data:`SUMMARY_COLUMNS` per subset).
     """
     tables: dict[str, pd.DataFrame] = {}
-    for kind, metrics in (("cr", CR_METRICS), ("cr_input", [INPUT_PREFIX + m for m in CR_METRICS]),
-                          ("seg", SEG_METRICS)):
+    for kind, metrics in (
+        ("cr", CR_METRICS),
+        ("cr_input", [INPUT_PREFIX + m for m in CR_METRICS]),
+        ("seg", SEG_METRICS),
+    ):
         table = subset_table(frame, metrics)
         if len(table.columns):
             tables[kind] = table
     if "cr" in tables:
         summary = subset_table(frame, [c for c in SUMMARY_COLUMNS if c != "psnr_gain"])
         if "input_psnr" in summary:
-            summary.insert(summary.columns.get_loc("input_psnr") + 1, "psnr_gain",
-                           summary["psnr"] - summary["input_psnr"])
+            summary.insert(
+                summary.columns.get_loc("input_psnr") + 1, "psnr_gain", summary["psnr"] - summary["input_psnr"]
+            )
         tables["summary"] = summary
     return tables
 

@@ -41,11 +41,9 @@ def materialise(obj: Any, role: str, scratch: Path) -> Path:
     """A path for ``obj``: the path itself, or a DataArray written to a scratch GeoTIFF."""
     if is_dataarray(obj):
         if obj.rio.crs is None:
-            raise PredictionInputError(
-                f"{role} DataArray has no CRS; set one with da.rio.write_crs(...) first")
+            raise PredictionInputError(f"{role} DataArray has no CRS; set one with da.rio.write_crs(...) first")
         if obj.ndim != 3:
-            raise PredictionInputError(
-                f"{role} DataArray must have dims (band, y, x), got dims {obj.dims}")
+            raise PredictionInputError(f"{role} DataArray must have dims (band, y, x), got dims {obj.dims}")
         path = scratch / f"{role}.tif"
         obj.rio.to_raster(path)
         return path
@@ -67,12 +65,13 @@ def _open(path: Path, role: str) -> rasterio.DatasetReader:
 def _check(src: rasterio.DatasetReader, path: Path, role: str, bands: Sequence[str]) -> None:
     if src.count != len(bands):
         raise PredictionInputError(
-            f"{role} file {path} has {src.count} band(s); expected {len(bands)} "
-            f"({', '.join(bands)})")
+            f"{role} file {path} has {src.count} band(s); expected {len(bands)} ({', '.join(bands)})"
+        )
     if src.crs is None:
         raise PredictionInputError(
             f"{role} file {path} has no CRS (coordinate reference system); georeference it "
-            "(e.g. gdal_edit.py -a_srs EPSG:...) so it can be placed on the Sentinel-2 grid")
+            "(e.g. gdal_edit.py -a_srs EPSG:...) so it can be placed on the Sentinel-2 grid"
+        )
 
 
 #: Data types accepted per input (as the dataset loader, :mod:`tdpcr_lib.datasets.luojiaset.layout`, plus
@@ -91,13 +90,12 @@ def _reason(err: BaseException) -> str:
     return " ".join(str(err.__cause__ or err).split())
 
 
-def _check_dtype(src: rasterio.DatasetReader, path: Path, role: str, allowed: Sequence[str],
-                 expected: str) -> None:
+def _check_dtype(src: rasterio.DatasetReader, path: Path, role: str, allowed: Sequence[str], expected: str) -> None:
     dtypes = sorted(set(src.dtypes))
     if any(d not in allowed for d in dtypes):
         raise PredictionInputError(
-            f"{role} file {path} has data type {'/'.join(dtypes)}; expected "
-            f"{' or '.join(allowed)} ({expected})")
+            f"{role} file {path} has data type {'/'.join(dtypes)}; expected {' or '.join(allowed)} ({expected})"
+        )
 
 
 def _valid_pixels(raw: np.ndarray, nodata: float) -> np.ndarray:
@@ -110,8 +108,9 @@ def _s2_read(src: rasterio.DatasetReader, path: Path, **kwargs: Any) -> np.ndarr
     try:
         return src.read(**kwargs)
     except RasterioError as err:
-        raise PredictionInputError(f"Sentinel-2 file {path} cannot be read (truncated or "
-                                   f"corrupt?): {_reason(err)}") from err
+        raise PredictionInputError(
+            f"Sentinel-2 file {path} cannot be read (truncated or corrupt?): {_reason(err)}"
+        ) from err
 
 
 def _has_valid_pixel(src: rasterio.DatasetReader, path: Path, nodata: float) -> bool:
@@ -131,26 +130,32 @@ def _check_s2_content(src: rasterio.DatasetReader, path: Path, nodata: float) ->
     cheap for a full 10980 px scene; it also meets a truncated file before the model is loaded.
     """
     height, width = min(src.height, CONTENT_SAMPLE_PX), min(src.width, CONTENT_SAMPLE_PX)
-    sample = _s2_read(src, path, out_shape=(src.count, height, width),
-                      resampling=Resampling.nearest)
+    sample = _s2_read(src, path, out_shape=(src.count, height, width), resampling=Resampling.nearest)
     valid = _valid_pixels(sample, nodata)
     if not valid.any() and not _has_valid_pixel(src, path, nodata):
         raise PredictionInputError(
             f"Sentinel-2 file {path} holds no valid pixel: every pixel is nodata ({nodata:g} in "
-            "all 13 bands) or NaN/inf; nothing to predict")
+            "all 13 bands) or NaN/inf; nothing to predict"
+        )
     values = sample[:, valid]
     if values.size and not values.any():
-        raise PredictionInputError(f"Sentinel-2 file {path} is zero in every band of every "
-                                   "valid pixel; nothing to predict")
+        raise PredictionInputError(
+            f"Sentinel-2 file {path} is zero in every band of every valid pixel; nothing to predict"
+        )
     if values.size and float(values.min()) < 0:
-        warnings.warn(f"Sentinel-2 file {path} has negative values (min {values.min():g}); "
-                      "L1C digital numbers are >= 0, negative ones are clipped to 0",
-                      stacklevel=3)
+        warnings.warn(
+            f"Sentinel-2 file {path} has negative values (min {values.min():g}); "
+            "L1C digital numbers are >= 0, negative ones are clipped to 0",
+            stacklevel=3,
+        )
     clip_max = load_normalisation().s2_clip[1]
     if values.size and float(np.mean(values.max(axis=0) > clip_max)) > 0.5:
-        warnings.warn(f"Sentinel-2 file {path}: most valid pixels exceed {clip_max:g} DN in some "
-                      f"band (max {values.max():g}); expected L1C digital numbers (reflectance "
-                      "x 10000)", stacklevel=3)
+        warnings.warn(
+            f"Sentinel-2 file {path}: most valid pixels exceed {clip_max:g} DN in some "
+            f"band (max {values.max():g}); expected L1C digital numbers (reflectance "
+            "x 10000)",
+            stacklevel=3,
+        )
 
 
 @dataclass
@@ -189,8 +194,12 @@ class SceneInputs:
 
 
 def _same_grid(a: Any, b: Any) -> bool:
-    return (a.crs == b.crs and a.width == b.width and a.height == b.height
-            and a.transform.almost_equals(b.transform, precision=1e-9))
+    return (
+        a.crs == b.crs
+        and a.width == b.width
+        and a.height == b.height
+        and a.transform.almost_equals(b.transform, precision=1e-9)
+    )
 
 
 def open_scene_inputs(s2_path: str | Path, s1_path: str | Path) -> SceneInputs:
@@ -228,23 +237,42 @@ def open_scene_inputs(s2_path: str | Path, s1_path: str | Path) -> SceneInputs:
                 f"Sentinel-1 file {s1_path} does not overlap Sentinel-2 file {s2_path}: in "
                 f"{s2.crs} the S1 bounds are ({left:.1f}, {bottom:.1f}, {right:.1f}, {top:.1f}) "
                 f"and the S2 bounds are ({s2b.left:.1f}, {s2b.bottom:.1f}, {s2b.right:.1f}, "
-                f"{s2b.top:.1f})")
+                f"{s2b.top:.1f})"
+            )
         coverage = (ix * iy) / ((s2b.right - s2b.left) * (s2b.top - s2b.bottom))
         if coverage < 0.999:
-            warnings.warn(f"Sentinel-1 file {s1_path} covers only {coverage:.1%} of the "
-                          f"Sentinel-2 scene; pixels without SAR are predicted from optical "
-                          "data alone (SAR set to the normalisation's non-finite value)",
-                          stacklevel=2)
+            warnings.warn(
+                f"Sentinel-1 file {s1_path} covers only {coverage:.1%} of the "
+                f"Sentinel-2 scene; pixels without SAR are predicted from optical "
+                "data alone (SAR set to the normalisation's non-finite value)",
+                stacklevel=2,
+            )
 
         resampled = not _same_grid(s1, s2)
         s1_grid: Any = s1
         if resampled:
-            s1_grid = stack.enter_context(WarpedVRT(
-                s1, crs=s2.crs, transform=s2.transform, width=s2.width, height=s2.height,
-                resampling=Resampling.bilinear, dtype="float32", nodata=float("nan")))
-        return SceneInputs(s2=s2, s1=s1_grid, s2_path=s2_path, s1_path=s1_path,
-                           s2_nodata=float(nodata), s1_coverage=float(min(coverage, 1.0)),
-                           s1_resampled=resampled, _stack=stack)
+            s1_grid = stack.enter_context(
+                WarpedVRT(
+                    s1,
+                    crs=s2.crs,
+                    transform=s2.transform,
+                    width=s2.width,
+                    height=s2.height,
+                    resampling=Resampling.bilinear,
+                    dtype="float32",
+                    nodata=float("nan"),
+                )
+            )
+        return SceneInputs(
+            s2=s2,
+            s1=s1_grid,
+            s2_path=s2_path,
+            s1_path=s1_path,
+            s2_nodata=float(nodata),
+            s1_coverage=float(min(coverage, 1.0)),
+            s1_resampled=resampled,
+            _stack=stack,
+        )
     except BaseException:
         stack.close()
         raise
@@ -275,13 +303,16 @@ def _read_window(src: Any, path: Path, role: str, window: Window, **kwargs: Any)
     try:
         return src.read(window=window, **kwargs)
     except RasterioError as err:
-        raise PredictionInputError(f"{role} file {path} cannot be read at rows "
-                                   f"{window.row_off}-{window.row_off + window.height} "
-                                   f"(truncated or corrupt?): {_reason(err)}") from err
+        raise PredictionInputError(
+            f"{role} file {path} cannot be read at rows "
+            f"{window.row_off}-{window.row_off + window.height} "
+            f"(truncated or corrupt?): {_reason(err)}"
+        ) from err
 
 
-def read_strip(inputs: SceneInputs, y0: int, height: int, canvas_width: int
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def read_strip(
+    inputs: SceneInputs, y0: int, height: int, canvas_width: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows ``[y0, y0 + height)``: optical and SAR in [0, 1] and the validity mask.
 
     Rows/columns past the scene edge (up to ``canvas_width``) are filled by reflection for the
@@ -310,16 +341,25 @@ def read_strip(inputs: SceneInputs, y0: int, height: int, canvas_width: int
 def warn_if_units_look_wrong(optical: np.ndarray, s2_path: Path, valid: np.ndarray) -> None:
     # Reflectance in [0, 1] divided by 10000 is <= 1e-4 everywhere: almost surely wrong units.
     if valid.any() and float(optical[:, valid].max()) <= 2e-4:
-        warnings.warn(f"Sentinel-2 file {s2_path} looks like reflectance in [0, 1]; tdpcr "
-                      "expects L1C digital numbers (reflectance x 10000)", stacklevel=3)
+        warnings.warn(
+            f"Sentinel-2 file {s2_path} looks like reflectance in [0, 1]; tdpcr "
+            "expects L1C digital numbers (reflectance x 10000)",
+            stacklevel=3,
+        )
 
 
 def describe_scene(s2_cloudy: str | Path, s1: str | Path) -> dict[str, Any]:
     """Grid facts of a scene pair (validated as :func:`predict_scene` would), for display."""
     with scene_inputs(s2_cloudy, s1) as inputs, rasterio.open(s1) as raw_s1:
-        return {"s2": str(s2_cloudy), "s1": str(s1), "size (rows x cols)": inputs.shape,
-                "crs": str(inputs.s2.crs), "s2 pixel size (m)": inputs.s2.res,
-                "s1 pixel size (m)": raw_s1.res, "s1 crs": str(raw_s1.crs),
-                "s1 resampled onto the s2 grid": inputs.s1_resampled,
-                "s1 coverage of the s2 footprint": round(inputs.s1_coverage, 4),
-                "s2 nodata value": inputs.s2_nodata}
+        return {
+            "s2": str(s2_cloudy),
+            "s1": str(s1),
+            "size (rows x cols)": inputs.shape,
+            "crs": str(inputs.s2.crs),
+            "s2 pixel size (m)": inputs.s2.res,
+            "s1 pixel size (m)": raw_s1.res,
+            "s1 crs": str(raw_s1.crs),
+            "s1 resampled onto the s2 grid": inputs.s1_resampled,
+            "s1 coverage of the s2 footprint": round(inputs.s1_coverage, 4),
+            "s2 nodata value": inputs.s2_nodata,
+        }

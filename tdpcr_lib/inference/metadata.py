@@ -39,9 +39,8 @@ CLOUD_FREE_TAGS: dict[str, str] = {
     "UNITS": "L1C digital number (DN)",
     "REFLECTANCE": "reflectance = (DN - OFFSET) / 10000",
     "OFFSET": "the input's radiometric offset, kept by the model: 1000 DN for Sentinel-2 "
-              "processing baseline >= 04.00 (acquisitions from 25 Jan 2022), else 0",
-    "SCALE": "1e-4 (GDAL band scale; GDAL band offset left 0 because the input's offset is "
-             "not known to the writer)",
+    "processing baseline >= 04.00 (acquisitions from 25 Jan 2022), else 0",
+    "SCALE": "1e-4 (GDAL band scale; GDAL band offset left 0 because the input's offset is not known to the writer)",
     "RGB_BANDS": "4,3,2 (B04 red, B03 green, B02 blue; GDAL colour interpretation set)",
     "BAND_ORDER": ",".join(S2_BANDS),
 }
@@ -50,7 +49,7 @@ CLOUD_FREE_TAGS: dict[str, str] = {
 GATE_TAGS: dict[str, str] = {
     "UNITS": "dimensionless, 0-1",
     "MEANING": "PGF injection gate (channel mean, finest level): weight given to SAR features; "
-               "0 = optical features kept, 1 = SAR fully injected",
+    "0 = optical features kept, 1 = SAR fully injected",
 }
 
 #: Tags whose values are paths (rewritten by :func:`portable_path`).
@@ -105,8 +104,7 @@ def apply_product_metadata(path: str | Path, product: str | None = None) -> None
         dst.update_tags(**{k: str(portable_path(tags[k])) for k in PATH_TAGS if k in tags})
         if product == "cloud_free":
             interp = [ColorInterp.undefined] * dst.count
-            for colour, index in zip((ColorInterp.red, ColorInterp.green, ColorInterp.blue),
-                                     RGB_INDICES, strict=True):
+            for colour, index in zip((ColorInterp.red, ColorInterp.green, ColorInterp.blue), RGB_INDICES, strict=True):
                 interp[index] = colour
             # GTiff wants band 1 to be gray/undefined unless the photometric is RGB; the hint is
             # stored in GDAL's own metadata and survives the COG copy.
@@ -125,13 +123,14 @@ def apply_product_metadata(path: str | Path, product: str | None = None) -> None
 def category_sidecar_xml(names: Sequence[str], band: int = 1) -> str:
     """A GDAL PAM document with the category names of one band (codes 0 … K−1, then 255)."""
     categories = "".join(f"<Category>{escape(n)}</Category>" for n in names)
-    return (f'<PAMDataset>\n  <PAMRasterBand band="{band}">\n'
-            f"    <CategoryNames>{categories}</CategoryNames>\n"
-            "  </PAMRasterBand>\n</PAMDataset>\n")
+    return (
+        f'<PAMDataset>\n  <PAMRasterBand band="{band}">\n'
+        f"    <CategoryNames>{categories}</CategoryNames>\n"
+        "  </PAMRasterBand>\n</PAMDataset>\n"
+    )
 
 
-def write_category_sidecar(cog_path: str | Path, names: Sequence[str] | None = None
-                           ) -> Path | None:
+def write_category_sidecar(cog_path: str | Path, names: Sequence[str] | None = None) -> Path | None:
     """Write ``<cog>.aux.xml`` with GDAL category names for a land-cover COG.
 
     ``names`` default to the file's ``LEGEND`` tag (code → name JSON written by the product

@@ -17,8 +17,9 @@ from tdpcr_lib.inference.tiling import forward
 from tdpcr_lib.models.checkpoint import CheckpointError, load_model, resolve_checkpoint_dir
 
 
-def load_predictor(checkpoint: str | Path | nn.Module,
-                   device: str | torch.device = "auto") -> tuple[nn.Module, dict[str, Any]]:
+def load_predictor(
+    checkpoint: str | Path | nn.Module, device: str | torch.device = "auto"
+) -> tuple[nn.Module, dict[str, Any]]:
     """The model to predict with: a checkpoint folder (loaded) or a module (used as is).
 
     Raises
@@ -79,8 +80,9 @@ def autocast_dtype_for(precision: str, device: torch.device) -> torch.dtype | No
 
 
 @torch.inference_mode()
-def predict_tile_batch(model: nn.Module, optical: np.ndarray, sar: np.ndarray,
-                       device: torch.device, precision: str = "auto") -> dict[str, Any]:
+def predict_tile_batch(
+    model: nn.Module, optical: np.ndarray, sar: np.ndarray, device: torch.device, precision: str = "auto"
+) -> dict[str, Any]:
     """Run ``model`` on a ``(N, C, th, tw)`` NumPy tile batch; outputs as validated tensors.
 
     Tiles go in as ``channels_last``; ``precision="auto"`` runs bf16 autocast on CUDA and fp32
@@ -93,6 +95,8 @@ def predict_tile_batch(model: nn.Module, optical: np.ndarray, sar: np.ndarray,
     expected = (optical.shape[0], len(S2_BANDS), *optical.shape[-2:])
     rec = out.get("reconstruction") if isinstance(out, dict) else None
     if rec is None or tuple(rec.shape) != expected:
-        raise ValueError(f"{type(model).__name__} must return a dict with 'reconstruction' of "
-                         f"shape {expected}, got {None if rec is None else tuple(rec.shape)}")
+        raise ValueError(
+            f"{type(model).__name__} must return a dict with 'reconstruction' of "
+            f"shape {expected}, got {None if rec is None else tuple(rec.shape)}"
+        )
     return out

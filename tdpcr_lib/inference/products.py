@@ -40,9 +40,19 @@ _INTERMEDIATE_BLOCK_ROWS = 16
 # --------------------------------------------------------------------------------------------
 def intermediate_profile(src: Any, count: int, dtype: str, nodata: float | None) -> dict:
     block = _INTERMEDIATE_BLOCK
-    profile = dict(driver="GTiff", width=src.width, height=src.height, count=count,
-                   dtype=dtype, crs=src.crs, transform=src.transform, nodata=nodata,
-                   compress="deflate", zlevel=1, bigtiff="if_safer")
+    profile = dict(
+        driver="GTiff",
+        width=src.width,
+        height=src.height,
+        count=count,
+        dtype=dtype,
+        crs=src.crs,
+        transform=src.transform,
+        nodata=nodata,
+        compress="deflate",
+        zlevel=1,
+        bigtiff="if_safer",
+    )
     if src.width >= block and src.height >= block:
         profile.update(tiled=True, blockxsize=block, blockysize=_INTERMEDIATE_BLOCK_ROWS)
     return profile
@@ -55,11 +65,16 @@ BLOCKSIZE_MULTIPLE, MAX_BLOCKSIZE = 16, 4096
 
 def check_blocksize(blocksize: int) -> int:
     """``blocksize`` if GDAL's COG driver can use it; ``ValueError`` saying what is allowed."""
-    if (not isinstance(blocksize, int) or isinstance(blocksize, bool)
-            or not BLOCKSIZE_MULTIPLE <= blocksize <= MAX_BLOCKSIZE
-            or blocksize % BLOCKSIZE_MULTIPLE):
-        raise ValueError(f"blocksize must be a multiple of {BLOCKSIZE_MULTIPLE} between "
-                         f"{BLOCKSIZE_MULTIPLE} and {MAX_BLOCKSIZE}, got {blocksize!r}")
+    if (
+        not isinstance(blocksize, int)
+        or isinstance(blocksize, bool)
+        or not BLOCKSIZE_MULTIPLE <= blocksize <= MAX_BLOCKSIZE
+        or blocksize % BLOCKSIZE_MULTIPLE
+    ):
+        raise ValueError(
+            f"blocksize must be a multiple of {BLOCKSIZE_MULTIPLE} between "
+            f"{BLOCKSIZE_MULTIPLE} and {MAX_BLOCKSIZE}, got {blocksize!r}"
+        )
     return blocksize
 
 
@@ -71,9 +86,17 @@ def to_cog(src_path: Path, dst_path: Path, resampling: str, blocksize: int) -> N
     """
     apply_product_metadata(src_path, Path(dst_path).stem)
     with atomic_path(dst_path, suffix=".tif") as tmp:
-        rasterio.shutil.copy(src_path, tmp, driver="COG", compress="DEFLATE", predictor="YES",
-                             blocksize=blocksize, overview_resampling=resampling,
-                             bigtiff="IF_SAFER", num_threads="ALL_CPUS")
+        rasterio.shutil.copy(
+            src_path,
+            tmp,
+            driver="COG",
+            compress="DEFLATE",
+            predictor="YES",
+            blocksize=blocksize,
+            overview_resampling=resampling,
+            bigtiff="IF_SAFER",
+            num_threads="ALL_CPUS",
+        )
     write_category_sidecar(dst_path)
 
 
@@ -102,8 +125,7 @@ def open_prediction(outputs: dict[str, Path] | str | Path, load: bool = False) -
 
     if not isinstance(outputs, dict):
         folder = Path(outputs)
-        outputs = {k: folder / f for k, f in OUTPUT_FILES.items()
-                   if k != "summary" and (folder / f).exists()}
+        outputs = {k: folder / f for k, f in OUTPUT_FILES.items() if k != "summary" and (folder / f).exists()}
     arrays: dict[str, Any] = {}
     for name in ("cloud_free", "land_cover", "degradation_prompt"):
         path = outputs.get(name)
@@ -130,8 +152,7 @@ def open_prediction(outputs: dict[str, Path] | str | Path, load: bool = False) -
 
 def read_summary(outputs: dict[str, Path] | str | Path) -> dict[str, Any]:
     """The ``prediction.json`` written by :func:`predict_scene` (from its dict or ``out_dir``)."""
-    path = outputs["summary"] if isinstance(outputs, dict) else Path(outputs) / OUTPUT_FILES[
-        "summary"]
+    path = outputs["summary"] if isinstance(outputs, dict) else Path(outputs) / OUTPUT_FILES["summary"]
     return json.loads(Path(path).read_text())
 
 
@@ -143,10 +164,15 @@ def describe_outputs(outputs: dict[str, Path]) -> dict[str, dict[str, Any]]:
             continue
         with rasterio.open(path) as src:
             table[name] = {
-                "dtype": src.dtypes[0], "bands": src.count, "size": f"{src.height}x{src.width}",
-                "nodata": src.nodata, "crs": str(src.crs), "block": src.block_shapes[0],
+                "dtype": src.dtypes[0],
+                "bands": src.count,
+                "size": f"{src.height}x{src.width}",
+                "nodata": src.nodata,
+                "crs": str(src.crs),
+                "block": src.block_shapes[0],
                 "overviews": src.overviews(1),
                 "layout": src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT", "GTiff"),
                 "compression": src.tags(ns="IMAGE_STRUCTURE").get("COMPRESSION"),
-                "MB": round(Path(path).stat().st_size / 2**20, 2)}
+                "MB": round(Path(path).stat().st_size / 2**20, 2),
+            }
     return table

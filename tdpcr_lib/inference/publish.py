@@ -71,11 +71,11 @@ def check_replaceable(out_dir: Path) -> None:
     """Refuse (before any work) when a product name in ``out_dir`` is taken by a foreign file."""
     for name in OUTPUT_FILES.values():
         path = out_dir / name
-        if (path.exists() or path.is_symlink()) and not (path.is_file()
-                                                         and written_by_tdpcr(path)):
+        if (path.exists() or path.is_symlink()) and not (path.is_file() and written_by_tdpcr(path)):
             raise PredictionInputError(
                 f"{path} exists and was not written by tdpcr; it would be replaced by this "
-                "prediction. Move it away or choose another output folder (--out)")
+                "prediction. Move it away or choose another output folder (--out)"
+            )
 
 
 def new_staging(out_dir: Path) -> Path:
@@ -147,4 +147,3 @@ def recover_products(out_dir: Path) -> list[str]:
                 tmp.unlink(missing_ok=True)
                 actions.append(f"removed the temporary {tmp.name}")
     return actions
-

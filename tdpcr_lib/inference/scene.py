@@ -97,12 +97,21 @@ GDAL_CACHE_MB = 32
 PENDING_BATCHES = 2
 
 
-def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
-                  out_dir: str | Path, tile: int = 256, overlap: int | None = None,
-                  batch_size: int | None = None, device: str | torch.device = "auto",
-                  write_prompt: bool = False, progress: bool = True,
-                  blocksize: int = 512, overlap_io: bool = True,
-                  precision: str = "auto") -> dict[str, Path]:
+def predict_scene(
+    s2_cloudy: Any,
+    s1: Any,
+    checkpoint: str | Path | nn.Module,
+    out_dir: str | Path,
+    tile: int = 256,
+    overlap: int | None = None,
+    batch_size: int | None = None,
+    device: str | torch.device = "auto",
+    write_prompt: bool = False,
+    progress: bool = True,
+    blocksize: int = 512,
+    overlap_io: bool = True,
+    precision: str = "auto",
+) -> dict[str, Path]:
     """Predict a cloud-free image and a land-cover map for a whole scene, tile by tile.
 
     Parameters
@@ -182,8 +191,7 @@ def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
         # rasterio hands an int to GDALSetCacheMax, i.e. *bytes*: GDAL_CACHEMAX=128 was a 128-byte
         # cache, which made decimated reads re-decompress every block per output row (22 s for a
         # 300x350 scene); say MiB explicitly.
-        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 1024 * 1024), \
-                scene_inputs(s2_path, s1_path) as inputs:
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 1024 * 1024), scene_inputs(s2_path, s1_path) as inputs:
             model, meta = load_predictor(checkpoint, device)
             if batch_size is None:
                 batch_size = 16 if model_device(model).type == "cuda" else 2
@@ -196,11 +204,20 @@ def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
             was_training = model.training
             model.eval()
             try:
-                stats = _predict_into(inputs, model, staging, tile=tile, overlap=overlap,
-                                      batch_size=batch_size, write_prompt=write_prompt,
-                                      progress=progress, blocksize=blocksize,
-                                      overlap_io=overlap_io, precision=precision, sources={"s2": s2_cloudy, "s1": s1,
-                                               "checkpoint": meta.get("source")})
+                stats = _predict_into(
+                    inputs,
+                    model,
+                    staging,
+                    tile=tile,
+                    overlap=overlap,
+                    batch_size=batch_size,
+                    write_prompt=write_prompt,
+                    progress=progress,
+                    blocksize=blocksize,
+                    overlap_io=overlap_io,
+                    precision=precision,
+                    sources={"s2": s2_cloudy, "s1": s1, "checkpoint": meta.get("source")},
+                )
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
@@ -213,7 +230,10 @@ def predict_scene(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module,
         "checkpoint": meta.get("source"),
         "checkpoint_phase": meta.get("phase"),
         "checkpoint_epoch": meta.get("epoch"),
-        "tile": tile, "overlap": overlap, "batch_size": batch_size, "precision": precision,
+        "tile": tile,
+        "overlap": overlap,
+        "batch_size": batch_size,
+        "precision": precision,
         "device": str(model_device(model)),
         "wall_time_s": round(time.time() - started, 3),
         **{k: v for k, v in stats.items() if k != "products"},
@@ -235,10 +255,21 @@ def _describe(obj: Any) -> str:
     return "<xarray.DataArray>" if is_dataarray(obj) else str(obj)
 
 
-def _predict_into(inputs: SceneInputs, model: nn.Module, out_dir: Path, *, tile: int,
-                  overlap: int, batch_size: int, write_prompt: bool, progress: bool,
-                  blocksize: int, sources: dict[str, Any], overlap_io: bool = True,
-                  precision: str = "auto") -> dict[str, Any]:
+def _predict_into(
+    inputs: SceneInputs,
+    model: nn.Module,
+    out_dir: Path,
+    *,
+    tile: int,
+    overlap: int,
+    batch_size: int,
+    write_prompt: bool,
+    progress: bool,
+    blocksize: int,
+    sources: dict[str, Any],
+    overlap_io: bool = True,
+    precision: str = "auto",
+) -> dict[str, Any]:
     """Run the strip loop, stream into intermediates, then publish COGs. Returns statistics.
 
     The network runs in this thread. With ``overlap_io`` the next strip is read (S2 window, S1
@@ -251,11 +282,17 @@ def _predict_into(inputs: SceneInputs, model: nn.Module, out_dir: Path, *, tile:
     ys, xs, th, tw, canvas_width = grid.ys, grid.xs, grid.th, grid.tw, grid.canvas_width
     device = model_device(model)
     described = {k: _describe(v) for k, v in sources.items()}
-    common_tags = {"TDPCR_VERSION": __version__, "SOURCE_S2": described["s2"],
-                   "SOURCE_S1": described["s1"], "CHECKPOINT": str(described["checkpoint"]),
-                   "TILE": str(tile), "OVERLAP": str(overlap)}
-    sink = StripWriter(GridOfScene.of(inputs.s2), grid, out_dir, common_tags,
-                       legend=legend_of(getattr(model, "module", model)))  # the model's classes
+    common_tags = {
+        "TDPCR_VERSION": __version__,
+        "SOURCE_S2": described["s2"],
+        "SOURCE_S1": described["s1"],
+        "CHECKPOINT": str(described["checkpoint"]),
+        "TILE": str(tile),
+        "OVERLAP": str(overlap),
+    }
+    sink = StripWriter(
+        GridOfScene.of(inputs.s2), grid, out_dir, common_tags, legend=legend_of(getattr(model, "module", model))
+    )  # the model's classes
     reader = ThreadPoolExecutor(1, thread_name_prefix="tdpcr-read") if overlap_io else Inline()
     writer = ThreadPoolExecutor(1, thread_name_prefix="tdpcr-write") if overlap_io else Inline()
     pending: deque[Future] = deque()
@@ -271,8 +308,7 @@ def _predict_into(inputs: SceneInputs, model: nn.Module, out_dir: Path, *, tile:
 
     try:
         sink.open_cloud_free()
-        bar = tqdm(total=len(ys) * len(xs), unit="tile", disable=not progress,
-                   desc="tdpcr predict")
+        bar = tqdm(total=len(ys) * len(xs), unit="tile", disable=not progress, desc="tdpcr predict")
         next_strip = reader.submit(read_strip, inputs, ys[0], th, canvas_width)
         for r in range(len(ys)):
             started = time.perf_counter()
@@ -284,8 +320,8 @@ def _predict_into(inputs: SceneInputs, model: nn.Module, out_dir: Path, *, tile:
                 warn_if_units_look_wrong(optical, inputs.s2_path, valid)
             for b0 in range(0, len(xs), batch_size):
                 cols = list(range(b0, min(b0 + batch_size, len(xs))))
-                opt_b = np.stack([optical[:, :, xs[c]:xs[c] + tw] for c in cols])
-                sar_b = np.stack([sar[:, :, xs[c]:xs[c] + tw] for c in cols])
+                opt_b = np.stack([optical[:, :, xs[c] : xs[c] + tw] for c in cols])
+                sar_b = np.stack([sar[:, :, xs[c] : xs[c] + tw] for c in cols])
                 started = time.perf_counter()
                 out = predict_tile_batch(model, opt_b, sar_b, device, precision)
                 if device.type == "cuda":  # the forward pass's time, not its launch
@@ -294,7 +330,8 @@ def _predict_into(inputs: SceneInputs, model: nn.Module, out_dir: Path, *, tile:
                 if write_prompt and not out.get("prompts"):
                     raise PredictionInputError(
                         f"write_prompt=True but {type(model).__name__} returns no 'prompts' "
-                        "(baselines and the optical_only/concat variants have none)")
+                        "(baselines and the optical_only/concat variants have none)"
+                    )
                 submit(sink.add_batch, r, cols, out, write_prompt)
                 bar.update(len(cols))
             # rows before the next strip's origin receive no more contributions: write them
@@ -306,8 +343,7 @@ def _predict_into(inputs: SceneInputs, model: nn.Module, out_dir: Path, *, tile:
         bar.close()
         sink.close()
         started = time.perf_counter()
-        resampling = {"cloud_free": "AVERAGE", "land_cover": "MODE",
-                      "degradation_prompt": "AVERAGE"}
+        resampling = {"cloud_free": "AVERAGE", "land_cover": "MODE", "degradation_prompt": "AVERAGE"}
         for name, tmp in sink.tmp_files.items():
             to_cog(tmp, out_dir / OUTPUT_FILES[name], resampling[name], blocksize)
         timings["cog_s"] = time.perf_counter() - started
@@ -321,17 +357,23 @@ def _predict_into(inputs: SceneInputs, model: nn.Module, out_dir: Path, *, tile:
     n_pixels = height * width
     stats: dict[str, Any] = {
         "products": list(sink.tmp_files),
-        "height": height, "width": width, "crs": str(inputs.s2.crs),
-        "n_tiles": grid.n_tiles, "tile_grid": [len(ys), len(xs)],
+        "height": height,
+        "width": width,
+        "crs": str(inputs.s2.crs),
+        "n_tiles": grid.n_tiles,
+        "tile_grid": [len(ys), len(xs)],
         "valid_fraction": sink.n_valid / n_pixels,
-        "s1_resampled": inputs.s1_resampled, "s1_coverage": inputs.s1_coverage,
+        "s1_resampled": inputs.s1_resampled,
+        "s1_coverage": inputs.s1_coverage,
         "timings": {k: round(v, 3) for k, v in timings.items()},
     }
     if "land_cover" in sink.tmp_files:
         fractions = sink.class_counts / max(1, sink.class_counts.sum())
-        stats["class_fractions"] = {name: float(f) for name, f in
-                                    zip(sink.legend.names, fractions, strict=True)}
+        stats["class_fractions"] = {name: float(f) for name, f in zip(sink.legend.names, fractions, strict=True)}
     else:
-        warnings.warn(f"{type(model).__name__} has no segmentation head; land_cover.tif was not "
-                      "written (use a phase-2 checkpoint)", stacklevel=3)
+        warnings.warn(
+            f"{type(model).__name__} has no segmentation head; land_cover.tif was not "
+            "written (use a phase-2 checkpoint)",
+            stacklevel=3,
+        )
     return stats

@@ -18,13 +18,23 @@ from tdpcr_lib.metrics.input_cache import InputMetricsCache
 from tdpcr_lib.samplers import IndexSubset
 
 
-def accumulate_metrics(model: nn.Module, dataset: Dataset, *, device: torch.device | str | None
-                       = None, batch_size: int = 4, max_batches: int | None = None,
-                       rank: int = 0, world_size: int = 1, tile: int | None = None,
-                       overlap: int | None = None, autocast_dtype: torch.dtype | None = None,
-                       channels_last: bool = False, num_workers: int = 0,
-                       progress: bool = False, input_cache: InputMetricsCache | None = None
-                       ) -> EvaluationAccumulator:
+def accumulate_metrics(
+    model: nn.Module,
+    dataset: Dataset,
+    *,
+    device: torch.device | str | None = None,
+    batch_size: int = 4,
+    max_batches: int | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+    tile: int | None = None,
+    overlap: int | None = None,
+    autocast_dtype: torch.dtype | None = None,
+    channels_last: bool = False,
+    num_workers: int = 0,
+    progress: bool = False,
+    input_cache: InputMetricsCache | None = None,
+) -> EvaluationAccumulator:
     """Run ``model`` over this rank's shard of ``dataset`` and fill an ``EvaluationAccumulator``.
 
     The shard is every ``world_size``-th sample from ``rank`` (no padding). With
@@ -36,24 +46,24 @@ def accumulate_metrics(model: nn.Module, dataset: Dataset, *, device: torch.devi
     device = model_device(model) if device is None else resolve_device(device)
     # the classes the model was trained for; a model without a config (e.g. the majority
     # baseline) scores against the dataset's legend
-    legend = (legend_of(model) if hasattr(model, "config")
-              else getattr(dataset, "legend", None) or legend_of(model))
+    legend = legend_of(model) if hasattr(model, "config") else getattr(dataset, "legend", None) or legend_of(model)
     num_classes = getattr(getattr(model, "config", None), "num_classes", legend.num_classes)
     # the states live on the evaluation device: NCCL can only reduce CUDA tensors
-    accumulator = EvaluationAccumulator(num_classes=num_classes, ignore_index=legend.ignore_index,
-                                        sync_on_compute=world_size > 1).to(device)
+    accumulator = EvaluationAccumulator(
+        num_classes=num_classes, ignore_index=legend.ignore_index, sync_on_compute=world_size > 1
+    ).to(device)
     shard = IndexSubset.shard(dataset, rank, world_size)
     loader = DataLoader(shard, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     was_training = model.training
     model.eval()
     total = len(loader) if max_batches is None else min(len(loader), max_batches)
     try:
-        for index, batch in enumerate(tqdm(loader, total=total, desc="evaluate",
-                                           disable=not progress, mininterval=1.0)):
+        for index, batch in enumerate(
+            tqdm(loader, total=total, desc="evaluate", disable=not progress, mininterval=1.0)
+        ):
             if max_batches is not None and index >= max_batches:
                 break
-            batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v
-                     for k, v in batch.items()}
+            batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
             optical, sar = batch["optical"], batch["sar"]
             if channels_last:
                 optical = optical.contiguous(memory_format=torch.channels_last)

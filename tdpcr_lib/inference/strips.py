@@ -84,8 +84,14 @@ class StripWriter:
         The classes the model predicts (default: LuojiaSET's packaged legend).
     """
 
-    def __init__(self, scene: GridOfScene, grid: TileGrid, out_dir: Path,
-                 common_tags: dict[str, str], legend: Legend | None = None) -> None:
+    def __init__(
+        self,
+        scene: GridOfScene,
+        grid: TileGrid,
+        out_dir: Path,
+        common_tags: dict[str, str],
+        legend: Legend | None = None,
+    ) -> None:
         self.scene, self.grid, self.out_dir, self.common_tags = scene, grid, out_dir, common_tags
         self.norm = load_normalisation()
         self.legend = legend if legend is not None else load_legend()
@@ -113,9 +119,12 @@ class StripWriter:
         cf = self.open_writer("cloud_free", len(S2_BANDS), "uint16", CLOUD_FREE_NODATA)
         for i, name in enumerate(S2_BANDS, start=1):
             cf.set_band_description(i, name)
-        cf.update_tags(PRODUCT="cloud-free Sentinel-2 reconstruction",
-                       UNITS="L1C digital number (TOA reflectance x 10000, offset as in input)",
-                       NODATA_MEANING="0 = no data in the Sentinel-2 input", **self.common_tags)
+        cf.update_tags(
+            PRODUCT="cloud-free Sentinel-2 reconstruction",
+            UNITS="L1C digital number (TOA reflectance x 10000, offset as in input)",
+            NODATA_MEANING="0 = no data in the Sentinel-2 input",
+            **self.common_tags,
+        )
 
     def _open_land_cover(self) -> None:
         legend = self.legend
@@ -128,17 +137,19 @@ class StripWriter:
             NODATA_MEANING=f"{legend.ignore_index} = no data in the Sentinel-2 input",
             **{LEGEND_NAME_TAG: legend.name},
             **{f"CLASS_{c}": n for c, n in zip(legend.codes, legend.names, strict=True)},
-            **self.common_tags)
+            **self.common_tags,
+        )
 
     def _open_prompt(self) -> None:
         pr = self.open_writer("degradation_prompt", 1, "float32", float("nan"))
         pr.set_band_description(1, "degradation_prompt")
-        pr.update_tags(PRODUCT="model prompt/gate map (finest level, channel mean, blended like "
-                               "the other outputs)", **self.common_tags)
+        pr.update_tags(
+            PRODUCT="model prompt/gate map (finest level, channel mean, blended like the other outputs)",
+            **self.common_tags,
+        )
 
     # ------------------------------------------------------------------------------------------
-    def add_batch(self, row: int, cols: list[int], out: dict[str, Any],
-                  write_prompt: bool) -> None:
+    def add_batch(self, row: int, cols: list[int], out: dict[str, Any], write_prompt: bool) -> None:
         """Blend one batch of model outputs (tiles ``(row, c)`` for ``c`` in ``cols``)."""
         grid, tw = self.grid, self.grid.tw
         rec = np.clip(_numpy(out["reconstruction"]), 0.0, 1.0)
@@ -147,8 +158,7 @@ class StripWriter:
         if seg is not None:
             probs = _probabilities(seg)
             if self.acc_seg is None:
-                self.acc_seg = np.zeros((probs.shape[1], grid.th, grid.canvas_width),
-                                        dtype=np.float32)
+                self.acc_seg = np.zeros((probs.shape[1], grid.th, grid.canvas_width), dtype=np.float32)
         prompt = None
         if write_prompt:
             prompt = prompt_map(out["prompts"], grid.th, tw).cpu().numpy()
@@ -157,12 +167,12 @@ class StripWriter:
         for k, c in enumerate(cols):
             x0 = grid.xs[c]
             weight = grid.weight(row, c)
-            self.acc_rec[:, :, x0:x0 + tw] += rec[k] * weight
-            self.acc_w[:, x0:x0 + tw] += weight
+            self.acc_rec[:, :, x0 : x0 + tw] += rec[k] * weight
+            self.acc_w[:, x0 : x0 + tw] += weight
             if probs is not None and self.acc_seg is not None:
-                self.acc_seg[:, :, x0:x0 + tw] += probs[k] * weight
+                self.acc_seg[:, :, x0 : x0 + tw] += probs[k] * weight
             if prompt is not None and self.acc_prompt is not None:
-                self.acc_prompt[:, x0:x0 + tw] += prompt[k] * weight
+                self.acc_prompt[:, x0 : x0 + tw] += prompt[k] * weight
 
     def finish_strip(self, row: int, valid: np.ndarray) -> None:
         """Write the rows no later strip touches, then slide the buffers to the next origin."""
@@ -182,22 +192,20 @@ class StripWriter:
                 self._open_land_cover()
             legend = self.legend
             labels = self.acc_seg[:, :n_final, :width].argmax(axis=0)
-            self.class_counts += np.bincount(labels[ok], minlength=legend.num_classes)[
-                :legend.num_classes]
+            self.class_counts += np.bincount(labels[ok], minlength=legend.num_classes)[: legend.num_classes]
             labels = np.where(ok, labels, legend.ignore_index).astype(np.uint8)
             self.writers["land_cover"].write(labels[None], window=window)
         if self.acc_prompt is not None:
             if "degradation_prompt" not in self.writers:
                 self._open_prompt()
-            gate = np.where(ok, self.acc_prompt[:n_final, :width] / total_w,
-                            np.nan).astype(np.float32)
+            gate = np.where(ok, self.acc_prompt[:n_final, :width] / total_w, np.nan).astype(np.float32)
             self.writers["degradation_prompt"].write(gate[None], window=window)
         if last:
             return
         for acc in (self.acc_rec, self.acc_seg, self.acc_prompt, self.acc_w):
             if acc is not None:
                 acc[..., : th - n_final, :] = acc[..., n_final:, :]
-                acc[..., th - n_final:, :] = 0.0
+                acc[..., th - n_final :, :] = 0.0
 
     def close(self) -> None:
         """Close every writer (idempotent)."""

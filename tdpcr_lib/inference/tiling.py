@@ -93,22 +93,22 @@ def blend_window(size: int, overlap: int, taper_start: bool, taper_end: bool) ->
         if taper_start:
             weights[:ramp_len] = np.minimum(weights[:ramp_len], ramp)
         if taper_end:
-            weights[size - ramp_len:] = np.minimum(weights[size - ramp_len:], ramp[::-1])
+            weights[size - ramp_len :] = np.minimum(weights[size - ramp_len :], ramp[::-1])
     return np.maximum(weights, WEIGHT_FLOOR).astype(np.float32)
 
 
 def _axis_windows(origins: Sequence[int], size: int, overlap: int) -> list[np.ndarray]:
     last = len(origins) - 1
-    return [blend_window(size, overlap, taper_start=i > 0, taper_end=i < last)
-            for i in range(len(origins))]
+    return [blend_window(size, overlap, taper_start=i > 0, taper_end=i < last) for i in range(len(origins))]
 
 
 def check_tiling(tile: int, overlap: int | None) -> int:
     """The overlap to use (default ``tile // 4``); ``ValueError`` unless ``0 <= overlap < tile``."""
     overlap = tile // 4 if overlap is None else int(overlap)
     if tile < 1 or not 0 <= overlap < tile:
-        raise ValueError(f"need tile >= 1 and 0 <= overlap < tile (overlap must be in [0, tile)),"
-                         f" got tile={tile}, overlap={overlap}")
+        raise ValueError(
+            f"need tile >= 1 and 0 <= overlap < tile (overlap must be in [0, tile)), got tile={tile}, overlap={overlap}"
+        )
     return overlap
 
 
@@ -133,8 +133,7 @@ class TileGrid:
     col_windows: tuple[np.ndarray, ...]
 
     @classmethod
-    def plan(cls, height: int, width: int, tile: int, overlap: int | None = None,
-             align: int = 1) -> TileGrid:
+    def plan(cls, height: int, width: int, tile: int, overlap: int | None = None, align: int = 1) -> TileGrid:
         """The pad-aligned grid of ``tile``-px tiles (``overlap`` default ``tile // 4``).
 
         ``align`` is the model's ``pad_multiple`` (see :func:`model_alignment`).
@@ -146,8 +145,17 @@ class TileGrid:
         th, tw = min(tile, height), min(tile, width)
         # The ramps span the *effective* overlap of regular neighbours, which alignment may widen.
         ramp = tile - tile_stride(tile, overlap, align)
-        return cls(height, width, tile, overlap, align, tuple(ys), tuple(xs),
-                   tuple(_axis_windows(ys, th, ramp)), tuple(_axis_windows(xs, tw, ramp)))
+        return cls(
+            height,
+            width,
+            tile,
+            overlap,
+            align,
+            tuple(ys),
+            tuple(xs),
+            tuple(_axis_windows(ys, th, ramp)),
+            tuple(_axis_windows(xs, tw, ramp)),
+        )
 
     @property
     def th(self) -> int:
@@ -196,18 +204,23 @@ def reflect_pad_to(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------
 # Running a model over the grid
 # --------------------------------------------------------------------------------------------
-def forward(model: nn.Module, optical: torch.Tensor, sar: torch.Tensor,
-            autocast_dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+def forward(
+    model: nn.Module, optical: torch.Tensor, sar: torch.Tensor, autocast_dtype: torch.dtype | None = None
+) -> dict[str, torch.Tensor]:
     """``model(optical, sar)`` under autocast (``autocast_dtype``, e.g. bf16 on a GPU)."""
-    with torch.autocast(optical.device.type, dtype=autocast_dtype or torch.float32,
-                        enabled=autocast_dtype is not None):
+    with torch.autocast(optical.device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
         return model(optical, sar)
 
 
 @torch.inference_mode()
-def sliding_window_predict(model: nn.Module, optical: torch.Tensor, sar: torch.Tensor,
-                           tile: int | None, overlap: int | None = None,
-                           autocast_dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+def sliding_window_predict(
+    model: nn.Module,
+    optical: torch.Tensor,
+    sar: torch.Tensor,
+    tile: int | None,
+    overlap: int | None = None,
+    autocast_dtype: torch.dtype | None = None,
+) -> dict[str, torch.Tensor]:
     """Predict whole images, tile by tile on the pad-aligned :class:`TileGrid`, blended.
 
     Parameters

@@ -13,10 +13,18 @@ from tdpcr_lib.inference.products import open_prediction
 from tdpcr_lib.inference.scene import predict_scene
 
 
-def predict_dataarrays(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Module, *,
-                       tile: int = 256, overlap: int | None = None, batch_size: int | None = None,
-                       device: str | torch.device = "auto", include_prompt: bool = False,
-                       progress: bool = True) -> dict[str, Any]:
+def predict_dataarrays(
+    s2_cloudy: Any,
+    s1: Any,
+    checkpoint: str | Path | nn.Module,
+    *,
+    tile: int = 256,
+    overlap: int | None = None,
+    batch_size: int | None = None,
+    device: str | torch.device = "auto",
+    include_prompt: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Like :func:`predict_scene`, but returns in-memory DataArrays (for notebook users).
 
     Inputs may be rioxarray DataArrays (dims ``band, y, x``, with a CRS) or GeoTIFF paths. The
@@ -31,7 +39,16 @@ def predict_dataarrays(s2_cloudy: Any, s1: Any, checkpoint: str | Path | nn.Modu
         transform.
     """
     with tempfile.TemporaryDirectory(prefix="tdpcr-predict-xr-") as tmp:
-        paths = predict_scene(s2_cloudy, s1, checkpoint, tmp, tile=tile, overlap=overlap,
-                              batch_size=batch_size, device=device,
-                              write_prompt=include_prompt, progress=progress)
+        paths = predict_scene(
+            s2_cloudy,
+            s1,
+            checkpoint,
+            tmp,
+            tile=tile,
+            overlap=overlap,
+            batch_size=batch_size,
+            device=device,
+            write_prompt=include_prompt,
+            progress=progress,
+        )
         return open_prediction(paths, load=True)

@@ -39,8 +39,13 @@ from tdpcr_lib.metrics.results import (
 )
 
 #: Per-image record columns kept in the ``images`` state (besides ``id``), in order.
-_IMAGE_COLUMNS: tuple[str, ...] = ("bucket", "cloud_fraction", *CR_METRICS,
-                                   *(INPUT_PREFIX + m for m in CR_METRICS), "pixel_accuracy")
+_IMAGE_COLUMNS: tuple[str, ...] = (
+    "bucket",
+    "cloud_fraction",
+    *CR_METRICS,
+    *(INPUT_PREFIX + m for m in CR_METRICS),
+    "pixel_accuracy",
+)
 
 
 class EvaluationAccumulator(Metric):
@@ -75,8 +80,14 @@ class EvaluationAccumulator(Metric):
     full_state_update = False
     is_differentiable = False
 
-    def __init__(self, num_classes: int = 7, ignore_index: int = 255, keep_per_image: bool = True,
-                 buckets: Sequence[str] = BUCKETS, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        num_classes: int = 7,
+        ignore_index: int = 255,
+        keep_per_image: bool = True,
+        buckets: Sequence[str] = BUCKETS,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.num_classes = int(num_classes)
         self.ignore_index = int(ignore_index)
@@ -86,9 +97,11 @@ class EvaluationAccumulator(Metric):
         cr_shape = (groups, 2, len(REGIONS), len(CR_METRICS))  # source: reconstruction, input
         self.add_state("cr_sum", torch.zeros(cr_shape, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("cr_count", torch.zeros(cr_shape, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("confusion", torch.zeros(groups, len(REGIONS), self.num_classes,
-                                                self.num_classes, dtype=torch.int64),
-                       dist_reduce_fx="sum")
+        self.add_state(
+            "confusion",
+            torch.zeros(groups, len(REGIONS), self.num_classes, self.num_classes, dtype=torch.int64),
+            dist_reduce_fx="sum",
+        )
         self.add_state("n_images", torch.zeros(groups, dtype=torch.int64), dist_reduce_fx="sum")
         self.add_state("seen_segmentation", torch.zeros((), dtype=torch.int64), dist_reduce_fx="sum")
         self.add_state("images", [], dist_reduce_fx="cat")
@@ -112,12 +125,15 @@ class EvaluationAccumulator(Metric):
         try:
             return 1 + self.buckets.index(str(bucket))
         except ValueError:
-            raise ValueError(f"EvaluationAccumulator: bucket {bucket!r} is not one of "
-                             f"{self.buckets} (pass buckets=... to the constructor)") from None
+            raise ValueError(
+                f"EvaluationAccumulator: bucket {bucket!r} is not one of "
+                f"{self.buckets} (pass buckets=... to the constructor)"
+            ) from None
 
     @torch.no_grad()
-    def update(self, outputs: dict[str, Any], batch: dict[str, Any],
-               input_cache: InputMetricsCache | None = None) -> None:
+    def update(
+        self, outputs: dict[str, Any], batch: dict[str, Any], input_cache: InputMetricsCache | None = None
+    ) -> None:
         """Add one batch.
 
         Parameters
@@ -134,11 +150,9 @@ class EvaluationAccumulator(Metric):
         """
         for key in ("target", "optical", "cloud_mask"):
             if key not in batch:
-                raise KeyError(f"EvaluationAccumulator.update: batch has no {key!r} "
-                               f"(keys: {sorted(batch)})")
+                raise KeyError(f"EvaluationAccumulator.update: batch has no {key!r} (keys: {sorted(batch)})")
         if "reconstruction" not in outputs:
-            raise KeyError(f"EvaluationAccumulator.update: outputs have no 'reconstruction' "
-                           f"(keys: {sorted(outputs)})")
+            raise KeyError(f"EvaluationAccumulator.update: outputs have no 'reconstruction' (keys: {sorted(outputs)})")
         target = batch["target"].detach().float()
         recon = outputs["reconstruction"].detach().float().to(target.device)
         cloudy_input = batch["optical"].detach().float().to(target.device)
@@ -164,11 +178,15 @@ class EvaluationAccumulator(Metric):
         if input_cache is None:
             values.append(cr_metrics_by_region(cloudy_input, target, region_masks))
         else:
-            values.append(input_cache.get_or_compute(
-                batch_key(ids, cloudy_input, target, cloud),
-                lambda: cr_metrics_by_region(cloudy_input, target, region_masks)))
-        stacked = torch.stack([torch.stack([torch.stack([values[s][r][k] for k in CR_METRICS])
-                                            for r in REGIONS]) for s in range(2)])  # (2, 3, 5, B)
+            values.append(
+                input_cache.get_or_compute(
+                    batch_key(ids, cloudy_input, target, cloud),
+                    lambda: cr_metrics_by_region(cloudy_input, target, region_masks),
+                )
+            )
+        stacked = torch.stack(
+            [torch.stack([torch.stack([values[s][r][k] for k in CR_METRICS]) for r in REGIONS]) for s in range(2)]
+        )  # (2, 3, 5, B)
         stacked = stacked.double().to(self.device)
         defined = ~torch.isnan(stacked)  # NaN = region empty in that image: left out of the mean
         sums = torch.where(defined, stacked, torch.zeros_like(stacked))
@@ -176,16 +194,26 @@ class EvaluationAccumulator(Metric):
         confusions = None
         if "segmentation" in outputs and outputs["segmentation"] is not None:
             if "mask" not in batch:
-                raise KeyError("EvaluationAccumulator.update: outputs have 'segmentation' but the "
-                               "batch has no 'mask' (labels)")
+                raise KeyError(
+                    "EvaluationAccumulator.update: outputs have 'segmentation' but the batch has no 'mask' (labels)"
+                )
             self.seen_segmentation += 1
             seg = outputs["segmentation"].detach()
             labels = (seg.argmax(dim=1) if seg.ndim == 4 else seg).to(target.device)
             truth = batch["mask"].to(target.device)
-            confusions = torch.stack([torch.stack([
-                confusion_matrix(labels[i], truth[i], self.num_classes, self.ignore_index,
-                                 None if m is None else m[i]) for m in region_masks.values()])
-                for i in range(n)]).to(self.device)  # (B, 3, K, K)
+            confusions = torch.stack(
+                [
+                    torch.stack(
+                        [
+                            confusion_matrix(
+                                labels[i], truth[i], self.num_classes, self.ignore_index, None if m is None else m[i]
+                            )
+                            for m in region_masks.values()
+                        ]
+                    )
+                    for i in range(n)
+                ]
+            ).to(self.device)  # (B, 3, K, K)
 
         for i in range(n):
             for group in (0, groups[i]):
@@ -197,14 +225,21 @@ class EvaluationAccumulator(Metric):
                 if confusions is not None:
                     self.confusion[group] += confusions[i]
         if self.keep_per_image:
-            accuracy = [segmentation_scores(confusions[i][0])["oa"] if confusions is not None
-                        else math.nan for i in range(n)]
-            records = torch.stack([
-                torch.tensor([-1.0 if g is None else float(g - 1) for g in groups],
-                             dtype=torch.float64, device=self.device),
-                cloud.double().flatten(1).mean(dim=1).to(self.device),
-                *stacked[0, 0], *stacked[1, 0],
-                torch.tensor(accuracy, dtype=torch.float64, device=self.device)], dim=1)
+            accuracy = [
+                segmentation_scores(confusions[i][0])["oa"] if confusions is not None else math.nan for i in range(n)
+            ]
+            records = torch.stack(
+                [
+                    torch.tensor(
+                        [-1.0 if g is None else float(g - 1) for g in groups], dtype=torch.float64, device=self.device
+                    ),
+                    cloud.double().flatten(1).mean(dim=1).to(self.device),
+                    *stacked[0, 0],
+                    *stacked[1, 0],
+                    torch.tensor(accuracy, dtype=torch.float64, device=self.device),
+                ],
+                dim=1,
+            )
             self.images.append(records)
             self._ids.extend(None if i is None else str(i) for i in ids)
 
@@ -213,11 +248,11 @@ class EvaluationAccumulator(Metric):
         """Add another accumulator's state into this one (torchmetrics' merge, plus image ids)."""
         if isinstance(incoming_state, EvaluationAccumulator):
             mine = (self.num_classes, self.ignore_index, self.buckets)
-            theirs = (incoming_state.num_classes, incoming_state.ignore_index,
-                      incoming_state.buckets)
+            theirs = (incoming_state.num_classes, incoming_state.ignore_index, incoming_state.buckets)
             if mine != theirs:
-                raise ValueError("cannot merge accumulators with different num_classes/"
-                                 f"ignore_index/buckets: {mine} vs {theirs}")
+                raise ValueError(
+                    f"cannot merge accumulators with different num_classes/ignore_index/buckets: {mine} vs {theirs}"
+                )
             incoming_ids = list(incoming_state._ids)
         else:
             incoming_ids = [None] * sum(len(t) for t in incoming_state.get("images", []))
@@ -225,8 +260,7 @@ class EvaluationAccumulator(Metric):
         # torchmetrics puts the incoming list state first; keep the ids aligned with it
         self._ids = incoming_ids + self._ids
 
-    def _sync_dist(self, dist_sync_fn: Callable = gather_all_tensors,
-                   process_group: Any | None = None) -> None:
+    def _sync_dist(self, dist_sync_fn: Callable = gather_all_tensors, process_group: Any | None = None) -> None:
         super()._sync_dist(dist_sync_fn, process_group)
         group = process_group or self.process_group
         gathered: list[Any] = [None] * dist.get_world_size(group)
@@ -246,13 +280,13 @@ class EvaluationAccumulator(Metric):
         rows = [(ALL, name, COUNT_METRIC, float(self.n_images[group]))]
         for r, region in enumerate(REGIONS):
             for source, prefix in enumerate(("", INPUT_PREFIX)):
-                rows += [(region, name, prefix + metric, float(means[source, r, k]))
-                         for k, metric in enumerate(CR_METRICS)]
+                rows += [
+                    (region, name, prefix + metric, float(means[source, r, k])) for k, metric in enumerate(CR_METRICS)
+                ]
             if with_seg:
                 scores = segmentation_scores(self.confusion[group, r])
                 rows += [(region, name, metric, scores[metric]) for metric in SEG_METRICS]
-                rows += [(region, name, iou_class(k), v)
-                         for k, v in enumerate(scores["per_class_iou"])]
+                rows += [(region, name, iou_class(k), v) for k, v in enumerate(scores["per_class_iou"])]
         return rows
 
     def compute(self) -> pd.DataFrame:
@@ -270,8 +304,7 @@ class EvaluationAccumulator(Metric):
                 rows += self._group_rows(g, bucket, with_seg)
         return make_frame(rows)
 
-    def to_frame(self, *, model: str | None = None, seed: int | None = None,
-                 split: str | None = None) -> pd.DataFrame:
+    def to_frame(self, *, model: str | None = None, seed: int | None = None, split: str | None = None) -> pd.DataFrame:
         """:meth:`compute` with the ``model``/``seed``/``split`` columns filled in."""
         return label(self.compute(), model=model, seed=seed, split=split)
 
@@ -282,9 +315,13 @@ class EvaluationAccumulator(Metric):
 
     def per_image(self) -> pd.DataFrame:
         """One row per image; requires ``keep_per_image=True``."""
-        values = (torch.cat(self.images) if isinstance(self.images, list) and self.images
-                  else self.images if isinstance(self.images, torch.Tensor)
-                  else torch.zeros(0, len(_IMAGE_COLUMNS), dtype=torch.float64))
+        values = (
+            torch.cat(self.images)
+            if isinstance(self.images, list) and self.images
+            else self.images
+            if isinstance(self.images, torch.Tensor)
+            else torch.zeros(0, len(_IMAGE_COLUMNS), dtype=torch.float64)
+        )
         frame = pd.DataFrame(values.cpu().numpy(), columns=list(_IMAGE_COLUMNS))
         frame["bucket"] = [None if b < 0 else self.buckets[int(b)] for b in frame["bucket"]]
         frame.insert(0, "id", self._ids[: len(frame)])
@@ -294,23 +331,31 @@ class EvaluationAccumulator(Metric):
     def export_state(self) -> dict[str, Any]:
         """Plain-Python state (lists and numbers), e.g. to save partial evaluations as JSON."""
         images = torch.cat(self.images) if self.images else torch.zeros(0, len(_IMAGE_COLUMNS))
-        return {"num_classes": self.num_classes, "ignore_index": self.ignore_index,
-                "buckets": list(self.buckets),
-                **{name: getattr(self, name).tolist() for name in
-                   ("cr_sum", "cr_count", "confusion", "n_images", "seen_segmentation")},
-                "images": images.tolist(), "ids": list(self._ids)}
+        return {
+            "num_classes": self.num_classes,
+            "ignore_index": self.ignore_index,
+            "buckets": list(self.buckets),
+            **{
+                name: getattr(self, name).tolist()
+                for name in ("cr_sum", "cr_count", "confusion", "n_images", "seen_segmentation")
+            },
+            "images": images.tolist(),
+            "ids": list(self._ids),
+        }
 
     @classmethod
-    def from_export(cls, state: dict[str, Any], keep_per_image: bool = True,
-                    **kwargs: Any) -> EvaluationAccumulator:
+    def from_export(cls, state: dict[str, Any], keep_per_image: bool = True, **kwargs: Any) -> EvaluationAccumulator:
         """An accumulator holding an :meth:`export_state` state."""
-        acc = cls(state["num_classes"], state["ignore_index"], keep_per_image,
-                  buckets=state["buckets"], **kwargs)
-        acc.merge_state({
-            **{name: torch.tensor(state[name], dtype=getattr(acc, name).dtype)
-               for name in ("cr_sum", "cr_count", "confusion", "n_images", "seen_segmentation")},
-            "images": [torch.tensor(state["images"], dtype=torch.float64)
-                       .reshape(-1, len(_IMAGE_COLUMNS))]})
+        acc = cls(state["num_classes"], state["ignore_index"], keep_per_image, buckets=state["buckets"], **kwargs)
+        acc.merge_state(
+            {
+                **{
+                    name: torch.tensor(state[name], dtype=getattr(acc, name).dtype)
+                    for name in ("cr_sum", "cr_count", "confusion", "n_images", "seen_segmentation")
+                },
+                "images": [torch.tensor(state["images"], dtype=torch.float64).reshape(-1, len(_IMAGE_COLUMNS))],
+            }
+        )
         acc._ids = list(state["ids"])
         acc._update_count = max(acc._update_count, 1)  # it holds data: compute() may run
         return acc

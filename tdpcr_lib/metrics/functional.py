@@ -46,8 +46,6 @@ from tdpcr_lib.models.blocks import autocast_disabled
 MSE_FLOOR = 1e-10
 
 
-
-
 Reduction = Literal["none", "mean"]
 
 
@@ -56,8 +54,9 @@ Reduction = Literal["none", "mean"]
 # ----------------------------------------------------------------------------------------------
 def _prepare(pred: torch.Tensor, target: torch.Tensor, clamp: bool) -> tuple[torch.Tensor, torch.Tensor]:
     if pred.shape != target.shape or pred.ndim != 4:
-        raise ValueError(f"pred and target must both be (B, C, H, W); got {tuple(pred.shape)} "
-                         f"and {tuple(target.shape)}")
+        raise ValueError(
+            f"pred and target must both be (B, C, H, W); got {tuple(pred.shape)} and {tuple(target.shape)}"
+        )
     pred, target = pred.float(), target.float()
     if clamp:
         pred, target = pred.clamp(0.0, 1.0), target.clamp(0.0, 1.0)
@@ -72,8 +71,9 @@ def _pixel_mask(mask: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor |
         mask = mask[:, None]
     b, _, h, w = like.shape
     if mask.ndim != 4 or mask.shape[0] != b or mask.shape[1] != 1 or mask.shape[-2:] != (h, w):
-        raise ValueError(f"mask must be (B, H, W) or (B, 1, H, W) matching {tuple(like.shape)}, "
-                         f"got {tuple(mask.shape)}")
+        raise ValueError(
+            f"mask must be (B, H, W) or (B, 1, H, W) matching {tuple(like.shape)}, got {tuple(mask.shape)}"
+        )
     return (mask > 0.5).to(like.dtype) if mask.dtype.is_floating_point else (mask != 0).to(like.dtype)
 
 
@@ -95,29 +95,49 @@ def _reduce(values: torch.Tensor, reduction: Reduction) -> torch.Tensor:
     raise ValueError(f"reduction must be 'none' or 'mean', got {reduction!r}")
 
 
-def mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None,
-        clamp: bool = True, reduction: Reduction = "none") -> torch.Tensor:
+def mse(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    clamp: bool = True,
+    reduction: Reduction = "none",
+) -> torch.Tensor:
     """Mean squared error per image (B,)."""
     pred, target = _prepare(pred, target, clamp)
     return _reduce(_masked_image_mean((pred - target) ** 2, _pixel_mask(mask, pred)), reduction)
 
 
-def mae(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None,
-        clamp: bool = True, reduction: Reduction = "none") -> torch.Tensor:
+def mae(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    clamp: bool = True,
+    reduction: Reduction = "none",
+) -> torch.Tensor:
     """Mean absolute error per image (B,) over bands and (masked) pixels."""
     pred, target = _prepare(pred, target, clamp)
     return _reduce(_masked_image_mean((pred - target).abs(), _pixel_mask(mask, pred)), reduction)
 
 
-def rmse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None,
-         clamp: bool = True, reduction: Reduction = "none") -> torch.Tensor:
+def rmse(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    clamp: bool = True,
+    reduction: Reduction = "none",
+) -> torch.Tensor:
     """Root mean squared error per image (B,)."""
     return _reduce(mse(pred, target, mask, clamp).sqrt(), reduction)
 
 
-def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0,
-         mask: torch.Tensor | None = None, clamp: bool = True,
-         reduction: Reduction = "none") -> torch.Tensor:
+def psnr(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    data_range: float = 1.0,
+    mask: torch.Tensor | None = None,
+    clamp: bool = True,
+    reduction: Reduction = "none",
+) -> torch.Tensor:
     """Peak signal-to-noise ratio per image (B,), in dB.
 
     ``PSNR = 10·log10(data_range² / max(MSE, MSE_FLOOR·data_range²))`` — identical images give
@@ -128,8 +148,13 @@ def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0,
     return _reduce(10.0 * torch.log10(data_range**2 / error.clamp_min(floor)), reduction)
 
 
-def sam_degrees(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None,
-                clamp: bool = True, reduction: Reduction = "none") -> torch.Tensor:
+def sam_degrees(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    clamp: bool = True,
+    reduction: Reduction = "none",
+) -> torch.Tensor:
     """Spectral angle (degrees) per image (B,): mean over pixels of the angle between spectra.
 
     Computed in float64 so identical spectra give 0 (float32 rounding alone gives ~0.02°).
@@ -153,8 +178,9 @@ def ssim_map(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) 
     Computed in float32 with autocast disabled (SSIM's small constants underflow in bf16).
     """
     if pred.shape != target.shape or pred.ndim != 4:
-        raise ValueError(f"pred and target must both be (B, C, H, W); got {tuple(pred.shape)} "
-                         f"and {tuple(target.shape)}")
+        raise ValueError(
+            f"pred and target must both be (B, C, H, W); got {tuple(pred.shape)} and {tuple(target.shape)}"
+        )
     pad = SSIM_WINDOW // 2
     if min(pred.shape[-2:]) <= pad:
         raise ValueError(f"SSIM needs images larger than {pad} px, got {tuple(pred.shape[-2:])}")
@@ -165,9 +191,14 @@ def ssim_map(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) 
         return ssim_map_fused(pred.float(), target.float(), data_range)
 
 
-def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0,
-         reduction: Reduction = "mean", mask: torch.Tensor | None = None,
-         clamp: bool = False) -> torch.Tensor:
+def ssim(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    data_range: float = 1.0,
+    reduction: Reduction = "mean",
+    mask: torch.Tensor | None = None,
+    clamp: bool = False,
+) -> torch.Tensor:
     """Structural similarity, differentiable (usable in a loss such as ``1 - ssim(pred, target)``).
 
     Parameters
@@ -194,8 +225,9 @@ def cr_metrics(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | No
     return cr_metrics_by_region(pred, target, {"region": mask})["region"]
 
 
-def cr_metrics_by_region(pred: torch.Tensor, target: torch.Tensor,
-                         masks: dict[str, torch.Tensor | None]) -> dict[str, dict[str, torch.Tensor]]:
+def cr_metrics_by_region(
+    pred: torch.Tensor, target: torch.Tensor, masks: dict[str, torch.Tensor | None]
+) -> dict[str, dict[str, torch.Tensor]]:
     """:func:`cr_metrics` for several pixel masks at once (the per-pixel maps are computed once).
 
     ``masks`` maps a region name to a (B, H, W) mask or ``None`` (all pixels).
@@ -227,8 +259,13 @@ def cr_metrics_by_region(pred: torch.Tensor, target: torch.Tensor,
 # ----------------------------------------------------------------------------------------------
 # segmentation metrics
 # ----------------------------------------------------------------------------------------------
-def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
-                     ignore_index: int = 255, mask: torch.Tensor | None = None) -> torch.Tensor:
+def confusion_matrix(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    num_classes: int,
+    ignore_index: int = 255,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
     """(K, K) int64 confusion matrix, rows = truth, columns = prediction.
 
     Pixels whose label is ``ignore_index`` (or outside ``mask``) are skipped; any other label
@@ -264,8 +301,13 @@ def segmentation_scores(confusion: torch.Tensor | np.ndarray) -> dict[str, Any]:
         iou = np.where(union > 0, hits / union, np.nan)
         accuracy = np.where(truth > 0, hits / truth, np.nan)
     if total == 0:
-        return {"oa": math.nan, "macc": math.nan, "fwiou": math.nan, "miou": math.nan,
-                "per_class_iou": [math.nan] * len(cm)}
+        return {
+            "oa": math.nan,
+            "macc": math.nan,
+            "fwiou": math.nan,
+            "miou": math.nan,
+            "per_class_iou": [math.nan] * len(cm),
+        }
     frequency = truth / total
     present = truth > 0
     return {

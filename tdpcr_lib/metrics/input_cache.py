@@ -28,8 +28,7 @@ def batch_key(ids: Sequence[Any], *tensors: torch.Tensor) -> tuple:
     parts: list[Any] = [tuple(None if i is None else str(i) for i in ids)]
     for tensor in tensors:
         flat = tensor.detach().flatten(1)
-        sums = torch.stack([flat.sum(dim=1, dtype=torch.float64),
-                            flat.square().sum(dim=1, dtype=torch.float64)], dim=1)
+        sums = torch.stack([flat.sum(dim=1, dtype=torch.float64), flat.square().sum(dim=1, dtype=torch.float64)], dim=1)
         parts += [tuple(tensor.shape), str(tensor.dtype), tuple(sums.cpu().flatten().tolist())]
     return tuple(parts)
 
@@ -62,7 +61,8 @@ class InputMetricsCache:
         self.misses += 1
         values = compute()
         if len(self._entries) < self.max_batches:
-            self._entries[key] = {region: {name: value.detach().clone()
-                                           for name, value in metrics.items()}
-                                  for region, metrics in values.items()}
+            self._entries[key] = {
+                region: {name: value.detach().clone() for name, value in metrics.items()}
+                for region, metrics in values.items()
+            }
         return values

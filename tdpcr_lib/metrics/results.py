@@ -67,17 +67,27 @@ class MetricSpec:
     task: str  # "cr", "cr_input", "seg" or "count"
 
 
-_CR_SPECS = {"psnr": ("PSNR", "dB", True), "ssim": ("SSIM", "", True),
-             "sam": ("SAM", "°", False), "mae": ("MAE", "reflectance", False),
-             "rmse": ("RMSE", "reflectance", False)}
-_SEG_SPECS = {"oa": ("OA", "fraction", True), "macc": ("mAcc", "fraction", True),
-              "fwiou": ("FWIoU", "fraction", True), "miou": ("mIoU", "fraction", True)}
+_CR_SPECS = {
+    "psnr": ("PSNR", "dB", True),
+    "ssim": ("SSIM", "", True),
+    "sam": ("SAM", "°", False),
+    "mae": ("MAE", "reflectance", False),
+    "rmse": ("RMSE", "reflectance", False),
+}
+_SEG_SPECS = {
+    "oa": ("OA", "fraction", True),
+    "macc": ("mAcc", "fraction", True),
+    "fwiou": ("FWIoU", "fraction", True),
+    "miou": ("mIoU", "fraction", True),
+}
 
 #: The metric vocabulary: name → :class:`MetricSpec` (per-class IoU: :func:`metric_spec`).
 METRICS: dict[str, MetricSpec] = {
     **{k: MetricSpec(k, label, unit, hib, "cr") for k, (label, unit, hib) in _CR_SPECS.items()},
-    **{INPUT_PREFIX + k: MetricSpec(INPUT_PREFIX + k, f"{label} of the cloudy input", unit, hib,
-                                    "cr_input") for k, (label, unit, hib) in _CR_SPECS.items()},
+    **{
+        INPUT_PREFIX + k: MetricSpec(INPUT_PREFIX + k, f"{label} of the cloudy input", unit, hib, "cr_input")
+        for k, (label, unit, hib) in _CR_SPECS.items()
+    },
     **{k: MetricSpec(k, label, unit, hib, "seg") for k, (label, unit, hib) in _SEG_SPECS.items()},
     COUNT_METRIC: MetricSpec(COUNT_METRIC, "images", "count", None, "count"),
 }
@@ -103,15 +113,21 @@ def metric_spec(name: str) -> MetricSpec:
 # ----------------------------------------------------------------------------------------------
 # building and (de)serialising
 # ----------------------------------------------------------------------------------------------
-def make_frame(rows: Iterable[tuple[str, str, str, float]], *, model: str | None = None,
-               seed: int | None = None, split: str | None = None) -> pd.DataFrame:
+def make_frame(
+    rows: Iterable[tuple[str, str, str, float]],
+    *,
+    model: str | None = None,
+    seed: int | None = None,
+    split: str | None = None,
+) -> pd.DataFrame:
     """A result frame from ``(region, bucket, metric, value)`` tuples and the run labels."""
     frame = pd.DataFrame(list(rows), columns=["region", "bucket", "metric", "value"])
     return label(frame, model=model, seed=seed, split=split)
 
 
-def label(frame: pd.DataFrame, *, model: str | None = None, seed: int | None = None,
-          split: str | None = None) -> pd.DataFrame:
+def label(
+    frame: pd.DataFrame, *, model: str | None = None, seed: int | None = None, split: str | None = None
+) -> pd.DataFrame:
     """A copy of ``frame`` with ``model``/``seed``/``split`` set (columns in :data:`COLUMNS` order)."""
     out = frame.copy()
     for column, given in (("model", model), ("seed", seed), ("split", split)):
@@ -147,12 +163,12 @@ def from_records(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
 # ----------------------------------------------------------------------------------------------
 # reading
 # ----------------------------------------------------------------------------------------------
-def select(frame: pd.DataFrame, metric: str | None = None, region: str | None = ALL,
-           bucket: str | None = ALL, **labels: Any) -> pd.DataFrame:
+def select(
+    frame: pd.DataFrame, metric: str | None = None, region: str | None = ALL, bucket: str | None = ALL, **labels: Any
+) -> pd.DataFrame:
     """Rows matching every given criterion (``None`` = any value of that column)."""
     keep = pd.Series(True, index=frame.index)
-    for column, wanted in (("metric", metric), ("region", region), ("bucket", bucket),
-                           *labels.items()):
+    for column, wanted in (("metric", metric), ("region", region), ("bucket", bucket), *labels.items()):
         if column not in COLUMNS:
             raise KeyError(f"unknown result column {column!r}; columns: {COLUMNS}")
         if wanted is not None:
@@ -160,14 +176,12 @@ def select(frame: pd.DataFrame, metric: str | None = None, region: str | None = 
     return frame[keep]
 
 
-def has(frame: pd.DataFrame, metric: str, region: str = ALL, bucket: str = ALL,
-        **labels: Any) -> bool:
+def has(frame: pd.DataFrame, metric: str, region: str = ALL, bucket: str = ALL, **labels: Any) -> bool:
     """Whether ``frame`` has a row for this metric/region/bucket (its value may be NaN)."""
     return not select(frame, metric, region, bucket, **labels).empty
 
 
-def value(frame: pd.DataFrame, metric: str, region: str = ALL, bucket: str = ALL,
-          **labels: Any) -> float:
+def value(frame: pd.DataFrame, metric: str, region: str = ALL, bucket: str = ALL, **labels: Any) -> float:
     """One number of a result frame.
 
     Parameters
@@ -194,12 +208,16 @@ def value(frame: pd.DataFrame, metric: str, region: str = ALL, bucket: str = ALL
     """
     rows = select(frame, metric, region, bucket, **labels)
     if rows.empty:
-        raise KeyError(f"no {metric!r} (region {region!r}, bucket {bucket!r}, {labels or 'any run'})"
-                       f" in the results; metrics present: {sorted(set(frame['metric']))}")
+        raise KeyError(
+            f"no {metric!r} (region {region!r}, bucket {bucket!r}, {labels or 'any run'})"
+            f" in the results; metrics present: {sorted(set(frame['metric']))}"
+        )
     if len(rows) > 1:
         runs = rows[["model", "seed", "split"]].drop_duplicates().to_dict("records")
-        raise ValueError(f"{len(rows)} rows hold {metric!r} (region {region!r}, bucket {bucket!r});"
-                         f" pass model=/seed=/split= to choose among {runs}")
+        raise ValueError(
+            f"{len(rows)} rows hold {metric!r} (region {region!r}, bucket {bucket!r});"
+            f" pass model=/seed=/split= to choose among {runs}"
+        )
     return float(rows["value"].iloc[0])
 
 
@@ -234,13 +252,21 @@ VAL_PREFIX = "val_"
 
 #: What training logs, run summaries and ablation tables show first: ``(metric, region)``.
 HEADLINE: tuple[tuple[str, str], ...] = (
-    ("psnr", "all"), ("ssim", "all"), ("sam", "all"), ("mae", "all"), ("psnr", "cloudy"),
-    ("input_psnr", "cloudy"), ("miou", "all"), ("oa", "all"), ("miou", "cloudy"),
+    ("psnr", "all"),
+    ("ssim", "all"),
+    ("sam", "all"),
+    ("mae", "all"),
+    ("psnr", "cloudy"),
+    ("input_psnr", "cloudy"),
+    ("miou", "all"),
+    ("oa", "all"),
+    ("miou", "cloudy"),
 )
 
 
-def headline(frame: pd.DataFrame, pairs: Sequence[tuple[str, str]] = HEADLINE,
-             prefix: str = "", bucket: str = ALL) -> dict[str, float]:
+def headline(
+    frame: pd.DataFrame, pairs: Sequence[tuple[str, str]] = HEADLINE, prefix: str = "", bucket: str = ALL
+) -> dict[str, float]:
     """``{prefix + column_name(metric, region): value}`` for the ``pairs`` the frame has.
 
     Absent metrics (segmentation of a model without a head) are left out, not NaN.
@@ -252,8 +278,12 @@ def headline(frame: pd.DataFrame, pairs: Sequence[tuple[str, str]] = HEADLINE,
     return out
 
 
-def wide(frame: pd.DataFrame, index: str | Sequence[str] = ("bucket", "region"),
-         columns: str = "metric", metrics: Sequence[str] | None = None) -> pd.DataFrame:
+def wide(
+    frame: pd.DataFrame,
+    index: str | Sequence[str] = ("bucket", "region"),
+    columns: str = "metric",
+    metrics: Sequence[str] | None = None,
+) -> pd.DataFrame:
     """The frame pivoted for display (rows and columns in order of first appearance).
 
     Parameters
@@ -284,8 +314,7 @@ def wide(frame: pd.DataFrame, index: str | Sequence[str] = ("bucket", "region"),
     grouped = frame.astype({k: object for k in keys}).fillna({k: "" for k in keys})
     means = grouped.groupby(keys, sort=False, dropna=False)["value"].mean()
     table = means.unstack(columns)
-    order = list(metrics) if metrics is not None and columns == "metric" else list(
-        pd.unique(grouped[columns]))
+    order = list(metrics) if metrics is not None and columns == "metric" else list(pd.unique(grouped[columns]))
     table = table.reindex(columns=[c for c in order if c in table.columns])
     rows = grouped[index].drop_duplicates()
     table = table.reindex(pd.MultiIndex.from_frame(rows) if len(index) > 1 else rows[index[0]])

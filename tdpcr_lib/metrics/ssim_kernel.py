@@ -50,15 +50,12 @@ def _blur_matrix_cpu64(n: int) -> torch.Tensor:
     kernel = gaussian_kernel_1d()
     matrix = torch.zeros(n, n, dtype=torch.float64)
     for tap in range(SSIM_WINDOW):  # output pixel o reads padded position o + tap
-        matrix.index_put_((source[tap:tap + n], torch.arange(n)), kernel[tap].expand(n),
-                          accumulate=True)
+        matrix.index_put_((source[tap : tap + n], torch.arange(n)), kernel[tap].expand(n), accumulate=True)
     return matrix
 
 
-def blur_matrix(n: int, device: torch.device | str = "cpu",
-                dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """``(n, n)`` matrix ``M`` with ``x @ M`` = the reflect-padded Gaussian blur of ``x``'s last axis.
-    """
+def blur_matrix(n: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``(n, n)`` matrix ``M`` with ``x @ M`` = the reflect-padded Gaussian blur of ``x``'s last axis."""
     return _blur_matrix_cpu64(int(n)).to(device=device, dtype=dtype)
 
 
@@ -112,23 +109,19 @@ class _FusedSSIM(torch.autograd.Function):
         return back[0] + 2 * x * back[1] + y * back[2], None, None
 
 
-def ssim_map_fused(pred: torch.Tensor, target: torch.Tensor,
-                   data_range: float = 1.0) -> torch.Tensor:
+def ssim_map_fused(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """Per-pixel, per-band SSIM ``(B, C, H, W)`` of float tensors (see the module docstring)."""
     if target.requires_grad:
         return ssim_map_conv2d(pred, target, data_range)
     return _FusedSSIM.apply(pred.contiguous(), target.contiguous(), float(data_range))
 
 
-def ssim_map_conv2d(pred: torch.Tensor, target: torch.Tensor,
-                    data_range: float = 1.0) -> torch.Tensor:
-    """The reference formulation: reflection pad + grouped 11×11 convolution, autograd backward.
-    """
+def ssim_map_conv2d(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """The reference formulation: reflection pad + grouped 11×11 convolution, autograd backward."""
     pad = SSIM_WINDOW // 2
     channels = pred.shape[1]
     kernel = gaussian_kernel_1d(pred.dtype).to(pred.device)  # as computed before the fused path
-    window = (kernel[:, None] * kernel[None, :]).expand(channels, 1, SSIM_WINDOW,
-                                                        SSIM_WINDOW).contiguous()
+    window = (kernel[:, None] * kernel[None, :]).expand(channels, 1, SSIM_WINDOW, SSIM_WINDOW).contiguous()
     c1, c2 = _C1 * data_range**2, _C2 * data_range**2
     stack = torch.cat([pred, target, pred * pred, target * target, pred * target])
     stack = F.pad(stack, (pad, pad, pad, pad), mode="reflect")
@@ -136,5 +129,4 @@ def ssim_map_conv2d(pred: torch.Tensor, target: torch.Tensor,
     var_p = (e_pp - mu_p**2).clamp_min(0)
     var_t = (e_tt - mu_t**2).clamp_min(0)
     cov = e_pt - mu_p * mu_t
-    return (((2 * mu_p * mu_t + c1) * (2 * cov + c2))
-            / ((mu_p**2 + mu_t**2 + c1) * (var_p + var_t + c2)))
+    return ((2 * mu_p * mu_t + c1) * (2 * cov + c2)) / ((mu_p**2 + mu_t**2 + c1) * (var_p + var_t + c2))

@@ -8,5 +8,4 @@ from tdpcr_lib.models.build import build_model
 from tdpcr_lib.models.config import ARCHES, FUSIONS, ModelConfig, ModelConfigError, named_configs
 from tdpcr_lib.models.tdpcr import TDPCR
 
-__all__ = ["ARCHES", "FUSIONS", "ModelConfig", "ModelConfigError", "TDPCR", "build_model",
-           "named_configs"]
+__all__ = ["ARCHES", "FUSIONS", "ModelConfig", "ModelConfigError", "TDPCR", "build_model", "named_configs"]

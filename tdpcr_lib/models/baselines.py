@@ -64,10 +64,10 @@ class DSen2CR(nn.Module):
             raise ValueError(f"DSen2CR needs arch='dsen2cr', got {config.arch!r}")
         self.config = dataclasses.replace(config)
         features = config.dsen2cr_features
-        self.head = nn.Sequential(
-            nn.Conv2d(config.in_optical + config.in_sar, features, 3, padding=1), nn.ReLU())
-        self.body = nn.Sequential(*[_DSen2CRResBlock(features, config.dsen2cr_res_scale)
-                                    for _ in range(config.dsen2cr_blocks)])
+        self.head = nn.Sequential(nn.Conv2d(config.in_optical + config.in_sar, features, 3, padding=1), nn.ReLU())
+        self.body = nn.Sequential(
+            *[_DSen2CRResBlock(features, config.dsen2cr_res_scale) for _ in range(config.dsen2cr_blocks)]
+        )
         self.tail = nn.Conv2d(features, config.in_optical, 3, padding=1)
 
     def module_groups(self) -> dict[str, nn.Module]:
@@ -84,9 +84,11 @@ class DSen2CR(nn.Module):
 
 def _double_conv(in_channels: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels),
+        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
         nn.ReLU(inplace=True),
-        nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels),
+        nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
         nn.ReLU(inplace=True),
     )
 
@@ -118,20 +120,25 @@ class MultiTaskUNet(nn.Module):
         for width in widths:
             self.encoder.append(_double_conv(in_channels, width))
             in_channels = width
-        self.ups = nn.ModuleList(nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2)
-                                 for i in range(len(widths) - 1))
-        self.decoder = nn.ModuleList(_double_conv(2 * widths[i], widths[i])
-                                     for i in range(len(widths) - 1))
+        self.ups = nn.ModuleList(
+            nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2) for i in range(len(widths) - 1)
+        )
+        self.decoder = nn.ModuleList(_double_conv(2 * widths[i], widths[i]) for i in range(len(widths) - 1))
         self.segmentation_head = nn.Conv2d(widths[0], config.num_classes, 1)
         self.reconstruction_head = nn.Sequential(
-            nn.Conv2d(widths[0], widths[0], 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(widths[0], config.in_optical, 3, padding=1))
+            nn.Conv2d(widths[0], widths[0], 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(widths[0], config.in_optical, 3, padding=1),
+        )
 
     def module_groups(self) -> dict[str, nn.Module]:
         """Named parts for per-part parameter counts."""
-        return {"encoder": self.encoder, "decoder": nn.ModuleList([self.ups, self.decoder]),
-                "segmentation_head": self.segmentation_head,
-                "reconstruction_head": self.reconstruction_head}
+        return {
+            "encoder": self.encoder,
+            "decoder": nn.ModuleList([self.ups, self.decoder]),
+            "segmentation_head": self.segmentation_head,
+            "reconstruction_head": self.reconstruction_head,
+        }
 
     def forward(self, optical: torch.Tensor, sar: torch.Tensor) -> dict[str, torch.Tensor]:
         check_inputs(optical, sar, self.config)
@@ -144,5 +151,7 @@ class MultiTaskUNet(nn.Module):
             x = self.decoder[level](torch.cat([self.ups[level](x), skips[level]], dim=1))
         padded_optical = pad_to_multiple(optical, self.pad_multiple)[0]
         reconstruction = padded_optical + self.reconstruction_head(x)
-        return {"reconstruction": crop_to(reconstruction, size).to(optical.dtype),
-                "segmentation": crop_to(self.segmentation_head(x), size).to(optical.dtype)}
+        return {
+            "reconstruction": crop_to(reconstruction, size).to(optical.dtype),
+            "segmentation": crop_to(self.segmentation_head(x), size).to(optical.dtype),
+        }

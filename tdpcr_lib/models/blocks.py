@@ -104,8 +104,9 @@ class LayerNorm2d(nn.Module):
         with autocast_disabled(x.device.type):
             # one fused layer_norm over the last axis of a channels-last view (a free view when the
             # tensor is already channels_last)
-            y = F.layer_norm(x.float().permute(0, 2, 3, 1), (x.shape[1],), self.weight.float(),
-                             self.bias.float(), self.eps)
+            y = F.layer_norm(
+                x.float().permute(0, 2, 3, 1), (x.shape[1],), self.weight.float(), self.bias.float(), self.eps
+            )
         return y.permute(0, 3, 1, 2).to(dtype)
 
 
@@ -205,8 +206,10 @@ class Upsample(nn.Sequential):
         conv = self[0]
         channels = conv.out_channels // 4
         cl = torch.channels_last
-        if not (fused_kernels() and x.is_contiguous(memory_format=cl)
-                and skip.is_contiguous(memory_format=cl)) or skip.shape[1] != channels:
+        if (
+            not (fused_kernels() and x.is_contiguous(memory_format=cl) and skip.is_contiguous(memory_format=cl))
+            or skip.shape[1] != channels
+        ):
             return self(x) + skip
         batch, _, height, width = x.shape
         # PixelShuffle puts input channel 4c + 2i + j at sub-pixel (i, j) of output channel c

@@ -24,7 +24,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save
 from torch import nn
@@ -40,8 +39,10 @@ from tdpcr_lib.models.checkpoint_files import (
     STATE_JSON_FILE,
     STATE_TENSORS_FILE,
     DigestMemo,
+    flatten_state,
     staging_dir,
     swap_in,
+    unflatten_state,
     verify_file,
 )
 from tdpcr_lib.models.config import ModelConfig, config_differences
@@ -58,67 +59,6 @@ class CheckpointError(ValueError):
 # --------------------------------------------------------------------------------------------
 # Pickle-free serialisation of nested state (optimizer / scheduler / RNG state dicts)
 # --------------------------------------------------------------------------------------------
-def flatten_state(obj: Any) -> tuple[Any, dict[str, torch.Tensor]]:
-    """Split a nested Python/tensor structure into JSON-able data and a flat tensor dict.
-
-    Tensors become ``{"__tensor__": key}``; tuples ``{"__tuple__": [...]}``; dicts whose keys are
-    not all strings ``{"__items__": [[k, v], ...]}``; NumPy arrays ``{"__ndarray__": key}``.
-    :func:`unflatten_state` inverts it exactly (dtypes, key types and tuple-ness preserved).
-    """
-    tensors: dict[str, torch.Tensor] = {}
-
-    def encode(value: Any) -> Any:
-        if isinstance(value, torch.Tensor):
-            key = f"t{len(tensors)}"
-            tensors[key] = value.detach().cpu().contiguous()
-            return {"__tensor__": key}
-        if isinstance(value, np.ndarray):
-            key = f"t{len(tensors)}"
-            tensors[key] = torch.from_numpy(np.ascontiguousarray(value).copy())
-            return {"__ndarray__": key}
-        if isinstance(value, tuple):
-            return {"__tuple__": [encode(v) for v in value]}
-        if isinstance(value, list):
-            return [encode(v) for v in value]
-        if isinstance(value, dict):
-            if all(isinstance(k, str) for k in value) and not any(k.startswith("__") for k in value):
-                return {k: encode(v) for k, v in value.items()}
-            return {"__items__": [[encode(k), encode(v)] for k, v in value.items()]}
-        if isinstance(value, np.generic):
-            return value.item()
-        if value is None or isinstance(value, bool | int | float | str):
-            if isinstance(value, float) and not np.isfinite(value):
-                return {"__float__": repr(value)}
-            return value
-        raise TypeError(f"cannot serialise {type(value).__name__} into a checkpoint without "
-                        "pickling; convert it to tensors/numbers/strings first")
-
-    return encode(obj), tensors
-
-
-def unflatten_state(data: Any, tensors: dict[str, torch.Tensor]) -> Any:
-    """Inverse of :func:`flatten_state`."""
-    if isinstance(data, list):
-        return [unflatten_state(v, tensors) for v in data]
-    if isinstance(data, dict):
-        if "__tensor__" in data:
-            return tensors[data["__tensor__"]]
-        if "__ndarray__" in data:
-            return tensors[data["__ndarray__"]].numpy()
-        if "__tuple__" in data:
-            return tuple(unflatten_state(v, tensors) for v in data["__tuple__"])
-        if "__items__" in data:
-            return {unflatten_state(k, tensors): unflatten_state(v, tensors)
-                    for k, v in data["__items__"]}
-        if "__float__" in data:
-            return float(data["__float__"])
-        return {k: unflatten_state(v, tensors) for k, v in data.items()}
-    return data
-
-
-# --------------------------------------------------------------------------------------------
-# Saving
-# --------------------------------------------------------------------------------------------
 def resolve_checkpoint_dir(directory: str | Path) -> Path:
     """The folder to read: ``directory`` or, after a crash mid-swap, its ``.old`` sibling."""
     directory = Path(directory)
@@ -132,13 +72,21 @@ def resolve_checkpoint_dir(directory: str | Path) -> Path:
     raise CheckpointError(f"{directory}: checkpoint folder does not exist")
 
 
-def save_checkpoint(directory: str | Path, model: nn.Module, *, phase: str, epoch: int,
-                    step: int, train_config: dict[str, Any] | None = None,
-                    metrics: list[dict[str, Any]] | dict[str, Any] | None = None,
-                    manifest_hash: str | None = None,
-                    trainer_state: dict[str, Any] | None = None,
-                    extra: dict[str, Any] | None = None, digests: DigestMemo | None = None,
-                    code_version: str | None = None) -> Path:
+def save_checkpoint(
+    directory: str | Path,
+    model: nn.Module,
+    *,
+    phase: str,
+    epoch: int,
+    step: int,
+    train_config: dict[str, Any] | None = None,
+    metrics: list[dict[str, Any]] | dict[str, Any] | None = None,
+    manifest_hash: str | None = None,
+    trainer_state: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+    digests: DigestMemo | None = None,
+    code_version: str | None = None,
+) -> Path:
     """Write a checkpoint folder atomically (see the module docstring for the layout).
 
     Parameters
@@ -234,25 +182,27 @@ def read_meta(directory: str | Path) -> dict[str, Any]:
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as err:
-        raise CheckpointError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); "
-                              "the checkpoint is corrupt") from err
+        raise CheckpointError(
+            f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); the checkpoint is corrupt"
+        ) from err
     except json.JSONDecodeError as err:
         raise CheckpointError(f"{path}: not valid JSON ({err})") from err
     if not isinstance(meta, dict):
-        raise CheckpointError(f"{path}: expected a JSON object, found a JSON "
-                              f"{type(meta).__name__}; the checkpoint is corrupt")
+        raise CheckpointError(
+            f"{path}: expected a JSON object, found a JSON {type(meta).__name__}; the checkpoint is corrupt"
+        )
     version = meta.get("format_version")
     if version != CHECKPOINT_FORMAT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint format version {version!r}, this tdpcr "
-                              f"reads version {CHECKPOINT_FORMAT_VERSION}")
+        raise CheckpointError(
+            f"{path}: checkpoint format version {version!r}, this tdpcr reads version {CHECKPOINT_FORMAT_VERSION}"
+        )
     for key in ("model_config", "phase", "epoch", "step"):
         if key not in meta:
             raise CheckpointError(f"{path}: missing field {key!r}")
     return meta
 
 
-def load_state_dict_file(directory: str | Path, device: str | torch.device = "cpu"
-                         ) -> dict[str, torch.Tensor]:
+def load_state_dict_file(directory: str | Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
     """The raw weights of a checkpoint (safetensors only), verified against ``config.json``.
 
     The file's sha256 must equal the one recorded in ``config.json`` when it was saved; a
@@ -273,8 +223,7 @@ def load_state_dict_file(directory: str | Path, device: str | torch.device = "cp
     return state
 
 
-def load_weights_into(model: nn.Module, directory: str | Path,
-                      check_config: bool = True) -> dict[str, Any]:
+def load_weights_into(model: nn.Module, directory: str | Path, check_config: bool = True) -> dict[str, Any]:
     """Load a checkpoint's weights into an existing model, refusing any mismatch.
 
     Parameters
@@ -299,7 +248,8 @@ def load_weights_into(model: nn.Module, directory: str | Path,
         if differences:
             raise CheckpointError(
                 f"{resolve_checkpoint_dir(directory)}: model config does not match the "
-                f"checkpoint ({'; '.join(differences)})")
+                f"checkpoint ({'; '.join(differences)})"
+            )
     state = load_state_dict_file(directory, model_device(model))
     _check_state_matches(model, state, resolve_checkpoint_dir(directory))
     model.load_state_dict(state, strict=True)
@@ -310,8 +260,11 @@ def _check_state_matches(model: nn.Module, state: dict[str, torch.Tensor], where
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
-    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
-              for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    shapes = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
     if missing or unexpected or shapes:
         parts = []
         if missing:
@@ -320,13 +273,14 @@ def _check_state_matches(model: nn.Module, state: dict[str, torch.Tensor], where
             parts.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[:3]})")
         if shapes:
             parts.append(f"{len(shapes)} shape mismatches (e.g. {shapes[:3]})")
-        raise CheckpointError(f"{where}: weights do not fit the architecture: "
-                              + "; ".join(parts))
+        raise CheckpointError(f"{where}: weights do not fit the architecture: " + "; ".join(parts))
 
 
-def load_model(directory: str | Path, device: str | torch.device = "cpu",
-               expected_config: ModelConfig | Mapping[str, Any] | None = None
-               ) -> tuple[nn.Module, dict[str, Any]]:
+def load_model(
+    directory: str | Path,
+    device: str | torch.device = "cpu",
+    expected_config: ModelConfig | Mapping[str, Any] | None = None,
+) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model stored in a checkpoint folder and load its weights.
 
     Parameters
@@ -349,16 +303,19 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu",
     if isinstance(expected_config, ModelConfig):
         expected_config = expected_config.to_dict()  # compared in its serialised (stored) form
     if expected_config is not None:
-        differences = config_differences({k: stored.get(k, "<absent>") for k in expected_config},
-                                         dict(expected_config))
+        differences = config_differences({k: stored.get(k, "<absent>") for k in expected_config}, dict(expected_config))
         if differences:
-            raise CheckpointError(f"{resolve_checkpoint_dir(directory)}: checkpoint does not "
-                                  f"match the expected model config ({'; '.join(differences)})")
+            raise CheckpointError(
+                f"{resolve_checkpoint_dir(directory)}: checkpoint does not "
+                f"match the expected model config ({'; '.join(differences)})"
+            )
     try:
         config = ModelConfig.from_dict(stored)
     except (TypeError, ValueError, KeyError) as err:
-        raise CheckpointError(f"{resolve_checkpoint_dir(directory)}/{CONFIG_FILE}: model config "
-                              f"cannot be rebuilt with this tdpcr version ({err})") from err
+        raise CheckpointError(
+            f"{resolve_checkpoint_dir(directory)}/{CONFIG_FILE}: model config "
+            f"cannot be rebuilt with this tdpcr version ({err})"
+        ) from err
     model = build_model(config).to(resolve_device(device))
     load_weights_into(model, directory, check_config=False)
     model.eval()
@@ -370,8 +327,10 @@ def load_trainer_state(directory: str | Path) -> dict[str, Any]:
     directory = resolve_checkpoint_dir(directory)
     json_path, tensor_path = directory / STATE_JSON_FILE, directory / STATE_TENSORS_FILE
     if not json_path.is_file() or not tensor_path.is_file():
-        raise CheckpointError(f"{directory}: no trainer state (a weights-only checkpoint such as "
-                              "'best' cannot be resumed; resume from 'last')")
+        raise CheckpointError(
+            f"{directory}: no trainer state (a weights-only checkpoint such as "
+            "'best' cannot be resumed; resume from 'last')"
+        )
     meta = read_meta(directory)
     for name in (STATE_JSON_FILE, STATE_TENSORS_FILE):
         problem = verify_file(directory, name, meta)

@@ -47,8 +47,7 @@ def count_parameters(model: nn.Module) -> dict[str, Any]:
     }
 
 
-def flops_per_tile(model: nn.Module, size: int = 256, batch_size: int = 1,
-                   on_meta: bool = True) -> int:
+def flops_per_tile(model: nn.Module, size: int = 256, batch_size: int = 1, on_meta: bool = True) -> int:
     """FLOPs (2 per multiply-add) of one forward pass on ``batch_size`` tiles of ``size``×``size``.
 
     Parameters
@@ -91,16 +90,15 @@ class _TrafficCounter(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         returns = func._schema.returns
-        if returns and all(r.alias_info is not None and not r.alias_info.is_write
-                           for r in returns):
+        if returns and all(r.alias_info is not None and not r.alias_info.is_write for r in returns):
             return out
-        self.bytes += sum(t.numel() * t.element_size()
-                          for t in tree_leaves((args, kwargs, out)) if isinstance(t, torch.Tensor))
+        self.bytes += sum(
+            t.numel() * t.element_size() for t in tree_leaves((args, kwargs, out)) if isinstance(t, torch.Tensor)
+        )
         return out
 
 
-def bytes_moved_per_tile(model: nn.Module, size: int = 256, dtype: torch.dtype = torch.float32
-                         ) -> int:
+def bytes_moved_per_tile(model: nn.Module, size: int = 256, dtype: torch.dtype = torch.float32) -> int:
     """Memory traffic of one forward pass on a ``size``×``size`` tile, in bytes.
 
     The model of the roofline argument in ``docs/performance.md`` § Inference speed: every operator
@@ -118,10 +116,16 @@ def bytes_moved_per_tile(model: nn.Module, size: int = 256, dtype: torch.dtype =
     return counter.bytes
 
 
-def measure_throughput(model: nn.Module, size: int = 256, batch_size: int = 1,
-                       device: str | torch.device = "cpu", iterations: int = 3,
-                       warmup: int = 1, channels_last: bool = False,
-                       clock: str = "wall") -> float:
+def measure_throughput(
+    model: nn.Module,
+    size: int = 256,
+    batch_size: int = 1,
+    device: str | torch.device = "cpu",
+    iterations: int = 3,
+    warmup: int = 1,
+    channels_last: bool = False,
+    clock: str = "wall",
+) -> float:
     """Inference speed in tiles per second (no gradients, eval mode, fixed random inputs).
 
     ``clock="wall"`` measures elapsed time (what a user waits); ``clock="process"`` measures this
@@ -154,8 +158,9 @@ def measure_throughput(model: nn.Module, size: int = 256, batch_size: int = 1,
     return iterations * batch_size / (timer() - start)
 
 
-def complexity_table(configs: Mapping[str, ModelConfig] | None = None, size: int = 256,
-                     reference: str | None = "dsen2cr") -> pd.DataFrame:
+def complexity_table(
+    configs: Mapping[str, ModelConfig] | None = None, size: int = 256, reference: str | None = "dsen2cr"
+) -> pd.DataFrame:
     """One row per model: parameters (total, trainable, per part), GFLOPs per tile, ratios.
 
     Parameters
@@ -181,11 +186,18 @@ def complexity_table(configs: Mapping[str, ModelConfig] | None = None, size: int
             model = build_model(config)
         counts = count_parameters(model)
         flops = flops_per_tile(model, size=size)
-        row = {"name": name, "arch": config.arch,
-               "fusion": config.fusion if config.arch == "tdpcr" else "",
-               "with_seg_decoder": bool(config.with_seg_decoder), "tile": size,
-               "params": counts["total"], "trainable_params": counts["trainable"],
-               "params_M": counts["total"] / 1e6, "gflops": flops / 1e9, "gmacs": flops / 2e9}
+        row = {
+            "name": name,
+            "arch": config.arch,
+            "fusion": config.fusion if config.arch == "tdpcr" else "",
+            "with_seg_decoder": bool(config.with_seg_decoder),
+            "tile": size,
+            "params": counts["total"],
+            "trainable_params": counts["trainable"],
+            "params_M": counts["total"] / 1e6,
+            "gflops": flops / 1e9,
+            "gmacs": flops / 2e9,
+        }
         row.update({f"params.{part}": n for part, n in counts["per_group"].items()})
         rows.append(row)
     table = pd.DataFrame(rows).set_index("name")
@@ -210,7 +222,9 @@ def complexity_records(table: pd.DataFrame) -> dict[str, dict[str, Any]]:
 
 def write_complexity_json(table: pd.DataFrame, path: str | Path) -> Path:
     """Write :func:`complexity_records` of ``table`` atomically as JSON, with the FLOP convention."""
-    payload = {"flop_convention": "FLOPs = 2 x multiply-adds of conv/linear/matmul, counted by "
-                                  "torch.utils.flop_counter; element-wise ops not counted",
-               "models": complexity_records(table)}
+    payload = {
+        "flop_convention": "FLOPs = 2 x multiply-adds of conv/linear/matmul, counted by "
+        "torch.utils.flop_counter; element-wise ops not counted",
+        "models": complexity_records(table),
+    }
     return atomic_write_json(path, payload)

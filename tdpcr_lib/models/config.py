@@ -127,23 +127,30 @@ class ModelConfig:
             raise ModelConfigError(f"ModelConfig.arch={self.arch!r} is unknown; choose one of {ARCHES}")
         if self.fusion not in FUSIONS:
             raise ModelConfigError(f"ModelConfig.fusion={self.fusion!r} is unknown; choose one of {FUSIONS}")
-        for key in ("in_optical", "in_sar", "num_classes", "prompt_channels", "prompt_components",
-                    "pgf_reduction", "pgf_hidden", "seg_width", "dsen2cr_features", "dsen2cr_blocks"):
+        for key in (
+            "in_optical",
+            "in_sar",
+            "num_classes",
+            "prompt_channels",
+            "prompt_components",
+            "pgf_reduction",
+            "pgf_hidden",
+            "seg_width",
+            "dsen2cr_features",
+            "dsen2cr_blocks",
+        ):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ModelConfigError(f"ModelConfig.{key} must be a positive int, got {value!r}")
         if not isinstance(self.with_seg_decoder, bool):
-            raise ModelConfigError(
-                f"ModelConfig.with_seg_decoder must be true/false, got {self.with_seg_decoder!r}")
+            raise ModelConfigError(f"ModelConfig.with_seg_decoder must be true/false, got {self.with_seg_decoder!r}")
         if not isinstance(self.residual, bool):
             raise ModelConfigError(f"ModelConfig.residual must be true/false, got {self.residual!r}")
         for key in ("expansion", "dsen2cr_res_scale"):
             value = getattr(self, key)
             # ``not value > 0`` also refuses NaN; inf would build no network
-            if (isinstance(value, bool) or not isinstance(value, int | float) or not value > 0
-                    or value == float("inf")):
-                raise ModelConfigError(f"ModelConfig.{key} must be a positive number (finite), "
-                                       f"got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0 or value == float("inf"):
+                raise ModelConfigError(f"ModelConfig.{key} must be a positive number (finite), got {value!r}")
         lengths = {"widths": 4, "encoder_depths": 4, "decoder_depths": 4, "unet_widths": 5}
         if self.sar_widths is not None:
             lengths["sar_widths"] = 4
@@ -155,14 +162,17 @@ class ModelConfig:
             if any(v < minimum for v in value):
                 raise ModelConfigError(f"ModelConfig.{key} values must be >= {minimum}, got {value!r}")
         if self.arch == "dsen2cr" and self.with_seg_decoder:
-            raise ModelConfigError("ModelConfig: arch='dsen2cr' has no segmentation decoder; "
-                                   "set with_seg_decoder=false")
+            raise ModelConfigError(
+                "ModelConfig: arch='dsen2cr' has no segmentation decoder; set with_seg_decoder=false"
+            )
         if self.arch == "multitask_unet" and not self.with_seg_decoder:
-            raise ModelConfigError("ModelConfig: arch='multitask_unet' always segments; "
-                                   "set with_seg_decoder=true (or leave it null)")
+            raise ModelConfigError(
+                "ModelConfig: arch='multitask_unet' always segments; set with_seg_decoder=true (or leave it null)"
+            )
         if self.legend not in PACKAGED_LEGENDS:
-            raise ModelConfigError(f"ModelConfig.legend={self.legend!r} is unknown; choose one of "
-                                   f"{sorted(PACKAGED_LEGENDS)}")
+            raise ModelConfigError(
+                f"ModelConfig.legend={self.legend!r} is unknown; choose one of {sorted(PACKAGED_LEGENDS)}"
+            )
         if not isinstance(self.name, str):
             raise ModelConfigError(f"ModelConfig.name must be a string, got {self.name!r}")
 
@@ -253,18 +263,21 @@ def named_configs(small: bool = False, size: str | None = None) -> dict[str, Mod
     return {
         "tdpcr": make(arch="tdpcr", fusion="pgf", with_seg_decoder=True, name="tdpcr"),
         "tdpcr_phase1": make(arch="tdpcr", fusion="pgf", with_seg_decoder=False, name="tdpcr_phase1"),
-        "tdpcr_pgf_no_prompt": make(arch="tdpcr", fusion="pgf_no_prompt", with_seg_decoder=True,
-                                    name="tdpcr_pgf_no_prompt"),
+        "tdpcr_pgf_no_prompt": make(
+            arch="tdpcr", fusion="pgf_no_prompt", with_seg_decoder=True, name="tdpcr_pgf_no_prompt"
+        ),
         "tdpcr_concat": make(arch="tdpcr", fusion="concat", with_seg_decoder=True, name="tdpcr_concat"),
-        "tdpcr_optical_only": make(arch="tdpcr", fusion="optical_only", with_seg_decoder=True,
-                                   name="tdpcr_optical_only"),
+        "tdpcr_optical_only": make(
+            arch="tdpcr", fusion="optical_only", with_seg_decoder=True, name="tdpcr_optical_only"
+        ),
         "dsen2cr": make(arch="dsen2cr", name="dsen2cr"),
         "multitask_unet": make(arch="multitask_unet", name="multitask_unet"),
     }
 
 
-def config_differences(stored: Mapping[str, Any], current: Mapping[str, Any], *,
-                       ignore: Collection[str] = ()) -> list[str]:
+def config_differences(
+    stored: Mapping[str, Any], current: Mapping[str, Any], *, ignore: Collection[str] = ()
+) -> list[str]:
     """Human-readable ``field: checkpoint=… vs requested=…`` lines for differing fields.
 
     The one comparison of a stored config with the current one: loading a checkpoint into a
@@ -280,5 +293,8 @@ def config_differences(stored: Mapping[str, Any], current: Mapping[str, Any], *,
             return class_scheme(stored[key]) == class_scheme(current[key])
         return stored.get(key) == current.get(key)
 
-    return [f"{k}: checkpoint={stored.get(k, '<absent>')!r} vs requested="
-            f"{current.get(k, '<absent>')!r}" for k in keys if not same(k)]
+    return [
+        f"{k}: checkpoint={stored.get(k, '<absent>')!r} vs requested={current.get(k, '<absent>')!r}"
+        for k in keys
+        if not same(k)
+    ]

@@ -35,19 +35,20 @@ class PromptGuidedFusion(nn.Module):
         Channels of the local spatial-bias branch.
     """
 
-    def __init__(self, optical_channels: int, sar_channels: int, prompt_channels: int,
-                 reduction: int = 4, hidden: int = 16) -> None:
+    def __init__(
+        self, optical_channels: int, sar_channels: int, prompt_channels: int, reduction: int = 4, hidden: int = 16
+    ) -> None:
         super().__init__()
         self.uses_prompt = prompt_channels > 0
         context = optical_channels + sar_channels + prompt_channels
         self.align = nn.Conv2d(sar_channels, optical_channels, 1)  # φ
         se_hidden = max(8, context // reduction)
-        self.global_context = nn.Sequential(nn.Linear(context, se_hidden), nn.GELU(),
-                                            nn.Linear(se_hidden, optical_channels))
+        self.global_context = nn.Sequential(
+            nn.Linear(context, se_hidden), nn.GELU(), nn.Linear(se_hidden, optical_channels)
+        )
         self.spatial_bias = nn.Sequential(conv3x3(context, hidden), nn.GELU(), conv3x3(hidden, 1))
 
-    def gate(self, optical: torch.Tensor, sar: torch.Tensor,
-             prompt: torch.Tensor | None) -> torch.Tensor:
+    def gate(self, optical: torch.Tensor, sar: torch.Tensor, prompt: torch.Tensor | None) -> torch.Tensor:
         """The injection gate ``A`` (B, C_optical, H, W) in [0, 1]."""
         parts = [optical, sar] + ([prompt] if self.uses_prompt else [])
         if self.uses_prompt and prompt is None:
@@ -59,8 +60,9 @@ class PromptGuidedFusion(nn.Module):
             return (channel_logits[:, :, None, None] + spatial_logits).sigmoid_()
         return torch.sigmoid(channel_logits[:, :, None, None] + spatial_logits)
 
-    def forward(self, optical: torch.Tensor, sar: torch.Tensor,
-                prompt: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, optical: torch.Tensor, sar: torch.Tensor, prompt: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return the fused optical features ``Ô = O + A ⊙ φ(S)`` and the gate ``A``."""
         gate = self.gate(optical, sar, prompt)
         if fused_kernels():  # one pass instead of a product and a sum
@@ -75,7 +77,10 @@ class ConcatFusion(nn.Module):
         super().__init__()
         self.mix = nn.Conv2d(optical_channels + sar_channels, optical_channels, 1)
 
-    def forward(self, optical: torch.Tensor, sar: torch.Tensor,
-                prompt: torch.Tensor | None = None  # noqa: ARG002 - PGF's interface, no prompt here
-                ) -> tuple[torch.Tensor, None]:
+    def forward(
+        self,
+        optical: torch.Tensor,
+        sar: torch.Tensor,
+        prompt: torch.Tensor | None = None,  # noqa: ARG002 - PGF's interface, no prompt here
+    ) -> tuple[torch.Tensor, None]:
         return self.mix(torch.cat([optical, sar], dim=1)), None

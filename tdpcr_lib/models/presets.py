@@ -16,21 +16,47 @@ from typing import Any
 #: Named model sizes (``ModelConfig`` fields over its defaults).
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
     # The smallest TDP-CR, for scene-prediction tests and the notebooks' demo model.
-    "tiny": {"widths": (8, 8, 16, 16), "encoder_depths": (1, 1, 1, 1),
-             "decoder_depths": (1, 1, 1, 1), "prompt_channels": 4, "prompt_components": 2,
-             "pgf_hidden": 4, "seg_width": 8},
+    "tiny": {
+        "widths": (8, 8, 16, 16),
+        "encoder_depths": (1, 1, 1, 1),
+        "decoder_depths": (1, 1, 1, 1),
+        "prompt_channels": 4,
+        "prompt_components": 2,
+        "pgf_hidden": 4,
+        "seg_width": 8,
+    },
     # The same topology shrunk for tests and smoke runs (CPU, seconds), every architecture.
-    "small": {"widths": (8, 16, 32, 64), "encoder_depths": (1, 1, 1, 1),
-              "decoder_depths": (1, 1, 1, 1), "prompt_channels": 8, "prompt_components": 2,
-              "pgf_hidden": 8, "seg_width": 16, "dsen2cr_features": 16, "dsen2cr_blocks": 2,
-              "unet_widths": (8, 16, 32, 64, 128)},
+    "small": {
+        "widths": (8, 16, 32, 64),
+        "encoder_depths": (1, 1, 1, 1),
+        "decoder_depths": (1, 1, 1, 1),
+        "prompt_channels": 8,
+        "prompt_components": 2,
+        "pgf_hidden": 8,
+        "seg_width": 16,
+        "dsen2cr_features": 16,
+        "dsen2cr_blocks": 2,
+        "unet_widths": (8, 16, 32, 64, 128),
+    },
     # Notebook modes; "default" is sized for a 2-core CPU (see docs/decisions.md).
-    "smoke": {"widths": (8, 16, 32, 64), "encoder_depths": (1, 1, 1, 1),
-              "decoder_depths": (1, 1, 1, 1), "prompt_channels": 8, "prompt_components": 2,
-              "pgf_hidden": 8, "seg_width": 16},
-    "default": {"widths": (16, 32, 64, 96), "encoder_depths": (1, 1, 1, 1),
-                "decoder_depths": (1, 1, 1, 1), "prompt_channels": 8, "prompt_components": 4,
-                "pgf_hidden": 8, "seg_width": 32},
+    "smoke": {
+        "widths": (8, 16, 32, 64),
+        "encoder_depths": (1, 1, 1, 1),
+        "decoder_depths": (1, 1, 1, 1),
+        "prompt_channels": 8,
+        "prompt_components": 2,
+        "pgf_hidden": 8,
+        "seg_width": 16,
+    },
+    "default": {
+        "widths": (16, 32, 64, 96),
+        "encoder_depths": (1, 1, 1, 1),
+        "decoder_depths": (1, 1, 1, 1),
+        "prompt_channels": 8,
+        "prompt_components": 4,
+        "pgf_hidden": 8,
+        "seg_width": 32,
+    },
     "full": {},  # ModelConfig() defaults: the paper's sizes
 }
 

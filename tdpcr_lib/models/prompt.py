@@ -39,18 +39,14 @@ class PromptGenerator(nn.Module):
         Number of scales (4).
     """
 
-    def __init__(self, in_channels: int, prompt_channels: int, num_components: int,
-                 num_levels: int = 4) -> None:
+    def __init__(self, in_channels: int, prompt_channels: int, num_components: int, num_levels: int = 4) -> None:
         super().__init__()
         self.stem = nn.Sequential(conv3x3(in_channels, prompt_channels), nn.GELU())
         self.downs = nn.ModuleList(
-            nn.Sequential(conv3x3(prompt_channels, prompt_channels, stride=2), nn.GELU())
-            for _ in range(num_levels - 1)
+            nn.Sequential(conv3x3(prompt_channels, prompt_channels, stride=2), nn.GELU()) for _ in range(num_levels - 1)
         )
-        self.heads = nn.ModuleList(nn.Conv2d(prompt_channels, prompt_channels, 1)
-                                   for _ in range(num_levels))
-        self.routers = nn.ModuleList(nn.Linear(prompt_channels, num_components)
-                                     for _ in range(num_levels))
+        self.heads = nn.ModuleList(nn.Conv2d(prompt_channels, prompt_channels, 1) for _ in range(num_levels))
+        self.routers = nn.ModuleList(nn.Linear(prompt_channels, num_components) for _ in range(num_levels))
         self.components = nn.Parameter(0.02 * torch.randn(num_levels, num_components, prompt_channels))
 
     def forward(self, optical: torch.Tensor) -> list[torch.Tensor]:

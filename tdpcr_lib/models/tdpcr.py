@@ -56,8 +56,7 @@ HEAD_INIT_SCALE = 0.01
 class Encoder(nn.Module):
     """3×3 stem, then four stages (stage 1 at full resolution, each later one halves it)."""
 
-    def __init__(self, in_channels: int, widths: tuple[int, ...], depths: tuple[int, ...],
-                 expansion: float) -> None:
+    def __init__(self, in_channels: int, widths: tuple[int, ...], depths: tuple[int, ...], expansion: float) -> None:
         super().__init__()
         self.stem = conv3x3(in_channels, widths[0])
         self.stages = nn.ModuleList()
@@ -72,8 +71,7 @@ class SharedDecoder(nn.Module):
     def __init__(self, widths: tuple[int, ...], depths: tuple[int, ...], expansion: float) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(residual_stack(w, d, expansion) for w, d in zip(widths, depths, strict=True))
-        self.ups = nn.ModuleList(Upsample(widths[level + 1], widths[level])
-                                 for level in range(len(widths) - 1))
+        self.ups = nn.ModuleList(Upsample(widths[level + 1], widths[level]) for level in range(len(widths) - 1))
 
     def forward(self, skips: list[torch.Tensor]) -> list[torch.Tensor]:
         """Fused encoder features (finest first) → decoder features at the same four scales."""
@@ -105,8 +103,7 @@ class SegmentationDecoder(nn.Module):
         size = features[0].shape[-2:]
         fused = self.project[0](features[0])
         for project, feature in zip(self.project[1:], features[1:], strict=True):
-            fused = fused + F.interpolate(project(feature), size=size, mode="bilinear",
-                                          align_corners=False)
+            fused = fused + F.interpolate(project(feature), size=size, mode="bilinear", align_corners=False)
         return self.classifier(F.gelu(self.norm(fused)))
 
 
@@ -143,15 +140,17 @@ class TDPCR(nn.Module):
         else:
             self.sar_encoder = Encoder(config.in_sar, sar_widths, config.encoder_depths, config.expansion)
         if fusion == "pgf":
-            self.prompt_generator = PromptGenerator(config.in_optical, config.prompt_channels,
-                                                    config.prompt_components, NUM_LEVELS)
+            self.prompt_generator = PromptGenerator(
+                config.in_optical, config.prompt_channels, config.prompt_components, NUM_LEVELS
+            )
         else:
             self.prompt_generator = nn.ModuleList()
         if fusion in ("pgf", "pgf_no_prompt"):
             prompt_channels = config.prompt_channels if fusion == "pgf" else 0
             self.pgf = nn.ModuleList(
                 PromptGuidedFusion(w, s, prompt_channels, config.pgf_reduction, config.pgf_hidden)
-                for w, s in zip(widths, sar_widths, strict=True))
+                for w, s in zip(widths, sar_widths, strict=True)
+            )
         elif fusion == "concat":
             self.pgf = nn.ModuleList(ConcatFusion(w, s) for w, s in zip(widths, sar_widths, strict=True))
         else:
@@ -178,8 +177,9 @@ class TDPCR(nn.Module):
         """
         if self.seg_decoder is None:
             reference = next(self.reconstruction_head.parameters())
-            self.seg_decoder = SegmentationDecoder(self.config.widths, self.config.seg_width,
-                                                   self.config.num_classes).to(reference.device, reference.dtype)
+            self.seg_decoder = SegmentationDecoder(
+                self.config.widths, self.config.seg_width, self.config.num_classes
+            ).to(reference.device, reference.dtype)
         self.config.with_seg_decoder = True
         return self.seg_decoder
 
@@ -224,8 +224,7 @@ class TDPCR(nn.Module):
         check_inputs(optical, sar, self.config)
         x, size = pad_to_multiple(optical, self.pad_multiple)
         uses_sar = self.config.fusion != "optical_only"
-        prompts = (self.prompt_generator(x) if self.config.fusion == "pgf"
-                   else [None] * NUM_LEVELS)
+        prompts = self.prompt_generator(x) if self.config.fusion == "pgf" else [None] * NUM_LEVELS
         o = self.optical_encoder.stem(x)
         if uses_sar:
             s = self.sar_encoder.stem(pad_to_multiple(sar, self.pad_multiple)[0])
@@ -243,13 +242,15 @@ class TDPCR(nn.Module):
         if self.config.residual:
             reconstruction = x + reconstruction
         out: dict[str, torch.Tensor | list[torch.Tensor]] = {
-            "reconstruction": crop_to(reconstruction, size).to(optical.dtype)}
+            "reconstruction": crop_to(reconstruction, size).to(optical.dtype)
+        }
         if self.seg_decoder is not None:
             out["segmentation"] = crop_to(self.seg_decoder(features), size).to(optical.dtype)
         if gates:
             out["prompts"] = [
                 crop_to(g.mean(dim=1, keepdim=True), (-(-size[0] // 2**lv), -(-size[1] // 2**lv))).float()
-                for lv, g in enumerate(gates)]
+                for lv, g in enumerate(gates)
+            ]
         return out
 
 
@@ -260,5 +261,6 @@ def check_inputs(optical: torch.Tensor, sar: torch.Tensor, config: ModelConfig) 
     if sar.ndim != 4 or sar.shape[1] != config.in_sar:
         raise ValueError(f"sar must be (B, {config.in_sar}, H, W), got {tuple(sar.shape)}")
     if optical.shape[0] != sar.shape[0] or optical.shape[-2:] != sar.shape[-2:]:
-        raise ValueError(f"optical {tuple(optical.shape)} and sar {tuple(sar.shape)} must share "
-                         "batch size, height and width")
+        raise ValueError(
+            f"optical {tuple(optical.shape)} and sar {tuple(sar.shape)} must share batch size, height and width"
+        )

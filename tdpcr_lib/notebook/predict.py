@@ -22,8 +22,9 @@ from tdpcr_lib.models.checkpoint import CheckpointError, resolve_checkpoint_dir,
 # --------------------------------------------------------------------------------------------
 # Helpers for notebook 06: checkpoint choice and reference scores
 # --------------------------------------------------------------------------------------------
-def prepare_checkpoint(checkpoint: str | Path, *, smoke: bool, scratch_dir: str | Path,
-                       seed: int = 0) -> tuple[Path, str]:
+def prepare_checkpoint(
+    checkpoint: str | Path, *, smoke: bool, scratch_dir: str | Path, seed: int = 0
+) -> tuple[Path, str]:
     """The checkpoint folder to use, and a sentence saying what it is.
 
     If ``checkpoint`` exists it is used. If it is missing and ``smoke`` is true, a freshly
@@ -43,25 +44,38 @@ def prepare_checkpoint(checkpoint: str | Path, *, smoke: bool, scratch_dir: str 
                 f"checkpoint {path} does not exist. Run the training notebooks first "
                 "(01_train_phase1 and 02_train_phase2 write runs/phase2/best), or set CHECKPOINT "
                 "to a trained checkpoint folder, or set SMOKE=True to try the pipeline with an "
-                "untrained tiny model.") from err
+                "untrained tiny model."
+            ) from err
 
     seed_everything(seed)
-    model = build_model(ModelConfig.preset("tiny", with_seg_decoder=True,
-                                           name="tiny (smoke runs and tests)"))
+    model = build_model(ModelConfig.preset("tiny", with_seg_decoder=True, name="tiny (smoke runs and tests)"))
     if hasattr(model, "attach_segmentation_decoder"):
         model.attach_segmentation_decoder()
     target = Path(scratch_dir) / "untrained_tiny_checkpoint"
-    save_checkpoint(target, model, phase="untrained", epoch=0, step=0,
-                    extra={"note": "freshly initialised tiny model written by "
-                                   "tdpcr_lib.notebook.predict.prepare_checkpoint (SMOKE mode)"})
-    return target, (f"checkpoint {path} not found; SMOKE mode uses a freshly initialised tiny "
-                    f"TDP-CR saved at {target} (its predictions are meaningless)")
+    save_checkpoint(
+        target,
+        model,
+        phase="untrained",
+        epoch=0,
+        step=0,
+        extra={
+            "note": "freshly initialised tiny model written by "
+            "tdpcr_lib.notebook.predict.prepare_checkpoint (SMOKE mode)"
+        },
+    )
+    return target, (
+        f"checkpoint {path} not found; SMOKE mode uses a freshly initialised tiny "
+        f"TDP-CR saved at {target} (its predictions are meaningless)"
+    )
 
 
-def compare_to_reference(outputs: dict[str, Path], reference_s2: str | Path,
-                         cloudy_s2: str | Path | None = None,
-                         reference_land_cover: str | Path | None = None,
-                         rows_per_read: int = 512) -> dict[str, float]:
+def compare_to_reference(
+    outputs: dict[str, Path],
+    reference_s2: str | Path,
+    cloudy_s2: str | Path | None = None,
+    reference_land_cover: str | Path | None = None,
+    rows_per_read: int = 512,
+) -> dict[str, float]:
     """Score written products against a reference scene on the same grid, strip by strip.
 
     Returns MAE and PSNR (reflectance units, data range 1, over valid pixels and all 13 bands) of
@@ -79,11 +93,15 @@ def compare_to_reference(outputs: dict[str, Path], reference_s2: str | Path,
         pred = stack.enter_context(rasterio.open(outputs["cloud_free"]))
         ref = stack.enter_context(rasterio.open(reference_s2))
         if (ref.width, ref.height) != (pred.width, pred.height):
-            raise PredictionInputError(f"reference {reference_s2} is {ref.width}x{ref.height}, "
-                                       f"prediction is {pred.width}x{pred.height}")
+            raise PredictionInputError(
+                f"reference {reference_s2} is {ref.width}x{ref.height}, prediction is {pred.width}x{pred.height}"
+            )
         cloudy = stack.enter_context(rasterio.open(cloudy_s2)) if cloudy_s2 else None
-        lc = (stack.enter_context(rasterio.open(outputs["land_cover"]))
-              if reference_land_cover and "land_cover" in outputs else None)
+        lc = (
+            stack.enter_context(rasterio.open(outputs["land_cover"]))
+            if reference_land_cover and "land_cover" in outputs
+            else None
+        )
         lc_ref = stack.enter_context(rasterio.open(reference_land_cover)) if lc else None
         if lc is not None and lc_ref is not None:
             legend = legend_of_tags(lc.tags())  # the classes the product was written with
@@ -113,11 +131,9 @@ def compare_to_reference(outputs: dict[str, Path], reference_s2: str | Path,
         mse = sq / max(1, n_values)
         return float(10 * np.log10(1.0 / mse)) if mse > 0 else float("inf")
 
-    scores = {"mae_prediction": sums["pred_abs"] / max(1, n_values),
-              "psnr_prediction": psnr(sums["pred_sq"])}
+    scores = {"mae_prediction": sums["pred_abs"] / max(1, n_values), "psnr_prediction": psnr(sums["pred_sq"])}
     if cloudy is not None:
-        scores.update(mae_cloudy_input=sums["in_abs"] / max(1, n_values),
-                      psnr_cloudy_input=psnr(sums["in_sq"]))
+        scores.update(mae_cloudy_input=sums["in_abs"] / max(1, n_values), psnr_cloudy_input=psnr(sums["in_sq"]))
     if labelled:
         scores["land_cover_accuracy"] = correct / labelled
     return scores

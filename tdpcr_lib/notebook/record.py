@@ -76,8 +76,7 @@ def find_notebook(notebook: str, search: Sequence[str | Path] | None = None) -> 
             path = folder / f"{notebook}{suffix}"
             if path.is_file():
                 return path
-    raise FileNotFoundError(f"notebook {notebook!r} (.ipynb or .py) not found in "
-                            f"{[str(f) for f in folders]}")
+    raise FileNotFoundError(f"notebook {notebook!r} (.ipynb or .py) not found in {[str(f) for f in folders]}")
 
 
 def parameters_cell_names(path: str | Path) -> list[str]:
@@ -143,9 +142,15 @@ class RunRecord:
     >>> record.write({"n_tiles": 10})  # doctest: +SKIP
     """
 
-    def __init__(self, notebook: str, parameters: Mapping[str, Any], seed: int,
-                 device: str = "auto", metrics_dir: str | Path | None = None,
-                 resolved: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        notebook: str,
+        parameters: Mapping[str, Any],
+        seed: int,
+        device: str = "auto",
+        metrics_dir: str | Path | None = None,
+        resolved: Mapping[str, Any] | None = None,
+    ) -> None:
         self.notebook = notebook
         self.parameters = dict(parameters)
         self.resolved = dict(resolved or {})
@@ -155,11 +160,17 @@ class RunRecord:
         self.started = time.time()
 
     @classmethod
-    def from_parameters_cell(cls, notebook: str, namespace: Mapping[str, Any], *,
-                             seed: int | None = None, device: str | None = None,
-                             metrics_dir: str | Path | None = None,
-                             resolved: Mapping[str, Any] | None = None,
-                             notebook_path: str | Path | None = None) -> RunRecord:
+    def from_parameters_cell(
+        cls,
+        notebook: str,
+        namespace: Mapping[str, Any],
+        *,
+        seed: int | None = None,
+        device: str | None = None,
+        metrics_dir: str | Path | None = None,
+        resolved: Mapping[str, Any] | None = None,
+        notebook_path: str | Path | None = None,
+    ) -> RunRecord:
         """A record whose parameters are those the notebook's ``parameters`` cell declares.
 
         Parameters
@@ -185,8 +196,7 @@ class RunRecord:
             path = Path(notebook_path) if notebook_path else find_notebook(notebook)
             names = parameters_cell_names(path)
         except FileNotFoundError as err:
-            warnings.warn(f"{err}; recording the namespace's upper-case names as parameters",
-                          stacklevel=2)
+            warnings.warn(f"{err}; recording the namespace's upper-case names as parameters", stacklevel=2)
             names = [k for k in namespace if k.isupper() and not k.startswith("_")]
         parameters = {name: _snapshot(namespace[name]) for name in names if name in namespace}
         if seed is None:
@@ -195,8 +205,7 @@ class RunRecord:
             device = str(namespace.get("DEVICE") or "cpu")
         if metrics_dir is None and namespace.get("REPORTS_DIR") is not None:
             metrics_dir = Path(namespace["REPORTS_DIR"]) / "metrics"
-        return cls(notebook, parameters, seed=seed, device=device, metrics_dir=metrics_dir,
-                   resolved=resolved)
+        return cls(notebook, parameters, seed=seed, device=device, metrics_dir=metrics_dir, resolved=resolved)
 
     @property
     def path(self) -> Path:

@@ -41,12 +41,13 @@ class NotebookFailed(RuntimeError):
         self.notebook, self.executed, self.cause = notebook, executed, cause
         summary = str(cause).strip().splitlines()
         detail = next((line for line in reversed(summary) if line.strip()), type(cause).__name__)
-        super().__init__(f"notebook {notebook.name} failed: {detail[:400]}\n"
-                         f"  the executed copy with the full traceback is {executed}")
+        super().__init__(
+            f"notebook {notebook.name} failed: {detail[:400]}\n"
+            f"  the executed copy with the full traceback is {executed}"
+        )
 
 
-def numbered_notebooks(notebooks_dir: str | Path = NOTEBOOKS_DIR,
-                       only: Sequence[str] | None = None) -> list[Path]:
+def numbered_notebooks(notebooks_dir: str | Path = NOTEBOOKS_DIR, only: Sequence[str] | None = None) -> list[Path]:
     """``NN_*.ipynb`` files of a folder in name order (optionally only those starting with
     one of the prefixes in ``only``, e.g. ``["01", "02"]``)."""
     folder = Path(notebooks_dir)
@@ -56,8 +57,9 @@ def numbered_notebooks(notebooks_dir: str | Path = NOTEBOOKS_DIR,
     if only:
         paths = [p for p in paths if any(p.name.startswith(prefix) for prefix in only)]
     if not paths:
-        raise FileNotFoundError(f"no numbered notebooks (NN_*.ipynb) in {folder}"
-                                + (f" matching {list(only)}" if only else ""))
+        raise FileNotFoundError(
+            f"no numbered notebooks (NN_*.ipynb) in {folder}" + (f" matching {list(only)}" if only else "")
+        )
     return paths
 
 
@@ -87,9 +89,16 @@ def _home_for_kernels(home: str | Path) -> Iterator[None]:
         os.environ.pop("TDPCR_HOME", None)
 
 
-def run_notebooks(notebooks: Sequence[Path], parameters: dict[str, Any], output_dir: str | Path,
-                  cwd: str | Path | None = None, kernel: str = KERNEL,
-                  progress: bool = True, log=print, home: str | Path = HOME) -> list[dict[str, Any]]:
+def run_notebooks(
+    notebooks: Sequence[Path],
+    parameters: dict[str, Any],
+    output_dir: str | Path,
+    cwd: str | Path | None = None,
+    kernel: str = KERNEL,
+    progress: bool = True,
+    log=print,
+    home: str | Path = HOME,
+) -> list[dict[str, Any]]:
     """Execute notebooks in order; raise :class:`NotebookFailed` at the first failure.
 
     Kernels run in ``cwd`` (default: each notebook's folder) with ``TDPCR_HOME=home`` unless
@@ -113,15 +122,22 @@ def run_notebooks(notebooks: Sequence[Path], parameters: dict[str, Any], output_
         started = time.time()
         try:
             with _home_for_kernels(home):
-                papermill.execute_notebook(str(notebook), str(executed), parameters=passed,
-                                           kernel_name=kernel, cwd=str(cwd or notebook.parent),
-                                           progress_bar=progress, log_output=False)
+                papermill.execute_notebook(
+                    str(notebook),
+                    str(executed),
+                    parameters=passed,
+                    kernel_name=kernel,
+                    cwd=str(cwd or notebook.parent),
+                    progress_bar=progress,
+                    log_output=False,
+                )
         except PapermillExecutionError as err:
             raise NotebookFailed(notebook, executed, err) from err
         except Exception as err:  # kernel died, missing kernel, bad notebook JSON, ...
             raise NotebookFailed(notebook, executed, err) from err
         seconds = time.time() - started
         log(f"[tdpcr reproduce] {notebook.name} done in {seconds:.1f} s")
-        records.append({"notebook": notebook.name, "executed": str(executed),
-                        "parameters": passed, "seconds": round(seconds, 2)})
+        records.append(
+            {"notebook": notebook.name, "executed": str(executed), "parameters": passed, "seconds": round(seconds, 2)}
+        )
     return records

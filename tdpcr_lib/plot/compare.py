@@ -5,8 +5,8 @@ Everything here takes a *sample dict* (the data layer's contract: ``optical``, `
 of 1) and *model output dicts* (``reconstruction``, optionally ``segmentation`` logits and
 ``prompts``). Figures are built with ``matplotlib.figure.Figure`` directly, not pyplot, so no
 global figure state accumulates and nothing needs a display; :func:`save_figure` writes PNGs
-atomically. In a notebook, ``display(fig)`` shows them. The
-interactive viewer (:mod:`tdpcr_lib.plot.widgets`) and the notebooks only call these functions.
+atomically. In a notebook, ``display(fig)`` shows them. The interactive viewer
+(:mod:`tdpcr_lib.plot.widgets`) and the notebooks only call these functions.
 
 Display choices (the paper shows no figures we could copy, so these are ours):
 
@@ -55,22 +55,28 @@ from tdpcr_lib.plot.composites import (
     sar_false_colour,
 )
 
-# ----------------------------------------------------------------------------- metrics
 #: What :func:`tile_metrics` reports, ``(metric, region)`` (segmentation only when predicted).
 TILE_METRICS: tuple[tuple[str, str], ...] = (
-    ("psnr", "all"), ("ssim", "all"), ("sam", "all"), ("mae", "all"), ("psnr", "cloudy"),
-    ("oa", "all"), ("miou", "all"),
+    ("psnr", "all"),
+    ("ssim", "all"),
+    ("sam", "all"),
+    ("mae", "all"),
+    ("psnr", "cloudy"),
+    ("oa", "all"),
+    ("miou", "all"),
 )
 
 
-def tile_metrics(sample: Mapping[str, Any], output: Mapping[str, Any],
-                 num_classes: int | None = None) -> dict[str, float]:
+def tile_metrics(
+    sample: Mapping[str, Any], output: Mapping[str, Any], num_classes: int | None = None
+) -> dict[str, float]:
     """Metrics of one model on one tile, with the evaluation's own definitions.
 
     Returns a flat dict keyed by :func:`tdpcr_lib.metrics.results.column_name`: ``psnr``,
     ``ssim``, ``sam``, ``mae`` (whole tile), ``psnr_cloudy`` (inside the cloud mask; NaN when
     the tile has no cloud) and, when the model segments, ``oa`` and ``miou``.
     """
+
     def batched(x: Any) -> torch.Tensor:
         return torch.as_tensor(to_numpy(x)).unsqueeze(0)
 
@@ -82,23 +88,32 @@ def tile_metrics(sample: Mapping[str, Any], output: Mapping[str, Any],
     legend = load_legend()
     if num_classes is None and output.get("segmentation") is not None:
         num_classes = int(out["segmentation"].shape[1])  # the model's own classes (logits)
-    acc = EvaluationAccumulator(num_classes=num_classes or legend.num_classes,
-                                ignore_index=legend.ignore_index, keep_per_image=False,
-                                sync_on_compute=False)
+    acc = EvaluationAccumulator(
+        num_classes=num_classes or legend.num_classes,
+        ignore_index=legend.ignore_index,
+        keep_per_image=False,
+        sync_on_compute=False,
+    )
     acc.update(out, batch)
     return headline(acc.compute(), TILE_METRICS)
 
 
 def format_metrics(metrics: Mapping[str, float]) -> str:
     """Metrics dict → a few short lines for a figure panel (NaN shown as ``n/a``)."""
+
     def fmt(key: str, spec: str, scale: float = 1.0) -> str:
         value = metrics.get(key)
         if value is None or not math.isfinite(value):
             return "n/a"
         return format(value * scale, spec)
 
-    lines = [f"PSNR {fmt('psnr', '.2f')} dB", f"  in cloud {fmt('psnr_cloudy', '.2f')} dB",
-             f"SSIM {fmt('ssim', '.3f')}", f"SAM {fmt('sam', '.2f')}°", f"MAE {fmt('mae', '.4f')}"]
+    lines = [
+        f"PSNR {fmt('psnr', '.2f')} dB",
+        f"  in cloud {fmt('psnr_cloudy', '.2f')} dB",
+        f"SSIM {fmt('ssim', '.3f')}",
+        f"SAM {fmt('sam', '.2f')}°",
+        f"MAE {fmt('mae', '.4f')}",
+    ]
     if "miou" in metrics:
         lines += [f"OA {fmt('oa', '.1f', 100)} %", f"mIoU {fmt('miou', '.1f', 100)} %"]
     return "\n".join(lines)
@@ -106,15 +121,19 @@ def format_metrics(metrics: Mapping[str, float]) -> str:
 
 #: Table columns of :func:`metrics_frame`: (key, column heading with unit, scale, format).
 METRIC_COLUMNS: tuple[tuple[str, str, float, str], ...] = (
-    ("psnr", "PSNR dB", 1.0, "{:.2f}"), ("psnr_cloudy", "PSNR in cloud dB", 1.0, "{:.2f}"),
-    ("ssim", "SSIM", 1.0, "{:.3f}"), ("sam", "SAM °", 1.0, "{:.2f}"),
-    ("mae", "MAE refl.", 1.0, "{:.4f}"), ("oa", "OA %", 100.0, "{:.1f}"),
+    ("psnr", "PSNR dB", 1.0, "{:.2f}"),
+    ("psnr_cloudy", "PSNR in cloud dB", 1.0, "{:.2f}"),
+    ("ssim", "SSIM", 1.0, "{:.3f}"),
+    ("sam", "SAM °", 1.0, "{:.2f}"),
+    ("mae", "MAE refl.", 1.0, "{:.4f}"),
+    ("oa", "OA %", 100.0, "{:.1f}"),
     ("miou", "mIoU %", 100.0, "{:.1f}"),
 )
 
 
-def metrics_frame(metrics: Mapping[str, Mapping[str, float]],
-                  row_titles: Mapping[str, str] | None = None) -> pd.DataFrame:
+def metrics_frame(
+    metrics: Mapping[str, Mapping[str, float]], row_titles: Mapping[str, str] | None = None
+) -> pd.DataFrame:
     """Per-tile metrics of several models as a table (rows: models; columns with units).
 
     OA and mIoU are in percent (the project's unit for them everywhere); a metric a model does
@@ -125,35 +144,41 @@ def metrics_frame(metrics: Mapping[str, Mapping[str, float]],
         row = {}
         for key, heading, scale, spec in METRIC_COLUMNS:
             value = values.get(key)
-            row[heading] = spec.format(value * scale) if value is not None and \
-                math.isfinite(value) else "n/a"
+            row[heading] = spec.format(value * scale) if value is not None and math.isfinite(value) else "n/a"
         rows[(row_titles or {}).get(name, name)] = row
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-# ----------------------------------------------------------------------------- figures
 def _off(ax: Axes) -> None:
-    ax.set_xticks([])
-    ax.set_yticks([])
+    ax.set(xticks=[], yticks=[])
 
 
-def _legend_handles(legend: Legend, labels: Sequence[np.ndarray],
-                    names: Sequence[str] | None = None) -> list[Patch]:
+def _legend_handles(legend: Legend, labels: Sequence[np.ndarray], names: Sequence[str] | None = None) -> list[Patch]:
     present = set()
     for lab in labels:
         present.update(int(v) for v in np.unique(lab) if 0 <= int(v) < legend.num_classes)
     codes = sorted(present) or list(legend.codes)
-    return [Patch(facecolor=np.asarray(legend.colours[c]) / 255.0, edgecolor="k",
-                  label=f"{c}: {(names or legend.names)[c]}") for c in codes]
+    return [
+        Patch(
+            facecolor=np.asarray(legend.colours[c]) / 255.0, edgecolor="k", label=f"{c}: {(names or legend.names)[c]}"
+        )
+        for c in codes
+    ]
 
 
-def plot_comparison(sample: Mapping[str, Any], outputs: Mapping[str, Mapping[str, Any]],
-                    composite: str = DEFAULT_COMPOSITE, models: Sequence[str] | None = None,
-                    window: Window | tuple[int, int, int, int] | None = None,
-                    show_prompts: bool = True, metrics: Mapping[str, Mapping[str, float]] | None = None,
-                    panel_size: float = 2.1, show_metrics: bool = True,
-                    row_titles: Mapping[str, str] | None = None,
-                    class_names: Sequence[str] | Legend | None = None) -> Figure:
+def plot_comparison(
+    sample: Mapping[str, Any],
+    outputs: Mapping[str, Mapping[str, Any]],
+    composite: str = DEFAULT_COMPOSITE,
+    models: Sequence[str] | None = None,
+    window: Window | tuple[int, int, int, int] | None = None,
+    show_prompts: bool = True,
+    metrics: Mapping[str, Mapping[str, float]] | None = None,
+    panel_size: float = 2.1,
+    show_metrics: bool = True,
+    row_titles: Mapping[str, str] | None = None,
+    class_names: Sequence[str] | Legend | None = None,
+) -> Figure:
     """The full side-by-side comparison of one tile.
 
     Row 0: SAR false colour, cloudy input, target, cloud mask, true land cover, legends (land
@@ -186,7 +211,8 @@ def plot_comparison(sample: Mapping[str, Any], outputs: Mapping[str, Mapping[str
         Land-cover class names by code (default: the packaged legend's).
     """
     models, legend, names, shape, window, target, composite = comparison_setup(
-        sample, outputs, models, window, composite, class_names)
+        sample, outputs, models, window, composite, class_names
+    )
 
     n_prompt_cols = 0
     if show_prompts:
@@ -196,16 +222,16 @@ def plot_comparison(sample: Mapping[str, Any], outputs: Mapping[str, Mapping[str
     # layout="constrained" costs seconds with ~70 axes and colour bars (it re-solves the layout
     # on every draw); a fixed grid is drawn in a fraction of that and the panels are all square.
     fig = Figure(figsize=(panel_size * n_cols, panel_size * n_rows * 1.1))
-    fig.subplots_adjust(left=0.06, right=0.97, bottom=0.02, top=1 - 0.55 / (panel_size * n_rows * 1.1),
-                        wspace=0.25, hspace=0.3)
+    fig.subplots_adjust(
+        left=0.06, right=0.97, bottom=0.02, top=1 - 0.55 / (panel_size * n_rows * 1.1), wspace=0.25, hspace=0.3
+    )
     axes = np.atleast_2d(fig.subplots(n_rows, n_cols, squeeze=False))
     for ax in axes.ravel():
         _off(ax)
         ax.set_frame_on(False)
 
     def show(ax: Axes, image: np.ndarray, title: str, rgb: bool = True, **kw: Any) -> Any:
-        im = ax.imshow(crop_rgb(image, window) if rgb else crop(image, window),
-                       interpolation="nearest", **kw)
+        im = ax.imshow(crop_rgb(image, window) if rgb else crop(image, window), interpolation="nearest", **kw)
         ax.set_title(title, fontsize=8)
         ax.set_frame_on(True)
         return im
@@ -218,71 +244,109 @@ def plot_comparison(sample: Mapping[str, Any], outputs: Mapping[str, Mapping[str
     true_labels = legend.sanitise(to_numpy(sample["mask"]))
     show(axes[0, 0], sar_false_colour(sample["sar"]), sar_caption(sample["sar"]).replace(", ", "\n", 1))
     axes[0, 0].title.set_fontsize(6)
-    show(axes[0, 1], band_composite(sample["optical"], composite, reference=target),
-         "cloudy input")
+    show(axes[0, 1], band_composite(sample["optical"], composite, reference=target), "cloudy input")
     show(axes[0, 2], band_composite(target, composite, reference=target), "target (clear)")
-    show(axes[0, 3], to_numpy(sample["cloud_mask"]).astype(np.float32), "cloud mask", rgb=False,
-         cmap="gray", vmin=0, vmax=1)
+    show(
+        axes[0, 3],
+        to_numpy(sample["cloud_mask"]).astype(np.float32),
+        "cloud mask",
+        rgb=False,
+        cmap="gray",
+        vmin=0,
+        vmax=1,
+    )
     show(axes[0, 4], legend.colourise(true_labels), "true land cover")
 
-    predicted = {m: predicted_labels(outputs[m]["segmentation"]) for m in models
-                 if outputs[m].get("segmentation") is not None}
+    predicted = {
+        m: predicted_labels(outputs[m]["segmentation"]) for m in models if outputs[m].get("segmentation") is not None
+    }
     handles = _legend_handles(legend, [true_labels, *predicted.values()], names)
-    first = axes[0, 5].legend(handles=handles, loc="upper center", fontsize=7, frameon=False,
-                              title="land cover", title_fontsize=8)
+    first = axes[0, 5].legend(
+        handles=handles, loc="upper center", fontsize=7, frameon=False, title="land cover", title_fontsize=8
+    )
     axes[0, 5].add_artist(first)
-    axes[0, 5].legend(handles=[Patch(facecolor="white", edgecolor="k", label="cloud"),
-                               Patch(facecolor="black", edgecolor="k", label="clear")],
-                      loc="lower center", fontsize=7, frameon=False, title="cloud mask",
-                      title_fontsize=8, ncol=2)
+    axes[0, 5].legend(
+        handles=[
+            Patch(facecolor="white", edgecolor="k", label="cloud"),
+            Patch(facecolor="black", edgecolor="k", label="clear"),
+        ],
+        loc="lower center",
+        fontsize=7,
+        frameon=False,
+        title="cloud mask",
+        title_fontsize=8,
+        ncol=2,
+    )
     bucket, tile_id = sample.get("bucket", "?"), sample.get("id", "?")
     bucket = bucket[0] if isinstance(bucket, list | tuple) else bucket
     tile_id = tile_id[0] if isinstance(tile_id, list | tuple) else tile_id
-    zoom = f", zoom rows {window.row}:{window.row + window.height}, cols " \
-           f"{window.col}:{window.col + window.width}" if window else ""
-    fig.suptitle(f"tile {tile_id} (cloud cover {bucket}) — {composite}, one stretch for all "
-                 f"optical panels{zoom}", fontsize=10)
+    zoom = (
+        f", zoom rows {window.row}:{window.row + window.height}, cols {window.col}:{window.col + window.width}"
+        if window
+        else ""
+    )
+    fig.suptitle(
+        f"tile {tile_id} (cloud cover {bucket}) — {composite}, one stretch for all optical panels{zoom}", fontsize=10
+    )
 
     errors = {m: absolute_error_map(outputs[m]["reconstruction"], target) for m in models}
     err_max = max([float(np.percentile(crop(e, window), 99)) for e in errors.values()] + [1e-6])
     for row, name in enumerate(models, start=1):
         out = outputs[name]
-        show(axes[row, 0], band_composite(out["reconstruction"], composite, reference=target),
-             "reconstruction")
+        show(axes[row, 0], band_composite(out["reconstruction"], composite, reference=target), "reconstruction")
         # the model name (and budget) as the row label: titles of long names would be clipped
-        axes[row, 0].set_ylabel((row_titles or {}).get(name, name), fontsize=7,
-                                fontweight="bold")
-        im = show(axes[row, 1], errors[name], "|error| (band mean)", rgb=False, cmap="magma",
-                  vmin=0, vmax=err_max)
+        axes[row, 0].set_ylabel((row_titles or {}).get(name, name), fontsize=7, fontweight="bold")
+        im = show(axes[row, 1], errors[name], "|error| (band mean)", rgb=False, cmap="magma", vmin=0, vmax=err_max)
         colour_bar(im, axes[row, 1], "reflectance")
         if name in predicted:
             show(axes[row, 2], legend.colourise(predicted[name]), "predicted land cover")
         else:
-            axes[row, 2].text(0.5, 0.5, "no segmentation\nhead", ha="center", va="center",
-                              fontsize=7, transform=axes[row, 2].transAxes)
+            axes[row, 2].text(
+                0.5,
+                0.5,
+                "no segmentation\nhead",
+                ha="center",
+                va="center",
+                fontsize=7,
+                transform=axes[row, 2].transAxes,
+            )
         if show_prompts:
             maps = prompt_maps(out, shape)
             im = None
             for level, pmap in enumerate(maps):
-                im = show(axes[row, 3 + level], pmap, f"gate L{level + 1}", rgb=False,
-                          cmap="viridis", vmin=0, vmax=1)
+                im = show(axes[row, 3 + level], pmap, f"gate L{level + 1}", rgb=False, cmap="viridis", vmin=0, vmax=1)
             if im is not None:
                 colour_bar(im, axes[row, 2 + len(maps)], GATE_LABEL.replace(" (", "\n("))
             if not maps and n_prompt_cols:
-                axes[row, 3].text(0.5, 0.5, "no gate\n(no PGF)", ha="center", va="center",
-                                  fontsize=7, transform=axes[row, 3].transAxes)
+                axes[row, 3].text(
+                    0.5,
+                    0.5,
+                    "no gate\n(no PGF)",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    transform=axes[row, 3].transAxes,
+                )
         if show_metrics:
             tile = metrics[name] if metrics and name in metrics else tile_metrics(sample, out)
-            axes[row, n_cols - 1].text(0.3, 0.5, format_metrics(tile), ha="left", va="center",
-                                       fontsize=8, family="monospace",
-                                       transform=axes[row, n_cols - 1].transAxes)
+            axes[row, n_cols - 1].text(
+                0.3,
+                0.5,
+                format_metrics(tile),
+                ha="left",
+                va="center",
+                fontsize=8,
+                family="monospace",
+                transform=axes[row, n_cols - 1].transAxes,
+            )
     if window is not None:
         axes[0, 2].set_title("target (clear, zoomed)", fontsize=8)
     return fig
 
 
-def plot_overview_with_window(sample: Mapping[str, Any], window: Window | None,
-                              composite: str = DEFAULT_COMPOSITE, panel_size: float = 3.0) -> Figure:
+def plot_overview_with_window(
+    sample: Mapping[str, Any], window: Window | None, composite: str = DEFAULT_COMPOSITE, panel_size: float = 3.0
+) -> Figure:
     """The whole target tile with the zoom window outlined (orientation for a zoomed view)."""
     target = to_numpy(sample["target"])
     fig = Figure(figsize=(panel_size, panel_size), layout="constrained")
@@ -290,15 +354,17 @@ def plot_overview_with_window(sample: Mapping[str, Any], window: Window | None,
     ax.imshow(band_composite(target, composite, reference=target), interpolation="nearest")
     if window is not None:
         w = Window(*window).clip(target.shape[-2:])
-        ax.add_patch(Rectangle((w.col - 0.5, w.row - 0.5), w.width, w.height, fill=False,
-                               edgecolor="red", linewidth=1.5))
+        ax.add_patch(
+            Rectangle((w.col - 0.5, w.row - 0.5), w.width, w.height, fill=False, edgecolor="red", linewidth=1.5)
+        )
     ax.set_title("target, zoom window in red", fontsize=8)
     _off(ax)
     return fig
 
 
-def plot_prompt_maps(output: Mapping[str, Any], sample: Mapping[str, Any],
-                     window: Window | None = None, title: str = "") -> Figure:
+def plot_prompt_maps(
+    output: Mapping[str, Any], sample: Mapping[str, Any], window: Window | None = None, title: str = ""
+) -> Figure:
     """Gate map (weight given to SAR, 0–1) of every PGF level beside the cloud mask, for one model."""
     shape = spatial_shape(sample["target"])
     maps = prompt_maps(output, shape)
@@ -308,14 +374,21 @@ def plot_prompt_maps(output: Mapping[str, Any], sample: Mapping[str, Any],
     axes = fig.subplots(1, len(maps) + 1, squeeze=False)[0]
     axes[0].imshow(crop(to_numpy(sample["cloud_mask"]), window), cmap="gray", vmin=0, vmax=1)
     axes[0].set_title("cloud mask", fontsize=8)
-    axes[0].legend(handles=[Patch(facecolor="white", edgecolor="k", label="cloud"),
-                            Patch(facecolor="black", edgecolor="k", label="clear")],
-                   loc="upper center", bbox_to_anchor=(0.5, -0.02), fontsize=7, ncol=2,
-                   frameon=False)
+    axes[0].legend(
+        handles=[
+            Patch(facecolor="white", edgecolor="k", label="cloud"),
+            Patch(facecolor="black", edgecolor="k", label="clear"),
+        ],
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.02),
+        fontsize=7,
+        ncol=2,
+        frameon=False,
+    )
     im = None
     for level, (ax, pmap) in enumerate(zip(axes[1:], maps, strict=True)):
         im = ax.imshow(crop(pmap, window), cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(f"gate, level {level + 1} (1/{2 ** level} res.)", fontsize=8)
+        ax.set_title(f"gate, level {level + 1} (1/{2**level} res.)", fontsize=8)
     for ax in axes:
         _off(ax)
     bar = fig.colorbar(im, ax=list(axes[1:]), fraction=0.03, pad=0.02)

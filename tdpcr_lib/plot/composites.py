@@ -43,13 +43,19 @@ def resolve_composite(name: str) -> str:
     matches = [k for k in COMPOSITES if k.lower().startswith(key)]
     if len(matches) == 1:
         return matches[0]
-    raise ValueError(f"unknown band composite {name!r}; choose one of {list(COMPOSITES)} "
-                     f"or an alias {list(COMPOSITE_ALIASES)}")
+    raise ValueError(
+        f"unknown band composite {name!r}; choose one of {list(COMPOSITES)} or an alias {list(COMPOSITE_ALIASES)}"
+    )
 
 
-def band_composite(image: Any, composite: str = DEFAULT_COMPOSITE,
-                   reference: Any | None = None, low: float = 2.0,
-                   high: float = 98.0, common: bool = True) -> np.ndarray:
+def band_composite(
+    image: Any,
+    composite: str = DEFAULT_COMPOSITE,
+    reference: Any | None = None,
+    low: float = 2.0,
+    high: float = 98.0,
+    common: bool = True,
+) -> np.ndarray:
     """A 13-band S2 image → a stretched RGB composite ``(H, W, 3)`` in [0, 1].
 
     ``reference`` (another 13-band image, typically the clear target) supplies the stretch limits
@@ -96,8 +102,7 @@ def predicted_labels(segmentation: Any) -> np.ndarray:
     return logits.argmax(axis=0).astype(np.int64)
 
 
-def prompt_maps(output: Mapping[str, Any], shape: tuple[int, int],
-                normalise: bool = False) -> list[np.ndarray]:
+def prompt_maps(output: Mapping[str, Any], shape: tuple[int, int], normalise: bool = False) -> list[np.ndarray]:
     """The model's per-level gate maps, channel-averaged and upsampled to ``shape``.
 
     The models' ``prompts`` output is the PGF injection gate ``A`` (channel mean), in [0, 1]:
@@ -131,15 +136,13 @@ def sar_db_limits(sar: Any, low: float = 2.0, high: float = 98.0) -> dict[str, t
     """The dB range each channel of :func:`sar_false_colour` is stretched over (for captions)."""
     db = load_normalisation().s1_to_db(to_numpy(sar))
     stack = {"VV": db[0], "VH": db[1], "VV−VH": db[0] - db[1]}
-    return {k: (float(np.percentile(v, low)), float(np.percentile(v, high)))
-            for k, v in stack.items()}
+    return {k: (float(np.percentile(v, low)), float(np.percentile(v, high))) for k, v in stack.items()}
 
 
 def sar_caption(sar: Any) -> str:
     """``"SAR R=VV −18…−5 dB, G=VH …, B=VV−VH …"`` for a figure title."""
     limits = sar_db_limits(sar)
-    parts = [f"{c}={k} {lo:.0f}…{hi:.0f}" for c, (k, (lo, hi)) in zip("RGB", limits.items(),
-                                                                       strict=True)]
+    parts = [f"{c}={k} {lo:.0f}…{hi:.0f}" for c, (k, (lo, hi)) in zip("RGB", limits.items(), strict=True)]
     return "SAR " + ", ".join(parts) + " dB"
 
 
@@ -163,9 +166,14 @@ class ComparisonSetup(NamedTuple):
     composite: str
 
 
-def comparison_setup(sample: Mapping[str, Any], outputs: Mapping[str, Any],
-                     models: Sequence[str] | None, window: Window | None, composite: str,
-                     class_names: Sequence[str] | Legend | None) -> ComparisonSetup:
+def comparison_setup(
+    sample: Mapping[str, Any],
+    outputs: Mapping[str, Any],
+    models: Sequence[str] | None,
+    window: Window | None,
+    composite: str,
+    class_names: Sequence[str] | Legend | None,
+) -> ComparisonSetup:
     """Check the requested models, clip the window, resolve class names and the composite.
 
     Shared by :func:`tdpcr_lib.plot.compare.plot_comparison` and the viewer's mosaic, so both
@@ -177,9 +185,15 @@ def comparison_setup(sample: Mapping[str, Any], outputs: Mapping[str, Any],
         raise KeyError(f"no outputs for model(s) {unknown}; available: {list(outputs)}")
     # a Legend (e.g. SEN12MS-CR's 10 classes) brings its colours too; bare names use the default's
     legend = class_names if isinstance(class_names, Legend) else load_legend()
-    names = list(class_names.names if isinstance(class_names, Legend)
-                 else class_names if class_names is not None else legend.names)
+    names = list(
+        class_names.names
+        if isinstance(class_names, Legend)
+        else class_names
+        if class_names is not None
+        else legend.names
+    )
     shape = spatial_shape(sample["target"])
     clipped = Window(*window).clip(shape) if window is not None else None
-    return ComparisonSetup(models, legend, names, shape, clipped, to_numpy(sample["target"]),
-                           resolve_composite(composite))
+    return ComparisonSetup(
+        models, legend, names, shape, clipped, to_numpy(sample["target"]), resolve_composite(composite)
+    )

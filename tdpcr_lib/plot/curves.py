@@ -45,15 +45,20 @@ def plot_training_curves(run_dir_or_history: str | Path | dict[str, Any]):
             ax_loss.plot(*zip(*points, strict=True), label=key, lw=1)
     epochs = history.get("epochs", [])
     if epochs and "train_loss" in epochs[0]:
-        ax_loss.plot([r["step"] for r in epochs], [r["train_loss"] for r in epochs], "o-",
-                     label="epoch mean", lw=1.5)
-    ax_loss.set(xlabel="optimizer step", ylabel="training loss", yscale="log",
-                title=f"{history.get('phase', '')} training loss ({history.get('objective', '')})")
+        ax_loss.plot([r["step"] for r in epochs], [r["train_loss"] for r in epochs], "o-", label="epoch mean", lw=1.5)
+    ax_loss.set(
+        xlabel="optimizer step",
+        ylabel="training loss",
+        yscale="log",
+        title=f"{history.get('phase', '')} training loss ({history.get('objective', '')})",
+    )
     ax_loss.legend(fontsize=8)
     plotted = False
-    for metric, region, label in (("psnr", "all", "PSNR all (dB)"),
-                                  ("psnr", "cloudy", "PSNR cloudy (dB)"),
-                                  ("input_psnr", "cloudy", "cloudy input PSNR (dB)")):
+    for metric, region, label in (
+        ("psnr", "all", "PSNR all (dB)"),
+        ("psnr", "cloudy", "PSNR cloudy (dB)"),
+        ("input_psnr", "cloudy", "cloudy input PSNR (dB)"),
+    ):
         key = VAL_PREFIX + column_name(metric, region)
         values = [(r["epoch"], r[key]) for r in epochs if r.get(key) is not None]
         if values:
@@ -63,8 +68,7 @@ def plot_training_curves(run_dir_or_history: str | Path | dict[str, Any]):
     miou = VAL_PREFIX + column_name("miou")
     if any(r.get(miou) is not None for r in epochs):
         ax_seg = ax_val.twinx()
-        ax_seg.plot([r["epoch"] for r in epochs], [r.get(miou) for r in epochs],
-                    "s--", color="tab:red", label="mIoU")
+        ax_seg.plot([r["epoch"] for r in epochs], [r.get(miou) for r in epochs], "s--", color="tab:red", label="mIoU")
         ax_seg.set_ylabel("mIoU", color="tab:red")
         plotted = True
     if plotted:
@@ -86,9 +90,11 @@ def write_loss_curve(run_dir: str | Path) -> Path | None:
 
 def plot_per_bucket(aggregated: Mapping[str, Mapping[str, Any]]):
     """PSNR and mIoU vs cloud cover, one line per model (error bars: std over seeds)."""
-    return plot_bucket_metrics(per_bucket_for_plot(aggregated),
-                               metrics=(("psnr", "PSNR (dB)"), ("miou", "mIoU (%)")),
-                               title="Ablations: metrics by cloud cover (mean ± std over seeds)")
+    return plot_bucket_metrics(
+        per_bucket_for_plot(aggregated),
+        metrics=(("psnr", "PSNR (dB)"), ("miou", "mIoU (%)")),
+        title="Ablations: metrics by cloud cover (mean ± std over seeds)",
+    )
 
 
 def _mean_std(value: Any) -> tuple[float, float]:
@@ -100,10 +106,11 @@ def _mean_std(value: Any) -> tuple[float, float]:
     return nan_if_none(value), 0.0
 
 
-def plot_bucket_metrics(per_bucket: Mapping[str, Mapping[str, Mapping[str, Any]]],
-                        metrics: Sequence[tuple[str, str]] = (("psnr", "PSNR (dB)"),
-                                                              ("miou", "mIoU")),
-                        title: str = "") -> Figure:
+def plot_bucket_metrics(
+    per_bucket: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    metrics: Sequence[tuple[str, str]] = (("psnr", "PSNR (dB)"), ("miou", "mIoU")),
+    title: str = "",
+) -> Figure:
     """Metric vs cloud cover, one line per model, one panel per metric.
 
     Parameters
@@ -137,9 +144,17 @@ def plot_bucket_metrics(per_bucket: Mapping[str, Mapping[str, Mapping[str, Any]]
             if not xs or not np.isfinite(ys).any():
                 continue
             k = list(per_bucket).index(model)  # same colour/marker for a model in every panel
-            ax.errorbar(xs, ys, yerr=es if any(es) else None, color=f"C{k % 10}",
-                        marker="osD^v<>ph*"[k % 10], ms=4, capsize=3, label=model,
-                        linestyle="-" if k < 10 else "--")
+            ax.errorbar(
+                xs,
+                ys,
+                yerr=es if any(es) else None,
+                color=f"C{k % 10}",
+                marker="osD^v<>ph*"[k % 10],
+                ms=4,
+                capsize=3,
+                label=model,
+                linestyle="-" if k < 10 else "--",
+            )
             drawn += 1
         ax.set_xlabel("cloud cover (%)")
         ax.set_ylabel(label)
@@ -148,8 +163,9 @@ def plot_bucket_metrics(per_bucket: Mapping[str, Mapping[str, Mapping[str, Any]]
         if drawn:
             ax.legend(fontsize=6)
         else:
-            ax.text(0.5, 0.5, "no model reports this metric", ha="center", va="center",
-                    transform=ax.transAxes, fontsize=8)
+            ax.text(
+                0.5, 0.5, "no model reports this metric", ha="center", va="center", transform=ax.transAxes, fontsize=8
+            )
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
@@ -179,16 +195,27 @@ def plot_validation_vs_compute(runs: Sequence[Mapping[str, Any]]) -> Figure:
                 continue
             scale = 100.0 if panel else 1.0
             key = (panel, run["model"])
-            axes[panel].plot([p["train_flops"] for p in points],
-                             [p["value"] * scale for p in points], color=colours[run["model"]],
-                             lw=1, marker=".", alpha=0.8,
-                             label=None if key in labelled else run.get("label", run["model"]))
+            axes[panel].plot(
+                [p["train_flops"] for p in points],
+                [p["value"] * scale for p in points],
+                color=colours[run["model"]],
+                lw=1,
+                marker=".",
+                alpha=0.8,
+                label=None if key in labelled else run.get("label", run["model"]),
+            )
             labelled.add(key)
-        if not any(p.get("curve") for p in run.get("phases", [])) and \
-                (0, run["model"]) not in labelled and run.get("train_flops"):
-            axes[0].axvline(run["train_flops"], color=colours[run["model"]], ls=":",
-                            label=f"{run.get('label', run['model'])}: not validated (its training"
-                                  " FLOPs)")
+        if (
+            not any(p.get("curve") for p in run.get("phases", []))
+            and (0, run["model"]) not in labelled
+            and run.get("train_flops")
+        ):
+            axes[0].axvline(
+                run["train_flops"],
+                color=colours[run["model"]],
+                ls=":",
+                label=f"{run.get('label', run['model'])}: not validated (its training FLOPs)",
+            )
             labelled.add((0, run["model"]))
     for ax, ylabel in zip(axes, ("validation PSNR (dB)", "validation mIoU (%)"), strict=True):
         ax.set_xscale("log")

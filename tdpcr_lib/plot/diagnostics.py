@@ -22,10 +22,16 @@ def plot_confusion(table: pd.DataFrame, title: str = "Normalised confusion matri
     for i in range(k):
         for j in range(values.shape[1]):
             if np.isfinite(values[i, j]):
-                ax.text(j, i, f"{values[i, j]:.0f}", ha="center", va="center", fontsize=8,
-                        color="white" if values[i, j] > 60 else "black")
-    ax.set_xticks(range(values.shape[1]), [str(c) for c in table.columns], rotation=45,
-                  ha="right", fontsize=7)
+                ax.text(
+                    j,
+                    i,
+                    f"{values[i, j]:.0f}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if values[i, j] > 60 else "black",
+                )
+    ax.set_xticks(range(values.shape[1]), [str(c) for c in table.columns], rotation=45, ha="right", fontsize=7)
     ax.set_yticks(range(k), [str(i) for i in table.index], fontsize=7)
     ax.set_xlabel("predicted class", fontsize=8)
     ax.set_ylabel("true class", fontsize=8)
@@ -35,19 +41,16 @@ def plot_confusion(table: pd.DataFrame, title: str = "Normalised confusion matri
     return fig
 
 
-def plot_band_error(table: pd.DataFrame, title: str = "Reconstruction error under clouds"
-                    ) -> Figure:
+def plot_band_error(table: pd.DataFrame, title: str = "Reconstruction error under clouds") -> Figure:
     """Bars of :func:`tdpcr_lib.evaluation.tables.band_error_under_clouds`: bias and MAE per band
     (reflectance), with the target's 2–98 % range as a reference for how visible an error is."""
     bands = list(table.index)
     x = np.arange(len(bands))
     fig = Figure(figsize=(8, 3.2), layout="constrained")
     ax = fig.subplots()
-    ax.bar(x - 0.2, table["bias"], width=0.4, label="bias (reconstruction − target)",
-           color="tab:blue")
+    ax.bar(x - 0.2, table["bias"], width=0.4, label="bias (reconstruction − target)", color="tab:blue")
     ax.bar(x + 0.2, table["mae"], width=0.4, label="mean absolute error", color="tab:orange")
-    ax.plot(x, table["target_range"], "k_", markersize=14,
-            label="target 2–98 % range (display scale)")
+    ax.plot(x, table["target_range"], "k_", markersize=14, label="target 2–98 % range (display scale)")
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.set_xticks(x, bands, fontsize=8)
     ax.set_ylabel("reflectance", fontsize=8)

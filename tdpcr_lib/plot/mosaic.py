@@ -49,19 +49,24 @@ def _coloured(values: np.ndarray, cmap: str, vmin: float, vmax: float) -> np.nda
     return matplotlib.colormaps[cmap](scaled)[..., :3]
 
 
-def plot_comparison_mosaic(sample: Mapping[str, Any], outputs: Mapping[str, Mapping[str, Any]],
-                           composite: str = DEFAULT_COMPOSITE,
-                           models: Sequence[str] | None = None, window: Window | None = None,
-                           show_prompts: bool = True,
-                           row_titles: Mapping[str, str] | None = None,
-                           class_names: Sequence[str] | Legend | None = None) -> Figure:
+def plot_comparison_mosaic(
+    sample: Mapping[str, Any],
+    outputs: Mapping[str, Mapping[str, Any]],
+    composite: str = DEFAULT_COMPOSITE,
+    models: Sequence[str] | None = None,
+    window: Window | None = None,
+    show_prompts: bool = True,
+    row_titles: Mapping[str, str] | None = None,
+    class_names: Sequence[str] | Legend | None = None,
+) -> Figure:
     """The panels of :func:`tdpcr_lib.plot.compare.plot_comparison` (less the metrics column)
     as one image: row 0 the inputs, then one row per model.
 
     Parameters are those of :func:`~tdpcr_lib.plot.compare.plot_comparison`.
     """
     models, legend, names, shape, window, target, composite = comparison_setup(
-        sample, outputs, models, window, composite, class_names)
+        sample, outputs, models, window, composite, class_names
+    )
 
     def rgb_panel(image: np.ndarray) -> np.ndarray:
         return _resize(crop_rgb(np.asarray(image, dtype=np.float32), window), PANEL)
@@ -71,13 +76,18 @@ def plot_comparison_mosaic(sample: Mapping[str, Any], outputs: Mapping[str, Mapp
 
     true_labels = legend.sanitise(to_numpy(sample["mask"]))
     cloud = to_numpy(sample["cloud_mask"]).astype(np.float32)
-    rows: list[tuple[str, list[tuple[str, np.ndarray | None]]]] = [("inputs", [
-        ("SAR (R VV, G VH, B VV−VH)", rgb_panel(sar_false_colour(sample["sar"]))),
-        ("cloudy input", rgb_panel(band_composite(sample["optical"], composite, reference=target))),
-        ("target (clear)", rgb_panel(band_composite(target, composite, reference=target))),
-        ("cloud mask (white = cloud)", rgb_panel(np.repeat(cloud[..., None], 3, axis=2))),
-        ("true land cover", rgb_panel(legend.colourise(true_labels) / 255.0)),
-    ])]
+    rows: list[tuple[str, list[tuple[str, np.ndarray | None]]]] = [
+        (
+            "inputs",
+            [
+                ("SAR (R VV, G VH, B VV−VH)", rgb_panel(sar_false_colour(sample["sar"]))),
+                ("cloudy input", rgb_panel(band_composite(sample["optical"], composite, reference=target))),
+                ("target (clear)", rgb_panel(band_composite(target, composite, reference=target))),
+                ("cloud mask (white = cloud)", rgb_panel(np.repeat(cloud[..., None], 3, axis=2))),
+                ("true land cover", rgb_panel(legend.colourise(true_labels) / 255.0)),
+            ],
+        )
+    ]
     errors = {m: absolute_error_map(outputs[m]["reconstruction"], target) for m in models}
     err_max = max([float(np.percentile(crop(e, window), 99)) for e in errors.values()] + [1e-6])
     present = set(np.unique(true_labels).tolist())
@@ -85,9 +95,9 @@ def plot_comparison_mosaic(sample: Mapping[str, Any], outputs: Mapping[str, Mapp
     for name in models:
         out = outputs[name]
         panels: list[tuple[str, np.ndarray | None]] = [
-            ("reconstruction", rgb_panel(band_composite(out["reconstruction"], composite,
-                                                        reference=target))),
-            ("|error| (band mean)", map_panel(errors[name], "magma", 0.0, err_max))]
+            ("reconstruction", rgb_panel(band_composite(out["reconstruction"], composite, reference=target))),
+            ("|error| (band mean)", map_panel(errors[name], "magma", 0.0, err_max)),
+        ]
         if out.get("segmentation") is not None:
             labels = predicted_labels(out["segmentation"])
             present.update(np.unique(labels).tolist())
@@ -97,8 +107,7 @@ def plot_comparison_mosaic(sample: Mapping[str, Any], outputs: Mapping[str, Mapp
         if show_prompts:
             maps = prompt_maps(out, shape)
             any_gate = any_gate or bool(maps)
-            panels += [(f"gate L{level + 1}", map_panel(m, "viridis", 0.0, 1.0))
-                       for level, m in enumerate(maps)]
+            panels += [(f"gate L{level + 1}", map_panel(m, "viridis", 0.0, 1.0)) for level, m in enumerate(maps)]
         rows.append(((row_titles or {}).get(name, name), panels))
 
     n_cols = max(len(p) for _, p in rows)
@@ -108,27 +117,35 @@ def plot_comparison_mosaic(sample: Mapping[str, Any], outputs: Mapping[str, Mapp
     mosaic = np.ones((height, width, 3), dtype=np.float32)
     fig = Figure(figsize=(width / 100, height / 100), dpi=100)
     texts: list[tuple[float, float, str, dict[str, Any]]] = []
-    zoom = f", zoom rows {window.row}:{window.row + window.height}, cols " \
-           f"{window.col}:{window.col + window.width}" if window else ""
+    zoom = (
+        f", zoom rows {window.row}:{window.row + window.height}, cols {window.col}:{window.col + window.width}"
+        if window
+        else ""
+    )
     bucket, tile_id = sample.get("bucket", "?"), sample.get("id", "?")
-    texts.append((6, TITLE - 4, f"tile {tile_id} (cloud cover {bucket}) — {composite}, one "
-                  f"stretch for all optical panels{zoom}; {sar_caption(sample['sar'])}",
-                  {"fontsize": 9}))
+    texts.append(
+        (
+            6,
+            TITLE - 4,
+            f"tile {tile_id} (cloud cover {bucket}) — {composite}, one "
+            f"stretch for all optical panels{zoom}; {sar_caption(sample['sar'])}",
+            {"fontsize": 9},
+        )
+    )
     for r, (label, panels) in enumerate(rows):
         y0 = TITLE + r * cell_h + TITLE
-        texts.append((6, y0 + PANEL / 2, label, {"fontsize": 8, "fontweight": "bold",
-                                                 "va": "center", "wrap": True}))
+        texts.append((6, y0 + PANEL / 2, label, {"fontsize": 8, "fontweight": "bold", "va": "center", "wrap": True}))
         for c, (title, panel) in enumerate(panels):
             x0 = LABEL + c * cell_w
             texts.append((x0, y0 - 4, title, {"fontsize": 7}))
             if panel is not None:
-                mosaic[y0:y0 + PANEL, x0:x0 + PANEL] = panel
+                mosaic[y0 : y0 + PANEL, x0 : x0 + PANEL] = panel
     # legends to the right of row 0: land cover and cloud mask
     x_leg, y_leg = LABEL + n_cols * cell_w + 4, TITLE + TITLE
     codes = sorted(c for c in present if 0 <= c < legend.num_classes) or list(legend.codes)
     for k, code in enumerate(codes):
         y = y_leg + 16 * k
-        mosaic[y:y + 12, x_leg:x_leg + 12] = np.asarray(legend.colours[code]) / 255.0
+        mosaic[y : y + 12, x_leg : x_leg + 12] = np.asarray(legend.colours[code]) / 255.0
         texts.append((x_leg + 16, y + 10, f"{code}: {names[code]}", {"fontsize": 7}))
     # colour bars (shared by all rows) along the bottom
     y_bar = height - TITLE - 10
@@ -138,7 +155,7 @@ def plot_comparison_mosaic(sample: Mapping[str, Any], outputs: Mapping[str, Mapp
     for k, (cmap, text) in enumerate(bars):
         x0 = LABEL + k * 2 * cell_w
         ramp = np.linspace(0.0, 1.0, 2 * cell_w - 40)
-        mosaic[y_bar:y_bar + 10, x0:x0 + ramp.size] = _coloured(ramp, cmap, 0.0, 1.0)[None]
+        mosaic[y_bar : y_bar + 10, x0 : x0 + ramp.size] = _coloured(ramp, cmap, 0.0, 1.0)[None]
         texts.append((x0, y_bar - 3, text, {"fontsize": 7}))
     # figimage pastes the pixels 1:1 (no axes, no resampling: the slowest step of imshow)
     fig.figimage((mosaic * 255).astype(np.uint8), xo=0, yo=0, origin="upper")

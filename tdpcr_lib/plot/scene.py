@@ -39,8 +39,16 @@ def _scale_bar(ax: Any, extent: tuple[float, float, float, float]) -> None:
     ax.plot([x0, x0 + length], [y0, y0], color="white", linewidth=5, solid_capstyle="butt")
     ax.plot([x0, x0 + length], [y0, y0], color="black", linewidth=2.5, solid_capstyle="butt")
     text = f"{length / 1000:g} km" if length >= 1000 else f"{length:g} m"
-    ax.text(x0 + length / 2, y0 + 0.02 * (top - bottom), text, ha="center", va="bottom",
-            fontsize=8, color="black", backgroundcolor=(1, 1, 1, 0.6))
+    ax.text(
+        x0 + length / 2,
+        y0 + 0.02 * (top - bottom),
+        text,
+        ha="center",
+        va="bottom",
+        fontsize=8,
+        color="black",
+        backgroundcolor=(1, 1, 1, 0.6),
+    )
 
 
 def _read_overview(path: str | Path, max_size: int, resampling: Resampling) -> np.ndarray:
@@ -51,9 +59,13 @@ def _read_overview(path: str | Path, max_size: int, resampling: Resampling) -> n
         return src.read(out_shape=shape, resampling=resampling)
 
 
-def plot_scene_prediction(s2_cloudy: str | Path, outputs: dict[str, Path],
-                          s1: str | Path | None = None, max_size: int = 1024,
-                          class_names: Any = None) -> Any:
+def plot_scene_prediction(
+    s2_cloudy: str | Path,
+    outputs: dict[str, Path],
+    s1: str | Path | None = None,
+    max_size: int = 1024,
+    class_names: Any = None,
+) -> Any:
     """Before/after figure: cloudy input, (SAR,) cloud-free output, land cover (and gate).
 
     Reads decimated versions (COG overviews) so it is cheap for full scenes. Both optical panels
@@ -68,8 +80,7 @@ def plot_scene_prediction(s2_cloudy: str | Path, outputs: dict[str, Path],
             legend = legend_of_tags(src.tags())  # the classes the product was written with
     cloudy = norm.s2_to_unit(_read_overview(s2_cloudy, max_size, Resampling.average))
     clear = norm.s2_to_unit(_read_overview(outputs["cloud_free"], max_size, Resampling.average))
-    panels: list[tuple[str, Any, dict]] = [
-        ("cloudy Sentinel-2 input", band_composite(cloudy, reference=clear), {})]
+    panels: list[tuple[str, Any, dict]] = [("cloudy Sentinel-2 input", band_composite(cloudy, reference=clear), {})]
     if s1 is not None:
         db = _read_overview(s1, max_size, Resampling.average).astype(np.float32)
         sar = norm.s1_to_unit(db)
@@ -80,8 +91,7 @@ def plot_scene_prediction(s2_cloudy: str | Path, outputs: dict[str, Path],
         panels.append(("predicted land cover", legend.colourise(labels), {}))
     if "degradation_prompt" in outputs:
         gate = _read_overview(outputs["degradation_prompt"], max_size, Resampling.average)[0]
-        panels.append(("gate (degradation_prompt.tif)", gate,
-                       {"cmap": "viridis", "vmin": 0.0, "vmax": 1.0}))
+        panels.append(("gate (degradation_prompt.tif)", gate, {"cmap": "viridis", "vmin": 0.0, "vmax": 1.0}))
     extent, crs_name, projected = _extent(outputs["cloud_free"])
     fig = Figure(figsize=(4.2 * len(panels), 4.9), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
@@ -103,7 +113,9 @@ def plot_scene_prediction(s2_cloudy: str | Path, outputs: dict[str, Path],
     fig.suptitle(f"map coordinates: {crs_name}", fontsize=9)
     if "land_cover" in outputs:
         names = list(class_names) if class_names is not None else list(legend.names)
-        handles = [Patch(color=np.asarray(c) / 255.0, label=f"{k}: {n}")
-                   for k, (c, n) in enumerate(zip(legend.colours, names, strict=True))]
+        handles = [
+            Patch(color=np.asarray(c) / 255.0, label=f"{k}: {n}")
+            for k, (c, n) in enumerate(zip(legend.colours, names, strict=True))
+        ]
         fig.legend(handles=handles, loc="outside lower center", ncol=4, fontsize=8)
     return fig

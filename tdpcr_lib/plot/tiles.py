@@ -34,7 +34,6 @@ def row_titles(checkpoints: Mapping[str, str | Path]) -> dict[str, str]:
     return {name: f"{name}\n{checkpoint_budget(path)}" for name, path in checkpoints.items()}
 
 
-
 def index_tiles(dataset: Any) -> OrderedDict[str, list[tuple[int, str]]]:
     """Bucket → ``[(dataset index, tile id), ...]`` in dataset order.
 
@@ -72,14 +71,14 @@ def index_of_tile(dataset: Any, tile_id: str) -> int:
     raise KeyError(f"tile id {tile_id!r} is not in this split")
 
 
-def predict_outputs(models: Mapping[str, Any], sample: Mapping[str, Any],
-                    device: str = "cpu") -> dict[str, dict[str, Any]]:
+def predict_outputs(
+    models: Mapping[str, Any], sample: Mapping[str, Any], device: str = "cpu"
+) -> dict[str, dict[str, Any]]:
     """Run each model on one sample; outputs as CPU float tensors without the batch dimension.
 
     Models are put in ``eval()`` mode and run under ``torch.inference_mode``.
     """
     import torch
-
 
     dev = resolve_device(device)
     optical = torch.as_tensor(to_numpy(sample["optical"])).float().unsqueeze(0).to(dev)
@@ -98,12 +97,19 @@ def predict_outputs(models: Mapping[str, Any], sample: Mapping[str, Any],
     return results
 
 
-def save_tile_comparisons(dataset: Any, models: Mapping[str, Any], tile_ids: Sequence[str],
-                          out_dir: str | Path, composite: str = DEFAULT_COMPOSITE,
-                          zoom: int = 1, device: str = "cpu", sample_crop: int | None = None,
-                          prefix: str = "05_compare", row_titles: Mapping[str, str] | None = None,
-                          class_names: Sequence[str] | None = None
-                          ) -> dict[str, dict[str, Any]]:
+def save_tile_comparisons(
+    dataset: Any,
+    models: Mapping[str, Any],
+    tile_ids: Sequence[str],
+    out_dir: str | Path,
+    composite: str = DEFAULT_COMPOSITE,
+    zoom: int = 1,
+    device: str = "cpu",
+    sample_crop: int | None = None,
+    prefix: str = "05_compare",
+    row_titles: Mapping[str, str] | None = None,
+    class_names: Sequence[str] | None = None,
+) -> dict[str, dict[str, Any]]:
     """Write the comparison figure of each listed tile as PNG (for readers without a kernel).
 
     Parameters
@@ -126,8 +132,7 @@ def save_tile_comparisons(dataset: Any, models: Mapping[str, Any], tile_ids: Seq
     lookup = {tile_id: i for rows in index_tiles(dataset).values() for i, tile_id in rows}
     unknown = [t for t in tile_ids if t not in lookup]
     if unknown:
-        raise KeyError(f"tile id(s) {unknown} are not in this split (it has e.g. "
-                       f"{sorted(lookup)[:5]})")
+        raise KeyError(f"tile id(s) {unknown} are not in this split (it has e.g. {sorted(lookup)[:5]})")
     out_dir = Path(out_dir)
     written: dict[str, dict[str, Any]] = {}
     for tile_id in tile_ids:
@@ -135,15 +140,16 @@ def save_tile_comparisons(dataset: Any, models: Mapping[str, Any], tile_ids: Seq
         outputs = predict_outputs(models, sample, device=device)
         metrics = {name: tile_metrics(sample, out) for name, out in outputs.items()}
         safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in tile_id)
-        style = {"composite": composite, "metrics": metrics, "row_titles": row_titles,
-                 "class_names": class_names}
-        paths = [save_figure(plot_comparison(sample, outputs, **style),
-                             out_dir / f"{prefix}_{safe}.png")]
+        style = {"composite": composite, "metrics": metrics, "row_titles": row_titles, "class_names": class_names}
+        paths = [save_figure(plot_comparison(sample, outputs, **style), out_dir / f"{prefix}_{safe}.png")]
         if zoom > 1:
             height, width = spatial_shape(sample["target"])
-            window = Window.centred(height / 2, width / 2, max(8, min(height, width) // zoom),
-                                    (height, width))
-            paths.append(save_figure(plot_comparison(sample, outputs, window=window, **style),
-                                     out_dir / f"{prefix}_{safe}_zoom{zoom}.png"))
+            window = Window.centred(height / 2, width / 2, max(8, min(height, width) // zoom), (height, width))
+            paths.append(
+                save_figure(
+                    plot_comparison(sample, outputs, window=window, **style),
+                    out_dir / f"{prefix}_{safe}_zoom{zoom}.png",
+                )
+            )
         written[tile_id] = {"png": [str(p) for p in paths], "metrics": metrics}
     return written

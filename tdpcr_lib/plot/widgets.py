@@ -67,11 +67,18 @@ class ComparisonViewer:
         Land-cover names by code (e.g. the synthetic twin's); default the packaged legend's.
     """
 
-    def __init__(self, dataset: Any, models: Mapping[str, Any], device: str = "cpu",
-                 sample_crop: int | None = None, initial_models: Sequence[str] | None = None,
-                 composite: str = DEFAULT_COMPOSITE, render_on_change: bool = True,
-                 row_titles: Mapping[str, str] | None = None,
-                 class_names: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        dataset: Any,
+        models: Mapping[str, Any],
+        device: str = "cpu",
+        sample_crop: int | None = None,
+        initial_models: Sequence[str] | None = None,
+        composite: str = DEFAULT_COMPOSITE,
+        render_on_change: bool = True,
+        row_titles: Mapping[str, str] | None = None,
+        class_names: Sequence[str] | None = None,
+    ) -> None:
         if not models:
             raise ValueError("give at least one model to compare")
         self.dataset = dataset
@@ -95,57 +102,77 @@ class ComparisonViewer:
         wide = {"description_width": "initial"}
 
         first_bucket = next(iter(self.tiles))
-        self.bucket = widgets.Dropdown(options=list(self.tiles), value=first_bucket,
-                                       description="cloud cover", style=wide)
+        self.bucket = widgets.Dropdown(
+            options=list(self.tiles), value=first_bucket, description="cloud cover", style=wide
+        )
         # 1-based, like the "of N" beside it: the slider and its label show the same number
-        self.tile = widgets.IntSlider(min=1, max=max(1, len(self.tiles[first_bucket])), value=1,
-                                      description="tile", continuous_update=False, style=wide)
+        self.tile = widgets.IntSlider(
+            min=1,
+            max=max(1, len(self.tiles[first_bucket])),
+            value=1,
+            description="tile",
+            continuous_update=False,
+            style=wide,
+        )
         self.tile_label = widgets.Label()
-        self.composite = widgets.Dropdown(options=list(COMPOSITES),
-                                          value=resolve_composite(composite),
-                                          description="bands", style=wide)
+        self.composite = widgets.Dropdown(
+            options=list(COMPOSITES), value=resolve_composite(composite), description="bands", style=wide
+        )
         chosen = list(initial_models) if initial_models is not None else list(self.models)
         missing = [m for m in chosen if m not in self.models]
         if missing:
             raise KeyError(f"initial_models {missing} are not among the models {list(self.models)}")
-        self.model_select = widgets.SelectMultiple(options=list(self.models), value=tuple(chosen),
-                                                   description="models",
-                                                   rows=min(len(self.models), 8))
-        self.zoom = widgets.SelectionSlider(options=list(ZOOM_FACTORS), value=1,
-                                            description="zoom ×")
-        self.centre_row = widgets.IntSlider(min=0, max=100, value=50,
-                                            description="zoom centre, row %",
-                                            continuous_update=False, style=wide)
-        self.centre_col = widgets.IntSlider(min=0, max=100, value=50,
-                                            description="zoom centre, column %",
-                                            continuous_update=False, style=wide)
-        self.show_prompts = widgets.Checkbox(value=True, description="gate maps (weight to SAR)",
-                                             style=wide)
+        self.model_select = widgets.SelectMultiple(
+            options=list(self.models), value=tuple(chosen), description="models", rows=min(len(self.models), 8)
+        )
+        self.zoom = widgets.SelectionSlider(options=list(ZOOM_FACTORS), value=1, description="zoom ×")
+        self.centre_row = widgets.IntSlider(
+            min=0, max=100, value=50, description="zoom centre, row %", continuous_update=False, style=wide
+        )
+        self.centre_col = widgets.IntSlider(
+            min=0, max=100, value=50, description="zoom centre, column %", continuous_update=False, style=wide
+        )
+        self.show_prompts = widgets.Checkbox(value=True, description="gate maps (weight to SAR)", style=wide)
         self.status = widgets.HTML()
         self.output = widgets.Output()
         self.metrics_table = widgets.HTML()
 
         self.bucket.observe(self._on_bucket, names="value")
-        for control in (self.tile, self.composite, self.model_select, self.zoom, self.centre_row,
-                        self.centre_col, self.show_prompts):
+        for control in (
+            self.tile,
+            self.composite,
+            self.model_select,
+            self.zoom,
+            self.centre_row,
+            self.centre_col,
+            self.show_prompts,
+        ):
             control.observe(self._on_change, names="value")
         self._update_tile_label()
-        self.widget = widgets.VBox([
-            widgets.HBox([self.bucket, self.tile, self.tile_label]),
-            widgets.HBox([self.composite, self.show_prompts]),
-            widgets.HBox([self.model_select,
-                          widgets.VBox([self.zoom, self.centre_row, self.centre_col])]),
-            self.status,
-            widgets.HBox([self.output, self.metrics_table]),
-        ])
+        self.widget = widgets.VBox(
+            [
+                widgets.HBox([self.bucket, self.tile, self.tile_label]),
+                widgets.HBox([self.composite, self.show_prompts]),
+                widgets.HBox([self.model_select, widgets.VBox([self.zoom, self.centre_row, self.centre_col])]),
+                self.status,
+                widgets.HBox([self.output, self.metrics_table]),
+            ]
+        )
 
     # ------------------------------------------------------------------ state
     @property
     def controls(self) -> dict[str, widgets.Widget]:
         """Every control by name (what a user can change)."""
-        return {"bucket": self.bucket, "tile": self.tile, "composite": self.composite,
-                "models": self.model_select, "zoom": self.zoom, "centre_row": self.centre_row,
-                "centre_col": self.centre_col, "show_prompts": self.show_prompts}
+        return {
+            "bucket": self.bucket,
+            "tile": self.tile,
+            "composite": self.composite,
+            "models": self.model_select,
+            "zoom": self.zoom,
+            "centre_row": self.centre_row,
+            "centre_col": self.centre_col,
+            "show_prompts": self.show_prompts,
+        }
 
     @property
     def dataset_index(self) -> int:
@@ -162,8 +189,7 @@ class ComparisonViewer:
         index = self.dataset_index
         if self._cache_index != index or self._sample is None:
             sample = self.dataset[index]
-            self._sample = centre_crop_sample(sample, self.sample_crop) if self.sample_crop \
-                else sample
+            self._sample = centre_crop_sample(sample, self.sample_crop) if self.sample_crop else sample
             self._outputs = {}
             self._metrics = {}
             self._cache_index = index
@@ -175,8 +201,10 @@ class ComparisonViewer:
         todo = {m: self.models[m] for m in self.model_select.value if m not in self._outputs}
         if todo:
             s = "s" if len(todo) > 1 else ""
-            self.status.value = (f"<b>⏳ running {len(todo)} model{s} on tile {self.tile_id}…</b>"
-                                 " (the picture below is the previous one)")
+            self.status.value = (
+                f"<b>⏳ running {len(todo)} model{s} on tile {self.tile_id}…</b>"
+                " (the picture below is the previous one)"
+            )
             try:
                 for name, model in todo.items():
                     self._outputs.update(predict_outputs({name: model}, sample, device=self.device))
@@ -199,9 +227,12 @@ class ComparisonViewer:
         sample = self.current_sample()
         height, width = sample["target"].shape[-2:]
         size = max(8, min(height, width) // self.zoom.value)
-        return Window.centred(self.centre_row.value / 100 * (height - 1),
-                              self.centre_col.value / 100 * (width - 1), size,
-                              (int(height), int(width)))
+        return Window.centred(
+            self.centre_row.value / 100 * (height - 1),
+            self.centre_col.value / 100 * (width - 1),
+            size,
+            (int(height), int(width)),
+        )
 
     # ------------------------------------------------------------------ callbacks
     def _update_tile_label(self) -> None:
@@ -250,9 +281,9 @@ class ComparisonViewer:
         self.render_count += 1
         self.output.outputs = ()
         self.output.append_display_data(Image(data=buffer.getvalue(), format="png"))
-        self.metrics_table.value = (
-            f"<b>tile {self.tile_id}, whole tile</b>"
-            + metrics_frame(self.current_metrics(), self.row_titles).to_html(border=0))
+        self.metrics_table.value = f"<b>tile {self.tile_id}, whole tile</b>" + metrics_frame(
+            self.current_metrics(), self.row_titles
+        ).to_html(border=0)
         return fig
 
     def build_figure(self) -> Figure:
@@ -262,11 +293,16 @@ class ComparisonViewer:
             raise ValueError("no model selected")
         # the one-axes mosaic: a view-only change redraws in well under a second (see
         # tdpcr_lib.plot.mosaic); the static PNGs use the per-panel plot_comparison
-        return plot_comparison_mosaic(self.current_sample(), self.current_outputs(),
-                                      composite=self.composite.value, models=selected,
-                                      window=self.current_window(),
-                                      show_prompts=self.show_prompts.value,
-                                      row_titles=self.row_titles, class_names=self.class_names)
+        return plot_comparison_mosaic(
+            self.current_sample(),
+            self.current_outputs(),
+            composite=self.composite.value,
+            models=selected,
+            window=self.current_window(),
+            show_prompts=self.show_prompts.value,
+            row_titles=self.row_titles,
+            class_names=self.class_names,
+        )
 
     def show(self) -> widgets.VBox:
         """Render once and return the widget (the last expression of a notebook cell)."""
@@ -274,7 +310,8 @@ class ComparisonViewer:
         return self.widget
 
 
-def build_viewer(dataset: Any, models: Mapping[str, Any], device: str = "cpu",
-                 sample_crop: int | None = None, **kwargs: Any) -> ComparisonViewer:
+def build_viewer(
+    dataset: Any, models: Mapping[str, Any], device: str = "cpu", sample_crop: int | None = None, **kwargs: Any
+) -> ComparisonViewer:
     """Build a :class:`ComparisonViewer` (convenience for notebooks)."""
     return ComparisonViewer(dataset, models, device=device, sample_crop=sample_crop, **kwargs)

@@ -72,10 +72,12 @@ def _check_number(name: str, value: Any) -> Any:
     if value is None and optional:
         return None
     what = "an int" if kind is int else "a number"
-    if isinstance(value, bool) or not isinstance(value, int | float) or (
-            kind is int and isinstance(value, float) and not value.is_integer()):
-        raise TrainConfigError(f"TrainConfig.{name} must be {what}"
-                               f"{' or null' if optional else ''}, got {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (kind is int and isinstance(value, float) and not value.is_integer())
+    ):
+        raise TrainConfigError(f"TrainConfig.{name} must be {what}{' or null' if optional else ''}, got {value!r}")
     if not math.isfinite(value):
         raise TrainConfigError(f"TrainConfig.{name} must be finite, got {value!r}")
     value = int(value) if kind is int else float(value)
@@ -177,25 +179,26 @@ class TrainConfig:
             setattr(self, name, _check_number(name, getattr(self, name)))
         for name in _BOOL_FIELDS:
             if not isinstance(getattr(self, name), bool):
-                raise TrainConfigError(f"TrainConfig.{name} must be true or false, "
-                                       f"got {getattr(self, name)!r}")
+                raise TrainConfigError(f"TrainConfig.{name} must be true or false, got {getattr(self, name)!r}")
         if isinstance(self.milestones, str | bytes) or not all(
-                isinstance(m, int | float) and not isinstance(m, bool) and 0 <= m <= 1
-                for m in self.milestones):
-            raise TrainConfigError("TrainConfig.milestones must be fractions of the run in "
-                                   f"[0, 1], got {self.milestones!r}")
+            isinstance(m, int | float) and not isinstance(m, bool) and 0 <= m <= 1 for m in self.milestones
+        ):
+            raise TrainConfigError(
+                f"TrainConfig.milestones must be fractions of the run in [0, 1], got {self.milestones!r}"
+            )
         self.milestones = tuple(float(m) for m in self.milestones)
         if self.phase not in PHASES:
             raise TrainConfigError(f"TrainConfig.phase must be one of {PHASES}, got {self.phase!r}")
         if self.objective != "auto" and self.objective not in OBJECTIVES:
-            raise TrainConfigError(f"TrainConfig.objective must be 'auto' or one of {OBJECTIVES}, "
-                             f"got {self.objective!r}")
+            raise TrainConfigError(
+                f"TrainConfig.objective must be 'auto' or one of {OBJECTIVES}, got {self.objective!r}"
+            )
         if self.trainable not in TRAINABLE_SETS:
-            raise TrainConfigError(f"TrainConfig.trainable must be one of {tuple(TRAINABLE_SETS)}, "
-                             f"got {self.trainable!r}")
+            raise TrainConfigError(
+                f"TrainConfig.trainable must be one of {tuple(TRAINABLE_SETS)}, got {self.trainable!r}"
+            )
         if self.schedule not in LR_SCHEDULES:
-            raise TrainConfigError(f"TrainConfig.schedule must be one of {LR_SCHEDULES}, "
-                             f"got {self.schedule!r}")
+            raise TrainConfigError(f"TrainConfig.schedule must be one of {LR_SCHEDULES}, got {self.schedule!r}")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise TrainConfigError(f"TrainConfig.precision must be auto|bf16|fp32, got {self.precision!r}")
         if self.best_mode not in ("max", "min"):
@@ -205,8 +208,7 @@ class TrainConfig:
         if self.max_steps is not None and self.max_steps < 1:
             raise TrainConfigError("TrainConfig.max_steps must be >= 1 or None")
         if self.phase == "phase2" and not self.init_from:
-            raise TrainConfigError("phase2 needs init_from= a phase-1 checkpoint folder "
-                             "(e.g. runs/phase1/best)")
+            raise TrainConfigError("phase2 needs init_from= a phase-1 checkpoint folder (e.g. runs/phase1/best)")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict (tuples become lists)."""

@@ -29,8 +29,9 @@ def apply_trainable_set(model: nn.Module, config: TrainConfig) -> list[str]:
     if config.phase != "phase2" or groups is None:
         return []
     if not hasattr(model, "module_groups"):
-        raise TypeError(f"trainable={config.trainable!r} needs a model with module_groups() "
-                        f"(TDP-CR); got {type(model).__name__}")
+        raise TypeError(
+            f"trainable={config.trainable!r} needs a model with module_groups() (TDP-CR); got {type(model).__name__}"
+        )
     module_groups = model.module_groups()
     missing = [g for g in groups if g not in module_groups]
     if missing:
@@ -57,14 +58,18 @@ def parameter_report(model: nn.Module) -> dict[str, Any]:
     model = unwrap_model(model)
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    report: dict[str, Any] = {"total": total, "trainable": trainable,
-                              "trainable_fraction": trainable / total if total else 0.0,
-                              "groups": {}}
+    report: dict[str, Any] = {
+        "total": total,
+        "trainable": trainable,
+        "trainable_fraction": trainable / total if total else 0.0,
+        "groups": {},
+    }
     if hasattr(model, "module_groups"):
         for name, module in model.module_groups().items():
             report["groups"][name] = {
                 "total": sum(p.numel() for p in module.parameters()),
-                "trainable": sum(p.numel() for p in module.parameters() if p.requires_grad)}
+                "trainable": sum(p.numel() for p in module.parameters() if p.requires_grad),
+            }
     return report
 
 
@@ -76,10 +81,8 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
             (decay if parameter.ndim >= 2 else no_decay).append(parameter)
     if not decay and not no_decay:
         raise ValueError("no trainable parameters (check TrainConfig.trainable)")
-    groups = [{"params": decay, "weight_decay": config.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=config.lr,
-                             betas=(0.9, 0.999))
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=config.lr, betas=(0.9, 0.999))
 
 
 def lr_factor(step: int, total_steps: int, config: TrainConfig) -> float:

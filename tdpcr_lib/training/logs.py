@@ -12,8 +12,13 @@ from tdpcr_lib.core.io import atomic_write_json, atomic_write_text
 from tdpcr_lib.training.result import LogCallback
 
 
-def write_run_logs(out_dir: Path, summary: dict[str, Any], history: list[dict[str, Any]],
-                   steps: list[dict[str, Any]], callbacks: Sequence[LogCallback] = ()) -> None:
+def write_run_logs(
+    out_dir: Path,
+    summary: dict[str, Any],
+    history: list[dict[str, Any]],
+    steps: list[dict[str, Any]],
+    callbacks: Sequence[LogCallback] = (),
+) -> None:
     """Rewrite the logs atomically (``summary`` + epochs + steps as JSON, both tables as CSV).
 
     Then call every ``callback(out_dir)`` (e.g. the loss-curve figure of the CLI).

@@ -55,8 +55,7 @@ class PlateauRule:
         if not 0 < self.window < 1:
             raise ValueError(f"PlateauRule.window must be in (0, 1), got {self.window!r}")
         if not 0 <= self.min_fraction <= 1:
-            raise ValueError(f"PlateauRule.min_fraction must be in [0, 1], "
-                             f"got {self.min_fraction!r}")
+            raise ValueError(f"PlateauRule.min_fraction must be in [0, 1], got {self.min_fraction!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,8 +79,7 @@ def rule_for(metric: str) -> PlateauRule:
     return PlateauRule(metric=metric, tolerance=TOLERANCES.get(family, 0.1))
 
 
-def plateau_status(points: Sequence[tuple[int, float]], rule: PlateauRule = PlateauRule()
-                   ) -> dict[str, Any]:
+def plateau_status(points: Sequence[tuple[int, float]], rule: PlateauRule = PlateauRule()) -> dict[str, Any]:
     """Whether the curve ``[(step, value)]`` ends on a plateau under ``rule``.
 
     Returns ``{"reached", "change", "window_start", "step", "n_points", "rule"}``: ``change``
@@ -89,9 +87,14 @@ def plateau_status(points: Sequence[tuple[int, float]], rule: PlateauRule = Plat
     there are fewer than ``rule.min_points`` validations.
     """
     points = sorted(points)
-    out: dict[str, Any] = {"reached": False, "change": None, "window_start": None,
-                           "step": points[-1][0] if points else 0, "n_points": len(points),
-                           "rule": rule.to_dict()}
+    out: dict[str, Any] = {
+        "reached": False,
+        "change": None,
+        "window_start": None,
+        "step": points[-1][0] if points else 0,
+        "n_points": len(points),
+        "rule": rule.to_dict(),
+    }
     if len(points) < rule.min_points:
         return out
     last_step = points[-1][0]
@@ -100,8 +103,7 @@ def plateau_status(points: Sequence[tuple[int, float]], rule: PlateauRule = Plat
     first = max(inside[0] - 1, 0)  # the anchor: the last validation before the window
     values = [value for _, value in points[first:]]
     change = max(values) - min(values)
-    out.update(change=change, window_start=int(math.ceil(start)),
-               reached=bool(change < rule.tolerance))
+    out.update(change=change, window_start=int(math.ceil(start)), reached=bool(change < rule.tolerance))
     return out
 
 

@@ -26,10 +26,18 @@ def budget_mode(smoke: bool = False, full: bool = False, quick: bool = False) ->
     return "smoke" if smoke else "full" if full else "quick" if quick else "default"
 
 
-def preset_config(phase: str, *, smoke: bool = False, full: bool = False, quick: bool = False,
-                  epochs: int | None = None, max_steps: int | None = None, seed: int = 0,
-                  init_from: str | Path | None = None,
-                  overrides: dict[str, Any] | None = None) -> TrainConfig:
+def preset_config(
+    phase: str,
+    *,
+    smoke: bool = False,
+    full: bool = False,
+    quick: bool = False,
+    epochs: int | None = None,
+    max_steps: int | None = None,
+    seed: int = 0,
+    init_from: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> TrainConfig:
     """The :class:`TrainConfig` of a notebook run.
 
     * ``smoke``: a few steps on small crops, to check the pipeline end to end.
@@ -43,22 +51,45 @@ def preset_config(phase: str, *, smoke: bool = False, full: bool = False, quick:
     ``epochs``/``max_steps`` and ``overrides`` (any :class:`TrainConfig` field) win over the preset.
     """
     mode = budget_mode(smoke, full, quick)
-    base: dict[str, Any] = {"phase": phase, "seed": seed,
-                            "init_from": str(init_from) if init_from else None}
+    base: dict[str, Any] = {"phase": phase, "seed": seed, "init_from": str(init_from) if init_from else None}
     second = phase == "phase2"
     if smoke:
-        base.update(epochs=1, max_steps=3, batch_size=2, crop_size=32, val_max_batches=2,
-                    eval_batch_size=4, lr=1e-3, log_every=1)
+        base.update(
+            epochs=1,
+            max_steps=3,
+            batch_size=2,
+            crop_size=32,
+            val_max_batches=2,
+            eval_batch_size=4,
+            lr=1e-3,
+            log_every=1,
+        )
     elif full:
-        base.update(epochs=40 if second else 100, batch_size=16, crop_size=128,
-                    lr=3e-4 if second else 2e-3, schedule="cosine" if second else "multistep",
-                    warmup_steps=0 if second else 500, checkpoint_every=1000, num_workers=4,
-                    eval_batch_size=16)
+        base.update(
+            epochs=40 if second else 100,
+            batch_size=16,
+            crop_size=128,
+            lr=3e-4 if second else 2e-3,
+            schedule="cosine" if second else "multistep",
+            warmup_steps=0 if second else 500,
+            checkpoint_every=1000,
+            num_workers=4,
+            eval_batch_size=16,
+        )
     else:
         steps = STEP_BUDGETS[mode][1 if second else 0]
         # 25 steps per epoch on the twin's 200 training tiles; max_steps caps larger datasets
-        base.update(epochs=-(-steps // 25), max_steps=steps, batch_size=8, crop_size=32, lr=2e-3,
-                    warmup_steps=10, log_every=5, eval_batch_size=25, checkpoint_every=50)
+        base.update(
+            epochs=-(-steps // 25),
+            max_steps=steps,
+            batch_size=8,
+            crop_size=32,
+            lr=2e-3,
+            warmup_steps=10,
+            log_every=5,
+            eval_batch_size=25,
+            checkpoint_every=50,
+        )
     if max_steps is not None:
         base["max_steps"] = int(max_steps)
         if mode in STEP_BUDGETS:  # enough epochs for the steps (the grid derives them alike)
@@ -69,10 +100,18 @@ def preset_config(phase: str, *, smoke: bool = False, full: bool = False, quick:
     return TrainConfig.from_dict(base)
 
 
-def notebook_configs(phase: str, *, smoke: bool = False, full: bool = False, quick: bool = False,
-                     epochs: int | None = None, max_steps: int | None = None, seed: int = 0,
-                     init_from: str | Path | None = None, config: dict[str, Any] | None = None
-                     ) -> tuple[TrainConfig, ModelConfig]:
+def notebook_configs(
+    phase: str,
+    *,
+    smoke: bool = False,
+    full: bool = False,
+    quick: bool = False,
+    epochs: int | None = None,
+    max_steps: int | None = None,
+    seed: int = 0,
+    init_from: str | Path | None = None,
+    config: dict[str, Any] | None = None,
+) -> tuple[TrainConfig, ModelConfig]:
     """``(TrainConfig, ModelConfig)`` from a notebook's parameters.
 
     The model has the size preset of the mode (``"smoke"``, ``"default"`` or ``"full"`` in
@@ -82,9 +121,17 @@ def notebook_configs(phase: str, *, smoke: bool = False, full: bool = False, qui
     """
     overrides = dict(config or {})
     model_overrides = dict(overrides.pop("model", {}) or {})
-    train_config = preset_config(phase, smoke=smoke, full=full, quick=quick, epochs=epochs,
-                                 max_steps=max_steps, seed=seed, init_from=init_from,
-                                 overrides=overrides)
+    train_config = preset_config(
+        phase,
+        smoke=smoke,
+        full=full,
+        quick=quick,
+        epochs=epochs,
+        max_steps=max_steps,
+        seed=seed,
+        init_from=init_from,
+        overrides=overrides,
+    )
     mode = budget_mode(smoke, full, quick)
     model_config = ModelConfig.preset("default" if mode == "quick" else mode, **model_overrides)
     return train_config, model_config

@@ -32,11 +32,17 @@ class TrainResult:
 
     def summary(self) -> dict[str, Any]:
         """JSON-able summary for metrics records."""
-        return {"best_metric": self.best_metric, "best_value": self.best_value,
-                "best_epoch": self.best_epoch, "steps": self.steps,
-                "epochs_run": len(self.history), "wall_time_s": round(self.wall_time_s, 2),
-                "parameters": self.parameters, "best_dir": str(self.best_dir) if self.best_dir
-                else None, "last_dir": str(self.last_dir)}
+        return {
+            "best_metric": self.best_metric,
+            "best_value": self.best_value,
+            "best_epoch": self.best_epoch,
+            "steps": self.steps,
+            "epochs_run": len(self.history),
+            "wall_time_s": round(self.wall_time_s, 2),
+            "parameters": self.parameters,
+            "best_dir": str(self.best_dir) if self.best_dir else None,
+            "last_dir": str(self.last_dir),
+        }
 
 
 #: Called as ``callback(trainer, step)`` after every optimizer step.

@@ -33,11 +33,16 @@ def capture_trainer_state(trainer: Trainer) -> dict[str, Any]:
         "optimizer": trainer.optimizer.state_dict(),
         "scheduler": trainer.scheduler.state_dict(),
         "rng": capture_rng_state(),
-        "progress": {"step": trainer.step, "epoch": trainer.epoch,
-                     "step_in_epoch": trainer.step_in_epoch,
-                     "epoch_loss_sums": trainer.epoch_loss_sums,
-                     "epoch_batches": trainer.epoch_batches, "best_value": trainer.best_value,
-                     "best_epoch": trainer.best_epoch, "wall_time_s": trainer.elapsed_wall_time()},
+        "progress": {
+            "step": trainer.step,
+            "epoch": trainer.epoch,
+            "step_in_epoch": trainer.step_in_epoch,
+            "epoch_loss_sums": trainer.epoch_loss_sums,
+            "epoch_batches": trainer.epoch_batches,
+            "best_value": trainer.best_value,
+            "best_epoch": trainer.best_epoch,
+            "wall_time_s": trainer.elapsed_wall_time(),
+        },
         "history": trainer.history,
         "step_log": trainer.step_log,
         "last_metrics": trainer.last_metrics,
@@ -63,14 +68,17 @@ def resume_from_last(trainer: Trainer) -> None:
     current = trainer.config.to_dict()
     differing = config_differences(stored, current, ignore=RESUME_MUTABLE_FIELDS)
     if differing:
-        raise CheckpointError(f"{directory}: cannot resume, the training config changed "
-                              f"({'; '.join(differing)}); use a new output folder")
+        raise CheckpointError(
+            f"{directory}: cannot resume, the training config changed ({'; '.join(differing)}); use a new output folder"
+        )
 
     load_weights_into(trainer.model, directory)
     state = load_trainer_state(directory)
     if state.get("world_size", 1) != trainer.world_size:
-        raise CheckpointError(f"{directory}: saved with {state.get('world_size')} processes,"
-                              f" resuming with {trainer.world_size}; exact resume needs the same")
+        raise CheckpointError(
+            f"{directory}: saved with {state.get('world_size')} processes,"
+            f" resuming with {trainer.world_size}; exact resume needs the same"
+        )
     trainer.optimizer.load_state_dict(state["optimizer"])
     trainer.scheduler.load_state_dict(state["scheduler"])
     restore_rng_state(state["rng"])
@@ -86,5 +94,10 @@ def resume_from_last(trainer: Trainer) -> None:
     last = state.get("last_metrics")
     trainer.last_metrics = list(last) if isinstance(last, list) else []  # older: a nested dict
     if trainer.is_main:
-        log.info("resuming %s at epoch %d, step %d (%d batches into the epoch)",
-                 trainer.out_dir, trainer.epoch, trainer.step, trainer.step_in_epoch)
+        log.info(
+            "resuming %s at epoch %d, step %d (%d batches into the epoch)",
+            trainer.out_dir,
+            trainer.epoch,
+            trainer.step,
+            trainer.step_in_epoch,
+        )

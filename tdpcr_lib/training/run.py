@@ -48,8 +48,7 @@ log = logging.getLogger(__name__)
 # --------------------------------------------------------------------------------------------
 # High-level entry point: build model + data, train
 # --------------------------------------------------------------------------------------------
-def build_datasets(data_root: str | Path, config: TrainConfig
-                   ) -> tuple[Dataset, Dataset | None]:
+def build_datasets(data_root: str | Path, config: TrainConfig) -> tuple[Dataset, Dataset | None]:
     """Training and validation splits (whole tiles; augmentation is applied by the trainer)."""
     train_set = open_dataset(data_root, split=config.train_split)
     val_set: Dataset | None = open_dataset(data_root, split=config.val_split)
@@ -70,21 +69,25 @@ def fit_crop_to_data(config: TrainConfig, dataset: Dataset) -> TrainConfig:
     return config.replace(crop_size=int(min(height, width)))
 
 
-def build_model_for(config: TrainConfig, model_config: ModelConfig | None = None,
-                    device: str | torch.device = "cpu") -> nn.Module:
+def build_model_for(
+    config: TrainConfig, model_config: ModelConfig | None = None, device: str | torch.device = "cpu"
+) -> nn.Module:
     """The model a run starts from (phase 2: the phase-1 checkpoint + a seg decoder).
 
     ``model_config`` (default ``ModelConfig()``) is ignored in phase 2, which takes the phase-1
     checkpoint's architecture; phase 1 and joint training set ``with_seg_decoder`` themselves.
     """
     if model_config is not None and not isinstance(model_config, ModelConfig):
-        raise TypeError(f"model_config must be a ModelConfig, got {type(model_config).__name__}"
-                        " (build one with ModelConfig.from_dict / ModelConfig.preset)")
+        raise TypeError(
+            f"model_config must be a ModelConfig, got {type(model_config).__name__}"
+            " (build one with ModelConfig.from_dict / ModelConfig.preset)"
+        )
     if config.phase == "phase2":
         model, meta = load_model(config.init_from, device=device)
         if meta["model_config"].get("arch") != "tdpcr":
-            raise CheckpointError(f"{config.init_from}: phase 2 needs a TDP-CR checkpoint, got "
-                                  f"arch={meta['model_config'].get('arch')!r}")
+            raise CheckpointError(
+                f"{config.init_from}: phase 2 needs a TDP-CR checkpoint, got arch={meta['model_config'].get('arch')!r}"
+            )
         model.attach_segmentation_decoder()
         return model
     if model_config is None:
@@ -95,8 +98,7 @@ def build_model_for(config: TrainConfig, model_config: ModelConfig | None = None
         model_config = model_config.replace(with_seg_decoder=False)
     elif config.phase == "joint":
         if model_config.arch != "tdpcr":
-            raise ValueError("joint training is the TDP-CR ablation; use phase='baseline' for "
-                             "other architectures")
+            raise ValueError("joint training is the TDP-CR ablation; use phase='baseline' for other architectures")
         model_config = model_config.replace(with_seg_decoder=True)
     if config.init_from:
         model, _ = load_model(config.init_from, device=device, expected_config=model_config)
@@ -111,18 +113,21 @@ def init_fingerprint(config: TrainConfig) -> str | None:
     return sha256_file(resolve_checkpoint_dir(config.init_from) / MODEL_FILE)
 
 
-def resume_problems(out_dir: str | Path, config: TrainConfig, model: nn.Module,
-                    manifest_hash: str | None, fingerprint: str | None) -> list[str] | None:
-    """Why ``out_dir/last`` cannot be resumed by this run (``[]`` = it can; ``None`` = no state).
-    """
+def resume_problems(
+    out_dir: str | Path, config: TrainConfig, model: nn.Module, manifest_hash: str | None, fingerprint: str | None
+) -> list[str] | None:
+    """Why ``out_dir/last`` cannot be resumed by this run (``[]`` = it can; ``None`` = no state)."""
     last = Path(out_dir) / "last"
     if not _has_resumable_state(last):
         return None
     meta = read_meta(last)
-    problems = [f"train config {d}" for d in config_differences(
-        meta.get("train_config") or {}, config.to_dict(), ignore=RESUME_MUTABLE_FIELDS)]
-    problems += [f"model config {d}" for d in config_differences(
-        meta["model_config"], unwrap_model(model).config.to_dict())]
+    problems = [
+        f"train config {d}"
+        for d in config_differences(meta.get("train_config") or {}, config.to_dict(), ignore=RESUME_MUTABLE_FIELDS)
+    ]
+    problems += [
+        f"model config {d}" for d in config_differences(meta["model_config"], unwrap_model(model).config.to_dict())
+    ]
     if meta.get("manifest_hash") != manifest_hash:
         problems.append("the data split manifest changed")
     if meta.get("init_fingerprint") != fingerprint:
@@ -138,8 +143,7 @@ def _has_resumable_state(last_dir: Path) -> bool:
     return (directory / "trainer_state.json").is_file()
 
 
-RUN_FILES = ("last", "best", ".last.old", ".best.old", "history.json", "history.csv",
-             "steps.csv", "loss_curve.png")
+RUN_FILES = ("last", "best", ".last.old", ".best.old", "history.json", "history.csv", "steps.csv", "loss_curve.png")
 
 
 def clear_run(out_dir: str | Path) -> None:
@@ -169,8 +173,7 @@ def _leftovers(out_dir: Path) -> list[Path]:
     if out_dir.is_dir():
         for name in RUN_FILES:
             # core.io.atomic_path names its temporaries ".<name>.<random><suffix>"
-            found += [p for p in out_dir.glob(f".{name}.*") if p.is_file()
-                      and p.name.endswith((".tmp", ".png"))]
+            found += [p for p in out_dir.glob(f".{name}.*") if p.is_file() and p.name.endswith((".tmp", ".png"))]
     return found
 
 
@@ -191,11 +194,20 @@ def recover_run(out_dir: str | Path) -> list[str]:
     return actions
 
 
-def train(config: TrainConfig, model_config: ModelConfig | None, train_set: Dataset,
-          val_set: Dataset | None, out_dir: str | Path, *, device: str | torch.device = "auto",
-          resume: bool | str = "auto", callbacks: Sequence[StepCallback] = (),
-          log_callbacks: Sequence[LogCallback] = (), source: str | None = None,
-          stop_rule: StepCallback | None = None) -> TrainResult:
+def train(
+    config: TrainConfig,
+    model_config: ModelConfig | None,
+    train_set: Dataset,
+    val_set: Dataset | None,
+    out_dir: str | Path,
+    *,
+    device: str | torch.device = "auto",
+    resume: bool | str = "auto",
+    callbacks: Sequence[StepCallback] = (),
+    log_callbacks: Sequence[LogCallback] = (),
+    source: str | None = None,
+    stop_rule: StepCallback | None = None,
+) -> TrainResult:
     """Train one run end to end on the given datasets (the core call).
 
     Parameters
@@ -251,21 +263,30 @@ def train(config: TrainConfig, model_config: ModelConfig | None, train_set: Data
         if not problems:
             do_resume = True
         elif resume is True:
-            raise CheckpointError(f"{Path(out_dir) / 'last'}: cannot resume: "
-                                  + "; ".join(problems) + " (use a new output folder or "
-                                  "resume=False / --no-resume to start afresh)")
+            raise CheckpointError(
+                f"{Path(out_dir) / 'last'}: cannot resume: " + "; ".join(problems) + " (use a new output folder or "
+                "resume=False / --no-resume to start afresh)"
+            )
         elif is_main:
-            log.warning("%s: previous run is not compatible (%s); starting afresh", out_dir,
-                        "; ".join(problems[:3]))
+            log.warning("%s: previous run is not compatible (%s); starting afresh", out_dir, "; ".join(problems[:3]))
     if not do_resume and is_main:
         clear_run(out_dir)
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
-    trainer = Trainer(model, config, train_set, val_set, out_dir, device=device,
-                      train_transform=TrainAugment(config.crop_size), callbacks=callbacks,
-                      log_callbacks=log_callbacks, resume=do_resume, stop_rule=stop_rule,
-                      run_info={"init_fingerprint": fingerprint, "source": source,
-                                "data_root": _data_root_of(train_set)})
+    trainer = Trainer(
+        model,
+        config,
+        train_set,
+        val_set,
+        out_dir,
+        device=device,
+        train_transform=TrainAugment(config.crop_size),
+        callbacks=callbacks,
+        log_callbacks=log_callbacks,
+        resume=do_resume,
+        stop_rule=stop_rule,
+        run_info={"init_fingerprint": fingerprint, "source": source, "data_root": _data_root_of(train_set)},
+    )
     return trainer.fit()
 
 
@@ -276,8 +297,7 @@ def _base_dataset(dataset: Dataset) -> Dataset:
     return dataset
 
 
-def classes_from_legend(config: TrainConfig, model_config: ModelConfig | None,
-                        dataset: Dataset) -> ModelConfig | None:
+def classes_from_legend(config: TrainConfig, model_config: ModelConfig | None, dataset: Dataset) -> ModelConfig | None:
     """The model config with the number of classes and the legend of ``dataset`` (its
     ``legend``), so a model trained on SEN12MS-CR predicts its 10 classes and says so.
 
@@ -290,9 +310,11 @@ def classes_from_legend(config: TrainConfig, model_config: ModelConfig | None,
         start = read_meta(resolve_checkpoint_dir(config.init_from))["model_config"]
         trained_for = start.get("legend", "luojiaset")
         if class_scheme(trained_for) != class_scheme(legend.name):
-            raise CheckpointError(f"{config.init_from}: trained for the {trained_for!r} legend, "
-                                  f"but the data use {legend.name!r}; train phase 1 on the "
-                                  "same dataset")
+            raise CheckpointError(
+                f"{config.init_from}: trained for the {trained_for!r} legend, "
+                f"but the data use {legend.name!r}; train phase 1 on the "
+                "same dataset"
+            )
         return model_config
     model_config = model_config if model_config is not None else ModelConfig()
     return model_config.replace(num_classes=legend.num_classes, legend=legend.name)
@@ -304,8 +326,9 @@ def _data_root_of(dataset: Dataset) -> str | None:
     return None if root is None else str(root)
 
 
-def train_on_folder(config: TrainConfig, model_config: ModelConfig | None,
-                    data_root: str | Path, out_dir: str | Path, **kwargs: Any) -> TrainResult:
+def train_on_folder(
+    config: TrainConfig, model_config: ModelConfig | None, data_root: str | Path, out_dir: str | Path, **kwargs: Any
+) -> TrainResult:
     """:func:`train` on the splits of a LuojiaSET-OSFCR folder (what ``tdpcr train`` runs).
 
     ``kwargs`` are :func:`train`'s keyword arguments (``device``, ``resume``, ...).
@@ -314,8 +337,7 @@ def train_on_folder(config: TrainConfig, model_config: ModelConfig | None,
     return train(config, model_config, train_set, val_set, out_dir, **kwargs)
 
 
-def trainable_parameter_table(config: TrainConfig, model_config: ModelConfig | None = None
-                              ) -> pd.DataFrame:
+def trainable_parameter_table(config: TrainConfig, model_config: ModelConfig | None = None) -> pd.DataFrame:
     """Total and trainable parameters per module group for a run's config (a pandas table).
 
     Builds the run's starting model (phase 2: the phase-1 checkpoint + seg decoder) and applies
@@ -339,7 +361,10 @@ def run_summary(result: TrainResult) -> dict[str, Any]:
     if result.best_dir is not None:
         best_metrics = read_meta(result.best_dir).get("metrics")
     # a checkpoint stores its validation result frame as rows (older ones: a nested dict)
-    summary["validation"] = (headline(from_records(best_metrics), prefix=VAL_PREFIX)
-                             if isinstance(best_metrics, list) and best_metrics else {})
+    summary["validation"] = (
+        headline(from_records(best_metrics), prefix=VAL_PREFIX)
+        if isinstance(best_metrics, list) and best_metrics
+        else {}
+    )
     summary["history"] = result.history
     return summary

@@ -1,8 +1,9 @@
 """The trainer: phase 1, phase 2, single-phase joint training and the baselines.
 
 One :class:`Trainer` drives every run; what differs between runs is a :class:`TrainConfig`
-(``phase``, ``objective``, ``trainable``) and the model. :func:`train` builds the model and the
-datasets from a data folder and is what ``tdpcr train`` and the notebooks call.
+(``phase``, ``objective``, ``trainable``) and the model. :func:`tdpcr_lib.training.run.train` builds the
+model and the Trainer; ``train_on_folder`` (what ``tdpcr train`` calls) also opens the datasets.
+Between epochs: :mod:`tdpcr_lib.training.epochs`; exact resume: :mod:`tdpcr_lib.training.resume`.
 
 Design choices (the paper gives none; the full list is in ``docs/decisions.md`` § Training):
 AdamW with decay on kernels only and gradient clipping; cosine/multistep/constant schedules per
@@ -32,23 +33,22 @@ from tdpcr_lib.datasets.memory import DEFAULT_MEMORY_BYTES, hold_in_memory
 from tdpcr_lib.inference.scoring import accumulate_metrics
 from tdpcr_lib.losses import compute_loss
 from tdpcr_lib.metrics.input_cache import InputMetricsCache
-from tdpcr_lib.metrics.results import VAL_PREFIX, from_records, headline, to_records
+from tdpcr_lib.metrics.results import from_records
 from tdpcr_lib.models.checkpoint import save_checkpoint
 from tdpcr_lib.models.checkpoint_files import DigestMemo
 from tdpcr_lib.samplers import ResumableSampler
 from tdpcr_lib.training.config import (
     TrainConfig,
-    best_metric_value,
     resolve_best_metric,
     resolve_objective,
 )
+from tdpcr_lib.training.epochs import end_epoch, write_trainer_logs
 from tdpcr_lib.training.freezing import (
     apply_trainable_set,
     build_optimizer,
     lr_factor,
     parameter_report,
 )
-from tdpcr_lib.training.logs import write_run_logs
 from tdpcr_lib.training.result import LogCallback, StepCallback, TrainResult
 from tdpcr_lib.training.resume import capture_trainer_state, resume_from_last
 from tdpcr_lib.transforms import SeededAugmentDataset
@@ -96,14 +96,22 @@ class Trainer:
         (``training.plateau.PlateauStop``).
     """
 
-    def __init__(self, model: nn.Module, config: TrainConfig, train_dataset: Dataset,
-                 val_dataset: Dataset | None, out_dir: str | Path, device: str | torch.device =
-                 "auto", train_transform: Callable[[dict], dict] | None = None,
-                 callbacks: Sequence[StepCallback] = (),
-                 log_callbacks: Sequence[LogCallback] = (), resume: bool = False,
-                 run_info: dict[str, Any] | None = None,
-                 memory_bytes: int = DEFAULT_MEMORY_BYTES,
-                 stop_rule: Callable[[Any], bool] | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        config: TrainConfig,
+        train_dataset: Dataset,
+        val_dataset: Dataset | None,
+        out_dir: str | Path,
+        device: str | torch.device = "auto",
+        train_transform: Callable[[dict], dict] | None = None,
+        callbacks: Sequence[StepCallback] = (),
+        log_callbacks: Sequence[LogCallback] = (),
+        resume: bool = False,
+        run_info: dict[str, Any] | None = None,
+        memory_bytes: int = DEFAULT_MEMORY_BYTES,
+        stop_rule: Callable[[Any], bool] | None = None,
+    ) -> None:
         self.config = config
         self.stop_rule = stop_rule
         self.run_info = dict(run_info or {})
@@ -114,8 +122,7 @@ class Trainer:
         self.is_main = self.rank == 0
         self.device = resolve_device(device)
         if config.batch_size % self.world_size:
-            raise ValueError(f"batch_size {config.batch_size} is not divisible by the "
-                             f"{self.world_size} processes")
+            raise ValueError(f"batch_size {config.batch_size} is not divisible by the {self.world_size} processes")
         self.local_batch = config.batch_size // self.world_size
         self.callbacks = list(callbacks)
         self.log_callbacks = list(log_callbacks)
@@ -129,22 +136,25 @@ class Trainer:
         self.objective = resolve_objective(config, self.model)
         self.best_metric = resolve_best_metric(config, self.model)
         self.parameters = parameter_report(self.model)
-        self.autocast_dtype = (torch.bfloat16 if config.precision == "bf16" or
-                               (config.precision == "auto" and self.device.type == "cuda")
-                               else None)
+        self.autocast_dtype = (
+            torch.bfloat16
+            if config.precision == "bf16" or (config.precision == "auto" and self.device.type == "cuda")
+            else None
+        )
 
         # decoded samples are held in memory (not re-read from GeoTIFFs every epoch); worker
         # processes would each hold a copy, so only when loading in the main process
         self.train_data = SeededAugmentDataset(
-            hold_in_memory(train_dataset, memory_bytes if config.num_workers == 0 else 0),
-            train_transform, config.seed)
+            hold_in_memory(train_dataset, memory_bytes if config.num_workers == 0 else 0), train_transform, config.seed
+        )
         self.sampler = ResumableSampler(self.train_data, config.seed, self.rank, self.world_size)
         per_rank = len(self.sampler.inner)
         if per_rank < 1:
-            raise ValueError(f"the training set has {len(train_dataset)} samples, fewer than "
-                             f"the {self.world_size} processes")
+            raise ValueError(
+                f"the training set has {len(train_dataset)} samples, fewer than the {self.world_size} processes"
+            )
         self.drop_last = per_rank >= self.local_batch
-        self.steps_per_epoch = (per_rank // self.local_batch if self.drop_last else 1)
+        self.steps_per_epoch = per_rank // self.local_batch if self.drop_last else 1
         self.total_steps = self.steps_per_epoch * config.epochs
         if config.max_steps is not None:
             self.total_steps = min(self.total_steps, config.max_steps)
@@ -153,11 +163,11 @@ class Trainer:
 
         self.optimizer = build_optimizer(self.model, config)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: lr_factor(step, self.total_steps, config))
+            self.optimizer, lambda step: lr_factor(step, self.total_steps, config)
+        )
         if self.distributed:
             ddp_kwargs = {"device_ids": [self.device.index]} if self.device.type == "cuda" else {}
-            self.ddp_model: nn.Module = nn.parallel.DistributedDataParallel(self.model,
-                                                                            **ddp_kwargs)
+            self.ddp_model: nn.Module = nn.parallel.DistributedDataParallel(self.model, **ddp_kwargs)
         else:
             self.ddp_model = self.model
 
@@ -197,26 +207,38 @@ class Trainer:
         resume_from_last(self)
 
     def elapsed_wall_time(self) -> float:
-        return self.wall_time_before + (time.time() - self._started if hasattr(self, "_started")
-                                        else 0.0)
+        return self.wall_time_before + (time.time() - self._started if hasattr(self, "_started") else 0.0)
 
     def save_last(self) -> None:
         """Write ``last/`` with the full trainer state (rank 0 only)."""
         if self.is_main:
-            self._save(self.last_dir, trainer_state=self.trainer_state(),
-                       extra=self._checkpoint_extra())
-            self._write_logs()
+            self._save(self.last_dir, trainer_state=self.trainer_state(), extra=self._checkpoint_extra())
+            write_trainer_logs(self)
         self._barrier()
 
     def _save(self, directory: Path, **fields: Any) -> None:
-        save_checkpoint(directory, self.model, phase=self.config.phase, epoch=self.epoch,
-                        step=self.step, train_config=self.config.to_dict(),
-                        metrics=self.last_metrics, manifest_hash=self.manifest_hash,
-                        digests=self._digests, code_version=self._code_version, **fields)
+        save_checkpoint(
+            directory,
+            self.model,
+            phase=self.config.phase,
+            epoch=self.epoch,
+            step=self.step,
+            train_config=self.config.to_dict(),
+            metrics=self.last_metrics,
+            manifest_hash=self.manifest_hash,
+            digests=self._digests,
+            code_version=self._code_version,
+            **fields,
+        )
 
     def _checkpoint_extra(self) -> dict[str, Any]:
-        return {**self.run_info, "parameters": self.parameters, "objective": self.objective,
-                "frozen_groups": self.frozen_groups, "world_size": self.world_size}
+        return {
+            **self.run_info,
+            "parameters": self.parameters,
+            "objective": self.objective,
+            "frozen_groups": self.frozen_groups,
+            "world_size": self.world_size,
+        }
 
     def _barrier(self) -> None:
         if self.distributed:
@@ -243,25 +265,35 @@ class Trainer:
     def _train_loader(self) -> DataLoader:
         self.train_data.set_epoch(self.epoch)
         self.sampler.set_epoch(self.epoch, skip=self.step_in_epoch * self.local_batch)
-        return DataLoader(self.train_data, batch_size=self.local_batch, sampler=self.sampler,
-                          num_workers=self.config.num_workers, drop_last=self.drop_last,
-                          pin_memory=self.device.type == "cuda")
+        return DataLoader(
+            self.train_data,
+            batch_size=self.local_batch,
+            sampler=self.sampler,
+            num_workers=self.config.num_workers,
+            drop_last=self.drop_last,
+            pin_memory=self.device.type == "cuda",
+        )
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
         """One forward/backward/optimizer step; returns the loss parts."""
         batch = self._to_device(batch)
-        with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
-                            enabled=self.autocast_dtype is not None):
+        with torch.autocast(
+            self.device.type, dtype=self.autocast_dtype or torch.float32, enabled=self.autocast_dtype is not None
+        ):
             outputs = self.ddp_model(batch["optical"], batch["sar"])
         loss, parts = compute_loss(outputs, batch, self.objective, rec_weight=self.config.rec_weight)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite loss {float(loss)} at step {self.step}; "
-                                     "lower the learning rate or check the data")
+            raise FloatingPointError(
+                f"non-finite loss {float(loss)} at step {self.step}; lower the learning rate or check the data"
+            )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.grad_clip:
-            parts["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(
-                [p for p in self.model.parameters() if p.requires_grad], self.config.grad_clip))
+            parts["grad_norm"] = float(
+                torch.nn.utils.clip_grad_norm_(
+                    [p for p in self.model.parameters() if p.requires_grad], self.config.grad_clip
+                )
+            )
         self.optimizer.step()
         self.scheduler.step()
         return parts
@@ -275,19 +307,22 @@ class Trainer:
         self._apply_stop_rule()  # a resumed run that already stopped is not trained further
         # An epoch already begun is always finished (validated, logged) even when its last step
         # was the run's last: a killed run must resume into the same final state.
-        while self.epoch < config.epochs and (self.step < self.total_steps
-                                              or self.step_in_epoch > 0):
+        while self.epoch < config.epochs and (self.step < self.total_steps or self.step_in_epoch > 0):
             if self.step >= self.total_steps:
-                self._end_epoch(throughput=0.0)
+                end_epoch(self, throughput=0.0)
                 continue
             loader = self._train_loader()
             self._set_train_mode()
-            epoch_steps = min(self.steps_per_epoch,
-                              self.step_in_epoch + self.total_steps - self.step)
-            bar = tqdm(total=epoch_steps, initial=self.step_in_epoch,
-                       desc=f"{config.phase} epoch {self.epoch + 1}/{config.epochs}",
-                       disable=not (config.progress and self.is_main), mininterval=1.0,
-                       dynamic_ncols=True, leave=True)
+            epoch_steps = min(self.steps_per_epoch, self.step_in_epoch + self.total_steps - self.step)
+            bar = tqdm(
+                total=epoch_steps,
+                initial=self.step_in_epoch,
+                desc=f"{config.phase} epoch {self.epoch + 1}/{config.epochs}",
+                disable=not (config.progress and self.is_main),
+                mininterval=1.0,
+                dynamic_ncols=True,
+                leave=True,
+            )
             tick, images = time.time(), 0
             for batch in loader:
                 parts = self.train_step(batch)
@@ -300,10 +335,8 @@ class Trainer:
                 throughput = images / max(time.time() - tick, 1e-9)
                 lr = self.optimizer.param_groups[0]["lr"]
                 if self.step % max(config.log_every, 1) == 0 or self.step == 1:
-                    self.step_log.append({"step": self.step, "epoch": self.epoch + 1,
-                                          "lr": lr, **parts})
-                bar.set_postfix(loss=f"{parts['loss']:.4f}", lr=f"{lr:.2e}",
-                                img_s=f"{throughput:.1f}", refresh=False)
+                    self.step_log.append({"step": self.step, "epoch": self.epoch + 1, "lr": lr, **parts})
+                bar.set_postfix(loss=f"{parts['loss']:.4f}", lr=f"{lr:.2e}", img_s=f"{throughput:.1f}", refresh=False)
                 bar.update(1)
                 if config.checkpoint_every and self.step % config.checkpoint_every == 0:
                     self.save_last()
@@ -312,81 +345,43 @@ class Trainer:
                 if self.step >= self.total_steps:
                     break
             bar.close()
-            self._end_epoch(throughput=images / max(time.time() - tick, 1e-9))
+            end_epoch(self, throughput=images / max(time.time() - tick, 1e-9))
             self._apply_stop_rule()
         if self.is_main and self.history:
-            self._write_logs()
+            write_trainer_logs(self)
         self._barrier()
-        return TrainResult(out_dir=self.out_dir,
-                           best_dir=self.best_dir if (self.best_dir / "config.json").exists()
-                           else None,
-                           last_dir=self.last_dir, best_metric=self.best_metric,
-                           best_value=self.best_value, best_epoch=self.best_epoch,
-                           history=self.history, parameters=self.parameters, steps=self.step,
-                           wall_time_s=self.elapsed_wall_time(),
-                           final_metrics=from_records(self.last_metrics) if self.last_metrics
-                           else None)
+        return TrainResult(
+            out_dir=self.out_dir,
+            best_dir=self.best_dir if (self.best_dir / "config.json").exists() else None,
+            last_dir=self.last_dir,
+            best_metric=self.best_metric,
+            best_value=self.best_value,
+            best_epoch=self.best_epoch,
+            history=self.history,
+            parameters=self.parameters,
+            steps=self.step,
+            wall_time_s=self.elapsed_wall_time(),
+            final_metrics=from_records(self.last_metrics) if self.last_metrics else None,
+        )
 
     def _apply_stop_rule(self) -> None:
         if self.stop_rule is not None and self.history and self.stop_rule(self):
             self.total_steps = self.step  # the loop ends; the schedule is not consulted again
 
-    def _end_epoch(self, throughput: float) -> None:
-        sums = dict(self.epoch_loss_sums)
-        batches = self.epoch_batches
-        if self.distributed:  # mean of the per-rank losses
-            keys = sorted(sums)
-            packed = torch.tensor([sums[k] for k in keys] + [batches], dtype=torch.float64)
-            dist.all_reduce(packed)
-            sums = {k: float(v) / self.world_size for k, v in zip(keys, packed[:-1], strict=True)}
-            batches = int(packed[-1]) // self.world_size
-        row: dict[str, Any] = {"epoch": self.epoch + 1, "step": self.step,
-                               "lr": self.optimizer.param_groups[0]["lr"],
-                               "images_per_s": round(throughput, 2)}
-        row.update({f"train_{k}": v / max(batches, 1) for k, v in sums.items()})
-        if self.val_dataset is not None:
-            frame = self.validate()
-            self.last_metrics = to_records(frame)
-            row.update(headline(frame, prefix=VAL_PREFIX))
-            value = best_metric_value(frame, self.best_metric)
-            better = self.best_value is None or (
-                value > self.best_value if self.config.best_mode == "max" else
-                value < self.best_value)
-        else:
-            value, better = None, True
-        row["wall_time_s"] = round(self.elapsed_wall_time(), 2)
-        self.history.append(row)
-        self.epoch += 1
-        self.step_in_epoch = 0
-        self.epoch_loss_sums, self.epoch_batches = {}, 0
-        if better:
-            self.best_value, self.best_epoch = value, self.epoch
-            if self.is_main:
-                self._save(self.best_dir, extra={**self._checkpoint_extra(),
-                                                 "best_metric": self.best_metric,
-                                                 "best_value": value})
-        self.save_last()
-        if self.is_main and self.config.progress:
-            shown = {k: round(v, 4) for k, v in row.items() if isinstance(v, float)}
-            log.info("epoch %d: %s", self.epoch, shown)
-
     def validate(self) -> pd.DataFrame:
         """The validation result frame (:mod:`tdpcr_lib.metrics.results`), summed over ranks."""
         accumulator = accumulate_metrics(
-            self.model, self.val_dataset, device=self.device,
+            self.model,
+            self.val_dataset,
+            device=self.device,
             batch_size=self.config.eval_batch_size or self.local_batch,
-            max_batches=self.config.val_max_batches, rank=self.rank, world_size=self.world_size,
+            max_batches=self.config.val_max_batches,
+            rank=self.rank,
+            world_size=self.world_size,
             tile=self.config.crop_size,  # tiles larger than the crop: sliding window
-            autocast_dtype=self.autocast_dtype, channels_last=self.use_channels_last,
-            input_cache=self.input_metrics)
+            autocast_dtype=self.autocast_dtype,
+            channels_last=self.use_channels_last,
+            input_cache=self.input_metrics,
+        )
         # with several ranks compute() syncs the states (every rank gets here)
         return accumulator.to_frame(split="val")
-
-    # ------------------------------------------------------------------ logs
-    def _write_logs(self) -> None:
-        write_run_logs(self.out_dir, {
-            "phase": self.config.phase, "objective": self.objective,
-            "best_metric": self.best_metric, "best_value": self.best_value,
-            "best_epoch": self.best_epoch, "parameters": self.parameters,
-            "train_config": self.config.to_dict()}, self.history, self.step_log,
-            self.log_callbacks)

@@ -9,8 +9,7 @@ from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError
 from tdpcr_lib.datasets.luojiaset.layout import find_dataset_root, how_to_get_luojiaset
 
 
-def prepare_luojiaset(source: str | Path, extract_to: str | Path | None = None,
-                      overwrite: bool = False) -> Path:
+def prepare_luojiaset(source: str | Path, extract_to: str | Path | None = None, overwrite: bool = False) -> Path:
     """Locate a user-provided LuojiaSET-OSFCR folder or extract an archive; return the dataset root.
 
     Parameters
@@ -33,8 +32,7 @@ def prepare_luojiaset(source: str | Path, extract_to: str | Path | None = None,
         raise DatasetNotFoundError(f"{source} does not exist. " + how_to_get_luojiaset(source))
     if not is_archive(source):
         raise DataIntegrityError(f"{source} is neither a folder nor a zip/tar archive")
-    destination = (Path(extract_to) if extract_to is not None
-                   else source.with_name(archive_stem(source)))
+    destination = Path(extract_to) if extract_to is not None else source.with_name(archive_stem(source))
     if destination.is_dir():
         try:
             return find_dataset_root(destination)

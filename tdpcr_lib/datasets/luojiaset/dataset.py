@@ -79,33 +79,39 @@ class LuojiaSETOSFCR(ManifestDataset):
     they are binarised at 0.5. Land-cover files without a CRS (a quirk of the real data) load.
     """
 
-    def __init__(self, root: str | Path, split: str = "train", manifest: str | Path | None = None,
-                 transforms: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-                 checksum: bool = False) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        manifest: str | Path | None = None,
+        transforms: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        checksum: bool = False,
+    ) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         root = Path(root).expanduser()
         if not root.is_dir():
-            raise DatasetNotFoundError(f"dataset root {root} does not exist. "
-                                       + how_to_get_luojiaset(root))
+            raise DatasetNotFoundError(f"dataset root {root} does not exist. " + how_to_get_luojiaset(root))
         if not any((root / bucket).is_dir() for bucket in BUCKETS):
-            raise DatasetNotFoundError(f"{root} holds none of the bucket folders {BUCKETS}. "
-                                       + how_to_get_luojiaset(root))
+            raise DatasetNotFoundError(
+                f"{root} holds none of the bucket folders {BUCKETS}. " + how_to_get_luojiaset(root)
+            )
         self.root = root
         self.split = split
         self.manifest_dir = resolve_manifest_dir(root, manifest)
         csv_path = self.manifest_dir / f"{split}.csv"
         if not csv_path.is_file():
-            raise DatasetNotFoundError(f"split file {csv_path} does not exist; create the split "
-                                       f"manifest with `tdpcr data manifest {root}` (writes "
-                                       f"{root / 'manifest'}; or --out DIR and manifest=DIR)")
+            raise DatasetNotFoundError(
+                f"split file {csv_path} does not exist; create the split "
+                f"manifest with `tdpcr data manifest {root}` (writes "
+                f"{root / 'manifest'}; or --out DIR and manifest=DIR)"
+            )
         self.records = read_split_csv(csv_path)
         self.transforms = transforms
         self.normalisation: Normalisation = load_normalisation()
         self.legend: Legend = luojiaset_legend(root)
         if checksum:
             verify_checksums(root, self.manifest_dir, self.records)
-
 
     def load_raw(self, index: int) -> dict[str, np.ndarray]:
         """The five arrays of a sample in file units (DN, dB, codes), validated, not normalised."""
@@ -119,8 +125,9 @@ class LuojiaSETOSFCR(ManifestDataset):
         require_finite(arrays["cloud_detection_results"], cloud_path, "cloud mask")
         cloud = arrays["cloud_detection_results"]
         if cloud.size and (cloud.min() < 0 or cloud.max() > 1):
-            raise DataIntegrityError(f"{cloud_path}: cloud mask values must lie in [0, 1], found "
-                                     f"[{cloud.min()}, {cloud.max()}]")
+            raise DataIntegrityError(
+                f"{cloud_path}: cloud mask values must lie in [0, 1], found [{cloud.min()}, {cloud.max()}]"
+            )
         return arrays
 
     def __getitem__(self, index: int) -> dict[str, Any]:
@@ -131,12 +138,11 @@ class LuojiaSETOSFCR(ManifestDataset):
             "optical": torch.from_numpy(norm.s2_to_unit(raw["s2_cloudy"])),
             "sar": torch.from_numpy(norm.s1_to_unit(raw["s1"])),
             "target": torch.from_numpy(norm.s2_to_unit(raw["s2"])),
-            "mask": torch.from_numpy(self.legend.sanitise(
-                raw["land_cover_maps"][0], source=self.root / record.paths["land_cover_maps"])),
-            "cloud_mask": torch.from_numpy(
-                (raw["cloud_detection_results"][0] >= 0.5).astype(np.float32)),
+            "mask": torch.from_numpy(
+                self.legend.sanitise(raw["land_cover_maps"][0], source=self.root / record.paths["land_cover_maps"])
+            ),
+            "cloud_mask": torch.from_numpy((raw["cloud_detection_results"][0] >= 0.5).astype(np.float32)),
             "bucket": record.bucket,
             "id": record.id,
         }
         return self._transformed(sample)
-

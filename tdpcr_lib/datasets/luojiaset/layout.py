@@ -54,14 +54,12 @@ _S2_NAME = re.compile(r"^ROIs_(?P<roi>[^_]+)_s2_(?P<patch>p[^_.]+)\.tif$")
 #: uint16 so user-converted data load; integer land cover of any width is accepted.
 MODALITY_SPECS: dict[str, ModalitySpec] = {
     "s2": ModalitySpec("s2", len(S2_BANDS), ("uint16", "float32"), "clear Sentinel-2 (target)"),
-    "s2_cloudy": ModalitySpec("s2_cloudy", len(S2_BANDS), ("uint16", "float32"),
-                              "cloudy Sentinel-2 (input)"),
+    "s2_cloudy": ModalitySpec("s2_cloudy", len(S2_BANDS), ("uint16", "float32"), "cloudy Sentinel-2 (input)"),
     "s1": ModalitySpec("s1", len(S1_BANDS), ("float32",), "Sentinel-1 VV/VH in dB"),
-    "land_cover_maps": ModalitySpec("land_cover_maps", 1,
-                                    ("uint8", "int8", "uint16", "int16", "uint32", "int32"),
-                                    "land-cover labels"),
-    "cloud_detection_results": ModalitySpec("cloud_detection_results", 1, ("float32", "uint8"),
-                                            "cloud mask"),
+    "land_cover_maps": ModalitySpec(
+        "land_cover_maps", 1, ("uint8", "int8", "uint16", "int16", "uint32", "int32"), "land-cover labels"
+    ),
+    "cloud_detection_results": ModalitySpec("cloud_detection_results", 1, ("float32", "uint8"), "cloud mask"),
 }
 
 
@@ -76,8 +74,13 @@ def modality_filename(roi: str, patch: str, modality: str) -> str:
     >>> modality_filename("04", "p321", "cloud_detection_results")
     'ROIs_04_s2_cloudy_p321.tif'
     """
-    tag = {"s1": "s1", "s2": "s2", "s2_cloudy": "s2_cloudy", "land_cover_maps": "s2",
-           "cloud_detection_results": "s2_cloudy"}
+    tag = {
+        "s1": "s1",
+        "s2": "s2",
+        "s2_cloudy": "s2_cloudy",
+        "land_cover_maps": "s2",
+        "cloud_detection_results": "s2_cloudy",
+    }
     if modality not in tag:
         raise ValueError(f"unknown modality {modality!r}; expected one of {MODALITIES}")
     return f"ROIs_{roi}_{tag[modality]}_{patch}.tif"
@@ -116,18 +119,22 @@ def how_to_get_luojiaset(root: str | Path | None = None) -> str:
     )
 
 
-
 def find_dataset_root(path: str | Path, max_depth: int = 3) -> Path:
     """Return ``path`` or the first folder below it (breadth-first) that holds bucket folders.
 
     Archives often wrap the data in a top folder (``LuojiaSET-OSFCR/0-20%/...``); this finds it.
     """
-    return find_root(path, lambda folder: any((folder / b).is_dir() for b in BUCKETS),
-                     f"contains none of the bucket folders {BUCKETS}", how_to_get_luojiaset(path),
-                     max_depth)
+    return find_root(
+        path,
+        lambda folder: any((folder / b).is_dir() for b in BUCKETS),
+        f"contains none of the bucket folders {BUCKETS}",
+        how_to_get_luojiaset(path),
+        max_depth,
+    )
 
 
 # --------------------------------------------------------------------------------------------
+
 
 def discover_samples(root: str | Path) -> tuple[list[SampleRecord], dict[str, list[str]]]:
     """Index the dataset as the author's indexer does.

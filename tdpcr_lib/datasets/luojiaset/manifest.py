@@ -38,9 +38,9 @@ from tdpcr_lib.datasets.samples import BUCKETS, SPLITS, SampleRecord
 LUOJIASET_MANIFEST_DIR = MANIFEST_DIR / "luojiaset_osfcr"
 
 
-
-def split_samples(samples: Sequence[SampleRecord], ratios: tuple[float, float, float] = (0.8, 0.1, 0.1),
-                  seed: int = 42) -> dict[str, list[SampleRecord]]:
+def split_samples(
+    samples: Sequence[SampleRecord], ratios: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 42
+) -> dict[str, list[SampleRecord]]:
     """Stratified split: one ``random.Random(seed)`` shuffles each bucket's list in bucket order.
 
     Per bucket of ``n`` samples: train gets ``int(n * ratios[0])``, val ``int(n * ratios[1])``,
@@ -60,8 +60,8 @@ def split_samples(samples: Sequence[SampleRecord], ratios: tuple[float, float, f
         n_train = int(len(group) * ratios[0])
         n_val = int(len(group) * ratios[1])
         splits["train"] += group[:n_train]
-        splits["val"] += group[n_train:n_train + n_val]
-        splits["test"] += group[n_train + n_val:]
+        splits["val"] += group[n_train : n_train + n_val]
+        splits["test"] += group[n_train + n_val :]
     return splits
 
 
@@ -73,10 +73,15 @@ def _csv_text(records: Iterable[SampleRecord]) -> str:
     return buffer.getvalue()
 
 
-def write_manifest(root: str | Path, out: str | Path | None = None,
-                   ratios: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 42,
-                   checksums: bool = True, workers: int = 4,
-                   extra_config: Mapping[str, Any] | None = None) -> Path:
+def write_manifest(
+    root: str | Path,
+    out: str | Path | None = None,
+    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    seed: int = 42,
+    checksums: bool = True,
+    workers: int = 4,
+    extra_config: Mapping[str, Any] | None = None,
+) -> Path:
     """Write ``train/val/test.csv``, ``checksums.sha256`` and ``split_config.json`` for a dataset.
 
     Parameters
@@ -103,26 +108,32 @@ def write_manifest(root: str | Path, out: str | Path | None = None,
     out = Path(out) if out is not None else root / LOCAL_MANIFEST
     samples, missing = discover_samples(root)
     if not samples:
-        raise DatasetNotFoundError(f"{root}: no complete samples found (looked for "
-                                   f"<bucket>/s2/ROIs_*_s2_p*.tif). " + how_to_get_luojiaset(root))
+        raise DatasetNotFoundError(
+            f"{root}: no complete samples found (looked for "
+            f"<bucket>/s2/ROIs_*_s2_p*.tif). " + how_to_get_luojiaset(root)
+        )
     if missing:
         examples = [f for files in list(missing.values())[:3] for f in files]
-        warnings.warn(f"{root}: left out {len(missing)} incomplete sample(s); missing files, e.g. "
-                      f"{examples}", stacklevel=2)
+        warnings.warn(
+            f"{root}: left out {len(missing)} incomplete sample(s); missing files, e.g. {examples}", stacklevel=2
+        )
     splits = split_samples(samples, ratios, seed)
     for split, records in splits.items():
         atomic_write_text(out / f"{split}.csv", _csv_text(records))
-    write_checksums(root, [p for s in samples for p in s.paths.values()], out,
-                    enabled=checksums, workers=workers)
+    write_checksums(root, [p for s in samples for p in s.paths.values()], out, enabled=checksums, workers=workers)
     counts = {split: dict(Counter(r.bucket for r in records)) for split, records in splits.items()}
     extra = dict(extra_config) if extra_config else {}
     reference = {} if extra.get("source") == "synthetic" else author_reference()
     config = {
         "dataset": "LuojiaSET-OSFCR",
-        "protocol": ("stratified by bucket; one random.Random(split_seed) shuffles each bucket's "
-                     "name-sorted s2 list in bucket order; train=int(n*train_ratio), "
-                     "val=int(n*val_ratio), test=rest (first author's CloudSeg harness)"),
-        "train_ratio": ratios[0], "val_ratio": ratios[1], "test_ratio": ratios[2],
+        "protocol": (
+            "stratified by bucket; one random.Random(split_seed) shuffles each bucket's "
+            "name-sorted s2 list in bucket order; train=int(n*train_ratio), "
+            "val=int(n*val_ratio), test=rest (first author's CloudSeg harness)"
+        ),
+        "train_ratio": ratios[0],
+        "val_ratio": ratios[1],
+        "test_ratio": ratios[2],
         "split_seed": seed,
         "cloud_coverage_ranges": list(BUCKETS),
         "csv_columns": list(MODALITIES),
@@ -137,9 +148,11 @@ def write_manifest(root: str | Path, out: str | Path | None = None,
         config["author_reference"] = reference
         config["author_split_check"] = compare_with_author_split(splits, reference)
         if config["author_split_check"] == "mismatch":
-            warnings.warn(f"{root}: the regenerated test split does not start with the rows of "
-                          "the author's published test.csv; the file list differs from theirs",
-                          stacklevel=2)
+            warnings.warn(
+                f"{root}: the regenerated test split does not start with the rows of "
+                "the author's published test.csv; the file list differs from theirs",
+                stacklevel=2,
+            )
     atomic_write_json(out / "split_config.json", config)
     return out
 
@@ -153,8 +166,7 @@ def author_reference() -> dict[str, Any]:
     return reference
 
 
-def compare_with_author_split(splits: Mapping[str, Sequence[SampleRecord]],
-                              reference: Mapping[str, Any]) -> str:
+def compare_with_author_split(splits: Mapping[str, Sequence[SampleRecord]], reference: Mapping[str, Any]) -> str:
     """``"match"`` / ``"mismatch"`` against the author's first test rows, or why not comparable.
 
     Only meaningful on the complete dataset (the author indexed ``indexed_samples`` samples): any
@@ -167,7 +179,7 @@ def compare_with_author_split(splits: Mapping[str, Sequence[SampleRecord]],
         return "no reference"
     if n != expected_n:
         return f"not comparable ({n} samples; the author indexed {expected_n})"
-    got = [r.paths["s2"] for r in splits["test"][:len(first)]]
+    got = [r.paths["s2"] for r in splits["test"][: len(first)]]
     return "match" if got == first else "mismatch"
 
 
@@ -182,13 +194,15 @@ def read_split_csv(path: str | Path) -> list[SampleRecord]:
             if [c.strip() for c in row] == list(MODALITIES):
                 continue
             if len(row) != len(MODALITIES):
-                raise DataIntegrityError(f"{path}:{line_no}: expected {len(MODALITIES)} columns "
-                                         f"({', '.join(MODALITIES)}), found {len(row)}")
+                raise DataIntegrityError(
+                    f"{path}:{line_no}: expected {len(MODALITIES)} columns ({', '.join(MODALITIES)}), found {len(row)}"
+                )
             paths = dict(zip(MODALITIES, (c.strip() for c in row), strict=True))
             bucket = paths["s2"].split("/", 1)[0]
             if bucket not in BUCKETS:
-                raise DataIntegrityError(f"{path}:{line_no}: {paths['s2']!r} does not start with "
-                                         f"a bucket folder {BUCKETS}")
+                raise DataIntegrityError(
+                    f"{path}:{line_no}: {paths['s2']!r} does not start with a bucket folder {BUCKETS}"
+                )
             try:
                 sid = sample_id(paths["s2"])
             except ValueError as err:

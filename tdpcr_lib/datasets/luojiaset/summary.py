@@ -18,8 +18,9 @@ from tdpcr_lib.datasets.samples import BUCKETS, SPLITS
 # --------------------------------------------------------------------------------------------
 # Summaries (for notebooks/00_get_data.ipynb)
 # --------------------------------------------------------------------------------------------
-def dataset_statistics(root: str | Path, manifest: str | Path | None = None,
-                       max_tiles_per_split: int | None = None) -> dict[str, Any]:
+def dataset_statistics(
+    root: str | Path, manifest: str | Path | None = None, max_tiles_per_split: int | None = None
+) -> dict[str, Any]:
     """Counts per split and bucket, land-cover histogram and cloud fraction per bucket.
 
     Only the land-cover and cloud-mask files are read. ``max_tiles_per_split`` caps how many tiles
@@ -42,10 +43,8 @@ def dataset_statistics(root: str | Path, manifest: str | Path | None = None,
             records = [records[i] for i in picks]
         for record in records:
             labels = read_modality(root / record.paths["land_cover_maps"], "land_cover_maps")
-            histogram += np.bincount(np.clip(labels.ravel().astype(np.int64), 0, 255),
-                                     minlength=256)
-            cloud = read_modality(root / record.paths["cloud_detection_results"],
-                                  "cloud_detection_results")
+            histogram += np.bincount(np.clip(labels.ravel().astype(np.int64), 0, 255), minlength=256)
+            cloud = read_modality(root / record.paths["cloud_detection_results"], "cloud_detection_results")
             cloud_sum[record.bucket] += float((cloud >= 0.5).mean())
             cloud_n[record.bucket] += 1
             tiles_read += 1
@@ -57,16 +56,13 @@ def dataset_statistics(root: str | Path, manifest: str | Path | None = None,
         "counts": counts,
         "n_samples": int(sum(sum(c.values()) for c in counts.values())),
         "class_histogram": {**known, "ignored": other},
-        "class_fraction": {k: v / max(1, int(histogram.sum())) for k, v in {**known,
-                                                                         "ignored": other}.items()},
-        "mean_cloud_fraction": {b: (cloud_sum[b] / cloud_n[b] if cloud_n[b] else None)
-                                for b in BUCKETS},
+        "class_fraction": {k: v / max(1, int(histogram.sum())) for k, v in {**known, "ignored": other}.items()},
+        "mean_cloud_fraction": {b: (cloud_sum[b] / cloud_n[b] if cloud_n[b] else None) for b in BUCKETS},
         "tiles_read": tiles_read,
     }
 
 
-def verify_headers(root: str | Path, manifest: str | Path | None = None,
-                   max_problems: int = 20) -> dict[str, Any]:
+def verify_headers(root: str | Path, manifest: str | Path | None = None, max_problems: int = 20) -> dict[str, Any]:
     """Open every file of every split and check band count, dtype and size (pixels not read).
 
     Cheap structural check of a freshly placed copy; problems are collected, not raised.
@@ -86,6 +82,5 @@ def verify_headers(root: str | Path, manifest: str | Path | None = None,
             headers.report(f"{csv_path}: missing split file")
             continue
         for record in read_split_csv(csv_path):
-            headers.check_sample(record.id, [(root / record.paths[m], MODALITY_SPECS[m])
-                                             for m in MODALITIES])
+            headers.check_sample(record.id, [(root / record.paths[m], MODALITY_SPECS[m]) for m in MODALITIES])
     return headers.result()

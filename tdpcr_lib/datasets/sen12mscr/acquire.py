@@ -29,8 +29,8 @@ _SUFFIX = ".tar.gz"
 
 #: Archive names of the SEN12MS-CR / SEN12MS per-season archives.
 OFFICIAL_ARCHIVE_NAMES: frozenset[str] = frozenset(
-    f"{season}_{modality}{_SUFFIX}" for season in SEASONS
-    for modality in ("s1", "s2", "s2_cloudy", "lc"))
+    f"{season}_{modality}{_SUFFIX}" for season in SEASONS for modality in ("s1", "s2", "s2_cloudy", "lc")
+)
 
 
 def md5_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -49,9 +49,11 @@ def verify_archive(archive: str | Path) -> None:
     if expected is not None:
         found = md5_file(archive)
         if found != expected:
-            raise DataIntegrityError(f"{archive}: MD5 {found} differs from the published "
-                                     f"{expected}; the download is incomplete or corrupt, "
-                                     "download it again")
+            raise DataIntegrityError(
+                f"{archive}: MD5 {found} differs from the published "
+                f"{expected}; the download is incomplete or corrupt, "
+                "download it again"
+            )
 
 
 def find_archives(folder: str | Path) -> list[Path]:
@@ -59,8 +61,9 @@ def find_archives(folder: str | Path) -> list[Path]:
     return sorted(p for p in Path(folder).glob(f"*{_SUFFIX}") if p.name in OFFICIAL_ARCHIVE_NAMES)
 
 
-def extract_archives(archives: Iterable[str | Path], extract_to: str | Path,
-                     overwrite: bool = False, verify: bool = True) -> Path:
+def extract_archives(
+    archives: Iterable[str | Path], extract_to: str | Path, overwrite: bool = False, verify: bool = True
+) -> Path:
     """Extract each archive into ``extract_to/<archive name without .tar.gz>``; returns
     ``extract_to``. Already extracted archives (same name and size) are skipped."""
     extract_to = Path(extract_to)
@@ -68,8 +71,11 @@ def extract_archives(archives: Iterable[str | Path], extract_to: str | Path,
         archive = Path(archive)
         destination = extract_to / archive.name[: -len(_SUFFIX)]
         record = written_by_extraction(destination)
-        if (record is not None and record.get("archive") == archive.name
-                and record.get("size") == archive.stat().st_size):
+        if (
+            record is not None
+            and record.get("archive") == archive.name
+            and record.get("size") == archive.stat().st_size
+        ):
             continue
         if verify:
             verify_archive(archive)
@@ -78,8 +84,7 @@ def extract_archives(archives: Iterable[str | Path], extract_to: str | Path,
     return extract_to
 
 
-def prepare_sen12mscr(source: str | Path, extract_to: str | Path | None = None,
-                      overwrite: bool = False) -> Path:
+def prepare_sen12mscr(source: str | Path, extract_to: str | Path | None = None, overwrite: bool = False) -> Path:
     """Locate a SEN12MS-CR folder, or extract the per-season archives; return the dataset root.
 
     Parameters
@@ -96,8 +101,9 @@ def prepare_sen12mscr(source: str | Path, extract_to: str | Path | None = None,
     source = Path(source).expanduser()
     if source.is_file():
         if source.name not in OFFICIAL_ARCHIVE_NAMES:
-            raise DataIntegrityError(f"{source} is not one of the official SEN12MS-CR/SEN12MS "
-                                     f"archives (e.g. ROIs1158_spring_s1{_SUFFIX})")
+            raise DataIntegrityError(
+                f"{source} is not one of the official SEN12MS-CR/SEN12MS archives (e.g. ROIs1158_spring_s1{_SUFFIX})"
+            )
         archives, folder = [source], source.parent
     elif source.is_dir():
         if has_sen12mscr_layout(source):

@@ -79,19 +79,25 @@ class SEN12MSCR(ManifestDataset):
     do missing or corrupt files, wrong band counts, dtypes, sizes and differing CRSs.
     """
 
-    def __init__(self, root: str | Path, split: str = "train",
-                 land_cover_root: str | Path | None = None, manifest: str | Path | None = None,
-                 transforms: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-                 checksum: bool = False) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        land_cover_root: str | Path | None = None,
+        manifest: str | Path | None = None,
+        transforms: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        checksum: bool = False,
+    ) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         root = Path(root).expanduser()
         if not root.is_dir():
-            raise DatasetNotFoundError(f"dataset root {root} does not exist. "
-                                       + how_to_get_sen12mscr(root))
+            raise DatasetNotFoundError(f"dataset root {root} does not exist. " + how_to_get_sen12mscr(root))
         if not has_sen12mscr_layout(root):
-            raise DatasetNotFoundError(f"{root} holds no SEN12MS-CR season folder (e.g. "
-                                       "ROIs1158_spring_s1/s1_1/). " + how_to_get_sen12mscr(root))
+            raise DatasetNotFoundError(
+                f"{root} holds no SEN12MS-CR season folder (e.g. "
+                "ROIs1158_spring_s1/s1_1/). " + how_to_get_sen12mscr(root)
+            )
         self.root = root
         self.split = split
         self.land_cover_root = Path(land_cover_root) if land_cover_root is not None else None
@@ -101,7 +107,8 @@ class SEN12MSCR(ManifestDataset):
             raise DatasetNotFoundError(
                 f"split file {csv_path} does not exist; create the split manifest with `tdpcr "
                 f"data manifest {root} --source sen12mscr [--land-cover DIR]` (or notebook 00 "
-                "with SOURCE='sen12mscr')")
+                "with SOURCE='sen12mscr')"
+            )
         self.records, self.cloud_cover = read_sen12mscr_csv(csv_path)
         self.transforms = transforms
         self.normalisation: Normalisation = load_normalisation(name=NORMALISATION_NAME)
@@ -110,11 +117,9 @@ class SEN12MSCR(ManifestDataset):
         if checksum:
             verify_checksums(root, self.manifest_dir, self.records)
 
-
     @property
     def split_config(self) -> dict[str, Any]:
         return read_split_config(self.manifest_dir)
-
 
     def land_cover_path(self, index: int) -> Path | None:
         """The land-cover file of a sample (None: the patch has none)."""
@@ -144,8 +149,10 @@ class SEN12MSCR(ManifestDataset):
         for modality, value in crs.items():
             # land cover without a CRS is tolerated (it then takes the patch's grid)
             if value != reference and not (modality == LAND_COVER and value is None):
-                raise DataIntegrityError(f"{paths[modality]}: CRS {value} differs from the clear "
-                                         f"Sentinel-2 file's {reference} ({paths['s2'].name})")
+                raise DataIntegrityError(
+                    f"{paths[modality]}: CRS {value} differs from the clear "
+                    f"Sentinel-2 file's {reference} ({paths['s2'].name})"
+                )
         require_finite(arrays["s2"], paths["s2"], "target (clear Sentinel-2)")
         return arrays
 
@@ -176,4 +183,3 @@ class SEN12MSCR(ManifestDataset):
             "id": record.id,
         }
         return self._transformed(sample)
-

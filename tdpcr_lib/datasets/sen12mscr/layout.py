@@ -75,8 +75,7 @@ def official_archives(seasons: tuple[str, ...] = SEASONS, land_cover: bool = Tru
             archives.append(Archive(name, _ARCHIVE_URL.format(record="m1554803", name=name)))
         if land_cover:
             name = f"{season}_lc.tar.gz"
-            archives.append(Archive(name, _ARCHIVE_URL.format(record="m1474000", name=name),
-                                    LAND_COVER_MD5[name]))
+            archives.append(Archive(name, _ARCHIVE_URL.format(record="m1474000", name=name), LAND_COVER_MD5[name]))
     return archives
 
 
@@ -85,10 +84,10 @@ def official_archives(seasons: tuple[str, ...] = SEASONS, land_cover: bool = Tru
 SPECS: dict[str, ModalitySpec] = {
     "s1": ModalitySpec("s1", len(S1_BANDS), ("float32",), "Sentinel-1 VV/VH in dB"),
     "s2": ModalitySpec("s2", len(S2_BANDS), ("uint16", "float32"), "clear Sentinel-2 (target)"),
-    "s2_cloudy": ModalitySpec("s2_cloudy", len(S2_BANDS), ("uint16", "float32"),
-                              "cloudy Sentinel-2 (input)"),
-    LAND_COVER: ModalitySpec(LAND_COVER, 4, ("uint16", "uint8", "int16", "int32"),
-                             "SEN12MS land cover (IGBP, LCCS LC, LCCS LU, LCCS SH)"),
+    "s2_cloudy": ModalitySpec("s2_cloudy", len(S2_BANDS), ("uint16", "float32"), "cloudy Sentinel-2 (input)"),
+    LAND_COVER: ModalitySpec(
+        LAND_COVER, 4, ("uint16", "uint8", "int16", "int32"), "SEN12MS land cover (IGBP, LCCS LC, LCCS LU, LCCS SH)"
+    ),
 }
 
 S1_NAME = re.compile(r"^(?P<season>ROIs\d{4}_[a-z]+)_s1_(?P<scene>\d+)_p(?P<patch>\d+)\.tif$")
@@ -103,8 +102,9 @@ def parse_s1_name(name: str) -> tuple[str, str, str]:
     """``'ROIs1158_spring_s1_1_p407.tif'`` → ``('ROIs1158_spring', '1', '407')``."""
     match = S1_NAME.match(name)
     if match is None:
-        raise ValueError(f"not a SEN12MS-CR s1 file name: {name!r} "
-                         "(expected ROIsNNNN_<season>_s1_<scene>_p<patch>.tif)")
+        raise ValueError(
+            f"not a SEN12MS-CR s1 file name: {name!r} (expected ROIsNNNN_<season>_s1_<scene>_p<patch>.tif)"
+        )
     return match["season"], match["scene"], match["patch"]
 
 
@@ -153,11 +153,15 @@ def how_to_get_sen12mscr(root: str | Path | None = None) -> str:
 def has_sen12mscr_layout(path: str | Path) -> bool:
     """True when ``path`` holds at least one SEN12MS-CR season/modality folder."""
     path = Path(path)
-    return any(modality_dir(path, season, modality) is not None
-               for season in SEASONS for modality in MODALITIES)
+    return any(modality_dir(path, season, modality) is not None for season in SEASONS for modality in MODALITIES)
 
 
 def find_sen12mscr_root(path: str | Path, max_depth: int = 3) -> Path:
     """``path`` or the first folder below it (breadth-first) holding SEN12MS-CR season folders."""
-    return find_root(path, has_sen12mscr_layout, "holds no SEN12MS-CR season folder such as "
-                     "ROIs1158_spring_s1/s1_<scene>/", how_to_get_sen12mscr(path), max_depth)
+    return find_root(
+        path,
+        has_sen12mscr_layout,
+        "holds no SEN12MS-CR season folder such as ROIs1158_spring_s1/s1_<scene>/",
+        how_to_get_sen12mscr(path),
+        max_depth,
+    )

@@ -66,8 +66,9 @@ def _natural(path: Path) -> int:
     return int(path.name.rsplit("_", 1)[-1].removeprefix("p").removesuffix(".tif"))
 
 
-def discover_patches(root: str | Path, land_cover_root: str | Path | None = None
-                     ) -> tuple[list[Patch], dict[str, list[str]]]:
+def discover_patches(
+    root: str | Path, land_cover_root: str | Path | None = None
+) -> tuple[list[Patch], dict[str, list[str]]]:
     """Index the patches as UnCRtainTS does: every ``s1`` file, paired by name with ``s2`` and
     ``s2_cloudy`` (seasons in :data:`SEASONS` order, scenes and patches in numeric order).
 
@@ -86,15 +87,15 @@ def discover_patches(root: str | Path, land_cover_root: str | Path | None = None
         lc_dir = modality_dir(lc_root, season, LAND_COVER)
         for scene_dir in sorted(s1_dir.glob("s1_[0-9]*"), key=_natural):
             scene = scene_dir.name.split("_", 1)[1]
-            names = [p for p in scene_dir.glob(f"{season}_s1_{scene}_p*.tif")
-                     if S1_NAME.match(p.name)]  # other files in the folder are not patches
+            names = [
+                p for p in scene_dir.glob(f"{season}_s1_{scene}_p*.tif") if S1_NAME.match(p.name)
+            ]  # other files in the folder are not patches
             for s1_path in sorted(names, key=_natural):
                 _, _, patch = parse_s1_name(s1_path.name)
                 files = {"s1": s1_path}
                 for modality, folder in dirs.items():
                     base = folder if folder is not None else root / f"{season}_{modality}"
-                    files[modality] = (base / f"{modality}_{scene}"
-                                       / patch_filename(season, scene, patch, modality))
+                    files[modality] = base / f"{modality}_{scene}" / patch_filename(season, scene, patch, modality)
                 absent = [str(p.relative_to(root)) for p in files.values() if not p.is_file()]
                 pid = patch_id(season, scene, patch)
                 if absent:
@@ -102,8 +103,7 @@ def discover_patches(root: str | Path, land_cover_root: str | Path | None = None
                     continue
                 paths = {m: p.relative_to(root).as_posix() for m, p in files.items()}
                 if lc_dir is not None:
-                    lc_path = (lc_dir / f"lc_{scene}"
-                               / patch_filename(season, scene, patch, LAND_COVER))
+                    lc_path = lc_dir / f"lc_{scene}" / patch_filename(season, scene, patch, LAND_COVER)
                     if lc_path.is_file():
                         paths["land_cover"] = Path(os.path.relpath(lc_path, root)).as_posix()
                 patches.append(Patch(pid, scene_key(season, scene), paths))
@@ -121,15 +121,27 @@ def _csv_text(rows: list[tuple[Patch, float]]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for patch, cover in rows:
-        writer.writerow([patch.paths["s1"], patch.paths["s2"], patch.paths["s2_cloudy"],
-                         patch.paths.get("land_cover", ""), f"{cover:.6f}", bucket_of(cover)])
+        writer.writerow(
+            [
+                patch.paths["s1"],
+                patch.paths["s2"],
+                patch.paths["s2_cloudy"],
+                patch.paths.get("land_cover", ""),
+                f"{cover:.6f}",
+                bucket_of(cover),
+            ]
+        )
     return buffer.getvalue()
 
 
-def write_sen12mscr_manifest(root: str | Path, land_cover_root: str | Path | None = None,
-                             out: str | Path | None = None, checksums: bool = True,
-                             workers: int = 4, extra_config: Mapping[str, Any] | None = None
-                             ) -> Path:
+def write_sen12mscr_manifest(
+    root: str | Path,
+    land_cover_root: str | Path | None = None,
+    out: str | Path | None = None,
+    checksums: bool = True,
+    workers: int = 4,
+    extra_config: Mapping[str, Any] | None = None,
+) -> Path:
     """Write the split CSVs, ``checksums.sha256`` and ``split_config.json`` of a SEN12MS-CR copy.
 
     Parameters
@@ -150,12 +162,15 @@ def write_sen12mscr_manifest(root: str | Path, land_cover_root: str | Path | Non
     out = Path(out) if out is not None else root / LOCAL_MANIFEST
     patches, missing = discover_patches(root, land_cover_root)
     if not patches:
-        raise DatasetNotFoundError(f"{root}: no complete SEN12MS-CR patches found (s1, s2 and "
-                                   "s2_cloudy of the same name). " + how_to_get_sen12mscr(root))
+        raise DatasetNotFoundError(
+            f"{root}: no complete SEN12MS-CR patches found (s1, s2 and "
+            "s2_cloudy of the same name). " + how_to_get_sen12mscr(root)
+        )
     if missing:
         examples = [f for files in list(missing.values())[:3] for f in files]
-        warnings.warn(f"{root}: left out {len(missing)} incomplete patch(es); missing files, "
-                      f"e.g. {examples}", stacklevel=2)
+        warnings.warn(
+            f"{root}: left out {len(missing)} incomplete patch(es); missing files, e.g. {examples}", stacklevel=2
+        )
     assignment = scene_split()
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         covers = list(pool.map(lambda p: patch_cloud_cover(root / p.paths["s2_cloudy"]), patches))
@@ -170,18 +185,17 @@ def write_sen12mscr_manifest(root: str | Path, land_cover_root: str | Path | Non
     for split in SPLITS:
         atomic_write_text(out / f"{split}.csv", _csv_text(rows[split]))
     kept = [p for split in SPLITS for p, _ in rows[split]]
-    write_checksums(root, [rel for p in kept for rel in p.paths.values()], out,
-                    enabled=checksums, workers=workers)
+    write_checksums(root, [rel for p in kept for rel in p.paths.values()], out, enabled=checksums, workers=workers)
     without_lc = [p.id for p in kept if "land_cover" not in p.paths]
     split_spec = packaged_resource("sen12mscr_split.json")
     config = {
         "dataset": DATASET_NAME,
         "protocol": "scene-level split of UnCRtainTS (exact scene match): every patch of a "
-                    "scene goes to the scene's split; scenes in no list are left out",
+        "scene goes to the scene's split; scenes in no list are left out",
         "split_source": split_spec["source"],
         "land_cover_root": None if land_cover_root is None else str(Path(land_cover_root)),
         "cloud_mask": f"rule-based cloud score of DSen2-CR/UnCRtainTS, threshold "
-                      f"{CLOUD_THRESHOLD} (tdpcr_lib.datasets.sen12mscr.cloudmask)",
+        f"{CLOUD_THRESHOLD} (tdpcr_lib.datasets.sen12mscr.cloudmask)",
         "cloud_coverage_ranges": list(BUCKETS),
         "csv_columns": list(CSV_COLUMNS),
         "indexed_samples": len(patches),
@@ -189,8 +203,7 @@ def write_sen12mscr_manifest(root: str | Path, land_cover_root: str | Path | Non
         "unassigned_scenes_left_out": dict(sorted(unassigned.items())),
         "patches_without_land_cover": len(without_lc),
         "patches_without_land_cover_examples": without_lc[:20],
-        "counts": {s: {b: sum(bucket_of(c) == b for _, c in rows[s]) for b in BUCKETS}
-                   for s in SPLITS},
+        "counts": {s: {b: sum(bucket_of(c) == b for _, c in rows[s]) for b in BUCKETS} for s in SPLITS},
         "checksums": CHECKSUM_FILE if checksums else None,
         "manifest_hash": manifest_hash(out),
         **(dict(extra_config) if extra_config else {}),
@@ -208,15 +221,19 @@ def read_sen12mscr_csv(path: str | Path) -> tuple[list[SampleRecord], list[float
         rows = csv.reader(handle)
         header = next(rows, None)
         if header is None or [c.strip() for c in header] != list(CSV_COLUMNS):
-            raise DataIntegrityError(f"{path}:1: not a SEN12MS-CR split file (the header must "
-                                     f"be {','.join(CSV_COLUMNS)}); write it with "
-                                     "`tdpcr data manifest ROOT --source sen12mscr`")
+            raise DataIntegrityError(
+                f"{path}:1: not a SEN12MS-CR split file (the header must "
+                f"be {','.join(CSV_COLUMNS)}); write it with "
+                "`tdpcr data manifest ROOT --source sen12mscr`"
+            )
         for line_no, row in enumerate(rows, start=2):
             if not row or all(not cell.strip() for cell in row):
                 continue
             if len(row) != len(CSV_COLUMNS):
-                raise DataIntegrityError(f"{path}:{line_no}: expected {len(CSV_COLUMNS)} columns "
-                                         f"({', '.join(CSV_COLUMNS)}), found {len(row)}")
+                raise DataIntegrityError(
+                    f"{path}:{line_no}: expected {len(CSV_COLUMNS)} columns "
+                    f"({', '.join(CSV_COLUMNS)}), found {len(row)}"
+                )
             cells = dict(zip(CSV_COLUMNS, (c.strip() for c in row), strict=True))
             try:
                 season, scene, patch = parse_s1_name(Path(cells["s1"]).name)
@@ -224,9 +241,11 @@ def read_sen12mscr_csv(path: str | Path) -> tuple[list[SampleRecord], list[float
             except ValueError as err:
                 raise DataIntegrityError(f"{path}:{line_no}: {err}") from err
             if not 0.0 <= cover <= 1.0 or cells["bucket"] not in BUCKETS:
-                raise DataIntegrityError(f"{path}:{line_no}: cloud_cover {cells['cloud_cover']!r}"
-                                         f" / bucket {cells['bucket']!r} are not a fraction in "
-                                         f"[0, 1] and one of {BUCKETS}")
+                raise DataIntegrityError(
+                    f"{path}:{line_no}: cloud_cover {cells['cloud_cover']!r}"
+                    f" / bucket {cells['bucket']!r} are not a fraction in "
+                    f"[0, 1] and one of {BUCKETS}"
+                )
             paths = {m: cells[m] for m in MODALITIES}
             if cells["land_cover"]:
                 paths["land_cover"] = cells["land_cover"]

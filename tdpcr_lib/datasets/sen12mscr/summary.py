@@ -15,8 +15,9 @@ from tdpcr_lib.datasets.sen12mscr.layout import LAND_COVER, MODALITIES, SPECS
 from tdpcr_lib.datasets.sen12mscr.manifest import read_sen12mscr_csv
 
 
-def sen12mscr_statistics(root: str | Path, manifest: str | Path | None = None,
-                         max_tiles_per_split: int | None = None) -> dict[str, Any]:
+def sen12mscr_statistics(
+    root: str | Path, manifest: str | Path | None = None, max_tiles_per_split: int | None = None
+) -> dict[str, Any]:
     """Counts per split and bucket, simplified-IGBP histogram and mean cloud cover per bucket.
 
     The same keys as :func:`tdpcr_lib.datasets.luojiaset.summary.dataset_statistics`. Cloud cover comes from
@@ -45,7 +46,7 @@ def sen12mscr_statistics(root: str | Path, manifest: str | Path | None = None,
             raw = dataset.load_raw(int(index))
             labels = dataset.labels(raw, int(index)).ravel()
             known = labels[labels != legend.ignore_index]
-            histogram[:-1] += np.bincount(known, minlength=legend.num_classes)[:legend.num_classes]
+            histogram[:-1] += np.bincount(known, minlength=legend.num_classes)[: legend.num_classes]
             histogram[-1] += labels.size - known.size
             tiles_read += 1
     assert legend is not None and histogram is not None
@@ -64,8 +65,9 @@ def sen12mscr_statistics(root: str | Path, manifest: str | Path | None = None,
     }
 
 
-def verify_sen12mscr_headers(root: str | Path, manifest: str | Path | None = None,
-                             max_problems: int = 20) -> dict[str, Any]:
+def verify_sen12mscr_headers(
+    root: str | Path, manifest: str | Path | None = None, max_problems: int = 20
+) -> dict[str, Any]:
     """Open every file of every split (band count, dtype, size; pixels not read)."""
     root = Path(root)
     manifest_dir = Path(manifest) if manifest is not None else root / LOCAL_MANIFEST

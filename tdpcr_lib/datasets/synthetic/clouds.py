@@ -17,8 +17,9 @@ from scipy.ndimage import gaussian_filter
 from tdpcr_lib.datasets.synthetic.landscape import S2_WAVELENGTHS_NM
 
 #: Reflectance of an opaque cloud per band (bright and flat in VNIR, darker in B09/SWIR, seen in B10).
-CLOUD_SPECTRUM = np.array([0.80, 0.78, 0.76, 0.74, 0.74, 0.74, 0.73, 0.72, 0.72, 0.45, 0.30,
-                           0.45, 0.28], dtype=np.float32)
+CLOUD_SPECTRUM = np.array(
+    [0.80, 0.78, 0.76, 0.74, 0.74, 0.74, 0.73, 0.72, 0.72, 0.45, 0.30, 0.45, 0.28], dtype=np.float32
+)
 
 
 #: The one command that adds the cloud simulator without touching torch: its real imports (torch,
@@ -42,7 +43,9 @@ def require_cloud_generator() -> None:
     if importlib.util.find_spec("satellite_cloud_generator") is None:
         raise CloudGeneratorMissing(
             "the synthetic twin's clouds need satellite-cloud-generator, which is not installed; "
-            f"install it with: {CLOUD_GENERATOR_INSTALL}", name="satellite_cloud_generator")
+            f"install it with: {CLOUD_GENERATOR_INSTALL}",
+            name="satellite_cloud_generator",
+        )
 
 
 def _perlin_field(size: int, seed: int, locality: int, decay: float) -> np.ndarray:
@@ -54,8 +57,7 @@ def _perlin_field(size: int, seed: int, locality: int, decay: float) -> np.ndarr
         torch.manual_seed(seed)
         field = torch.ones(size, size)
         for _ in range(locality):
-            noise = generate_perlin(shape=(size, size), batch=1, device="cpu", const_scale=True,
-                                    decay_factor=decay)[0]
+            noise = generate_perlin(shape=(size, size), batch=1, device="cpu", const_scale=True, decay_factor=decay)[0]
             noise = (noise - noise.min()) / (noise.max() - noise.min() + 1e-8)
             field *= noise
     return field.numpy().astype(np.float32)
@@ -70,8 +72,9 @@ def _shift(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
     """Shift a 2-D array by whole pixels, filling with zeros (no wrap-around)."""
     out = np.zeros_like(image)
     h, w = image.shape
-    out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
-        image[max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)]
+    out[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = image[
+        max(-dy, 0) : h - max(dy, 0), max(-dx, 0) : w - max(dx, 0)
+    ]
     return out
 
 
@@ -89,12 +92,13 @@ def _local_blur(image: torch.Tensor, modulator: torch.Tensor, strip: int = 64) -
         r1 = min(height, r0 + strip)
         a, b = max(0, r0 - halo), min(height, r1 + halo)
         part = local_gaussian_blur(image[..., a:b, :].contiguous(), modulator[..., a:b, :].contiguous())
-        out[..., r0:r1, :] = part[..., r0 - a:r1 - a, :]
+        out[..., r0:r1, :] = part[..., r0 - a : r1 - a, :]
     return out
 
 
-def simulate_clouds(clear: np.ndarray, cloud_fraction: float, rng: np.random.Generator,
-                    kind: str | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+def simulate_clouds(
+    clear: np.ndarray, cloud_fraction: float, rng: np.random.Generator, kind: str | None = None
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Add clouds and shadows to a clear reflectance image.
 
     Parameters
@@ -123,8 +127,9 @@ def simulate_clouds(clear: np.ndarray, cloud_fraction: float, rng: np.random.Gen
     bands, height, width = clear.shape
     size = max(height, width)
     kind = kind or str(rng.choice(["thick", "thin", "mixed"], p=[0.5, 0.2, 0.3]))
-    field = _perlin_field(size, int(rng.integers(2**31)), int(rng.integers(1, 3)),
-                          float(rng.uniform(0.8, 1.3)))[:height, :width]
+    field = _perlin_field(size, int(rng.integers(2**31)), int(rng.integers(1, 3)), float(rng.uniform(0.8, 1.3)))[
+        :height, :width
+    ]
     fraction = float(np.clip(cloud_fraction, 0.0, 1.0))
     if fraction <= 0:
         mask = np.zeros((height, width), dtype=bool)
@@ -165,8 +170,14 @@ def simulate_clouds(clear: np.ndarray, cloud_fraction: float, rng: np.random.Gen
     brightness = torch.from_numpy(CLOUD_SPECTRUM * rng.uniform(0.85, 1.05))
     shadow_t = torch.from_numpy(shadow.astype(np.float32))[None, None].expand(1, bands, height, width)
     with torch.no_grad():
-        cloudy = mix(blurred, cloud, shadow=shadow_t, channel_magnitude=brightness[None],
-                     blur_scaling=0.0, cloud_color=True)
-    info = {"kind": kind, "target_fraction": fraction, "top_thickness": float(top),
-            "alpha": float(alpha), "shadow_offset_px": [dy, dx]}
+        cloudy = mix(
+            blurred, cloud, shadow=shadow_t, channel_magnitude=brightness[None], blur_scaling=0.0, cloud_color=True
+        )
+    info = {
+        "kind": kind,
+        "target_fraction": fraction,
+        "top_thickness": float(top),
+        "alpha": float(alpha),
+        "shadow_offset_px": [dy, dx],
+    }
     return cloudy[0].numpy().astype(np.float32), mask.astype(np.float32), info

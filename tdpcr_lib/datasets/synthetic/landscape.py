@@ -10,39 +10,49 @@ from scipy.ndimage import gaussian_filter
 
 #: Synthetic meaning of land-cover codes 0-6 (the twin's own; not claims about the real legend).
 SYNTHETIC_CLASSES: dict[int, str] = {
-    0: "road", 1: "water", 2: "built-up", 3: "cropland", 4: "bare soil",
-    5: "grassland (less vegetated)", 6: "forest (densely vegetated)",
+    0: "road",
+    1: "water",
+    2: "built-up",
+    3: "cropland",
+    4: "bare soil",
+    5: "grassland (less vegetated)",
+    6: "forest (densely vegetated)",
 }
 
 
 #: Band centre wavelengths (nm) in ``S2_BANDS`` order.
-S2_WAVELENGTHS_NM = np.array([443, 490, 560, 665, 705, 740, 783, 842, 865, 945, 1375, 1610, 2190],
-                             dtype=np.float32)
+S2_WAVELENGTHS_NM = np.array([443, 490, 560, 665, 705, 740, 783, 842, 865, 945, 1375, 1610, 2190], dtype=np.float32)
 
 
 #: TOA reflectance signatures (rows: class codes 0-6; columns: ``S2_BANDS``).
-CLASS_SPECTRA = np.array([
-    # B01   B02   B03   B04   B05   B06   B07   B08   B8A   B09   B10     B11   B12
-    [0.110, 0.100, 0.100, 0.110, 0.115, 0.120, 0.125, 0.130, 0.132, 0.050, 0.0008, 0.150, 0.140],  # road
-    [0.100, 0.080, 0.060, 0.040, 0.032, 0.026, 0.022, 0.018, 0.016, 0.006, 0.0006, 0.008, 0.005],  # water
-    [0.130, 0.120, 0.120, 0.130, 0.140, 0.150, 0.160, 0.170, 0.172, 0.070, 0.0010, 0.210, 0.190],  # built-up
-    [0.100, 0.085, 0.095, 0.080, 0.130, 0.230, 0.280, 0.310, 0.320, 0.110, 0.0008, 0.230, 0.140],  # cropland
-    [0.120, 0.110, 0.130, 0.160, 0.180, 0.200, 0.210, 0.220, 0.230, 0.090, 0.0010, 0.310, 0.260],  # bare soil
-    [0.095, 0.075, 0.085, 0.065, 0.110, 0.190, 0.220, 0.240, 0.250, 0.090, 0.0008, 0.200, 0.110],  # grassland
-    [0.085, 0.065, 0.060, 0.035, 0.075, 0.200, 0.255, 0.280, 0.290, 0.100, 0.0008, 0.140, 0.060],  # forest
-], dtype=np.float32)
+CLASS_SPECTRA = np.array(
+    [
+        # B01   B02   B03   B04   B05   B06   B07   B08   B8A   B09   B10     B11   B12
+        [0.110, 0.100, 0.100, 0.110, 0.115, 0.120, 0.125, 0.130, 0.132, 0.050, 0.0008, 0.150, 0.140],  # road
+        [0.100, 0.080, 0.060, 0.040, 0.032, 0.026, 0.022, 0.018, 0.016, 0.006, 0.0006, 0.008, 0.005],  # water
+        [0.130, 0.120, 0.120, 0.130, 0.140, 0.150, 0.160, 0.170, 0.172, 0.070, 0.0010, 0.210, 0.190],  # built-up
+        [0.100, 0.085, 0.095, 0.080, 0.130, 0.230, 0.280, 0.310, 0.320, 0.110, 0.0008, 0.230, 0.140],  # cropland
+        [0.120, 0.110, 0.130, 0.160, 0.180, 0.200, 0.210, 0.220, 0.230, 0.090, 0.0010, 0.310, 0.260],  # bare soil
+        [0.095, 0.075, 0.085, 0.065, 0.110, 0.190, 0.220, 0.240, 0.250, 0.090, 0.0008, 0.200, 0.110],  # grassland
+        [0.085, 0.065, 0.060, 0.035, 0.075, 0.200, 0.255, 0.280, 0.290, 0.100, 0.0008, 0.140, 0.060],  # forest
+    ],
+    dtype=np.float32,
+)
 
 
 #: Mean backscatter in dB (rows: class codes; columns: VV, VH).
-CLASS_S1_DB = np.array([
-    [-17.0, -25.0],  # road: smooth surface, specular
-    [-21.0, -28.0],  # water
-    [-4.0, -11.0],   # built-up: double bounce
-    [-10.0, -17.0],  # cropland
-    [-13.0, -21.0],  # bare soil
-    [-11.0, -18.0],  # grassland
-    [-7.5, -13.0],   # forest: volume scattering (high VH)
-], dtype=np.float32)
+CLASS_S1_DB = np.array(
+    [
+        [-17.0, -25.0],  # road: smooth surface, specular
+        [-21.0, -28.0],  # water
+        [-4.0, -11.0],  # built-up: double bounce
+        [-10.0, -17.0],  # cropland
+        [-13.0, -21.0],  # bare soil
+        [-11.0, -18.0],  # grassland
+        [-7.5, -13.0],  # forest: volume scattering (high VH)
+    ],
+    dtype=np.float32,
+)
 
 
 #: Per-class amplitude of fine optical texture (relative) and of smooth SAR variation (dB).

@@ -78,9 +78,11 @@ class SyntheticScene:
 def _hash_uniform(ix: np.ndarray, iy: np.ndarray, salt: int) -> np.ndarray:
     """Uniform [0, 1) from integer lattice coordinates (splitmix64 finaliser)."""
     with np.errstate(over="ignore"):
-        h = (ix.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-             ^ iy.astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F)
-             ^ np.uint64(salt & 0xFFFFFFFFFFFFFFFF) * np.uint64(0x165667B19E3779F9))
+        h = (
+            ix.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+            ^ iy.astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F)
+            ^ np.uint64(salt & 0xFFFFFFFFFFFFFFFF) * np.uint64(0x165667B19E3779F9)
+        )
         h ^= h >> np.uint64(30)
         h *= np.uint64(0xBF58476D1CE4E5B9)
         h ^= h >> np.uint64(27)
@@ -103,14 +105,13 @@ def value_noise(x: np.ndarray, y: np.ndarray, cell: float, salt: int) -> np.ndar
     return (v00 * (1 - fx) + v10 * fx) * (1 - fy) + (v01 * (1 - fx) + v11 * fx) * fy
 
 
-def fractal_noise(x: np.ndarray, y: np.ndarray, cell: float, salt: int,
-                  octaves: int = 4) -> np.ndarray:
+def fractal_noise(x: np.ndarray, y: np.ndarray, cell: float, salt: int, octaves: int = 4) -> np.ndarray:
     """Sum of ``octaves`` value-noise layers (halving size and amplitude), in [0, 1]."""
     total = np.zeros(np.broadcast(x, y).shape)
     norm = 0.0
     for o in range(octaves):
-        amp = 0.5 ** o
-        total += amp * value_noise(x, y, cell / 2 ** o, salt * 131 + o)
+        amp = 0.5**o
+        total += amp * value_noise(x, y, cell / 2**o, salt * 131 + o)
         norm += amp
     return total / norm
 
@@ -138,36 +139,32 @@ def _lookup(classes: np.ndarray, table: np.ndarray) -> np.ndarray:
     return np.moveaxis(np.asarray(table, dtype=np.float64)[classes], -1, 0)
 
 
-def clear_reflectance_at(x: np.ndarray, y: np.ndarray, classes: np.ndarray,
-                         seed: int) -> np.ndarray:
+def clear_reflectance_at(x: np.ndarray, y: np.ndarray, classes: np.ndarray, seed: int) -> np.ndarray:
     """Clear-sky reflectance (13, ...) from class signatures, smooth texture and pixel noise."""
     refl = _lookup(classes, CLASS_REFLECTANCE)
     smooth = 1.0 + 0.3 * (fractal_noise(x, y, 200.0, seed * 11 + 5, octaves=3) - 0.5)
-    grain = _hash_uniform(np.floor(x).astype(np.int64), np.floor(y).astype(np.int64),
-                          seed * 11 + 6) - 0.5
+    grain = _hash_uniform(np.floor(x).astype(np.int64), np.floor(y).astype(np.int64), seed * 11 + 6) - 0.5
     refl = refl * smooth * (1.0 + 2.0 * CLASS_TEXTURE[classes] * grain)
     return np.clip(refl, 0.0, 1.0)
 
 
-def clouds_at(x: np.ndarray, y: np.ndarray, seed: int,
-              cloud_threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def clouds_at(
+    x: np.ndarray, y: np.ndarray, seed: int, cloud_threshold: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Thick-cloud opacity, thin-haze opacity and shadow strength, each in [0, 1]."""
     field = fractal_noise(x, y, 1500.0, seed * 13 + 7, octaves=5)
     thick = np.clip((field - cloud_threshold) / 0.08, 0.0, 1.0)
-    haze = 0.35 * np.clip((fractal_noise(x, y, 3000.0, seed * 13 + 8, octaves=3) - 0.45)
-                          / 0.2, 0.0, 1.0)
+    haze = 0.35 * np.clip((fractal_noise(x, y, 3000.0, seed * 13 + 8, octaves=3) - 0.45) / 0.2, 0.0, 1.0)
     # Shadows: the cloud field displaced by a fixed sun-geometry offset, darkening the ground.
     shifted = fractal_noise(x + 200.0, y - 150.0, 1500.0, seed * 13 + 7, octaves=5)
     shadow = 0.6 * np.clip((shifted - cloud_threshold) / 0.08, 0.0, 1.0)
     return thick, haze, shadow
 
 
-def backscatter_db_at(x: np.ndarray, y: np.ndarray, classes: np.ndarray, seed: int,
-                      looks: int = 4) -> np.ndarray:
+def backscatter_db_at(x: np.ndarray, y: np.ndarray, classes: np.ndarray, seed: int, looks: int = 4) -> np.ndarray:
     """(VV, VH) in dB: class means plus ``looks``-look gamma speckle (hashed per metre cell)."""
     db = _lookup(classes, CLASS_BACKSCATTER_DB)
-    db += CLASS_S1_VARIATION_DB[classes] * 2.0 * (
-        fractal_noise(x, y, 250.0, seed * 17 + 3, octaves=2) - 0.5)
+    db += CLASS_S1_VARIATION_DB[classes] * 2.0 * (fractal_noise(x, y, 250.0, seed * 17 + 3, octaves=2) - 0.5)
     ix, iy = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
     for b in range(2):
         gamma = np.zeros(classes.shape)
@@ -181,18 +178,27 @@ def backscatter_db_at(x: np.ndarray, y: np.ndarray, classes: np.ndarray, seed: i
 # --------------------------------------------------------------------------------------------
 # Writing
 # --------------------------------------------------------------------------------------------
-def _profile(width: int, height: int, count: int, dtype: str, crs: str, transform: Affine,
-             nodata: float | None) -> dict:
-    profile = dict(driver="GTiff", width=width, height=height, count=count, dtype=dtype,
-                   crs=crs, transform=transform, nodata=nodata, compress="deflate",
-                   bigtiff="if_safer")
+def _profile(
+    width: int, height: int, count: int, dtype: str, crs: str, transform: Affine, nodata: float | None
+) -> dict:
+    profile = dict(
+        driver="GTiff",
+        width=width,
+        height=height,
+        count=count,
+        dtype=dtype,
+        crs=crs,
+        transform=transform,
+        nodata=nodata,
+        compress="deflate",
+        bigtiff="if_safer",
+    )
     if width >= 256 and height >= 256:
         profile.update(tiled=True, blockxsize=256, blockysize=256)
     return profile
 
 
-def _pixel_centres(transform: Affine, row0: int, n_rows: int,
-                   width: int) -> tuple[np.ndarray, np.ndarray]:
+def _pixel_centres(transform: Affine, row0: int, n_rows: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     cols = np.arange(width) + 0.5
     rows = np.arange(row0, row0 + n_rows) + 0.5
     c, r = np.meshgrid(cols, rows)
@@ -201,13 +207,22 @@ def _pixel_centres(transform: Affine, row0: int, n_rows: int,
     return x, y
 
 
-def make_synthetic_scene(out_dir: str | Path, height: int = 600, width: int = 700, *,
-                         seed: int = 0, crs: str = "EPSG:32755", resolution: float = 10.0,
-                         origin: tuple[float, float] = (399960.0, 5300020.0),
-                         s1_offset: tuple[float, float] = (0.0, 0.0),
-                         s1_resolution: float | None = None, s1_margin: float = 40.0,
-                         cloud_threshold: float = 0.5, nodata_corner: int = 0,
-                         declare_s2_nodata: bool = True) -> SyntheticScene:
+def make_synthetic_scene(
+    out_dir: str | Path,
+    height: int = 600,
+    width: int = 700,
+    *,
+    seed: int = 0,
+    crs: str = "EPSG:32755",
+    resolution: float = 10.0,
+    origin: tuple[float, float] = (399960.0, 5300020.0),
+    s1_offset: tuple[float, float] = (0.0, 0.0),
+    s1_resolution: float | None = None,
+    s1_margin: float = 40.0,
+    cloud_threshold: float = 0.5,
+    nodata_corner: int = 0,
+    declare_s2_nodata: bool = True,
+) -> SyntheticScene:
     """Write a synthetic cloudy S2 + S1 scene pair (and truth) as GeoTIFFs into ``out_dir``.
 
     Parameters
@@ -272,7 +287,8 @@ def make_synthetic_scene(out_dir: str | Path, height: int = 600, width: int = 70
         dst = {}
         for n, (w, h, count, dtype, transform, nodata) in specs.items():
             dst[n] = stack.enter_context(
-                rasterio.open(tmp[n], "w", **_profile(w, h, count, dtype, crs, transform, nodata)))
+                rasterio.open(tmp[n], "w", **_profile(w, h, count, dtype, crs, transform, nodata))
+            )
         for n in ("s2_cloudy", "s2_clear"):
             for i, band in enumerate(S2_BANDS, start=1):
                 dst[n].set_band_description(i, band)
@@ -311,7 +327,14 @@ def make_synthetic_scene(out_dir: str | Path, height: int = 600, width: int = 70
             classes = land_cover_at(x, y, seed)
             db = backscatter_db_at(x, y, classes, seed).astype(np.float32)
             dst["s1"].write(db, window=Window(0, row0, s1_width, n))
-    return SyntheticScene(s2_cloudy=paths["s2_cloudy"], s1=paths["s1"],
-                          s2_clear=paths["s2_clear"], land_cover=paths["land_cover"],
-                          cloud_mask=paths["cloud_mask"], height=height, width=width, crs=crs,
-                          transform=s2_transform)
+    return SyntheticScene(
+        s2_cloudy=paths["s2_cloudy"],
+        s1=paths["s1"],
+        s2_clear=paths["s2_clear"],
+        land_cover=paths["land_cover"],
+        cloud_mask=paths["cloud_mask"],
+        height=height,
+        width=width,
+        crs=crs,
+        transform=s2_transform,
+    )

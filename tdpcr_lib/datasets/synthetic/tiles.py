@@ -90,8 +90,16 @@ SMOKE_TILE_SIZE = 32
 
 #: ROI id → UTM EPSG code (ROI 01 is western Tasmania, UTM 55S, like the real sample tiles).
 ROI_EPSG: dict[str, int] = {
-    "01": 32755, "02": 32650, "03": 32633, "04": 32618, "05": 32744,
-    "06": 32610, "07": 32636, "08": 32643, "09": 32721, "10": 32654,
+    "01": 32755,
+    "02": 32650,
+    "03": 32633,
+    "04": 32618,
+    "05": 32744,
+    "06": 32610,
+    "07": 32636,
+    "08": 32643,
+    "09": 32721,
+    "10": 32654,
 }
 
 
@@ -107,8 +115,9 @@ def bucket_fraction_range(bucket: str, margin: float = 0.02) -> tuple[float, flo
     return 0.2 * index + margin, 0.2 * (index + 1) - margin
 
 
-def generate_tile(size: int, seed: int | np.random.SeedSequence, cloud_fraction: float,
-                  cloud_kind: str | None = None) -> dict[str, Any]:
+def generate_tile(
+    size: int, seed: int | np.random.SeedSequence, cloud_fraction: float, cloud_kind: str | None = None
+) -> dict[str, Any]:
     """All five modalities of one synthetic tile, in file units.
 
     Returns
@@ -137,17 +146,31 @@ def generate_tile(size: int, seed: int | np.random.SeedSequence, cloud_fraction:
 # Writing the tree
 # --------------------------------------------------------------------------------------------
 _DESCRIPTIONS = {
-    "s2": S2_BANDS, "s2_cloudy": S2_BANDS, "s1": S1_BANDS,
-    "land_cover_maps": ("land_cover",), "cloud_detection_results": ("cloud_mask",),
+    "s2": S2_BANDS,
+    "s2_cloudy": S2_BANDS,
+    "s1": S1_BANDS,
+    "land_cover_maps": ("land_cover",),
+    "cloud_detection_results": ("cloud_mask",),
 }
 
 
-def write_geotiff(path: Path, array: np.ndarray, crs: Any, transform: Any,
-                  descriptions: tuple[str, ...] | None = None, tags: dict[str, str] | None = None
-                  ) -> None:
+def write_geotiff(
+    path: Path,
+    array: np.ndarray,
+    crs: Any,
+    transform: Any,
+    descriptions: tuple[str, ...] | None = None,
+    tags: dict[str, str] | None = None,
+) -> None:
     """Write (bands, H, W) as an uncompressed, strip-organised GeoTIFF, atomically."""
-    profile = {"driver": "GTiff", "height": array.shape[1], "width": array.shape[2],
-               "count": array.shape[0], "dtype": array.dtype.name, "transform": transform}
+    profile = {
+        "driver": "GTiff",
+        "height": array.shape[1],
+        "width": array.shape[2],
+        "count": array.shape[0],
+        "dtype": array.dtype.name,
+        "transform": transform,
+    }
     if crs is not None:
         profile["crs"] = crs
     with atomic_path(path, suffix=".tif") as tmp:
@@ -176,8 +199,7 @@ def _georeference(roi: str, index: int, size: int) -> tuple[CRS, Affine]:
 
 def _tile_paths(root: Path, index: int) -> list[Path]:
     bucket, roi, patch = _tile_names(index)
-    return [root / bucket / modality / modality_filename(roi, patch, modality)
-            for modality in _DESCRIPTIONS]
+    return [root / bucket / modality / modality_filename(roi, patch, modality) for modality in _DESCRIPTIONS]
 
 
 def _write_tile(root: Path, index: int, size: int, seed: int) -> dict[str, Any]:
@@ -187,16 +209,19 @@ def _write_tile(root: Path, index: int, size: int, seed: int) -> dict[str, Any]:
     lo, hi = bucket_fraction_range(bucket)
     tile = generate_tile(size, rng, float(rng.uniform(lo, hi)))
     crs, transform = _georeference(roi, index, size)
-    for path, (modality, descriptions) in zip(_tile_paths(root, index), _DESCRIPTIONS.items(),
-                                              strict=True):
+    for path, (modality, descriptions) in zip(_tile_paths(root, index), _DESCRIPTIONS.items(), strict=True):
         tile_crs = crs
         if modality == "land_cover_maps" and index % 3 == 0:
             tile_crs = None  # the real land-cover maps often carry no CRS
-        write_geotiff(path, tile[modality], tile_crs, transform, descriptions,
-                      {"SOURCE": "tdpcr synthetic LuojiaSET-OSFCR twin"})
-    return {"index": index, "bucket": bucket,
-            "fraction": float(tile["cloud_detection_results"].mean()),
-            "kind": tile["info"]["kind"]}
+        write_geotiff(
+            path, tile[modality], tile_crs, transform, descriptions, {"SOURCE": "tdpcr synthetic LuojiaSET-OSFCR twin"}
+        )
+    return {
+        "index": index,
+        "bucket": bucket,
+        "fraction": float(tile["cloud_detection_results"].mean()),
+        "kind": tile["info"]["kind"],
+    }
 
 
 #: Progress log of a twin being generated: one JSON line per finished tile (removed at the end).
@@ -232,13 +257,17 @@ def _remove_partial_files(root: Path) -> None:
 
 
 def _generation_params(n_tiles: int, size: int, seed: int) -> dict[str, Any]:
-    return {"n_tiles": int(n_tiles), "size": int(size), "seed": int(seed),
-            "tdpcr_version": __version__, "format": 1}
+    return {"n_tiles": int(n_tiles), "size": int(size), "seed": int(seed), "tdpcr_version": __version__, "format": 1}
 
 
-def make_synthetic_luojiaset(root: str | Path, n_tiles: int = DEFAULT_N_TILES,
-                             size: int = DEFAULT_TILE_SIZE, seed: int = 0, overwrite: bool = False,
-                             progress: Callable[[int, int], None] | None = None) -> Path:
+def make_synthetic_luojiaset(
+    root: str | Path,
+    n_tiles: int = DEFAULT_N_TILES,
+    size: int = DEFAULT_TILE_SIZE,
+    seed: int = 0,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
     """Write a synthetic LuojiaSET-OSFCR twin with the real layout, names and headers.
 
     Parameters
@@ -281,20 +310,26 @@ def make_synthetic_luojiaset(root: str | Path, n_tiles: int = DEFAULT_N_TILES,
     params = _generation_params(n_tiles, size, seed)
     if info_path.is_file():
         previous = json.loads(info_path.read_text())
-        if (previous.get("parameters") == params and previous.get("status") != "generating"
-                and (root / "manifest" / "test.csv").is_file()):
+        if (
+            previous.get("parameters") == params
+            and previous.get("status") != "generating"
+            and (root / "manifest" / "test.csv").is_file()
+        ):
             return root
         if previous.get("parameters") != params and not overwrite:
-            raise FileExistsError(f"{root} holds a synthetic twin made with other parameters "
-                                  f"({previous.get('parameters')}); pass overwrite=True "
-                                  "(--overwrite) to replace it")
+            raise FileExistsError(
+                f"{root} holds a synthetic twin made with other parameters "
+                f"({previous.get('parameters')}); pass overwrite=True "
+                "(--overwrite) to replace it"
+            )
     elif root.is_dir() and any(root.iterdir()):
-        raise FileExistsError(f"{root} exists, is not empty and is not a synthetic twin (no "
-                              "synthetic.json); choose an empty or new folder (tdpcr never "
-                              "deletes data it did not write, even with overwrite=True)")
+        raise FileExistsError(
+            f"{root} exists, is not empty and is not a synthetic twin (no "
+            "synthetic.json); choose an empty or new folder (tdpcr never "
+            "deletes data it did not write, even with overwrite=True)"
+        )
     require_cloud_generator()  # before anything is removed or written
-    resuming = info_path.is_file() and json.loads(info_path.read_text()).get(
-        "parameters") == params
+    resuming = info_path.is_file() and json.loads(info_path.read_text()).get("parameters") == params
     if not resuming:
         for owned in (*BUCKETS, "manifest"):
             if (root / owned).is_dir():
@@ -305,8 +340,7 @@ def make_synthetic_luojiaset(root: str | Path, n_tiles: int = DEFAULT_N_TILES,
     done = _finished_tiles(root)
     _remove_partial_files(root)
     if done:
-        logger.info("%s: resuming an interrupted generation (%d of %d tiles already written)",
-                 root, len(done), n_tiles)
+        logger.info("%s: resuming an interrupted generation (%d of %d tiles already written)", root, len(done), n_tiles)
 
     started = time.perf_counter()
     threads = torch.get_num_threads()
@@ -330,19 +364,27 @@ def make_synthetic_luojiaset(root: str | Path, n_tiles: int = DEFAULT_N_TILES,
         kinds[done[index]["kind"]] = kinds.get(done[index]["kind"], 0) + 1
 
     write_manifest(root, out=root / "manifest", extra_config={"source": "synthetic", **params})
-    atomic_write_json(info_path, {
-        "description": "Synthetic twin of LuojiaSET-OSFCR made by tdpcr_lib.datasets.synthetic.tiles",
-        "status": "complete",
-        "parameters": params,
-        "classes": {str(k): v for k, v in SYNTHETIC_CLASSES.items()},
-        "cloud_kinds": kinds,
-        "cloud_fraction_per_bucket": {b: {"n": len(v), "min": min(v, default=None),
-                                          "max": max(v, default=None),
-                                          "mean": float(np.mean(v)) if v else None}
-                                      for b, v in fractions.items()},
-        "generation_seconds": round(generation_s, 2),
-        "total_seconds": round(time.perf_counter() - started, 2),
-    })
+    atomic_write_json(
+        info_path,
+        {
+            "description": "Synthetic twin of LuojiaSET-OSFCR made by tdpcr_lib.datasets.synthetic.tiles",
+            "status": "complete",
+            "parameters": params,
+            "classes": {str(k): v for k, v in SYNTHETIC_CLASSES.items()},
+            "cloud_kinds": kinds,
+            "cloud_fraction_per_bucket": {
+                b: {
+                    "n": len(v),
+                    "min": min(v, default=None),
+                    "max": max(v, default=None),
+                    "mean": float(np.mean(v)) if v else None,
+                }
+                for b, v in fractions.items()
+            },
+            "generation_seconds": round(generation_s, 2),
+            "total_seconds": round(time.perf_counter() - started, 2),
+        },
+    )
     (root / PROGRESS_FILE).unlink(missing_ok=True)
     return root
 

@@ -101,8 +101,7 @@ def eval_indices(n: int, max_tiles: int | None) -> list[int]:
     return sorted({int(round(i)) for i in np.linspace(0, n - 1, max_tiles)})
 
 
-def build_eval_dataset(data_root: str | Path, budget: AblationBudget,
-                       split: str = "test") -> IndexSubset:
+def build_eval_dataset(data_root: str | Path, budget: AblationBudget, split: str = "test") -> IndexSubset:
     """The evaluation set of a grid: the split, centre-cropped and thinned per the budget."""
     transform = partial(centre_crop_sample, size=budget.eval_crop) if budget.eval_crop else None
     base = open_dataset(data_root, split=split, transforms=transform)
@@ -115,9 +114,17 @@ def run_plateau(phases: Sequence[Mapping[str, Any]]) -> bool | None:
     return all(flags) if flags else None
 
 
-def run_ablation(spec: AblationSpec, budget: AblationBudget, seed: int, *, data_root: str | Path,
-                 runs_dir: str | Path, device: str = "auto", force: bool = False,
-                 main_runs: str | Path | None = None) -> dict[str, Any]:
+def run_ablation(
+    spec: AblationSpec,
+    budget: AblationBudget,
+    seed: int,
+    *,
+    data_root: str | Path,
+    runs_dir: str | Path,
+    device: str = "auto",
+    force: bool = False,
+    main_runs: str | Path | None = None,
+) -> dict[str, Any]:
     """Train and evaluate one (variant, seed), or reuse it when it already finished.
 
     Returns the run's results dict (as written to ``results.json``) with ``"reused"`` set to
@@ -144,30 +151,55 @@ def run_ablation(spec: AblationSpec, budget: AblationBudget, seed: int, *, data_
 
     started = time.time()
     checkpoint, train_params, phases = train_run(
-        spec, budget, seed, run_dir, train_set, val_set, device,
-        main_runs=Path(main_runs) if main_runs is not None else None)
+        spec,
+        budget,
+        seed,
+        run_dir,
+        train_set,
+        val_set,
+        device,
+        main_runs=Path(main_runs) if main_runs is not None else None,
+    )
     train_seconds = time.time() - started
     started = time.time()
-    evaluation = evaluate(checkpoint, build_eval_dataset(data_root, budget), device=device,
-                          batch_size=budget.eval_batch_size, tile=None, progress=False,
-                          model_name=spec.name, seed=int(seed))
+    evaluation = evaluate(
+        checkpoint,
+        build_eval_dataset(data_root, budget),
+        device=device,
+        batch_size=budget.eval_batch_size,
+        tile=None,
+        progress=False,
+        model_name=spec.name,
+        seed=int(seed),
+    )
     eval_seconds = time.time() - started
     model, _ = load_model(checkpoint, device="cpu")
     counts = count_parameters(model)
     with torch.no_grad():
         flops = flops_per_tile(model, size=256)
     results = {
-        "name": spec.name, "label": spec.label, "seed": int(seed), "config_hash": digest,
-        "config": config, "checkpoint": os.path.relpath(checkpoint, run_dir),
+        "name": spec.name,
+        "label": spec.label,
+        "seed": int(seed),
+        "config_hash": digest,
+        "config": config,
+        "checkpoint": os.path.relpath(checkpoint, run_dir),
         "checkpoint_sha256": sha256_file(Path(checkpoint) / "model.safetensors"),
-        "metrics": to_records(evaluation.frame), "headline": headline_metrics(evaluation.frame),
-        "complexity": {"params": int(counts["total"]),
-                       "trainable_last_phase": int(train_params.get("trainable", counts["total"])),
-                       "flops_256": int(flops)},
-        "phases": phases, "steps": sum(int(p["steps"]) for p in phases),
-        "train_flops": int(phases[-1]["train_flops"]), "plateau": run_plateau(phases),
-        "n_eval_images": evaluation.n_images, "torch_threads": torch.get_num_threads(),
-        "train_seconds": round(train_seconds, 2), "eval_seconds": round(eval_seconds, 2),
+        "metrics": to_records(evaluation.frame),
+        "headline": headline_metrics(evaluation.frame),
+        "complexity": {
+            "params": int(counts["total"]),
+            "trainable_last_phase": int(train_params.get("trainable", counts["total"])),
+            "flops_256": int(flops),
+        },
+        "phases": phases,
+        "steps": sum(int(p["steps"]) for p in phases),
+        "train_flops": int(phases[-1]["train_flops"]),
+        "plateau": run_plateau(phases),
+        "n_eval_images": evaluation.n_images,
+        "torch_threads": torch.get_num_threads(),
+        "train_seconds": round(train_seconds, 2),
+        "eval_seconds": round(eval_seconds, 2),
         "tdpcr_version": __version__,
     }
     atomic_write_json(run_dir / RESULTS_FILE, results)
@@ -178,11 +210,20 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def run_grid(data_root: str | Path, runs_dir: str | Path, seeds: Sequence[int],
-             budget: AblationBudget, *, names: Sequence[str] | None = None,
-             specs: Mapping[str, AblationSpec] | None = None, device: str = "auto",
-             force: bool = False, log: Callable[[str], None] | None = print,
-             workers: int = 1, main_runs: str | Path | None = None) -> list[dict[str, Any]]:
+def run_grid(
+    data_root: str | Path,
+    runs_dir: str | Path,
+    seeds: Sequence[int],
+    budget: AblationBudget,
+    *,
+    names: Sequence[str] | None = None,
+    specs: Mapping[str, AblationSpec] | None = None,
+    device: str = "auto",
+    force: bool = False,
+    log: Callable[[str], None] | None = print,
+    workers: int = 1,
+    main_runs: str | Path | None = None,
+) -> list[dict[str, Any]]:
     """Run (or reuse) every (variant, seed) of the grid; returns their results in grid order.
 
     ``workers > 1`` trains independent runs in that many processes with one torch thread each
@@ -195,12 +236,16 @@ def run_grid(data_root: str | Path, runs_dir: str | Path, seeds: Sequence[int],
     if unknown:
         raise KeyError(f"unknown ablation(s) {unknown}; choose from {list(specs)}")
     jobs = [(name, seed) for seed in seeds for name in names]
-    after = {(n, s): (REFERENCE, s) for n, s in jobs
-             if n != REFERENCE and (REFERENCE, s) in jobs
-             and specs[n].schedule == "two_phase" and specs[n].trainable
-             != specs[REFERENCE].trainable and dict(specs[n].model) == dict(specs[REFERENCE].model)}
-    kwargs = {"data_root": data_root, "runs_dir": runs_dir, "device": device, "force": force,
-              "main_runs": main_runs}
+    after = {
+        (n, s): (REFERENCE, s)
+        for n, s in jobs
+        if n != REFERENCE
+        and (REFERENCE, s) in jobs
+        and specs[n].schedule == "two_phase"
+        and specs[n].trainable != specs[REFERENCE].trainable
+        and dict(specs[n].model) == dict(specs[REFERENCE].model)
+    }
+    kwargs = {"data_root": data_root, "runs_dir": runs_dir, "device": device, "force": force, "main_runs": main_runs}
     done: dict[tuple[str, int], dict[str, Any]] = {}
 
     def report(job: tuple[str, int], result: dict[str, Any], _waited: float) -> None:
@@ -208,21 +253,20 @@ def run_grid(data_root: str | Path, runs_dir: str | Path, seeds: Sequence[int],
         if log is not None:
             spent = float(result.get("train_seconds", 0)) + float(result.get("eval_seconds", 0))
             how = "reused" if result["reused"] else f"trained + evaluated in {spent:.0f} s"
-            plateau = {True: "plateau", False: "NO plateau", None: "not validated"}[
-                result.get("plateau")]
-            log(f"{job[0]} seed {job[1]}: {how}, {result.get('steps')} steps ({plateau}); PSNR "
+            plateau = {True: "plateau", False: "NO plateau", None: "not validated"}[result.get("plateau")]
+            log(
+                f"{job[0]} seed {job[1]}: {how}, {result.get('steps')} steps ({plateau}); PSNR "
                 f"{nan_if_none(result['headline'].get('psnr')):.2f} dB, mIoU "
-                f"{100 * nan_if_none(result['headline'].get('miou')):.1f}")
+                f"{100 * nan_if_none(result['headline'].get('miou')):.1f}"
+            )
 
     if workers <= 1:
         for job in jobs:
             started = time.time()
-            report(job, run_ablation(specs[job[0]], budget, job[1], **kwargs),
-                   time.time() - started)
+            report(job, run_ablation(specs[job[0]], budget, job[1], **kwargs), time.time() - started)
         return [done[job] for job in jobs]
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                             initargs=(1,)) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(1,)) as pool:
         pending: dict[Any, tuple[tuple[str, int], float]] = {}
 
         def submit(job: tuple[str, int]) -> None:
@@ -248,8 +292,7 @@ def _cost_rank(spec: AblationSpec) -> int:
     return {"baseline": 1, "joint": 0, "two_phase": 0}[spec.schedule]
 
 
-def discover_checkpoints(runs_dir: str | Path, seed: int | None = None,
-                         include_main: bool = True) -> dict[str, Path]:
+def discover_checkpoints(runs_dir: str | Path, seed: int | None = None, include_main: bool = True) -> dict[str, Path]:
     """Display name → checkpoint folder of every finished model under ``runs_dir``.
 
     ``runs/phase2/best`` (the main pipeline's model) first, then each finished ablation run
@@ -268,10 +311,15 @@ def discover_checkpoints(runs_dir: str | Path, seed: int | None = None,
         except json.JSONDecodeError:
             continue
         checkpoint = results_path.parent / results.get("checkpoint", "")
-        if (checkpoint / "model.safetensors").is_file() and (seed is None
-                                                            or results.get("seed") == seed):
-            runs.append((order.get(results["name"], len(order)), results["seed"],
-                         f"{results['name']} (seed {results['seed']})", checkpoint))
+        if (checkpoint / "model.safetensors").is_file() and (seed is None or results.get("seed") == seed):
+            runs.append(
+                (
+                    order.get(results["name"], len(order)),
+                    results["seed"],
+                    f"{results['name']} (seed {results['seed']})",
+                    checkpoint,
+                )
+            )
     for _, _, name, checkpoint in sorted(runs):
         found[name] = checkpoint
     return found

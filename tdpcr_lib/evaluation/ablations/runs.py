@@ -40,38 +40,47 @@ from tdpcr_lib.training.plateau import PlateauStop, curve, plateau_status, rule_
 from tdpcr_lib.training.presets import preset_config
 
 
-def train_config(phase: str, steps: int, lr: float, budget: AblationBudget, seed: int,
-                 **extra: Any) -> TrainConfig:
+def train_config(phase: str, steps: int, lr: float, budget: AblationBudget, seed: int, **extra: Any) -> TrainConfig:
     """The ``TrainConfig`` of one phase: the notebooks' preset of ``budget.mode`` + the budget."""
     mode = budget.mode
     return preset_config(
-        phase, smoke=mode == "smoke", full=mode == "full", quick=mode == "quick", seed=seed,
+        phase,
+        smoke=mode == "smoke",
+        full=mode == "full",
+        quick=mode == "quick",
+        seed=seed,
         max_steps=steps,
-        overrides={"batch_size": budget.batch_size, "crop_size": budget.crop_size, "lr": lr,
-                   "warmup_steps": min(budget.warmup_steps, steps - 1), "progress": False,
-                   "eval_batch_size": budget.eval_batch_size, **extra})
+        overrides={
+            "batch_size": budget.batch_size,
+            "crop_size": budget.crop_size,
+            "lr": lr,
+            "warmup_steps": min(budget.warmup_steps, steps - 1),
+            "progress": False,
+            "eval_batch_size": budget.eval_batch_size,
+            **extra,
+        },
+    )
 
 
 def training_flops_per_sample(model_config: ModelConfig, crop: int) -> int:
     """3 × the forward FLOPs of one ``crop``² sample (forward + backward), on the meta device."""
-    config = model_config if model_config.arch == "dsen2cr" else \
-        model_config.replace(with_seg_decoder=True)
+    config = model_config if model_config.arch == "dsen2cr" else model_config.replace(with_seg_decoder=True)
     with torch.no_grad():
         return 3 * int(flops_per_tile(build_model(config), size=crop))
 
 
 def equal_compute_steps(spec: AblationSpec, budget: AblationBudget) -> tuple[int, int]:
     """``(steps, batch)`` that spend the training FLOPs of TDP-CR's two phases on ``spec``."""
-    reference = training_flops_per_sample(model_config_for(ABLATIONS[REFERENCE], budget),
-                                          budget.crop_size)
+    reference = training_flops_per_sample(model_config_for(ABLATIONS[REFERENCE], budget), budget.crop_size)
     own = training_flops_per_sample(model_config_for(spec, budget), budget.crop_size)
     samples = max(1, round(budget.total_steps * budget.batch_size * reference / own))
     batch = min(budget.batch_size, samples)
     return max(1, samples // batch), batch
 
 
-def same_recipe(checkpoint_dir: Path, config: TrainConfig, model_config: ModelConfig | None,
-                manifest_hash: str | None) -> bool:
+def same_recipe(
+    checkpoint_dir: Path, config: TrainConfig, model_config: ModelConfig | None, manifest_hash: str | None
+) -> bool:
     """Was ``checkpoint_dir`` trained with ``config`` (ignoring paths and logging fields)?"""
     try:
         meta = read_meta(checkpoint_dir)
@@ -79,8 +88,7 @@ def same_recipe(checkpoint_dir: Path, config: TrainConfig, model_config: ModelCo
         return False
     ignore = {*RESUME_MUTABLE_FIELDS, "init_from"}
     stored = {k: v for k, v in (meta.get("train_config") or {}).items() if k not in ignore}
-    wanted = {k: v for k, v in json.loads(json.dumps(config.to_dict())).items()
-              if k not in ignore}
+    wanted = {k: v for k, v in json.loads(json.dumps(config.to_dict())).items() if k not in ignore}
     if stored != wanted or meta.get("manifest_hash") != manifest_hash:
         return False
     if model_config is None:
@@ -89,31 +97,48 @@ def same_recipe(checkpoint_dir: Path, config: TrainConfig, model_config: ModelCo
     return not config_differences(meta["model_config"], mine, ignore=("name", "with_seg_decoder"))
 
 
-def phase_record(result: Any, phase: str, flops_per_sample: int, batch: int,
-                 flops_before: int = 0) -> dict[str, Any]:
+def phase_record(result: Any, phase: str, flops_per_sample: int, batch: int, flops_before: int = 0) -> dict[str, Any]:
     """What a run keeps of one phase: steps, plateau status, validation curve against FLOPs."""
     metric = result.best_metric  # the checkpoint-selection metric: PSNR, or mIoU with a seg head
     points = curve(result.history, metric)
     status = plateau_status(points, rule_for(metric)) if points else None
-    return {"phase": phase, "steps": int(result.steps), "metric": metric,
-            "plateau": status, "wall_time_s": round(float(result.wall_time_s), 2),
-            "curve": [{"step": s, "value": v,
-                       "train_flops": flops_before + s * batch * flops_per_sample}
-                      for s, v in points],
-            "train_flops": flops_before + int(result.steps) * batch * flops_per_sample}
+    return {
+        "phase": phase,
+        "steps": int(result.steps),
+        "metric": metric,
+        "plateau": status,
+        "wall_time_s": round(float(result.wall_time_s), 2),
+        "curve": [
+            {"step": s, "value": v, "train_flops": flops_before + s * batch * flops_per_sample} for s, v in points
+        ],
+        "train_flops": flops_before + int(result.steps) * batch * flops_per_sample,
+    }
 
 
-def _train(config: TrainConfig, model_config: ModelConfig | None, train_set: Dataset,
-           val_set: Dataset | None, out_dir: Path, device: str, budget: AblationBudget) -> Any:
+def _train(
+    config: TrainConfig,
+    model_config: ModelConfig | None,
+    train_set: Dataset,
+    val_set: Dataset | None,
+    out_dir: Path,
+    device: str,
+    budget: AblationBudget,
+) -> Any:
     stop = PlateauStop() if budget.plateau_stop and val_set is not None else None
     # looked up on the module at call time so that tests can replace it
-    return training_run.train(config, model_config, train_set, val_set, out_dir, device=device,
-                              stop_rule=stop)
+    return training_run.train(config, model_config, train_set, val_set, out_dir, device=device, stop_rule=stop)
 
 
-def train_run(spec: AblationSpec, budget: AblationBudget, seed: int, run_dir: Path,
-              train_set: Dataset, val_set: Dataset | None, device: str,
-              main_runs: Path | None = None) -> tuple[Path, dict, list[dict]]:
+def train_run(
+    spec: AblationSpec,
+    budget: AblationBudget,
+    seed: int,
+    run_dir: Path,
+    train_set: Dataset,
+    val_set: Dataset | None,
+    device: str,
+    main_runs: Path | None = None,
+) -> tuple[Path, dict, list[dict]]:
     """Train one run; returns (final checkpoint, parameter report of the last phase, phases).
 
     ``main_runs``: the folder of the main run (``runs/``), whose ``phase1``/``phase2`` are this
@@ -125,8 +150,7 @@ def train_run(spec: AblationSpec, budget: AblationBudget, seed: int, run_dir: Pa
     pick = "best" if (budget.validate and val_set is not None) else "last"
     if spec.schedule != "two_phase":
         equal = model_config.arch in budget.equal_compute
-        steps, batch = (equal_compute_steps(spec, budget) if equal
-                        else (budget.total_steps, budget.batch_size))
+        steps, batch = equal_compute_steps(spec, budget) if equal else (budget.total_steps, budget.batch_size)
         phase = "joint" if spec.schedule == "joint" else "baseline"
         lr = spec.lr if spec.lr is not None else budget.lr_phase1
         config = train_config(phase, steps, lr, budget, seed, batch_size=batch)
@@ -134,29 +158,40 @@ def train_run(spec: AblationSpec, budget: AblationBudget, seed: int, run_dir: Pa
         result = _train(config, model_config, train_set, val, run_dir / phase, device, budget)
         flops = training_flops_per_sample(model_config, budget.crop_size)
         chosen = "best" if val is not None else "last"
-        return (run_dir / phase / chosen, result.parameters,
-                [phase_record(result, phase, flops, batch)])
+        return (run_dir / phase / chosen, result.parameters, [phase_record(result, phase, flops, batch)])
     val = val_set if budget.validate else None
     cfg1 = train_config("phase1", budget.phase1_steps, budget.lr_phase1, budget, seed)
     phase1_dir = run_dir / "phase1"
-    shared = spec.trainable != ABLATIONS[REFERENCE].trainable and \
-        dict(spec.model) == dict(ABLATIONS[REFERENCE].model)
+    shared = spec.trainable != ABLATIONS[REFERENCE].trainable and dict(spec.model) == dict(ABLATIONS[REFERENCE].model)
     phase1_model = model_config
     if shared:  # phase 1 is TDP-CR's of this seed (a resume of it must match its config exactly)
         phase1_dir = run_dir.parent / f"{REFERENCE}_seed{seed}" / "phase1"
         phase1_model = model_config_for(ABLATIONS[REFERENCE], budget)
-    if main_runs is not None and (spec.name == REFERENCE or shared) and \
-            same_recipe(main_runs / "phase1" / "last", cfg1, model_config, manifest):
+    if (
+        main_runs is not None
+        and (spec.name == REFERENCE or shared)
+        and same_recipe(main_runs / "phase1" / "last", cfg1, model_config, manifest)
+    ):
         phase1_dir = main_runs / "phase1"
         # the main run's own model config (its name differs): resuming it must not restart it
         phase1_model = ModelConfig.from_dict(read_meta(phase1_dir / "last")["model_config"])
     result1 = _train(cfg1, phase1_model, train_set, val, phase1_dir, device, budget)
-    cfg2 = train_config("phase2", budget.phase2_steps, budget.lr_phase2, budget, seed,
-                        trainable=spec.trainable, init_from=str(phase1_dir / pick))
+    cfg2 = train_config(
+        "phase2",
+        budget.phase2_steps,
+        budget.lr_phase2,
+        budget,
+        seed,
+        trainable=spec.trainable,
+        init_from=str(phase1_dir / pick),
+    )
     phase2_dir = run_dir / "phase2"
-    if main_runs is not None and spec.name == REFERENCE and \
-            phase1_dir == main_runs / "phase1" and \
-            same_recipe(main_runs / "phase2" / "last", cfg2, None, manifest):
+    if (
+        main_runs is not None
+        and spec.name == REFERENCE
+        and phase1_dir == main_runs / "phase1"
+        and same_recipe(main_runs / "phase2" / "last", cfg2, None, manifest)
+    ):
         phase2_dir = main_runs / "phase2"
         # the main run's own spelling of its start (a resume compares it literally)
         cfg2 = cfg2.replace(init_from=read_meta(phase2_dir / "last")["train_config"]["init_from"])

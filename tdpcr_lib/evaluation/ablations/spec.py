@@ -68,38 +68,67 @@ class AblationSpec:
 
     def __post_init__(self) -> None:
         if self.schedule not in TRAINING_SCHEDULES:
-            raise ValueError(f"AblationSpec {self.name!r}: schedule must be one of "
-                             f"{TRAINING_SCHEDULES}, "
-                             f"got {self.schedule!r}")
+            raise ValueError(
+                f"AblationSpec {self.name!r}: schedule must be one of {TRAINING_SCHEDULES}, got {self.schedule!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"name": self.name, "label": self.label, "model": dict(self.model),
-               "schedule": self.schedule,
-               "trainable": self.trainable if self.schedule == "two_phase" else None}
+        out = {
+            "name": self.name,
+            "label": self.label,
+            "model": dict(self.model),
+            "schedule": self.schedule,
+            "trainable": self.trainable if self.schedule == "two_phase" else None,
+        }
         if self.lr is not None:  # only then: the other runs' config hashes stay as they were
             out["lr"] = self.lr
         return out
 
 
 #: The grid, in table order. ``tdpcr_full`` is the reference every other row is compared with.
-ABLATIONS: dict[str, AblationSpec] = {spec.name: spec for spec in (
-    AblationSpec("tdpcr_full", "TDP-CR (PGF + prompt, two-phase)", {"arch": "tdpcr", "fusion": "pgf"},
-                 "two_phase", "prompt_pgf_seg"),
-    AblationSpec("pgf_no_prompt", "PGF without prompt", {"arch": "tdpcr", "fusion": "pgf_no_prompt"},
-                 "two_phase", "prompt_pgf_seg"),
-    AblationSpec("concat_fusion", "concat fusion (no PGF)", {"arch": "tdpcr", "fusion": "concat"},
-                 "two_phase", "prompt_pgf_seg"),
-    AblationSpec("optical_only", "optical only (no SAR)", {"arch": "tdpcr", "fusion": "optical_only"},
-                 "two_phase", "prompt_pgf_seg"),
-    AblationSpec("joint_single_phase", "single-phase joint training", {"arch": "tdpcr", "fusion": "pgf"},
-                 "joint"),
-    AblationSpec("seg_decoder_only", "phase 2: seg decoder only", {"arch": "tdpcr", "fusion": "pgf"},
-                 "two_phase", "seg_decoder_only"),
-    AblationSpec("dsen2cr", "DSen2-CR (heavy CR baseline)", {"arch": "dsen2cr"}, "baseline",
-                 lr=7e-5),
-    AblationSpec("multitask", "multi-task competitor (CloudSeg-style)", {"arch": "multitask_unet"},
-                 "baseline"),
-)}
+ABLATIONS: dict[str, AblationSpec] = {
+    spec.name: spec
+    for spec in (
+        AblationSpec(
+            "tdpcr_full",
+            "TDP-CR (PGF + prompt, two-phase)",
+            {"arch": "tdpcr", "fusion": "pgf"},
+            "two_phase",
+            "prompt_pgf_seg",
+        ),
+        AblationSpec(
+            "pgf_no_prompt",
+            "PGF without prompt",
+            {"arch": "tdpcr", "fusion": "pgf_no_prompt"},
+            "two_phase",
+            "prompt_pgf_seg",
+        ),
+        AblationSpec(
+            "concat_fusion",
+            "concat fusion (no PGF)",
+            {"arch": "tdpcr", "fusion": "concat"},
+            "two_phase",
+            "prompt_pgf_seg",
+        ),
+        AblationSpec(
+            "optical_only",
+            "optical only (no SAR)",
+            {"arch": "tdpcr", "fusion": "optical_only"},
+            "two_phase",
+            "prompt_pgf_seg",
+        ),
+        AblationSpec("joint_single_phase", "single-phase joint training", {"arch": "tdpcr", "fusion": "pgf"}, "joint"),
+        AblationSpec(
+            "seg_decoder_only",
+            "phase 2: seg decoder only",
+            {"arch": "tdpcr", "fusion": "pgf"},
+            "two_phase",
+            "seg_decoder_only",
+        ),
+        AblationSpec("dsen2cr", "DSen2-CR (heavy CR baseline)", {"arch": "dsen2cr"}, "baseline", lr=7e-5),
+        AblationSpec("multitask", "multi-task competitor (CloudSeg-style)", {"arch": "multitask_unet"}, "baseline"),
+    )
+}
 
 
 REFERENCE = "tdpcr_full"
@@ -183,8 +212,9 @@ class AblationBudget:
         return self.phase1_steps + self.phase2_steps
 
 
-def preset_budget(smoke: bool = False, full: bool = False, quick: bool = False,
-                  steps: int | None = None) -> AblationBudget:
+def preset_budget(
+    smoke: bool = False, full: bool = False, quick: bool = False, steps: int | None = None
+) -> AblationBudget:
     """The budget of notebook 04: the notebooks' training recipe, for every run.
 
     * default (2-core CPU): the main run's recipe (:data:`tdpcr_lib.training.presets.STEP_BUDGETS`,
@@ -200,22 +230,44 @@ def preset_budget(smoke: bool = False, full: bool = False, quick: bool = False,
     """
     mode = budget_mode(smoke, full, quick)
     if mode == "smoke":
-        budget = AblationBudget(phase1_steps=2, phase2_steps=1, batch_size=2, crop_size=32,
-                                warmup_steps=0, eval_crop=32, max_eval_tiles=4)
+        budget = AblationBudget(
+            phase1_steps=2, phase2_steps=1, batch_size=2, crop_size=32, warmup_steps=0, eval_crop=32, max_eval_tiles=4
+        )
     elif mode == "full":
-        budget = AblationBudget(phase1_steps=3000, phase2_steps=1500, batch_size=16,
-                                crop_size=128, lr_phase2=3e-4, warmup_steps=200, eval_crop=None,
-                                max_eval_tiles=None, eval_batch_size=8, mode="full",
-                                validate=True, plateau_stop=True)
+        budget = AblationBudget(
+            phase1_steps=3000,
+            phase2_steps=1500,
+            batch_size=16,
+            crop_size=128,
+            lr_phase2=3e-4,
+            warmup_steps=200,
+            eval_crop=None,
+            max_eval_tiles=None,
+            eval_batch_size=8,
+            mode="full",
+            validate=True,
+            plateau_stop=True,
+        )
     else:
         phase1, phase2 = STEP_BUDGETS[mode]
-        budget = AblationBudget(phase1_steps=phase1, phase2_steps=phase2, batch_size=8,
-                                crop_size=32, lr_phase1=2e-3, lr_phase2=2e-3, warmup_steps=10,
-                                eval_crop=None, max_eval_tiles=None, eval_batch_size=25,
-                                model_overrides={k: dict(v) for k, v in
-                                                 CPU_MODEL_OVERRIDES.items()},
-                                model_size="default", mode=mode, validate=True,
-                                plateau_stop=True, equal_compute=("dsen2cr",))
+        budget = AblationBudget(
+            phase1_steps=phase1,
+            phase2_steps=phase2,
+            batch_size=8,
+            crop_size=32,
+            lr_phase1=2e-3,
+            lr_phase2=2e-3,
+            warmup_steps=10,
+            eval_crop=None,
+            max_eval_tiles=None,
+            eval_batch_size=25,
+            model_overrides={k: dict(v) for k, v in CPU_MODEL_OVERRIDES.items()},
+            model_size="default",
+            mode=mode,
+            validate=True,
+            plateau_stop=True,
+            equal_compute=("dsen2cr",),
+        )
     if steps is not None:
         if steps < 2:
             raise ValueError(f"STEPS must be >= 2 (one per phase), got {steps}")
@@ -242,8 +294,7 @@ def model_config_for(spec: AblationSpec, budget: AblationBudget) -> ModelConfig:
     overrides = {**dict(spec.model), **budget.model_overrides.get(arch, {})}
     # from_dict validates the overrides (they come from notebook parameters) with clear messages;
     # with_seg_decoder is left to the arch's default (the training phase sets it).
-    return ModelConfig.from_dict({**preset_fields(budget.model_size), **overrides,
-                                  "name": spec.name})
+    return ModelConfig.from_dict({**preset_fields(budget.model_size), **overrides, "name": spec.name})
 
 
 def final_model_config(model_config: ModelConfig) -> ModelConfig:
@@ -253,8 +304,7 @@ def final_model_config(model_config: ModelConfig) -> ModelConfig:
     return model_config.replace(with_seg_decoder=True)
 
 
-def run_config(spec: AblationSpec, budget: AblationBudget, seed: int,
-               manifest_hash: str | None) -> dict[str, Any]:
+def run_config(spec: AblationSpec, budget: AblationBudget, seed: int, manifest_hash: str | None) -> dict[str, Any]:
     """Everything that determines a run's result (hashed by :func:`config_hash`).
 
     ``architecture`` is the final model's parameter fingerprint: it changes when the model code
@@ -262,10 +312,15 @@ def run_config(spec: AblationSpec, budget: AblationBudget, seed: int,
     (its weights would no longer load).
     """
     model_config = model_config_for(spec, budget)
-    return {"format": ABLATION_FORMAT_VERSION, "spec": spec.to_dict(), "budget": budget.to_dict(),
-            "seed": int(seed), "model_config": model_config.to_dict(),
-            "architecture": architecture_fingerprint(final_model_config(model_config)),
-            "manifest_hash": manifest_hash}
+    return {
+        "format": ABLATION_FORMAT_VERSION,
+        "spec": spec.to_dict(),
+        "budget": budget.to_dict(),
+        "seed": int(seed),
+        "model_config": model_config.to_dict(),
+        "architecture": architecture_fingerprint(final_model_config(model_config)),
+        "manifest_hash": manifest_hash,
+    }
 
 
 def config_hash(config: Mapping[str, Any]) -> str:

@@ -55,44 +55,118 @@ class Comparison:
 
 #: The comparisons of notebook 04, in report order.
 COMPARISONS: tuple[Comparison, ...] = (
-    Comparison("prompt_psnr", "PGF with vs without its prompt: ΔPSNR", "tdpcr_full",
-               "pgf_no_prompt", "psnr", "dB", paper="the degradation prompt guides fusion"),
-    Comparison("prompt_miou", "PGF with vs without its prompt: ΔmIoU", "tdpcr_full",
-               "pgf_no_prompt", "miou", "points", 100.0, paper="the prompt also helps land cover"),
-    Comparison("pgf_vs_concat_psnr", "PGF vs concat fusion: ΔPSNR", "tdpcr_full",
-               "concat_fusion", "psnr", "dB", paper="gated fusion beats plain concatenation"),
-    Comparison("sar_psnr_cloudy", "SAR + optical vs optical only: ΔPSNR cloudy", "tdpcr_full",
-               "optical_only", "psnr_cloudy", "dB", paper="SAR fills in what clouds hide"),
-    Comparison("two_phase_psnr", "two-phase vs single-phase joint: ΔPSNR", "tdpcr_full",
-               "joint_single_phase", "psnr", "dB", paper="two-phase training"),
-    Comparison("two_phase_miou", "two-phase vs single-phase joint: ΔmIoU", "tdpcr_full",
-               "joint_single_phase", "miou", "points", 100.0, paper="two-phase training"),
-    Comparison("phase2_prompt_pgf_miou", "phase 2 prompt + PGF + seg vs seg decoder only: ΔmIoU",
-               "tdpcr_full", "seg_decoder_only", "miou", "points", 100.0,
-               paper="phase 2 tunes the prompt and PGF for segmentation"),
-    Comparison("delta_psnr_vs_dsen2cr", "TDP-CR vs DSen2-CR: ΔPSNR",
-               "tdpcr_full", "dsen2cr", "psnr", "dB", equal_compute=True,
-               paper="+0.18 dB at 15 % of the parameters"),
-    Comparison("delta_miou_vs_multitask", "TDP-CR vs multi-task U-Net: ΔmIoU", "tdpcr_full",
-               "multitask", "miou", "points", 100.0, paper="+1.4 mIoU"),
+    Comparison(
+        "prompt_psnr",
+        "PGF with vs without its prompt: ΔPSNR",
+        "tdpcr_full",
+        "pgf_no_prompt",
+        "psnr",
+        "dB",
+        paper="the degradation prompt guides fusion",
+    ),
+    Comparison(
+        "prompt_miou",
+        "PGF with vs without its prompt: ΔmIoU",
+        "tdpcr_full",
+        "pgf_no_prompt",
+        "miou",
+        "points",
+        100.0,
+        paper="the prompt also helps land cover",
+    ),
+    Comparison(
+        "pgf_vs_concat_psnr",
+        "PGF vs concat fusion: ΔPSNR",
+        "tdpcr_full",
+        "concat_fusion",
+        "psnr",
+        "dB",
+        paper="gated fusion beats plain concatenation",
+    ),
+    Comparison(
+        "sar_psnr_cloudy",
+        "SAR + optical vs optical only: ΔPSNR cloudy",
+        "tdpcr_full",
+        "optical_only",
+        "psnr_cloudy",
+        "dB",
+        paper="SAR fills in what clouds hide",
+    ),
+    Comparison(
+        "two_phase_psnr",
+        "two-phase vs single-phase joint: ΔPSNR",
+        "tdpcr_full",
+        "joint_single_phase",
+        "psnr",
+        "dB",
+        paper="two-phase training",
+    ),
+    Comparison(
+        "two_phase_miou",
+        "two-phase vs single-phase joint: ΔmIoU",
+        "tdpcr_full",
+        "joint_single_phase",
+        "miou",
+        "points",
+        100.0,
+        paper="two-phase training",
+    ),
+    Comparison(
+        "phase2_prompt_pgf_miou",
+        "phase 2 prompt + PGF + seg vs seg decoder only: ΔmIoU",
+        "tdpcr_full",
+        "seg_decoder_only",
+        "miou",
+        "points",
+        100.0,
+        paper="phase 2 tunes the prompt and PGF for segmentation",
+    ),
+    Comparison(
+        "delta_psnr_vs_dsen2cr",
+        "TDP-CR vs DSen2-CR: ΔPSNR",
+        "tdpcr_full",
+        "dsen2cr",
+        "psnr",
+        "dB",
+        equal_compute=True,
+        paper="+0.18 dB at 15 % of the parameters",
+    ),
+    Comparison(
+        "delta_miou_vs_multitask",
+        "TDP-CR vs multi-task U-Net: ΔmIoU",
+        "tdpcr_full",
+        "multitask",
+        "miou",
+        "points",
+        100.0,
+        paper="+1.4 mIoU",
+    ),
 )
 
 
-def paired_difference(reference: Mapping[int, float], other: Mapping[int, float],
-                      confidence: float = 0.95) -> dict[str, Any]:
+def paired_difference(
+    reference: Mapping[int, float], other: Mapping[int, float], confidence: float = 0.95
+) -> dict[str, Any]:
     """Mean of ``reference[k] − other[k]`` over the seeds ``k`` both have, with a t interval.
 
     Non-finite values are dropped. Returns ``delta_mean``, ``ci95_low``, ``ci95_high`` (NaN with
     fewer than 2 pairs), ``sd`` (ddof 1), ``n_seeds`` and ``deltas`` (seed → difference).
     """
-    deltas = {int(seed): float(reference[seed]) - float(other[seed])
-              for seed in sorted(set(reference) & set(other))
-              if _finite(reference[seed]) and _finite(other[seed])}
+    deltas = {
+        int(seed): float(reference[seed]) - float(other[seed])
+        for seed in sorted(set(reference) & set(other))
+        if _finite(reference[seed]) and _finite(other[seed])
+    }
     values = np.array(list(deltas.values()), dtype=float)
     n = len(values)
-    out: dict[str, Any] = {"delta_mean": float(values.mean()) if n else float("nan"),
-                           "ci95_low": float("nan"), "ci95_high": float("nan"),
-                           "sd": float("nan"), "n_seeds": n, "deltas": deltas}
+    out: dict[str, Any] = {
+        "delta_mean": float(values.mean()) if n else float("nan"),
+        "ci95_low": float("nan"),
+        "ci95_high": float("nan"),
+        "sd": float("nan"),
+        "n_seeds": n,
+        "deltas": deltas,
+    }
     if n >= 2:
         sd = float(values.std(ddof=1))
         half = float(stats.t.ppf(0.5 + confidence / 2, df=n - 1)) * sd / math.sqrt(n)
@@ -114,12 +188,14 @@ def verdict(ci_low: float, ci_high: float) -> str:
 
 def seed_values(runs: Sequence[Mapping[str, Any]], name: str, metric: str) -> dict[int, float]:
     """``{seed: metric}`` of one model's runs (``runs`` records of ``04_ablations.json``)."""
-    return {int(r["seed"]): float(r["metrics"][metric]) for r in runs
-            if r["model"] == name and _finite(r["metrics"].get(metric))}
+    return {
+        int(r["seed"]): float(r["metrics"][metric])
+        for r in runs
+        if r["model"] == name and _finite(r["metrics"].get(metric))
+    }
 
 
-def claims(runs: Sequence[Mapping[str, Any]],
-           comparisons: Sequence[Comparison] = COMPARISONS) -> list[dict[str, Any]]:
+def claims(runs: Sequence[Mapping[str, Any]], comparisons: Sequence[Comparison] = COMPARISONS) -> list[dict[str, Any]]:
     """One record per comparison whose two models both ran: the ``claims`` of the JSON.
 
     ``delta_mean`` and the interval are in the comparison's reporting unit (dB, mIoU points);
@@ -130,16 +206,28 @@ def claims(runs: Sequence[Mapping[str, Any]],
     for comparison in comparisons:
         if comparison.reference not in present or comparison.other not in present:
             continue
-        diff = paired_difference(seed_values(runs, comparison.reference, comparison.metric),
-                                 seed_values(runs, comparison.other, comparison.metric))
+        diff = paired_difference(
+            seed_values(runs, comparison.reference, comparison.metric),
+            seed_values(runs, comparison.other, comparison.metric),
+        )
         scaled = {k: diff[k] * comparison.scale for k in ("delta_mean", "ci95_low", "ci95_high")}
         decided = verdict(scaled["ci95_low"], scaled["ci95_high"])
         scaled = {k: v if _finite(v) else None for k, v in scaled.items()}  # strict JSON
-        out.append({"name": comparison.name, "label": comparison.label,
-                    "reference": comparison.reference, "other": comparison.other,
-                    "metric": comparison.metric, "unit": comparison.unit, **scaled,
-                    "n_seeds": diff["n_seeds"], "verdict": decided,
-                    "equal_compute": comparison.equal_compute, "paper": comparison.paper})
+        out.append(
+            {
+                "name": comparison.name,
+                "label": comparison.label,
+                "reference": comparison.reference,
+                "other": comparison.other,
+                "metric": comparison.metric,
+                "unit": comparison.unit,
+                **scaled,
+                "n_seeds": diff["n_seeds"],
+                "verdict": decided,
+                "equal_compute": comparison.equal_compute,
+                "paper": comparison.paper,
+            }
+        )
     return out
 
 

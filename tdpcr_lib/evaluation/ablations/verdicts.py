@@ -34,8 +34,7 @@ def load_record(path: str | Path) -> dict[str, Any]:
     """Read and check a ``04_ablations.json`` record (one-line :class:`VerdictsError` if bad)."""
     path = Path(path)
     if not path.is_file():
-        raise VerdictsError(f"{path}: no ablation record; run notebooks/04_ablations.ipynb "
-                            "(or `make reproduce`) first")
+        raise VerdictsError(f"{path}: no ablation record; run notebooks/04_ablations.ipynb (or `make reproduce`) first")
     try:
         record = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -61,10 +60,12 @@ def verdict_lines(record: Mapping[str, Any]) -> list[str]:
     for claim in record["claims"]:
         unit = claim.get("unit", "")
         where = " (equal training FLOPs)" if claim.get("equal_compute") else ""
-        lines.append(f"- **{claim.get('label', claim['name'])}**{where}: Δ = "
-                     f"{_num(claim['delta_mean'])} {unit}, 95 % CI [{_num(claim['ci95_low'])}, "
-                     f"{_num(claim['ci95_high'])}] over {claim['n_seeds']} seeds → "
-                     f"*{claim['verdict']}*.")
+        lines.append(
+            f"- **{claim.get('label', claim['name'])}**{where}: Δ = "
+            f"{_num(claim['delta_mean'])} {unit}, 95 % CI [{_num(claim['ci95_low'])}, "
+            f"{_num(claim['ci95_high'])}] over {claim['n_seeds']} seeds → "
+            f"*{claim['verdict']}*."
+        )
     return lines
 
 
@@ -74,49 +75,58 @@ def provenance(record: Mapping[str, Any], timings: Mapping[str, Any] | None = No
     runs = record["runs"]
     plateaued = [r for r in runs if r.get("plateau") is not None]
     at_plateau = sum(bool(r["plateau"]) for r in plateaued)
-    sizes = sorted({f"{r['complexity']['params'] / 1e6:.2f} M" for r in runs
-                    if r["model"] == "tdpcr_full" and r.get("complexity")})
+    sizes = sorted(
+        {f"{r['complexity']['params'] / 1e6:.2f} M" for r in runs if r["model"] == "tdpcr_full" and r.get("complexity")}
+    )
     seeds = sorted({r["seed"] for r in runs})
     mode = budget.get("mode", "?")
-    text = (f"These are verdicts on the **synthetic twin** (not the real LuojiaSET-OSFCR), from "
-            f"TDP-CR at the width-scaled '{budget.get('model_size', '?')}' size "
-            f"({', '.join(sizes) or '?'} parameters; the paper's model has 2.40 M), "
-            f"budget mode '{mode}' ({budget.get('phase1_steps', '?')} + "
-            f"{budget.get('phase2_steps', '?')} steps at most, batch {budget.get('batch_size', '?')}, "
-            f"crop {budget.get('crop_size', '?')}²), seeds {seeds}, {len(runs)} runs, "
-            f"{at_plateau}/{len(plateaued)} validated runs at their plateau. "
-            f"Git {record.get('git_sha', 'unknown')}, machine: {record.get('machine', '?')} "
-            f"({record.get('device', '?')}), notebook 04 wall time "
-            f"{float(record.get('wall_time_s', float('nan'))) / 60:.1f} min")
+    text = (
+        f"These are verdicts on the **synthetic twin** (not the real LuojiaSET-OSFCR), from "
+        f"TDP-CR at the width-scaled '{budget.get('model_size', '?')}' size "
+        f"({', '.join(sizes) or '?'} parameters; the paper's model has 2.40 M), "
+        f"budget mode '{mode}' ({budget.get('phase1_steps', '?')} + "
+        f"{budget.get('phase2_steps', '?')} steps at most, batch {budget.get('batch_size', '?')}, "
+        f"crop {budget.get('crop_size', '?')}²), seeds {seeds}, {len(runs)} runs, "
+        f"{at_plateau}/{len(plateaued)} validated runs at their plateau. "
+        f"Git {record.get('git_sha', 'unknown')}, machine: {record.get('machine', '?')} "
+        f"({record.get('device', '?')}), notebook 04 wall time "
+        f"{float(record.get('wall_time_s', float('nan'))) / 60:.1f} min"
+    )
     if timings and timings.get("notebooks"):
-        parts = ", ".join(f"{n['notebook'].split('_')[0]} {n['seconds']:.0f} s"
-                          for n in timings["notebooks"])
-        text += (f"; whole `tdpcr reproduce` {timings['total_seconds'] / 60:.1f} min ({parts}; "
-                 f"git {timings.get('git_sha', '?')})")
+        parts = ", ".join(f"{n['notebook'].split('_')[0]} {n['seconds']:.0f} s" for n in timings["notebooks"])
+        text += (
+            f"; whole `tdpcr reproduce` {timings['total_seconds'] / 60:.1f} min ({parts}; "
+            f"git {timings.get('git_sha', '?')})"
+        )
     text += "."
     if mode != "default" and mode != "full":
         text += f" **Indicative only** ('{mode}' budget)."
     return text
 
 
-def verdicts_markdown(record: Mapping[str, Any], timings: Mapping[str, Any] | None = None,
-                      heading: str = "# Verdicts") -> str:
+def verdicts_markdown(
+    record: Mapping[str, Any], timings: Mapping[str, Any] | None = None, heading: str = "# Verdicts"
+) -> str:
     """The verdicts page (also the README section's body, under its own heading)."""
-    lines = [heading, "", provenance(record, timings), "",
-             "Each line: TDP-CR minus the other model, paired by seed, mean with a Student-t "
-             "95 % interval over seeds (docs/decisions.md § Ablation statistics).", ""]
+    lines = [
+        heading,
+        "",
+        provenance(record, timings),
+        "",
+        "Each line: TDP-CR minus the other model, paired by seed, mean with a Student-t "
+        "95 % interval over seeds (docs/decisions.md § Ablation statistics).",
+        "",
+    ]
     lines += verdict_lines(record) or ["- (no comparisons were run)"]
     return "\n".join(lines) + "\n"
 
 
-def write_verdicts(record: Mapping[str, Any], path: str | Path,
-                   timings: Mapping[str, Any] | None = None) -> Path:
+def write_verdicts(record: Mapping[str, Any], path: str | Path, timings: Mapping[str, Any] | None = None) -> Path:
     """Write ``reports/verdicts.md``."""
     return atomic_write_text(path, verdicts_markdown(record, timings))
 
 
-def update_readme(readme: str | Path, record: Mapping[str, Any],
-                  timings: Mapping[str, Any] | None = None) -> Path:
+def update_readme(readme: str | Path, record: Mapping[str, Any], timings: Mapping[str, Any] | None = None) -> Path:
     """Replace the README's generated section (between :data:`START` and :data:`END`).
 
     A README without the markers gets the section appended before ``## Citation`` (or at the

@@ -24,8 +24,7 @@ from rasterio.crs import CRS
 from rasterio.transform import Affine
 
 BUCKETS = ("0-20%", "20%-40%", "40%-60%", "60%-80%", "80%-100%")
-S2_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11",
-            "B12")
+S2_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
 SIZE = 32
 N_PER_BUCKET = 10
 #: Patch numbers chosen so that name order differs from numeric order (p10 < p2 as strings).
@@ -34,8 +33,14 @@ PATCHES = (1, 2, 10, 11, 20, 100, 7, 55, 3, 1000)
 
 def _write(path: Path, array: np.ndarray, crs: CRS | None, transform, descriptions=None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    profile = {"driver": "GTiff", "height": array.shape[1], "width": array.shape[2],
-               "count": array.shape[0], "dtype": array.dtype.name, "transform": transform}
+    profile = {
+        "driver": "GTiff",
+        "height": array.shape[1],
+        "width": array.shape[2],
+        "count": array.shape[0],
+        "dtype": array.dtype.name,
+        "transform": transform,
+    }
     if crs is not None:
         profile["crs"] = crs
     with rasterio.open(path, "w", **profile) as dst:
@@ -49,8 +54,7 @@ def tile_names(bucket_index: int, i: int) -> tuple[str, str]:
     return f"{1 + i % 3:02d}", f"p{PATCHES[i] + 2000 * bucket_index}"
 
 
-def write_fake_luojiaset(root: str | Path, n_per_bucket: int = N_PER_BUCKET, size: int = SIZE,
-                         seed: int = 0) -> Path:
+def write_fake_luojiaset(root: str | Path, n_per_bucket: int = N_PER_BUCKET, size: int = SIZE, seed: int = 0) -> Path:
     """Write the fake tree under ``root`` and return it."""
     root = Path(root)
     rng = np.random.default_rng(seed)
@@ -65,24 +69,26 @@ def write_fake_luojiaset(root: str | Path, n_per_bucket: int = N_PER_BUCKET, siz
             n_cloud = int(round((0.2 * b + 0.1) * size * size))
             cloud.reshape(-1)[rng.permutation(size * size)[:n_cloud]] = 1.0
             cloudy = np.where(cloud.astype(bool), np.uint16(8000), clear).astype(np.uint16)
-            sar = np.stack([rng.uniform(-27, -1, (size, size)),
-                            rng.uniform(-35, -6, (size, size))]).astype(np.float32)
+            sar = np.stack([rng.uniform(-27, -1, (size, size)), rng.uniform(-35, -6, (size, size))]).astype(np.float32)
             if i == 0:
                 sar[:, 0, :3] = np.nan  # swath border
-            labels = rng.choice(np.array([2, 3, 4, 5, 6], dtype=np.uint8), (1, size, size),
-                                p=[0.05, 0.05, 0.1, 0.3, 0.5])
+            labels = rng.choice(
+                np.array([2, 3, 4, 5, 6], dtype=np.uint8), (1, size, size), p=[0.05, 0.05, 0.1, 0.3, 0.5]
+            )
             if i == 1:
                 labels[0, 0, 0], labels[0, 0, 1] = 7, 255  # outside the legend → ignored
-            _write(root / bucket / "s2" / f"ROIs_{roi}_s2_{patch}.tif", clear, crs, transform,
-                   S2_BANDS)
-            _write(root / bucket / "s2_cloudy" / f"ROIs_{roi}_s2_cloudy_{patch}.tif", cloudy, crs,
-                   transform, S2_BANDS)
-            _write(root / bucket / "s1" / f"ROIs_{roi}_s1_{patch}.tif", sar, crs, transform,
-                   ("VV", "VH"))
-            _write(root / bucket / "land_cover_maps" / f"ROIs_{roi}_s2_{patch}.tif", labels,
-                   None if i % 2 == 0 else crs, transform)  # the real maps often lack a CRS
-            _write(root / bucket / "cloud_detection_results" / f"ROIs_{roi}_s2_cloudy_{patch}.tif",
-                   cloud, crs, transform)
+            _write(root / bucket / "s2" / f"ROIs_{roi}_s2_{patch}.tif", clear, crs, transform, S2_BANDS)
+            _write(root / bucket / "s2_cloudy" / f"ROIs_{roi}_s2_cloudy_{patch}.tif", cloudy, crs, transform, S2_BANDS)
+            _write(root / bucket / "s1" / f"ROIs_{roi}_s1_{patch}.tif", sar, crs, transform, ("VV", "VH"))
+            _write(
+                root / bucket / "land_cover_maps" / f"ROIs_{roi}_s2_{patch}.tif",
+                labels,
+                None if i % 2 == 0 else crs,
+                transform,
+            )  # the real maps often lack a CRS
+            _write(
+                root / bucket / "cloud_detection_results" / f"ROIs_{roi}_s2_cloudy_{patch}.tif", cloud, crs, transform
+            )
     return root
 
 

@@ -28,8 +28,7 @@ import rasterio
 from rasterio.crs import CRS
 from rasterio.transform import Affine
 
-S2_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11",
-            "B12")
+S2_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
 LC_BANDS = ("IGBP", "LCCS_LC", "LCCS_LU", "LCCS_SH")
 SIZE = 32
 PATCHES_PER_SCENE = 5
@@ -48,18 +47,38 @@ SCENES = (
 #: Cloud fraction drawn for the i-th patch of a scene (one per bucket).
 CLOUD_FRACTIONS = (0.05, 0.3, 0.5, 0.7, 0.95)
 #: (low, high) DN of the clear image per band.
-_CLEAR_DN = ((200, 900), (200, 950), (200, 950), (200, 950), (500, 2500), (900, 3000),
-             (900, 3500), (900, 3500), (900, 3500), (300, 900), (5, 30), (800, 2500), (400, 1800))
+_CLEAR_DN = (
+    (200, 900),
+    (200, 950),
+    (200, 950),
+    (200, 950),
+    (500, 2500),
+    (900, 3000),
+    (900, 3500),
+    (900, 3500),
+    (900, 3500),
+    (300, 900),
+    (5, 30),
+    (800, 2500),
+    (400, 1800),
+)
 #: The patch whose land-cover file is not written.
 NO_LAND_COVER = ("ROIs2017_winter", 68, 1)
 
 
-def _write(path: Path, array: np.ndarray, crs: CRS, transform: Affine,
-           descriptions: tuple[str, ...] | None = None) -> None:
+def _write(
+    path: Path, array: np.ndarray, crs: CRS, transform: Affine, descriptions: tuple[str, ...] | None = None
+) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    profile = {"driver": "GTiff", "height": array.shape[1], "width": array.shape[2],
-               "count": array.shape[0], "dtype": array.dtype.name, "crs": crs,
-               "transform": transform}
+    profile = {
+        "driver": "GTiff",
+        "height": array.shape[1],
+        "width": array.shape[2],
+        "count": array.shape[0],
+        "dtype": array.dtype.name,
+        "crs": crs,
+        "transform": transform,
+    }
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(array)
         if descriptions:
@@ -72,8 +91,9 @@ def patch_path(root: Path, season: str, scene: int, patch: int, modality: str) -
     return root / folder / f"{modality}_{scene}" / f"{season}_{modality}_{scene}_p{patch}.tif"
 
 
-def write_fake_sen12mscr(root: str | Path, size: int = SIZE,
-                         patches_per_scene: int = PATCHES_PER_SCENE, seed: int = 0) -> Path:
+def write_fake_sen12mscr(
+    root: str | Path, size: int = SIZE, patches_per_scene: int = PATCHES_PER_SCENE, seed: int = 0
+) -> Path:
     """Write the fake tree (SEN12MS-CR + land cover in the same root) and return ``root``."""
     root = Path(root)
     rng = np.random.default_rng(seed)
@@ -85,32 +105,33 @@ def write_fake_sen12mscr(root: str | Path, size: int = SIZE,
             # land-like DN: dark in the visible (B01-B04 < 0.1 reflectance), brighter red edge,
             # NIR and SWIR, a dark cirrus band (B10)
             low, high = np.array(_CLEAR_DN).T
-            clear = rng.integers(low[:, None, None], high[:, None, None], (13, size, size),
-                                 dtype=np.uint16)
+            clear = rng.integers(low[:, None, None], high[:, None, None], (13, size, size), dtype=np.uint16)
             cloudy = clear.copy()
             rows = int(round(CLOUD_FRACTIONS[i % len(CLOUD_FRACTIONS)] * size))
             cloud = rng.integers(6000, 8000, (13, rows, size), dtype=np.uint16)
             cloud[10] = 300
             cloud[11:] = rng.integers(4000, 5000, (2, rows, size), dtype=np.uint16)
             cloudy[:, :rows] = cloud
-            sar = np.stack([rng.uniform(-27, -1, (size, size)),
-                            rng.uniform(-35, -6, (size, size))]).astype(np.float32)
+            sar = np.stack([rng.uniform(-27, -1, (size, size)), rng.uniform(-35, -6, (size, size))]).astype(np.float32)
             if i == 0:
                 sar[:, 0, :3] = np.nan  # swath border
             igbp = rng.choice(np.arange(1, 18, dtype=np.uint16), (size, size))
             igbp[0, 0] = 0  # no data → ignored
             if i == 2:
                 igbp[0, 1] = 20  # not an IGBP code → reported and ignored
-            land_cover = np.stack([igbp, rng.integers(1, 44, (size, size)),
-                                   rng.integers(1, 41, (size, size)),
-                                   rng.integers(1, 4, (size, size))]).astype(np.uint16)
+            land_cover = np.stack(
+                [
+                    igbp,
+                    rng.integers(1, 44, (size, size)),
+                    rng.integers(1, 41, (size, size)),
+                    rng.integers(1, 4, (size, size)),
+                ]
+            ).astype(np.uint16)
             _write(patch_path(root, season, scene, patch, "s1"), sar, crs, transform, ("VV", "VH"))
             _write(patch_path(root, season, scene, patch, "s2"), clear, crs, transform, S2_BANDS)
-            _write(patch_path(root, season, scene, patch, "s2_cloudy"), cloudy, crs, transform,
-                   S2_BANDS)
+            _write(patch_path(root, season, scene, patch, "s2_cloudy"), cloudy, crs, transform, S2_BANDS)
             if (season, scene, i) != NO_LAND_COVER:
-                _write(patch_path(root, season, scene, patch, "lc"), land_cover, crs, transform,
-                       LC_BANDS)
+                _write(patch_path(root, season, scene, patch, "lc"), land_cover, crs, transform, LC_BANDS)
     return root
 
 
