@@ -67,7 +67,7 @@ test-all: $(STAMP)
 
 # The real-browser check of notebook 05 (needs Debian's chromium and chromium-driver).
 test-browser: $(STAMP)
-	$(BIN)/python -m pytest -q -m browser -rs tests/test_browser.py
+	$(BIN)/python -m pytest -q -m browser -rs tests/plot/test_browser.py
 
 # Build the wheel, install it into a fresh venv and run the CLI from a temporary folder.
 test-wheel: $(STAMP)

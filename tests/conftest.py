@@ -5,7 +5,7 @@
   build. Use it wherever a working dataset with a manifest is needed (training, evaluation,
   notebooks).
 * ``fake_luojiaset_root``: torchgeo-style fake data (random values, real headers and quirks) from
-  ``tests/data/luojiaset/data.py`` plus a manifest; for the data-layer tests.
+  ``tests/data/luojiaset/make_fake.py`` plus a manifest; for the data-layer tests.
 * ``fake_luojiaset_copy``: a private, mutable copy of the fake tree for tests that corrupt files.
 
 Session fixtures are read-only by convention: never modify them in a test.
@@ -15,17 +15,24 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
 TESTS_DIR = Path(__file__).resolve().parent
+# tests/<subpackage>/test_*.py mirror tdpcr_lib; the shared helpers (_viz_fakes, _notebook_outputs)
+# stay here, importable from every folder.
+if str(TESTS_DIR) not in sys.path:
+    sys.path.insert(0, str(TESTS_DIR))
 TINY_N_TILES = 50
 TINY_TILE_SIZE = 32
 
 
 def _load_fake_data_module():
-    spec = importlib.util.spec_from_file_location("tdpcr_fake_luojiaset", TESTS_DIR / "data" / "luojiaset" / "data.py")
+    spec = importlib.util.spec_from_file_location(
+        "tdpcr_fake_luojiaset", TESTS_DIR / "data" / "luojiaset" / "make_fake.py"
+    )
     module = importlib.util.module_from_spec(spec)
     assert spec.loader is not None
     spec.loader.exec_module(module)

@@ -2,7 +2,7 @@
 
 A checkpoint taken after ``k`` batches of an epoch holds the optimizer, scheduler, RNG states and
 progress counters; :func:`resume_from_last` restores them so the resumed run reaches the same
-weights as an uninterrupted one (``tests/test_resume.py`` kills runs with SIGKILL to check it).
+weights as an uninterrupted one (``tests/training/test_resume.py`` kills runs with SIGKILL to check it).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """``tdpcr reproduce --smoke --source sen12mscr`` runs every notebook on fake SEN12MS-CR data.
 
-Slow (about 7 minutes on 2 CPU cores): run with ``pytest -m slow tests/test_sen12mscr_reproduce.py``.
+Slow (about 7 minutes on 2 CPU cores): run with ``pytest -m slow tests/notebook/test_sen12mscr_reproduce.py``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow

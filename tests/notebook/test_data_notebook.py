@@ -12,7 +12,7 @@ from _notebook_outputs import assert_figures_inline
 from tdpcr_lib.datasets.manifests import manifest_hash
 from tdpcr_lib.datasets.samples import BUCKETS
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK = REPO / "notebooks" / "00_get_data.ipynb"
 METRIC_KEYS = {
     "source",

@@ -10,7 +10,7 @@ uncompressed, strip-organised. Some S1 pixels are NaN, as at real swath borders.
 
 Nothing binary is committed: the tests build the tree in a temporary folder. Run by hand with::
 
-    python tests/data/luojiaset/data.py /tmp/fake_luojiaset
+    python tests/data/luojiaset/make_fake.py /tmp/fake_luojiaset
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ from tdpcr_lib.datasets.sen12mscr.layout import (
 from tdpcr_lib.datasets.sen12mscr.manifest import write_sen12mscr_manifest
 from tdpcr_lib.datasets.sources import detect_source, legend_of_data, open_dataset
 
-FAKE_SCRIPT = Path(__file__).parent / "data" / "sen12mscr" / "make_fake.py"
+FAKE_SCRIPT = Path(__file__).parents[1] / "data" / "sen12mscr" / "make_fake.py"
 
 
 def _fake_module():

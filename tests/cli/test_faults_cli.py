@@ -46,7 +46,7 @@ from tdpcr_lib.models.checkpoint import CheckpointError, read_meta, save_checkpo
 from tdpcr_lib.models.config import ModelConfig
 from tdpcr_lib.training.config import TrainConfig, TrainConfigError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 # --------------------------------------------------------------------------------------------

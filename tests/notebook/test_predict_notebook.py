@@ -9,7 +9,7 @@ import pytest
 import rasterio
 from _notebook_outputs import assert_figures_inline
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK = REPO / "notebooks" / "06_predict_own_scene.ipynb"
 
 

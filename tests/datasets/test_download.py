@@ -141,7 +141,7 @@ def test_cli_manifest_for_sen12mscr(tmp_path, capsys):
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(
-        "fake_sen12", Path(__file__).parent / "data" / "sen12mscr" / "make_fake.py"
+        "fake_sen12", Path(__file__).parents[1] / "data" / "sen12mscr" / "make_fake.py"
     )
     fake = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(fake)

@@ -38,7 +38,7 @@ from tdpcr_lib.datasets.manifests import manifest_hash
 from tdpcr_lib.datasets.samples import BUCKET_CENTRES, BUCKETS, SampleRecord, bucket_sort_key
 from tdpcr_lib.transforms import TrainAugment
 
-N_PER_BUCKET = 10  # tests/data/luojiaset/data.py default
+N_PER_BUCKET = 10  # tests/data/luojiaset/make_fake.py default
 SIZE = 32
 
 
