@@ -59,11 +59,7 @@ from tdpcr_lib.datasets.samples import BUCKETS
 from tdpcr_lib.datasets.sources import DataOptions, data_source
 from tdpcr_lib.datasets.synthetic.tiles import SMOKE_N_TILES, SMOKE_TILE_SIZE, read_synthetic_info
 from tdpcr_lib.evaluation.fidelity import jsonable, summary_row
-from tdpcr_lib.evaluation.fidelity_report import (
-    load_before,
-    measure_fidelity,
-    write_fidelity_report,
-)
+from tdpcr_lib.evaluation.fidelity_report import load_before, measure_fidelity, write_fidelity_report
 from tdpcr_lib.notebook.display import show_figures_inline
 from tdpcr_lib.notebook.record import RunRecord, resolve_reports_dir
 from tdpcr_lib.plot.composites import save_figure

@@ -60,12 +60,7 @@ from tdpcr_lib.plot.composites import save_figure
 from tdpcr_lib.plot.curves import plot_training_curves
 from tdpcr_lib.training.plateau import PlateauStop, describe_metric, phase_plateau
 from tdpcr_lib.training.presets import notebook_configs
-from tdpcr_lib.training.run import (
-    build_datasets,
-    run_summary,
-    train,
-    trainable_parameter_table,
-)
+from tdpcr_lib.training.run import build_datasets, run_summary, train, trainable_parameter_table
 
 show_figures_inline()  # figures show as images, live and in executed copies
 

@@ -58,17 +58,8 @@ from tdpcr_lib.evaluation.evaluate import evaluate
 from tdpcr_lib.evaluation.intervals import headline_intervals, tile_scores
 from tdpcr_lib.evaluation.majority import majority_class_baseline, majority_table
 from tdpcr_lib.evaluation.protocols import protocol_table
-from tdpcr_lib.evaluation.report import (
-    bucket_curves,
-    cloudiest_index,
-    headline_metrics,
-    write_results,
-)
-from tdpcr_lib.evaluation.tables import (
-    band_error_under_clouds,
-    normalised_confusion,
-    per_class_iou_table,
-)
+from tdpcr_lib.evaluation.report import bucket_curves, cloudiest_index, headline_metrics, write_results
+from tdpcr_lib.evaluation.tables import band_error_under_clouds, normalised_confusion, per_class_iou_table
 from tdpcr_lib.evaluation.transfer import transfer_check, transfer_markdown
 from tdpcr_lib.metrics.results import CR_METRICS, to_records, value, wide
 from tdpcr_lib.models.checkpoint import load_model, read_meta

@@ -55,13 +55,7 @@ from tdpcr_lib.notebook.display import show_figures_inline
 from tdpcr_lib.notebook.record import RunRecord, resolve_reports_dir
 from tdpcr_lib.plot.compare import plot_prompt_maps
 from tdpcr_lib.plot.composites import save_figure
-from tdpcr_lib.plot.tiles import (
-    default_tile_ids,
-    index_of_tile,
-    predict_outputs,
-    row_titles,
-    save_tile_comparisons,
-)
+from tdpcr_lib.plot.tiles import default_tile_ids, index_of_tile, predict_outputs, row_titles, save_tile_comparisons
 from tdpcr_lib.plot.widgets import build_viewer
 from tdpcr_lib.transforms import centre_crop_sample
 

@@ -7,12 +7,7 @@ import math
 import pytest
 import torch
 
-from tdpcr_lib.losses import (
-    charbonnier_cloud_weighted,
-    compute_loss,
-    reconstruction_loss,
-    segmentation_loss,
-)
+from tdpcr_lib.losses import charbonnier_cloud_weighted, compute_loss, reconstruction_loss, segmentation_loss
 
 C1, C2 = 0.01**2, 0.03**2
 

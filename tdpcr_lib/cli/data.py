@@ -23,13 +23,7 @@ import argparse
 import sys
 import time
 
-from tdpcr_lib.cli.errors import (
-    CliParser,
-    UsageError,
-    check_int,
-    check_output_folder,
-    run_command,
-)
+from tdpcr_lib.cli.errors import CliParser, UsageError, check_int, check_output_folder, run_command
 from tdpcr_lib.core.paths import DEFAULT_SYNTHETIC_ROOT
 from tdpcr_lib.datasets.sen12mscr.cloudmask import CLOUD_MASKS
 from tdpcr_lib.datasets.sen12mscr.layout import DEFAULT_SEN12MSCR_ROOT, SEASONS
@@ -37,7 +31,7 @@ from tdpcr_lib.datasets.sen12mscr.splits import DEFAULT_SPLIT_PROTOCOL, SPLIT_PR
 
 # The work modules (torch, rasterio) are imported only once a command runs, so `--help`, usage
 # errors and an early Ctrl-C answer at once. The synthetic twin's defaults are repeated here for
-# the same reason (tests/test_hostile_cli.py checks they equal datasets.synthetic.tiles').
+# the same reason (tests/cli/test_hostile_cli.py checks they equal datasets.synthetic.tiles').
 DEFAULT_N_TILES = 350
 DEFAULT_TILE_SIZE = 64
 LOCAL_MANIFEST = "manifest"

@@ -7,15 +7,9 @@ import errno
 import json
 from pathlib import Path
 
-from tdpcr_lib.cli.errors import (
-    CliParser,
-    UsageError,
-    check_int,
-    check_output_folder,
-    run_command,
-)
+from tdpcr_lib.cli.errors import CliParser, UsageError, check_int, check_output_folder, run_command
+from tdpcr_lib.core.engine_names import ENGINES
 from tdpcr_lib.core.overwrite import refuse_existing, write_target
-from tdpcr_lib.inference.engines import ENGINES
 from tdpcr_lib.metrics.protocol_specs import DEFAULT_PROTOCOL, PROTOCOLS
 
 

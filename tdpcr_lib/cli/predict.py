@@ -9,15 +9,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tdpcr_lib.cli.errors import (
-    CliParser,
-    UsageError,
-    check_int,
-    check_output_folder,
-    run_command,
-)
+from tdpcr_lib.cli.errors import CliParser, UsageError, check_int, check_output_folder, run_command
+from tdpcr_lib.core.engine_names import ENGINES
 from tdpcr_lib.core.runtime import resolve_device
-from tdpcr_lib.inference.engines import ENGINES
 from tdpcr_lib.inference.offset import S2_OFFSET_CHOICES
 from tdpcr_lib.inference.products import BLOCKSIZE_MULTIPLE, MAX_BLOCKSIZE
 from tdpcr_lib.inference.scene import predict_scene

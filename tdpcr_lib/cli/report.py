@@ -17,12 +17,7 @@ from pathlib import Path
 from tdpcr_lib.cli.errors import CliParser, run_command
 from tdpcr_lib.core.overwrite import refuse_existing, write_target
 from tdpcr_lib.core.paths import METRICS_DIR, REPO_ROOT, REPORTS_DIR
-from tdpcr_lib.evaluation.ablations.verdicts import (
-    load_record,
-    load_timings,
-    update_readme,
-    write_verdicts,
-)
+from tdpcr_lib.evaluation.ablations.verdicts import load_record, load_timings, update_readme, write_verdicts
 
 DEFAULT_OUT = REPORTS_DIR / "verdicts.md"
 

@@ -3,21 +3,7 @@
 from __future__ import annotations
 
 #: Sentinel-2 L1C band order as stored in LuojiaSET-OSFCR (same as SEN12MS-CR): B8A after B08.
-S2_BANDS: tuple[str, ...] = (
-    "B01",
-    "B02",
-    "B03",
-    "B04",
-    "B05",
-    "B06",
-    "B07",
-    "B08",
-    "B8A",
-    "B09",
-    "B10",
-    "B11",
-    "B12",
-)
+S2_BANDS: tuple[str, ...] = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
 
 
 #: Sentinel-1 GRD polarisations, in dB.

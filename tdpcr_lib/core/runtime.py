@@ -136,10 +136,10 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     """Inverse of :func:`capture_rng_state`."""
     torch.set_rng_state(state["torch"])
     numpy_state = state["numpy"]
-    np.random.set_state(
+    np.random.set_state(  # noqa: NPY002 (the legacy global RNG is what we save/restore)
         (
             numpy_state["name"],
-            numpy_state["keys"].astype(np.uint32),  # noqa: NPY002 (the legacy global RNG is what we save/restore)
+            numpy_state["keys"].astype(np.uint32),
             numpy_state["pos"],
             numpy_state["has_gauss"],
             numpy_state["cached_gaussian"],

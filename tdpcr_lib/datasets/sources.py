@@ -22,11 +22,7 @@ from tdpcr_lib.datasets.archives import is_archive
 from tdpcr_lib.datasets.base import ManifestDataset
 from tdpcr_lib.datasets.luojiaset.acquire import prepare_luojiaset
 from tdpcr_lib.datasets.luojiaset.dataset import LuojiaSETOSFCR
-from tdpcr_lib.datasets.luojiaset.layout import (
-    DEFAULT_LUOJIASET_ROOT,
-    TWIN_INFO_FILE,
-    luojiaset_legend,
-)
+from tdpcr_lib.datasets.luojiaset.layout import DEFAULT_LUOJIASET_ROOT, TWIN_INFO_FILE, luojiaset_legend
 from tdpcr_lib.datasets.luojiaset.manifest import write_manifest
 from tdpcr_lib.datasets.luojiaset.summary import dataset_statistics, verify_headers
 from tdpcr_lib.datasets.manifests import LOCAL_MANIFEST, read_split_config

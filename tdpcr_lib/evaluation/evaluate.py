@@ -36,12 +36,7 @@ from torch.utils.data import Dataset
 from tdpcr_lib.core.io import atomic_write_json, atomic_write_text
 from tdpcr_lib.core.legend import legend_of
 from tdpcr_lib.core.runtime import device_description, resolve_device
-from tdpcr_lib.evaluation.protocols import (
-    ProtocolScoring,
-    protocol_markdown,
-    split_label,
-    split_warning,
-)
+from tdpcr_lib.evaluation.protocols import ProtocolScoring, protocol_markdown, split_label, split_warning
 from tdpcr_lib.evaluation.tables import dataframe_to_markdown, metrics_tables
 from tdpcr_lib.inference.engines import engine_model
 from tdpcr_lib.inference.scoring import accumulate_metrics

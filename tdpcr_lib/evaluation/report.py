@@ -18,12 +18,7 @@ from tdpcr_lib.evaluation.evaluate import EvaluationResult
 from tdpcr_lib.evaluation.intervals import intervals_markdown
 from tdpcr_lib.evaluation.majority import MajorityBaseline, majority_table
 from tdpcr_lib.evaluation.protocols import protocol_markdown, split_warning
-from tdpcr_lib.evaluation.tables import (
-    as_percent,
-    dataframe_to_markdown,
-    normalised_confusion,
-    per_class_iou_table,
-)
+from tdpcr_lib.evaluation.tables import as_percent, dataframe_to_markdown, normalised_confusion, per_class_iou_table
 from tdpcr_lib.inference.metadata import portable_path
 from tdpcr_lib.metrics.results import (
     ALL,

@@ -12,16 +12,7 @@ import pandas as pd
 from tdpcr_lib.core.arrays import to_numpy
 from tdpcr_lib.core.bands import S2_BANDS
 from tdpcr_lib.core.legend import load_legend
-from tdpcr_lib.metrics.results import (
-    ALL,
-    CR_METRICS,
-    INPUT_PREFIX,
-    REGIONS,
-    SEG_METRICS,
-    iou_class,
-    select,
-    wide,
-)
+from tdpcr_lib.metrics.results import ALL, CR_METRICS, INPUT_PREFIX, REGIONS, SEG_METRICS, iou_class, select, wide
 
 #: Metrics reported in percent everywhere (tables, results.md, ablations.md, figures).
 PERCENT_METRICS: frozenset[str] = frozenset({"miou", "oa", "macc", "fwiou", "majority_miou", "majority_oa"})

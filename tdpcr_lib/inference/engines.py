@@ -29,18 +29,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from tdpcr_lib.inference.export import (
-    checkpoint_weights_sha256,
-    export_onnx,
-    read_metadata,
-    weights_sha256,
-)
+# ``engine`` values of ``predict_scene``, ``evaluate``, the viewer and the CLI (ENGINES)
+from tdpcr_lib.core.engine_names import ENGINES
+from tdpcr_lib.core.runtime import resolve_device
+from tdpcr_lib.inference.export import checkpoint_weights_sha256, export_onnx, read_metadata, weights_sha256
 from tdpcr_lib.models.blocks import crop_to, pad_to_multiple
-from tdpcr_lib.models.checkpoint import load_model, resolve_checkpoint_dir, unwrap_model
+from tdpcr_lib.models.checkpoint import load_model, read_meta, resolve_checkpoint_dir, unwrap_model
 from tdpcr_lib.models.config import ModelConfig
 
-#: ``engine`` values of ``predict_scene``, ``evaluate``, the viewer and the CLI.
-ENGINES = ("auto", "torch", "onnxruntime", "openvino")
 #: Fastest first, as measured on the project's 2-core CPU (full-size TDP-CR, 4 tiles of 256²:
 #: ONNX Runtime 1.63x torch, OpenVINO 1.12x; docs/engines.md).
 CPU_PREFERENCE = ("onnxruntime", "openvino", "torch")
@@ -198,8 +194,6 @@ def engine_model(
     ``torch`` loads the checkpoint (or uses the module) on ``device``; the exported engines use
     the cached export of the checkpoint's weights (built on first use) or of the module's.
     """
-    from tdpcr_lib.core.runtime import resolve_device
-
     device = resolve_device(device)
     chosen = resolve_engine(engine, device)
     if isinstance(checkpoint_or_model, nn.Module):
@@ -210,7 +204,5 @@ def engine_model(
     if chosen == "torch":
         model, meta = load_model(checkpoint_or_model, device=device)
         return model, dict(meta), chosen
-    from tdpcr_lib.models.checkpoint import read_meta
-
     meta = dict(read_meta(checkpoint_or_model))
     return ExportedModel(cached_export(checkpoint_or_model), chosen), meta, chosen

@@ -84,13 +84,7 @@ from tdpcr_lib.inference.metadata import portable
 from tdpcr_lib.inference.offset import check_s2_offset, model_s2_offset, resolve_s2_offset
 from tdpcr_lib.inference.predictor import PRECISIONS, load_predictor, predict_tile_batch
 from tdpcr_lib.inference.products import OUTPUT_FILES, check_blocksize, to_cog
-from tdpcr_lib.inference.publish import (
-    check_replaceable,
-    new_staging,
-    publish,
-    recover_products,
-    remove_stale_scratch,
-)
+from tdpcr_lib.inference.publish import check_replaceable, new_staging, publish, recover_products, remove_stale_scratch
 from tdpcr_lib.inference.strips import GridOfScene, Inline, StripWriter
 from tdpcr_lib.inference.styles import write_styles
 from tdpcr_lib.inference.tiling import TileGrid, check_tiling, model_alignment

@@ -20,11 +20,7 @@ from torchmetrics import Metric
 from torchmetrics.utilities.distributed import gather_all_tensors
 
 from tdpcr_lib.datasets.samples import BUCKETS
-from tdpcr_lib.metrics.functional import (
-    confusion_matrix,
-    cr_metrics_by_region,
-    segmentation_scores,
-)
+from tdpcr_lib.metrics.functional import confusion_matrix, cr_metrics_by_region, segmentation_scores
 from tdpcr_lib.metrics.input_cache import InputMetricsCache, batch_key
 from tdpcr_lib.metrics.results import (
     ALL,

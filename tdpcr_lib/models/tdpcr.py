@@ -33,15 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tdpcr_lib.models.blocks import (
-    Downsample,
-    LayerNorm2d,
-    Upsample,
-    conv3x3,
-    crop_to,
-    pad_to_multiple,
-    residual_stack,
-)
+from tdpcr_lib.models.blocks import Downsample, LayerNorm2d, Upsample, conv3x3, crop_to, pad_to_multiple, residual_stack
 from tdpcr_lib.models.config import ModelConfig
 from tdpcr_lib.models.pgf import ConcatFusion, PromptGuidedFusion
 from tdpcr_lib.models.prompt import PromptGenerator

@@ -9,13 +9,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from matplotlib.figure import Figure
 
-from tdpcr_lib.core.arrays import (
-    Window,
-    percentile_stretch,
-    spatial_shape,
-    stretch_limits,
-    to_numpy,
-)
+from tdpcr_lib.core.arrays import Window, percentile_stretch, spatial_shape, stretch_limits, to_numpy
 from tdpcr_lib.core.bands import COMPOSITES
 from tdpcr_lib.core.io import atomic_path
 from tdpcr_lib.core.legend import Legend, load_legend

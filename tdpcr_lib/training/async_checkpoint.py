@@ -7,7 +7,7 @@ the only part the next step must not overlap, since the optimizer updates its te
 and hands it to one background thread, which runs the same
 :func:`tdpcr_lib.models.checkpoint.save_checkpoint`: staging folder, ``config.json`` last, one
 atomic swap. So a SIGKILL at any moment of an asynchronous save leaves the previous checkpoint
-in place and valid (``tests/test_async_checkpoint.py`` kills a run mid-save to prove it).
+in place and valid (``tests/training/test_async_checkpoint.py`` kills a run mid-save to prove it).
 
 At most one save is in flight: a new one first waits for the previous one (bounded memory: one
 snapshot), saves are written in the order they were asked for, and an error in the writer is

@@ -11,9 +11,7 @@ from torch import nn
 
 from tdpcr_lib.losses import OBJECTIVES
 from tdpcr_lib.metrics.results import parse_column_name, value
-from tdpcr_lib.models.checkpoint import (
-    unwrap_model,
-)
+from tdpcr_lib.models.checkpoint import unwrap_model
 
 PHASES: tuple[str, ...] = ("phase1", "phase2", "joint", "baseline")
 

@@ -8,9 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from tdpcr_lib.models.checkpoint import (
-    unwrap_model,
-)
+from tdpcr_lib.models.checkpoint import unwrap_model
 from tdpcr_lib.training.config import TRAINABLE_SETS, TrainConfig
 
 

@@ -39,18 +39,8 @@ from tdpcr_lib.models.checkpoint_files import DigestMemo
 from tdpcr_lib.samplers import ResumableSampler
 from tdpcr_lib.training.async_checkpoint import AsyncCheckpointer
 from tdpcr_lib.training.batches import batch_to_device
-from tdpcr_lib.training.config import (
-    TrainConfig,
-    best_metric_value,
-    resolve_best_metric,
-    resolve_objective,
-)
-from tdpcr_lib.training.freezing import (
-    apply_trainable_set,
-    build_optimizer,
-    lr_factor,
-    parameter_report,
-)
+from tdpcr_lib.training.config import TrainConfig, best_metric_value, resolve_best_metric, resolve_objective
+from tdpcr_lib.training.freezing import apply_trainable_set, build_optimizer, lr_factor, parameter_report
 from tdpcr_lib.training.logs import validation_line, write_run_logs
 from tdpcr_lib.training.model_card import model_card
 from tdpcr_lib.training.result import LogCallback, StepCallback, TrainResult

@@ -591,10 +591,7 @@ def test_prepare_rejects_unsafe_archives(tmp_path):
 
 @pytest.mark.parametrize(
     ("content", "error", "message"),
-    [
-        (None, DatasetNotFoundError, "questionnaire"),
-        (b"not an archive", DataIntegrityError, "neither a folder nor"),
-    ],
+    [(None, DatasetNotFoundError, "questionnaire"), (b"not an archive", DataIntegrityError, "neither a folder nor")],
 )
 def test_prepare_bad_sources(tmp_path, content, error, message):
     source = tmp_path / "LuojiaSET.txt"

@@ -47,13 +47,7 @@ from tdpcr_lib.inference.metadata import portable_path
 from tdpcr_lib.inference.publish import PUBLISH_DIR, STAGING_PREFIX
 from tdpcr_lib.inference.scene import predict_scene
 from tdpcr_lib.models.build import build_model
-from tdpcr_lib.models.checkpoint import (
-    CheckpointError,
-    load_model,
-    load_trainer_state,
-    read_meta,
-    save_checkpoint,
-)
+from tdpcr_lib.models.checkpoint import CheckpointError, load_model, load_trainer_state, read_meta, save_checkpoint
 from tdpcr_lib.models.checkpoint_files import recover_checkpoint, staging_dirs
 from tdpcr_lib.models.config import ModelConfig
 from tdpcr_lib.training.run import clear_run, recover_run

@@ -6,12 +6,7 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from tdpcr_lib.datasets.luojiaset.dataset import LuojiaSETOSFCR
-from tdpcr_lib.datasets.memory import (
-    InMemoryDataset,
-    hold_in_memory,
-    holds_fixed_samples,
-    sample_nbytes,
-)
+from tdpcr_lib.datasets.memory import InMemoryDataset, hold_in_memory, holds_fixed_samples, sample_nbytes
 from tdpcr_lib.models import ModelConfig, build_model
 from tdpcr_lib.training.config import TrainConfig
 from tdpcr_lib.training.trainer import Trainer

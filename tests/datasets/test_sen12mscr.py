@@ -27,13 +27,7 @@ from tdpcr_lib.datasets.samples import BUCKETS, bucket_of
 from tdpcr_lib.datasets.sen12mscr.acquire import prepare_sen12mscr
 from tdpcr_lib.datasets.sen12mscr.cloudmask import cloud_mask, cloud_score
 from tdpcr_lib.datasets.sen12mscr.dataset import SEN12MSCR, igbp_lookup
-from tdpcr_lib.datasets.sen12mscr.layout import (
-    official_archives,
-    parse_s1_name,
-    patch_filename,
-    scene_key,
-    scene_split,
-)
+from tdpcr_lib.datasets.sen12mscr.layout import official_archives, parse_s1_name, patch_filename, scene_key, scene_split
 from tdpcr_lib.datasets.sen12mscr.manifest import write_sen12mscr_manifest
 from tdpcr_lib.datasets.sources import detect_source, legend_of_data, open_dataset
 

@@ -17,15 +17,7 @@ from torchmetrics.functional.image import (
 )
 
 from tdpcr_lib.metrics.accumulator import EvaluationAccumulator
-from tdpcr_lib.metrics.functional import (
-    confusion_matrix,
-    mae,
-    psnr,
-    rmse,
-    sam_degrees,
-    segmentation_scores,
-    ssim,
-)
+from tdpcr_lib.metrics.functional import confusion_matrix, mae, psnr, rmse, sam_degrees, segmentation_scores, ssim
 from tdpcr_lib.metrics.results import (
     COLUMNS,
     CR_METRICS,

@@ -6,12 +6,7 @@ import pytest
 import torch
 
 from tdpcr_lib.losses import reconstruction_loss
-from tdpcr_lib.metrics.ssim_kernel import (
-    blur_matrix,
-    gaussian_kernel_1d,
-    ssim_map_conv2d,
-    ssim_map_fused,
-)
+from tdpcr_lib.metrics.ssim_kernel import blur_matrix, gaussian_kernel_1d, ssim_map_conv2d, ssim_map_fused
 
 
 def _pair(shape, seed=0, channels_last=False):

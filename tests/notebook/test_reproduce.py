@@ -14,12 +14,7 @@ from tdpcr_lib.cli import reproduce as reproduce_cli
 from tdpcr_lib.cli.reproduce import main
 from tdpcr_lib.core import paths
 from tdpcr_lib.notebook import record as record_module
-from tdpcr_lib.notebook.record import (
-    RunRecord,
-    parameters_cell_names,
-    read_metrics,
-    resolve_reports_dir,
-)
+from tdpcr_lib.notebook.record import RunRecord, parameters_cell_names, read_metrics, resolve_reports_dir
 from tdpcr_lib.notebook.reproduce import numbered_notebooks, parameters_for, run_notebooks
 
 

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tdpcr_lib.datasets.archives import (
-    archive_stem,
-    discard_extraction,
-    extract_archive,
-    is_archive,
-)
+from tdpcr_lib.datasets.archives import archive_stem, discard_extraction, extract_archive, is_archive
 from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError
 from tdpcr_lib.datasets.luojiaset.layout import find_dataset_root, how_to_get_luojiaset
 

@@ -39,12 +39,7 @@ from tdpcr_lib.core.normalisation import Normalisation, load_normalisation
 from tdpcr_lib.datasets.base import ManifestDataset
 from tdpcr_lib.datasets.containment import Containment
 from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError
-from tdpcr_lib.datasets.luojiaset.layout import (
-    MODALITIES,
-    how_to_get_luojiaset,
-    luojiaset_legend,
-    read_modality,
-)
+from tdpcr_lib.datasets.luojiaset.layout import MODALITIES, how_to_get_luojiaset, luojiaset_legend, read_modality
 from tdpcr_lib.datasets.luojiaset.manifest import read_split_csv, resolve_manifest_dir
 from tdpcr_lib.datasets.manifests import verify_checksums
 from tdpcr_lib.datasets.samples import BUCKETS, SPLITS, require_finite, require_same_size

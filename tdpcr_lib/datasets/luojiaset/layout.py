@@ -11,13 +11,7 @@ import numpy as np
 from tdpcr_lib.core.bands import S1_BANDS, S2_BANDS
 from tdpcr_lib.core.legend import Legend, load_legend
 from tdpcr_lib.core.paths import DATA_DIR, DEFAULT_SYNTHETIC_ROOT
-from tdpcr_lib.datasets.samples import (
-    BUCKETS,
-    ModalitySpec,
-    SampleRecord,
-    find_root,
-    read_raster,
-)
+from tdpcr_lib.datasets.samples import BUCKETS, ModalitySpec, SampleRecord, find_root, read_raster
 
 #: Where notebook 00 looks for a user-placed copy of the real data by default.
 DEFAULT_LUOJIASET_ROOT = DATA_DIR / "LuojiaSET-OSFCR"

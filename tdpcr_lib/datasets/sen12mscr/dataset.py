@@ -19,13 +19,7 @@ from tdpcr_lib.datasets.base import ManifestDataset
 from tdpcr_lib.datasets.containment import Containment
 from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError
 from tdpcr_lib.datasets.manifests import LOCAL_MANIFEST, read_split_config, verify_checksums
-from tdpcr_lib.datasets.samples import (
-    SPLITS,
-    bucket_of,
-    read_raster,
-    require_finite,
-    require_same_size,
-)
+from tdpcr_lib.datasets.samples import SPLITS, bucket_of, read_raster, require_finite, require_same_size
 from tdpcr_lib.datasets.sen12mscr.cloudmask import compute_cloud_mask
 from tdpcr_lib.datasets.sen12mscr.layout import (
     LAND_COVER,
@@ -36,11 +30,7 @@ from tdpcr_lib.datasets.sen12mscr.layout import (
     modality_dir,
     patch_filename,
 )
-from tdpcr_lib.datasets.sen12mscr.manifest import (
-    mask_cache_path,
-    read_cached_mask,
-    read_sen12mscr_csv,
-)
+from tdpcr_lib.datasets.sen12mscr.manifest import mask_cache_path, read_cached_mask, read_sen12mscr_csv
 
 #: The packaged legend and normalisation this dataset uses (names travel in model configs).
 LEGEND_NAME = "igbp_simplified"

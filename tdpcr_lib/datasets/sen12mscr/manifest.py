@@ -61,12 +61,7 @@ from tdpcr_lib.datasets.sen12mscr.layout import (
     scene_file,
     scene_key,
 )
-from tdpcr_lib.datasets.sen12mscr.splits import (
-    DEFAULT_SPLIT_PROTOCOL,
-    SPLIT_PROTOCOLS,
-    assign,
-    leak_report,
-)
+from tdpcr_lib.datasets.sen12mscr.splits import DEFAULT_SPLIT_PROTOCOL, SPLIT_PROTOCOLS, assign, leak_report
 
 DATASET_NAME = "SEN12MS-CR"
 

@@ -70,10 +70,7 @@ from tdpcr_lib.datasets.luojiaset.layout import TWIN_INFO_FILE, modality_filenam
 from tdpcr_lib.datasets.luojiaset.manifest import write_manifest
 from tdpcr_lib.datasets.samples import BUCKETS
 from tdpcr_lib.datasets.synthetic.calibration import draw_conditions, twin_version
-from tdpcr_lib.datasets.synthetic.clouds import (
-    require_cloud_generator,
-    simulate_clouds,
-)
+from tdpcr_lib.datasets.synthetic.clouds import require_cloud_generator, simulate_clouds
 from tdpcr_lib.datasets.synthetic.landscape import (
     SYNTHETIC_CLASSES,
     change_ground,

@@ -24,13 +24,7 @@ import torch
 from torch.utils.data import Dataset
 
 from tdpcr_lib.core.portable import resolve_project_path
-from tdpcr_lib.evaluation.ablations.spec import (
-    ABLATIONS,
-    REFERENCE,
-    AblationBudget,
-    AblationSpec,
-    model_config_for,
-)
+from tdpcr_lib.evaluation.ablations.spec import ABLATIONS, REFERENCE, AblationBudget, AblationSpec, model_config_for
 from tdpcr_lib.models.build import build_model
 from tdpcr_lib.models.checkpoint import read_meta
 from tdpcr_lib.models.complexity import flops_per_tile

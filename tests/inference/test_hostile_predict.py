@@ -19,7 +19,7 @@ from tdpcr_lib.models.checkpoint import CheckpointError, save_checkpoint
 from tdpcr_lib.models.config import ModelConfig
 from tdpcr_lib.notebook.reproduce import parameters_for
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("how", ["nan", "nodata"])

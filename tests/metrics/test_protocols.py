@@ -14,12 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from tdpcr_lib.metrics.functional import cr_metrics
-from tdpcr_lib.metrics.protocols import (
-    PROTOCOLS,
-    ProtocolAccumulator,
-    centre_crop,
-    score,
-)
+from tdpcr_lib.metrics.protocols import PROTOCOLS, ProtocolAccumulator, centre_crop, score
 
 C1, C2 = 0.01**2, 0.03**2
 

@@ -16,7 +16,7 @@ from tdpcr_lib.datasets.luojiaset.dataset import LuojiaSETOSFCR
 from tdpcr_lib.datasets.sen12mscr.dataset import SEN12MSCR
 from tdpcr_lib.datasets.sen12mscr.manifest import discover_patches, write_sen12mscr_manifest
 
-FAKE_SCRIPT = Path(__file__).parent / "data" / "sen12mscr" / "make_fake.py"
+FAKE_SCRIPT = Path(__file__).parents[1] / "data" / "sen12mscr" / "make_fake.py"
 
 
 def _fake_module():

@@ -235,7 +235,7 @@ def test_a_stall_names_the_archive_and_leaves_no_empty_part(server, tmp_path):
 
 def _cli_against(server, monkeypatch) -> None:
     """Point the official archive list at the local server (one archive) with a short timeout."""
-    from tdpcr_lib.datasets import download
+    from tdpcr_lib.datasets.sen12mscr import download
     from tdpcr_lib.datasets.sen12mscr.layout import Archive
 
     monkeypatch.setattr(download, "official_archives", lambda seasons, land_cover: [Archive(NAME, server.url)])

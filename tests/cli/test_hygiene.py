@@ -21,7 +21,7 @@ from tdpcr_lib.datasets.synthetic.scenes import make_synthetic_scene
 from tdpcr_lib.inference import scene as P
 from tdpcr_lib.inference.styles import STYLE_MARK
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_license_is_the_mit_text_pyproject_declares():

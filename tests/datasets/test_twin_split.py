@@ -7,11 +7,7 @@ from types import SimpleNamespace
 
 from tdpcr_lib.datasets.luojiaset.manifest import split_samples
 from tdpcr_lib.datasets.samples import BUCKETS
-from tdpcr_lib.datasets.synthetic.tiles import (
-    DEFAULT_N_TILES,
-    SMOKE_N_TILES,
-    twin_split_ratios,
-)
+from tdpcr_lib.datasets.synthetic.tiles import DEFAULT_N_TILES, SMOKE_N_TILES, twin_split_ratios
 
 
 def _split(n_tiles: int) -> dict[str, dict[str, int]]:

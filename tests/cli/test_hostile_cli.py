@@ -19,7 +19,7 @@ from tdpcr_lib.cli.main import main as tdpcr_main
 from tdpcr_lib.datasets.errors import DataIntegrityError
 from tdpcr_lib.datasets.sources import open_dataset
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(
@@ -116,7 +116,7 @@ def test_two_trainings_into_one_folder_are_refused(tmp_path, capsys):
 
 def test_the_cli_repeats_the_synthetic_defaults_correctly():
     from tdpcr_lib.cli import data
-    from tdpcr_lib.datasets import manifest
+    from tdpcr_lib.datasets import manifests as manifest
     from tdpcr_lib.datasets.synthetic import tiles
 
     assert (data.DEFAULT_N_TILES, data.DEFAULT_TILE_SIZE, data.LOCAL_MANIFEST) == (
