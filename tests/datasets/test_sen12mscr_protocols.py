@@ -27,7 +27,7 @@ from tdpcr_lib.models.build import build_model
 from tdpcr_lib.models.checkpoint import save_checkpoint
 from tdpcr_lib.models.config import ModelConfig
 
-FAKE_SCRIPT = Path(__file__).parent / "data" / "sen12mscr" / "make_fake.py"
+FAKE_SCRIPT = Path(__file__).parents[1] / "data" / "sen12mscr" / "make_fake.py"
 spec = importlib.util.spec_from_file_location("tdpcr_fake_sen12mscr_p", FAKE_SCRIPT)
 fake = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(fake)
@@ -134,7 +134,7 @@ def test_legacy_substring_leak_matches_uncrtaints_substring_test():
     assert sum("test" in v for v in leaks.values()) == 6
     assert sum("val" in v for v in leaks.values()) == 3
     assert all("train" in v for v in leaks.values())
-    resource = json.loads((Path(__file__).parents[1] / "tdpcr_lib" / "resources" / "sen12mscr_split.json").read_text())
+    resource = json.loads((Path(__file__).parents[2] / "tdpcr_lib" / "resources" / "sen12mscr_split.json").read_text())
     assert set(leaks) == set(resource["substring_leak_into_train"])
 
 
