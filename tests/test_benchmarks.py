@@ -21,13 +21,7 @@ from tdpcr_lib.core.paths import REPO_ROOT
 if str(REPO_ROOT) not in sys.path:  # ``benchmarks`` is a top-level folder, not installed
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks import (  # noqa: E402
-    common,
-    data_pipeline,
-    flops,
-    run_all,
-    scene_inference,
-)
+from benchmarks import common, data_pipeline, flops, run_all, scene_inference  # noqa: E402
 
 MD_SECTIONS = (
     "# Benchmarks",

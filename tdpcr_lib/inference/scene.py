@@ -26,7 +26,7 @@ Design choices (the paper describes no scene-level inference; these are ours, se
   S1 warp, normalisation) on a reader thread and finished outputs are blended and written on a
   writer thread (:mod:`tdpcr_lib.inference.strips`) meanwhile. GDAL and NumPy release the GIL, so
   on a CPU the I/O fills the gaps of the forward pass and on a GPU the CPU work hides behind it;
-  at most one strip ahead and :data:`PENDING_BATCHES` batches behind are held.
+  at most one strip ahead and :data:`~tdpcr_lib.inference.scene_loop.PENDING_BATCHES` batches behind are held.
 * **S1 on another grid** is resampled onto the S2 grid on the fly with a bilinear
   :class:`rasterio.vrt.WarpedVRT` (interpolation in dB). Pixels outside the S1 footprint or at S1
   nodata get the normalisation's non-finite value (0 in network units), i.e. "no SAR signal".
@@ -52,13 +52,9 @@ import logging
 import shutil
 import tempfile
 import time
-import warnings
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import rasterio
 import rasterio.shutil  # noqa: F401 - kept as written; only ruff's preview F401 flags it
 import torch
@@ -66,28 +62,18 @@ from torch import nn
 
 from tdpcr_lib import __version__
 from tdpcr_lib.core.io import atomic_write_json
-from tdpcr_lib.core.legend import legend_of
-from tdpcr_lib.core.progress import tqdm
 from tdpcr_lib.core.runtime import model_device
 from tdpcr_lib.inference.domain import check_domain
 from tdpcr_lib.inference.engines import EngineError
-from tdpcr_lib.inference.inputs import (
-    PredictionInputError,
-    SceneInputs,
-    is_dataarray,
-    materialise,
-    read_strip,
-    scene_inputs,
-    warn_if_units_look_wrong,
-)
+from tdpcr_lib.inference.inputs import PredictionInputError, materialise, scene_inputs
 from tdpcr_lib.inference.metadata import portable
 from tdpcr_lib.inference.offset import check_s2_offset, model_s2_offset, resolve_s2_offset
-from tdpcr_lib.inference.predictor import PRECISIONS, load_predictor, predict_tile_batch
-from tdpcr_lib.inference.products import OUTPUT_FILES, check_blocksize, to_cog
+from tdpcr_lib.inference.predictor import PRECISIONS, load_predictor
+from tdpcr_lib.inference.products import OUTPUT_FILES, check_blocksize
 from tdpcr_lib.inference.publish import check_replaceable, new_staging, publish, recover_products, remove_stale_scratch
-from tdpcr_lib.inference.strips import GridOfScene, Inline, StripWriter
-from tdpcr_lib.inference.styles import write_styles
-from tdpcr_lib.inference.tiling import TileGrid, check_tiling, model_alignment
+from tdpcr_lib.inference.scene_loop import describe_source as describe_source
+from tdpcr_lib.inference.scene_loop import predict_into as predict_into
+from tdpcr_lib.inference.tiling import check_tiling
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +85,6 @@ log = logging.getLogger(__name__)
 #: (share 0.40 of the whole-scene arrays' growth in benchmarks/scene_inference), 32 MiB 17 MiB.
 #: Writes do not need the cache (16-row intermediate blocks, ``products._INTERMEDIATE_BLOCK_ROWS``).
 GDAL_CACHE_MB = 32
-#: Batches of outputs that may wait for the writer thread (bounds the memory of the overlap).
-PENDING_BATCHES = 2
 
 
 def predict_scene(
@@ -228,7 +212,7 @@ def predict_scene(
                 )
             domain = check_domain(meta, s2_path, s1_path)  # one-line warning if unlike training
             legend = getattr(getattr(getattr(model, "module", model), "config", None), "legend", None)
-            inputs.s2_offset, note = resolve_s2_offset(s2_offset, inputs.s2, _describe(s2_cloudy), legend)
+            inputs.s2_offset, note = resolve_s2_offset(s2_offset, inputs.s2, describe_source(s2_cloudy), legend)
             inputs.s2_shift = model_s2_offset(legend) - inputs.s2_offset
             log.info(note)
             if batch_size is None:
@@ -242,7 +226,7 @@ def predict_scene(
             was_training = model.training
             model.eval()
             try:
-                stats = _predict_into(
+                stats = predict_into(
                     inputs,
                     model,
                     staging,
@@ -264,7 +248,7 @@ def predict_scene(
     paths = {name: out_dir / OUTPUT_FILES[name] for name in stats["products"]}
     summary = {
         "tdpcr_version": __version__,
-        "inputs": {"s2": _describe(s2_cloudy), "s1": _describe(s1)},
+        "inputs": {"s2": describe_source(s2_cloudy), "s1": describe_source(s1)},
         "checkpoint": meta.get("source"),
         "checkpoint_phase": meta.get("phase"),
         "checkpoint_epoch": meta.get("epoch"),
@@ -291,138 +275,3 @@ def predict_scene(
         raise
     paths["summary"] = out_dir / OUTPUT_FILES["summary"]
     return paths
-
-
-def _describe(obj: Any) -> str:
-    return "<xarray.DataArray>" if is_dataarray(obj) else str(obj)
-
-
-def _predict_into(
-    inputs: SceneInputs,
-    model: nn.Module,
-    out_dir: Path,
-    *,
-    tile: int,
-    overlap: int,
-    batch_size: int,
-    write_prompt: bool,
-    progress: bool,
-    blocksize: int,
-    sources: dict[str, Any],
-    overlap_io: bool = True,
-    precision: str = "auto",
-) -> dict[str, Any]:
-    """Run the strip loop, stream into intermediates, then publish COGs. Returns statistics.
-
-    The network runs in this thread. With ``overlap_io`` the next strip is read (S2 window, S1
-    warp, normalisation) on a reader thread while this strip is predicted, and the outputs are
-    blended and written on a writer thread (:class:`StripWriter`) while the next batch runs; at
-    most :data:`PENDING_BATCHES` batches wait for the writer, so memory stays bounded.
-    """
-    height, width = inputs.shape
-    grid = TileGrid.plan(height, width, tile, overlap, model_alignment(model))
-    ys, xs, th, tw, canvas_width = grid.ys, grid.xs, grid.th, grid.tw, grid.canvas_width
-    device = model_device(model)
-    described = {k: _describe(v) for k, v in sources.items()}
-    common_tags = {
-        "TDPCR_VERSION": __version__,
-        "SOURCE_S2": described["s2"],
-        "SOURCE_S1": described["s1"],
-        "CHECKPOINT": str(described["checkpoint"]),
-        "TILE": str(tile),
-        "OVERLAP": str(overlap),
-    }
-    sink = StripWriter(
-        GridOfScene.of(inputs.s2),
-        grid,
-        out_dir,
-        common_tags,
-        legend=legend_of(getattr(model, "module", model)),  # the model's classes
-        s2_offset=inputs.s2_offset,
-        s2_shift=inputs.s2_shift,
-    )
-    reader = ThreadPoolExecutor(1, thread_name_prefix="tdpcr-read") if overlap_io else Inline()
-    writer = ThreadPoolExecutor(1, thread_name_prefix="tdpcr-write") if overlap_io else Inline()
-    pending: deque[Future] = deque()
-    # where the calling thread's time goes (prediction.json "timings"; benchmarks/scene_inference)
-    timings = dict.fromkeys(("forward_s", "wait_read_s", "wait_write_s", "cog_s"), 0.0)
-
-    def submit(fn, *args) -> None:  # in order, on the writer; bounded backlog; errors surface
-        pending.append(writer.submit(fn, *args))
-        started = time.perf_counter()
-        while pending and (len(pending) > PENDING_BATCHES or pending[0].done()):
-            pending.popleft().result()
-        timings["wait_write_s"] += time.perf_counter() - started
-
-    try:
-        sink.open_cloud_free()
-        bar = tqdm(total=len(ys) * len(xs), unit="tile", disable=not progress, desc="tdpcr predict")
-        next_strip = reader.submit(read_strip, inputs, ys[0], th, canvas_width)
-        for r in range(len(ys)):
-            started = time.perf_counter()
-            optical, sar, valid = next_strip.result()
-            timings["wait_read_s"] += time.perf_counter() - started
-            if r + 1 < len(ys):
-                next_strip = reader.submit(read_strip, inputs, ys[r + 1], th, canvas_width)
-            if r == 0:
-                warn_if_units_look_wrong(optical, inputs.s2_path, valid)
-            for b0 in range(0, len(xs), batch_size):
-                cols = list(range(b0, min(b0 + batch_size, len(xs))))
-                opt_b = np.stack([optical[:, :, xs[c] : xs[c] + tw] for c in cols])
-                sar_b = np.stack([sar[:, :, xs[c] : xs[c] + tw] for c in cols])
-                started = time.perf_counter()
-                out = predict_tile_batch(model, opt_b, sar_b, device, precision)
-                if device.type == "cuda":  # the forward pass's time, not its launch
-                    torch.cuda.synchronize(device)
-                timings["forward_s"] += time.perf_counter() - started
-                if write_prompt and not out.get("prompts"):
-                    raise PredictionInputError(
-                        f"write_prompt=True but {type(model).__name__} returns no 'prompts' "
-                        "(baselines and the optical_only/concat variants have none)"
-                    )
-                submit(sink.add_batch, r, cols, out, write_prompt)
-                bar.update(len(cols))
-            # rows before the next strip's origin receive no more contributions: write them
-            submit(sink.finish_strip, r, valid)
-        started = time.perf_counter()
-        while pending:
-            pending.popleft().result()
-        timings["wait_write_s"] += time.perf_counter() - started
-        bar.close()
-        sink.close()
-        started = time.perf_counter()
-        resampling = {"cloud_free": "AVERAGE", "land_cover": "MODE", "degradation_prompt": "AVERAGE"}
-        for name, tmp in sink.tmp_files.items():
-            to_cog(tmp, out_dir / OUTPUT_FILES[name], resampling[name], blocksize)
-        write_styles(out_dir, list(sink.tmp_files), sink.legend)  # QGIS .qml beside each map
-        timings["cog_s"] = time.perf_counter() - started
-    finally:
-        for executor in (reader, writer):
-            executor.shutdown(wait=True, cancel_futures=True)
-        sink.close()
-        for tmp in sink.tmp_files.values():
-            tmp.unlink(missing_ok=True)
-
-    n_pixels = height * width
-    stats: dict[str, Any] = {
-        "products": list(sink.tmp_files),
-        "height": height,
-        "width": width,
-        "crs": str(inputs.s2.crs),
-        "n_tiles": grid.n_tiles,
-        "tile_grid": [len(ys), len(xs)],
-        "valid_fraction": sink.n_valid / n_pixels,
-        "s1_resampled": inputs.s1_resampled,
-        "s1_coverage": inputs.s1_coverage,
-        "timings": {k: round(v, 3) for k, v in timings.items()},
-    }
-    if "land_cover" in sink.tmp_files:
-        fractions = sink.class_counts / max(1, sink.class_counts.sum())
-        stats["class_fractions"] = {name: float(f) for name, f in zip(sink.legend.names, fractions, strict=True)}
-    else:
-        warnings.warn(
-            f"{type(model).__name__} has no segmentation head; land_cover.tif was not "
-            "written (use a phase-2 checkpoint)",
-            stacklevel=3,
-        )
-    return stats

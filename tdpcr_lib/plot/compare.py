@@ -28,21 +28,16 @@ Display choices (the paper shows no figures we could copy, so these are ours):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
-import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
 from tdpcr_lib.core.arrays import Window, crop, crop_rgb, spatial_shape, to_numpy
-from tdpcr_lib.core.legend import Legend, load_legend
-from tdpcr_lib.metrics.accumulator import EvaluationAccumulator
-from tdpcr_lib.metrics.results import headline
+from tdpcr_lib.core.legend import Legend
 from tdpcr_lib.plot.composites import (
     DEFAULT_COMPOSITE,
     GATE_LABEL,
@@ -54,100 +49,9 @@ from tdpcr_lib.plot.composites import (
     sar_caption,
     sar_false_colour,
 )
-
-# ----------------------------------------------------------------------------- metrics
-#: What :func:`tile_metrics` reports, ``(metric, region)`` (segmentation only when predicted).
-TILE_METRICS: tuple[tuple[str, str], ...] = (
-    ("psnr", "all"),
-    ("ssim", "all"),
-    ("sam", "all"),
-    ("mae", "all"),
-    ("psnr", "cloudy"),
-    ("oa", "all"),
-    ("miou", "all"),
-)
-
-
-def tile_metrics(
-    sample: Mapping[str, Any], output: Mapping[str, Any], num_classes: int | None = None
-) -> dict[str, float]:
-    """Metrics of one model on one tile, with the evaluation's own definitions.
-
-    Returns a flat dict keyed by :func:`tdpcr_lib.metrics.results.column_name`: ``psnr``,
-    ``ssim``, ``sam``, ``mae`` (whole tile), ``psnr_cloudy`` (inside the cloud mask; NaN when
-    the tile has no cloud) and, when the model segments, ``oa`` and ``miou``.
-    """
-
-    def batched(x: Any) -> torch.Tensor:
-        return torch.as_tensor(to_numpy(x)).unsqueeze(0)
-
-    # no bucket: one tile's numbers are its "all" rows whatever its bucket is called
-    batch = {key: batched(sample[key]) for key in ("optical", "target", "cloud_mask", "mask")}
-    out = {"reconstruction": batched(output["reconstruction"]).float()}
-    if output.get("segmentation") is not None:
-        out["segmentation"] = batched(output["segmentation"]).float()
-    legend = load_legend()
-    if num_classes is None and output.get("segmentation") is not None:
-        num_classes = int(out["segmentation"].shape[1])  # the model's own classes (logits)
-    acc = EvaluationAccumulator(
-        num_classes=num_classes or legend.num_classes,
-        ignore_index=legend.ignore_index,
-        keep_per_image=False,
-        sync_on_compute=False,
-    )
-    acc.update(out, batch)
-    return headline(acc.compute(), TILE_METRICS)
-
-
-def format_metrics(metrics: Mapping[str, float]) -> str:
-    """Metrics dict → a few short lines for a figure panel (NaN shown as ``n/a``)."""
-
-    def fmt(key: str, spec: str, scale: float = 1.0) -> str:
-        value = metrics.get(key)
-        if value is None or not math.isfinite(value):
-            return "n/a"
-        return format(value * scale, spec)
-
-    lines = [
-        f"PSNR {fmt('psnr', '.2f')} dB",
-        f"  in cloud {fmt('psnr_cloudy', '.2f')} dB",
-        f"SSIM {fmt('ssim', '.3f')}",
-        f"SAM {fmt('sam', '.2f')}°",
-        f"MAE {fmt('mae', '.4f')}",
-    ]
-    if "miou" in metrics:
-        lines += [f"OA {fmt('oa', '.1f', 100)} %", f"mIoU {fmt('miou', '.1f', 100)} %"]
-    return "\n".join(lines)
-
-
-#: Table columns of :func:`metrics_frame`: (key, column heading with unit, scale, format).
-METRIC_COLUMNS: tuple[tuple[str, str, float, str], ...] = (
-    ("psnr", "PSNR dB", 1.0, "{:.2f}"),
-    ("psnr_cloudy", "PSNR in cloud dB", 1.0, "{:.2f}"),
-    ("ssim", "SSIM", 1.0, "{:.3f}"),
-    ("sam", "SAM °", 1.0, "{:.2f}"),
-    ("mae", "MAE refl.", 1.0, "{:.4f}"),
-    ("oa", "OA %", 100.0, "{:.1f}"),
-    ("miou", "mIoU %", 100.0, "{:.1f}"),
-)
-
-
-def metrics_frame(
-    metrics: Mapping[str, Mapping[str, float]], row_titles: Mapping[str, str] | None = None
-) -> pd.DataFrame:
-    """Per-tile metrics of several models as a table (rows: models; columns with units).
-
-    OA and mIoU are in percent (the project's unit for them everywhere); a metric a model does
-    not produce (segmentation of a reconstruction-only baseline) is shown as ``n/a``.
-    """
-    rows = {}
-    for name, values in metrics.items():
-        row = {}
-        for key, heading, scale, spec in METRIC_COLUMNS:
-            value = values.get(key)
-            row[heading] = spec.format(value * scale) if value is not None and math.isfinite(value) else "n/a"
-        rows[(row_titles or {}).get(name, name)] = row
-    return pd.DataFrame.from_dict(rows, orient="index")
+from tdpcr_lib.plot.tile_metrics import format_metrics as format_metrics
+from tdpcr_lib.plot.tile_metrics import metrics_frame as metrics_frame
+from tdpcr_lib.plot.tile_metrics import tile_metrics as tile_metrics
 
 
 # ----------------------------------------------------------------------------- figures

@@ -31,17 +31,16 @@ from tdpcr_lib.core.portable import portable_fields
 from tdpcr_lib.core.progress import tqdm
 from tdpcr_lib.core.runtime import git_sha, resolve_device, seed_everything
 from tdpcr_lib.datasets.memory import DEFAULT_MEMORY_BYTES, hold_in_memory
-from tdpcr_lib.inference.scoring import accumulate_metrics
 from tdpcr_lib.losses import compute_loss
 from tdpcr_lib.metrics.input_cache import InputMetricsCache
-from tdpcr_lib.metrics.results import VAL_PREFIX, from_records, headline, to_records
+from tdpcr_lib.metrics.results import from_records
 from tdpcr_lib.models.checkpoint_files import DigestMemo
 from tdpcr_lib.samplers import ResumableSampler
 from tdpcr_lib.training.async_checkpoint import AsyncCheckpointer
 from tdpcr_lib.training.batches import batch_to_device
-from tdpcr_lib.training.config import TrainConfig, best_metric_value, resolve_best_metric, resolve_objective
+from tdpcr_lib.training.config import TrainConfig, resolve_best_metric, resolve_objective
+from tdpcr_lib.training.epoch_end import end_epoch, validation_frame, write_trainer_logs
 from tdpcr_lib.training.freezing import apply_trainable_set, build_optimizer, lr_factor, parameter_report
-from tdpcr_lib.training.logs import validation_line, write_run_logs
 from tdpcr_lib.training.model_card import model_card
 from tdpcr_lib.training.result import LogCallback, StepCallback, TrainResult
 from tdpcr_lib.training.resume import capture_trainer_state, resume_from_last
@@ -379,79 +378,12 @@ class Trainer:
             self.total_steps = self.step  # the loop ends; the schedule is not consulted again
 
     def _end_epoch(self, throughput: float) -> None:
-        sums = dict(self.epoch_loss_sums)
-        batches = self.epoch_batches
-        if self.distributed:  # mean of the per-rank losses
-            keys = sorted(sums)
-            packed = torch.tensor([sums[k] for k in keys] + [batches], dtype=torch.float64)
-            dist.all_reduce(packed)
-            sums = {k: float(v) / self.world_size for k, v in zip(keys, packed[:-1], strict=True)}
-            batches = int(packed[-1]) // self.world_size
-        row: dict[str, Any] = {
-            "epoch": self.epoch + 1,
-            "step": self.step,
-            "lr": self.optimizer.param_groups[0]["lr"],
-            "images_per_s": round(throughput, 2),
-        }
-        row.update({f"train_{k}": v / max(batches, 1) for k, v in sums.items()})
-        if self.val_dataset is not None:
-            frame = self.validate()
-            self.last_metrics = to_records(frame)
-            row.update(headline(frame, prefix=VAL_PREFIX))
-            value = best_metric_value(frame, self.best_metric)
-            better = self.best_value is None or (
-                value > self.best_value if self.config.best_mode == "max" else value < self.best_value
-            )
-        else:
-            value, better = None, True
-        row["wall_time_s"] = round(self.elapsed_wall_time(), 2)
-        self.history.append(row)
-        self.epoch += 1
-        self.step_in_epoch = 0
-        self.epoch_loss_sums, self.epoch_batches = {}, 0
-        if better:
-            self.best_value, self.best_epoch = value, self.epoch
-            if self.is_main:
-                self._save(
-                    self.best_dir,
-                    extra={**self._checkpoint_extra(), "best_metric": self.best_metric, "best_value": value},
-                )
-        self.save_last()
-        if self.is_main and self.config.progress:
-            log.info(validation_line(self.config.phase, row, self.total_steps, better))
+        end_epoch(self, throughput)
 
     def validate(self) -> pd.DataFrame:
         """The validation result frame (:mod:`tdpcr_lib.metrics.results`), summed over ranks."""
-        accumulator = accumulate_metrics(
-            self.model,
-            self.val_dataset,
-            device=self.device,
-            batch_size=self.config.eval_batch_size or self.local_batch,
-            max_batches=self.config.val_max_batches,
-            rank=self.rank,
-            world_size=self.world_size,
-            tile=self.config.crop_size,  # tiles larger than the crop: sliding window
-            autocast_dtype=self.autocast_dtype,
-            channels_last=self.use_channels_last,
-            input_cache=self.input_metrics,
-        )
-        # with several ranks compute() syncs the states (every rank gets here)
-        return accumulator.to_frame(split="val")
+        return validation_frame(self)
 
     # ------------------------------------------------------------------ logs
     def _write_logs(self) -> None:
-        write_run_logs(
-            self.out_dir,
-            {
-                "phase": self.config.phase,
-                "objective": self.objective,
-                "best_metric": self.best_metric,
-                "best_value": self.best_value,
-                "best_epoch": self.best_epoch,
-                "parameters": self.parameters,
-                "train_config": portable_fields(self.config.to_dict()),
-            },
-            self.history,
-            self.step_log,
-            self.log_callbacks,
-        )
+        write_trainer_logs(self)

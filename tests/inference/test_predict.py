@@ -22,6 +22,8 @@ from tdpcr_lib.core.normalisation import load_normalisation
 from tdpcr_lib.datasets.synthetic.scenes import make_synthetic_scene
 from tdpcr_lib.inference import inputs as P_inputs
 from tdpcr_lib.inference import scene as P
+from tdpcr_lib.inference import scene_loop as P_loop
+from tdpcr_lib.inference import strip_reads as P_strips
 from tdpcr_lib.inference import tiling as P_tiling
 from tdpcr_lib.inference import xarray as P_xarray
 from tdpcr_lib.notebook import predict as P_predict
@@ -308,7 +310,7 @@ def test_evaluation_sliding_window_matches_scene_prediction(scene, tiny_tdpcr, t
     tile, overlap = 128, 32
     out = P.predict_scene(scene.s2_cloudy, scene.s1, tiny_tdpcr, tmp_path, tile=tile, overlap=overlap, progress=False)
     with P_inputs.scene_inputs(scene.s2_cloudy, scene.s1) as inputs:
-        optical, sar, valid = P_inputs.read_strip(inputs, 0, HEIGHT, WIDTH)
+        optical, sar, valid = P_strips.read_strip(inputs, 0, HEIGHT, WIDTH)
     rec = P_tiling.sliding_window_predict(
         tiny_tdpcr, torch.from_numpy(optical)[None], torch.from_numpy(sar)[None], tile=tile, overlap=overlap
     )["reconstruction"][0]
@@ -458,13 +460,13 @@ def test_interrupted_run_leaves_no_partial_outputs(scene, tmp_path):
 def test_memory_stays_bounded_to_a_strip(tmp_path, monkeypatch):
     """Inputs are read one strip at a time, and peak NumPy memory does not grow with height."""
     heights: list[int] = []
-    original = P_inputs.read_strip
+    original = P_strips.read_strip
 
     def spy(inputs, y0, height, canvas_width):
         heights.append(height)
         return original(inputs, y0, height, canvas_width)
 
-    monkeypatch.setattr(P, "read_strip", spy)
+    monkeypatch.setattr(P_loop, "read_strip", spy)
     peaks = {}
     for rows in (400, 1600):
         sc = make_synthetic_scene(tmp_path / f"s{rows}", rows, 128, seed=4)

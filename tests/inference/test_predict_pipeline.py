@@ -13,6 +13,7 @@ from torch import nn
 
 from tdpcr_lib.datasets.synthetic.scenes import make_synthetic_scene
 from tdpcr_lib.inference import scene as P
+from tdpcr_lib.inference import scene_loop as P_loop
 from tdpcr_lib.inference.strips import StripWriter
 from tdpcr_lib.models import ModelConfig, build_model
 
@@ -89,7 +90,7 @@ def test_a_reader_failure_surfaces_and_leaves_nothing(scene, tmp_path, monkeypat
             raise rasterio.errors.RasterioIOError("read failed (simulated)")
         return original(inputs, y0, height, canvas_width)
 
-    monkeypatch.setattr(P, "read_strip", failing)
+    monkeypatch.setattr(P_loop, "read_strip", failing)
     with pytest.raises(rasterio.errors.RasterioIOError, match="simulated"):
         predict(scene, tmp_path / "out")
     assert list((tmp_path / "out").iterdir()) == []
