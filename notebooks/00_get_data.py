@@ -233,7 +233,10 @@ twin = read_synthetic_info(root) or {}
 if SOURCE == "synthetic":
     measured = measure_fidelity(root, max_tiles=100)
     fidelity_figures = plot_fidelity(
-        measured["twin"], measured["real"], measured["distances"], class_names=dict(zip(map(str, legend.codes), legend.names))
+        measured["twin"],
+        measured["real"],
+        measured["distances"],
+        class_names=dict(zip(map(str, legend.codes), legend.names, strict=True)),
     )
     figure_links = {}
     for name, figure in fidelity_figures.items():
