@@ -9,6 +9,7 @@ both are refused with the file and the patch id.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -35,6 +36,8 @@ def check_split_rows(
             f"e.g. {repeated[:3]}; remove the repeated rows or rewrite the "
             "manifest with `tdpcr data manifest`"
         )
+    if _leaky_by_request(manifest_dir):
+        return  # the peers' legacy-substring split shares patches on purpose (labelled as leaky)
     for other in SPLITS:
         other_path = manifest_dir / f"{other}.csv"
         if other == split or not other_path.is_file():
@@ -47,3 +50,14 @@ def check_split_rows(
                 "split only (rewrite the manifest with `tdpcr data "
                 "manifest`)"
             )
+
+
+def _leaky_by_request(manifest_dir: Path) -> bool:
+    """Whether the manifest is SEN12MS-CR's ``legacy-substring`` split, which the user asked for to
+    measure the peers' leak: its training CSV holds test and validation patches by design, and
+    ``split_config.json`` and every report say so."""
+    try:
+        config = json.loads((manifest_dir / "split_config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and config.get("split_protocol") == "legacy-substring"

@@ -34,7 +34,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from tdpcr_lib.core.io import atomic_write_json, atomic_write_text
-from tdpcr_lib.core.legend import legend_of
+from tdpcr_lib.core.legend import class_scheme, legend_of
 from tdpcr_lib.core.runtime import device_description, resolve_device
 from tdpcr_lib.evaluation.protocols import ProtocolScoring, protocol_markdown, split_label, split_warning
 from tdpcr_lib.evaluation.tables import dataframe_to_markdown, metrics_tables
@@ -223,7 +223,7 @@ def check_legend(model: nn.Module, dataset: Dataset, source: str) -> None:
     if data_legend is None or config is None or getattr(config, "with_seg_decoder", True) is False:
         return
     model_legend = legend_of(model)
-    if model_legend.name != data_legend.name:
+    if class_scheme(model_legend.name) != class_scheme(data_legend.name):  # twin = LuojiaSET codes
         raise CheckpointError(
             f"{source}: the checkpoint segments the '{model_legend.name}' legend "
             f"({model_legend.num_classes} classes) but the data use '{data_legend.name}' "

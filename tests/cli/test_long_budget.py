@@ -60,11 +60,12 @@ def test_reproduce_budget_long_uses_its_own_folders(tmp_path, monkeypatch):
 
 
 def test_each_budget_finds_the_other_ones_record(tmp_path):
-    record = {"runs": [], "claims": [], "resolved": {"budget": {"mode": "long"}}}
+    run = {"model": "tdpcr", "seed": 0, "steps": 8, "plateau": False, "metrics": {"psnr": 20.0}}
+    record = {"runs": [run], "claims": [], "resolved": {"budget": {"mode": "long"}}}
     (tmp_path / "long" / "metrics").mkdir(parents=True)
     (tmp_path / "long" / "metrics" / "04_ablations.json").write_text(json.dumps(record))
     label, found, multiple = verdicts.other_budget_record(tmp_path, "default")
-    assert label == "long budget (4×)" and multiple == 4.0 and found["runs"] == []
+    assert label == "long budget (4×)" and multiple == 4.0 and found["runs"] == [run]
     assert verdicts.other_budget_record(tmp_path / "long", "long") is None  # no default yet
     (tmp_path / "metrics").mkdir()
     (tmp_path / "metrics" / "04_ablations.json").write_text(json.dumps(record))
