@@ -162,7 +162,7 @@ def test_record_reads_a_jupytext_notebook_and_falls_back_with_a_warning(tmp_path
 @pytest.mark.parametrize("path", sorted(paths.NOTEBOOKS_DIR.glob("[0-9][0-9]_*.py")), ids=lambda p: p.stem)
 def test_every_notebook_records_its_parameters_cell(path):
     text = path.read_text()
-    assert re.search(rf'RunRecord\.from_parameters_cell\(\s*"{path.stem}", globals\(\)', text)
+    assert re.search(rf'RunRecord\.from_parameters_cell\(\s*"{path.stem}",\s*globals\(\)', text)
     assert "RunRecord(" not in text  # no hand-written parameter lists
     assert parameters_cell_names(path) == parameters_cell_names(path.with_suffix(".ipynb"))
 
@@ -195,4 +195,4 @@ def test_every_notebook_sends_smoke_reports_to_their_own_folder(path):
     assert re.search(r"^REPORTS_DIR = None\b", text, re.M)
     assert "reports_dir = resolve_reports_dir(REPORTS_DIR, smoke=SMOKE)" in text
     assert "Path(REPORTS_DIR)" not in text and "paths.REPORTS_DIR" not in text
-    assert re.search(r'from_parameters_cell\(\s*"\w+", globals\(\),[^;]*?metrics_dir=reports_dir / "metrics"', text)
+    assert re.search(r'from_parameters_cell\(\s*"\w+",\s*globals\(\),[^;]*?metrics_dir=reports_dir / "metrics"', text)
