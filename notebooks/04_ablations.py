@@ -149,7 +149,7 @@ data_root = Path(DATA_ROOT) if DATA_ROOT else paths.DEFAULT_SYNTHETIC_ROOT
 runs_dir = Path(RUNS_DIR) if RUNS_DIR else paths.RUNS_DIR
 reports_dir = resolve_reports_dir(REPORTS_DIR, smoke=SMOKE)
 figures_dir = reports_dir / "figures"
-seeds = list(SEEDS) if SEEDS else default_seeds(SEED, smoke=SMOKE, full=FULL, n_seeds=N_SEEDS)
+seeds = list(SEEDS) if SEEDS else default_seeds(SEED, smoke=SMOKE, n_seeds=N_SEEDS)
 budget = preset_budget(smoke=SMOKE, full=FULL, quick=QUICK, long=LONG, steps=STEPS)
 if MODEL_OVERRIDES:
     budget.model_overrides = {**budget.model_overrides, **MODEL_OVERRIDES}
