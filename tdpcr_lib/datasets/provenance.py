@@ -16,6 +16,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from tdpcr_lib.core.bands import S1_BANDS, S2_BANDS
+from tdpcr_lib.core.portable import project_path
 
 #: Training samples read for the input statistics (spread evenly over the training set).
 STATS_SAMPLES = 32
@@ -108,7 +109,7 @@ def describe_training_data(
         "dataset": type(base).__name__,
         "source": source,
         "twin_version": twin_version,
-        "data_root": str(root) if root is not None else None,
+        "data_root": project_path(root),  # relative to the project: no machine paths in checkpoints
         "n_train": n,
         "input_statistics": stats,
         "statistics_samples": len(optical),

@@ -35,6 +35,7 @@ _SHOWN: tuple[tuple[str, str, str, float, int], ...] = (
 
 _DATASETS = {
     "luojiaset": "LuojiaSET-OSFCR (Pan et al., ISPRS JPRS 2024)",
+    "synthetic": "LuojiaSET-OSFCR (Pan et al., ISPRS JPRS 2024)",  # the twin's legend, same codes
     "igbp_simplified": "SEN12MS-CR (Ebel et al., IEEE TGRS 2021)",
 }
 

@@ -278,5 +278,5 @@ def test_notebook_presets_keep_the_modes_apart():
     assert full.epochs >= 30 and full.lr == 1e-4 and full.init_from == "runs/phase1/best"
     assert isinstance(model, ModelConfig) and isinstance(full_model, ModelConfig)
     assert model.widths == (8, 16, 32, 64) and full_model.seg_width == 8
-    with pytest.raises(ValueError, match="at most one of SMOKE, QUICK and FULL"):
+    with pytest.raises(ValueError, match="at most one of SMOKE, QUICK, LONG and FULL"):
         notebook_configs("phase1", smoke=True, full=True)
