@@ -83,7 +83,7 @@ def test_a_writer_failure_surfaces_and_leaves_nothing(scene, tmp_path, monkeypat
 
 
 def test_a_reader_failure_surfaces_and_leaves_nothing(scene, tmp_path, monkeypatch):
-    original = P.read_strip
+    original = P_loop.read_strip
 
     def failing(inputs, y0, height, canvas_width):
         if y0 > 0:
