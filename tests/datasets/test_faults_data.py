@@ -475,7 +475,7 @@ PREDICT_KILLER = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
     from tdpcr_lib.datasets.synthetic.scenes import make_synthetic_scene
-    from tdpcr_lib.inference import predictor, scene as scene_module
+    from tdpcr_lib.inference import predictor, scene as scene_module, scene_loop
 
     moment, s2, s1, checkpoint, out = sys.argv[1:6]
     out = Path(out)
@@ -492,13 +492,13 @@ PREDICT_KILLER = textwrap.dedent("""
             die()
     os.replace, os.rename = replace, rename
     if moment == "mid_prediction":  # strips and partial files exist, nothing is final
-        real_batch, calls = scene_module.predict_tile_batch, []
+        real_batch, calls = scene_loop.predict_tile_batch, []
         def batch(*args, **kwargs):
             calls.append(1)
             if len(calls) == 2:
                 die()
             return real_batch(*args, **kwargs)
-        scene_module.predict_tile_batch = batch
+        scene_loop.predict_tile_batch = batch  # where the strip loop looks it up
     scene_module.predict_scene(s2, s1, checkpoint, out, tile=32, overlap=8, device="cpu",
                                progress=False, blocksize=16)
 """)
