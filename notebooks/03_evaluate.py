@@ -55,7 +55,6 @@ from tdpcr_lib.core import paths
 from tdpcr_lib.core.io import atomic_write_text
 from tdpcr_lib.datasets.sources import ensure_dataset, legend_of_data, open_dataset
 from tdpcr_lib.evaluation.evaluate import evaluate
-from tdpcr_lib.evaluation.intervals import headline_intervals, tile_scores
 from tdpcr_lib.evaluation.majority import majority_class_baseline, majority_table
 from tdpcr_lib.evaluation.protocols import protocol_table
 from tdpcr_lib.evaluation.report import bucket_curves, cloudiest_index, headline_metrics, write_results
@@ -111,7 +110,13 @@ test_set
 
 # %%
 result = evaluate(
-    checkpoint, test_set, device=DEVICE, batch_size=BATCH_SIZE, max_batches=2 if SMOKE else None, protocols=PROTOCOLS
+    checkpoint,
+    test_set,
+    device=DEVICE,
+    batch_size=BATCH_SIZE,
+    max_batches=2 if SMOKE else None,
+    protocols=PROTOCOLS,
+    tile_intervals=True,
 )
 result.tables["summary"]
 
@@ -212,16 +217,16 @@ band_error.round(4)
 
 # %% [markdown]
 # ## 95 % intervals over test tiles
-# How much the headline numbers depend on which tiles are in the test split: each tile scored
-# alone with the same settings; PSNR (all, cloudy) a t interval over tiles, mIoU a bootstrap over
-# tiles of the pooled confusion matrix (`tdpcr_lib.evaluation.intervals`).
+# How much the headline numbers depend on which tiles are in the test split: the evaluation above
+# also scored each tile alone (from the same predictions); PSNR (all, cloudy) a t interval over
+# tiles, mIoU a bootstrap over tiles of the pooled confusion matrix
+# (`tdpcr_lib.evaluation.intervals`).
 
 # %%
-scored = test_set if not SMOKE else [test_set[i] for i in range(min(len(test_set), 4))]
-intervals = headline_intervals(
-    tile_scores(model, scored, device="cpu", tile=result.meta["tile"], overlap=result.meta["overlap"])
-)
+intervals = result.meta["intervals"]
 intervals
+
+# %% [markdown]
 # ## Transfer check: the model on real cloudy images
 # Everything above is measured on the data the model was trained on (by default the synthetic twin).
 # Here the model meets the real SEN12MS-CR samples that ship with tdpcr: a thick-cloud autumn scene

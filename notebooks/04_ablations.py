@@ -122,8 +122,9 @@ show_figures_inline()  # figures show as images, live and in executed copies
 # optimizer steps per model (split 2:1 between phase 1 and phase 2; TDP-CR then no longer matches
 # the main run and seed 0 is trained here). `ABLATIONS` restricts the grid to some rows (`None` =
 # all). `MODEL_OVERRIDES` changes model sizes per architecture (part of each run's configuration
-# hash). `WORKERS` trains independent runs in that many processes with one torch thread each
-# (2 on a 2-core CPU; 1 = one process with all threads). `FORCE=True` retrains finished runs.
+# hash). `WORKERS` trains independent runs in that many processes with `THREADS_PER_WORKER` torch
+# threads each (2 × 1 on a 2-core CPU; `WORKERS=1` = one process with all threads). `FORCE=True`
+# retrains finished runs.
 
 # %% tags=["parameters"]
 DATA_ROOT = None  # None → the synthetic twin written by 00_get_data
@@ -142,6 +143,7 @@ STEPS = None
 ABLATIONS = None
 MODEL_OVERRIDES = None  # e.g. {"dsen2cr": {"dsen2cr_blocks": 4}}: ModelConfig fields per arch
 WORKERS = 2
+THREADS_PER_WORKER = 1  # torch threads in each worker process (results differ in the last bits; docs/verdicts.md)
 FORCE = False
 
 # %%
@@ -168,6 +170,7 @@ record = RunRecord.from_parameters_cell(
         "seeds": seeds,
         "device": device,
         "workers": workers,
+        "threads_per_worker": int(THREADS_PER_WORKER),
         "budget": budget.to_dict(),
     },
 )
@@ -183,7 +186,16 @@ print(
 
 # %%
 results = run_grid(
-    data_root, runs_dir, seeds, budget, names=ABLATIONS, device=device, force=FORCE, workers=workers, main_runs=runs_dir
+    data_root,
+    runs_dir,
+    seeds,
+    budget,
+    names=ABLATIONS,
+    device=device,
+    force=FORCE,
+    workers=workers,
+    threads_per_worker=int(THREADS_PER_WORKER),
+    main_runs=runs_dir,
 )
 aggregated = aggregate(results)
 runs = run_records(results)

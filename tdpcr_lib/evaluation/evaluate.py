@@ -36,10 +36,11 @@ from torch.utils.data import Dataset
 from tdpcr_lib.core.io import atomic_write_json, atomic_write_text
 from tdpcr_lib.core.legend import class_scheme, legend_of
 from tdpcr_lib.core.runtime import device_description, resolve_device
+from tdpcr_lib.evaluation.intervals import TileScores, headline_intervals
 from tdpcr_lib.evaluation.protocols import ProtocolScoring, protocol_markdown, split_label, split_warning
 from tdpcr_lib.evaluation.tables import dataframe_to_markdown, metrics_tables
 from tdpcr_lib.inference.engines import engine_model
-from tdpcr_lib.inference.scoring import accumulate_metrics
+from tdpcr_lib.inference.scoring import accumulate_metrics, scored_classes
 from tdpcr_lib.metrics.protocol_specs import DEFAULT_PROTOCOL
 from tdpcr_lib.metrics.results import ALL, COUNT_METRIC, from_records, to_records, value
 from tdpcr_lib.models.checkpoint import CheckpointError
@@ -126,6 +127,7 @@ def evaluate(
     seed: int | None = None,
     protocols: Sequence[str] = (DEFAULT_PROTOCOL,),
     engine: str = "torch",
+    tile_intervals: bool = False,
 ) -> EvaluationResult:
     """Score a model on a dataset: CR + segmentation metrics, all/cloudy/clear and per bucket.
 
@@ -156,6 +158,10 @@ def evaluate(
     engine
         ``"torch"`` or an exported engine (:data:`tdpcr_lib.inference.engines.ENGINES`;
         ``"auto"``: the fastest on a CPU, torch on CUDA).
+    tile_intervals
+        Also score every tile alone, from the same predictions, and put the headline numbers'
+        95 % intervals over tiles in ``meta["intervals"]``
+        (:func:`tdpcr_lib.evaluation.intervals.headline_intervals`).
 
     Returns
     -------
@@ -177,6 +183,13 @@ def evaluate(
     autocast_dtype = torch.bfloat16 if device.type == "cuda" else None
     started = time.time()
     scoring = ProtocolScoring(protocols, dataset)
+    per_tile = TileScores(*scored_classes(model, dataset)) if tile_intervals else None
+
+    def on_batch(outputs: dict[str, Any], batch: dict[str, Any]) -> None:
+        scoring(outputs, batch)
+        if per_tile is not None:
+            per_tile(outputs, batch)
+
     accumulator = accumulate_metrics(
         model,
         dataset,
@@ -188,7 +201,7 @@ def evaluate(
         autocast_dtype=autocast_dtype,
         num_workers=num_workers,
         progress=progress,
-        on_batch=scoring,
+        on_batch=on_batch,
     )
     split = getattr(dataset, "split", None)
     frame = accumulator.to_frame(model=model_name or source, seed=seed, split=split)
@@ -213,6 +226,8 @@ def evaluate(
         # errors and the normalised confusion matrix of the report
         "confusion": accumulator.confusion_matrix().tolist() if accumulator.has_segmentation else None,
     }
+    if per_tile is not None:
+        meta_out["intervals"] = headline_intervals(per_tile.scores)
     return EvaluationResult(frame=frame, meta=meta_out)
 
 

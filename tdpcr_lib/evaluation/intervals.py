@@ -9,8 +9,9 @@ How wide is a headline number's uncertainty from *which tiles happen to be in th
   bootstrap over tiles (resampling tiles with replacement, pooling their confusion matrices;
   2000 resamples with a fixed seed, so the interval is reproducible).
 
-Each tile is scored alone with the evaluation's own settings (sliding window, overlap), which
-costs one extra pass over the test split.
+Each tile is scored alone, from the predictions the evaluation already makes (a
+:class:`TileScores` ``on_batch`` hook of :func:`tdpcr_lib.evaluation.evaluate.evaluate`), so the
+intervals cost no second pass of the model over the test split.
 """
 
 from __future__ import annotations
@@ -22,42 +23,56 @@ from typing import Any
 import numpy as np
 import torch
 from scipy import stats
-from torch import nn
-from torch.utils.data import Dataset
 
-from tdpcr_lib.inference.scoring import accumulate_metrics
+from tdpcr_lib.metrics.accumulator import EvaluationAccumulator
 from tdpcr_lib.metrics.functional import segmentation_scores
 from tdpcr_lib.metrics.results import ALL, has, value
-from tdpcr_lib.samplers import IndexSubset
 
 #: The ``03_evaluate.json`` keys this module adds (``<metric>_ci95_low`` / ``_high``).
 INTERVAL_METRICS: tuple[str, ...] = ("psnr", "psnr_cloudy", "miou")
 
 
-def tile_scores(
-    model: nn.Module,
-    dataset: Dataset,
-    *,
-    device: str | torch.device = "cpu",
-    tile: int | None = None,
-    overlap: int | None = None,
-) -> list[dict[str, Any]]:
-    """Per test tile: ``psnr``, ``psnr_cloudy`` (NaN without clouds) and ``confusion``
-    (``None`` for a model that does not segment)."""
-    scores = []
-    for index in range(len(dataset)):
-        accumulator = accumulate_metrics(
-            model, IndexSubset(dataset, [index]), device=device, batch_size=1, tile=tile, overlap=overlap
-        )
-        frame = accumulator.to_frame()
-        scores.append(
-            {
-                "psnr": value(frame, "psnr"),
-                "psnr_cloudy": value(frame, "psnr", "cloudy") if has(frame, "psnr", "cloudy") else float("nan"),
-                "confusion": accumulator.confusion_matrix(ALL, ALL).numpy() if accumulator.has_segmentation else None,
-            }
-        )
-    return scores
+class TileScores:
+    """Scores every predicted tile alone as the evaluation passes (an ``on_batch`` hook).
+
+    Each image of a batch gets its own :class:`EvaluationAccumulator`, so its ``psnr``,
+    ``psnr_cloudy`` (NaN without cloud pixels) and ``confusion`` (``None`` for a model that does
+    not segment) follow the headline's definitions exactly; ``scores`` lists them in test order.
+    """
+
+    def __init__(self, num_classes: int, ignore_index: int | None) -> None:
+        self.num_classes, self.ignore_index = num_classes, ignore_index
+        self.scores: list[dict[str, Any]] = []
+
+    def __call__(self, outputs: Mapping[str, Any], batch: Mapping[str, Any]) -> None:
+        n = batch["target"].shape[0]
+        for i in range(n):
+            accumulator = EvaluationAccumulator(num_classes=self.num_classes, ignore_index=self.ignore_index)
+            accumulator = accumulator.to(batch["target"].device)
+            accumulator.update(_one(outputs, i, n), _one(batch, i, n))
+            frame = accumulator.to_frame()
+            self.scores.append(
+                {
+                    "psnr": value(frame, "psnr"),
+                    "psnr_cloudy": value(frame, "psnr", "cloudy") if has(frame, "psnr", "cloudy") else float("nan"),
+                    "confusion": (
+                        accumulator.confusion_matrix(ALL, ALL).cpu().numpy() if accumulator.has_segmentation else None
+                    ),
+                }
+            )
+
+
+def _one(batch: Mapping[str, Any], i: int, n: int) -> dict[str, Any]:
+    """Image ``i`` of a batch as a batch of one (tensors and per-image lists sliced, the rest kept)."""
+    out: dict[str, Any] = {}
+    for key, item in batch.items():
+        if isinstance(item, torch.Tensor) and item.ndim > 0 and item.shape[0] == n:
+            out[key] = item[i : i + 1]
+        elif isinstance(item, (list, tuple)) and len(item) == n:
+            out[key] = [item[i]]
+        else:
+            out[key] = item
+    return out
 
 
 def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:

@@ -21,6 +21,14 @@ from tdpcr_lib.metrics.input_cache import InputMetricsCache
 from tdpcr_lib.samplers import IndexSubset
 
 
+def scored_classes(model: nn.Module, dataset: Dataset) -> tuple[int, int | None]:
+    """``(num_classes, ignore_index)`` a model is scored with on ``dataset``: the classes the model
+    was trained for; a model without a config (e.g. the majority baseline) scores against the
+    dataset's legend."""
+    legend = legend_of(model) if hasattr(model, "config") else getattr(dataset, "legend", None) or legend_of(model)
+    return getattr(getattr(model, "config", None), "num_classes", legend.num_classes), legend.ignore_index
+
+
 def accumulate_metrics(
     model: nn.Module,
     dataset: Dataset,
@@ -50,13 +58,10 @@ def accumulate_metrics(
     protocols without predicting again).
     """
     device = model_device(model) if device is None else resolve_device(device)
-    # the classes the model was trained for; a model without a config (e.g. the majority
-    # baseline) scores against the dataset's legend
-    legend = legend_of(model) if hasattr(model, "config") else getattr(dataset, "legend", None) or legend_of(model)
-    num_classes = getattr(getattr(model, "config", None), "num_classes", legend.num_classes)
+    num_classes, ignore_index = scored_classes(model, dataset)
     # the states live on the evaluation device: NCCL can only reduce CUDA tensors
     accumulator = EvaluationAccumulator(
-        num_classes=num_classes, ignore_index=legend.ignore_index, sync_on_compute=world_size > 1
+        num_classes=num_classes, ignore_index=ignore_index, sync_on_compute=world_size > 1
     ).to(device)
     shard = IndexSubset.shard(dataset, rank, world_size)
     loader = DataLoader(shard, batch_size=batch_size, shuffle=False, num_workers=num_workers)

@@ -14,6 +14,7 @@ from tdpcr_lib.datasets.sources import open_dataset
 from tdpcr_lib.evaluation import intervals
 from tdpcr_lib.evaluation.evaluate import evaluate
 from tdpcr_lib.evaluation.report import headline_metrics, results_markdown
+from tdpcr_lib.inference.scoring import accumulate_metrics, scored_classes
 from tdpcr_lib.metrics.functional import segmentation_scores
 from tdpcr_lib.models import ModelConfig, build_model
 
@@ -38,17 +39,28 @@ def test_per_tile_scores_reproduce_the_headline_and_give_its_intervals(tiny_luoj
     torch.manual_seed(0)
     model = build_model(ModelConfig.small(with_seg_decoder=True)).eval()
     test_set = open_dataset(tiny_luojiaset_root, split="test")
-    result = evaluate(model, test_set, device="cpu", tile=None, progress=False)
-    scores = intervals.tile_scores(model, test_set, device="cpu", tile=None)
+    # batches of 3 images: the hook must score each image of a batch alone
+    result = evaluate(model, test_set, device="cpu", tile=None, progress=False, batch_size=3, tile_intervals=True)
+    per_tile = intervals.TileScores(*scored_classes(model, test_set))
+    accumulate_metrics(model, test_set, device="cpu", batch_size=3, on_batch=per_tile)
+    scores = per_tile.scores
+    assert len(scores) == len(test_set)
     headline = headline_metrics(result)
     # the headline PSNR is the mean of the per-tile PSNRs; the mIoU pools their confusions
     assert np.mean([s["psnr"] for s in scores]) == pytest.approx(headline["psnr"], rel=1e-6)
     pooled = np.sum([s["confusion"] for s in scores], axis=0)
     assert segmentation_scores(pooled)["miou"] == pytest.approx(headline["miou"], rel=1e-6)
-    out = intervals.headline_intervals(scores)
+    out = result.meta["intervals"]
+    assert out == intervals.headline_intervals(scores)
     for metric in ("psnr", "miou"):
         assert out[f"{metric}_ci95_low"] < headline[metric] < out[f"{metric}_ci95_high"]
     assert out["ci95_n_tiles"] == len(test_set)
     page = results_markdown(result, intervals=out)
     assert "## 95 % intervals over test tiles" in page
     assert f"[{out['psnr_ci95_low']:.2f}, {out['psnr_ci95_high']:.2f}] dB" in page
+
+
+def test_evaluation_without_tile_intervals_has_none(tiny_luojiaset_root):
+    model = build_model(ModelConfig.small(with_seg_decoder=True)).eval()
+    result = evaluate(model, open_dataset(tiny_luojiaset_root, split="test"), device="cpu", tile=None, progress=False)
+    assert "intervals" not in result.meta

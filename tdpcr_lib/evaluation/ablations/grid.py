@@ -17,7 +17,8 @@ Design choices (the paper publishes no ablation protocol; these are ours, detail
   TDP-CR's seed 0 is the main run, and ``seg_decoder_only`` shares TDP-CR's phase 1.
 * **Paired seeds**: seed ``k`` of every model has the same data order, augmentation stream and
   initialisation seed, and all are scored on the same test tiles.
-* **Workers**: independent runs train in ``workers`` processes with one torch thread each.
+* **Workers**: independent runs train in ``workers`` processes with ``threads_per_worker`` torch
+  threads each (one by default).
 * **Statistics** (:mod:`tdpcr_lib.evaluation.ablations.stats`): paired differences over seeds
   with Student-t 95 % intervals and verdicts.
 """
@@ -230,12 +231,14 @@ def run_grid(
     force: bool = False,
     log: Callable[[str], None] | None = print,
     workers: int = 1,
+    threads_per_worker: int = 1,
     main_runs: str | Path | None = None,
 ) -> list[dict[str, Any]]:
     """Run (or reuse) every (variant, seed) of the grid; returns their results in grid order.
 
-    ``workers > 1`` trains independent runs in that many processes with one torch thread each
-    (a run's result does not depend on which worker trains it; its thread count is recorded).
+    ``workers > 1`` trains independent runs in that many processes with ``threads_per_worker``
+    torch threads each (a run's result does not depend on which worker trains it; its thread
+    count is recorded).
     Runs that share TDP-CR's phase 1 start after the TDP-CR run of their seed.
     """
     specs = dict(specs or ABLATIONS)
@@ -278,7 +281,9 @@ def run_grid(
             report(job, run_ablation(specs[job[0]], budget, job[1], **kwargs), time.time() - started)
         return [done[job] for job in jobs]
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(1,)) as pool:
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_init_worker, initargs=(max(1, int(threads_per_worker)),)
+    ) as pool:
         pending: dict[Any, tuple[tuple[str, int], float]] = {}
 
         def submit(job: tuple[str, int]) -> None:
