@@ -41,7 +41,7 @@
 #
 # **The protocol** (docs/decisions.md § Ablation protocol):
 # * **Same recipe as the main run.** Every TDP-CR variant trains with exactly the configs of
-#   notebooks 01/02 (the 0.29 M `default` size, batch 8, 32² crops, at most 600 + 300 steps,
+#   notebooks 01/02 (the 0.29 M `default` size, batch 8, 32² crops, at most 400 + 200 steps,
 #   validation every epoch, best checkpoint, plateau-based stopping); single-phase joint training
 #   gets the sum of the steps. **Seed 0 of TDP-CR is the main run** (`runs/phase1`, `runs/phase2`,
 #   reused, not retrained), and the phase-2-only variant (*seg decoder only*) starts from the
@@ -81,7 +81,7 @@
 # | the dataset (synthetic twin by default) | `00_get_data.ipynb` |
 # | `tdpcr_lib` installed (`make setup`) | README |
 # | the main run (seed 0 of TDP-CR) | `01_train_phase1.ipynb`, `02_train_phase2.ipynb` (otherwise trained here) |
-# | time | ≈ 15–20 min (default, 2-core CPU, 2 workers) · ≈ 4 min (`QUICK`) · hours (`LONG`; resumable) · < 2 min (`SMOKE`) · hours on a GPU (`FULL`) |
+# | time | ≈ 20 min (default, 2-core CPU, 2 workers) · ≈ 4 min (`QUICK`) · hours (`LONG`; resumable) · < 2 min (`SMOKE`) · hours on a GPU (`FULL`) |
 
 # %% [markdown]
 # ## Imports

@@ -8,8 +8,9 @@ import json
 import pytest
 
 from tdpcr_lib.evaluation.ablations import budget, stats, verdicts
+from tdpcr_lib.training.presets import STEP_BUDGETS
 
-P1, P2 = 600, 300  # the default budget: 600 + 300 steps, validated every 25 steps
+P1, P2 = 600, 300  # a constructed 600 + 300-step budget, validated every 25 steps
 
 
 def _two_phase(model, seed, psnr, miou, plateau=True, stop1=P1, test_psnr=None, test_miou=None):
@@ -152,6 +153,8 @@ def test_readme_section_leads_with_settled_claims_and_names_each_budget(tmp_path
     assert text.index("PGF vs concat fusion") < dependent
     assert text.index("SAR + optical vs optical only") > dependent
     assert "default budget (600 + 300 steps)" in text and "long budget (2400 + 1200 steps)" in text
+    # the long preset is 4x the default one (what --budget long promises)
+    assert STEP_BUDGETS["long"] == tuple(4 * s for s in STEP_BUDGETS["default"])
     assert "Indicative" not in text
 
 

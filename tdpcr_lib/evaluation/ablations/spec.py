@@ -274,7 +274,7 @@ def preset_budget(
             validate=True,
             plateau_stop=True,
             equal_compute=("dsen2cr",),
-            equal_compute_eval_tiles=25,
+            equal_compute_eval_tiles=10,
         )
     if steps is not None:
         if steps < 2:
