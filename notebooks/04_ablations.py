@@ -41,7 +41,7 @@
 #
 # **The protocol** (docs/decisions.md § Ablation protocol):
 # * **Same recipe as the main run.** Every TDP-CR variant trains with exactly the configs of
-#   notebooks 01/02 (the 0.29 M `default` size, batch 8, 32² crops, at most 400 + 200 steps,
+#   notebooks 01/02 (the 0.29 M `default` size, batch 8, 32² crops, at most 300 + 150 steps,
 #   validation every epoch, best checkpoint, plateau-based stopping); single-phase joint training
 #   gets the sum of the steps. **Seed 0 of TDP-CR is the main run** (`runs/phase1`, `runs/phase2`,
 #   reused, not retrained), and the phase-2-only variant (*seg decoder only*) starts from the

@@ -18,7 +18,7 @@ from tdpcr_lib.training.config import TrainConfig
 #: curves in docs/decisions.md § Ablation protocol). ``quick`` is a quarter of it (indicative).
 #: ``long`` is 4× the default (``tdpcr reproduce --budget long``: hours on 2 cores, resumable),
 #: for settling budget-dependent claims overnight.
-STEP_BUDGETS: dict[str, tuple[int, int]] = {"default": (400, 200), "quick": (100, 50), "long": (1600, 800)}
+STEP_BUDGETS: dict[str, tuple[int, int]] = {"default": (300, 150), "quick": (75, 38), "long": (1200, 600)}
 
 
 def budget_mode(smoke: bool = False, full: bool = False, quick: bool = False, long: bool = False) -> str:

@@ -21,7 +21,7 @@ def test_long_budget_is_four_times_the_default():
     assert long.mode == "long" and long.validate and long.plateau_stop
     assert long.model_size == default.model_size and long.batch_size == default.batch_size
     config = preset_config("phase1", long=True)
-    assert config.max_steps == STEP_BUDGETS["long"][0] == 1600 and config.epochs == 64
+    assert config.max_steps == STEP_BUDGETS["long"][0] == 1200 and config.epochs == 48
     with pytest.raises(ValueError, match="at most one"):
         budget_mode(quick=True, long=True)
 

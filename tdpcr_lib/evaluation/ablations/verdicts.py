@@ -165,7 +165,7 @@ def _num(value: Any) -> str:
 
 
 def budget_name(record: Mapping[str, Any]) -> str:
-    """``"default budget (400 + 200 steps)"``: the budget a record's claims were measured at."""
+    """``"default budget (300 + 150 steps)"``: the budget a record's claims were measured at."""
     budget = (record.get("resolved") or {}).get("budget", {})
     return (
         f"{budget.get('mode', '?')} budget ({budget.get('phase1_steps', '?')} + "
