@@ -146,8 +146,13 @@ def plot_comparison(
         ax.set_frame_on(True)
         return im
 
-    def colour_bar(im: Any, column: Sequence[Axes], label: str) -> None:
-        bar = fig.colorbar(im, ax=list(column), location="bottom", fraction=0.02, aspect=25, pad=0.01)
+    def colour_bar(im: Any, column: Sequence[Axes], label: str, n_spanned: int) -> None:
+        # a bar 0.12 in thick and as long as the columns it serves, whatever the number of rows
+        # (fractions of the panels' height made it a stub under a single model row)
+        thickness = 0.12
+        fraction = thickness / (panel_size * 1.1 * len(models))
+        aspect = 0.9 * panel_size * n_spanned / thickness
+        bar = fig.colorbar(im, ax=list(column), location="bottom", fraction=fraction, aspect=aspect, pad=0.01)
         bar.ax.tick_params(labelsize=7)
         bar.set_label(label, fontsize=7)
 
@@ -262,9 +267,9 @@ def plot_comparison(
                 transform=axes[row, n_cols - 1].transAxes,
             )
     # one bar per scale (the error scale and the 0–1 gate scale are shared by all rows)
-    colour_bar(error_image, axes[1:, 1], "|error| (band mean), reflectance")
+    colour_bar(error_image, axes[1:, 1], "|error| (band mean), reflectance", 1)
     if gate_image is not None:
-        colour_bar(gate_image, axes[1:, 3 : 3 + n_prompt_cols].ravel(), GATE_LABEL)
+        colour_bar(gate_image, axes[1:, 3 : 3 + n_prompt_cols].ravel(), GATE_LABEL, n_prompt_cols)
     if window is not None:
         axes[0, 2].set_title("target (clear, zoomed)", fontsize=8)
     return fig
