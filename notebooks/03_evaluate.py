@@ -55,11 +55,19 @@ from tdpcr_lib.core import paths
 from tdpcr_lib.core.io import atomic_write_text
 from tdpcr_lib.datasets.sources import ensure_dataset, legend_of_data, open_dataset
 from tdpcr_lib.evaluation.evaluate import evaluate
+from tdpcr_lib.evaluation.intervals import intervals_table
 from tdpcr_lib.evaluation.majority import majority_class_baseline, majority_table
-from tdpcr_lib.evaluation.protocols import protocol_table
+from tdpcr_lib.evaluation.protocols import protocol_display
 from tdpcr_lib.evaluation.report import bucket_curves, cloudiest_index, headline_metrics, write_results
-from tdpcr_lib.evaluation.tables import band_error_under_clouds, normalised_confusion, per_class_iou_table
-from tdpcr_lib.evaluation.transfer import transfer_check, transfer_markdown
+from tdpcr_lib.evaluation.tables import (
+    BAND_ERROR_SHOWN,
+    band_error_under_clouds,
+    normalised_confusion,
+    per_class_iou_table,
+    readable,
+    readable_record,
+)
+from tdpcr_lib.evaluation.transfer import domain_warnings, transfer_check, transfer_display, transfer_markdown
 from tdpcr_lib.metrics.results import CR_METRICS, to_records, value, wide
 from tdpcr_lib.models.checkpoint import load_model, read_meta
 from tdpcr_lib.notebook.display import show_figures_inline
@@ -118,14 +126,14 @@ result = evaluate(
     protocols=PROTOCOLS,
     tile_intervals=True,
 )
-result.tables["summary"]
+readable(result.tables["summary"])  # units in the headings, rounded; result.frame keeps the raw numbers
 
 # %% [markdown]
 # ### The same predictions under named protocols
 # One row per protocol (`docs/metrics.md` lays them side by side); the tables above are `tdpcr`.
 
 # %%
-protocol_table(result.meta["protocols"])
+protocol_display(result.meta["protocols"])
 
 # %% [markdown]
 # ### The result frame
@@ -135,17 +143,17 @@ protocol_table(result.meta["protocols"])
 
 # %%
 print(f"{len(result.frame)} rows; PSNR inside clouds: {value(result.frame, 'psnr', region='cloudy'):.2f} dB")
-wide(result.frame[result.frame["bucket"] == "all"], index="region", metrics=CR_METRICS)
+readable(wide(result.frame[result.frame["bucket"] == "all"], index="region", metrics=CR_METRICS))
 
 # %% [markdown]
 # ### Reconstruction and segmentation tables
 # One row per subset: all pixels, cloudy pixels, clear pixels, then each cloud-cover bucket.
 
 # %%
-result.tables["cr"]
+readable(result.tables["cr"])
 
 # %%
-result.tables["seg"]
+readable(result.tables["seg"])
 
 # %% [markdown]
 # ### Per-class IoU and confusion matrix
@@ -156,7 +164,7 @@ result.tables["seg"]
 # %%
 legend = legend_of_data(data_root)  # land-cover names and colours of this dataset
 names = list(legend.names)
-per_class_iou_table(result.frame, names)
+readable(per_class_iou_table(result.frame, names))
 
 # %%
 confusion = normalised_confusion(result.meta["confusion"], names)
@@ -170,7 +178,7 @@ figure
 
 # %%
 majority = majority_class_baseline(train_set, test_set, max_batches=2 if SMOKE else None)
-majority_table(majority)
+readable(majority_table(majority))
 
 # %% [markdown]
 # ## Per-bucket figures
@@ -213,7 +221,7 @@ save_figure(figure, figures_dir / "03_evaluate_band_error.png")
 figure
 
 # %%
-band_error.round(4)
+readable(band_error, BAND_ERROR_SHOWN)
 
 # %% [markdown]
 # ## 95 % intervals over test tiles
@@ -224,7 +232,7 @@ band_error.round(4)
 
 # %%
 intervals = result.meta["intervals"]
-intervals
+intervals_table(headline_metrics(result), intervals)
 
 # %% [markdown]
 # ## Transfer check: the model on real cloudy images
@@ -244,7 +252,8 @@ atomic_write_text(
     transfer_markdown(transfer_table, str(checkpoint), "figures/03_evaluate_transfer.png"),
 )
 display(figure)
-transfer_table
+print("Domain check:", "; ".join(domain_warnings(transfer_table)) or "no warning for these files.")
+transfer_display(transfer_table)
 
 # %% [markdown]
 # ## Results page and metrics record
@@ -270,7 +279,7 @@ record.write(
     },
     meta=result.meta,
 )
-headline
+readable_record(headline)  # the record above keeps the raw numbers
 
 # %% [markdown]
 # ## Summary

@@ -182,7 +182,7 @@ else:
 # ## Interactive viewer
 # Choose the cloud-cover bucket and tile, the band composite, which models to show, the zoom factor
 # and its centre. A new tile runs each model once (a busy line shows meanwhile); every other change
-# redraws from the cached outputs in about a second. The tile's metrics are the table on the right.
+# redraws from the cached outputs in about a second. The tile's metrics are the table below the picture (drawn 1:1; scroll sideways where the notebook is narrower).
 # (Needs a live kernel; in an executed copy only the last rendering is visible.)
 
 # %%

@@ -21,10 +21,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from scipy import stats
 
 from tdpcr_lib.metrics.accumulator import EvaluationAccumulator
+from tdpcr_lib.metrics.display import shown
 from tdpcr_lib.metrics.functional import segmentation_scores
 from tdpcr_lib.metrics.results import ALL, has, value
 
@@ -124,6 +126,24 @@ def headline_intervals(scores: Sequence[Mapping[str, Any]], confidence: float = 
     return out
 
 
+def intervals_table(headline: Mapping[str, Any], intervals: Mapping[str, Any]) -> pd.DataFrame:
+    """Each headline number with its 95 % interval, as people read it: one row per metric
+    (heading with unit), columns ``value``, ``95 % low``, ``95 % high``, scaled and rounded as
+    :func:`tdpcr_lib.metrics.display.shown` says (mIoU in %, PSNR in dB); text, "—" where
+    undefined. The raw numbers stay in ``intervals`` (the metrics JSON)."""
+    rows = {}
+    for metric in INTERVAL_METRICS:
+        spec = shown(metric)
+        rows[spec.heading] = {
+            "value": spec.text(headline.get(metric), missing="—"),
+            "95 % low": spec.text(intervals.get(f"{metric}_ci95_low"), missing="—"),
+            "95 % high": spec.text(intervals.get(f"{metric}_ci95_high"), missing="—"),
+        }
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = f"metric (95 % interval over {intervals.get('ci95_n_tiles')} tiles)"
+    return table
+
+
 def intervals_markdown(headline: Mapping[str, Any], intervals: Mapping[str, Any]) -> list[str]:
     """The ``results.md`` section: each headline number with its 95 % interval over tiles."""
     lines = [
@@ -135,10 +155,13 @@ def intervals_markdown(headline: Mapping[str, Any], intervals: Mapping[str, Any]
         "| metric | value | 95 % interval |",
         "|---|---|---|",
     ]
-    for metric, scale, unit in (("psnr", 1, "dB"), ("psnr_cloudy", 1, "dB"), ("miou", 100, "%")):
-        low, high = intervals.get(f"{metric}_ci95_low"), intervals.get(f"{metric}_ci95_high")
-        number = headline.get(metric)
-        shown = "—" if number is None or not math.isfinite(float(number)) else f"{float(number) * scale:.2f} {unit}"
-        span = "—" if low is None or high is None else f"[{low * scale:.2f}, {high * scale:.2f}] {unit}"
-        lines.append(f"| {metric} | {shown} | {span} |")
+    for metric in INTERVAL_METRICS:
+        spec = shown(metric)
+        label, _, unit = spec.heading.partition(" (")
+        unit = unit.rstrip(")")
+        number = spec.text(headline.get(metric), missing="")
+        low, high = (spec.text(intervals.get(f"{metric}_ci95_{side}"), missing="") for side in ("low", "high"))
+        value_text = f"{number} {unit}" if number else "—"
+        span = f"[{low}, {high}] {unit}" if low and high else "—"
+        lines.append(f"| {label} | {value_text} | {span} |")
     return lines + [""]

@@ -17,7 +17,8 @@ from typing import Any
 import pandas as pd
 from torch.utils.data import Dataset
 
-from tdpcr_lib.evaluation.tables import dataframe_to_markdown
+from tdpcr_lib.evaluation.tables import dataframe_to_markdown, readable
+from tdpcr_lib.metrics.display import Shown
 from tdpcr_lib.metrics.protocol_specs import DEFAULT_PROTOCOL, PROTOCOL_SPECS, check_protocol
 from tdpcr_lib.metrics.protocols import ProtocolAccumulator
 from tdpcr_lib.metrics.results import CR_METRICS, value
@@ -109,6 +110,18 @@ def protocol_table(protocols: dict[str, dict[str, Any]]) -> pd.DataFrame:
     return table
 
 
+#: MAE/RMSE are on each protocol's own scale (reflectance, or DN/2000 for ``dsen2cr``).
+PROTOCOL_SHOWN: dict[str, Shown] = {
+    "mae": Shown("MAE (protocol's scale)", 1.0, 4),
+    "rmse": Shown("RMSE (protocol's scale)", 1.0, 4),
+}
+
+
+def protocol_display(protocols: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """:func:`protocol_table` for people: headings with units, rounded (:func:`readable`)."""
+    return readable(protocol_table(protocols), PROTOCOL_SHOWN)
+
+
 def protocol_markdown(protocols: dict[str, dict[str, Any]] | None) -> list[str]:
     """The protocol table and one "comparable with" line per protocol, as markdown lines."""
     if not protocols:
@@ -120,7 +133,7 @@ def protocol_markdown(protocols: dict[str, dict[str, Any]] | None) -> list[str]:
         "definitions side by side in docs/metrics.md). PSNR in dB, SAM in degrees "
         "(`sam_rad`: radians, as DSen2-CR's code); `dsen2cr` MAE/RMSE are on DN/2000.",
         "",
-        dataframe_to_markdown(protocol_table(protocols)),
+        dataframe_to_markdown(protocol_display(protocols)),
         "",
     ]
     for name, values in protocols.items():

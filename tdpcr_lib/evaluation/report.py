@@ -18,7 +18,7 @@ from tdpcr_lib.evaluation.evaluate import EvaluationResult
 from tdpcr_lib.evaluation.intervals import intervals_markdown
 from tdpcr_lib.evaluation.majority import MajorityBaseline, majority_table
 from tdpcr_lib.evaluation.protocols import protocol_markdown, split_warning
-from tdpcr_lib.evaluation.tables import as_percent, dataframe_to_markdown, normalised_confusion, per_class_iou_table
+from tdpcr_lib.evaluation.tables import dataframe_to_markdown, normalised_confusion, per_class_iou_table, readable
 from tdpcr_lib.inference.metadata import portable_path
 from tdpcr_lib.metrics.results import (
     ALL,
@@ -158,11 +158,13 @@ def results_markdown(
             "",
             "PSNR/SSIM/SAM/MAE of our reconstruction over all 13 bands (reflectance in "
             "[0, 1]) under protocol "
-            f"`{result.meta.get('protocol', 'tdpcr')}` (docs/metrics.md); `input_psnr` is "
-            "the cloudy input scored the same way and `psnr_gain` our improvement over it.",
+            f'`{result.meta.get("protocol", "tdpcr")}` (docs/metrics.md); "input PSNR" is '
+            'the cloudy input scored the same way and "PSNR gain" our improvement over it.',
             "",
             dataframe_to_markdown(
-                summary[[c for c in ("psnr", "input_psnr", "psnr_gain", "ssim", "sam", "mae") if c in summary]]
+                readable(
+                    summary[[c for c in ("psnr", "input_psnr", "psnr_gain", "ssim", "sam", "mae") if c in summary]]
+                )
             ),
             "",
         ]
@@ -180,15 +182,15 @@ def results_markdown(
         if majority is not None:
             name = class_names[majority.class_index] if class_names is not None else majority.class_name
             lines += [
-                f"`majority_*`: predicting the most frequent training class "
+                f'"majority": predicting the most frequent training class '
                 f"({majority.class_index} = {name}, "
                 f"{100 * majority.train_fraction:.1f} % of training pixels) everywhere.",
                 "",
             ]
-        lines += [dataframe_to_markdown(as_percent(frame), digits=1), ""]
+        lines += [dataframe_to_markdown(readable(frame)), ""]
         per_class = per_class_iou_table(result.frame, class_names)
         if len(per_class):
-            lines += ["### Per-class IoU (ours, all pixels, %)", "", dataframe_to_markdown(per_class, digits=1), ""]
+            lines += ["### Per-class IoU (ours, all pixels, %)", "", dataframe_to_markdown(readable(per_class)), ""]
         confusion = result.meta.get("confusion")
         if confusion is not None:
             lines += [

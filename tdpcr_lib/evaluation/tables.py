@@ -12,6 +12,7 @@ import pandas as pd
 from tdpcr_lib.core.arrays import to_numpy
 from tdpcr_lib.core.bands import S2_BANDS
 from tdpcr_lib.core.legend import load_legend
+from tdpcr_lib.metrics.display import Shown, shown
 from tdpcr_lib.metrics.results import ALL, CR_METRICS, INPUT_PREFIX, REGIONS, SEG_METRICS, iou_class, select, wide
 
 #: Metrics reported in percent everywhere (tables, results.md, ablations.md, figures).
@@ -26,6 +27,63 @@ def as_percent(table: pd.DataFrame) -> pd.DataFrame:
         out[column] = out[column].astype(float) * 100.0
         out = out.rename(columns={column: f"{column} %"})
     return out
+
+
+#: Display of :func:`band_error_under_clouds`' columns (reflectance errors, a ratio).
+BAND_ERROR_SHOWN: dict[str, Shown] = {
+    "bias": Shown("bias (refl.)", 1.0, 4),
+    "mae": Shown("MAE (refl.)", 1.0, 4),
+    "target_range": Shown("target 2–98 % range (refl.)", 1.0, 4),
+    "mae / range": Shown("MAE / range", 1.0, 2),
+}
+
+
+def readable(table: pd.DataFrame, columns: Mapping[str, Shown] | None = None) -> pd.DataFrame:
+    """A copy of a metrics table for people: units in the headings, scaled and rounded.
+
+    Each metric column is shown as :func:`tdpcr_lib.metrics.display.shown` says (PSNR in dB to
+    2 decimals, SSIM to 3, SAM in degrees to 2, OA/mIoU as percent to 1, ...); ``columns``
+    overrides or adds entries (a table whose ``mae`` is not in reflectance, say). Columns
+    already in percent (heading ending in ``%``) are rounded to 1 decimal; any other column is
+    left as it is. The numbers themselves stay raw wherever they are stored (metrics JSON,
+    result frames): call this only on what is displayed. ``attrs["decimals"]`` records each
+    column's decimals for :func:`dataframe_to_markdown`.
+    """
+    out = table.copy()
+    renames, decimals = {}, dict(out.attrs.get("decimals", {}))
+    for column in out.columns:
+        spec = (columns or {}).get(str(column)) or shown(str(column))
+        if spec is None:
+            if str(column).rstrip().endswith("%") and pd.api.types.is_numeric_dtype(out[column]):
+                out[column] = out[column].astype(float).round(1)
+                decimals[str(column)] = 1
+            continue
+        values = out[column].astype(float) * spec.scale
+        out[column] = values.round(spec.decimals) if spec.decimals else values.round(0).astype("Int64")
+        renames[column] = spec.heading
+        decimals[spec.heading] = spec.decimals
+    out = out.rename(columns=renames)
+    out.attrs["decimals"] = decimals
+    return out
+
+
+def readable_record(record: Mapping[str, Any]) -> pd.DataFrame:
+    """A flat dict of numbers (a metrics record such as the headline numbers) as a one-column
+    table for people: one row per key, the metric's heading with its unit as the row label and
+    the value as text with the metric's decimals (:func:`tdpcr_lib.metrics.display.shown`);
+    keys that are not metrics keep their name and value. The dict itself stays raw."""
+    rows = {}
+    for key, raw in record.items():
+        spec = shown(str(key))
+        if spec is not None and isinstance(raw, int | float | np.integer | np.floating) and not isinstance(raw, bool):
+            rows[spec.heading] = spec.text(raw, missing="–")
+        elif raw is None:
+            rows[spec.heading if spec is not None else str(key)] = "–"
+        else:
+            rows[str(key)] = str(raw)
+    table = pd.DataFrame({"value": pd.Series(rows, dtype=object)})
+    table.index.name = "metric"
+    return table
 
 
 def per_class_iou_table(frame: pd.DataFrame, names: Sequence[str] | None = None, region: str = ALL) -> pd.DataFrame:
@@ -140,16 +198,23 @@ def metrics_tables(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 
 def dataframe_to_markdown(frame, digits: int = 4, index: bool = True) -> str:
-    """A GitHub-flavoured markdown table (no ``tabulate`` dependency); NaN → ``–``."""
+    """A GitHub-flavoured markdown table (no ``tabulate`` dependency); NaN → ``–``.
 
-    def fmt(value: Any) -> str:
+    Floats get ``digits`` decimals, or those :func:`readable` recorded for their column.
+    """
+    per_column = frame.attrs.get("decimals", {})
+
+    def fmt(value: Any, column: Any) -> str:
         if isinstance(value, float | np.floating):
-            return "–" if not math.isfinite(float(value)) else f"{float(value):.{digits}f}"
+            places = per_column.get(str(column), digits)
+            return "–" if not math.isfinite(float(value)) else f"{float(value):.{places}f}"
+        if value is None or value is pd.NA:
+            return "–"
         return str(value)
 
     header = ([frame.index.name or ""] if index else []) + [str(c) for c in frame.columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for label, row in frame.iterrows():
-        cells = ([str(label)] if index else []) + [fmt(v) for v in row.tolist()]
+        cells = ([str(label)] if index else []) + [fmt(v, c) for v, c in zip(row.tolist(), frame.columns, strict=True)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -25,7 +25,9 @@ from torch import nn
 
 from tdpcr_lib.core.normalisation import load_normalisation
 from tdpcr_lib.evaluation.fidelity import sen12mscr_sample_tiles
+from tdpcr_lib.evaluation.tables import dataframe_to_markdown, readable
 from tdpcr_lib.inference.domain import domain_check, input_statistics
+from tdpcr_lib.metrics.display import Shown
 from tdpcr_lib.metrics.functional import psnr
 
 #: The DN offset of processing baseline >= 04.00 (LuojiaSET-OSFCR, the twin).
@@ -106,6 +108,29 @@ def transfer_check(
     return pd.DataFrame(rows).set_index("sample"), images
 
 
+#: How :func:`transfer_check`'s columns are shown (headings with units, decimals).
+TRANSFER_SHOWN: dict[str, Shown] = {
+    "cloud_fraction": Shown("cloud cover (%)", 100.0, 1),
+    "psnr_cloudy": Shown("PSNR cloudy input (dB)", 1.0, 2),
+    "psnr_prediction_as_is": Shown("PSNR prediction, as is (dB)", 1.0, 2),
+    "gain_as_is": Shown("gain, as is (dB)", 1.0, 2),
+    "psnr_prediction_offset_added": Shown("PSNR prediction, +1000 DN (dB)", 1.0, 2),
+    "gain_offset_added": Shown("gain, +1000 DN (dB)", 1.0, 2),
+}
+
+
+def transfer_display(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`transfer_check`'s table for people: headings with units, rounded, columns in
+    reading order; the domain warning (one sentence, the same for every row) is left out,
+    :func:`domain_warnings` gives it once."""
+    return readable(table[[c for c in TRANSFER_SHOWN if c in table.columns]], TRANSFER_SHOWN)
+
+
+def domain_warnings(table: pd.DataFrame) -> list[str]:
+    """The distinct domain warnings of :func:`transfer_check`'s rows (``tdpcr predict``'s)."""
+    return sorted({w for w in table.get("domain_warning", []) if w})
+
+
 def transfer_markdown(table: pd.DataFrame, checkpoint: str, figure: str | None = None) -> str:
     """``reports/transfer_check.md``: the table, what it means and the domain warning."""
     lines = [
@@ -118,18 +143,9 @@ def transfer_markdown(table: pd.DataFrame, checkpoint: str, figure: str | None =
         "it. `as is`: the files' DN (no +1000 offset); `offset added`: +1000 DN as in the "
         "training data. Two small crops: an indication, not a benchmark.",
         "",
-        "| sample | cloud fraction | PSNR cloudy | PSNR prediction (as is) | gain | "
-        "PSNR prediction (offset added) | gain |",
-        "|---|---|---|---|---|---|---|",
+        dataframe_to_markdown(transfer_display(table)),
     ]
-    for name, row in table.iterrows():
-        lines.append(
-            f"| {name} | {row['cloud_fraction']:.2f} | {row['psnr_cloudy']:.2f} | "
-            f"{row['psnr_prediction_as_is']:.2f} | {row['gain_as_is']:+.2f} | "
-            f"{row['psnr_prediction_offset_added']:.2f} | "
-            f"{row['gain_offset_added']:+.2f} |"
-        )
-    warnings_seen = sorted({w for w in table["domain_warning"] if w})
+    warnings_seen = domain_warnings(table)
     lines += ["", "Domain check: " + ("; ".join(warnings_seen) if warnings_seen else "no warning for these files.")]
     if figure:
         lines += ["", f"![transfer check]({figure})"]

@@ -73,11 +73,6 @@ def _legend_handles(legend: Legend, labels: Sequence[np.ndarray], names: Sequenc
     ]
 
 
-#: Top margin of :func:`plot_comparison` (inches): gap, suptitle (10 pt), two-line panel title
-#: (6 pt) and paddings; and the gap above the suptitle.
-_TOP_MARGIN_IN, _SUPTITLE_GAP_IN = 0.62, 0.08
-
-
 def plot_comparison(
     sample: Mapping[str, Any],
     outputs: Mapping[str, Mapping[str, Any]],
@@ -96,7 +91,10 @@ def plot_comparison(
     Row 0: SAR false colour, cloudy input, target, cloud mask, true land cover, legends (land
     cover and cloud mask). One row per model: reconstruction, absolute-error map, predicted land
     cover (when the model segments), the gate map of each PGF level (when it has gates and
-    ``show_prompts``) with one 0–1 colour bar, and (``show_metrics``) the tile's metrics.
+    ``show_prompts``), and (``show_metrics``) the tile's metrics. Below the last row, one colour
+    bar for the error maps (one scale for all models) and one for the gate maps (0–1). Laid out
+    by matplotlib's constrained layout: no title, label, legend or colour bar overlaps another
+    at any number of models.
 
     Parameters
     ----------
@@ -131,13 +129,12 @@ def plot_comparison(
         n_prompt_cols = max([len(outputs[m].get("prompts") or []) for m in models] + [0])
     n_cols = max(6, 3 + n_prompt_cols + int(show_metrics))
     n_rows = 1 + len(models)
-    # Not layout="constrained": with ~70 axes and colour bars it took 34 s per draw here (six
-    # models), the fixed grid well under that. The margins are set in inches from the text they
-    # hold, so the suptitle sits above the two-line panel titles whatever the number of rows
-    # (a top margin proportional to the figure put it over the panels from six rows on).
-    height = panel_size * n_rows * 1.1
-    fig = Figure(figsize=(panel_size * n_cols, height))
-    fig.subplots_adjust(left=0.06, right=0.97, bottom=0.02, top=1 - _TOP_MARGIN_IN / height, wspace=0.25, hspace=0.3)
+    # Constrained layout places the suptitle, panel titles, row labels and colour bars without
+    # overlaps at any number of rows (a top margin fixed as a share of the figure put the title
+    # over the panels from six rows on). Colour bars are shared (one per scale) and sit below
+    # the last row: a bar beside every error map widened that column and opened a gap in row 0.
+    fig = Figure(figsize=(panel_size * n_cols, panel_size * n_rows * 1.1), layout="constrained")
+    fig.get_layout_engine().set(w_pad=0.02, h_pad=0.02, wspace=0.02, hspace=0.04)
     axes = np.atleast_2d(fig.subplots(n_rows, n_cols, squeeze=False))
     for ax in axes.ravel():
         _off(ax)
@@ -149,10 +146,15 @@ def plot_comparison(
         ax.set_frame_on(True)
         return im
 
-    def colour_bar(im: Any, ax: Axes, label: str) -> None:
-        bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
-        bar.ax.tick_params(labelsize=6)
-        bar.set_label(label, fontsize=6)
+    def colour_bar(im: Any, column: Sequence[Axes], label: str, n_spanned: int) -> None:
+        # a bar 0.12 in thick and as long as the columns it serves, whatever the number of rows
+        # (fractions of the panels' height made it a stub under a single model row)
+        thickness = 0.12
+        fraction = thickness / (panel_size * 1.1 * len(models))
+        aspect = 0.9 * panel_size * n_spanned / thickness
+        bar = fig.colorbar(im, ax=list(column), location="bottom", fraction=fraction, aspect=aspect, pad=0.01)
+        bar.ax.tick_params(labelsize=7)
+        bar.set_label(label, fontsize=7)
 
     true_labels = legend.sanitise(to_numpy(sample["mask"]))
     show(axes[0, 0], sar_false_colour(sample["sar"]), sar_caption(sample["sar"]).replace(", ", "\n", 1))
@@ -174,8 +176,17 @@ def plot_comparison(
         m: predicted_labels(outputs[m]["segmentation"]) for m in models if outputs[m].get("segmentation") is not None
     }
     handles = _legend_handles(legend, [true_labels, *predicted.values()], names)
+    # anchored at the cell's left edge: long class names run into row 0's empty cells to the
+    # right, never over the true land-cover panel (centred, they did)
     first = axes[0, 5].legend(
-        handles=handles, loc="upper center", fontsize=7, frameon=False, title="land cover", title_fontsize=8
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(0.0, 1.0),
+        fontsize=7,
+        frameon=False,
+        title="land cover",
+        title_fontsize=8,
+        alignment="left",
     )
     axes[0, 5].add_artist(first)
     axes[0, 5].legend(
@@ -183,10 +194,12 @@ def plot_comparison(
             Patch(facecolor="white", edgecolor="k", label="cloud"),
             Patch(facecolor="black", edgecolor="k", label="clear"),
         ],
-        loc="lower center",
+        loc="lower left",
+        bbox_to_anchor=(0.0, 0.0),
         fontsize=7,
         frameon=False,
         title="cloud mask",
+        alignment="left",
         title_fontsize=8,
         ncol=2,
     )
@@ -199,21 +212,20 @@ def plot_comparison(
         else ""
     )
     fig.suptitle(
-        f"tile {tile_id} (cloud cover {bucket}) — {composite}, one stretch for all optical panels{zoom}",
-        fontsize=10,
-        y=1 - _SUPTITLE_GAP_IN / height,
-        va="top",
+        f"tile {tile_id} (cloud cover {bucket}) — {composite}, one stretch for all optical panels{zoom}", fontsize=10
     )
 
     errors = {m: absolute_error_map(outputs[m]["reconstruction"], target) for m in models}
     err_max = max([float(np.percentile(crop(e, window), 99)) for e in errors.values()] + [1e-6])
+    error_image = gate_image = None
     for row, name in enumerate(models, start=1):
         out = outputs[name]
         show(axes[row, 0], band_composite(out["reconstruction"], composite, reference=target), "reconstruction")
         # the model name (and budget) as the row label: titles of long names would be clipped
         axes[row, 0].set_ylabel((row_titles or {}).get(name, name), fontsize=7, fontweight="bold")
-        im = show(axes[row, 1], errors[name], "|error| (band mean)", rgb=False, cmap="magma", vmin=0, vmax=err_max)
-        colour_bar(im, axes[row, 1], "reflectance")
+        error_image = show(
+            axes[row, 1], errors[name], "|error| (band mean)", rgb=False, cmap="magma", vmin=0, vmax=err_max
+        )
         if name in predicted:
             show(axes[row, 2], legend.colourise(predicted[name]), "predicted land cover")
         else:
@@ -228,11 +240,10 @@ def plot_comparison(
             )
         if show_prompts:
             maps = prompt_maps(out, shape)
-            im = None
             for level, pmap in enumerate(maps):
-                im = show(axes[row, 3 + level], pmap, f"gate L{level + 1}", rgb=False, cmap="viridis", vmin=0, vmax=1)
-            if im is not None:
-                colour_bar(im, axes[row, 2 + len(maps)], GATE_LABEL.replace(" (", "\n("))
+                gate_image = show(
+                    axes[row, 3 + level], pmap, f"gate L{level + 1}", rgb=False, cmap="viridis", vmin=0, vmax=1
+                )
             if not maps and n_prompt_cols:
                 axes[row, 3].text(
                     0.5,
@@ -255,6 +266,10 @@ def plot_comparison(
                 family="monospace",
                 transform=axes[row, n_cols - 1].transAxes,
             )
+    # one bar per scale (the error scale and the 0–1 gate scale are shared by all rows)
+    colour_bar(error_image, axes[1:, 1], "|error| (band mean), reflectance", 1)
+    if gate_image is not None:
+        colour_bar(gate_image, axes[1:, 3 : 3 + n_prompt_cols].ravel(), GATE_LABEL, n_prompt_cols)
     if window is not None:
         axes[0, 2].set_title("target (clear, zoomed)", fontsize=8)
     return fig

@@ -39,6 +39,9 @@ PANEL, TITLE, LABEL, GAP = 150, 20, 190, 6
 #: Smallest font (pt) in the mosaic: 8 pt at 100 dpi is 11 px, readable at 1:1 (7 pt was 9.7 px).
 SMALL_FONT = 8
 
+#: Width (px) the land-cover legend needs ("6: forest (densely vegetated)" at :data:`SMALL_FONT`).
+LEGEND_WIDTH = 260
+
 #: Characters per line of a row label (wrapped inside the label column, never over the panels).
 LABEL_CHARS = 22
 
@@ -120,7 +123,12 @@ def plot_comparison_mosaic(
     n_cols = max(len(p) for _, p in rows)
     cell_w, cell_h = PANEL + GAP, PANEL + TITLE + GAP
     height = TITLE + len(rows) * cell_h + 2 * TITLE + 14
-    width = LABEL + n_cols * cell_w + 300
+    # The legends go into row 0's free cells when the model rows are wider than the inputs
+    # row (models with gates); only otherwise does the picture grow a legend column. A narrower
+    # picture is shown 1:1 in more of JupyterLab's width (it was 1,582 px for 4 gate levels).
+    free = (n_cols - len(rows[0][1])) * cell_w
+    legend_in_row0 = free >= LEGEND_WIDTH
+    width = LABEL + n_cols * cell_w + (0 if legend_in_row0 else LEGEND_WIDTH)
     mosaic = np.ones((height, width, 3), dtype=np.float32)
     fig = Figure(figsize=(width / 100, height / 100), dpi=100)
     texts: list[tuple[float, float, str, dict[str, Any]]] = []
@@ -149,7 +157,8 @@ def plot_comparison_mosaic(
             if panel is not None:
                 mosaic[y0 : y0 + PANEL, x0 : x0 + PANEL] = panel
     # legends to the right of row 0: land cover and cloud mask
-    x_leg, y_leg = LABEL + n_cols * cell_w + 4, TITLE + TITLE
+    x_leg = LABEL + (len(rows[0][1]) if legend_in_row0 else n_cols) * cell_w + 4
+    y_leg = TITLE + TITLE
     codes = sorted(c for c in present if 0 <= c < legend.num_classes) or list(legend.codes)
     for k, code in enumerate(codes):
         y = y_leg + 16 * k

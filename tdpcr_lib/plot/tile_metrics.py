@@ -3,7 +3,6 @@ OA, mIoU against the clear target), as text and as a small table."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,6 +12,7 @@ import torch
 from tdpcr_lib.core.arrays import to_numpy
 from tdpcr_lib.core.legend import load_legend
 from tdpcr_lib.metrics.accumulator import EvaluationAccumulator
+from tdpcr_lib.metrics.display import shown
 from tdpcr_lib.metrics.results import headline
 
 # ----------------------------------------------------------------------------- metrics
@@ -28,16 +28,9 @@ TILE_METRICS: tuple[tuple[str, str], ...] = (
 )
 
 
-#: Table columns of :func:`metrics_frame`: (key, column heading with unit, scale, format).
-METRIC_COLUMNS: tuple[tuple[str, str, float, str], ...] = (
-    ("psnr", "PSNR dB", 1.0, "{:.2f}"),
-    ("psnr_cloudy", "PSNR in cloud dB", 1.0, "{:.2f}"),
-    ("ssim", "SSIM", 1.0, "{:.3f}"),
-    ("sam", "SAM °", 1.0, "{:.2f}"),
-    ("mae", "MAE refl.", 1.0, "{:.4f}"),
-    ("oa", "OA %", 100.0, "{:.1f}"),
-    ("miou", "mIoU %", 100.0, "{:.1f}"),
-)
+#: Columns of :func:`metrics_frame`, in order; headings, units and decimals come from
+#: :func:`tdpcr_lib.metrics.display.shown`, as in every other table of the project.
+METRIC_KEYS: tuple[str, ...] = ("psnr", "psnr_cloudy", "ssim", "sam", "mae", "oa", "miou")
 
 
 def tile_metrics(
@@ -74,21 +67,18 @@ def tile_metrics(
 def format_metrics(metrics: Mapping[str, float]) -> str:
     """Metrics dict → a few short lines for a figure panel (NaN shown as ``n/a``)."""
 
-    def fmt(key: str, spec: str, scale: float = 1.0) -> str:
-        value = metrics.get(key)
-        if value is None or not math.isfinite(value):
-            return "n/a"
-        return format(value * scale, spec)
+    def fmt(key: str) -> str:
+        return shown(key).text(metrics.get(key))
 
     lines = [
-        f"PSNR {fmt('psnr', '.2f')} dB",
-        f"  in cloud {fmt('psnr_cloudy', '.2f')} dB",
-        f"SSIM {fmt('ssim', '.3f')}",
-        f"SAM {fmt('sam', '.2f')}°",
-        f"MAE {fmt('mae', '.4f')}",
+        f"PSNR {fmt('psnr')} dB",
+        f"  in cloud {fmt('psnr_cloudy')} dB",
+        f"SSIM {fmt('ssim')}",
+        f"SAM {fmt('sam')}°",
+        f"MAE {fmt('mae')}",
     ]
     if "miou" in metrics:
-        lines += [f"OA {fmt('oa', '.1f', 100)} %", f"mIoU {fmt('miou', '.1f', 100)} %"]
+        lines += [f"OA {fmt('oa')} %", f"mIoU {fmt('miou')} %"]
     return "\n".join(lines)
 
 
@@ -102,9 +92,7 @@ def metrics_frame(
     """
     rows = {}
     for name, values in metrics.items():
-        row = {}
-        for key, heading, scale, spec in METRIC_COLUMNS:
-            value = values.get(key)
-            row[heading] = spec.format(value * scale) if value is not None and math.isfinite(value) else "n/a"
-        rows[(row_titles or {}).get(name, name)] = row
+        rows[(row_titles or {}).get(name, name)] = {
+            shown(key).heading: shown(key).text(values.get(key)) for key in METRIC_KEYS
+        }
     return pd.DataFrame.from_dict(rows, orient="index")

@@ -308,11 +308,18 @@ class ComparisonViewer:
         self.figure = fig
         self.render_count += 1
         self.output.outputs = ()
-        self.output.append_display_data(Image(data=buffer.getvalue(), format="png"))
-        self.metrics_table.value = f"<b>tile {self.tile_id}, whole tile</b>" + metrics_frame(
+        # unconfined: JupyterLab draws the PNG at its own pixel size (a horizontal scroll bar
+        # where the notebook is narrower) instead of shrinking it, and its text, to the width
+        self.output.append_display_data(Image(data=buffer.getvalue(), format="png", unconfined=True))
+        table = metrics_frame(
             self.current_metrics(),  # one-line labels: HTML shows no "\n"
             {m: t.replace("\n", " · ") for m, t in self.row_titles.items()},
         ).to_html(border=0)
+        # JupyterLab's table style (padding, right-aligned numbers, striped rows) applies inside
+        # jp-RenderedHTMLCommon; a bare widget HTML ran the column headings into each other
+        self.metrics_table.value = (
+            f'<div class="jp-RenderedHTMLCommon"><b>tile {self.tile_id}, whole tile</b>{table}</div>'
+        )
         return fig
 
     def build_figure(self) -> Figure:

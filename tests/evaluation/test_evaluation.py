@@ -168,12 +168,12 @@ def test_results_page_keeps_the_paper_apart_from_our_numbers(test_set):
     ours, reference = page.split("## The paper's claims (reference only)")
     assert "+0.18 dB" not in ours and "+0.18 dB" in reference
     assert "Paper (reference, not ours)" in reference
-    assert "majority_miou" in ours and "input_psnr" in ours
+    assert "majority mIoU (%)" in ours and "input PSNR (dB)" in ours
     headline = headline_metrics(result, majority)
     assert headline["majority_miou"] == 0.25
     assert headline["miou_gain_over_majority"] == pytest.approx(headline["miou"] - 0.25)
     # one unit: OA and mIoU in percent, as in ablations.md; per-class IoU and confusion matrix
-    assert "majority_miou %" in ours and "| 25.0 |" in ours
+    assert "majority mIoU (%)" in ours and "| 25.0 |" in ours
     assert "### Per-class IoU" in ours and "### Normalised confusion matrix" in ours
     assert result.meta["confusion"] is not None
 

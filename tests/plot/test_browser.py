@@ -62,7 +62,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_for_server(url: str, process: subprocess.Popen, log: Path, timeout: float = 90) -> None:
+def _wait_for_server(url: str, process: subprocess.Popen, log: Path, timeout: float = 300) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         if process.poll() is not None:

@@ -13,6 +13,7 @@ import torch
 from _viz_fakes import TinyModel, make_sample
 from affine import Affine
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 from matplotlib.text import Text
 
 from tdpcr_lib.core import arrays
@@ -165,6 +166,7 @@ FIGURES = {
     "comparison": lambda s, o, t: compare.plot_comparison(
         s, o, row_titles={"TDP-CR": "TDP-CR\nphase 1 600 + phase 2 175 steps"}
     ),
+    "comparison_one_model": lambda s, o, t: compare.plot_comparison(s, {"TDP-CR": o["TDP-CR"]}),
     "comparison_zoom": lambda s, o, t: compare.plot_comparison(s, o, window=arrays.Window(0, 0, 16, 16)),
     "overview": lambda s, o, t: compare.plot_overview_with_window(s, arrays.Window(0, 0, 16, 16)),
     "prompt_maps": lambda s, o, t: compare.plot_prompt_maps(o["TDP-CR"], s, title="gates"),
@@ -214,3 +216,15 @@ def test_miou_axes_are_in_percent():
     fig = curves.plot_bucket_metrics(_per_bucket())
     ax = next(ax for ax in fig.axes if "mIoU" in ax.get_ylabel())
     assert "%" in ax.get_ylabel() and ax.get_ylim()[1] > 1.5
+
+
+def test_comparison_is_laid_out_by_constrained_layout_with_one_colour_bar_per_scale(sample, outputs):
+    """Six model rows: the error scale and the gate scale each get one bar below the panels (a
+    bar beside every error map widened that column and opened a gap in the inputs row)."""
+    fig = compare.plot_comparison(sample, outputs)
+    assert isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine)
+    FigureCanvasAgg(fig).draw()
+    bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(bars) == 2
+    lowest_panel = min(ax.get_position().y0 for ax in fig.axes if ax.images)
+    assert all(bar.get_position().y1 <= lowest_panel for bar in bars)

@@ -258,8 +258,8 @@ def test_comparison_has_colour_bars_legends_and_row_titles(sample, outputs):
 
 def test_metrics_frame_units_and_missing_values():
     table = viz_compare.metrics_frame({"a": {"psnr": 30.0, "miou": 0.5}, "b": {"psnr": 20.0}})
-    assert table.loc["a", "mIoU %"] == "50.0" and table.loc["b", "mIoU %"] == "n/a"
-    assert table.loc["a", "PSNR dB"] == "30.00"
+    assert table.loc["a", "mIoU (%)"] == "50.0" and table.loc["b", "mIoU (%)"] == "n/a"
+    assert table.loc["a", "PSNR (dB)"] == "30.00"
 
 
 def test_mosaic_draws_every_panel_in_one_image(sample, outputs):

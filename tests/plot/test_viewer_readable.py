@@ -10,7 +10,7 @@ from _viz_fakes import TinyModel, make_dataset
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from tdpcr_lib.plot import widgets as W
-from tdpcr_lib.plot.mosaic import LABEL
+from tdpcr_lib.plot.mosaic import GAP, LABEL, PANEL
 from tdpcr_lib.plot.tiles import checkpoint_budget, row_titles
 
 
@@ -49,6 +49,19 @@ def test_picture_has_the_full_width_and_the_metrics_go_below():
     children = list(viewer.widget.children)
     assert viewer.output in children and viewer.metrics_table in children
     assert children.index(viewer.metrics_table) == children.index(viewer.output) + 1
+    # JupyterLab draws the PNG at its pixel size, not shrunk to the notebook's width
+    viewer.render()
+    (shown,) = viewer.output.outputs
+    assert shown["metadata"]["image/png"].get("unconfined") is True
+    # the legend sits in row 0's free cells (the model rows have gates): no extra column, and
+    # every text stays inside the picture
+    fig = viewer.figure
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    width = fig.get_figwidth() * fig.dpi
+    assert width == LABEL + 7 * (PANEL + GAP)  # 3 panels + 4 gate levels, no legend column
+    assert all(t.get_window_extent(canvas.get_renderer()).x1 <= width for t in fig.texts)
+    assert any(t.get_text().startswith("0: ") for t in fig.texts)  # the land-cover legend is drawn
 
 
 def test_mosaic_text_is_at_least_10_px_and_labels_stay_in_their_column():

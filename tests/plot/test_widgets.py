@@ -48,7 +48,7 @@ def test_builds_headless_and_renders_once(viewer):
     assert list(viewer.tiles) == ["0-20%", "20%-40%", "40%-60%"]
     assert viewer.tile_id == "ROIs_01_p0" and viewer.tile.value == 1
     assert viewer.tile_label.value == "of 2 · id ROIs_01_p0"  # the tile index shown one way
-    assert "PSNR dB" in viewer.metrics_table.value and "mIoU %" in viewer.metrics_table.value
+    assert "PSNR (dB)" in viewer.metrics_table.value and "mIoU (%)" in viewer.metrics_table.value
     # the picture at full width, the metrics below it (not beside: that squeezed the picture)
     assert list(viewer.widget.children[-2:]) == [viewer.output, viewer.metrics_table]
     assert set(viewer.controls) == {
