@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,7 @@ def scene(tmp_path_factory):
 
 
 def predict(scene, out: Path, **kwargs):
+    kwargs.setdefault("blocksize", 128)
     return P.predict_scene(
         scene.s2_cloudy,
         scene.s1,
@@ -50,7 +52,6 @@ def predict(scene, out: Path, **kwargs):
         batch_size=2,
         write_prompt=True,
         progress=False,
-        blocksize=128,
         **kwargs,
     )
 
@@ -113,3 +114,27 @@ def test_bf16_precision_runs_the_gpu_autocast_path_on_the_cpu(scene, tmp_path):
 def test_unknown_precision_is_refused(scene, tmp_path):
     with pytest.raises(P.PredictionInputError, match="precision must be one of"):
         predict(scene, tmp_path / "out", precision="fp16")
+
+
+def test_overviews_built_while_writing_equal_gdals_and_the_products_stay_valid_cogs(scene, tmp_path, monkeypatch):
+    """The levels built from each strip (inference.overviews) against GDAL building them at the end."""
+    cogeo = pytest.importorskip("rio_cogeo.cogeo", reason="rio-cogeo (dev extra) not installed")
+    built = predict(scene, tmp_path / "new", blocksize=32)  # 200 x 150: 3 levels, odd sizes among them
+    monkeypatch.setattr(P, "predict_into", partial(P_loop.predict_into, overviews_while_writing=False))
+    gdal = predict(scene, tmp_path / "gdal", blocksize=32)
+    for name in ("cloud_free", "land_cover", "degradation_prompt"):
+        valid, errors, _ = cogeo.cog_validate(str(built[name]))
+        assert valid, errors
+        with rasterio.open(built[name]) as a, rasterio.open(gdal[name]) as b:
+            np.testing.assert_array_equal(a.read(), b.read())  # full resolution: identical
+            assert a.overviews(1) == b.overviews(1) == [2, 4, 8]
+            assert str(a.profile) == str(b.profile)
+        for level in range(3):
+            with rasterio.open(built[name], overview_level=level) as a, rasterio.open(gdal[name], overview_level=level) as b:
+                ours, theirs = a.read(), b.read()
+            if name == "degradation_prompt":
+                np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-7)
+            else:  # same DN, same mode label
+                np.testing.assert_array_equal(ours, theirs, err_msg=f"{name} level {level}")
+    # the overview files were scratch: the folder holds the products and their side files only
+    assert not [p.name for p in (tmp_path / "new").iterdir() if ".ovr" in p.name or p.name.startswith(".")]
