@@ -20,7 +20,9 @@ def _products(width: int, height: int) -> dict[str, tuple[np.ndarray, float, str
     rng = np.random.default_rng(width * height)
     yy, xx = np.mgrid[0:height, 0:width]
     hole = ((xx - width // 3) ** 2 + (yy - height // 4) ** 2 < (width // 6) ** 2) | (rng.random((height, width)) < 0.05)
-    dn = np.stack([1000 + 500 * np.sin(xx / 7 + b) + 400 * np.cos(yy / 5) + rng.normal(0, 50, xx.shape) for b in range(3)])
+    dn = np.stack(
+        [1000 + 500 * np.sin(xx / 7 + b) + 400 * np.cos(yy / 5) + rng.normal(0, 50, xx.shape) for b in range(3)]
+    )
     dn = dn.clip(1, 60000).astype(np.uint16)
     dn[:, hole] = 0
     labels = rng.integers(0, 5, (height, width)).astype(np.uint8)  # 2 x 2 windows tie often
