@@ -39,7 +39,9 @@ Design choices (the paper describes no scene-level inference; these are ours, se
   GTiff; it is then copied with GDAL's **COG driver** (Cloud-Optimized GeoTIFF: ``blocksize``
   tiles, internal overviews — average for reflectance and prompt, mode for classes — deflate with
   predictor) into a temporary file that is renamed onto the final name
-  (:func:`tdpcr_lib.core.io.atomic_path`). All of it happens in a hidden staging folder inside
+  (:func:`tdpcr_lib.core.io.atomic_path`). The overview levels are built from each finished strip
+  on the writer thread (:mod:`tdpcr_lib.inference.overviews`, GDAL's values) and the COG driver
+  copies them instead of re-reading the whole intermediate to compute them. All of it happens in a hidden staging folder inside
   ``out_dir``; the finished set is published as one unit (:mod:`tdpcr_lib.inference.publish`):
   products an earlier run wrote and this one does not are removed, ``prediction.json`` always
   describes exactly the products beside it, files tdpcr did not write are never replaced, and the

@@ -1,6 +1,7 @@
 """The strip loop of scene prediction: read strips ahead on one thread, run the model over the tiles
-of each strip, blend them and write the finished rows on another, then convert the products to
-Cloud-Optimized GeoTIFFs (used by :func:`tdpcr_lib.inference.scene.predict_scene`)."""
+of each strip, blend them and write the finished rows (and the overview levels they complete) on
+another, then convert the products to Cloud-Optimized GeoTIFFs (used by
+:func:`tdpcr_lib.inference.scene.predict_scene`)."""
 
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ def predict_into(
     sources: dict[str, Any],
     overlap_io: bool = True,
     precision: str = "auto",
+    overviews_while_writing: bool = True,
 ) -> dict[str, Any]:
     """Run the strip loop, stream into intermediates, then publish COGs. Returns statistics.
 
@@ -57,6 +59,11 @@ def predict_into(
     warp, normalisation) on a reader thread while this strip is predicted, and the outputs are
     blended and written on a writer thread (:class:`StripWriter`) while the next batch runs; at
     most :data:`PENDING_BATCHES` batches wait for the writer, so memory stays bounded.
+
+    With ``overviews_while_writing`` the writer also builds the COG overview levels from each
+    finished strip (:mod:`tdpcr_lib.inference.overviews`), so the COG copy at the end no longer
+    reads the full-resolution intermediate a second time to resample it; ``False`` leaves them
+    to GDAL's COG driver (same full-resolution pixels and overviews; the benchmark's "before").
     """
     height, width = inputs.shape
     grid = TileGrid.plan(height, width, tile, overlap, model_alignment(model))
@@ -79,6 +86,7 @@ def predict_into(
         legend=legend_of(getattr(model, "module", model)),  # the model's classes
         s2_offset=inputs.s2_offset,
         s2_shift=inputs.s2_shift,
+        blocksize=blocksize if overviews_while_writing else None,
     )
     reader = ThreadPoolExecutor(1, thread_name_prefix="tdpcr-read") if overlap_io else Inline()
     writer = ThreadPoolExecutor(1, thread_name_prefix="tdpcr-write") if overlap_io else Inline()
@@ -128,8 +136,10 @@ def predict_into(
             pending.popleft().result()
         timings["wait_write_s"] += time.perf_counter() - started
         bar.close()
+        sink.check_overviews()
         sink.close()
         started = time.perf_counter()
+        # the same resampling as the levels built while writing (StripWriter), which GDAL then uses
         resampling = {"cloud_free": "AVERAGE", "land_cover": "MODE", "degradation_prompt": "AVERAGE"}
         for name, tmp in sink.tmp_files.items():
             to_cog(tmp, out_dir / OUTPUT_FILES[name], resampling[name], blocksize)
@@ -139,7 +149,7 @@ def predict_into(
         for executor in (reader, writer):
             executor.shutdown(wait=True, cancel_futures=True)
         sink.close()
-        for tmp in sink.tmp_files.values():
+        for tmp in [*sink.tmp_files.values(), *sink.side_files]:
             tmp.unlink(missing_ok=True)
 
     n_pixels = height * width

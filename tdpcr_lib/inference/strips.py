@@ -22,12 +22,14 @@ from typing import Any
 import numpy as np
 import rasterio
 import torch
+from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from tdpcr_lib.core.bands import S2_BANDS
 from tdpcr_lib.core.legend import LEGEND_NAME_TAG, Legend, load_legend
 from tdpcr_lib.core.normalisation import load_normalisation
 from tdpcr_lib.inference.offset import OFFSET_TAG
+from tdpcr_lib.inference.overviews import OverviewPyramid
 from tdpcr_lib.inference.predictor import prompt_map
 from tdpcr_lib.inference.products import CLOUD_FREE_NODATA, intermediate_profile
 from tdpcr_lib.inference.tiling import TileGrid
@@ -86,6 +88,11 @@ class StripWriter:
     s2_offset, s2_shift
         The input's DN offset (stated in ``cloud_free.tif``) and the shift the input got into
         the model's convention (taken off the reconstruction again; ``inference.offset``).
+    blocksize
+        Block size of the COGs to come: the overview levels GDAL would make for it are built
+        from each finished strip (:mod:`tdpcr_lib.inference.overviews`) and written beside the
+        intermediates as their external overviews, which the COG copy then uses. ``None``: no
+        overviews here (GDAL computes them during the COG copy, from the whole intermediate).
     """
 
     def __init__(
@@ -97,8 +104,10 @@ class StripWriter:
         legend: Legend | None = None,
         s2_offset: int = 0,
         s2_shift: int = 0,
+        blocksize: int | None = None,
     ) -> None:
         self.scene, self.grid, self.out_dir, self.common_tags = scene, grid, out_dir, common_tags
+        self.blocksize = blocksize
         self.s2_offset, self.s2_shift = s2_offset, s2_shift
         self.norm = load_normalisation()
         self.legend = legend if legend is not None else load_legend()
@@ -111,6 +120,8 @@ class StripWriter:
         self.n_valid = 0
         self.tmp_files: dict[str, Path] = {}
         self.writers: dict[str, Any] = {}
+        self.pyramids: dict[str, OverviewPyramid] = {}
+        self.side_files: list[Path] = []  # the overview levels' files (removed after the COG copy)
 
     # ------------------------------------------------------------------------------------------
     def open_writer(self, name: str, count: int, dtype: str, nodata: float | None) -> Any:
@@ -120,7 +131,31 @@ class StripWriter:
         self.tmp_files[name] = Path(tmp)
         dst = rasterio.open(tmp, "w", **intermediate_profile(self.scene, count, dtype, nodata))
         self.writers[name] = dst
+        if self.blocksize is not None:
+            self.pyramids[name] = OverviewPyramid(
+                self.scene.width,
+                self.scene.height,
+                dtype,
+                nodata,
+                "mode" if name == "land_cover" else "average",  # as OVERVIEW_RESAMPLING in predict_into
+                self.blocksize,
+                lambda level, w, h: self._open_level(Path(tmp), level, w, h, count, dtype, nodata),
+            )
         return dst
+
+    def _open_level(self, tmp: Path, level: int, width: int, height: int, count: int, dtype: str, nodata) -> Any:
+        """Overview ``level`` of ``tmp``: GDAL's external overview chain ``tmp.ovr``, ``tmp.ovr.ovr``..."""
+        path = tmp.with_name(tmp.name + ".ovr" * level)
+        self.side_files.append(path)
+        scale = Affine.scale(self.scene.width / width, self.scene.height / height)
+        level_grid = GridOfScene(width, height, self.scene.crs, self.scene.transform @ scale)
+        return rasterio.open(path, "w", **intermediate_profile(level_grid, count, dtype, nodata))
+
+    def _write(self, name: str, rows: np.ndarray, window: Window) -> None:
+        """Write finished rows of product ``name`` and feed them to its overview levels."""
+        self.writers[name].write(rows, window=window)
+        if name in self.pyramids:
+            self.pyramids[name].add_rows(rows)
 
     def open_cloud_free(self) -> None:
         cf = self.open_writer("cloud_free", len(S2_BANDS), "uint16", CLOUD_FREE_NODATA)
@@ -196,7 +231,7 @@ class StripWriter:
         if self.s2_shift:  # back from the model's offset convention into the input's
             dn = np.clip(dn.astype(np.int32) - self.s2_shift, 1, 65535)
         dn = np.where(ok, np.maximum(dn, 1), CLOUD_FREE_NODATA).astype(np.uint16)
-        self.writers["cloud_free"].write(dn, window=window)
+        self._write("cloud_free", dn, window)
         if self.acc_seg is not None:
             if "land_cover" not in self.writers:
                 self._open_land_cover()
@@ -204,12 +239,12 @@ class StripWriter:
             labels = self.acc_seg[:, :n_final, :width].argmax(axis=0)
             self.class_counts += np.bincount(labels[ok], minlength=legend.num_classes)[: legend.num_classes]
             labels = np.where(ok, labels, legend.ignore_index).astype(np.uint8)
-            self.writers["land_cover"].write(labels[None], window=window)
+            self._write("land_cover", labels[None], window)
         if self.acc_prompt is not None:
             if "degradation_prompt" not in self.writers:
                 self._open_prompt()
             gate = np.where(ok, self.acc_prompt[:n_final, :width] / total_w, np.nan).astype(np.float32)
-            self.writers["degradation_prompt"].write(gate[None], window=window)
+            self._write("degradation_prompt", gate[None], window)
         if last:
             return
         for acc in (self.acc_rec, self.acc_seg, self.acc_prompt, self.acc_w):
@@ -222,6 +257,14 @@ class StripWriter:
         for dst in self.writers.values():
             if not dst.closed:
                 dst.close()
+        for pyramid in self.pyramids.values():
+            pyramid.close()
+
+    def check_overviews(self) -> None:
+        """Raise if an overview level misses rows (every strip must have been finished)."""
+        for name, pyramid in self.pyramids.items():
+            if not pyramid.complete:
+                raise RuntimeError(f"{name}: overview levels incomplete after the last strip")
 
 
 class Inline:
