@@ -50,7 +50,7 @@ from tdpcr_lib.core import paths
 from tdpcr_lib.core.runtime import resolve_device
 from tdpcr_lib.datasets.sources import legend_of_data, open_dataset
 from tdpcr_lib.evaluation.ablations.budget import untrained_checkpoints
-from tdpcr_lib.evaluation.ablations.grid import discover_checkpoints, load_models
+from tdpcr_lib.notebook.checkpoints import discover_checkpoints, load_models
 from tdpcr_lib.notebook.display import show_figures_inline
 from tdpcr_lib.notebook.record import RunRecord, resolve_reports_dir
 from tdpcr_lib.plot.compare import plot_prompt_maps
