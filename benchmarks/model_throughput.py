@@ -14,7 +14,7 @@ memory.
   grouped-convolution weight gradients counted right); the "3 × forward" convention is kept
   beside it.
 * **FLOP rate, interleaved**: in TDP-CR's inference child, rounds of one call each of TDP-CR
-  (fused kernels), TDP-CR (``reference_kernels()``, the plain formulation: the "before"),
+  (fused kernels), TDP-CR (``reference_kernels(model)``, the plain formulation: the "before"),
   DSen2-CR on a small tile and a 512 MiB copy (memory bandwidth), back to back, so the ratios
   cancel most of a busy machine's drift; with the bytes each model moves per tile
   (:func:`tdpcr_lib.models.complexity.bytes_moved_per_tile`) this gives the roofline.
@@ -161,7 +161,7 @@ def measure_inference(name: str, settings: Settings, device_name: str) -> dict[s
     }
     if name == "tdpcr":
         variants = result["variants"]
-        with reference_kernels():  # the plain layer-by-layer formulation: the "before"
+        with reference_kernels(model):  # the plain layer-by-layer formulation: the "before"
             variants["reference kernels (before)"] = timed(model, channels_last=True, bf16=use_bf16)
         plain = model.to(memory_format=torch.contiguous_format)
         variants["contiguous (NCHW)"] = timed(plain, channels_last=False, bf16=use_bf16)
@@ -338,7 +338,7 @@ def default_complexity() -> dict[str, Any]:
             model = build_model(configs[name])
         flops = flops_per_tile(model, size=256)
         moved = bytes_moved_per_tile(model, size=256)
-        with reference_kernels():
+        with reference_kernels(model):
             moved_reference = bytes_moved_per_tile(model, size=256)
         out[name] = {
             "params": count_parameters(model)["total"],
