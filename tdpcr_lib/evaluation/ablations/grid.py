@@ -307,4 +307,3 @@ def run_grid(
 def _cost_rank(spec: AblationSpec) -> int:
     """Order of submission: two-phase and joint runs before the cheap phase-2-only ones."""
     return {"baseline": 1, "joint": 0, "two_phase": 0}[spec.schedule]
-
