@@ -3,7 +3,7 @@
 ``python -m benchmarks.checkpoint_async [--tiny] [--threads N]`` (also run by ``make bench``).
 One process, interleaved so that load on a shared machine hits every variant alike; each variant
 has its own copy of the same model and AdamW state, on the same fixed batch, with the loss of the
-CPU recipe (:func:`benchmarks.training_step._step_function`, the ``after`` step):
+CPU recipe (:func:`benchmarks.training_bare.step_function`, the ``after`` step):
 
 * ``bare``: ``steps`` training steps;
 * ``sync``: the same steps, then one checkpoint (weights + optimizer state, as ``last/``) written
@@ -41,7 +41,7 @@ def run(tiny: bool, rounds: int) -> dict[str, Any]:
     from tdpcr_lib.training.async_checkpoint import AsyncCheckpointer
 
     from .common import settings_for
-    from .training_step import _step_function, recipe
+    from .training_bare import recipe, step_function
 
     spec = recipe(settings_for(tiny, "cpu"))
     torch.manual_seed(0)
@@ -62,7 +62,7 @@ def run(tiny: bool, rounds: int) -> dict[str, Any]:
             "model": model,
             "optimizer": optimizer,
             "saver": saver,
-            "step": _step_function(model, optimizer, {}, batch),
+            "step": step_function(model, optimizer, {}, batch),
             "seconds": [],
         }
     steps = 2 if tiny else STEPS_PER_SAVE

@@ -28,7 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import ChildError, Settings, run_child, write_child_result
+from .children import ChildError, run_child, write_child_result
+from .common import Settings
 
 
 def preset_workers() -> dict[str, int]:

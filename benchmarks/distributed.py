@@ -24,7 +24,8 @@ import tempfile
 import time
 from typing import Any
 
-from .common import ChildError, RandomTiles, Settings, run_child, write_child_result
+from .children import ChildError, run_child, write_child_result
+from .common import RandomTiles, Settings
 
 
 def worker(settings: Settings, device_name: str, json_path: str) -> None:

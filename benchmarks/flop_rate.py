@@ -59,7 +59,7 @@ def interleaved_flop_rates(model, optical, sar, settings: Settings, device, bf16
             elif which == "dsen2cr":
                 dsen2cr(d_optical, d_sar)
             elif which == "tdpcr_reference":
-                with reference_kernels():
+                with reference_kernels(model):
                     model(optical, sar)
             else:
                 model(optical, sar)

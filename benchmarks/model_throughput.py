@@ -14,7 +14,7 @@ memory.
   grouped-convolution weight gradients counted right); the "3 × forward" convention is kept
   beside it.
 * **FLOP rate, interleaved**: in TDP-CR's inference child, rounds of one call each of TDP-CR
-  (fused kernels), TDP-CR (``reference_kernels()``, the plain formulation: the "before"),
+  (fused kernels), TDP-CR (``reference_kernels(model)``, the plain formulation: the "before"),
   DSen2-CR on a small tile and a 512 MiB copy (memory bandwidth), back to back, so the ratios
   cancel most of a busy machine's drift; with the bytes each model moves per tile
   (:func:`tdpcr_lib.models.complexity.bytes_moved_per_tile`) this gives the roofline.
@@ -22,7 +22,7 @@ memory.
   FLOP/s = FLOPs per sample × samples/s.
 
 Each (model, task, device) runs in its own child process (``--worker``), so its peak memory is
-its own (:mod:`benchmarks.common`).
+its own (:mod:`benchmarks.measure`).
 """
 
 from __future__ import annotations
@@ -34,20 +34,12 @@ from typing import Any
 
 from tdpcr_lib.models.blocks import reference_kernels
 
-from .common import (
-    MODEL_NAMES,
-    ChildError,
-    RandomTiles,
-    Settings,
-    current_rss_bytes,
-    mib,
-    peak_rss_bytes,
-    run_child,
-    time_call,
-    write_child_result,
-)
+from .children import ChildError, run_child, write_child_result
+from .common import MODEL_NAMES, RandomTiles, Settings
 from .flop_rate import interleaved_flop_rates
 from .flops import TRAINING_FLOP_METHOD, flop_counter
+from .measure import current_rss_bytes, mib, peak_rss_bytes, time_call
+from .model_complexity import default_complexity, ratios
 
 
 # --------------------------------------------------------------------------------------------
@@ -161,7 +153,7 @@ def measure_inference(name: str, settings: Settings, device_name: str) -> dict[s
     }
     if name == "tdpcr":
         variants = result["variants"]
-        with reference_kernels():  # the plain layer-by-layer formulation: the "before"
+        with reference_kernels(model):  # the plain layer-by-layer formulation: the "before"
             variants["reference kernels (before)"] = timed(model, channels_last=True, bf16=use_bf16)
         plain = model.to(memory_format=torch.contiguous_format)
         variants["contiguous (NCHW)"] = timed(plain, channels_last=False, bf16=use_bf16)
@@ -322,60 +314,6 @@ def _one_line(result: dict[str, Any]) -> str:
         f"{result['samples_per_s']:.3f} samples/s, {result['achieved_gflop_per_s']:.1f} "
         f"GFLOP/s, peak {result['memory']['delta_mib']} MiB"
     )
-
-
-def default_complexity() -> dict[str, Any]:
-    """Parameters and GFLOPs per 13×256×256 tile of the *default* configs (always full size)."""
-    import torch
-
-    from tdpcr_lib.models import build_model, named_configs
-    from tdpcr_lib.models.complexity import bytes_moved_per_tile, count_parameters, flops_per_tile
-
-    configs = named_configs()
-    out = {}
-    for name in MODEL_NAMES:
-        with torch.device("meta"):
-            model = build_model(configs[name])
-        flops = flops_per_tile(model, size=256)
-        moved = bytes_moved_per_tile(model, size=256)
-        with reference_kernels():
-            moved_reference = bytes_moved_per_tile(model, size=256)
-        out[name] = {
-            "params": count_parameters(model)["total"],
-            "gflops_per_tile_256": flops / 1e9,
-            "gb_moved_per_tile_256": moved / 1e9,
-            "flop_per_byte": flops / moved,
-            "flop_per_byte_reference_kernels": flops / moved_reference,
-        }
-    return out
-
-
-def ratios(results: dict[str, Any]) -> dict[str, Any]:
-    """TDP-CR relative to each competitor: params, FLOPs, inference and training speed."""
-    out: dict[str, Any] = {}
-    complexity = results.get("complexity", {})
-    tdpcr = complexity.get("tdpcr")
-    for other in MODEL_NAMES[1:]:
-        ref = complexity.get(other)
-        if tdpcr and ref:
-            out[f"params tdpcr/{other}"] = tdpcr["params"] / ref["params"]
-            out[f"gflops tdpcr/{other}"] = tdpcr["gflops_per_tile_256"] / ref["gflops_per_tile_256"]
-    for device, per_model in results.get("inference", {}).items():
-        mine = per_model.get("tdpcr", {}).get("achieved_gflop_per_s")
-        theirs = per_model.get("dsen2cr", {}).get("achieved_gflop_per_s")
-        if mine and theirs:
-            out[f"inference GFLOP/s tdpcr/dsen2cr ({device}, separate processes)"] = mine / theirs
-        interleaved = per_model.get("tdpcr", {}).get("interleaved", {}).get("ratios", {})
-        for key, value in interleaved.items():
-            out[f"inference GFLOP/s {key} ({device}, interleaved)"] = value
-    for task, key in (("inference", "tiles_per_s"), ("training", "samples_per_s")):
-        for device, per_model in results.get(task, {}).items():
-            mine = per_model.get("tdpcr", {}).get(key)
-            for other in MODEL_NAMES[1:]:
-                theirs = per_model.get(other, {}).get(key)
-                if mine and theirs:
-                    out[f"{task} speed tdpcr/{other} ({device})"] = mine / theirs
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,16 +46,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import (
-    ChildError,
-    Settings,
-    current_rss_bytes,
-    mib,
-    peak_rss_bytes,
-    run_child,
-    time_call,
-    write_child_result,
-)
+from .children import ChildError, run_child, write_child_result
+from .common import Settings
+from .measure import current_rss_bytes, mib, peak_rss_bytes, time_call
 
 #: Bytes per pixel of the float32 arrays a whole-scene (non-streaming) prediction would hold.
 WHOLE_SCENE_BYTES_PER_PIXEL = (15 + 13 + 7) * 4

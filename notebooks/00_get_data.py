@@ -60,12 +60,9 @@ from tdpcr_lib.datasets.sources import DataOptions, data_source
 from tdpcr_lib.datasets.synthetic.tiles import SMOKE_N_TILES, SMOKE_TILE_SIZE, read_synthetic_info
 from tdpcr_lib.evaluation.fidelity import jsonable, summary_row
 from tdpcr_lib.evaluation.fidelity_report import load_before, measure_fidelity, write_fidelity_report
-from tdpcr_lib.notebook.display import show_figures_inline
-from tdpcr_lib.notebook.record import RunRecord, resolve_reports_dir
+from tdpcr_lib.notebook import setup
 from tdpcr_lib.plot.composites import save_figure
 from tdpcr_lib.plot.fidelity import plot_fidelity
-
-show_figures_inline()  # figures show as images, live and in executed copies
 
 # %% [markdown]
 # ## Parameters
@@ -98,9 +95,9 @@ options = DataOptions(
     manifest_dir=MANIFEST_DIR,
     checksums=not SMOKE,
 )
-reports_dir = resolve_reports_dir(REPORTS_DIR, smoke=SMOKE)
-figures_dir = reports_dir / "figures"
-record = RunRecord.from_parameters_cell("00_get_data", globals(), device="cpu", metrics_dir=reports_dir / "metrics")
+# reports (reports/smoke/ when SMOKE) and metrics record; figures inline. The data are prepared below.
+nb = setup("00_get_data", globals(), prepare_data=False, device="cpu")
+record, reports_dir, figures_dir = nb.record, nb.reports_dir, nb.figures_dir
 
 # %% [markdown]
 # ## The synthetic twin (`SOURCE = "synthetic"`)

@@ -47,22 +47,16 @@
 # ## Imports
 
 # %%
-from pathlib import Path
-
 import pandas as pd
 from IPython.display import display
 
 from tdpcr_lib.core import paths
-from tdpcr_lib.datasets.sources import ensure_dataset
-from tdpcr_lib.notebook.display import show_figures_inline
-from tdpcr_lib.notebook.record import RunRecord, resolve_reports_dir
+from tdpcr_lib.notebook import setup
 from tdpcr_lib.plot.composites import save_figure
 from tdpcr_lib.plot.curves import plot_training_curves
 from tdpcr_lib.training.plateau import PlateauStop, describe_metric, phase_plateau
 from tdpcr_lib.training.presets import notebook_configs
 from tdpcr_lib.training.run import build_datasets, run_summary, train, trainable_parameter_table
-
-show_figures_inline()  # figures show as images, live and in executed copies
 
 # %% [markdown]
 # ## Parameters
@@ -83,17 +77,16 @@ MAX_STEPS = None  # stop after this many optimizer steps (None: no limit)
 CONFIG = {}  # TrainConfig overrides and a "model" dict of ModelConfig overrides
 
 # %%
-reports_dir = resolve_reports_dir(REPORTS_DIR, smoke=SMOKE)
-record = RunRecord.from_parameters_cell("02_train_phase2", globals(), metrics_dir=reports_dir / "metrics")
-figures_dir = reports_dir / "figures"
-phase1_best = Path(RUNS_DIR) / "phase1" / "best"
-run_dir = Path(RUNS_DIR) / "phase2"
+# reports (reports/smoke/ when SMOKE), metrics record, device, runs folder and the dataset; figures inline
+nb = setup("02_train_phase2", globals())
+record, figures_dir, data_root = nb.record, nb.figures_dir, nb.data_root
+phase1_best = nb.runs_dir / "phase1" / "best"
+run_dir = nb.runs_dir / "phase2"
 
 # %% [markdown]
 # ## Data and configuration
 
 # %%
-data_root = ensure_dataset(DATA_ROOT, SOURCE)
 train_config, _ = notebook_configs(
     "phase2",
     smoke=SMOKE,

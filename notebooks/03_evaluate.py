@@ -53,7 +53,7 @@ from IPython.display import display
 
 from tdpcr_lib.core import paths
 from tdpcr_lib.core.io import atomic_write_text
-from tdpcr_lib.datasets.sources import ensure_dataset, legend_of_data, open_dataset
+from tdpcr_lib.datasets.sources import legend_of_data, open_dataset
 from tdpcr_lib.evaluation.evaluate import evaluate
 from tdpcr_lib.evaluation.intervals import intervals_table
 from tdpcr_lib.evaluation.majority import majority_class_baseline, majority_table
@@ -70,16 +70,13 @@ from tdpcr_lib.evaluation.tables import (
 from tdpcr_lib.evaluation.transfer import domain_warnings, transfer_check, transfer_display, transfer_markdown
 from tdpcr_lib.metrics.results import CR_METRICS, to_records, value, wide
 from tdpcr_lib.models.checkpoint import load_model, read_meta
-from tdpcr_lib.notebook.display import show_figures_inline
-from tdpcr_lib.notebook.record import RunRecord, resolve_reports_dir
+from tdpcr_lib.notebook import setup
 from tdpcr_lib.plot.compare import plot_comparison
 from tdpcr_lib.plot.composites import save_figure
 from tdpcr_lib.plot.curves import plot_bucket_metrics
 from tdpcr_lib.plot.diagnostics import plot_band_error, plot_confusion
 from tdpcr_lib.plot.tiles import predict_outputs
 from tdpcr_lib.plot.transfer import plot_transfer
-
-show_figures_inline()  # figures show as images, live and in executed copies
 
 # %% [markdown]
 # ## Parameters
@@ -98,16 +95,15 @@ BATCH_SIZE = 8
 PROTOCOLS = ["tdpcr", "uncrtaints", "glfcr", "dsen2cr", "allclear"]  # named metric protocols
 
 # %%
-reports_dir = resolve_reports_dir(REPORTS_DIR, smoke=SMOKE)
-record = RunRecord.from_parameters_cell("03_evaluate", globals(), metrics_dir=reports_dir / "metrics")
-figures_dir = reports_dir / "figures"
-checkpoint = Path(CHECKPOINT) if CHECKPOINT else Path(RUNS_DIR) / "phase2" / "best"
+# reports (reports/smoke/ when SMOKE), metrics record, device, runs folder and the dataset; figures inline
+nb = setup("03_evaluate", globals())
+record, reports_dir, figures_dir, data_root = nb.record, nb.reports_dir, nb.figures_dir, nb.data_root
+checkpoint = Path(CHECKPOINT) if CHECKPOINT else nb.runs_dir / "phase2" / "best"
 
 # %% [markdown]
 # ## Data
 
 # %%
-data_root = ensure_dataset(DATA_ROOT, SOURCE)
 test_set = open_dataset(data_root, split="test")
 train_set = open_dataset(data_root, split="train")
 test_set

@@ -90,12 +90,10 @@
 import json
 import os
 import platform
-from pathlib import Path
 
 from IPython.display import Markdown, display
 
 from tdpcr_lib.core import paths
-from tdpcr_lib.core.runtime import resolve_device
 from tdpcr_lib.evaluation.ablations.grid import run_grid
 from tdpcr_lib.evaluation.ablations.report import (
     ablation_tables,
@@ -108,13 +106,10 @@ from tdpcr_lib.evaluation.ablations.report import (
 from tdpcr_lib.evaluation.ablations.spec import default_seeds, preset_budget
 from tdpcr_lib.evaluation.ablations.stats import claims as paired_claims
 from tdpcr_lib.evaluation.ablations.verdicts import other_budget_record, write_verdicts
-from tdpcr_lib.notebook.display import show_figures_inline
-from tdpcr_lib.notebook.record import RunRecord, resolve_reports_dir
+from tdpcr_lib.notebook import setup
 from tdpcr_lib.plot.claims import plot_claims_vs_budget
 from tdpcr_lib.plot.composites import save_figure
 from tdpcr_lib.plot.curves import plot_per_bucket, plot_validation_vs_compute
-
-show_figures_inline()  # figures show as images, live and in executed copies
 
 # %% [markdown]
 # ## Parameters
@@ -127,9 +122,9 @@ show_figures_inline()  # figures show as images, live and in executed copies
 # retrains finished runs.
 
 # %% tags=["parameters"]
-DATA_ROOT = None  # None → the synthetic twin written by 00_get_data
-SOURCE = "synthetic"  # "synthetic" | "luojiaset" | "sen12mscr" (recorded; the layout is recognised)
-RUNS_DIR = None  # None → runs/ (where 01/02 put the main run)
+DATA_ROOT = str(paths.DEFAULT_SYNTHETIC_ROOT)  # dataset folder: the synthetic twin or LuojiaSET-OSFCR
+SOURCE = "synthetic"  # "synthetic" (generated if missing), "luojiaset" or "sen12mscr" (real data)
+RUNS_DIR = str(paths.RUNS_DIR)  # run folders; the main run of 01/02 is seed 0 of TDP-CR
 REPORTS_DIR = None  # None: reports/, or reports/smoke/ when SMOKE (metrics/, figures/, pages)
 SEED = 0
 DEVICE = "auto"
@@ -147,32 +142,19 @@ THREADS_PER_WORKER = 1  # torch threads in each worker process (results differ i
 FORCE = False
 
 # %%
-data_root = Path(DATA_ROOT) if DATA_ROOT else paths.DEFAULT_SYNTHETIC_ROOT
-runs_dir = Path(RUNS_DIR) if RUNS_DIR else paths.RUNS_DIR
-reports_dir = resolve_reports_dir(REPORTS_DIR, smoke=SMOKE)
-figures_dir = reports_dir / "figures"
+# reports (reports/smoke/ when SMOKE), metrics record, device, runs folder and the dataset; figures inline
+nb = setup("04_ablations", globals())
+record, reports_dir, figures_dir = nb.record, nb.reports_dir, nb.figures_dir
+data_root, runs_dir, device = nb.data_root, nb.runs_dir, nb.device
 seeds = list(SEEDS) if SEEDS else default_seeds(SEED, smoke=SMOKE, n_seeds=N_SEEDS)
 budget = preset_budget(smoke=SMOKE, full=FULL, quick=QUICK, long=LONG, steps=STEPS)
 if MODEL_OVERRIDES:
     budget.model_overrides = {**budget.model_overrides, **MODEL_OVERRIDES}
-device = str(resolve_device(DEVICE))
 workers = 1 if device.startswith("cuda") else int(WORKERS)
 indicative = budget.mode in ("smoke", "quick")
 label = f"indicative: {budget.mode} budget" if indicative else ""
-record = RunRecord.from_parameters_cell(
-    "04_ablations",
-    globals(),
-    device=device,
-    metrics_dir=reports_dir / "metrics",
-    resolved={
-        "data_root": data_root,
-        "runs_dir": runs_dir,
-        "seeds": seeds,
-        "device": device,
-        "workers": workers,
-        "threads_per_worker": int(THREADS_PER_WORKER),
-        "budget": budget.to_dict(),
-    },
+record.resolved.update(
+    seeds=seeds, device=device, workers=workers, threads_per_worker=int(THREADS_PER_WORKER), budget=budget.to_dict()
 )
 print(
     f"data: {data_root}\nseeds: {seeds}\ndevice: {device} ({workers} worker(s))\n"

@@ -42,24 +42,17 @@
 # ## Imports
 
 # %%
-from pathlib import Path
-
 from IPython.display import Image, display
 
 from tdpcr_lib.core import paths
-from tdpcr_lib.core.runtime import resolve_device
 from tdpcr_lib.datasets.sources import legend_of_data, open_dataset
 from tdpcr_lib.evaluation.ablations.budget import untrained_checkpoints
-from tdpcr_lib.evaluation.ablations.grid import discover_checkpoints, load_models
-from tdpcr_lib.notebook.display import show_figures_inline
-from tdpcr_lib.notebook.record import RunRecord, resolve_reports_dir
+from tdpcr_lib.notebook import discover_checkpoints, load_models, setup
 from tdpcr_lib.plot.compare import plot_prompt_maps
 from tdpcr_lib.plot.composites import save_figure
 from tdpcr_lib.plot.tiles import default_tile_ids, index_of_tile, predict_outputs, row_titles, save_tile_comparisons
 from tdpcr_lib.plot.widgets import build_viewer
 from tdpcr_lib.transforms import centre_crop_sample
-
-show_figures_inline()  # figures show as images, live and in executed copies
 
 # %% [markdown]
 # ## Parameters
@@ -73,9 +66,9 @@ show_figures_inline()  # figures show as images, live and in executed copies
 # they are left out, since their broken output says nothing about the architecture.
 
 # %% tags=["parameters"]
-DATA_ROOT = None  # None → the synthetic twin written by 00_get_data
-SOURCE = "synthetic"
-RUNS_DIR = None  # None → runs/
+DATA_ROOT = str(paths.DEFAULT_SYNTHETIC_ROOT)  # dataset folder: the synthetic twin or LuojiaSET-OSFCR
+SOURCE = "synthetic"  # "synthetic" (generated if missing), "luojiaset" or "sen12mscr" (real data)
+RUNS_DIR = str(paths.RUNS_DIR)  # run folders of notebooks 01/02 and 04
 REPORTS_DIR = None  # None: reports/, or reports/smoke/ when SMOKE (metrics/, figures/, pages)
 SEED = 0
 DEVICE = "auto"
@@ -89,10 +82,9 @@ COMPOSITE = "true colour (B04/B03/B02)"
 SHOW_UNTRAINED = False
 
 # %%
-data_root = Path(DATA_ROOT) if DATA_ROOT else paths.DEFAULT_SYNTHETIC_ROOT
-runs_dir = Path(RUNS_DIR) if RUNS_DIR else paths.RUNS_DIR
-reports_dir = resolve_reports_dir(REPORTS_DIR, smoke=SMOKE)
-device = str(resolve_device(DEVICE))
+# reports (reports/smoke/ when SMOKE), metrics record, device, runs folder and the dataset; figures inline
+nb = setup("05_compare_visually", globals())
+record, figures_dir, data_root, runs_dir, device = nb.record, nb.figures_dir, nb.data_root, nb.runs_dir, nb.device
 sample_crop = None if FULL else SAMPLE_CROP
 checkpoints = dict(CHECKPOINTS) if CHECKPOINTS else discover_checkpoints(runs_dir, seed=SEED)
 if not checkpoints:
@@ -109,19 +101,8 @@ test_set = open_dataset(data_root, split="test")
 tile_ids = list(TILE_IDS) if TILE_IDS else default_tile_ids(test_set, per_bucket=1)
 if SMOKE:
     tile_ids = tile_ids[:2]
-record = RunRecord.from_parameters_cell(
-    "05_compare_visually",
-    globals(),
-    device=device,
-    metrics_dir=reports_dir / "metrics",
-    resolved={
-        "data_root": data_root,
-        "runs_dir": runs_dir,
-        "device": device,
-        "checkpoints": {k: str(v) for k, v in checkpoints.items()},
-        "tile_ids": tile_ids,
-        "sample_crop": sample_crop,
-    },
+record.resolved.update(
+    device=device, checkpoints={k: str(v) for k, v in checkpoints.items()}, tile_ids=tile_ids, sample_crop=sample_crop
 )
 # each row says what the run was trained with: the main run and the ablations differ in budget
 titles = row_titles(checkpoints)
@@ -143,7 +124,7 @@ written = save_tile_comparisons(
     test_set,
     models,
     tile_ids,
-    reports_dir / "figures",
+    figures_dir,
     composite=COMPOSITE,
     zoom=ZOOM,
     device=device,
@@ -173,7 +154,7 @@ if prompt_models:
     sample = centre_crop_sample(test_set[index_of_tile(test_set, tile_ids[-1])], sample_crop)
     outputs = predict_outputs({prompt_models[0]: models[prompt_models[0]]}, sample, device=device)
     fig = plot_prompt_maps(outputs[prompt_models[0]], sample, title=f"{prompt_models[0]} · tile {tile_ids[-1]}")
-    save_figure(fig, reports_dir / "figures" / "05_prompt_maps.png")
+    save_figure(fig, figures_dir / "05_prompt_maps.png")
     display(fig)
 else:
     print("no PGF model among the checkpoints")

@@ -55,13 +55,10 @@ from tdpcr_lib.datasets.synthetic.scenes import make_synthetic_scene
 from tdpcr_lib.inference.inputs import describe_scene
 from tdpcr_lib.inference.products import describe_outputs, open_prediction, read_summary
 from tdpcr_lib.inference.scene import predict_scene
-from tdpcr_lib.notebook.display import show_figures_inline
+from tdpcr_lib.notebook import setup
 from tdpcr_lib.notebook.predict import compare_to_reference, prepare_checkpoint
-from tdpcr_lib.notebook.record import RunRecord, resolve_reports_dir
 from tdpcr_lib.plot.composites import save_figure
 from tdpcr_lib.plot.scene import plot_scene_prediction
-
-show_figures_inline()  # figures show as images, live and in executed copies
 
 # %% [markdown]
 # ## Parameters
@@ -89,8 +86,9 @@ SEED = 0
 # %%
 if CHECKPOINT is None:
     CHECKPOINT = str(Path(RUNS_DIR) / "phase2" / "best")
-reports_dir = resolve_reports_dir(REPORTS_DIR, smoke=SMOKE)
-record = RunRecord.from_parameters_cell("06_predict_own_scene", globals(), metrics_dir=reports_dir / "metrics")
+# reports (reports/smoke/ when SMOKE), metrics record and device; figures inline
+nb = setup("06_predict_own_scene", globals())
+record, figures_dir = nb.record, nb.figures_dir
 if SMOKE:
     SCENE_SIZE, TILE, OVERLAP = [150, 190], 64, 16
 
@@ -170,7 +168,7 @@ print(
 
 # %%
 figure = plot_scene_prediction(S2_PATH, outputs, s1=S1_PATH)
-save_figure(figure, reports_dir / "figures" / f"{record.notebook}.png")
+save_figure(figure, figures_dir / f"{record.notebook}.png")
 figure
 
 # %% [markdown]

@@ -21,7 +21,7 @@ from tdpcr_lib.core.paths import REPO_ROOT
 if str(REPO_ROOT) not in sys.path:  # ``benchmarks`` is a top-level folder, not installed
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks import common, data_pipeline, flops, run_all, scene_inference  # noqa: E402
+from benchmarks import children, common, data_pipeline, flops, measure, scene_inference, targets  # noqa: E402
 
 MD_SECTIONS = (
     "# Benchmarks",
@@ -201,8 +201,8 @@ def test_flop_counter_counts_a_depthwise_weight_gradient_once():
 
 def test_time_call_reports_the_median_per_call(monkeypatch):
     clock = FakeClock(step=0.5)
-    monkeypatch.setattr(common.time, "perf_counter", clock.perf_counter)
-    timing = common.time_call(clock.call, warmup=2, iterations=3, repeats=3, budget_s=100)
+    monkeypatch.setattr(measure.time, "perf_counter", clock.perf_counter)
+    timing = measure.time_call(clock.call, warmup=2, iterations=3, repeats=3, budget_s=100)
     assert timing["seconds_per_call"] == pytest.approx(0.5)
     assert (timing["iterations"], timing["repeats"]) == (3, 3)
     assert clock.calls == 2 + 3 * 3
@@ -219,8 +219,8 @@ def test_time_call_reports_the_median_per_call(monkeypatch):
 )
 def test_time_call_cuts_iterations_to_the_budget(monkeypatch, step, budget, expected):
     clock = FakeClock(step=step)
-    monkeypatch.setattr(common.time, "perf_counter", clock.perf_counter)
-    timing = common.time_call(clock.call, warmup=1, iterations=3, repeats=3, budget_s=budget)
+    monkeypatch.setattr(measure.time, "perf_counter", clock.perf_counter)
+    timing = measure.time_call(clock.call, warmup=1, iterations=3, repeats=3, budget_s=budget)
     assert (timing["iterations"], timing["repeats"]) == expected
     assert clock.calls == 1 + expected[0] * expected[1]
 
@@ -235,16 +235,16 @@ def test_time_call_cuts_iterations_to_the_budget(monkeypatch, step, budget, expe
 )
 def test_time_call_rejects_bad_counts(kwargs):
     with pytest.raises(ValueError, match="iterations"):
-        common.time_call(lambda: None, budget_s=1.0, **kwargs)
+        measure.time_call(lambda: None, budget_s=1.0, **kwargs)
 
 
 def test_peak_rss_sees_a_large_allocation():
-    before = common.peak_rss_bytes()
+    before = measure.peak_rss_bytes()
     if before is None:
         pytest.skip("no peak-RSS source on this platform")
     block = np.ones(64 * 2**20 // 8)  # 64 MiB, touched
-    current = common.current_rss_bytes()
-    after = common.peak_rss_bytes()
+    current = measure.current_rss_bytes()
+    after = measure.peak_rss_bytes()
     assert block.sum() > 0
     assert after >= before
     if current is not None:  # the block is resident now, so the peak includes it
@@ -252,8 +252,8 @@ def test_peak_rss_sees_a_large_allocation():
 
 
 def test_run_child_raises_with_the_command_on_failure():
-    with pytest.raises(common.ChildError, match="exited with 3"):
-        common.run_child(["-c", "import sys; sys.exit(3)"], timeout_s=60)
+    with pytest.raises(children.ChildError, match="exited with 3"):
+        children.run_child(["-c", "import sys; sys.exit(3)"], timeout_s=60)
 
 
 def test_settings_round_trip_through_json():
@@ -280,7 +280,7 @@ def test_settings_round_trip_through_json():
 )
 def test_target_status(value, higher, skip, error, status):
     threshold = 0.15 if not higher else 20.0
-    row = run_all._target("t", value, threshold, higher, "x", skip=skip, error=error)
+    row = targets.target_row("t", value, threshold, higher, "x", skip=skip, error=error)
     assert row["status"] == status
     assert row["comparison"] == (">=" if higher else "<=")
 

@@ -37,13 +37,21 @@ def autocast_disabled(device_type: str) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
-#: Whether the fused kernels are used (see :func:`reference_kernels`).
-_FUSED = True
+class KernelChoice:
+    """A block with two formulations of one function: fused kernels (default) or the reference.
+
+    The choice is an attribute of each block (:attr:`fused`), set for a whole model by
+    :func:`use_kernels` or, for a while, by :func:`reference_kernels`: it belongs to the model, so
+    one model's choice never changes another's (no process-wide switch). It is not a parameter or
+    a buffer, so state dicts and checkpoints are the same under both.
+    """
+
+    #: True: the fused kernels; False: the plain, one-layer-at-a-time reference formulation.
+    fused: bool = True
 
 
-@contextlib.contextmanager
-def reference_kernels() -> Iterator[None]:
-    """Run TDP-CR's blocks with the plain, one-layer-at-a-time formulation inside this context.
+def use_kernels(model: nn.Module, *, fused: bool) -> nn.Module:
+    """Make every block of ``model`` run its fused (``fused=True``) or reference kernels; returns ``model``.
 
     The default (fused) path computes the same function with fewer passes over memory (LayerNorm
     affine folded into the next 1×1 convolution, 1×1 convolutions as matrix products on the
@@ -52,17 +60,25 @@ def reference_kernels() -> Iterator[None]:
     The reference path is kept as the readable definition: the tests compare both on fixed
     weights and the benchmarks time it as the "before".
     """
-    global _FUSED
-    previous, _FUSED = _FUSED, False
+    for module in model.modules():
+        if isinstance(module, KernelChoice):
+            module.fused = fused
+    return model
+
+
+@contextlib.contextmanager
+def reference_kernels(model: nn.Module) -> Iterator[nn.Module]:
+    """Run ``model``'s blocks with the reference formulation inside this context (see :func:`use_kernels`).
+
+    Each block's previous choice is restored on exit, also when the body raises.
+    """
+    previous = [(module, module.fused) for module in model.modules() if isinstance(module, KernelChoice)]
+    use_kernels(model, fused=False)
     try:
-        yield
+        yield model
     finally:
-        _FUSED = previous
-
-
-def fused_kernels() -> bool:
-    """True unless inside :func:`reference_kernels`."""
-    return _FUSED
+        for module, fused in previous:
+            module.fused = fused
 
 
 def nhwc(x: torch.Tensor) -> torch.Tensor:
@@ -110,7 +126,7 @@ class LayerNorm2d(nn.Module):
         return y.permute(0, 3, 1, 2).to(dtype)
 
 
-class ResidualBlock(nn.Module):
+class ResidualBlock(KernelChoice, nn.Module):
     """Gated depth-wise residual block (see the module docstring).
 
     Parameters
@@ -132,7 +148,7 @@ class ResidualBlock(nn.Module):
         self.project = nn.Conv2d(hidden, channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if _FUSED:
+        if self.fused:
             return self._fused_forward(x)
         y = self.spatial(self.expand(self.norm(x)))
         value, gate = y.chunk(2, dim=1)
@@ -182,7 +198,7 @@ class Downsample(nn.Sequential):
         super().__init__(nn.Conv2d(in_channels, out_channels, 2, stride=2))
 
 
-class Upsample(nn.Sequential):
+class Upsample(KernelChoice, nn.Sequential):
     """Double the resolution: 1×1 convolution to ``4·out`` channels, then ``PixelShuffle(2)``."""
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
@@ -207,7 +223,7 @@ class Upsample(nn.Sequential):
         channels = conv.out_channels // 4
         cl = torch.channels_last
         if (
-            not (fused_kernels() and x.is_contiguous(memory_format=cl) and skip.is_contiguous(memory_format=cl))
+            not (self.fused and x.is_contiguous(memory_format=cl) and skip.is_contiguous(memory_format=cl))
             or skip.shape[1] != channels
         ):
             return self(x) + skip

@@ -19,10 +19,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tdpcr_lib.models.blocks import conv3x3, fused_kernels
+from tdpcr_lib.models.blocks import KernelChoice, conv3x3
 
 
-class PromptGuidedFusion(nn.Module):
+class PromptGuidedFusion(KernelChoice, nn.Module):
     """One PGF block (``prompt_channels=0`` gives the no-prompt ablation).
 
     Parameters
@@ -56,7 +56,7 @@ class PromptGuidedFusion(nn.Module):
         stacked = torch.cat(parts, dim=1)
         channel_logits = self.global_context(stacked.mean(dim=(2, 3)))  # g: (B, C)
         spatial_logits = self.spatial_bias(stacked)  # b: (B, 1, H, W)
-        if fused_kernels():  # one allocation less (the logits' buffer is reused)
+        if self.fused:  # one allocation less (the logits' buffer is reused)
             return (channel_logits[:, :, None, None] + spatial_logits).sigmoid_()
         return torch.sigmoid(channel_logits[:, :, None, None] + spatial_logits)
 
@@ -65,7 +65,7 @@ class PromptGuidedFusion(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return the fused optical features ``Ô = O + A ⊙ φ(S)`` and the gate ``A``."""
         gate = self.gate(optical, sar, prompt)
-        if fused_kernels():  # one pass instead of a product and a sum
+        if self.fused:  # one pass instead of a product and a sum
             return torch.addcmul(optical, gate, self.align(sar)), gate
         return optical + gate * self.align(sar), gate
 

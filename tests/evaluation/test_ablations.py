@@ -14,6 +14,7 @@ from tdpcr_lib.evaluation.ablations import report as ablations_report
 from tdpcr_lib.evaluation.ablations import spec as ablations
 from tdpcr_lib.evaluation.ablations import stats as ablations_stats
 from tdpcr_lib.metrics.results import from_records, make_frame, value
+from tdpcr_lib.notebook.checkpoints import discover_checkpoints
 from tdpcr_lib.plot import curves as ablations_curves
 from tdpcr_lib.training.presets import preset_config
 
@@ -271,7 +272,7 @@ def test_grid_trains_each_run_into_its_own_folder(grid):
     stored = from_records(results[2]["metrics"])  # the whole result frame, labelled
     assert set(stored["model"]) == {"multitask"} and set(stored["seed"]) == {0}
     assert value(stored, "miou") == pytest.approx(results[2]["headline"]["miou"])
-    found = ablations_grid.discover_checkpoints(runs_dir, seed=0)
+    found = discover_checkpoints(runs_dir, seed=0)
     assert list(found) == ["tdpcr_full (seed 0)", "dsen2cr (seed 0)", "multitask (seed 0)"]
 
 

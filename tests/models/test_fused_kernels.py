@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tdpcr_lib.models import FUSIONS, ModelConfig, build_model
-from tdpcr_lib.models.blocks import reference_kernels
+from tdpcr_lib.models.blocks import KernelChoice, reference_kernels, use_kernels
 from tdpcr_lib.models.checkpoint import load_model, save_checkpoint
 
 
@@ -48,7 +48,7 @@ def test_fused_forward_equals_reference_on_fixed_weights(fusion, channels_last):
     optical, sar = inputs(2, 37, 45, channels_last)  # odd size: padding and cropping too
     with torch.inference_mode():
         fused = model(optical, sar)
-        with reference_kernels():
+        with reference_kernels(model):
             reference = model(optical, sar)
     assert_same_outputs(fused, reference)
 
@@ -65,7 +65,7 @@ def test_fused_gradients_equal_reference():
         return {name: p.grad.clone() for name, p in model.named_parameters()}
 
     fused = grads()
-    with reference_kernels():
+    with reference_kernels(model):
         reference = grads()
     assert fused.keys() == reference.keys()
     for name in fused:
@@ -80,7 +80,7 @@ def test_fused_bf16_autocast_stays_close_to_fp32_reference():
     with torch.inference_mode():
         with torch.autocast("cpu", dtype=torch.bfloat16):
             fused = model(optical, sar)
-        with reference_kernels():
+        with reference_kernels(model):
             reference = model(optical, sar)
     assert fused["reconstruction"].dtype == torch.float32
     # bf16 keeps 8 mantissa bits: the documented tolerance of the bf16 option
@@ -96,7 +96,25 @@ def test_checkpoints_load_and_give_the_same_outputs(tmp_path):
     assert list(loaded.state_dict()) == list(model.state_dict())
     optical, sar = inputs(1, 32, 32, channels_last=False)
     with torch.inference_mode():
-        with reference_kernels():
+        with reference_kernels(model):
             reference = model(optical, sar)
         fused = loaded.eval()(optical, sar)
     assert_same_outputs(fused, reference)
+
+
+def test_the_kernel_choice_belongs_to_one_model_and_is_restored():
+    """Switching one model to the reference kernels leaves another model (e.g. one being trained in
+    the same process) on its own choice, and the context restores each block's previous choice."""
+    model, other = perturbed_model().eval(), perturbed_model(seed=1).eval()
+    blocks = [m for m in model.modules() if isinstance(m, KernelChoice)]
+    kinds = {type(m).__name__ for m in blocks}
+    assert {"ResidualBlock", "PromptGuidedFusion", "Upsample"} <= kinds
+    with reference_kernels(model):
+        assert not any(m.fused for m in blocks)
+        assert all(m.fused for m in other.modules() if isinstance(m, KernelChoice))
+    assert all(m.fused for m in blocks)
+    use_kernels(model, fused=False)
+    with pytest.raises(RuntimeError), reference_kernels(model):
+        raise RuntimeError("a failing forward")
+    assert not any(m.fused for m in blocks)  # the explicit choice survives the context
+    assert "fused" not in str(list(model.state_dict()))  # not a parameter or buffer: checkpoints unchanged

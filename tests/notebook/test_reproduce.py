@@ -162,8 +162,9 @@ def test_record_reads_a_jupytext_notebook_and_falls_back_with_a_warning(tmp_path
 @pytest.mark.parametrize("path", sorted(paths.NOTEBOOKS_DIR.glob("[0-9][0-9]_*.py")), ids=lambda p: p.stem)
 def test_every_notebook_records_its_parameters_cell(path):
     text = path.read_text()
-    assert re.search(rf'RunRecord\.from_parameters_cell\(\s*"{path.stem}",\s*globals\(\)', text)
-    assert "RunRecord(" not in text  # no hand-written parameter lists
+    # the one set-up call records the parameters cell (tdpcr_lib.notebook.session.setup)
+    assert len(re.findall(rf'^nb = setup\(\s*"{path.stem}",\s*globals\(\)', text, re.M)) == 1
+    assert "RunRecord" not in text  # no hand-written parameter lists, no second record
     assert parameters_cell_names(path) == parameters_cell_names(path.with_suffix(".ipynb"))
 
 
@@ -190,9 +191,9 @@ def test_reproduce_smoke_keeps_its_executed_copies_apart(notebook_dir, tmp_path,
 
 @pytest.mark.parametrize("path", sorted(paths.NOTEBOOKS_DIR.glob("[0-9][0-9]_*.py")), ids=lambda p: p.stem)
 def test_every_notebook_sends_smoke_reports_to_their_own_folder(path):
-    """REPORTS_DIR defaults to None and every write goes through resolve_reports_dir."""
+    """REPORTS_DIR defaults to None and every write goes through setup's reports folder."""
     text = path.read_text()
     assert re.search(r"^REPORTS_DIR = None\b", text, re.M)
-    assert "reports_dir = resolve_reports_dir(REPORTS_DIR, smoke=SMOKE)" in text
+    assert "resolve_reports_dir" not in text  # setup() resolves it, the same in every notebook
     assert "Path(REPORTS_DIR)" not in text and "paths.REPORTS_DIR" not in text
-    assert re.search(r'from_parameters_cell\(\s*"\w+",\s*globals\(\),[^;]*?metrics_dir=reports_dir / "metrics"', text)
+    assert '/ "figures"' not in text  # figures go to nb.figures_dir
