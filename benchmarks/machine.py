@@ -24,7 +24,7 @@ def machine_info(device: str) -> dict[str, Any]:
     """CPU, cores, memory, torch/Python versions, GPU (if measured) and the git revision."""
     import torch
 
-    from tdpcr_lib.core.runtime import git_sha
+    from tdpcr_lib.core.revision import git_sha
 
     try:
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

@@ -34,7 +34,17 @@ LAZY_OK: set[tuple[str, str]] = {
     ("tdpcr_lib/cli/evaluate.py", "tdpcr_lib.datasets.sources"),
     ("tdpcr_lib/cli/evaluate.py", "tdpcr_lib.evaluation.evaluate"),
     ("tdpcr_lib/cli/evaluate.py", "tdpcr_lib.models.checkpoint"),
+    ("tdpcr_lib/cli/predict.py", "tdpcr_lib.core.runtime"),
+    ("tdpcr_lib/cli/predict.py", "tdpcr_lib.inference.scene"),
     ("tdpcr_lib/cli/report.py", "tdpcr_lib.notebook.html_report"),
+    ("tdpcr_lib/cli/reproduce.py", "tdpcr_lib.notebook.html_report"),
+    ("tdpcr_lib/cli/reproduce.py", "tdpcr_lib.notebook.reproduce"),
+    ("tdpcr_lib/cli/train.py", "tdpcr_lib.core.runtime"),
+    ("tdpcr_lib/cli/train.py", "tdpcr_lib.models.config"),
+    ("tdpcr_lib/cli/train.py", "tdpcr_lib.plot.curves"),
+    ("tdpcr_lib/cli/train.py", "tdpcr_lib.training.config"),
+    ("tdpcr_lib/cli/train.py", "tdpcr_lib.training.presets"),
+    ("tdpcr_lib/cli/train.py", "tdpcr_lib.training.run"),
     # s2cloudless imports lightgbm and sentinelhub: only SEN12MS-CR manifests with its mask pay
     ("tdpcr_lib/datasets/sen12mscr/cloudmask.py", "tdpcr_lib.datasets.sen12mscr.s2cloudless"),
 }
@@ -86,7 +96,7 @@ PAPER_CONCEPTS = {
     "SegmentationDecoder": "tdpcr_lib/models/tdpcr.py",
     "reconstruction_loss": "tdpcr_lib/losses.py",
     "segmentation_loss": "tdpcr_lib/losses.py",
-    "TRAINABLE_SETS": "tdpcr_lib/training/config.py",
+    "TRAINABLE_SETS": "tdpcr_lib/training/phases.py",
 }
 
 

@@ -11,11 +11,8 @@ from pathlib import Path
 
 from tdpcr_lib.cli.errors import CliParser, UsageError, check_int, check_output_folder, run_command
 from tdpcr_lib.core.engine_names import ENGINES
-from tdpcr_lib.core.runtime import resolve_device
 from tdpcr_lib.inference.offset import S2_OFFSET_CHOICES
-from tdpcr_lib.inference.products import BLOCKSIZE_MULTIPLE, MAX_BLOCKSIZE
-from tdpcr_lib.inference.scene import predict_scene
-from tdpcr_lib.inference.tiling import check_tiling
+from tdpcr_lib.inference.options import BLOCKSIZE_MULTIPLE, MAX_BLOCKSIZE, PRECISIONS, check_tiling
 
 #: Smallest tile: the largest ``pad_multiple`` of the package's networks (DSen2-CR 16, TDP-CR 8),
 #: so every tile holds at least one aligned block whatever the checkpoint.
@@ -54,10 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument(
-        "--precision",
-        choices=("auto", "bf16", "fp32"),
-        default="auto",
-        help="auto: bf16 autocast on CUDA, fp32 on the CPU (default)",
+        "--precision", choices=PRECISIONS, default="auto", help="auto: bf16 autocast on CUDA, fp32 on the CPU (default)"
     )
     parser.add_argument(
         "--s2-offset",
@@ -99,6 +93,8 @@ def check_arguments(args: argparse.Namespace) -> None:
         ) from None
     check_int("--batch-size", args.batch_size, 1)
     check_int("--blocksize", args.blocksize, BLOCKSIZE_MULTIPLE, BLOCKSIZE_MULTIPLE, MAX_BLOCKSIZE)
+    from tdpcr_lib.core.runtime import resolve_device  # torch: only once the arguments parsed
+
     resolve_device(args.device)
     check_output_folder(args.out, "--out")
 
@@ -106,6 +102,8 @@ def check_arguments(args: argparse.Namespace) -> None:
 def _predict(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     check_arguments(args)
+    from tdpcr_lib.inference.scene import predict_scene  # torch and rasterio: only for a valid command
+
     paths = predict_scene(
         args.s2,
         args.s1,

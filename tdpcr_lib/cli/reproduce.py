@@ -21,12 +21,9 @@ from typing import Any
 
 from tdpcr_lib.cli.errors import CliParser, UsageError, run_command
 from tdpcr_lib.core.io import atomic_write_json
-from tdpcr_lib.core.paths import IN_CHECKOUT, METRICS_DIR, NOTEBOOKS_DIR, REPORTS_DIR, RUNS_DIR
-from tdpcr_lib.core.runtime import git_sha
+from tdpcr_lib.core.paths import IN_CHECKOUT, METRICS_DIR, NOTEBOOKS_DIR, REPORTS_DIR, RUNS_DIR, SMOKE_REPORTS
+from tdpcr_lib.core.revision import git_sha
 from tdpcr_lib.evaluation.ablations.verdicts import LONG_REPORTS
-from tdpcr_lib.notebook.html_report import write_html_report
-from tdpcr_lib.notebook.record import SMOKE_REPORTS
-from tdpcr_lib.notebook.reproduce import NotebookFailed, numbered_notebooks, run_notebooks
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -95,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _reproduce(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    # nbformat (3-4 s: jsonschema's format checkers) and papermill load only for a valid command
+    from tdpcr_lib.notebook.html_report import write_html_report
+    from tdpcr_lib.notebook.reproduce import NotebookFailed, numbered_notebooks, run_notebooks
+
     parameters: dict[str, Any] = {"SMOKE": bool(args.smoke), "FULL": bool(args.full)}
     if args.quick:
         parameters["QUICK"] = True

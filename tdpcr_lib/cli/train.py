@@ -22,19 +22,18 @@ import contextlib
 import json
 import os
 from pathlib import Path
-from typing import Any
-
-import torch
-import torch.distributed as dist
+from typing import TYPE_CHECKING, Any
 
 from tdpcr_lib.cli.errors import CliParser, UsageError, check_output_folder, run_command
 from tdpcr_lib.core.locking import exclusive
-from tdpcr_lib.core.runtime import resolve_device
-from tdpcr_lib.models.config import ModelConfig
-from tdpcr_lib.plot.curves import write_loss_curve
-from tdpcr_lib.training.config import PHASES, TRAINABLE_SETS, TrainConfig
-from tdpcr_lib.training.presets import preset_config
-from tdpcr_lib.training.run import train_on_folder
+from tdpcr_lib.training.phases import PHASES, TRAINABLE_SETS
+
+if TYPE_CHECKING:
+    from tdpcr_lib.models.config import ModelConfig
+    from tdpcr_lib.training.config import TrainConfig
+
+# torch, the configurations and the trainer are imported in the functions that use them, once the
+# arguments parsed: `tdpcr train --help` and usage errors answer at once (docs/errors.md).
 
 
 def _parse_value(text: str) -> Any:
@@ -103,6 +102,10 @@ def build_configs(args: argparse.Namespace) -> tuple[TrainConfig, ModelConfig | 
     The model config is ``None`` (the default ``ModelConfig()``) unless ``--small-model``,
     ``--arch`` or ``--model`` say otherwise.
     """
+    from tdpcr_lib.models.config import ModelConfig
+    from tdpcr_lib.training.config import TrainConfig
+    from tdpcr_lib.training.presets import preset_config
+
     overrides: dict[str, Any] = {}
     for name in (
         "trainable",
@@ -146,6 +149,9 @@ def build_configs(args: argparse.Namespace) -> tuple[TrainConfig, ModelConfig | 
 
 def init_distributed(device: str) -> tuple[bool, str]:
     """Initialise torch.distributed when launched by torchrun; returns (distributed, device)."""
+    import torch
+    import torch.distributed as dist
+
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1 or (dist.is_available() and dist.is_initialized()):
         return dist.is_available() and dist.is_initialized(), device
@@ -162,6 +168,8 @@ def init_distributed(device: str) -> tuple[bool, str]:
 
 def _train(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    from tdpcr_lib.core.runtime import resolve_device  # torch: only once the arguments parsed
+
     # Everything about the command line is checked before a process group, a dataset or a model
     # exists: config fields (types, ranges, NaN), the device and the run folder.
     try:
@@ -179,6 +187,11 @@ def _train(argv: list[str]) -> int:
 
 
 def _train_locked(args: argparse.Namespace, config: TrainConfig, model_config: ModelConfig) -> int:
+    import torch.distributed as dist
+
+    from tdpcr_lib.plot.curves import write_loss_curve
+    from tdpcr_lib.training.run import train_on_folder
+
     distributed, device = init_distributed(args.device)
     try:
         result = train_on_folder(

@@ -88,3 +88,7 @@ DEFAULT_SYNTHETIC_ROOT = DATA_DIR / "synthetic_luojiaset"
 
 #: Default folder for training runs and checkpoints (git-ignored in a checkout).
 RUNS_DIR = HOME / "runs"
+
+
+#: Sub-folder of ``REPORTS_DIR`` that smoke runs write to, so they never overwrite the default run's.
+SMOKE_REPORTS = "smoke"

@@ -1,16 +1,13 @@
-"""Runtime helpers: devices, seeding, RNG state, the git revision."""
+"""Runtime helpers: devices, seeding, RNG state (the git revision is :mod:`tdpcr_lib.core.revision`)."""
 
 from __future__ import annotations
 
 import os
 import random
-import subprocess
 from typing import Any
 
 import numpy as np
 import torch
-
-from tdpcr_lib.core.paths import REPO_ROOT
 
 
 class DeviceError(ValueError):
@@ -77,30 +74,6 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
-
-
-def git_sha(short: bool = False) -> str:
-    """The checkout's commit (``"unknown"`` outside git); ``+dirty`` when there are changes."""
-    if REPO_ROOT is None:  # installed from a wheel: no checkout (never report the cwd's repository)
-        return "unknown"
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
-        # `cat` instead of the notebooks' nbstripout clean filter: the filter starts a Python
-        # process per notebook whose timestamps changed (12-18 s on 2 cores, past the timeout).
-        # Unfiltered, a notebook counts as changed when its file differs from the commit.
-        dirty = subprocess.run(
-            ["git", "-c", "filter.nbstripout.clean=cat", "status", "--porcelain", "--untracked-files=no"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    sha = sha[:10] if short else sha
-    return sha + ("+dirty" if dirty.strip() else "")
 
 
 def device_description(device: torch.device) -> str:

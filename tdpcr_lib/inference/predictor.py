@@ -14,6 +14,7 @@ from torch import nn
 from tdpcr_lib.core.bands import S2_BANDS
 from tdpcr_lib.core.runtime import resolve_device
 from tdpcr_lib.inference.engines import engine_model
+from tdpcr_lib.inference.options import PRECISIONS
 from tdpcr_lib.inference.tiling import forward
 from tdpcr_lib.models.checkpoint import CheckpointError, resolve_checkpoint_dir
 
@@ -68,10 +69,6 @@ def _to_device(batch: np.ndarray, device: torch.device) -> torch.Tensor:
     if device.type == "cuda":
         tensor = tensor.pin_memory().to(device, non_blocking=True)
     return tensor.contiguous(memory_format=torch.channels_last)
-
-
-#: ``precision`` values of :func:`predict_tile_batch` / ``predict_scene``.
-PRECISIONS = ("auto", "bf16", "fp32")
 
 
 def autocast_dtype_for(precision: str, device: torch.device) -> torch.dtype | None:

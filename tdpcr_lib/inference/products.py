@@ -58,26 +58,6 @@ def intermediate_profile(src: Any, count: int, dtype: str, nodata: float | None)
     return profile
 
 
-#: COG block sizes GDAL accepts: TIFF tiles are multiples of 16; larger blocks than this only
-#: cost memory (a 0 or huge block size aborted GDAL with std::bad_alloc).
-BLOCKSIZE_MULTIPLE, MAX_BLOCKSIZE = 16, 4096
-
-
-def check_blocksize(blocksize: int) -> int:
-    """``blocksize`` if GDAL's COG driver can use it; ``ValueError`` saying what is allowed."""
-    if (
-        not isinstance(blocksize, int)
-        or isinstance(blocksize, bool)
-        or not BLOCKSIZE_MULTIPLE <= blocksize <= MAX_BLOCKSIZE
-        or blocksize % BLOCKSIZE_MULTIPLE
-    ):
-        raise ValueError(
-            f"blocksize must be a multiple of {BLOCKSIZE_MULTIPLE} between "
-            f"{BLOCKSIZE_MULTIPLE} and {MAX_BLOCKSIZE}, got {blocksize!r}"
-        )
-    return blocksize
-
-
 def to_cog(src_path: Path, dst_path: Path, resampling: str, blocksize: int) -> None:
     """Copy a finished intermediate GTiff into a COG at ``dst_path`` atomically.
 

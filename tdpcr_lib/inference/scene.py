@@ -70,12 +70,12 @@ from tdpcr_lib.inference.engines import EngineError
 from tdpcr_lib.inference.inputs import PredictionInputError, materialise, scene_inputs
 from tdpcr_lib.inference.metadata import portable
 from tdpcr_lib.inference.offset import check_s2_offset, model_s2_offset, resolve_s2_offset
-from tdpcr_lib.inference.predictor import PRECISIONS, load_predictor
-from tdpcr_lib.inference.products import OUTPUT_FILES, check_blocksize
+from tdpcr_lib.inference.options import PRECISIONS, check_blocksize, check_tiling
+from tdpcr_lib.inference.predictor import load_predictor
+from tdpcr_lib.inference.products import OUTPUT_FILES
 from tdpcr_lib.inference.publish import check_replaceable, new_staging, publish, recover_products, remove_stale_scratch
 from tdpcr_lib.inference.scene_loop import describe_source as describe_source
 from tdpcr_lib.inference.scene_loop import predict_into as predict_into
-from tdpcr_lib.inference.tiling import check_tiling
 
 log = logging.getLogger(__name__)
 

@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tdpcr_lib.inference.options import check_tiling
+
 #: Smallest blending weight, so that every covered pixel has a strictly positive total weight.
 WEIGHT_FLOOR = 1e-3
 
@@ -100,16 +102,6 @@ def blend_window(size: int, overlap: int, taper_start: bool, taper_end: bool) ->
 def _axis_windows(origins: Sequence[int], size: int, overlap: int) -> list[np.ndarray]:
     last = len(origins) - 1
     return [blend_window(size, overlap, taper_start=i > 0, taper_end=i < last) for i in range(len(origins))]
-
-
-def check_tiling(tile: int, overlap: int | None) -> int:
-    """The overlap to use (default ``tile // 4``); ``ValueError`` unless ``0 <= overlap < tile``."""
-    overlap = tile // 4 if overlap is None else int(overlap)
-    if tile < 1 or not 0 <= overlap < tile:
-        raise ValueError(
-            f"need tile >= 1 and 0 <= overlap < tile (overlap must be in [0, tile)), got tile={tile}, overlap={overlap}"
-        )
-    return overlap
 
 
 @dataclass(frozen=True)

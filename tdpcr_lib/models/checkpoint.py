@@ -31,7 +31,8 @@ from torch import nn
 
 from tdpcr_lib import __version__
 from tdpcr_lib.core.io import atomic_path, atomic_write_json, sha256_file
-from tdpcr_lib.core.runtime import git_sha, model_device, resolve_device
+from tdpcr_lib.core.revision import git_sha
+from tdpcr_lib.core.runtime import model_device, resolve_device
 from tdpcr_lib.models.build import build_model
 from tdpcr_lib.models.checkpoint_files import (
     CONFIG_FILE,

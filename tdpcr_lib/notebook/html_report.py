@@ -29,7 +29,7 @@ import nbformat
 
 from tdpcr_lib.core.io import atomic_path
 from tdpcr_lib.core.paths import REPORTS_DIR
-from tdpcr_lib.core.runtime import git_sha
+from tdpcr_lib.core.revision import git_sha
 
 #: The markdown reports rendered beside the notebooks (those present).
 MARKDOWN_REPORTS: tuple[str, ...] = ("results.md", "ablations.md", "verdicts.md")

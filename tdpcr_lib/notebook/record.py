@@ -21,14 +21,12 @@ from typing import Any
 import jupytext
 
 from tdpcr_lib.core.io import atomic_write_json, atomic_write_text
-from tdpcr_lib.core.paths import METRICS_DIR, NOTEBOOKS_DIR, REPORTS_DIR
-from tdpcr_lib.core.runtime import device_description, git_sha, resolve_device
+from tdpcr_lib.core.paths import METRICS_DIR, NOTEBOOKS_DIR, REPORTS_DIR, SMOKE_REPORTS
+from tdpcr_lib.core.revision import git_sha
+from tdpcr_lib.core.runtime import device_description, resolve_device
 
 #: Tag of the cell that declares a notebook's parameters (papermill's convention).
 PARAMETERS_TAG = "parameters"
-
-#: Sub-folder of ``reports/`` that smoke runs write to, so they never overwrite the default run's.
-SMOKE_REPORTS = "smoke"
 
 _SMOKE_README = """# Smoke-run outputs: not results
 

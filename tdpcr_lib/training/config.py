@@ -12,17 +12,7 @@ from torch import nn
 from tdpcr_lib.losses import OBJECTIVES
 from tdpcr_lib.metrics.results import parse_column_name, value
 from tdpcr_lib.models.checkpoint import unwrap_model
-
-PHASES: tuple[str, ...] = ("phase1", "phase2", "joint", "baseline")
-
-
-#: Phase-2 trainable sets → the ``module_groups()`` that stay trainable (``None`` = all).
-TRAINABLE_SETS: dict[str, tuple[str, ...] | None] = {
-    "prompt_pgf_seg": ("prompt_generator", "pgf", "seg_decoder"),
-    "seg_decoder_only": ("seg_decoder",),
-    "all": None,
-}
-
+from tdpcr_lib.training.phases import PHASES, TRAINABLE_SETS
 
 #: Learning-rate schedules of a training phase (not to be confused with the ablations'
 #: training schedules, :data:`tdpcr_lib.evaluation.ablations.spec.TRAINING_SCHEDULES`).

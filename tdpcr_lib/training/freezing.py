@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from tdpcr_lib.models.checkpoint import unwrap_model
-from tdpcr_lib.training.config import TRAINABLE_SETS, TrainConfig
+from tdpcr_lib.training.config import TrainConfig
+from tdpcr_lib.training.phases import TRAINABLE_SETS
 
 
 # --------------------------------------------------------------------------------------------

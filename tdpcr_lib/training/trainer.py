@@ -29,7 +29,8 @@ from torch.utils.data import DataLoader, Dataset
 from tdpcr_lib.core.logs import console_logging
 from tdpcr_lib.core.portable import portable_fields
 from tdpcr_lib.core.progress import tqdm
-from tdpcr_lib.core.runtime import git_sha, resolve_device, seed_everything
+from tdpcr_lib.core.revision import git_sha
+from tdpcr_lib.core.runtime import resolve_device, seed_everything
 from tdpcr_lib.datasets.memory import DEFAULT_MEMORY_BYTES, hold_in_memory
 from tdpcr_lib.losses import compute_loss
 from tdpcr_lib.metrics.input_cache import InputMetricsCache

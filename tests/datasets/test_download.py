@@ -7,7 +7,6 @@ import json
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
@@ -137,15 +136,8 @@ def test_cli_download_reports_a_bad_folder_in_one_line(tmp_path, capsys):
     assert len(err) == 1 and "not a folder" in err[0] and "Traceback" not in err[0]
 
 
-def test_cli_manifest_for_sen12mscr(tmp_path, capsys):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "fake_sen12", Path(__file__).parents[1] / "data" / "sen12mscr" / "make_fake.py"
-    )
-    fake = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fake)
-    root = fake.write_fake_sen12mscr(tmp_path / "cr", patches_per_scene=2)
+def test_cli_manifest_for_sen12mscr(tmp_path, capsys, fake_sen12mscr_module):
+    root = fake_sen12mscr_module.write_fake_sen12mscr(tmp_path / "cr", patches_per_scene=2)
     assert data_main(["manifest", str(root), "--source", "sen12mscr", "--no-checksums"]) == 0
     assert (root / "manifest" / "test.csv").read_text().startswith("s1,s2,s2_cloudy,land_cover")
     assert "split manifest" in capsys.readouterr().out

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import importlib.util
 import shutil
 from pathlib import Path
 
@@ -15,30 +14,6 @@ from tdpcr_lib.datasets.errors import DataIntegrityError, DatasetNotFoundError
 from tdpcr_lib.datasets.luojiaset.dataset import LuojiaSETOSFCR
 from tdpcr_lib.datasets.sen12mscr.dataset import SEN12MSCR
 from tdpcr_lib.datasets.sen12mscr.manifest import discover_patches, write_sen12mscr_manifest
-
-FAKE_SCRIPT = Path(__file__).parents[1] / "data" / "sen12mscr" / "make_fake.py"
-
-
-def _fake_module():
-    spec = importlib.util.spec_from_file_location("tdpcr_fake_sen12mscr_h", FAKE_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-fake = _fake_module()
-
-
-@pytest.fixture(scope="module")
-def sen12_root(tmp_path_factory) -> Path:
-    root = fake.write_fake_sen12mscr(tmp_path_factory.mktemp("sen12h") / "SEN12MS-CR")
-    write_sen12mscr_manifest(root)
-    return root
-
-
-@pytest.fixture
-def sen12_copy(sen12_root, tmp_path) -> Path:
-    return Path(shutil.copytree(sen12_root, tmp_path / "data" / "SEN12MS-CR"))
 
 
 def _rows(path: Path) -> list[list[str]]:
@@ -82,29 +57,29 @@ def _add_checksum(manifest: Path, root: Path, rel: str) -> None:
 @pytest.mark.parametrize("how", ["dotdot", "absolute", "symlink"])
 @pytest.mark.parametrize("column", [0, 1, 2])  # s1, s2, s2_cloudy
 @pytest.mark.parametrize("checksum", [False, True])
-def test_sen12mscr_manifest_paths_outside_the_root_are_refused(sen12_copy, how, column, checksum):
-    csv_path = sen12_copy / "manifest" / "train.csv"
+def test_sen12mscr_manifest_paths_outside_the_root_are_refused(fake_sen12mscr_copy, how, column, checksum):
+    csv_path = fake_sen12mscr_copy / "manifest" / "train.csv"
     rows = _rows(csv_path)
-    rows[1][column] = _escape(sen12_copy, column, how, rows)
+    rows[1][column] = _escape(fake_sen12mscr_copy, column, how, rows)
     _write_rows(csv_path, rows)
-    _add_checksum(sen12_copy / "manifest", sen12_copy, rows[1][column])
+    _add_checksum(fake_sen12mscr_copy / "manifest", fake_sen12mscr_copy, rows[1][column])
     with pytest.raises(DataIntegrityError, match="refused|outside"):
-        ds = SEN12MSCR(sen12_copy, "train", checksum=checksum)
+        ds = SEN12MSCR(fake_sen12mscr_copy, "train", checksum=checksum)
         ds[0]
 
 
-def test_sen12mscr_land_cover_outside_its_root_is_refused(sen12_copy):
-    csv_path = sen12_copy / "manifest" / "train.csv"
+def test_sen12mscr_land_cover_outside_its_root_is_refused(fake_sen12mscr_copy):
+    csv_path = fake_sen12mscr_copy / "manifest" / "train.csv"
     rows = _rows(csv_path)
     lc = rows[1][3]
     assert lc
-    outside = sen12_copy.parent / "OUTSIDE"
+    outside = fake_sen12mscr_copy.parent / "OUTSIDE"
     outside.mkdir()
-    shutil.copy(sen12_copy / lc, outside / Path(lc).name)
+    shutil.copy(fake_sen12mscr_copy / lc, outside / Path(lc).name)
     rows[1][3] = f"../OUTSIDE/{Path(lc).name}"
     _write_rows(csv_path, rows)
     with pytest.raises(DataIntegrityError, match="outside"):
-        SEN12MSCR(sen12_copy, "train")[0]
+        SEN12MSCR(fake_sen12mscr_copy, "train")[0]
 
 
 @pytest.mark.parametrize("how", ["dotdot", "absolute", "symlink"])
@@ -125,8 +100,8 @@ def test_luojiaset_manifest_paths_outside_the_root_are_refused(fake_luojiaset_co
 
 # ---- item 7: split CSV content ---------------------------------------------------------------
 @pytest.mark.parametrize("probe", ["repeated_row", "test_rows_in_train", "mixed_patch", "cover_vs_bucket"])
-def test_sen12mscr_split_content_is_checked(sen12_copy, probe):
-    manifest = sen12_copy / "manifest"
+def test_sen12mscr_split_content_is_checked(fake_sen12mscr_copy, probe):
+    manifest = fake_sen12mscr_copy / "manifest"
     rows = _rows(manifest / "train.csv")
     if probe == "repeated_row":
         rows.append(rows[1])
@@ -138,7 +113,7 @@ def test_sen12mscr_split_content_is_checked(sen12_copy, probe):
         rows[1][4], rows[1][5] = "0.950000", "0-20%"
     _write_rows(manifest / "train.csv", rows)
     with pytest.raises(DataIntegrityError, match="more than once|also listed|one patch|bucket"):
-        SEN12MSCR(sen12_copy, "train", checksum=probe == "mixed_patch")
+        SEN12MSCR(fake_sen12mscr_copy, "train", checksum=probe == "mixed_patch")
 
 
 @pytest.mark.parametrize("probe", ["repeated_row", "test_rows_in_train", "mixed_patch"])
@@ -157,53 +132,42 @@ def test_luojiaset_split_content_is_checked(fake_luojiaset_copy, probe):
 
 
 # ---- items 8 and 13: SEN12MS-CR folder mistakes ----------------------------------------------
-def test_scene_in_an_archive_named_wrapper_folder_is_indexed(sen12_copy):
-    before, _ = discover_patches(sen12_copy)
-    season = sen12_copy / "ROIs1158_spring_s1"
+def test_scene_in_an_archive_named_wrapper_folder_is_indexed(fake_sen12mscr_copy):
+    before, _ = discover_patches(fake_sen12mscr_copy)
+    season = fake_sen12mscr_copy / "ROIs1158_spring_s1"
     wrapper = season / "ROIs1158_spring_s1"
     wrapper.mkdir()
     (season / "s1_17").rename(wrapper / "s1_17")
-    after, missing = discover_patches(sen12_copy)
+    after, missing = discover_patches(fake_sen12mscr_copy)
     assert not missing
     assert len(after) == len(before)
     assert {p.id for p in after} == {p.id for p in before}
 
 
 @pytest.mark.parametrize("stray", ["s1_1_backup", "s1_1.zip", "s1_17_old"])
-def test_stray_entries_in_a_season_folder_are_not_scenes(sen12_copy, stray):
-    before, _ = discover_patches(sen12_copy)
-    path = sen12_copy / "ROIs1158_spring_s1" / stray
+def test_stray_entries_in_a_season_folder_are_not_scenes(fake_sen12mscr_copy, stray):
+    before, _ = discover_patches(fake_sen12mscr_copy)
+    path = fake_sen12mscr_copy / "ROIs1158_spring_s1" / stray
     if stray.endswith(".zip"):
         path.write_bytes(b"PK\x05\x06" + bytes(18))
     else:
-        shutil.copytree(sen12_copy / "ROIs1158_spring_s1" / "s1_1", path)
-    after, _ = discover_patches(sen12_copy)
+        shutil.copytree(fake_sen12mscr_copy / "ROIs1158_spring_s1" / "s1_1", path)
+    after, _ = discover_patches(fake_sen12mscr_copy)
     assert [p.id for p in after] == [p.id for p in before]
 
 
 @pytest.mark.parametrize("where", ["missing", "empty"])
-def test_a_mistyped_land_cover_folder_is_an_error(sen12_copy, tmp_path, where):
+def test_a_mistyped_land_cover_folder_is_an_error(fake_sen12mscr_copy, tmp_path, where):
     lc = tmp_path / "SEN12MS-typo"
     if where == "empty":
         lc.mkdir()
     with pytest.raises(DatasetNotFoundError, match="land-cover folder"):
-        write_sen12mscr_manifest(sen12_copy, land_cover_root=lc, out=tmp_path / "m", checksums=False)
+        write_sen12mscr_manifest(fake_sen12mscr_copy, land_cover_root=lc, out=tmp_path / "m", checksums=False)
     assert not (tmp_path / "m" / "train.csv").exists()
 
 
-def test_legitimate_land_cover_elsewhere_still_loads(sen12_root, tmp_path):
-    data = Path(
-        shutil.copytree(
-            sen12_root,
-            tmp_path / "cr",
-            ignore=shutil.ignore_patterns(
-                "ROIs1158_spring", "ROIs1868_summer", "ROIs1970_fall", "ROIs2017_winter", "manifest"
-            ),
-        )
-    )
-    lc = tmp_path / "SEN12MS"
-    for season in ("ROIs1158_spring", "ROIs1868_summer", "ROIs1970_fall", "ROIs2017_winter"):
-        shutil.copytree(sen12_root / season, lc / season)
+def test_legitimate_land_cover_elsewhere_still_loads(fake_sen12mscr_apart):
+    data, lc = fake_sen12mscr_apart
     write_sen12mscr_manifest(data, land_cover_root=lc)
     ds = SEN12MSCR(data, "val", checksum=True)
     assert (ds[0]["mask"] != 255).any()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import logging
 import shutil
@@ -30,32 +29,6 @@ from tdpcr_lib.datasets.sen12mscr.dataset import SEN12MSCR, igbp_lookup
 from tdpcr_lib.datasets.sen12mscr.layout import official_archives, parse_s1_name, patch_filename, scene_key, scene_split
 from tdpcr_lib.datasets.sen12mscr.manifest import write_sen12mscr_manifest
 from tdpcr_lib.datasets.sources import detect_source, legend_of_data, open_dataset
-
-FAKE_SCRIPT = Path(__file__).parents[1] / "data" / "sen12mscr" / "make_fake.py"
-
-
-def _fake_module():
-    spec = importlib.util.spec_from_file_location("tdpcr_fake_sen12mscr", FAKE_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-fake = _fake_module()
-
-
-@pytest.fixture(scope="module")
-def sen12_root(tmp_path_factory) -> Path:
-    """Fake SEN12MS-CR (+ land cover in the same root) with its manifest. Read-only."""
-    root = fake.write_fake_sen12mscr(tmp_path_factory.mktemp("sen12") / "SEN12MS-CR")
-    write_sen12mscr_manifest(root)
-    return root
-
-
-@pytest.fixture
-def sen12_copy(sen12_root, tmp_path) -> Path:
-    """A private copy for tests that damage files."""
-    return Path(shutil.copytree(sen12_root, tmp_path / "SEN12MS-CR"))
 
 
 def _read(path: Path) -> np.ndarray:
@@ -180,8 +153,9 @@ def test_sen12mscr_normalisation_is_the_community_convention():
 
 # ------------------------------------------------------------------------------ the dataset
 @pytest.mark.parametrize(("split", "n"), [("train", 20), ("val", 10), ("test", 10)])
-def test_sample_contract(sen12_root, split, n):
-    ds = SEN12MSCR(sen12_root, split)
+def test_sample_contract(fake_sen12mscr_root, fake_sen12mscr_module, split, n):
+    fake = fake_sen12mscr_module
+    ds = SEN12MSCR(fake_sen12mscr_root, split)
     assert len(ds) == n
     sample = ds[0]
     assert sample["optical"].shape == sample["target"].shape == (13, fake.SIZE, fake.SIZE)
@@ -197,38 +171,38 @@ def test_sample_contract(sen12_root, split, n):
     assert sample["id"] == ds.records[0].id
 
 
-def test_splits_follow_the_scene_lists(sen12_root):
+def test_splits_follow_the_scene_lists(fake_sen12mscr_root):
     assignment = scene_split()
     seen = {}
     for split in ("train", "val", "test"):
-        for record in SEN12MSCR(sen12_root, split).records:
+        for record in SEN12MSCR(fake_sen12mscr_root, split).records:
             scene = record.id.rsplit("_p", 1)[0].rsplit("_", 1)
             key = scene_key(*scene)
             assert assignment[key] == split
             assert seen.setdefault(record.id, split) == split
-    config = read_split_config(sen12_root / "manifest")
+    config = read_split_config(fake_sen12mscr_root / "manifest")
     assert config["dataset"] == "SEN12MS-CR"
     assert config["unassigned_scenes_left_out"] == {"ROIs1158_spring/2": 5}
     assert config["indexed_samples"] == 45 and len(seen) == 40
-    buckets = {b for split in ("train", "val", "test") for b in SEN12MSCR(sen12_root, split).buckets}
+    buckets = {b for split in ("train", "val", "test") for b in SEN12MSCR(fake_sen12mscr_root, split).buckets}
     assert buckets == set(BUCKETS)  # the fake clouds cover every bucket
 
 
-def test_patch_without_land_cover_is_all_ignore(sen12_root):
-    ds = SEN12MSCR(sen12_root, "train")
-    season, scene, i = fake.NO_LAND_COVER
+def test_patch_without_land_cover_is_all_ignore(fake_sen12mscr_root, fake_sen12mscr_module):
+    ds = SEN12MSCR(fake_sen12mscr_root, "train")
+    season, scene, i = fake_sen12mscr_module.NO_LAND_COVER
     index = next(
         k for k, r in enumerate(ds.records) if r.id.startswith(f"{season}_{scene}_p") and "land_cover" not in r.paths
     )
     assert ds.land_cover_path(index) is None
     assert (ds[index]["mask"] == 255).all()
-    assert read_split_config(sen12_root / "manifest")["patches_without_land_cover"] == 1
+    assert read_split_config(fake_sen12mscr_root / "manifest")["patches_without_land_cover"] == 1
     others = [k for k in range(len(ds)) if k != index]
     assert all(ds.land_cover_path(k) is not None for k in others)
 
 
-def test_land_cover_deleted_after_the_manifest_raises(sen12_copy):
-    ds = SEN12MSCR(sen12_copy, "test")
+def test_land_cover_deleted_after_the_manifest_raises(fake_sen12mscr_copy):
+    ds = SEN12MSCR(fake_sen12mscr_copy, "test")
     path = ds.land_cover_path(0)
     path.unlink()
     with pytest.raises(DataIntegrityError, match="missing SEN12MS land cover") as err:
@@ -236,19 +210,8 @@ def test_land_cover_deleted_after_the_manifest_raises(sen12_copy):
     assert path.name in str(err.value)
 
 
-def test_land_cover_in_another_folder(sen12_root, tmp_path):
-    data = Path(
-        shutil.copytree(
-            sen12_root,
-            tmp_path / "cr",
-            ignore=shutil.ignore_patterns(
-                "ROIs1158_spring", "ROIs1868_summer", "ROIs1970_fall", "ROIs2017_winter", "manifest"
-            ),
-        )
-    )
-    lc = tmp_path / "SEN12MS"
-    for season in ("ROIs1158_spring", "ROIs1868_summer", "ROIs1970_fall", "ROIs2017_winter"):
-        shutil.copytree(sen12_root / season, lc / season)
+def test_land_cover_in_another_folder(fake_sen12mscr_apart):
+    data, lc = fake_sen12mscr_apart
     write_sen12mscr_manifest(data, land_cover_root=lc, checksums=False)
     ds = SEN12MSCR(data, "val")
     assert ds.records[0].paths["land_cover"].startswith("../SEN12MS/")
@@ -257,9 +220,9 @@ def test_land_cover_in_another_folder(sen12_root, tmp_path):
     assert torch.equal(direct[0]["mask"], ds[0]["mask"])
 
 
-def test_unknown_igbp_codes_are_reported_and_ignored(sen12_root, monkeypatch):
+def test_unknown_igbp_codes_are_reported_and_ignored(fake_sen12mscr_root, monkeypatch):
     monkeypatch.setattr(legend_module, "_REPORTED_SOURCES", set())  # report this file afresh
-    ds = SEN12MSCR(sen12_root, "train")
+    ds = SEN12MSCR(fake_sen12mscr_root, "train")
     index = next(k for k, r in enumerate(ds.records) if r.id == "ROIs1158_spring_1_p15")
     raw = ds.load_raw(index)
     assert raw["lc"][0, 0, 1] == 20
@@ -268,8 +231,8 @@ def test_unknown_igbp_codes_are_reported_and_ignored(sen12_root, monkeypatch):
     assert labels[0, 1] == 255 and labels[0, 0] == 255  # 20: unknown; 0: IGBP no data
 
 
-def test_nan_in_sar_becomes_zero(sen12_root):
-    ds = SEN12MSCR(sen12_root, "train")
+def test_nan_in_sar_becomes_zero(fake_sen12mscr_root):
+    ds = SEN12MSCR(fake_sen12mscr_root, "train")
     raw = ds.load_raw(0)
     assert np.isnan(raw["s1"][0, 0, 0])
     assert ds[0]["sar"][:, 0, :3].eq(0).all()
@@ -329,18 +292,18 @@ def _damage(root: Path, modality: str, how: str) -> Path:
         ("lc", "truncate", "unreadable or corrupt GeoTIFF"),
     ],
 )
-def test_bad_files_raise_a_clear_error_naming_the_file(sen12_copy, modality, how, message):
-    path = _damage(sen12_copy, modality, how)
-    ds = SEN12MSCR(sen12_copy, "test")
+def test_bad_files_raise_a_clear_error_naming_the_file(fake_sen12mscr_copy, modality, how, message):
+    path = _damage(fake_sen12mscr_copy, modality, how)
+    ds = SEN12MSCR(fake_sen12mscr_copy, "test")
     with pytest.raises(DataIntegrityError, match=message) as err:
         ds[0]
     assert path.name in str(err.value)
     ds[1]  # the other samples still load
 
 
-def test_nan_in_float_cloudy_input_becomes_zero(sen12_copy):
-    _damage(sen12_copy, "s2_cloudy", "nan")
-    sample = SEN12MSCR(sen12_copy, "test")[0]
+def test_nan_in_float_cloudy_input_becomes_zero(fake_sen12mscr_copy):
+    _damage(fake_sen12mscr_copy, "s2_cloudy", "nan")
+    sample = SEN12MSCR(fake_sen12mscr_copy, "test")[0]
     assert sample["optical"][0, 3, 3] == 0 and torch.isfinite(sample["optical"]).all()
 
 
@@ -351,76 +314,74 @@ def test_missing_root_and_layout_explain_how_to_get_the_data(tmp_path):
         SEN12MSCR(tmp_path)
 
 
-def test_missing_manifest_says_how_to_make_it(sen12_copy):
-    shutil.rmtree(sen12_copy / "manifest")
+def test_missing_manifest_says_how_to_make_it(fake_sen12mscr_copy):
+    shutil.rmtree(fake_sen12mscr_copy / "manifest")
     with pytest.raises(DatasetNotFoundError, match="--source sen12mscr"):
-        SEN12MSCR(sen12_copy, "train")
+        SEN12MSCR(fake_sen12mscr_copy, "train")
 
 
-def test_wrong_split_name(sen12_root):
+def test_wrong_split_name(fake_sen12mscr_root):
     with pytest.raises(ValueError, match="split must be one of"):
-        SEN12MSCR(sen12_root, "training")
+        SEN12MSCR(fake_sen12mscr_root, "training")
 
 
-def test_split_csv_without_the_header_is_refused(sen12_copy):
-    path = sen12_copy / "manifest" / "train.csv"
+def test_split_csv_without_the_header_is_refused(fake_sen12mscr_copy):
+    path = fake_sen12mscr_copy / "manifest" / "train.csv"
     path.write_text("\n".join(path.read_text().splitlines()[1:]) + "\n")
     with pytest.raises(DataIntegrityError, match="train.csv:1: not a SEN12MS-CR split file"):
-        SEN12MSCR(sen12_copy, "train")
+        SEN12MSCR(fake_sen12mscr_copy, "train")
 
 
-def test_split_csv_with_a_bad_row(sen12_copy):
-    path = sen12_copy / "manifest" / "val.csv"
+def test_split_csv_with_a_bad_row(fake_sen12mscr_copy):
+    path = fake_sen12mscr_copy / "manifest" / "val.csv"
     rows = list(csv.reader(path.open()))
     rows[2][4] = "1.7"
     with path.open("w", newline="") as handle:
         csv.writer(handle).writerows(rows)
     with pytest.raises(DataIntegrityError, match="val.csv:3: cloud_cover '1.7'"):
-        SEN12MSCR(sen12_copy, "val")
+        SEN12MSCR(fake_sen12mscr_copy, "val")
 
 
-def test_checksums(sen12_copy):
-    assert len(SEN12MSCR(sen12_copy, "val", checksum=True)) == 10
-    ds = SEN12MSCR(sen12_copy, "val")
-    path = sen12_copy / ds.records[3].paths["s2"]
+def test_checksums(fake_sen12mscr_copy):
+    assert len(SEN12MSCR(fake_sen12mscr_copy, "val", checksum=True)) == 10
+    ds = SEN12MSCR(fake_sen12mscr_copy, "val")
+    path = fake_sen12mscr_copy / ds.records[3].paths["s2"]
     data = bytearray(path.read_bytes())
     data[-1] ^= 0xFF
     path.write_bytes(bytes(data))
     with pytest.raises(DataIntegrityError, match="checksum mismatch") as err:
-        SEN12MSCR(sen12_copy, "val", checksum=True)
+        SEN12MSCR(fake_sen12mscr_copy, "val", checksum=True)
     assert path.name in str(err.value)
 
 
-def test_incomplete_patches_are_left_out_with_a_warning(sen12_copy, tmp_path):
-    victim = next((sen12_copy / "ROIs1970_fall_s2" / "s2_3").glob("*.tif"))
+def test_incomplete_patches_are_left_out_with_a_warning(fake_sen12mscr_copy, tmp_path):
+    victim = next((fake_sen12mscr_copy / "ROIs1970_fall_s2" / "s2_3").glob("*.tif"))
     victim.unlink()
     with pytest.warns(UserWarning, match="left out 1 incomplete patch"):
-        out = write_sen12mscr_manifest(sen12_copy, out=tmp_path / "m", checksums=False)
+        out = write_sen12mscr_manifest(fake_sen12mscr_copy, out=tmp_path / "m", checksums=False)
     assert len(read_split_config(out)["incomplete_samples_left_out"]) == 1
 
 
-def test_plot_returns_a_figure(sen12_root):
-    ds = SEN12MSCR(sen12_root, "test")
+def test_plot_returns_a_figure(fake_sen12mscr_root):
+    ds = SEN12MSCR(fake_sen12mscr_root, "test")
     figure = ds.plot(ds[1], suptitle="test")
     assert isinstance(figure, Figure)
 
 
-def test_open_dataset_recognises_the_layout(sen12_root, fake_luojiaset_root):
-    assert detect_source(sen12_root) == "sen12mscr"
+def test_open_dataset_recognises_the_layout(fake_sen12mscr_root, fake_luojiaset_root):
+    assert detect_source(fake_sen12mscr_root) == "sen12mscr"
     assert detect_source(fake_luojiaset_root) == "luojiaset"
-    assert isinstance(open_dataset(sen12_root, "val"), SEN12MSCR)
+    assert isinstance(open_dataset(fake_sen12mscr_root, "val"), SEN12MSCR)
     assert isinstance(open_dataset(fake_luojiaset_root, "val"), LuojiaSETOSFCR)
-    assert legend_of_data(sen12_root).num_classes == 10
+    assert legend_of_data(fake_sen12mscr_root).num_classes == 10
     assert legend_of_data(fake_luojiaset_root).num_classes == 7
 
 
 # ------------------------------------------------------------------- archives (notebook 00)
 @pytest.fixture(scope="module")
-def archives(sen12_root, tmp_path_factory) -> Path:
-    plain = tmp_path_factory.mktemp("plain") / "cr"
-    shutil.copytree(sen12_root, plain, ignore=shutil.ignore_patterns("manifest"))
+def archives(fake_sen12mscr_tree, fake_sen12mscr_module, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("archives")
-    fake.write_fake_archives(plain, folder)
+    fake_sen12mscr_module.write_fake_archives(fake_sen12mscr_tree, folder)  # the tree has no manifest
     return folder
 
 
@@ -482,7 +443,7 @@ def test_model_config_carries_the_legend():
         ModelConfig(legend="nope")
 
 
-def test_training_takes_the_classes_from_the_dataset_and_products_carry_them(sen12_root, tmp_path):
+def test_training_takes_the_classes_from_the_dataset_and_products_carry_them(fake_sen12mscr_root, tmp_path):
     from tdpcr_lib.inference.products import open_prediction
     from tdpcr_lib.inference.scene import predict_scene
     from tdpcr_lib.models.build import build_model
@@ -491,7 +452,7 @@ def test_training_takes_the_classes_from_the_dataset_and_products_carry_them(sen
     from tdpcr_lib.training.config import TrainConfig
     from tdpcr_lib.training.run import classes_from_legend
 
-    dataset = SEN12MSCR(sen12_root, "val")
+    dataset = SEN12MSCR(fake_sen12mscr_root, "val")
     base = ModelConfig.preset("tiny", with_seg_decoder=True)
     config = classes_from_legend(TrainConfig(phase="joint"), base, dataset)
     assert (config.num_classes, config.legend) == (10, "igbp_simplified")
@@ -501,8 +462,8 @@ def test_training_takes_the_classes_from_the_dataset_and_products_carry_them(sen
     assert meta["model_config"]["legend"] == "igbp_simplified"
     record = dataset.records[0]
     outputs = predict_scene(
-        sen12_root / record.paths["s2_cloudy"],
-        sen12_root / record.paths["s1"],
+        fake_sen12mscr_root / record.paths["s2_cloudy"],
+        fake_sen12mscr_root / record.paths["s1"],
         loaded,
         tmp_path / "out",
         tile=32,
@@ -518,15 +479,15 @@ def test_training_takes_the_classes_from_the_dataset_and_products_carry_them(sen
         array.close()
 
 
-def test_split_config_is_json(sen12_root):
-    config = json.loads((sen12_root / "manifest" / "split_config.json").read_text())
+def test_split_config_is_json(fake_sen12mscr_root):
+    config = json.loads((fake_sen12mscr_root / "manifest" / "split_config.json").read_text())
     assert config["csv_columns"][-2:] == ["cloud_cover", "bucket"]
     assert "UnCRtainTS" in config["split_source"]
 
 
-def test_stray_files_in_a_scene_folder_are_not_patches(sen12_copy, tmp_path):
-    scene = sen12_copy / "ROIs1158_spring_s1" / "s1_1"
+def test_stray_files_in_a_scene_folder_are_not_patches(fake_sen12mscr_copy, tmp_path):
+    scene = fake_sen12mscr_copy / "ROIs1158_spring_s1" / "s1_1"
     (scene / "ROIs1158_spring_s1_1_pcopy.tif").write_bytes(b"not a patch")
     (scene / "notes.txt").write_text("x")
-    out = write_sen12mscr_manifest(sen12_copy, out=tmp_path / "m", checksums=False)
+    out = write_sen12mscr_manifest(fake_sen12mscr_copy, out=tmp_path / "m", checksums=False)
     assert read_split_config(out)["indexed_samples"] == 45

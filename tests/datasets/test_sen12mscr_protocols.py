@@ -4,7 +4,6 @@ and named protocols evaluated on the fake tree (real layout, real headers)."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -27,20 +26,10 @@ from tdpcr_lib.models.build import build_model
 from tdpcr_lib.models.checkpoint import save_checkpoint
 from tdpcr_lib.models.config import ModelConfig
 
-FAKE_SCRIPT = Path(__file__).parents[1] / "data" / "sen12mscr" / "make_fake.py"
-spec = importlib.util.spec_from_file_location("tdpcr_fake_sen12mscr_p", FAKE_SCRIPT)
-fake = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(fake)
-
 
 @pytest.fixture(scope="module")
-def fake_tree(tmp_path_factory) -> Path:
-    return fake.write_fake_sen12mscr(tmp_path_factory.mktemp("sen12p") / "SEN12MS-CR")
-
-
-@pytest.fixture(scope="module")
-def default_root(fake_tree, tmp_path_factory) -> Path:
-    root = Path(shutil.copytree(fake_tree, tmp_path_factory.mktemp("default") / "SEN12MS-CR"))
+def default_root(fake_sen12mscr_tree, tmp_path_factory) -> Path:
+    root = Path(shutil.copytree(fake_sen12mscr_tree, tmp_path_factory.mktemp("default") / "SEN12MS-CR"))
     write_sen12mscr_manifest(root, checksums=False)
     return root
 
@@ -86,11 +75,11 @@ def test_manifest_records_the_mask_and_buckets_follow_it(default_root):
     assert ds[0]["bucket"] == ds.buckets[0]
 
 
-def test_rule_based_mask_remains_an_option(fake_tree, tmp_path):
-    out = write_sen12mscr_manifest(fake_tree, out=tmp_path / "m", checksums=False, cloud_mask="rule-based")
+def test_rule_based_mask_remains_an_option(fake_sen12mscr_tree, tmp_path):
+    out = write_sen12mscr_manifest(fake_sen12mscr_tree, out=tmp_path / "m", checksums=False, cloud_mask="rule-based")
     config = read_split_config(out)
     assert config["cloud_mask_method"] == "rule-based" and config["cloud_mask_cache"] is None
-    ds = SEN12MSCR(fake_tree, "val", manifest=out)
+    ds = SEN12MSCR(fake_sen12mscr_tree, "val", manifest=out)
     raw = ds.load_raw(0)["s2_cloudy"]
     assert np.array_equal(ds[0]["cloud_mask"].numpy(), cloud_mask(raw))
     assert not (out / "cloud_masks").exists()
@@ -138,8 +127,8 @@ def test_legacy_substring_leak_matches_uncrtaints_substring_test():
     assert set(leaks) == set(resource["substring_leak_into_train"])
 
 
-def test_legacy_split_is_written_and_labelled(fake_tree, tmp_path, capsys):
-    root = Path(shutil.copytree(fake_tree, tmp_path / "SEN12MS-CR"))
+def test_legacy_split_is_written_and_labelled(fake_sen12mscr_tree, tmp_path, capsys):
+    root = Path(shutil.copytree(fake_sen12mscr_tree, tmp_path / "SEN12MS-CR"))
     assert (
         data_main(
             [

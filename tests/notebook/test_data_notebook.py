@@ -109,14 +109,11 @@ def test_notebook_prepares_a_real_data_archive(tmp_path, zipped_fake_luojiaset):
     assert metrics["class_histogram"]["ignored"] == 10  # codes 7 and 255 in the fake data
 
 
-def test_notebook_prepares_the_sen12mscr_archives(tmp_path):
+def test_notebook_prepares_the_sen12mscr_archives(tmp_path, fake_sen12mscr_module):
     """SEN12MS-CR from its per-season archives (extracted safely), land cover from a folder."""
-    import importlib.util
     import shutil
 
-    spec = importlib.util.spec_from_file_location("fake_sen12", REPO / "tests" / "data" / "sen12mscr" / "make_fake.py")
-    fake = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fake)
+    fake = fake_sen12mscr_module
     tree = fake.write_fake_sen12mscr(tmp_path / "tree", patches_per_scene=2)
     downloads = tmp_path / "downloads"
     fake.write_fake_archives(tree, downloads)

@@ -5,7 +5,6 @@ Slow (about 7 minutes on 2 CPU cores): run with ``pytest -m slow tests/notebook/
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -18,11 +17,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
-def test_reproduce_smoke_runs_every_notebook_on_sen12mscr(tmp_path):
-    spec = importlib.util.spec_from_file_location("fake_sen12", REPO / "tests" / "data" / "sen12mscr" / "make_fake.py")
-    fake = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fake)
-    root = fake.write_fake_sen12mscr(tmp_path / "SEN12MS-CR")
+def test_reproduce_smoke_runs_every_notebook_on_sen12mscr(tmp_path, fake_sen12mscr_module):
+    root = fake_sen12mscr_module.write_fake_sen12mscr(tmp_path / "SEN12MS-CR")  # the run writes its manifest
     reports = tmp_path / "reports"
     command = [
         sys.executable,

@@ -5,11 +5,7 @@ was never interrupted."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import torch
@@ -18,46 +14,17 @@ from safetensors.torch import load_file
 from tdpcr_lib.models.checkpoint import load_trainer_state, read_meta
 from tdpcr_lib.models.checkpoint_files import recover_checkpoint
 
-# 40 tiles / batch 4 = 10 steps per epoch, 2 epochs; `last/` every 4 steps (as tests/test_resume).
-TRAIN_ARGS = [
-    "--phase",
-    "phase1",
-    "--small-model",
-    "--epochs",
-    "2",
-    "--batch-size",
-    "4",
-    "--crop-size",
-    "16",
-    "--lr",
-    "2e-3",
-    "--checkpoint-every",
-    "4",
-    "--seed",
-    "7",
-    "--set",
-    "val_max_batches=1",
-    "--set",
-    "warmup_steps=2",
-    "--device",
-    "cpu",
-    "--no-progress",
-]
-
-# The CLI's training, with the checkpoint writer killed (SIGKILL, the whole process) in the middle
-# of the save of step KILL_STEP: either before the new folder is complete (its config.json, written
-# last, is not there yet) or inside the swap (the old `last/` renamed away, the new one not yet
-# in place). The marker file records on which thread the write was when the kill came.
-KILLER = textwrap.dedent("""
-    import os, signal, sys, threading
+# The run of tests/training/conftest.py, with the checkpoint writer killed (SIGKILL, the whole
+# process) in the middle of the save of step KILL_STEP: either before the new folder is complete
+# (its config.json, written last, is not there yet) or inside the swap (the old `last/` renamed
+# away, the new one not yet in place). The marker file records on which thread the write was when
+# the kill came.
+KILLER = """
+    import os, signal, threading
     from pathlib import Path
     import tdpcr_lib.models.checkpoint as ckpt
-    from tdpcr_lib.cli import train as cli
-    from tdpcr_lib.training.run import train_on_folder
 
-    where, kill_step, marker, argv = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]), sys.argv[4:]
-    args = cli._parser().parse_args(argv)
-    config, model_config = cli.build_configs(args)
+    where, kill_step, marker = script_args[0], int(script_args[1]), Path(script_args[2])
 
     def die():
         marker.write_text(threading.current_thread().name)
@@ -80,57 +47,15 @@ KILLER = textwrap.dedent("""
 
     ckpt.atomic_write_json, ckpt.swap_in = write_json, swap
     train_on_folder(config, model_config, args.data_root, args.out, device="cpu")
-""")
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", "1")
-    return env
-
-
-def _run_cli(root, out) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "tdpcr_lib.cli.train", "--data-root", str(root), "--out", str(out), *TRAIN_ARGS],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=600,
-    )
-
-
-@pytest.fixture(scope="module")
-def uninterrupted(tiny_luojiaset_root, tmp_path_factory):
-    out = tmp_path_factory.mktemp("async") / "straight"
-    done = _run_cli(tiny_luojiaset_root, out)
-    assert done.returncode == 0, done.stderr
-    return out
+"""
 
 
 @pytest.mark.parametrize("where", ["before_config", "in_swap"])
 def test_sigkill_during_an_async_save_keeps_the_previous_checkpoint(
-    where, uninterrupted, tiny_luojiaset_root, tmp_path
+    where, uninterrupted_run, train_process, tiny_luojiaset_root, tmp_path
 ):
     out, marker = tmp_path / "killed", tmp_path / "thread"
-    killed = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            KILLER,
-            where,
-            "8",
-            str(marker),
-            "--data-root",
-            str(tiny_luojiaset_root),
-            "--out",
-            str(out),
-            *TRAIN_ARGS,
-        ],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=600,
-    )
+    killed = train_process(tiny_luojiaset_root, out, KILLER, where, "8", str(marker))
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert marker.read_text().startswith("tdpcr-ckpt")  # the write was off the training thread
 
@@ -142,10 +67,10 @@ def test_sigkill_during_an_async_save_keeps_the_previous_checkpoint(
     assert read_meta(out / "last")["step"] == step
     assert load_trainer_state(out / "last")  # every file present, its sha256 verified
 
-    resumed = _run_cli(tiny_luojiaset_root, out)
+    resumed = train_process(tiny_luojiaset_root, out)
     assert resumed.returncode == 0, resumed.stderr
     assert f"step {step}" in resumed.stdout  # it resumed, not restarted
-    expected = load_file(str(uninterrupted / "last" / "model.safetensors"))
+    expected = load_file(str(uninterrupted_run / "last" / "model.safetensors"))
     got = load_file(str(out / "last" / "model.safetensors"))
     assert all(torch.equal(expected[k], got[k]) for k in expected)
 
