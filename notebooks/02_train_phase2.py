@@ -56,11 +56,12 @@ from tdpcr_lib.core import paths
 from tdpcr_lib.datasets.sources import ensure_dataset
 from tdpcr_lib.notebook.display import show_figures_inline
 from tdpcr_lib.notebook.record import RunRecord, resolve_reports_dir
+from tdpcr_lib.notebook.training import run_summary
 from tdpcr_lib.plot.composites import save_figure
 from tdpcr_lib.plot.curves import plot_training_curves
 from tdpcr_lib.training.plateau import PlateauStop, describe_metric, phase_plateau
 from tdpcr_lib.training.presets import notebook_configs
-from tdpcr_lib.training.run import build_datasets, run_summary, train, trainable_parameter_table
+from tdpcr_lib.training.run import build_datasets, train, trainable_parameter_table
 
 show_figures_inline()  # figures show as images, live and in executed copies
 
