@@ -52,11 +52,12 @@ from IPython.display import display
 
 from tdpcr_lib.core import paths
 from tdpcr_lib.notebook import setup
+from tdpcr_lib.notebook.training import run_summary
 from tdpcr_lib.plot.composites import save_figure
 from tdpcr_lib.plot.curves import plot_training_curves
 from tdpcr_lib.training.plateau import PlateauStop, describe_metric, phase_plateau
 from tdpcr_lib.training.presets import notebook_configs
-from tdpcr_lib.training.run import build_datasets, run_summary, train, trainable_parameter_table
+from tdpcr_lib.training.run import build_datasets, train, trainable_parameter_table
 
 # %% [markdown]
 # ## Parameters

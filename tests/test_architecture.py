@@ -152,3 +152,38 @@ def test_architecture_page_names_every_subpackage():
     missing = [name for name in subpackages if f"`{name}/`" not in text]
     assert not missing, f"docs/architecture.md does not name {missing}"
     assert len((REPO / "README.md").read_text().splitlines()) <= 150
+
+
+def _imported_modules(path: Path, known: set[str]) -> set[str]:
+    """The package modules ``path`` imports, ``TYPE_CHECKING``-only imports included."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tdpcr_lib"):
+            for alias in node.names:
+                name = f"{node.module}.{alias.name}"
+                found.add(name if name in known else node.module)
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name in known}
+    return found & known
+
+
+def test_no_import_cycle_between_modules():
+    """Layers are checked per subpackage by import-linter; inside a subpackage two modules must
+    not import each other either (not even for annotations only: that hides a tangled design)."""
+    names = {".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__"): p for p in MODULES}
+    graph = {name: _imported_modules(path, set(names)) - {name} for name, path in names.items()}
+    cycles, done = [], set()
+
+    def visit(name: str, trail: list[str]) -> None:
+        if name in trail:
+            cycles.append(trail[trail.index(name) :] + [name])
+            return
+        if name in done:
+            return
+        for other in sorted(graph[name]):
+            visit(other, [*trail, name])
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name, [])
+    assert not cycles, f"import cycles: {[' -> '.join(c) for c in cycles[:5]]}"

@@ -281,7 +281,7 @@ def config_differences(
     """Human-readable ``field: checkpoint=… vs requested=…`` lines for differing fields.
 
     The one comparison of a stored config with the current one: loading a checkpoint into a
-    model (model configs), resuming a run (:func:`tdpcr_lib.training.run.resume_problems`: train
+    model (model configs), resuming a run (:func:`tdpcr_lib.training.resume.resume_problems`: train
     and model configs) both use it. Fields in ``ignore`` may differ (e.g. the train-config fields
     a resumed run may change). Legends differing only in names (the twin's and LuojiaSET-OSFCR's,
     :func:`~tdpcr_lib.core.legend.class_scheme`) are the same classes.

@@ -68,3 +68,6 @@ class TrainResult:
 StepCallback = Callable[[Any, int], None]
 #: Called with the run folder each time the logs are rewritten (e.g. to redraw a loss curve).
 LogCallback = Callable[[Path], None]
+#: Called as ``stop_rule(trainer)`` after each validation and on resume; ``True`` ends the run
+#: (:class:`tdpcr_lib.training.plateau.PlateauStop`).
+StopRule = Callable[[Any], bool]

@@ -1,105 +1,124 @@
-"""Exact resume: what a trainer saves in ``last/`` beyond the weights, and how it comes back.
+"""Exact resume on disk: what ``last/`` holds, whether this run may continue it, and reading it back.
 
-A checkpoint taken after ``k`` batches of an epoch holds the optimizer, scheduler, RNG states and
-progress counters; :func:`resume_from_last` restores them so the resumed run reaches the same
-weights as an uninterrupted one (``tests/training/test_resume.py`` kills runs with SIGKILL to check it).
+``last/`` stores the trainer's resumable state (:meth:`tdpcr_lib.training.trainer.Trainer.state_dict`)
+as safetensors + JSON, never a pickle: the weights in ``model.safetensors`` and the rest
+(optimizer, scheduler, RNG states, progress counters, best-metric tracking, the logs) in
+``trainer_state.{json,safetensors}``. :func:`read_stored_run` reads the light part (``config.json``
+and the progress counters) for the run plan (:mod:`tdpcr_lib.training.plan`);
+:func:`resume_problems` says why this run may not continue it; :func:`read_resume_state` reads
+everything for :meth:`~tdpcr_lib.training.trainer.Trainer.load_state_dict`. A run resumed after
+``k`` batches reaches the same weights as an uninterrupted one
+(``tests/training/test_resume.py`` kills runs with SIGKILL to check it).
 """
 
 from __future__ import annotations
 
-import logging
-from typing import TYPE_CHECKING, Any
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from tdpcr_lib.core.portable import portable_fields
-from tdpcr_lib.core.runtime import capture_rng_state, restore_rng_state
 from tdpcr_lib.models.checkpoint import (
     CheckpointError,
     config_differences,
+    load_state_dict_file,
     load_trainer_state,
-    load_weights_into,
     read_meta,
     resolve_checkpoint_dir,
 )
-from tdpcr_lib.training.config import RESUME_MUTABLE_FIELDS
-
-log = logging.getLogger(__name__)
-
-if TYPE_CHECKING:  # annotations only: the trainer module imports this one
-    from tdpcr_lib.training.trainer import Trainer
+from tdpcr_lib.models.checkpoint_files import STATE_JSON_FILE, STATE_TENSORS_FILE, verify_file
+from tdpcr_lib.training.config import RESUME_MUTABLE_FIELDS, TrainConfig
 
 
-def capture_trainer_state(trainer: Trainer) -> dict[str, Any]:
-    """The trainer's optimizer, scheduler, RNG and progress as a checkpointable dict."""
-    return {
-        "optimizer": trainer.optimizer.state_dict(),
-        "scheduler": trainer.scheduler.state_dict(),
-        "rng": capture_rng_state(),
-        "progress": {
-            "step": trainer.step,
-            "epoch": trainer.epoch,
-            "step_in_epoch": trainer.step_in_epoch,
-            "epoch_loss_sums": trainer.epoch_loss_sums,
-            "epoch_batches": trainer.epoch_batches,
-            "best_value": trainer.best_value,
-            "best_epoch": trainer.best_epoch,
-            "wall_time_s": trainer.elapsed_wall_time(),
-        },
-        "history": trainer.history,
-        "step_log": trainer.step_log,
-        "last_metrics": trainer.last_metrics,
-        "world_size": trainer.world_size,
-    }
+@dataclass(frozen=True)
+class StoredRun:
+    """A resumable ``last/``: its ``config.json`` and its progress counters (no tensors read).
+
+    Attributes
+    ----------
+    directory
+        The folder read (``last/``, or ``.last.old`` after a crash in the swap window).
+    meta
+        Its ``config.json``.
+    progress
+        ``step``, ``epoch`` (completed), ``step_in_epoch``, ... as the trainer saved them.
+    world_size
+        The number of processes that trained it.
+    """
+
+    directory: Path
+    meta: dict[str, Any]
+    progress: dict[str, Any]
+    world_size: int
+
+    @property
+    def step(self) -> int:
+        return int(self.progress["step"])
+
+    def finished(self, config: TrainConfig, total_steps: int) -> bool:
+        """Whether the trainer's loop would not run another step or validation (see ``Trainer.fit``)."""
+        epoch, in_epoch = int(self.progress["epoch"]), int(self.progress["step_in_epoch"])
+        return not (epoch < config.epochs and (self.step < total_steps or in_epoch > 0))
 
 
-def resume_from_last(trainer: Trainer) -> None:
-    """Load ``out_dir/last`` into ``trainer`` if it exists (a fresh start otherwise).
+def read_stored_run(last_dir: str | Path) -> StoredRun | None:
+    """The resumable run in ``last_dir`` (``None``: no checkpoint there, or one without trainer state).
 
     Raises
     ------
     CheckpointError
-        The stored training config differs in a field a resume may not change, or the run was
-        saved with another number of processes (exact resume needs the same data order).
+        ``config.json`` or ``trainer_state.json`` is unreadable or fails its recorded sha256.
     """
     try:
-        directory = resolve_checkpoint_dir(trainer.last_dir)
+        directory = resolve_checkpoint_dir(last_dir)
     except CheckpointError:
-        return  # nothing to resume: fresh start
+        return None
+    if not (directory / STATE_JSON_FILE).is_file() or not (directory / STATE_TENSORS_FILE).is_file():
+        return None
     meta = read_meta(directory)
-    # paths compared in their stored, project-relative form (core.portable)
-    stored = portable_fields(meta.get("train_config") or {})
-    current = portable_fields(trainer.config.to_dict())
-    differing = config_differences(stored, current, ignore=RESUME_MUTABLE_FIELDS)
-    if differing:
-        raise CheckpointError(
-            f"{directory}: cannot resume, the training config changed ({'; '.join(differing)}); use a new output folder"
-        )
+    problem = verify_file(directory, STATE_JSON_FILE, meta)
+    if problem:
+        raise CheckpointError(problem)
+    try:
+        state = json.loads((directory / STATE_JSON_FILE).read_text(encoding="utf-8"))
+        progress = dict(state["progress"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise CheckpointError(f"{directory / STATE_JSON_FILE}: cannot read the progress ({err})") from err
+    return StoredRun(directory, meta, progress, int(state.get("world_size", 1)))
 
-    load_weights_into(trainer.model, directory)
-    state = load_trainer_state(directory)
-    if state.get("world_size", 1) != trainer.world_size:
-        raise CheckpointError(
-            f"{directory}: saved with {state.get('world_size')} processes,"
-            f" resuming with {trainer.world_size}; exact resume needs the same"
+
+def resume_problems(
+    stored: StoredRun,
+    config: TrainConfig,
+    model_config: dict[str, Any],
+    manifest_hash: str | None,
+    init_fingerprint: str | None,
+) -> list[str]:
+    """Why this run may not continue ``stored`` (``[]``: it may).
+
+    The train config may differ only in :data:`~tdpcr_lib.training.config.RESUME_MUTABLE_FIELDS`
+    (paths compared in their stored, project-relative form, :mod:`tdpcr_lib.core.portable`); the
+    model config, the data split manifest and the starting checkpoint's weights must be the same.
+    """
+    meta = stored.meta
+    problems = [
+        f"train config {d}"
+        for d in config_differences(
+            portable_fields(meta.get("train_config") or {}),
+            portable_fields(config.to_dict()),
+            ignore=RESUME_MUTABLE_FIELDS,
         )
-    trainer.optimizer.load_state_dict(state["optimizer"])
-    trainer.scheduler.load_state_dict(state["scheduler"])
-    restore_rng_state(state["rng"])
-    progress = state["progress"]
-    trainer.step, trainer.epoch = progress["step"], progress["epoch"]
-    trainer.step_in_epoch = progress["step_in_epoch"]
-    trainer.epoch_loss_sums = dict(progress["epoch_loss_sums"])
-    trainer.epoch_batches = progress["epoch_batches"]
-    trainer.best_value, trainer.best_epoch = progress["best_value"], progress["best_epoch"]
-    trainer.wall_time_before = progress.get("wall_time_s", 0.0)
-    trainer.history = list(state["history"])
-    trainer.step_log = list(state["step_log"])
-    last = state.get("last_metrics")
-    trainer.last_metrics = list(last) if isinstance(last, list) else []  # older: a nested dict
-    if trainer.is_main:
-        log.info(
-            "resuming %s at epoch %d, step %d (%d batches into the epoch)",
-            trainer.out_dir,
-            trainer.epoch,
-            trainer.step,
-            trainer.step_in_epoch,
-        )
+    ]
+    problems += [f"model config {d}" for d in config_differences(meta["model_config"], model_config)]
+    if meta.get("manifest_hash") != manifest_hash:
+        problems.append("the data split manifest changed")
+    if meta.get("init_fingerprint") != init_fingerprint:
+        problems.append(f"the starting checkpoint {config.init_from} changed")
+    return problems
+
+
+def read_resume_state(directory: str | Path) -> dict[str, Any]:
+    """Everything :meth:`Trainer.load_state_dict` restores: the verified weights under ``"model"``
+    plus the trainer state (optimizer, scheduler, RNG, progress, history)."""
+    return {"model": load_state_dict_file(directory), **load_trainer_state(directory)}

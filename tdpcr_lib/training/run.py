@@ -1,14 +1,17 @@
-"""One training run: datasets, model, resume checks, and the ``train()`` entry point.
+"""One training run: the starting model, the run plan, and the ``train()`` entry point.
 
 :func:`train` is the core call: ``train(config, model_config, train_set, val_set, out_dir)``
-with ``ModelConfig`` and dataset objects. :func:`train_on_folder` is the convenience for a
-LuojiaSET-OSFCR folder (it builds the splits with :func:`build_datasets`).
+with ``ModelConfig`` and dataset objects. It repairs the run folder
+(:mod:`tdpcr_lib.training.housekeeping`), builds the starting model (its classes from the data's
+legend), decides once what to do with the folder (:func:`tdpcr_lib.training.plan.plan_run`: start
+fresh, resume ``last/``, report a finished run, or refuse), logs that plan in one line and follows
+it. :func:`train_on_folder` is the convenience for a data folder (it builds the splits with
+:func:`build_datasets`).
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,29 +22,20 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import Dataset
 
-from tdpcr_lib.core.io import sha256_file
 from tdpcr_lib.core.legend import class_scheme
-from tdpcr_lib.core.portable import portable_fields
 from tdpcr_lib.core.runtime import seed_everything
 from tdpcr_lib.datasets.provenance import describe_training_data
 from tdpcr_lib.datasets.sources import open_dataset
 from tdpcr_lib.datasets.synthetic.tiles import read_synthetic_info
-from tdpcr_lib.metrics.results import VAL_PREFIX, from_records, headline
 from tdpcr_lib.models.build import build_model
-from tdpcr_lib.models.checkpoint import (
-    MODEL_FILE,
-    CheckpointError,
-    config_differences,
-    load_model,
-    read_meta,
-    resolve_checkpoint_dir,
-    unwrap_model,
-)
-from tdpcr_lib.models.checkpoint_files import recover_checkpoint, staging_dirs
+from tdpcr_lib.models.checkpoint import CheckpointError, load_model, unwrap_model
 from tdpcr_lib.models.config import ModelConfig
-from tdpcr_lib.training.config import RESUME_MUTABLE_FIELDS, TrainConfig
+from tdpcr_lib.training.config import TrainConfig
 from tdpcr_lib.training.freezing import apply_trainable_set, parameter_report
-from tdpcr_lib.training.result import LogCallback, StepCallback, TrainResult
+from tdpcr_lib.training.housekeeping import clear_run, recover_run
+from tdpcr_lib.training.plan import ResumeMode, StartingPoint, plan_run
+from tdpcr_lib.training.result import LogCallback, StepCallback, StopRule, TrainResult
+from tdpcr_lib.training.resume import read_resume_state
 from tdpcr_lib.training.trainer import Trainer
 from tdpcr_lib.transforms import TrainAugment
 
@@ -73,24 +67,30 @@ def fit_crop_to_data(config: TrainConfig, dataset: Dataset) -> TrainConfig:
 
 
 def build_model_for(
-    config: TrainConfig, model_config: ModelConfig | None = None, device: str | torch.device = "cpu"
+    config: TrainConfig,
+    model_config: ModelConfig | None = None,
+    device: str | torch.device = "cpu",
+    start: StartingPoint | None = None,
 ) -> nn.Module:
     """The model a run starts from (phase 2: the phase-1 checkpoint + a seg decoder).
 
     ``model_config`` (default ``ModelConfig()``) is ignored in phase 2, which takes the phase-1
     checkpoint's architecture; phase 1 and joint training set ``with_seg_decoder`` themselves.
+    ``start`` is the starting checkpoint already read (default: read ``config.init_from``).
     """
     if model_config is not None and not isinstance(model_config, ModelConfig):
         raise TypeError(
             f"model_config must be a ModelConfig, got {type(model_config).__name__}"
             " (build one with ModelConfig.from_dict / ModelConfig.preset)"
         )
+    if start is None:
+        start = StartingPoint.read(config.init_from)
     if config.phase == "phase2":
-        model, meta = load_model(config.init_from, device=device)
-        if meta["model_config"].get("arch") != "tdpcr":
-            raise CheckpointError(
-                f"{config.init_from}: phase 2 needs a TDP-CR checkpoint, got arch={meta['model_config'].get('arch')!r}"
-            )
+        assert start is not None  # TrainConfig requires init_from in phase 2
+        arch = start.meta["model_config"].get("arch")
+        if arch != "tdpcr":
+            raise CheckpointError(f"{config.init_from}: phase 2 needs a TDP-CR checkpoint, got arch={arch!r}")
+        model, _ = load_model(start.directory, device=device)
         model.attach_segmentation_decoder()
         return model
     if model_config is None:
@@ -103,102 +103,10 @@ def build_model_for(
         if model_config.arch != "tdpcr":
             raise ValueError("joint training is the TDP-CR ablation; use phase='baseline' for other architectures")
         model_config = model_config.replace(with_seg_decoder=True)
-    if config.init_from:
-        model, _ = load_model(config.init_from, device=device, expected_config=model_config)
+    if start is not None:
+        model, _ = load_model(start.directory, device=device, expected_config=model_config)
         return model
     return build_model(model_config)
-
-
-def init_fingerprint(config: TrainConfig) -> str | None:
-    """sha256 of the starting checkpoint's weights (a resumed phase 2 must start from it)."""
-    if not config.init_from:
-        return None
-    return sha256_file(resolve_checkpoint_dir(config.init_from) / MODEL_FILE)
-
-
-def resume_problems(
-    out_dir: str | Path, config: TrainConfig, model: nn.Module, manifest_hash: str | None, fingerprint: str | None
-) -> list[str] | None:
-    """Why ``out_dir/last`` cannot be resumed by this run (``[]`` = it can; ``None`` = no state)."""
-    last = Path(out_dir) / "last"
-    if not _has_resumable_state(last):
-        return None
-    meta = read_meta(last)
-    problems = [
-        f"train config {d}"
-        for d in config_differences(
-            portable_fields(meta.get("train_config") or {}),
-            portable_fields(config.to_dict()),
-            ignore=RESUME_MUTABLE_FIELDS,
-        )
-    ]
-    problems += [
-        f"model config {d}" for d in config_differences(meta["model_config"], unwrap_model(model).config.to_dict())
-    ]
-    if meta.get("manifest_hash") != manifest_hash:
-        problems.append("the data split manifest changed")
-    if meta.get("init_fingerprint") != fingerprint:
-        problems.append(f"the starting checkpoint {config.init_from} changed")
-    return problems
-
-
-def _has_resumable_state(last_dir: Path) -> bool:
-    try:
-        directory = resolve_checkpoint_dir(last_dir)
-    except CheckpointError:
-        return False
-    return (directory / "trainer_state.json").is_file()
-
-
-RUN_FILES = ("last", "best", ".last.old", ".best.old", "history.json", "history.csv", "steps.csv", "loss_curve.png")
-
-
-def clear_run(out_dir: str | Path) -> None:
-    """Remove a previous run's checkpoints and logs from ``out_dir`` (only tdpcr's own files).
-
-    Also removes what interrupted saves left: checkpoint staging folders (``.last.tmp-*``,
-    ``.best.tmp-*``) and the hidden temporaries of atomic log writes (``.history.json.*.tmp``).
-    Any other file in ``out_dir`` stays.
-    """
-    out_dir = Path(out_dir)
-    for name in RUN_FILES:
-        path = out_dir / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
-    for path in _leftovers(out_dir):
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink(missing_ok=True)
-
-
-def _leftovers(out_dir: Path) -> list[Path]:
-    """Staging folders and atomic-write temporaries of this run's own files."""
-    found = [*staging_dirs(out_dir / "last"), *staging_dirs(out_dir / "best")]
-    if out_dir.is_dir():
-        for name in RUN_FILES:
-            # core.io.atomic_path names its temporaries ".<name>.<random><suffix>"
-            found += [p for p in out_dir.glob(f".{name}.*") if p.is_file() and p.name.endswith((".tmp", ".png"))]
-    return found
-
-
-def recover_run(out_dir: str | Path) -> list[str]:
-    """Bring ``out_dir`` back to a consistent state after a crash; returns what was done.
-
-    For ``last/`` and ``best/``: a complete, verified staging folder left in the swap window is
-    promoted, incomplete staging folders are removed
-    (:func:`tdpcr_lib.models.checkpoint_files.recover_checkpoint`); hidden temporaries of the
-    logs are removed. Nothing the run did not write is touched.
-    """
-    out_dir = Path(out_dir)
-    actions = [*recover_checkpoint(out_dir / "last"), *recover_checkpoint(out_dir / "best")]
-    for path in _leftovers(out_dir):
-        if path.is_file():
-            path.unlink(missing_ok=True)
-            actions.append(f"removed the temporary {path.name}")
-    return actions
 
 
 def train(
@@ -209,11 +117,11 @@ def train(
     out_dir: str | Path,
     *,
     device: str | torch.device = "auto",
-    resume: bool | str = "auto",
+    resume: ResumeMode = "auto",
     callbacks: Sequence[StepCallback] = (),
     log_callbacks: Sequence[LogCallback] = (),
     source: str | None = None,
-    stop_rule: StepCallback | None = None,
+    stop_rule: StopRule | None = None,
 ) -> TrainResult:
     """Train one run end to end on the given datasets (the core call).
 
@@ -235,7 +143,8 @@ def train(
         ``True``: continue ``out_dir/last`` (an incompatible one is an error); ``"auto"``:
         continue it when it is compatible (same configs, data manifest and starting checkpoint),
         otherwise start afresh, replacing the old run; ``False``: always start afresh. A finished
-        compatible run is not retrained.
+        compatible run is not retrained. The decision is :func:`tdpcr_lib.training.plan.plan_run`'s,
+        logged in one line.
     callbacks
         Per-step callbacks (see :class:`Trainer`).
     log_callbacks
@@ -250,35 +159,34 @@ def train(
     -------
     TrainResult
     """
-    if resume not in (True, False, "auto"):
-        raise ValueError(f"resume must be True, False or 'auto', got {resume!r}")
     config = fit_crop_to_data(config, train_set)
-    model_config = classes_from_legend(config, model_config, train_set)
+    start = StartingPoint.read(config.init_from)  # the only read of init_from's config and hash
+    model_config = classes_from_legend(config, model_config, train_set, start)
     seed_everything(config.seed, config.deterministic)  # model initialisation is seeded too
-    model = build_model_for(config, model_config, device="cpu")
-    fingerprint = init_fingerprint(config)
-    manifest_hash = getattr(train_set, "manifest_hash", None)
-    is_main = not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+    model = build_model_for(config, model_config, device="cpu", start=start)
+    distributed = dist.is_available() and dist.is_initialized()
+    is_main = not distributed or dist.get_rank() == 0
     if is_main:  # before anything reads the folder: a killed run may have left a half swap
         for action in recover_run(out_dir):
             log.info("%s: recovering after an interrupted run: %s", out_dir, action)
-    if dist.is_available() and dist.is_initialized():
+    if distributed:
         dist.barrier()
-    problems = resume_problems(out_dir, config, model, manifest_hash, fingerprint)
-    do_resume = False
-    if resume and problems is not None:
-        if not problems:
-            do_resume = True
-        elif resume is True:
-            raise CheckpointError(
-                f"{Path(out_dir) / 'last'}: cannot resume: " + "; ".join(problems) + " (use a new output folder or "
-                "resume=False / --no-resume to start afresh)"
-            )
-        elif is_main:
-            log.warning("%s: previous run is not compatible (%s); starting afresh", out_dir, "; ".join(problems[:3]))
-    if not do_resume and is_main:
+    plan = plan_run(
+        out_dir,
+        config,
+        resume=resume,
+        model_config=unwrap_model(model).config.to_dict(),
+        manifest_hash=getattr(train_set, "manifest_hash", None),
+        n_samples=len(train_set),
+        start=start,
+        world_size=dist.get_world_size() if distributed else 1,
+    )
+    if is_main:
+        log.log(logging.WARNING if plan.replaces and plan.problems else logging.INFO, plan.describe())
+    plan.enforce()
+    if not plan.continues and is_main:
         clear_run(out_dir)
-    if dist.is_available() and dist.is_initialized():
+    if distributed:
         dist.barrier()
     trainer = Trainer(
         model,
@@ -290,10 +198,9 @@ def train(
         train_transform=TrainAugment(config.crop_size),
         callbacks=callbacks,
         log_callbacks=log_callbacks,
-        resume=do_resume,
         stop_rule=stop_rule,
         run_info={
-            "init_fingerprint": fingerprint,
+            "init_fingerprint": start.fingerprint if start else None,
             "source": source,
             "data_root": _data_root_of(train_set),
             # what the model learnt from: prediction warns on data unlike it
@@ -301,6 +208,8 @@ def train(
             "synthetic_twin": _is_twin(train_set),
         },
     )
+    if plan.continues:
+        trainer.load_state_dict(read_resume_state(plan.last_dir))
     return trainer.fit()
 
 
@@ -311,18 +220,22 @@ def _base_dataset(dataset: Dataset) -> Dataset:
     return dataset
 
 
-def classes_from_legend(config: TrainConfig, model_config: ModelConfig | None, dataset: Dataset) -> ModelConfig | None:
+def classes_from_legend(
+    config: TrainConfig, model_config: ModelConfig | None, dataset: Dataset, start: StartingPoint | None = None
+) -> ModelConfig | None:
     """The model config with the number of classes and the legend of ``dataset`` (its
     ``legend``), so a model trained on SEN12MS-CR predicts its 10 classes and says so.
 
     Phase 2 takes the phase-1 checkpoint's architecture: its legend must be the dataset's.
+    ``start`` is the starting checkpoint already read (default: read ``config.init_from``).
     """
     legend = getattr(_base_dataset(dataset), "legend", None)
     if legend is None:
         return model_config
     if config.phase == "phase2":
-        start = read_meta(resolve_checkpoint_dir(config.init_from))["model_config"]
-        trained_for = start.get("legend", "luojiaset")
+        start = start if start is not None else StartingPoint.read(config.init_from)
+        assert start is not None  # TrainConfig requires init_from in phase 2
+        trained_for = start.meta["model_config"].get("legend", "luojiaset")
         if class_scheme(trained_for) != class_scheme(legend.name):
             raise CheckpointError(
                 f"{config.init_from}: trained for the {trained_for!r} legend, "
@@ -372,19 +285,3 @@ def trainable_parameter_table(config: TrainConfig, model_config: ModelConfig | N
     frame["trainable_%"] = (100 * frame["trainable"] / frame["total"].clip(lower=1)).round(2)
     frame.index.name = "module group"
     return frame
-
-
-def run_summary(result: TrainResult) -> dict[str, Any]:
-    """What notebooks 01/02 record: run facts plus the best checkpoint's headline val metrics."""
-    summary = result.summary()
-    best_metrics: Any = None
-    if result.best_dir is not None:
-        best_metrics = read_meta(result.best_dir).get("metrics")
-    # a checkpoint stores its validation result frame as rows (older ones: a nested dict)
-    summary["validation"] = (
-        headline(from_records(best_metrics), prefix=VAL_PREFIX)
-        if isinstance(best_metrics, list) and best_metrics
-        else {}
-    )
-    summary["history"] = result.history
-    return summary

@@ -1,8 +1,11 @@
 """The trainer: phase 1, phase 2, single-phase joint training and the baselines.
 
 One :class:`Trainer` drives every run; what differs between runs is a :class:`TrainConfig`
-(``phase``, ``objective``, ``trainable``) and the model. :func:`train` builds the model and the
-datasets from a data folder and is what ``tdpcr train`` and the notebooks call.
+(``phase``, ``objective``, ``trainable``) and the model. It owns the loop (:meth:`Trainer.fit`)
+and its resumable state (:meth:`Trainer.state_dict` / :meth:`Trainer.load_state_dict`, stored
+in ``last/``). What a run does with its folder (start, resume, refuse) is decided before the
+trainer exists, by :mod:`tdpcr_lib.training.plan`; :func:`tdpcr_lib.training.run.train` builds
+the model, plans the run and calls the trainer, and is what ``tdpcr train`` and the notebooks call.
 
 Design choices (the paper gives none; the full list is in ``docs/decisions.md`` § Training):
 AdamW with decay on kernels only and gradient clipping; cosine/multistep/constant schedules per
@@ -43,15 +46,19 @@ from tdpcr_lib.training.config import TrainConfig, resolve_best_metric, resolve_
 from tdpcr_lib.training.epoch_end import end_epoch, validation_frame, write_trainer_logs
 from tdpcr_lib.training.freezing import apply_trainable_set, build_optimizer, lr_factor, parameter_report
 from tdpcr_lib.training.model_card import model_card
-from tdpcr_lib.training.result import LogCallback, StepCallback, TrainResult
-from tdpcr_lib.training.resume import capture_trainer_state, resume_from_last
+from tdpcr_lib.training.plan import StepBudget
+from tdpcr_lib.training.result import LogCallback, StepCallback, StopRule, TrainResult
+from tdpcr_lib.training.state import ResumableState
 from tdpcr_lib.transforms import SeededAugmentDataset
 
 log = logging.getLogger(__name__)
 
 
-class Trainer:
+class Trainer(ResumableState):
     """Train one model under one :class:`TrainConfig` (any phase, any architecture).
+
+    Its resumable state (:meth:`state_dict`, :meth:`load_state_dict`) is defined with the
+    progress counters in :class:`tdpcr_lib.training.state.ResumableState`.
 
     Parameters
     ----------
@@ -77,8 +84,6 @@ class Trainer:
         Called as ``callback(out_dir)`` on the main process after the logs are rewritten
         (the training layer draws nothing itself: the CLI passes
         :func:`tdpcr_lib.plot.curves.write_loss_curve`).
-    resume
-        Continue from ``out_dir/last`` if it holds trainer state (refuses a config mismatch).
     run_info
         Extra JSON fields stored in every checkpoint's ``config.json`` (e.g. the starting
         checkpoint's fingerprint, the data source).
@@ -101,10 +106,9 @@ class Trainer:
         train_transform: Callable[[dict], dict] | None = None,
         callbacks: Sequence[StepCallback] = (),
         log_callbacks: Sequence[LogCallback] = (),
-        resume: bool = False,
         run_info: dict[str, Any] | None = None,
         memory_bytes: int = DEFAULT_MEMORY_BYTES,
-        stop_rule: Callable[[Any], bool] | None = None,
+        stop_rule: StopRule | None = None,
     ) -> None:
         self.config = config
         self.stop_rule = stop_rule
@@ -115,9 +119,9 @@ class Trainer:
         self.world_size = dist.get_world_size() if self.distributed else 1
         self.is_main = self.rank == 0
         self.device = resolve_device(device)
-        if config.batch_size % self.world_size:
-            raise ValueError(f"batch_size {config.batch_size} is not divisible by the {self.world_size} processes")
-        self.local_batch = config.batch_size // self.world_size
+        budget = StepBudget.of(config, len(train_dataset), self.world_size)  # the run plan's budget too
+        self.local_batch, self.drop_last = budget.local_batch, budget.drop_last
+        self.steps_per_epoch, self.total_steps = budget.steps_per_epoch, budget.total_steps
         self.callbacks = list(callbacks)
         self.log_callbacks = list(log_callbacks)
         seed_everything(config.seed, config.deterministic)
@@ -142,16 +146,6 @@ class Trainer:
             hold_in_memory(train_dataset, memory_bytes if config.num_workers == 0 else 0), train_transform, config.seed
         )
         self.sampler = ResumableSampler(self.train_data, config.seed, self.rank, self.world_size)
-        per_rank = len(self.sampler.inner)
-        if per_rank < 1:
-            raise ValueError(
-                f"the training set has {len(train_dataset)} samples, fewer than the {self.world_size} processes"
-            )
-        self.drop_last = per_rank >= self.local_batch
-        self.steps_per_epoch = per_rank // self.local_batch if self.drop_last else 1
-        self.total_steps = self.steps_per_epoch * config.epochs
-        if config.max_steps is not None:
-            self.total_steps = min(self.total_steps, config.max_steps)
         self.val_dataset = hold_in_memory(val_dataset, memory_bytes)  # scored in this process
         self.manifest_hash = getattr(train_dataset, "manifest_hash", None)
 
@@ -165,25 +159,11 @@ class Trainer:
         else:
             self.ddp_model = self.model
 
-        # progress state (all of it is checkpointed)
-        self.step = 0
-        self.epoch = 0  # completed epochs
-        self.step_in_epoch = 0
-        self.epoch_loss_sums: dict[str, float] = {}
-        self.epoch_batches = 0
-        self.best_value: float | None = None
-        self.best_epoch: int | None = None
-        self.history: list[dict[str, Any]] = []
-        self.step_log: list[dict[str, Any]] = []
-        # the last validation's result frame as JSON rows (stored in checkpoints)
-        self.last_metrics: list[dict[str, Any]] = []
-        self.wall_time_before = 0.0
+        self.start_progress()  # step, epoch, best, history, ...: all of it is checkpointed
         # per run: the cloudy input's validation metrics, digests of unchanged checkpoint bytes
         self.input_metrics = InputMetricsCache()
         self._digests, self._code_version = DigestMemo(), git_sha()
         self._checkpointer: AsyncCheckpointer | None = None
-        if resume:
-            self._maybe_resume()
 
     async_checkpoints = True  #: checkpoints written on a thread (training.async_checkpoint)
 
@@ -196,20 +176,12 @@ class Trainer:
     def best_dir(self) -> Path:
         return self.out_dir / "best"
 
-    def trainer_state(self) -> dict[str, Any]:
-        """Optimizer, scheduler, RNG and progress: everything an exact resume needs."""
-        return capture_trainer_state(self)
-
-    def _maybe_resume(self) -> None:
-        resume_from_last(self)
-
-    def elapsed_wall_time(self) -> float:
-        return self.wall_time_before + (time.time() - self._started if hasattr(self, "_started") else 0.0)
-
     def save_last(self) -> None:
         """Write ``last/`` with the full trainer state (rank 0 only)."""
         if self.is_main:
-            self._save(self.last_dir, trainer_state=self.trainer_state(), extra=self._checkpoint_extra())
+            state = self.state_dict()
+            del state["model"]  # written as model.safetensors from the model itself
+            self._save(self.last_dir, trainer_state=state, extra=self._checkpoint_extra())
             self._write_logs()
         self._barrier()
 
