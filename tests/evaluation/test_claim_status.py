@@ -115,7 +115,7 @@ def test_an_untrained_baseline_is_not_comparable_and_has_no_direction():
     claim = _claim(runs, "delta_psnr_vs_dsen2cr")
     assert claim["status"] == stats.NOT_COMPARABLE and claim["direction"] is None
     assert claim["by_budget"] == [] and claim["verdict"] == stats.NOT_COMPARABLE_TEXT
-    assert "1 optimiser steps" in claim["status_reason"]
+    assert "made 1 optimiser step (" in claim["status_reason"]
     assert claim["delta_mean"] == pytest.approx(28.1 - 15.6)  # same tiles: Δ is still shown
     for run in runs:  # DSen2-CR scored on a subset of the test tiles: no paired Δ at all
         run["n_eval_images"] = 25 if run["model"] == "dsen2cr" else 100
@@ -123,6 +123,9 @@ def test_an_untrained_baseline_is_not_comparable_and_has_no_direction():
     assert claim["delta_mean"] is None and claim["ci95_low"] is None
     assert claim["status"] == stats.NOT_COMPARABLE
     assert "supports" not in claim["verdict"] and "ahead" not in claim["verdict"]
+    # its line in verdicts.md / the README reports no difference rather than "Δ = n/a"
+    line = verdicts.claim_line(claim, "default budget")
+    assert "no Δ over 3 seeds" in line and "n/a" not in line and "run `--full`" in line
 
 
 def test_readme_section_leads_with_settled_claims_and_names_each_budget(tmp_path):

@@ -106,7 +106,7 @@ def comparability(
             return f"{label} did not run"
         if steps < MIN_STEP_FRACTION * max(ref_steps, other_steps):
             return (
-                f"untrained: {label} made {steps:.0f} optimiser steps "
+                f"untrained: {label} made {steps:.0f} optimiser step{'' if steps == 1 else 's'} "
                 f"(< {MIN_STEP_FRACTION:.0%} of {max(ref_steps, other_steps):.0f})"
             )
         if not any(validated(r) for r in runs):

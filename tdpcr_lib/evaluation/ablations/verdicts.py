@@ -178,11 +178,14 @@ def claim_line(claim: Mapping[str, Any], budget: str = "") -> str:
     unit = claim.get("unit", "")
     where = " (equal training FLOPs)" if claim.get("equal_compute") else ""
     at = f", {budget}" if budget else ""
-    line = (
-        f"- **{claim.get('label', claim['name'])}**{where}{at}: Δ = "
-        f"{_num(claim['delta_mean'])} {unit}, 95 % CI [{_num(claim['ci95_low'])}, "
-        f"{_num(claim['ci95_high'])}] over {claim['n_seeds']} seeds → *{claim['verdict']}*"
-    )
+    head = f"- **{claim.get('label', claim['name'])}**{where}{at}: "
+    if claim.get("delta_mean") is None:  # not comparable: there is no difference to report
+        line = f"{head}no Δ over {claim['n_seeds']} seeds → *{claim['verdict']}*"
+    else:
+        line = (
+            f"{head}Δ = {_num(claim['delta_mean'])} {unit}, 95 % CI [{_num(claim['ci95_low'])}, "
+            f"{_num(claim['ci95_high'])}] over {claim['n_seeds']} seeds → *{claim['verdict']}*"
+        )
     if claim.get("status") == "not comparable" and claim.get("status_reason"):
         line += f" ({claim['status_reason']})"
     elif claim.get("caveat"):
