@@ -139,8 +139,11 @@ def transfer_markdown(table: pd.DataFrame, checkpoint: str, figure: str | None =
         f"Checkpoint `{checkpoint}` applied to the real SEN12MS-CR samples that ship with "
         "tdpcr (CC-BY 4.0; `tdpcr_lib/resources/real_samples/ATTRIBUTION.md`). PSNR (dB) of "
         "the cloudy input and of the prediction against the clear image of another date, "
-        "whole image; a gain > 0 means the model improved the image, < 0 that it damaged "
-        "it. `as is`: the files' DN (no +1000 offset); `offset added`: +1000 DN as in the "
+        "whole image; a gain < 0 means the model damaged the image. A gain > 0 is necessary, "
+        "not sufficient: whole-image PSNR also rewards a prediction that only moves the mean "
+        "brightness towards the clear image (a saturated white or a dark, flat image can gain dB "
+        "over a dark cloudy input; SSIM averaged over the bands does not catch it either), so "
+        "judge the figure. `as is`: the files' DN (no +1000 offset); `offset added`: +1000 DN as in the "
         "training data. Two small crops: an indication, not a benchmark.",
         "",
         dataframe_to_markdown(transfer_display(table)),
