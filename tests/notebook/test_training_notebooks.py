@@ -140,7 +140,7 @@ def test_evaluation_notebook_writes_metrics_figures_and_results_page(executed):
     assert "ROIs1970_fall_139_p839" in (executed / "reports" / "transfer_check.md").read_text()
     page = (executed / "reports" / "results.md").read_text()
     ours, reference = page.split("## The paper's claims (reference only)")
-    assert "majority_miou" in ours and "+0.18 dB" in reference and "+0.18" not in ours
+    assert "majority mIoU (%)" in ours and "+0.18 dB" in reference and "+0.18" not in ours
 
 
 def test_executed_notebooks_show_every_figure_inline(executed):

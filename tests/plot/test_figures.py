@@ -248,7 +248,7 @@ def test_comparison_has_colour_bars_legends_and_row_titles(sample, outputs):
     fig = viz_compare.plot_comparison(sample, outputs, row_titles={"full": "full\nphase2 · 9 steps"})
     labels = [ax.get_ylabel() for ax in fig.axes]
     assert "full\nphase2 · 9 steps" in labels
-    bar_labels = " ".join(ax.get_ylabel() for ax in fig.axes)
+    bar_labels = " ".join(ax.get_ylabel() + " " + ax.get_xlabel() for ax in fig.axes)  # bars sit below the rows
     assert "weight given to SAR" in bar_labels and "reflectance" in bar_labels
     legends = [t.get_text() for ax in fig.axes for lg in [ax.get_legend()] if lg for t in [lg.get_title()]]
     assert "cloud mask" in legends
