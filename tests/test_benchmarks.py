@@ -71,6 +71,7 @@ def _positive_number(value) -> bool:
     return isinstance(value, int | float) and math.isfinite(value) and value > 0
 
 
+@pytest.mark.slow  # the whole tiny benchmark run: ~2 min
 def test_tiny_run_writes_markdown_with_every_section(tiny_report):
     _, markdown = tiny_report
     for section in MD_SECTIONS:
@@ -80,6 +81,7 @@ def test_tiny_run_writes_markdown_with_every_section(tiny_report):
     assert "Share of in-run bound" in markdown
 
 
+@pytest.mark.slow  # the whole tiny benchmark run: ~2 min
 def test_tiny_run_records_machine_and_settings(tiny_report):
     report, _ = tiny_report
     machine = report["machine"]
@@ -89,6 +91,7 @@ def test_tiny_run_records_machine_and_settings(tiny_report):
     assert report["settings"]["tiny"] is True and report["settings"]["threads"] == 1
 
 
+@pytest.mark.slow  # the whole tiny benchmark run: ~2 min
 def test_tiny_run_measures_every_model_task_and_benchmark(tiny_report):
     report, _ = tiny_report
     model = report["model_throughput"]
@@ -145,6 +148,7 @@ def test_tiny_run_measures_every_model_task_and_benchmark(tiny_report):
     assert _positive_number(ddp["speedup_2_vs_1"])
 
 
+@pytest.mark.slow  # the whole tiny benchmark run: ~2 min
 def test_tiny_run_targets_use_the_default_model_sizes(tiny_report):
     """Parameter/FLOP targets are about the *default* configs even in tiny mode; speed targets
     are skipped there."""

@@ -33,6 +33,7 @@ def _run(module: str, out, *extra: str) -> tuple[dict, str]:
     return json.loads(out.read_text()), done.stdout
 
 
+@pytest.mark.slow  # exports and runs a scene twice: ~1 min
 def test_engine_scene_reports_the_ratio_and_the_bound(tmp_path):
     result, printed = _run("benchmarks.engine_scene", tmp_path / "scene.json", "--work-dir", str(tmp_path))
     assert result["engine"] == "onnxruntime"  # auto on a CPU with onnxruntime installed

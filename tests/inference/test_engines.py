@@ -15,6 +15,7 @@ What a user depends on:
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -163,6 +164,37 @@ def test_onnxruntime_products_match_torch(scene, checkpoints, tmp_path):
     }
 
 
+def test_cache_is_keyed_by_the_weights_and_rebuilt_when_they_change(tmp_path, monkeypatch):
+    """The cache logic with a stand-in exporter (a real export costs ~40 s; the round trip through
+    a real one is the slow test below and ``test_onnxruntime_products_match_torch``)."""
+    import onnx
+
+    from tdpcr_lib.inference.export import checkpoint_weights_sha256
+
+    built: list[str] = []
+
+    def fake_export(checkpoint, out, **_):
+        sha = checkpoint_weights_sha256(checkpoint)
+        built.append(sha)
+        model = onnx.helper.make_model(onnx.helper.make_graph([], "g", [], []))
+        onnx.helper.set_model_props(model, {"weights_sha256": json.dumps(sha)})
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        onnx.save(model, str(out))
+
+    monkeypatch.setattr(E, "export_onnx", fake_export)
+    ckpt = save_checkpoint(tmp_path / "run" / "best", _tiny(True, "luojiaset", 3), phase="phase2", epoch=0, step=0)
+    first = E.cached_export(ckpt)
+    stamp = first.stat().st_mtime_ns
+    assert E.cached_export(ckpt) == first and first.stat().st_mtime_ns == stamp and len(built) == 1  # reused
+    first.write_bytes(b"damaged")
+    assert E.cached_export(ckpt) == first and len(built) == 2  # a damaged cache file is rebuilt
+    save_checkpoint(ckpt, _tiny(True, "luojiaset", 4), phase="phase2", epoch=1, step=1)
+    second = E.cached_export(ckpt)
+    assert second != first and not first.exists() and len(built) == 3  # new weights: new file, stale one gone
+    assert read_metadata(second)["weights_sha256"] == checkpoint_weights_sha256(ckpt) == built[-1]
+
+
+@pytest.mark.slow
 def test_cache_is_rebuilt_when_the_weights_change(checkpoints, tmp_path):
     ckpt = save_checkpoint(tmp_path / "run" / "best", _tiny(True, "luojiaset", 3), phase="phase2", epoch=0, step=0)
     first = E.cached_export(ckpt)

@@ -46,9 +46,25 @@ def _run(tmp_path: Path, **parameters) -> dict:
     return json.loads((reports / "metrics" / "00_get_data.json").read_text())
 
 
-def test_notebook_makes_the_twin_in_smoke_mode(tmp_path):
+def test_notebook_makes_the_twin_in_smoke_mode_and_leaves_the_default_reports_alone(tmp_path, monkeypatch):
+    """One smoke run (~1 min) checks both: the twin and its record, and that without REPORTS_DIR
+    a smoke run writes under <TDPCR_HOME>/reports/smoke/, not reports/."""
+    import papermill as pm
+
+    monkeypatch.setenv("TDPCR_HOME", str(tmp_path))  # inherited by the kernel
     root = tmp_path / "twin"
-    record = _run(tmp_path, DATA_ROOT=str(root))
+    pm.execute_notebook(
+        str(NOTEBOOK),
+        str(tmp_path / "executed.ipynb"),
+        parameters={"SMOKE": True, "DATA_ROOT": str(root)},
+        kernel_name="python3",
+        cwd=str(REPO / "notebooks"),
+        progress_bar=False,
+    )
+    smoke = tmp_path / "reports" / "smoke"
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["smoke"]
+    assert "mean nothing" in (smoke / "README.md").read_text()
+    record = json.loads((smoke / "metrics" / "00_get_data.json").read_text())
     metrics = record["metrics"]
     assert METRIC_KEYS <= set(metrics)
     assert record["parameters"]["SMOKE"] is True and record["seed"] == 0
@@ -60,30 +76,10 @@ def test_notebook_makes_the_twin_in_smoke_mode(tmp_path):
     assert metrics["manifest_hash"] == manifest_hash(root / "manifest")
     fractions = [metrics["mean_cloud_fraction"][b] for b in BUCKETS]
     assert fractions == sorted(fractions)
-    figures = tmp_path / "reports" / "figures"
+    figures = smoke / "figures"
     assert (figures / "00_get_data_class_histogram.png").stat().st_size > 5_000
     assert len(list(figures.glob("00_get_data_sample_*.png"))) == 5
     assert_figures_inline(tmp_path / "executed.ipynb")  # histogram and samples are images
-
-
-def test_a_smoke_run_leaves_the_default_reports_alone(tmp_path, monkeypatch):
-    """Without REPORTS_DIR a smoke run writes under <TDPCR_HOME>/reports/smoke/, not reports/."""
-    import papermill as pm
-
-    monkeypatch.setenv("TDPCR_HOME", str(tmp_path))  # inherited by the kernel
-    pm.execute_notebook(
-        str(NOTEBOOK),
-        str(tmp_path / "executed.ipynb"),
-        parameters={"SMOKE": True, "DATA_ROOT": str(tmp_path / "twin")},
-        kernel_name="python3",
-        cwd=str(REPO / "notebooks"),
-        progress_bar=False,
-    )
-    smoke = tmp_path / "reports" / "smoke"
-    assert json.loads((smoke / "metrics" / "00_get_data.json").read_text())["parameters"]["SMOKE"]
-    assert (smoke / "figures" / "00_get_data_class_histogram.png").is_file()
-    assert "mean nothing" in (smoke / "README.md").read_text()
-    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["smoke"]
 
 
 @pytest.fixture

@@ -150,6 +150,7 @@ def test_executed_notebooks_show_every_figure_inline(executed):
     assert_figures_inline(*files)
 
 
+@pytest.mark.slow  # re-executes notebooks 01-03 that the fixture already ran with papermill
 def test_executed_notebooks_pass_nbval_lax(executed):
     files = sorted(str(p) for p in (executed / "executed").glob("0*.ipynb"))
     assert len(files) == 3
