@@ -42,6 +42,7 @@ import torch
 from tdpcr_lib import __version__
 from tdpcr_lib.core.arrays import nan_if_none
 from tdpcr_lib.core.io import atomic_write_json, atomic_write_text, sha256_file
+from tdpcr_lib.core.processes import die_with_parent, stop_pool
 from tdpcr_lib.datasets.sources import open_dataset
 from tdpcr_lib.evaluation.ablations.report import headline_metrics
 from tdpcr_lib.evaluation.ablations.runs import train_run
@@ -215,7 +216,8 @@ def run_ablation(
     return {**json.loads((run_dir / RESULTS_FILE).read_text()), "reused": False}
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, parent_pid: int) -> None:
+    die_with_parent(parent_pid)  # a killed notebook or `tdpcr reproduce` leaves no training behind
     torch.set_num_threads(threads)
 
 
@@ -281,9 +283,10 @@ def run_grid(
             report(job, run_ablation(specs[job[0]], budget, job[1], **kwargs), time.time() - started)
         return [done[job] for job in jobs]
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_init_worker, initargs=(max(1, int(threads_per_worker)),)
-    ) as pool:
+    pool = ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_init_worker, initargs=(max(1, int(threads_per_worker)), os.getpid())
+    )
+    try:
         pending: dict[Any, tuple[tuple[str, int], float]] = {}
 
         def submit(job: tuple[str, int]) -> None:
@@ -301,6 +304,10 @@ def run_grid(
                 for waiting, needed in after.items():
                     if needed == job:
                         submit(waiting)
+    except BaseException:  # an interrupt or a failed run: stop the other workers' runs now
+        stop_pool(pool)
+        raise
+    pool.shutdown()
     return [done[job] for job in jobs]
 
 
