@@ -130,7 +130,7 @@ def save_checkpoint(
             hashes[name] = digests.sha256(name, data)
 
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        write(MODEL_FILE, weights := save(state, metadata={"format": "tdpcr", "version": __version__}))
+        write(MODEL_FILE, weights := save(state, metadata={"tdpcr": __version__}))
         if trainer_state is not None:
             data, tensors = flatten_state(trainer_state)
             write(STATE_TENSORS_FILE, save(tensors))

@@ -103,6 +103,8 @@ def test_an_interrupted_run_is_resumed_to_the_same_end(finished_run, data, tmp_p
     straight_weights = load_file(straight / "last" / "model.safetensors")
     assert resumed_weights.keys() == straight_weights.keys()
     assert all(torch.equal(resumed_weights[k], straight_weights[k]) for k in straight_weights)
+    # and the files themselves, byte for byte (their metadata map has one key: no random order)
+    assert (out / "last" / "model.safetensors").read_bytes() == (straight / "last" / "model.safetensors").read_bytes()
 
 
 def test_a_finished_run_is_planned_as_finished_and_not_retrained(finished_run, data, caplog):
