@@ -19,16 +19,6 @@ from tdpcr_lib.metrics.results import ALL, CR_METRICS, INPUT_PREFIX, REGIONS, SE
 PERCENT_METRICS: frozenset[str] = frozenset({"miou", "oa", "macc", "fwiou", "majority_miou", "majority_oa"})
 
 
-def as_percent(table: pd.DataFrame) -> pd.DataFrame:
-    """A copy with the :data:`PERCENT_METRICS` columns (fractions) × 100 and ``" %"`` in their
-    names: one unit for OA and mIoU wherever they are shown."""
-    out = table.copy()
-    for column in [c for c in out.columns if str(c) in PERCENT_METRICS or str(c).startswith("iou_class_")]:
-        out[column] = out[column].astype(float) * 100.0
-        out = out.rename(columns={column: f"{column} %"})
-    return out
-
-
 #: Display of :func:`band_error_under_clouds`' columns (reflectance errors, a ratio).
 BAND_ERROR_SHOWN: dict[str, Shown] = {
     "bias": Shown("bias (refl.)", 1.0, 4),
