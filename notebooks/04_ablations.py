@@ -94,7 +94,7 @@ import platform
 from IPython.display import Markdown, display
 
 from tdpcr_lib.core import paths
-from tdpcr_lib.evaluation.ablations.grid import run_grid
+from tdpcr_lib.evaluation.ablations.grid import fit_workers, run_grid
 from tdpcr_lib.evaluation.ablations.report import (
     ablation_tables,
     aggregate,
@@ -118,8 +118,9 @@ from tdpcr_lib.plot.curves import plot_per_bucket, plot_validation_vs_compute
 # the main run and seed 0 is trained here). `ABLATIONS` restricts the grid to some rows (`None` =
 # all). `MODEL_OVERRIDES` changes model sizes per architecture (part of each run's configuration
 # hash). `WORKERS` trains independent runs in that many processes with `THREADS_PER_WORKER` torch
-# threads each (2 × 1 on a 2-core CPU; `WORKERS=1` = one process with all threads). `FORCE=True`
-# retrains finished runs.
+# threads each (2 × 1 on a 2-core CPU; `WORKERS=1` = one process with all threads). Workers whose
+# threads would exceed the CPU cores are cut to fit (oversubscribed threads trained ~6× slower).
+# `FORCE=True` retrains finished runs.
 
 # %% tags=["parameters"]
 DATA_ROOT = str(paths.DEFAULT_SYNTHETIC_ROOT)  # dataset folder: the synthetic twin or LuojiaSET-OSFCR
@@ -150,7 +151,7 @@ seeds = list(SEEDS) if SEEDS else default_seeds(SEED, smoke=SMOKE, n_seeds=N_SEE
 budget = preset_budget(smoke=SMOKE, full=FULL, quick=QUICK, long=LONG, steps=STEPS)
 if MODEL_OVERRIDES:
     budget.model_overrides = {**budget.model_overrides, **MODEL_OVERRIDES}
-workers = 1 if device.startswith("cuda") else int(WORKERS)
+workers = 1 if device.startswith("cuda") else fit_workers(int(WORKERS), int(THREADS_PER_WORKER))
 indicative = budget.mode in ("smoke", "quick")
 label = f"indicative: {budget.mode} budget" if indicative else ""
 record.resolved.update(

@@ -377,3 +377,13 @@ def test_tdpcr_seed0_is_the_main_run_and_seg_decoder_only_shares_its_phase1(tiny
     assert ablations_grid.read_completed(run_dir, stored["config_hash"]) is not None
     results_path.write_text(json.dumps({**stored, "checkpoint_sha256": "0" * 64}))
     assert ablations_grid.read_completed(run_dir, stored["config_hash"]) is None
+
+
+@pytest.mark.parametrize(
+    ("workers", "threads", "cores", "expected"),
+    [(2, 1, 2, 2), (2, 2, 2, 1), (4, 2, 8, 4), (4, 3, 8, 2), (3, 4, 2, 1), (1, 1, 16, 1)],
+)
+def test_grid_workers_are_cut_so_their_threads_fit_the_cores(workers, threads, cores, expected):
+    from tdpcr_lib.evaluation.ablations.grid import fit_workers
+
+    assert fit_workers(workers, threads, cores=cores) == expected

@@ -216,6 +216,26 @@ def run_ablation(
     return {**json.loads((run_dir / RESULTS_FILE).read_text()), "reused": False}
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def fit_workers(workers: int, threads_per_worker: int, cores: int | None = None) -> int:
+    """The number of grid workers whose torch threads fit the cores (at least 1).
+
+    Oversubscribing is far worse than idle cores: 2 workers x 2 threads on 2 cores trained
+    ~6x slower than 2 x 1 (measured: 200 steps of one run in ~10 min instead of a whole
+    450-step run in 132 s), because the threads of each worker spin while waiting for a core.
+    """
+    cores = usable_cores() if cores is None else cores
+    workers, threads = max(1, int(workers)), max(1, int(threads_per_worker))
+    return workers if workers * threads <= cores else max(1, cores // threads)
+
+
 def _init_worker(threads: int, parent_pid: int) -> None:
     die_with_parent(parent_pid)  # a killed notebook or `tdpcr reproduce` leaves no training behind
     torch.set_num_threads(threads)
@@ -277,6 +297,14 @@ def run_grid(
                 f"{100 * nan_if_none(result['headline'].get('miou')):.1f}"
             )
 
+    if device == "cpu" or not str(device).startswith("cuda"):
+        fitted = fit_workers(workers, threads_per_worker)
+        if fitted != workers and log is not None:
+            log(
+                f"{workers} workers x {threads_per_worker} threads exceed the {usable_cores()} CPU cores: "
+                f"using {fitted} worker(s)"
+            )
+        workers = fitted
     if workers <= 1:
         for job in jobs:
             started = time.time()
