@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 #: Marker colour of each status (settled claims stand out; not comparable ones are grey).
 STATUS_COLOURS: dict[str, str] = {"settled": "tab:green", "budget-dependent": "tab:orange", "not comparable": "0.6"}
@@ -50,10 +51,12 @@ def plot_claims_vs_budget(
     for ax in axes[len(names) :]:
         ax.set_visible(False)
     markers = ("o", "s", "^", "D")
+    statuses_seen: set[str] = set()
     for ax, name in zip(axes, names, strict=False):
         base = next(c for c in claims if c["name"] == name)
         ax.axhline(0.0, color="black", linewidth=0.8)
         drawn = False
+        statuses: list[str] = []
         for k, (label, (records, multiple)) in enumerate(series.items()):
             claim = next((c for c in records if c["name"] == name), None)
             points = [p for p in (claim or {}).get("by_budget", []) if _finite(p["delta_mean"])]
@@ -64,17 +67,10 @@ def plot_claims_vs_budget(
             low = [p["delta_mean"] - p["ci95_low"] if _finite(p["ci95_low"]) else 0 for p in points]
             high = [p["ci95_high"] - p["delta_mean"] if _finite(p["ci95_high"]) else 0 for p in points]
             colour = STATUS_COLOURS.get(claim.get("status", ""), "tab:blue")
-            ax.errorbar(
-                x,
-                y,
-                yerr=[low, high],
-                marker=markers[k % len(markers)],
-                color=colour,
-                capsize=3,
-                linewidth=1,
-                label=f"{label}: {claim.get('status', '?')}",
-            )
+            ax.errorbar(x, y, yerr=[low, high], marker=markers[k % len(markers)], color=colour, capsize=3, linewidth=1)
             drawn = True
+            statuses.append(f"{label}: {claim.get('status', '?')}" if len(series) > 1 else claim.get("status", "?"))
+            statuses_seen.add(claim.get("status", ""))
         if not drawn:
             ax.text(
                 0.5,
@@ -86,7 +82,10 @@ def plot_claims_vs_budget(
                 color="0.4",
                 fontsize=8,
             )
-        ax.set_title(base.get("label", name), fontsize=8)
+        # The status goes under the title, not into a per-panel legend: a legend inside the
+        # axes sat on the error bars wherever the curve filled the panel.
+        subtitle = "\n".join(statuses) if statuses else "not comparable"
+        ax.set_title(f"{base.get('label', name)}\n{subtitle}", fontsize=8)
         several = widest > narrowest
         ticks = (
             [t for t in (6.25, 12.5, 25, 50, 100, 200, 400, 800) if 25 * narrowest <= t <= 100 * widest]
@@ -95,13 +94,22 @@ def plot_claims_vs_budget(
         )
         if several:
             ax.set_xscale("log")
+            ax.minorticks_off()  # the log axis's minor labels (2×10¹, 3×10¹, ...) ran into each other
         ax.set_xlim(20 * narrowest, 115 * widest)
         ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
         ax.set_xlabel("% of this budget", fontsize=7)
         ax.set_ylabel(f"Δ ({base.get('unit', '')})", fontsize=7)
         ax.tick_params(labelsize=7)
-        if drawn:
-            ax.legend(fontsize=6, loc="best")
+    handles = [
+        Line2D([], [], color="0.3", marker=markers[k % len(markers)], linestyle="-", label=label)
+        for k, label in enumerate(series)
+    ] + [
+        Line2D([], [], color=colour, marker="s", linestyle="none", label=status)
+        for status, colour in STATUS_COLOURS.items()
+        if status in statuses_seen
+    ]
+    if handles:
+        figure.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=7, frameon=False)
     figure.suptitle(
         "Claims against budget: paired Δ (TDP-CR − other) on the validation tiles, 95 % t interval over seeds",
         fontsize=9,

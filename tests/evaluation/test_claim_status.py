@@ -186,7 +186,13 @@ def test_claims_figure_has_one_panel_per_claim_with_a_zero_line():
     for ax in visible:
         assert any(list(line.get_ydata()) == [0.0, 0.0] for line in ax.get_lines())
     assert "not comparable" in " ".join(t.get_text() for t in visible[1].texts)
-    assert len(visible[0].get_legend().get_texts()) == 2  # this budget + long
+    # each budget's status is named under the panel's title; one legend for the whole figure
+    # (budgets by marker, statuses by colour) instead of one inside each panel, over the bars
+    assert "this budget: settled" in visible[0].get_title()
+    assert "long (4×): settled" in visible[0].get_title()
+    assert all(ax.get_legend() is None for ax in visible)
+    (legend,) = figure.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["this budget", "long (4×)", "settled"]
 
 
 def test_untrained_checkpoints_are_those_with_under_a_tenth_of_the_steps(tmp_path):
