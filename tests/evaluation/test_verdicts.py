@@ -139,6 +139,27 @@ def test_verdicts_page_states_provenance_and_each_claim(tmp_path):
     assert "Indicative only" in verdicts.verdicts_markdown(verdicts.load_record(quick))
 
 
+def test_readme_table_puts_each_claims_budgets_side_by_side_settled_rows_first(tmp_path):
+    default = verdicts.load_record(_record(tmp_path))
+    long = json.loads(json.dumps(default))
+    long["resolved"]["budget"].update(mode="long", phase1_steps=1600, phase2_steps=800)
+    long["claims"][0].update(
+        status="settled", direction="behind", verdict="contradicts the paper's direction (settled)"
+    )
+    default["claims"][0]["caveat"] = default["claims"][-1]["caveat"] = "an equal-sample comparison"
+    rows = verdicts.claims_table(default, [long])
+    assert rows[0] == "| claim | default budget (400 + 200 steps) | long budget (1600 + 800 steps) |"
+    body = [r for r in rows[2:] if r.startswith("| **")]
+    assert len(body) == len(default["claims"])  # one row per claim, not one per claim and budget
+    # the claim settled at the long budget leads, even though the default budget did not settle it
+    assert body[0].startswith(f"| **{default['claims'][0]['label']}** [1] |")
+    assert body[0].endswith("→ *contradicts the paper's direction (settled)* |")
+    assert "(not settled)" in body[0].split(" | ")[1]
+    assert rows.count("- [1] an equal-sample comparison.") == 1  # one note however many rows share it
+    text = verdicts.verdicts_markdown(default, others=[long], table=True)
+    assert "Each cell:" in text and "\n| claim |" in text
+
+
 def test_readme_section_is_replaced_in_place_and_the_rest_is_kept(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("# title\n\nintro\n\n## Citation\n\ncite me\n")

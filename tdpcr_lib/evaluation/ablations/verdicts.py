@@ -213,6 +213,46 @@ def verdict_lines(record: Mapping[str, Any], others: Sequence[Mapping[str, Any]]
     return lines[:-1] if lines else lines
 
 
+def claims_table(record: Mapping[str, Any], others: Sequence[Mapping[str, Any]] = ()) -> list[str]:
+    """The README's form of :func:`verdict_lines`: one row per claim, one column per budget.
+
+    Rows go settled first (a claim settled at any budget), then budget-dependent, then not
+    comparable; each cell carries Δ, its interval and the status-dependent wording, so a claim's
+    budgets sit side by side instead of in separate lists. Caveats become numbered notes.
+    """
+    records = [record, *others]
+    names = [c["name"] for c in record["claims"]]
+    by_name = [{c["name"]: c for c in r["claims"]} for r in records]
+
+    def rank(name: str) -> int:
+        found = [b[name].get("status") for b in by_name if name in b]
+        return min((STATUS_ORDER.index(s) for s in found if s in STATUS_ORDER), default=len(STATUS_ORDER))
+
+    lines = ["| claim | " + " | ".join(budget_name(r) for r in records) + " |", "|---" * (len(records) + 1) + "|"]
+    notes: list[str] = []
+    for name in sorted(names, key=rank):  # stable: the record's order within a status
+        claim = by_name[0][name]
+        label = f"**{claim.get('label', name)}**" + (" (equal training FLOPs)" if claim.get("equal_compute") else "")
+        if claim.get("caveat"):
+            if claim["caveat"] not in notes:
+                notes.append(claim["caveat"])
+            label += f" [{notes.index(claim['caveat']) + 1}]"
+        cells = []
+        for found in by_name:
+            one = found.get(name)
+            if one is None:
+                cells.append("—")
+            elif one.get("delta_mean") is None:
+                cells.append(f"no Δ → *{one['verdict']}*")
+            else:
+                cells.append(
+                    f"{_num(one['delta_mean'])} {one.get('unit', '')} [{_num(one['ci95_low'])}, "
+                    f"{_num(one['ci95_high'])}] → *{one['verdict']}*"
+                )
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines + [""] + [f"- [{k}] {note}." for k, note in enumerate(notes, 1)] if notes else lines
+
+
 def provenance(record: Mapping[str, Any], timings: Mapping[str, Any] | None = None) -> str:
     """Where the numbers come from: synthetic data, model size, budget, SHA, machine, time."""
     budget = (record.get("resolved") or {}).get("budget", {})
@@ -274,23 +314,29 @@ def verdicts_markdown(
     timings: Mapping[str, Any] | None = None,
     heading: str = "# Verdicts",
     others: Sequence[Mapping[str, Any]] = (),
+    table: bool = False,
 ) -> str:
     """The verdicts page (also the README section's body, under its own heading).
 
     ``others``: records of further budgets (the long budget's), reported beside ``record``.
+    ``table``: the claims as one table (a row per claim, a column per budget; the README's form)
+    instead of a list per status.
     """
     lines = [heading, ""]
     for k, one in enumerate([record, *others]):
         lines += [f"*{budget_name(one)}*: " + provenance(one, timings if k == 0 else None), ""]
     lines += [
-        "Each line: TDP-CR minus the other model, paired by seed, mean with a Student-t "
+        f"Each {'cell' if table else 'line'}: TDP-CR minus the other model, paired by seed, mean with a Student-t "
         "95 % interval over seeds on the test tiles. Only a *settled* claim (both sides "
         "on their plateau, the same direction at 50, 75 and 100 % of the budget) is "
         "worded as supporting or contradicting the paper; the others say where TDP-CR "
         "stands at this budget (docs/verdicts.md).",
         "",
     ]
-    lines += verdict_lines(record, others) or ["- (no comparisons were run)"]
+    if not record["claims"]:
+        lines.append("- (no comparisons were run)")
+    else:
+        lines += claims_table(record, others) if table else verdict_lines(record, others)
     return "\n".join(lines) + "\n"
 
 
@@ -325,7 +371,7 @@ def update_readme(
         text = readme.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise VerdictsError(f"{readme}: not UTF-8 text; nothing was changed") from None
-    body = verdicts_markdown(record, timings, heading=HEADING, others=others)
+    body = verdicts_markdown(record, timings, heading=HEADING, others=others, table=True)
     if START in body or END in body:
         raise VerdictsError(f"{readme}: the verdicts contain the section markers; nothing was changed")
     block = f"{START}\n{body}{END}\n"
