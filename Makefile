@@ -79,8 +79,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run_all
 	# engine ratio + bound (scene prediction) and checkpoint ratio, side by side in one process each
-	$(BIN)/python -m benchmarks.engine_scene --out reports/engine_scene.json
-	$(BIN)/python -m benchmarks.checkpoint_async --out reports/checkpoint_async.json
+	$(BIN)/python -m benchmarks.engine_scene --repeats 3 --out reports/engine_scene.json
+	$(BIN)/python -m benchmarks.checkpoint_async --preset full --rounds 5 --out reports/checkpoint_async.json
 
 clean:
 	rm -rf $(VENV) reports/executed reports/metrics reports/figures reports/smoke

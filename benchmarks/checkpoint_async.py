@@ -32,7 +32,7 @@ TARGET = 0.9
 STEPS_PER_SAVE = 6
 
 
-def run(tiny: bool, rounds: int) -> dict[str, Any]:
+def run(tiny: bool, rounds: int, preset: str | None = None) -> dict[str, Any]:
     import torch
 
     from tdpcr_lib.models.build import build_model
@@ -44,6 +44,8 @@ def run(tiny: bool, rounds: int) -> dict[str, Any]:
     from .training_bare import recipe, step_function
 
     spec = recipe(settings_for(tiny, "cpu"))
+    if preset:  # e.g. the paper's "full" size, whose larger state makes saves costlier
+        spec["preset"] = preset
     torch.manual_seed(0)
     base = build_model(ModelConfig(**preset_fields(spec["preset"])))
     shape = (spec["batch"], spec["crop"], spec["crop"])
@@ -122,12 +124,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiny", action="store_true")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--preset", default=None, help="model size (default: the CPU recipe's; 'full': 2.40 M)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     import torch
 
     torch.set_num_threads(args.threads or int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1))
-    result = run(args.tiny, 1 if args.tiny else args.rounds)
+    result = run(args.tiny, 1 if args.tiny else args.rounds, args.preset)
     print(render(result))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
