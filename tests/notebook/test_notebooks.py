@@ -76,6 +76,17 @@ DECLARED = {
 }
 
 
+def test_kernel_name_matches_the_installed_kernel(notebook):
+    # JupyterLab replaces a kernelspec whose display name differs from the running kernel's
+    # ("Python 3" against ipykernel's "Python 3 (ipykernel)") and marks a freshly opened notebook,
+    # executed copies included, as modified
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    spec = KernelSpecManager().get_kernel_spec("python3")
+    assert notebook.metadata.kernelspec.name == "python3"
+    assert notebook.metadata.kernelspec.display_name == spec.display_name
+
+
 @pytest.mark.parametrize("path", NUMBERED, ids=[p.stem for p in NUMBERED])
 def test_declares_the_documented_parameters(path):
     import papermill as pm
