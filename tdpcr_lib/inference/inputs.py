@@ -161,12 +161,13 @@ def content_sample(src: rasterio.DatasetReader, path: Path) -> np.ndarray:
     return np.concatenate(windows, axis=1)
 
 
-def _check_s2_content(src: rasterio.DatasetReader, path: Path, nodata: float) -> None:
+def _check_s2_content(src: rasterio.DatasetReader, path: Path, nodata: float) -> np.ndarray:
     """Refuse an S2 scene without a single usable pixel; warn on implausible values.
 
     A sample of small windows spread over the scene (:func:`content_sample`) keeps this cheap
     for a full 10980 px scene; a scene whose sample holds no valid pixel is scanned in full
     before it is refused. A truncated file met later is reported by the strip reader.
+    Returns the sample's valid pixels, ``(13, n)`` DN, for judging the radiometric offset.
     """
     sample = content_sample(src, path)
     valid = _valid_pixels(sample, nodata)
@@ -194,6 +195,7 @@ def _check_s2_content(src: rasterio.DatasetReader, path: Path, nodata: float) ->
             "x 10000)",
             stacklevel=3,
         )
+    return values
 
 
 @dataclass
@@ -217,6 +219,9 @@ class SceneInputs:
         prediction once the model is known.
     s2_shift : int
         DN added to the S2 input before normalising: the model's offset minus the input's.
+    s2_sample : numpy.ndarray or None
+        ``(13, n)`` valid DN from small windows spread over the scene (the content check's
+        sample), from which an undeclared offset is judged.
     """
 
     s2: Any
@@ -228,6 +233,7 @@ class SceneInputs:
     s1_resampled: bool
     s2_offset: int = 0
     s2_shift: int = 0
+    s2_sample: Any = field(repr=False, default=None)
     _stack: contextlib.ExitStack = field(repr=False, default_factory=contextlib.ExitStack)
 
     @property
@@ -268,7 +274,7 @@ def open_scene_inputs(s2_path: str | Path, s1_path: str | Path) -> SceneInputs:
         _check(s2, s2_path, "Sentinel-2", S2_BANDS)
         _check_dtype(s2, s2_path, "Sentinel-2", S2_DTYPES, "L1C digital numbers")
         nodata = s2.nodata if s2.nodata is not None else 0.0
-        _check_s2_content(s2, s2_path, float(nodata))
+        sample = _check_s2_content(s2, s2_path, float(nodata))
         s1 = stack.enter_context(_open(s1_path, "Sentinel-1"))
         _check(s1, s1_path, "Sentinel-1", S1_BANDS)
         _check_dtype(s1, s1_path, "Sentinel-1", S1_DTYPES, "backscatter in dB")
@@ -317,6 +323,7 @@ def open_scene_inputs(s2_path: str | Path, s1_path: str | Path) -> SceneInputs:
             s2_nodata=float(nodata),
             s1_coverage=float(min(coverage, 1.0)),
             s1_resampled=resampled,
+            s2_sample=sample,
             _stack=stack,
         )
     except BaseException:

@@ -6,7 +6,9 @@ Sentinel-2 products of processing baseline >= 04.00 (acquisitions from 25 Jan 20
 keeps the convention of the data it was trained on (LuojiaSET-OSFCR and its synthetic twin:
 +1000; SEN12MS-CR: 0), so prediction
 
-1. finds the input's offset (:func:`declared_s2_offset`, or the user's ``--s2-offset``);
+1. finds the input's offset (:func:`declared_s2_offset`, or the user's ``--s2-offset``; a file
+   that declares nothing is judged by its content, :func:`offset_from_content`, and only a
+   file whose content cannot tell falls back on the model's convention);
 2. shifts the input into the model's convention before normalising (``+ model - input`` DN);
 3. shifts the reconstruction back into the input's convention, and declares it in
    ``cloud_free.tif`` as GDAL scale 1e-4 and offset ``-offset x 1e-4``, so GDAL, QGIS and
@@ -18,6 +20,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from typing import Any
+
+from tdpcr_lib.core.bands import S2_BANDS
 
 #: ``--s2-offset`` choices (DN); ``auto`` reads the input's metadata, else the model's convention.
 S2_OFFSET_CHOICES: tuple[str, ...] = ("auto", "0", "1000")
@@ -83,12 +87,48 @@ def declared_s2_offset(src: Any) -> tuple[int | None, str]:
     return None, ""
 
 
+#: Position of B10 (cirrus, 1375 nm) in the 13-band order.
+B10_INDEX = S2_BANDS.index("B10")
+#: Below this 1st-percentile DN a file cannot carry the +1000 offset (its darkest pixels would be
+#: at reflectance < -0.05, far beyond sensor noise); at or above ``OFFSET_FLOOR_DN`` in every band
+#: it looks offset. In between, the content cannot tell.
+NO_OFFSET_BELOW_DN, OFFSET_FLOOR_DN = 500.0, 1000.0
+
+
+def offset_from_content(sample: Any) -> tuple[int | None, str]:
+    """The offset a Sentinel-2 scene's pixel values imply, and the evidence, or ``(None, ...)``.
+
+    ``sample`` is ``(13, n)`` DN of valid pixels (nodata removed). The water-vapour band B10
+    sees almost no ground: its clear-sky reflectance is about 0.001-0.02, so without the offset
+    its darkest pixels sit at tens of DN, with it at >= 1000. The 1st percentile of each band
+    (robust to a few odd pixels) decides: any band below 500 DN means no offset; every band at
+    1000 DN or above means +1000 (a scene entirely under thick high cloud can look the same,
+    hence the fallback on ``--s2-offset``).
+    """
+    import numpy as np
+
+    values = np.asarray(sample, dtype=np.float64)
+    if values.ndim != 2 or values.shape[1] < 100:
+        return None, "too few valid pixels to judge"
+    floor = np.percentile(values, 1, axis=1)
+    darkest = int(np.argmin(floor))
+    b10 = float(floor[B10_INDEX]) if values.shape[0] > B10_INDEX else float("nan")
+    if float(floor[darkest]) < NO_OFFSET_BELOW_DN:
+        name = S2_BANDS[darkest] if darkest < len(S2_BANDS) else f"band {darkest + 1}"
+        return 0, f"the 1st percentile of {name} is {floor[darkest]:.0f} DN, impossible with +1000"
+    if float(floor.min()) >= OFFSET_FLOOR_DN:
+        return 1000, f"every band's 1st percentile is >= 1000 DN (B10: {b10:.0f} DN)"
+    return None, f"1st percentiles {floor.min():.0f}-{floor.max():.0f} DN do not tell"
+
+
 def model_s2_offset(legend: str | None) -> int:
     """The DN offset of the data a model with ``legend`` was trained on (default LuojiaSET's)."""
     return OFFSET_OF_LEGEND.get(legend or "luojiaset", 1000)
 
 
-def resolve_s2_offset(requested: str | int, src: Any, path: Any, legend: str | None) -> tuple[int, str]:
+def resolve_s2_offset(
+    requested: str | int, src: Any, path: Any, legend: str | None, sample: Any = None
+) -> tuple[int, str]:
     """The input offset to use and one line saying why.
 
     Parameters
@@ -99,6 +139,9 @@ def resolve_s2_offset(requested: str | int, src: Any, path: Any, legend: str | N
         The open Sentinel-2 dataset and its path (for the message).
     legend
         The model's legend name (its training data's convention).
+    sample
+        ``(13, n)`` valid DN of the scene (:func:`offset_from_content`), judged when the file
+        declares nothing; ``None`` skips that step.
     """
     declared, where = declared_s2_offset(src)
     model = model_s2_offset(legend)
@@ -111,8 +154,14 @@ def resolve_s2_offset(requested: str | int, src: Any, path: Any, legend: str | N
         return offset, note
     if declared is not None:
         return declared, f"Sentinel-2 offset: {declared} DN, declared by {path} ({where})"
+    measured, evidence = offset_from_content(sample) if sample is not None else (None, "")
+    if measured is not None:
+        note = f"Sentinel-2 offset: {path} declares none; its content says {measured} DN ({evidence})"
+        if measured != model:
+            note += f", unlike the {model} DN of the checkpoint's training data ({dataset})"
+        return measured, note + "; pass --s2-offset 0 or 1000 to state it"
     return model, (
-        f"Sentinel-2 offset: {path} declares none; assuming {model} DN, the "
+        f"Sentinel-2 offset: {path} declares none{' and ' + evidence if evidence else ''}; assuming {model} DN, the "
         f"convention of the checkpoint's training data ({dataset}); pass "
         "--s2-offset 0 or 1000 to state it"
     )

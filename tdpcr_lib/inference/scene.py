@@ -214,7 +214,9 @@ def predict_scene(
                 )
             domain = check_domain(meta, s2_path, s1_path)  # one-line warning if unlike training
             legend = getattr(getattr(getattr(model, "module", model), "config", None), "legend", None)
-            inputs.s2_offset, note = resolve_s2_offset(s2_offset, inputs.s2, describe_source(s2_cloudy), legend)
+            inputs.s2_offset, note = resolve_s2_offset(
+                s2_offset, inputs.s2, describe_source(s2_cloudy), legend, inputs.s2_sample
+            )
             inputs.s2_shift = model_s2_offset(legend) - inputs.s2_offset
             log.info(note)
             if batch_size is None:

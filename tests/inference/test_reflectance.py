@@ -35,6 +35,15 @@ class Identity(nn.Module):
         return {"reconstruction": optical * self.w}
 
 
+@pytest.fixture(autouse=True)
+def progress_lines_on_stdout():
+    # the offset line is an INFO log line, on stdout as the CLI shows it; without this the tests
+    # saw it only when an earlier test in the session had configured logging (alone they failed)
+    from tdpcr_lib.core.logs import configure_logging
+
+    configure_logging(0)
+
+
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory):
     return make_synthetic_scene(tmp_path_factory.mktemp("scene"), 96, 112, seed=5)
@@ -104,14 +113,58 @@ def test_auto_reads_esa_offset_metadata(scene, tmp_path, capsys):
     assert "1000 DN, declared by" in capsys.readouterr().out
 
 
-def test_auto_without_metadata_uses_the_checkpoints_convention_and_says_so(scene, tmp_path, capsys):
+def _shifted(src_path, dst_path, shift):
+    """A copy of the scene with ``shift`` DN added to every valid pixel (no offset metadata)."""
+    shutil.copy(src_path, dst_path)
+    with rasterio.open(dst_path, "r+") as dst:
+        data = dst.read().astype(np.int64)
+        dst.write(np.where(data > 0, np.clip(data + shift, 1, 65535), 0).astype(dst.dtypes[0]))
+    return dst_path
+
+
+def test_auto_without_metadata_judges_the_content_and_says_so(scene, tmp_path, capsys):
+    # the twin's scene carries +1000 DN: a SEN12MS-CR model (offset 0) is told so by the content
     paths, _ = _predict(scene, tmp_path / "o", model=Identity(legend="igbp_simplified"))
+    assert json.loads(paths["summary"].read_text())["s2_offset"] == 1000
+    line = capsys.readouterr().out
+    assert "declares none; its content says 1000 DN" in line and "unlike the 0 DN" in line
+    # the same scene without the offset (SEN12MS-CR's convention): its B10 sits at a few DN
+    bare = _shifted(scene.s2_cloudy, tmp_path / "bare.tif", -1000)
+    paths = P.predict_scene(
+        bare, scene.s1, Identity(), tmp_path / "p", tile=64, overlap=16, progress=False, device="cpu"
+    )
     assert json.loads(paths["summary"].read_text())["s2_offset"] == 0
     line = capsys.readouterr().out
-    assert "declares none; assuming 0 DN" in line and "SEN12MS-CR" in line
-    paths, _ = _predict(scene, tmp_path / "p", model=Identity())
-    assert json.loads(paths["summary"].read_text())["s2_offset"] == 1000
-    assert "LuojiaSET-OSFCR" in capsys.readouterr().out
+    assert "its content says 0 DN" in line and "B10" in line and "LuojiaSET-OSFCR" in line
+
+
+def test_auto_falls_back_on_the_checkpoints_convention_when_the_content_cannot_tell(scene, tmp_path, capsys):
+    # darkest pixels between 500 and 1000 DN: offset-free with a bright B10, or offset with noise
+    unclear = _shifted(scene.s2_cloudy, tmp_path / "unclear.tif", -300)
+    paths = P.predict_scene(
+        unclear,
+        scene.s1,
+        Identity(legend="igbp_simplified"),
+        tmp_path / "o",
+        tile=64,
+        overlap=16,
+        progress=False,
+        device="cpu",
+    )
+    assert json.loads(paths["summary"].read_text())["s2_offset"] == 0
+    line = capsys.readouterr().out
+    assert "do not tell; assuming 0 DN" in line and "SEN12MS-CR" in line
+
+
+@pytest.mark.parametrize(
+    ("floor", "expected"), [(10.0, 0), (480.0, 0), (700.0, None), (999.0, None), (1000.0, 1000), (1500.0, 1000)]
+)
+def test_offset_from_content_thresholds(floor, expected):
+    rng = np.random.default_rng(0)
+    sample = floor + rng.uniform(0, 3000, size=(13, 5000))
+    sample[:, :100] = floor  # the 1st percentile of every band is the floor
+    assert O.offset_from_content(sample)[0] == expected
+    assert O.offset_from_content(sample[:, :50])[0] is None  # too few pixels to judge
 
 
 def test_explicit_offset_wins_and_names_a_conflict(scene, tmp_path, capsys):
