@@ -83,9 +83,10 @@ def transfer_check(
             s1 = tile["s1"].astype(np.float32)
             as_is = _predict_dn(model, cloudy, s1)
             shifted = _predict_dn(model, cloudy + TRAINING_DN_OFFSET, s1) - TRAINING_DN_OFFSET
-            check = domain_check(
-                training_data, input_statistics(tile["paths"]["s2_cloudy"], tile["paths"]["s1"]), synthetic_input=False
-            )
+            # judged as `tdpcr predict` feeds the sample: it reads the offset-free content as 0 DN
+            # and adds the training data's offset
+            observed = input_statistics(tile["paths"]["s2_cloudy"], tile["paths"]["s1"], TRAINING_DN_OFFSET)
+            check = domain_check(training_data, observed, synthetic_input=False)
             row = {
                 "sample": tile["name"],
                 "cloud_fraction": round(float(tile["cloud_mask"].mean()), 3),

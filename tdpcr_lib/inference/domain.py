@@ -55,10 +55,15 @@ def _decimated(path: Path, nodata_zero: bool) -> np.ndarray:
     return flat[:, valid]
 
 
-def input_statistics(s2_path: str | Path, s1_path: str | Path) -> dict[str, Any]:
-    """Per-band statistics of an input pair in network-input units (as the training stats)."""
+def input_statistics(s2_path: str | Path, s1_path: str | Path, s2_shift: float = 0.0) -> dict[str, Any]:
+    """Per-band statistics of an input pair in network-input units (as the training stats).
+
+    ``s2_shift``: DN that prediction adds to the Sentinel-2 input to bring it into the model's
+    offset convention (:mod:`tdpcr_lib.inference.offset`), so the comparison sees what the
+    network sees, not a 0.1-reflectance offset difference that prediction already removes.
+    """
     norm = load_normalisation()
-    s2 = _decimated(Path(s2_path), nodata_zero=True)
+    s2 = _decimated(Path(s2_path), nodata_zero=True) + np.float32(s2_shift)
     s1 = _decimated(Path(s1_path), nodata_zero=False)
     return {
         "optical": band_statistics(norm.s2_to_unit(s2), S2_BANDS) if s2.size else {},
@@ -112,8 +117,8 @@ def domain_check(
     if outside:
         parts.append(
             f"input band(s) {', '.join(outside)} lie outside the range of the training "
-            "inputs (median outside their 1-99 % quantiles; e.g. Sentinel-2 without the "
-            "+1000 DN offset the training data carried)"
+            "inputs (median outside their 1-99 % quantiles, in the model's offset convention; "
+            "if every Sentinel-2 band is named, check --s2-offset)"
         )
     if training_data is None:
         note = "the checkpoint records no training data, so the input is not checked against it"
@@ -132,10 +137,14 @@ def domain_check(
     }
 
 
-def check_domain(meta: Mapping[str, Any], s2_path: str | Path, s1_path: str | Path) -> dict[str, Any]:
-    """:func:`domain_check` for a checkpoint's metadata and an input pair; warns (one line,
-    :class:`DomainWarning`) when there is something to say."""
-    result = domain_check(meta.get("training_data"), input_statistics(s2_path, s1_path), is_synthetic_file(s2_path))
+def check_domain(
+    meta: Mapping[str, Any], s2_path: str | Path, s1_path: str | Path, s2_shift: float = 0.0
+) -> dict[str, Any]:
+    """:func:`domain_check` for a checkpoint's metadata and an input pair (Sentinel-2 shifted by
+    ``s2_shift`` DN, as prediction feeds it); warns (one line, :class:`DomainWarning`) when there
+    is something to say."""
+    observed = input_statistics(s2_path, s1_path, s2_shift)
+    result = domain_check(meta.get("training_data"), observed, is_synthetic_file(s2_path))
     if result["warning"]:
         warnings.warn(result["warning"], DomainWarning, stacklevel=3)
     return result

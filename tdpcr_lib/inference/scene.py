@@ -212,13 +212,14 @@ def predict_scene(
                 raise PredictionInputError(
                     f"precision='bf16' needs engine='torch'; engine {meta['engine']!r} runs float32"
                 )
-            domain = check_domain(meta, s2_path, s1_path)  # one-line warning if unlike training
             legend = getattr(getattr(getattr(model, "module", model), "config", None), "legend", None)
             inputs.s2_offset, note = resolve_s2_offset(
                 s2_offset, inputs.s2, describe_source(s2_cloudy), legend, inputs.s2_sample
             )
             inputs.s2_shift = model_s2_offset(legend) - inputs.s2_offset
             log.info(note)
+            # one-line warning if unlike training, judged on the input as the network will see it
+            domain = check_domain(meta, s2_path, s1_path, inputs.s2_shift)
             if batch_size is None:
                 batch_size = 16 if model_device(model).type == "cuda" else 2
             out_dir.mkdir(parents=True, exist_ok=True)

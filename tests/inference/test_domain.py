@@ -65,6 +65,15 @@ def test_twin_model_on_real_files_warns_and_names_bands(training_data, real_pair
     assert "B10" in result["warning"] and "\n" not in result["warning"]
 
 
+def test_statistics_are_taken_as_the_network_sees_the_input(real_pair):
+    # prediction adds the model's offset to an offset-free file: the check must see that input,
+    # not the raw DN (every band would look 0.1 too dark and be named)
+    raw, shifted = input_statistics(*real_pair), input_statistics(*real_pair, s2_shift=1000)
+    for band, stats in raw["optical"].items():
+        assert shifted["optical"][band]["p50"] - stats["p50"] == pytest.approx(0.1, abs=1e-3), band
+    assert shifted["sar"] == raw["sar"]
+
+
 def test_like_data_gives_no_warning(training_data):
     observed = {
         "optical": {b: {"p50": s["p50"]} for b, s in training_data["input_statistics"]["optical"].items()},
@@ -80,12 +89,16 @@ def test_a_real_trained_checkpoint_only_warns_about_bands(training_data, real_pa
     assert "synthetic twin" not in result["warning"] and "B10" in result["warning"]
 
 
-def test_predict_scene_warns_and_stores_the_warning(twin_checkpoint, real_pair, tmp_path):
+def test_predict_scene_warns_and_stores_the_warning(twin_checkpoint, training_data, real_pair, tmp_path):
     with pytest.warns(DomainWarning, match="synthetic twin"):
         paths = predict_scene(*real_pair, twin_checkpoint, tmp_path / "out", tile=64, progress=False, overlap_io=False)
     summary = json.loads(paths["summary"].read_text())
     assert "synthetic twin" in summary["domain"]["warning"]
-    assert "B10" in summary["domain"]["bands_outside_training"]
+    # the SEN12MS-CR file has no offset (read from its content), so prediction adds the twin's
+    # 1000 DN and the bands are judged on that input: the raw file's B10 is no longer named
+    assert summary["s2_offset"] == 0
+    shifted = domain_check(training_data, input_statistics(*real_pair, s2_shift=1000), synthetic_input=False)
+    assert summary["domain"]["bands_outside_training"] == shifted["bands_outside_training"]
     assert summary["domain"]["trained_on"]["twin_version"] == twin_version()
 
 
@@ -122,4 +135,4 @@ def test_cli_prints_the_domain_warning_in_one_line(twin_checkpoint, real_pair, t
     assert status == 0
     lines = [ln for ln in capsys.readouterr().err.splitlines() if "synthetic twin" in ln]
     assert len(lines) == 1 and lines[0].startswith("tdpcr predict: warning:")
-    assert "B10" in lines[0]
+    assert "applied to real files" in lines[0]
