@@ -49,10 +49,11 @@ def scene(tmp_path_factory):
     return make_synthetic_scene(tmp_path_factory.mktemp("scene"), 96, 112, seed=5)
 
 
-def _predict(scene, out, model=None, **kwargs):
+def _predict(scene, out, model=None, s2=None, **kwargs):
+    """Predict ``scene`` (or ``s2``, a variant of its Sentinel-2 file, with its S1) with ``model``."""
     model = model or Identity()
     paths = P.predict_scene(
-        scene.s2_cloudy, scene.s1, model, out, tile=64, overlap=16, progress=False, device="cpu", **kwargs
+        s2 or scene.s2_cloudy, scene.s1, model, out, tile=64, overlap=16, progress=False, device="cpu", **kwargs
     )
     return paths, model
 
@@ -99,16 +100,7 @@ def _with_tags(src_path, dst_path, band_tags=None, tags=None):
 
 def test_auto_reads_esa_offset_metadata(scene, tmp_path, capsys):
     s2 = _with_tags(scene.s2_cloudy, tmp_path / "s2.tif", band_tags={"RADIO_ADD_OFFSET": "-1000"})
-    paths = P.predict_scene(
-        s2,
-        scene.s1,
-        Identity(legend="igbp_simplified"),
-        tmp_path / "o",
-        tile=64,
-        overlap=16,
-        progress=False,
-        device="cpu",
-    )
+    paths, _ = _predict(scene, tmp_path / "o", model=Identity(legend="igbp_simplified"), s2=s2)
     assert json.loads(paths["summary"].read_text())["s2_offset"] == 1000
     assert "1000 DN, declared by" in capsys.readouterr().out
 
@@ -130,9 +122,7 @@ def test_auto_without_metadata_judges_the_content_and_says_so(scene, tmp_path, c
     assert "declares none; its content says 1000 DN" in line and "unlike the 0 DN" in line
     # the same scene without the offset (SEN12MS-CR's convention): its B10 sits at a few DN
     bare = _shifted(scene.s2_cloudy, tmp_path / "bare.tif", -1000)
-    paths = P.predict_scene(
-        bare, scene.s1, Identity(), tmp_path / "p", tile=64, overlap=16, progress=False, device="cpu"
-    )
+    paths, _ = _predict(scene, tmp_path / "p", s2=bare)
     assert json.loads(paths["summary"].read_text())["s2_offset"] == 0
     line = capsys.readouterr().out
     assert "its content says 0 DN" in line and "B10" in line and "LuojiaSET-OSFCR" in line
@@ -141,16 +131,7 @@ def test_auto_without_metadata_judges_the_content_and_says_so(scene, tmp_path, c
 def test_auto_falls_back_on_the_checkpoints_convention_when_the_content_cannot_tell(scene, tmp_path, capsys):
     # darkest pixels between 500 and 1000 DN: offset-free with a bright B10, or offset with noise
     unclear = _shifted(scene.s2_cloudy, tmp_path / "unclear.tif", -300)
-    paths = P.predict_scene(
-        unclear,
-        scene.s1,
-        Identity(legend="igbp_simplified"),
-        tmp_path / "o",
-        tile=64,
-        overlap=16,
-        progress=False,
-        device="cpu",
-    )
+    paths, _ = _predict(scene, tmp_path / "o", model=Identity(legend="igbp_simplified"), s2=unclear)
     assert json.loads(paths["summary"].read_text())["s2_offset"] == 0
     line = capsys.readouterr().out
     assert "do not tell; assuming 0 DN" in line and "SEN12MS-CR" in line
@@ -169,9 +150,7 @@ def test_offset_from_content_thresholds(floor, expected):
 
 def test_explicit_offset_wins_and_names_a_conflict(scene, tmp_path, capsys):
     s2 = _with_tags(scene.s2_cloudy, tmp_path / "s2.tif", tags={O.OFFSET_TAG: "1000"})
-    paths = P.predict_scene(
-        s2, scene.s1, Identity(), tmp_path / "o", tile=64, overlap=16, progress=False, device="cpu", s2_offset=0
-    )
+    paths, _ = _predict(scene, tmp_path / "o", s2=s2, s2_offset=0)
     assert json.loads(paths["summary"].read_text())["s2_offset"] == 0
     assert "declares 1000 DN" in capsys.readouterr().out
 
