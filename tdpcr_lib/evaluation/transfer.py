@@ -149,8 +149,11 @@ def transfer_markdown(table: pd.DataFrame, checkpoint: str, figure: str | None =
         "",
         dataframe_to_markdown(transfer_display(table)),
     ]
-    warnings_seen = domain_warnings(table)
-    lines += ["", "Domain check: " + ("; ".join(warnings_seen) if warnings_seen else "no warning for these files.")]
+    if domain_warnings(table):  # one line per sample: joined, two samples' warnings ran together
+        lines += ["", "Domain check (what `tdpcr predict` warns for each sample):", ""]
+        lines += [f"- `{sample}`: {row.get('domain_warning') or 'no warning'}" for sample, row in table.iterrows()]
+    else:
+        lines += ["", "Domain check: no warning for these files."]
     if figure:
         lines += ["", f"![transfer check]({figure})"]
     return "\n".join(lines) + "\n"

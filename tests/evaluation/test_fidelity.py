@@ -111,3 +111,7 @@ def test_transfer_check_measures_the_do_nothing_model_as_no_gain():
     assert (table["psnr_cloudy"] > 5).all() and (table["psnr_cloudy"] < 40).all()
     assert images["ROIs2017_winter_112_p797"]["prediction_as_is"].shape == (13, 128, 128)
     assert "| ROIs1970_fall_139_p839 |" in transfer_markdown(table, "ckpt")
+    warned = table.assign(domain_warning=["twin model on real files", ""])
+    text = transfer_markdown(warned, "ckpt")  # one line per sample, not the warnings run together
+    assert "- `ROIs1970_fall_139_p839`: twin model on real files\n" in text
+    assert "- `ROIs2017_winter_112_p797`: no warning\n" in text
