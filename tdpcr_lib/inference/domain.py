@@ -63,7 +63,8 @@ def input_statistics(s2_path: str | Path, s1_path: str | Path, s2_shift: float =
     network sees, not a 0.1-reflectance offset difference that prediction already removes.
     """
     norm = load_normalisation()
-    s2 = _decimated(Path(s2_path), nodata_zero=True) + np.float32(s2_shift)
+    s2 = _decimated(Path(s2_path), nodata_zero=True)
+    s2 += np.float32(s2_shift)  # in place: prediction's peak memory must not grow (tested)
     s1 = _decimated(Path(s1_path), nodata_zero=False)
     return {
         "optical": band_statistics(norm.s2_to_unit(s2), S2_BANDS) if s2.size else {},

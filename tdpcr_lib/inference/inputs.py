@@ -20,6 +20,7 @@ from rasterio.windows import Window
 
 from tdpcr_lib.core.bands import S1_BANDS, S2_BANDS
 from tdpcr_lib.core.normalisation import load_normalisation
+from tdpcr_lib.inference.offset import offset_from_content
 
 
 class PredictionInputError(ValueError):
@@ -219,9 +220,9 @@ class SceneInputs:
         prediction once the model is known.
     s2_shift : int
         DN added to the S2 input before normalising: the model's offset minus the input's.
-    s2_sample : numpy.ndarray or None
-        ``(13, n)`` valid DN from small windows spread over the scene (the content check's
-        sample), from which an undeclared offset is judged.
+    s2_content_offset : tuple
+        ``(offset or None, evidence)``: the offset the content check's sample implies
+        (:func:`tdpcr_lib.inference.offset.offset_from_content`), used when the file declares none.
     """
 
     s2: Any
@@ -233,7 +234,7 @@ class SceneInputs:
     s1_resampled: bool
     s2_offset: int = 0
     s2_shift: int = 0
-    s2_sample: Any = field(repr=False, default=None)
+    s2_content_offset: tuple[int | None, str] = (None, "")
     _stack: contextlib.ExitStack = field(repr=False, default_factory=contextlib.ExitStack)
 
     @property
@@ -274,7 +275,8 @@ def open_scene_inputs(s2_path: str | Path, s1_path: str | Path) -> SceneInputs:
         _check(s2, s2_path, "Sentinel-2", S2_BANDS)
         _check_dtype(s2, s2_path, "Sentinel-2", S2_DTYPES, "L1C digital numbers")
         nodata = s2.nodata if s2.nodata is not None else 0.0
-        sample = _check_s2_content(s2, s2_path, float(nodata))
+        # judged now, so that the sample is freed before prediction allocates its strips
+        content_offset = offset_from_content(_check_s2_content(s2, s2_path, float(nodata)))
         s1 = stack.enter_context(_open(s1_path, "Sentinel-1"))
         _check(s1, s1_path, "Sentinel-1", S1_BANDS)
         _check_dtype(s1, s1_path, "Sentinel-1", S1_DTYPES, "backscatter in dB")
@@ -323,7 +325,7 @@ def open_scene_inputs(s2_path: str | Path, s1_path: str | Path) -> SceneInputs:
             s2_nodata=float(nodata),
             s1_coverage=float(min(coverage, 1.0)),
             s1_resampled=resampled,
-            s2_sample=sample,
+            s2_content_offset=content_offset,
             _stack=stack,
         )
     except BaseException:

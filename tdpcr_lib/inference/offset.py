@@ -107,7 +107,7 @@ def offset_from_content(sample: Any) -> tuple[int | None, str]:
     """
     import numpy as np
 
-    values = np.asarray(sample, dtype=np.float64)
+    values = np.asarray(sample)  # no float copy: this runs inside prediction's memory bound
     if values.ndim != 2 or values.shape[1] < 100:
         return None, "too few valid pixels to judge"
     floor = np.percentile(values, 1, axis=1)
@@ -127,7 +127,7 @@ def model_s2_offset(legend: str | None) -> int:
 
 
 def resolve_s2_offset(
-    requested: str | int, src: Any, path: Any, legend: str | None, sample: Any = None
+    requested: str | int, src: Any, path: Any, legend: str | None, content: tuple[int | None, str] | None = None
 ) -> tuple[int, str]:
     """The input offset to use and one line saying why.
 
@@ -139,9 +139,9 @@ def resolve_s2_offset(
         The open Sentinel-2 dataset and its path (for the message).
     legend
         The model's legend name (its training data's convention).
-    sample
-        ``(13, n)`` valid DN of the scene (:func:`offset_from_content`), judged when the file
-        declares nothing; ``None`` skips that step.
+    content
+        What the scene's pixels imply, ``(offset or None, evidence)`` from
+        :func:`offset_from_content`, used when the file declares nothing; ``None`` skips it.
     """
     declared, where = declared_s2_offset(src)
     model = model_s2_offset(legend)
@@ -154,7 +154,7 @@ def resolve_s2_offset(
         return offset, note
     if declared is not None:
         return declared, f"Sentinel-2 offset: {declared} DN, declared by {path} ({where})"
-    measured, evidence = offset_from_content(sample) if sample is not None else (None, "")
+    measured, evidence = content if content is not None else (None, "")
     if measured is not None:
         note = f"Sentinel-2 offset: {path} declares none; its content says {measured} DN ({evidence})"
         if measured != model:

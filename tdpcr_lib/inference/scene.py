@@ -214,7 +214,7 @@ def predict_scene(
                 )
             legend = getattr(getattr(getattr(model, "module", model), "config", None), "legend", None)
             inputs.s2_offset, note = resolve_s2_offset(
-                s2_offset, inputs.s2, describe_source(s2_cloudy), legend, inputs.s2_sample
+                s2_offset, inputs.s2, describe_source(s2_cloudy), legend, inputs.s2_content_offset
             )
             inputs.s2_shift = model_s2_offset(legend) - inputs.s2_offset
             log.info(note)
