@@ -139,7 +139,7 @@ def _session(path: Path, engine: str, threads: int) -> Any:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # No spin-waiting between operators: spinning threads took the cores that scene
         # prediction's reader and writer threads need (2 cores, full-size model, 1024² scene:
-        # 0.107 -> 0.124 Mpx/s, 0.85 -> 0.88 of the bare tile bound; benchmarks.engine_scene).
+        # 0.107 -> 0.122 Mpx/s, 0.85 -> 0.88 of the bare tile bound; benchmarks.engine_scene).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         return lambda optical, sar: session.run(None, {"optical": optical, "sar": sar})

@@ -108,16 +108,14 @@ def offset_from_content(sample: Any) -> tuple[int | None, str]:
     import numpy as np
 
     values = np.asarray(sample)  # no float copy: this runs inside prediction's memory bound
-    if values.ndim != 2 or values.shape[1] < 100:
+    if values.shape[1] < 100:
         return None, "too few valid pixels to judge"
-    floor = np.percentile(values, 1, axis=1)
+    floor = np.percentile(values, 1, axis=1)  # one value per band, in S2_BANDS order
     darkest = int(np.argmin(floor))
-    b10 = float(floor[B10_INDEX]) if values.shape[0] > B10_INDEX else float("nan")
     if float(floor[darkest]) < NO_OFFSET_BELOW_DN:
-        name = S2_BANDS[darkest] if darkest < len(S2_BANDS) else f"band {darkest + 1}"
-        return 0, f"the 1st percentile of {name} is {floor[darkest]:.0f} DN, impossible with +1000"
-    if float(floor.min()) >= OFFSET_FLOOR_DN:
-        return 1000, f"every band's 1st percentile is >= 1000 DN (B10: {b10:.0f} DN)"
+        return 0, f"the 1st percentile of {S2_BANDS[darkest]} is {floor[darkest]:.0f} DN, impossible with +1000"
+    if float(floor[darkest]) >= OFFSET_FLOOR_DN:
+        return 1000, f"every band's 1st percentile is >= 1000 DN (B10: {floor[B10_INDEX]:.0f} DN)"
     return None, f"1st percentiles {floor.min():.0f}-{floor.max():.0f} DN do not tell"
 
 

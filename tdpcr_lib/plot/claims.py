@@ -108,8 +108,7 @@ def plot_claims_vs_budget(
         for status, colour in STATUS_COLOURS.items()
         if status in statuses_seen
     ]
-    if handles:
-        figure.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=7, frameon=False)
+    figure.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=7, frameon=False)
     figure.suptitle(
         "Claims against budget: paired Δ (TDP-CR − other) on the validation tiles, 95 % t interval over seeds",
         fontsize=9,
