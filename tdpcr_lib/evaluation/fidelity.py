@@ -92,6 +92,7 @@ def statistics_from_arrays(tiles: Iterable[Mapping[str, Any]]) -> dict[str, Any]
     counts: dict[int, int] = {}
     psd: list[np.ndarray] = []
     fractions: dict[str, list[float]] = {}
+    cloud_sum, cloud_pixels = np.zeros(13), 0
     for tile in tiles:
         refl = (np.asarray(tile["s2"], dtype=np.float64) - tile["dn_offset"]) / 10000.0
         band_q.append(np.quantile(refl.reshape(13, -1), QUANTILES, axis=1).T)
@@ -109,6 +110,11 @@ def statistics_from_arrays(tiles: Iterable[Mapping[str, Any]]) -> dict[str, Any]
                 counts[int(code)] = counts.get(int(code), 0) + int(pick.sum())
         if tile.get("cloud_mask") is not None and tile.get("bucket"):
             fractions.setdefault(tile["bucket"], []).append(float(np.mean(tile["cloud_mask"])))
+        if tile.get("s2_cloudy") is not None and tile.get("cloud_mask") is not None:
+            cloudy = (np.asarray(tile["s2_cloudy"], dtype=np.float64) - tile["dn_offset"]) / 10000.0
+            pick = np.asarray(tile["cloud_mask"]) > 0.5
+            cloud_sum = cloud_sum + cloudy[:, pick].sum(axis=1)
+            cloud_pixels += int(pick.sum())
     return {
         "n_tiles": len(band_q),
         "band_quantiles": np.stack(band_q).tolist() if band_q else [],
@@ -117,6 +123,9 @@ def statistics_from_arrays(tiles: Iterable[Mapping[str, Any]]) -> dict[str, Any]
         "class_pixels": {str(c): counts[c] for c in sorted(counts)},
         "psd": np.mean(psd, axis=0).tolist() if psd else [],
         "cloud_fraction": fractions,
+        # mean TOA spectrum of the cloudy image inside the cloud mask: what a cloud looks like per
+        # band (B09/B10 tell low clouds from high ones)
+        "cloud_spectrum": (cloud_sum / cloud_pixels).tolist() if cloud_pixels else [],
     }
 
 
@@ -175,6 +184,7 @@ def twin_tiles(root: str | Path, max_tiles: int = 100) -> list[dict[str, Any]]:
                 "s1": read_modality(files["s1"], "s1"),
                 "land_cover": read_modality(files["land_cover_maps"], "land_cover_maps")[0],
                 "cloud_mask": read_modality(files["cloud_detection_results"], "cloud_detection_results")[0],
+                "s2_cloudy": read_modality(files["s2_cloudy"], "s2_cloudy"),
                 "bucket": record.bucket,
                 "dn_offset": DN_OFFSET["synthetic"],
             }
@@ -208,8 +218,9 @@ def fidelity_distances(twin: Mapping[str, Any], real: Mapping[str, Mapping[str, 
         ``band_wasserstein`` / ``band_ks`` (per band, reflectance), ``band_wasserstein_mean``,
         ``band_ks_mean``, ``class_spectra_mae`` (per code present in both), ``s1_wasserstein_db``
         / ``s1_ks`` (per polarisation), ``psd_log10_mae`` (per band), ``psd_log10_mae_mean``,
-        ``cloud_fraction_wasserstein`` (per bucket with real samples), ``real_tiles``,
-        ``twin_tiles``.
+        ``cloud_fraction_wasserstein`` (per bucket with real samples), ``cloud_spectrum_mae``
+        (mean spectra of the cloudy images inside their cloud masks; None without real clouds),
+        ``real_tiles``, ``twin_tiles``.
     """
     sources = list(real.values())
     out: dict[str, Any] = {"twin_tiles": twin["n_tiles"], "real_tiles": {k: v["n_tiles"] for k, v in real.items()}}
@@ -249,6 +260,11 @@ def fidelity_distances(twin: Mapping[str, Any], real: Mapping[str, Mapping[str, 
         if real_f and twin_f:
             cover[bucket] = float(wasserstein_distance(twin_f, real_f))
     out["cloud_fraction_wasserstein"] = cover
+    real_clouds = [np.asarray(s["cloud_spectrum"]) for s in sources if len(s.get("cloud_spectrum", []))]
+    twin_clouds = np.asarray(twin.get("cloud_spectrum", []))
+    out["cloud_spectrum_mae"] = (
+        float(np.mean(np.abs(twin_clouds - np.mean(real_clouds, axis=0)))) if real_clouds and twin_clouds.size else None
+    )
     return out
 
 
@@ -262,6 +278,10 @@ def jsonable(obj: Any) -> Any:
     if isinstance(obj, float) and not np.isfinite(obj):
         return None
     return obj
+
+
+def _or_nan(value: float | None) -> float:
+    return float("nan") if value is None else float(value)
 
 
 def summary_row(distances: Mapping[str, Any]) -> dict[str, float]:
@@ -278,5 +298,6 @@ def summary_row(distances: Mapping[str, Any]) -> dict[str, float]:
         "S1 VH W1 (dB)": s1["VH"],
         "S1 KS (mean VV, VH)": float(np.mean(list(distances["s1_ks"].values()))),
         "power spectrum log10 MAE": distances["psd_log10_mae_mean"],
+        "cloud spectrum MAE (reflectance)": _or_nan(distances.get("cloud_spectrum_mae")),
         "cloud cover W1 (mean over buckets)": float(np.mean(list(cover.values()))) if cover else float("nan"),
     }

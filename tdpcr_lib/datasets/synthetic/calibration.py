@@ -75,8 +75,9 @@ def draw_conditions(rng: np.random.Generator) -> dict[str, Any]:
     -------
     dict
         ``season`` (name), ``illumination`` (gain), ``vigour`` (vegetation NIR scale),
-        ``moisture`` in [0, 1], ``snow`` (fraction of the tile, 0 if none), ``haze_aod`` (0 if
-        none), ``haze_angstrom``, ``cirrus_b10`` (B10 reflectance of the cirrus layer, 0 if none).
+        ``moisture`` in [0, 1], ``snow`` (fraction of the tile, 0 if none), ``path_scale``
+        (factor on the clear-sky path reflectance), ``haze_aod`` (0 if none), ``haze_angstrom``,
+        ``cirrus_b10`` (B10 reflectance of the cirrus layer, 0 if none).
     """
     cal = load_calibration()
     seasons, atmosphere = cal["seasons"], cal["atmosphere"]
@@ -92,6 +93,7 @@ def draw_conditions(rng: np.random.Generator) -> dict[str, Any]:
         "vigour": float(seasons["vigour"][s]),
         "moisture": float(rng.uniform(m_lo, m_hi)),
         "snow": float(rng.uniform(*seasons["snow_cover"])) if snowy else 0.0,
+        "path_scale": float(rng.uniform(*atmosphere["path_scale"])),
         "haze_aod": float(rng.uniform(*atmosphere["haze_aod"])) if hazy else 0.0,
         "haze_angstrom": float(rng.uniform(*atmosphere["haze_angstrom"])),
         "cirrus_b10": float(rng.uniform(*atmosphere["cirrus_b10"])) if cirrus else 0.0,

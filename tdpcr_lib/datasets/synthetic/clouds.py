@@ -17,8 +17,8 @@ from scipy.ndimage import gaussian_filter
 from tdpcr_lib.datasets.synthetic.calibration import cloud_spectrum, load_calibration
 from tdpcr_lib.datasets.synthetic.landscape import S2_WAVELENGTHS_NM, _smooth_noise
 
-#: Reflectance of an opaque cloud per band (bright and flat in VNIR, darker in B09/SWIR, seen in
-#: B10); from ``twin_calibration.json``.
+#: Reflectance of an opaque low cloud per band (bright and nearly flat in VNIR and B11, B09 absorbed
+#: above it, invisible in B10); from ``twin_calibration.json``.
 CLOUD_SPECTRUM = cloud_spectrum()
 
 
@@ -199,7 +199,15 @@ def simulate_clouds(
     image = torch.from_numpy(other_date.astype(np.float32))[None]
     cloud = torch.from_numpy(per_band)[None]
     blurred = _local_blur(image, 2.0 * cloud.mean(1))
-    brightness = torch.from_numpy(CLOUD_SPECTRUM * rng.uniform(0.85, 1.05))
+    spectrum = CLOUD_SPECTRUM * rng.uniform(0.85, 1.05)
+    atmosphere = load_calibration()["atmosphere"]
+    # Most clouds are low: B09 is absorbed above them and B10 does not see them. A few high tops
+    # are bright in both; a model that saw only those would take B10 for its cloud detector.
+    high_top = bool(rng.random() < atmosphere["high_top_probability"])
+    if high_top:
+        (b09_lo, b09_hi), (b10_lo, b10_hi) = atmosphere["high_top_b09_b10"]
+        spectrum[9], spectrum[10] = rng.uniform(b09_lo, b09_hi), rng.uniform(b10_lo, b10_hi)
+    brightness = torch.from_numpy(spectrum.astype(np.float32))
     shadow_t = torch.from_numpy(shadow.astype(np.float32))[None, None].expand(1, bands, height, width)
     with torch.no_grad():
         cloudy = mix(
@@ -210,6 +218,7 @@ def simulate_clouds(
         "target_fraction": fraction,
         "top_thickness": float(top),
         "alpha": float(alpha),
+        "high_top": high_top,
         "shadow_offset_px": [dy, dx],
     }
     return cloudy[0].numpy().astype(np.float32), mask.astype(np.float32), info

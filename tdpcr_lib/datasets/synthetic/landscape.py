@@ -183,7 +183,7 @@ def make_clear_reflectance(
         snow = np.asarray(cal["seasons"]["snow_spectrum"], dtype=np.float32)[:, None, None] - path
         refl = refl * (1 - cover) + snow * cover
     # illumination scales the surface signal; the path term is the atmosphere's, not the sun's
-    refl = np.maximum(refl, 0) * cond["illumination"] + path
+    refl = np.maximum(refl, 0) * cond["illumination"] + path * cond.get("path_scale", 1.0)
     refl = gaussian_filter(refl, (0, cal["texture"]["mixed_pixel_sigma_px"], cal["texture"]["mixed_pixel_sigma_px"]))
     refl += rng.normal(0, 1, refl.shape).astype(np.float32) * (0.008 * refl + 0.0003)
     return np.clip(refl, 0, None).astype(np.float32)
