@@ -67,7 +67,7 @@ from tdpcr_lib.evaluation.tables import (
     readable,
     readable_record,
 )
-from tdpcr_lib.evaluation.transfer import domain_warnings, transfer_check, transfer_display, transfer_markdown
+from tdpcr_lib.evaluation.transfer import transfer_check, transfer_display, transfer_markdown
 from tdpcr_lib.metrics.results import CR_METRICS, to_records, value, wide
 from tdpcr_lib.models.checkpoint import load_model, read_meta
 from tdpcr_lib.notebook import setup
@@ -248,7 +248,8 @@ atomic_write_text(
     transfer_markdown(transfer_table, str(checkpoint), "figures/03_evaluate_transfer.png"),
 )
 display(figure)
-print("Domain check:", "; ".join(domain_warnings(transfer_table)) or "no warning for these files.")
+for sample, warning in transfer_table["domain_warning"].items():
+    print(f"Domain check, {sample}: {warning or 'no warning'}")
 transfer_display(transfer_table)
 
 # %% [markdown]

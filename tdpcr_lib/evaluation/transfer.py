@@ -122,8 +122,8 @@ TRANSFER_SHOWN: dict[str, Shown] = {
 
 def transfer_display(table: pd.DataFrame) -> pd.DataFrame:
     """:func:`transfer_check`'s table for people: headings with units, rounded, columns in
-    reading order; the domain warning (one sentence, the same for every row) is left out,
-    :func:`domain_warnings` gives it once."""
+    reading order; the domain warning is left out (too long for a cell): notebook 03 and
+    :func:`transfer_markdown` give it one line per sample."""
     return readable(table[[c for c in TRANSFER_SHOWN if c in table.columns]], TRANSFER_SHOWN)
 
 
