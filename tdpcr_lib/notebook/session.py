@@ -27,6 +27,7 @@ from typing import Any
 
 from tdpcr_lib.core.paths import RUNS_DIR
 from tdpcr_lib.datasets.sources import data_source, ensure_dataset
+from tdpcr_lib.datasets.synthetic.tiles import read_synthetic_info
 from tdpcr_lib.notebook.display import show_figures_inline
 from tdpcr_lib.notebook.record import RunRecord, resolve_reports_dir
 
@@ -108,12 +109,12 @@ def setup(
         source = namespace.get("SOURCE", "synthetic")
         data_root = ensure_dataset(namespace["DATA_ROOT"] or data_source(source).default_root, source)
     paths = {"data_root": data_root, "runs_dir": runs_dir}
+    derived: dict[str, Any] = {k: str(v) for k, v in paths.items() if v is not None}
+    twin = read_synthetic_info(data_root) if data_root is not None else None
+    if twin:  # numbers on the twin depend on its calibration: every record names the version
+        derived["twin_version"] = twin.get("twin_version")
     record = RunRecord.from_parameters_cell(
-        name,
-        namespace,
-        device=device,
-        metrics_dir=reports_dir / "metrics",
-        resolved={**{k: str(v) for k, v in paths.items() if v is not None}, **(resolved or {})},
+        name, namespace, device=device, metrics_dir=reports_dir / "metrics", resolved={**derived, **(resolved or {})}
     )
     return NotebookSession(
         name=name,

@@ -62,6 +62,14 @@ def test_a_smoke_run_reports_to_its_own_folder_and_records_the_parameters_cell(p
     assert written["resolved"] == {"data_root": str(tmp_path / "ready"), "runs_dir": "/somewhere/runs"}
 
 
+def test_a_record_on_the_twin_names_the_twin_version(prepared, tmp_path):
+    """Numbers on the twin depend on its calibration, so the record says which twin made them."""
+    (tmp_path / "ready").mkdir()
+    (tmp_path / "ready" / "synthetic.json").write_text(json.dumps({"twin_version": "9.9"}))
+    nb = setup("03_evaluate", evaluate_parameters())
+    assert json.loads(nb.record.write({}).read_text())["resolved"]["twin_version"] == "9.9"
+
+
 def test_defaults_follow_the_source_and_the_project_folders(prepared, tmp_path):
     nb = setup("03_evaluate", evaluate_parameters(DATA_ROOT=None, RUNS_DIR=None, SOURCE="sen12mscr", SMOKE=False))
     assert prepared == [(data_source("sen12mscr").default_root, "sen12mscr")]
