@@ -139,7 +139,7 @@ def test_verdicts_page_states_provenance_and_each_claim(tmp_path):
     assert "Indicative only" in verdicts.verdicts_markdown(verdicts.load_record(quick))
     assert "synthetic twin** (not" in text  # a record without the twin's version claims none
     versioned = _record(tmp_path, resolved={"budget": {"mode": "default"}, "twin_version": "2.1"})
-    assert "synthetic twin** (version 2.1)" in verdicts.verdicts_markdown(verdicts.load_record(versioned))
+    assert "synthetic twin, version 2.1** (not" in verdicts.verdicts_markdown(verdicts.load_record(versioned))
 
 
 def test_readme_table_puts_each_claims_budgets_side_by_side_settled_rows_first(tmp_path):

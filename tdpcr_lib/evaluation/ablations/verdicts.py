@@ -265,9 +265,9 @@ def provenance(record: Mapping[str, Any], timings: Mapping[str, Any] | None = No
     seeds = sorted({r["seed"] for r in runs})
     mode = budget.get("mode", "?")
     twin = (record.get("resolved") or {}).get("twin_version")
+    data = f"synthetic twin, version {twin}" if twin else "synthetic twin"
     text = (
-        f"These are verdicts on the **synthetic twin**{f' (version {twin})' if twin else ''} "
-        f"(not the real LuojiaSET-OSFCR), from "
+        f"These are verdicts on the **{data}** (not the real LuojiaSET-OSFCR), from "
         f"TDP-CR at the width-scaled '{budget.get('model_size', '?')}' size "
         f"({', '.join(sizes) or '?'} parameters; the paper's model has 2.40 M), "
         f"budget mode '{mode}' ({budget.get('phase1_steps', '?')} + "
