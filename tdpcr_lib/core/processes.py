@@ -43,9 +43,11 @@ def stop_pool(pool: ProcessPoolExecutor) -> None:
     # ``_processes`` is the executor's pid -> Process map; there is no public way to end a worker
     # that is busy, and shutdown(wait=True) would wait for its whole training run.
     processes = list((getattr(pool, "_processes", None) or {}).values())
+    # cancel first: a run still waiting is cancelled; one already handed to a worker's queue
+    # cannot be, and fails with BrokenProcessPool once its worker is gone
+    pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         if process.is_alive():
             process.terminate()
-    pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         process.join(timeout=10)
