@@ -306,3 +306,31 @@ def test_wheel_end_to_end(tmp_path):
     assert sorted(p.name for p in notebooks.iterdir()) == ["00_get_data.ipynb"]
     lap("reproduce 00")
     print(f"wheel end to end: {sum(timings.values()):.0f} s {timings}")
+
+
+@pytest.mark.parametrize(
+    "generated",
+    [
+        "reports/html/index.html",  # tdpcr report html, run by make reproduce
+        "reports/long/metrics/04_ablations.json",  # tdpcr reproduce --budget long
+        "reports/long/figures/03_evaluate_transfer.png",
+        "reports/smoke/verdicts.md",
+        "reports/executed/03_evaluate.ipynb",
+        "reports/metrics/reproduce.json",
+        "reports/transfer_check.md",
+        "runs/phase2/best/model.safetensors",
+        "data/synthetic_luojiaset/synthetic.json",
+    ],
+)
+def test_what_the_main_job_writes_stays_out_of_git(generated):
+    """After `make reproduce` a `git add -A` must not pick up outputs (no outputs in git)."""
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    result = subprocess.run(["git", "check-ignore", "-q", "--no-index", generated], cwd=REPO)
+    assert result.returncode == 0, f"{generated} is not git-ignored"
+
+
+def test_the_reports_readme_stays_tracked():
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    assert subprocess.run(["git", "check-ignore", "-q", "--no-index", "reports/README.md"], cwd=REPO).returncode == 1
