@@ -221,8 +221,10 @@ def plot_comparison(
     for row, name in enumerate(models, start=1):
         out = outputs[name]
         show(axes[row, 0], band_composite(out["reconstruction"], composite, reference=target), "reconstruction")
-        # the model name (and budget) as the row label: titles of long names would be clipped
-        axes[row, 0].set_ylabel((row_titles or {}).get(name, name), fontsize=7, fontweight="bold")
+        # the model name (and budget) as the row label: titles of long names would be clipped;
+        # the size on a line of its own, or the label runs past its row into the next one's
+        label = (row_titles or {}).get(name, name).replace(" · ", "\n")
+        axes[row, 0].set_ylabel(label, fontsize=6, fontweight="bold")
         error_image = show(
             axes[row, 1], errors[name], "|error| (band mean)", rgb=False, cmap="magma", vmin=0, vmax=err_max
         )
