@@ -308,6 +308,13 @@ def test_wheel_end_to_end(tmp_path):
     print(f"wheel end to end: {sum(timings.values()):.0f} s {timings}")
 
 
+@pytest.fixture
+def git_checkout() -> None:
+    """Skip unless the tests run from a git checkout with git installed (not from a wheel)."""
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+
+
 @pytest.mark.parametrize(
     "generated",
     [
@@ -322,15 +329,11 @@ def test_wheel_end_to_end(tmp_path):
         "data/synthetic_luojiaset/synthetic.json",
     ],
 )
-def test_what_the_main_job_writes_stays_out_of_git(generated):
+def test_what_the_main_job_writes_stays_out_of_git(generated, git_checkout):
     """After `make reproduce` a `git add -A` must not pick up outputs (no outputs in git)."""
-    if shutil.which("git") is None or not (REPO / ".git").exists():
-        pytest.skip("not a git checkout")
     result = subprocess.run(["git", "check-ignore", "-q", "--no-index", generated], cwd=REPO)
     assert result.returncode == 0, f"{generated} is not git-ignored"
 
 
-def test_the_reports_readme_stays_tracked():
-    if shutil.which("git") is None or not (REPO / ".git").exists():
-        pytest.skip("not a git checkout")
+def test_the_reports_readme_stays_tracked(git_checkout):
     assert subprocess.run(["git", "check-ignore", "-q", "--no-index", "reports/README.md"], cwd=REPO).returncode == 1

@@ -114,10 +114,11 @@ def test_content_is_learnable(tiny_luojiaset_root):
     reflectance across tiles mixes classes, as in real scenes; a network sees the tile's context.
     """
     ds = LuojiaSETOSFCR(tiny_luojiaset_root, "train")
-    optical, sar, labels = [], [], []
+    raw, optical, sar, labels = [], [], [], []
     for index in range(len(ds)):
         sample = ds[index]
         spectra = sample["target"].numpy().reshape(13, -1)
+        raw.append(spectra)
         optical.append(spectra / spectra.mean(axis=1, keepdims=True))
         sar.append(uniform_filter(sample["sar"].numpy(), (0, 5, 5)).reshape(2, -1))
         labels.append(sample["mask"].numpy().ravel())
@@ -131,7 +132,7 @@ def test_content_is_learnable(tiny_luojiaset_root):
         distance = (((features[half:, None] - centroids[None]) / scale) ** 2).sum(-1)
         accuracy = float((np.asarray(present)[distance.argmin(1)] == y[half:]).mean())
         assert accuracy > minimum, (accuracy, minimum)
-    x = np.concatenate([ds[i]["target"].numpy().reshape(13, -1) for i in range(len(ds))], 1).T
+    x = np.concatenate(raw, 1).T
     ndvi = (x[:, 7] - x[:, 3]) / (x[:, 7] + x[:, 3])
     assert ndvi[y == 6].mean() > ndvi[y == 5].mean() > ndvi[y == 1].mean()  # forest > grass > water
     vv = np.concatenate(sar, 1).T[:, 0]
